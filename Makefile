@@ -1,0 +1,102 @@
+# pyspyc - a sampling profiler for CPython.
+#
+#   make            build ./pyspyc (objects under build/)
+#   make test       install missing deps, build, run every test
+#   make demo       install missing deps, build, profile the bundled web app
+#   make install    PREFIX=/usr/local DESTDIR=
+#   make SAN=1      AddressSanitizer + UndefinedBehaviorSanitizer build
+#   make V=1        show full commands
+
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
+DESTDIR ?=
+
+CC      ?= cc
+BUILD   ?= build
+VERSION := 0.1.0
+
+PKGS    := libelf zlib
+TEST_PKGS := libxml-2.0
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+           -Wimplicit-fallthrough -Wformat=2 -Wvla -Wmissing-prototypes
+CFLAGS  ?= -O2 -g
+CPPFLAGS += -Iinclude -D_GNU_SOURCE -DPYSPYC_VERSION='"$(VERSION)"'
+ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP
+LDLIBS  += $(PKG_LIBS) -lpthread -lm
+
+ifeq ($(SAN),1)
+BUILD   := build-san
+ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+ifneq ($(V),1)
+Q := @
+E := @echo
+else
+Q :=
+E := @true
+endif
+
+SRCS      := $(sort $(wildcard src/*.c))
+LIB_SRCS  := $(filter-out src/main.c,$(SRCS))
+OBJS      := $(SRCS:src/%.c=$(BUILD)/src/%.o)
+LIB_OBJS  := $(LIB_SRCS:src/%.c=$(BUILD)/src/%.o)
+TEST_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+ifeq ($(SAN),1)
+PROG := $(BUILD)/pyspyc
+else
+PROG := pyspyc
+endif
+
+.DELETE_ON_ERROR:
+.PHONY: all test unit demo install uninstall clean deps
+
+all: $(PROG)
+
+$(PROG): $(OBJS)
+	$(E) "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/src/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(E) "  CC      $<"
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(E) "  TEST-CC $<"
+	$(Q)$(CC) $(CPPFLAGS) -Itests/unit $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS) $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null) -lcmocka
+
+unit: $(TEST_BINS)
+
+deps:
+	$(Q)./scripts/install-deps.sh
+
+# `make test` and `make demo` install what is missing first, then build.
+test: deps
+	$(Q)$(MAKE) --no-print-directory all unit
+	$(Q)PYSPYC=$(abspath $(PROG)) BUILD=$(BUILD) ./tests/run.sh
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)PYSPYC=$(abspath $(PROG)) ./scripts/demo.sh
+
+install: $(PROG)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 0755 $(PROG) $(DESTDIR)$(BINDIR)/pyspyc
+	install -m 0644 man/pyspyc.1 $(DESTDIR)$(MANDIR)/man1/pyspyc.1
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/pyspyc $(DESTDIR)$(MANDIR)/man1/pyspyc.1
+
+clean:
+	rm -rf build build-san pyspyc
+
+-include $(OBJS:.o=.d)

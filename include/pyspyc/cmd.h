@@ -1,0 +1,8 @@
+/* cmd.h - subcommands.  Each orchestrates library calls, prints, and returns
+ * an exit status (cli.h); none holds low-level logic. */
+#ifndef PYSPYC_CMD_H
+#define PYSPYC_CMD_H
+
+int cmd_record(int argc, char **argv);
+
+#endif

@@ -1,0 +1,60 @@
+/* proc.h - the target process: remote reads, memory maps, threads.
+ *
+ * struct rmem reads the target's memory with process_vm_readv.  Every read is
+ * bounded by the caller's buffer; a read that returns fewer bytes than asked
+ * fails with -EFAULT (the address was not mapped), so partial data never
+ * looks like success.  After the target exits, reads fail with -ESRCH.
+ */
+#ifndef PYSPYC_PROC_H
+#define PYSPYC_PROC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+struct rmem {
+	pid_t pid;
+	uint64_t reads;   /* syscalls issued, for statistics */
+};
+
+void rmem_init(struct rmem *m, pid_t pid);
+
+/* Read len bytes at remote address addr into buf.  0 or -errno (-EFAULT for
+ * an unmapped or short read, -ESRCH when the process is gone, -EPERM). */
+int rmem_read(struct rmem *m, uint64_t addr, void *buf, size_t len);
+
+/* One syscall for several reads: local[i] receives remote[i].  All-or-
+ * nothing: 0 when every byte arrived, else -errno as rmem_read.  At most
+ * RMEM_MAX_IOV pairs. */
+#define RMEM_MAX_IOV 1024
+int rmem_readv(struct rmem *m, const struct iovec *local,
+	       const struct iovec *remote, size_t n);
+
+/* Read a pointer-sized value. */
+int rmem_read_ptr(struct rmem *m, uint64_t addr, uint64_t *out);
+
+/* One mapping of /proc/PID/maps that is backed by a file. */
+struct proc_map {
+	uint64_t start, end, offset;
+	unsigned int prot;   /* PROT_READ | PROT_WRITE | PROT_EXEC */
+	char path[4096];
+};
+
+/* Call fn for every file-backed mapping of pid, in address order; fn returns
+ * non-zero to stop (that value is returned).  Returns 0, the callback's
+ * value, or -errno (-ESRCH: no such process, -EACCES/-EPERM: not allowed). */
+int proc_maps_foreach(pid_t pid, int (*fn)(const struct proc_map *m, void *ctx),
+		      void *ctx);
+
+/* Process state letter from /proc/PID/stat ('R', 'S', 'Z', ...), or -errno. */
+int proc_state(pid_t pid);
+
+/* 1 if pid is a kernel thread, 0 if not, -errno. */
+int proc_is_kernel_thread(pid_t pid);
+
+/* The command line with NULs turned into spaces, printable (control bytes
+ * replaced), at most size-1 bytes.  0 or -errno. */
+int proc_cmdline(pid_t pid, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,59 @@
+/* py_code.h - raw stacks -> interned frames, through a code-object cache.
+ *
+ * The symbolizer owns a per-process cache from code-object address to what
+ * the profile needs of it: name and file (as string ids in the stacktab), its
+ * kind, and its decoded line table.  Each sample checks every code object it
+ * uses with one batched read of a small window of the object (type, name,
+ * file and line-table pointers, first line, size): an address freed and
+ * reused by another code object no longer matches and is resolved afresh, so
+ * a stale entry is never reported under the wrong name.
+ *
+ * Not thread-safe: one symbolizer per sampler thread.  The stacktab it feeds
+ * is shared and lock-free.
+ */
+#ifndef PYSPYC_PY_CODE_H
+#define PYSPYC_PY_CODE_H
+
+#include <stdint.h>
+
+#include "pyspyc/proc.h"
+#include "pyspyc/py_runtime.h"
+#include "pyspyc/py_walk.h"
+#include "pyspyc/stacktab.h"
+
+struct sym_opts {
+	int full_filenames;   /* keep co_filename whole */
+	int lineno;           /* 0: no line numbers (--nolineno) */
+	int function;         /* 1: first line of the function (--function) */
+};
+
+struct sym_stats {
+	uint64_t stacks;       /* thread stacks added */
+	uint64_t dropped;      /* stacks lost to a full table */
+	uint64_t torn;         /* stacks whose code objects did not validate */
+	uint64_t code_misses;  /* code objects resolved */
+	uint64_t errors;       /* code objects that could not be resolved */
+};
+
+struct py_symbolizer;
+
+int py_sym_new(struct py_symbolizer **out, const struct py_target *t,
+	       struct rmem *mem, struct stacktab *tab, const struct sym_opts *o);
+void py_sym_free(struct py_symbolizer *s);
+
+/* Validate, symbolize and count every thread stack of one raw sample. */
+void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
+		struct sym_stats *st);
+
+/* Shorten a file name the way the profile shows it: relative to the nearest
+ * ancestor directory that has no __init__.py, looked up under root (e.g.
+ * "/proc/PID/root"; "" for the local file system).  Names that are not
+ * absolute paths are kept.  Writes a NUL-terminated result of at most
+ * size-1 bytes into out. */
+void py_shorten_filename(const char *root, const char *file, char *out,
+			 size_t size);
+
+/* The kind of code a file name belongs to (enum frame_kind). */
+int py_file_kind(const char *file, const char *stdlib_prefix);
+
+#endif

@@ -1,0 +1,40 @@
+/* py_runtime.h - find the CPython interpreter in a target process.
+ *
+ * Looks at the target's mappings for the main executable and any libpython
+ * shared object, opens each through /proc/PID/root (so containers work), and
+ * finds _PyRuntime with libelf.  The version comes from Py_Version, else the
+ * version string in the file name.  The candidate is validated by reading it:
+ * the interpreter list head must be mapped and its first thread state must
+ * point back to it.
+ */
+#ifndef PYSPYC_PY_RUNTIME_H
+#define PYSPYC_PY_RUNTIME_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "pyspyc/proc.h"
+#include "pyspyc/py_layout.h"
+
+struct py_target {
+	pid_t pid;
+	uint32_t version_hex;        /* PY_VERSION_HEX, e.g. 0x030b07f0 */
+	const struct py_layout *layout;
+	uint64_t runtime;            /* address of _PyRuntime */
+	uint64_t code_type;          /* address of PyCode_Type, 0 if unknown */
+	uint64_t interp;             /* main interpreter state */
+	char binary[4096];           /* path of the file holding the runtime */
+	char stdlib_prefix[512];     /* e.g. "/usr/lib/python3.11/" or "" */
+};
+
+/* Find and validate the interpreter of pid.  Returns 0, or:
+ *   -ESRCH            no such process (or it exited)
+ *   -EPERM / -EACCES  not allowed to read it
+ *   -ENOEXEC          no Python interpreter found in it
+ *   -EPROTONOSUPPORT  a Python whose version has no layout
+ *                     (t->version_hex says which)
+ *   -EAGAIN           Python, but the interpreter is not initialised yet
+ *                     (a just-launched process: try again shortly) */
+int py_target_find(struct py_target *t, pid_t pid);
+
+#endif

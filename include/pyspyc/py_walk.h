@@ -1,0 +1,80 @@
+/* py_walk.h - read every thread's Python stack out of the target.
+ *
+ * The walker turns the target's thread states and frames into raw stacks:
+ * per thread, the (code object address, instruction address) of each frame,
+ * innermost first.  It does no symbolization; that is py_code.h's job.
+ *
+ * Cost is the point of this module.  A sample of N threads takes, in the
+ * steady state, three process_vm_readv calls whatever N is:
+ *   1. the thread-list head and every thread state seen last time, in one
+ *      call (checked against the list; re-walked one by one if it changed);
+ *   2. every thread's current frame pointer and the live part of its frame
+ *      data-stack chunk, in one call: frames are then walked locally;
+ *   3. (py_code) one small window of every distinct code object, to check
+ *      the cache still describes the object at that address.
+ * Frames outside the copied chunks (generators, older chunks of deep
+ * stacks) cost one more read each.
+ *
+ * Remote memory is hostile: thread and frame counts are capped, chains are
+ * checked for cycles, and every address is bounds-checked against the copy
+ * it is read from.
+ */
+#ifndef PYSPYC_PY_WALK_H
+#define PYSPYC_PY_WALK_H
+
+#include <stdint.h>
+
+#include "pyspyc/proc.h"
+#include "pyspyc/py_runtime.h"
+
+struct raw_frame {
+	uint64_t code;   /* PyCodeObject address (unvalidated) */
+	uint64_t instr;  /* instruction pointer / lasti as the version keeps it */
+	uint32_t owner;  /* frame owner (generator, thread, ...) */
+};
+
+#define RAW_TRUNCATED 0x1 /* depth cap hit: root-side frames are missing */
+#define RAW_TORN 0x2      /* the stack changed under the walker: drop it */
+
+struct raw_thread {
+	uint64_t tstate;
+	uint64_t thread_id;   /* pthread id */
+	int32_t native_tid;   /* OS thread id, 0 if unknown */
+	uint32_t flags;       /* RAW_* */
+	uint32_t first;       /* index of the innermost frame in sample.frames */
+	uint32_t depth;
+};
+
+struct raw_sample {
+	struct raw_thread *threads;
+	uint32_t nthreads;
+	struct raw_frame *frames;
+	uint32_t nframes;
+};
+
+struct walk_opts {
+	uint32_t max_depth;    /* frames per thread before truncation */
+	uint32_t max_threads;  /* threads per process */
+};
+
+struct walk_stats {
+	uint64_t torn;         /* thread stacks dropped as inconsistent */
+	uint64_t slow_reads;   /* frames read one by one */
+};
+
+struct py_walker;
+
+int py_walker_new(struct py_walker **out, const struct py_target *t,
+		  const struct walk_opts *o);
+void py_walker_free(struct py_walker *w);
+
+/* The walker's remote-memory handle (shared with the symbolizer). */
+struct rmem *py_walker_mem(struct py_walker *w);
+
+/* Read all threads now.  *out points into the walker and is valid until the
+ * next call.  Returns 0, -ESRCH when the target is gone, or another -errno
+ * when the thread list itself could not be read (an error sample). */
+int py_walker_sample(struct py_walker *w, struct raw_sample **out,
+		     struct walk_stats *st);
+
+#endif

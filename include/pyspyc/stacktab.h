@@ -1,0 +1,64 @@
+/* stacktab.h - the live, lock-free aggregation of samples.
+ *
+ * A stacktab owns three interning tables (strings, frames, stacks) and one
+ * counter per stack.  Sampler threads call stacktab_string/_frame/_add
+ * concurrently without locks; at the end of the run one thread turns it into
+ * an immutable struct profile with stacktab_snapshot().
+ *
+ * Ids are dense and stable for the life of the table, so samplers cache them
+ * (a code object caches its name and file ids, a (code, line) pair its frame
+ * id) and the hot path is: intern the stack's id array, add one.
+ */
+#ifndef PYSPYC_STACKTAB_H
+#define PYSPYC_STACKTAB_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "pyspyc/profile.h"
+
+struct stacktab;
+
+struct stacktab_limits {
+	uint32_t max_stacks;  /* unique stacks (--max-stacks) */
+	uint32_t max_frames;  /* unique frames */
+	uint32_t max_strings; /* unique strings */
+};
+
+/* The key a frame is interned by. */
+struct frame_key {
+	uint32_t name;  /* string id */
+	uint32_t file;  /* string id */
+	int32_t line;   /* 0: none */
+	uint32_t kind;  /* enum frame_kind */
+};
+
+int stacktab_new(struct stacktab **out, const struct stacktab_limits *lim);
+void stacktab_free(struct stacktab *t);
+
+/* Intern a string / a frame.  0 or -ENOSPC (which table: see
+ * stacktab_full()). */
+int stacktab_string(struct stacktab *t, const char *s, size_t len, uint32_t *id);
+int stacktab_frame(struct stacktab *t, const struct frame_key *k, uint32_t *id);
+
+/* Count `count` samples of the stack frames[0..depth) (frame ids, root
+ * first).  Returns 0 or -ENOSPC when the stack table is full; the caller
+ * counts the dropped sample. */
+int stacktab_add(struct stacktab *t, const uint32_t *frames, uint32_t depth,
+		 uint64_t count);
+
+/* Which bound was hit first, as the name of the option that raises it, or
+ * NULL when none was. */
+const char *stacktab_full(const struct stacktab *t);
+
+/* Unique stacks so far. */
+uint32_t stacktab_nstacks(const struct stacktab *t);
+
+/* Build an immutable, sorted profile from the table.  The profile borrows the
+ * table's strings: release it (profile_release) before stacktab_free.  Not
+ * concurrent with inserts.  Returns 0 or -ENOMEM. */
+int stacktab_snapshot(const struct stacktab *t, struct profile *p);
+
+/* Free what stacktab_snapshot allocated in p. Accepts a zeroed profile. */
+void profile_release(struct profile *p);
+
+#endif

@@ -1,0 +1,27 @@
+#!/bin/sh
+# Install every Debian package pyspyc's build, tests and demo need.
+# Idempotent: when everything is present it does nothing and touches no
+# network.  Run as root (apt-get); as another user it only reports.
+set -eu
+
+PKGS="build-essential pkg-config libelf-dev libunwind-dev libbpf-dev zlib1g-dev \
+libcmocka-dev libxml2-dev python3 python3-pytest libxml2-utils procps"
+
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+		missing="$missing $p"
+	fi
+done
+
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+	echo "install-deps: missing packages:$missing (run as root to install)" >&2
+	exit 1
+fi
+echo "install-deps: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

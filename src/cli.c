@@ -1,0 +1,224 @@
+/* cli.c - table-driven option parsing and help. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pyspyc/cli.h"
+
+int cli_parse_double(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	if (!s || !*s || strchr(" \t\n", *s))
+		return -EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (*end || end == s)
+		return -EINVAL;
+	if (errno == ERANGE || !isfinite(v))
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+int cli_parse_ll(const char *s, long long *out)
+{
+	char *end;
+	long long v;
+
+	if (!s || !*s || strchr(" \t\n", *s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (*end || end == s)
+		return -EINVAL;
+	if (errno == ERANGE)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+static const struct opt *find_long(const struct cmd_usage *u, const char *name,
+				   size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < u->nopts; i++)
+		if (strlen(u->opts[i].long_name) == len &&
+		    !strncmp(u->opts[i].long_name, name, len))
+			return &u->opts[i];
+	return NULL;
+}
+
+static const struct opt *find_short(const struct cmd_usage *u, char c)
+{
+	size_t i;
+
+	for (i = 0; i < u->nopts; i++)
+		if (u->opts[i].short_name == c)
+			return &u->opts[i];
+	return NULL;
+}
+
+static void opt_name(const struct opt *o, char *buf, size_t n)
+{
+	snprintf(buf, n, "--%s", o->long_name);
+}
+
+static int set_value(const struct opt *o, const char *val, void *out, char *err,
+		     size_t errlen)
+{
+	char *base = out;
+	char name[64];
+	int r;
+
+	opt_name(o, name, sizeof(name));
+	switch (o->type) {
+	case OPT_FLAG:
+		*(int *)(base + o->offset) = 1;
+		return 0;
+	case OPT_STRING:
+		if (!*val) {
+			snprintf(err, errlen, "%s needs a non-empty %s", name, o->metavar);
+			return -EINVAL;
+		}
+		*(const char **)(base + o->offset) = val;
+		return 0;
+	case OPT_LIST: {
+		struct opt_list *l = (struct opt_list *)(base + o->offset);
+
+		if (!*val) {
+			snprintf(err, errlen, "%s needs a non-empty %s", name, o->metavar);
+			return -EINVAL;
+		}
+		if (l->n == OPT_LIST_MAX) {
+			snprintf(err, errlen, "%s given more than %d times", name, OPT_LIST_MAX);
+			return -EINVAL;
+		}
+		l->v[l->n++] = val;
+		return 0;
+	}
+	case OPT_INT: {
+		long long v;
+
+		r = cli_parse_ll(val, &v);
+		if (r || v < o->min || v > o->max) {
+			snprintf(err, errlen, "%s: '%.64s' is not a whole number from %.0f to %.0f",
+				 name, val, o->min, o->max);
+			return -EINVAL;
+		}
+		*(long long *)(base + o->offset) = v;
+		return 0;
+	}
+	case OPT_DOUBLE: {
+		double v;
+
+		r = cli_parse_double(val, &v);
+		if (r || v > o->max || v < o->min || (o->min_exclusive && v <= o->min)) {
+			snprintf(err, errlen, "%s: '%.64s' is not a number %s %g and at most %g",
+				 name, val, o->min_exclusive ? "above" : "of at least",
+				 o->min, o->max);
+			return -EINVAL;
+		}
+		*(double *)(base + o->offset) = v;
+		return 0;
+	}
+	}
+	return -EINVAL;
+}
+
+int cli_parse(const struct cmd_usage *u, int argc, char **argv, void *out,
+	      int *cmd_index, int *help, char *err, size_t errlen)
+{
+	int i;
+
+	*help = 0;
+	*cmd_index = argc;
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i], *val = NULL, *eq;
+		const struct opt *o;
+
+		if (!strcmp(a, "--")) {
+			*cmd_index = i + 1;
+			break;
+		}
+		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			*help = 1;
+			return 0;
+		}
+		if (a[0] != '-' || !a[1]) {
+			if (u->takes_command) {
+				*cmd_index = i;
+				break;
+			}
+			snprintf(err, errlen, "unexpected argument '%.64s'", a);
+			return -EINVAL;
+		}
+		if (a[1] == '-') {
+			eq = strchr(a + 2, '=');
+			o = find_long(u, a + 2, eq ? (size_t)(eq - a - 2) : strlen(a + 2));
+			if (!o) {
+				snprintf(err, errlen, "unknown option '%.64s' (see 'pyspyc %s --help')",
+					 a, u->name);
+				return -EINVAL;
+			}
+			if (eq)
+				val = eq + 1;
+			if (o->type == OPT_FLAG && eq) {
+				snprintf(err, errlen, "--%s takes no value", o->long_name);
+				return -EINVAL;
+			}
+		} else {
+			o = find_short(u, a[1]);
+			if (!o) {
+				snprintf(err, errlen, "unknown option '%.64s' (see 'pyspyc %s --help')",
+					 a, u->name);
+				return -EINVAL;
+			}
+			if (a[2]) {
+				if (o->type == OPT_FLAG) {
+					snprintf(err, errlen, "unknown option '%.64s'", a);
+					return -EINVAL;
+				}
+				val = a + 2;
+			}
+		}
+		if (o->type != OPT_FLAG && !val) {
+			if (i + 1 >= argc) {
+				snprintf(err, errlen, "--%s needs a value (%s)", o->long_name,
+					 o->metavar);
+				return -EINVAL;
+			}
+			val = argv[++i];
+		}
+		if (set_value(o, val, out, err, errlen))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+void cli_print_help(const struct cmd_usage *u, FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "Usage: pyspyc %s %s\n\n%s\n\nOptions:\n", u->name, u->synopsis, u->about);
+	for (i = 0; i < u->nopts; i++) {
+		const struct opt *o = &u->opts[i];
+		char left[64];
+
+		if (o->short_name)
+			snprintf(left, sizeof(left), "-%c, --%s%s%s", o->short_name,
+				 o->long_name, o->metavar ? " " : "",
+				 o->metavar ? o->metavar : "");
+		else
+			snprintf(left, sizeof(left), "    --%s%s%s", o->long_name,
+				 o->metavar ? " " : "", o->metavar ? o->metavar : "");
+		fprintf(f, "  %-28s %s\n", left, o->help);
+	}
+	fprintf(f, "  %-28s %s\n", "-h, --help", "show this help and exit");
+	if (u->examples)
+		fprintf(f, "\nExamples:\n%s", u->examples);
+}

@@ -1,0 +1,496 @@
+/* cmd_record.c - `pyspyc record`: sample a process, write the profile. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pyspyc/cli.h"
+#include "pyspyc/cmd.h"
+#include "pyspyc/output.h"
+#include "pyspyc/proc.h"
+#include "pyspyc/py_runtime.h"
+#include "pyspyc/sampler.h"
+#include "pyspyc/stacktab.h"
+
+#define MAX_OUTPUTS OPT_LIST_MAX
+#define ATTACH_WAIT_S 5.0   /* a launched command has this long to start Python */
+
+struct record_args {
+	long long pid;
+	struct opt_list outputs;
+	const char *format;
+	double rate;
+	double duration;
+	int full_filenames;
+	int nolineno;
+	int function;
+	long long max_depth;
+	long long max_stacks;
+};
+
+#define OFF(f) offsetof(struct record_args, f)
+
+static const struct opt record_opts[] = {
+	{ 'p', "pid", OPT_INT, "PID", "profile the running process PID",
+	  OFF(pid), 1, 4194304, 0 },
+	{ 'o', "output", OPT_LIST, "FILE",
+	  "write the profile to FILE; repeatable; the format follows the extension "
+	  "(.svg flame graph, .folded/.collapsed/.txt collapsed stacks); '-' writes "
+	  "collapsed stacks to stdout",
+	  OFF(outputs), 0, 0, 0 },
+	{ 'f', "format", OPT_STRING, "FORMAT",
+	  "format for outputs whose extension says none: flamegraph or raw",
+	  OFF(format), 0, 0, 0 },
+	{ 'r', "rate", OPT_DOUBLE, "HZ", "samples per second (default 100)",
+	  OFF(rate), 0, 100000, 1 },
+	{ 'd', "duration", OPT_DOUBLE, "SECS",
+	  "stop after SECS seconds (default: until the target exits or Ctrl-C)",
+	  OFF(duration), 0, 31536000, 1 },
+	{ 0, "full-filenames", OPT_FLAG, NULL,
+	  "show whole file names instead of package-relative ones",
+	  OFF(full_filenames), 0, 0, 0 },
+	{ 0, "nolineno", OPT_FLAG, NULL, "do not show line numbers",
+	  OFF(nolineno), 0, 0, 0 },
+	{ 'F', "function", OPT_FLAG, NULL,
+	  "aggregate by function: show each function's first line",
+	  OFF(function), 0, 0, 0 },
+	{ 0, "max-depth", OPT_INT, "N",
+	  "frames kept per stack before it is truncated (default 4096)",
+	  OFF(max_depth), 1, 65536, 0 },
+	{ 0, "max-stacks", OPT_INT, "N",
+	  "unique stacks kept in memory (default 200000)",
+	  OFF(max_stacks), 16, 100000000, 0 },
+};
+
+static const struct cmd_usage record_usage = {
+	.name = "record",
+	.synopsis = "[OPTIONS] (--pid PID | [--] COMMAND [ARGS...])",
+	.about = "Sample a Python program's stacks and write a flame graph or\n"
+		 "collapsed stacks when it exits, the duration ends, or on Ctrl-C.",
+	.opts = record_opts,
+	.nopts = sizeof(record_opts) / sizeof(record_opts[0]),
+	.examples =
+		"  sudo pyspyc record --pid 12345 -o profile.svg -o profile.folded\n"
+		"  pyspyc record -o profile.svg -- python3 app.py arg\n"
+		"  pyspyc record -r 1000 -d 30 -p 12345 -o - | flamegraph.pl > out.svg\n",
+	.takes_command = 1,
+};
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+static void install_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop;
+	sigemptyset(&sa.sa_mask);
+	/* No SA_RESTART: the sampler's sleep must wake up. */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+struct output {
+	const char *path;
+	const struct out_format *fmt;
+};
+
+static int die(int code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* One line on stderr, and the exit status to return. */
+static int die(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("pyspyc: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return code;
+}
+
+/* Work out every output's path and format before sampling starts. */
+static int plan_outputs(const struct record_args *a, const char *name, int pid,
+			struct output *outs, int *nout, char *defname, size_t deflen)
+{
+	const struct out_format *forced = NULL;
+	int i;
+
+	if (a->format && !(forced = out_format_by_name(a->format)))
+		return die(EXIT_USAGE, "unknown format '%.64s' (flamegraph or raw)",
+			   a->format);
+	if (a->outputs.n == 0) {
+		char stamp[32];
+		time_t now = time(NULL);
+		struct tm tm;
+		const char *ext;
+
+		localtime_r(&now, &tm);
+		strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%S", &tm);
+		if (!forced)
+			forced = out_format_by_name("flamegraph");
+		ext = forced->exts[0] + 1;
+		snprintf(defname, deflen, "%s-%d-%s.%s", name, pid, stamp, ext);
+		outs[0] = (struct output){ defname, forced };
+		*nout = 1;
+		return 0;
+	}
+	for (i = 0; i < a->outputs.n; i++) {
+		const char *p = a->outputs.v[i];
+		const struct out_format *f = forced ? forced : out_format_by_path(p);
+
+		if (!f)
+			return die(EXIT_USAGE,
+				   "cannot tell the format of '%.200s' from its name: "
+				   "use .svg, .folded or --format", p);
+		outs[i] = (struct output){ p, f };
+	}
+	*nout = a->outputs.n;
+	return 0;
+}
+
+static int check_outputs(const struct output *outs, int nout)
+{
+	int i, stdout_uses = 0;
+
+	for (i = 0; i < nout; i++) {
+		int err = out_check_path(outs[i].path);
+
+		if (!strcmp(outs[i].path, "-") && ++stdout_uses > 1)
+			return die(EXIT_USAGE, "'-o -' given more than once");
+		if (err)
+			return die(EXIT_OUTPUT, "cannot write '%.200s': %s", outs[i].path,
+				   strerror(-err));
+	}
+	return 0;
+}
+
+/* Map py_target_find's errors to one line and an exit status. */
+static int attach_error(int err, pid_t pid, const struct py_target *t)
+{
+	char ps[32], v[32];
+
+	snprintf(ps, sizeof(ps), "%d", (int)pid);
+	switch (err) {
+	case -ESRCH:
+		return die(EXIT_NO_PROCESS, "no process with pid %s", ps);
+	case -EPERM:
+	case -EACCES:
+		return die(EXIT_PERMISSION,
+			   "permission denied reading pid %s: run as root or grant "
+			   "CAP_SYS_PTRACE", ps);
+	case -EPROTONOSUPPORT:
+		snprintf(v, sizeof(v), "%u.%u", t->version_hex >> 24,
+			 (t->version_hex >> 16) & 0xff);
+		return die(EXIT_NOT_PYTHON,
+			   "pid %s runs Python %s, which this pyspyc does not support",
+			   ps, v);
+	case -EAGAIN:
+		return die(EXIT_NOT_PYTHON,
+			   "pid %s has a Python runtime that has not started an "
+			   "interpreter", ps);
+	default:
+		return die(EXIT_NOT_PYTHON, "pid %s is not a Python process (%s)", ps,
+			   strerror(-err));
+	}
+}
+
+static int check_pid(pid_t pid)
+{
+	char ps[32];
+	int st;
+
+	snprintf(ps, sizeof(ps), "%d", (int)pid);
+	if (pid == getpid())
+		return die(EXIT_NOT_PYTHON, "pid %s is pyspyc itself", ps);
+	st = proc_state(pid);
+	if (st == -ESRCH)
+		return die(EXIT_NO_PROCESS, "no process with pid %s", ps);
+	if (st == 'Z')
+		return die(EXIT_NO_PROCESS, "pid %s is a zombie (it has exited)", ps);
+	if (proc_is_kernel_thread(pid) == 1)
+		return die(EXIT_NOT_PYTHON, "pid %s is a kernel thread, not Python", ps);
+	return 0;
+}
+
+/* Start argv as a child; report exec failure through a close-on-exec pipe. */
+static int launch(char **argv, pid_t *child)
+{
+	int fds[2], err = 0;
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe2(fds, O_CLOEXEC))
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		err = -errno;
+		close(fds[0]);
+		close(fds[1]);
+		return err;
+	}
+	if (pid == 0) {
+		int e;
+
+		close(fds[0]);
+		signal(SIGPIPE, SIG_DFL);
+		execvp(argv[0], argv);
+		e = errno;
+		if (write(fds[1], &e, sizeof(e)) < 0)
+			_exit(127);
+		_exit(127);
+	}
+	close(fds[1]);
+	do
+		n = read(fds[0], &err, sizeof(err));
+	while (n < 0 && errno == EINTR);
+	close(fds[0]);
+	if (n == sizeof(err)) {
+		waitpid(pid, NULL, 0);
+		return -err;
+	}
+	*child = pid;
+	return 0;
+}
+
+static int child_alive(pid_t child, int *status)
+{
+	return waitpid(child, status, WNOHANG) == 0;
+}
+
+/* Wait for a launched command to bring up its interpreter. */
+static int attach_launched(struct py_target *t, pid_t child, int *exited)
+{
+	struct timespec ts = { 0, 5 * 1000 * 1000 };
+	int err = -ENOEXEC, status, i;
+
+	for (i = 0; i < (int)(ATTACH_WAIT_S / 0.005) && !stop_flag; i++) {
+		err = py_target_find(t, child);
+		if (!err)
+			return 0;
+		if (err == -EPERM || err == -EACCES || err == -EPROTONOSUPPORT)
+			return err;
+		if (!child_alive(child, &status)) {
+			*exited = 1;
+			return err;
+		}
+		nanosleep(&ts, NULL);
+	}
+	return err;
+}
+
+static void join_command(char **argv, char *buf, size_t size)
+{
+	size_t used = 0;
+	int i;
+
+	buf[0] = '\0';
+	for (i = 0; argv[i] && used + 1 < size; i++) {
+		int n = snprintf(buf + used, size - used, "%s%s", i ? " " : "", argv[i]);
+
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
+	buf[size - 1] = '\0';
+}
+
+static void end_child(pid_t child)
+{
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	int status, i;
+
+	if (!child_alive(child, &status))
+		return;
+	/* We started it; the profile is done, so it is stopped with us. */
+	kill(child, SIGTERM);
+	for (i = 0; i < 100; i++) {
+		if (!child_alive(child, &status))
+			return;
+		nanosleep(&ts, NULL);
+	}
+	kill(child, SIGKILL);
+	waitpid(child, &status, 0);
+}
+
+static int write_outputs(const struct output *outs, int nout, struct profile *p)
+{
+	int i, failed = 0;
+
+	for (i = 0; i < nout; i++) {
+		struct out_opts oo = { 0 };
+		int err = out_write_file(outs[i].path, outs[i].fmt, p, &oo);
+
+		if (err == -EPIPE && !strcmp(outs[i].path, "-"))
+			continue; /* the reader went away: nothing to tell it */
+		if (err) {
+			fprintf(stderr, "pyspyc: writing '%.200s' failed: %s\n",
+				outs[i].path, strerror(-err));
+			failed = 1;
+		}
+	}
+	return failed;
+}
+
+static void summary(const struct sampler_stats *st, const struct output *outs,
+		    int nout, int failed, const struct stacktab *tab)
+{
+	const char *full = stacktab_full(tab);
+	int i;
+
+	fprintf(stderr,
+		"pyspyc: %llu samples, %llu errors, %llu torn stacks, %llu late ticks "
+		"in %.2f s",
+		(unsigned long long)st->samples, (unsigned long long)st->errors,
+		(unsigned long long)st->torn, (unsigned long long)st->late, st->elapsed_s);
+	if (st->dropped)
+		fprintf(stderr, "; %llu stacks dropped: table full, raise %s",
+			(unsigned long long)st->dropped, full ? full : "--max-stacks");
+	if (!failed) {
+		for (i = 0; i < nout; i++)
+			fprintf(stderr, "%s%s", i ? ", " : "; wrote ",
+				strcmp(outs[i].path, "-") ? outs[i].path : "stdout");
+	}
+	fputc('\n', stderr);
+}
+
+int cmd_record(int argc, char **argv)
+{
+	struct record_args a = { .rate = 100, .max_depth = 4096, .max_stacks = 200000 };
+	struct output outs[MAX_OUTPUTS];
+	struct sampler_stats st = { 0 };
+	struct stacktab *tab = NULL;
+	struct sampler *smp = NULL;
+	struct profile prof = { 0 };
+	struct py_target *t;
+	char err[512], defname[512], command[1024];
+	int cmd_i, help, nout = 0, rc, e, exited = 0;
+	pid_t pid, child = 0;
+
+	if (cli_parse(&record_usage, argc, argv, &a, &cmd_i, &help, err, sizeof(err))) {
+		fprintf(stderr, "pyspyc record: %s\n", err);
+		return EXIT_USAGE;
+	}
+	if (help) {
+		cli_print_help(&record_usage, stdout);
+		return EXIT_OK;
+	}
+	if (a.pid && cmd_i < argc)
+		return die(EXIT_USAGE, "give either --pid or a command, not both");
+	if (!a.pid && cmd_i >= argc)
+		return die(EXIT_USAGE,
+			   "nothing to profile: give --pid PID or a command after '--'");
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return die(EXIT_FAILURE_RUN, "out of memory");
+
+	if (a.pid) {
+		pid = (pid_t)a.pid;
+		rc = plan_outputs(&a, "pyspyc", (int)pid, outs, &nout, defname, sizeof(defname));
+		if (rc || (rc = check_outputs(outs, nout)) || (rc = check_pid(pid)))
+			goto out;
+		e = py_target_find(t, pid);
+		if (e) {
+			rc = attach_error(e, pid, t);
+			goto out;
+		}
+		if (proc_cmdline(pid, command, sizeof(command)) || !command[0])
+			snprintf(command, sizeof(command), "pid %d", (int)pid);
+	} else {
+		const char *base = strrchr(argv[cmd_i], '/');
+
+		rc = plan_outputs(&a, base ? base + 1 : argv[cmd_i], (int)getpid(), outs,
+				  &nout, defname, sizeof(defname));
+		if (rc || (rc = check_outputs(outs, nout)))
+			goto out;
+		join_command(argv + cmd_i, command, sizeof(command));
+		install_signals();
+		e = launch(argv + cmd_i, &child);
+		if (e) {
+			rc = die(EXIT_NO_PROCESS,
+				 "cannot run '%.200s': %s", argv[cmd_i], strerror(-e));
+			goto out;
+		}
+		pid = child;
+		e = attach_launched(t, child, &exited);
+		if (e && !(exited && e != -ENOEXEC)) {
+			if (exited && e == -ENOEXEC)
+				rc = die(EXIT_NOT_PYTHON, "'%.200s' exited without running "
+					 "Python", argv[cmd_i]);
+			else
+				rc = attach_error(e, pid, t);
+			goto out;
+		}
+	}
+	install_signals();
+
+	{
+		struct stacktab_limits lim = {
+			.max_stacks = (uint32_t)a.max_stacks,
+			.max_frames = 1u << 20,
+			.max_strings = 1u << 20,
+		};
+		struct sampler_opts so = {
+			.rate_hz = a.rate,
+			.duration_s = a.duration,
+			.walk = { .max_depth = (uint32_t)a.max_depth, .max_threads = 512 },
+			.sym = { .full_filenames = a.full_filenames, .lineno = !a.nolineno,
+				 .function = a.function },
+		};
+
+		e = stacktab_new(&tab, &lim);
+		if (!e && !exited)
+			e = sampler_new(&smp, t, tab, &so);
+		if (e) {
+			rc = die(EXIT_FAILURE_RUN, "cannot start sampling: %s", strerror(-e));
+			goto out;
+		}
+		if (smp) {
+			e = sampler_run(smp, &stop_flag, &st);
+			if (e)
+				fprintf(stderr, "pyspyc: sampling stopped early: %s\n", strerror(-e));
+		}
+	}
+
+	e = stacktab_snapshot(tab, &prof);
+	if (e) {
+		rc = die(EXIT_FAILURE_RUN, "cannot build the profile: %s", strerror(-e));
+		goto out;
+	}
+	prof.command = command;
+	prof.pid = (int)pid;
+	prof.rate_hz = a.rate;
+	prof.duration_s = st.elapsed_s;
+	if (child)
+		end_child(child);
+	child = 0;
+	if (!prof.total)
+		fprintf(stderr, "pyspyc: warning: no samples were collected\n");
+	rc = write_outputs(outs, nout, &prof) ? EXIT_OUTPUT : EXIT_OK;
+	summary(&st, outs, nout, rc != EXIT_OK, tab);
+out:
+	if (child)
+		end_child(child);
+	profile_release(&prof);
+	sampler_free(smp);
+	stacktab_free(tab);
+	free(t);
+	return rc;
+}

@@ -1,0 +1,54 @@
+/* main.c - dispatch to subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "pyspyc/cli.h"
+#include "pyspyc/cmd.h"
+
+static const struct {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *help;
+} cmds[] = {
+	{ "record", cmd_record, "sample a Python process and write a profile" },
+};
+
+static void usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "Usage: pyspyc <command> [OPTIONS]\n\n"
+		   "A sampling profiler for Python programs.\n\nCommands:\n");
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].help);
+	fprintf(f, "\nOptions:\n  -h, --help     show this help\n"
+		   "  -V, --version  show the version\n\n"
+		   "Run 'pyspyc <command> --help' for a command's options.\n"
+		   "Examples:\n"
+		   "  sudo pyspyc record --pid 12345 -o profile.svg\n"
+		   "  pyspyc record -o profile.svg -- python3 app.py\n");
+}
+
+int main(int argc, char **argv)
+{
+	size_t i;
+
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
+	    !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return EXIT_OK;
+	}
+	if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) {
+		printf("pyspyc %s\n", PYSPYC_VERSION);
+		return EXIT_OK;
+	}
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(argv[1], cmds[i].name))
+			return cmds[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "pyspyc: unknown command '%.64s' (try 'pyspyc --help')\n", argv[1]);
+	return EXIT_USAGE;
+}

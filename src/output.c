@@ -1,0 +1,189 @@
+/* output.c - the format registry and atomic output files. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "pyspyc/output.h"
+
+static const char *const svg_exts[] = { ".svg", NULL };
+static const char *const raw_exts[] = { ".folded", ".collapsed", ".txt", NULL };
+
+static const struct out_format fmt_svg = {
+	.name = "flamegraph",
+	.exts = svg_exts,
+	.write = out_svg_write,
+	.help = "interactive flame graph (SVG)",
+};
+
+static const struct out_format fmt_raw = {
+	.name = "raw",
+	.exts = raw_exts,
+	.write = out_collapsed_write,
+	.help = "collapsed stacks for flamegraph.pl, inferno, speedscope",
+};
+
+static const struct out_format *const formats[] = { &fmt_svg, &fmt_raw, NULL };
+
+static const struct {
+	const char *alias;
+	const struct out_format *fmt;
+} aliases[] = {
+	{ "svg", &fmt_svg },
+	{ "collapsed", &fmt_raw },
+	{ "folded", &fmt_raw },
+};
+
+const struct out_format *const *out_formats(void)
+{
+	return formats;
+}
+
+const struct out_format *out_format_by_name(const char *name)
+{
+	size_t i;
+
+	for (i = 0; formats[i]; i++)
+		if (!strcmp(formats[i]->name, name))
+			return formats[i];
+	for (i = 0; i < sizeof(aliases) / sizeof(aliases[0]); i++)
+		if (!strcmp(aliases[i].alias, name))
+			return aliases[i].fmt;
+	return NULL;
+}
+
+static int ends_with(const char *s, const char *end)
+{
+	size_t ls = strlen(s), le = strlen(end);
+
+	return ls > le && !strcasecmp(s + ls - le, end);
+}
+
+const struct out_format *out_format_by_path(const char *path)
+{
+	size_t i, j;
+
+	if (!strcmp(path, "-"))
+		return &fmt_raw;
+	for (i = 0; formats[i]; i++)
+		for (j = 0; formats[i]->exts[j]; j++)
+			if (ends_with(path, formats[i]->exts[j]))
+				return formats[i];
+	return NULL;
+}
+
+/* The directory part of path, in buf. */
+static int dir_of(const char *path, char *buf, size_t size)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n;
+
+	if (!slash) {
+		if (size < 2)
+			return -ENAMETOOLONG;
+		strcpy(buf, ".");
+		return 0;
+	}
+	n = slash == path ? 1 : (size_t)(slash - path);
+	if (n >= size)
+		return -ENAMETOOLONG;
+	memcpy(buf, path, n);
+	buf[n] = '\0';
+	return 0;
+}
+
+int out_check_path(const char *path)
+{
+	char dir[PATH_MAX];
+	struct stat st;
+	int err;
+
+	if (!strcmp(path, "-"))
+		return 0;
+	if (!path[0])
+		return -ENOENT;
+	if (path[strlen(path) - 1] == '/')
+		return -EISDIR;
+	/* A symlink at path is fine: it will be replaced.  A directory is not. */
+	if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+		return -EISDIR;
+	err = dir_of(path, dir, sizeof(dir));
+	if (err)
+		return err;
+	if (stat(dir, &st))
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	if (access(dir, W_OK | X_OK))
+		return -errno;
+	return 0;
+}
+
+static int write_stream(FILE *f, const struct out_format *fmt,
+			const struct profile *p, const struct out_opts *o)
+{
+	int err = fmt->write(p, o, f);
+
+	if (fflush(f) && !err)
+		err = -errno;
+	if (ferror(f) && !err)
+		err = -EIO;
+	return err;
+}
+
+int out_write_file(const char *path, const struct out_format *fmt,
+		   const struct profile *p, const struct out_opts *o)
+{
+	char tmp[PATH_MAX];
+	FILE *f;
+	int fd, err, n;
+
+	if (!strcmp(path, "-"))
+		return write_stream(stdout, fmt, p, o);
+
+	n = snprintf(tmp, sizeof(tmp), "%s.pyspyc-XXXXXX", path);
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	/* mkostemp makes 0600; a profile is as readable as any new file. */
+	{
+		mode_t um = umask(0);
+
+		umask(um);
+		if (fchmod(fd, 0666 & ~um)) {
+			err = -errno;
+			close(fd);
+			goto out_unlink;
+		}
+	}
+	f = fdopen(fd, "w");
+	if (!f) {
+		err = -errno;
+		close(fd);
+		goto out_unlink;
+	}
+	err = write_stream(f, fmt, p, o);
+	if (!err && fsync(fileno(f)))
+		err = -errno;
+	if (fclose(f) && !err)
+		err = -errno;
+	if (err)
+		goto out_unlink;
+	/* rename() replaces a symlink at path rather than following it. */
+	if (rename(tmp, path)) {
+		err = -errno;
+		goto out_unlink;
+	}
+	return 0;
+
+out_unlink:
+	unlink(tmp);
+	return err;
+}

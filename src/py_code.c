@@ -1,0 +1,614 @@
+/* py_code.c - code-object cache and symbolization of raw stacks. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "pyspyc/py_code.h"
+#include "pyspyc/py_lines.h"
+
+#define CODE_CACHE_CAP 8192      /* power of two */
+#define FILE_CACHE_CAP 4096      /* power of two */
+#define MAX_UNIQUE 1024          /* code objects checked per sample */
+#define MAX_NAME_CHARS 1024      /* longer names are cut, visibly */
+#define MAX_LINETABLE (256 * 1024)
+#define LINE_CACHE 4
+
+/* What must stay the same for a cached entry to still describe the code
+ * object at its address. */
+struct fingerprint {
+	uint64_t type, size, filename, name, qualname, linetable;
+	int32_t firstlineno;
+};
+
+struct code_entry {
+	uint64_t addr;                /* 0: empty slot */
+	struct fingerprint fp;
+	uint32_t name_id, file_id, kind;
+	int32_t firstlineno;
+	uint32_t firsttraceable;      /* bytes */
+	uint64_t code_bytes;
+	struct line_range *lines;
+	uint32_t nlines;
+	int32_t lc_line[LINE_CACHE];  /* line -> frame id, direct-mapped */
+	uint32_t lc_frame[LINE_CACHE];
+};
+
+struct file_entry {
+	uint32_t full_id_plus1;       /* 0: empty */
+	uint32_t display_id, kind;
+};
+
+struct py_symbolizer {
+	const struct py_layout *L;
+	struct rmem *mem;
+	struct stacktab *tab;
+	struct sym_opts o;
+	uint64_t code_type;
+	char root[64];                /* "/proc/PID/root" */
+	char stdlib_prefix[512];
+
+	struct code_entry *codes;
+	uint32_t ncodes;
+	struct file_entry *files;
+	uint32_t nfiles;
+	uint32_t truncated_frame;
+
+	/* Per-sample scratch. */
+	uint64_t uniq_addr[MAX_UNIQUE];
+	struct code_entry *uniq_entry[MAX_UNIQUE];
+	uint8_t *windows;             /* MAX_UNIQUE * code_size */
+	uint32_t *stack;              /* frame ids of one thread */
+	uint32_t stack_cap;
+	struct iovec liov[MAX_UNIQUE], riov[MAX_UNIQUE];
+	char *text;                   /* string decoding scratch */
+	struct line_range *ranges;    /* line-table decoding scratch */
+	size_t ranges_cap;
+	uint8_t *ltab;                /* line-table bytes scratch */
+};
+
+static uint64_t rd64(const uint8_t *b, int32_t off)
+{
+	uint64_t v;
+
+	memcpy(&v, b + off, sizeof(v));
+	return v;
+}
+
+static int32_t rd32(const uint8_t *b, int32_t off)
+{
+	int32_t v;
+
+	memcpy(&v, b + off, sizeof(v));
+	return v;
+}
+
+static uint32_t addr_hash(uint64_t a, uint32_t mask)
+{
+	return (uint32_t)(((a >> 4) * 0x9e3779b97f4a7c15ull) >> 40) & mask;
+}
+
+int py_sym_new(struct py_symbolizer **out, const struct py_target *t,
+	       struct rmem *mem, struct stacktab *tab, const struct sym_opts *o)
+{
+	struct py_symbolizer *s;
+	struct frame_key k = { .kind = FRAME_SPECIAL };
+	int err;
+
+	*out = NULL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->L = t->layout;
+	s->mem = mem;
+	s->tab = tab;
+	s->o = *o;
+	s->code_type = t->code_type;
+	snprintf(s->root, sizeof(s->root), "/proc/%d/root", (int)t->pid);
+	snprintf(s->stdlib_prefix, sizeof(s->stdlib_prefix), "%s", t->stdlib_prefix);
+	s->codes = calloc(CODE_CACHE_CAP, sizeof(*s->codes));
+	s->files = calloc(FILE_CACHE_CAP, sizeof(*s->files));
+	s->windows = malloc((size_t)MAX_UNIQUE * (size_t)s->L->code_size);
+	s->stack_cap = 65536 + 1;
+	s->stack = malloc(s->stack_cap * sizeof(*s->stack));
+	s->text = malloc(MAX_NAME_CHARS * 4 + 16);
+	s->ranges_cap = 65536;
+	s->ranges = malloc(s->ranges_cap * sizeof(*s->ranges));
+	s->ltab = malloc(MAX_LINETABLE);
+	if (!s->codes || !s->files || !s->windows || !s->stack || !s->text ||
+	    !s->ranges || !s->ltab) {
+		err = -ENOMEM;
+		goto out_free;
+	}
+	err = stacktab_string(tab, "[truncated]", 11, &k.name);
+	if (!err)
+		err = stacktab_string(tab, "", 0, &k.file);
+	if (!err)
+		err = stacktab_frame(tab, &k, &s->truncated_frame);
+	if (err)
+		goto out_free;
+	*out = s;
+	return 0;
+
+out_free:
+	py_sym_free(s);
+	return err;
+}
+
+static void cache_flush(struct py_symbolizer *s)
+{
+	uint32_t i;
+
+	for (i = 0; i < CODE_CACHE_CAP; i++) {
+		free(s->codes[i].lines);
+		memset(&s->codes[i], 0, sizeof(s->codes[i]));
+	}
+	s->ncodes = 0;
+}
+
+void py_sym_free(struct py_symbolizer *s)
+{
+	if (!s)
+		return;
+	if (s->codes)
+		cache_flush(s);
+	free(s->codes);
+	free(s->files);
+	free(s->windows);
+	free(s->stack);
+	free(s->text);
+	free(s->ranges);
+	free(s->ltab);
+	free(s);
+}
+
+/* ---- strings -------------------------------------------------------- */
+
+static size_t put_utf8(char *out, uint32_t c)
+{
+	if (c >= 0xd800 && c <= 0xdfff)
+		c = 0xfffd; /* lone surrogates are not UTF-8 */
+	if (c < 0x80) {
+		out[0] = (char)c;
+		return 1;
+	}
+	if (c < 0x800) {
+		out[0] = (char)(0xc0 | c >> 6);
+		out[1] = (char)(0x80 | (c & 0x3f));
+		return 2;
+	}
+	if (c < 0x10000) {
+		out[0] = (char)(0xe0 | c >> 12);
+		out[1] = (char)(0x80 | ((c >> 6) & 0x3f));
+		out[2] = (char)(0x80 | (c & 0x3f));
+		return 3;
+	}
+	if (c > 0x10ffff)
+		c = 0xfffd;
+	if (c < 0x10000)
+		return put_utf8(out, c);
+	out[0] = (char)(0xf0 | c >> 18);
+	out[1] = (char)(0x80 | ((c >> 12) & 0x3f));
+	out[2] = (char)(0x80 | ((c >> 6) & 0x3f));
+	out[3] = (char)(0x80 | (c & 0x3f));
+	return 4;
+}
+
+/* Read a str object at addr as UTF-8 into s->text.  Returns the length or
+ * -errno.  Names longer than MAX_NAME_CHARS are cut and end in "...". */
+static int read_str(struct py_symbolizer *s, uint64_t addr)
+{
+	const struct py_layout *L = s->L;
+	uint8_t hdr[128], raw[MAX_NAME_CHARS * 4];
+	uint32_t state, kind, i;
+	uint64_t length, n, data;
+	size_t out = 0;
+	int err;
+
+	if ((size_t)L->unicode_compact_data > sizeof(hdr))
+		return -EINVAL;
+	err = rmem_read(s->mem, addr, hdr, (size_t)L->unicode_ascii_data);
+	if (err)
+		return err;
+	length = rd64(hdr, L->unicode_length);
+	memcpy(&state, hdr + L->unicode_state, sizeof(state));
+	kind = (state >> 2) & 7;
+	if (!((state >> 5) & 1) || (kind != 1 && kind != 2 && kind != 4))
+		return -EINVAL; /* not a compact, ready string */
+	data = addr + (uint64_t)(((state >> 6) & 1) ? L->unicode_ascii_data
+						    : L->unicode_compact_data);
+	n = length > MAX_NAME_CHARS ? MAX_NAME_CHARS : length;
+	if (n && (err = rmem_read(s->mem, data, raw, n * kind)))
+		return err;
+	for (i = 0; i < n; i++) {
+		uint32_t c;
+
+		if (kind == 1)
+			c = raw[i];
+		else if (kind == 2)
+			c = (uint32_t)raw[2 * i] | (uint32_t)raw[2 * i + 1] << 8;
+		else
+			memcpy(&c, raw + 4 * i, 4);
+		out += put_utf8(s->text + out, c);
+	}
+	if (length > n) {
+		memcpy(s->text + out, "...", 3);
+		out += 3;
+	}
+	s->text[out] = '\0';
+	return (int)out;
+}
+
+/* ---- files ---------------------------------------------------------- */
+
+void py_shorten_filename(const char *root, const char *file, char *out,
+			 size_t size)
+{
+	char probe[4096 + 128];
+	const char *cut = NULL, *p;
+
+	snprintf(out, size, "%s", file);
+	if (file[0] != '/')
+		return;
+	/* Walk up from the file's directory while it is a package. */
+	p = strrchr(file, '/');
+	while (p && p > file) {
+		int n = (int)(p - file);
+		struct stat st;
+
+		snprintf(probe, sizeof(probe), "%s%.*s/__init__.py", root, n, file);
+		cut = p;
+		if (stat(probe, &st))
+			break;
+		/* Up one directory. */
+		while (--p > file && *p != '/')
+			;
+	}
+	if (cut && cut[1])
+		snprintf(out, size, "%s", cut + 1);
+}
+
+int py_file_kind(const char *file, const char *stdlib_prefix)
+{
+	const char *p;
+
+	if (!strncmp(file, "<frozen ", 8))
+		return FRAME_STDLIB;
+	if (strstr(file, "/site-packages/") || strstr(file, "/dist-packages/"))
+		return FRAME_LIBRARY;
+	if (stdlib_prefix[0] && !strncmp(file, stdlib_prefix, strlen(stdlib_prefix)))
+		return FRAME_STDLIB;
+	/* Any .../lib/pythonX.Y/... tree is a standard library. */
+	p = strstr(file, "/lib/python");
+	if (p && p[11] >= '2' && p[11] <= '3' && p[12] == '.')
+		return FRAME_STDLIB;
+	return FRAME_APP;
+}
+
+/* The display id and kind of the file name in s->text (len bytes). */
+static int resolve_file(struct py_symbolizer *s, size_t len, uint32_t *display,
+			uint32_t *kind)
+{
+	char shown[4096];
+	uint32_t full, i;
+	int err;
+
+	err = stacktab_string(s->tab, s->text, len, &full);
+	if (err)
+		return err;
+	for (i = addr_hash(full, FILE_CACHE_CAP - 1);; i = (i + 1) & (FILE_CACHE_CAP - 1)) {
+		struct file_entry *f = &s->files[i];
+
+		if (f->full_id_plus1 == full + 1) {
+			*display = f->display_id;
+			*kind = f->kind;
+			return 0;
+		}
+		if (!f->full_id_plus1)
+			break;
+	}
+	*kind = (uint32_t)py_file_kind(s->text, s->stdlib_prefix);
+	if (s->o.full_filenames) {
+		*display = full;
+	} else {
+		py_shorten_filename(s->root, s->text, shown, sizeof(shown));
+		err = stacktab_string(s->tab, shown, strlen(shown), display);
+		if (err)
+			return err;
+	}
+	if (s->nfiles >= FILE_CACHE_CAP / 2) {
+		memset(s->files, 0, FILE_CACHE_CAP * sizeof(*s->files));
+		s->nfiles = 0;
+	}
+	for (i = addr_hash(full, FILE_CACHE_CAP - 1); s->files[i].full_id_plus1;
+	     i = (i + 1) & (FILE_CACHE_CAP - 1))
+		;
+	s->files[i] = (struct file_entry){ full + 1, *display, *kind };
+	s->nfiles++;
+	return 0;
+}
+
+/* ---- code objects --------------------------------------------------- */
+
+static void fingerprint_of(const struct py_layout *L, const uint8_t *w,
+			   struct fingerprint *fp)
+{
+	memset(fp, 0, sizeof(*fp));
+	fp->type = rd64(w, L->code_ob_type);
+	fp->size = L->code_ob_size >= 0 ? rd64(w, L->code_ob_size) : 0;
+	fp->filename = rd64(w, L->code_filename);
+	fp->name = rd64(w, L->code_name);
+	fp->qualname = L->code_qualname >= 0 ? rd64(w, L->code_qualname) : 0;
+	fp->linetable = rd64(w, L->code_linetable);
+	fp->firstlineno = rd32(w, L->code_firstlineno);
+}
+
+static int fingerprint_eq(const struct fingerprint *a, const struct fingerprint *b)
+{
+	return a->type == b->type && a->size == b->size &&
+	       a->filename == b->filename && a->name == b->name &&
+	       a->qualname == b->qualname && a->linetable == b->linetable &&
+	       a->firstlineno == b->firstlineno;
+}
+
+static struct code_entry *cache_find(struct py_symbolizer *s, uint64_t addr)
+{
+	uint32_t i;
+
+	for (i = addr_hash(addr, CODE_CACHE_CAP - 1);; i = (i + 1) & (CODE_CACHE_CAP - 1)) {
+		if (s->codes[i].addr == addr)
+			return &s->codes[i];
+		if (!s->codes[i].addr)
+			return NULL;
+	}
+}
+
+static int read_lines(struct py_symbolizer *s, const struct fingerprint *fp,
+		      struct code_entry *e)
+{
+	const struct py_layout *L = s->L;
+	uint8_t hdr[64];
+	uint64_t len;
+	size_t n = 0;
+	int err;
+
+	if ((size_t)L->bytes_data > sizeof(hdr))
+		return -EINVAL;
+	err = rmem_read(s->mem, fp->linetable, hdr, (size_t)L->bytes_data);
+	if (err)
+		return err;
+	len = rd64(hdr, L->bytes_size);
+	if (len > MAX_LINETABLE)
+		return -E2BIG;
+	if (len && (err = rmem_read(s->mem, fp->linetable + L->bytes_data, s->ltab, len)))
+		return err;
+	err = py_lines_decode(PY_LINES_LOCATION, s->ltab, len, fp->firstlineno,
+			      s->ranges, s->ranges_cap, &n);
+	/* A damaged table still gives the lines decoded before the damage. */
+	if (err && err != -EINVAL && err != -ENOSPC)
+		return err;
+	e->lines = malloc((n ? n : 1) * sizeof(*e->lines));
+	if (!e->lines)
+		return -ENOMEM;
+	memcpy(e->lines, s->ranges, n * sizeof(*e->lines));
+	e->nlines = (uint32_t)n;
+	return 0;
+}
+
+/* Resolve the code object at addr whose window is w into a new entry. */
+static struct code_entry *resolve(struct py_symbolizer *s, uint64_t addr,
+				  const uint8_t *w, const struct fingerprint *fp,
+				  struct sym_stats *st)
+{
+	const struct py_layout *L = s->L;
+	struct code_entry *e, tmp = { .addr = addr, .fp = *fp };
+	uint32_t i;
+	int len;
+
+	st->code_misses++;
+	tmp.firstlineno = fp->firstlineno;
+	tmp.code_bytes = fp->size * 2;
+	if (L->code_firsttraceable >= 0)
+		tmp.firsttraceable = (uint32_t)rd32(w, L->code_firsttraceable) * 2;
+	len = read_str(s, fp->qualname ? fp->qualname : fp->name);
+	if (len < 0 || stacktab_string(s->tab, s->text, (size_t)len, &tmp.name_id))
+		goto fail;
+	len = read_str(s, fp->filename);
+	if (len < 0 || resolve_file(s, (size_t)len, &tmp.file_id, &tmp.kind))
+		goto fail;
+	if (read_lines(s, fp, &tmp))
+		goto fail;
+	for (i = 0; i < LINE_CACHE; i++)
+		tmp.lc_line[i] = INT32_MIN;
+
+	if (s->ncodes >= CODE_CACHE_CAP * 3 / 4)
+		cache_flush(s);
+	for (i = addr_hash(addr, CODE_CACHE_CAP - 1); s->codes[i].addr;
+	     i = (i + 1) & (CODE_CACHE_CAP - 1))
+		;
+	e = &s->codes[i];
+	*e = tmp;
+	s->ncodes++;
+	return e;
+fail:
+	free(tmp.lines);
+	st->errors++;
+	return NULL;
+}
+
+/* Remove addr's entry, keeping the probe chains of the others intact. */
+static void cache_remove(struct py_symbolizer *s, struct code_entry *e)
+{
+	uint32_t mask = CODE_CACHE_CAP - 1, i = (uint32_t)(e - s->codes), j = i;
+
+	free(e->lines);
+	memset(e, 0, sizeof(*e));
+	s->ncodes--;
+	for (;;) {
+		uint32_t home;
+
+		j = (j + 1) & mask;
+		if (!s->codes[j].addr)
+			return;
+		home = addr_hash(s->codes[j].addr, mask);
+		/* Move j back to i when i lies cyclically in [home, j). */
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			s->codes[i] = s->codes[j];
+			memset(&s->codes[j], 0, sizeof(s->codes[j]));
+			i = j;
+		}
+	}
+}
+
+/* Check every distinct code object of the sample with one read, resolving
+ * the new and the changed ones.  Fills s->uniq_entry (NULL: invalid). */
+static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs,
+			    struct sym_stats *st)
+{
+	const struct py_layout *L = s->L;
+	size_t wsize = (size_t)L->code_size;
+	uint32_t i, j, n = 0;
+
+	for (i = 0; i < rs->nframes && n < MAX_UNIQUE; i++) {
+		uint64_t a = rs->frames[i].code;
+
+		for (j = 0; j < n && s->uniq_addr[j] != a; j++)
+			;
+		if (j == n && a && !(a & 7))
+			s->uniq_addr[n++] = a;
+	}
+	for (i = 0; i < n; i++) {
+		s->liov[i].iov_base = s->windows + i * wsize;
+		s->liov[i].iov_len = wsize;
+		s->riov[i].iov_base = (void *)(uintptr_t)s->uniq_addr[i];
+		s->riov[i].iov_len = wsize;
+	}
+	if (rmem_readv(s->mem, s->liov, s->riov, n)) {
+		/* One object went away: check them one by one. */
+		for (i = 0; i < n; i++)
+			if (rmem_readv(s->mem, &s->liov[i], &s->riov[i], 1))
+				memset(s->liov[i].iov_base, 0, wsize);
+	}
+	for (i = 0; i < n; i++) {
+		const uint8_t *w = s->windows + i * wsize;
+		struct code_entry *e;
+		struct fingerprint fp;
+
+		fingerprint_of(L, w, &fp);
+		s->uniq_entry[i] = NULL;
+		if (!fp.type || (s->code_type && fp.type != s->code_type) ||
+		    fp.size > (64u << 20))
+			continue;
+		e = cache_find(s, s->uniq_addr[i]);
+		if (e && !fingerprint_eq(&e->fp, &fp)) {
+			cache_remove(s, e); /* freed and reused: not the same code */
+			e = NULL;
+		}
+		s->uniq_entry[i] = e ? e : resolve(s, s->uniq_addr[i], w, &fp, st);
+	}
+	return n;
+}
+
+static struct code_entry *entry_for(struct py_symbolizer *s, uint32_t n,
+				    uint64_t addr)
+{
+	uint32_t j;
+
+	for (j = 0; j < n; j++)
+		if (s->uniq_addr[j] == addr)
+			return s->uniq_entry[j];
+	return NULL;
+}
+
+static int frame_id(struct py_symbolizer *s, struct code_entry *e, int32_t line,
+		    uint32_t *id)
+{
+	uint32_t slot = (uint32_t)line & (LINE_CACHE - 1);
+	struct frame_key k;
+	int err;
+
+	if (e->lc_line[slot] == line) {
+		*id = e->lc_frame[slot];
+		return 0;
+	}
+	k = (struct frame_key){ .name = e->name_id, .file = e->file_id,
+				.line = line, .kind = e->kind };
+	err = stacktab_frame(s->tab, &k, id);
+	if (err)
+		return err;
+	e->lc_line[slot] = line;
+	e->lc_frame[slot] = *id;
+	return 0;
+}
+
+void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
+		struct sym_stats *st)
+{
+	const struct py_layout *L = s->L;
+	uint32_t n = check_codes(s, rs, st), t;
+
+	for (t = 0; t < rs->nthreads; t++) {
+		const struct raw_thread *th = &rs->threads[t];
+		uint32_t depth = 0, i, pos;
+		int torn = 0;
+
+		if (th->flags & RAW_TORN || th->depth == 0)
+			continue;
+		/* Frame ids are filled leaf to root from the end of the buffer,
+		 * so the stack comes out root first without a reversal. */
+		pos = s->stack_cap;
+		for (i = 0; i < th->depth && pos > 1; i++) {
+			const struct raw_frame *f = &rs->frames[th->first + i];
+			struct code_entry *e = entry_for(s, n, f->code);
+			uint64_t base;
+			uint32_t id;
+			int32_t line;
+
+			if (!e) {
+				torn = 1;
+				break;
+			}
+			base = f->code + (uint64_t)L->code_adaptive;
+			/* A frame pushed but not yet started has no line yet;
+			 * CPython leaves it out of tracebacks too. */
+			if (f->owner != 1 && f->instr < base + e->firsttraceable)
+				continue;
+			if (!s->o.lineno)
+				line = 0;
+			else if (s->o.function)
+				line = e->firstlineno;
+			else if (f->instr >= base && f->instr - base < e->code_bytes)
+				line = py_lines_lookup(e->lines, e->nlines,
+						       (uint32_t)(f->instr - base));
+			else
+				line = -1;
+			if (line < 0)
+				line = 0;
+			if (frame_id(s, e, line, &id)) {
+				torn = -1;
+				break;
+			}
+			s->stack[--pos] = id;
+			depth++;
+		}
+		if (torn > 0) {
+			st->torn++;
+			continue;
+		}
+		if (torn < 0) {
+			st->dropped++;
+			continue;
+		}
+		if (th->flags & RAW_TRUNCATED && pos > 0) {
+			s->stack[--pos] = s->truncated_frame;
+			depth++;
+		}
+		if (!depth)
+			continue;
+		if (stacktab_add(s->tab, s->stack + pos, depth, 1))
+			st->dropped++;
+		else
+			st->stacks++;
+	}
+}

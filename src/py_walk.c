@@ -1,0 +1,431 @@
+/* py_walk.c - thread states and frames -> raw stacks. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pyspyc/py_walk.h"
+
+/* Bounds on what one sample may copy; beyond them the walker falls back to
+ * reading frames one by one rather than failing. */
+#define CHUNK_COPY_MAX (64 * 1024)   /* live bytes of one chunk copied */
+#define CHUNK_MIN_SIZE (16 * 1024)   /* CPython never allocates smaller */
+#define CHUNK_SLACK 512              /* for frames pushed since the tstate read */
+#define COPY_BUF_BYTES (4u << 20)    /* all copies of one sample */
+#define MAX_CHUNKS_PER_THREAD 64
+#define MAX_FRAME_BYTES 256          /* a frame header we read */
+
+struct copy {
+	uint64_t remote;  /* remote address of buf[off] */
+	uint64_t len;
+	size_t off;       /* into w->buf */
+};
+
+struct thread_slot {
+	uint64_t tstate;
+	uint64_t current_frame;
+	uint64_t chunk;        /* current chunk address */
+	struct copy copies[MAX_CHUNKS_PER_THREAD];
+	uint32_t ncopies;
+	uint64_t older;        /* next older chunk not yet copied, 0 if none */
+};
+
+struct py_walker {
+	struct rmem mem;
+	const struct py_layout *L;
+	uint64_t interp;
+	struct walk_opts o;
+
+	/* Thread states, tstate_size bytes each, and the list seen last time. */
+	uint8_t *tsbuf;
+	uint64_t *known;
+	uint32_t nknown;
+
+	struct thread_slot *slots;
+	uint8_t *buf;          /* chunk copies */
+	size_t buf_used;
+
+	struct iovec *liov, *riov;
+	/* Open-addressing set of frame addresses seen in this walk; an entry
+	 * counts only when its generation is the current one, so clearing the
+	 * set between walks costs nothing. */
+	struct visit { uint64_t addr; uint64_t gen; } *visited;
+	uint32_t visited_mask;
+	uint64_t visit_gen;
+
+	struct raw_sample sample;
+	uint32_t frames_cap;
+};
+
+static uint64_t rd64(const uint8_t *base, int32_t off)
+{
+	uint64_t v;
+
+	memcpy(&v, base + off, sizeof(v));
+	return v;
+}
+
+int py_walker_new(struct py_walker **out, const struct py_target *t,
+		  const struct walk_opts *o)
+{
+	struct py_walker *w;
+	uint32_t vcap = 64;
+
+	*out = NULL;
+	if (!o->max_depth || !o->max_threads || o->max_threads > RMEM_MAX_IOV - 1)
+		return -EINVAL;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	rmem_init(&w->mem, t->pid);
+	w->L = t->layout;
+	w->interp = t->interp;
+	w->o = *o;
+	while (vcap < 2 * o->max_depth)
+		vcap <<= 1;
+	w->visited_mask = vcap - 1;
+	/* A sample's frames: max_depth per thread, bounded overall. */
+	w->frames_cap = o->max_depth * 4 > 65536 ? o->max_depth * 4 : 65536;
+	w->tsbuf = malloc((size_t)o->max_threads * (size_t)w->L->tstate_size);
+	w->known = calloc(o->max_threads, sizeof(*w->known));
+	w->slots = calloc(o->max_threads, sizeof(*w->slots));
+	w->buf = malloc(COPY_BUF_BYTES);
+	w->liov = calloc(RMEM_MAX_IOV, sizeof(*w->liov));
+	w->riov = calloc(RMEM_MAX_IOV, sizeof(*w->riov));
+	w->visited = calloc(vcap, sizeof(*w->visited));
+	w->sample.threads = calloc(o->max_threads, sizeof(*w->sample.threads));
+	w->sample.frames = calloc(w->frames_cap, sizeof(*w->sample.frames));
+	if (!w->tsbuf || !w->known || !w->slots || !w->buf || !w->liov ||
+	    !w->riov || !w->visited || !w->sample.threads || !w->sample.frames) {
+		py_walker_free(w);
+		return -ENOMEM;
+	}
+	*out = w;
+	return 0;
+}
+
+void py_walker_free(struct py_walker *w)
+{
+	if (!w)
+		return;
+	free(w->tsbuf);
+	free(w->known);
+	free(w->slots);
+	free(w->buf);
+	free(w->liov);
+	free(w->riov);
+	free(w->visited);
+	free(w->sample.threads);
+	free(w->sample.frames);
+	free(w);
+}
+
+struct rmem *py_walker_mem(struct py_walker *w)
+{
+	return &w->mem;
+}
+
+static void iov_set(struct iovec *l, struct iovec *r, void *local,
+		    uint64_t remote, size_t len)
+{
+	l->iov_base = local;
+	l->iov_len = len;
+	r->iov_base = (void *)(uintptr_t)remote;
+	r->iov_len = len;
+}
+
+/* Does the thread list read into tsbuf match w->known, ending in NULL? */
+static int list_matches(struct py_walker *w, uint64_t head)
+{
+	const struct py_layout *L = w->L;
+	uint32_t i;
+
+	if (head != w->known[0])
+		return 0;
+	for (i = 0; i < w->nknown; i++) {
+		const uint8_t *ts = w->tsbuf + (size_t)i * L->tstate_size;
+		uint64_t next = rd64(ts, L->tstate_next);
+
+		if (rd64(ts, L->tstate_interp) != w->interp)
+			return 0;
+		if (next != (i + 1 < w->nknown ? w->known[i + 1] : 0))
+			return 0;
+	}
+	return 1;
+}
+
+/* Phase 1: the thread states, in one call when the list is unchanged. */
+static int read_threads(struct py_walker *w)
+{
+	const struct py_layout *L = w->L;
+	uint64_t head_addr = w->interp + L->interp_threads_head, head, t;
+	uint32_t i, n = 0;
+	int err;
+
+	if (w->nknown) {
+		iov_set(&w->liov[0], &w->riov[0], &head, head_addr, sizeof(head));
+		for (i = 0; i < w->nknown; i++)
+			iov_set(&w->liov[i + 1], &w->riov[i + 1],
+				w->tsbuf + (size_t)i * L->tstate_size, w->known[i],
+				(size_t)L->tstate_size);
+		err = rmem_readv(&w->mem, w->liov, w->riov, w->nknown + 1);
+		if (err == -ESRCH)
+			return err;
+		if (!err && list_matches(w, head))
+			return 0;
+	}
+	/* The list changed (or this is the first sample): walk it. */
+	err = rmem_read_ptr(&w->mem, head_addr, &t);
+	if (err)
+		return err;
+	while (t && n < w->o.max_threads) {
+		uint8_t *ts = w->tsbuf + (size_t)n * L->tstate_size;
+
+		for (i = 0; i < n; i++)
+			if (w->known[i] == t)
+				goto done; /* a cycle: stop at the repeat */
+		err = rmem_read(&w->mem, t, ts, (size_t)L->tstate_size);
+		if (err == -ESRCH)
+			return err;
+		if (err || rd64(ts, L->tstate_interp) != w->interp)
+			break; /* a thread state torn down under us: drop the rest */
+		w->known[n++] = t;
+		t = rd64(ts, L->tstate_next);
+	}
+done:
+	w->nknown = n;
+	return 0;
+}
+
+/* Phase 2: every thread's current frame pointer and the live part of its
+ * newest chunk, in one call. */
+static int read_chunks(struct py_walker *w)
+{
+	const struct py_layout *L = w->L;
+	uint32_t i, niov = 0;
+	int err;
+
+	w->buf_used = 0;
+	for (i = 0; i < w->nknown; i++) {
+		const uint8_t *ts = w->tsbuf + (size_t)i * L->tstate_size;
+		struct thread_slot *s = &w->slots[i];
+		uint64_t chunk = rd64(ts, L->tstate_datastack_chunk);
+		uint64_t top = rd64(ts, L->tstate_datastack_top), len;
+
+		memset(s, 0, sizeof(*s));
+		s->tstate = w->known[i];
+		if (L->tstate_current_frame >= 0) {
+			s->current_frame = rd64(ts, L->tstate_current_frame);
+		} else {
+			uint64_t cframe = rd64(ts, L->tstate_cframe);
+
+			if (cframe && niov < RMEM_MAX_IOV) {
+				iov_set(&w->liov[niov], &w->riov[niov], &s->current_frame,
+					cframe + L->cframe_current_frame, 8);
+				niov++;
+			}
+		}
+		if (!chunk || top <= chunk || top - chunk > CHUNK_COPY_MAX ||
+		    niov >= RMEM_MAX_IOV)
+			continue;
+		/* A little past the top catches frames pushed since the thread
+		 * state was read; staying within the chunk's minimum size keeps
+		 * the read inside the chunk's mapping. */
+		len = top - chunk + CHUNK_SLACK;
+		if (len > CHUNK_MIN_SIZE)
+			len = top - chunk > CHUNK_MIN_SIZE ? top - chunk : CHUNK_MIN_SIZE;
+		if (w->buf_used + len > COPY_BUF_BYTES)
+			continue;
+		s->chunk = chunk;
+		s->copies[0] = (struct copy){ .remote = chunk, .len = len, .off = w->buf_used };
+		s->ncopies = 1;
+		iov_set(&w->liov[niov], &w->riov[niov], w->buf + w->buf_used, chunk, len);
+		niov++;
+		w->buf_used += len;
+	}
+	err = rmem_readv(&w->mem, w->liov, w->riov, niov);
+	if (err != -EFAULT)
+		return err;
+	/* Some thread's memory went away mid-call: redo them one by one. */
+	for (i = 0; i < niov; i++) {
+		err = rmem_readv(&w->mem, &w->liov[i], &w->riov[i], 1);
+		if (err == -ESRCH)
+			return err;
+		if (err)
+			memset(w->liov[i].iov_base, 0, w->liov[i].iov_len);
+	}
+	for (i = 0; i < w->nknown; i++) {
+		struct thread_slot *s = &w->slots[i];
+
+		if (s->ncopies && s->copies[0].len >= (uint64_t)L->chunk_data &&
+		    rd64(w->buf + s->copies[0].off, L->chunk_size) == 0)
+			s->ncopies = 0; /* the zeroed copy of a failed read */
+	}
+	return 0;
+}
+
+/* Copy the next older chunk of s, if any.  Returns 1 when a copy was added. */
+static int copy_older_chunk(struct py_walker *w, struct thread_slot *s)
+{
+	const struct py_layout *L = w->L;
+	uint8_t hdr[64];
+	uint64_t addr, size, top, len;
+
+	if (s->ncopies == 0 || s->ncopies >= MAX_CHUNKS_PER_THREAD)
+		return 0;
+	if (s->older == 0) {
+		const struct copy *last = &s->copies[s->ncopies - 1];
+
+		if (last->len < (uint64_t)L->chunk_data)
+			return 0;
+		s->older = rd64(w->buf + last->off, L->chunk_previous);
+		if (!s->older)
+			return 0;
+	}
+	addr = s->older;
+	if (rmem_read(&w->mem, addr, hdr, (size_t)L->chunk_data))
+		return 0;
+	size = rd64(hdr, L->chunk_size);
+	top = rd64(hdr, L->chunk_top);   /* words in use, saved at push */
+	len = (uint64_t)L->chunk_data + top * 8;
+	if (top > CHUNK_COPY_MAX / 8 || len > size || w->buf_used + len > COPY_BUF_BYTES)
+		return 0;
+	if (rmem_read(&w->mem, addr, w->buf + w->buf_used, len))
+		return 0;
+	s->copies[s->ncopies++] = (struct copy){ .remote = addr, .len = len, .off = w->buf_used };
+	w->buf_used += len;
+	s->older = rd64(hdr, L->chunk_previous);
+	if (!s->older)
+		s->older = UINT64_MAX; /* chain exhausted */
+	return 1;
+}
+
+/* A pointer to the frame header at remote address f, from a copy when one
+ * holds it, else read into tmp. */
+static const uint8_t *frame_at(struct py_walker *w, struct thread_slot *s,
+			       uint64_t f, uint8_t *tmp, struct walk_stats *st)
+{
+	size_t need = (size_t)w->L->iframe_size;
+	uint32_t i;
+
+	for (;;) {
+		for (i = 0; i < s->ncopies; i++) {
+			const struct copy *c = &s->copies[i];
+
+			if (f >= c->remote + (uint64_t)w->L->chunk_data &&
+			    f - c->remote <= c->len - need)
+				return w->buf + c->off + (f - c->remote);
+		}
+		if (s->older == UINT64_MAX || !copy_older_chunk(w, s))
+			break;
+	}
+	/* A generator's frame lives in the generator object on the heap. */
+	st->slow_reads++;
+	if (rmem_read(&w->mem, f, tmp, need))
+		return NULL;
+	return tmp;
+}
+
+static void visited_clear(struct py_walker *w)
+{
+	w->visit_gen++;
+}
+
+/* Insert f; returns 1 if it was already there. */
+static int visited_test_set(struct py_walker *w, uint64_t f)
+{
+	uint64_t i = (f >> 4) * 0x9e3779b97f4a7c15ull;
+	uint32_t probes;
+
+	for (probes = 0, i &= w->visited_mask; probes <= w->visited_mask;
+	     probes++, i = (i + 1) & w->visited_mask) {
+		struct visit *v = &w->visited[i];
+
+		if (v->gen != w->visit_gen) {
+			v->addr = f;
+			v->gen = w->visit_gen;
+			return 0;
+		}
+		if (v->addr == f)
+			return 1;
+	}
+	return 1;
+}
+
+static void walk_thread(struct py_walker *w, uint32_t idx, struct walk_stats *st)
+{
+	const struct py_layout *L = w->L;
+	const uint8_t *ts = w->tsbuf + (size_t)idx * L->tstate_size;
+	struct thread_slot *s = &w->slots[idx];
+	struct raw_sample *rs = &w->sample;
+	struct raw_thread *th = &rs->threads[rs->nthreads++];
+	uint8_t tmp[MAX_FRAME_BYTES];
+	uint64_t f = s->current_frame;
+
+	memset(th, 0, sizeof(*th));
+	th->tstate = s->tstate;
+	th->thread_id = rd64(ts, L->tstate_thread_id);
+	if (L->tstate_native_thread_id >= 0)
+		th->native_tid = (int32_t)rd64(ts, L->tstate_native_thread_id);
+	th->first = rs->nframes;
+	if (!f)
+		return;
+	visited_clear(w);
+	while (f) {
+		const uint8_t *fr;
+		uint32_t owner;
+
+		if (th->depth >= w->o.max_depth) {
+			th->flags |= RAW_TRUNCATED;
+			break;
+		}
+		if (rs->nframes >= w->frames_cap) {
+			th->flags |= RAW_TRUNCATED;
+			break;
+		}
+		if ((f & 7) || visited_test_set(w, f)) {
+			th->flags |= RAW_TORN; /* misaligned or a loop */
+			break;
+		}
+		fr = frame_at(w, s, f, tmp, st);
+		if (!fr) {
+			th->flags |= RAW_TORN;
+			break;
+		}
+		owner = fr[L->iframe_owner];
+		if (L->iframe_owned_by_cstack < 0 ||
+		    owner != (uint32_t)L->iframe_owned_by_cstack) {
+			struct raw_frame *rf = &rs->frames[rs->nframes++];
+
+			rf->code = rd64(fr, L->iframe_code);
+			rf->instr = rd64(fr, L->iframe_instr);
+			rf->owner = owner;
+			th->depth++;
+		}
+		f = rd64(fr, L->iframe_previous);
+	}
+	if (th->flags & RAW_TORN) {
+		rs->nframes = th->first;
+		th->depth = 0;
+		st->torn++;
+	}
+}
+
+int py_walker_sample(struct py_walker *w, struct raw_sample **out,
+		     struct walk_stats *st)
+{
+	uint32_t i;
+	int err;
+
+	w->sample.nthreads = 0;
+	w->sample.nframes = 0;
+	*out = &w->sample;
+	err = read_threads(w);
+	if (err)
+		return err;
+	err = read_chunks(w);
+	if (err)
+		return err;
+	for (i = 0; i < w->nknown; i++)
+		walk_thread(w, i, st);
+	return 0;
+}

@@ -1,0 +1,194 @@
+/* stacktab.c - lock-free aggregation of samples into stacks and counts. */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "pyspyc/stacktab.h"
+#include "pyspyc/strtab.h"
+
+struct stacktab {
+	struct strtab *strings;
+	struct strtab *frames;
+	struct strtab *stacks;
+	_Atomic uint64_t *counts; /* one per stack id */
+	size_t counts_bytes;
+	uint32_t max_stacks;
+	_Atomic int full;         /* 1 strings, 2 frames, 3 stacks */
+};
+
+/* Bytes of arena per key, generous: names average far less, and a stack
+ * key is 4 bytes a frame (deep stacks are rare and bounded by max depth). */
+#define STRING_ARENA_PER_KEY 128
+#define FRAME_ARENA_PER_KEY 24
+#define STACK_ARENA_PER_KEY 512
+
+int stacktab_new(struct stacktab **out, const struct stacktab_limits *lim)
+{
+	struct stacktab *t;
+	int err;
+
+	*out = NULL;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	t->max_stacks = lim->max_stacks;
+	err = strtab_new(&t->strings, lim->max_strings,
+			 (size_t)lim->max_strings * STRING_ARENA_PER_KEY);
+	if (err)
+		goto out_free;
+	err = strtab_new(&t->frames, lim->max_frames,
+			 (size_t)lim->max_frames * FRAME_ARENA_PER_KEY);
+	if (err)
+		goto out_free;
+	err = strtab_new(&t->stacks, lim->max_stacks,
+			 (size_t)lim->max_stacks * STACK_ARENA_PER_KEY);
+	if (err)
+		goto out_free;
+	t->counts_bytes = (size_t)lim->max_stacks * sizeof(*t->counts);
+	t->counts = mmap(NULL, t->counts_bytes, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (t->counts == MAP_FAILED) {
+		t->counts = NULL;
+		err = -ENOMEM;
+		goto out_free;
+	}
+	*out = t;
+	return 0;
+
+out_free:
+	stacktab_free(t);
+	return err;
+}
+
+void stacktab_free(struct stacktab *t)
+{
+	if (!t)
+		return;
+	if (t->counts)
+		munmap((void *)t->counts, t->counts_bytes);
+	strtab_free(t->stacks);
+	strtab_free(t->frames);
+	strtab_free(t->strings);
+	free(t);
+}
+
+static int note_full(struct stacktab *t, int err, int which)
+{
+	int none = 0;
+
+	if (err == -ENOSPC)
+		atomic_compare_exchange_strong(&t->full, &none, which);
+	return err;
+}
+
+int stacktab_string(struct stacktab *t, const char *s, size_t len, uint32_t *id)
+{
+	return note_full(t, strtab_intern(t->strings, s, len, id), 1);
+}
+
+int stacktab_frame(struct stacktab *t, const struct frame_key *k, uint32_t *id)
+{
+	return note_full(t, strtab_intern(t->frames, k, sizeof(*k), id), 2);
+}
+
+int stacktab_add(struct stacktab *t, const uint32_t *frames, uint32_t depth,
+		 uint64_t count)
+{
+	uint32_t id;
+	int err;
+
+	err = strtab_intern(t->stacks, frames, (size_t)depth * sizeof(*frames), &id);
+	if (err)
+		return note_full(t, err, 3);
+	atomic_fetch_add_explicit(&t->counts[id], count, memory_order_relaxed);
+	return 0;
+}
+
+const char *stacktab_full(const struct stacktab *t)
+{
+	switch (atomic_load(&t->full)) {
+	case 1:
+	case 2:
+		return "--max-frames";
+	case 3:
+		return "--max-stacks";
+	default:
+		return NULL;
+	}
+}
+
+uint32_t stacktab_nstacks(const struct stacktab *t)
+{
+	return strtab_count(t->stacks);
+}
+
+static const char *string_or_empty(const struct stacktab *t, uint32_t id)
+{
+	const void *s;
+	size_t len;
+
+	return strtab_get(t->strings, id, &s, &len) ? "" : s;
+}
+
+int stacktab_snapshot(const struct stacktab *t, struct profile *p)
+{
+	uint32_t nf = strtab_count(t->frames), ns = strtab_count(t->stacks);
+	struct profile_frame *frames;
+	struct profile_stack *stacks;
+	uint32_t i, n = 0;
+	uint64_t total = 0;
+
+	frames = calloc(nf ? nf : 1, sizeof(*frames));
+	stacks = calloc(ns ? ns : 1, sizeof(*stacks));
+	if (!frames || !stacks) {
+		free(frames);
+		free(stacks);
+		return -ENOMEM;
+	}
+	for (i = 0; i < nf; i++) {
+		const struct frame_key *k;
+		const void *key;
+		size_t len;
+
+		frames[i].name = "";
+		frames[i].file = "";
+		if (strtab_get(t->frames, i, &key, &len) || len != sizeof(*k))
+			continue;
+		k = key;
+		frames[i].name = string_or_empty(t, k->name);
+		frames[i].file = string_or_empty(t, k->file);
+		frames[i].line = k->line;
+		frames[i].kind = (int)k->kind;
+	}
+	for (i = 0; i < ns; i++) {
+		uint64_t c = atomic_load_explicit(&t->counts[i], memory_order_relaxed);
+		const void *key;
+		size_t len;
+
+		if (!c || strtab_get(t->stacks, i, &key, &len))
+			continue;
+		stacks[n].frames = key;
+		stacks[n].depth = (uint32_t)(len / sizeof(uint32_t));
+		stacks[n].count = c;
+		total += c;
+		n++;
+	}
+	p->frames = frames;
+	p->nframes = nf;
+	p->stacks = stacks;
+	p->nstacks = n;
+	p->total = total;
+	profile_sort(p, stacks);
+	return 0;
+}
+
+void profile_release(struct profile *p)
+{
+	free((void *)p->frames);
+	free((void *)p->stacks);
+	p->frames = NULL;
+	p->stacks = NULL;
+	p->nframes = p->nstacks = 0;
+}

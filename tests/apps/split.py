@@ -1,0 +1,46 @@
+"""Known time split: spin_a runs SPLIT_A of the time, spin_b the rest.
+
+Both spin against the clock in slices, so the shares hold whatever the
+machine's speed.  Runs for DURATION seconds (argv[1], default 5), then exits.
+Works on Python 2.7 and every 3.x.
+"""
+import sys
+import time
+
+SPLIT_A = 0.6
+# Not a multiple of any sampling period, so samples do not alias.
+SLICE = 0.0073
+
+
+def now():
+    return time.time()
+
+
+def spin_a(seconds):
+    end = now() + seconds
+    x = 0
+    while now() < end:
+        x += 1          # line A
+    return x
+
+
+def spin_b(seconds):
+    end = now() + seconds
+    x = 0
+    while now() < end:
+        x += 1          # line B
+    return x
+
+
+def main():
+    duration = float(sys.argv[1]) if len(sys.argv) > 1 else 5.0
+    stop = now() + duration
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    while now() < stop:
+        spin_a(SLICE * SPLIT_A)
+        spin_b(SLICE * (1 - SPLIT_A))
+
+
+if __name__ == "__main__":
+    main()
