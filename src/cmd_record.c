@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -355,11 +356,19 @@ static void summary(const struct sampler_stats *st, const struct output *outs,
 	const char *full = stacktab_full(tab);
 	int i;
 
+	struct rusage ru;
+	double cpu_us = 0;
+
+	if (!getrusage(RUSAGE_SELF, &ru))
+		cpu_us = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
+			 (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 	fprintf(stderr,
 		"pyspyc: %llu samples, %llu errors, %llu torn stacks, %llu late ticks "
-		"in %.2f s",
+		"in %.2f s (%.1f us CPU and %.2f reads per sample)",
 		(unsigned long long)st->samples, (unsigned long long)st->errors,
-		(unsigned long long)st->torn, (unsigned long long)st->late, st->elapsed_s);
+		(unsigned long long)st->torn, (unsigned long long)st->late, st->elapsed_s,
+		st->samples ? cpu_us / (double)st->samples : 0.0,
+		st->samples ? (double)st->reads / (double)st->samples : 0.0);
 	if (st->dropped)
 		fprintf(stderr, "; %llu stacks dropped: table full, raise %s",
 			(unsigned long long)st->dropped, full ? full : "--max-stacks");

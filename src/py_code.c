@@ -11,6 +11,7 @@
 #define CODE_CACHE_CAP 8192      /* power of two */
 #define FILE_CACHE_CAP 4096      /* power of two */
 #define MAX_UNIQUE 1024          /* code objects checked per sample */
+#define MAX_PREFETCH 256         /* code windows read with the next sample */
 #define MAX_NAME_CHARS 1024      /* longer names are cut, visibly */
 #define MAX_LINETABLE (256 * 1024)
 #define LINE_CACHE 4
@@ -62,6 +63,12 @@ struct py_symbolizer {
 	uint32_t *stack;              /* frame ids of one thread */
 	uint32_t stack_cap;
 	struct iovec liov[MAX_UNIQUE], riov[MAX_UNIQUE];
+	/* The code objects of the last sample, whose windows the walker reads
+	 * in the same call as the next sample. */
+	uint64_t pf_addr[MAX_PREFETCH];
+	uint8_t *pf_windows;
+	struct iovec pf_liov[MAX_PREFETCH], pf_riov[MAX_PREFETCH];
+	uint32_t pf_n;
 	char *text;                   /* string decoding scratch */
 	struct line_range *ranges;    /* line-table decoding scratch */
 	size_t ranges_cap;
@@ -110,13 +117,14 @@ int py_sym_new(struct py_symbolizer **out, const struct py_target *t,
 	s->codes = calloc(CODE_CACHE_CAP, sizeof(*s->codes));
 	s->files = calloc(FILE_CACHE_CAP, sizeof(*s->files));
 	s->windows = malloc((size_t)MAX_UNIQUE * (size_t)s->L->code_size);
+	s->pf_windows = malloc((size_t)MAX_PREFETCH * (size_t)s->L->code_size);
 	s->stack_cap = 65536 + 1;
 	s->stack = malloc(s->stack_cap * sizeof(*s->stack));
 	s->text = malloc(MAX_NAME_CHARS * 4 + 16);
 	s->ranges_cap = 65536;
 	s->ranges = malloc(s->ranges_cap * sizeof(*s->ranges));
 	s->ltab = malloc(MAX_LINETABLE);
-	if (!s->codes || !s->files || !s->windows || !s->stack || !s->text ||
+	if (!s->codes || !s->files || !s->windows || !s->pf_windows || !s->stack || !s->text ||
 	    !s->ranges || !s->ltab) {
 		err = -ENOMEM;
 		goto out_free;
@@ -156,6 +164,7 @@ void py_sym_free(struct py_symbolizer *s)
 	free(s->codes);
 	free(s->files);
 	free(s->windows);
+	free(s->pf_windows);
 	free(s->stack);
 	free(s->text);
 	free(s->ranges);
@@ -461,14 +470,51 @@ static void cache_remove(struct py_symbolizer *s, struct code_entry *e)
 	}
 }
 
-/* Check every distinct code object of the sample with one read, resolving
- * the new and the changed ones.  Fills s->uniq_entry (NULL: invalid). */
+void py_sym_prefetch(struct py_symbolizer *s, const struct iovec **l,
+		     const struct iovec **r, uint32_t *n)
+{
+	*l = s->pf_liov;
+	*r = s->pf_riov;
+	*n = s->pf_n;
+}
+
+/* The window of addr read with the sample, or NULL. */
+static const uint8_t *prefetched(const struct py_symbolizer *s, uint64_t addr)
+{
+	uint32_t i;
+
+	for (i = 0; i < s->pf_n; i++)
+		if (s->pf_addr[i] == addr)
+			return s->pf_windows + (size_t)i * (size_t)s->L->code_size;
+	return NULL;
+}
+
+/* Next sample, read this sample's code objects along with it. */
+static void prefetch_next(struct py_symbolizer *s, uint32_t n)
+{
+	size_t wsize = (size_t)s->L->code_size;
+	uint32_t i;
+
+	s->pf_n = n < MAX_PREFETCH ? n : MAX_PREFETCH;
+	for (i = 0; i < s->pf_n; i++) {
+		s->pf_addr[i] = s->uniq_addr[i];
+		s->pf_liov[i].iov_base = s->pf_windows + i * wsize;
+		s->pf_liov[i].iov_len = wsize;
+		s->pf_riov[i].iov_base = (void *)(uintptr_t)s->uniq_addr[i];
+		s->pf_riov[i].iov_len = wsize;
+	}
+}
+
+/* Check every distinct code object of the sample: from the windows read
+ * with the sample when it had them, the rest with one more read.  New and
+ * changed objects are resolved.  Fills s->uniq_entry (NULL: invalid). */
 static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs,
-			    struct sym_stats *st)
+			    int pf_ok, struct sym_stats *st)
 {
 	const struct py_layout *L = s->L;
 	size_t wsize = (size_t)L->code_size;
-	uint32_t i, j, n = 0;
+	const uint8_t *win[MAX_UNIQUE];
+	uint32_t i, j, n = 0, nread = 0;
 
 	for (i = 0; i < rs->nframes && n < MAX_UNIQUE; i++) {
 		uint64_t a = rs->frames[i].code;
@@ -479,19 +525,24 @@ static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs
 			s->uniq_addr[n++] = a;
 	}
 	for (i = 0; i < n; i++) {
-		s->liov[i].iov_base = s->windows + i * wsize;
-		s->liov[i].iov_len = wsize;
-		s->riov[i].iov_base = (void *)(uintptr_t)s->uniq_addr[i];
-		s->riov[i].iov_len = wsize;
+		win[i] = pf_ok ? prefetched(s, s->uniq_addr[i]) : NULL;
+		if (win[i])
+			continue;
+		win[i] = s->windows + i * wsize;
+		s->liov[nread].iov_base = s->windows + i * wsize;
+		s->liov[nread].iov_len = wsize;
+		s->riov[nread].iov_base = (void *)(uintptr_t)s->uniq_addr[i];
+		s->riov[nread].iov_len = wsize;
+		nread++;
 	}
-	if (rmem_readv(s->mem, s->liov, s->riov, n)) {
+	if (rmem_readv(s->mem, s->liov, s->riov, nread)) {
 		/* One object went away: check them one by one. */
-		for (i = 0; i < n; i++)
+		for (i = 0; i < nread; i++)
 			if (rmem_readv(s->mem, &s->liov[i], &s->riov[i], 1))
 				memset(s->liov[i].iov_base, 0, wsize);
 	}
 	for (i = 0; i < n; i++) {
-		const uint8_t *w = s->windows + i * wsize;
+		const uint8_t *w = win[i];
 		struct code_entry *e;
 		struct fingerprint fp;
 
@@ -543,10 +594,10 @@ static int frame_id(struct py_symbolizer *s, struct code_entry *e, int32_t line,
 }
 
 void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
-		struct sym_stats *st)
+		int prefetched_ok, struct sym_stats *st)
 {
 	const struct py_layout *L = s->L;
-	uint32_t n = check_codes(s, rs, st), t;
+	uint32_t n = check_codes(s, rs, prefetched_ok, st), t;
 
 	for (t = 0; t < rs->nthreads; t++) {
 		const struct raw_thread *th = &rs->threads[t];
@@ -611,4 +662,5 @@ void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
 		else
 			st->stacks++;
 	}
+	prefetch_next(s, n);
 }

@@ -20,10 +20,19 @@ struct copy {
 	size_t off;       /* into w->buf */
 };
 
+/* What to read of one thread next time, derived from its last thread state:
+ * the sample after this one reads it speculatively in the same call as the
+ * thread list, and checks the fresh thread state still agrees. */
+struct plan {
+	uint64_t cframe;       /* _PyCFrame holding current_frame, 0 if none */
+	uint64_t chunk;        /* newest data-stack chunk, 0 if not copied */
+	uint64_t len;          /* bytes of it to copy */
+};
+
 struct thread_slot {
+	struct plan plan;
 	uint64_t tstate;
 	uint64_t current_frame;
-	uint64_t chunk;        /* current chunk address */
 	struct copy copies[MAX_CHUNKS_PER_THREAD];
 	uint32_t ncopies;
 	uint64_t older;        /* next older chunk not yet copied, 0 if none */
@@ -39,6 +48,7 @@ struct py_walker {
 	uint8_t *tsbuf;
 	uint64_t *known;
 	uint32_t nknown;
+	int planned;           /* slots[].plan describe known[] */
 
 	struct thread_slot *slots;
 	uint8_t *buf;          /* chunk copies */
@@ -153,27 +163,14 @@ static int list_matches(struct py_walker *w, uint64_t head)
 	return 1;
 }
 
-/* Phase 1: the thread states, in one call when the list is unchanged. */
+/* Walk the thread list one thread state at a time. */
 static int read_threads(struct py_walker *w)
 {
 	const struct py_layout *L = w->L;
-	uint64_t head_addr = w->interp + L->interp_threads_head, head, t;
+	uint64_t head_addr = w->interp + L->interp_threads_head, t;
 	uint32_t i, n = 0;
 	int err;
 
-	if (w->nknown) {
-		iov_set(&w->liov[0], &w->riov[0], &head, head_addr, sizeof(head));
-		for (i = 0; i < w->nknown; i++)
-			iov_set(&w->liov[i + 1], &w->riov[i + 1],
-				w->tsbuf + (size_t)i * L->tstate_size, w->known[i],
-				(size_t)L->tstate_size);
-		err = rmem_readv(&w->mem, w->liov, w->riov, w->nknown + 1);
-		if (err == -ESRCH)
-			return err;
-		if (!err && list_matches(w, head))
-			return 0;
-	}
-	/* The list changed (or this is the first sample): walk it. */
 	err = rmem_read_ptr(&w->mem, head_addr, &t);
 	if (err)
 		return err;
@@ -196,52 +193,123 @@ done:
 	return 0;
 }
 
-/* Phase 2: every thread's current frame pointer and the live part of its
- * newest chunk, in one call. */
-static int read_chunks(struct py_walker *w)
+/* Work out slot i's plan from its thread state in tsbuf. */
+static void plan_thread(struct py_walker *w, uint32_t i)
 {
 	const struct py_layout *L = w->L;
+	const uint8_t *ts = w->tsbuf + (size_t)i * L->tstate_size;
+	struct plan *p = &w->slots[i].plan;
+	uint64_t chunk = rd64(ts, L->tstate_datastack_chunk);
+	uint64_t top = rd64(ts, L->tstate_datastack_top);
+
+	p->cframe = L->tstate_current_frame >= 0 ? 0 : rd64(ts, L->tstate_cframe);
+	p->chunk = 0;
+	p->len = 0;
+	if (!chunk || top <= chunk || top - chunk > CHUNK_COPY_MAX)
+		return;
+	/* A little past the top catches frames pushed since the thread state
+	 * was read; staying within the chunk's minimum size keeps the read
+	 * inside the chunk's mapping. */
+	p->len = top - chunk + CHUNK_SLACK;
+	if (p->len > CHUNK_MIN_SIZE)
+		p->len = top - chunk > CHUNK_MIN_SIZE ? top - chunk : CHUNK_MIN_SIZE;
+	p->chunk = chunk;
+}
+
+/* Does the fresh thread state i still agree with the plan it was read by? */
+static int plan_holds(const struct py_walker *w, uint32_t i)
+{
+	const struct py_layout *L = w->L;
+	const uint8_t *ts = w->tsbuf + (size_t)i * L->tstate_size;
+	const struct plan *p = &w->slots[i].plan;
+	uint64_t chunk = rd64(ts, L->tstate_datastack_chunk);
+	uint64_t top = rd64(ts, L->tstate_datastack_top);
+
+	if (L->tstate_current_frame < 0 && rd64(ts, L->tstate_cframe) != p->cframe)
+		return 0;
+	if (chunk != p->chunk)
+		return !p->chunk && !chunk;
+	return top > chunk && top - chunk <= p->len;
+}
+
+/* Queue slot i's reads (current frame pointer, chunk copy) at *niov. */
+static void queue_thread(struct py_walker *w, uint32_t i, uint32_t *niov)
+{
+	const struct py_layout *L = w->L;
+	const uint8_t *ts = w->tsbuf + (size_t)i * L->tstate_size;
+	struct thread_slot *s = &w->slots[i];
+	const struct plan *p = &s->plan;
+
+	s->tstate = w->known[i];
+	s->current_frame = 0;
+	s->ncopies = 0;
+	s->older = 0;
+	if (L->tstate_current_frame >= 0)
+		s->current_frame = rd64(ts, L->tstate_current_frame);
+	else if (p->cframe && *niov < RMEM_MAX_IOV) {
+		iov_set(&w->liov[*niov], &w->riov[*niov], &s->current_frame,
+			p->cframe + L->cframe_current_frame, 8);
+		(*niov)++;
+	}
+	if (!p->chunk || *niov >= RMEM_MAX_IOV || w->buf_used + p->len > COPY_BUF_BYTES)
+		return;
+	s->copies[0] = (struct copy){ .remote = p->chunk, .len = p->len, .off = w->buf_used };
+	s->ncopies = 1;
+	iov_set(&w->liov[*niov], &w->riov[*niov], w->buf + w->buf_used, p->chunk, p->len);
+	(*niov)++;
+	w->buf_used += p->len;
+}
+
+/* The steady state: thread list, thread states, current frames, chunks and
+ * the caller's extra reads, all in one call, by last sample's plans.
+ * Returns 0 when every thread state still agrees with its plan, 1 when the
+ * thread states are current but a plan is not (a chunk was pushed), -EAGAIN
+ * when the thread list moved, or -ESRCH. */
+static int read_speculative(struct py_walker *w, const struct iovec *xl,
+			    const struct iovec *xr, uint32_t nx)
+{
+	const struct py_layout *L = w->L;
+	uint32_t i, niov = 0;
+	uint64_t head;
+	int err;
+
+	if (!w->planned || !w->nknown || w->nknown + 1 + 2 * w->nknown + nx > RMEM_MAX_IOV)
+		return -EAGAIN;
+	w->buf_used = 0;
+	iov_set(&w->liov[niov], &w->riov[niov], &head,
+		w->interp + L->interp_threads_head, sizeof(head));
+	niov++;
+	for (i = 0; i < w->nknown; i++, niov++)
+		iov_set(&w->liov[niov], &w->riov[niov], w->tsbuf + (size_t)i * L->tstate_size,
+			w->known[i], (size_t)L->tstate_size);
+	for (i = 0; i < w->nknown; i++)
+		queue_thread(w, i, &niov);
+	memcpy(&w->liov[niov], xl, nx * sizeof(*xl));
+	memcpy(&w->riov[niov], xr, nx * sizeof(*xr));
+	err = rmem_readv(&w->mem, w->liov, w->riov, niov + nx);
+	if (err)
+		return err == -ESRCH ? err : -EAGAIN;
+	if (!list_matches(w, head))
+		return -EAGAIN;
+	for (i = 0; i < w->nknown; i++)
+		if (!plan_holds(w, i))
+			return 1; /* the thread states are good, the chunks are not */
+	return 0;
+}
+
+/* The slow way, after read_threads(): plans from the fresh thread states,
+ * then every thread's current frame and chunk in one call. */
+static int read_chunks(struct py_walker *w)
+{
 	uint32_t i, niov = 0;
 	int err;
 
 	w->buf_used = 0;
 	for (i = 0; i < w->nknown; i++) {
-		const uint8_t *ts = w->tsbuf + (size_t)i * L->tstate_size;
-		struct thread_slot *s = &w->slots[i];
-		uint64_t chunk = rd64(ts, L->tstate_datastack_chunk);
-		uint64_t top = rd64(ts, L->tstate_datastack_top), len;
-
-		memset(s, 0, sizeof(*s));
-		s->tstate = w->known[i];
-		if (L->tstate_current_frame >= 0) {
-			s->current_frame = rd64(ts, L->tstate_current_frame);
-		} else {
-			uint64_t cframe = rd64(ts, L->tstate_cframe);
-
-			if (cframe && niov < RMEM_MAX_IOV) {
-				iov_set(&w->liov[niov], &w->riov[niov], &s->current_frame,
-					cframe + L->cframe_current_frame, 8);
-				niov++;
-			}
-		}
-		if (!chunk || top <= chunk || top - chunk > CHUNK_COPY_MAX ||
-		    niov >= RMEM_MAX_IOV)
-			continue;
-		/* A little past the top catches frames pushed since the thread
-		 * state was read; staying within the chunk's minimum size keeps
-		 * the read inside the chunk's mapping. */
-		len = top - chunk + CHUNK_SLACK;
-		if (len > CHUNK_MIN_SIZE)
-			len = top - chunk > CHUNK_MIN_SIZE ? top - chunk : CHUNK_MIN_SIZE;
-		if (w->buf_used + len > COPY_BUF_BYTES)
-			continue;
-		s->chunk = chunk;
-		s->copies[0] = (struct copy){ .remote = chunk, .len = len, .off = w->buf_used };
-		s->ncopies = 1;
-		iov_set(&w->liov[niov], &w->riov[niov], w->buf + w->buf_used, chunk, len);
-		niov++;
-		w->buf_used += len;
+		plan_thread(w, i);
+		queue_thread(w, i, &niov);
 	}
+	w->planned = 1;
 	err = rmem_readv(&w->mem, w->liov, w->riov, niov);
 	if (err != -EFAULT)
 		return err;
@@ -256,8 +324,7 @@ static int read_chunks(struct py_walker *w)
 	for (i = 0; i < w->nknown; i++) {
 		struct thread_slot *s = &w->slots[i];
 
-		if (s->ncopies && s->copies[0].len >= (uint64_t)L->chunk_data &&
-		    rd64(w->buf + s->copies[0].off, L->chunk_size) == 0)
+		if (s->ncopies && rd64(w->buf + s->copies[0].off, w->L->chunk_size) == 0)
 			s->ncopies = 0; /* the zeroed copy of a failed read */
 	}
 	return 0;
@@ -410,8 +477,9 @@ static void walk_thread(struct py_walker *w, uint32_t idx, struct walk_stats *st
 	}
 }
 
-int py_walker_sample(struct py_walker *w, struct raw_sample **out,
-		     struct walk_stats *st)
+int py_walker_sample(struct py_walker *w, const struct iovec *xl,
+		     const struct iovec *xr, uint32_t nx, int *x_ok,
+		     struct raw_sample **out, struct walk_stats *st)
 {
 	uint32_t i;
 	int err;
@@ -419,13 +487,24 @@ int py_walker_sample(struct py_walker *w, struct raw_sample **out,
 	w->sample.nthreads = 0;
 	w->sample.nframes = 0;
 	*out = &w->sample;
-	err = read_threads(w);
-	if (err)
+	*x_ok = 0;
+	err = read_speculative(w, xl, xr, nx);
+	if (err == -ESRCH)
 		return err;
-	err = read_chunks(w);
-	if (err)
-		return err;
-	for (i = 0; i < w->nknown; i++)
+	if (!err) {
+		*x_ok = 1;
+		st->fast++;
+	} else {
+		if (err < 0 && (err = read_threads(w)))
+			return err;
+		err = read_chunks(w);
+		if (err)
+			return err;
+	}
+	for (i = 0; i < w->nknown; i++) {
 		walk_thread(w, i, st);
+		plan_thread(w, i);
+	}
+	w->planned = 1;
 	return 0;
 }

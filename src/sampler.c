@@ -82,6 +82,9 @@ int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 		end = start + (int64_t)(s->o.duration_s * 1e9);
 	while (!*stop) {
 		struct raw_sample *rs;
+		const struct iovec *xl, *xr;
+		uint32_t nx;
+		int x_ok;
 
 		now = now_ns();
 		if (now < next) {
@@ -91,7 +94,8 @@ int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 		if (end && next >= end)
 			break;
 		st->ticks++;
-		err = py_walker_sample(s->walker, &rs, &ws);
+		py_sym_prefetch(s->sym, &xl, &xr, &nx);
+		err = py_walker_sample(s->walker, xl, xr, nx, &x_ok, &rs, &ws);
 		if (err == -ESRCH) {
 			st->target_gone = 1;
 			err = 0;
@@ -102,7 +106,7 @@ int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 			err = 0;
 		} else {
 			st->samples++;
-			py_sym_add(s->sym, rs, &ss);
+			py_sym_add(s->sym, rs, x_ok, &ss);
 		}
 		next += period;
 		now = now_ns();
@@ -120,6 +124,7 @@ int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 	st->code_misses += ss.code_misses;
 	st->errors += ss.errors;
 	st->reads += py_walker_mem(s->walker)->reads;
+	st->fast += ws.fast;
 	st->elapsed_s = (double)(now_ns() - start) / 1e9;
 	return err;
 }

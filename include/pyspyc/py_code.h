@@ -3,8 +3,10 @@
  * The symbolizer owns a per-process cache from code-object address to what
  * the profile needs of it: name and file (as string ids in the stacktab), its
  * kind, and its decoded line table.  Each sample checks every code object it
- * uses with one batched read of a small window of the object (type, name,
- * file and line-table pointers, first line, size): an address freed and
+ * uses through a small window of the object (type, name, file and
+ * line-table pointers, first line, size), read in the same call as the sample
+ * in the steady state (py_sym_prefetch) and else in one batched read: an
+ * address freed and
  * reused by another code object no longer matches and is resolved afresh, so
  * a stale entry is never reported under the wrong name.
  *
@@ -41,9 +43,16 @@ int py_sym_new(struct py_symbolizer **out, const struct py_target *t,
 	       struct rmem *mem, struct stacktab *tab, const struct sym_opts *o);
 void py_sym_free(struct py_symbolizer *s);
 
-/* Validate, symbolize and count every thread stack of one raw sample. */
+/* The reads to make together with the next sample (windows onto the code
+ * objects of the last one), for py_walker_sample's extra reads.  The iovecs
+ * stay valid until the next py_sym_add. */
+void py_sym_prefetch(struct py_symbolizer *s, const struct iovec **l,
+		     const struct iovec **r, uint32_t *n);
+
+/* Validate, symbolize and count every thread stack of one raw sample.
+ * prefetched_ok says the py_sym_prefetch reads were made with this sample. */
 void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
-		struct sym_stats *st);
+		int prefetched_ok, struct sym_stats *st);
 
 /* Shorten a file name the way the profile shows it: relative to the nearest
  * ancestor directory that has no __init__.py, looked up under root (e.g.

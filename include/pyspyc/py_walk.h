@@ -4,15 +4,16 @@
  * per thread, the (code object address, instruction address) of each frame,
  * innermost first.  It does no symbolization; that is py_code.h's job.
  *
- * Cost is the point of this module.  A sample of N threads takes, in the
- * steady state, three process_vm_readv calls whatever N is:
- *   1. the thread-list head and every thread state seen last time, in one
- *      call (checked against the list; re-walked one by one if it changed);
- *   2. every thread's current frame pointer and the live part of its frame
- *      data-stack chunk, in one call: frames are then walked locally;
- *   3. (py_code) one small window of every distinct code object, to check
- *      the cache still describes the object at that address.
- * Frames outside the copied chunks (generators, older chunks of deep
+ * Cost is the point of this module.  In the steady state a sample of N
+ * threads is ONE process_vm_readv call, whatever N is.  It reads, by what
+ * the previous sample saw: the thread-list head, every thread state, every
+ * thread's current frame pointer, the live part of every thread's newest
+ * frame data-stack chunk, and the caller's extra reads (py_code's windows
+ * onto the code objects the last sample used).  The fresh thread states are
+ * then checked against that plan; frames are walked locally in the copies.
+ * When anything moved (a thread came or went, a chunk was pushed) the
+ * sample is read the slow way: the list walked, then all chunks in one more
+ * call.  Frames outside the copied chunks (generators, older chunks of deep
  * stacks) cost one more read each.
  *
  * Remote memory is hostile: thread and frame counts are capped, chains are
@@ -58,6 +59,7 @@ struct walk_opts {
 };
 
 struct walk_stats {
+	uint64_t fast;         /* samples read in a single call */
 	uint64_t torn;         /* thread stacks dropped as inconsistent */
 	uint64_t slow_reads;   /* frames read one by one */
 };
@@ -73,8 +75,13 @@ struct rmem *py_walker_mem(struct py_walker *w);
 
 /* Read all threads now.  *out points into the walker and is valid until the
  * next call.  Returns 0, -ESRCH when the target is gone, or another -errno
- * when the thread list itself could not be read (an error sample). */
-int py_walker_sample(struct py_walker *w, struct raw_sample **out,
-		     struct walk_stats *st);
+ * when the thread list itself could not be read (an error sample).
+ *
+ * xl/xr are nx extra reads (at most RMEM_MAX_IOV / 2) the caller wants made
+ * at the same instant, in the same call when the steady state holds: *x_ok is
+ * set to 1 when they were, 0 when they were not made at all. */
+int py_walker_sample(struct py_walker *w, const struct iovec *xl,
+		     const struct iovec *xr, uint32_t nx, int *x_ok,
+		     struct raw_sample **out, struct walk_stats *st);
 
 #endif

@@ -36,6 +36,7 @@ struct sampler_stats {
 	uint64_t dropped;           /* stacks lost to a full table */
 	uint64_t code_misses;
 	uint64_t reads;             /* process_vm_readv calls */
+	uint64_t fast;              /* samples read in a single call */
 	double elapsed_s;
 	int target_gone;            /* 1 when the run ended with the target */
 };

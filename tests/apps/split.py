@@ -19,16 +19,16 @@ def now():
 def spin_a(seconds):
     end = now() + seconds
     x = 0
-    while now() < end:
-        x += 1          # line A
+    while now() < end:  # loop A
+        x += 1          # body A
     return x
 
 
 def spin_b(seconds):
     end = now() + seconds
     x = 0
-    while now() < end:
-        x += 1          # line B
+    while now() < end:  # loop B
+        x += 1          # body B
     return x
 
 

@@ -1,0 +1,174 @@
+"""Shared fixtures for the integration suite: the pyspyc binary, every CPython
+found on the machine, and helpers to run targets and read profiles."""
+import glob
+import os
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+APPS = os.path.join(ROOT, "tests", "apps")
+PYSPYC = os.environ.get("PYSPYC", os.path.join(ROOT, "pyspyc"))
+
+# Minor versions this build of pyspyc profiles.
+SUPPORTED = {(3, 11)}
+
+
+def _pyenv_root():
+    root = os.environ.get("PYENV_ROOT")
+    if root:
+        return root
+    try:
+        return subprocess.check_output(["pyenv", "root"], stderr=subprocess.DEVNULL,
+                                       universal_newlines=True).strip()
+    except (OSError, subprocess.CalledProcessError):
+        return os.path.expanduser("~/.pyenv")
+
+
+def _version_of(exe):
+    try:
+        out = subprocess.check_output(
+            [exe, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            stderr=subprocess.DEVNULL, universal_newlines=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    major, minor = out.strip().split(".")
+    return int(major), int(minor)
+
+
+def find_pythons():
+    """Every CPython interpreter on the machine: [(label, path, (major, minor))]."""
+    cands = []
+    for d in sorted(glob.glob(os.path.join(_pyenv_root(), "versions", "*"))):
+        for exe in sorted(glob.glob(os.path.join(d, "bin", "python[23].*"))):
+            if re.search(r"python\d\.\d+$", exe):
+                cands.append(("pyenv-" + os.path.basename(d), exe))
+    for exe in sorted(glob.glob("/usr/bin/python[23].*")):
+        if re.search(r"python\d\.\d+$", exe) and os.path.realpath(exe) == exe:
+            cands.append(("debian-" + os.path.basename(exe)[6:], exe))
+    for exe in os.environ.get("PYSPYC_TEST_PYTHONS", "").replace(",", " ").split():
+        cands.append(("env-" + exe, exe))
+    found, seen = [], set()
+    for label, exe in cands:
+        real = os.path.realpath(exe)
+        if real in seen or not os.access(exe, os.X_OK):
+            continue
+        seen.add(real)
+        v = _version_of(exe)
+        if v:
+            found.append((label, exe, v))
+    return found
+
+
+ALL_PYTHONS = find_pythons()
+PYTHONS = [p for p in ALL_PYTHONS if p[2] in SUPPORTED]
+
+
+def pytest_report_header(config):
+    lines = ["pythons found: " + (", ".join(
+        "%s (%d.%d)" % (l, v[0], v[1]) for l, _, v in ALL_PYTHONS) or "none")]
+    lines.append("pythons tested: " + (", ".join(l for l, _, _ in PYTHONS) or "none"))
+    skipped = [l for l, _, v in ALL_PYTHONS if v not in SUPPORTED]
+    if skipped:
+        lines.append("pythons skipped (version not supported yet): " + ", ".join(skipped))
+    return lines
+
+
+def pytest_generate_tests(metafunc):
+    if "python" in metafunc.fixturenames:
+        if not PYTHONS:
+            metafunc.parametrize("python", [pytest.param(None, marks=pytest.mark.skip(
+                reason="no supported CPython found"))])
+        else:
+            metafunc.parametrize("python", [p[1] for p in PYTHONS],
+                                 ids=[p[0] for p in PYTHONS])
+
+
+def parse_collapsed(text):
+    """[(list of frames, count)] from collapsed stacks; asserts the grammar."""
+    stacks = []
+    for line in text.splitlines():
+        assert line.strip(), "empty line in collapsed output"
+        head, _, count = line.rpartition(" ")
+        assert head and count.isdigit(), "bad collapsed line: %r" % line
+        stacks.append((head.split(";"), int(count)))
+    return stacks
+
+
+def frame_name(frame):
+    """'spin_a (split.py:21)' -> 'spin_a'."""
+    return frame.rsplit(" (", 1)[0] if frame.endswith(")") else frame
+
+
+def frame_line(frame):
+    m = re.search(r":(\d+)\)$", frame)
+    return int(m.group(1)) if m else None
+
+
+def share(stacks, name):
+    total = sum(c for _, c in stacks)
+    hit = sum(c for fr, c in stacks if any(frame_name(f) == name for f in fr))
+    return hit / float(total) if total else 0.0
+
+
+def run_pyspyc(args, timeout=60, **kw):
+    return subprocess.run([PYSPYC] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=timeout, **kw)
+
+
+class Target:
+    """A Python app started in the background; waits for its 'ready' line."""
+
+    def __init__(self, python, app, *args):
+        self.proc = subprocess.Popen([python, os.path.join(APPS, app)] + [str(a) for a in args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     universal_newlines=True)
+        line = self.proc.stdout.readline()
+        assert line.strip() == "ready", "target did not start: %r %r" % (
+            line, self.proc.stderr.read() if self.proc.poll() is not None else "")
+        self.pid = self.proc.pid
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+@pytest.fixture
+def target():
+    started = []
+
+    def start(python, app, *args):
+        t = Target(python, app, *args)
+        started.append(t)
+        return t
+    yield start
+    for t in started:
+        t.stop()
+
+
+def app_line(app, marker):
+    """The line number of the first source line of app containing marker."""
+    with open(os.path.join(APPS, app)) as f:
+        for i, line in enumerate(f, 1):
+            if marker in line:
+                return i
+    raise AssertionError("marker %r not in %s" % (marker, app))
+
+
+def wait_for(pred, timeout=10.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return False

@@ -1,0 +1,291 @@
+"""pyspyc record against real CPython targets."""
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from conftest import (APPS, PYSPYC, app_line, frame_line, frame_name, parse_collapsed,
+                      run_pyspyc, share, wait_for)
+
+# Shares are statistical: at 500 Hz for 3 s (1500 samples) the standard
+# error of a 60% share is 1.3 points; 6 points holds on a loaded machine.
+TOLERANCE = 0.06
+
+
+def check_split(stacks):
+    a, b = share(stacks, "spin_a"), share(stacks, "spin_b")
+    assert abs(a - 0.6) < TOLERANCE, "spin_a share %.3f, want 0.60" % a
+    assert abs(b - 0.4) < TOLERANCE, "spin_b share %.3f, want 0.40" % b
+    # Nearly all of a spinner's samples are on its loop's two lines, and
+    # none is outside the function (the rest are its entry and return).
+    for fn, tag in (("spin_a", "A"), ("spin_b", "B")):
+        loop = {app_line("split.py", "# loop " + tag), app_line("split.py", "# body " + tag)}
+        first = app_line("split.py", "def " + fn)
+        on_loop = total = 0
+        for frames, c in stacks:
+            for f in frames:
+                if frame_name(f) != fn:
+                    continue
+                assert f.startswith(fn + " (split.py:"), "file shortened like py-spy: " + f
+                assert first <= frame_line(f) <= first + 5, f
+                total += c
+                on_loop += c if frame_line(f) in loop else 0
+        assert on_loop >= 0.9 * total, (fn, on_loop, total)
+
+
+def check_svg(path, *texts):
+    tree = ET.parse(path)  # well-formed XML or this raises
+    body = open(path, encoding="utf-8").read()
+    for t in texts:
+        assert t in body, "%r not in the SVG" % t
+    return tree
+
+
+def test_launch_split(python, tmp_path):
+    folded, svg = tmp_path / "p.folded", tmp_path / "p.svg"
+    r = run_pyspyc(["record", "-r", "500", "-d", "3", "-o", str(folded), "-o", str(svg),
+                    "--", python, os.path.join(APPS, "split.py"), "5"])
+    assert r.returncode == 0, r.stderr
+    assert "ready" in r.stdout  # the target's output passes through
+    assert "samples" in r.stderr and "late ticks" in r.stderr
+    check_split(parse_collapsed(folded.read_text()))
+    check_svg(str(svg), "spin_a", "spin_b")
+
+
+def test_pid_split(python, target, tmp_path):
+    t = target(python, "split.py", 10)
+    folded = tmp_path / "p.collapsed"
+    r = run_pyspyc(["record", "--pid", str(t.pid), "--rate", "500", "--duration", "3",
+                    "--output", str(folded)])
+    assert r.returncode == 0, r.stderr
+    check_split(parse_collapsed(folded.read_text()))
+    assert t.proc.poll() is None, "the target must keep running"
+
+
+def test_threads_and_qualnames(python, target, tmp_path):
+    t = target(python, "threads.py", 10)
+    out = tmp_path / "t.txt"
+    r = run_pyspyc(["record", "-p", str(t.pid), "-r", "200", "-d", "2", "-o", str(out)])
+    assert r.returncode == 0, r.stderr
+    stacks = parse_collapsed(out.read_text())
+    names = {frame_name(f) for fr, _ in stacks for f in fr}
+    assert "Spinner.spin_alpha" in names and "Spinner.spin_beta" in names, names
+    assert share(stacks, "Spinner.spin_alpha") > 0.2
+    assert share(stacks, "Spinner.spin_beta") > 0.2
+    # Every thread is walked to its root.
+    for fr, _ in stacks:
+        if frame_name(fr[-1]).startswith("Spinner."):
+            assert frame_name(fr[0]) == "Thread._bootstrap", fr
+
+
+def test_target_exits_first(python, tmp_path):
+    out = tmp_path / "x.folded"
+    r = run_pyspyc(["record", "-r", "200", "-o", str(out), "--",
+                    python, os.path.join(APPS, "split.py"), "1.5"])
+    assert r.returncode == 0, r.stderr
+    stacks = parse_collapsed(out.read_text())
+    assert sum(c for _, c in stacks) > 150
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_signal_writes_profile(python, target, tmp_path, sig):
+    t = target(python, "split.py", 20)
+    folded, svg = tmp_path / "s.folded", tmp_path / "s.svg"
+    p = subprocess.Popen([PYSPYC, "record", "-p", str(t.pid), "-r", "200",
+                          "-o", str(folded), "-o", str(svg)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    time.sleep(1.5)
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=20)
+    assert p.returncode == 0, err
+    assert sum(c for _, c in parse_collapsed(folded.read_text())) > 100
+    check_svg(str(svg), "spin_a")
+    assert t.proc.poll() is None, "the target is not signalled"
+
+
+def test_target_killed_midrun(python, target, tmp_path):
+    t = target(python, "split.py", 20)
+    out = tmp_path / "k.folded"
+    p = subprocess.Popen([PYSPYC, "record", "-p", str(t.pid), "-r", "200", "-o", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    time.sleep(1.5)
+    t.proc.kill()
+    _, err = p.communicate(timeout=20)
+    assert p.returncode == 0, err
+    assert sum(c for _, c in parse_collapsed(out.read_text())) > 100
+
+
+def test_rate_fidelity(python, target, tmp_path):
+    # The benchmark holds the 99% figure; here a loaded CI machine must
+    # still deliver most ticks, and every tick is either sampled or late.
+    t = target(python, "split.py", 20)
+    out = tmp_path / "f.folded"
+    r = run_pyspyc(["record", "-p", str(t.pid), "-r", "1000", "-d", "4", "-o", str(out)])
+    assert r.returncode == 0, r.stderr
+    n = int(r.stderr.split("pyspyc: ")[-1].split(" samples")[0])
+    assert n >= 3000, r.stderr
+    assert sum(c for _, c in parse_collapsed(out.read_text())) == n
+
+
+def test_deep_recursion_whole(python, target, tmp_path):
+    t = target(python, "deep.py", 500, 20)
+    out = tmp_path / "d.folded"
+    r = run_pyspyc(["record", "-p", str(t.pid), "-r", "100", "-d", "1.5", "-o", str(out)])
+    assert r.returncode == 0, r.stderr
+    stacks = parse_collapsed(out.read_text())
+    deepest = max(len(fr) for fr, _ in stacks)
+    assert deepest == 500, deepest
+    full = [fr for fr, _ in stacks if len(fr) == 500]
+    assert frame_name(full[0][0]) == "<module>" and frame_name(full[0][-1]) == "leaf"
+
+
+def test_depth_cap_marks_truncation(python, target, tmp_path):
+    t = target(python, "deep.py", 300, 20)
+    out = tmp_path / "d.folded"
+    r = run_pyspyc(["record", "-p", str(t.pid), "-r", "100", "-d", "1",
+                    "--max-depth", "50", "-o", str(out)])
+    assert r.returncode == 0, r.stderr
+    stacks = parse_collapsed(out.read_text())
+    assert all(len(fr) <= 51 for fr, _ in stacks)
+    assert all(fr[0] == "[truncated]" and frame_name(fr[-1]) == "leaf"
+               for fr, _ in stacks if len(fr) == 51)
+    assert any(len(fr) == 51 for fr, _ in stacks)
+
+
+def test_hostile_names(python, target, tmp_path):
+    t = target(python, "hostile.py", 20)
+    folded, svg = tmp_path / "h.folded", tmp_path / "h.svg"
+    r = run_pyspyc(["record", "-p", str(t.pid), "-r", "300", "-d", "2",
+                    "-o", str(folded), "-o", str(svg)])
+    assert r.returncode == 0, r.stderr
+    raw = folded.read_bytes()
+    text = raw.decode("utf-8")  # valid UTF-8 even with lone surrogates
+    stacks = parse_collapsed(text)
+    names = {frame_name(f) for fr, _ in stacks for f in fr}
+    assert "<script>alert(1)</script>" in names
+    assert "semi,colon" in names  # ';' cannot appear inside a frame
+    assert "new?line" in names
+    body = svg.read_text(encoding="utf-8")
+    ET.fromstring(body.encode("utf-8"))
+    assert "<script>alert(1)" not in body
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body
+    long = [n for n in names if n.startswith("xxxx")]
+    assert long and all(len(n) < 1100 and n.endswith("...") for n in long)
+
+
+def test_full_filenames(python, target, tmp_path):
+    t = target(python, "split.py", 10)
+    out = tmp_path / "ff.folded"
+    r = run_pyspyc(["record", "-p", str(t.pid), "-d", "1", "--full-filenames", "-o", str(out)])
+    assert r.returncode == 0, r.stderr
+    assert os.path.join(APPS, "split.py") in out.read_text()
+
+
+def test_stdout_output(python, target):
+    t = target(python, "split.py", 10)
+    r = run_pyspyc(["record", "-p", str(t.pid), "-d", "1", "-o", "-"])
+    assert r.returncode == 0, r.stderr
+    assert share(parse_collapsed(r.stdout), "spin_a") > 0.3
+
+
+def test_default_output_name(python, target, tmp_path):
+    t = target(python, "split.py", 10)
+    r = run_pyspyc(["record", "-p", str(t.pid), "-d", "0.5"], cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    made = os.listdir(str(tmp_path))
+    assert len(made) == 1 and made[0].endswith(".svg") and made[0].startswith("pyspyc-"), made
+    check_svg(str(tmp_path / made[0]))
+
+
+def test_symlink_output_is_replaced(python, target, tmp_path):
+    t = target(python, "split.py", 10)
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    link = tmp_path / "out.folded"
+    os.symlink(str(victim), str(link))
+    r = run_pyspyc(["record", "-p", str(t.pid), "-d", "0.5", "-o", str(link)])
+    assert r.returncode == 0, r.stderr
+    assert victim.read_text() == "keep me"
+    assert not os.path.islink(str(link)) and "spin_" in link.read_text()
+
+
+def test_format_option(python, target, tmp_path):
+    t = target(python, "split.py", 10)
+    out = tmp_path / "noext"
+    r = run_pyspyc(["record", "-p", str(t.pid), "-d", "0.5", "-f", "flamegraph", "-o", str(out)])
+    assert r.returncode == 0, r.stderr
+    check_svg(str(out))
+
+
+def _leftovers(d):
+    return sorted(os.listdir(str(d)))
+
+
+BAD = [
+    # (args, exit status)
+    (["record", "--rate", "0", "-p", "1"], 2),
+    (["record", "--rate", "abc", "-p", "1"], 2),
+    (["record", "--rate", "-5", "-p", "1"], 2),
+    (["record", "--rate", "", "-p", "1"], 2),
+    (["record", "--rate", "1e999", "-p", "1"], 2),
+    (["record", "--duration", "-3", "-p", "1"], 2),
+    (["record", "--duration", "0", "-p", "1"], 2),
+    (["record", "--pid", "notapid"], 2),
+    (["record", "--pid", "0"], 2),
+    (["record", "--pid", "-4"], 2),
+    (["record", "--pid", "99999999999999999999"], 2),
+    (["record", "--pid"], 2),
+    (["record", "--bogus"], 2),
+    (["record", "-x"], 2),
+    (["record"], 2),
+    (["record", "-p", "1", "--", "python3"], 2),
+    (["record", "-p", "1", "-f", "nope"], 2),
+    (["record", "-p", "1", "-o", "noextension"], 2),
+    (["recrod"], 2),
+    ([], 2),
+    (["record", "--pid", "4194000"], 3),
+    (["record", "--", "/nonexistent/python"], 3),
+    # pid 1 is not Python; where it is not dumpable it cannot even be read.
+    (["record", "-p", "1"], (4, 5)),
+    (["record", "-p", "2"], 5),
+    (["record", "-o", "/nonexistent-dir/x.svg", "-p", "1"], 6),
+]
+
+
+@pytest.mark.parametrize("args,status", BAD, ids=[" ".join(a) or "(none)" for a, _ in BAD])
+def test_bad_input(args, status, tmp_path):
+    r = run_pyspyc(args, cwd=str(tmp_path))
+    assert r.returncode in (status if isinstance(status, tuple) else (status,)), \
+        (r.returncode, r.stderr)
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("pyspyc"), r.stderr
+    assert _leftovers(tmp_path) == []
+
+
+def test_not_python_pid(tmp_path):
+    p = subprocess.Popen(["sleep", "30"])
+    try:
+        r = run_pyspyc(["record", "-p", str(p.pid), "-o", str(tmp_path / "x.svg")])
+    finally:
+        p.kill()
+        p.wait()
+    assert r.returncode == 5 and "not a Python process" in r.stderr, r.stderr
+    assert _leftovers(tmp_path) == []
+
+
+def test_output_is_directory(python, target, tmp_path):
+    t = target(python, "split.py", 10)
+    (tmp_path / "d.svg").mkdir()
+    r = run_pyspyc(["record", "-p", str(t.pid), "-d", "0.5", "-o", str(tmp_path / "d.svg")])
+    assert r.returncode == 6 and "Is a directory" in r.stderr, r.stderr
+
+
+def test_help_and_version():
+    r = run_pyspyc(["record", "--help"])
+    assert r.returncode == 0 and "--pid" in r.stdout and "Examples:" in r.stdout
+    r = run_pyspyc(["--version"])
+    assert r.returncode == 0 and r.stdout.startswith("pyspyc ")
