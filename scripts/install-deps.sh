@@ -5,7 +5,7 @@
 set -eu
 
 PKGS="build-essential pkg-config libelf-dev libunwind-dev libbpf-dev zlib1g-dev \
-libcmocka-dev libxml2-dev python3 python3-pytest libxml2-utils procps"
+libcmocka-dev libxml2-dev python3 python3-pytest libxml2-utils procps mandoc"
 
 missing=""
 for p in $PKGS; do

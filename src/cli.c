@@ -1,4 +1,5 @@
 /* cli.c - table-driven option parsing and help. */
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -12,7 +13,7 @@ int cli_parse_double(const char *s, double *out)
 	char *end;
 	double v;
 
-	if (!s || !*s || strchr(" \t\n", *s))
+	if (!s || !*s || isspace((unsigned char)*s))
 		return -EINVAL;
 	errno = 0;
 	v = strtod(s, &end);
@@ -29,7 +30,7 @@ int cli_parse_ll(const char *s, long long *out)
 	char *end;
 	long long v;
 
-	if (!s || !*s || strchr(" \t\n", *s))
+	if (!s || !*s || isspace((unsigned char)*s))
 		return -EINVAL;
 	errno = 0;
 	v = strtoll(s, &end, 10);

@@ -34,6 +34,7 @@ struct record_args {
 	int function;
 	long long max_depth;
 	long long max_stacks;
+	long long max_frames;
 };
 
 #define OFF(f) offsetof(struct record_args, f)
@@ -68,6 +69,9 @@ static const struct opt record_opts[] = {
 	{ 0, "max-stacks", OPT_INT, "N",
 	  "unique stacks kept in memory (default 200000)",
 	  OFF(max_stacks), 16, 100000000, 0 },
+	{ 0, "max-frames", OPT_INT, "N",
+	  "unique frames and unique names kept in memory (default 1048576)",
+	  OFF(max_frames), 1024, 100000000, 0 },
 };
 
 static const struct cmd_usage record_usage = {
@@ -382,7 +386,8 @@ static void summary(const struct sampler_stats *st, const struct output *outs,
 
 int cmd_record(int argc, char **argv)
 {
-	struct record_args a = { .rate = 100, .max_depth = 4096, .max_stacks = 200000 };
+	struct record_args a = { .rate = 100, .max_depth = 4096, .max_stacks = 200000,
+				 .max_frames = 1 << 20 };
 	struct output outs[MAX_OUTPUTS];
 	struct sampler_stats st = { 0 };
 	struct stacktab *tab = NULL;
@@ -453,8 +458,8 @@ int cmd_record(int argc, char **argv)
 	{
 		struct stacktab_limits lim = {
 			.max_stacks = (uint32_t)a.max_stacks,
-			.max_frames = 1u << 20,
-			.max_strings = 1u << 20,
+			.max_frames = (uint32_t)a.max_frames,
+			.max_strings = (uint32_t)a.max_frames,
 		};
 		struct sampler_opts so = {
 			.rate_hz = a.rate,

@@ -16,7 +16,12 @@ static int frame_cmp(const struct profile_frame *a, const struct profile_frame *
 	c = strcmp(a->file, b->file);
 	if (c)
 		return c;
-	return (a->line > b->line) - (a->line < b->line);
+	c = (a->line > b->line) - (a->line < b->line);
+	if (c)
+		return c;
+	/* Same text, different code (a vendored copy of a module): still a
+	 * total order that does not depend on ids. */
+	return (a->kind > b->kind) - (a->kind < b->kind);
 }
 
 int profile_stack_cmp(const struct profile *p, const struct profile_stack *a,

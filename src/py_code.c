@@ -260,14 +260,17 @@ void py_shorten_filename(const char *root, const char *file, char *out,
 	snprintf(out, size, "%s", file);
 	if (file[0] != '/')
 		return;
-	/* Walk up from the file's directory while it is a package. */
+	/* Walk up from the file's directory while it is a package; the cut
+	 * lands after the first ancestor that is not one (or at "/"). */
 	p = strrchr(file, '/');
-	while (p && p > file) {
+	for (;;) {
 		int n = (int)(p - file);
 		struct stat st;
 
-		snprintf(probe, sizeof(probe), "%s%.*s/__init__.py", root, n, file);
 		cut = p;
+		if (p == file)
+			break;
+		snprintf(probe, sizeof(probe), "%s%.*s/__init__.py", root, n, file);
 		if (stat(probe, &st))
 			break;
 		/* Up one directory. */
@@ -288,9 +291,13 @@ int py_file_kind(const char *file, const char *stdlib_prefix)
 		return FRAME_LIBRARY;
 	if (stdlib_prefix[0] && !strncmp(file, stdlib_prefix, strlen(stdlib_prefix)))
 		return FRAME_STDLIB;
-	/* Any .../lib/pythonX.Y/... tree is a standard library. */
+	/* Any .../lib/pythonX.Y/ or .../lib64/pythonX.Y/ tree is a standard
+	 * library. */
 	p = strstr(file, "/lib/python");
 	if (p && p[11] >= '2' && p[11] <= '3' && p[12] == '.')
+		return FRAME_STDLIB;
+	p = strstr(file, "/lib64/python");
+	if (p && p[13] >= '2' && p[13] <= '3' && p[14] == '.')
 		return FRAME_STDLIB;
 	return FRAME_APP;
 }

@@ -49,8 +49,9 @@ struct profile {
 	double duration_s;     /* wall time sampled */
 };
 
-/* Total order on stacks by their frames' text (name, file, line, root to
- * leaf): the same profile always gives the same order, whatever the ids. */
+/* Total order on stacks by their frames' text (name, file, line, then kind,
+ * root to leaf): the same profile always gives the same order, whatever the
+ * ids. */
 int profile_stack_cmp(const struct profile *p, const struct profile_stack *a,
 		      const struct profile_stack *b);
 
