@@ -15,6 +15,18 @@
 #define MAX_NAME_CHARS 1024      /* longer names are cut, visibly */
 #define MAX_LINETABLE (256 * 1024)
 #define LINE_CACHE 4
+#define MEMO_SLOTS 64            /* threads whose last stack is remembered */
+#define MEMO_DEPTH 128           /* deeper stacks are not remembered */
+
+/* A thread's last raw stack and the stack id it was counted under: a thread
+ * that is still where it was (the common case: a loop) is counted again
+ * without symbolizing. */
+struct stack_memo {
+	uint64_t tstate;             /* 0: empty */
+	uint64_t epoch;              /* s->epoch when stored */
+	uint32_t depth, flags, id;
+	struct raw_frame frames[MEMO_DEPTH];
+};
 
 /* What must stay the same for a cached entry to still describe the code
  * object at its address. */
@@ -55,6 +67,10 @@ struct py_symbolizer {
 	struct file_entry *files;
 	uint32_t nfiles;
 	uint32_t truncated_frame;
+	/* Bumped whenever a cache entry is dropped, which invalidates memos. */
+	uint64_t epoch;
+	struct stack_memo *memo;
+	int invalid;                  /* a code object of this sample did not validate */
 
 	/* Per-sample scratch. */
 	uint64_t uniq_addr[MAX_UNIQUE];
@@ -116,6 +132,8 @@ int py_sym_new(struct py_symbolizer **out, const struct py_target *t,
 	snprintf(s->stdlib_prefix, sizeof(s->stdlib_prefix), "%s", t->stdlib_prefix);
 	s->codes = calloc(CODE_CACHE_CAP, sizeof(*s->codes));
 	s->files = calloc(FILE_CACHE_CAP, sizeof(*s->files));
+	s->memo = calloc(MEMO_SLOTS, sizeof(*s->memo));
+	s->epoch = 1;
 	s->windows = malloc((size_t)MAX_UNIQUE * (size_t)s->L->code_size);
 	s->pf_windows = malloc((size_t)MAX_PREFETCH * (size_t)s->L->code_size);
 	s->stack_cap = 65536 + 1;
@@ -124,7 +142,7 @@ int py_sym_new(struct py_symbolizer **out, const struct py_target *t,
 	s->ranges_cap = 65536;
 	s->ranges = malloc(s->ranges_cap * sizeof(*s->ranges));
 	s->ltab = malloc(MAX_LINETABLE);
-	if (!s->codes || !s->files || !s->windows || !s->pf_windows || !s->stack || !s->text ||
+	if (!s->codes || !s->files || !s->memo || !s->windows || !s->pf_windows || !s->stack || !s->text ||
 	    !s->ranges || !s->ltab) {
 		err = -ENOMEM;
 		goto out_free;
@@ -153,6 +171,7 @@ static void cache_flush(struct py_symbolizer *s)
 		memset(&s->codes[i], 0, sizeof(s->codes[i]));
 	}
 	s->ncodes = 0;
+	s->epoch++;
 }
 
 void py_sym_free(struct py_symbolizer *s)
@@ -163,6 +182,7 @@ void py_sym_free(struct py_symbolizer *s)
 		cache_flush(s);
 	free(s->codes);
 	free(s->files);
+	free(s->memo);
 	free(s->windows);
 	free(s->pf_windows);
 	free(s->stack);
@@ -461,6 +481,7 @@ static void cache_remove(struct py_symbolizer *s, struct code_entry *e)
 	free(e->lines);
 	memset(e, 0, sizeof(*e));
 	s->ncodes--;
+	s->epoch++;
 	for (;;) {
 		uint32_t home;
 
@@ -548,6 +569,7 @@ static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs
 			if (rmem_readv(s->mem, &s->liov[i], &s->riov[i], 1))
 				memset(s->liov[i].iov_base, 0, wsize);
 	}
+	s->invalid = 0;
 	for (i = 0; i < n; i++) {
 		const uint8_t *w = win[i];
 		struct code_entry *e;
@@ -556,14 +578,18 @@ static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs
 		fingerprint_of(L, w, &fp);
 		s->uniq_entry[i] = NULL;
 		if (!fp.type || (s->code_type && fp.type != s->code_type) ||
-		    fp.size > (64u << 20))
+		    fp.size > (64u << 20)) {
+			s->invalid = 1;
 			continue;
+		}
 		e = cache_find(s, s->uniq_addr[i]);
 		if (e && !fingerprint_eq(&e->fp, &fp)) {
 			cache_remove(s, e); /* freed and reused: not the same code */
 			e = NULL;
 		}
 		s->uniq_entry[i] = e ? e : resolve(s, s->uniq_addr[i], w, &fp, st);
+		if (!s->uniq_entry[i])
+			s->invalid = 1;
 	}
 	return n;
 }
@@ -600,74 +626,107 @@ static int frame_id(struct py_symbolizer *s, struct code_entry *e, int32_t line,
 	return 0;
 }
 
+/* Turn one thread's raw frames into frame ids, root first, ending at
+ * s->stack + s->stack_cap.  Returns the depth, -EBADF for a frame whose code
+ * object did not validate (a torn stack), or -ENOSPC. */
+static int symbolize(struct py_symbolizer *s, const struct raw_sample *rs,
+		     const struct raw_thread *th, uint32_t n, uint32_t *first)
+{
+	const struct py_layout *L = s->L;
+	uint32_t depth = 0, i, pos = s->stack_cap;
+
+	for (i = 0; i < th->depth && pos > 1; i++) {
+		const struct raw_frame *f = &rs->frames[th->first + i];
+		struct code_entry *e = entry_for(s, n, f->code);
+		uint64_t base;
+		uint32_t id;
+		int32_t line;
+
+		if (!e)
+			return -EBADF;
+		base = f->code + (uint64_t)L->code_adaptive;
+		/* A frame pushed but not yet started has no line yet; CPython
+		 * leaves it out of tracebacks too. */
+		if (f->owner != 1 && f->instr < base + e->firsttraceable)
+			continue;
+		if (!s->o.lineno)
+			line = 0;
+		else if (s->o.function)
+			line = e->firstlineno;
+		else if (f->instr >= base && f->instr - base < e->code_bytes)
+			line = py_lines_lookup(e->lines, e->nlines, (uint32_t)(f->instr - base));
+		else
+			line = -1;
+		if (line < 0)
+			line = 0;
+		if (frame_id(s, e, line, &id))
+			return -ENOSPC;
+		s->stack[--pos] = id;
+		depth++;
+	}
+	if (th->flags & RAW_TRUNCATED && pos > 0) {
+		s->stack[--pos] = s->truncated_frame;
+		depth++;
+	}
+	*first = pos;
+	return (int)depth;
+}
+
+static struct stack_memo *memo_for(struct py_symbolizer *s, uint64_t tstate)
+{
+	return &s->memo[addr_hash(tstate, MEMO_SLOTS - 1)];
+}
+
+/* Is the thread exactly where the memo saw it, with every code object
+ * still the one cached then? */
+static int memo_hit(const struct py_symbolizer *s, const struct stack_memo *m,
+		    const struct raw_sample *rs, const struct raw_thread *th)
+{
+	return m->tstate == th->tstate && m->epoch == s->epoch &&
+	       m->depth == th->depth && m->flags == th->flags &&
+	       !memcmp(m->frames, &rs->frames[th->first],
+		       th->depth * sizeof(*m->frames));
+}
+
 void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
 		int prefetched_ok, struct sym_stats *st)
 {
-	const struct py_layout *L = s->L;
-	uint32_t n = check_codes(s, rs, prefetched_ok, st), t;
+	uint32_t n = check_codes(s, rs, prefetched_ok, st), t, first, id;
+	int memo_ok = !s->invalid;
 
 	for (t = 0; t < rs->nthreads; t++) {
 		const struct raw_thread *th = &rs->threads[t];
-		uint32_t depth = 0, i, pos;
-		int torn = 0;
+		struct stack_memo *m = memo_for(s, th->tstate);
+		int depth;
 
 		if (th->flags & RAW_TORN || th->depth == 0)
 			continue;
-		/* Frame ids are filled leaf to root from the end of the buffer,
-		 * so the stack comes out root first without a reversal. */
-		pos = s->stack_cap;
-		for (i = 0; i < th->depth && pos > 1; i++) {
-			const struct raw_frame *f = &rs->frames[th->first + i];
-			struct code_entry *e = entry_for(s, n, f->code);
-			uint64_t base;
-			uint32_t id;
-			int32_t line;
-
-			if (!e) {
-				torn = 1;
-				break;
-			}
-			base = f->code + (uint64_t)L->code_adaptive;
-			/* A frame pushed but not yet started has no line yet;
-			 * CPython leaves it out of tracebacks too. */
-			if (f->owner != 1 && f->instr < base + e->firsttraceable)
-				continue;
-			if (!s->o.lineno)
-				line = 0;
-			else if (s->o.function)
-				line = e->firstlineno;
-			else if (f->instr >= base && f->instr - base < e->code_bytes)
-				line = py_lines_lookup(e->lines, e->nlines,
-						       (uint32_t)(f->instr - base));
-			else
-				line = -1;
-			if (line < 0)
-				line = 0;
-			if (frame_id(s, e, line, &id)) {
-				torn = -1;
-				break;
-			}
-			s->stack[--pos] = id;
-			depth++;
+		if (memo_ok && memo_hit(s, m, rs, th)) {
+			stacktab_add_id(s->tab, m->id, 1);
+			st->stacks++;
+			continue;
 		}
-		if (torn > 0) {
+		depth = symbolize(s, rs, th, n, &first);
+		if (depth == -EBADF) {
 			st->torn++;
 			continue;
 		}
-		if (torn < 0) {
+		if (depth < 0 ||
+		    (depth > 0 && stacktab_add(s->tab, s->stack + first, (uint32_t)depth, 1, &id))) {
 			st->dropped++;
 			continue;
-		}
-		if (th->flags & RAW_TRUNCATED && pos > 0) {
-			s->stack[--pos] = s->truncated_frame;
-			depth++;
 		}
 		if (!depth)
 			continue;
-		if (stacktab_add(s->tab, s->stack + pos, depth, 1))
-			st->dropped++;
-		else
-			st->stacks++;
+		st->stacks++;
+		if (memo_ok && th->depth <= MEMO_DEPTH) {
+			m->tstate = th->tstate;
+			m->epoch = s->epoch;
+			m->depth = th->depth;
+			m->flags = th->flags;
+			m->id = id;
+			memcpy(m->frames, &rs->frames[th->first], th->depth * sizeof(*m->frames));
+		}
 	}
 	prefetch_next(s, n);
 }

@@ -369,7 +369,8 @@ static int copy_older_chunk(struct py_walker *w, struct thread_slot *s)
 /* A pointer to the frame header at remote address f, from a copy when one
  * holds it, else read into tmp. */
 static const uint8_t *frame_at(struct py_walker *w, struct thread_slot *s,
-			       uint64_t f, uint8_t *tmp, struct walk_stats *st)
+			       uint64_t f, uint8_t *tmp, int *where,
+			       struct walk_stats *st)
 {
 	size_t need = (size_t)w->L->iframe_size;
 	uint32_t i;
@@ -379,13 +380,16 @@ static const uint8_t *frame_at(struct py_walker *w, struct thread_slot *s,
 			const struct copy *c = &s->copies[i];
 
 			if (f >= c->remote + (uint64_t)w->L->chunk_data &&
-			    f - c->remote <= c->len - need)
+			    f - c->remote <= c->len - need) {
+				*where = (int)i;
 				return w->buf + c->off + (f - c->remote);
+			}
 		}
 		if (s->older == UINT64_MAX || !copy_older_chunk(w, s))
 			break;
 	}
 	/* A generator's frame lives in the generator object on the heap. */
+	*where = -1;
 	st->slow_reads++;
 	if (rmem_read(&w->mem, f, tmp, need))
 		return NULL;
@@ -426,7 +430,8 @@ static void walk_thread(struct py_walker *w, uint32_t idx, struct walk_stats *st
 	struct raw_sample *rs = &w->sample;
 	struct raw_thread *th = &rs->threads[rs->nthreads++];
 	uint8_t tmp[MAX_FRAME_BYTES];
-	uint64_t f = s->current_frame;
+	uint64_t f = s->current_frame, prev_f = 0;
+	int where = -1, prev_where = -2;
 
 	memset(th, 0, sizeof(*th));
 	th->tstate = s->tstate;
@@ -449,15 +454,21 @@ static void walk_thread(struct py_walker *w, uint32_t idx, struct walk_stats *st
 			th->flags |= RAW_TRUNCATED;
 			break;
 		}
-		if ((f & 7) || visited_test_set(w, f)) {
-			th->flags |= RAW_TORN; /* misaligned or a loop */
+		fr = (f & 7) ? NULL : frame_at(w, s, f, tmp, &where, st);
+		if (!fr) {
+			th->flags |= RAW_TORN; /* misaligned or unreadable */
 			break;
 		}
-		fr = frame_at(w, s, f, tmp, st);
-		if (!fr) {
+		/* Loops: within one chunk a caller's frame always sits below its
+		 * callee's, so a step that does not go down is a loop; frames
+		 * reached from elsewhere go through the visited set. */
+		if (where >= 0 && where == prev_where ? f >= prev_f
+						       : visited_test_set(w, f)) {
 			th->flags |= RAW_TORN;
 			break;
 		}
+		prev_where = where;
+		prev_f = f;
 		owner = fr[L->iframe_owner];
 		if (L->iframe_owned_by_cstack < 0 ||
 		    owner != (uint32_t)L->iframe_owned_by_cstack) {
@@ -466,6 +477,7 @@ static void walk_thread(struct py_walker *w, uint32_t idx, struct walk_stats *st
 			rf->code = rd64(fr, L->iframe_code);
 			rf->instr = rd64(fr, L->iframe_instr);
 			rf->owner = owner;
+			rf->zero = 0;
 			th->depth++;
 		}
 		f = rd64(fr, L->iframe_previous);

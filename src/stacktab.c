@@ -94,16 +94,24 @@ int stacktab_frame(struct stacktab *t, const struct frame_key *k, uint32_t *id)
 }
 
 int stacktab_add(struct stacktab *t, const uint32_t *frames, uint32_t depth,
-		 uint64_t count)
+		 uint64_t count, uint32_t *id)
 {
-	uint32_t id;
+	uint32_t i;
 	int err;
 
-	err = strtab_intern(t->stacks, frames, (size_t)depth * sizeof(*frames), &id);
+	err = strtab_intern(t->stacks, frames, (size_t)depth * sizeof(*frames), &i);
 	if (err)
 		return note_full(t, err, 3);
-	atomic_fetch_add_explicit(&t->counts[id], count, memory_order_relaxed);
+	atomic_fetch_add_explicit(&t->counts[i], count, memory_order_relaxed);
+	if (id)
+		*id = i;
 	return 0;
+}
+
+void stacktab_add_id(struct stacktab *t, uint32_t id, uint64_t count)
+{
+	if (id < t->max_stacks)
+		atomic_fetch_add_explicit(&t->counts[id], count, memory_order_relaxed);
 }
 
 const char *stacktab_full(const struct stacktab *t)

@@ -32,6 +32,7 @@ struct raw_frame {
 	uint64_t code;   /* PyCodeObject address (unvalidated) */
 	uint64_t instr;  /* instruction pointer / lasti as the version keeps it */
 	uint32_t owner;  /* frame owner (generator, thread, ...) */
+	uint32_t zero;   /* always 0, so frames compare with memcmp */
 };
 
 #define RAW_TRUNCATED 0x1 /* depth cap hit: root-side frames are missing */

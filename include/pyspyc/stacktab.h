@@ -41,10 +41,13 @@ int stacktab_string(struct stacktab *t, const char *s, size_t len, uint32_t *id)
 int stacktab_frame(struct stacktab *t, const struct frame_key *k, uint32_t *id);
 
 /* Count `count` samples of the stack frames[0..depth) (frame ids, root
- * first).  Returns 0 or -ENOSPC when the stack table is full; the caller
- * counts the dropped sample. */
+ * first) and set *id (may be NULL) to its stack id.  Returns 0 or -ENOSPC
+ * when the stack table is full; the caller counts the dropped sample. */
 int stacktab_add(struct stacktab *t, const uint32_t *frames, uint32_t depth,
-		 uint64_t count);
+		 uint64_t count, uint32_t *id);
+
+/* Count `count` more samples of a stack id stacktab_add returned. */
+void stacktab_add_id(struct stacktab *t, uint32_t id, uint64_t count);
 
 /* Which bound was hit first, as the name of the option that raises it, or
  * NULL when none was. */

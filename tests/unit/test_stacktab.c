@@ -145,11 +145,11 @@ static void test_snapshot_basic(void **state)
 	s1[0] = m, s1[1] = h;
 	s2[0] = m, s2[1] = h, s2[2] = w;
 	s3[0] = m;
-	assert_int_equal(stacktab_add(t, s2, 3, 5), 0);
-	assert_int_equal(stacktab_add(t, s1, 2, 1), 0);
-	assert_int_equal(stacktab_add(t, s3, 1, 2), 0);
-	assert_int_equal(stacktab_add(t, s1, 2, 3), 0);
-	assert_int_equal(stacktab_add(t, s2, 3, 1), 0);
+	assert_int_equal(stacktab_add(t, s2, 3, 5, NULL), 0);
+	assert_int_equal(stacktab_add(t, s1, 2, 1, NULL), 0);
+	assert_int_equal(stacktab_add(t, s3, 1, 2, NULL), 0);
+	assert_int_equal(stacktab_add(t, s1, 2, 3, NULL), 0);
+	assert_int_equal(stacktab_add(t, s2, 3, 1, NULL), 0);
 	assert_int_equal(stacktab_nstacks(t), 3);
 
 	memset(&p, 0, sizeof(p));
@@ -201,7 +201,7 @@ static void test_snapshot_empty(void **state)
 
 	/* A stack added with count 0 is interned but not reported. */
 	m = frame_id(t, "main", "app.py", 1, FRAME_APP);
-	assert_int_equal(stacktab_add(t, &m, 1, 0), 0);
+	assert_int_equal(stacktab_add(t, &m, 1, 0, NULL), 0);
 	assert_int_equal(stacktab_nstacks(t), 1);
 	memset(&p, 0, sizeof(p));
 	assert_int_equal(stacktab_snapshot(t, &p), 0);
@@ -306,7 +306,7 @@ static void *cworker_run(void *arg)
 				return NULL;
 			}
 			if (r == 0 && bulk_of(w->idx, s) &&
-			    stacktab_add(t, frames, depth, bulk_of(w->idx, s))) {
+			    stacktab_add(t, frames, depth, bulk_of(w->idx, s), NULL)) {
 				w->err = __LINE__;
 				return NULL;
 			}
@@ -314,7 +314,7 @@ static void *cworker_run(void *arg)
 			for (n = 0; n < ones_of(w->idx, s); n++) {
 				if ((n % REPEAT) != (uint64_t)r)
 					continue;
-				if (stacktab_add(t, frames, depth, 1)) {
+				if (stacktab_add(t, frames, depth, 1, NULL)) {
 					w->err = __LINE__;
 					return NULL;
 				}
@@ -428,7 +428,7 @@ static void fill_det(struct stacktab *t, int reverse)
 			st[j] = fids[v % (NDET_NAMES * 2)];
 			v = v / 3 + j;
 		}
-		assert_int_equal(stacktab_add(t, st, d, 1 + s % 4), 0);
+		assert_int_equal(stacktab_add(t, st, d, 1 + s % 4, NULL), 0);
 	}
 }
 
@@ -549,7 +549,7 @@ static void fill_kinds(struct stacktab *t, int reverse)
 	for (i = 0; i < 2; i++) {
 		st[0] = m;
 		st[1] = (i == 0) == !reverse ? lib : std;
-		assert_int_equal(stacktab_add(t, st, 2, st[1] == lib ? 5 : 7), 0);
+		assert_int_equal(stacktab_add(t, st, 2, st[1] == lib ? 5 : 7, NULL), 0);
 	}
 }
 
@@ -606,15 +606,15 @@ static void test_full_stacks(void **state)
 		f[i] = frame_id(t, name, "m.py", 1, FRAME_APP);
 	}
 	for (i = 0; i < 4; i++)
-		assert_int_equal(stacktab_add(t, &f[i], 1, i + 1), 0);
+		assert_int_equal(stacktab_add(t, &f[i], 1, i + 1, NULL), 0);
 	assert_null(stacktab_full(t));
-	assert_int_equal(stacktab_add(t, &f[4], 1, 1), -ENOSPC);
+	assert_int_equal(stacktab_add(t, &f[4], 1, 1, NULL), -ENOSPC);
 	assert_non_null(stacktab_full(t));
 	assert_string_equal(stacktab_full(t), "--max-stacks");
-	assert_int_equal(stacktab_add(t, f, 2, 1), -ENOSPC);
+	assert_int_equal(stacktab_add(t, f, 2, 1, NULL), -ENOSPC);
 	assert_int_equal(stacktab_nstacks(t), 4);
 	/* Known stacks still count. */
-	assert_int_equal(stacktab_add(t, &f[0], 1, 10), 0);
+	assert_int_equal(stacktab_add(t, &f[0], 1, 10, NULL), 0);
 	/* The first bound hit stays the one reported. */
 	{
 		const struct stacktab_limits tiny = {
@@ -663,7 +663,7 @@ static void test_full_frames(void **state)
 	assert_string_not_equal(stacktab_full(t), "--max-stacks");
 	/* Stacks of the frames that exist still work, and the first bound
 	 * stays the one reported. */
-	assert_int_equal(stacktab_add(t, &f0, 1, 1), 0);
+	assert_int_equal(stacktab_add(t, &f0, 1, 1, NULL), 0);
 	assert_string_not_equal(stacktab_full(t), "--max-stacks");
 	stacktab_free(t);
 }

@@ -1,0 +1,37 @@
+#!/bin/sh
+# Measure what the record issue promises, on each CPython 3.11 found:
+#   cost      profiler CPU per sample, 25-frame stack, 2 kHz, 20 s (40,000 samples)
+#   fidelity  samples taken / expected, one busy thread, 1 kHz, 4 s
+#   shares    spin_a / spin_b on the 60/40 split target, 500 Hz, 10 s
+# Usage: scripts/measure-record.sh [PYTHON...]
+set -eu
+cd "$(dirname "$0")/.."
+PYSPYC=${PYSPYC:-$PWD/pyspyc}
+[ $# -gt 0 ] || set -- /usr/bin/python3.11 $(ls "$(pyenv root 2>/dev/null || echo ~/.pyenv)"/versions/3.11.*/bin/python3.11 2>/dev/null)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"; kill $(jobs -p) 2>/dev/null || true' EXIT
+
+start() { # start APP ARGS... -> pid, once it printed "ready"
+	"$py" "$@" > "$tmp/out" &
+	pid=$!
+	while ! grep -q ready "$tmp/out" 2>/dev/null; do sleep 0.05; done
+}
+
+for py in "$@"; do
+	[ -x "$py" ] || continue
+	echo "== $py ($("$py" -c 'import sys; print(sys.version.split()[0])'))"
+	start tests/apps/deep.py 25 40
+	"$PYSPYC" record -p "$pid" -r 2000 -d 2 -o "$tmp/w.folded" 2>/dev/null # warm the page cache
+	"$PYSPYC" record -p "$pid" -r 2000 -d 20 -o "$tmp/c.folded" 2> "$tmp/c.err"
+	kill "$pid"; wait "$pid" 2>/dev/null || true
+	echo "cost:     $(sed -n 's/.*(\([0-9.]*\) us CPU.*/\1/p' "$tmp/c.err") us CPU per sample at 2 kHz, 25 frames  [$(cat "$tmp/c.err")]"
+
+	start tests/apps/split.py 30
+	"$PYSPYC" record -p "$pid" -r 1000 -d 4 -o "$tmp/f.folded" 2> "$tmp/f.err"
+	n=$(sed -n 's/^pyspyc: \([0-9]*\) samples.*/\1/p' "$tmp/f.err")
+	echo "fidelity: $n / 4000 samples at 1 kHz for 4 s = $(awk -v n="$n" 'BEGIN { printf "%.2f%%", n / 40 }')"
+	"$PYSPYC" record -p "$pid" -r 500 -d 10 -o "$tmp/s.folded" 2>/dev/null
+	kill "$pid"; wait "$pid" 2>/dev/null || true
+	awk '{ n = $NF; t += n; if ($0 ~ /;spin_a /) a += n; if ($0 ~ /;spin_b /) b += n }
+	     END { printf "shares:   spin_a %.1f%% (want 60), spin_b %.1f%% (want 40), %d samples\n", 100 * a / t, 100 * b / t, t }' "$tmp/s.folded"
+done
