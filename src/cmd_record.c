@@ -280,11 +280,13 @@ static int child_alive(pid_t child, int *status)
 	return waitpid(child, status, WNOHANG) == 0;
 }
 
-/* Wait for a launched command to bring up its interpreter. */
+/* Wait for a launched command to bring up its interpreter.  When the
+ * command exits first, returns what was seen before it did: -ENOEXEC (never
+ * Python) or -EAGAIN (Python that ended before it could be sampled). */
 static int attach_launched(struct py_target *t, pid_t child, int *exited)
 {
 	struct timespec ts = { 0, 5 * 1000 * 1000 };
-	int err = -ENOEXEC, status, i;
+	int err = -ENOEXEC, seen = -ENOEXEC, status, i;
 
 	for (i = 0; i < (int)(ATTACH_WAIT_S / 0.005) && !stop_flag; i++) {
 		err = py_target_find(t, child);
@@ -292,9 +294,11 @@ static int attach_launched(struct py_target *t, pid_t child, int *exited)
 			return 0;
 		if (err == -EPERM || err == -EACCES || err == -EPROTONOSUPPORT)
 			return err;
+		if (err != -ESRCH)
+			seen = err;
 		if (!child_alive(child, &status)) {
 			*exited = 1;
-			return err;
+			return seen;
 		}
 		nanosleep(&ts, NULL);
 	}
@@ -344,7 +348,7 @@ static int write_outputs(const struct output *outs, int nout, struct profile *p)
 		int err = out_write_file(outs[i].path, outs[i].fmt, p, &oo);
 
 		if (err == -EPIPE && !strcmp(outs[i].path, "-"))
-			continue; /* the reader went away: nothing to tell it */
+			continue; /* the reader went away (| head): not a failure */
 		if (err) {
 			fprintf(stderr, "pyspyc: writing '%.200s' failed: %s\n",
 				outs[i].path, strerror(-err));

@@ -143,8 +143,12 @@ int out_write_file(const char *path, const struct out_format *fmt,
 	FILE *f;
 	int fd, err, n;
 
-	if (!strcmp(path, "-"))
-		return write_stream(stdout, fmt, p, o);
+	if (!strcmp(path, "-")) {
+		errno = 0;
+		err = write_stream(stdout, fmt, p, o);
+		/* A reader that closed the pipe early is not an I/O error. */
+		return err && errno == EPIPE ? -EPIPE : err;
+	}
 
 	n = snprintf(tmp, sizeof(tmp), "%s.pyspyc-XXXXXX", path);
 	if (n < 0 || (size_t)n >= sizeof(tmp))

@@ -289,3 +289,20 @@ def test_help_and_version():
     assert r.returncode == 0 and "--pid" in r.stdout and "Examples:" in r.stdout
     r = run_pyspyc(["--version"])
     assert r.returncode == 0 and r.stdout.startswith("pyspyc ")
+
+
+def test_launched_command_not_python(tmp_path):
+    r = run_pyspyc(["record", "-o", str(tmp_path / "x.svg"), "--", "sleep", "0.5"])
+    assert r.returncode == 5 and "without running Python" in r.stderr, r.stderr
+    assert _leftovers(tmp_path) == []
+
+
+def test_stdout_closed_early(python):
+    # `pyspyc ... -o - | head -1`: the reader leaves; pyspyc exits cleanly.
+    p = subprocess.Popen([PYSPYC, "record", "-r", "300", "-o", "-", "--",
+                          python, os.path.join(APPS, "threads.py"), "1.5"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.readline()  # the target's "ready"
+    p.stdout.close()
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
