@@ -11,71 +11,142 @@ root=${1:-$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")}
 out=src/py_layout_data.c
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+VERSIONS="2.7 3.6 3.7 3.8 3.9 3.10 3.11 3.12 3.13"
 
-# Field expressions shared by the _PyInterpreterFrame versions (3.11+).
+# Headers each version keeps its structures in.
+includes() {
+	case $1 in
+	2.7|3.6) echo "frameobject.h" ;;
+	3.7) echo "frameobject.h internal/pystate.h" ;;
+	3.8) echo "frameobject.h internal/pycore_pystate.h" ;;
+	3.9|3.10) echo "frameobject.h internal/pycore_runtime.h internal/pycore_interp.h" ;;
+	*) echo "internal/pycore_runtime.h internal/pycore_interp.h internal/pycore_frame.h" ;;
+	esac
+}
+
+# The F(...) lines for one version.
+fields() {
+	v=$1
+	case $v in
+	2.7|3.6)
+		echo 'S("runtime_symbol", "interp_head"); F("runtime_interp_head", 0);' ;;
+	*)
+		echo 'S("runtime_symbol", "_PyRuntime"); F("runtime_interp_head", offsetof(_PyRuntimeState, interpreters.head));' ;;
+	esac
+	echo 'F("interp_next", offsetof(PyInterpreterState, next));'
+	echo 'F("tstate_size", sizeof(PyThreadState));'
+	echo 'F("tstate_next", offsetof(PyThreadState, next));'
+	echo 'F("tstate_interp", offsetof(PyThreadState, interp));'
+	echo 'F("tstate_thread_id", offsetof(PyThreadState, thread_id));'
+	echo 'F("code_ob_type", offsetof(PyObject, ob_type));'
+	echo 'F("code_filename", offsetof(PyCodeObject, co_filename));'
+	echo 'F("code_name", offsetof(PyCodeObject, co_name));'
+	echo 'F("code_firstlineno", offsetof(PyCodeObject, co_firstlineno));'
+	case $v in
+	2.7)
+		echo 'E("str_model", "PY_STR_BYTES");'
+		echo 'F("bytes_size", offsetof(PyVarObject, ob_size)); F("bytes_data", offsetof(PyStringObject, ob_sval));'
+		echo 'F("unicode_length", -1); F("unicode_state", -1); F("unicode_ascii_data", -1); F("unicode_compact_data", -1);' ;;
+	*)
+		echo 'E("str_model", "PY_STR_UNICODE");'
+		echo 'F("bytes_size", offsetof(PyVarObject, ob_size)); F("bytes_data", offsetof(PyBytesObject, ob_sval));'
+		echo 'F("unicode_length", offsetof(PyASCIIObject, length));'
+		echo '/* state is a bit-field that follows hash */'
+		echo 'F("unicode_state", offsetof(PyASCIIObject, hash) + sizeof(Py_hash_t));'
+		echo 'F("unicode_ascii_data", sizeof(PyASCIIObject)); F("unicode_compact_data", sizeof(PyCompactUnicodeObject));' ;;
+	esac
+	case $v in
+	2.7|3.6|3.7|3.8|3.9|3.10)
+		echo 'E("frame_model", "PY_FRAMES_OBJECTS");'
+		echo 'F("interp_threads_head", offsetof(PyInterpreterState, tstate_head));'
+		echo 'F("tstate_frame", offsetof(PyThreadState, frame));'
+		echo 'F("tstate_cframe", -1); F("tstate_current_frame", -1); F("tstate_native_thread_id", -1);'
+		echo 'F("tstate_datastack_chunk", -1); F("tstate_datastack_top", -1); F("cframe_current_frame", -1);'
+		echo 'F("chunk_previous", -1); F("chunk_size", -1); F("chunk_top", -1); F("chunk_data", -1);'
+		echo 'F("frame_back", offsetof(PyFrameObject, f_back)); F("frame_code", offsetof(PyFrameObject, f_code));'
+		echo 'F("frame_lasti", offsetof(PyFrameObject, f_lasti));'
+		echo 'F("frame_size", offsetof(PyFrameObject, f_lasti) + sizeof(int));'
+		echo 'F("iframe_size", -1); F("iframe_code", -1); F("iframe_previous", -1); F("iframe_instr", -1);'
+		echo 'F("iframe_owner", -1); F("iframe_is_entry", -1); F("iframe_owned_by_cstack", -1);'
+		echo 'F("code_ob_size", -1); F("code_qualname", -1); F("code_firsttraceable", -1); F("code_adaptive", -1);'
+		echo 'F("code_size", sizeof(PyCodeObject));'
+		case $v in
+		3.10)
+			echo 'F("code_linetable", offsetof(PyCodeObject, co_linetable));'
+			echo 'E("line_format", "PY_LINES_310"); F("lasti_scale", 2);' ;;
+		2.7)
+			echo 'F("code_linetable", offsetof(PyCodeObject, co_lnotab));'
+			echo 'E("line_format", "PY_LINES_LNOTAB_U8"); F("lasti_scale", 1);' ;;
+		*)
+			echo 'F("code_linetable", offsetof(PyCodeObject, co_lnotab));'
+			echo 'E("line_format", "PY_LINES_LNOTAB"); F("lasti_scale", 1);' ;;
+		esac ;;
+	*)
+		echo 'E("frame_model", "PY_FRAMES_INTERP"); E("line_format", "PY_LINES_LOCATION"); F("lasti_scale", 1);'
+		echo 'F("interp_threads_head", offsetof(PyInterpreterState, threads.head));'
+		echo 'F("tstate_frame", -1);'
+		echo 'F("tstate_native_thread_id", offsetof(PyThreadState, native_thread_id));'
+		echo 'F("tstate_datastack_chunk", offsetof(PyThreadState, datastack_chunk));'
+		echo 'F("tstate_datastack_top", offsetof(PyThreadState, datastack_top));'
+		echo 'F("chunk_previous", offsetof(_PyStackChunk, previous)); F("chunk_size", offsetof(_PyStackChunk, size));'
+		echo 'F("chunk_top", offsetof(_PyStackChunk, top)); F("chunk_data", offsetof(_PyStackChunk, data));'
+		echo 'F("frame_size", -1); F("frame_back", -1); F("frame_code", -1); F("frame_lasti", -1);'
+		echo 'F("iframe_size", offsetof(_PyInterpreterFrame, localsplus));'
+		echo 'F("iframe_previous", offsetof(_PyInterpreterFrame, previous));'
+		echo 'F("iframe_owner", offsetof(_PyInterpreterFrame, owner));'
+		echo 'F("code_ob_size", offsetof(PyVarObject, ob_size));'
+		echo 'F("code_qualname", offsetof(PyCodeObject, co_qualname));'
+		echo 'F("code_linetable", offsetof(PyCodeObject, co_linetable));'
+		echo 'F("code_firsttraceable", offsetof(PyCodeObject, _co_firsttraceable));'
+		echo 'F("code_adaptive", offsetof(PyCodeObject, co_code_adaptive));'
+		echo '/* only the header up to the bytecode is read */'
+		echo 'F("code_size", offsetof(PyCodeObject, co_code_adaptive));'
+		case $v in
+		3.11)
+			echo 'F("tstate_cframe", offsetof(PyThreadState, cframe)); F("tstate_current_frame", -1);'
+			echo 'F("cframe_current_frame", offsetof(_PyCFrame, current_frame));'
+			echo 'F("iframe_code", offsetof(_PyInterpreterFrame, f_code));'
+			echo 'F("iframe_instr", offsetof(_PyInterpreterFrame, prev_instr));'
+			echo 'F("iframe_is_entry", offsetof(_PyInterpreterFrame, is_entry)); F("iframe_owned_by_cstack", -1);' ;;
+		3.12)
+			echo 'F("tstate_cframe", offsetof(PyThreadState, cframe)); F("tstate_current_frame", -1);'
+			echo 'F("cframe_current_frame", offsetof(_PyCFrame, current_frame));'
+			echo 'F("iframe_code", offsetof(_PyInterpreterFrame, f_code));'
+			echo 'F("iframe_instr", offsetof(_PyInterpreterFrame, prev_instr));'
+			echo 'F("iframe_is_entry", -1); F("iframe_owned_by_cstack", FRAME_OWNED_BY_CSTACK);' ;;
+		*)
+			echo 'F("tstate_cframe", -1); F("tstate_current_frame", offsetof(PyThreadState, current_frame));'
+			echo 'F("cframe_current_frame", -1);'
+			echo 'F("iframe_code", offsetof(_PyInterpreterFrame, f_executable));'
+			echo 'F("iframe_instr", offsetof(_PyInterpreterFrame, instr_ptr));'
+			echo 'F("iframe_is_entry", -1); F("iframe_owned_by_cstack", FRAME_OWNED_BY_CSTACK);' ;;
+		esac ;;
+	esac
+}
+
 gen_version() {
 	ver=$1 inc=$2
 	major=${ver%%.*} minor=${ver#*.}
-	cat > "$tmp/l.c" <<C
-#define Py_BUILD_CORE 1
-#include <Python.h>
-#include <stddef.h>
-#include <stdio.h>
-#include "internal/pycore_runtime.h"
-#include "internal/pycore_interp.h"
-#include "internal/pycore_frame.h"
+	{
+		echo "#define Py_BUILD_CORE 1"
+		echo "#include <Python.h>"
+		echo "#include <stddef.h>"
+		echo "#include <stdio.h>"
+		for h in $(includes "$ver"); do echo "#include \"$h\""; done
+		cat <<'C'
 #define F(name, expr) printf("\t\t.%s = %ld,\n", name, (long)(expr))
+#define S(name, val) printf("\t\t.%s = \"%s\",\n", name, val)
+#define E(name, val) printf("\t\t.%s = %s,\n", name, val)
 int main(void)
 {
-	printf("\t{\n\t\t.version = 0x%02x%02x,\n", $major, $minor);
-	printf("\t\t.frame_model = PY_FRAMES_INTERP,\n");
-	F("runtime_interp_head", offsetof(_PyRuntimeState, interpreters.head));
-	F("interp_next", offsetof(PyInterpreterState, next));
-	F("interp_threads_head", offsetof(PyInterpreterState, threads.head));
-	F("tstate_size", sizeof(PyThreadState));
-	F("tstate_next", offsetof(PyThreadState, next));
-	F("tstate_interp", offsetof(PyThreadState, interp));
-	F("tstate_frame", -1);
-	F("tstate_cframe", offsetof(PyThreadState, cframe));
-	F("tstate_current_frame", -1);
-	F("tstate_thread_id", offsetof(PyThreadState, thread_id));
-	F("tstate_native_thread_id", offsetof(PyThreadState, native_thread_id));
-	F("tstate_datastack_chunk", offsetof(PyThreadState, datastack_chunk));
-	F("tstate_datastack_top", offsetof(PyThreadState, datastack_top));
-	F("cframe_current_frame", offsetof(_PyCFrame, current_frame));
-	F("chunk_previous", offsetof(_PyStackChunk, previous));
-	F("chunk_size", offsetof(_PyStackChunk, size));
-	F("chunk_top", offsetof(_PyStackChunk, top));
-	F("chunk_data", offsetof(_PyStackChunk, data));
-	F("iframe_size", offsetof(_PyInterpreterFrame, localsplus));
-	F("iframe_code", offsetof(_PyInterpreterFrame, f_code));
-	F("iframe_previous", offsetof(_PyInterpreterFrame, previous));
-	F("iframe_instr", offsetof(_PyInterpreterFrame, prev_instr));
-	F("iframe_owner", offsetof(_PyInterpreterFrame, owner));
-	F("iframe_is_entry", offsetof(_PyInterpreterFrame, is_entry));
-	F("iframe_owned_by_cstack", -1);
-	F("code_size", offsetof(PyCodeObject, co_code_adaptive));
-	F("code_ob_type", offsetof(PyObject, ob_type));
-	F("code_ob_size", offsetof(PyVarObject, ob_size));
-	F("code_filename", offsetof(PyCodeObject, co_filename));
-	F("code_name", offsetof(PyCodeObject, co_name));
-	F("code_qualname", offsetof(PyCodeObject, co_qualname));
-	F("code_linetable", offsetof(PyCodeObject, co_linetable));
-	F("code_firstlineno", offsetof(PyCodeObject, co_firstlineno));
-	F("code_firsttraceable", offsetof(PyCodeObject, _co_firsttraceable));
-	F("code_adaptive", offsetof(PyCodeObject, co_code_adaptive));
-	F("unicode_length", offsetof(PyASCIIObject, length));
-	/* state is a bit-field that follows hash */
-	F("unicode_state", offsetof(PyASCIIObject, hash) + sizeof(Py_hash_t));
-	F("unicode_ascii_data", sizeof(PyASCIIObject));
-	F("unicode_compact_data", sizeof(PyCompactUnicodeObject));
-	F("bytes_size", offsetof(PyVarObject, ob_size));
-	F("bytes_data", offsetof(PyBytesObject, ob_sval));
-	printf("\t},\n");
-	return 0;
-}
 C
-	cc -I"$inc" -o "$tmp/l" "$tmp/l.c"
+		printf '\tprintf("\\t{\\n\\t\\t.version = 0x%%02x%%02x,\\n", %s, %s);\n' "$major" "$minor"
+		fields "$ver" | sed 's/^/\t/'
+		printf '\tprintf("\\t},\\n");\n'
+		echo "	return 0;"
+		echo "}"
+	} > "$tmp/l.c"
+	cc -w -I"$inc" -o "$tmp/l" "$tmp/l.c"
 	"$tmp/l"
 }
 
@@ -84,15 +155,17 @@ C
 	echo " * Do not edit by hand: run the script again. */"
 	echo "#include <stddef.h>"
 	echo "#include \"pyspyc/py_layout.h\""
+	echo "#include \"pyspyc/py_lines.h\""
 	echo
 	echo "static const struct py_layout layouts[] = {"
-	for ver in 3.11; do
+	for ver in $VERSIONS; do
 		d=$(ls -d "$root"/versions/"$ver".* 2>/dev/null | sort -V | tail -n 1)
-		if [ -z "$d" ]; then
-			echo "gen-layouts: CPython $ver not found under $root" >&2
+		inc=$(ls -d "$d"/include/python"$ver"* 2>/dev/null | head -n 1)
+		if [ -z "$d" ] || [ -z "$inc" ]; then
+			echo "gen-layouts: CPython $ver headers not found under $root" >&2
 			exit 1
 		fi
-		gen_version "$ver" "$d/include/python$ver"
+		gen_version "$ver" "$inc"
 	done
 	echo "};"
 	echo

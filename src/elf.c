@@ -189,3 +189,20 @@ int elf_file_read(struct elf_file *ef, uint64_t addr, void *buf, size_t size)
 	}
 	return -ENOENT;
 }
+
+int elf_file_section_data(struct elf_file *ef, const char *name,
+			  const uint8_t **data, size_t *size)
+{
+	GElf_Shdr sh;
+	Elf_Scn *scn = find_section(ef, name, &sh);
+	Elf_Data *d;
+
+	if (!scn || sh.sh_type == SHT_NOBITS)
+		return -ENOENT;
+	d = elf_getdata(scn, NULL);
+	if (!d || !d->d_buf)
+		return -ENOENT;
+	*data = d->d_buf;
+	*size = d->d_size;
+	return 0;
+}

@@ -224,6 +224,56 @@ static size_t put_utf8(char *out, uint32_t c)
 	return 4;
 }
 
+/* Python 2 names are byte strings, in the source's encoding (UTF-8 in
+ * practice): copy them, replacing any byte that is not part of valid UTF-8
+ * with U+FFFD so that no output ever carries invalid UTF-8. */
+static int read_bytes_str(struct py_symbolizer *s, uint64_t addr)
+{
+	const struct py_layout *L = s->L;
+	uint8_t hdr[64], raw[MAX_NAME_CHARS];
+	uint64_t length, n, i = 0;
+	size_t out = 0;
+	int err;
+
+	if ((size_t)L->bytes_data > sizeof(hdr))
+		return -EINVAL;
+	err = rmem_read(s->mem, addr, hdr, (size_t)L->bytes_data);
+	if (err)
+		return err;
+	length = rd64(hdr, L->bytes_size);
+	n = length > MAX_NAME_CHARS ? MAX_NAME_CHARS : length;
+	if (n && (err = rmem_read(s->mem, addr + (uint64_t)L->bytes_data, raw, n)))
+		return err;
+	while (i < n) {
+		uint32_t c = raw[i], need = c < 0x80 ? 0 : c >= 0xf0 && c < 0xf5 ? 3 :
+				 c >= 0xe0 ? 2 : c >= 0xc2 && c < 0xe0 ? 1 : 9;
+		uint32_t k;
+
+		if (need == 0 || need == 9 || i + need >= n) {
+			out += put_utf8(s->text + out, need ? 0xfffd : c);
+			i++;
+			continue;
+		}
+		c &= need == 1 ? 0x1f : need == 2 ? 0x0f : 0x07;
+		for (k = 1; k <= need && (raw[i + k] & 0xc0) == 0x80; k++)
+			c = c << 6 | (raw[i + k] & 0x3f);
+		/* Short, overlong or out-of-range sequences are replaced. */
+		if (k <= need || (need == 2 && c < 0x800) || (need == 3 && (c < 0x10000 || c > 0x10ffff))) {
+			out += put_utf8(s->text + out, 0xfffd);
+			i++;
+			continue;
+		}
+		out += put_utf8(s->text + out, c);
+		i += need + 1;
+	}
+	if (length > n) {
+		memcpy(s->text + out, "...", 3);
+		out += 3;
+	}
+	s->text[out] = '\0';
+	return (int)out;
+}
+
 /* Read a str object at addr as UTF-8 into s->text.  Returns the length or
  * -errno.  Names longer than MAX_NAME_CHARS are cut and end in "...". */
 static int read_str(struct py_symbolizer *s, uint64_t addr)
@@ -235,6 +285,8 @@ static int read_str(struct py_symbolizer *s, uint64_t addr)
 	size_t out = 0;
 	int err;
 
+	if (L->str_model == PY_STR_BYTES)
+		return read_bytes_str(s, addr);
 	if ((size_t)L->unicode_compact_data > sizeof(hdr))
 		return -EINVAL;
 	err = rmem_read(s->mem, addr, hdr, (size_t)L->unicode_ascii_data);
@@ -419,7 +471,7 @@ static int read_lines(struct py_symbolizer *s, const struct fingerprint *fp,
 		return -E2BIG;
 	if (len && (err = rmem_read(s->mem, fp->linetable + L->bytes_data, s->ltab, len)))
 		return err;
-	err = py_lines_decode(PY_LINES_LOCATION, s->ltab, len, fp->firstlineno,
+	err = py_lines_decode(L->line_format, s->ltab, len, fp->firstlineno,
 			      s->ranges, s->ranges_cap, &n);
 	/* A damaged table still gives the lines decoded before the damage. */
 	if (err && err != -EINVAL && err != -ENOSPC)
@@ -444,7 +496,8 @@ static struct code_entry *resolve(struct py_symbolizer *s, uint64_t addr,
 
 	st->code_misses++;
 	tmp.firstlineno = fp->firstlineno;
-	tmp.code_bytes = fp->size * 2;
+	/* Before 3.11 the bytecode is a separate object: no bound here. */
+	tmp.code_bytes = L->code_ob_size >= 0 ? fp->size * 2 : UINT64_MAX;
 	if (L->code_firsttraceable >= 0)
 		tmp.firsttraceable = (uint32_t)rd32(w, L->code_firsttraceable) * 2;
 	len = read_str(s, fp->qualname ? fp->qualname : fp->name);
@@ -638,25 +691,47 @@ static int symbolize(struct py_symbolizer *s, const struct raw_sample *rs,
 	for (i = 0; i < th->depth && pos > 1; i++) {
 		const struct raw_frame *f = &rs->frames[th->first + i];
 		struct code_entry *e = entry_for(s, n, f->code);
-		uint64_t base;
+		uint64_t base, off;
 		uint32_t id;
 		int32_t line;
 
 		if (!e)
 			return -EBADF;
-		base = f->code + (uint64_t)L->code_adaptive;
-		/* A frame pushed but not yet started has no line yet; CPython
-		 * leaves it out of tracebacks too. */
-		if (f->owner != 1 && f->instr < base + e->firsttraceable)
-			continue;
+		if (L->frame_model == PY_FRAMES_OBJECTS) {
+			/* f_lasti: an index (bytes, or code units in 3.10); -1
+			 * before the first instruction, where CPython reports
+			 * the first line. */
+			int64_t lasti = (int64_t)f->instr;
+
+			base = 0;
+			if (lasti < 0) {
+				line = e->firstlineno;
+				goto have_line;
+			}
+			if (lasti > INT32_MAX / 2)
+				lasti = INT32_MAX / 2;
+			off = (uint64_t)lasti * (uint64_t)L->lasti_scale;
+		} else {
+			base = f->code + (uint64_t)L->code_adaptive;
+			/* A frame pushed but not yet started has no line yet;
+			 * CPython leaves it out of tracebacks too. */
+			if (f->owner != 1 && f->instr < base + e->firsttraceable)
+				continue;
+			off = f->instr - base;
+			if (f->instr < base)
+				off = UINT64_MAX;
+		}
 		if (!s->o.lineno)
 			line = 0;
 		else if (s->o.function)
 			line = e->firstlineno;
-		else if (f->instr >= base && f->instr - base < e->code_bytes)
-			line = py_lines_lookup(e->lines, e->nlines, (uint32_t)(f->instr - base));
+		else if (off < e->code_bytes && off <= UINT32_MAX)
+			line = py_lines_lookup(e->lines, e->nlines, (uint32_t)off);
 		else
 			line = -1;
+have_line:
+		if (!s->o.lineno)
+			line = 0;
 		if (line < 0)
 			line = 0;
 		if (frame_id(s, e, line, &id))

@@ -37,6 +37,9 @@ static int scan_map(const struct proc_map *m, void *ctx)
 	const char *b = base_name(m->path);
 	int i;
 
+	/* The executable, libpython, and anything else named like Python
+	 * (an embedder's python3_plugin.so links libpython, which is mapped
+	 * and found under its own name). */
 	if (strcmp(m->path, s->exe) && strncmp(b, "libpython", 9))
 		return 0;
 	for (i = 0; i < s->n; i++)
@@ -112,11 +115,165 @@ static int validate(struct py_target *t, struct rmem *m)
 	return 0;
 }
 
+/* A PY_VERSION string ("3.9.18", "2.7.18", "3.13.0rc1") standing alone in
+ * .rodata, as Py_GetVersion's format uses it.  Returns PY_VERSION_HEX style
+ * major << 24 | minor << 16 of the first one with a known layout, else 0. */
+static uint32_t version_from_rodata(struct elf_file *ef)
+{
+	const uint8_t *d;
+	size_t n, i;
+
+	if (elf_file_section_data(ef, ".rodata", &d, &n))
+		return 0;
+	for (i = 1; i + 6 < n; i++) {
+		unsigned int major, minor, patch;
+		size_t j = i;
+
+		if (d[i - 1] != '\0' || (d[i] != '2' && d[i] != '3') || d[i + 1] != '.')
+			continue;
+		/* digits.digits.digits then NUL or a release tag */
+		while (j < n && j - i < 16 && d[j] && (d[j] == '.' || (d[j] >= '0' && d[j] <= '9') ||
+						       d[j] == 'a' || d[j] == 'b' || d[j] == 'c' ||
+						       d[j] == 'r' || d[j] == '+'))
+			j++;
+		if (j >= n || d[j] != '\0' ||
+		    sscanf((const char *)d + i, "%u.%u.%u", &major, &minor, &patch) != 3 ||
+		    minor > 99 || patch > 99)
+			continue;
+		if (py_layout_find(major << 8 | minor))
+			return major << 24 | minor << 16;
+	}
+	return 0;
+}
+
+/* 3.13+: take the offsets from the target's _Py_DebugOffsets, the first
+ * member of _PyRuntimeState, over the generated table.  Only the first 24
+ * bytes (cookie, version, free_threaded) are stable across minor versions;
+ * the rest is decoded with the 3.13 layout, used only when the version
+ * matches one we know. */
+static int apply_debug_offsets(struct py_target *t, struct rmem *m)
+{
+	struct py_layout *L = &t->layout_buf;
+	uint64_t d[96];
+	int err;
+
+	err = rmem_read(m, t->runtime, d, sizeof(d));
+	if (err)
+		return err == -EFAULT ? -ENOEXEC : err;
+	if (memcmp(d, "xdebugpy", 8))
+		return 0; /* no debug offsets: keep the generated table */
+	if ((uint32_t)(d[1] >> 16) != (t->version_hex >> 16))
+		return -ENOEXEC; /* not the version it claims */
+	t->free_threaded = d[2] != 0;
+	if (t->free_threaded)
+		return -EPROTONOSUPPORT;
+	if ((t->version_hex >> 16) != 0x030d)
+		return 0;
+	/* The 3.13 _Py_DebugOffsets, in 8-byte words after the 24-byte head:
+	 * runtime_state {size, finalizing, interpreters_head} = 3..5,
+	 * interpreter_state {size, id, next, threads_head, ...13} = 6..18,
+	 * thread_state {size, prev, next, interp, current_frame, thread_id,
+	 *   native_thread_id, datastack_chunk, status} = 19..27,
+	 * interpreter_frame {size, previous, executable, instr_ptr, localsplus,
+	 *   owner} = 28..33,
+	 * code_object {size, filename, name, qualname, linetable, firstlineno,
+	 *   argcount, localsplusnames, localspluskinds, co_code_adaptive} = 34..43,
+	 * pyobject {size, ob_type} = 44..45, type_object = 46..49,
+	 * tuple = 50..52, list = 53..55, dict = 56..58, float = 59..60,
+	 * long = 61..63, bytes {size, ob_size, ob_sval} = 64..66,
+	 * unicode {size, state, length, asciiobject_size} = 67..70. */
+#define OFF(i) ((int32_t)(d[i] < 1u << 20 ? d[i] : (uint64_t)-1))
+	L->runtime_interp_head = OFF(5);
+	L->interp_next = OFF(8);
+	L->interp_threads_head = OFF(9);
+	L->tstate_next = OFF(21);
+	L->tstate_interp = OFF(22);
+	L->tstate_current_frame = OFF(23);
+	L->tstate_thread_id = OFF(24);
+	L->tstate_native_thread_id = OFF(25);
+	L->tstate_datastack_chunk = OFF(26);
+	L->iframe_previous = OFF(29);
+	L->iframe_code = OFF(30);
+	L->iframe_instr = OFF(31);
+	L->iframe_size = OFF(32);
+	L->iframe_owner = OFF(33);
+	L->code_filename = OFF(35);
+	L->code_name = OFF(36);
+	L->code_qualname = OFF(37);
+	L->code_linetable = OFF(38);
+	L->code_firstlineno = OFF(39);
+	L->code_adaptive = OFF(43);
+	L->code_size = OFF(43);
+	L->code_ob_type = OFF(45);
+	L->bytes_size = OFF(65);
+	L->bytes_data = OFF(66);
+	L->unicode_state = OFF(68);
+	L->unicode_length = OFF(69);
+	L->unicode_ascii_data = OFF(70);
+#undef OFF
+	/* Anything out of range would be read as -1: refuse rather than guess. */
+	if (L->runtime_interp_head < 0 || L->interp_threads_head < 0 ||
+	    L->tstate_current_frame < 0 || L->iframe_previous < 0 || L->iframe_code < 0 ||
+	    L->code_adaptive < 0 || L->unicode_ascii_data < 0)
+		return -ENOEXEC;
+	t->found_by = "_Py_DebugOffsets";
+	return 0;
+}
+
+/* Last resort for a binary with no usable symbol: look through its .data and
+ * .bss, as mapped in the target, for a slot holding a pointer that validates
+ * as the interpreter; the runtime is that slot less the head's offset. */
+static int scan_for_runtime(struct py_target *t, struct elf_file *ef,
+			    uint64_t bias, struct rmem *m)
+{
+	static const char *const secs[] = { ".data", ".bss", ".PyRuntime" };
+	const struct py_layout *L = t->layout;
+	uint64_t *buf;
+	size_t cap = 1 << 17, si;
+	int err = -ENOEXEC, checked = 0;
+
+	buf = malloc(cap * sizeof(*buf));
+	if (!buf)
+		return -ENOMEM;
+	for (si = 0; si < sizeof(secs) / sizeof(secs[0]) && err; si++) {
+		uint64_t addr, size, off;
+
+		if (elf_file_section(ef, secs[si], &addr, &size))
+			continue;
+		addr = (addr + bias + 7) & ~7ull;
+		for (off = 0; off < size && err && checked < 200000; off += cap * 8) {
+			size_t n = (size - off) / 8 < cap ? (size - off) / 8 : cap, i;
+
+			if (rmem_read(m, addr + off, buf, n * 8))
+				break;
+			for (i = 0; i < n && err && checked < 200000; i++) {
+				uint64_t v = buf[i], tstate, back;
+
+				if (!v || (v & 7) || v < 4096 || v >> 47)
+					continue;
+				checked++;
+				if (rmem_read_ptr(m, v + L->interp_threads_head, &tstate) ||
+				    !tstate || (tstate & 7) ||
+				    rmem_read_ptr(m, tstate + L->tstate_interp, &back) || back != v)
+					continue;
+				t->runtime = addr + off + i * 8 - (uint64_t)L->runtime_interp_head;
+				t->found_by = "a scan of .data/.bss";
+				err = 0;
+			}
+		}
+	}
+	free(buf);
+	return err;
+}
+
 static int try_candidate(struct py_target *t, const struct candidate *c,
 			 struct rmem *m)
 {
-	static const char *const names[] = { "_PyRuntime", "Py_Version", "PyCode_Type" };
-	uint64_t addrs[3], bias, vers = 0;
+	static const char *const names[] = { "_PyRuntime", "Py_Version", "PyCode_Type",
+					     "interp_head" };
+	enum { S_RUNTIME, S_VERSION, S_CODE_TYPE, S_INTERP_HEAD, S_N };
+	uint64_t addrs[S_N], bias, vers = 0, size;
+	const struct py_layout *found;
 	struct elf_file *ef;
 	char path[4096 + 64];
 	int err;
@@ -131,39 +288,66 @@ static int try_candidate(struct py_target *t, const struct candidate *c,
 		if (err)
 			return err;
 	}
-	err = elf_file_symbols(ef, names, addrs, NULL, 3);
+	err = elf_file_symbols(ef, names, addrs, NULL, S_N);
 	if (err < 0)
 		goto out_elf;
-	if (!addrs[0]) {
-		uint64_t size;
-
-		if (elf_file_section(ef, ".PyRuntime", &addrs[0], &size)) {
-			err = -ENOEXEC;
-			goto out_elf;
-		}
-	}
 	err = elf_file_bias(ef, c->start, c->offset, &bias);
 	if (err)
 		goto out_elf;
-	t->runtime = addrs[0] + bias;
-	t->code_type = addrs[2] ? addrs[2] + bias : 0;
-	if (addrs[1] && rmem_read(m, addrs[1] + bias, &vers, sizeof(vers)) == 0 &&
+	t->code_type = addrs[S_CODE_TYPE] ? addrs[S_CODE_TYPE] + bias : 0;
+	t->version_hex = 0;
+	if (addrs[S_VERSION] &&
+	    rmem_read(m, addrs[S_VERSION] + bias, &vers, sizeof(vers)) == 0 &&
 	    (vers >> 24) == 3)
 		t->version_hex = (uint32_t)vers;
-	else
+	if (!t->version_hex)
 		t->version_hex = version_from_name(c->path);
+	if (!t->version_hex)
+		t->version_hex = version_from_rodata(ef);
 	snprintf(t->binary, sizeof(t->binary), "%s", c->path);
-	if (!t->version_hex) {
+	if (!t->version_hex || (!addrs[S_RUNTIME] && !addrs[S_INTERP_HEAD] &&
+				!addrs[S_CODE_TYPE] && !addrs[S_VERSION] &&
+				strncmp(base_name(c->path), "libpython", 9) &&
+				!strstr(base_name(c->path), "python"))) {
 		err = -ENOEXEC;
 		goto out_elf;
 	}
-	t->layout = py_layout_find(t->version_hex >> 16);
-	if (!t->layout) {
+	found = py_layout_find(t->version_hex >> 16);
+	if (!found) {
 		err = -EPROTONOSUPPORT;
 		goto out_elf;
 	}
+	t->layout_buf = *found;
+	t->layout = &t->layout_buf;
 	stdlib_prefix(t);
-	err = validate(t, m);
+
+	t->runtime = 0;
+	if (!strcmp(found->runtime_symbol, "interp_head") && addrs[S_INTERP_HEAD]) {
+		t->runtime = addrs[S_INTERP_HEAD] + bias;
+		t->found_by = "the interp_head symbol";
+	} else if (!strcmp(found->runtime_symbol, "_PyRuntime")) {
+		if (addrs[S_RUNTIME]) {
+			t->runtime = addrs[S_RUNTIME] + bias;
+			t->found_by = "the _PyRuntime symbol";
+		} else if (!elf_file_section(ef, ".PyRuntime", &addrs[S_RUNTIME], &size)) {
+			t->runtime = addrs[S_RUNTIME] + bias;
+			t->found_by = "the .PyRuntime section";
+		}
+	}
+	if (t->runtime && (t->version_hex >> 16) >= 0x030d) {
+		err = apply_debug_offsets(t, m);
+		if (err)
+			goto out_elf;
+	}
+	if (t->runtime) {
+		err = validate(t, m);
+		if (err != -ENOEXEC)
+			goto out_elf;
+	}
+	/* No symbol, or one that did not validate: look for it. */
+	err = scan_for_runtime(t, ef, bias, m);
+	if (!err)
+		err = validate(t, m);
 out_elf:
 	elf_file_close(ef);
 	return err;

@@ -13,6 +13,7 @@
 #define COPY_BUF_BYTES (4u << 20)    /* all copies of one sample */
 #define MAX_CHUNKS_PER_THREAD 64
 #define MAX_FRAME_BYTES 256          /* a frame header we read */
+#define MAX_SPEC_FRAMES 128          /* frame objects read ahead per thread */
 
 struct copy {
 	uint64_t remote;  /* remote address of buf[off] */
@@ -27,6 +28,9 @@ struct plan {
 	uint64_t cframe;       /* _PyCFrame holding current_frame, 0 if none */
 	uint64_t chunk;        /* newest data-stack chunk, 0 if not copied */
 	uint64_t len;          /* bytes of it to copy */
+	/* Frame objects (<= 3.10): the frames the last walk went through. */
+	uint64_t frames[MAX_SPEC_FRAMES];
+	uint32_t nframes;
 };
 
 struct thread_slot {
@@ -36,6 +40,11 @@ struct thread_slot {
 	struct copy copies[MAX_CHUNKS_PER_THREAD];
 	uint32_t ncopies;
 	uint64_t older;        /* next older chunk not yet copied, 0 if none */
+	/* Frame objects read with the sample, by plan.frames[]; 0 if none. */
+	uint32_t nspec;
+	size_t spec_off;
+	uint64_t walked[MAX_SPEC_FRAMES];
+	uint32_t nwalked;
 };
 
 struct py_walker {
@@ -202,9 +211,15 @@ static void plan_thread(struct py_walker *w, uint32_t i)
 	uint64_t chunk = rd64(ts, L->tstate_datastack_chunk);
 	uint64_t top = rd64(ts, L->tstate_datastack_top);
 
-	p->cframe = L->tstate_current_frame >= 0 ? 0 : rd64(ts, L->tstate_cframe);
+	p->cframe = L->tstate_cframe >= 0 ? rd64(ts, L->tstate_cframe) : 0;
 	p->chunk = 0;
 	p->len = 0;
+	if (L->frame_model == PY_FRAMES_OBJECTS) {
+		/* Next time, read the frames this walk went through. */
+		p->nframes = w->slots[i].nwalked;
+		memcpy(p->frames, w->slots[i].walked, p->nframes * sizeof(*p->frames));
+		return;
+	}
 	if (!chunk || top <= chunk || top - chunk > CHUNK_COPY_MAX)
 		return;
 	/* A little past the top catches frames pushed since the thread state
@@ -222,21 +237,26 @@ static int plan_holds(const struct py_walker *w, uint32_t i)
 	const struct py_layout *L = w->L;
 	const uint8_t *ts = w->tsbuf + (size_t)i * L->tstate_size;
 	const struct plan *p = &w->slots[i].plan;
-	uint64_t chunk = rd64(ts, L->tstate_datastack_chunk);
-	uint64_t top = rd64(ts, L->tstate_datastack_top);
+	uint64_t chunk, top;
 
-	if (L->tstate_current_frame < 0 && rd64(ts, L->tstate_cframe) != p->cframe)
+	/* Frame objects are matched by address as the walk meets them. */
+	if (L->frame_model == PY_FRAMES_OBJECTS)
+		return 1;
+	chunk = rd64(ts, L->tstate_datastack_chunk);
+	top = rd64(ts, L->tstate_datastack_top);
+	if (L->tstate_cframe >= 0 && rd64(ts, L->tstate_cframe) != p->cframe)
 		return 0;
 	if (chunk != p->chunk)
 		return !p->chunk && !chunk;
 	return top > chunk && top - chunk <= p->len;
 }
 
-/* Queue slot i's reads (current frame pointer, chunk copy) at *niov. */
-static void queue_thread(struct py_walker *w, uint32_t i, uint32_t *niov)
+/* Queue slot i's reads (current frame pointer, chunk copy; or the frame
+ * objects of the last walk when ahead is set) at *niov, up to cap. */
+static void queue_thread(struct py_walker *w, uint32_t i, uint32_t *niov,
+			 uint32_t cap, int ahead)
 {
 	const struct py_layout *L = w->L;
-	const uint8_t *ts = w->tsbuf + (size_t)i * L->tstate_size;
 	struct thread_slot *s = &w->slots[i];
 	const struct plan *p = &s->plan;
 
@@ -244,14 +264,32 @@ static void queue_thread(struct py_walker *w, uint32_t i, uint32_t *niov)
 	s->current_frame = 0;
 	s->ncopies = 0;
 	s->older = 0;
-	if (L->tstate_current_frame >= 0)
-		s->current_frame = rd64(ts, L->tstate_current_frame);
-	else if (p->cframe && *niov < RMEM_MAX_IOV) {
+	s->nspec = 0;
+	if (L->frame_model == PY_FRAMES_OBJECTS) {
+		size_t fsize = (size_t)L->frame_size;
+		uint32_t k;
+
+		if (!ahead || *niov + p->nframes > cap ||
+		    w->buf_used + p->nframes * fsize > COPY_BUF_BYTES)
+			return;
+		s->spec_off = w->buf_used;
+		for (k = 0; k < p->nframes; k++) {
+			iov_set(&w->liov[*niov], &w->riov[*niov], w->buf + w->buf_used,
+				p->frames[k], fsize);
+			(*niov)++;
+			w->buf_used += fsize;
+		}
+		s->nspec = p->nframes;
+		return;
+	}
+	/* 3.13+ keeps the frame pointer in the thread state itself: it is
+	 * taken from there when walking, after this call refreshed it. */
+	if (L->tstate_current_frame < 0 && p->cframe && *niov < cap) {
 		iov_set(&w->liov[*niov], &w->riov[*niov], &s->current_frame,
 			p->cframe + L->cframe_current_frame, 8);
 		(*niov)++;
 	}
-	if (!p->chunk || *niov >= RMEM_MAX_IOV || w->buf_used + p->len > COPY_BUF_BYTES)
+	if (!p->chunk || *niov >= cap || w->buf_used + p->len > COPY_BUF_BYTES)
 		return;
 	s->copies[0] = (struct copy){ .remote = p->chunk, .len = p->len, .off = w->buf_used };
 	s->ncopies = 1;
@@ -273,7 +311,7 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 	uint64_t head;
 	int err;
 
-	if (!w->planned || !w->nknown || w->nknown + 1 + 2 * w->nknown + nx > RMEM_MAX_IOV)
+	if (!w->planned || !w->nknown || w->nknown + 1 + nx > RMEM_MAX_IOV)
 		return -EAGAIN;
 	w->buf_used = 0;
 	iov_set(&w->liov[niov], &w->riov[niov], &head,
@@ -283,7 +321,7 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 		iov_set(&w->liov[niov], &w->riov[niov], w->tsbuf + (size_t)i * L->tstate_size,
 			w->known[i], (size_t)L->tstate_size);
 	for (i = 0; i < w->nknown; i++)
-		queue_thread(w, i, &niov);
+		queue_thread(w, i, &niov, RMEM_MAX_IOV - nx, 1);
 	memcpy(&w->liov[niov], xl, nx * sizeof(*xl));
 	memcpy(&w->riov[niov], xr, nx * sizeof(*xr));
 	err = rmem_readv(&w->mem, w->liov, w->riov, niov + nx);
@@ -307,7 +345,7 @@ static int read_chunks(struct py_walker *w)
 	w->buf_used = 0;
 	for (i = 0; i < w->nknown; i++) {
 		plan_thread(w, i);
-		queue_thread(w, i, &niov);
+		queue_thread(w, i, &niov, RMEM_MAX_IOV, 0);
 	}
 	w->planned = 1;
 	err = rmem_readv(&w->mem, w->liov, w->riov, niov);
@@ -422,6 +460,69 @@ static int visited_test_set(struct py_walker *w, uint64_t f)
 	return 1;
 }
 
+/* A frame object's window: read with the sample when the last walk met it
+ * (matched by address, in walk order), else read now into tmp. */
+static const uint8_t *object_at(struct py_walker *w, struct thread_slot *s,
+				uint64_t f, uint32_t *j, uint8_t *tmp,
+				struct walk_stats *st)
+{
+	size_t fsize = (size_t)w->L->frame_size;
+	uint32_t k;
+
+	for (k = *j; k < s->nspec; k++) {
+		if (s->plan.frames[k] == f) {
+			*j = k + 1;
+			return w->buf + s->spec_off + k * fsize;
+		}
+	}
+	st->slow_reads++;
+	if (rmem_read(&w->mem, f, tmp, fsize))
+		return NULL;
+	return tmp;
+}
+
+/* Before 3.11: a chain of PyFrameObjects on the heap through f_back. */
+static void walk_objects(struct py_walker *w, struct thread_slot *s,
+			 struct raw_thread *th, struct walk_stats *st)
+{
+	const struct py_layout *L = w->L;
+	struct raw_sample *rs = &w->sample;
+	uint8_t tmp[MAX_FRAME_BYTES];
+	uint64_t f = s->current_frame;
+	uint32_t j = 0;
+
+	s->nwalked = 0;
+	if ((size_t)L->frame_size > sizeof(tmp)) {
+		th->flags |= RAW_TORN;
+		return;
+	}
+	while (f) {
+		const uint8_t *fr;
+		struct raw_frame *rf;
+		int32_t lasti;
+
+		if (th->depth >= w->o.max_depth || rs->nframes >= w->frames_cap) {
+			th->flags |= RAW_TRUNCATED;
+			break;
+		}
+		fr = (f & 7) ? NULL : object_at(w, s, f, &j, tmp, st);
+		if (!fr || visited_test_set(w, f)) {
+			th->flags |= RAW_TORN;
+			break;
+		}
+		if (s->nwalked < MAX_SPEC_FRAMES)
+			s->walked[s->nwalked++] = f;
+		memcpy(&lasti, fr + L->frame_lasti, sizeof(lasti));
+		rf = &rs->frames[rs->nframes++];
+		rf->code = rd64(fr, L->frame_code);
+		rf->instr = (uint64_t)(int64_t)lasti; /* an index, not an address */
+		rf->owner = 0;
+		rf->zero = 0;
+		th->depth++;
+		f = rd64(fr, L->frame_back);
+	}
+}
+
 static void walk_thread(struct py_walker *w, uint32_t idx, struct walk_stats *st)
 {
 	const struct py_layout *L = w->L;
@@ -430,18 +531,25 @@ static void walk_thread(struct py_walker *w, uint32_t idx, struct walk_stats *st
 	struct raw_sample *rs = &w->sample;
 	struct raw_thread *th = &rs->threads[rs->nthreads++];
 	uint8_t tmp[MAX_FRAME_BYTES];
-	uint64_t f = s->current_frame, prev_f = 0;
+	uint64_t f, prev_f = 0;
 	int where = -1, prev_where = -2;
 
+	if (L->frame_model == PY_FRAMES_OBJECTS)
+		s->current_frame = rd64(ts, L->tstate_frame);
+	else if (L->tstate_current_frame >= 0)
+		s->current_frame = rd64(ts, L->tstate_current_frame);
+	f = s->current_frame;
 	memset(th, 0, sizeof(*th));
 	th->tstate = s->tstate;
 	th->thread_id = rd64(ts, L->tstate_thread_id);
 	if (L->tstate_native_thread_id >= 0)
 		th->native_tid = (int32_t)rd64(ts, L->tstate_native_thread_id);
 	th->first = rs->nframes;
-	if (!f)
-		return;
 	visited_clear(w);
+	if (L->frame_model == PY_FRAMES_OBJECTS) {
+		walk_objects(w, s, th, st);
+		goto out;
+	}
 	while (f) {
 		const uint8_t *fr;
 		uint32_t owner;
@@ -482,6 +590,7 @@ static void walk_thread(struct py_walker *w, uint32_t idx, struct walk_stats *st
 		}
 		f = rd64(fr, L->iframe_previous);
 	}
+out:
 	if (th->flags & RAW_TORN) {
 		rs->nframes = th->first;
 		th->depth = 0;

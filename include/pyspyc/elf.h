@@ -32,6 +32,11 @@ int elf_file_section(struct elf_file *ef, const char *name, uint64_t *addr,
 int elf_file_bias(struct elf_file *ef, uint64_t map_start, uint64_t map_offset,
 		  uint64_t *bias);
 
+/* The bytes of section name as stored in the file (NULL for NOBITS), valid
+ * until elf_file_close.  0 or -ENOENT. */
+int elf_file_section_data(struct elf_file *ef, const char *name,
+			  const uint8_t **data, size_t *size);
+
 /* Copy up to size bytes of the file's contents at virtual address addr
  * (unrelocated) out of a PROGBITS section.  0 or -ENOENT/-EFAULT. */
 int elf_file_read(struct elf_file *ef, uint64_t addr, void *buf, size_t size);

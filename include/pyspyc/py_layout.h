@@ -18,9 +18,19 @@ enum py_frame_model {
 	PY_FRAMES_INTERP = 2,  /* _PyInterpreterFrame via previous (3.11+) */
 };
 
+/* How names are stored. */
+enum py_str_model {
+	PY_STR_UNICODE = 1,      /* compact PyUnicodeObject (3.3+) */
+	PY_STR_BYTES = 2,        /* PyStringObject (2.7) */
+};
+
 struct py_layout {
 	uint32_t version;        /* major << 8 | minor, e.g. 0x030b */
 	int frame_model;         /* enum py_frame_model */
+	int str_model;           /* enum py_str_model */
+	int line_format;         /* enum py_line_format (py_lines.h) */
+	int lasti_scale;         /* bytes per f_lasti unit (<= 3.10) */
+	const char *runtime_symbol; /* "_PyRuntime" or "interp_head" */
 
 	/* _PyRuntimeState */
 	int32_t runtime_interp_head;
@@ -50,6 +60,12 @@ struct py_layout {
 	int32_t chunk_top;
 	int32_t chunk_data;
 
+	/* PyFrameObject (<= 3.10) */
+	int32_t frame_size;            /* bytes read of a frame object */
+	int32_t frame_back;
+	int32_t frame_code;
+	int32_t frame_lasti;           /* int */
+
 	/* _PyInterpreterFrame (3.11+) */
 	int32_t iframe_size;           /* up to localsplus */
 	int32_t iframe_code;
@@ -66,7 +82,7 @@ struct py_layout {
 	int32_t code_filename;
 	int32_t code_name;
 	int32_t code_qualname;
-	int32_t code_linetable;
+	int32_t code_linetable;        /* co_lnotab before 3.10 */
 	int32_t code_firstlineno;
 	int32_t code_firsttraceable;
 	int32_t code_adaptive;         /* offset of co_code_adaptive */

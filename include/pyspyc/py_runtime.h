@@ -2,10 +2,14 @@
  *
  * Looks at the target's mappings for the main executable and any libpython
  * shared object, opens each through /proc/PID/root (so containers work), and
- * finds _PyRuntime with libelf.  The version comes from Py_Version, else the
- * version string in the file name.  The candidate is validated by reading it:
- * the interpreter list head must be mapped and its first thread state must
- * point back to it.
+ * finds the runtime with libelf: the _PyRuntime symbol (3.7+), the .PyRuntime
+ * section, interp_head (2.7, 3.6), or as a last resort a scan of .data and
+ * .bss for a pointer that validates as the interpreter.  The version comes
+ * from Py_Version (3.11+), else the file name, else a version string in
+ * .rodata; the target's binary is never run.  3.13+ layouts are filled from
+ * the target's own _Py_DebugOffsets.  Every candidate is validated by reading
+ * it: the interpreter list head must be mapped and its first thread state
+ * must point back to it.
  */
 #ifndef PYSPYC_PY_RUNTIME_H
 #define PYSPYC_PY_RUNTIME_H
@@ -19,7 +23,11 @@
 struct py_target {
 	pid_t pid;
 	uint32_t version_hex;        /* PY_VERSION_HEX, e.g. 0x030b07f0 */
-	const struct py_layout *layout;
+	const struct py_layout *layout; /* points at layout_buf */
+	struct py_layout layout_buf; /* the version's table, 3.13+ filled
+				      * from the target's _Py_DebugOffsets */
+	int free_threaded;           /* a 3.13+ free-threaded build (refused) */
+	const char *found_by;        /* how the runtime was found, for -v */
 	uint64_t runtime;            /* address of _PyRuntime */
 	uint64_t code_type;          /* address of PyCode_Type, 0 if unknown */
 	uint64_t interp;             /* main interpreter state */

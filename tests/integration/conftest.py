@@ -14,7 +14,7 @@ APPS = os.path.join(ROOT, "tests", "apps")
 PYSPYC = os.environ.get("PYSPYC", os.path.join(ROOT, "pyspyc"))
 
 # Minor versions this build of pyspyc profiles.
-SUPPORTED = {(3, 11)}
+SUPPORTED = {(2, 7), (3, 6), (3, 7), (3, 8), (3, 9), (3, 10), (3, 11), (3, 12), (3, 13)}
 
 
 def _pyenv_root():
@@ -77,14 +77,36 @@ def pytest_report_header(config):
     return lines
 
 
+def _one_python():
+    """The interpreter for tests that do not depend on the version."""
+    for p in PYTHONS:
+        if p[2] == (3, 11):
+            return [p]
+    return PYTHONS[:1]
+
+
 def pytest_generate_tests(metafunc):
-    if "python" in metafunc.fixturenames:
-        if not PYTHONS:
-            metafunc.parametrize("python", [pytest.param(None, marks=pytest.mark.skip(
+    for name, pythons in (("python", PYTHONS), ("one_python", _one_python())):
+        if name not in metafunc.fixturenames:
+            continue
+        if not pythons:
+            metafunc.parametrize(name, [pytest.param(None, marks=pytest.mark.skip(
                 reason="no supported CPython found"))])
         else:
-            metafunc.parametrize("python", [p[1] for p in PYTHONS],
-                                 ids=[p[0] for p in PYTHONS])
+            metafunc.parametrize(name, [p[1] for p in pythons], ids=[p[0] for p in pythons])
+
+
+def version_of(python):
+    """(major, minor) of an interpreter path from the list found."""
+    for _, exe, v in ALL_PYTHONS:
+        if exe == python:
+            return v
+    raise KeyError(python)
+
+
+def qualname(python, cls, name):
+    """How a method shows: Class.method where the version has co_qualname."""
+    return "%s.%s" % (cls, name) if version_of(python) >= (3, 11) else name
 
 
 def parse_collapsed(text):

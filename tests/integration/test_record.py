@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from conftest import (APPS, PYSPYC, app_line, frame_line, frame_name, parse_collapsed,
-                      run_pyspyc, share, wait_for)
+                      qualname, run_pyspyc, share, version_of)
 
 # Shares are statistical: at 500 Hz for 3 s (1500 samples) the standard
 # error of a 60% share is 1.3 points; 6 points holds on a loaded machine.
@@ -73,27 +73,29 @@ def test_threads_and_qualnames(python, target, tmp_path):
     assert r.returncode == 0, r.stderr
     stacks = parse_collapsed(out.read_text())
     names = {frame_name(f) for fr, _ in stacks for f in fr}
-    assert "Spinner.spin_alpha" in names and "Spinner.spin_beta" in names, names
-    assert share(stacks, "Spinner.spin_alpha") > 0.2
-    assert share(stacks, "Spinner.spin_beta") > 0.2
+    alpha, beta = qualname(python, "Spinner", "spin_alpha"), qualname(python, "Spinner", "spin_beta")
+    assert alpha in names and beta in names, names
+    assert share(stacks, alpha) > 0.2
+    assert share(stacks, beta) > 0.2
     # Every thread is walked to its root.
     for fr, _ in stacks:
-        if frame_name(fr[-1]).startswith("Spinner."):
-            assert frame_name(fr[0]) == "Thread._bootstrap", fr
+        if frame_name(fr[-1]) in (alpha, beta):
+            # 2.7 names it __bootstrap; 3.11+ qualifies it with the class
+            assert frame_name(fr[0]).endswith("_bootstrap"), fr
 
 
-def test_target_exits_first(python, tmp_path):
+def test_target_exits_first(one_python, tmp_path):
     out = tmp_path / "x.folded"
     r = run_pyspyc(["record", "-r", "200", "-o", str(out), "--",
-                    python, os.path.join(APPS, "split.py"), "1.5"])
+                    one_python, os.path.join(APPS, "split.py"), "1.5"])
     assert r.returncode == 0, r.stderr
     stacks = parse_collapsed(out.read_text())
     assert sum(c for _, c in stacks) > 150
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
-def test_signal_writes_profile(python, target, tmp_path, sig):
-    t = target(python, "split.py", 20)
+def test_signal_writes_profile(one_python, target, tmp_path, sig):
+    t = target(one_python, "split.py", 20)
     folded, svg = tmp_path / "s.folded", tmp_path / "s.svg"
     p = subprocess.Popen([PYSPYC, "record", "-p", str(t.pid), "-r", "200",
                           "-o", str(folded), "-o", str(svg)],
@@ -107,8 +109,8 @@ def test_signal_writes_profile(python, target, tmp_path, sig):
     assert t.proc.poll() is None, "the target is not signalled"
 
 
-def test_target_killed_midrun(python, target, tmp_path):
-    t = target(python, "split.py", 20)
+def test_target_killed_midrun(one_python, target, tmp_path):
+    t = target(one_python, "split.py", 20)
     out = tmp_path / "k.folded"
     p = subprocess.Popen([PYSPYC, "record", "-p", str(t.pid), "-r", "200", "-o", str(out)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
@@ -119,10 +121,10 @@ def test_target_killed_midrun(python, target, tmp_path):
     assert sum(c for _, c in parse_collapsed(out.read_text())) > 100
 
 
-def test_rate_fidelity(python, target, tmp_path):
+def test_rate_fidelity(one_python, target, tmp_path):
     # The benchmark holds the 99% figure; here a loaded CI machine must
     # still deliver most ticks, and every tick is either sampled or late.
-    t = target(python, "split.py", 20)
+    t = target(one_python, "split.py", 20)
     out = tmp_path / "f.folded"
     r = run_pyspyc(["record", "-p", str(t.pid), "-r", "1000", "-d", "4", "-o", str(out)])
     assert r.returncode == 0, r.stderr
@@ -143,8 +145,8 @@ def test_deep_recursion_whole(python, target, tmp_path):
     assert frame_name(full[0][0]) == "<module>" and frame_name(full[0][-1]) == "leaf"
 
 
-def test_depth_cap_marks_truncation(python, target, tmp_path):
-    t = target(python, "deep.py", 300, 20)
+def test_depth_cap_marks_truncation(one_python, target, tmp_path):
+    t = target(one_python, "deep.py", 300, 20)
     out = tmp_path / "d.folded"
     r = run_pyspyc(["record", "-p", str(t.pid), "-r", "100", "-d", "1",
                     "--max-depth", "50", "-o", str(out)])
@@ -157,6 +159,8 @@ def test_depth_cap_marks_truncation(python, target, tmp_path):
 
 
 def test_hostile_names(python, target, tmp_path):
+    if version_of(python) < (3, 8):
+        pytest.skip("the target renames code objects with code.replace(), new in 3.8")
     t = target(python, "hostile.py", 20)
     folded, svg = tmp_path / "h.folded", tmp_path / "h.svg"
     r = run_pyspyc(["record", "-p", str(t.pid), "-r", "300", "-d", "2",
@@ -177,23 +181,23 @@ def test_hostile_names(python, target, tmp_path):
     assert long and all(len(n) < 1100 and n.endswith("...") for n in long)
 
 
-def test_full_filenames(python, target, tmp_path):
-    t = target(python, "split.py", 10)
+def test_full_filenames(one_python, target, tmp_path):
+    t = target(one_python, "split.py", 10)
     out = tmp_path / "ff.folded"
     r = run_pyspyc(["record", "-p", str(t.pid), "-d", "1", "--full-filenames", "-o", str(out)])
     assert r.returncode == 0, r.stderr
     assert os.path.join(APPS, "split.py") in out.read_text()
 
 
-def test_stdout_output(python, target):
-    t = target(python, "split.py", 10)
+def test_stdout_output(one_python, target):
+    t = target(one_python, "split.py", 10)
     r = run_pyspyc(["record", "-p", str(t.pid), "-d", "1", "-o", "-"])
     assert r.returncode == 0, r.stderr
     assert share(parse_collapsed(r.stdout), "spin_a") > 0.3
 
 
-def test_default_output_name(python, target, tmp_path):
-    t = target(python, "split.py", 10)
+def test_default_output_name(one_python, target, tmp_path):
+    t = target(one_python, "split.py", 10)
     r = run_pyspyc(["record", "-p", str(t.pid), "-d", "0.5"], cwd=str(tmp_path))
     assert r.returncode == 0, r.stderr
     made = os.listdir(str(tmp_path))
@@ -201,8 +205,8 @@ def test_default_output_name(python, target, tmp_path):
     check_svg(str(tmp_path / made[0]))
 
 
-def test_symlink_output_is_replaced(python, target, tmp_path):
-    t = target(python, "split.py", 10)
+def test_symlink_output_is_replaced(one_python, target, tmp_path):
+    t = target(one_python, "split.py", 10)
     victim = tmp_path / "victim"
     victim.write_text("keep me")
     link = tmp_path / "out.folded"
@@ -213,8 +217,8 @@ def test_symlink_output_is_replaced(python, target, tmp_path):
     assert not os.path.islink(str(link)) and "spin_" in link.read_text()
 
 
-def test_format_option(python, target, tmp_path):
-    t = target(python, "split.py", 10)
+def test_format_option(one_python, target, tmp_path):
+    t = target(one_python, "split.py", 10)
     out = tmp_path / "noext"
     r = run_pyspyc(["record", "-p", str(t.pid), "-d", "0.5", "-f", "flamegraph", "-o", str(out)])
     assert r.returncode == 0, r.stderr
@@ -277,8 +281,8 @@ def test_not_python_pid(tmp_path):
     assert _leftovers(tmp_path) == []
 
 
-def test_output_is_directory(python, target, tmp_path):
-    t = target(python, "split.py", 10)
+def test_output_is_directory(one_python, target, tmp_path):
+    t = target(one_python, "split.py", 10)
     (tmp_path / "d.svg").mkdir()
     r = run_pyspyc(["record", "-p", str(t.pid), "-d", "0.5", "-o", str(tmp_path / "d.svg")])
     assert r.returncode == 6 and "Is a directory" in r.stderr, r.stderr
@@ -297,10 +301,10 @@ def test_launched_command_not_python(tmp_path):
     assert _leftovers(tmp_path) == []
 
 
-def test_stdout_closed_early(python):
+def test_stdout_closed_early(one_python):
     # `pyspyc ... -o - | head -1`: the reader leaves; pyspyc exits cleanly.
     p = subprocess.Popen([PYSPYC, "record", "-r", "300", "-o", "-", "--",
-                          python, os.path.join(APPS, "threads.py"), "1.5"],
+                          one_python, os.path.join(APPS, "threads.py"), "1.5"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     p.stdout.readline()  # the target's "ready"
     p.stdout.close()
