@@ -89,6 +89,7 @@ static const struct cmd_usage record_usage = {
 };
 
 static volatile sig_atomic_t stop_flag;
+static unsigned int find_flags; /* PYSPYC_FIND */
 
 static void on_stop(int sig)
 {
@@ -205,8 +206,8 @@ static int attach_error(int err, pid_t pid, const struct py_target *t)
 		snprintf(v, sizeof(v), "%u.%u", t->version_hex >> 24,
 			 (t->version_hex >> 16) & 0xff);
 		return die(EXIT_NOT_PYTHON,
-			   "pid %s runs Python %s, which this pyspyc does not support",
-			   ps, v);
+			   "pid %s runs %sPython %s, which this pyspyc does not support",
+			   ps, t->free_threaded ? "a free-threaded build of " : "", v);
 	case -EAGAIN:
 		return die(EXIT_NOT_PYTHON,
 			   "pid %s has a Python runtime that has not started an "
@@ -289,7 +290,7 @@ static int attach_launched(struct py_target *t, pid_t child, int *exited)
 	int err = -ENOEXEC, seen = -ENOEXEC, status, i;
 
 	for (i = 0; i < (int)(ATTACH_WAIT_S / 0.005) && !stop_flag; i++) {
-		err = py_target_find(t, child);
+		err = py_target_find(t, child, find_flags);
 		if (!err)
 			return 0;
 		if (err == -EPERM || err == -EACCES || err == -EPROTONOSUPPORT)
@@ -410,6 +411,11 @@ int cmd_record(int argc, char **argv)
 		cli_print_help(&record_usage, stdout);
 		return EXIT_OK;
 	}
+	e = py_find_flags_parse(getenv("PYSPYC_FIND"));
+	if (e < 0)
+		return die(EXIT_USAGE, "PYSPYC_FIND: unknown word in '%.64s' (no-symbols, "
+			   "no-section, no-version-hints)", getenv("PYSPYC_FIND"));
+	find_flags = (unsigned int)e;
 	if (a.pid && cmd_i < argc)
 		return die(EXIT_USAGE, "give either --pid or a command, not both");
 	if (!a.pid && cmd_i >= argc)
@@ -424,7 +430,7 @@ int cmd_record(int argc, char **argv)
 		rc = plan_outputs(&a, "pyspyc", (int)pid, outs, &nout, defname, sizeof(defname));
 		if (rc || (rc = check_outputs(outs, nout)) || (rc = check_pid(pid)))
 			goto out;
-		e = py_target_find(t, pid);
+		e = py_target_find(t, pid, find_flags);
 		if (e) {
 			rc = attach_error(e, pid, t);
 			goto out;

@@ -115,8 +115,9 @@ static int validate(struct py_target *t, struct rmem *m)
 	return 0;
 }
 
-/* A PY_VERSION string ("3.9.18", "2.7.18", "3.13.0rc1") standing alone in
- * .rodata, as Py_GetVersion's format uses it.  Returns PY_VERSION_HEX style
+/* A PY_VERSION string ("3.9.18", "2.7.18", "3.13.0rc1") at the end of a
+ * string in .rodata: Py_GetVersion's format uses it, and the linker often
+ * merges it into the tail of a longer string such as the install prefix.  Returns PY_VERSION_HEX style
  * major << 24 | minor << 16 of the first one with a known layout, else 0. */
 static uint32_t version_from_rodata(struct elf_file *ef)
 {
@@ -129,7 +130,8 @@ static uint32_t version_from_rodata(struct elf_file *ef)
 		unsigned int major, minor, patch;
 		size_t j = i;
 
-		if (d[i - 1] != '\0' || (d[i] != '2' && d[i] != '3') || d[i + 1] != '.')
+		if ((d[i - 1] >= '0' && d[i - 1] <= '9') || d[i - 1] == '.' ||
+		    (d[i] != '2' && d[i] != '3') || d[i + 1] != '.')
 			continue;
 		/* digits.digits.digits then NUL or a release tag */
 		while (j < n && j - i < 16 && d[j] && (d[j] == '.' || (d[j] >= '0' && d[j] <= '9') ||
@@ -220,6 +222,49 @@ static int apply_debug_offsets(struct py_target *t, struct rmem *m)
 	return 0;
 }
 
+/* Does thread state tstate run a frame whose code object has PyCode_Type?
+ * Interpreter and thread states point at each other, so a pointer to a
+ * thread state can pass for an interpreter; a frame running real code
+ * cannot be faked that way.  Without PyCode_Type there is nothing to check
+ * against, and the answer is yes. */
+static int runs_code(const struct py_target *t, struct rmem *m, uint64_t tstate)
+{
+	const struct py_layout *L = t->layout;
+	uint64_t f = 0, code, type;
+	int hops;
+
+	if (!t->code_type)
+		return 1;
+	if (L->frame_model == PY_FRAMES_OBJECTS) {
+		if (rmem_read_ptr(m, tstate + L->tstate_frame, &f))
+			return 0;
+	} else if (L->tstate_current_frame >= 0) {
+		if (rmem_read_ptr(m, tstate + L->tstate_current_frame, &f))
+			return 0;
+	} else {
+		uint64_t cframe;
+
+		if (rmem_read_ptr(m, tstate + L->tstate_cframe, &cframe) ||
+		    rmem_read_ptr(m, cframe + L->cframe_current_frame, &f))
+			return 0;
+	}
+	/* Shim frames (3.12+) run no code: look a few frames further. */
+	for (hops = 0; f && hops < 4; hops++) {
+		int32_t code_off = L->frame_model == PY_FRAMES_OBJECTS ? L->frame_code : L->iframe_code;
+		int32_t back_off = L->frame_model == PY_FRAMES_OBJECTS ? L->frame_back
+								       : L->iframe_previous;
+
+		if (rmem_read_ptr(m, f + code_off, &code))
+			return 0;
+		if (code && !rmem_read_ptr(m, code + L->code_ob_type, &type) &&
+		    type == t->code_type)
+			return 1;
+		if (rmem_read_ptr(m, f + back_off, &f))
+			return 0;
+	}
+	return 0;
+}
+
 /* Last resort for a binary with no usable symbol: look through its .data and
  * .bss, as mapped in the target, for a slot holding a pointer that validates
  * as the interpreter; the runtime is that slot less the head's offset. */
@@ -254,7 +299,8 @@ static int scan_for_runtime(struct py_target *t, struct elf_file *ef,
 				checked++;
 				if (rmem_read_ptr(m, v + L->interp_threads_head, &tstate) ||
 				    !tstate || (tstate & 7) ||
-				    rmem_read_ptr(m, tstate + L->tstate_interp, &back) || back != v)
+				    rmem_read_ptr(m, tstate + L->tstate_interp, &back) || back != v ||
+				    !runs_code(t, m, tstate))
 					continue;
 				t->runtime = addr + off + i * 8 - (uint64_t)L->runtime_interp_head;
 				t->found_by = "a scan of .data/.bss";
@@ -291,6 +337,10 @@ static int try_candidate(struct py_target *t, const struct candidate *c,
 	err = elf_file_symbols(ef, names, addrs, NULL, S_N);
 	if (err < 0)
 		goto out_elf;
+	if (t->flags & PY_FIND_NO_SYMBOLS)
+		addrs[S_RUNTIME] = addrs[S_INTERP_HEAD] = 0;
+	if (t->flags & PY_FIND_NO_VERSION_HINTS)
+		addrs[S_VERSION] = 0;
 	err = elf_file_bias(ef, c->start, c->offset, &bias);
 	if (err)
 		goto out_elf;
@@ -300,7 +350,7 @@ static int try_candidate(struct py_target *t, const struct candidate *c,
 	    rmem_read(m, addrs[S_VERSION] + bias, &vers, sizeof(vers)) == 0 &&
 	    (vers >> 24) == 3)
 		t->version_hex = (uint32_t)vers;
-	if (!t->version_hex)
+	if (!t->version_hex && !(t->flags & PY_FIND_NO_VERSION_HINTS))
 		t->version_hex = version_from_name(c->path);
 	if (!t->version_hex)
 		t->version_hex = version_from_rodata(ef);
@@ -329,7 +379,8 @@ static int try_candidate(struct py_target *t, const struct candidate *c,
 		if (addrs[S_RUNTIME]) {
 			t->runtime = addrs[S_RUNTIME] + bias;
 			t->found_by = "the _PyRuntime symbol";
-		} else if (!elf_file_section(ef, ".PyRuntime", &addrs[S_RUNTIME], &size)) {
+		} else if (!(t->flags & PY_FIND_NO_SECTION) &&
+			   !elf_file_section(ef, ".PyRuntime", &addrs[S_RUNTIME], &size)) {
 			t->runtime = addrs[S_RUNTIME] + bias;
 			t->found_by = "the .PyRuntime section";
 		}
@@ -353,7 +404,32 @@ out_elf:
 	return err;
 }
 
-int py_target_find(struct py_target *t, pid_t pid)
+int py_find_flags_parse(const char *s)
+{
+	static const struct { const char *word; int flag; } words[] = {
+		{ "no-symbols", PY_FIND_NO_SYMBOLS },
+		{ "no-section", PY_FIND_NO_SECTION },
+		{ "no-version-hints", PY_FIND_NO_VERSION_HINTS },
+	};
+	int flags = 0;
+
+	while (s && *s) {
+		size_t n = strcspn(s, ","), i;
+
+		for (i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+			if (strlen(words[i].word) == n && !strncmp(s, words[i].word, n))
+				break;
+		if (i == sizeof(words) / sizeof(words[0]))
+			return n ? -EINVAL : flags;
+		flags |= words[i].flag;
+		s += n;
+		if (*s == ',')
+			s++;
+	}
+	return flags;
+}
+
+int py_target_find(struct py_target *t, pid_t pid, unsigned int flags)
 {
 	struct scan *s;
 	struct rmem m;
@@ -363,6 +439,7 @@ int py_target_find(struct py_target *t, pid_t pid)
 
 	memset(t, 0, sizeof(*t));
 	t->pid = pid;
+	t->flags = flags;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;

@@ -27,7 +27,8 @@ struct py_target {
 	struct py_layout layout_buf; /* the version's table, 3.13+ filled
 				      * from the target's _Py_DebugOffsets */
 	int free_threaded;           /* a 3.13+ free-threaded build (refused) */
-	const char *found_by;        /* how the runtime was found, for -v */
+	const char *found_by;        /* how the runtime was found */
+	unsigned int flags;          /* PY_FIND_* given to py_target_find */
 	uint64_t runtime;            /* address of _PyRuntime */
 	uint64_t code_type;          /* address of PyCode_Type, 0 if unknown */
 	uint64_t interp;             /* main interpreter state */
@@ -43,6 +44,16 @@ struct py_target {
  *                     (t->version_hex says which)
  *   -EAGAIN           Python, but the interpreter is not initialised yet
  *                     (a just-launched process: try again shortly) */
-int py_target_find(struct py_target *t, pid_t pid);
+int py_target_find(struct py_target *t, pid_t pid, unsigned int flags);
+
+/* flags: leave out discovery steps, to exercise the fallbacks (tests) or to
+ * work around a binary whose symbols lie (PYSPYC_FIND in pyspyc(1)). */
+#define PY_FIND_NO_SYMBOLS 0x1   /* ignore _PyRuntime / interp_head symbols */
+#define PY_FIND_NO_SECTION 0x2   /* ignore the .PyRuntime section */
+#define PY_FIND_NO_VERSION_HINTS 0x4 /* ignore Py_Version and the file name */
+
+/* Parse a PYSPYC_FIND value ("no-symbols,no-section,no-version-hints").
+ * Returns the flags, or -EINVAL for an unknown word. */
+int py_find_flags_parse(const char *s);
 
 #endif

@@ -5,7 +5,10 @@
  * dlopen()s the given libpython, resolves the few functions it needs with
  * dlsym (prototypes declared by hand: no Python headers), reads SCRIPT.py
  * into a string, compiles it under its own file name (so its frames name
- * SCRIPT.py, not "<string>"), runs it in __main__ and finalizes.
+ * SCRIPT.py, not "<string>"), runs it in __main__ and finalizes.  The
+ * functions used exist in every CPython from 2.7 to 3.13; where a newer one
+ * is missing (Py_FinalizeEx before 3.6, PyUnicode_DecodeFSDefault in 2.7)
+ * the older equivalent is used.
  *
  * Build: cc -o embed_host embed_host.c -ldl
  * Exit status: 0 on success, 1 if the script raised, 2 on a setup error.
@@ -21,28 +24,42 @@ typedef struct py_object PyObject; /* opaque */
 
 struct py_api {
 	void (*Py_Initialize)(void);
-	int (*Py_FinalizeEx)(void);
+	int (*Py_FinalizeEx)(void); /* 3.6+; else Py_Finalize */
+	void (*Py_Finalize)(void);
 	int (*PyRun_SimpleString)(const char *);
 	PyObject *(*Py_CompileString)(const char *, const char *, int);
 	PyObject *(*PyImport_AddModule)(const char *);
 	PyObject *(*PyModule_GetDict)(PyObject *);
-	PyObject *(*PyUnicode_DecodeFSDefault)(const char *);
+	/* PyUnicode_DecodeFSDefault (3.x) or PyString_FromString (2.x) */
+	PyObject *(*str_from_path)(const char *);
 	int (*PyDict_SetItemString)(PyObject *, const char *, PyObject *);
 	PyObject *(*PyEval_EvalCode)(PyObject *, PyObject *, PyObject *);
 	void (*PyErr_Print)(void);
 	void (*Py_DecRef)(PyObject *);
 };
 
-static int resolve(void *lib, const char *name, void *slot)
+/* Store the address of the first of names (NULL-terminated) that lib
+ * defines in *slot. */
+static int resolve_any(void *lib, const char *const *names, void *slot)
 {
-	void *f = dlsym(lib, name);
+	const char *const *n;
+	void *f = NULL;
 
+	for (n = names; *n && !f; n++)
+		f = dlsym(lib, *n);
 	if (!f) {
-		fprintf(stderr, "embed_host: %s: %s\n", name, dlerror());
+		fprintf(stderr, "embed_host: %s: %s\n", names[0], dlerror());
 		return -1;
 	}
 	memcpy(slot, &f, sizeof(f));
 	return 0;
+}
+
+static int resolve(void *lib, const char *name, void *slot)
+{
+	const char *names[] = { name, NULL };
+
+	return resolve_any(lib, names, slot);
 }
 
 static char *read_file(const char *path)
@@ -85,6 +102,8 @@ static char *read_file(const char *path)
 
 int main(int argc, char **argv)
 {
+	static const char *const str_names[] = { "PyUnicode_DecodeFSDefault",
+						 "PyString_FromString", NULL };
 	struct py_api py;
 	PyObject *code, *mod, *dict, *file, *res;
 	char *src;
@@ -102,13 +121,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "embed_host: %s\n", dlerror());
 		return 2;
 	}
+	memset(&py, 0, sizeof(py));
+	/* Optional: older Pythons have only Py_Finalize. */
+	*(void **)&py.Py_FinalizeEx = dlsym(lib, "Py_FinalizeEx");
 	if (resolve(lib, "Py_Initialize", &py.Py_Initialize) ||
-	    resolve(lib, "Py_FinalizeEx", &py.Py_FinalizeEx) ||
+	    resolve(lib, "Py_Finalize", &py.Py_Finalize) ||
 	    resolve(lib, "PyRun_SimpleString", &py.PyRun_SimpleString) ||
 	    resolve(lib, "Py_CompileString", &py.Py_CompileString) ||
 	    resolve(lib, "PyImport_AddModule", &py.PyImport_AddModule) ||
 	    resolve(lib, "PyModule_GetDict", &py.PyModule_GetDict) ||
-	    resolve(lib, "PyUnicode_DecodeFSDefault", &py.PyUnicode_DecodeFSDefault) ||
+	    resolve_any(lib, str_names, &py.str_from_path) ||
 	    resolve(lib, "PyDict_SetItemString", &py.PyDict_SetItemString) ||
 	    resolve(lib, "PyEval_EvalCode", &py.PyEval_EvalCode) ||
 	    resolve(lib, "PyErr_Print", &py.PyErr_Print) ||
@@ -129,7 +151,7 @@ int main(int argc, char **argv)
 		py.PyErr_Print();
 		rc = 1;
 	} else {
-		file = py.PyUnicode_DecodeFSDefault(argv[2]);
+		file = py.str_from_path(argv[2]);
 		if (file) {
 			py.PyDict_SetItemString(dict, "__file__", file);
 			py.Py_DecRef(file);
@@ -144,8 +166,12 @@ int main(int argc, char **argv)
 		py.Py_DecRef(code);
 	}
 	fflush(stdout);
-	if (py.Py_FinalizeEx() < 0 && !rc)
-		rc = 1;
+	if (py.Py_FinalizeEx) {
+		if (py.Py_FinalizeEx() < 0 && !rc)
+			rc = 1;
+	} else {
+		py.Py_Finalize();
+	}
 	free(src);
 	return rc;
 }
