@@ -80,6 +80,10 @@ static void stdlib_prefix(struct py_target *t)
 	if (!slash)
 		return;
 	*slash = '\0';
+	/* Debian's multiarch directory: /usr/lib/x86_64-linux-gnu/libpython... */
+	slash = strrchr(dir, '/');
+	if (slash && strstr(slash, "-linux-"))
+		*slash = '\0';
 	slash = strrchr(dir, '/');
 	if (!slash)
 		return;
