@@ -208,8 +208,7 @@ static void plan_thread(struct py_walker *w, uint32_t i)
 	const struct py_layout *L = w->L;
 	const uint8_t *ts = w->tsbuf + (size_t)i * L->tstate_size;
 	struct plan *p = &w->slots[i].plan;
-	uint64_t chunk = rd64(ts, L->tstate_datastack_chunk);
-	uint64_t top = rd64(ts, L->tstate_datastack_top);
+	uint64_t chunk, top;
 
 	p->cframe = L->tstate_cframe >= 0 ? rd64(ts, L->tstate_cframe) : 0;
 	p->chunk = 0;
@@ -220,6 +219,8 @@ static void plan_thread(struct py_walker *w, uint32_t i)
 		memcpy(p->frames, w->slots[i].walked, p->nframes * sizeof(*p->frames));
 		return;
 	}
+	chunk = rd64(ts, L->tstate_datastack_chunk);
+	top = rd64(ts, L->tstate_datastack_top);
 	if (!chunk || top <= chunk || top - chunk > CHUNK_COPY_MAX)
 		return;
 	/* A little past the top catches frames pushed since the thread state
