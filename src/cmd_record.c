@@ -437,6 +437,7 @@ int cmd_record(int argc, char **argv)
 		}
 		if (proc_cmdline(pid, command, sizeof(command)) || !command[0])
 			snprintf(command, sizeof(command), "pid %d", (int)pid);
+		install_signals();
 	} else {
 		const char *base = strrchr(argv[cmd_i], '/');
 
@@ -463,7 +464,6 @@ int cmd_record(int argc, char **argv)
 			goto out;
 		}
 	}
-	install_signals();
 
 	{
 		struct stacktab_limits lim = {

@@ -224,6 +224,18 @@ static size_t put_utf8(char *out, uint32_t c)
 	return 4;
 }
 
+/* End s->text at out bytes, with "..." when the name was cut.  Returns the
+ * length. */
+static int text_end(struct py_symbolizer *s, size_t out, int cut)
+{
+	if (cut) {
+		memcpy(s->text + out, "...", 3);
+		out += 3;
+	}
+	s->text[out] = '\0';
+	return (int)out;
+}
+
 /* Python 2 names are byte strings, in the source's encoding (UTF-8 in
  * practice): copy them, replacing any byte that is not part of valid UTF-8
  * with U+FFFD so that no output ever carries invalid UTF-8. */
@@ -266,12 +278,7 @@ static int read_bytes_str(struct py_symbolizer *s, uint64_t addr)
 		out += put_utf8(s->text + out, c);
 		i += need + 1;
 	}
-	if (length > n) {
-		memcpy(s->text + out, "...", 3);
-		out += 3;
-	}
-	s->text[out] = '\0';
-	return (int)out;
+	return text_end(s, out, length > n);
 }
 
 /* Read a str object at addr as UTF-8 into s->text.  Returns the length or
@@ -313,12 +320,7 @@ static int read_str(struct py_symbolizer *s, uint64_t addr)
 			memcpy(&c, raw + 4 * i, 4);
 		out += put_utf8(s->text + out, c);
 	}
-	if (length > n) {
-		memcpy(s->text + out, "...", 3);
-		out += 3;
-	}
-	s->text[out] = '\0';
-	return (int)out;
+	return text_end(s, out, length > n);
 }
 
 /* ---- files ---------------------------------------------------------- */
@@ -703,7 +705,6 @@ static int symbolize(struct py_symbolizer *s, const struct raw_sample *rs,
 			 * the first line. */
 			int64_t lasti = (int64_t)f->instr;
 
-			base = 0;
 			if (lasti < 0) {
 				line = e->firstlineno;
 				goto have_line;
@@ -721,9 +722,7 @@ static int symbolize(struct py_symbolizer *s, const struct raw_sample *rs,
 			if (f->instr < base)
 				off = UINT64_MAX;
 		}
-		if (!s->o.lineno)
-			line = 0;
-		else if (s->o.function)
+		if (s->o.function)
 			line = e->firstlineno;
 		else if (off < e->code_bytes && off <= UINT32_MAX)
 			line = py_lines_lookup(e->lines, e->nlines, (uint32_t)off);

@@ -37,9 +37,9 @@ static int scan_map(const struct proc_map *m, void *ctx)
 	const char *b = base_name(m->path);
 	int i;
 
-	/* The executable, libpython, and anything else named like Python
-	 * (an embedder's python3_plugin.so links libpython, which is mapped
-	 * and found under its own name). */
+	/* The executable and libpython (an embedder such as uWSGI's
+	 * python3_plugin.so links libpython, which is mapped under its own
+	 * name). */
 	if (strcmp(m->path, s->exe) && strncmp(b, "libpython", 9))
 		return 0;
 	for (i = 0; i < s->n; i++)
@@ -222,7 +222,6 @@ static int apply_debug_offsets(struct py_target *t, struct rmem *m)
 	    L->tstate_current_frame < 0 || L->iframe_previous < 0 || L->iframe_code < 0 ||
 	    L->code_adaptive < 0 || L->unicode_ascii_data < 0)
 		return -ENOEXEC;
-	t->found_by = "_Py_DebugOffsets";
 	return 0;
 }
 
@@ -307,7 +306,6 @@ static int scan_for_runtime(struct py_target *t, struct elf_file *ef,
 				    !runs_code(t, m, tstate))
 					continue;
 				t->runtime = addr + off + i * 8 - (uint64_t)L->runtime_interp_head;
-				t->found_by = "a scan of .data/.bss";
 				err = 0;
 			}
 		}
@@ -361,7 +359,6 @@ static int try_candidate(struct py_target *t, const struct candidate *c,
 	snprintf(t->binary, sizeof(t->binary), "%s", c->path);
 	if (!t->version_hex || (!addrs[S_RUNTIME] && !addrs[S_INTERP_HEAD] &&
 				!addrs[S_CODE_TYPE] && !addrs[S_VERSION] &&
-				strncmp(base_name(c->path), "libpython", 9) &&
 				!strstr(base_name(c->path), "python"))) {
 		err = -ENOEXEC;
 		goto out_elf;
@@ -378,16 +375,11 @@ static int try_candidate(struct py_target *t, const struct candidate *c,
 	t->runtime = 0;
 	if (!strcmp(found->runtime_symbol, "interp_head") && addrs[S_INTERP_HEAD]) {
 		t->runtime = addrs[S_INTERP_HEAD] + bias;
-		t->found_by = "the interp_head symbol";
 	} else if (!strcmp(found->runtime_symbol, "_PyRuntime")) {
-		if (addrs[S_RUNTIME]) {
+		if (addrs[S_RUNTIME] ||
+		    (!(t->flags & PY_FIND_NO_SECTION) &&
+		     !elf_file_section(ef, ".PyRuntime", &addrs[S_RUNTIME], &size)))
 			t->runtime = addrs[S_RUNTIME] + bias;
-			t->found_by = "the _PyRuntime symbol";
-		} else if (!(t->flags & PY_FIND_NO_SECTION) &&
-			   !elf_file_section(ef, ".PyRuntime", &addrs[S_RUNTIME], &size)) {
-			t->runtime = addrs[S_RUNTIME] + bias;
-			t->found_by = "the .PyRuntime section";
-		}
 	}
 	if (t->runtime && (t->version_hex >> 16) >= 0x030d) {
 		err = apply_debug_offsets(t, m);

@@ -27,7 +27,6 @@ struct py_target {
 	struct py_layout layout_buf; /* the version's table, 3.13+ filled
 				      * from the target's _Py_DebugOffsets */
 	int free_threaded;           /* a 3.13+ free-threaded build (refused) */
-	const char *found_by;        /* how the runtime was found */
 	unsigned int flags;          /* PY_FIND_* given to py_target_find */
 	uint64_t runtime;            /* address of _PyRuntime */
 	uint64_t code_type;          /* address of PyCode_Type, 0 if unknown */
