@@ -16,7 +16,7 @@ CC      ?= cc
 BUILD   ?= build
 VERSION := 0.1.0
 
-PKGS    := libelf zlib
+PKGS    := libelf zlib ncursesw
 TEST_PKGS := libxml-2.0
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)

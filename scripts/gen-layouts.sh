@@ -17,10 +17,10 @@ VERSIONS="2.7 3.6 3.7 3.8 3.9 3.10 3.11 3.12 3.13"
 includes() {
 	case $1 in
 	2.7|3.6) echo "frameobject.h" ;;
-	3.7) echo "frameobject.h internal/pystate.h" ;;
-	3.8) echo "frameobject.h internal/pycore_pystate.h" ;;
-	3.9|3.10) echo "frameobject.h internal/pycore_runtime.h internal/pycore_interp.h" ;;
-	*) echo "internal/pycore_runtime.h internal/pycore_interp.h internal/pycore_frame.h" ;;
+	3.7) echo "frameobject.h internal/pystate.h internal/gil.h" ;;
+	3.8) echo "frameobject.h internal/pycore_pystate.h internal/pycore_gil.h" ;;
+	3.9|3.10) echo "frameobject.h internal/pycore_runtime.h internal/pycore_interp.h internal/pycore_gil.h" ;;
+	*) echo "internal/pycore_runtime.h internal/pycore_interp.h internal/pycore_frame.h internal/pycore_gil.h" ;;
 	esac
 }
 
@@ -42,6 +42,20 @@ fields() {
 	echo 'F("code_filename", offsetof(PyCodeObject, co_filename));'
 	echo 'F("code_name", offsetof(PyCodeObject, co_name));'
 	echo 'F("code_firstlineno", offsetof(PyCodeObject, co_firstlineno));'
+	# Who holds the GIL.
+	case $v in
+	2.7|3.6)
+		echo 'E("gil_model", "PY_GIL_TSTATE_SYMBOL"); F("runtime_tstate_current", -1); F("interp_ceval_gil", -1);'
+		echo 'F("gil_locked", -1); F("gil_last_holder", -1);' ;;
+	3.7|3.8|3.9|3.10|3.11)
+		echo 'E("gil_model", "PY_GIL_RUNTIME_TSTATE");'
+		echo 'F("runtime_tstate_current", offsetof(_PyRuntimeState, gilstate.tstate_current)); F("interp_ceval_gil", -1);'
+		echo 'F("gil_locked", offsetof(struct _gil_runtime_state, locked)); F("gil_last_holder", offsetof(struct _gil_runtime_state, last_holder));' ;;
+	*)
+		echo 'E("gil_model", "PY_GIL_INTERP_STATE"); F("runtime_tstate_current", -1);'
+		echo 'F("interp_ceval_gil", offsetof(PyInterpreterState, ceval.gil));'
+		echo 'F("gil_locked", offsetof(struct _gil_runtime_state, locked)); F("gil_last_holder", offsetof(struct _gil_runtime_state, last_holder));' ;;
+	esac
 	case $v in
 	2.7)
 		echo 'E("str_model", "PY_STR_BYTES");'

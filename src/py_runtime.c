@@ -192,6 +192,9 @@ static int apply_debug_offsets(struct py_target *t, struct rmem *m)
 	L->runtime_interp_head = OFF(5);
 	L->interp_next = OFF(8);
 	L->interp_threads_head = OFF(9);
+	L->interp_ceval_gil = OFF(14);
+	L->gil_locked = OFF(17);
+	L->gil_last_holder = OFF(18);
 	L->tstate_next = OFF(21);
 	L->tstate_interp = OFF(22);
 	L->tstate_current_frame = OFF(23);
@@ -318,8 +321,8 @@ static int try_candidate(struct py_target *t, const struct candidate *c,
 			 struct rmem *m)
 {
 	static const char *const names[] = { "_PyRuntime", "Py_Version", "PyCode_Type",
-					     "interp_head" };
-	enum { S_RUNTIME, S_VERSION, S_CODE_TYPE, S_INTERP_HEAD, S_N };
+					     "interp_head", "_PyThreadState_Current" };
+	enum { S_RUNTIME, S_VERSION, S_CODE_TYPE, S_INTERP_HEAD, S_TSTATE_CUR, S_N };
 	uint64_t addrs[S_N], bias, vers = 0, size;
 	const struct py_layout *found;
 	struct elf_file *ef;
@@ -347,6 +350,7 @@ static int try_candidate(struct py_target *t, const struct candidate *c,
 	if (err)
 		goto out_elf;
 	t->code_type = addrs[S_CODE_TYPE] ? addrs[S_CODE_TYPE] + bias : 0;
+	t->tstate_current = addrs[S_TSTATE_CUR] ? addrs[S_TSTATE_CUR] + bias : 0;
 	t->version_hex = 0;
 	if (addrs[S_VERSION] &&
 	    rmem_read(m, addrs[S_VERSION] + bias, &vers, sizeof(vers)) == 0 &&

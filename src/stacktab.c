@@ -142,7 +142,10 @@ static const char *string_or_empty(const struct stacktab *t, uint32_t id)
 
 int stacktab_snapshot(const struct stacktab *t, struct profile *p)
 {
-	uint32_t nf = strtab_count(t->frames), ns = strtab_count(t->stacks);
+	/* Stacks first: every frame a counted stack uses was interned before
+	 * the stack was, so reading the frame count second covers them all and
+	 * a snapshot may be taken while samplers keep adding. */
+	uint32_t ns = strtab_count(t->stacks), nf = strtab_count(t->frames);
 	struct profile_frame *frames;
 	struct profile_stack *stacks;
 	uint32_t i, n = 0;

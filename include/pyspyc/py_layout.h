@@ -24,6 +24,13 @@ enum py_str_model {
 	PY_STR_BYTES = 2,        /* PyStringObject (2.7) */
 };
 
+/* How to tell which thread holds the GIL. */
+enum py_gil_model {
+	PY_GIL_TSTATE_SYMBOL = 1,  /* _PyThreadState_Current symbol (2.7, 3.6) */
+	PY_GIL_RUNTIME_TSTATE = 2, /* _PyRuntime.gilstate.tstate_current (3.7-3.11) */
+	PY_GIL_INTERP_STATE = 3,   /* interp->ceval.gil -> {locked, last_holder} */
+};
+
 struct py_layout {
 	uint32_t version;        /* major << 8 | minor, e.g. 0x030b */
 	int frame_model;         /* enum py_frame_model */
@@ -34,6 +41,13 @@ struct py_layout {
 
 	/* _PyRuntimeState */
 	int32_t runtime_interp_head;
+	int32_t runtime_tstate_current; /* gilstate.tstate_current (3.7-3.11) */
+
+	/* The GIL: NULL current thread state means nobody holds it. */
+	int gil_model;                 /* enum py_gil_model */
+	int32_t interp_ceval_gil;      /* struct _gil_runtime_state * (3.12+) */
+	int32_t gil_locked;            /* int, in struct _gil_runtime_state */
+	int32_t gil_last_holder;       /* PyThreadState * */
 
 	/* PyInterpreterState */
 	int32_t interp_next;

@@ -31,6 +31,8 @@ struct py_target {
 	uint64_t runtime;            /* address of _PyRuntime */
 	uint64_t code_type;          /* address of PyCode_Type, 0 if unknown */
 	uint64_t interp;             /* main interpreter state */
+	uint64_t tstate_current;     /* _PyThreadState_Current (2.7, 3.6), 0 if
+				      * unknown: the GIL holder's thread state */
 	char binary[4096];           /* path of the file holding the runtime */
 	char stdlib_prefix[512];     /* e.g. "/usr/lib/python3.11/" or "" */
 };

@@ -57,8 +57,10 @@ const char *stacktab_full(const struct stacktab *t);
 uint32_t stacktab_nstacks(const struct stacktab *t);
 
 /* Build an immutable, sorted profile from the table.  The profile borrows the
- * table's strings: release it (profile_release) before stacktab_free.  Not
- * concurrent with inserts.  Returns 0 or -ENOMEM. */
+ * table's strings: release it (profile_release) before stacktab_free.  May
+ * run while samplers insert (a live view): it sees the stacks published
+ * before it started, with counts read at some instant after.  Returns 0 or
+ * -ENOMEM. */
 int stacktab_snapshot(const struct stacktab *t, struct profile *p);
 
 /* Free what stacktab_snapshot allocated in p. Accepts a zeroed profile. */
