@@ -1,0 +1,87 @@
+/* session.h - sample a process, or a process tree, into one stacktab.
+ *
+ * A session owns one sampler thread per target process, all feeding the
+ * caller's lock-free stacktab.  With subprocesses, a watcher thread scans the
+ * tree under the root a few times a second: Python processes that appear
+ * (forked workers, workers replaced after max_requests or a crash) get a
+ * sampler of their own; processes that exit are dropped quietly; processes
+ * that are not Python are ignored quietly.  Processes are told apart by pid
+ * and start time, so a reused pid is a new process.
+ *
+ * The caller's thread is free while a session runs (record waits on it, top
+ * draws its screen); session_stats() and stacktab_snapshot() may be called
+ * at any time.
+ */
+#ifndef PYSPYC_SESSION_H
+#define PYSPYC_SESSION_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "pyspyc/py_code.h"
+#include "pyspyc/py_runtime.h"
+#include "pyspyc/py_walk.h"
+#include "pyspyc/stacktab.h"
+
+struct session_opts {
+	double rate_hz;
+	double duration_s;       /* 0: until stopped or every target exited */
+	int subprocesses;        /* -s: the tree under the root */
+	int idle;                /* -i: count threads that are not on a CPU */
+	int gil;                 /* -g: only the thread holding the GIL */
+	int threads;             /* -t: a root frame per thread */
+	int blocking;            /* --blocking: pause Python threads per sample */
+	unsigned int find_flags; /* PY_FIND_* for processes found later */
+	struct walk_opts walk;
+	struct sym_opts sym;
+};
+
+/* Counters summed over every process sampled so far. */
+struct session_stats {
+	uint64_t ticks;          /* deadlines met */
+	uint64_t samples;        /* ticks whose thread list was read */
+	uint64_t errors;         /* ticks or code objects that failed to read */
+	uint64_t late;           /* ticks skipped because a sampler fell behind */
+	uint64_t torn;           /* stacks dropped as inconsistent */
+	uint64_t stacks;         /* thread stacks counted */
+	uint64_t dropped;        /* stacks lost to a full table */
+	uint64_t idle;           /* thread stacks left out as idle */
+	uint64_t reads;          /* process_vm_readv calls */
+	uint64_t gil_known;      /* samples whose GIL holder could be read */
+	uint64_t gil_held;       /* ...of which a Python thread held it */
+	uint64_t pauses;         /* --blocking: samples taken paused */
+	uint64_t pause_ns;       /* ...total time the threads were paused */
+	uint64_t pause_ns_max;   /* ...longest pause */
+	uint32_t processes;      /* processes being sampled now */
+	uint32_t processes_seen; /* processes sampled at any time */
+	uint32_t threads;        /* Python threads in the latest samples */
+	uint32_t active;         /* ...of which on a CPU */
+	double elapsed_s;        /* since session_start */
+};
+
+struct session;
+
+int session_new(struct session **out, const struct session_opts *o,
+		struct stacktab *tab);
+
+/* Start sampling root, whose interpreter t was found by the caller.  With
+ * subprocesses, t may be NULL (a root that is not Python, e.g. a shell
+ * script or a non-Python supervisor): only its descendants are sampled.
+ * Returns 0 or -errno (threads could not be started). */
+int session_start(struct session *s, pid_t root, const struct py_target *t);
+
+/* 1 when sampling is over: the duration elapsed, or the root and every
+ * followed process have exited (with subprocesses, the root's exit alone
+ * does not end it while workers live). */
+int session_done(struct session *s);
+
+/* Live counters; safe from any thread while the session runs. */
+void session_stats(struct session *s, struct session_stats *st);
+
+/* Stop every sampler and the watcher and wait for them.  Idempotent.  Leaves
+ * every target running, never stopped or traced. */
+void session_stop(struct session *s);
+
+void session_free(struct session *s);
+
+#endif
