@@ -38,6 +38,7 @@ struct thread_map {
 	int32_t tid_off;      /* -1 not (yet) known */
 	uint32_t tid_tries;   /* searches for it so far */
 	uint64_t tried_gen;   /* thread list generation of the last search */
+	int64_t tried_ns;     /* and when it was */
 	uint64_t list_gen;
 	int64_t tids_read_ns;
 	/* pthread id -> tid, for the threads of the last sample */
@@ -153,6 +154,7 @@ static void find_tid_offset(struct thread_map *tm, const struct raw_sample *rs)
 
 	tm->tid_tries++;
 	tm->tried_gen = rs->list_gen;
+	tm->tried_ns = mono_ns();
 	if (!rs->nthreads)
 		return;
 	tasks = malloc(MAX_TASKS * sizeof(*tasks));
@@ -220,12 +222,13 @@ void thread_map_tids(struct thread_map *tm, struct raw_sample *rs)
 		return;
 	/* A thread being torn down can spoil a search: try again when the
 	 * list changes, a few times. */
+	now = mono_ns();
 	if (tm->tid_off == -1 && tm->tid_tries < 8 &&
-	    (!tm->tid_tries || rs->list_gen != tm->tried_gen))
+	    (!tm->tid_tries || rs->list_gen != tm->tried_gen ||
+	     now - tm->tried_ns > NAME_RETRY_NS))
 		find_tid_offset(tm, rs);
 	if (tm->tid_off < 0)
 		return;
-	now = mono_ns();
 	if (rs->list_gen != tm->list_gen || now - tm->tids_read_ns > TID_REFRESH_NS ||
 	    tm->npt != rs->nthreads) {
 		/* The list changed: read every thread's tid afresh. */
