@@ -192,9 +192,12 @@ static int apply_debug_offsets(struct py_target *t, struct rmem *m)
 	L->runtime_interp_head = OFF(5);
 	L->interp_next = OFF(8);
 	L->interp_threads_head = OFF(9);
+	/* The GIL fields are given inside the interpreter's own _gil. */
 	L->interp_ceval_gil = OFF(14);
-	L->gil_locked = OFF(17);
-	L->gil_last_holder = OFF(18);
+	if (OFF(15) >= 0 && OFF(17) > OFF(15) && OFF(18) > OFF(15)) {
+		L->gil_locked = OFF(17) - OFF(15);
+		L->gil_last_holder = OFF(18) - OFF(15);
+	}
 	L->tstate_next = OFF(21);
 	L->tstate_interp = OFF(22);
 	L->tstate_current_frame = OFF(23);
