@@ -13,7 +13,9 @@
 #include "pyspyc/py_threads.h"
 
 #define FD_SLOTS 1024        /* power of two; threads whose stat stays open */
-#define NAME_SLOTS 256       /* power of two; threads whose name is cached */
+#define NAME_SLOTS 1024      /* power of two; threads whose name is cached */
+#define NAME_PROBES 8
+#define MAX_TNAMES 512       /* threading names read at once */
 #define DESC_SCAN 2048       /* bytes of a thread descriptor searched for the tid */
 #define MAX_TASKS 4096
 #define TID_REFRESH_NS 1000000000LL
@@ -29,6 +31,7 @@ struct name_slot {
 	int32_t tid;
 	int from_os;         /* 1: the OS name stands in; retry for a better one */
 	int64_t tried_ns;
+	int64_t used_ns;     /* last looked up */
 	uint64_t version;    /* bumped whenever label changes */
 	uint64_t tried_gen;  /* thread list generation when last tried */
 	char name[64];
@@ -53,6 +56,11 @@ struct thread_map {
 	struct name_slot names[NAME_SLOTS];
 	uint64_t versions;
 	uint64_t seen_gen;    /* the latest sample's thread list generation */
+	/* threading's names as last read, when and for which thread list */
+	struct py_thread_name *tnames;
+	int ntnames;          /* -1: not read yet */
+	uint64_t tnames_gen;
+	int64_t tnames_ns;
 };
 
 int thread_map_new(struct thread_map **out, const struct py_target *t,
@@ -70,6 +78,12 @@ int thread_map_new(struct thread_map **out, const struct py_target *t,
 	tm->need_tids = t->layout->tstate_native_thread_id < 0;
 	tm->tid_off = -1;
 	tm->list_gen = UINT64_MAX;
+	tm->ntnames = -1;
+	tm->tnames = calloc(MAX_TNAMES, sizeof(*tm->tnames));
+	if (!tm->tnames) {
+		free(tm);
+		return -ENOMEM;
+	}
 	for (i = 0; i < FD_SLOTS; i++)
 		tm->fds[i].fd = -1;
 	*out = tm;
@@ -87,6 +101,7 @@ void thread_map_free(struct thread_map *tm)
 			close(tm->fds[i].fd);
 	free(tm->pt_ids);
 	free(tm->pt_tids);
+	free(tm->tnames);
 	free(tm);
 }
 
@@ -406,15 +421,21 @@ static void os_name(const struct thread_map *tm, int32_t tid, char *out, size_t 
  * else the OS thread name.  threading registers a thread a moment after it
  * starts running, so an OS name is looked at again later. */
 static void resolve_name(struct thread_map *tm, const struct raw_thread *th,
-			 struct name_slot *ns)
+			 struct name_slot *ns, int64_t now)
 {
-	struct py_thread_name names[64];
-	int n, i;
+	int i;
 
-	n = py_obj_thread_names(tm->t, tm->mem, names, sizeof(names) / sizeof(names[0]));
-	for (i = 0; i < n; i++) {
-		if (names[i].ident == th->thread_id) {
-			snprintf(ns->name, sizeof(ns->name), "%s", names[i].name);
+	/* One read of threading's table serves every thread looked up soon
+	 * after, while the thread list stays the same. */
+	if (tm->ntnames < 0 || tm->tnames_gen != tm->seen_gen ||
+	    now - tm->tnames_ns > NAME_RETRY_NS) {
+		tm->ntnames = py_obj_thread_names(tm->t, tm->mem, tm->tnames, MAX_TNAMES);
+		tm->tnames_gen = tm->seen_gen;
+		tm->tnames_ns = now;
+	}
+	for (i = 0; i < tm->ntnames; i++) {
+		if (tm->tnames[i].ident == th->thread_id) {
+			snprintf(ns->name, sizeof(ns->name), "%s", tm->tnames[i].name);
 			ns->from_os = 0;
 			return;
 		}
@@ -426,11 +447,27 @@ static void resolve_name(struct thread_map *tm, const struct raw_thread *th,
 const char *thread_map_name(struct thread_map *tm, const struct raw_thread *th,
 			    uint64_t *version)
 {
-	uint32_t h = (uint32_t)((th->thread_id >> 4) * 0x9e3779b97f4a7c15ull >> 32) &
-		     (NAME_SLOTS - 1);
-	struct name_slot *ns = &tm->names[h];
+	uint32_t h = (uint32_t)((th->thread_id >> 4) * 0x9e3779b97f4a7c15ull >> 40), k;
+	struct name_slot *ns = NULL;
 	int64_t now = mono_ns();
 	char label[sizeof(ns->label)];
+
+	/* Up to NAME_PROBES slots from the hash; a new thread takes an empty
+	 * one or the one used longest ago, so a few threads that hash alike
+	 * do not keep evicting each other. */
+	for (k = 0; k < NAME_PROBES; k++) {
+		struct name_slot *c = &tm->names[(h + k) & (NAME_SLOTS - 1)];
+
+		if (c->thread_id == th->thread_id) {
+			ns = c;
+			break;
+		}
+		if (!ns || c->used_ns < ns->used_ns)
+			ns = c;
+	}
+	if (ns->thread_id != th->thread_id)
+		ns->thread_id = 0;
+	ns->used_ns = now;
 
 	if (ns->thread_id != th->thread_id || ns->tid != th->native_tid ||
 	    (ns->from_os && (now - ns->tried_ns > NAME_RETRY_NS ||
@@ -439,7 +476,7 @@ const char *thread_map_name(struct thread_map *tm, const struct raw_thread *th,
 		ns->tid = th->native_tid;
 		ns->tried_ns = now;
 		ns->tried_gen = tm->seen_gen;
-		resolve_name(tm, th, ns);
+		resolve_name(tm, th, ns, now);
 		if (th->native_tid > 0)
 			snprintf(label, sizeof(label), "thread %d \"%s\"",
 				 (int)th->native_tid, ns->name);

@@ -292,12 +292,12 @@ static void plan_thread(struct py_walker *w, uint32_t i)
 	p->cframe = L->tstate_cframe >= 0 ? rd64(ts, L->tstate_cframe) : 0;
 	p->chunk = 0;
 	p->len = 0;
-	if (L->frame_model == PY_FRAMES_OBJECTS) {
-		/* Next time, read the frames this walk went through. */
-		p->nframes = w->slots[i].nwalked;
-		memcpy(p->frames, w->slots[i].walked, p->nframes * sizeof(*p->frames));
+	/* Next time, read the frames this walk had to read one by one (frame
+	 * objects; on 3.11+ shim and generator frames outside the chunks). */
+	p->nframes = w->slots[i].nwalked;
+	memcpy(p->frames, w->slots[i].walked, p->nframes * sizeof(*p->frames));
+	if (L->frame_model == PY_FRAMES_OBJECTS)
 		return;
-	}
 	chunk = rd64(ts, L->tstate_datastack_chunk);
 	top = rd64(ts, L->tstate_datastack_top);
 	if (!chunk || top <= chunk || top - chunk > CHUNK_COPY_MAX)
@@ -331,6 +331,28 @@ static int plan_holds(const struct py_walker *w, uint32_t i)
 	return top > chunk && top - chunk <= p->len;
 }
 
+/* Queue the frames the last walk of s read one by one, to be read with the
+ * sample (they are matched by address as the walk meets them). */
+static void queue_spec(struct py_walker *w, struct thread_slot *s, uint32_t *niov,
+		       uint32_t cap)
+{
+	const struct plan *p = &s->plan;
+	size_t fsize = (size_t)(w->L->frame_model == PY_FRAMES_OBJECTS ?
+				w->L->frame_size : w->L->iframe_size);
+	uint32_t k;
+
+	if (*niov + p->nframes > cap || w->buf_used + p->nframes * fsize > COPY_BUF_BYTES)
+		return;
+	s->spec_off = w->buf_used;
+	for (k = 0; k < p->nframes; k++) {
+		iov_set(&w->liov[*niov], &w->riov[*niov], w->buf + w->buf_used,
+			p->frames[k], fsize);
+		(*niov)++;
+		w->buf_used += fsize;
+	}
+	s->nspec = p->nframes;
+}
+
 /* Queue slot i's reads (current frame pointer, chunk copy; or the frame
  * objects of the last walk when ahead is set) at *niov, up to cap. */
 static void queue_thread(struct py_walker *w, uint32_t i, uint32_t *niov,
@@ -345,23 +367,10 @@ static void queue_thread(struct py_walker *w, uint32_t i, uint32_t *niov,
 	s->ncopies = 0;
 	s->older = 0;
 	s->nspec = 0;
-	if (L->frame_model == PY_FRAMES_OBJECTS) {
-		size_t fsize = (size_t)L->frame_size;
-		uint32_t k;
-
-		if (!ahead || *niov + p->nframes > cap ||
-		    w->buf_used + p->nframes * fsize > COPY_BUF_BYTES)
-			return;
-		s->spec_off = w->buf_used;
-		for (k = 0; k < p->nframes; k++) {
-			iov_set(&w->liov[*niov], &w->riov[*niov], w->buf + w->buf_used,
-				p->frames[k], fsize);
-			(*niov)++;
-			w->buf_used += fsize;
-		}
-		s->nspec = p->nframes;
+	if (ahead)
+		queue_spec(w, s, niov, cap);
+	if (L->frame_model == PY_FRAMES_OBJECTS)
 		return;
-	}
 	/* 3.13+ keeps the frame pointer in the thread state itself: it is
 	 * taken from there when walking, after this call refreshed it. */
 	if (L->tstate_current_frame < 0 && p->cframe && *niov < cap) {
@@ -509,8 +518,15 @@ static const uint8_t *frame_at(struct py_walker *w, struct thread_slot *s,
 		if (s->older == UINT64_MAX || !copy_older_chunk(w, s))
 			break;
 	}
-	/* A generator's frame lives in the generator object on the heap. */
+	/* A generator's frame lives in the generator object on the heap, a
+	 * shim frame on the C stack: read with the sample when the last walk
+	 * met it, else now. */
 	*where = -1;
+	if (s->nwalked < MAX_SPEC_FRAMES)
+		s->walked[s->nwalked++] = f;
+	for (i = 0; i < s->nspec; i++)
+		if (s->plan.frames[i] == f)
+			return w->buf + s->spec_off + (size_t)i * need;
 	st->slow_reads++;
 	if (rmem_read(&w->mem, f, tmp, need))
 		return NULL;
@@ -630,6 +646,7 @@ static void walk_thread(struct py_walker *w, uint32_t idx, struct walk_stats *st
 		th->native_tid = (int32_t)rd64(ts, L->tstate_native_thread_id);
 	th->first = rs->nframes;
 	visited_clear(w);
+	s->nwalked = 0;
 	if (L->frame_model == PY_FRAMES_OBJECTS) {
 		walk_objects(w, s, th, st);
 		goto out;
