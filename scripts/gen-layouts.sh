@@ -22,6 +22,12 @@ includes() {
 	3.9|3.10) echo "frameobject.h internal/pycore_runtime.h internal/pycore_interp.h internal/pycore_gil.h" ;;
 	*) echo "internal/pycore_runtime.h internal/pycore_interp.h internal/pycore_frame.h internal/pycore_gil.h" ;;
 	esac
+	# py_obj: ints, dict keys, code-object locals, managed dicts, modules.
+	case $1 in
+	2.7|3.6|3.7|3.8|3.9) echo "longintrepr.h" ;;
+	3.10) echo "longintrepr.h internal/pycore_moduleobject.h" ;;
+	*) echo "internal/pycore_dict.h internal/pycore_code.h internal/pycore_moduleobject.h internal/pycore_object.h" ;;
+	esac
 }
 
 # The F(...) lines for one version.
@@ -135,6 +141,112 @@ fields() {
 			echo 'F("iframe_instr", offsetof(_PyInterpreterFrame, instr_ptr));'
 			echo 'F("iframe_is_entry", -1); F("iframe_owned_by_cstack", FRAME_OWNED_BY_CSTACK);' ;;
 		esac ;;
+	esac
+	obj_fields "$v"
+}
+
+# ---- py_obj: reading objects (dump --locals, thread names) ----------------
+# Types, ints, floats, containers, dicts (three table layouts), instance
+# dicts (tp_dictoffset, 3.11+ managed dicts and shared keys), modules, cells
+# and what a frame's locals need of code objects.  Ints and flag bits that
+# are part of the ABI but live in inline functions or private files are
+# given as data here too, each with where it comes from.
+obj_fields() {
+	v=$1
+	echo 'F("obj_type", offsetof(PyObject, ob_type)); F("obj_var_size", offsetof(PyVarObject, ob_size));'
+	echo 'F("type_name", offsetof(PyTypeObject, tp_name)); F("type_flags", offsetof(PyTypeObject, tp_flags));'
+	echo 'F("type_basicsize", offsetof(PyTypeObject, tp_basicsize)); F("type_dictoffset", offsetof(PyTypeObject, tp_dictoffset));'
+	echo 'F("tpflags_heaptype", Py_TPFLAGS_HEAPTYPE);'
+	echo 'F("float_fval", offsetof(PyFloatObject, ob_fval)); F("tuple_items", offsetof(PyTupleObject, ob_item));'
+	echo 'F("set_used", offsetof(PySetObject, used)); F("cell_ref", offsetof(PyCellObject, ob_ref));'
+	echo 'F("long_shift", PyLong_SHIFT); F("long_digit_size", sizeof(digit));'
+	echo 'F("dict_used", offsetof(PyDictObject, ma_used));'
+	echo 'F("code_argcount", offsetof(PyCodeObject, co_argcount)); F("code_flags", offsetof(PyCodeObject, co_flags));'
+	case $v in
+	2.7)
+		echo 'F("heaptype_cached_keys", -1); F("code_kwonlyargcount", -1);'
+		echo 'F("int_ival", offsetof(PyIntObject, ob_ival)); F("long_size", offsetof(PyVarObject, ob_size)); F("long_tag_shift", -1);'
+		echo 'F("long_digits", offsetof(PyLongObject, ob_digit));'
+		echo 'F("ustr_length", offsetof(PyUnicodeObject, length)); F("ustr_str", offsetof(PyUnicodeObject, str)); F("ustr_unit", sizeof(Py_UNICODE));'
+		echo 'E("dict_model", "PY_DICT_TABLE"); F("dict_mask", offsetof(PyDictObject, ma_mask)); F("dict_table", offsetof(PyDictObject, ma_table));'
+		echo 'F("dict_keys", -1); F("dict_values", -1); F("dk_entry_size", sizeof(PyDictEntry)); F("dk_unicode_entry_size", -1);'
+		echo 'F("dk_size", -1); F("dk_log2_size", -1); F("dk_log2_index_bytes", -1); F("dk_kind", -1); F("dk_nentries", -1); F("dk_indices", -1);'
+		echo 'F("dict_values_items", -1); F("dict_values_valid", -1);'
+		echo '/* Objects/moduleobject.c: PyObject_HEAD then md_dict */'
+		echo 'F("module_dict", sizeof(PyObject)); F("interp_modules", offsetof(PyInterpreterState, modules));' ;;
+	*)
+		echo 'F("heaptype_cached_keys", offsetof(PyHeapTypeObject, ht_cached_keys)); F("code_kwonlyargcount", offsetof(PyCodeObject, co_kwonlyargcount));'
+		echo 'F("int_ival", -1); F("ustr_length", -1); F("ustr_str", -1); F("ustr_unit", -1);'
+		echo 'F("dict_mask", -1); F("dict_table", -1);'
+		echo 'F("dict_keys", offsetof(PyDictObject, ma_keys)); F("dict_values", offsetof(PyDictObject, ma_values));' ;;
+	esac
+	case $v in
+	2.7) ;;
+	3.6|3.7|3.8|3.9|3.10)
+		echo 'F("long_size", offsetof(PyVarObject, ob_size)); F("long_tag_shift", -1); F("long_digits", offsetof(PyLongObject, ob_digit));'
+		echo '/* PyDictKeysObject and PyDictKeyEntry are private to Objects/dict-common.h'
+		echo ' * here: mirrored from it (3.6 has a union of 8 bytes for dk_indices). */'
+		echo 'typedef struct { Py_ssize_t dk_refcnt, dk_size; void *dk_lookup;'
+		echo '	Py_ssize_t dk_usable, dk_nentries; char dk_indices[8]; } dictkeys_mirror;'
+		echo 'typedef struct { Py_hash_t me_hash; PyObject *me_key, *me_value; } dictentry_mirror;'
+		echo 'E("dict_model", "PY_DICT_COMPACT"); F("dk_size", offsetof(dictkeys_mirror, dk_size)); F("dk_log2_size", -1);'
+		echo 'F("dk_log2_index_bytes", -1); F("dk_kind", -1); F("dk_nentries", offsetof(dictkeys_mirror, dk_nentries));'
+		echo 'F("dk_indices", offsetof(dictkeys_mirror, dk_indices)); F("dk_entry_size", sizeof(dictentry_mirror)); F("dk_unicode_entry_size", -1);'
+		echo '/* ma_values: a plain PyObject *[] */'
+		echo 'F("dict_values_items", 0); F("dict_values_valid", -1);' ;;
+	*)
+		echo 'E("dict_model", "PY_DICT_KINDS"); F("dk_size", -1); F("dk_log2_size", offsetof(PyDictKeysObject, dk_log2_size));'
+		echo 'F("dk_log2_index_bytes", offsetof(PyDictKeysObject, dk_log2_index_bytes)); F("dk_kind", offsetof(PyDictKeysObject, dk_kind));'
+		echo 'F("dk_nentries", offsetof(PyDictKeysObject, dk_nentries)); F("dk_indices", offsetof(PyDictKeysObject, dk_indices));'
+		echo 'F("dk_entry_size", sizeof(PyDictKeyEntry)); F("dk_unicode_entry_size", sizeof(PyDictUnicodeEntry));'
+		echo 'F("dict_values_items", offsetof(PyDictValues, values));' ;;
+	esac
+	case $v in
+	2.7|3.6|3.7|3.8|3.9|3.10)
+		echo 'E("mdict_model", "PY_MDICT_NONE"); F("tpflags_managed_dict", 0); F("tpflags_inline_values", 0);'
+		echo 'F("mdict_dict", 0); F("mdict_values", 0);'
+		echo 'F("code_nlocals", offsetof(PyCodeObject, co_nlocals)); F("code_varnames", offsetof(PyCodeObject, co_varnames));'
+		echo 'F("code_cellvars", offsetof(PyCodeObject, co_cellvars)); F("code_freevars", offsetof(PyCodeObject, co_freevars));'
+		echo 'F("code_localsplusnames", -1); F("code_localspluskinds", -1);'
+		echo 'F("fast_hidden", 0); F("fast_cell", 0); F("fast_free", 0);'
+		echo 'F("frame_localsplus", offsetof(PyFrameObject, f_localsplus)); F("iframe_localsplus", -1);' ;;
+	*)
+		echo 'F("code_nlocals", -1); F("code_varnames", -1); F("code_cellvars", -1); F("code_freevars", -1);'
+		echo 'F("code_localsplusnames", offsetof(PyCodeObject, co_localsplusnames)); F("code_localspluskinds", offsetof(PyCodeObject, co_localspluskinds));'
+		echo 'F("fast_cell", CO_FAST_CELL); F("fast_free", CO_FAST_FREE);'
+		echo 'F("frame_localsplus", -1); F("iframe_localsplus", offsetof(_PyInterpreterFrame, localsplus));'
+		echo 'F("tpflags_managed_dict", Py_TPFLAGS_MANAGED_DICT);' ;;
+	esac
+	case $v in
+	3.6|3.7|3.8|3.9)
+		echo '/* Objects/moduleobject.c: PyObject_HEAD then md_dict */'
+		echo 'F("module_dict", sizeof(PyObject)); F("interp_modules", offsetof(PyInterpreterState, modules));' ;;
+	3.10|3.11)
+		echo 'F("module_dict", offsetof(PyModuleObject, md_dict)); F("interp_modules", offsetof(PyInterpreterState, modules));' ;;
+	3.12|3.13)
+		echo 'F("module_dict", offsetof(PyModuleObject, md_dict)); F("interp_modules", offsetof(PyInterpreterState, imports.modules));' ;;
+	esac
+	case $v in
+	3.11)
+		echo 'F("long_size", offsetof(PyVarObject, ob_size)); F("long_tag_shift", -1); F("fast_hidden", 0);'
+		echo 'F("long_digits", offsetof(PyLongObject, ob_digit)); F("mdict_dict", MANAGED_DICT_OFFSET);'
+		echo 'F("tpflags_inline_values", 0); F("dict_values_valid", -1);'
+		echo '/* _PyObject_ValuesPointer(): ((PyDictValues **)obj)-4 */'
+		echo 'E("mdict_model", "PY_MDICT_VALUES_PTR"); F("mdict_values", -4 * (long)sizeof(PyObject *));' ;;
+	3.12)
+		echo 'F("long_size", offsetof(PyLongObject, long_value.lv_tag)); F("long_tag_shift", _PyLong_NON_SIZE_BITS); F("fast_hidden", CO_FAST_HIDDEN);'
+		echo 'F("long_digits", offsetof(PyLongObject, long_value.ob_digit));'
+		echo 'F("tpflags_inline_values", 0); F("dict_values_valid", -1);'
+		echo '/* _PyObject_DictOrValuesPointer(): one word at MANAGED_DICT_OFFSET, the'
+		echo ' * values pointer less one (odd) or the dict */'
+		echo 'E("mdict_model", "PY_MDICT_TAGGED"); F("mdict_dict", -3 * (long)sizeof(PyObject *));'
+		echo 'F("mdict_values", -3 * (long)sizeof(PyObject *));' ;;
+	3.13)
+		echo 'F("long_size", offsetof(PyLongObject, long_value.lv_tag)); F("long_tag_shift", _PyLong_NON_SIZE_BITS); F("fast_hidden", CO_FAST_HIDDEN);'
+		echo 'F("long_digits", offsetof(PyLongObject, long_value.ob_digit));'
+		echo 'F("tpflags_inline_values", Py_TPFLAGS_INLINE_VALUES); F("dict_values_valid", offsetof(PyDictValues, valid));'
+		echo '/* _PyObject_InlineValues(): right after the PyObject header */'
+		echo 'E("mdict_model", "PY_MDICT_INLINE"); F("mdict_values", sizeof(PyObject)); F("mdict_dict", MANAGED_DICT_OFFSET);' ;;
 	esac
 }
 

@@ -17,7 +17,7 @@
 #include "pyspyc/output.h"
 #include "pyspyc/proc.h"
 #include "pyspyc/py_runtime.h"
-#include "pyspyc/sampler.h"
+#include "pyspyc/session.h"
 #include "pyspyc/stacktab.h"
 
 #define MAX_OUTPUTS OPT_LIST_MAX
@@ -35,6 +35,12 @@ struct record_args {
 	long long max_depth;
 	long long max_stacks;
 	long long max_frames;
+	int subprocesses;
+	int threads;
+	int idle;
+	int gil;
+	int blocking;
+	int nonblocking;
 };
 
 #define OFF(f) offsetof(struct record_args, f)
@@ -63,6 +69,26 @@ static const struct opt record_opts[] = {
 	{ 'F', "function", OPT_FLAG, NULL,
 	  "aggregate by function: show each function's first line",
 	  OFF(function), 0, 0, 0 },
+	{ 's', "subprocesses", OPT_FLAG, NULL,
+	  "also profile every process under the target, including ones started "
+	  "later (web server workers); each stack starts at its process",
+	  OFF(subprocesses), 0, 0, 0 },
+	{ 't', "threads", OPT_FLAG, NULL,
+	  "start each stack at its thread: OS thread id and thread name",
+	  OFF(threads), 0, 0, 0 },
+	{ 'i', "idle", OPT_FLAG, NULL,
+	  "count threads that are waiting too (default: only threads on a CPU)",
+	  OFF(idle), 0, 0, 0 },
+	{ 'g', "gil", OPT_FLAG, NULL,
+	  "count only the thread holding the GIL",
+	  OFF(gil), 0, 0, 0 },
+	{ 0, "blocking", OPT_FLAG, NULL,
+	  "pause the target's Python threads while each sample is read "
+	  "(consistent stacks; slows the target)",
+	  OFF(blocking), 0, 0, 0 },
+	{ 0, "nonblocking", OPT_FLAG, NULL,
+	  "never pause the target (the default; for py-spy compatibility)",
+	  OFF(nonblocking), 0, 0, 0 },
 	{ 0, "max-depth", OPT_INT, "N",
 	  "frames kept per stack before it is truncated (default 4096)",
 	  OFF(max_depth), 1, 65536, 0 },
@@ -84,7 +110,9 @@ static const struct cmd_usage record_usage = {
 	.examples =
 		"  sudo pyspyc record --pid 12345 -o profile.svg -o profile.folded\n"
 		"  pyspyc record -o profile.svg -- python3 app.py arg\n"
-		"  pyspyc record -r 1000 -d 30 -p 12345 -o - | flamegraph.pl > out.svg\n",
+		"  pyspyc record -r 1000 -d 30 -p 12345 -o - | flamegraph.pl > out.svg\n"
+		"  sudo pyspyc record -s -p $(pgrep -o gunicorn) -d 60 -o workers.svg\n"
+		"  sudo pyspyc record -t -i -p 12345 -o all-threads.svg\n",
 	.takes_command = 1,
 };
 
@@ -359,14 +387,14 @@ static int write_outputs(const struct output *outs, int nout, struct profile *p)
 	return failed;
 }
 
-static void summary(const struct sampler_stats *st, const struct output *outs,
-		    int nout, int failed, const struct stacktab *tab)
+static void summary(const struct session_stats *st, const struct record_args *a,
+		    const struct output *outs, int nout, int failed,
+		    const struct stacktab *tab)
 {
 	const char *full = stacktab_full(tab);
-	int i;
-
 	struct rusage ru;
 	double cpu_us = 0;
+	int i;
 
 	if (!getrusage(RUSAGE_SELF, &ru))
 		cpu_us = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
@@ -378,6 +406,15 @@ static void summary(const struct sampler_stats *st, const struct output *outs,
 		(unsigned long long)st->torn, (unsigned long long)st->late, st->elapsed_s,
 		st->samples ? cpu_us / (double)st->samples : 0.0,
 		st->samples ? (double)st->reads / (double)st->samples : 0.0);
+	if (a->subprocesses)
+		fprintf(stderr, "; %u processes", st->processes_seen);
+	if (st->idle)
+		fprintf(stderr, "; %llu idle thread stacks left out",
+			(unsigned long long)st->idle);
+	if (a->blocking && st->pauses)
+		fprintf(stderr, "; paused %.1f us per sample (longest %.1f us)",
+			(double)st->pause_ns / 1e3 / (double)st->pauses,
+			(double)st->pause_ns_max / 1e3);
 	if (st->dropped)
 		fprintf(stderr, "; %llu stacks dropped: table full, raise %s",
 			(unsigned long long)st->dropped, full ? full : "--max-stacks");
@@ -389,18 +426,28 @@ static void summary(const struct sampler_stats *st, const struct output *outs,
 	fputc('\n', stderr);
 }
 
+/* Sample until the session ends or we are told to stop. */
+static void wait_session(struct session *sess)
+{
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
+
+	while (!stop_flag && !session_done(sess))
+		nanosleep(&ts, NULL);
+	session_stop(sess);
+}
+
 int cmd_record(int argc, char **argv)
 {
 	struct record_args a = { .rate = 100, .max_depth = 4096, .max_stacks = 200000,
 				 .max_frames = 1 << 20 };
 	struct output outs[MAX_OUTPUTS];
-	struct sampler_stats st = { 0 };
+	struct session_stats st = { 0 };
 	struct stacktab *tab = NULL;
-	struct sampler *smp = NULL;
+	struct session *sess = NULL;
 	struct profile prof = { 0 };
 	struct py_target *t;
 	char err[512], defname[512], command[1024];
-	int cmd_i, help, nout = 0, rc, e, exited = 0;
+	int cmd_i, help, nout = 0, rc, e, exited = 0, found = 1;
 	pid_t pid, child = 0;
 
 	if (cli_parse(&record_usage, argc, argv, &a, &cmd_i, &help, err, sizeof(err))) {
@@ -431,7 +478,10 @@ int cmd_record(int argc, char **argv)
 		if (rc || (rc = check_outputs(outs, nout)) || (rc = check_pid(pid)))
 			goto out;
 		e = py_target_find(t, pid, find_flags);
-		if (e) {
+		/* With -s the root may be a supervisor that is not Python. */
+		if (e && a.subprocesses && (e == -ENOEXEC || e == -EAGAIN))
+			found = 0;
+		else if (e) {
 			rc = attach_error(e, pid, t);
 			goto out;
 		}
@@ -454,7 +504,9 @@ int cmd_record(int argc, char **argv)
 			goto out;
 		}
 		pid = child;
-		e = attach_launched(t, child, &exited);
+		/* With -s the tree watcher finds Python wherever it starts. */
+		found = !a.subprocesses;
+		e = found ? attach_launched(t, child, &exited) : 0;
 		if (e && !(exited && e != -ENOEXEC)) {
 			if (exited && e == -ENOEXEC)
 				rc = die(EXIT_NOT_PYTHON, "'%.200s' exited without running "
@@ -471,26 +523,32 @@ int cmd_record(int argc, char **argv)
 			.max_frames = (uint32_t)a.max_frames,
 			.max_strings = (uint32_t)a.max_frames,
 		};
-		struct sampler_opts so = {
+		struct session_opts so = {
 			.rate_hz = a.rate,
 			.duration_s = a.duration,
+			.subprocesses = a.subprocesses,
+			.idle = a.idle,
+			.gil = a.gil,
+			.threads = a.threads,
+			.blocking = a.blocking,
+			.find_flags = find_flags,
 			.walk = { .max_depth = (uint32_t)a.max_depth, .max_threads = 512 },
 			.sym = { .full_filenames = a.full_filenames, .lineno = !a.nolineno,
 				 .function = a.function },
 		};
 
 		e = stacktab_new(&tab, &lim);
+		if (!e)
+			e = session_new(&sess, &so, tab);
 		if (!e && !exited)
-			e = sampler_new(&smp, t, tab, &so);
+			e = session_start(sess, pid, found ? t : NULL);
 		if (e) {
 			rc = die(EXIT_FAILURE_RUN, "cannot start sampling: %s", strerror(-e));
 			goto out;
 		}
-		if (smp) {
-			e = sampler_run(smp, &stop_flag, &st);
-			if (e)
-				fprintf(stderr, "pyspyc: sampling stopped early: %s\n", strerror(-e));
-		}
+		if (!exited)
+			wait_session(sess);
+		session_stats(sess, &st);
 	}
 
 	e = stacktab_snapshot(tab, &prof);
@@ -508,12 +566,12 @@ int cmd_record(int argc, char **argv)
 	if (!prof.total)
 		fprintf(stderr, "pyspyc: warning: no samples were collected\n");
 	rc = write_outputs(outs, nout, &prof) ? EXIT_OUTPUT : EXIT_OK;
-	summary(&st, outs, nout, rc != EXIT_OK, tab);
+	summary(&st, &a, outs, nout, rc != EXIT_OK, tab);
 out:
 	if (child)
 		end_child(child);
 	profile_release(&prof);
-	sampler_free(smp);
+	session_free(sess);
 	stacktab_free(tab);
 	free(t);
 	return rc;

@@ -1,4 +1,5 @@
 /* proc_info.c - what /proc says about the target. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -85,35 +86,44 @@ int proc_maps_foreach(pid_t pid, int (*fn)(const struct proc_map *m, void *ctx),
 	return ret;
 }
 
-int proc_state(pid_t pid)
+
+/* /proc/PID/stat into buf; *rest points just past the command name (which
+ * may hold ')' and spaces itself). */
+static int read_stat(pid_t pid, char *buf, size_t size, char **rest)
 {
-	char path[64], buf[1024], *rp;
+	char path[64];
 	ssize_t n;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	n = read_small(path, buf, sizeof(buf));
+	n = read_small(path, buf, size);
 	if (n < 0)
 		return (int)n;
-	/* comm may hold ')' and spaces: the state follows the last ')'. */
-	rp = strrchr(buf, ')');
-	if (!rp || rp[1] != ' ' || !rp[2])
+	*rest = strrchr(buf, ')');
+	return *rest ? 0 : -EINVAL;
+}
+
+int proc_state(pid_t pid)
+{
+	char buf[1024], *rp = NULL;
+	int err;
+
+	err = read_stat(pid, buf, sizeof(buf), &rp);
+	if (err)
+		return err;
+	if (rp[1] != ' ' || !rp[2])
 		return -EINVAL;
 	return (unsigned char)rp[2];
 }
 
 int proc_is_kernel_thread(pid_t pid)
 {
-	char path[64], buf[1024], *rp;
+	char buf[1024], *rp = NULL;
 	unsigned long flags;
-	ssize_t n;
+	int err;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	n = read_small(path, buf, sizeof(buf));
-	if (n < 0)
-		return (int)n;
-	rp = strrchr(buf, ')');
-	if (!rp)
-		return -EINVAL;
+	err = read_stat(pid, buf, sizeof(buf), &rp);
+	if (err)
+		return err;
 	/* Fields after comm: state ppid pgrp session tty_nr tpgid flags. */
 	if (sscanf(rp + 1, " %*c %*d %*d %*d %*d %*d %lu", &flags) != 1)
 		return -EINVAL;
@@ -143,4 +153,90 @@ int proc_cmdline(pid_t pid, char *buf, size_t size)
 	}
 	buf[n] = '\0';
 	return 0;
+}
+
+int proc_stat_ids(pid_t pid, pid_t *ppid, uint64_t *start)
+{
+	char buf[1024], *rp = NULL;
+	unsigned long long st;
+	int pp, err;
+
+	err = read_stat(pid, buf, sizeof(buf), &rp);
+	if (err)
+		return err;
+	/* state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt
+	 * cmajflt utime stime cutime cstime priority nice num_threads
+	 * itrealvalue starttime */
+	if (sscanf(rp + 1, " %*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u "
+			   "%*d %*d %*d %*d %*d %*d %llu", &pp, &st) != 2)
+		return -EINVAL;
+	*ppid = (pid_t)pp;
+	*start = st;
+	return 0;
+}
+
+struct pnode {
+	pid_t pid, ppid;
+	uint64_t start;
+};
+
+int proc_descendants(pid_t root, struct proc_ident *out, size_t cap)
+{
+	struct pnode *all = NULL, *grown;
+	size_t nall = 0, allcap = 0, nout = 0, head = 0, i;
+	struct dirent *d;
+	DIR *dir;
+	pid_t *queue = NULL;
+	int err = 0;
+
+	dir = opendir("/proc");
+	if (!dir)
+		return -errno;
+	while ((d = readdir(dir))) {
+		char *end;
+		long v = strtol(d->d_name, &end, 10);
+		struct pnode pn;
+
+		if (*end || v <= 0 || v > INT32_MAX || v == root)
+			continue;
+		pn.pid = (pid_t)v;
+		if (proc_stat_ids(pn.pid, &pn.ppid, &pn.start))
+			continue; /* exited while we looked */
+		if (nall == allcap) {
+			allcap = allcap ? allcap * 2 : 256;
+			grown = realloc(all, allcap * sizeof(*all));
+			if (!grown) {
+				err = -ENOMEM;
+				goto out;
+			}
+			all = grown;
+		}
+		all[nall++] = pn;
+	}
+	/* Breadth first from root; each process is taken at most once, so a
+	 * parent loop (pid reuse while scanning) cannot spin. */
+	queue = malloc((nall + 1) * sizeof(*queue));
+	if (!queue) {
+		err = -ENOMEM;
+		goto out;
+	}
+	queue[0] = root;
+	for (i = 1, head = 0; head < i && nout < cap; head++) {
+		size_t k;
+
+		for (k = 0; k < nall && nout < cap; k++) {
+			if (all[k].ppid != queue[head] || !all[k].pid)
+				continue;
+			out[nout].pid = all[k].pid;
+			out[nout].start = all[k].start;
+			nout++;
+			queue[i++] = all[k].pid;
+			all[k].pid = 0;
+		}
+	}
+out:
+	closedir(dir);
+	free(queue);
+	free(all);
+	return err ? err : (int)nout;
 }

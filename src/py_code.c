@@ -25,6 +25,7 @@ struct stack_memo {
 	uint64_t tstate;             /* 0: empty */
 	uint64_t epoch;              /* s->epoch when stored */
 	uint32_t depth, flags, id;
+	uint32_t nroot, root[2];
 	struct raw_frame frames[MEMO_DEPTH];
 };
 
@@ -742,8 +743,61 @@ have_line:
 		s->stack[--pos] = s->truncated_frame;
 		depth++;
 	}
+	if (depth)
+		for (i = th->nroot; i > 0 && pos > 0; i--) {
+			s->stack[--pos] = th->root[i - 1];
+			depth++;
+		}
 	*first = pos;
 	return (int)depth;
+}
+
+int py_sym_describe(struct py_symbolizer *s, const struct raw_sample *rs,
+		    const struct raw_thread *th, struct sym_frame *out, uint32_t n)
+{
+	struct sym_stats st = { 0 };
+	struct raw_thread one = *th;
+	uint32_t nu, first, k = 0;
+	int depth, i;
+
+	one.nroot = 0;
+	one.flags &= ~(uint32_t)RAW_TRUNCATED;
+	nu = check_codes(s, rs, 0, &st);
+	depth = symbolize(s, rs, &one, nu, &first);
+	if (depth < 0)
+		return depth;
+	/* symbolize() skipped frames that have not started; match the rest
+	 * back to their raw frames, innermost first. */
+	for (i = depth - 1; i >= 0 && k < n; i--) {
+		const struct frame_key *fk = stacktab_frame_get(s->tab, s->stack[first + (uint32_t)i]);
+
+		if (!fk)
+			return -ENOENT;
+		out[k].name = stacktab_string_get(s->tab, fk->name);
+		out[k].file = stacktab_string_get(s->tab, fk->file);
+		out[k].line = fk->line;
+		out[k].code = 0;
+		out[k].addr = 0;
+		k++;
+	}
+	/* Raw frame i (innermost first) that symbolize kept. */
+	{
+		uint32_t r, j = 0;
+		const struct py_layout *L = s->L;
+
+		for (r = 0; r < th->depth && j < k; r++) {
+			const struct raw_frame *f = &rs->frames[th->first + r];
+			struct code_entry *e = entry_for(s, nu, f->code);
+
+			if (L->frame_model == PY_FRAMES_INTERP && e && f->owner != 1 &&
+			    f->instr < f->code + (uint64_t)L->code_adaptive + e->firsttraceable)
+				continue;
+			out[j].code = f->code;
+			out[j].addr = rs->addrs[th->first + r];
+			j++;
+		}
+	}
+	return (int)k;
 }
 
 static struct stack_memo *memo_for(struct py_symbolizer *s, uint64_t tstate)
@@ -753,11 +807,15 @@ static struct stack_memo *memo_for(struct py_symbolizer *s, uint64_t tstate)
 
 /* Is the thread exactly where the memo saw it, with every code object
  * still the one cached then? */
+#define MEMO_FLAGS (RAW_TRUNCATED | RAW_TORN)
+
 static int memo_hit(const struct py_symbolizer *s, const struct stack_memo *m,
 		    const struct raw_sample *rs, const struct raw_thread *th)
 {
 	return m->tstate == th->tstate && m->epoch == s->epoch &&
-	       m->depth == th->depth && m->flags == th->flags &&
+	       m->depth == th->depth && m->flags == (th->flags & MEMO_FLAGS) &&
+	       m->nroot == th->nroot && m->root[0] == th->root[0] &&
+	       m->root[1] == th->root[1] &&
 	       !memcmp(m->frames, &rs->frames[th->first],
 		       th->depth * sizeof(*m->frames));
 }
@@ -773,7 +831,7 @@ void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
 		struct stack_memo *m = memo_for(s, th->tstate);
 		int depth;
 
-		if (th->flags & RAW_TORN || th->depth == 0)
+		if (th->flags & (RAW_TORN | RAW_SKIP) || th->depth == 0)
 			continue;
 		if (memo_ok && memo_hit(s, m, rs, th)) {
 			stacktab_add_id(s->tab, m->id, 1);
@@ -797,7 +855,10 @@ void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
 			m->tstate = th->tstate;
 			m->epoch = s->epoch;
 			m->depth = th->depth;
-			m->flags = th->flags;
+			m->flags = th->flags & MEMO_FLAGS;
+			m->nroot = th->nroot;
+			m->root[0] = th->root[0];
+			m->root[1] = th->root[1];
 			m->id = id;
 			memcpy(m->frames, &rs->frames[th->first], th->depth * sizeof(*m->frames));
 		}

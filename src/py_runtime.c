@@ -192,9 +192,12 @@ static int apply_debug_offsets(struct py_target *t, struct rmem *m)
 	L->runtime_interp_head = OFF(5);
 	L->interp_next = OFF(8);
 	L->interp_threads_head = OFF(9);
+	/* The GIL fields are given inside the interpreter's own _gil. */
 	L->interp_ceval_gil = OFF(14);
-	L->gil_locked = OFF(17);
-	L->gil_last_holder = OFF(18);
+	if (OFF(15) >= 0 && OFF(17) > OFF(15) && OFF(18) > OFF(15)) {
+		L->gil_locked = OFF(17) - OFF(15);
+		L->gil_last_holder = OFF(18) - OFF(15);
+	}
 	L->tstate_next = OFF(21);
 	L->tstate_interp = OFF(22);
 	L->tstate_current_frame = OFF(23);
@@ -219,6 +222,22 @@ static int apply_debug_offsets(struct py_target *t, struct rmem *m)
 	L->unicode_state = OFF(68);
 	L->unicode_length = OFF(69);
 	L->unicode_ascii_data = OFF(70);
+	/* py_obj (objects): modules, locals, types, containers, numbers. */
+	L->interp_modules = OFF(11);
+	L->iframe_localsplus = OFF(32);
+	L->code_argcount = OFF(40);
+	L->code_localsplusnames = OFF(41);
+	L->code_localspluskinds = OFF(42);
+	L->obj_type = OFF(45);
+	L->type_name = OFF(47);
+	L->type_flags = OFF(49);
+	L->tuple_items = OFF(51);
+	L->obj_var_size = OFF(52);
+	L->dict_keys = OFF(57);
+	L->dict_values = OFF(58);
+	L->float_fval = OFF(60);
+	L->long_size = OFF(62);
+	L->long_digits = OFF(63);
 #undef OFF
 	/* Anything out of range would be read as -1: refuse rather than guess. */
 	if (L->runtime_interp_head < 0 || L->interp_threads_head < 0 ||

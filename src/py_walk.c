@@ -73,6 +73,13 @@ struct py_walker {
 
 	struct raw_sample sample;
 	uint32_t frames_cap;
+
+	/* Who holds the GIL: gil_len bytes at gil_addr, read with the sample.
+	 * For the 3.12+ model gil_addr is found through gil_ptr_addr. */
+	int gil_model;
+	uint64_t gil_addr, gil_ptr_addr;
+	uint32_t gil_len;
+	uint8_t gilbuf[64];
 };
 
 static uint64_t rd64(const uint8_t *base, int32_t off)
@@ -81,6 +88,74 @@ static uint64_t rd64(const uint8_t *base, int32_t off)
 
 	memcpy(&v, base + off, sizeof(v));
 	return v;
+}
+
+static void gil_init(struct py_walker *w, const struct py_target *t)
+{
+	const struct py_layout *L = w->L;
+
+	w->gil_model = L->gil_model;
+	w->gil_len = 8;
+	switch (L->gil_model) {
+	case PY_GIL_TSTATE_SYMBOL:
+		w->gil_addr = t->tstate_current;
+		break;
+	case PY_GIL_RUNTIME_TSTATE:
+		if (L->runtime_tstate_current >= 0)
+			w->gil_addr = t->runtime + (uint64_t)L->runtime_tstate_current;
+		break;
+	case PY_GIL_INTERP_STATE:
+		if (L->interp_ceval_gil < 0 || L->gil_locked < 0 || L->gil_last_holder < 0)
+			break;
+		w->gil_ptr_addr = t->interp + (uint64_t)L->interp_ceval_gil;
+		w->gil_len = (uint32_t)(L->gil_locked > L->gil_last_holder ?
+					L->gil_locked : L->gil_last_holder) + 8;
+		if (w->gil_len > sizeof(w->gilbuf))
+			w->gil_ptr_addr = 0;
+		break;
+	default:
+		break;
+	}
+}
+
+/* Queue the GIL read at *niov when its address is known. */
+static void gil_queue(struct py_walker *w, uint32_t *niov)
+{
+	if (!w->gil_addr && w->gil_ptr_addr) {
+		uint64_t g = 0;
+
+		/* The interpreter's GIL pointer is set once at start-up. */
+		if (!rmem_read_ptr(&w->mem, w->gil_ptr_addr, &g) && g && !(g & 7))
+			w->gil_addr = g;
+	}
+	w->sample.gil_known = 0;
+	if (!w->gil_addr)
+		return;
+	memset(w->gilbuf, 0, sizeof(w->gilbuf));
+	w->liov[*niov].iov_base = w->gilbuf;
+	w->liov[*niov].iov_len = w->gil_len;
+	w->riov[*niov].iov_base = (void *)(uintptr_t)w->gil_addr;
+	w->riov[*niov].iov_len = w->gil_len;
+	(*niov)++;
+	w->sample.gil_known = 1;
+}
+
+/* After the read: the holder's thread state, or 0. */
+static void gil_decode(struct py_walker *w)
+{
+	const struct py_layout *L = w->L;
+	int32_t locked;
+
+	w->sample.gil_holder = 0;
+	if (!w->sample.gil_known)
+		return;
+	if (w->gil_model != PY_GIL_INTERP_STATE) {
+		w->sample.gil_holder = rd64(w->gilbuf, 0);
+		return;
+	}
+	memcpy(&locked, w->gilbuf + L->gil_locked, sizeof(locked));
+	if (locked == 1)
+		w->sample.gil_holder = rd64(w->gilbuf, L->gil_last_holder);
 }
 
 int py_walker_new(struct py_walker **out, const struct py_target *t,
@@ -102,6 +177,7 @@ int py_walker_new(struct py_walker **out, const struct py_target *t,
 	while (vcap < 2 * o->max_depth)
 		vcap <<= 1;
 	w->visited_mask = vcap - 1;
+	gil_init(w, t);
 	/* A sample's frames: max_depth per thread, bounded overall. */
 	w->frames_cap = o->max_depth * 4 > 65536 ? o->max_depth * 4 : 65536;
 	w->tsbuf = malloc((size_t)o->max_threads * (size_t)w->L->tstate_size);
@@ -113,8 +189,10 @@ int py_walker_new(struct py_walker **out, const struct py_target *t,
 	w->visited = calloc(vcap, sizeof(*w->visited));
 	w->sample.threads = calloc(o->max_threads, sizeof(*w->sample.threads));
 	w->sample.frames = calloc(w->frames_cap, sizeof(*w->sample.frames));
+	w->sample.addrs = calloc(w->frames_cap, sizeof(*w->sample.addrs));
 	if (!w->tsbuf || !w->known || !w->slots || !w->buf || !w->liov ||
-	    !w->riov || !w->visited || !w->sample.threads || !w->sample.frames) {
+	    !w->riov || !w->visited || !w->sample.threads || !w->sample.frames ||
+	    !w->sample.addrs) {
 		py_walker_free(w);
 		return -ENOMEM;
 	}
@@ -135,6 +213,7 @@ void py_walker_free(struct py_walker *w)
 	free(w->visited);
 	free(w->sample.threads);
 	free(w->sample.frames);
+	free(w->sample.addrs);
 	free(w);
 }
 
@@ -312,7 +391,7 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 	uint64_t head;
 	int err;
 
-	if (!w->planned || !w->nknown || w->nknown + 1 + nx > RMEM_MAX_IOV)
+	if (!w->planned || !w->nknown || w->nknown + 2 + nx > RMEM_MAX_IOV)
 		return -EAGAIN;
 	w->buf_used = 0;
 	iov_set(&w->liov[niov], &w->riov[niov], &head,
@@ -321,6 +400,7 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 	for (i = 0; i < w->nknown; i++, niov++)
 		iov_set(&w->liov[niov], &w->riov[niov], w->tsbuf + (size_t)i * L->tstate_size,
 			w->known[i], (size_t)L->tstate_size);
+	gil_queue(w, &niov);
 	for (i = 0; i < w->nknown; i++)
 		queue_thread(w, i, &niov, RMEM_MAX_IOV - nx, 1);
 	memcpy(&w->liov[niov], xl, nx * sizeof(*xl));
@@ -344,6 +424,8 @@ static int read_chunks(struct py_walker *w)
 	int err;
 
 	w->buf_used = 0;
+	w->sample.list_gen++;
+	gil_queue(w, &niov);
 	for (i = 0; i < w->nknown; i++) {
 		plan_thread(w, i);
 		queue_thread(w, i, &niov, RMEM_MAX_IOV, 0);
@@ -514,6 +596,7 @@ static void walk_objects(struct py_walker *w, struct thread_slot *s,
 		if (s->nwalked < MAX_SPEC_FRAMES)
 			s->walked[s->nwalked++] = f;
 		memcpy(&lasti, fr + L->frame_lasti, sizeof(lasti));
+		rs->addrs[rs->nframes] = f;
 		rf = &rs->frames[rs->nframes++];
 		rf->code = rd64(fr, L->frame_code);
 		rf->instr = (uint64_t)(int64_t)lasti; /* an index, not an address */
@@ -581,8 +664,9 @@ static void walk_thread(struct py_walker *w, uint32_t idx, struct walk_stats *st
 		owner = fr[L->iframe_owner];
 		if (L->iframe_owned_by_cstack < 0 ||
 		    owner != (uint32_t)L->iframe_owned_by_cstack) {
-			struct raw_frame *rf = &rs->frames[rs->nframes++];
+			struct raw_frame *rf = &rs->frames[rs->nframes];
 
+			rs->addrs[rs->nframes++] = f;
 			rf->code = rd64(fr, L->iframe_code);
 			rf->instr = rd64(fr, L->iframe_instr);
 			rf->owner = owner;
@@ -592,6 +676,8 @@ static void walk_thread(struct py_walker *w, uint32_t idx, struct walk_stats *st
 		f = rd64(fr, L->iframe_previous);
 	}
 out:
+	if (rs->gil_holder && rs->gil_holder == th->tstate)
+		th->flags |= RAW_GIL;
 	if (th->flags & RAW_TORN) {
 		rs->nframes = th->first;
 		th->depth = 0;
@@ -623,6 +709,7 @@ int py_walker_sample(struct py_walker *w, const struct iovec *xl,
 		if (err)
 			return err;
 	}
+	gil_decode(w);
 	for (i = 0; i < w->nknown; i++) {
 		walk_thread(w, i, st);
 		plan_thread(w, i);

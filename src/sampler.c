@@ -1,17 +1,67 @@
-/* sampler.c - fixed-rate sampling on absolute deadlines. */
+/* sampler.c - fixed-rate sampling of one process on absolute deadlines. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <time.h>
 
+#include "pyspyc/clock.h"
+#include "pyspyc/py_threads.h"
 #include "pyspyc/sampler.h"
 
 struct sampler {
 	struct py_walker *walker;
 	struct py_symbolizer *sym;
+	struct thread_map *tmap;
+	struct stacktab *tab;
 	struct sampler_opts o;
+	pid_t pid;
+	uint32_t process_frame;
+	/* Thread label -> frame id, for -t: the last few threads seen. */
+	struct { uint64_t thread_id; int32_t tid; uint32_t frame; } tframes[64];
 };
+
+#define PUB(dst, v) __atomic_store_n(&(dst), (v), __ATOMIC_RELAXED)
+#define GET(src) __atomic_load_n(&(src), __ATOMIC_RELAXED)
+
+void sampler_stats_read(const struct sampler_stats *src, struct sampler_stats *dst)
+{
+	dst->ticks = GET(src->ticks);
+	dst->samples = GET(src->samples);
+	dst->stacks = GET(src->stacks);
+	dst->errors = GET(src->errors);
+	dst->torn = GET(src->torn);
+	dst->late = GET(src->late);
+	dst->dropped = GET(src->dropped);
+	dst->idle = GET(src->idle);
+	dst->code_misses = GET(src->code_misses);
+	dst->reads = GET(src->reads);
+	dst->fast = GET(src->fast);
+	dst->gil_known = GET(src->gil_known);
+	dst->gil_held = GET(src->gil_held);
+	dst->pauses = GET(src->pauses);
+	dst->pause_ns = GET(src->pause_ns);
+	dst->pause_ns_max = GET(src->pause_ns_max);
+	dst->threads = GET(src->threads);
+	dst->active = GET(src->active);
+	dst->elapsed_ns = GET(src->elapsed_ns);
+	dst->target_gone = GET(src->target_gone);
+}
+
+/* The special frame "label" (process or thread marker), interned. */
+static int special_frame(struct stacktab *tab, const char *label, uint32_t *id)
+{
+	struct frame_key k = { .kind = FRAME_SPECIAL };
+	int err;
+
+	err = stacktab_string(tab, label, strlen(label), &k.name);
+	if (!err)
+		err = stacktab_string(tab, "", 0, &k.file);
+	if (!err)
+		err = stacktab_frame(tab, &k, id);
+	return err;
+}
 
 int sampler_new(struct sampler **out, const struct py_target *t,
 		struct stacktab *tab, const struct sampler_opts *o)
@@ -26,12 +76,27 @@ int sampler_new(struct sampler **out, const struct py_target *t,
 	if (!s)
 		return -ENOMEM;
 	s->o = *o;
+	s->tab = tab;
+	s->pid = t->pid;
 	err = py_walker_new(&s->walker, t, &o->walk);
 	if (err)
 		goto out_free;
 	err = py_sym_new(&s->sym, t, py_walker_mem(s->walker), tab, &o->sym);
 	if (err)
 		goto out_free;
+	err = thread_map_new(&s->tmap, t, py_walker_mem(s->walker));
+	if (err)
+		goto out_free;
+	if (o->process_root) {
+		char cmd[512], label[600];
+
+		if (proc_cmdline(t->pid, cmd, sizeof(cmd)) || !cmd[0])
+			snprintf(cmd, sizeof(cmd), "?");
+		snprintf(label, sizeof(label), "process %d:\"%s\"", (int)t->pid, cmd);
+		err = special_frame(tab, label, &s->process_frame);
+		if (err)
+			goto out_free;
+	}
 	*out = s;
 	return 0;
 
@@ -44,17 +109,10 @@ void sampler_free(struct sampler *s)
 {
 	if (!s)
 		return;
+	thread_map_free(s->tmap);
 	py_sym_free(s->sym);
 	py_walker_free(s->walker);
 	free(s);
-}
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static void sleep_until(int64_t ns)
@@ -65,11 +123,76 @@ static void sleep_until(int64_t ns)
 	clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
 }
 
+/* The -t root frame of th. */
+static uint32_t thread_frame(struct sampler *s, const struct raw_thread *th)
+{
+	uint32_t slot = (uint32_t)((th->thread_id >> 4) ^ (uint64_t)th->native_tid) % 64;
+	uint32_t id;
+
+	if (s->tframes[slot].thread_id == th->thread_id &&
+	    s->tframes[slot].tid == th->native_tid && s->tframes[slot].frame)
+		return s->tframes[slot].frame;
+	if (special_frame(s->tab, thread_map_name(s->tmap, th), &id))
+		return 0;
+	s->tframes[slot].thread_id = th->thread_id;
+	s->tframes[slot].tid = th->native_tid;
+	s->tframes[slot].frame = id;
+	return id;
+}
+
+/* Decide which threads count, and give them their root frames. */
+static void filter(struct sampler *s, struct raw_sample *rs, struct sampler_stats *st,
+		   uint64_t *idle)
+{
+	uint32_t i, threads = 0, active = 0;
+	int need_tids = !s->o.idle || s->o.threads;
+
+	if (need_tids)
+		thread_map_tids(s->tmap, rs);
+	for (i = 0; i < rs->nthreads; i++) {
+		struct raw_thread *th = &rs->threads[i];
+		int on_cpu = 1;
+
+		if (!th->depth)
+			continue;
+		threads++;
+		/* The GIL holder is running Python (or blocking every thread
+		 * that would): active without asking /proc.  A thread whose
+		 * state cannot be read counts too. */
+		if (!s->o.idle && !(th->flags & RAW_GIL))
+			on_cpu = thread_map_active(s->tmap, th->native_tid) != 0;
+		active += on_cpu;
+		if (s->o.gil) {
+			/* The GIL holder counts whatever its OS state. */
+			if (!(th->flags & RAW_GIL))
+				th->flags |= RAW_SKIP;
+		} else if (!s->o.idle && !on_cpu) {
+			th->flags |= RAW_SKIP;
+			(*idle)++;
+		}
+		if (th->flags & RAW_SKIP)
+			continue;
+		th->nroot = 0;
+		if (s->o.process_root)
+			th->root[th->nroot++] = s->process_frame;
+		if (s->o.threads) {
+			uint32_t id = thread_frame(s, th);
+
+			if (id)
+				th->root[th->nroot++] = id;
+		}
+	}
+	PUB(st->threads, threads);
+	PUB(st->active, active);
+}
+
 int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 		struct sampler_stats *st)
 {
 	int64_t period = (int64_t)(1e9 / s->o.rate_hz + 0.5);
-	int64_t start = now_ns(), end = 0, next = start, now;
+	int64_t start = mono_ns(), next = start, now;
+	uint64_t ticks = 0, samples = 0, errors = 0, late = 0, idle = 0;
+	uint64_t gil_known = 0, gil_held = 0;
 	struct walk_stats ws = { 0 };
 	struct sym_stats ss = { 0 };
 	int err = 0;
@@ -78,53 +201,65 @@ int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 		period = 1;
 	/* The default 50 us timer slack would smear every deadline. */
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
-	if (s->o.duration_s > 0)
-		end = start + (int64_t)(s->o.duration_s * 1e9);
 	while (!*stop) {
 		struct raw_sample *rs;
 		const struct iovec *xl, *xr;
 		uint32_t nx;
 		int x_ok;
 
-		now = now_ns();
+		now = mono_ns();
 		if (now < next) {
-			sleep_until(next);
+			/* Never longer than 100 ms, so a stop is seen soon
+			 * whatever the rate. */
+			sleep_until(next - now > 100000000 ? now + 100000000 : next);
 			continue; /* recheck stop and the time */
 		}
-		if (end && next >= end)
+		if (s->o.end_ns && next >= s->o.end_ns)
 			break;
-		st->ticks++;
+		PUB(st->ticks, ++ticks);
 		py_sym_prefetch(s->sym, &xl, &xr, &nx);
 		err = py_walker_sample(s->walker, xl, xr, nx, &x_ok, &rs, &ws);
 		if (err == -ESRCH) {
-			st->target_gone = 1;
+			PUB(st->target_gone, 1);
 			err = 0;
 			break;
 		}
 		if (err) {
-			st->errors++;
+			PUB(st->errors, ++errors);
 			err = 0;
 		} else {
-			st->samples++;
+			PUB(st->samples, ++samples);
+			if (rs->gil_known) {
+				PUB(st->gil_known, ++gil_known);
+				if (rs->gil_holder)
+					PUB(st->gil_held, ++gil_held);
+			}
+			filter(s, rs, st, &idle);
 			py_sym_add(s->sym, rs, x_ok, &ss);
+			PUB(st->idle, idle);
+			PUB(st->stacks, ss.stacks);
+			PUB(st->torn, ws.torn + ss.torn);
+			PUB(st->dropped, ss.dropped);
 		}
 		next += period;
-		now = now_ns();
+		now = mono_ns();
 		if (now - next >= period) {
 			/* Fell behind by whole ticks: skip them, do not bunch. */
 			int64_t missed = (now - next) / period;
 
-			st->late += (uint64_t)missed;
+			late += (uint64_t)missed;
+			PUB(st->late, late);
 			next += missed * period;
 		}
+		PUB(st->elapsed_ns, (uint64_t)(now - start));
 	}
-	st->stacks += ss.stacks;
-	st->torn += ws.torn + ss.torn;
-	st->dropped += ss.dropped;
-	st->code_misses += ss.code_misses;
-	st->errors += ss.errors;
-	st->reads += py_walker_mem(s->walker)->reads;
-	st->fast += ws.fast;
-	st->elapsed_s = (double)(now_ns() - start) / 1e9;
+	PUB(st->stacks, ss.stacks);
+	PUB(st->torn, ws.torn + ss.torn);
+	PUB(st->dropped, ss.dropped);
+	PUB(st->code_misses, ss.code_misses);
+	PUB(st->errors, errors + ss.errors);
+	PUB(st->reads, py_walker_mem(s->walker)->reads);
+	PUB(st->fast, ws.fast);
+	PUB(st->elapsed_ns, (uint64_t)(mono_ns() - start));
 	return err;
 }

@@ -140,6 +140,21 @@ static const char *string_or_empty(const struct stacktab *t, uint32_t id)
 	return strtab_get(t->strings, id, &s, &len) ? "" : s;
 }
 
+const char *stacktab_string_get(const struct stacktab *t, uint32_t id)
+{
+	return string_or_empty(t, id);
+}
+
+const struct frame_key *stacktab_frame_get(const struct stacktab *t, uint32_t id)
+{
+	const void *key;
+	size_t len;
+
+	if (strtab_get(t->frames, id, &key, &len) || len != sizeof(struct frame_key))
+		return NULL;
+	return key;
+}
+
 int stacktab_snapshot(const struct stacktab *t, struct profile *p)
 {
 	/* Stacks first: every frame a counted stack uses was interned before

@@ -57,4 +57,17 @@ int proc_is_kernel_thread(pid_t pid);
  * replaced), at most size-1 bytes.  0 or -errno. */
 int proc_cmdline(pid_t pid, char *buf, size_t size);
 
+/* A process told apart from a later one that reuses its pid. */
+struct proc_ident {
+	pid_t pid;
+	uint64_t start;      /* start time, clock ticks after boot */
+};
+
+/* pid's parent and start time from /proc/PID/stat.  0 or -errno. */
+int proc_stat_ids(pid_t pid, pid_t *ppid, uint64_t *start);
+
+/* Every live descendant of root (not root itself), found by one scan of
+ * /proc, into out[0..cap).  Returns the count (at most cap) or -errno. */
+int proc_descendants(pid_t root, struct proc_ident *out, size_t cap);
+
 #endif

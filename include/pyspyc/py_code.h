@@ -54,6 +54,22 @@ void py_sym_prefetch(struct py_symbolizer *s, const struct iovec **l,
 void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
 		int prefetched_ok, struct sym_stats *st);
 
+/* One frame described for display (pyspyc dump). */
+struct sym_frame {
+	const char *name;   /* qualified name; owned by the stacktab */
+	const char *file;   /* as the options say (short or full) */
+	int line;           /* 0 when unknown or not shown */
+	uint64_t code;      /* code object address */
+	uint64_t addr;      /* the frame's remote address (for its locals) */
+};
+
+/* Describe thread th of rs (a sample py_walker_sample just returned) into
+ * out[0..n), innermost first, without counting anything.  Returns the number
+ * of frames written, or -EBADF when a code object did not validate (the
+ * stack changed under us: take another sample), or -ENOSPC. */
+int py_sym_describe(struct py_symbolizer *s, const struct raw_sample *rs,
+		    const struct raw_thread *th, struct sym_frame *out, uint32_t n);
+
 /* Shorten a file name the way the profile shows it: relative to the nearest
  * ancestor directory that has no __init__.py, looked up under root (e.g.
  * "/proc/PID/root"; "" for the local file system).  Names that are not

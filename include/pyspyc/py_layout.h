@@ -31,6 +31,21 @@ enum py_gil_model {
 	PY_GIL_INTERP_STATE = 3,   /* interp->ceval.gil -> {locked, last_holder} */
 };
 
+/* How dicts keep their entries (py_obj.c). */
+enum py_dict_model {
+	PY_DICT_TABLE = 1,   /* 2.7: ma_table of {hash, key, value}, ma_mask + 1 */
+	PY_DICT_COMPACT = 2, /* 3.6-3.10: dk_size, indices, {hash, key, value} */
+	PY_DICT_KINDS = 3,   /* 3.11+: log2 sizes, dk_kind, unicode {key, value} */
+};
+
+/* Where an instance's __dict__ is when the type says MANAGED_DICT. */
+enum py_mdict_model {
+	PY_MDICT_NONE = 1,       /* <= 3.10: only tp_dictoffset */
+	PY_MDICT_VALUES_PTR = 2, /* 3.11: values pointer and dict pointer */
+	PY_MDICT_TAGGED = 3,     /* 3.12: one word, values (odd, less 1) or dict */
+	PY_MDICT_INLINE = 4,     /* 3.13: dict pointer; values inline */
+};
+
 struct py_layout {
 	uint32_t version;        /* major << 8 | minor, e.g. 0x030b */
 	int frame_model;         /* enum py_frame_model */
@@ -110,6 +125,80 @@ struct py_layout {
 	/* PyBytesObject */
 	int32_t bytes_size;
 	int32_t bytes_data;
+
+	/* ---- Objects, for py_obj.c (dump --locals, thread names) ---------- */
+	int dict_model;                /* enum py_dict_model */
+	int mdict_model;               /* enum py_mdict_model */
+	int32_t obj_type;              /* PyObject.ob_type */
+	int32_t obj_var_size;          /* PyVarObject.ob_size */
+	/* PyTypeObject, PyHeapTypeObject */
+	int32_t type_name;             /* const char *tp_name */
+	int32_t type_flags;            /* unsigned long tp_flags */
+	int32_t type_basicsize;
+	int32_t type_dictoffset;
+	int32_t heaptype_cached_keys;  /* shared keys of instance dicts, or -1 */
+	/* Type flag bits (0: none in this version). */
+	int64_t tpflags_heaptype;
+	int64_t tpflags_managed_dict;  /* 3.11+ */
+	int64_t tpflags_inline_values; /* 3.13+ */
+	/* Numbers: PyIntObject (2.7), PyLongObject, PyFloatObject */
+	int32_t int_ival;              /* 2.7 only */
+	int32_t long_size;             /* signed ob_size, or lv_tag (3.12+) */
+	int32_t long_tag_shift;        /* lv_tag >> this is the digit count; -1:
+					* ob_size holds sign * count */
+	int32_t long_digits;           /* ob_digit[] */
+	int32_t long_shift;            /* bits used of each digit */
+	int32_t long_digit_size;       /* sizeof(digit) */
+	int32_t float_fval;
+	/* PyUnicodeObject of 2.7: a pointer to Py_UNICODE units */
+	int32_t ustr_length;
+	int32_t ustr_str;
+	int32_t ustr_unit;             /* sizeof(Py_UNICODE) */
+	/* Containers */
+	int32_t tuple_items;
+	int32_t set_used;
+	int32_t cell_ref;
+	int32_t module_dict;           /* PyModuleObject.md_dict */
+	/* PyDictObject */
+	int32_t dict_used;
+	int32_t dict_mask;             /* 2.7: ma_mask */
+	int32_t dict_table;            /* 2.7: ma_table */
+	int32_t dict_keys;             /* 3.x: ma_keys */
+	int32_t dict_values;           /* 3.x: ma_values (split tables) */
+	/* PyDictKeysObject (3.x) */
+	int32_t dk_size;               /* Py_ssize_t dk_size (3.6-3.10) */
+	int32_t dk_log2_size;          /* uint8_t (3.11+) */
+	int32_t dk_log2_index_bytes;   /* uint8_t (3.11+) */
+	int32_t dk_kind;               /* uint8_t (3.11+) */
+	int32_t dk_nentries;
+	int32_t dk_indices;
+	int32_t dk_entry_size;         /* {hash, key, value}; 2.7: PyDictEntry */
+	int32_t dk_unicode_entry_size; /* {key, value} (3.11+) */
+	int32_t dict_values_items;     /* values[] in ma_values' block */
+	int32_t dict_values_valid;     /* uint8_t valid (3.13+) */
+	/* Instance dicts that CPython keeps outside tp_dictoffset (3.11+):
+	 * offsets from the object's address. */
+	int32_t mdict_dict;            /* the dict pointer (3.11, 3.13), the
+					* dict-or-values word (3.12) */
+	int32_t mdict_values;          /* the values pointer (3.11) or the inline
+					* values themselves (3.13) */
+	/* The interpreter's sys.modules */
+	int32_t interp_modules;
+	/* What a frame's arguments and locals need */
+	int32_t code_argcount;
+	int32_t code_kwonlyargcount;   /* -1 on 2.7 */
+	int32_t code_flags;
+	int32_t code_nlocals;          /* <= 3.10 */
+	int32_t code_varnames;         /* <= 3.10 */
+	int32_t code_cellvars;         /* <= 3.10 */
+	int32_t code_freevars;         /* <= 3.10 */
+	int32_t code_localsplusnames;  /* 3.11+ */
+	int32_t code_localspluskinds;  /* 3.11+ */
+	int32_t fast_hidden;           /* CO_FAST_* kind bits (3.11+) */
+	int32_t fast_cell;
+	int32_t fast_free;
+	int32_t frame_localsplus;      /* PyFrameObject.f_localsplus (<= 3.10) */
+	int32_t iframe_localsplus;     /* _PyInterpreterFrame.localsplus (3.11+) */
 };
 
 /* The layout for a major/minor version (0x030b for 3.11), or NULL when this

@@ -37,6 +37,8 @@ struct raw_frame {
 
 #define RAW_TRUNCATED 0x1 /* depth cap hit: root-side frames are missing */
 #define RAW_TORN 0x2      /* the stack changed under the walker: drop it */
+#define RAW_GIL 0x4       /* this thread held the GIL at the sample */
+#define RAW_SKIP 0x8      /* set by the caller: leave this thread out */
 
 struct raw_thread {
 	uint64_t tstate;
@@ -45,13 +47,22 @@ struct raw_thread {
 	uint32_t flags;       /* RAW_* */
 	uint32_t first;       /* index of the innermost frame in sample.frames */
 	uint32_t depth;
+	/* Set by the caller before symbolizing (zeroed by the walker): frame
+	 * ids (stacktab) put at the root of this thread's stack, outermost
+	 * first, e.g. "process 12 ..." then "thread 34 ...". */
+	uint32_t nroot;
+	uint32_t root[2];
 };
 
 struct raw_sample {
 	struct raw_thread *threads;
 	uint32_t nthreads;
 	struct raw_frame *frames;
+	uint64_t *addrs;      /* each frame's remote address, parallel to frames */
 	uint32_t nframes;
+	int gil_known;        /* the GIL holder could be read this sample */
+	uint64_t gil_holder;  /* its thread state, 0 when nobody held it */
+	uint64_t list_gen;    /* changes whenever the thread list changed */
 };
 
 struct walk_opts {

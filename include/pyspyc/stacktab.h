@@ -49,6 +49,11 @@ int stacktab_add(struct stacktab *t, const uint32_t *frames, uint32_t depth,
 /* Count `count` more samples of a stack id stacktab_add returned. */
 void stacktab_add_id(struct stacktab *t, uint32_t id, uint64_t count);
 
+/* The string or frame key behind an id, while the table lives; "" / NULL
+ * for an id not (yet) interned. */
+const char *stacktab_string_get(const struct stacktab *t, uint32_t id);
+const struct frame_key *stacktab_frame_get(const struct stacktab *t, uint32_t id);
+
 /* Which bound was hit first, as the name of the option that raises it, or
  * NULL when none was. */
 const char *stacktab_full(const struct stacktab *t);

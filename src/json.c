@@ -1,0 +1,244 @@
+/* json.c - a streaming JSON writer with strict string escaping. */
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "pyspyc/json.h"
+
+/* Length of the valid UTF-8 sequence at s (at most len bytes), or 0. */
+static size_t utf8_len(const unsigned char *s, size_t len, uint32_t *cp)
+{
+	uint32_t c = s[0];
+	size_t need, k;
+
+	if (c < 0x80) {
+		*cp = c;
+		return 1;
+	}
+	need = c >= 0xc2 && c < 0xe0 ? 1 : c >= 0xe0 && c < 0xf0 ? 2 : c >= 0xf0 && c < 0xf5 ? 3 : 0;
+	if (!need || need >= len)
+		return 0;
+	c &= need == 1 ? 0x1f : need == 2 ? 0x0f : 0x07;
+	for (k = 1; k <= need; k++) {
+		if ((s[k] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (s[k] & 0x3f);
+	}
+	if ((need == 2 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff))) ||
+	    (need == 3 && (c < 0x10000 || c > 0x10ffff)))
+		return 0;
+	*cp = c;
+	return need + 1;
+}
+
+/* Feed the escaped form of s to out, piece by piece. */
+static size_t escape(const char *str, size_t len, void (*out)(void *, const char *, size_t),
+		     void *ctx)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0, total = 0;
+	char buf[8];
+
+	while (i < len) {
+		uint32_t cp;
+		size_t n = utf8_len(s + i, len - i, &cp);
+		const char *piece = buf;
+		size_t plen;
+
+		if (n == 0) {
+			piece = "\\ufffd"; /* not UTF-8: the replacement character */
+			plen = 6;
+			n = 1;
+		} else if (cp == '"') {
+			piece = "\\\"";
+			plen = 2;
+		} else if (cp == '\\') {
+			piece = "\\\\";
+			plen = 2;
+		} else if (cp == '\n') {
+			piece = "\\n";
+			plen = 2;
+		} else if (cp == '\t') {
+			piece = "\\t";
+			plen = 2;
+		} else if (cp == '\r') {
+			piece = "\\r";
+			plen = 2;
+		} else if (cp < 0x20 || cp == 0x7f || cp == 0x2028 || cp == 0x2029) {
+			plen = (size_t)snprintf(buf, sizeof(buf), "\\u%04x", cp);
+		} else {
+			piece = (const char *)s + i;
+			plen = n;
+		}
+		out(ctx, piece, plen);
+		total += plen;
+		i += n;
+	}
+	return total;
+}
+
+static void to_file(void *ctx, const char *p, size_t n)
+{
+	fwrite(p, 1, n, ctx);
+}
+
+struct membuf {
+	char *p;
+	size_t size, used;
+	int full;
+};
+
+/* Whole pieces only: a cut never splits an escape or a character. */
+static void to_mem(void *ctx, const char *p, size_t n)
+{
+	struct membuf *m = ctx;
+
+	if (m->full || m->used + n >= m->size) {
+		m->full = 1;
+		return;
+	}
+	memcpy(m->p + m->used, p, n);
+	m->used += n;
+}
+
+size_t json_escape(const char *s, size_t len, char *out, size_t size)
+{
+	struct membuf m = { out, size, 0, 0 };
+	size_t need = escape(s, len, to_mem, &m);
+
+	if (size)
+		out[m.used] = '\0';
+	return need;
+}
+
+void json_init(struct json *j, FILE *f)
+{
+	memset(j, 0, sizeof(*j));
+	j->f = f;
+	j->first[0] = 1;
+}
+
+static void indent(struct json *j)
+{
+	int i;
+
+	fputc('\n', j->f);
+	for (i = 0; i < j->depth; i++)
+		fputs("  ", j->f);
+}
+
+/* Before any value: the comma and newline it needs, unless it follows its
+ * key. */
+static void before_value(struct json *j)
+{
+	if (j->key_pending) {
+		j->key_pending = 0;
+		return;
+	}
+	if (j->depth == 0)
+		return;
+	if (!j->first[j->depth])
+		fputc(',', j->f);
+	j->first[j->depth] = 0;
+	indent(j);
+}
+
+static void open_(struct json *j, char c)
+{
+	before_value(j);
+	if (j->depth + 1 >= JSON_MAX_DEPTH) {
+		j->bad = 1;
+		fputs("null", j->f);
+		return;
+	}
+	fputc(c, j->f);
+	j->depth++;
+	j->first[j->depth] = 1;
+}
+
+static void close_(struct json *j, char c)
+{
+	if (j->depth == 0) {
+		j->bad = 1;
+		return;
+	}
+	j->depth--;
+	if (!j->first[j->depth + 1])
+		indent(j);
+	fputc(c, j->f);
+}
+
+void json_object_begin(struct json *j)
+{
+	open_(j, '{');
+}
+
+void json_object_end(struct json *j)
+{
+	close_(j, '}');
+}
+
+void json_array_begin(struct json *j)
+{
+	open_(j, '[');
+}
+
+void json_array_end(struct json *j)
+{
+	close_(j, ']');
+}
+
+void json_key(struct json *j, const char *key)
+{
+	before_value(j);
+	fputc('"', j->f);
+	escape(key, strlen(key), to_file, j->f);
+	fputs("\": ", j->f);
+	j->key_pending = 1;
+}
+
+void json_string_n(struct json *j, const char *s, size_t len)
+{
+	before_value(j);
+	fputc('"', j->f);
+	escape(s, len, to_file, j->f);
+	fputc('"', j->f);
+}
+
+void json_string(struct json *j, const char *s)
+{
+	if (!s)
+		json_null(j);
+	else
+		json_string_n(j, s, strlen(s));
+}
+
+void json_int(struct json *j, int64_t v)
+{
+	before_value(j);
+	fprintf(j->f, "%" PRId64, v);
+}
+
+void json_uint(struct json *j, uint64_t v)
+{
+	before_value(j);
+	fprintf(j->f, "%" PRIu64, v);
+}
+
+void json_bool(struct json *j, int v)
+{
+	before_value(j);
+	fputs(v ? "true" : "false", j->f);
+}
+
+void json_null(struct json *j)
+{
+	before_value(j);
+	fputs("null", j->f);
+}
+
+int json_finish(struct json *j)
+{
+	fputc('\n', j->f);
+	return j->depth || j->bad ? -EINVAL : 0;
+}

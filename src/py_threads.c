@@ -1,0 +1,423 @@
+/* py_threads.c - OS thread ids, activity and names of Python threads. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pyspyc/clock.h"
+#include "pyspyc/py_threads.h"
+
+#define FD_SLOTS 1024        /* power of two; threads whose stat stays open */
+#define NAME_SLOTS 256       /* power of two; threads whose name is cached */
+#define DESC_SCAN 2048       /* bytes of a thread descriptor searched for the tid */
+#define MAX_TASKS 4096
+#define TID_REFRESH_NS 1000000000LL
+#define NAME_RETRY_NS 500000000LL
+
+struct fd_slot {
+	int32_t tid;         /* 0: empty */
+	int fd;
+};
+
+struct name_slot {
+	uint64_t thread_id;  /* 0: empty */
+	int32_t tid;
+	int from_os;         /* 1: the OS name stands in; retry for a better one */
+	int64_t tried_ns;
+	char name[64];
+};
+
+struct thread_map {
+	const struct py_target *t;
+	struct rmem *mem;
+	int need_tids;        /* the version keeps no native tid */
+	int32_t tid_off;      /* -1 not (yet) known */
+	uint32_t tid_tries;   /* searches for it so far */
+	uint64_t tried_gen;   /* thread list generation of the last search */
+	int64_t tried_ns;     /* and when it was */
+	uint64_t list_gen;
+	int64_t tids_read_ns;
+	/* pthread id -> tid, for the threads of the last sample */
+	uint64_t *pt_ids;
+	int32_t *pt_tids;
+	uint32_t npt, pt_cap;
+	struct fd_slot fds[FD_SLOTS];
+	struct name_slot names[NAME_SLOTS];
+	char out[96];
+};
+
+int thread_map_new(struct thread_map **out, const struct py_target *t,
+		   struct rmem *mem)
+{
+	struct thread_map *tm;
+	uint32_t i;
+
+	*out = NULL;
+	tm = calloc(1, sizeof(*tm));
+	if (!tm)
+		return -ENOMEM;
+	tm->t = t;
+	tm->mem = mem;
+	tm->need_tids = t->layout->tstate_native_thread_id < 0;
+	tm->tid_off = -1;
+	tm->list_gen = UINT64_MAX;
+	for (i = 0; i < FD_SLOTS; i++)
+		tm->fds[i].fd = -1;
+	*out = tm;
+	return 0;
+}
+
+void thread_map_free(struct thread_map *tm)
+{
+	uint32_t i;
+
+	if (!tm)
+		return;
+	for (i = 0; i < FD_SLOTS; i++)
+		if (tm->fds[i].fd >= 0)
+			close(tm->fds[i].fd);
+	free(tm->pt_ids);
+	free(tm->pt_tids);
+	free(tm);
+}
+
+/* The process's task ids, sorted.  Returns the count or -errno. */
+static int list_tasks(pid_t pid, int32_t *tids, int cap)
+{
+	char path[64];
+	struct dirent *d;
+	DIR *dir;
+	int n = 0, i, j;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		return -errno;
+	while ((d = readdir(dir)) && n < cap) {
+		char *end;
+		long v = strtol(d->d_name, &end, 10);
+
+		if (*end || v <= 0 || v > INT32_MAX)
+			continue;
+		tids[n++] = (int32_t)v;
+	}
+	closedir(dir);
+	for (i = 1; i < n; i++) /* insertion sort: task lists are short */
+		for (j = i; j > 0 && tids[j - 1] > tids[j]; j--) {
+			int32_t x = tids[j];
+
+			tids[j] = tids[j - 1];
+			tids[j - 1] = x;
+		}
+	return n;
+}
+
+static int has_tid(const int32_t *tids, int n, int32_t v)
+{
+	int lo = 0, hi = n - 1;
+
+	while (lo <= hi) {
+		int mid = lo + (hi - lo) / 2;
+
+		if (tids[mid] == v)
+			return 1;
+		if (tids[mid] < v)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return 0;
+}
+
+static int32_t rd32(const uint8_t *b, size_t off)
+{
+	int32_t v;
+
+	memcpy(&v, b + off, sizeof(v));
+	return v;
+}
+
+/* Learn where the thread descriptor keeps the tid: the first offset at which
+ * every thread's descriptor holds a distinct task id of the process, and the
+ * main thread's (if it is among them) holds the pid. */
+static void find_tid_offset(struct thread_map *tm, const struct raw_sample *rs)
+{
+	int32_t *tasks;
+	uint8_t *descs;
+	uint32_t n = 0, i, j;
+	int ntasks;
+	size_t off;
+
+	tm->tid_tries++;
+	tm->tried_gen = rs->list_gen;
+	tm->tried_ns = mono_ns();
+	if (!rs->nthreads)
+		return;
+	tasks = malloc(MAX_TASKS * sizeof(*tasks));
+	descs = calloc(rs->nthreads, DESC_SCAN);
+	ntasks = tasks ? list_tasks(tm->t->pid, tasks, MAX_TASKS) : -ENOMEM;
+	if (ntasks <= 0 || !descs)
+		goto out;
+	for (i = 0; i < rs->nthreads; i++) {
+		uint64_t id = rs->threads[i].thread_id;
+
+		if (!id || (id & 7) ||
+		    rmem_read(tm->mem, id, descs + (size_t)n * DESC_SCAN, DESC_SCAN))
+			continue;
+		n++;
+	}
+	for (off = 0; n && off + 4 <= DESC_SCAN; off += 4) {
+		int ok = 1;
+
+		for (i = 0; i < n && ok; i++) {
+			int32_t v = rd32(descs + (size_t)i * DESC_SCAN, off);
+
+			ok = has_tid(tasks, ntasks, v);
+			for (j = 0; j < i && ok; j++)
+				ok = rd32(descs + (size_t)j * DESC_SCAN, off) != v;
+		}
+		if (ok && n == 1 && rd32(descs, off) != (int32_t)tm->t->pid &&
+		    ntasks > 1)
+			ok = 0; /* one thread only: insist on a known value */
+		if (ok) {
+			tm->tid_off = (int32_t)off;
+			break;
+		}
+	}
+out:
+	free(descs);
+	free(tasks);
+}
+
+static int grow_pt(struct thread_map *tm, uint32_t n)
+{
+	uint64_t *ids;
+	int32_t *tids;
+
+	if (n <= tm->pt_cap)
+		return 0;
+	ids = realloc(tm->pt_ids, n * sizeof(*ids));
+	if (!ids)
+		return -ENOMEM;
+	tm->pt_ids = ids;
+	tids = realloc(tm->pt_tids, n * sizeof(*tids));
+	if (!tids)
+		return -ENOMEM;
+	tm->pt_tids = tids;
+	tm->pt_cap = n;
+	return 0;
+}
+
+void thread_map_tids(struct thread_map *tm, struct raw_sample *rs)
+{
+	struct iovec l[256], r[256];
+	int64_t now;
+	uint32_t i, k;
+
+	if (!tm->need_tids || !rs->nthreads)
+		return;
+	/* A thread being torn down can spoil a search: try again when the
+	 * list changes, a few times. */
+	now = mono_ns();
+	if (tm->tid_off == -1 && tm->tid_tries < 8 &&
+	    (!tm->tid_tries || rs->list_gen != tm->tried_gen ||
+	     now - tm->tried_ns > NAME_RETRY_NS))
+		find_tid_offset(tm, rs);
+	if (tm->tid_off < 0)
+		return;
+	if (rs->list_gen != tm->list_gen || now - tm->tids_read_ns > TID_REFRESH_NS ||
+	    tm->npt != rs->nthreads) {
+		/* The list changed: read every thread's tid afresh. */
+		if (grow_pt(tm, rs->nthreads))
+			return;
+		for (i = 0; i < rs->nthreads; i += k) {
+			for (k = 0; k < 256 && i + k < rs->nthreads; k++) {
+				tm->pt_ids[i + k] = rs->threads[i + k].thread_id;
+				tm->pt_tids[i + k] = 0;
+				l[k].iov_base = &tm->pt_tids[i + k];
+				l[k].iov_len = 4;
+				r[k].iov_base = (void *)(uintptr_t)(rs->threads[i + k].thread_id +
+								   (uint64_t)tm->tid_off);
+				r[k].iov_len = 4;
+			}
+			if (rmem_readv(tm->mem, l, r, k))
+				for (; k > 0; k--) /* one went away: read them one by one */
+					if (rmem_readv(tm->mem, &l[k - 1], &r[k - 1], 1))
+						tm->pt_tids[i + k - 1] = 0;
+			if (!k)
+				k = 1;
+		}
+		tm->npt = rs->nthreads;
+		tm->list_gen = rs->list_gen;
+		tm->tids_read_ns = now;
+	}
+	for (i = 0; i < rs->nthreads; i++) {
+		struct raw_thread *th = &rs->threads[i];
+
+		if (i < tm->npt && tm->pt_ids[i] == th->thread_id && tm->pt_tids[i] > 0)
+			th->native_tid = tm->pt_tids[i];
+	}
+}
+
+int proc_stat_state(const char *buf, size_t len)
+{
+	const char *p = NULL;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (buf[i] == ')')
+			p = buf + i;
+	if (!p || (size_t)(p - buf) + 2 >= len || p[1] != ' ')
+		return -EINVAL;
+	return (unsigned char)p[2];
+}
+
+static struct fd_slot *fd_slot_for(struct thread_map *tm, int32_t tid)
+{
+	uint32_t h = ((uint32_t)tid * 2654435761u) & (FD_SLOTS - 1), probes;
+	struct fd_slot *empty = NULL;
+
+	for (probes = 0; probes < FD_SLOTS; probes++, h = (h + 1) & (FD_SLOTS - 1)) {
+		struct fd_slot *s = &tm->fds[h];
+
+		if (s->tid == tid)
+			return s;
+		if (s->tid == 0) {
+			empty = s;
+			break;
+		}
+	}
+	return empty;
+}
+
+/* Remove slot s, keeping every other key reachable (linear probing). */
+static void fd_slot_drop(struct thread_map *tm, struct fd_slot *s)
+{
+	uint32_t i = (uint32_t)(s - tm->fds), j = i;
+
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+	s->tid = 0;
+	for (;;) {
+		uint32_t home;
+
+		j = (j + 1) & (FD_SLOTS - 1);
+		if (tm->fds[j].tid == 0)
+			return;
+		home = ((uint32_t)tm->fds[j].tid * 2654435761u) & (FD_SLOTS - 1);
+		/* j may move into the hole at i unless its home lies cyclically
+		 * in (i, j]. */
+		if (((j - home) & (FD_SLOTS - 1)) >= ((j - i) & (FD_SLOTS - 1))) {
+			tm->fds[i] = tm->fds[j];
+			tm->fds[j].tid = 0;
+			tm->fds[j].fd = -1;
+			i = j;
+		}
+	}
+}
+
+static int read_state(int fd)
+{
+	char buf[128];
+	ssize_t n = pread(fd, buf, sizeof(buf), 0);
+
+	if (n < 0)
+		return -errno;
+	return proc_stat_state(buf, (size_t)n);
+}
+
+int thread_map_active(struct thread_map *tm, int32_t tid)
+{
+	struct fd_slot *s;
+	char path[64];
+	int st;
+
+	if (tid <= 0)
+		return -ENOENT;
+	s = fd_slot_for(tm, tid);
+	if (s && s->tid == tid) {
+		st = read_state(s->fd);
+		if (st >= 0)
+			return st == 'R';
+		fd_slot_drop(tm, s); /* the thread is gone, or its tid reused */
+		s = fd_slot_for(tm, tid);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)tm->t->pid, (int)tid);
+	if (!s) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0)
+			return -errno;
+		st = read_state(fd);
+		close(fd);
+		return st < 0 ? st : st == 'R';
+	}
+	s->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (s->fd < 0)
+		return -errno;
+	s->tid = tid;
+	st = read_state(s->fd);
+	if (st < 0) {
+		fd_slot_drop(tm, s);
+		return st;
+	}
+	return st == 'R';
+}
+
+static void os_name(const struct thread_map *tm, int32_t tid, char *out, size_t size)
+{
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	out[0] = '\0';
+	if (tid <= 0)
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/comm", (int)tm->t->pid, (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = read(fd, out, size - 1);
+	close(fd);
+	if (n < 0)
+		n = 0;
+	out[n] = '\0';
+	if (n > 0 && out[n - 1] == '\n')
+		out[n - 1] = '\0';
+}
+
+/* The best name the target tells us for thread th, into ns. */
+static void resolve_name(struct thread_map *tm, const struct raw_thread *th,
+			 struct name_slot *ns)
+{
+	ns->from_os = 1;
+	os_name(tm, th->native_tid, ns->name, sizeof(ns->name));
+}
+
+const char *thread_map_name(struct thread_map *tm, const struct raw_thread *th)
+{
+	uint32_t h = (uint32_t)((th->thread_id >> 4) * 0x9e3779b97f4a7c15ull >> 32) &
+		     (NAME_SLOTS - 1);
+	struct name_slot *ns = &tm->names[h];
+	int64_t now = mono_ns();
+
+	if (ns->thread_id != th->thread_id || ns->tid != th->native_tid ||
+	    (ns->from_os && now - ns->tried_ns > NAME_RETRY_NS)) {
+		ns->thread_id = th->thread_id;
+		ns->tid = th->native_tid;
+		ns->tried_ns = now;
+		resolve_name(tm, th, ns);
+	}
+	if (th->native_tid > 0)
+		snprintf(tm->out, sizeof(tm->out), "thread %d \"%s\"", (int)th->native_tid,
+			 ns->name);
+	else
+		snprintf(tm->out, sizeof(tm->out), "thread 0x%llx \"%s\"",
+			 (unsigned long long)th->thread_id, ns->name);
+	return tm->out;
+}
