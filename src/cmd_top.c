@@ -222,10 +222,7 @@ static int launch(char **argv, pid_t *child)
 		int e;
 
 		close(fds[0]);
-		signal(SIGPIPE, SIG_DFL);
-		signal(SIGINT, SIG_DFL);
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGHUP, SIG_DFL);
+		signal(SIGPIPE, SIG_DFL); /* ignored here; exec keeps that */
 		if (dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
 			_exit(127);
 		execvp(argv[0], argv);
