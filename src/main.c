@@ -11,6 +11,7 @@ static const struct {
 	const char *help;
 } cmds[] = {
 	{ "record", cmd_record, "sample a Python process and write a profile" },
+	{ "top", cmd_top, "show a live view of the functions a Python process runs" },
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,886 @@
+/* cmd_top.c - `pyspyc top`: a live view of where a program's time goes.
+ *
+ * Attaches (or launches), starts a session that samples into a stacktab,
+ * and redraws an ncurses screen every second from a snapshot of it, through
+ * top_model.  The terminal is restored on every way out: q, Ctrl-C,
+ * SIGTERM/SIGHUP and the target's exit.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <langinfo.h>
+#include <locale.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curses.h>
+
+#include "pyspyc/cli.h"
+#include "pyspyc/cmd.h"
+#include "pyspyc/proc.h"
+#include "pyspyc/py_runtime.h"
+#include "pyspyc/session.h"
+#include "pyspyc/stacktab.h"
+#include "pyspyc/top_model.h"
+
+#define ATTACH_WAIT_S 5.0   /* a launched command has this long to start Python */
+#define REFRESH_NS 1000000000LL
+#define POLL_MS 200         /* how often the loop looks at the session */
+#define HEAD_ROWS 5         /* title, counters, status, blank, column names */
+#define TEXT_MAX 4096       /* one screen line, in bytes */
+
+struct top_args {
+	long long pid;
+	double rate;
+	int subprocesses;
+	int idle;
+	int gil;
+	int blocking;
+	int nonblocking;
+	int nolineno;
+	int function;
+	int full_filenames;
+	long long max_depth;
+	long long max_stacks;
+	long long max_frames;
+};
+
+#define OFF(f) offsetof(struct top_args, f)
+
+static const struct opt top_opts[] = {
+	{ 'p', "pid", OPT_INT, "PID", "watch the running process PID",
+	  OFF(pid), 1, 4194304, 0 },
+	{ 'r', "rate", OPT_DOUBLE, "HZ", "samples per second (default 100)",
+	  OFF(rate), 0, 100000, 1 },
+	{ 's', "subprocesses", OPT_FLAG, NULL,
+	  "also watch every Python process under the target, including ones "
+	  "started later (web server workers)",
+	  OFF(subprocesses), 0, 0, 0 },
+	{ 'i', "idle", OPT_FLAG, NULL,
+	  "count threads that are waiting too (default: only threads on a CPU)",
+	  OFF(idle), 0, 0, 0 },
+	{ 'g', "gil", OPT_FLAG, NULL, "count only the thread holding the GIL",
+	  OFF(gil), 0, 0, 0 },
+	{ 0, "blocking", OPT_FLAG, NULL,
+	  "pause the target's Python threads while each sample is read "
+	  "(consistent stacks; slows the target)",
+	  OFF(blocking), 0, 0, 0 },
+	{ 0, "nonblocking", OPT_FLAG, NULL,
+	  "never pause the target (the default; for py-spy compatibility)",
+	  OFF(nonblocking), 0, 0, 0 },
+	{ 0, "nolineno", OPT_FLAG, NULL,
+	  "start with line numbers hidden (L shows them)",
+	  OFF(nolineno), 0, 0, 0 },
+	{ 'F', "function", OPT_FLAG, NULL,
+	  "aggregate by function: show each function's first line",
+	  OFF(function), 0, 0, 0 },
+	{ 0, "full-filenames", OPT_FLAG, NULL,
+	  "show whole file names instead of package-relative ones",
+	  OFF(full_filenames), 0, 0, 0 },
+	{ 0, "max-depth", OPT_INT, "N",
+	  "frames kept per stack before it is truncated (default 4096)",
+	  OFF(max_depth), 1, 65536, 0 },
+	{ 0, "max-stacks", OPT_INT, "N",
+	  "unique stacks kept in memory (default 200000)",
+	  OFF(max_stacks), 16, 100000000, 0 },
+	{ 0, "max-frames", OPT_INT, "N",
+	  "unique frames and unique names kept in memory (default 1048576)",
+	  OFF(max_frames), 1024, 100000000, 0 },
+};
+
+static const struct cmd_usage top_usage = {
+	.name = "top",
+	.synopsis = "[OPTIONS] (--pid PID | [--] COMMAND [ARGS...])",
+	.about = "Show a live, top-like view of the functions a Python program spends\n"
+		 "its time in, refreshed every second.  %Own and %Total are shares of\n"
+		 "the last second's samples; OwnTime and TotalTime add up since the\n"
+		 "start or the last reset.  Keys: 1-4 or Left/Right sort by a column,\n"
+		 "L toggles line numbers, R resets the counters, Up/Down/PgUp/PgDn\n"
+		 "scroll, ? shows help, Q or Ctrl-C quits.  A launched command's\n"
+		 "input and output are /dev/null: the terminal is top's.",
+	.opts = top_opts,
+	.nopts = sizeof(top_opts) / sizeof(top_opts[0]),
+	.examples =
+		"  sudo pyspyc top --pid 12345\n"
+		"  sudo pyspyc top -s -p $(pgrep -o gunicorn)\n"
+		"  pyspyc top -r 200 --nolineno -- python3 app.py arg\n",
+	.takes_command = 1,
+};
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+/* Installed before curses starts: ncurses then leaves SIGINT and SIGTERM to
+ * us (it only takes over signals left at their default), and the loop ends
+ * through the flag, so endwin() always runs. */
+static void install_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static int die(int code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* One line on stderr, and the exit status to return. */
+static int die(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("pyspyc top: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return code;
+}
+
+/* ---- the target ---------------------------------------------------------- */
+
+static int attach_error(int err, pid_t pid, const struct py_target *t)
+{
+	switch (err) {
+	case -ESRCH:
+		return die(EXIT_NO_PROCESS, "no process with pid %d", (int)pid);
+	case -EPERM:
+	case -EACCES:
+		return die(EXIT_PERMISSION, "permission denied reading pid %d: run as root "
+			   "or grant CAP_SYS_PTRACE", (int)pid);
+	case -EPROTONOSUPPORT:
+		return die(EXIT_NOT_PYTHON, "pid %d runs %sPython %u.%u, which this pyspyc "
+			   "does not support", (int)pid,
+			   t->free_threaded ? "a free-threaded build of " : "",
+			   t->version_hex >> 24, (t->version_hex >> 16) & 0xff);
+	case -EAGAIN:
+		return die(EXIT_NOT_PYTHON, "pid %d has a Python runtime that has not "
+			   "started an interpreter", (int)pid);
+	default:
+		return die(EXIT_NOT_PYTHON, "pid %d is not a Python process (%s): to watch "
+			   "the Python processes under it, add --subprocesses",
+			   (int)pid, strerror(-err));
+	}
+}
+
+static int check_pid(pid_t pid)
+{
+	int st;
+
+	if (pid == getpid())
+		return die(EXIT_NOT_PYTHON, "pid %d is pyspyc itself", (int)pid);
+	st = proc_state(pid);
+	if (st == -ESRCH)
+		return die(EXIT_NO_PROCESS, "no process with pid %d", (int)pid);
+	if (st == 'Z')
+		return die(EXIT_NO_PROCESS, "pid %d is a zombie (it has exited)", (int)pid);
+	if (proc_is_kernel_thread(pid) == 1)
+		return die(EXIT_NOT_PYTHON, "pid %d is a kernel thread, not Python", (int)pid);
+	return 0;
+}
+
+/* Start argv as a child whose standard streams are /dev/null (the screen
+ * and the keyboard are top's); report exec failure through a close-on-exec
+ * pipe. */
+static int launch(char **argv, pid_t *child)
+{
+	int fds[2], err = 0, null;
+	ssize_t n;
+	pid_t pid;
+
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null < 0)
+		return -errno;
+	if (pipe2(fds, O_CLOEXEC)) {
+		err = -errno;
+		goto out_null;
+	}
+	pid = fork();
+	if (pid < 0) {
+		err = -errno;
+		close(fds[0]);
+		close(fds[1]);
+		goto out_null;
+	}
+	if (pid == 0) {
+		int e;
+
+		close(fds[0]);
+		signal(SIGPIPE, SIG_DFL); /* ignored here; exec keeps that */
+		if (dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
+			_exit(127);
+		execvp(argv[0], argv);
+		e = errno;
+		if (write(fds[1], &e, sizeof(e)) < 0)
+			_exit(127);
+		_exit(127);
+	}
+	close(fds[1]);
+	do
+		n = read(fds[0], &err, sizeof(err));
+	while (n < 0 && errno == EINTR);
+	close(fds[0]);
+	if (n == sizeof(err)) {
+		waitpid(pid, NULL, 0);
+		err = -err;
+		goto out_null;
+	}
+	err = 0;
+	*child = pid;
+out_null:
+	close(null);
+	return err;
+}
+
+static int child_alive(pid_t child)
+{
+	int status;
+
+	return waitpid(child, &status, WNOHANG) == 0;
+}
+
+/* Wait for a launched command to bring up its interpreter.  When it exits
+ * first, returns what was seen before: -ENOEXEC (never Python) or the last
+ * error. */
+static int attach_launched(struct py_target *t, pid_t child, unsigned int flags,
+			   int *exited)
+{
+	struct timespec ts = { 0, 5 * 1000 * 1000 };
+	int err = -ENOEXEC, seen = -ENOEXEC, i;
+
+	for (i = 0; i < (int)(ATTACH_WAIT_S / 0.005) && !stop_flag; i++) {
+		err = py_target_find(t, child, flags);
+		if (!err)
+			return 0;
+		if (err == -EPERM || err == -EACCES || err == -EPROTONOSUPPORT)
+			return err;
+		if (err != -ESRCH)
+			seen = err;
+		if (!child_alive(child)) {
+			*exited = 1;
+			return seen;
+		}
+		nanosleep(&ts, NULL);
+	}
+	return err;
+}
+
+static void join_command(char **argv, char *buf, size_t size)
+{
+	size_t used = 0;
+	int i;
+
+	buf[0] = '\0';
+	for (i = 0; argv[i] && used + 1 < size; i++) {
+		int n = snprintf(buf + used, size - used, "%s%s", i ? " " : "", argv[i]);
+
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
+	buf[size - 1] = '\0';
+}
+
+static void end_child(pid_t child)
+{
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	int status, i;
+
+	if (!child_alive(child))
+		return;
+	/* We started it; the view is closed, so it is stopped with us. */
+	kill(child, SIGTERM);
+	for (i = 0; i < 100; i++) {
+		if (!child_alive(child))
+			return;
+		nanosleep(&ts, NULL);
+	}
+	kill(child, SIGKILL);
+	waitpid(child, &status, 0);
+}
+
+/* ---- the screen ------------------------------------------------------------ */
+
+struct top_ui {
+	const struct top_args *a;
+	struct top_model *model;
+	struct stacktab *tab;
+	struct session *sess;
+	pid_t pid;
+	const char *command;       /* as given or read from /proc: escape it */
+	int utf8;                  /* the terminal takes UTF-8 */
+
+	struct session_stats st, prev; /* the latest refresh and the one before */
+	int have_prev;
+	int snap_err;              /* the latest snapshot's error, 0 if none */
+	const char *note;          /* a passing message... */
+	int64_t note_until;        /* ...shown until then (CLOCK_MONOTONIC ns) */
+
+	uint32_t scroll;           /* first row shown */
+	int help;                  /* the help page is up */
+};
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Take a snapshot and feed the model.  The stats are read after the
+ * snapshot, so the samples they count cover every stack it holds. */
+static void refresh_data(struct top_ui *ui)
+{
+	struct profile p;
+	struct session_stats st;
+	int err;
+
+	memset(&p, 0, sizeof(p));
+	err = stacktab_snapshot(ui->tab, &p);
+	session_stats(ui->sess, &st);
+	if (!err)
+		err = top_model_update(ui->model, &p, st.samples);
+	profile_release(&p);
+	ui->snap_err = err;
+	ui->prev = ui->st;
+	ui->have_prev = ui->st.elapsed_s > 0;
+	ui->st = st;
+}
+
+/* Write s at (y, x) as one line in at most the columns left; s is ours,
+ * never the target's. */
+static void put_line(int y, int x, const char *s)
+{
+	if (y >= LINES || x >= COLS)
+		return;
+	mvaddnstr(y, x, s, COLS - x);
+}
+
+/* Target text at the cursor, escaped, in at most cols columns; returns the
+ * columns used. */
+static int put_safe(const struct top_ui *ui, const char *s, int cols)
+{
+	char buf[TEXT_MAX];
+	int used;
+
+	if (cols <= 0)
+		return 0;
+	used = top_safe_text(s, cols, ui->utf8, buf, sizeof(buf));
+	addstr(buf);
+	return used;
+}
+
+static double ratio(uint64_t num, uint64_t den)
+{
+	return den ? 100.0 * (double)num / (double)den : 0.0;
+}
+
+static void draw_title(const struct top_ui *ui)
+{
+	char buf[128];
+	int n;
+
+	attron(A_BOLD);
+	n = snprintf(buf, sizeof(buf), "pyspyc top - pid %d%s: ", (int)ui->pid,
+		     ui->a->subprocesses ? " and its subprocesses" : "");
+	put_line(0, 0, buf);
+	attroff(A_BOLD);
+	if (n > 0 && n < COLS)
+		put_safe(ui, ui->command, COLS - n);
+}
+
+/* What a counter gained since the last refresh; never negative, whatever
+ * the session does with the counters of processes that went away. */
+static uint64_t gain(uint64_t now, uint64_t before)
+{
+	return now > before ? now - before : 0;
+}
+
+static void draw_counters(const struct top_ui *ui)
+{
+	static const struct session_stats zero;
+	const struct session_stats *c = &ui->st, *p = ui->have_prev ? &ui->prev : &zero;
+	char buf[512], gil[32], procs[32];
+	double dt = c->elapsed_s - p->elapsed_s;
+	uint64_t samples = gain(c->samples, p->samples), ticks = gain(c->ticks, p->ticks);
+	uint64_t errors = gain(c->errors, p->errors);
+	uint64_t known = gain(c->gil_known, p->gil_known);
+	uint64_t held = gain(c->gil_held, p->gil_held);
+	double window = (double)top_model_window_samples(ui->model);
+
+	if (known)
+		snprintf(gil, sizeof(gil), "%.1f%%", ratio(held, known));
+	else
+		snprintf(gil, sizeof(gil), "n/a");
+	snprintf(procs, sizeof(procs), "  Processes %u", c->processes);
+	snprintf(buf, sizeof(buf),
+		 "Samples %.1f/s (%g Hz%s)  Threads %u active of %u  GIL %s  "
+		 "Errors %.1f%%  Window %.0f samples%s",
+		 dt > 0 ? (double)samples / dt : 0.0, ui->a->rate,
+		 c->processes > 1 ? " each" : "", c->active, c->threads, gil,
+		 ratio(errors, ticks ? ticks : samples), window,
+		 ui->a->subprocesses ? procs : "");
+	put_line(1, 0, buf);
+}
+
+static void draw_status(const struct top_ui *ui)
+{
+	const char *full = stacktab_full(ui->tab);
+	char buf[256];
+
+	if (ui->snap_err) {
+		snprintf(buf, sizeof(buf), "cannot read the counters: %s",
+			 strerror(-ui->snap_err));
+	} else if (ui->st.dropped && full) {
+		snprintf(buf, sizeof(buf), "%llu stacks dropped: a table is full, raise %s",
+			 (unsigned long long)ui->st.dropped, full);
+	} else if (ui->note && now_ns() < ui->note_until) {
+		snprintf(buf, sizeof(buf), "%s", ui->note);
+	} else {
+		snprintf(buf, sizeof(buf), "Sorted by %s.  Keys: 1-4 sort  L line numbers "
+			 "(%s)  R reset  ? help  Q quit",
+			 top_col_name(top_model_sort(ui->model)),
+			 top_model_lineno(ui->model) ? "on" : "off");
+	}
+	if (ui->snap_err || (ui->st.dropped && full))
+		attron(A_BOLD);
+	put_line(2, 0, buf);
+	attroff(A_BOLD);
+}
+
+/* Column layout: %Own %Total OwnTime TotalTime Function (file:line). */
+static const int col_width[TOP_NCOLS] = { 8, 8, 10, 10 };
+
+static void draw_column_names(const struct top_ui *ui)
+{
+	int col, x = 0, sorted = (int)top_model_sort(ui->model);
+	char buf[32];
+
+	attron(A_REVERSE);
+	move(HEAD_ROWS - 1, 0);
+	hline(' ', COLS);
+	for (col = 0; col < TOP_NCOLS; col++) {
+		if (col == sorted)
+			attron(A_BOLD | A_UNDERLINE);
+		snprintf(buf, sizeof(buf), "%*s", col_width[col], top_col_name(col));
+		put_line(HEAD_ROWS - 1, x, buf);
+		if (col == sorted)
+			attroff(A_BOLD | A_UNDERLINE);
+		x += col_width[col] + 1;
+	}
+	put_line(HEAD_ROWS - 1, x + 1, top_model_lineno(ui->model) ?
+		 "Function (filename:line)" : "Function (filename)");
+	attroff(A_REVERSE);
+}
+
+/* Seconds in a fixed width: 12.34s, then 1234.5s, then hours. */
+static void fmt_time(double s, char *buf, size_t n)
+{
+	if (s < 1000)
+		snprintf(buf, n, "%.2fs", s);
+	else if (s < 100000)
+		snprintf(buf, n, "%.1fs", s);
+	else
+		snprintf(buf, n, "%.1fh", s / 3600);
+}
+
+static void draw_row(const struct top_ui *ui, int y, const struct top_row *r,
+		     char *text, size_t size)
+{
+	char own[24], tot[24], buf[128];
+	int x;
+
+	fmt_time(r->own_s, own, sizeof(own));
+	fmt_time(r->total_s, tot, sizeof(tot));
+	snprintf(buf, sizeof(buf), "%*.2f%% %*.2f%% %*s %*s  ", col_width[0] - 1,
+		 r->own_pct, col_width[1] - 1, r->total_pct, col_width[2], own,
+		 col_width[3], tot);
+	put_line(y, 0, buf);
+	x = (int)strlen(buf);
+	/* "name (file:line)", cut as a whole at the edge of the screen; a name
+	 * longer than the buffer is cut there first, which no screen shows. */
+	if (!r->file[0])
+		snprintf(text, size, "%s", r->name);
+	else if (r->line > 0)
+		snprintf(text, size, "%s (%s:%d)", r->name, r->file, r->line);
+	else
+		snprintf(text, size, "%s (%s)", r->name, r->file);
+	if (x < COLS)
+		put_safe(ui, text, COLS - x);
+}
+
+static void draw_help(void)
+{
+	static const char *const lines[] = {
+		"Keys",
+		"",
+		"  1  sort by %Own       share of the last second's samples spent in the function itself",
+		"  2  sort by %Total     ...in the function and what it called",
+		"  3  sort by OwnTime    time in the function itself since the start or reset",
+		"  4  sort by TotalTime  ...in the function and what it called",
+		"  Left/Right            sort by the previous/next column",
+		"  L  show or hide line numbers",
+		"  R  reset the counters",
+		"  Up/Down PgUp/PgDn Home/End  scroll",
+		"  ?  show or hide this help",
+		"  Q  quit (also Ctrl-C)",
+		"",
+		"Times are thread-seconds: samples / the sampling rate.  Percentages over",
+		"100% mean several threads (or processes) ran the function at once.",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+		put_line(HEAD_ROWS + (int)i, 0, lines[i]);
+}
+
+static int page_rows(void)
+{
+	return LINES > HEAD_ROWS ? LINES - HEAD_ROWS : 0;
+}
+
+static void draw(struct top_ui *ui)
+{
+	const struct top_row *rows;
+	uint32_t n, i, page = (uint32_t)page_rows();
+	char text[TEXT_MAX];
+
+	erase();
+	draw_title(ui);
+	draw_counters(ui);
+	draw_status(ui);
+	draw_column_names(ui);
+	if (ui->help) {
+		draw_help();
+	} else {
+		rows = top_model_rows(ui->model, &n);
+		if (ui->scroll + page > n)
+			ui->scroll = n > page ? n - page : 0;
+		for (i = 0; i < page && ui->scroll + i < n; i++)
+			draw_row(ui, HEAD_ROWS + (int)i, &rows[ui->scroll + i], text,
+				 sizeof(text));
+	}
+	refresh();
+}
+
+/* Apply one key; returns 1 to quit. */
+static int on_key(struct top_ui *ui, int ch)
+{
+	uint32_t n, page = (uint32_t)page_rows();
+	int col = (int)top_model_sort(ui->model);
+
+	top_model_rows(ui->model, &n);
+	ui->note = NULL;
+	if (ui->help && ch != KEY_RESIZE && ch != 'q' && ch != 'Q') {
+		ui->help = 0;
+		return 0;
+	}
+	switch (ch) {
+	case 'q':
+	case 'Q':
+		return 1;
+	case '1':
+	case '2':
+	case '3':
+	case '4':
+		top_model_set_sort(ui->model, (enum top_col)(ch - '1'));
+		ui->scroll = 0;
+		break;
+	case KEY_LEFT:
+		top_model_set_sort(ui->model, (enum top_col)((col + TOP_NCOLS - 1) % TOP_NCOLS));
+		ui->scroll = 0;
+		break;
+	case KEY_RIGHT:
+		top_model_set_sort(ui->model, (enum top_col)((col + 1) % TOP_NCOLS));
+		ui->scroll = 0;
+		break;
+	case 'l':
+	case 'L':
+		top_model_set_lineno(ui->model, !top_model_lineno(ui->model));
+		break;
+	case 'r':
+	case 'R':
+		if (top_model_reset(ui->model))
+			ui->note = "cannot reset: out of memory";
+		else
+			ui->note = "Counters reset.";
+		ui->note_until = now_ns() + 3 * REFRESH_NS;
+		ui->scroll = 0;
+		break;
+	case '?':
+	case 'h':
+	case 'H':
+		ui->help = 1;
+		break;
+	case KEY_UP:
+		if (ui->scroll)
+			ui->scroll--;
+		break;
+	case KEY_DOWN:
+		if (ui->scroll + page < n)
+			ui->scroll++;
+		break;
+	case KEY_PPAGE:
+		ui->scroll = ui->scroll > page ? ui->scroll - page : 0;
+		break;
+	case KEY_NPAGE:
+		ui->scroll += page;
+		break;
+	case KEY_HOME:
+		ui->scroll = 0;
+		break;
+	case KEY_END:
+		ui->scroll = n;
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+/* The screen loop: refresh every second, react to keys in between.
+ * Returns 1 when the target exited, 0 when the user quit. */
+static int run_screen(struct top_ui *ui, pid_t child)
+{
+	int64_t next = now_ns();
+	int gone = 0;
+
+	while (!stop_flag) {
+		int64_t now = now_ns(), wait_ms;
+		int ch;
+
+		if (now >= next) {
+			refresh_data(ui);
+			draw(ui);
+			next += REFRESH_NS;
+			if (next <= now)
+				next = now + REFRESH_NS;
+		}
+		if (session_done(ui->sess) ||
+		    (child && !ui->a->subprocesses && !child_alive(child))) {
+			gone = 1;
+			break;
+		}
+		wait_ms = (next - now_ns() + 999999) / 1000000;
+		if (wait_ms > POLL_MS)
+			wait_ms = POLL_MS;
+		timeout(wait_ms > 0 ? (int)wait_ms : 0);
+		ch = getch();
+		if (ch == ERR)
+			continue;
+		if (on_key(ui, ch))
+			break;
+		draw(ui);
+	}
+	return gone;
+}
+
+/* Set up curses on the terminal; NULL when it cannot drive it. */
+static SCREEN *screen_open(void)
+{
+	SCREEN *scr = newterm(NULL, stdout, stdin);
+
+	if (!scr)
+		return NULL;
+	set_term(scr);
+	cbreak();
+	noecho();
+	nonl();
+	keypad(stdscr, TRUE);
+	curs_set(0);
+	return scr;
+}
+
+static void screen_close(SCREEN *scr)
+{
+	if (!scr)
+		return;
+	curs_set(1);
+	endwin();
+	delscreen(scr);
+}
+
+/* ---- the command ----------------------------------------------------------- */
+
+/* Checked after what can be said of the target and before a command is
+ * started: a pipe or a file would get escape codes, not a view. */
+static int check_terminal(void)
+{
+	int out = isatty(STDOUT_FILENO);
+
+	if (out && isatty(STDIN_FILENO))
+		return 0;
+	return die(EXIT_USAGE, "standard %s is not a terminal: top draws a live screen "
+		   "and reads keys (use 'pyspyc record' to write a profile instead)",
+		   out ? "input" : "output");
+}
+
+int cmd_top(int argc, char **argv)
+{
+	struct top_args a = { .rate = 100, .max_depth = 4096, .max_stacks = 200000,
+			      .max_frames = 1 << 20 };
+	struct top_ui ui;
+	struct py_target *t = NULL;
+	struct stacktab *tab = NULL;
+	struct session *sess = NULL;
+	struct top_model *model = NULL;
+	SCREEN *scr = NULL;
+	char err[512], command[1024];
+	int cmd_i, help, rc = EXIT_OK, e, exited = 0, have_t = 0, gone;
+	unsigned int find_flags;
+	pid_t pid, child = 0;
+
+	if (cli_parse(&top_usage, argc, argv, &a, &cmd_i, &help, err, sizeof(err))) {
+		fprintf(stderr, "pyspyc top: %s\n", err);
+		return EXIT_USAGE;
+	}
+	if (help) {
+		cli_print_help(&top_usage, stdout);
+		return EXIT_OK;
+	}
+	e = py_find_flags_parse(getenv("PYSPYC_FIND"));
+	if (e < 0)
+		return die(EXIT_USAGE, "PYSPYC_FIND: unknown word in '%.64s' (no-symbols, "
+			   "no-section, no-version-hints)", getenv("PYSPYC_FIND"));
+	find_flags = (unsigned int)e;
+	if (a.pid && cmd_i < argc)
+		return die(EXIT_USAGE, "give either --pid or a command, not both");
+	if (!a.pid && cmd_i >= argc)
+		return die(EXIT_USAGE,
+			   "nothing to watch: give --pid PID or a command after '--'");
+	if (a.blocking && a.nonblocking)
+		return die(EXIT_USAGE, "give --blocking or --nonblocking, not both");
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return die(EXIT_FAILURE_RUN, "out of memory");
+
+	install_signals();
+	if (a.pid) {
+		pid = (pid_t)a.pid;
+		if ((rc = check_pid(pid)))
+			goto out;
+		e = py_target_find(t, pid, find_flags);
+		/* With -s the root may be a supervisor that is not Python. */
+		if (e && !(a.subprocesses && (e == -ENOEXEC || e == -EAGAIN))) {
+			rc = attach_error(e, pid, t);
+			goto out;
+		}
+		have_t = !e;
+		if (proc_cmdline(pid, command, sizeof(command)) || !command[0])
+			snprintf(command, sizeof(command), "(no command line)");
+		if ((rc = check_terminal()))
+			goto out;
+	} else {
+		if ((rc = check_terminal()))
+			goto out;
+		join_command(argv + cmd_i, command, sizeof(command));
+		e = launch(argv + cmd_i, &child);
+		if (e) {
+			rc = die(EXIT_NO_PROCESS, "cannot run '%.200s': %s", argv[cmd_i],
+				 strerror(-e));
+			goto out;
+		}
+		pid = child;
+		/* With -s the session's tree watcher finds Python wherever it
+		 * starts, the command itself included. */
+		e = a.subprocesses ? -ENOEXEC : attach_launched(t, child, find_flags, &exited);
+		if (stop_flag)
+			goto out;
+		if (exited) {
+			rc = e == -ENOEXEC ?
+				die(EXIT_NOT_PYTHON, "'%.200s' exited without running Python",
+				    argv[cmd_i]) :
+				die(EXIT_OK, "'%.200s' exited before it could be sampled",
+				    argv[cmd_i]);
+			goto out;
+		}
+		if (e && !a.subprocesses) {
+			rc = attach_error(e, pid, t);
+			goto out;
+		}
+		have_t = !e;
+	}
+
+	{
+		struct stacktab_limits lim = {
+			.max_stacks = (uint32_t)a.max_stacks,
+			.max_frames = (uint32_t)a.max_frames,
+			.max_strings = (uint32_t)a.max_frames,
+		};
+		struct session_opts so = {
+			.rate_hz = a.rate,
+			.subprocesses = a.subprocesses,
+			.idle = a.idle,
+			.gil = a.gil,
+			.blocking = a.blocking,
+			.find_flags = find_flags,
+			.walk = { .max_depth = (uint32_t)a.max_depth, .max_threads = 512 },
+			/* Line numbers are always recorded, so L can show them. */
+			.sym = { .full_filenames = a.full_filenames, .lineno = 1,
+				 .function = a.function },
+		};
+
+		e = stacktab_new(&tab, &lim);
+		if (!e)
+			e = top_model_new(&model, a.rate);
+		if (!e)
+			e = session_new(&sess, &so, tab);
+		if (!e)
+			e = session_start(sess, pid, have_t ? t : NULL);
+		if (e) {
+			rc = die(EXIT_FAILURE_RUN, "cannot start sampling: %s", strerror(-e));
+			goto out;
+		}
+	}
+	top_model_set_lineno(model, !a.nolineno);
+
+	setlocale(LC_CTYPE, "");
+	scr = screen_open();
+	if (!scr) {
+		rc = die(EXIT_USAGE, "cannot drive this terminal (TERM=%.64s): set TERM "
+			 "to a type terminfo knows", getenv("TERM") ? getenv("TERM") : "");
+		goto out;
+	}
+	memset(&ui, 0, sizeof(ui));
+	ui.a = &a;
+	ui.model = model;
+	ui.tab = tab;
+	ui.sess = sess;
+	ui.pid = pid;
+	ui.command = command;
+	ui.utf8 = !strcmp(nl_langinfo(CODESET), "UTF-8");
+	gone = run_screen(&ui, child);
+	screen_close(scr);
+	scr = NULL;
+	if (gone)
+		fprintf(stderr, "pyspyc top: pid %d exited%s\n", (int)pid,
+			a.subprocesses ? ", with every subprocess" : "");
+	rc = EXIT_OK;
+out:
+	screen_close(scr);
+	session_stop(sess);
+	if (child)
+		end_child(child);
+	session_free(sess);
+	top_model_free(model);
+	stacktab_free(tab);
+	free(t);
+	return rc;
+}
