@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "pyspyc/clock.h"
+#include "pyspyc/proc_pause.h"
 #include "pyspyc/py_threads.h"
 #include "pyspyc/sampler.h"
 
@@ -18,6 +19,13 @@ struct sampler {
 	struct sampler_opts o;
 	pid_t pid;
 	uint32_t process_frame;
+	/* --blocking: the threads traced, and their OS states read just
+	 * before they were paused (paused, they all show as stopped). */
+	struct proc_pause *pause;
+	pid_t *traced;
+	uint32_t ntraced;
+	struct { int32_t tid; int active; } *pre;
+	uint32_t npre;
 	/* Thread label -> frame id, for -t: the last few threads seen. */
 	struct { uint64_t thread_id, version; int32_t tid; uint32_t frame; } tframes[64];
 };
@@ -87,6 +95,14 @@ int sampler_new(struct sampler **out, const struct py_target *t,
 	err = thread_map_new(&s->tmap, t, py_walker_mem(s->walker));
 	if (err)
 		goto out_free;
+	if (o->blocking) {
+		s->traced = calloc(o->walk.max_threads, sizeof(*s->traced));
+		s->pre = calloc(o->walk.max_threads, sizeof(*s->pre));
+		if (!s->traced || !s->pre) {
+			err = -ENOMEM;
+			goto out_free;
+		}
+	}
 	if (o->process_root) {
 		char cmd[512], label[600];
 
@@ -110,6 +126,8 @@ void sampler_free(struct sampler *s)
 	if (!s)
 		return;
 	thread_map_free(s->tmap);
+	free(s->traced);
+	free(s->pre);
 	py_sym_free(s->sym);
 	py_walker_free(s->walker);
 	free(s);
@@ -144,6 +162,70 @@ static uint32_t thread_frame(struct sampler *s, const struct raw_thread *th)
 	return id;
 }
 
+/* --blocking: a thread's OS state from before the pause; one the last
+ * sample did not know (new) counts as active. */
+static int pre_active(const struct sampler *s, int32_t tid)
+{
+	uint32_t i;
+
+	for (i = 0; i < s->npre; i++)
+		if (s->pre[i].tid == tid)
+			return s->pre[i].active;
+	return 1;
+}
+
+static int cmp_pid(const void *a, const void *b)
+{
+	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Is the sorted set traced[] the same as the tids in pre[0..n)? */
+static int same_threads(const struct sampler *s, uint32_t n)
+{
+	uint32_t i;
+
+	if (n != s->ntraced)
+		return 0;
+	for (i = 0; i < n; i++) {
+		pid_t tid = s->pre[i].tid;
+
+		if (!bsearch(&tid, s->traced, s->ntraced, sizeof(*s->traced), cmp_pid))
+			return 0;
+	}
+	return 1;
+}
+
+/* --blocking, before a sample: trace exactly the Python threads the last
+ * sample saw, read their OS states while they still run, and stop them.
+ * Returns 1 when the threads are held (the caller resumes them). */
+static int pause_threads(struct sampler *s, const struct raw_sample *last)
+{
+	uint32_t i, n = 0;
+
+	proc_pause_poll(s->pause);
+	if (last) {
+		for (i = 0; i < last->nthreads && n < s->o.walk.max_threads; i++)
+			if (last->threads[i].native_tid > 0)
+				s->pre[n++].tid = last->threads[i].native_tid;
+		s->npre = n;
+		if (!same_threads(s, n)) {
+			for (i = 0; i < n; i++)
+				s->traced[i] = s->pre[i].tid;
+			qsort(s->traced, n, sizeof(*s->traced), cmp_pid);
+			s->ntraced = n;
+			/* A thread that cannot be traced (gone, or already
+			 * traced by a debugger) is sampled without pausing. */
+			proc_pause_sync(s->pause, s->traced, n);
+		}
+	}
+	if (!s->o.idle)
+		for (i = 0; i < s->npre; i++)
+			s->pre[i].active = thread_map_active(s->tmap, s->pre[i].tid) != 0;
+	return s->ntraced && proc_pause_stop(s->pause) == 0;
+}
+
 /* Decide which threads count, and give them their root frames. */
 static void filter(struct sampler *s, struct raw_sample *rs, struct sampler_stats *st,
 		   uint64_t *idle)
@@ -164,7 +246,8 @@ static void filter(struct sampler *s, struct raw_sample *rs, struct sampler_stat
 		 * that would): active without asking /proc.  A thread whose
 		 * state cannot be read counts too. */
 		if (!s->o.idle && !(th->flags & RAW_GIL))
-			on_cpu = thread_map_active(s->tmap, th->native_tid) != 0;
+			on_cpu = s->pause ? pre_active(s, th->native_tid)
+					  : thread_map_active(s->tmap, th->native_tid) != 0;
 		active += on_cpu;
 		if (s->o.gil) {
 			/* The GIL holder counts whatever its OS state. */
@@ -196,7 +279,8 @@ int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 	int64_t period = (int64_t)(1e9 / s->o.rate_hz + 0.5);
 	int64_t start = mono_ns(), next = start, now;
 	uint64_t ticks = 0, samples = 0, errors = 0, late = 0, idle = 0;
-	uint64_t gil_known = 0, gil_held = 0;
+	uint64_t gil_known = 0, gil_held = 0, pauses = 0, pause_ns = 0, pause_max = 0;
+	const struct raw_sample *last = NULL;
 	struct walk_stats ws = { 0 };
 	struct sym_stats ss = { 0 };
 	int err = 0;
@@ -205,6 +289,12 @@ int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 		period = 1;
 	/* The default 50 us timer slack would smear every deadline. */
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+	/* Tracing belongs to this thread: it is set up and torn down here. */
+	if (s->o.blocking) {
+		err = proc_pause_new(&s->pause, s->pid);
+		if (err)
+			return err;
+	}
 	while (!*stop) {
 		struct raw_sample *rs;
 		const struct iovec *xl, *xr;
@@ -222,7 +312,21 @@ int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 			break;
 		PUB(st->ticks, ++ticks);
 		py_sym_prefetch(s->sym, &xl, &xr, &nx);
-		err = py_walker_sample(s->walker, xl, xr, nx, &x_ok, &rs, &ws);
+		if (s->pause && pause_threads(s, last)) {
+			int64_t t0 = mono_ns(), dt;
+
+			err = py_walker_sample(s->walker, xl, xr, nx, &x_ok, &rs, &ws);
+			proc_pause_resume(s->pause);
+			dt = mono_ns() - t0;
+			PUB(st->pauses, ++pauses);
+			pause_ns += (uint64_t)dt;
+			PUB(st->pause_ns, pause_ns);
+			if ((uint64_t)dt > pause_max)
+				PUB(st->pause_ns_max, pause_max = (uint64_t)dt);
+		} else {
+			err = py_walker_sample(s->walker, xl, xr, nx, &x_ok, &rs, &ws);
+		}
+		last = err ? NULL : rs;
 		if (err == -ESRCH) {
 			PUB(st->target_gone, 1);
 			err = 0;
@@ -265,5 +369,8 @@ int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 	PUB(st->reads, py_walker_mem(s->walker)->reads);
 	PUB(st->fast, ws.fast);
 	PUB(st->elapsed_ns, (uint64_t)(mono_ns() - start));
+	/* Detach here, on the tracing thread: nothing is left traced. */
+	proc_pause_free(s->pause);
+	s->pause = NULL;
 	return err;
 }

@@ -1,0 +1,77 @@
+"""--blocking: the same shares as the default, the target paused only for
+each sample and never left stopped or traced, its signals delivered."""
+import os
+import re
+import signal
+import subprocess
+import time
+
+from conftest import APPS, PYSPYC, parse_collapsed, run_pyspyc, share
+from test_record import check_split
+
+
+def status_field(pid, field):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return line.split(":", 1)[1].strip()
+    return None
+
+
+def test_blocking_same_shares(python, target, tmp_path):
+    t = target(python, "split.py", 20)
+    out = tmp_path / "b.folded"
+    r = run_pyspyc(["record", "--blocking", "-p", str(t.pid), "-r", "500", "-d", "3",
+                    "-o", str(out)], timeout=60)
+    assert r.returncode == 0, r.stderr
+    check_split(parse_collapsed(out.read_text()))
+    m = re.search(r"paused ([\d.]+) us per sample \(longest ([\d.]+) us\)", r.stderr)
+    assert m, r.stderr
+    assert float(m.group(1)) > 0
+    # Left running and untraced.
+    assert t.proc.poll() is None
+    assert status_field(t.pid, "TracerPid") == "0"
+    assert status_field(t.pid, "State")[0] in "RS"
+
+
+def test_blocking_delivers_signals_and_job_control(one_python, tmp_path):
+    # A target that counts SIGUSR1 and reports the count on SIGUSR2.
+    code = ("import os, signal, sys, time\n"
+            "n = [0]\n"
+            "def usr1(s, f): n[0] += 1\n"
+            "def usr2(s, f): sys.stdout.write('count %d\\n' % n[0]); sys.stdout.flush()\n"
+            "signal.signal(signal.SIGUSR1, usr1)\n"
+            "signal.signal(signal.SIGUSR2, usr2)\n"
+            "sys.stdout.write('ready\\n'); sys.stdout.flush()\n"
+            "end = time.time() + 30\n"
+            "while time.time() < end:\n"
+            "    sum(range(1000))\n")
+    p = subprocess.Popen([one_python, "-c", code], stdout=subprocess.PIPE,
+                         universal_newlines=True)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        out = tmp_path / "s.folded"
+        rec = subprocess.Popen([PYSPYC, "record", "--blocking", "-p", str(p.pid), "-r", "500",
+                                "-d", "6", "-o", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               universal_newlines=True)
+        time.sleep(1)
+        for _ in range(20):
+            os.kill(p.pid, signal.SIGUSR1)
+            time.sleep(0.02)
+        # Job control still works while traced: stopped stays stopped.
+        os.kill(p.pid, signal.SIGSTOP)
+        time.sleep(0.5)
+        assert status_field(p.pid, "State")[0] in "tT"
+        os.kill(p.pid, signal.SIGCONT)
+        time.sleep(0.3)
+        os.kill(p.pid, signal.SIGUSR2)
+        _, err = rec.communicate(timeout=60)
+        assert rec.returncode == 0, err
+        assert p.stdout.readline().strip() == "count 20"
+        assert status_field(p.pid, "TracerPid") == "0"
+        assert status_field(p.pid, "State")[0] in "RS"
+        assert sum(c for _, c in parse_collapsed(out.read_text())) > 500
+    finally:
+        p.kill()
+        p.wait()
