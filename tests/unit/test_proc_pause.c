@@ -597,6 +597,21 @@ static void test_stolen_report(void **state)
 	assert_true(poll_until(fx, running_states));
 }
 
+/* Sampling a group-stopped target holds it and leaves it stopped. */
+static void sample_stopped(struct fx *fx)
+{
+	int i;
+
+	for (i = 0; i < 20; i++) {
+		assert_int_equal(proc_pause_stop(fx->p), 0);
+		assert_true(stopped_states(fx));
+		assert_int_equal(proc_pause_resume(fx->p), 0);
+		proc_pause_poll(fx->p);
+	}
+	assert_true(frozen(fx));
+	assert_true(stopped_states(fx));
+}
+
 static void test_group_stop(void **state)
 {
 	struct fx *fx = *state;
@@ -617,15 +632,7 @@ static void test_group_stop(void **state)
 	}
 	assert_true(stopped_states(fx));
 
-	/* Sampling a stopped target does not wake it. */
-	for (i = 0; i < 20; i++) {
-		assert_int_equal(proc_pause_stop(fx->p), 0);
-		assert_true(stopped_states(fx));
-		assert_int_equal(proc_pause_resume(fx->p), 0);
-		proc_pause_poll(fx->p);
-	}
-	assert_true(frozen(fx));
-	assert_true(stopped_states(fx));
+	sample_stopped(fx);
 	assert_int_equal(proc_pause_count(fx->p), 3);
 
 	/* SIGCONT resumes it, and sampling goes on as before. */
@@ -643,20 +650,12 @@ static void test_group_stop(void **state)
 static void test_seize_group_stopped(void **state)
 {
 	struct fx *fx = *state;
-	int i;
 
 	assert_int_equal(kill(fx->child, SIGSTOP), 0);
 	assert_true(poll_until(fx, job_stopped_states));
 	assert_int_equal(sync_all(fx), 0);
 	assert_int_equal(proc_pause_count(fx->p), 3);
-	for (i = 0; i < 20; i++) {
-		assert_int_equal(proc_pause_stop(fx->p), 0);
-		assert_true(stopped_states(fx));
-		assert_int_equal(proc_pause_resume(fx->p), 0);
-		proc_pause_poll(fx->p);
-	}
-	assert_true(frozen(fx));
-	assert_true(stopped_states(fx));
+	sample_stopped(fx);
 	assert_int_equal(kill(fx->child, SIGCONT), 0);
 	assert_true(runs(fx, 1));
 	assert_true(poll_until(fx, running_states));
