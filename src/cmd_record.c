@@ -14,6 +14,7 @@
 
 #include "pyspyc/cli.h"
 #include "pyspyc/cmd.h"
+#include "pyspyc/cmd_util.h"
 #include "pyspyc/output.h"
 #include "pyspyc/proc.h"
 #include "pyspyc/py_runtime.h"
@@ -21,7 +22,7 @@
 #include "pyspyc/stacktab.h"
 
 #define MAX_OUTPUTS OPT_LIST_MAX
-#define ATTACH_WAIT_S 5.0   /* a launched command has this long to start Python */
+#define WHO "pyspyc"
 
 struct record_args {
 	long long pid;
@@ -116,49 +117,13 @@ static const struct cmd_usage record_usage = {
 	.takes_command = 1,
 };
 
-static volatile sig_atomic_t stop_flag;
 static unsigned int find_flags; /* PYSPYC_FIND */
-
-static void on_stop(int sig)
-{
-	(void)sig;
-	stop_flag = 1;
-}
-
-static void install_signals(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_stop;
-	sigemptyset(&sa.sa_mask);
-	/* No SA_RESTART: the sampler's sleep must wake up. */
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-}
 
 struct output {
 	const char *path;
 	const struct out_format *fmt;
 };
 
-static int die(int code, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-/* One line on stderr, and the exit status to return. */
-static int die(int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("pyspyc: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return code;
-}
 
 /* Work out every output's path and format before sampling starts. */
 static int plan_outputs(const struct record_args *a, const char *name, int pid,
@@ -168,7 +133,7 @@ static int plan_outputs(const struct record_args *a, const char *name, int pid,
 	int i;
 
 	if (a->format && !(forced = out_format_by_name(a->format)))
-		return die(EXIT_USAGE, "unknown format '%.64s' (flamegraph or raw)",
+		return cmd_die(WHO, EXIT_USAGE, "unknown format '%.64s' (flamegraph or raw)",
 			   a->format);
 	if (a->outputs.n == 0) {
 		char stamp[32];
@@ -191,7 +156,7 @@ static int plan_outputs(const struct record_args *a, const char *name, int pid,
 		const struct out_format *f = forced ? forced : out_format_by_path(p);
 
 		if (!f)
-			return die(EXIT_USAGE,
+			return cmd_die(WHO, EXIT_USAGE,
 				   "cannot tell the format of '%.200s' from its name: "
 				   "use .svg, .folded or --format", p);
 		outs[i] = (struct output){ p, f };
@@ -208,164 +173,12 @@ static int check_outputs(const struct output *outs, int nout)
 		int err = out_check_path(outs[i].path);
 
 		if (!strcmp(outs[i].path, "-") && ++stdout_uses > 1)
-			return die(EXIT_USAGE, "'-o -' given more than once");
+			return cmd_die(WHO, EXIT_USAGE, "'-o -' given more than once");
 		if (err)
-			return die(EXIT_OUTPUT, "cannot write '%.200s': %s", outs[i].path,
+			return cmd_die(WHO, EXIT_OUTPUT, "cannot write '%.200s': %s", outs[i].path,
 				   strerror(-err));
 	}
 	return 0;
-}
-
-/* Map py_target_find's errors to one line and an exit status. */
-static int attach_error(int err, pid_t pid, const struct py_target *t)
-{
-	char ps[32], v[32];
-
-	snprintf(ps, sizeof(ps), "%d", (int)pid);
-	switch (err) {
-	case -ESRCH:
-		return die(EXIT_NO_PROCESS, "no process with pid %s", ps);
-	case -EPERM:
-	case -EACCES:
-		return die(EXIT_PERMISSION,
-			   "permission denied reading pid %s: run as root or grant "
-			   "CAP_SYS_PTRACE", ps);
-	case -EPROTONOSUPPORT:
-		snprintf(v, sizeof(v), "%u.%u", t->version_hex >> 24,
-			 (t->version_hex >> 16) & 0xff);
-		return die(EXIT_NOT_PYTHON,
-			   "pid %s runs %sPython %s, which this pyspyc does not support",
-			   ps, t->free_threaded ? "a free-threaded build of " : "", v);
-	case -EAGAIN:
-		return die(EXIT_NOT_PYTHON,
-			   "pid %s has a Python runtime that has not started an "
-			   "interpreter", ps);
-	default:
-		return die(EXIT_NOT_PYTHON, "pid %s is not a Python process (%s)", ps,
-			   strerror(-err));
-	}
-}
-
-static int check_pid(pid_t pid)
-{
-	char ps[32];
-	int st;
-
-	snprintf(ps, sizeof(ps), "%d", (int)pid);
-	if (pid == getpid())
-		return die(EXIT_NOT_PYTHON, "pid %s is pyspyc itself", ps);
-	st = proc_state(pid);
-	if (st == -ESRCH)
-		return die(EXIT_NO_PROCESS, "no process with pid %s", ps);
-	if (st == 'Z')
-		return die(EXIT_NO_PROCESS, "pid %s is a zombie (it has exited)", ps);
-	if (proc_is_kernel_thread(pid) == 1)
-		return die(EXIT_NOT_PYTHON, "pid %s is a kernel thread, not Python", ps);
-	return 0;
-}
-
-/* Start argv as a child; report exec failure through a close-on-exec pipe. */
-static int launch(char **argv, pid_t *child)
-{
-	int fds[2], err = 0;
-	ssize_t n;
-	pid_t pid;
-
-	if (pipe2(fds, O_CLOEXEC))
-		return -errno;
-	pid = fork();
-	if (pid < 0) {
-		err = -errno;
-		close(fds[0]);
-		close(fds[1]);
-		return err;
-	}
-	if (pid == 0) {
-		int e;
-
-		close(fds[0]);
-		signal(SIGPIPE, SIG_DFL);
-		execvp(argv[0], argv);
-		e = errno;
-		if (write(fds[1], &e, sizeof(e)) < 0)
-			_exit(127);
-		_exit(127);
-	}
-	close(fds[1]);
-	do
-		n = read(fds[0], &err, sizeof(err));
-	while (n < 0 && errno == EINTR);
-	close(fds[0]);
-	if (n == sizeof(err)) {
-		waitpid(pid, NULL, 0);
-		return -err;
-	}
-	*child = pid;
-	return 0;
-}
-
-static int child_alive(pid_t child, int *status)
-{
-	return waitpid(child, status, WNOHANG) == 0;
-}
-
-/* Wait for a launched command to bring up its interpreter.  When the
- * command exits first, returns what was seen before it did: -ENOEXEC (never
- * Python) or -EAGAIN (Python that ended before it could be sampled). */
-static int attach_launched(struct py_target *t, pid_t child, int *exited)
-{
-	struct timespec ts = { 0, 5 * 1000 * 1000 };
-	int err = -ENOEXEC, seen = -ENOEXEC, status, i;
-
-	for (i = 0; i < (int)(ATTACH_WAIT_S / 0.005) && !stop_flag; i++) {
-		err = py_target_find(t, child, find_flags);
-		if (!err)
-			return 0;
-		if (err == -EPERM || err == -EACCES || err == -EPROTONOSUPPORT)
-			return err;
-		if (err != -ESRCH)
-			seen = err;
-		if (!child_alive(child, &status)) {
-			*exited = 1;
-			return seen;
-		}
-		nanosleep(&ts, NULL);
-	}
-	return err;
-}
-
-static void join_command(char **argv, char *buf, size_t size)
-{
-	size_t used = 0;
-	int i;
-
-	buf[0] = '\0';
-	for (i = 0; argv[i] && used + 1 < size; i++) {
-		int n = snprintf(buf + used, size - used, "%s%s", i ? " " : "", argv[i]);
-
-		if (n < 0)
-			break;
-		used += (size_t)n;
-	}
-	buf[size - 1] = '\0';
-}
-
-static void end_child(pid_t child)
-{
-	struct timespec ts = { 0, 10 * 1000 * 1000 };
-	int status, i;
-
-	if (!child_alive(child, &status))
-		return;
-	/* We started it; the profile is done, so it is stopped with us. */
-	kill(child, SIGTERM);
-	for (i = 0; i < 100; i++) {
-		if (!child_alive(child, &status))
-			return;
-		nanosleep(&ts, NULL);
-	}
-	kill(child, SIGKILL);
-	waitpid(child, &status, 0);
 }
 
 static int write_outputs(const struct output *outs, int nout, struct profile *p)
@@ -431,7 +244,7 @@ static void wait_session(struct session *sess)
 {
 	struct timespec ts = { 0, 20 * 1000 * 1000 };
 
-	while (!stop_flag && !session_done(sess))
+	while (!cmd_stop_flag && !session_done(sess))
 		nanosleep(&ts, NULL);
 	session_stop(sess);
 }
@@ -460,34 +273,36 @@ int cmd_record(int argc, char **argv)
 	}
 	e = py_find_flags_parse(getenv("PYSPYC_FIND"));
 	if (e < 0)
-		return die(EXIT_USAGE, "PYSPYC_FIND: unknown word in '%.64s' (no-symbols, "
+		return cmd_die(WHO, EXIT_USAGE, "PYSPYC_FIND: unknown word in '%.64s' (no-symbols, "
 			   "no-section, no-version-hints)", getenv("PYSPYC_FIND"));
 	find_flags = (unsigned int)e;
+	if (a.blocking && a.nonblocking)
+		return cmd_die(WHO, EXIT_USAGE, "give --blocking or --nonblocking, not both");
 	if (a.pid && cmd_i < argc)
-		return die(EXIT_USAGE, "give either --pid or a command, not both");
+		return cmd_die(WHO, EXIT_USAGE, "give either --pid or a command, not both");
 	if (!a.pid && cmd_i >= argc)
-		return die(EXIT_USAGE,
+		return cmd_die(WHO, EXIT_USAGE,
 			   "nothing to profile: give --pid PID or a command after '--'");
 	t = calloc(1, sizeof(*t));
 	if (!t)
-		return die(EXIT_FAILURE_RUN, "out of memory");
+		return cmd_die(WHO, EXIT_FAILURE_RUN, "out of memory");
 
 	if (a.pid) {
 		pid = (pid_t)a.pid;
 		rc = plan_outputs(&a, "pyspyc", (int)pid, outs, &nout, defname, sizeof(defname));
-		if (rc || (rc = check_outputs(outs, nout)) || (rc = check_pid(pid)))
+		if (rc || (rc = check_outputs(outs, nout)) || (rc = cmd_check_pid(WHO, pid)))
 			goto out;
 		e = py_target_find(t, pid, find_flags);
 		/* With -s the root may be a supervisor that is not Python. */
 		if (e && a.subprocesses && (e == -ENOEXEC || e == -EAGAIN))
 			found = 0;
 		else if (e) {
-			rc = attach_error(e, pid, t);
+			rc = cmd_attach_error(WHO, e, pid, t);
 			goto out;
 		}
 		if (proc_cmdline(pid, command, sizeof(command)) || !command[0])
 			snprintf(command, sizeof(command), "pid %d", (int)pid);
-		install_signals();
+		cmd_install_signals();
 	} else {
 		const char *base = strrchr(argv[cmd_i], '/');
 
@@ -495,24 +310,24 @@ int cmd_record(int argc, char **argv)
 				  &nout, defname, sizeof(defname));
 		if (rc || (rc = check_outputs(outs, nout)))
 			goto out;
-		join_command(argv + cmd_i, command, sizeof(command));
-		install_signals();
-		e = launch(argv + cmd_i, &child);
+		cmd_join_command(argv + cmd_i, command, sizeof(command));
+		cmd_install_signals();
+		e = cmd_launch(argv + cmd_i, 0, &child);
 		if (e) {
-			rc = die(EXIT_NO_PROCESS,
+			rc = cmd_die(WHO, EXIT_NO_PROCESS,
 				 "cannot run '%.200s': %s", argv[cmd_i], strerror(-e));
 			goto out;
 		}
 		pid = child;
 		/* With -s the tree watcher finds Python wherever it starts. */
 		found = !a.subprocesses;
-		e = found ? attach_launched(t, child, &exited) : 0;
+		e = found ? cmd_attach_launched(t, child, find_flags, &exited) : 0;
 		if (e && !(exited && e != -ENOEXEC)) {
 			if (exited && e == -ENOEXEC)
-				rc = die(EXIT_NOT_PYTHON, "'%.200s' exited without running "
+				rc = cmd_die(WHO, EXIT_NOT_PYTHON, "'%.200s' exited without running "
 					 "Python", argv[cmd_i]);
 			else
-				rc = attach_error(e, pid, t);
+				rc = cmd_attach_error(WHO, e, pid, t);
 			goto out;
 		}
 	}
@@ -543,7 +358,7 @@ int cmd_record(int argc, char **argv)
 		if (!e && !exited)
 			e = session_start(sess, pid, found ? t : NULL);
 		if (e) {
-			rc = die(EXIT_FAILURE_RUN, "cannot start sampling: %s", strerror(-e));
+			rc = cmd_die(WHO, EXIT_FAILURE_RUN, "cannot start sampling: %s", strerror(-e));
 			goto out;
 		}
 		if (!exited)
@@ -553,7 +368,7 @@ int cmd_record(int argc, char **argv)
 
 	e = stacktab_snapshot(tab, &prof);
 	if (e) {
-		rc = die(EXIT_FAILURE_RUN, "cannot build the profile: %s", strerror(-e));
+		rc = cmd_die(WHO, EXIT_FAILURE_RUN, "cannot build the profile: %s", strerror(-e));
 		goto out;
 	}
 	prof.command = command;
@@ -561,7 +376,7 @@ int cmd_record(int argc, char **argv)
 	prof.rate_hz = a.rate;
 	prof.duration_s = st.elapsed_s;
 	if (child)
-		end_child(child);
+		cmd_end_child(child);
 	child = 0;
 	if (!prof.total)
 		fprintf(stderr, "pyspyc: warning: no samples were collected\n");
@@ -569,7 +384,7 @@ int cmd_record(int argc, char **argv)
 	summary(&st, &a, outs, nout, rc != EXIT_OK, tab);
 out:
 	if (child)
-		end_child(child);
+		cmd_end_child(child);
 	profile_release(&prof);
 	session_free(sess);
 	stacktab_free(tab);

@@ -23,13 +23,14 @@
 
 #include "pyspyc/cli.h"
 #include "pyspyc/cmd.h"
+#include "pyspyc/cmd_util.h"
 #include "pyspyc/proc.h"
 #include "pyspyc/py_runtime.h"
 #include "pyspyc/session.h"
 #include "pyspyc/stacktab.h"
 #include "pyspyc/top_model.h"
 
-#define ATTACH_WAIT_S 5.0   /* a launched command has this long to start Python */
+#define WHO "pyspyc top"
 #define REFRESH_NS 1000000000LL
 #define POLL_MS 200         /* how often the loop looks at the session */
 #define HEAD_ROWS 5         /* title, counters, status, blank, column names */
@@ -113,207 +114,9 @@ static const struct cmd_usage top_usage = {
 	.takes_command = 1,
 };
 
-static volatile sig_atomic_t stop_flag;
 
-static void on_stop(int sig)
-{
-	(void)sig;
-	stop_flag = 1;
-}
-
-/* Installed before curses starts: ncurses then leaves SIGINT and SIGTERM to
- * us (it only takes over signals left at their default), and the loop ends
- * through the flag, so endwin() always runs. */
-static void install_signals(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_stop;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
-}
-
-static int die(int code, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-/* One line on stderr, and the exit status to return. */
-static int die(int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("pyspyc top: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return code;
-}
 
 /* ---- the target ---------------------------------------------------------- */
-
-static int attach_error(int err, pid_t pid, const struct py_target *t)
-{
-	switch (err) {
-	case -ESRCH:
-		return die(EXIT_NO_PROCESS, "no process with pid %d", (int)pid);
-	case -EPERM:
-	case -EACCES:
-		return die(EXIT_PERMISSION, "permission denied reading pid %d: run as root "
-			   "or grant CAP_SYS_PTRACE", (int)pid);
-	case -EPROTONOSUPPORT:
-		return die(EXIT_NOT_PYTHON, "pid %d runs %sPython %u.%u, which this pyspyc "
-			   "does not support", (int)pid,
-			   t->free_threaded ? "a free-threaded build of " : "",
-			   t->version_hex >> 24, (t->version_hex >> 16) & 0xff);
-	case -EAGAIN:
-		return die(EXIT_NOT_PYTHON, "pid %d has a Python runtime that has not "
-			   "started an interpreter", (int)pid);
-	default:
-		return die(EXIT_NOT_PYTHON, "pid %d is not a Python process (%s): to watch "
-			   "the Python processes under it, add --subprocesses",
-			   (int)pid, strerror(-err));
-	}
-}
-
-static int check_pid(pid_t pid)
-{
-	int st;
-
-	if (pid == getpid())
-		return die(EXIT_NOT_PYTHON, "pid %d is pyspyc itself", (int)pid);
-	st = proc_state(pid);
-	if (st == -ESRCH)
-		return die(EXIT_NO_PROCESS, "no process with pid %d", (int)pid);
-	if (st == 'Z')
-		return die(EXIT_NO_PROCESS, "pid %d is a zombie (it has exited)", (int)pid);
-	if (proc_is_kernel_thread(pid) == 1)
-		return die(EXIT_NOT_PYTHON, "pid %d is a kernel thread, not Python", (int)pid);
-	return 0;
-}
-
-/* Start argv as a child whose standard streams are /dev/null (the screen
- * and the keyboard are top's); report exec failure through a close-on-exec
- * pipe. */
-static int launch(char **argv, pid_t *child)
-{
-	int fds[2], err = 0, null;
-	ssize_t n;
-	pid_t pid;
-
-	null = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (null < 0)
-		return -errno;
-	if (pipe2(fds, O_CLOEXEC)) {
-		err = -errno;
-		goto out_null;
-	}
-	pid = fork();
-	if (pid < 0) {
-		err = -errno;
-		close(fds[0]);
-		close(fds[1]);
-		goto out_null;
-	}
-	if (pid == 0) {
-		int e;
-
-		close(fds[0]);
-		signal(SIGPIPE, SIG_DFL); /* ignored here; exec keeps that */
-		if (dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
-			_exit(127);
-		execvp(argv[0], argv);
-		e = errno;
-		if (write(fds[1], &e, sizeof(e)) < 0)
-			_exit(127);
-		_exit(127);
-	}
-	close(fds[1]);
-	do
-		n = read(fds[0], &err, sizeof(err));
-	while (n < 0 && errno == EINTR);
-	close(fds[0]);
-	if (n == sizeof(err)) {
-		waitpid(pid, NULL, 0);
-		err = -err;
-		goto out_null;
-	}
-	err = 0;
-	*child = pid;
-out_null:
-	close(null);
-	return err;
-}
-
-static int child_alive(pid_t child)
-{
-	int status;
-
-	return waitpid(child, &status, WNOHANG) == 0;
-}
-
-/* Wait for a launched command to bring up its interpreter.  When it exits
- * first, returns what was seen before: -ENOEXEC (never Python) or the last
- * error. */
-static int attach_launched(struct py_target *t, pid_t child, unsigned int flags,
-			   int *exited)
-{
-	struct timespec ts = { 0, 5 * 1000 * 1000 };
-	int err = -ENOEXEC, seen = -ENOEXEC, i;
-
-	for (i = 0; i < (int)(ATTACH_WAIT_S / 0.005) && !stop_flag; i++) {
-		err = py_target_find(t, child, flags);
-		if (!err)
-			return 0;
-		if (err == -EPERM || err == -EACCES || err == -EPROTONOSUPPORT)
-			return err;
-		if (err != -ESRCH)
-			seen = err;
-		if (!child_alive(child)) {
-			*exited = 1;
-			return seen;
-		}
-		nanosleep(&ts, NULL);
-	}
-	return err;
-}
-
-static void join_command(char **argv, char *buf, size_t size)
-{
-	size_t used = 0;
-	int i;
-
-	buf[0] = '\0';
-	for (i = 0; argv[i] && used + 1 < size; i++) {
-		int n = snprintf(buf + used, size - used, "%s%s", i ? " " : "", argv[i]);
-
-		if (n < 0)
-			break;
-		used += (size_t)n;
-	}
-	buf[size - 1] = '\0';
-}
-
-static void end_child(pid_t child)
-{
-	struct timespec ts = { 0, 10 * 1000 * 1000 };
-	int status, i;
-
-	if (!child_alive(child))
-		return;
-	/* We started it; the view is closed, so it is stopped with us. */
-	kill(child, SIGTERM);
-	for (i = 0; i < 100; i++) {
-		if (!child_alive(child))
-			return;
-		nanosleep(&ts, NULL);
-	}
-	kill(child, SIGKILL);
-	waitpid(child, &status, 0);
-}
 
 /* ---- the screen ------------------------------------------------------------ */
 
@@ -662,7 +465,7 @@ static int run_screen(struct top_ui *ui, pid_t child)
 	int64_t next = now_ns();
 	int gone = 0;
 
-	while (!stop_flag) {
+	while (!cmd_stop_flag) {
 		int64_t now = now_ns(), wait_ms;
 		int ch;
 
@@ -674,7 +477,7 @@ static int run_screen(struct top_ui *ui, pid_t child)
 				next = now + REFRESH_NS;
 		}
 		if (session_done(ui->sess) ||
-		    (child && !ui->a->subprocesses && !child_alive(child))) {
+		    (child && !ui->a->subprocesses && cmd_child_exited(child))) {
 			gone = 1;
 			break;
 		}
@@ -727,7 +530,7 @@ static int check_terminal(void)
 
 	if (out && isatty(STDIN_FILENO))
 		return 0;
-	return die(EXIT_USAGE, "standard %s is not a terminal: top draws a live screen "
+	return cmd_die(WHO, EXIT_USAGE, "standard %s is not a terminal: top draws a live screen "
 		   "and reads keys (use 'pyspyc record' to write a profile instead)",
 		   out ? "input" : "output");
 }
@@ -757,29 +560,29 @@ int cmd_top(int argc, char **argv)
 	}
 	e = py_find_flags_parse(getenv("PYSPYC_FIND"));
 	if (e < 0)
-		return die(EXIT_USAGE, "PYSPYC_FIND: unknown word in '%.64s' (no-symbols, "
+		return cmd_die(WHO, EXIT_USAGE, "PYSPYC_FIND: unknown word in '%.64s' (no-symbols, "
 			   "no-section, no-version-hints)", getenv("PYSPYC_FIND"));
 	find_flags = (unsigned int)e;
 	if (a.pid && cmd_i < argc)
-		return die(EXIT_USAGE, "give either --pid or a command, not both");
+		return cmd_die(WHO, EXIT_USAGE, "give either --pid or a command, not both");
 	if (!a.pid && cmd_i >= argc)
-		return die(EXIT_USAGE,
+		return cmd_die(WHO, EXIT_USAGE,
 			   "nothing to watch: give --pid PID or a command after '--'");
 	if (a.blocking && a.nonblocking)
-		return die(EXIT_USAGE, "give --blocking or --nonblocking, not both");
+		return cmd_die(WHO, EXIT_USAGE, "give --blocking or --nonblocking, not both");
 	t = calloc(1, sizeof(*t));
 	if (!t)
-		return die(EXIT_FAILURE_RUN, "out of memory");
+		return cmd_die(WHO, EXIT_FAILURE_RUN, "out of memory");
 
-	install_signals();
+	cmd_install_signals();
 	if (a.pid) {
 		pid = (pid_t)a.pid;
-		if ((rc = check_pid(pid)))
+		if ((rc = cmd_check_pid(WHO, pid)))
 			goto out;
 		e = py_target_find(t, pid, find_flags);
 		/* With -s the root may be a supervisor that is not Python. */
 		if (e && !(a.subprocesses && (e == -ENOEXEC || e == -EAGAIN))) {
-			rc = attach_error(e, pid, t);
+			rc = cmd_attach_error(WHO, e, pid, t);
 			goto out;
 		}
 		have_t = !e;
@@ -790,29 +593,29 @@ int cmd_top(int argc, char **argv)
 	} else {
 		if ((rc = check_terminal()))
 			goto out;
-		join_command(argv + cmd_i, command, sizeof(command));
-		e = launch(argv + cmd_i, &child);
+		cmd_join_command(argv + cmd_i, command, sizeof(command));
+		e = cmd_launch(argv + cmd_i, 1, &child);
 		if (e) {
-			rc = die(EXIT_NO_PROCESS, "cannot run '%.200s': %s", argv[cmd_i],
+			rc = cmd_die(WHO, EXIT_NO_PROCESS, "cannot run '%.200s': %s", argv[cmd_i],
 				 strerror(-e));
 			goto out;
 		}
 		pid = child;
 		/* With -s the session's tree watcher finds Python wherever it
 		 * starts, the command itself included. */
-		e = a.subprocesses ? -ENOEXEC : attach_launched(t, child, find_flags, &exited);
-		if (stop_flag)
+		e = a.subprocesses ? -ENOEXEC : cmd_attach_launched(t, child, find_flags, &exited);
+		if (cmd_stop_flag)
 			goto out;
 		if (exited) {
 			rc = e == -ENOEXEC ?
-				die(EXIT_NOT_PYTHON, "'%.200s' exited without running Python",
+				cmd_die(WHO, EXIT_NOT_PYTHON, "'%.200s' exited without running Python",
 				    argv[cmd_i]) :
-				die(EXIT_OK, "'%.200s' exited before it could be sampled",
+				cmd_die(WHO, EXIT_OK, "'%.200s' exited before it could be sampled",
 				    argv[cmd_i]);
 			goto out;
 		}
 		if (e && !a.subprocesses) {
-			rc = attach_error(e, pid, t);
+			rc = cmd_attach_error(WHO, e, pid, t);
 			goto out;
 		}
 		have_t = !e;
@@ -845,7 +648,7 @@ int cmd_top(int argc, char **argv)
 		if (!e)
 			e = session_start(sess, pid, have_t ? t : NULL);
 		if (e) {
-			rc = die(EXIT_FAILURE_RUN, "cannot start sampling: %s", strerror(-e));
+			rc = cmd_die(WHO, EXIT_FAILURE_RUN, "cannot start sampling: %s", strerror(-e));
 			goto out;
 		}
 	}
@@ -854,7 +657,7 @@ int cmd_top(int argc, char **argv)
 	setlocale(LC_CTYPE, "");
 	scr = screen_open();
 	if (!scr) {
-		rc = die(EXIT_USAGE, "cannot drive this terminal (TERM=%.64s): set TERM "
+		rc = cmd_die(WHO, EXIT_USAGE, "cannot drive this terminal (TERM=%.64s): set TERM "
 			 "to a type terminfo knows", getenv("TERM") ? getenv("TERM") : "");
 		goto out;
 	}
@@ -877,7 +680,7 @@ out:
 	screen_close(scr);
 	session_stop(sess);
 	if (child)
-		end_child(child);
+		cmd_end_child(child);
 	session_free(sess);
 	top_model_free(model);
 	stacktab_free(tab);

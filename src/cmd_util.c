@@ -1,0 +1,214 @@
+/* cmd_util.c - the target's life as the subcommands see it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pyspyc/cli.h"
+#include "pyspyc/cmd_util.h"
+#include "pyspyc/proc.h"
+
+#define ATTACH_WAIT_S 5.0   /* a launched command has this long to start Python */
+
+volatile sig_atomic_t cmd_stop_flag;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	cmd_stop_flag = 1;
+}
+
+void cmd_install_signals(void)
+{
+	static int done;
+	struct sigaction sa;
+
+	if (done)
+		return;
+	done = 1;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+int cmd_die(const char *who, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", who);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return code;
+}
+
+int cmd_attach_error(const char *who, int err, pid_t pid, const struct py_target *t)
+{
+	switch (err) {
+	case -ESRCH:
+		return cmd_die(who, EXIT_NO_PROCESS, "no process with pid %d", (int)pid);
+	case -EPERM:
+	case -EACCES:
+		return cmd_die(who, EXIT_PERMISSION, "permission denied reading pid %d: run "
+			       "as root or grant CAP_SYS_PTRACE", (int)pid);
+	case -EPROTONOSUPPORT:
+		return cmd_die(who, EXIT_NOT_PYTHON, "pid %d runs %sPython %u.%u, which this "
+			       "pyspyc does not support", (int)pid,
+			       t->free_threaded ? "a free-threaded build of " : "",
+			       t->version_hex >> 24, (t->version_hex >> 16) & 0xff);
+	case -EAGAIN:
+		return cmd_die(who, EXIT_NOT_PYTHON, "pid %d has a Python runtime that has "
+			       "not started an interpreter", (int)pid);
+	default:
+		return cmd_die(who, EXIT_NOT_PYTHON, "pid %d is not a Python process (%s): "
+			       "for the Python processes under it, add --subprocesses",
+			       (int)pid, strerror(-err));
+	}
+}
+
+int cmd_check_pid(const char *who, pid_t pid)
+{
+	int st;
+
+	if (pid == getpid())
+		return cmd_die(who, EXIT_NOT_PYTHON, "pid %d is pyspyc itself", (int)pid);
+	st = proc_state(pid);
+	if (st == -ESRCH)
+		return cmd_die(who, EXIT_NO_PROCESS, "no process with pid %d", (int)pid);
+	if (st == 'Z')
+		return cmd_die(who, EXIT_NO_PROCESS, "pid %d is a zombie (it has exited)",
+			       (int)pid);
+	if (proc_is_kernel_thread(pid) == 1)
+		return cmd_die(who, EXIT_NOT_PYTHON, "pid %d is a kernel thread, not Python",
+			       (int)pid);
+	return 0;
+}
+
+/* The child's side: never returns. */
+static void exec_child(char **argv, int quiet, int null, int report)
+{
+	int e;
+
+	signal(SIGPIPE, SIG_DFL); /* ignored here, and exec keeps that */
+	if (quiet && (dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0))
+		_exit(127);
+	execvp(argv[0], argv);
+	e = errno;
+	if (write(report, &e, sizeof(e)) < 0)
+		_exit(127);
+	_exit(127);
+}
+
+int cmd_launch(char **argv, int quiet, pid_t *child)
+{
+	int fds[2], err = 0, null = -1;
+	ssize_t n;
+	pid_t pid;
+
+	if (quiet && (null = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)
+		return -errno;
+	if (pipe2(fds, O_CLOEXEC)) {
+		err = -errno;
+		goto out_null;
+	}
+	pid = fork();
+	if (pid < 0) {
+		err = -errno;
+		close(fds[0]);
+		close(fds[1]);
+		goto out_null;
+	}
+	if (pid == 0) {
+		close(fds[0]);
+		exec_child(argv, quiet, null, fds[1]);
+	}
+	close(fds[1]);
+	do
+		n = read(fds[0], &err, sizeof(err));
+	while (n < 0 && errno == EINTR);
+	close(fds[0]);
+	if (n == sizeof(err)) {
+		waitpid(pid, NULL, 0);
+		err = -err;
+		goto out_null;
+	}
+	err = 0;
+	*child = pid;
+out_null:
+	if (null >= 0)
+		close(null);
+	return err;
+}
+
+int cmd_child_exited(pid_t child)
+{
+	int st = proc_state(child);
+
+	return st == 'Z' || st == 'X' || st == -ESRCH;
+}
+
+int cmd_attach_launched(struct py_target *t, pid_t child, unsigned int flags,
+			int *exited)
+{
+	struct timespec ts = { 0, 5 * 1000 * 1000 };
+	int err = -ENOEXEC, seen = -ENOEXEC, i;
+
+	for (i = 0; i < (int)(ATTACH_WAIT_S / 0.005) && !cmd_stop_flag; i++) {
+		err = py_target_find(t, child, flags);
+		if (!err)
+			return 0;
+		if (err == -EPERM || err == -EACCES || err == -EPROTONOSUPPORT)
+			return err;
+		if (err != -ESRCH)
+			seen = err;
+		if (cmd_child_exited(child)) {
+			*exited = 1;
+			return seen;
+		}
+		nanosleep(&ts, NULL);
+	}
+	return err;
+}
+
+void cmd_join_command(char **argv, char *buf, size_t size)
+{
+	size_t used = 0;
+	int i;
+
+	buf[0] = '\0';
+	for (i = 0; argv[i] && used + 1 < size; i++) {
+		int n = snprintf(buf + used, size - used, "%s%s", i ? " " : "", argv[i]);
+
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
+	buf[size - 1] = '\0';
+}
+
+void cmd_end_child(pid_t child)
+{
+	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	int status, i;
+
+	if (waitpid(child, &status, WNOHANG) != 0)
+		return; /* reaped now, or not ours to reap */
+	/* We started it and the run is over: it ends with us. */
+	kill(child, SIGTERM);
+	for (i = 0; i < 100; i++) {
+		if (waitpid(child, &status, WNOHANG) != 0)
+			return;
+		nanosleep(&ts, NULL);
+	}
+	kill(child, SIGKILL);
+	waitpid(child, &status, 0);
+}
