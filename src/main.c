@@ -11,6 +11,7 @@ static const struct {
 	const char *help;
 } cmds[] = {
 	{ "record", cmd_record, "sample a Python process and write a profile" },
+	{ "dump", cmd_dump, "print the stack of every thread of a Python process once" },
 };
 
 static void usage(FILE *f)

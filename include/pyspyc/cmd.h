@@ -4,5 +4,6 @@
 #define PYSPYC_CMD_H
 
 int cmd_record(int argc, char **argv);
+int cmd_dump(int argc, char **argv);
 
 #endif

@@ -24,8 +24,13 @@ def test_man_lists_every_record_option():
     assert not missing, "options in --help but not in the man page: %s" % sorted(missing)
 
 
+def test_man_lists_every_dump_option():
+    missing = help_options("dump") - man_options()
+    assert not missing, "options in --help but not in the man page: %s" % sorted(missing)
+
+
 def test_man_has_no_unknown_option():
-    extra = man_options() - help_options("record") - {"version", "help"}
+    extra = man_options() - help_options("record") - help_options("dump") - {"version", "help"}
     assert not extra, "options in the man page but not in --help: %s" % sorted(extra)
 
 
