@@ -158,7 +158,7 @@ static int sample_threads(struct proc_view *p)
 			return -ENOMEM;
 		p->nthreads = p->rs->nthreads;
 		thread_map_tids(p->tm, p->rs);
-		for (i = 0; i < p->nthreads && !again; i++) {
+		for (i = 0; i < p->nthreads; i++) {
 			struct thread_view *tv = &p->threads[i];
 
 			tv->th = &p->rs->threads[i];

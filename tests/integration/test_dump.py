@@ -281,3 +281,23 @@ def test_dump_closed_pipe(one_python, target):
     err = p.stderr.read()
     assert p.wait(timeout=60) == 0, err
     assert err == ""
+
+
+def test_dump_gil(python, target):
+    """Two threads spin: one of them is seen holding the GIL, and never more
+    than one thread is said to."""
+    t = target(python, "threads.py", 30)
+    seen = False
+    for _ in range(10):
+        r = run_pyspyc(["dump", "-p", str(t.pid)])
+        assert r.returncode == 0, r.stderr
+        holders = [l for l in r.stdout.splitlines() if l.startswith("Thread ") and "+gil)" in l]
+        assert len(holders) <= 1, r.stdout
+        if holders and ('"alpha"' in holders[0] or '"beta"' in holders[0]):
+            assert "(active+gil)" in holders[0] or "(idle+gil)" in holders[0]
+            seen = True
+            break
+        time.sleep(0.1)
+    assert seen, r.stdout
+    doc = json.loads(run_pyspyc(["dump", "-p", str(t.pid), "--json"]).stdout)
+    assert sum(1 for th in doc["threads"] if th["owns_gil"]) <= 1
