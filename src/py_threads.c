@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "pyspyc/clock.h"
+#include "pyspyc/py_obj.h"
 #include "pyspyc/py_threads.h"
 
 #define FD_SLOTS 1024        /* power of two; threads whose stat stays open */
@@ -28,7 +29,10 @@ struct name_slot {
 	int32_t tid;
 	int from_os;         /* 1: the OS name stands in; retry for a better one */
 	int64_t tried_ns;
+	uint64_t version;    /* bumped whenever label changes */
+	uint64_t tried_gen;  /* thread list generation when last tried */
 	char name[64];
+	char label[96];
 };
 
 struct thread_map {
@@ -38,6 +42,7 @@ struct thread_map {
 	int32_t tid_off;      /* -1 not (yet) known */
 	uint32_t tid_tries;   /* searches for it so far */
 	uint64_t tried_gen;   /* thread list generation of the last search */
+	int64_t tried_ns;     /* and when it was */
 	uint64_t list_gen;
 	int64_t tids_read_ns;
 	/* pthread id -> tid, for the threads of the last sample */
@@ -46,7 +51,8 @@ struct thread_map {
 	uint32_t npt, pt_cap;
 	struct fd_slot fds[FD_SLOTS];
 	struct name_slot names[NAME_SLOTS];
-	char out[96];
+	uint64_t versions;
+	uint64_t seen_gen;    /* the latest sample's thread list generation */
 };
 
 int thread_map_new(struct thread_map **out, const struct py_target *t,
@@ -153,6 +159,7 @@ static void find_tid_offset(struct thread_map *tm, const struct raw_sample *rs)
 
 	tm->tid_tries++;
 	tm->tried_gen = rs->list_gen;
+	tm->tried_ns = mono_ns();
 	if (!rs->nthreads)
 		return;
 	tasks = malloc(MAX_TASKS * sizeof(*tasks));
@@ -216,18 +223,25 @@ void thread_map_tids(struct thread_map *tm, struct raw_sample *rs)
 	int64_t now;
 	uint32_t i, k;
 
+	tm->seen_gen = rs->list_gen;
 	if (!tm->need_tids || !rs->nthreads)
 		return;
 	/* A thread being torn down can spoil a search: try again when the
 	 * list changes, a few times. */
+	now = mono_ns();
 	if (tm->tid_off == -1 && tm->tid_tries < 8 &&
-	    (!tm->tid_tries || rs->list_gen != tm->tried_gen))
+	    (!tm->tid_tries || rs->list_gen != tm->tried_gen ||
+	     now - tm->tried_ns > NAME_RETRY_NS))
 		find_tid_offset(tm, rs);
 	if (tm->tid_off < 0)
 		return;
-	now = mono_ns();
+	/* A thread state gets its thread's own id only once the thread runs
+	 * (before, it holds its creator's): any change means read again. */
+	for (i = 0; i < rs->nthreads && i < tm->npt; i++)
+		if (tm->pt_ids[i] != rs->threads[i].thread_id)
+			break;
 	if (rs->list_gen != tm->list_gen || now - tm->tids_read_ns > TID_REFRESH_NS ||
-	    tm->npt != rs->nthreads) {
+	    tm->npt != rs->nthreads || i < rs->nthreads) {
 		/* The list changed: read every thread's tid afresh. */
 		if (grow_pt(tm, rs->nthreads))
 			return;
@@ -388,33 +402,55 @@ static void os_name(const struct thread_map *tm, int32_t tid, char *out, size_t 
 		out[n - 1] = '\0';
 }
 
-/* The best name the target tells us for thread th, into ns. */
+/* The best name the target tells us for thread th, into ns: threading's,
+ * else the OS thread name.  threading registers a thread a moment after it
+ * starts running, so an OS name is looked at again later. */
 static void resolve_name(struct thread_map *tm, const struct raw_thread *th,
 			 struct name_slot *ns)
 {
+	struct py_thread_name names[64];
+	int n, i;
+
+	n = py_obj_thread_names(tm->t, tm->mem, names, sizeof(names) / sizeof(names[0]));
+	for (i = 0; i < n; i++) {
+		if (names[i].ident == th->thread_id) {
+			snprintf(ns->name, sizeof(ns->name), "%s", names[i].name);
+			ns->from_os = 0;
+			return;
+		}
+	}
 	ns->from_os = 1;
 	os_name(tm, th->native_tid, ns->name, sizeof(ns->name));
 }
 
-const char *thread_map_name(struct thread_map *tm, const struct raw_thread *th)
+const char *thread_map_name(struct thread_map *tm, const struct raw_thread *th,
+			    uint64_t *version)
 {
 	uint32_t h = (uint32_t)((th->thread_id >> 4) * 0x9e3779b97f4a7c15ull >> 32) &
 		     (NAME_SLOTS - 1);
 	struct name_slot *ns = &tm->names[h];
 	int64_t now = mono_ns();
+	char label[sizeof(ns->label)];
 
 	if (ns->thread_id != th->thread_id || ns->tid != th->native_tid ||
-	    (ns->from_os && now - ns->tried_ns > NAME_RETRY_NS)) {
+	    (ns->from_os && (now - ns->tried_ns > NAME_RETRY_NS ||
+			     ns->tried_gen != tm->seen_gen))) {
 		ns->thread_id = th->thread_id;
 		ns->tid = th->native_tid;
 		ns->tried_ns = now;
+		ns->tried_gen = tm->seen_gen;
 		resolve_name(tm, th, ns);
+		if (th->native_tid > 0)
+			snprintf(label, sizeof(label), "thread %d \"%s\"",
+				 (int)th->native_tid, ns->name);
+		else
+			snprintf(label, sizeof(label), "thread 0x%llx \"%s\"",
+				 (unsigned long long)th->thread_id, ns->name);
+		if (strcmp(label, ns->label)) {
+			memcpy(ns->label, label, sizeof(label));
+			ns->version = ++tm->versions;
+		}
 	}
-	if (th->native_tid > 0)
-		snprintf(tm->out, sizeof(tm->out), "thread %d \"%s\"", (int)th->native_tid,
-			 ns->name);
-	else
-		snprintf(tm->out, sizeof(tm->out), "thread 0x%llx \"%s\"",
-			 (unsigned long long)th->thread_id, ns->name);
-	return tm->out;
+	*version = ns->version;
+	return ns->label;
 }

@@ -19,7 +19,7 @@ struct sampler {
 	pid_t pid;
 	uint32_t process_frame;
 	/* Thread label -> frame id, for -t: the last few threads seen. */
-	struct { uint64_t thread_id; int32_t tid; uint32_t frame; } tframes[64];
+	struct { uint64_t thread_id, version; int32_t tid; uint32_t frame; } tframes[64];
 };
 
 #define PUB(dst, v) __atomic_store_n(&(dst), (v), __ATOMIC_RELAXED)
@@ -127,15 +127,19 @@ static void sleep_until(int64_t ns)
 static uint32_t thread_frame(struct sampler *s, const struct raw_thread *th)
 {
 	uint32_t slot = (uint32_t)((th->thread_id >> 4) ^ (uint64_t)th->native_tid) % 64;
+	uint64_t version;
+	const char *label = thread_map_name(s->tmap, th, &version);
 	uint32_t id;
 
 	if (s->tframes[slot].thread_id == th->thread_id &&
-	    s->tframes[slot].tid == th->native_tid && s->tframes[slot].frame)
+	    s->tframes[slot].tid == th->native_tid &&
+	    s->tframes[slot].version == version && s->tframes[slot].frame)
 		return s->tframes[slot].frame;
-	if (special_frame(s->tab, thread_map_name(s->tmap, th), &id))
+	if (special_frame(s->tab, label, &id))
 		return 0;
 	s->tframes[slot].thread_id = th->thread_id;
 	s->tframes[slot].tid = th->native_tid;
+	s->tframes[slot].version = version;
 	s->tframes[slot].frame = id;
 	return id;
 }
