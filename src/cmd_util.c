@@ -68,6 +68,8 @@ int cmd_attach_error(const char *who, int err, pid_t pid, const struct py_target
 	case -EAGAIN:
 		return cmd_die(who, EXIT_NOT_PYTHON, "pid %d has a Python runtime that has "
 			       "not started an interpreter", (int)pid);
+	case -ENOMEM:
+		return cmd_die(who, EXIT_FAILURE_RUN, "out of memory reading pid %d", (int)pid);
 	default:
 		return cmd_die(who, EXIT_NOT_PYTHON, "pid %d is not a Python process (%s): "
 			       "for the Python processes under it, add --subprocesses",

@@ -12,6 +12,7 @@ static const struct {
 } cmds[] = {
 	{ "record", cmd_record, "sample a Python process and write a profile" },
 	{ "top", cmd_top, "show a live view of the functions a Python process runs" },
+	{ "dump", cmd_dump, "print the stack of every thread of a Python process once" },
 };
 
 static void usage(FILE *f)

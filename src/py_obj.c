@@ -306,6 +306,23 @@ size_t py_text_decode_utf8(const uint8_t *s, size_t len, uint32_t *cp,
 	return n;
 }
 
+size_t py_text_printable(const char *s, size_t len, char *out, size_t size)
+{
+	enum { CAP = 4096 };
+	uint32_t *cp = malloc(CAP * sizeof(*cp));
+	size_t n, used, w;
+
+	if (!cp) {
+		if (size)
+			out[0] = '\0';
+		return 0;
+	}
+	n = py_text_decode_utf8((const uint8_t *)s, len < CAP ? len : CAP, cp, CAP, &used);
+	w = py_text_format(cp, n, len > used ? n + 1 : n, "", 0, out, size);
+	free(cp);
+	return w;
+}
+
 /* ---- numbers -------------------------------------------------------- */
 
 size_t py_float_format(double v, char *out, size_t size)

@@ -114,6 +114,13 @@ size_t py_text_format(const uint32_t *cp, size_t n, uint64_t total,
 size_t py_text_decode_utf8(const uint8_t *s, size_t len, uint32_t *cp,
 			   size_t cap, size_t *used);
 
+/* Text from the target that is meant to be UTF-8 (function and file names)
+ * as printable UTF-8: control and non-printable characters escaped as
+ * py_text_format does, each invalid byte as \udcNN (Python's
+ * surrogateescape), no quotes.  Input past 4096
+ * bytes is cut ("...").  Returns the length written. */
+size_t py_text_printable(const char *s, size_t len, char *out, size_t size);
+
 /* A double as Python's repr() shows it: the shortest text that reads back
  * to the same value, "1e+16" past 16 digits, ".0" on integers, "inf",
  * "-inf", "nan".  Returns the length written (size >= 32). */

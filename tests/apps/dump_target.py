@@ -7,8 +7,8 @@ ready first.  Works on Python 2.7 and every 3.x.
 
 The thread "worker-1" sits in hold_locals(), whose arguments and locals are
 checked by the tests: count=42, ratio=0.25, label, QUOTED, DATA, ITEMS,
-BIG, NEG, flag=True, nothing=None, raw and extra (a cell).  "sleeper \\"q\\""
-has a quote in its name; "worker-2" waits in a class method."""
+BIG, NEG, flag=True, nothing=None, raw and extra (a cell).  The thread
+'sleeper "q"' has quotes in its name; "worker-2" waits in a class method."""
 import os
 import subprocess
 import sys
@@ -39,19 +39,19 @@ def hold_locals(stop, count, ratio=0.25, *rest, **opts):
         return extra
 
     while not stop.is_set():  # hold_locals wait
-        stop.wait(0.05)
+        stop.wait(5)
     return inner, label, quoted, data, items, big, neg, flag, nothing, pair, raw
 
 
 class Worker(object):
     def park(self, stop):
         while not stop.is_set():  # park wait
-            stop.wait(0.05)
+            stop.wait(5)
 
 
 def sleeper(stop):
     while not stop.is_set():  # sleeper wait
-        time.sleep(0.05)
+        time.sleep(0.5)
 
 
 def main():
@@ -77,7 +77,7 @@ def main():
     sys.stdout.flush()
     end = time.time() + seconds
     while time.time() < end:  # main wait
-        time.sleep(0.05)
+        time.sleep(0.5)
     stop.set()
     if child:
         child.kill()

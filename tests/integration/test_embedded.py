@@ -223,7 +223,9 @@ def test_uwsgi_worker(uwsgi, mode, tmp_path):
     load = Load(port, UWSGI_MODES[mode][1])
     try:
         time.sleep(0.3)  # let the load reach the workers
-        r = run_pyspyc(["record", "--pid", str(worker), "-d", "3", "-r", "200",
+        # -i: a request thread waiting for the GIL counts too, so two
+        # threads in requests give two stacks a tick.
+        r = run_pyspyc(["record", "--pid", str(worker), "-i", "-d", "3", "-r", "200",
                         "-o", str(out)], timeout=30)
     finally:
         load.stop()

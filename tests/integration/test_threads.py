@@ -72,7 +72,7 @@ def test_idle_counts_waiting_threads(python, tmp_path):
         assert name in threads, "thread %s missing with --idle: %s" % (name, sorted(threads))
         # Every thread is counted at every tick once it has started (the
         # waiting ones start last, on a loaded machine later).
-        assert threads[name][1].get(fn, 0) >= 0.5 * most, (name, threads[name])
+        assert threads[name][1].get(fn, 0) >= 0.25 * most, (name, threads[name])
     # (The main thread may show under its OS name for its first samples,
     # before the target imported threading: same tid, two names.)
     tids = [threads[n][0] for n in list(BUSY) + list(WAITING)]

@@ -140,6 +140,28 @@ static void test_decode_utf8(void **state)
 	assert_int_equal(used, 3);
 }
 
+static void test_text_printable(void **state)
+{
+	char out[64];
+	char big[5000];
+
+	(void)state;
+	py_text_printable("spin", 4, out, sizeof(out));
+	assert_string_equal(out, "spin");
+	py_text_printable("new\nline\x1b[0m", 12, out, sizeof(out));
+	assert_string_equal(out, "new\\nline\\x1b[0m");
+	/* valid UTF-8 passes; an invalid byte shows as Python shows it */
+	py_text_printable("\xc3\xa9t\xc3\xa9\xff", 6, out, sizeof(out));
+	assert_string_equal(out, "\xc3\xa9t\xc3\xa9\\udcff");
+	/* a bidi override cannot reorder the line it is printed on */
+	py_text_printable("a\xe2\x80\xae" "b", 5, out, sizeof(out));
+	assert_string_equal(out, "a\\u202eb");
+	memset(big, 'x', sizeof(big));
+	py_text_printable(big, sizeof(big), out, sizeof(out));
+	assert_int_equal(strlen(out), sizeof(out) - 1);
+	assert_string_equal(out + strlen(out) - 3, "...");
+}
+
 static const char *ffmt(double v)
 {
 	static char out[64];
@@ -1065,6 +1087,7 @@ int main(void)
 		cmocka_unit_test(test_text_unicode),
 		cmocka_unit_test(test_text_cut),
 		cmocka_unit_test(test_decode_utf8),
+		cmocka_unit_test(test_text_printable),
 		cmocka_unit_test(test_float),
 		cmocka_unit_test(test_int),
 		cmocka_unit_test(test_repr_scalars),
