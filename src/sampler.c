@@ -231,7 +231,9 @@ static void filter(struct sampler *s, struct raw_sample *rs, struct sampler_stat
 		   uint64_t *idle)
 {
 	uint32_t i, threads = 0, active = 0;
-	int need_tids = !s->o.idle || s->o.threads;
+	/* OS tids: for the /proc state, the -t label and the threads to
+	 * trace with --blocking. */
+	int need_tids = !s->o.idle || s->o.threads || s->o.blocking;
 
 	if (need_tids)
 		thread_map_tids(s->tmap, rs);

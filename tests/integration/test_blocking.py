@@ -34,6 +34,18 @@ def test_blocking_same_shares(python, target, tmp_path):
     assert status_field(t.pid, "State")[0] in "RS"
 
 
+def test_blocking_with_idle_pauses(python, target, tmp_path):
+    # -i needs no thread states, but --blocking still needs every thread's
+    # OS id to trace it (on <= 3.10 learnt from the thread descriptors).
+    t = target(python, "split.py", 20)
+    out = tmp_path / "i.folded"
+    r = run_pyspyc(["record", "--blocking", "-i", "-p", str(t.pid), "-r", "200", "-d", "2",
+                    "-o", str(out)], timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"paused [\d.]+ us per sample", r.stderr), r.stderr
+    assert status_field(t.pid, "TracerPid") == "0"
+
+
 def test_blocking_delivers_signals_and_job_control(one_python, tmp_path):
     # A target that counts SIGUSR1 and reports the count on SIGUSR2.
     code = ("import os, signal, sys, time\n"
