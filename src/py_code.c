@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "pyspyc/bytes.h"
 #include "pyspyc/py_code.h"
 #include "pyspyc/py_lines.h"
 
@@ -91,22 +92,6 @@ struct py_symbolizer {
 	size_t ranges_cap;
 	uint8_t *ltab;                /* line-table bytes scratch */
 };
-
-static uint64_t rd64(const uint8_t *b, int32_t off)
-{
-	uint64_t v;
-
-	memcpy(&v, b + off, sizeof(v));
-	return v;
-}
-
-static int32_t rd32(const uint8_t *b, int32_t off)
-{
-	int32_t v;
-
-	memcpy(&v, b + off, sizeof(v));
-	return v;
-}
 
 static uint32_t addr_hash(uint64_t a, uint32_t mask)
 {

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pyspyc/bytes.h"
 #include "pyspyc/py_obj.h"
 
 #define MAX_TYPE_NAME 64          /* bytes of tp_name read */
@@ -80,22 +81,6 @@ static int rd(struct reader *r, uint64_t addr, void *buf, size_t len)
 static int rd_ptr(struct reader *r, uint64_t addr, uint64_t *v)
 {
 	return rd(r, addr, v, sizeof(*v));
-}
-
-static uint64_t get64(const uint8_t *b, int32_t off)
-{
-	uint64_t v;
-
-	memcpy(&v, b + off, sizeof(v));
-	return v;
-}
-
-static int32_t get32(const uint8_t *b, int32_t off)
-{
-	int32_t v;
-
-	memcpy(&v, b + off, sizeof(v));
-	return v;
 }
 
 static uint64_t at(uint64_t base, int32_t off)
@@ -538,9 +523,9 @@ static int type_at(struct reader *r, uint64_t type, struct type_info *ti)
 		return err;
 	memset(ti, 0, sizeof(*ti));
 	ti->addr = type;
-	ti->flags = get64(win, L->type_flags);
-	ti->dictoffset = (int64_t)get64(win, L->type_dictoffset);
-	err = read_cstr(r, get64(win, L->type_name), raw, MAX_TYPE_NAME, &len);
+	ti->flags = rd64(win, L->type_flags);
+	ti->dictoffset = (int64_t)rd64(win, L->type_dictoffset);
+	err = read_cstr(r, rd64(win, L->type_name), raw, MAX_TYPE_NAME, &len);
 	if (err)
 		return err;
 	raw[len] = '\0';
@@ -704,7 +689,7 @@ static int text_ref(struct reader *r, uint64_t obj, int kind, struct text_ref *t
 		err = rd(r, obj, hdr, (size_t)L->bytes_data);
 		if (err)
 			return err;
-		tr->length = get64(hdr, L->bytes_size);
+		tr->length = rd64(hdr, L->bytes_size);
 		tr->data = at(obj, L->bytes_data);
 		tr->unit = 1;
 	} else if (kind == K_USTR27) {
@@ -714,8 +699,8 @@ static int text_ref(struct reader *r, uint64_t obj, int kind, struct text_ref *t
 		err = rd(r, obj, hdr, (size_t)L->ustr_str + 8);
 		if (err)
 			return err;
-		tr->length = get64(hdr, L->ustr_length);
-		tr->data = get64(hdr, L->ustr_str);
+		tr->length = rd64(hdr, L->ustr_length);
+		tr->data = rd64(hdr, L->ustr_str);
 		tr->unit = (uint32_t)L->ustr_unit;
 	} else {
 		uint32_t state, k;
@@ -726,7 +711,7 @@ static int text_ref(struct reader *r, uint64_t obj, int kind, struct text_ref *t
 		err = rd(r, obj, hdr, (size_t)L->unicode_ascii_data);
 		if (err)
 			return err;
-		tr->length = get64(hdr, L->unicode_length);
+		tr->length = rd64(hdr, L->unicode_length);
 		memcpy(&state, hdr + L->unicode_state, sizeof(state));
 		k = (state >> 2) & 7;
 		if ((k != 1 && k != 2 && k != 4) || (((state >> 6) & 1) && k != 1))
@@ -884,8 +869,8 @@ static int entries_foreach(struct reader *r, uint64_t entries, uint64_t count,
 		if (err)
 			return err;
 		for (j = 0; j < b; j++) {
-			uint64_t k = get64(buf + j * esize, (int32_t)koff);
-			uint64_t v = values ? vals[j] : get64(buf + j * esize, (int32_t)voff);
+			uint64_t k = rd64(buf + j * esize, (int32_t)koff);
+			uint64_t v = values ? vals[j] : rd64(buf + j * esize, (int32_t)voff);
 
 			if (k && v && (err = fn(r, k, v, ctx)))
 				return err;
@@ -912,9 +897,9 @@ static int keys_foreach(struct reader *r, uint64_t keys, uint64_t values,
 	err = rd(r, keys, hdr, (size_t)L->dk_indices);
 	if (err)
 		return err;
-	n = get64(hdr, L->dk_nentries);
+	n = rd64(hdr, L->dk_nentries);
 	if (L->dict_model == PY_DICT_COMPACT) {
-		size = get64(hdr, L->dk_size);
+		size = rd64(hdr, L->dk_size);
 		if (size < 8 || size > MAX_DICT_SLOTS * 2 || (size & (size - 1)))
 			return -EBADMSG;
 		ixsize = size <= 0xff ? 1 : size <= 0xffff ? 2 : 4;
@@ -962,12 +947,12 @@ static int dict_foreach(struct reader *r, uint64_t dict, entry_fn fn, void *ctx)
 		err = rd(r, dict, hdr, (size_t)L->dict_table + 8);
 		if (err)
 			return err;
-		mask = get64(hdr, L->dict_mask);
+		mask = rd64(hdr, L->dict_mask);
 		if (mask >= MAX_DICT_SLOTS || ((mask + 1) & mask))
 			return -EBADMSG;
 		/* PyDictEntry {hash, key, value}; deleted slots keep a dummy key
 		 * and no value. */
-		return entries_foreach(r, get64(hdr, L->dict_table), mask + 1,
+		return entries_foreach(r, rd64(hdr, L->dict_table), mask + 1,
 				       (size_t)L->dk_entry_size, 8, 16, 0, fn, ctx);
 	}
 	if (L->dict_keys < 0 || L->dict_values < 0 ||
@@ -977,7 +962,7 @@ static int dict_foreach(struct reader *r, uint64_t dict, entry_fn fn, void *ctx)
 								     : L->dict_values) + 8);
 	if (err)
 		return err;
-	return keys_foreach(r, get64(hdr, L->dict_keys), get64(hdr, L->dict_values), fn, ctx);
+	return keys_foreach(r, rd64(hdr, L->dict_keys), rd64(hdr, L->dict_values), fn, ctx);
 }
 
 struct lookup {
@@ -1271,8 +1256,8 @@ static int emit(struct reader *r, struct frame_vars *fv, uint64_t name,
 static int code_counts(struct reader *r, const uint8_t *cw, uint64_t *nargs)
 {
 	const struct py_layout *L = r->L;
-	int32_t argc = get32(cw, L->code_argcount), flags = get32(cw, L->code_flags);
-	int32_t kwc = L->code_kwonlyargcount >= 0 ? get32(cw, L->code_kwonlyargcount) : 0;
+	int32_t argc = rd32(cw, L->code_argcount), flags = rd32(cw, L->code_flags);
+	int32_t kwc = L->code_kwonlyargcount >= 0 ? rd32(cw, L->code_kwonlyargcount) : 0;
 
 	if (argc < 0 || kwc < 0 || argc > PY_OBJ_MAX_LOCALS || kwc > PY_OBJ_MAX_LOCALS)
 		return -EBADMSG;
@@ -1288,18 +1273,18 @@ static int locals_objects(struct reader *r, struct frame_vars *fv, uint64_t fram
 {
 	const struct py_layout *L = r->L;
 	size_t nnames, ncells = 0, nfrees = 0, i, j, total;
-	int32_t nlocals = get32(cw, L->code_nlocals);
+	int32_t nlocals = rd32(cw, L->code_nlocals);
 	uint8_t used[PY_OBJ_MAX_LOCALS];
 	uint64_t nargs;
 	int err;
 
 	err = code_counts(r, cw, &nargs);
 	if (!err)
-		err = read_tuple(r, get64(cw, L->code_varnames), fv->names, PY_OBJ_MAX_LOCALS, &nnames);
+		err = read_tuple(r, rd64(cw, L->code_varnames), fv->names, PY_OBJ_MAX_LOCALS, &nnames);
 	if (!err)
-		err = read_tuple(r, get64(cw, L->code_cellvars), fv->cells, PY_OBJ_MAX_LOCALS, &ncells);
+		err = read_tuple(r, rd64(cw, L->code_cellvars), fv->cells, PY_OBJ_MAX_LOCALS, &ncells);
 	if (!err)
-		err = read_tuple(r, get64(cw, L->code_freevars), fv->frees, PY_OBJ_MAX_LOCALS, &nfrees);
+		err = read_tuple(r, rd64(cw, L->code_freevars), fv->frees, PY_OBJ_MAX_LOCALS, &nfrees);
 	if (err)
 		return err;
 	if (nlocals < 0 || (size_t)nlocals != nnames)
@@ -1342,7 +1327,7 @@ static int locals_interp(struct reader *r, struct frame_vars *fv, uint64_t frame
 			 const uint8_t *cw, py_obj_local_fn cb, void *ctx)
 {
 	const struct py_layout *L = r->L;
-	uint64_t kinds = get64(cw, L->code_localspluskinds), nargs;
+	uint64_t kinds = rd64(cw, L->code_localspluskinds), nargs;
 	struct text_ref tr;
 	struct type_info ti;
 	size_t n, i;
@@ -1350,7 +1335,7 @@ static int locals_interp(struct reader *r, struct frame_vars *fv, uint64_t frame
 
 	err = code_counts(r, cw, &nargs);
 	if (!err)
-		err = read_tuple(r, get64(cw, L->code_localsplusnames), fv->names,
+		err = read_tuple(r, rd64(cw, L->code_localsplusnames), fv->names,
 				 PY_OBJ_MAX_LOCALS, &n);
 	if (!err)
 		err = type_of(r, kinds, &ti);

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pyspyc/bytes.h"
 #include "pyspyc/clock.h"
 #include "pyspyc/py_obj.h"
 #include "pyspyc/py_threads.h"
@@ -151,14 +152,6 @@ static int has_tid(const int32_t *tids, int n, int32_t v)
 			hi = mid - 1;
 	}
 	return 0;
-}
-
-static int32_t rd32(const uint8_t *b, size_t off)
-{
-	int32_t v;
-
-	memcpy(&v, b + off, sizeof(v));
-	return v;
 }
 
 /* Learn where the thread descriptor keeps the tid: the first offset at which

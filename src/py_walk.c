@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pyspyc/bytes.h"
 #include "pyspyc/py_walk.h"
 
 /* Bounds on what one sample may copy; beyond them the walker falls back to
@@ -81,14 +82,6 @@ struct py_walker {
 	uint32_t gil_len;
 	uint8_t gilbuf[64];
 };
-
-static uint64_t rd64(const uint8_t *base, int32_t off)
-{
-	uint64_t v;
-
-	memcpy(&v, base + off, sizeof(v));
-	return v;
-}
 
 static void gil_init(struct py_walker *w, const struct py_target *t)
 {
