@@ -513,16 +513,11 @@ static int tree_of(pid_t root, struct node **out)
 	if (n < 0)
 		n = 0;
 	for (i = 0; i < n; i++) {
-		uint64_t start;
-		pid_t ppid = 0;
-
 		nodes[i + 1].pid = ids[i].pid;
-		if (proc_stat_ids(ids[i].pid, &ppid, &start))
-			ppid = 0;
-		nodes[i + 1].ppid = ppid;
+		nodes[i + 1].ppid = ids[i].ppid;
 		nodes[i + 1].parent = 0;
 		for (k = 0; k <= i; k++)
-			if (nodes[k].pid == ppid)
+			if (nodes[k].pid == ids[i].ppid)
 				nodes[i + 1].parent = k;
 	}
 	free(ids);

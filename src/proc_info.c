@@ -228,6 +228,7 @@ int proc_descendants(pid_t root, struct proc_ident *out, size_t cap)
 			if (all[k].ppid != queue[head] || !all[k].pid)
 				continue;
 			out[nout].pid = all[k].pid;
+			out[nout].ppid = all[k].ppid;
 			out[nout].start = all[k].start;
 			nout++;
 			queue[i++] = all[k].pid;

@@ -60,6 +60,7 @@ int proc_cmdline(pid_t pid, char *buf, size_t size);
 /* A process told apart from a later one that reuses its pid. */
 struct proc_ident {
 	pid_t pid;
+	pid_t ppid;          /* its parent when it was looked at */
 	uint64_t start;      /* start time, clock ticks after boot */
 };
 
