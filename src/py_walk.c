@@ -583,7 +583,6 @@ static void walk_objects(struct py_walker *w, struct thread_slot *s,
 	uint64_t f = s->current_frame;
 	uint32_t j = 0;
 
-	s->nwalked = 0;
 	if ((size_t)L->frame_size > sizeof(tmp)) {
 		th->flags |= RAW_TORN;
 		return;
@@ -639,7 +638,7 @@ static void walk_thread(struct py_walker *w, uint32_t idx, struct walk_stats *st
 		th->native_tid = (int32_t)rd64(ts, L->tstate_native_thread_id);
 	th->first = rs->nframes;
 	visited_clear(w);
-	s->nwalked = 0;
+	s->nwalked = 0; /* frames this walk reads one by one, for the next plan */
 	if (L->frame_model == PY_FRAMES_OBJECTS) {
 		walk_objects(w, s, th, st);
 		goto out;
