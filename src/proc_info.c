@@ -155,10 +155,11 @@ int proc_cmdline(pid_t pid, char *buf, size_t size)
 	return 0;
 }
 
-int proc_stat_ids(pid_t pid, pid_t *ppid, uint64_t *start)
+int proc_stat_ids(pid_t pid, pid_t *ppid, uint64_t *start, int *state)
 {
 	char buf[1024], *rp = NULL;
 	unsigned long long st;
+	char c;
 	int pp, err;
 
 	err = read_stat(pid, buf, sizeof(buf), &rp);
@@ -167,11 +168,13 @@ int proc_stat_ids(pid_t pid, pid_t *ppid, uint64_t *start)
 	/* state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt
 	 * cmajflt utime stime cutime cstime priority nice num_threads
 	 * itrealvalue starttime */
-	if (sscanf(rp + 1, " %*c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u "
-			   "%*d %*d %*d %*d %*d %*d %llu", &pp, &st) != 2)
+	if (sscanf(rp + 1, " %c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u "
+			   "%*d %*d %*d %*d %*d %*d %llu", &c, &pp, &st) != 3)
 		return -EINVAL;
 	*ppid = (pid_t)pp;
 	*start = st;
+	if (state)
+		*state = (unsigned char)c;
 	return 0;
 }
 
@@ -200,7 +203,7 @@ int proc_descendants(pid_t root, struct proc_ident *out, size_t cap)
 		if (*end || v <= 0 || v > INT32_MAX || v == root)
 			continue;
 		pn.pid = (pid_t)v;
-		if (proc_stat_ids(pn.pid, &pn.ppid, &pn.start))
+		if (proc_stat_ids(pn.pid, &pn.ppid, &pn.start, NULL))
 			continue; /* exited while we looked */
 		if (nall == allcap) {
 			allcap = allcap ? allcap * 2 : 256;

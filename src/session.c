@@ -237,13 +237,13 @@ static void prune_skips(struct session *s, const struct proc_ident *tree, int n)
 static void scan(struct session *s)
 {
 	struct py_target *t;
-	int n, k;
+	int n, k, state = 0;
 	pid_t ppid;
 	uint64_t start;
 	int64_t now = mono_ns();
 
-	if (proc_stat_ids(s->root.pid, &ppid, &start) || start != s->root.start ||
-	    proc_state(s->root.pid) == 'Z') {
+	if (proc_stat_ids(s->root.pid, &ppid, &start, &state) ||
+	    start != s->root.start || state == 'Z') {
 		pthread_mutex_lock(&s->lock);
 		s->root_gone = 1;
 		pthread_mutex_unlock(&s->lock);
@@ -321,7 +321,7 @@ int session_start(struct session *s, pid_t root, const struct py_target *t)
 	if (!t && !s->o.subprocesses)
 		return -EINVAL;
 	s->root.pid = root;
-	err = proc_stat_ids(root, &ppid, &s->root.start);
+	err = proc_stat_ids(root, &ppid, &s->root.start, NULL);
 	if (err)
 		return err;
 	s->start_ns = mono_ns();

@@ -64,8 +64,9 @@ struct proc_ident {
 	uint64_t start;      /* start time, clock ticks after boot */
 };
 
-/* pid's parent and start time from /proc/PID/stat.  0 or -errno. */
-int proc_stat_ids(pid_t pid, pid_t *ppid, uint64_t *start);
+/* pid's parent, start time and (state may be NULL) state letter, from one
+ * read of /proc/PID/stat.  0 or -errno. */
+int proc_stat_ids(pid_t pid, pid_t *ppid, uint64_t *start, int *state);
 
 /* Every live descendant of root (not root itself), found by one scan of
  * /proc, into out[0..cap).  Returns the count (at most cap) or -errno. */
