@@ -6,7 +6,8 @@ set -eu
 
 PKGS="build-essential pkg-config libelf-dev libunwind-dev libbpf-dev zlib1g-dev \
 libcmocka-dev libxml2-dev python3 python3-pytest libxml2-utils procps mandoc \
-uwsgi-core uwsgi-plugin-python3 libpython3.11 libncurses-dev tmux gunicorn python3-flask"
+uwsgi-core uwsgi-plugin-python3 libpython3.11 libncurses-dev tmux gunicorn python3-flask \
+golang-go chromium"
 
 missing=""
 for p in $PKGS; do
@@ -15,14 +16,31 @@ for p in $PKGS; do
 	fi
 done
 
-[ -z "$missing" ] && exit 0
+# Node.js and npm run the consumer tests' programs (speedscope, playwright);
+# any Node.js 18 or later does, Debian's own when none is there.
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 
-if [ "$(id -u)" != 0 ]; then
-	echo "install-deps: missing packages:$missing (run as root to install)" >&2
-	exit 1
+if [ -n "$missing" ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "install-deps: missing packages:$missing (run as root to install)" >&2
+		exit 1
+	fi
+	echo "install-deps: installing$missing" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# shellcheck disable=SC2086
+	apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
-echo "install-deps: installing$missing" >&2
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-# shellcheck disable=SC2086
-apt-get install -y -qq --no-install-recommends $missing >/dev/null
+
+# The npm packages the consumer tests drive, at the versions in the lock
+# file, into tests/consumers/node_modules.  Done again only when the lock
+# file changed since.
+consumers="$(dirname "$0")/../tests/consumers"
+stamp="$consumers/node_modules/.pyspyc-lock"
+if ! cmp -s "$consumers/package-lock.json" "$stamp" 2>/dev/null; then
+	echo "install-deps: npm ci in tests/consumers" >&2
+	(cd "$consumers" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+	cp "$consumers/package-lock.json" "$stamp"
+fi
+

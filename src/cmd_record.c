@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "pyspyc/cli.h"
+#include "pyspyc/clock.h"
 #include "pyspyc/cmd.h"
 #include "pyspyc/cmd_util.h"
 #include "pyspyc/output.h"
@@ -42,6 +43,8 @@ struct record_args {
 	int gil;
 	int blocking;
 	int nonblocking;
+	int inverted;
+	long long max_timeline;
 };
 
 #define OFF(f) offsetof(struct record_args, f)
@@ -50,12 +53,14 @@ static const struct opt record_opts[] = {
 	{ 'p', "pid", OPT_INT, "PID", "profile the running process PID",
 	  OFF(pid), 1, 4194304, 0 },
 	{ 'o', "output", OPT_LIST, "FILE",
-	  "write the profile to FILE; repeatable; the format follows the extension "
-	  "(.svg flame graph, .folded/.collapsed/.txt collapsed stacks); '-' writes "
-	  "collapsed stacks to stdout",
+	  "write the profile to FILE; repeatable; the format follows the extension: "
+	  ".svg flame graph, .folded/.collapsed/.txt collapsed stacks, "
+	  ".speedscope.json speedscope, .trace.json chrometrace, .pb.gz/.pprof pprof; "
+	  "'-' writes to stdout (collapsed stacks unless --format says otherwise)",
 	  OFF(outputs), 0, 0, 0 },
 	{ 'f', "format", OPT_STRING, "FORMAT",
-	  "format for outputs whose extension says none: flamegraph or raw",
+	  "format of outputs whose name has no known extension (such as .json or '-'), "
+	  "and of the default output: flamegraph, raw, speedscope, chrometrace or pprof",
 	  OFF(format), 0, 0, 0 },
 	{ 'r', "rate", OPT_DOUBLE, "HZ", "samples per second (default 100)",
 	  OFF(rate), 0, 100000, 1 },
@@ -90,6 +95,9 @@ static const struct opt record_opts[] = {
 	{ 0, "nonblocking", OPT_FLAG, NULL,
 	  "never pause the target (the default; for py-spy compatibility)",
 	  OFF(nonblocking), 0, 0, 0 },
+	{ 0, "inverted", OPT_FLAG, NULL,
+	  "draw the flame graph upside down (icicle graph: roots at the top)",
+	  OFF(inverted), 0, 0, 0 },
 	{ 0, "max-depth", OPT_INT, "N",
 	  "frames kept per stack before it is truncated (default 4096)",
 	  OFF(max_depth), 1, 65536, 0 },
@@ -99,6 +107,10 @@ static const struct opt record_opts[] = {
 	{ 0, "max-frames", OPT_INT, "N",
 	  "unique frames and unique names kept in memory (default 1048576)",
 	  OFF(max_frames), 1024, 100000000, 0 },
+	{ 0, "max-timeline", OPT_INT, "N",
+	  "thread stacks kept in time order for chrometrace and speedscope "
+	  "(default 10000000, 16 bytes each)",
+	  OFF(max_timeline), 1, 1000000000, 0 },
 };
 
 static const struct cmd_usage record_usage = {
@@ -125,16 +137,33 @@ struct output {
 };
 
 
-/* Work out every output's path and format before sampling starts. */
+/* The names of every format, "a, b or c", for messages. */
+static void format_names(char *buf, size_t size)
+{
+	const struct out_format *const *f = out_formats();
+	size_t n = 0, i, count = 0;
+
+	while (f[count])
+		count++;
+	buf[0] = '\0';
+	for (i = 0; i < count && n < size; i++)
+		n += (size_t)snprintf(buf + n, size - n, "%s%s",
+				      i == 0 ? "" : i + 1 == count ? " or " : ", ", f[i]->name);
+}
+
+/* Work out every output's path and format before sampling starts.  An
+ * output whose name ends in a format's extension gets that format; --format
+ * gives the others theirs (and the default output's when there is no -o). */
 static int plan_outputs(const struct record_args *a, const char *name, int pid,
 			struct output *outs, int *nout, char *defname, size_t deflen)
 {
 	const struct out_format *forced = NULL;
+	char names[160];
 	int i;
 
+	format_names(names, sizeof(names));
 	if (a->format && !(forced = out_format_by_name(a->format)))
-		return cmd_die(WHO, EXIT_USAGE, "unknown format '%.64s' (flamegraph or raw)",
-			   a->format);
+		return cmd_die(WHO, EXIT_USAGE, "unknown format '%.64s' (%s)", a->format, names);
 	if (a->outputs.n == 0) {
 		char stamp[32];
 		time_t now = time(NULL);
@@ -145,20 +174,22 @@ static int plan_outputs(const struct record_args *a, const char *name, int pid,
 		strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%S", &tm);
 		if (!forced)
 			forced = out_format_by_name("flamegraph");
-		ext = forced->exts[0] + 1;
-		snprintf(defname, deflen, "%s-%d-%s.%s", name, pid, stamp, ext);
+		ext = forced->exts[0];
+		snprintf(defname, deflen, "%s-%d-%s%s", name, pid, stamp, ext);
 		outs[0] = (struct output){ defname, forced };
 		*nout = 1;
 		return 0;
 	}
 	for (i = 0; i < a->outputs.n; i++) {
 		const char *p = a->outputs.v[i];
-		const struct out_format *f = forced ? forced : out_format_by_path(p);
+		const struct out_format *f = out_format_by_path(p);
 
+		if (!f || (!strcmp(p, "-") && forced))
+			f = forced;
 		if (!f)
 			return cmd_die(WHO, EXIT_USAGE,
 				   "cannot tell the format of '%.200s' from its name: "
-				   "use .svg, .folded or --format", p);
+				   "give --format (%s)", p, names);
 		outs[i] = (struct output){ p, f };
 	}
 	*nout = a->outputs.n;
@@ -181,12 +212,27 @@ static int check_outputs(const struct output *outs, int nout)
 	return 0;
 }
 
-static int write_outputs(const struct output *outs, int nout, struct profile *p)
+/* What the outputs together need from the run (OUT_* bits). */
+static unsigned outputs_need(const struct output *outs, int nout)
+{
+	unsigned needs = 0;
+	int i;
+
+	for (i = 0; i < nout; i++)
+		needs |= outs[i].fmt->needs;
+	return needs;
+}
+
+/* full has a thread marker on every stack when a format needed them; plain
+ * is the profile the other formats get (markers only with -t). */
+static int write_outputs(const struct output *outs, int nout, const struct record_args *a,
+			 const struct profile *full, const struct profile *plain)
 {
 	int i, failed = 0;
 
 	for (i = 0; i < nout; i++) {
-		struct out_opts oo = { 0 };
+		struct out_opts oo = { .inverted = a->inverted };
+		const struct profile *p = outs[i].fmt->needs & OUT_PER_THREAD ? full : plain;
 		int err = out_write_file(outs[i].path, outs[i].fmt, p, &oo);
 
 		if (err == -EPIPE && !strcmp(outs[i].path, "-"))
@@ -202,7 +248,7 @@ static int write_outputs(const struct output *outs, int nout, struct profile *p)
 
 static void summary(const struct session_stats *st, const struct record_args *a,
 		    const struct output *outs, int nout, int failed,
-		    const struct stacktab *tab)
+		    const struct stacktab *tab, uint64_t timeline_lost)
 {
 	const char *full = stacktab_full(tab);
 	struct rusage ru;
@@ -231,6 +277,10 @@ static void summary(const struct session_stats *st, const struct record_args *a,
 	if (st->dropped)
 		fprintf(stderr, "; %llu stacks dropped: table full, raise %s",
 			(unsigned long long)st->dropped, full ? full : "--max-stacks");
+	if (timeline_lost)
+		fprintf(stderr, "; the timeline kept the first %llu stacks of %llu (--max-timeline)",
+			(unsigned long long)a->max_timeline,
+			(unsigned long long)(a->max_timeline + timeline_lost));
 	if (!failed) {
 		for (i = 0; i < nout; i++)
 			fprintf(stderr, "%s%s", i ? ", " : "; wrote ",
@@ -239,25 +289,65 @@ static void summary(const struct session_stats *st, const struct record_args *a,
 	fputc('\n', stderr);
 }
 
-/* Sample until the session ends or we are told to stop. */
-static void wait_session(struct session *sess)
+/* The one-line progress display, redrawn in place on a terminal. */
+static void progress(struct session *sess)
+{
+	struct session_stats st;
+
+	session_stats(sess, &st);
+	fprintf(stderr, "\rpyspyc: %.1f s, %llu samples, %llu errors, %llu late ticks",
+		st.elapsed_s, (unsigned long long)st.samples,
+		(unsigned long long)st.errors, (unsigned long long)st.late);
+	if (st.processes > 1)
+		fprintf(stderr, ", %u processes", st.processes);
+	fputs(" (Ctrl-C stops)\033[K", stderr);
+	fflush(stderr);
+}
+
+/* Sample until the session ends or we are told to stop; with show, keep
+ * the progress line up to date (4 times a second) and erase it at the end. */
+static void wait_session(struct session *sess, int show)
 {
 	struct timespec ts = { 0, 20 * 1000 * 1000 };
+	int64_t next = 0;
 
-	while (!cmd_stop_flag && !session_done(sess))
+	while (!cmd_stop_flag && !session_done(sess)) {
+		if (show && mono_ns() >= next) {
+			progress(sess);
+			next = mono_ns() + 250 * 1000 * 1000;
+		}
 		nanosleep(&ts, NULL);
+	}
 	session_stop(sess);
+	if (show)
+		fputs("\r\033[K", stderr);
+}
+
+/* Show progress when stderr is a terminal of its own: not redirected, and
+ * not the terminal the profile itself goes to (-o - on a terminal). */
+static int want_progress(const struct output *outs, int nout)
+{
+	const char *term = getenv("TERM");
+	int i;
+
+	if (!isatty(STDERR_FILENO) || (term && !strcmp(term, "dumb")))
+		return 0;
+	for (i = 0; i < nout; i++)
+		if (!strcmp(outs[i].path, "-") && isatty(STDOUT_FILENO))
+			return 0;
+	return 1;
 }
 
 int cmd_record(int argc, char **argv)
 {
 	struct record_args a = { .rate = 100, .max_depth = 4096, .max_stacks = 200000,
-				 .max_frames = 1 << 20 };
+				 .max_frames = 1 << 20, .max_timeline = 10000000 };
 	struct output outs[MAX_OUTPUTS];
 	struct session_stats st = { 0 };
 	struct stacktab *tab = NULL;
 	struct session *sess = NULL;
-	struct profile prof = { 0 };
+	struct profile prof = { 0 }, plain = { 0 };
+	unsigned needs;
 	struct py_target *t;
 	char err[512], defname[512], command[1024];
 	int cmd_i, help, nout = 0, rc, e, exited = 0, found = 1;
@@ -338,13 +428,14 @@ int cmd_record(int argc, char **argv)
 			.max_frames = (uint32_t)a.max_frames,
 			.max_strings = (uint32_t)a.max_frames,
 		};
+		needs = outputs_need(outs, nout);
 		struct session_opts so = {
 			.rate_hz = a.rate,
 			.duration_s = a.duration,
 			.subprocesses = a.subprocesses,
 			.idle = a.idle,
 			.gil = a.gil,
-			.threads = a.threads,
+			.threads = a.threads || (needs & OUT_PER_THREAD),
 			.blocking = a.blocking,
 			.find_flags = find_flags,
 			.walk = { .max_depth = (uint32_t)a.max_depth, .max_threads = 512 },
@@ -353,8 +444,12 @@ int cmd_record(int argc, char **argv)
 		};
 
 		e = stacktab_new(&tab, &lim);
+		if (!e && (needs & OUT_TIMELINE))
+			e = stacktab_timeline(tab, (uint64_t)a.max_timeline);
 		if (!e)
 			e = session_new(&sess, &so, tab);
+		prof.start_ns = mono_ns();
+		prof.start_wall_ns = wall_ns();
 		if (!e && !exited)
 			e = session_start(sess, pid, found ? t : NULL);
 		if (e) {
@@ -362,11 +457,21 @@ int cmd_record(int argc, char **argv)
 			goto out;
 		}
 		if (!exited)
-			wait_session(sess);
+			wait_session(sess, want_progress(outs, nout));
 		session_stats(sess, &st);
 	}
 
-	e = stacktab_snapshot(tab, &prof);
+	{
+		int64_t start_ns = prof.start_ns, start_wall_ns = prof.start_wall_ns;
+
+		e = stacktab_snapshot(tab, &prof);
+		prof.start_ns = start_ns;
+		prof.start_wall_ns = start_wall_ns;
+	}
+	/* Formats that do not carry threads themselves show them only with
+	 * -t: the markers kept for the others are folded away. */
+	if (!e)
+		e = profile_strip(&prof, a.threads ? 0 : PROFILE_KIND(FRAME_THREAD), &plain);
 	if (e) {
 		rc = cmd_die(WHO, EXIT_FAILURE_RUN, "cannot build the profile: %s", strerror(-e));
 		goto out;
@@ -380,11 +485,12 @@ int cmd_record(int argc, char **argv)
 	child = 0;
 	if (!prof.total)
 		fprintf(stderr, "pyspyc: warning: no samples were collected\n");
-	rc = write_outputs(outs, nout, &prof) ? EXIT_OUTPUT : EXIT_OK;
-	summary(&st, &a, outs, nout, rc != EXIT_OK, tab);
+	rc = write_outputs(outs, nout, &a, &prof, &plain) ? EXIT_OUTPUT : EXIT_OK;
+	summary(&st, &a, outs, nout, rc != EXIT_OK, tab, prof.timeline_lost);
 out:
 	if (child)
 		cmd_end_child(child);
+	profile_release(&plain);
 	profile_release(&prof);
 	session_free(sess);
 	stacktab_free(tab);

@@ -31,7 +31,7 @@ static void put_clean(const char *s, FILE *f)
 static void put_frame(const struct profile_frame *fr, FILE *f)
 {
 	put_clean(fr->name, f);
-	if (!fr->file[0])
+	if (!fr->file[0] || frame_is_marker(fr->kind))
 		return;
 	fputs_unlocked(" (", f);
 	put_clean(fr->file, f);

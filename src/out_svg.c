@@ -197,7 +197,7 @@ static void text_frame(struct text *t, const struct profile_frame *fr)
 
 	text_init(t);
 	text_add(t, fr->name, CAP_NAME);
-	if (!fr->file || !fr->file[0])
+	if (!fr->file || !fr->file[0] || frame_is_marker(fr->kind))
 		return;
 	text_put(t, " (");
 	text_add(t, fr->file, CAP_FILE);
@@ -356,6 +356,8 @@ static struct rgb frame_colour(int kind, const char *name)
 		col.b = 110 + c * 85 / 255;
 		break;
 	case FRAME_SPECIAL:	/* lavender-grey */
+	case FRAME_PROCESS:
+	case FRAME_THREAD:
 		col.r = 170 + a * 35 / 255;
 		col.g = 150 + a * 30 / 255;
 		col.b = 205 + b * 40 / 255;

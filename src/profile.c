@@ -1,4 +1,6 @@
-/* profile.c - deterministic ordering of an aggregated profile. */
+/* profile.c - ordering, views and release of an aggregated profile. */
+#include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,4 +50,92 @@ static int cmp_r(const void *a, const void *b, void *ctx)
 void profile_sort(struct profile *p, struct profile_stack *stacks)
 {
 	qsort_r(stacks, p->nstacks, sizeof(*stacks), cmp_r, p);
+}
+
+void profile_release(struct profile *p)
+{
+	free(p->own_frames);
+	free(p->own_stacks);
+	free(p->own_pool);
+	free(p->own_samples);
+	p->own_frames = p->own_stacks = p->own_pool = p->own_samples = NULL;
+	p->frames = NULL;
+	p->stacks = NULL;
+	p->samples = NULL;
+	p->nframes = p->nstacks = 0;
+	p->nsamples = 0;
+}
+
+uint32_t profile_stack_owner(const struct profile *p, const struct profile_stack *s,
+			     int *pid, int *tid, uint32_t *thread)
+{
+	uint32_t i = 0;
+
+	*pid = p->pid;
+	*tid = 0;
+	if (thread)
+		*thread = UINT32_MAX;
+	if (i < s->depth && p->frames[s->frames[i]].kind == FRAME_PROCESS)
+		*pid = p->frames[s->frames[i++]].line;
+	if (i < s->depth && p->frames[s->frames[i]].kind == FRAME_THREAD) {
+		*tid = p->frames[s->frames[i]].line;
+		if (thread)
+			*thread = s->frames[i];
+		i++;
+	}
+	return i;
+}
+
+int profile_strip(const struct profile *in, unsigned int mask, struct profile *out)
+{
+	struct profile_stack *stacks;
+	uint32_t *pool, i, j, n = 0;
+	size_t frames = 0, used = 0;
+	uint64_t total = 0;
+
+	*out = *in;
+	out->own_frames = out->own_stacks = out->own_pool = out->own_samples = NULL;
+	out->samples = NULL;
+	out->nsamples = 0;
+	out->timeline_lost = 0;
+	for (i = 0; i < in->nstacks; i++)
+		frames += in->stacks[i].depth;
+	stacks = calloc(in->nstacks ? in->nstacks : 1, sizeof(*stacks));
+	pool = malloc((frames ? frames : 1) * sizeof(*pool));
+	if (!stacks || !pool) {
+		free(stacks);
+		free(pool);
+		return -ENOMEM;
+	}
+	for (i = 0; i < in->nstacks; i++) {
+		const struct profile_stack *s = &in->stacks[i];
+		uint32_t d = 0;
+
+		for (j = 0; j < s->depth; j++)
+			if (!(mask & PROFILE_KIND(in->frames[s->frames[j]].kind)))
+				pool[used + d++] = s->frames[j];
+		if (!d)
+			continue;
+		stacks[n] = (struct profile_stack){ .frames = pool + used, .depth = d,
+						    .count = s->count, .id = s->id };
+		used += d;
+		n++;
+	}
+	out->stacks = stacks;
+	out->nstacks = n;
+	profile_sort(out, stacks);
+	/* Equal stacks are now neighbours: fold each run into its first. */
+	for (i = 0, j = 0; i < n; i++) {
+		if (j && !profile_stack_cmp(out, &stacks[j - 1], &stacks[i])) {
+			stacks[j - 1].count += stacks[i].count;
+		} else {
+			stacks[j++] = stacks[i];
+		}
+		total += stacks[i].count;
+	}
+	out->nstacks = j;
+	out->total = total;
+	out->own_stacks = stacks;
+	out->own_pool = pool;
+	return 0;
 }

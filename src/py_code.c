@@ -806,7 +806,7 @@ static int memo_hit(const struct py_symbolizer *s, const struct stack_memo *m,
 }
 
 void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
-		int prefetched_ok, struct sym_stats *st)
+		int prefetched_ok, int64_t t_ns, struct sym_stats *st)
 {
 	uint32_t n = check_codes(s, rs, prefetched_ok, st), t, first, id;
 	int memo_ok = !s->invalid;
@@ -820,6 +820,7 @@ void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
 			continue;
 		if (memo_ok && memo_hit(s, m, rs, th)) {
 			stacktab_add_id(s->tab, m->id, 1);
+			stacktab_log(s->tab, t_ns, m->id);
 			st->stacks++;
 			continue;
 		}
@@ -835,6 +836,7 @@ void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
 		}
 		if (!depth)
 			continue;
+		stacktab_log(s->tab, t_ns, id);
 		st->stacks++;
 		if (memo_ok && th->depth <= MEMO_DEPTH) {
 			m->tstate = th->tstate;

@@ -438,7 +438,7 @@ static void resolve_name(struct thread_map *tm, const struct raw_thread *th,
 }
 
 const char *thread_map_name(struct thread_map *tm, const struct raw_thread *th,
-			    uint64_t *version)
+			    uint64_t *version, const char **name)
 {
 	uint32_t h = (uint32_t)((th->thread_id >> 4) * 0x9e3779b97f4a7c15ull >> 40), k;
 	struct name_slot *ns = NULL;
@@ -482,5 +482,7 @@ const char *thread_map_name(struct thread_map *tm, const struct raw_thread *th,
 		}
 	}
 	*version = ns->version;
+	if (name)
+		*name = ns->name;
 	return ns->label;
 }

@@ -57,15 +57,17 @@ void sampler_stats_read(const struct sampler_stats *src, struct sampler_stats *d
 	dst->target_gone = GET(src->target_gone);
 }
 
-/* The special frame "label" (process or thread marker), interned. */
-static int special_frame(struct stacktab *tab, const char *label, uint32_t *id)
+/* A root marker (FRAME_PROCESS or FRAME_THREAD) shown as label, for the
+ * process or thread id with its bare command line or name, interned. */
+static int marker_frame(struct stacktab *tab, int kind, const char *label, int id_,
+			const char *bare, uint32_t *id)
 {
-	struct frame_key k = { .kind = FRAME_SPECIAL };
+	struct frame_key k = { .kind = (uint32_t)kind, .line = id_ };
 	int err;
 
 	err = stacktab_string(tab, label, strlen(label), &k.name);
 	if (!err)
-		err = stacktab_string(tab, "", 0, &k.file);
+		err = stacktab_string(tab, bare, strlen(bare), &k.file);
 	if (!err)
 		err = stacktab_frame(tab, &k, id);
 	return err;
@@ -109,7 +111,8 @@ int sampler_new(struct sampler **out, const struct py_target *t,
 		if (proc_cmdline(t->pid, cmd, sizeof(cmd)) || !cmd[0])
 			snprintf(cmd, sizeof(cmd), "?");
 		snprintf(label, sizeof(label), "process %d:\"%s\"", (int)t->pid, cmd);
-		err = special_frame(tab, label, &s->process_frame);
+		err = marker_frame(tab, FRAME_PROCESS, label, (int)t->pid, cmd,
+				   &s->process_frame);
 		if (err)
 			goto out_free;
 	}
@@ -146,14 +149,15 @@ static uint32_t thread_frame(struct sampler *s, const struct raw_thread *th)
 {
 	uint32_t slot = (uint32_t)((th->thread_id >> 4) ^ (uint64_t)th->native_tid) % 64;
 	uint64_t version;
-	const char *label = thread_map_name(s->tmap, th, &version);
+	const char *name, *label = thread_map_name(s->tmap, th, &version, &name);
 	uint32_t id;
 
 	if (s->tframes[slot].thread_id == th->thread_id &&
 	    s->tframes[slot].tid == th->native_tid &&
 	    s->tframes[slot].version == version && s->tframes[slot].frame)
 		return s->tframes[slot].frame;
-	if (special_frame(s->tab, label, &id))
+	if (marker_frame(s->tab, FRAME_THREAD, label, th->native_tid > 0 ? th->native_tid : 0,
+			 name, &id))
 		return 0;
 	s->tframes[slot].thread_id = th->thread_id;
 	s->tframes[slot].tid = th->native_tid;
@@ -345,7 +349,7 @@ int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 					PUB(st->gil_held, ++gil_held);
 			}
 			filter(s, rs, st, &idle);
-			py_sym_add(s->sym, rs, x_ok, &ss);
+			py_sym_add(s->sym, rs, x_ok, now, &ss);
 			PUB(st->idle, idle);
 			PUB(st->stacks, ss.stacks);
 			PUB(st->torn, ws.torn + ss.torn);

@@ -16,6 +16,11 @@ struct stacktab {
 	size_t counts_bytes;
 	uint32_t max_stacks;
 	_Atomic int full;         /* 1 strings, 2 frames, 3 stacks */
+	/* The timeline, when kept: records reserved up front, filled in
+	 * order of a shared index, pages touched as they fill. */
+	struct log_rec { int64_t t_ns; uint32_t id, pad; } *log;
+	uint64_t log_cap;
+	_Atomic uint64_t log_n;   /* records claimed (may pass log_cap) */
 };
 
 /* Bytes of arena per key, generous: names average far less, and a stack
@@ -68,6 +73,8 @@ void stacktab_free(struct stacktab *t)
 		return;
 	if (t->counts)
 		munmap((void *)t->counts, t->counts_bytes);
+	if (t->log)
+		munmap(t->log, t->log_cap * sizeof(*t->log));
 	strtab_free(t->stacks);
 	strtab_free(t->frames);
 	strtab_free(t->strings);
@@ -114,6 +121,32 @@ void stacktab_add_id(struct stacktab *t, uint32_t id, uint64_t count)
 		atomic_fetch_add_explicit(&t->counts[id], count, memory_order_relaxed);
 }
 
+int stacktab_timeline(struct stacktab *t, uint64_t max_records)
+{
+	void *m;
+
+	if (t->log || !max_records)
+		return -EINVAL;
+	m = mmap(NULL, max_records * sizeof(*t->log), PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (m == MAP_FAILED)
+		return -ENOMEM;
+	t->log = m;
+	t->log_cap = max_records;
+	return 0;
+}
+
+void stacktab_log(struct stacktab *t, int64_t t_ns, uint32_t id)
+{
+	uint64_t i;
+
+	if (!t->log)
+		return;
+	i = atomic_fetch_add_explicit(&t->log_n, 1, memory_order_relaxed);
+	if (i < t->log_cap)
+		t->log[i] = (struct log_rec){ .t_ns = t_ns, .id = id };
+}
+
 const char *stacktab_full(const struct stacktab *t)
 {
 	switch (atomic_load(&t->full)) {
@@ -153,6 +186,54 @@ const struct frame_key *stacktab_frame_get(const struct stacktab *t, uint32_t id
 	if (strtab_get(t->frames, id, &key, &len) || len != sizeof(struct frame_key))
 		return NULL;
 	return key;
+}
+
+static int sample_cmp(const void *a, const void *b)
+{
+	const struct profile_sample *x = a, *y = b;
+
+	/* Records of one instant are the threads of one sample: any order
+	 * among them is right, stack order makes it repeatable. */
+	if (x->t_ns != y->t_ns)
+		return (x->t_ns > y->t_ns) - (x->t_ns < y->t_ns);
+	return (x->stack > y->stack) - (x->stack < y->stack);
+}
+
+/* The timeline in profile terms: stack ids become indexes into the sorted
+ * stacks, records sorted by time (samplers log in parallel). */
+static int snapshot_timeline(const struct stacktab *t, struct profile *p, uint32_t ns)
+{
+	uint64_t n = atomic_load(&t->log_n), i, k = 0;
+	struct profile_sample *out;
+	uint32_t *index;
+
+	if (n > t->log_cap) {
+		p->timeline_lost = n - t->log_cap;
+		n = t->log_cap;
+	}
+	index = malloc((ns ? ns : 1) * sizeof(*index));
+	out = malloc((n ? n : 1) * sizeof(*out));
+	if (!index || !out) {
+		free(index);
+		free(out);
+		return -ENOMEM;
+	}
+	memset(index, 0xff, (ns ? ns : 1) * sizeof(*index));
+	for (i = 0; i < p->nstacks; i++)
+		index[p->stacks[i].id] = (uint32_t)i;
+	for (i = 0; i < n; i++) {
+		const struct log_rec *r = &t->log[i];
+
+		if (r->id >= ns || index[r->id] == UINT32_MAX)
+			continue; /* claimed but not yet written (a live view) */
+		out[k++] = (struct profile_sample){ .t_ns = r->t_ns, .stack = index[r->id] };
+	}
+	free(index);
+	qsort(out, k, sizeof(*out), sample_cmp);
+	p->samples = out;
+	p->nsamples = k;
+	p->own_samples = out;
+	return 0;
 }
 
 int stacktab_snapshot(const struct stacktab *t, struct profile *p)
@@ -198,6 +279,7 @@ int stacktab_snapshot(const struct stacktab *t, struct profile *p)
 		stacks[n].frames = key;
 		stacks[n].depth = (uint32_t)(len / sizeof(uint32_t));
 		stacks[n].count = c;
+		stacks[n].id = i;
 		total += c;
 		n++;
 	}
@@ -206,15 +288,10 @@ int stacktab_snapshot(const struct stacktab *t, struct profile *p)
 	p->stacks = stacks;
 	p->nstacks = n;
 	p->total = total;
+	p->own_frames = frames;
+	p->own_stacks = stacks;
 	profile_sort(p, stacks);
-	return 0;
+	return t->log ? snapshot_timeline(t, p, ns) : 0;
 }
 
-void profile_release(struct profile *p)
-{
-	free((void *)p->frames);
-	free((void *)p->stacks);
-	p->frames = NULL;
-	p->stacks = NULL;
-	p->nframes = p->nstacks = 0;
-}
+

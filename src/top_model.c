@@ -473,7 +473,7 @@ int top_model_update(struct top_model *m, const struct profile *p,
 	if (reserve_scratch(m, p->nframes))
 		return -ENOMEM;
 	for (i = 0; i < p->nframes; i++)
-		if (p->frames[i].kind != FRAME_SPECIAL)
+		if (!frame_is_marker(p->frames[i].kind))
 			m->order[nreal++] = i;
 	if (nreal > 1)
 		qsort_r(m->order, nreal, sizeof(*m->order), frame_key_cmp,

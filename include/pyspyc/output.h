@@ -16,6 +16,16 @@ struct out_opts {
 	const char *title; /* NULL: a title made from the profile */
 };
 
+/* What a format needs from the run (struct out_format.needs). */
+enum {
+	/* Thread markers (FRAME_THREAD) on every stack, whatever -t says:
+	 * the writer carries threads itself (a profile or label per thread).
+	 * Formats without it get the thread markers only with -t. */
+	OUT_PER_THREAD = 1,
+	/* The timeline (profile.samples). */
+	OUT_TIMELINE = 2,
+};
+
 /* A writer streams the whole document to f.  Returns 0 or -errno (the
  * writer checks ferror(f) itself before returning). */
 typedef int (*out_write_fn)(const struct profile *p, const struct out_opts *o,
@@ -26,13 +36,16 @@ struct out_format {
 	const char *const *exts; /* NULL-terminated list of file name endings */
 	out_write_fn write;
 	const char *help;
+	unsigned needs;          /* OUT_PER_THREAD | OUT_TIMELINE */
 };
 
 /* The format called name (also accepts aliases such as "collapsed"), or
  * NULL. */
 const struct out_format *out_format_by_name(const char *name);
 
-/* The format whose extension ends path, or NULL when none does. */
+/* The format whose extension ends path, or NULL when none does ("-" is
+ * raw).  A bare .json names no format: speedscope and chrometrace are both
+ * JSON. */
 const struct out_format *out_format_by_path(const char *path);
 
 /* All formats, NULL-terminated. */

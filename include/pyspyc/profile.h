@@ -19,8 +19,22 @@ enum frame_kind {
 	FRAME_APP = 0,     /* the application's own code */
 	FRAME_STDLIB = 1,  /* the standard library (lib/pythonX.Y, <frozen ...>) */
 	FRAME_LIBRARY = 2, /* site-packages / dist-packages */
-	FRAME_SPECIAL = 3, /* pyspyc's own markers: truncation, process, thread */
+	FRAME_SPECIAL = 3, /* pyspyc's own markers: truncation, elided frames */
+	/* Root markers that say whose stack it is.  name is the label shown
+	 * ("process 12:\"cmd\"", "thread 34 \"name\""); file holds the bare
+	 * command line or thread name and line the pid or OS thread id (0 when
+	 * unknown), for writers that carry them as labels instead of frames.
+	 * A stack starts with at most one process marker, then at most one
+	 * thread marker. */
+	FRAME_PROCESS = 4,
+	FRAME_THREAD = 5,
 };
+
+/* pyspyc's own frames are shown by name alone. */
+static inline int frame_is_marker(int kind)
+{
+	return kind == FRAME_SPECIAL || kind == FRAME_PROCESS || kind == FRAME_THREAD;
+}
 
 struct profile_frame {
 	const char *name;  /* qualified function name */
@@ -33,6 +47,13 @@ struct profile_stack {
 	const uint32_t *frames; /* indexes into profile.frames, root first */
 	uint32_t depth;
 	uint64_t count;         /* samples that saw exactly this stack */
+	uint32_t id;            /* the builder's own id; not for writers */
+};
+
+/* One counted thread stack in time, when the run kept a timeline. */
+struct profile_sample {
+	int64_t t_ns;           /* CLOCK_MONOTONIC time of the sample */
+	uint32_t stack;         /* index into profile.stacks */
 };
 
 struct profile {
@@ -47,6 +68,18 @@ struct profile {
 	int pid;
 	double rate_hz;        /* requested sampling rate */
 	double duration_s;     /* wall time sampled */
+	int64_t start_ns;      /* CLOCK_MONOTONIC start of sampling */
+	int64_t start_wall_ns; /* the same instant, Unix time in ns */
+
+	/* The timeline (chrometrace, speedscope): every counted thread stack
+	 * in time order, or none (nsamples 0).  timeline_lost counts samples
+	 * that did not fit; the timeline then covers the start of the run. */
+	const struct profile_sample *samples;
+	uint64_t nsamples;
+	uint64_t timeline_lost;
+
+	/* What the builder allocated (profile_release frees it). */
+	void *own_frames, *own_stacks, *own_pool, *own_samples;
 };
 
 /* Total order on stacks by their frames' text (name, file, line, then kind,
@@ -57,5 +90,25 @@ int profile_stack_cmp(const struct profile *p, const struct profile_stack *a,
 
 /* Sort p->stacks in place with profile_stack_cmp(). */
 void profile_sort(struct profile *p, struct profile_stack *stacks);
+
+/* Bit (1 << kind) for profile_strip's mask. */
+#define PROFILE_KIND(k) (1u << (k))
+
+/* A view of in without the frames whose kind is in mask (a bit per kind,
+ * PROFILE_KIND()): stacks that become equal are merged, their counts
+ * added; stacks left empty are dropped with their counts (the total
+ * follows).  out borrows in's frames and strings (release out first); it
+ * keeps no timeline.  Returns 0 or -ENOMEM. */
+int profile_strip(const struct profile *in, unsigned int mask, struct profile *out);
+
+/* The pid and OS thread id a stack belongs to, from its root markers:
+ * *pid is the process marker's pid or p->pid, *tid the thread marker's id
+ * or 0; *thread (may be NULL) the thread marker's frame index or
+ * UINT32_MAX.  Returns how many root frames are markers of either kind. */
+uint32_t profile_stack_owner(const struct profile *p, const struct profile_stack *s,
+			     int *pid, int *tid, uint32_t *thread);
+
+/* Free what a builder allocated in p. Accepts a zeroed profile. */
+void profile_release(struct profile *p);
 
 #endif

@@ -49,10 +49,11 @@ void py_sym_free(struct py_symbolizer *s);
 void py_sym_prefetch(struct py_symbolizer *s, const struct iovec **l,
 		     const struct iovec **r, uint32_t *n);
 
-/* Validate, symbolize and count every thread stack of one raw sample.
+/* Validate, symbolize and count every thread stack of one raw sample taken
+ * at t_ns (logged to the stacktab's timeline, when it keeps one).
  * prefetched_ok says the py_sym_prefetch reads were made with this sample. */
 void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
-		int prefetched_ok, struct sym_stats *st);
+		int prefetched_ok, int64_t t_ns, struct sym_stats *st);
 
 /* One frame described for display (pyspyc dump). */
 struct sym_frame {

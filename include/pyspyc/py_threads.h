@@ -45,11 +45,11 @@ void thread_map_tids(struct thread_map *tm, struct raw_sample *rs);
 int thread_map_active(struct thread_map *tm, int32_t tid);
 
 /* The label of th's root frame (-t): 'thread TID "name"', NUL-terminated,
- * valid until the next call.  *version changes whenever the label of that
- * thread does (a name found later), so callers can cache what they make of
- * it. */
+ * valid until the next call, and in *name (may be NULL) the bare name.
+ * *version changes whenever the label of that thread does (a name found
+ * later), so callers can cache what they make of it. */
 const char *thread_map_name(struct thread_map *tm, const struct raw_thread *th,
-			    uint64_t *version);
+			    uint64_t *version, const char **name);
 
 /* Parse a /proc/.../stat line: the state letter after the command name
  * (which may itself contain ')' or spaces).  Returns it, or -EINVAL. */

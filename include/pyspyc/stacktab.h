@@ -54,6 +54,15 @@ void stacktab_add_id(struct stacktab *t, uint32_t id, uint64_t count);
 const char *stacktab_string_get(const struct stacktab *t, uint32_t id);
 const struct frame_key *stacktab_frame_get(const struct stacktab *t, uint32_t id);
 
+/* Keep a timeline of up to max_records counted stacks (virtual memory is
+ * reserved now, touched as it fills).  Call before sampling starts.
+ * Returns 0, -EINVAL (already kept, or 0 records) or -ENOMEM. */
+int stacktab_timeline(struct stacktab *t, uint64_t max_records);
+
+/* Log that stack id was counted at t_ns; nothing when no timeline is kept.
+ * Lock-free; records past max_records are counted as lost. */
+void stacktab_log(struct stacktab *t, int64_t t_ns, uint32_t id);
+
 /* Which bound was hit first, as the name of the option that raises it, or
  * NULL when none was. */
 const char *stacktab_full(const struct stacktab *t);
@@ -67,8 +76,5 @@ uint32_t stacktab_nstacks(const struct stacktab *t);
  * before it started, with counts read at some instant after.  Returns 0 or
  * -ENOMEM. */
 int stacktab_snapshot(const struct stacktab *t, struct profile *p);
-
-/* Free what stacktab_snapshot allocated in p. Accepts a zeroed profile. */
-void profile_release(struct profile *p);
 
 #endif

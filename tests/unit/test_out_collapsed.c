@@ -68,7 +68,7 @@ static void test_basic(void **state)
 	};
 	static const uint32_t a[] = { 0 }, b[] = { 0, 1 }, c[] = { 0, 1, 2 };
 	static const struct profile_stack st[] = {
-		{ a, 1, 7 }, { b, 2, 1 }, { c, 3, 12345678901234ull },
+		{ a, 1, 7, 0 }, { b, 2, 1, 0 }, { c, 3, 12345678901234ull, 0 },
 	};
 	struct profile p = mkprofile(fr, 3, st, 3);
 
@@ -96,7 +96,7 @@ static void test_order_follows_stacks(void **state)
 	};
 	static const uint32_t s0[] = { 0 }, s1[] = { 1 }, s2[] = { 1, 0 };
 	static const struct profile_stack st[] = {
-		{ s0, 1, 1 }, { s2, 2, 2 }, { s1, 1, 3 },
+		{ s0, 1, 1, 0 }, { s2, 2, 2, 0 }, { s1, 1, 3, 0 },
 	};
 	struct profile p = mkprofile(fr, 2, st, 3);
 
@@ -118,7 +118,7 @@ static void test_no_file_and_no_line(void **state)
 		{ "[truncated]", "", 0, FRAME_SPECIAL },
 	};
 	static const uint32_t s[] = { 5, 0, 1, 2, 3, 4 };
-	static const struct profile_stack st[] = { { s, 6, 2 } };
+	static const struct profile_stack st[] = { { s, 6, 2, 0 } };
 	struct profile p = mkprofile(fr, 6, st, 1);
 
 	(void)state;
@@ -140,7 +140,7 @@ static void test_escaping(void **state)
 	};
 	static const uint32_t s0[] = { 0, 1 }, s1[] = { 2, 3 }, s2[] = { 4, 5, 6 };
 	static const struct profile_stack st[] = {
-		{ s0, 2, 1 }, { s1, 2, 22 }, { s2, 3, 333 },
+		{ s0, 2, 1, 0 }, { s1, 2, 22, 0 }, { s2, 3, 333, 0 },
 	};
 	struct profile p = mkprofile(fr, 7, st, 3);
 
@@ -160,7 +160,7 @@ static void test_count_after_last_space(void **state)
 		{ "f 1 2", "x 3.py", 9, FRAME_APP },
 	};
 	static const uint32_t s0[] = { 0 };
-	static const struct profile_stack st[] = { { s0, 1, 42 } };
+	static const struct profile_stack st[] = { { s0, 1, 42, 0 } };
 	struct profile p = mkprofile(fr, 1, st, 1);
 	char *buf = NULL, *sp, *nl;
 	size_t len = 0;
@@ -192,7 +192,7 @@ static void test_skips_empty_stacks(void **state)
 	};
 	static const uint32_t s0[] = { 0 };
 	static const struct profile_stack st[] = {
-		{ s0, 0, 5 }, { s0, 1, 1 },
+		{ s0, 0, 5, 0 }, { s0, 1, 1, 0 },
 	};
 	struct profile p = mkprofile(fr, 1, st, 2);
 
@@ -229,7 +229,7 @@ static void test_dev_full_large(void **state)
 	fr[0] = (struct profile_frame){ "a_rather_long_function_name",
 					"some/package/module.py", 123, FRAME_APP };
 	for (i = 0; i < BIG; i++)
-		st[i] = (struct profile_stack){ s0, 8, (uint64_t)i + 1 };
+		st[i] = (struct profile_stack){ s0, 8, (uint64_t)i + 1, 0 };
 	p = mkprofile(fr, 1, st, BIG);
 	f = fopen("/dev/full", "w");
 	if (!f)
@@ -245,7 +245,7 @@ static void test_dev_full_small(void **state)
 {
 	static const struct profile_frame fr[] = { { "main", "m.py", 1, FRAME_APP } };
 	static const uint32_t s0[] = { 0 };
-	static const struct profile_stack st[] = { { s0, 1, 1 } };
+	static const struct profile_stack st[] = { { s0, 1, 1, 0 } };
 	struct profile p = mkprofile(fr, 1, st, 1);
 	FILE *f;
 	int err;
@@ -268,7 +268,7 @@ static void test_out_write_file_ok(void **state)
 {
 	static const struct profile_frame fr[] = { { "main", "m.py", 1, FRAME_APP } };
 	static const uint32_t s0[] = { 0 };
-	static const struct profile_stack st[] = { { s0, 1, 3 } };
+	static const struct profile_stack st[] = { { s0, 1, 3, 0 } };
 	struct profile p = mkprofile(fr, 1, st, 1);
 	char dir[] = "/tmp/pyspyc-collapsed-XXXXXX", path[64], text[64];
 	FILE *f;

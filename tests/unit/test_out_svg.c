@@ -223,10 +223,10 @@ static const uint32_t s_help[] = { 0, 2 };
 static const uint32_t s_work[] = { 0, 1 };
 static const uint32_t s_sleep[] = { 0, 1, 3 };
 static const struct profile_stack small_stacks[] = {
-	{ s_main, 1, 1 },
-	{ s_help, 2, 2 },
-	{ s_work, 2, 5 },
-	{ s_sleep, 3, 2 },
+	{ s_main, 1, 1, 0 },
+	{ s_help, 2, 2, 0 },
+	{ s_work, 2, 5, 0 },
+	{ s_sleep, 3, 2, 0 },
 };
 
 static struct profile small_profile(void)
@@ -383,7 +383,7 @@ static void test_hostile_names(void **state)
 	static const uint32_t s0[] = { 0, 1 };
 	static const uint32_t s1[] = { 0, 2 };
 	static const struct profile_stack stacks[] = {
-		{ s0, 2, 3 }, { s1, 2, 1 },
+		{ s0, 2, 3, 0 }, { s1, 2, 1, 0 },
 	};
 	struct profile p = {
 		.frames = frames, .nframes = 3, .stacks = stacks, .nstacks = 2,
@@ -452,7 +452,7 @@ static void test_sanitize(void **state)
 	static const uint32_t s0[] = { 0 };
 	static const uint32_t s1[] = { 1 };
 	static const struct profile_stack stacks[] = {
-		{ s0, 1, 1 }, { s1, 1, 1 },
+		{ s0, 1, 1, 0 }, { s1, 1, 1, 0 },
 	};
 	struct profile p = {
 		.frames = frames, .nframes = 2, .stacks = stacks, .nstacks = 2,
@@ -495,7 +495,7 @@ static void test_long_names(void **state)
 	static const uint32_t s1[] = { 1 };
 	static const uint32_t s2[] = { 2 };
 	static const struct profile_stack stacks[] = {
-		{ s0, 1, 1000 }, { s1, 1, 30 }, { s2, 1, 30 },
+		{ s0, 1, 1000, 0 }, { s1, 1, 30, 0 }, { s2, 1, 30, 0 },
 	};
 	struct profile p = {
 		.frames = frames, .nframes = 3, .stacks = stacks, .nstacks = 3,
@@ -543,7 +543,7 @@ static void test_label_trim(void **state)
 	static const uint32_t s1[] = { 1 };
 	/* 1180 samples: one sample is one pixel. */
 	static const struct profile_stack stacks[] = {
-		{ s0, 1, 57 }, { s1, 1, 1123 },
+		{ s0, 1, 57, 0 }, { s1, 1, 1123, 0 },
 	};
 	struct profile p = {
 		.frames = frames, .nframes = 2, .stacks = stacks, .nstacks = 2,
@@ -575,7 +575,7 @@ static void test_narrow_frames_hidden(void **state)
 	static const uint32_t s0[] = { 0, 2 };
 	static const uint32_t s1[] = { 0, 1, 3 };
 	static const struct profile_stack stacks[] = {
-		{ s0, 2, 100000 }, { s1, 3, 1 },
+		{ s0, 2, 100000, 0 }, { s1, 3, 1, 0 },
 	};
 	struct profile p = {
 		.frames = frames, .nframes = 4, .stacks = stacks, .nstacks = 2,
@@ -613,7 +613,7 @@ static void test_merge(void **state)
 	static const uint32_t ab[] = { 0, 1 };
 	static const uint32_t c[] = { 2 };
 	static const struct profile_stack stacks[] = {
-		{ ab, 2, 1 }, { c, 1, 1 }, { ab, 2, 2 }, { NULL, 0, 4 },
+		{ ab, 2, 1, 0 }, { c, 1, 1, 0 }, { ab, 2, 2, 0 }, { NULL, 0, 4, 0 },
 	};
 	struct profile p = {
 		.frames = frames, .nframes = 3, .stacks = stacks, .nstacks = 4,
@@ -653,7 +653,7 @@ static void test_empty(void **state)
 			{ "a", "", 0, FRAME_APP },
 		};
 		static const uint32_t s0[] = { 0 };
-		static const struct profile_stack stacks[] = { { s0, 1, 0 } };
+		static const struct profile_stack stacks[] = { { s0, 1, 0, 0 } };
 
 		p.frames = frames;
 		p.nframes = 1;
@@ -679,7 +679,7 @@ static void test_deterministic(void **state)
 	static const uint32_t w[] = { 3, 2 };
 	static const uint32_t s[] = { 3, 2, 0 };
 	static const struct profile_stack stacks[] = {
-		{ s, 3, 2 }, { w, 2, 5 }, { h, 2, 2 }, { m, 1, 1 },
+		{ s, 3, 2, 0 }, { w, 2, 5, 0 }, { h, 2, 2, 0 }, { m, 1, 1, 0 },
 	};
 	struct profile p = small_profile(), q = small_profile();
 	char *a, *b, *c;
@@ -704,7 +704,7 @@ static void test_deterministic(void **state)
 static void test_errors(void **state)
 {
 	static const uint32_t bad[] = { 0, 7 };
-	static const struct profile_stack stacks[] = { { bad, 2, 1 } };
+	static const struct profile_stack stacks[] = { { bad, 2, 1, 0 } };
 	struct profile p = small_profile();
 	char *buf;
 	size_t len;
@@ -735,7 +735,7 @@ static void test_deep(void **state)
 	static struct profile_frame frames[DEPTH];
 	static char names[DEPTH][16];
 	static uint32_t deep[DEPTH];
-	struct profile_stack stacks[] = { { deep, DEPTH, 3 } };
+	struct profile_stack stacks[] = { { deep, DEPTH, 3, 0 } };
 	struct profile p = {
 		.frames = frames, .nframes = DEPTH, .stacks = stacks,
 		.nstacks = 1, .total = 3,

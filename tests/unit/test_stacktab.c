@@ -494,8 +494,8 @@ static void test_stack_cmp(void **state)
 			      f20[] = { 2, 0 }, f21[] = { 2, 1 };
 	struct profile p;
 	struct profile_stack s[] = {
-		{ f0, 1, 1 }, { f1, 1, 1 }, { f2, 1, 1 }, { f3, 1, 1 },
-		{ f22, 2, 1 }, { f20, 2, 1 }, { f21, 2, 1 },
+		{ f0, 1, 1, 0 }, { f1, 1, 1, 0 }, { f2, 1, 1, 0 }, { f3, 1, 1, 0 },
+		{ f22, 2, 1, 0 }, { f20, 2, 1, 0 }, { f21, 2, 1, 0 },
 	};
 	/* Expected order after sorting, by the stacks' frames arrays. */
 	const uint32_t *want[] = { f2, f22, f21, f20, f3, f1, f0 };
@@ -508,7 +508,7 @@ static void test_stack_cmp(void **state)
 	p.stacks = s;
 	p.nstacks = 7;
 	{
-		struct profile_stack x = { f2, 1, 1 }, y = { f2, 1, 9 };
+		struct profile_stack x = { f2, 1, 1, 0 }, y = { f2, 1, 9, 0 };
 
 		assert_int_equal(profile_stack_cmp(&p, &x, &x), 0);
 		/* Counts are not part of the order. */

@@ -108,7 +108,7 @@ static void test_own_total(void **state)
 {
 	static const uint32_t a[] = { MAIN, RUN, SPIN_A }, b[] = { MAIN, RUN, SPIN_B },
 			      c[] = { MAIN };
-	static const struct profile_stack st[] = { { a, 3, 6 }, { b, 3, 3 }, { c, 1, 1 } };
+	static const struct profile_stack st[] = { { a, 3, 6, 0 }, { b, 3, 3, 0 }, { c, 1, 1, 0 } };
 	struct profile p = mkprofile(frames, NFRAMES, st, 3);
 	struct top_model *m = new_model(100);
 	uint32_t n;
@@ -138,7 +138,7 @@ static void test_recursion_counted_once(void **state)
 		{ "run", "f.py", 9, FRAME_APP },
 	};
 	static const uint32_t s1[] = { 0, 1, 0, 0 }, s2[] = { 1, 0 };
-	static const struct profile_stack st[] = { { s1, 4, 7 }, { s2, 2, 2 } };
+	static const struct profile_stack st[] = { { s1, 4, 7, 0 }, { s2, 2, 2, 0 } };
 	struct profile p = mkprofile(fr, 2, st, 2);
 	struct top_model *m = new_model(100);
 
@@ -158,7 +158,7 @@ static void test_special_frames_skipped(void **state)
 			      c[] = { PROC, THREAD, MAIN, SPIN_A, TRUNC },
 			      d[] = { PROC, THREAD };
 	static const struct profile_stack st[] = {
-		{ a, 4, 5 }, { b, 4, 2 }, { c, 5, 1 }, { d, 2, 4 },
+		{ a, 4, 5, 0 }, { b, 4, 2, 0 }, { c, 5, 1, 0 }, { d, 2, 4, 0 },
 	};
 	struct profile p = mkprofile(frames, NFRAMES, st, 4);
 	struct top_model *m = new_model(100);
@@ -191,7 +191,7 @@ static void test_kinds_merge_and_bad_indexes(void **state)
 		{ "f", "x.py", 1, FRAME_LIBRARY },
 	};
 	static const uint32_t s1[] = { 0 }, s2[] = { 1 }, s3[] = { 0, 99 };
-	static const struct profile_stack st[] = { { s1, 1, 1 }, { s2, 1, 2 }, { s3, 2, 4 } };
+	static const struct profile_stack st[] = { { s1, 1, 1, 0 }, { s2, 1, 2, 0 }, { s3, 2, 4, 0 } };
 	struct profile p = mkprofile(fr, 2, st, 3);
 	struct top_model *m = new_model(100);
 	uint32_t n;
@@ -211,7 +211,7 @@ static void test_lineno_toggle(void **state)
 	/* fib recursing through two of its lines: two functions with line
 	 * numbers, one without, and its total still counted once per stack. */
 	static const uint32_t a[] = { MAIN, FIB5, FIB7, FIB5 }, b[] = { MAIN, FIB7 };
-	static const struct profile_stack st[] = { { a, 4, 10 }, { b, 2, 5 } };
+	static const struct profile_stack st[] = { { a, 4, 10, 0 }, { b, 2, 5, 0 } };
 	struct profile p = mkprofile(frames, NFRAMES, st, 2);
 	struct top_model *m = new_model(100);
 	uint32_t n;
@@ -238,7 +238,7 @@ static void test_lineno_toggle(void **state)
 static void test_interval_and_window(void **state)
 {
 	static const uint32_t a[] = { MAIN, SPIN_A }, b[] = { MAIN, SPIN_B };
-	struct profile_stack st[] = { { a, 2, 60 }, { b, 2, 40 } };
+	struct profile_stack st[] = { { a, 2, 60, 0 }, { b, 2, 40, 0 } };
 	struct profile p = mkprofile(frames, NFRAMES, st, 2);
 	struct top_model *m = new_model(100);
 	const struct top_row *r;
@@ -283,7 +283,7 @@ static void test_interval_and_window(void **state)
 static void test_reset(void **state)
 {
 	static const uint32_t a[] = { MAIN, FIB5, FIB7 }, b[] = { MAIN, SPIN_B };
-	struct profile_stack st[] = { { a, 3, 50 }, { b, 2, 50 } };
+	struct profile_stack st[] = { { a, 3, 50, 0 }, { b, 2, 50, 0 } };
 	struct profile p = mkprofile(frames, NFRAMES, st, 2);
 	struct top_model *m = new_model(50);
 	uint32_t n;
@@ -322,7 +322,7 @@ static void test_reset(void **state)
 static void test_reset_before_any_update(void **state)
 {
 	static const uint32_t a[] = { SPIN_A };
-	static const struct profile_stack st[] = { { a, 1, 3 } };
+	static const struct profile_stack st[] = { { a, 1, 3, 0 } };
 	struct profile p = mkprofile(frames, NFRAMES, st, 1);
 	struct top_model *m = new_model(100);
 	uint32_t n;
@@ -344,7 +344,7 @@ static void test_sort_columns(void **state)
 	 * <module> has the most total throughout. */
 	static const uint32_t a[] = { MAIN, SPIN_A }, b[] = { MAIN, SPIN_B },
 			      c[] = { MAIN, RUN };
-	struct profile_stack st[] = { { a, 2, 50 }, { b, 2, 1 }, { c, 2, 10 } };
+	struct profile_stack st[] = { { a, 2, 50, 0 }, { b, 2, 1, 0 }, { c, 2, 10, 0 } };
 	struct profile p = mkprofile(frames, NFRAMES, st, 3);
 	struct top_model *m = new_model(100);
 
@@ -388,10 +388,10 @@ static void test_ties_are_deterministic(void **state)
 	};
 	static const uint32_t s0[] = { 0 }, s1[] = { 1 }, s2[] = { 2 }, s3[] = { 3 };
 	static const struct profile_stack st[] = {
-		{ s0, 1, 4 }, { s1, 1, 4 }, { s2, 1, 4 }, { s3, 1, 4 },
+		{ s0, 1, 4, 0 }, { s1, 1, 4, 0 }, { s2, 1, 4, 0 }, { s3, 1, 4, 0 },
 	};
 	static const struct profile_stack st_rev[] = {
-		{ s3, 1, 4 }, { s2, 1, 4 }, { s1, 1, 4 }, { s0, 1, 4 },
+		{ s3, 1, 4, 0 }, { s2, 1, 4, 0 }, { s1, 1, 4, 0 }, { s0, 1, 4, 0 },
 	};
 	struct profile p1 = mkprofile(f1, 4, st, 4), p2 = mkprofile(f2, 4, st_rev, 4);
 	struct top_model *m1 = new_model(100), *m2 = new_model(100);
@@ -421,7 +421,7 @@ static void test_strings_are_copied(void **state)
 	struct profile_frame *fr = calloc(2, sizeof(*fr));
 	char *n0 = strdup("worker"), *f0 = strdup("w.py"), *n1 = strdup("main");
 	static const uint32_t s[] = { 1, 0 };
-	static const struct profile_stack st[] = { { s, 2, 3 } };
+	static const struct profile_stack st[] = { { s, 2, 3, 0 } };
 	struct profile p;
 	struct top_model *m = new_model(100);
 	const struct top_row *r;
@@ -510,7 +510,7 @@ static void test_empty_profiles(void **state)
 {
 	/* Nothing sampled yet, then only marker frames. */
 	static const uint32_t d[] = { PROC, THREAD };
-	static const struct profile_stack st[] = { { d, 2, 5 } };
+	static const struct profile_stack st[] = { { d, 2, 5, 0 } };
 	struct profile empty, markers = mkprofile(frames, NFRAMES, st, 1);
 	struct top_model *m = new_model(100);
 	uint32_t n;
