@@ -668,6 +668,127 @@ static void test_full_frames(void **state)
 	stacktab_free(t);
 }
 
+/* ---- markers, views and the timeline ------------------------------------- */
+
+static void test_strip_markers(void **state)
+{
+	struct stacktab *t = new_tab(&big);
+	struct profile p, v, w;
+	uint32_t pr, t1, t2, a, b, s[4];
+	int pid, tid;
+	uint32_t th;
+	char *txt;
+	size_t len;
+
+	(void)state;
+	pr = frame_id(t, "process 7:\"app\"", "app", 7, FRAME_PROCESS);
+	t1 = frame_id(t, "thread 11 \"Main\"", "Main", 11, FRAME_THREAD);
+	t2 = frame_id(t, "thread 12 \"w;1\"", "w;1", 12, FRAME_THREAD);
+	a = frame_id(t, "a", "a.py", 1, FRAME_APP);
+	b = frame_id(t, "b", "b.py", 2, FRAME_APP);
+	s[0] = pr, s[1] = t1, s[2] = a, s[3] = b;
+	assert_int_equal(stacktab_add(t, s, 4, 2, NULL), 0);
+	s[1] = t2;
+	assert_int_equal(stacktab_add(t, s, 4, 3, NULL), 0);
+	assert_int_equal(stacktab_add(t, s, 3, 1, NULL), 0);   /* pr t2 a */
+	assert_int_equal(stacktab_add(t, s, 2, 4, NULL), 0);   /* markers only */
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(stacktab_snapshot(t, &p), 0);
+	p.pid = 99;
+	assert_int_equal(p.total, 10);
+
+	/* Owners come from the markers. */
+	assert_int_equal(profile_stack_owner(&p, &p.stacks[0], &pid, &tid, &th), 2);
+	assert_int_equal(pid, 7);
+	assert_true(tid == 11 || tid == 12);
+	assert_true(th == t1 || th == t2);
+
+	/* Without thread markers: the two a;b stacks fold into one. */
+	assert_int_equal(profile_strip(&p, PROFILE_KIND(FRAME_THREAD), &v), 0);
+	assert_int_equal(v.nstacks, 3);
+	assert_int_equal(v.total, 10);
+	expect_sorted(&v);
+	render(&v, &txt, &len);
+	assert_string_equal(txt, "process 7:\"app\" 4\n"
+				 "process 7:\"app\";a (a.py:1) 1\n"
+				 "process 7:\"app\";a (a.py:1);b (b.py:2) 5\n");
+	free(txt);
+	assert_int_equal(profile_stack_owner(&v, &v.stacks[0], &pid, &tid, NULL), 1);
+	assert_int_equal(pid, 7);
+	assert_int_equal(tid, 0);
+	assert_null(v.samples);
+
+	/* Without any marker: the markers-only stack is gone with its count. */
+	assert_int_equal(profile_strip(&p, PROFILE_KIND(FRAME_THREAD) |
+					   PROFILE_KIND(FRAME_PROCESS), &w), 0);
+	assert_int_equal(w.nstacks, 2);
+	assert_int_equal(w.total, 6);
+	assert_int_equal(sum_counts(&w), 6);
+	assert_int_equal(profile_stack_owner(&w, &w.stacks[0], &pid, &tid, NULL), 0);
+	assert_int_equal(pid, 99);
+	render(&w, &txt, &len);
+	assert_string_equal(txt, "a (a.py:1) 1\na (a.py:1);b (b.py:2) 5\n");
+	free(txt);
+
+	/* Stripping nothing keeps every stack. */
+	profile_release(&w);
+	assert_int_equal(profile_strip(&p, 0, &w), 0);
+	assert_int_equal(w.nstacks, p.nstacks);
+	assert_int_equal(w.total, p.total);
+	profile_release(&w);
+	profile_release(&v);
+	profile_release(&p);
+	stacktab_free(t);
+}
+
+static void test_timeline(void **state)
+{
+	struct stacktab *t = new_tab(&big);
+	struct profile p;
+	uint32_t a, b, sa[1], sab[2], ida, idab;
+	uint64_t i;
+
+	(void)state;
+	a = frame_id(t, "a", "a.py", 1, FRAME_APP);
+	b = frame_id(t, "b", "b.py", 2, FRAME_APP);
+	sa[0] = a;
+	sab[0] = a, sab[1] = b;
+	/* Logging without a timeline does nothing. */
+	stacktab_log(t, 5, 0);
+	assert_int_equal(stacktab_timeline(t, 0), -EINVAL);
+	assert_int_equal(stacktab_timeline(t, 5), 0);
+	assert_int_equal(stacktab_timeline(t, 5), -EINVAL);
+	/* ab is added first, so its id is lower but it sorts after a. */
+	assert_int_equal(stacktab_add(t, sab, 2, 1, &idab), 0);
+	assert_int_equal(stacktab_add(t, sa, 1, 1, &ida), 0);
+	stacktab_log(t, 300, idab);
+	stacktab_log(t, 100, ida);
+	stacktab_log(t, 200, idab);
+	stacktab_log(t, 100, idab);
+	stacktab_log(t, 50, ida);
+	stacktab_log(t, 10, ida);   /* past the 5 records kept */
+	stacktab_log(t, 20, ida);
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(stacktab_snapshot(t, &p), 0);
+	assert_int_equal(p.nsamples, 5);
+	assert_int_equal(p.timeline_lost, 2);
+	assert_int_equal(p.stacks[0].depth, 1);   /* a */
+	assert_int_equal(p.stacks[1].depth, 2);   /* a;b */
+	{
+		static const int64_t ts[] = { 50, 100, 100, 200, 300 };
+		static const uint32_t st[] = { 0, 0, 1, 1, 1 };
+
+		for (i = 0; i < 5; i++) {
+			assert_int_equal(p.samples[i].t_ns, ts[i]);
+			assert_int_equal(p.samples[i].stack, st[i]);
+		}
+	}
+	profile_release(&p);
+	assert_null(p.samples);
+	assert_int_equal(p.nsamples, 0);
+	stacktab_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -680,6 +801,8 @@ int main(void)
 		cmocka_unit_test(test_order_ties_on_kind),
 		cmocka_unit_test(test_full_stacks),
 		cmocka_unit_test(test_full_frames),
+		cmocka_unit_test(test_strip_markers),
+		cmocka_unit_test(test_timeline),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
