@@ -201,6 +201,36 @@ int cli_parse(const struct cmd_usage *u, int argc, char **argv, void *out,
 	return 0;
 }
 
+/* text after a 31-column left part, wrapped at spaces to 79 columns. */
+#define HELP_INDENT 31
+#define HELP_WIDTH 79
+
+static void put_wrapped(const char *text, FILE *f)
+{
+	const char *p = text;
+	int first = 1;
+
+	while (*p) {
+		size_t room = HELP_WIDTH - HELP_INDENT, n = strlen(p), cut = n;
+
+		if (n > room) {
+			cut = room;
+			while (cut > 0 && p[cut] != ' ')
+				cut--;
+			if (cut == 0) /* one word longer than the line */
+				for (cut = room; p[cut] && p[cut] != ' '; cut++)
+					;
+		}
+		fprintf(f, "%*s%.*s\n", first ? 0 : HELP_INDENT, "", (int)cut, p);
+		first = 0;
+		p += cut;
+		while (*p == ' ')
+			p++;
+	}
+	if (first)
+		fputc('\n', f);
+}
+
 void cli_print_help(const struct cmd_usage *u, FILE *f)
 {
 	size_t i;
@@ -217,9 +247,14 @@ void cli_print_help(const struct cmd_usage *u, FILE *f)
 		else
 			snprintf(left, sizeof(left), "    --%s%s%s", o->long_name,
 				 o->metavar ? " " : "", o->metavar ? o->metavar : "");
-		fprintf(f, "  %-28s %s\n", left, o->help);
+		if (strlen(left) > HELP_INDENT - 3)
+			fprintf(f, "  %s\n%*s", left, HELP_INDENT, "");
+		else
+			fprintf(f, "  %-28s ", left);
+		put_wrapped(o->help, f);
 	}
-	fprintf(f, "  %-28s %s\n", "-h, --help", "show this help and exit");
+	fprintf(f, "  %-28s ", "-h, --help");
+	put_wrapped("show this help and exit", f);
 	if (u->examples)
 		fprintf(f, "\nExamples:\n%s", u->examples);
 }
