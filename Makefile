@@ -3,13 +3,16 @@
 #   make            build ./pyspyc (objects under build/)
 #   make test       install missing deps, build, run every test
 #   make demo       install missing deps, build, profile the bundled web app
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR=  (binary, man page, bash completion)
+#   make uninstall  the same variables: removes what install put there
 #   make SAN=1      AddressSanitizer + UndefinedBehaviorSanitizer build
 #   make V=1        show full commands
 
 PREFIX  ?= /usr/local
 BINDIR  ?= $(PREFIX)/bin
 MANDIR  ?= $(PREFIX)/share/man
+# Where bash-completion looks for a command's completion when first needed.
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 DESTDIR ?=
 
 CC      ?= cc
@@ -89,12 +92,15 @@ demo: deps
 	$(Q)PYSPYC=$(abspath $(PROG)) ./scripts/demo.sh
 
 install: $(PROG)
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR)
 	install -m 0755 $(PROG) $(DESTDIR)$(BINDIR)/pyspyc
 	install -m 0644 man/pyspyc.1 $(DESTDIR)$(MANDIR)/man1/pyspyc.1
+	install -m 0644 scripts/pyspyc.bash-completion $(DESTDIR)$(BASHCOMPDIR)/pyspyc
 
+# Directories are left: they are shared with other packages.
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/pyspyc $(DESTDIR)$(MANDIR)/man1/pyspyc.1
+	rm -f $(DESTDIR)$(BINDIR)/pyspyc $(DESTDIR)$(MANDIR)/man1/pyspyc.1 \
+		$(DESTDIR)$(BASHCOMPDIR)/pyspyc
 
 clean:
 	rm -rf build build-san pyspyc

@@ -141,6 +141,59 @@ def run_pyspyc(args, timeout=60, **kw):
                           universal_newlines=True, timeout=timeout, **kw)
 
 
+def pyspyc_help(*cmd):
+    """The --help text of pyspyc [cmd]."""
+    r = run_pyspyc(list(cmd) + ["--help"])
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def help_block(text, title):
+    """The indented lines under "title:" in a help text, up to the next
+    unindented line."""
+    lines = text.split("\n%s:\n" % title, 1)[1].splitlines()
+    block = []
+    for line in lines:
+        if line and not line[0].isspace():
+            break
+        if line.strip():
+            block.append(line)
+    return block
+
+
+def help_commands():
+    """The subcommands pyspyc --help lists."""
+    return [line.split()[0] for line in help_block(pyspyc_help(), "Commands")]
+
+
+def help_option_names(*cmd):
+    """Every spelling of every option pyspyc [cmd] --help lists: {"-p", "--pid", ...}."""
+    names = set()
+    for line in help_block(pyspyc_help(*cmd), "Options"):
+        m = re.match(r"\s+(?:-(\w), )?\s*--([\w-]+)", line)
+        assert m, "not an option line: %r" % line
+        names.add("--" + m.group(2))
+        if m.group(1):
+            names.add("-" + m.group(1))
+    return names
+
+
+def help_formats():
+    """The output formats, in the order record --help lists them after the
+    last ': ' of -f's help ("a, b or c")."""
+    for line in help_block(pyspyc_help("record"), "Options"):
+        if re.match(r"\s+-f, --format ", line):
+            names = re.split(r", | or ", line.rsplit(": ", 1)[1].rstrip("."))
+            assert all(re.match(r"^[a-z]+$", n) for n in names), line
+            return names
+    raise AssertionError("record --help has no -f, --format line")
+
+
+def help_examples(*cmd):
+    """The command lines under "Examples:" in pyspyc [cmd] --help."""
+    return [line.strip() for line in help_block(pyspyc_help(*cmd), "Examples")]
+
+
 class Target:
     """A Python app started in the background; waits for its 'ready' line."""
 
