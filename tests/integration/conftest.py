@@ -166,27 +166,41 @@ def help_commands():
     return [line.split()[0] for line in help_block(pyspyc_help(), "Commands")]
 
 
+def help_options(*cmd):
+    """The options pyspyc [cmd] --help lists, in order: [(short or None,
+    long, metavar or None, help text)].  An option starts a line at column 2
+    ("  -p, --pid PID  text" or "      --nolineno  text"); its text may go on
+    over lines indented further."""
+    opts = []
+    for line in help_block(pyspyc_help(*cmd), "Options"):
+        m = re.match(r"^  (?:-(\w), |    )--([\w-]+)(?: ([A-Z][A-Z_]*))?(?:\s+(.*))?$", line)
+        if m:
+            opts.append([m.group(1), m.group(2), m.group(3), m.group(4) or ""])
+        else:
+            assert opts and line.startswith("   "), "not an option line: %r" % line
+            opts[-1][3] = (opts[-1][3] + " " + line.strip()).strip()
+    return [tuple(o) for o in opts]
+
+
 def help_option_names(*cmd):
     """Every spelling of every option pyspyc [cmd] --help lists: {"-p", "--pid", ...}."""
     names = set()
-    for line in help_block(pyspyc_help(*cmd), "Options"):
-        m = re.match(r"\s+(?:-(\w), )?\s*--([\w-]+)", line)
-        assert m, "not an option line: %r" % line
-        names.add("--" + m.group(2))
-        if m.group(1):
-            names.add("-" + m.group(1))
+    for short, long, _, _ in help_options(*cmd):
+        names.add("--" + long)
+        if short:
+            names.add("-" + short)
     return names
 
 
 def help_formats():
     """The output formats, in the order record --help lists them after the
-    last ': ' of -f's help ("a, b or c")."""
-    for line in help_block(pyspyc_help("record"), "Options"):
-        if re.match(r"\s+-f, --format ", line):
-            names = re.split(r", | or ", line.rsplit(": ", 1)[1].rstrip("."))
-            assert all(re.match(r"^[a-z]+$", n) for n in names), line
+    last ': ' of --format's help ("a, b or c")."""
+    for _, long, _, text in help_options("record"):
+        if long == "format":
+            names = re.split(r", | or ", text.rsplit(": ", 1)[1].rstrip("."))
+            assert all(re.match(r"^[a-z]+$", n) for n in names), text
             return names
-    raise AssertionError("record --help has no -f, --format line")
+    raise AssertionError("record --help has no --format")
 
 
 def help_examples(*cmd):

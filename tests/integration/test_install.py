@@ -250,24 +250,49 @@ def test_completes_the_command(tmp_path):
     assert "--pid" in complete(PYSPYC, "dump", "stray", "--")
 
 
+def write_fake(path, record_help, log):
+    """A stand-in pyspyc that logs its arguments to log and prints a help
+    text: its only command, record, has record_help."""
+    path.write_text("#!/bin/sh\necho \"$*\" >> %s\n"
+                    "if [ \"$1\" = --help ]; then\n"
+                    "  printf 'Usage: pyspyc <command>\\n\\nCommands:\\n  record   r\\n'\n"
+                    "  exit 0\nfi\ncat <<'EOF'\n%sEOF\n" % (log, record_help))
+    path.chmod(0o755)
+
+
+def fake_record_help(option):
+    return ("Usage: pyspyc record [OPTIONS] --pid PID\n\nOptions:\n"
+            "  -p, --pid PID     the process\n"
+            "      --%s    a flag\n\nExamples:\n  pyspyc record --pid 1\n" % option)
+
+
+def test_completion_reads_wrapped_help(tmp_path):
+    fake = tmp_path / "pyspyc"
+    write_fake(fake, "Usage: pyspyc record [OPTIONS] (--pid PID | [--] COMMAND [ARGS...])\n\n"
+               "Options:\n"
+               "  -k, --kind KIND              what to do: one, two,\n"
+               "                               three or four\n"
+               "      --a-very-long-option-name-here N\n"
+               "                               a number (default: 5, 6)\n"
+               "      --flag                   a flag whose help goes on\n"
+               "                               --over lines\n"
+               "  -h, --help                   show this help and exit\n\n"
+               "Examples:\n  pyspyc record --flag -- x\n", tmp_path / "log")
+    assert sorted(complete(str(fake), "record", "-")) == sorted(
+        ["-k", "--kind", "--a-very-long-option-name-here", "--flag", "-h", "--help"])
+    assert complete(str(fake), "record", "-k", "") == ["one", "two", "three", "four"]
+    assert complete(str(fake), "record", "--a-very-long-option-name-here", "") == []
+    # The option took its value: "x" starts the command.
+    exe = os.path.basename(sys.executable)
+    assert exe in complete(str(fake), "record", "--a-very-long-option-name-here", "7",
+                           exe[:-1])
+
+
 def test_help_is_cached_until_the_binary_changes(tmp_path):
     log = tmp_path / "log"
-    fake = tmp_path / "pyspyc"
-
-    def write(opt):
-        fake.write_text("#!/bin/sh\necho \"$*\" >> %s\n"
-                        "if [ \"$1\" = --help ]; then\n"
-                        "  printf 'Usage: pyspyc <command>\\n\\nCommands:\\n  record   r\\n'\n"
-                        "  exit 0\nfi\ncat <<'EOF'\n"
-                        "Usage: pyspyc record [OPTIONS] --pid PID\n\nOptions:\n"
-                        "  -p, --pid PID     the process\n"
-                        "      --%s    a flag\n\nExamples:\n  pyspyc record --pid 1\nEOF\n"
-                        % (log, opt))
-        fake.chmod(0o755)
-    write("beta-option")
-    new = tmp_path / "new"
-    os.rename(str(fake), str(new))
-    write("alpha")
+    fake, new = tmp_path / "pyspyc", tmp_path / "new"
+    write_fake(new, fake_record_help("beta-option"), log)
+    write_fake(fake, fake_record_help("alpha"), log)
     driver = r'''
 source "$1"
 comp() { COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _pyspyc; echo "${COMPREPLY[*]}"; }
