@@ -27,8 +27,10 @@ static void usage(FILE *f)
 		   "  -V, --version  show the version\n\n"
 		   "Run 'pyspyc <command> --help' for a command's options.\n"
 		   "Examples:\n"
-		   "  sudo pyspyc record --pid 12345 -o profile.svg\n"
-		   "  pyspyc record -o profile.svg -- python3 app.py\n");
+		   "  sudo pyspyc record --pid 12345 -o profile.svg -o profile.folded\n"
+		   "  pyspyc record -o profile.svg -- python3 app.py arg\n"
+		   "  sudo pyspyc top --pid 12345\n"
+		   "  sudo pyspyc dump --pid 12345\n");
 }
 
 int main(int argc, char **argv)
