@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -289,18 +290,31 @@ static void summary(const struct session_stats *st, const struct record_args *a,
 	fputc('\n', stderr);
 }
 
-/* The one-line progress display, redrawn in place on a terminal. */
+/* The one-line progress display, redrawn in place on a terminal.  It is
+ * cut to the terminal's width: a line that wraps is not redrawn in place
+ * ("\r" goes back only to the start of its last row) but leaves a row
+ * behind at every redraw. */
 static void progress(struct session *sess)
 {
 	struct session_stats st;
+	struct winsize ws;
+	char line[192], procs[32] = "";
+	int n;
 
 	session_stats(sess, &st);
-	fprintf(stderr, "\rpyspyc: %.1f s, %llu samples, %llu errors, %llu late ticks",
-		st.elapsed_s, (unsigned long long)st.samples,
-		(unsigned long long)st.errors, (unsigned long long)st.late);
 	if (st.processes > 1)
-		fprintf(stderr, ", %u processes", st.processes);
-	fputs(" (Ctrl-C stops)\033[K", stderr);
+		snprintf(procs, sizeof(procs), ", %u processes", st.processes);
+	n = snprintf(line, sizeof(line), "pyspyc: %.1f s, %llu samples, %llu errors, "
+		     "%llu late ticks%s (Ctrl-C stops)", st.elapsed_s,
+		     (unsigned long long)st.samples, (unsigned long long)st.errors,
+		     (unsigned long long)st.late, procs);
+	if (n < 0)
+		return;
+	if (n >= (int)sizeof(line))
+		n = (int)sizeof(line) - 1;
+	if (!ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) && ws.ws_col > 1 && n > ws.ws_col - 1)
+		n = ws.ws_col - 1;
+	fprintf(stderr, "\r%.*s\033[K", n, line);
 	fflush(stderr);
 }
 

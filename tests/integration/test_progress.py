@@ -1,9 +1,12 @@
 """record's one-line progress display: redrawn in place while stderr is a
 terminal, erased before the summary, absent when stderr is not a terminal."""
+import fcntl
 import os
 import re
 import select
+import struct
 import subprocess
+import termios
 import time
 
 from conftest import PYSPYC, run_pyspyc
@@ -13,12 +16,15 @@ PROGRESS = re.compile(r"^pyspyc: (\d+\.\d) s, (\d+) samples, (\d+) errors, "
 SUMMARY = re.compile(r"^pyspyc: \d+ samples, \d+ errors, \d+ torn stacks, \d+ late ticks in ")
 
 
-def record_on_pty(args, env_extra=None, stdout_pty=False, timeout=60):
-    """Run pyspyc with stderr (and, if asked, stdout) on a pseudo-terminal;
-    returns (exit status, bytes written to the stderr terminal)."""
+def record_on_pty(args, env_extra=None, stdout_pty=False, columns=0, timeout=60):
+    """Run pyspyc with stderr (and, if asked, stdout) on a pseudo-terminal
+    (columns wide, when not 0); returns (exit status, text written to the
+    stderr terminal)."""
     env = dict(os.environ, TERM="xterm")
     env.update(env_extra or {})
     master, slave = os.openpty()
+    if columns:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     out_master = out_slave = None
     if stdout_pty:
         out_master, out_slave = os.openpty()
@@ -84,6 +90,23 @@ def test_progress_on_a_terminal(one_python, target, tmp_path):
     assert last.startswith("\x1b[K"), repr(last)
     assert SUMMARY.match(last[len("\x1b[K"):]), repr(last)
     assert "wrote " + str(svg) in last
+
+
+def test_progress_fits_a_narrow_terminal(one_python, target, tmp_path):
+    # A line wider than the terminal wraps, and "\r" then goes back only to
+    # the start of its last row: every redraw would leave a row behind.
+    t = target(one_python, "split.py", 30)
+    status, text = record_on_pty(["record", "-p", str(t.pid), "-d", "1.5",
+                                  "-o", str(tmp_path / "p.svg")], columns=40)
+    assert status == 0, text
+    assert text.endswith("\r\n"), repr(text[-200:])
+    # The last piece is the erase and the summary (which may wrap: it is
+    # written once).
+    pieces = text[:-2].split("\r")[1:-1]
+    assert len(pieces) >= 3, pieces
+    for p in pieces:
+        assert p.startswith("pyspyc: ") and p.endswith("\x1b[K"), repr(p)
+        assert len(p) - len("\x1b[K") < 40, repr(p)
 
 
 def test_no_progress_when_stderr_is_a_pipe(one_python, target, tmp_path):
