@@ -14,7 +14,7 @@
 /* Exit statuses, documented in pyspyc(1). */
 enum {
 	EXIT_OK = 0,
-	EXIT_FAILURE_RUN = 1,   /* sampling or writing failed */
+	EXIT_FAILURE_RUN = 1,   /* the run failed (out of memory, sampling could not start) */
 	EXIT_USAGE = 2,         /* malformed command line */
 	EXIT_NO_PROCESS = 3,    /* no such process, or command not found */
 	EXIT_PERMISSION = 4,    /* not allowed to read the target */
