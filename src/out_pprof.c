@@ -1,10 +1,11 @@
 /* out_pprof.c - pprof's profile.proto, gzip-compressed (.pb.gz), for
- * `go tool pprof`, Pyroscope, Cloud Profiler and the other pprof consumers.
+ * `go tool pprof` and the other readers of the pprof format.
  *
  * The protobuf is encoded here by hand.  The wire format is small and
- * stable (varints and length-delimited fields) and the handful of messages
- * below take about 200 lines, against a code generator in the build and a
- * protobuf library as a run-time dependency: we choose no protobuf library.
+ * stable (varints and length-delimited fields): the encoder below is about
+ * 80 lines and the messages we write some 200 more, against a code
+ * generator in the build and a protobuf library as a run-time dependency.
+ * We choose no protobuf library.
  * Field numbers are those of github.com/google/pprof/proto/profile.proto.
  *
  * How a profile maps onto the document:
