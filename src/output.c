@@ -13,6 +13,7 @@
 
 static const char *const svg_exts[] = { ".svg", NULL };
 static const char *const raw_exts[] = { ".folded", ".collapsed", ".txt", NULL };
+static const char *const pprof_exts[] = { ".pb.gz", ".pprof", NULL };
 
 static const struct out_format fmt_svg = {
 	.name = "flamegraph",
@@ -28,7 +29,15 @@ static const struct out_format fmt_raw = {
 	.help = "collapsed stacks for flamegraph.pl, inferno, speedscope",
 };
 
-static const struct out_format *const formats[] = { &fmt_svg, &fmt_raw, NULL };
+static const struct out_format fmt_pprof = {
+	.name = "pprof",
+	.exts = pprof_exts,
+	.write = out_pprof_write,
+	.help = "pprof profile.proto, gzipped, for go tool pprof; threads as labels",
+	.needs = OUT_PER_THREAD,
+};
+
+static const struct out_format *const formats[] = { &fmt_svg, &fmt_raw, &fmt_pprof, NULL };
 
 static const struct {
 	const char *alias;

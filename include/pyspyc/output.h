@@ -55,6 +55,9 @@ const struct out_format *const *out_formats(void);
 int out_collapsed_write(const struct profile *p, const struct out_opts *o,
 			FILE *f);
 int out_svg_write(const struct profile *p, const struct out_opts *o, FILE *f);
+/* pprof's profile.proto, gzip-compressed; threads and processes as sample
+ * labels (pid, tid, thread_name).  See out_pprof.c for the mapping. */
+int out_pprof_write(const struct profile *p, const struct out_opts *o, FILE *f);
 
 /* Write one output atomically: path "-" means stdout.  Returns 0 or -errno;
  * on failure nothing is left at path (an existing file there is untouched). */

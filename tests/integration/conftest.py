@@ -254,6 +254,18 @@ def app_line(app, marker):
     raise AssertionError("marker %r not in %s" % (marker, app))
 
 
+def children_of(pid):
+    """The pids of pid's child processes (every thread's children)."""
+    out = []
+    for task in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/children" % (pid, task)) as f:
+                out += [int(c) for c in f.read().split()]
+        except OSError:
+            pass
+    return out
+
+
 def wait_for(pred, timeout=10.0):
     end = time.time() + timeout
     while time.time() < end:

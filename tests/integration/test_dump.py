@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import APPS, qualname, run_pyspyc, version_of, wait_for
+from conftest import APPS, children_of, qualname, run_pyspyc, version_of, wait_for
 
 NAMES = ["MainThread", "worker-1", "worker-2", 'sleeper "q"']
 # The innermost function of each thread of dump_target.py, the method
@@ -171,17 +171,6 @@ def test_dump_json(python, target):
     r = dump(["-p", str(t.pid), "-j"])
     doc = json.loads(r.stdout)
     assert all("locals" not in f for th in doc["threads"] for f in th["frames"])
-
-
-def children_of(pid):
-    out = []
-    for task in os.listdir("/proc/%d/task" % pid):
-        try:
-            with open("/proc/%d/task/%s/children" % (pid, task)) as f:
-                out += [int(c) for c in f.read().split()]
-        except OSError:
-            pass
-    return out
 
 
 def test_dump_subprocesses(python, target):

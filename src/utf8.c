@@ -1,0 +1,27 @@
+/* utf8.c - strict UTF-8 decoding. */
+#include "pyspyc/utf8.h"
+
+size_t utf8_seq(const unsigned char *s, size_t len, uint32_t *cp)
+{
+	uint32_t c = s[0];
+	size_t need, k;
+
+	if (c < 0x80) {
+		*cp = c;
+		return 1;
+	}
+	need = c >= 0xc2 && c < 0xe0 ? 1 : c >= 0xe0 && c < 0xf0 ? 2 : c >= 0xf0 && c < 0xf5 ? 3 : 0;
+	if (!need || need >= len)
+		return 0;
+	c &= need == 1 ? 0x1f : need == 2 ? 0x0f : 0x07;
+	for (k = 1; k <= need; k++) {
+		if ((s[k] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (s[k] & 0x3f);
+	}
+	if ((need == 2 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff))) ||
+	    (need == 3 && (c < 0x10000 || c > 0x10ffff)))
+		return 0;
+	*cp = c;
+	return need + 1;
+}
