@@ -603,20 +603,20 @@ static int tree_blocks(const struct tree *t, const uint8_t *on,
 {
 	struct block *blk;
 	uint32_t *in, i, nb = 0;
+	int err = -ENOMEM;
 
 	*blkp = NULL;
 	if (!m->blocks)
 		return 0;
 	blk = calloc(m->blocks, sizeof(*blk));
+	if (!blk)
+		goto out;
 	/* in[node]: 1 + the block that holds a narrow node, or for a drawn
 	 * node the block of its narrow children; 0 for none yet.  Parents
 	 * come before children, so one pass fills it. */
 	in = calloc(t->n, sizeof(*in));
-	if (!blk || !in) {
-		free(blk);
-		free(in);
-		return -ENOMEM;
-	}
+	if (!in)
+		goto out_blk;
 	for (i = 1; i < t->n; i++) {
 		const struct node *nd = &t->nodes[i];
 		uint32_t up = nd->parent, b;
@@ -639,9 +639,14 @@ static int tree_blocks(const struct tree *t, const uint8_t *on,
 		blk[b - 1].nodes++;
 		in[i] = b;
 	}
-	free(in);
 	*blkp = blk;
-	return 0;
+	blk = NULL;
+	err = 0;
+	free(in);
+out_blk:
+	free(blk);
+out:
+	return err;
 }
 
 /* ---- ordering ---------------------------------------------------------- */

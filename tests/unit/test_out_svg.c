@@ -670,10 +670,12 @@ static void test_narrow_frames_merged(void **state)
 		.frames = frames, .nframes = 6, .stacks = stacks, .nstacks = 6,
 		.total = 100008,
 	};
+	struct out_opts icicle = { .inverted = 1 };
 	struct doc d;
 	struct fr fr[8];
 	struct acct a;
 	const struct fr *m, *b, *blk, *leafblk;
+	double blk_x;
 	char buf[512];
 	size_t n;
 
@@ -719,6 +721,20 @@ static void test_narrow_frames_merged(void **state)
 		sizeof(buf));
 	assert_non_null(strstr(buf, "4 frames under 9 samples merged into 2 blocks"));
 	assert_null(strstr(buf, "cap"));
+
+	/* Rows: all, main, big and a block, a block.  Flame graph: depth 2
+	 * is the second row from the top; icicle: the third. */
+	assert_float_equal(blk->y, 72 + 1 * 16, 0);
+	assert_float_equal(leafblk->y, 72, 0);
+	blk_x = blk->x;	/* fr[] is refilled below */
+	doc_free(&d);
+	doc_make(&d, &p, &icicle);
+	assert_int_equal(frames_of(&d, fr, 8), 5);
+	assert_string_equal(fr[4].title, "2 narrow frames merged (3 with callees) "
+			    "\xe2\x80\x94 3 samples (0.00%)");
+	assert_float_equal(fr[4].y, 72 + 2 * 16, 0);
+	assert_float_equal(fr[3].y, 72 + 3 * 16, 0);
+	assert_float_equal(fr[4].x, blk_x, 0);
 	doc_free(&d);
 }
 
