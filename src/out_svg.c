@@ -14,17 +14,27 @@
  * [0, total), nested inside its parent's range.  The inline script zooms and
  * searches with those numbers and takes each frame's text from its <title>
  * (everything before the last " — "), so no target string is ever part of
- * the script's source.  Everything that came from the target passes through
+ * the script's source.  Searches skip merged blocks (below), which keep no
+ * names, and state the samples in blocks outside the matches as the bound
+ * they are.  Everything that came from the target passes through
  * text_add(): invalid UTF-8, control characters, characters XML 1.0 cannot
  * carry and bidirectional overrides become U+FFFD, and the result is
  * XML-escaped when written.
  *
  * Bounds: frames narrower than 1/SVG_MIN_FRAC of the samples (0.1 px of the
- * image) are not drawn; their time stays inside the parent, whose width
- * comes from its own count.  If that still leaves more than SVG_MAX_FRAMES
- * frames the threshold is doubled until it does not.  Stacks deeper than
- * SVG_MAX_DEPTH are folded into their frame at that depth.  Both caps are
- * stated in the subtitle when they change the picture.
+ * image) are not drawn one by one.  The narrow children of each drawn
+ * frame, with all their callees, become one grey merged block after its
+ * drawn children:
+ *
+ *   <g data-d=.. data-s=.. data-n="their samples" data-m="narrow children">
+ *     <title>3 narrow frames merged (17 with callees) — N samples (P%)</title>
+ *
+ * so no count changes, a parent's children still add up to its samples
+ * less its own, and what was merged can be hovered and zoomed into.  If
+ * frames and blocks still number more than SVG_MAX_FRAMES the threshold
+ * is doubled until they do not.  Stacks deeper than SVG_MAX_DEPTH are
+ * folded into their frame at that depth.  The subtitle says what was
+ * merged, and when either cap changed the picture.
  *
  * Numbers are formatted with integer arithmetic: printf's %f follows
  * LC_NUMERIC and a decimal comma would break every coordinate.
@@ -526,28 +536,117 @@ out_path:
 	return err;
 }
 
-/* Which nodes are drawn: wide enough, under a drawn parent (a child is
- * never wider than its parent, so a narrow subtree is skipped whole).
- * Returns how many. */
-static uint32_t tree_mark(const struct tree *t, uint8_t *on, uint64_t min,
-			  uint32_t *max_depth)
-{
-	uint32_t i, n = 0;
+/* What tree_mark() leaves in on[]: a node is drawn, and a drawn node has
+ * narrow children with samples, which one merged block stands for. */
+enum {
+	ON_DRAWN = 1,
+	ON_MERGED = 2,
+};
 
-	*max_depth = 0;
-	on[0] = t->nodes[0].count > 0;
-	n += on[0];
+struct marks {
+	uint32_t drawn;		/* nodes drawn, the root included */
+	uint32_t blocks;	/* merged blocks: drawn nodes with ON_MERGED */
+	uint32_t merged;	/* nodes with samples inside those blocks */
+	uint32_t max_depth;	/* deepest row, merged blocks included */
+};
+
+/* Which nodes are drawn: wide enough, under a drawn parent (a child is
+ * never wider than its parent, so a narrow node's callees are all narrow
+ * too).  The narrow children of a drawn node, with their callees, become
+ * one merged block beside its drawn children: no sample leaves the
+ * picture and every parent's children still add up. */
+static void tree_mark(const struct tree *t, uint8_t *on, uint64_t min,
+		      struct marks *m)
+{
+	uint32_t i;
+
+	memset(m, 0, sizeof(*m));
+	on[0] = t->nodes[0].count > 0 ? ON_DRAWN : 0;
+	m->drawn = on[0];
 	for (i = 1; i < t->n; i++) {
 		const struct node *nd = &t->nodes[i];
+		uint8_t *up = &on[nd->parent];
 
-		on[i] = on[nd->parent] && nd->count >= min;
-		if (!on[i])
-			continue;
-		n++;
-		if (nd->depth > *max_depth)
-			*max_depth = nd->depth;
+		on[i] = 0;
+		if (!nd->count)
+			continue;	/* never sampled: nothing to show */
+		if (*up && nd->count >= min) {
+			on[i] = ON_DRAWN;
+			m->drawn++;
+		} else {
+			/* Inside a block: the parent's, or the block its
+			 * narrow parent is in, which counts it as a callee. */
+			m->merged++;
+			if (!*up || (*up & ON_MERGED))
+				continue;
+			*up |= ON_MERGED;
+			m->blocks++;
+		}
+		if (nd->depth > m->max_depth)
+			m->max_depth = nd->depth;
 	}
-	return n;
+}
+
+/* One merged block: the narrow children of a drawn node and their callees,
+ * drawn to the right of the drawn children. */
+struct block {
+	uint64_t count;		/* samples in the narrow children */
+	uint32_t parent;	/* the drawn node */
+	uint32_t frames;	/* narrow children */
+	uint32_t nodes;		/* narrow children and all their callees */
+};
+
+/* Fill blk[0..m->blocks) from the marks; blk[k] comes from the k-th drawn
+ * parent in node order.  Caller owns *blkp.  Returns 0 or -ENOMEM. */
+static int tree_blocks(const struct tree *t, const uint8_t *on,
+		       const struct marks *m, struct block **blkp)
+{
+	struct block *blk;
+	uint32_t *in, i, nb = 0;
+	int err = -ENOMEM;
+
+	*blkp = NULL;
+	if (!m->blocks)
+		return 0;
+	blk = calloc(m->blocks, sizeof(*blk));
+	if (!blk)
+		goto out;
+	/* in[node]: 1 + the block that holds a narrow node, or for a drawn
+	 * node the block of its narrow children; 0 for none yet.  Parents
+	 * come before children, so one pass fills it. */
+	in = calloc(t->n, sizeof(*in));
+	if (!in)
+		goto out_blk;
+	for (i = 1; i < t->n; i++) {
+		const struct node *nd = &t->nodes[i];
+		uint32_t up = nd->parent, b;
+
+		if (on[i] || !nd->count)
+			continue;
+		b = in[up];
+		if (on[up]) {
+			if (!b) {
+				if (nb == m->blocks)
+					break;	/* cannot happen: marks agree */
+				b = in[up] = ++nb;
+				blk[b - 1].parent = up;
+			}
+			blk[b - 1].count += nd->count;
+			blk[b - 1].frames++;
+		}
+		if (!b)
+			continue;
+		blk[b - 1].nodes++;
+		in[i] = b;
+	}
+	*blkp = blk;
+	blk = NULL;
+	err = 0;
+	free(in);
+out_blk:
+	free(blk);
+out:
+	return err;
 }
 
 /* ---- ordering ---------------------------------------------------------- */
@@ -654,42 +753,39 @@ struct svg {
 	FILE *f;
 	const struct profile *p;
 	const struct tree *t;
+	const struct block *blk;	/* merged blocks, item ids t->n + k */
 	uint64_t total;
 	uint32_t rows;		/* frame rows drawn */
 	unsigned height;
 	int inverted;
 };
 
-static void put_frame(struct svg *s, uint32_t id, uint64_t start)
+/* Merged blocks are grey, apart from every kind's hue family. */
+static const struct rgb merged_colour = { 178, 178, 178 };
+
+/* One box on the sample axis: [start, start + count) at depth.  merged is
+ * how many frames a merged block stands for (data-m), 0 for a frame. */
+static void put_box(struct svg *s, uint32_t depth, uint64_t start,
+		    uint64_t count, const struct text *txt, struct rgb col,
+		    uint32_t merged)
 {
-	const struct node *nd = &s->t->nodes[id];
-	const struct profile_frame *fr = id ? &s->p->frames[nd->frame] : NULL;
 	uint64_t x = SVG_XPAD * 100 + px100_of(start, s->total);
-	uint64_t w = px100_of(nd->count, s->total);
-	unsigned row = s->inverted ? nd->depth : s->rows - 1 - nd->depth;
+	uint64_t w = px100_of(count, s->total);
+	unsigned row = s->inverted ? depth : s->rows - 1 - depth;
 	unsigned y = SVG_TOP + row * SVG_FRAME_H;
-	struct text txt;
-	struct rgb col;
 	char nbuf[32], pbuf[32];
 	uint64_t room;
 	size_t cut;
 
-	if (fr) {
-		text_frame(&txt, fr);
-		col = frame_colour(fr->kind, fr->name);
-	} else {
-		/* Neutral, so the root is not taken for a thread marker. */
-		text_init(&txt);
-		text_put(&txt, "all");
-		col.r = col.g = col.b = 205;
-	}
 	fprintf(s->f, "<g data-d=\"%" PRIu32 "\" data-s=\"%" PRIu64
-		"\" data-n=\"%" PRIu64 "\"><title>", nd->depth, start, nd->count);
-	put_text(s->f, &txt);
+		"\" data-n=\"%" PRIu64 "\"", depth, start, count);
+	if (merged)
+		fprintf(s->f, " data-m=\"%" PRIu32 "\"", merged);
+	fputs_unlocked("><title>", s->f);
+	put_text(s->f, txt);
 	fprintf(s->f, " " EM_DASH " %s sample%s (%s%%)</title><rect x=\"",
-		fmt_count(nbuf, sizeof(nbuf), nd->count),
-		nd->count == 1 ? "" : "s",
-		fmt_pct(pbuf, sizeof(pbuf), nd->count, s->total));
+		fmt_count(nbuf, sizeof(nbuf), count), count == 1 ? "" : "s",
+		fmt_pct(pbuf, sizeof(pbuf), count, s->total));
 	put_px(s->f, x);
 	fprintf(s->f, "\" y=\"%u\" width=\"", y);
 	put_px(s->f, w);
@@ -703,23 +799,70 @@ static void put_frame(struct svg *s, uint32_t id, uint64_t start)
 	 * when fewer than three fit. */
 	room = w > 2 * SVG_TEXT_PAD * 100 ?
 		(w - 2 * SVG_TEXT_PAD * 100) / (SVG_CHAR_W * 100) : 0;
-	if (room >= txt.ncp) {
-		put_text(s->f, &txt);
+	if (room >= txt->ncp) {
+		put_text(s->f, txt);
 	} else if (room >= 3) {
-		cut = utf8_prefix(txt.buf, txt.len, (uint32_t)room - 2);
-		while (cut && txt.buf[cut - 1] == ' ')
+		cut = utf8_prefix(txt->buf, txt->len, (uint32_t)room - 2);
+		while (cut && txt->buf[cut - 1] == ' ')
 			cut--;
-		put_esc(s->f, txt.buf, cut);
+		put_esc(s->f, txt->buf, cut);
 		fputs_unlocked("..", s->f);
 	}
 	fputs_unlocked("</text></g>\n", s->f);
 }
 
-/* Draw the drawn nodes depth first, children left to right in text order,
- * so the bytes follow the picture, not the order nodes were created in. */
-static int put_frames(struct svg *s, const uint8_t *on, uint32_t ndrawn)
+static void put_frame(struct svg *s, uint32_t id, uint64_t start)
+{
+	const struct node *nd = &s->t->nodes[id];
+	const struct profile_frame *fr = id ? &s->p->frames[nd->frame] : NULL;
+	struct text txt;
+	struct rgb col;
+
+	if (fr) {
+		text_frame(&txt, fr);
+		col = frame_colour(fr->kind, fr->name);
+	} else {
+		/* Neutral, so the root is not taken for a thread marker. */
+		text_init(&txt);
+		text_put(&txt, "all");
+		col.r = col.g = col.b = 205;
+	}
+	put_box(s, nd->depth, start, nd->count, &txt, col, 0);
+}
+
+/* "3 narrow frames merged (17 with callees)": the numbers the block stands
+ * for; the script leaves it out of searches by its data-m. */
+static void put_block(struct svg *s, const struct block *b, uint64_t start)
+{
+	struct text txt;
+	char buf[32];
+
+	text_init(&txt);
+	text_put(&txt, fmt_count(buf, sizeof(buf), b->frames));
+	text_put(&txt, b->frames == 1 ? " narrow frame merged" :
+		 " narrow frames merged");
+	if (b->nodes > b->frames) {
+		text_put(&txt, " (");
+		text_put(&txt, fmt_count(buf, sizeof(buf), b->nodes));
+		text_put(&txt, " with callees)");
+	}
+	put_box(s, s->t->nodes[b->parent].depth + 1, start, b->count, &txt,
+		merged_colour, b->frames);
+}
+
+/* Samples under item id: a node, or merged block id - t->n. */
+static uint64_t item_count(const struct svg *s, uint32_t id)
+{
+	return id < s->t->n ? s->t->nodes[id].count : s->blk[id - s->t->n].count;
+}
+
+/* Draw the drawn nodes depth first, children left to right in text order
+ * and a node's merged block after them, so the bytes follow the picture,
+ * not the order nodes were created in. */
+static int put_frames(struct svg *s, const uint8_t *on, const struct marks *m)
 {
 	const struct tree *t = s->t;
+	size_t nitems = (size_t)m->drawn + m->blocks;
 	struct child *c;
 	struct visit {
 		uint32_t id;
@@ -729,12 +872,12 @@ static int put_frames(struct svg *s, const uint8_t *on, uint32_t ndrawn)
 	uint64_t off;
 	int err = -ENOMEM;
 
-	if (!ndrawn)
+	if (!m->drawn)
 		return 0;
-	c = malloc((size_t)ndrawn * sizeof(*c));
+	c = malloc(nitems * sizeof(*c));
 	if (!c)
 		goto out;
-	stack = malloc((size_t)ndrawn * sizeof(*stack));
+	stack = malloc(nitems * sizeof(*stack));
 	if (!stack)
 		goto out_c;
 	for (i = 1; i < t->n; i++) {
@@ -745,6 +888,13 @@ static int put_frames(struct svg *s, const uint8_t *on, uint32_t ndrawn)
 		c[nc].id = i;
 		nc++;
 	}
+	/* Ranks are below nframes, so a block sorts after its siblings. */
+	for (i = 0; i < m->blocks; i++) {
+		c[nc].parent = s->blk[i].parent;
+		c[nc].rank = UINT32_MAX;
+		c[nc].id = t->n + i;
+		nc++;
+	}
 	qsort(c, nc, sizeof(*c), child_cmp);
 
 	stack[sp].id = 0;
@@ -752,13 +902,17 @@ static int put_frames(struct svg *s, const uint8_t *on, uint32_t ndrawn)
 	while (sp) {
 		struct visit v = stack[--sp];
 
+		if (v.id >= t->n) {
+			put_block(s, &s->blk[v.id - t->n], v.start);
+			continue;
+		}
 		put_frame(s, v.id, v.start);
 		lo = child_lower(c, nc, v.id);
 		for (hi = lo, off = v.start; hi < nc && c[hi].parent == v.id; hi++)
-			off += t->nodes[c[hi].id].count;
+			off += item_count(s, c[hi].id);
 		/* Pushed last to first so the leftmost is drawn next. */
 		while (hi-- > lo) {
-			off -= t->nodes[c[hi].id].count;
+			off -= item_count(s, c[hi].id);
 			stack[sp].id = c[hi].id;
 			stack[sp++].start = off;
 		}
@@ -817,7 +971,7 @@ static const char svg_script[] =
 "		rect: g.getElementsByTagName(\"rect\")[0],\n"
 "		text: g.getElementsByTagName(\"text\")[0],\n"
 "		d: +g.getAttribute(\"data-d\"), s: +g.getAttribute(\"data-s\"),\n"
-"		n: +g.getAttribute(\"data-n\")\n"
+"		n: +g.getAttribute(\"data-n\"), m: g.hasAttribute(\"data-m\")\n"
 "	};\n"
 "	g.pyspycFrame = f;\n"
 "	all.push(f);\n"
@@ -867,6 +1021,15 @@ static const char svg_script[] =
 "function pct(n) {\n"
 "	return total ? (n * 100 / total).toFixed(2) : \"0.00\";\n"
 "}\n"
+"/* Whether f lies inside one of the disjoint ranges tops, sorted by start. */\n"
+"function within(tops, f) {\n"
+"	var lo = 0, hi = tops.length;\n"
+"	while (lo < hi) {\n"
+"		var mid = (lo + hi) >> 1;\n"
+"		if (tops[mid].s <= f.s) lo = mid + 1; else hi = mid;\n"
+"	}\n"
+"	return lo > 0 && f.s + f.n <= tops[lo - 1].s + tops[lo - 1].n;\n"
+"}\n"
 "function search(term) {\n"
 "	var re;\n"
 "	try {\n"
@@ -875,10 +1038,11 @@ static const char svg_script[] =
 "		matched.textContent = \"Invalid regular expression\";\n"
 "		return;\n"
 "	}\n"
-"	var hits = [];\n"
+"	var hits = [], blocks = [];\n"
 "	for (var i = 0; i < all.length; i++) {\n"
 "		var f = all[i];\n"
-"		if (f.d > 0 && re.test(f.label)) {\n"
+"		if (f.m) blocks.push(f);\n"
+"		if (f.d > 0 && !f.m && re.test(f.label)) {\n"
 "			f.g.classList.add(\"m\");\n"
 "			hits.push(f);\n"
 "		} else {\n"
@@ -888,14 +1052,21 @@ static const char svg_script[] =
 "	/* Ranges nest or are disjoint: sorted by start, widest first, a\n"
 "	 * hit inside the last counted one is already counted. */\n"
 "	hits.sort(function (a, b) { return a.s - b.s || b.n - a.n; });\n"
-"	var sum = 0, end = -1;\n"
+"	var sum = 0, end = -1, tops = [];\n"
 "	for (var j = 0; j < hits.length; j++) {\n"
 "		if (hits[j].s >= end) {\n"
 "			sum += hits[j].n;\n"
 "			end = hits[j].s + hits[j].n;\n"
+"			tops.push(hits[j]);\n"
 "		}\n"
 "	}\n"
-"	matched.textContent = \"Matched: \" + pct(sum) + \"%\";\n"
+"	/* Merged blocks keep no names: what they hold outside the hits\n"
+"	 * may match too, and is shown as the bound it is. */\n"
+"	var maybe = 0;\n"
+"	for (var b = 0; b < blocks.length; b++)\n"
+"		if (!within(tops, blocks[b])) maybe += blocks[b].n;\n"
+"	matched.textContent = \"Matched: \" + pct(sum) + \"%\" + (maybe ?\n"
+"		\" (+ up to \" + pct(maybe) + \"% in merged blocks)\" : \"\");\n"
 "	searchBtn.textContent = \"Reset Search\";\n"
 "	searching = true;\n"
 "}\n"
@@ -945,10 +1116,9 @@ static const char svg_script[] =
 "})();\n"
 "]]></script>\n";
 
-/* capped_min: the raised drawing threshold when SVG_MAX_FRAMES was hit,
- * else 0. */
+/* min: the drawing threshold in samples; capped: SVG_MAX_FRAMES raised it. */
 static void put_header(struct svg *s, const struct out_opts *o,
-		       uint64_t capped_min)
+		       const struct marks *m, uint64_t min, int capped)
 {
 	const struct profile *p = s->p;
 	static const struct {
@@ -962,7 +1132,7 @@ static void put_header(struct svg *s, const struct out_opts *o,
 	};
 	struct text txt;
 	struct rgb col;
-	char buf[64];
+	char buf[64], buf2[64], buf3[64];
 	unsigned i, x;
 
 	fprintf(s->f,
@@ -1002,10 +1172,16 @@ static void put_header(struct svg *s, const struct out_opts *o,
 		fmt_fixed(buf, sizeof(buf), p->duration_s, 2));
 	if (p->pid > 0)
 		fprintf(s->f, " " MID_DOT " pid %d", p->pid);
-	if (capped_min)
-		fprintf(s->f, " " MID_DOT " frames under %s samples not drawn "
-			"(%u frame cap)", fmt_count(buf, sizeof(buf), capped_min),
-			SVG_MAX_FRAMES);
+	if (m->blocks)
+		fprintf(s->f, " " MID_DOT " %s frame%s under %s sample%s merged "
+			"into %s block%s", fmt_count(buf, sizeof(buf), m->merged),
+			m->merged == 1 ? "" : "s",
+			fmt_count(buf2, sizeof(buf2), min), min == 1 ? "" : "s",
+			fmt_count(buf3, sizeof(buf3), m->blocks),
+			m->blocks == 1 ? "" : "s");
+	if (capped)
+		fprintf(s->f, " (threshold raised by the %s frame cap)",
+			fmt_count(buf, sizeof(buf), SVG_MAX_FRAMES));
 	if (s->t->folded)
 		fprintf(s->f, " " MID_DOT " stacks deeper than %u folded",
 			SVG_MAX_DEPTH);
@@ -1025,16 +1201,22 @@ static void put_header(struct svg *s, const struct out_opts *o,
 		/* 11 px text averages under 7 px a character. */
 		x += 16 + 7 * (unsigned)strlen(legend[i].label) + 18;
 	}
+	if (m->blocks)
+		fprintf(s->f, "<rect x=\"%u\" y=\"52\" width=\"12\" height=\"12\" "
+			"rx=\"2\" fill=\"rgb(%u,%u,%u)\"/><text class=\"legend\" "
+			"x=\"%u\" y=\"62\">merged narrow frames</text>\n", x,
+			merged_colour.r, merged_colour.g, merged_colour.b, x + 16);
 }
 
 int out_svg_write(const struct profile *p, const struct out_opts *o, FILE *f)
 {
 	struct tree t;
 	struct svg s;
+	struct marks m;
+	struct block *blk = NULL;
 	uint8_t *on;
-	uint64_t min_count, capped_min = 0;
-	uint32_t ndrawn, max_depth;
-	int err;
+	uint64_t min_count;
+	int capped = 0, err;
 
 	if (!p || !f || (p->nframes && !p->frames) || (p->nstacks && !p->stacks))
 		return -EINVAL;
@@ -1055,33 +1237,37 @@ int out_svg_write(const struct profile *p, const struct out_opts *o, FILE *f)
 	min_count = (t.nodes[0].count + SVG_MIN_FRAC - 1) / SVG_MIN_FRAC;
 	if (!min_count)
 		min_count = 1;
-	ndrawn = tree_mark(&t, on, min_count, &max_depth);
-	while (ndrawn > SVG_MAX_FRAMES) {
+	tree_mark(&t, on, min_count, &m);
+	while ((uint64_t)m.drawn + m.blocks > SVG_MAX_FRAMES) {
 		min_count *= 2;
-		capped_min = min_count;
-		ndrawn = tree_mark(&t, on, min_count, &max_depth);
+		capped = 1;
+		tree_mark(&t, on, min_count, &m);
 	}
 	err = tree_rank(&t, p, on);
+	if (err)
+		goto out_on;
+	err = tree_blocks(&t, on, &m, &blk);
 	if (err)
 		goto out_on;
 
 	s.f = f;
 	s.p = p;
 	s.t = &t;
+	s.blk = blk;
 	s.total = t.nodes[0].count;
-	s.rows = max_depth + 1;
+	s.rows = m.max_depth + 1;
 	s.height = SVG_TOP + s.rows * SVG_FRAME_H + SVG_BOTTOM;
 	s.inverted = o && o->inverted;
 
-	put_header(&s, o, capped_min);
+	put_header(&s, o, &m, min_count, capped);
 	fprintf(f, "<g id=\"frames\" data-total=\"%" PRIu64 "\" data-x=\"%u\" "
 		"data-w=\"%u\" data-cw=\"%u\" data-pad=\"%u\">\n", s.total,
 		SVG_XPAD, SVG_FRAMES_W, SVG_CHAR_W, SVG_TEXT_PAD);
-	err = put_frames(&s, on, ndrawn);
+	err = put_frames(&s, on, &m);
 	if (err)
-		goto out_on;
+		goto out_blk;
 	fputs_unlocked("</g>\n", f);
-	if (!ndrawn)
+	if (!m.drawn)
 		fprintf(f, "<text x=\"%u\" y=\"%u\" text-anchor=\"middle\" "
 			"fill=\"#666\">No samples were collected</text>\n",
 			SVG_WIDTH / 2, SVG_TOP + 12);
@@ -1092,6 +1278,8 @@ int out_svg_write(const struct profile *p, const struct out_opts *o, FILE *f)
 	fputs_unlocked("</svg>\n", f);
 
 	err = (fflush(f) || ferror(f)) ? -EIO : 0;
+out_blk:
+	free(blk);
 out_on:
 	free(on);
 out_tree:
