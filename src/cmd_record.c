@@ -481,6 +481,10 @@ int cmd_record(int argc, char **argv)
 		e = stacktab_snapshot(tab, &prof);
 		prof.start_ns = start_ns;
 		prof.start_wall_ns = start_wall_ns;
+		prof.command = command;
+		prof.pid = (int)pid;
+		prof.rate_hz = a.rate;
+		prof.duration_s = st.elapsed_s;
 	}
 	/* Formats that do not carry threads themselves show them only with
 	 * -t: the markers kept for the others are folded away. */
@@ -490,10 +494,6 @@ int cmd_record(int argc, char **argv)
 		rc = cmd_die(WHO, EXIT_FAILURE_RUN, "cannot build the profile: %s", strerror(-e));
 		goto out;
 	}
-	prof.command = command;
-	prof.pid = (int)pid;
-	prof.rate_hz = a.rate;
-	prof.duration_s = st.elapsed_s;
 	if (child)
 		cmd_end_child(child);
 	child = 0;

@@ -1,5 +1,6 @@
 """pyspyc record against real CPython targets."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -53,7 +54,11 @@ def test_launch_split(python, tmp_path):
     assert "ready" in r.stdout  # the target's output passes through
     assert "samples" in r.stderr and "late ticks" in r.stderr
     check_split(parse_collapsed(folded.read_text()))
-    check_svg(str(svg), "spin_a", "spin_b")
+    tree = check_svg(str(svg), "spin_a", "spin_b", " 500 Hz ")
+    # The title and subtitle say what was profiled.
+    texts = {e.get("id"): "".join(e.itertext()) for e in tree.iter("{http://www.w3.org/2000/svg}text")}
+    assert "split.py" in texts["title"], texts["title"]
+    assert re.search(r" pid [1-9]\d*$", texts["subtitle"]), texts["subtitle"]
 
 
 def test_pid_split(python, target, tmp_path):
