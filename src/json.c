@@ -1,6 +1,8 @@
 /* json.c - a streaming JSON writer with strict string escaping. */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "pyspyc/json.h"
@@ -115,7 +117,8 @@ static void before_value(struct json *j)
 	if (!j->first[j->depth])
 		fputc(',', j->f);
 	j->first[j->depth] = 0;
-	indent(j);
+	if (!j->oneline[j->depth])
+		indent(j);
 }
 
 static void open_(struct json *j, char c)
@@ -129,6 +132,8 @@ static void open_(struct json *j, char c)
 	fputc(c, j->f);
 	j->depth++;
 	j->first[j->depth] = 1;
+	j->oneline[j->depth] = j->oneline[j->depth - 1] || j->oneline_next;
+	j->oneline_next = 0;
 }
 
 static void close_(struct json *j, char c)
@@ -138,7 +143,7 @@ static void close_(struct json *j, char c)
 		return;
 	}
 	j->depth--;
-	if (!j->first[j->depth + 1])
+	if (!j->first[j->depth + 1] && !j->oneline[j->depth + 1])
 		indent(j);
 	fputc(c, j->f);
 }
@@ -163,12 +168,17 @@ void json_array_end(struct json *j)
 	close_(j, ']');
 }
 
+void json_oneline(struct json *j)
+{
+	j->oneline_next = 1;
+}
+
 void json_key(struct json *j, const char *key)
 {
 	before_value(j);
 	fputc('"', j->f);
 	escape(key, strlen(key), to_file, j->f);
-	fputs("\": ", j->f);
+	fputs(j->oneline[j->depth] ? "\":" : "\": ", j->f);
 	j->key_pending = 1;
 }
 
@@ -198,6 +208,28 @@ void json_uint(struct json *j, uint64_t v)
 {
 	before_value(j);
 	fprintf(j->f, "%" PRIu64, v);
+}
+
+void json_double(struct json *j, double v)
+{
+	char buf[40];
+	int prec;
+
+	if (!isfinite(v)) {
+		json_null(j);
+		return;
+	}
+	/* 17 significant digits always read back exactly; fewer usually do
+	 * and are what a person wrote (0.01, not 0.01000000000000000021). */
+	for (prec = 15; prec < 17; prec++) {
+		snprintf(buf, sizeof(buf), "%.*g", prec, v);
+		if (strtod(buf, NULL) == v)
+			break;
+	}
+	if (prec == 17)
+		snprintf(buf, sizeof(buf), "%.17g", v);
+	before_value(j);
+	fputs(buf, j->f);
 }
 
 void json_bool(struct json *j, int v)

@@ -23,7 +23,9 @@ struct json {
 	int depth;
 	int bad;                       /* nesting overflowed or underflowed */
 	unsigned char first[JSON_MAX_DEPTH]; /* nothing written yet at depth */
+	unsigned char oneline[JSON_MAX_DEPTH]; /* the container at depth is on one line */
 	unsigned char key_pending;     /* a key was written: its value is next */
+	unsigned char oneline_next;    /* json_oneline() was called */
 };
 
 void json_init(struct json *j, FILE *f);
@@ -33,6 +35,11 @@ void json_object_end(struct json *j);
 void json_array_begin(struct json *j);
 void json_array_end(struct json *j);
 
+/* Write the next object or array opened, and everything in it, on one line
+ * without spaces (a trace event, a list of frame indexes): big documents
+ * stay small and a line stays one record. */
+void json_oneline(struct json *j);
+
 /* The next member's name, inside an object. */
 void json_key(struct json *j, const char *key);
 
@@ -41,6 +48,10 @@ void json_string(struct json *j, const char *s);
 void json_string_n(struct json *j, const char *s, size_t len);
 void json_int(struct json *j, int64_t v);
 void json_uint(struct json *j, uint64_t v);
+/* The shortest text (of 15, 16 or 17 significant digits) that reads back
+ * as exactly v; null for NaN and the infinities, which JSON cannot carry.
+ * Assumes the "C" LC_NUMERIC, which pyspyc never changes. */
+void json_double(struct json *j, double v);
 void json_bool(struct json *j, int v);
 void json_null(struct json *j);
 

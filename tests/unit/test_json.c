@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,17 @@ static char *doc(void (*build)(struct json *), int *rc)
 	return buf;
 }
 
+/* Build a document that must close cleanly and read exactly want. */
+static void expect_doc(void (*build)(struct json *), const char *want)
+{
+	int rc;
+	char *s = doc(build, &rc);
+
+	assert_int_equal(rc, 0);
+	assert_string_equal(s, want);
+	free(s);
+}
+
 static void build_nested(struct json *j)
 {
 	json_object_begin(j);
@@ -97,12 +109,8 @@ static void build_nested(struct json *j)
 
 static void test_document(void **state)
 {
-	int rc;
-	char *s = doc(build_nested, &rc);
-
 	(void)state;
-	assert_int_equal(rc, 0);
-	assert_string_equal(s,
+	expect_doc(build_nested,
 		"{\n"
 		"  \"pid\": 42,\n"
 		"  \"name\": \"a\\\"b\",\n"
@@ -116,7 +124,74 @@ static void test_document(void **state)
 		"    }\n"
 		"  ]\n"
 		"}\n");
-	free(s);
+}
+
+static void build_oneline(struct json *j)
+{
+	json_object_begin(j);
+	json_key(j, "events");
+	json_array_begin(j);
+	json_oneline(j);
+	json_object_begin(j);
+	json_key(j, "ph");
+	json_string(j, "B");
+	json_key(j, "args");
+	json_object_begin(j);
+	json_key(j, "line");
+	json_int(j, 3);
+	json_object_end(j);
+	json_key(j, "empty");
+	json_array_begin(j);
+	json_array_end(j);
+	json_object_end(j);
+	json_oneline(j);
+	json_array_begin(j);
+	json_uint(j, 1);
+	json_uint(j, 2);
+	json_array_end(j);
+	json_uint(j, 7);
+	json_array_end(j);
+	json_object_end(j);
+}
+
+static void test_oneline(void **state)
+{
+	(void)state;
+	/* Only the containers asked for are on one line; the one after
+	 * them is laid out again. */
+	expect_doc(build_oneline,
+		"{\n"
+		"  \"events\": [\n"
+		"    {\"ph\":\"B\",\"args\":{\"line\":3},\"empty\":[]},\n"
+		"    [1,2],\n"
+		"    7\n"
+		"  ]\n"
+		"}\n");
+}
+
+static void build_doubles(struct json *j)
+{
+	json_array_begin(j);
+	json_oneline(j);
+	json_array_begin(j);
+	json_double(j, 0.01);
+	json_double(j, 1.0 / 3.0);
+	json_double(j, 0.1 + 0.2);
+	json_double(j, -2.5e-7);
+	json_double(j, INFINITY);
+	json_double(j, NAN);
+	json_double(j, 1e21);
+	json_double(j, 1234567.891);
+	json_array_end(j);
+	json_array_end(j);
+}
+
+static void test_double(void **state)
+{
+	(void)state;
+	/* Shortest exact text; the infinity and the NaN as null. */
+	expect_doc(build_doubles, "[\n  [0.01,0.3333333333333333,0.30000000000000004,-2.5e-07,"
+				  "null,null,1e+21,1234567.891]\n]\n");
 }
 
 static void build_unclosed(struct json *j)
@@ -157,6 +232,8 @@ int main(void)
 		cmocka_unit_test(test_escape_cut),
 		cmocka_unit_test(test_document),
 		cmocka_unit_test(test_misuse),
+		cmocka_unit_test(test_oneline),
+		cmocka_unit_test(test_double),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
