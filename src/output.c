@@ -13,6 +13,7 @@
 
 static const char *const svg_exts[] = { ".svg", NULL };
 static const char *const raw_exts[] = { ".folded", ".collapsed", ".txt", NULL };
+static const char *const speedscope_exts[] = { ".speedscope.json", NULL };
 static const char *const pprof_exts[] = { ".pb.gz", ".pprof", NULL };
 
 static const struct out_format fmt_svg = {
@@ -29,6 +30,14 @@ static const struct out_format fmt_raw = {
 	.help = "collapsed stacks for flamegraph.pl, inferno, speedscope",
 };
 
+static const struct out_format fmt_speedscope = {
+	.name = "speedscope",
+	.exts = speedscope_exts,
+	.write = out_speedscope_write,
+	.help = "speedscope JSON: a profile per thread, samples in time order",
+	.needs = OUT_PER_THREAD | OUT_TIMELINE,
+};
+
 static const struct out_format fmt_pprof = {
 	.name = "pprof",
 	.exts = pprof_exts,
@@ -37,7 +46,8 @@ static const struct out_format fmt_pprof = {
 	.needs = OUT_PER_THREAD,
 };
 
-static const struct out_format *const formats[] = { &fmt_svg, &fmt_raw, &fmt_pprof, NULL };
+static const struct out_format *const formats[] = { &fmt_svg, &fmt_raw, &fmt_speedscope,
+						    &fmt_pprof, NULL };
 
 static const struct {
 	const char *alias;

@@ -15,29 +15,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "profile_fixture.h"
 #include "pyspyc/output.h"
 
 /* ---- helpers ----------------------------------------------------------- */
-
-static struct profile mkprofile(const struct profile_frame *fr, uint32_t nfr,
-				const struct profile_stack *st, uint32_t nst)
-{
-	struct profile p;
-	uint32_t i;
-
-	memset(&p, 0, sizeof(p));
-	p.frames = fr;
-	p.nframes = nfr;
-	p.stacks = st;
-	p.nstacks = nst;
-	for (i = 0; i < nst; i++)
-		p.total += st[i].count;
-	p.command = "python3 app.py";
-	p.pid = 4242;
-	p.rate_hz = 100;
-	p.duration_s = 1;
-	return p;
-}
 
 /* Write p and compare with want exactly. */
 static void expect_text(const struct profile *p, const char *want)
@@ -70,7 +51,7 @@ static void test_basic(void **state)
 	static const struct profile_stack st[] = {
 		{ a, 1, 7, 0 }, { b, 2, 1, 0 }, { c, 3, 12345678901234ull, 0 },
 	};
-	struct profile p = mkprofile(fr, 3, st, 3);
+	struct profile p = fixture_profile(fr, 3, st, 3);
 
 	(void)state;
 	expect_text(&p,
@@ -81,7 +62,7 @@ static void test_basic(void **state)
 
 static void test_empty_profile(void **state)
 {
-	struct profile p = mkprofile(NULL, 0, NULL, 0);
+	struct profile p = fixture_profile(NULL, 0, NULL, 0);
 
 	(void)state;
 	expect_text(&p, "");
@@ -98,7 +79,7 @@ static void test_order_follows_stacks(void **state)
 	static const struct profile_stack st[] = {
 		{ s0, 1, 1, 0 }, { s2, 2, 2, 0 }, { s1, 1, 3, 0 },
 	};
-	struct profile p = mkprofile(fr, 2, st, 3);
+	struct profile p = fixture_profile(fr, 2, st, 3);
 
 	(void)state;
 	expect_text(&p,
@@ -119,7 +100,7 @@ static void test_no_file_and_no_line(void **state)
 	};
 	static const uint32_t s[] = { 5, 0, 1, 2, 3, 4 };
 	static const struct profile_stack st[] = { { s, 6, 2, 0 } };
-	struct profile p = mkprofile(fr, 6, st, 1);
+	struct profile p = fixture_profile(fr, 6, st, 1);
 
 	(void)state;
 	expect_text(&p,
@@ -142,7 +123,7 @@ static void test_escaping(void **state)
 	static const struct profile_stack st[] = {
 		{ s0, 2, 1, 0 }, { s1, 2, 22, 0 }, { s2, 3, 333, 0 },
 	};
-	struct profile p = mkprofile(fr, 7, st, 3);
+	struct profile p = fixture_profile(fr, 7, st, 3);
 
 	(void)state;
 	expect_text(&p,
@@ -161,7 +142,7 @@ static void test_count_after_last_space(void **state)
 	};
 	static const uint32_t s0[] = { 0 };
 	static const struct profile_stack st[] = { { s0, 1, 42, 0 } };
-	struct profile p = mkprofile(fr, 1, st, 1);
+	struct profile p = fixture_profile(fr, 1, st, 1);
 	char *buf = NULL, *sp, *nl;
 	size_t len = 0;
 	FILE *f;
@@ -194,7 +175,7 @@ static void test_skips_empty_stacks(void **state)
 	static const struct profile_stack st[] = {
 		{ s0, 0, 5, 0 }, { s0, 1, 1, 0 },
 	};
-	struct profile p = mkprofile(fr, 1, st, 2);
+	struct profile p = fixture_profile(fr, 1, st, 2);
 
 	(void)state;
 	expect_text(&p, "main (m.py:1) 1\n");
@@ -230,7 +211,7 @@ static void test_dev_full_large(void **state)
 					"some/package/module.py", 123, FRAME_APP };
 	for (i = 0; i < BIG; i++)
 		st[i] = (struct profile_stack){ s0, 8, (uint64_t)i + 1, 0 };
-	p = mkprofile(fr, 1, st, BIG);
+	p = fixture_profile(fr, 1, st, BIG);
 	f = fopen("/dev/full", "w");
 	if (!f)
 		skip();
@@ -246,7 +227,7 @@ static void test_dev_full_small(void **state)
 	static const struct profile_frame fr[] = { { "main", "m.py", 1, FRAME_APP } };
 	static const uint32_t s0[] = { 0 };
 	static const struct profile_stack st[] = { { s0, 1, 1, 0 } };
-	struct profile p = mkprofile(fr, 1, st, 1);
+	struct profile p = fixture_profile(fr, 1, st, 1);
 	FILE *f;
 	int err;
 
@@ -269,7 +250,7 @@ static void test_out_write_file_ok(void **state)
 	static const struct profile_frame fr[] = { { "main", "m.py", 1, FRAME_APP } };
 	static const uint32_t s0[] = { 0 };
 	static const struct profile_stack st[] = { { s0, 1, 3, 0 } };
-	struct profile p = mkprofile(fr, 1, st, 1);
+	struct profile p = fixture_profile(fr, 1, st, 1);
 	char dir[] = "/tmp/pyspyc-collapsed-XXXXXX", path[64], text[64];
 	FILE *f;
 	size_t n;

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "profile_fixture.h"
 #include "pyspyc/stacktab.h"
 #include "pyspyc/top_model.h"
 
@@ -38,22 +39,6 @@ static const struct profile_frame frames[NFRAMES] = {
 	[THREAD] = { "thread 0x1 (MainThread)", "", 0, FRAME_SPECIAL },
 	[TRUNC] = { "[truncated]", "", 0, FRAME_SPECIAL },
 };
-
-static struct profile mkprofile(const struct profile_frame *fr, uint32_t nfr,
-				const struct profile_stack *st, uint32_t nst)
-{
-	struct profile p;
-	uint32_t i;
-
-	memset(&p, 0, sizeof(p));
-	p.frames = fr;
-	p.nframes = nfr;
-	p.stacks = st;
-	p.nstacks = nst;
-	for (i = 0; i < nst; i++)
-		p.total += st[i].count;
-	return p;
-}
 
 static struct top_model *new_model(double rate)
 {
@@ -109,7 +94,7 @@ static void test_own_total(void **state)
 	static const uint32_t a[] = { MAIN, RUN, SPIN_A }, b[] = { MAIN, RUN, SPIN_B },
 			      c[] = { MAIN };
 	static const struct profile_stack st[] = { { a, 3, 6, 0 }, { b, 3, 3, 0 }, { c, 1, 1, 0 } };
-	struct profile p = mkprofile(frames, NFRAMES, st, 3);
+	struct profile p = fixture_profile(frames, NFRAMES, st, 3);
 	struct top_model *m = new_model(100);
 	uint32_t n;
 
@@ -139,7 +124,7 @@ static void test_recursion_counted_once(void **state)
 	};
 	static const uint32_t s1[] = { 0, 1, 0, 0 }, s2[] = { 1, 0 };
 	static const struct profile_stack st[] = { { s1, 4, 7, 0 }, { s2, 2, 2, 0 } };
-	struct profile p = mkprofile(fr, 2, st, 2);
+	struct profile p = fixture_profile(fr, 2, st, 2);
 	struct top_model *m = new_model(100);
 
 	(void)state;
@@ -160,7 +145,7 @@ static void test_special_frames_skipped(void **state)
 	static const struct profile_stack st[] = {
 		{ a, 4, 5, 0 }, { b, 4, 2, 0 }, { c, 5, 1, 0 }, { d, 2, 4, 0 },
 	};
-	struct profile p = mkprofile(frames, NFRAMES, st, 4);
+	struct profile p = fixture_profile(frames, NFRAMES, st, 4);
 	struct top_model *m = new_model(100);
 	uint32_t i, n;
 	const struct top_row *r;
@@ -192,7 +177,7 @@ static void test_kinds_merge_and_bad_indexes(void **state)
 	};
 	static const uint32_t s1[] = { 0 }, s2[] = { 1 }, s3[] = { 0, 99 };
 	static const struct profile_stack st[] = { { s1, 1, 1, 0 }, { s2, 1, 2, 0 }, { s3, 2, 4, 0 } };
-	struct profile p = mkprofile(fr, 2, st, 3);
+	struct profile p = fixture_profile(fr, 2, st, 3);
 	struct top_model *m = new_model(100);
 	uint32_t n;
 
@@ -212,7 +197,7 @@ static void test_lineno_toggle(void **state)
 	 * numbers, one without, and its total still counted once per stack. */
 	static const uint32_t a[] = { MAIN, FIB5, FIB7, FIB5 }, b[] = { MAIN, FIB7 };
 	static const struct profile_stack st[] = { { a, 4, 10, 0 }, { b, 2, 5, 0 } };
-	struct profile p = mkprofile(frames, NFRAMES, st, 2);
+	struct profile p = fixture_profile(frames, NFRAMES, st, 2);
 	struct top_model *m = new_model(100);
 	uint32_t n;
 
@@ -239,7 +224,7 @@ static void test_interval_and_window(void **state)
 {
 	static const uint32_t a[] = { MAIN, SPIN_A }, b[] = { MAIN, SPIN_B };
 	struct profile_stack st[] = { { a, 2, 60, 0 }, { b, 2, 40, 0 } };
-	struct profile p = mkprofile(frames, NFRAMES, st, 2);
+	struct profile p = fixture_profile(frames, NFRAMES, st, 2);
 	struct top_model *m = new_model(100);
 	const struct top_row *r;
 
@@ -253,7 +238,7 @@ static void test_interval_and_window(void **state)
 	/* One more second: spin_b ran 90 of 100 samples. */
 	st[0].count = 70;
 	st[1].count = 130;
-	p = mkprofile(frames, NFRAMES, st, 2);
+	p = fixture_profile(frames, NFRAMES, st, 2);
 	assert_int_equal(top_model_update(m, &p, 200), 0);
 	assert_int_equal(top_model_interval_samples(m), 100);
 	assert_int_equal(top_model_window_samples(m), 200);
@@ -284,7 +269,7 @@ static void test_reset(void **state)
 {
 	static const uint32_t a[] = { MAIN, FIB5, FIB7 }, b[] = { MAIN, SPIN_B };
 	struct profile_stack st[] = { { a, 3, 50, 0 }, { b, 2, 50, 0 } };
-	struct profile p = mkprofile(frames, NFRAMES, st, 2);
+	struct profile p = fixture_profile(frames, NFRAMES, st, 2);
 	struct top_model *m = new_model(50);
 	uint32_t n;
 	const struct top_row *r;
@@ -298,7 +283,7 @@ static void test_reset(void **state)
 
 	/* After the reset only fib ran. */
 	st[0].count = 80;
-	p = mkprofile(frames, NFRAMES, st, 2);
+	p = fixture_profile(frames, NFRAMES, st, 2);
 	assert_int_equal(top_model_update(m, &p, 130), 0);
 	assert_int_equal(top_model_window_samples(m), 30);
 	top_model_rows(m, &n);
@@ -323,7 +308,7 @@ static void test_reset_before_any_update(void **state)
 {
 	static const uint32_t a[] = { SPIN_A };
 	static const struct profile_stack st[] = { { a, 1, 3, 0 } };
-	struct profile p = mkprofile(frames, NFRAMES, st, 1);
+	struct profile p = fixture_profile(frames, NFRAMES, st, 1);
 	struct top_model *m = new_model(100);
 	uint32_t n;
 
@@ -345,14 +330,14 @@ static void test_sort_columns(void **state)
 	static const uint32_t a[] = { MAIN, SPIN_A }, b[] = { MAIN, SPIN_B },
 			      c[] = { MAIN, RUN };
 	struct profile_stack st[] = { { a, 2, 50, 0 }, { b, 2, 1, 0 }, { c, 2, 10, 0 } };
-	struct profile p = mkprofile(frames, NFRAMES, st, 3);
+	struct profile p = fixture_profile(frames, NFRAMES, st, 3);
 	struct top_model *m = new_model(100);
 
 	(void)state;
 	assert_int_equal(top_model_update(m, &p, 0), 0);
 	st[1].count = 31;
 	st[0].count = 55;
-	p = mkprofile(frames, NFRAMES, st, 3);
+	p = fixture_profile(frames, NFRAMES, st, 3);
 	assert_int_equal(top_model_update(m, &p, 0), 0);
 
 	top_model_set_sort(m, TOP_COL_OWN_PCT);
@@ -393,7 +378,7 @@ static void test_ties_are_deterministic(void **state)
 	static const struct profile_stack st_rev[] = {
 		{ s3, 1, 4, 0 }, { s2, 1, 4, 0 }, { s1, 1, 4, 0 }, { s0, 1, 4, 0 },
 	};
-	struct profile p1 = mkprofile(f1, 4, st, 4), p2 = mkprofile(f2, 4, st_rev, 4);
+	struct profile p1 = fixture_profile(f1, 4, st, 4), p2 = fixture_profile(f2, 4, st_rev, 4);
 	struct top_model *m1 = new_model(100), *m2 = new_model(100);
 	char want[128];
 	int col;
@@ -431,7 +416,7 @@ static void test_strings_are_copied(void **state)
 	assert_non_null(fr);
 	fr[0] = (struct profile_frame){ n0, f0, 7, FRAME_APP };
 	fr[1] = (struct profile_frame){ n1, f0, 1, FRAME_APP };
-	p = mkprofile(fr, 2, st, 1);
+	p = fixture_profile(fr, 2, st, 1);
 	assert_int_equal(top_model_update(m, &p, 0), 0);
 	free(n0);
 	free(f0);
@@ -511,7 +496,7 @@ static void test_empty_profiles(void **state)
 	/* Nothing sampled yet, then only marker frames. */
 	static const uint32_t d[] = { PROC, THREAD };
 	static const struct profile_stack st[] = { { d, 2, 5, 0 } };
-	struct profile empty, markers = mkprofile(frames, NFRAMES, st, 1);
+	struct profile empty, markers = fixture_profile(frames, NFRAMES, st, 1);
 	struct top_model *m = new_model(100);
 	uint32_t n;
 
