@@ -60,16 +60,11 @@ static void write_frames(struct ss *w)
 			w->fidx[fr[k]] = next++;
 			json_oneline(&w->j);
 			json_object_begin(&w->j);
-			json_key(&w->j, "name");
-			json_string(&w->j, f->name);
-			if (!frame_is_marker(f->kind) && f->file[0]) {
-				json_key(&w->j, "file");
-				json_string(&w->j, f->file);
-			}
-			if (!frame_is_marker(f->kind) && f->line > 0) {
-				json_key(&w->j, "line");
-				json_int(&w->j, f->line);
-			}
+			json_member_string(&w->j, "name", f->name);
+			if (!frame_is_marker(f->kind) && f->file[0])
+				json_member_string(&w->j, "file", f->file);
+			if (!frame_is_marker(f->kind) && f->line > 0)
+				json_member_int(&w->j, "line", f->line);
 			json_object_end(&w->j);
 		}
 	}
@@ -126,8 +121,7 @@ static int write_name(struct ss *w, const struct out_thread *t)
 		buf[lp - 1] = ' ';
 	}
 	memcpy(buf + lp, thr, lt + 1);
-	json_key(&w->j, "name");
-	json_string(&w->j, buf);
+	json_member_string(&w->j, "name", buf);
 	free(buf);
 	return 0;
 }
@@ -144,17 +138,13 @@ static int write_profile(struct ss *w, const struct out_thread *t)
 	if (timeline)
 		start = (double)(p->samples[o[0]].t_ns - p->start_ns) / 1e9;
 	json_object_begin(&w->j);
-	json_key(&w->j, "type");
-	json_string(&w->j, "sampled");
+	json_member_string(&w->j, "type", "sampled");
 	err = write_name(w, t);
 	if (err)
 		return err;
-	json_key(&w->j, "unit");
-	json_string(&w->j, w->unit);
-	json_key(&w->j, "startValue");
-	json_double(&w->j, start);
-	json_key(&w->j, "endValue");
-	json_double(&w->j, start + (double)t->count / w->rate);
+	json_member_string(&w->j, "unit", w->unit);
+	json_member_double(&w->j, "startValue", start);
+	json_member_double(&w->j, "endValue", start + (double)t->count / w->rate);
 	json_key(&w->j, "samples");
 	json_array_begin(&w->j);
 	if (timeline) {
@@ -210,14 +200,10 @@ int out_speedscope_write(const struct profile *p, const struct out_opts *o, FILE
 
 	json_init(&w.j, f);
 	json_object_begin(&w.j);
-	json_key(&w.j, "$schema");
-	json_string(&w.j, SCHEMA);
-	json_key(&w.j, "name");
-	json_string(&w.j, name);
-	json_key(&w.j, "exporter");
-	json_string(&w.j, "pyspyc");
-	json_key(&w.j, "activeProfileIndex");
-	json_uint(&w.j, active);
+	json_member_string(&w.j, "$schema", SCHEMA);
+	json_member_string(&w.j, "name", name);
+	json_member_string(&w.j, "exporter", "pyspyc");
+	json_member_uint(&w.j, "activeProfileIndex", active);
 	write_frames(&w);
 	json_key(&w.j, "profiles");
 	json_array_begin(&w.j);

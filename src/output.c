@@ -14,6 +14,7 @@
 static const char *const svg_exts[] = { ".svg", NULL };
 static const char *const raw_exts[] = { ".folded", ".collapsed", ".txt", NULL };
 static const char *const speedscope_exts[] = { ".speedscope.json", NULL };
+static const char *const chrometrace_exts[] = { ".trace.json", NULL };
 static const char *const pprof_exts[] = { ".pb.gz", ".pprof", NULL };
 
 static const struct out_format fmt_svg = {
@@ -38,6 +39,14 @@ static const struct out_format fmt_speedscope = {
 	.needs = OUT_PER_THREAD | OUT_TIMELINE,
 };
 
+static const struct out_format fmt_chrometrace = {
+	.name = "chrometrace",
+	.exts = chrometrace_exts,
+	.write = out_chrometrace_write,
+	.help = "Chrome trace events for Perfetto and chrome://tracing",
+	.needs = OUT_PER_THREAD | OUT_TIMELINE,
+};
+
 static const struct out_format fmt_pprof = {
 	.name = "pprof",
 	.exts = pprof_exts,
@@ -47,7 +56,7 @@ static const struct out_format fmt_pprof = {
 };
 
 static const struct out_format *const formats[] = { &fmt_svg, &fmt_raw, &fmt_speedscope,
-						    &fmt_pprof, NULL };
+						    &fmt_chrometrace, &fmt_pprof, NULL };
 
 static const struct {
 	const char *alias;

@@ -55,6 +55,12 @@ void json_double(struct json *j, double v);
 void json_bool(struct json *j, int v);
 void json_null(struct json *j);
 
+/* A member: its key, then its value. */
+void json_member_string(struct json *j, const char *key, const char *s);
+void json_member_int(struct json *j, const char *key, int64_t v);
+void json_member_uint(struct json *j, const char *key, uint64_t v);
+void json_member_double(struct json *j, const char *key, double v);
+
 /* End the document with a newline.  Returns 0, or -EINVAL when the objects
  * and arrays opened were not all closed. */
 int json_finish(struct json *j);

@@ -59,6 +59,10 @@ int out_svg_write(const struct profile *p, const struct out_opts *o, FILE *f);
  * writes the aggregated stacks. */
 int out_speedscope_write(const struct profile *p, const struct out_opts *o,
 			 FILE *f);
+/* Needs OUT_PER_THREAD | OUT_TIMELINE; without a timeline, a trace with no
+ * events. */
+int out_chrometrace_write(const struct profile *p, const struct out_opts *o,
+			  FILE *f);
 /* pprof's profile.proto, gzip-compressed; threads and processes as sample
  * labels (pid, tid, thread_name).  See out_pprof.c for the mapping. */
 int out_pprof_write(const struct profile *p, const struct out_opts *o, FILE *f);

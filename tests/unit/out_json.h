@@ -11,6 +11,21 @@
 #include "profile_fixture.h"
 #include "pyspyc/output.h"
 
+/* The value of a string or number, asserting it is one. */
+static inline const char *jstr(const struct jv *v)
+{
+	assert_non_null(v);
+	assert_int_equal(v->type, JV_STR);
+	return v->str;
+}
+
+static inline double jnum(const struct jv *v)
+{
+	assert_non_null(v);
+	assert_int_equal(v->type, JV_NUM);
+	return v->num;
+}
+
 /* Write p with write, check the writer succeeded and wrote no NUL, and
  * read the document into *doc (which must then be JSON).  Returns the
  * text (the caller frees it) for tests that look at bytes. */

@@ -46,20 +46,6 @@ static const uint32_t S_BARE[] = { 3, 8 };           /* no markers */
 
 /* ---- reading the document ------------------------------------------------ */
 
-static const char *str(const struct jv *v)
-{
-	assert_non_null(v);
-	assert_int_equal(v->type, JV_STR);
-	return v->str;
-}
-
-static double num(const struct jv *v)
-{
-	assert_non_null(v);
-	assert_int_equal(v->type, JV_NUM);
-	return v->num;
-}
-
 static const struct jv *arr(const struct jv *v)
 {
 	assert_non_null(v);
@@ -74,12 +60,12 @@ static const struct jv *check_header(const struct jv *doc, const char *name)
 	size_t i;
 
 	assert_int_equal(doc->type, JV_OBJ);
-	assert_string_equal(str(jv_get(doc, "$schema")), SCHEMA);
-	assert_string_equal(str(jv_get(doc, "exporter")), "pyspyc");
-	assert_string_equal(str(jv_get(doc, "name")), name);
+	assert_string_equal(jstr(jv_get(doc, "$schema")), SCHEMA);
+	assert_string_equal(jstr(jv_get(doc, "exporter")), "pyspyc");
+	assert_string_equal(jstr(jv_get(doc, "name")), name);
 	frames = arr(jv_get(jv_get(doc, "shared"), "frames"));
 	for (i = 0; i < frames->n; i++) {
-		const char *n = str(jv_get(&frames->items[i], "name"));
+		const char *n = jstr(jv_get(&frames->items[i], "name"));
 
 		/* Markers name profiles; they are never frames. */
 		assert_true(strncmp(n, "process ", 8) && strncmp(n, "thread ", 7));
@@ -88,12 +74,12 @@ static const struct jv *check_header(const struct jv *doc, const char *name)
 	for (i = 0; i < profiles->n; i++) {
 		const struct jv *pr = &profiles->items[i];
 
-		assert_string_equal(str(jv_get(pr, "type")), "sampled");
+		assert_string_equal(jstr(jv_get(pr, "type")), "sampled");
 		assert_int_equal(arr(jv_get(pr, "samples"))->n, arr(jv_get(pr, "weights"))->n);
-		assert_true(num(jv_get(pr, "endValue")) >= num(jv_get(pr, "startValue")));
+		assert_true(jnum(jv_get(pr, "endValue")) >= jnum(jv_get(pr, "startValue")));
 	}
 	if (profiles->n)
-		assert_true(num(jv_get(doc, "activeProfileIndex")) < (double)profiles->n);
+		assert_true(jnum(jv_get(doc, "activeProfileIndex")) < (double)profiles->n);
 	return profiles;
 }
 
@@ -103,7 +89,7 @@ static const struct jv *profile_named(const struct jv *doc, const char *name)
 	size_t i;
 
 	for (i = 0; i < profiles->n; i++)
-		if (!strcmp(str(jv_get(&profiles->items[i], "name")), name))
+		if (!strcmp(jstr(jv_get(&profiles->items[i], "name")), name))
 			return &profiles->items[i];
 	fail_msg("no profile named %s", name);
 	return NULL;
@@ -125,17 +111,17 @@ static int sample_is(const struct jv *doc, const struct jv *sample, const struct
 		return 0;
 	for (i = 0; k < st->depth; i++, k++) {
 		uint32_t want = st->frames[k];
-		const struct jv *f = jv_at(frames, (size_t)num(jv_at(sample, i)));
+		const struct jv *f = jv_at(frames, (size_t)jnum(jv_at(sample, i)));
 		const struct jv *file = jv_get(f, "file"), *line = jv_get(f, "line");
 
 		assert_non_null(f);
-		if (strcmp(str(jv_get(f, "name")), DECODED[want]))
+		if (strcmp(jstr(jv_get(f, "name")), DECODED[want]))
 			return 0;
 		if (p->frames[want].file[0] && p->frames[want].kind != FRAME_SPECIAL
-		    ? !file || strcmp(str(file), p->frames[want].file) : file != NULL)
+		    ? !file || strcmp(jstr(file), p->frames[want].file) : file != NULL)
 			return 0;
 		if (p->frames[want].line > 0 && p->frames[want].kind != FRAME_SPECIAL
-		    ? !line || num(line) != p->frames[want].line : line != NULL)
+		    ? !line || jnum(line) != p->frames[want].line : line != NULL)
 			return 0;
 	}
 	return 1;
@@ -158,15 +144,15 @@ static void check_counts(const struct jv *doc, const struct profile *p,
 
 		for (k = 0; k < samples->n; k++)
 			if (sample_is(doc, &samples->items[k], p, i))
-				sum += num(&weights->items[k]);
+				sum += jnum(&weights->items[k]);
 		assert_true(fabs(sum / per - (double)p->stacks[i].count) < 1e-6);
 	}
 	for (k = 0; k < profiles->n; k++) {
 		const struct jv *w = jv_get(&profiles->items[k], "weights");
 
 		for (n = 0; n < w->n; n++) {
-			assert_true(num(&w->items[n]) > 0);
-			all += num(&w->items[n]);
+			assert_true(jnum(&w->items[n]) > 0);
+			all += jnum(&w->items[n]);
 		}
 	}
 	assert_true(fabs(all / per - (double)p->total) < 1e-6);
@@ -200,18 +186,18 @@ static void test_aggregated(void **state)
 	profiles = check_header(&doc, "python3 app.py");
 	assert_int_equal(profiles->n, 2);
 	/* Sorted by thread id; the busier thread is the one shown first. */
-	assert_string_equal(str(jv_get(&profiles->items[0], "name")), TWO_OWNERS[0]);
-	assert_string_equal(str(jv_get(&profiles->items[1], "name")), TWO_OWNERS[2]);
-	assert_int_equal((int)num(jv_get(&doc, "activeProfileIndex")), 1);
+	assert_string_equal(jstr(jv_get(&profiles->items[0], "name")), TWO_OWNERS[0]);
+	assert_string_equal(jstr(jv_get(&profiles->items[1], "name")), TWO_OWNERS[2]);
+	assert_int_equal((int)jnum(jv_get(&doc, "activeProfileIndex")), 1);
 	/* One shared frame per frame used: main, <script>, sleep, <truncated>. */
 	frames = jv_get(jv_get(&doc, "shared"), "frames");
 	assert_int_equal(frames->n, 4);
 	/* Without a timeline: one sample per stack, its whole count. */
 	pr = profile_named(&doc, TWO_OWNERS[2]);
-	assert_string_equal(str(jv_get(pr, "unit")), "seconds");
+	assert_string_equal(jstr(jv_get(pr, "unit")), "seconds");
 	assert_int_equal(jv_get(pr, "samples")->n, 2);
-	assert_true(num(jv_get(pr, "startValue")) == 0);
-	assert_true(fabs(num(jv_get(pr, "endValue")) - 0.08) < 1e-12);
+	assert_true(jnum(jv_get(pr, "startValue")) == 0);
+	assert_true(fabs(jnum(jv_get(pr, "endValue")) - 0.08) < 1e-12);
 	check_counts(&doc, &p, TWO_OWNERS, 0.01);
 	/* The hostile name survives whole, escaped in the text. */
 	assert_non_null(strstr(text, "\\u2028"));
@@ -235,10 +221,10 @@ static void test_title_and_special_frames(void **state)
 	for (i = 0; i < frames->n; i++) {
 		const struct jv *f = &frames->items[i];
 
-		if (!strcmp(str(jv_get(f, "name")), "<truncated>")) {
+		if (!strcmp(jstr(jv_get(f, "name")), "<truncated>")) {
 			assert_null(jv_get(f, "file"));
 			assert_null(jv_get(f, "line"));
-		} else if (!strcmp(str(jv_get(f, "name")), "sleep")) {
+		} else if (!strcmp(jstr(jv_get(f, "name")), "sleep")) {
 			/* no file: none written, and no line 0 */
 			assert_null(jv_get(f, "file"));
 			assert_null(jv_get(f, "line"));
@@ -274,7 +260,7 @@ static void expect_runs(const struct jv *doc, const struct profile *p, const cha
 	assert_int_equal(samples->n, n);
 	for (k = 0; k < n; k++) {
 		assert_true(sample_is(doc, &samples->items[k], p, stacks[k]));
-		assert_true(fabs(num(&weights->items[k]) - w[k]) < 1e-12);
+		assert_true(fabs(jnum(&weights->items[k]) - w[k]) < 1e-12);
 	}
 }
 
@@ -302,8 +288,8 @@ static void test_time_order(void **state)
 	expect_runs(&doc, &p, TWO_OWNERS[2], want_w, want_w_w, 3);
 	/* Time starts at the thread's first sample, since sampling began. */
 	pr = profile_named(&doc, TWO_OWNERS[0]);
-	assert_true(fabs(num(jv_get(pr, "startValue")) - 0.01) < 1e-12);
-	assert_true(fabs(num(jv_get(pr, "endValue")) - 0.08) < 1e-12);
+	assert_true(fabs(jnum(jv_get(pr, "startValue")) - 0.01) < 1e-12);
+	assert_true(fabs(jnum(jv_get(pr, "endValue")) - 0.08) < 1e-12);
 	release(&doc, text);
 }
 
@@ -335,7 +321,7 @@ static void test_timeline_not_trusted(void **state)
 		pr = profile_named(&doc, TWO_OWNERS[0]);
 		assert_int_equal(jv_get(pr, "samples")->n, 2);
 		assert_true(sample_is(&doc, jv_at(jv_get(pr, "samples"), 0), ps[i], 0));
-		assert_true(num(jv_get(pr, "startValue")) == 0);
+		assert_true(jnum(jv_get(pr, "startValue")) == 0);
 		release(&doc, text);
 	}
 }
@@ -365,9 +351,9 @@ static void test_processes(void **state)
 	profiles = check_header(&doc, "python3 app.py");
 	/* (7, 11); (8, 0) holds the bare stack and c; (8, 11). */
 	assert_int_equal(profiles->n, 3);
-	assert_string_equal(str(jv_get(&profiles->items[0], "name")), owners[0]);
-	assert_string_equal(str(jv_get(&profiles->items[1], "name")), owners[2]);
-	assert_string_equal(str(jv_get(&profiles->items[2], "name")), owners[1]);
+	assert_string_equal(jstr(jv_get(&profiles->items[0], "name")), owners[0]);
+	assert_string_equal(jstr(jv_get(&profiles->items[1], "name")), owners[2]);
+	assert_string_equal(jstr(jv_get(&profiles->items[2], "name")), owners[1]);
 	check_counts(&doc, &p, owners, 0.01);
 	release(&doc, text);
 }
@@ -383,7 +369,7 @@ static void test_no_rate(void **state)
 	text = out_json_load(out_speedscope_write, &p, NULL, &doc);
 	check_header(&doc, "python3 app.py");
 	/* Weights are then plain counts. */
-	assert_string_equal(str(jv_get(jv_at(jv_get(&doc, "profiles"), 0), "unit")), "none");
+	assert_string_equal(jstr(jv_get(jv_at(jv_get(&doc, "profiles"), 0), "unit")), "none");
 	check_counts(&doc, &p, TWO_OWNERS, 1.0);
 	release(&doc, text);
 }
