@@ -59,6 +59,23 @@ static void to_file(void *ctx, const char *p, size_t n)
 	fwrite(p, 1, n, ctx);
 }
 
+/* Most names and paths need no escaping: written in one piece, which is
+ * most of the time a big trace takes. */
+static void put_escaped(const char *s, size_t len, FILE *f)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+			escape(s, len, to_file, f);
+			return;
+		}
+	}
+	fwrite_unlocked(s, 1, len, f);
+}
+
 struct membuf {
 	char *p;
 	size_t size, used;
@@ -177,7 +194,7 @@ void json_key(struct json *j, const char *key)
 {
 	before_value(j);
 	fputc('"', j->f);
-	escape(key, strlen(key), to_file, j->f);
+	put_escaped(key, strlen(key), j->f);
 	fputs(j->oneline[j->depth] ? "\":" : "\": ", j->f);
 	j->key_pending = 1;
 }
@@ -186,7 +203,7 @@ void json_string_n(struct json *j, const char *s, size_t len)
 {
 	before_value(j);
 	fputc('"', j->f);
-	escape(s, len, to_file, j->f);
+	put_escaped(s, len, j->f);
 	fputc('"', j->f);
 }
 
@@ -230,6 +247,29 @@ void json_double(struct json *j, double v)
 		snprintf(buf, sizeof(buf), "%.17g", v);
 	before_value(j);
 	fputs(buf, j->f);
+}
+
+void json_decimal(struct json *j, int64_t v, unsigned decimals)
+{
+	uint64_t mag = v < 0 ? -(uint64_t)v : (uint64_t)v, scale = 1, frac;
+	char digits[24];
+	unsigned k;
+	int n;
+
+	if (decimals > 18)
+		decimals = 18;
+	for (k = 0; k < decimals; k++)
+		scale *= 10;
+	frac = mag % scale;
+	before_value(j);
+	fprintf(j->f, "%s%" PRIu64, v < 0 ? "-" : "", mag / scale);
+	if (!frac)
+		return;
+	n = snprintf(digits, sizeof(digits), "%0*" PRIu64, (int)decimals, frac);
+	while (n > 0 && digits[n - 1] == '0')
+		n--;
+	fputc('.', j->f);
+	fwrite(digits, 1, (size_t)n, j->f);
 }
 
 void json_bool(struct json *j, int v)

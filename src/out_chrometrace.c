@@ -51,7 +51,8 @@ static void event(struct ct *w, const char *ph, const struct out_thread *t, uint
 	const struct profile_frame *f = &w->p->frames[frame];
 
 	begin_event(w, ph, f->name, t->pid, t->tid);
-	json_member_double(&w->j, "ts", (double)(t_ns - w->p->start_ns) / 1e3);
+	json_key(&w->j, "ts");
+	json_decimal(&w->j, t_ns - w->p->start_ns, 3);
 	/* The E carries the B's args too: importers that match them by name
 	 * and args (speedscope's) then pair them without a warning. */
 	if (!frame_is_marker(f->kind) && (f->file[0] || f->line > 0)) {

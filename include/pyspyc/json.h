@@ -55,6 +55,11 @@ void json_double(struct json *j, double v);
 void json_bool(struct json *j, int v);
 void json_null(struct json *j);
 
+/* v / 10^decimals written exactly, without trailing zeros (5201908 with 3
+ * decimals: 5201.908): times in ns as us or ms, with no rounding and
+ * none of a double's formatting cost.  decimals is at most 18. */
+void json_decimal(struct json *j, int64_t v, unsigned decimals);
+
 /* A member: its key, then its value. */
 void json_member_string(struct json *j, const char *key, const char *s);
 void json_member_int(struct json *j, const char *key, int64_t v);

@@ -183,15 +183,27 @@ static void build_doubles(struct json *j)
 	json_double(j, 1e21);
 	json_double(j, 1234567.891);
 	json_array_end(j);
+	json_oneline(j);
+	json_array_begin(j);
+	json_decimal(j, 5201908, 3);
+	json_decimal(j, 5201900, 3);
+	json_decimal(j, 5000, 3);
+	json_decimal(j, -1, 3);
+	json_decimal(j, 0, 3);
+	json_decimal(j, 42, 0);
+	json_decimal(j, INT64_MIN, 18);
+	json_array_end(j);
 	json_array_end(j);
 }
 
 static void test_double(void **state)
 {
 	(void)state;
-	/* Shortest exact text; the infinity and the NaN as null. */
+	/* Shortest exact text; the infinity and the NaN as null.  Decimals
+	 * exact, without trailing zeros. */
 	expect_doc(build_doubles, "[\n  [0.01,0.3333333333333333,0.30000000000000004,-2.5e-07,"
-				  "null,null,1e+21,1234567.891]\n]\n");
+				  "null,null,1e+21,1234567.891],\n"
+				  "  [5201.908,5201.9,5,-0.001,0,42,-9.223372036854775808]\n]\n");
 }
 
 static void build_unclosed(struct json *j)
