@@ -4,7 +4,7 @@ import json
 import os
 import re
 
-from conftest import APPS, parse_collapsed, run_pyspyc, wait_for
+from conftest import APPS, children_of, parse_collapsed, run_pyspyc, wait_for
 from json_formats import THREAD_RE, split_markers, trace_threads, walk_thread
 
 RATE = 200
@@ -96,9 +96,8 @@ def test_idle_threads_come_and_go(one_python, target, tmp_path):
 
 def test_subprocesses(one_python, target, tmp_path):
     t = target(one_python, "dump_target.py", 30, "fork")
-    kids = "/proc/%d/task/%d/children" % (t.pid, t.pid)
-    assert wait_for(lambda: open(kids).read().split())
-    child = int(open(kids).read().split()[0])
+    assert wait_for(lambda: children_of(t.pid))
+    child, = children_of(t.pid)
     trdoc, stacks, _ = record(["-p", str(t.pid), "-s", "-i"], tmp_path, duration=1.5)
     pid_of = lambda proc: int(re.match(r"process (\d+):", proc).group(1))
     open_us = check_durations(trdoc, stacks, pid_of)

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import parse_collapsed, run_pyspyc, wait_for
+from conftest import children_of, parse_collapsed, run_pyspyc, wait_for
 from json_formats import (NODE, check_speedscope, speedscope_counts, speedscope_import,
                           speedscope_samples, split_markers, trace_threads, walk_thread)
 
@@ -98,8 +98,8 @@ def test_speedscope_agrees(one_python, target, tmp_path, threads):
 
 def test_speedscope_subprocesses(one_python, target, tmp_path):
     t = target(one_python, "dump_target.py", 30, "fork")
-    assert wait_for(lambda: open("/proc/%d/task/%d/children" % (t.pid, t.pid)).read().split())
-    child = int(open("/proc/%d/task/%d/children" % (t.pid, t.pid)).read().split()[0])
+    assert wait_for(lambda: children_of(t.pid))
+    child, = children_of(t.pid)
     ssdoc, trdoc, stacks, _ = record(["-p", str(t.pid)], tmp_path, "-s", "-i")
     compare_with_collapsed(ssdoc, stacks, False)
     pids = collections.defaultdict(set)
