@@ -32,9 +32,9 @@ struct name_slot {
 	int32_t tid;
 	int from_os;         /* 1: the OS name stands in; retry for a better one */
 	int64_t tried_ns;
+	int64_t retry_ns;    /* wait before the next try: doubles, to 8 s */
 	int64_t used_ns;     /* last looked up */
 	uint64_t version;    /* bumped whenever label changes */
-	uint64_t tried_gen;  /* thread list generation when last tried */
 	char name[64];
 	char label[96];
 };
@@ -413,25 +413,36 @@ static void os_name(const struct thread_map *tm, int32_t tid, char *out, size_t 
 /* The best name the target tells us for thread th, into ns: threading's,
  * else the OS thread name.  threading registers a thread a moment after it
  * starts running, so an OS name is looked at again later. */
-static void resolve_name(struct thread_map *tm, const struct raw_thread *th,
-			 struct name_slot *ns, int64_t now)
+static int find_tname(const struct thread_map *tm, const struct raw_thread *th,
+		      struct name_slot *ns)
 {
 	int i;
 
-	/* One read of threading's table serves every thread looked up soon
-	 * after, while the thread list stays the same. */
+	for (i = 0; i < tm->ntnames; i++) {
+		if (tm->tnames[i].ident == th->thread_id) {
+			snprintf(ns->name, sizeof(ns->name), "%s", tm->tnames[i].name);
+			ns->from_os = 0;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static void resolve_name(struct thread_map *tm, const struct raw_thread *th,
+			 struct name_slot *ns, int64_t now)
+{
+	/* One read of threading's table serves every thread looked up after
+	 * it: read it again only for a thread it does not name, and then only
+	 * when the thread list may have changed since or it is old. */
+	if (find_tname(tm, th, ns))
+		return;
 	if (tm->ntnames < 0 || tm->tnames_gen != tm->seen_gen ||
 	    now - tm->tnames_ns > NAME_RETRY_NS) {
 		tm->ntnames = py_obj_thread_names(tm->t, tm->mem, tm->tnames, MAX_TNAMES);
 		tm->tnames_gen = tm->seen_gen;
 		tm->tnames_ns = now;
-	}
-	for (i = 0; i < tm->ntnames; i++) {
-		if (tm->tnames[i].ident == th->thread_id) {
-			snprintf(ns->name, sizeof(ns->name), "%s", tm->tnames[i].name);
-			ns->from_os = 0;
+		if (find_tname(tm, th, ns))
 			return;
-		}
 	}
 	ns->from_os = 1;
 	os_name(tm, th->native_tid, ns->name, sizeof(ns->name));
@@ -444,6 +455,7 @@ const char *thread_map_name(struct thread_map *tm, const struct raw_thread *th,
 	struct name_slot *ns = NULL;
 	int64_t now = mono_ns();
 	char label[sizeof(ns->label)];
+	int fresh;
 
 	/* Up to NAME_PROBES slots from the hash; a new thread takes an empty
 	 * one or the one used longest ago, so a few threads that hash alike
@@ -462,13 +474,20 @@ const char *thread_map_name(struct thread_map *tm, const struct raw_thread *th,
 		ns->thread_id = 0;
 	ns->used_ns = now;
 
-	if (ns->thread_id != th->thread_id || ns->tid != th->native_tid ||
-	    (ns->from_os && (now - ns->tried_ns > NAME_RETRY_NS ||
-			     ns->tried_gen != tm->seen_gen))) {
+	/* A name the OS stood in for is looked for again (the main thread is
+	 * named only once the target imports threading): after half a second,
+	 * then ever less often up to every 8 s, since a program that never
+	 * imports threading would pay for the search all run long.  Not at
+	 * every change of the walker's list generation, which also moves
+	 * when a sample merely had to be read the slow way. */
+	fresh = ns->thread_id != th->thread_id || ns->tid != th->native_tid;
+	if (fresh || (ns->from_os && now - ns->tried_ns > ns->retry_ns)) {
+		ns->retry_ns = fresh ? NAME_RETRY_NS
+			     : ns->retry_ns < 16 * NAME_RETRY_NS ? 2 * ns->retry_ns
+								 : ns->retry_ns;
 		ns->thread_id = th->thread_id;
 		ns->tid = th->native_tid;
 		ns->tried_ns = now;
-		ns->tried_gen = tm->seen_gen;
 		resolve_name(tm, th, ns, now);
 		if (th->native_tid > 0)
 			snprintf(label, sizeof(label), "thread %d \"%s\"",
