@@ -22,11 +22,14 @@ INSTALLED = {
 
 
 def make(target, destdir):
+    # A make of its own: under `make test SAN=1` the variables of the outer
+    # make (MAKEFLAGS) would otherwise install the sanitizer build.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     # A strict umask: the modes must come from the Makefile, not from it.
     return subprocess.run(["make", "--no-print-directory", "-C", ROOT, target,
                            "DESTDIR=" + str(destdir), "PREFIX=/usr"],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True, timeout=600,
+                          universal_newlines=True, timeout=600, env=env,
                           preexec_fn=lambda: os.umask(0o077))
 
 
