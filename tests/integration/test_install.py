@@ -22,12 +22,13 @@ INSTALLED = {
 
 
 def make(target, destdir):
-    # A make of its own: under `make test SAN=1` the variables of the outer
-    # make (MAKEFLAGS) would otherwise install the sanitizer build.
-    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    # A make of its own: under `make test SAN=1` the outer make's variables
+    # (in MAKEFLAGS and the environment) would install the sanitizer build.
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "SAN")}
     # A strict umask: the modes must come from the Makefile, not from it.
     return subprocess.run(["make", "--no-print-directory", "-C", ROOT, target,
-                           "DESTDIR=" + str(destdir), "PREFIX=/usr"],
+                           "DESTDIR=" + str(destdir), "PREFIX=/usr", "SAN="],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           universal_newlines=True, timeout=600, env=env,
                           preexec_fn=lambda: os.umask(0o077))
