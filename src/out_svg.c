@@ -46,6 +46,7 @@
 #include <string.h>
 
 #include "pyspyc/output.h"
+#include "pyspyc/utf8.h"
 
 /* Geometry, in px. */
 #define SVG_WIDTH	1200
@@ -88,30 +89,9 @@ static void text_init(struct text *t)
 
 static void text_put_cp(struct text *t, uint32_t cp)
 {
-	char *b;
-
 	if (t->len + 5 > sizeof(t->buf))
 		return;
-	b = t->buf + t->len;
-	if (cp < 0x80) {
-		b[0] = (char)cp;
-		t->len += 1;
-	} else if (cp < 0x800) {
-		b[0] = (char)(0xc0 | cp >> 6);
-		b[1] = (char)(0x80 | (cp & 0x3f));
-		t->len += 2;
-	} else if (cp < 0x10000) {
-		b[0] = (char)(0xe0 | cp >> 12);
-		b[1] = (char)(0x80 | (cp >> 6 & 0x3f));
-		b[2] = (char)(0x80 | (cp & 0x3f));
-		t->len += 3;
-	} else {
-		b[0] = (char)(0xf0 | cp >> 18);
-		b[1] = (char)(0x80 | (cp >> 12 & 0x3f));
-		b[2] = (char)(0x80 | (cp >> 6 & 0x3f));
-		b[3] = (char)(0x80 | (cp & 0x3f));
-		t->len += 4;
-	}
+	t->len += utf8_put(t->buf + t->len, cp);
 	t->buf[t->len] = '\0';
 	t->ncp++;
 }
@@ -123,47 +103,15 @@ static void text_put(struct text *t, const char *s)
 		text_put_cp(t, (unsigned char)*s);
 }
 
-/* Decode one scalar value from NUL-terminated s.  Overlong forms,
- * surrogates and values past U+10FFFF are invalid; an invalid sequence
- * costs one byte and yields U+FFFD.  The NUL fails the continuation test,
- * so no sequence reads past the end. */
+/* Decode one scalar value from NUL-terminated s; an invalid sequence
+ * costs one byte and yields U+FFFD. */
 static size_t utf8_next(const unsigned char *s, uint32_t *cp)
 {
-	unsigned char c = s[0];
-	uint32_t v, min;
-	size_t n, i;
+	size_t n = utf8_seq(s, 4, cp);
 
-	if (c < 0x80) {
-		*cp = c;
-		return 1;
-	}
-	if (c >= 0xc2 && c <= 0xdf) {
-		n = 2;
-		v = c & 0x1f;
-		min = 0x80;
-	} else if ((c & 0xf0) == 0xe0) {
-		n = 3;
-		v = c & 0x0f;
-		min = 0x800;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4;
-		v = c & 0x07;
-		min = 0x10000;
-	} else {
-		goto bad;
-	}
-	for (i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			goto bad;
-		v = v << 6 | (s[i] & 0x3f);
-	}
-	if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
-		goto bad;
-	*cp = v;
-	return n;
-bad:
-	*cp = 0xfffd;
-	return 1;
+	if (!n)
+		*cp = 0xfffd;
+	return n ? n : 1;
 }
 
 /* What a code point from the target is shown as.  Line breaks and tabs

@@ -8,6 +8,7 @@
 #include "pyspyc/bytes.h"
 #include "pyspyc/py_code.h"
 #include "pyspyc/py_lines.h"
+#include "pyspyc/utf8.h"
 
 #define CODE_CACHE_CAP 8192      /* power of two */
 #define FILE_CACHE_CAP 4096      /* power of two */
@@ -180,36 +181,6 @@ void py_sym_free(struct py_symbolizer *s)
 
 /* ---- strings -------------------------------------------------------- */
 
-static size_t put_utf8(char *out, uint32_t c)
-{
-	if (c >= 0xd800 && c <= 0xdfff)
-		c = 0xfffd; /* lone surrogates are not UTF-8 */
-	if (c < 0x80) {
-		out[0] = (char)c;
-		return 1;
-	}
-	if (c < 0x800) {
-		out[0] = (char)(0xc0 | c >> 6);
-		out[1] = (char)(0x80 | (c & 0x3f));
-		return 2;
-	}
-	if (c < 0x10000) {
-		out[0] = (char)(0xe0 | c >> 12);
-		out[1] = (char)(0x80 | ((c >> 6) & 0x3f));
-		out[2] = (char)(0x80 | (c & 0x3f));
-		return 3;
-	}
-	if (c > 0x10ffff)
-		c = 0xfffd;
-	if (c < 0x10000)
-		return put_utf8(out, c);
-	out[0] = (char)(0xf0 | c >> 18);
-	out[1] = (char)(0x80 | ((c >> 12) & 0x3f));
-	out[2] = (char)(0x80 | ((c >> 6) & 0x3f));
-	out[3] = (char)(0x80 | (c & 0x3f));
-	return 4;
-}
-
 /* End s->text at out bytes, with "..." when the name was cut.  Returns the
  * length. */
 static int text_end(struct py_symbolizer *s, size_t out, int cut)
@@ -248,7 +219,7 @@ static int read_bytes_str(struct py_symbolizer *s, uint64_t addr)
 		uint32_t k;
 
 		if (need == 0 || need == 9 || i + need >= n) {
-			out += put_utf8(s->text + out, need ? 0xfffd : c);
+			out += utf8_put(s->text + out, need ? 0xfffd : c);
 			i++;
 			continue;
 		}
@@ -257,11 +228,11 @@ static int read_bytes_str(struct py_symbolizer *s, uint64_t addr)
 			c = c << 6 | (raw[i + k] & 0x3f);
 		/* Short, overlong or out-of-range sequences are replaced. */
 		if (k <= need || (need == 2 && c < 0x800) || (need == 3 && (c < 0x10000 || c > 0x10ffff))) {
-			out += put_utf8(s->text + out, 0xfffd);
+			out += utf8_put(s->text + out, 0xfffd);
 			i++;
 			continue;
 		}
-		out += put_utf8(s->text + out, c);
+		out += utf8_put(s->text + out, c);
 		i += need + 1;
 	}
 	return text_end(s, out, length > n);
@@ -304,7 +275,7 @@ static int read_str(struct py_symbolizer *s, uint64_t addr)
 			c = (uint32_t)raw[2 * i] | (uint32_t)raw[2 * i + 1] << 8;
 		else
 			memcpy(&c, raw + 4 * i, 4);
-		out += put_utf8(s->text + out, c);
+		out += utf8_put(s->text + out, c);
 	}
 	return text_end(s, out, length > n);
 }

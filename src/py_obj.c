@@ -7,6 +7,7 @@
 
 #include "pyspyc/bytes.h"
 #include "pyspyc/py_obj.h"
+#include "pyspyc/utf8.h"
 
 #define MAX_TYPE_NAME 64          /* bytes of tp_name read */
 #define TYPE_WINDOW 512           /* bytes of a type object read */
@@ -139,30 +140,6 @@ static size_t sink_end(struct sink *s)
 	return s->len;
 }
 
-static size_t put_utf8(char *out, uint32_t c)
-{
-	if (c < 0x80) {
-		out[0] = (char)c;
-		return 1;
-	}
-	if (c < 0x800) {
-		out[0] = (char)(0xc0 | c >> 6);
-		out[1] = (char)(0x80 | (c & 0x3f));
-		return 2;
-	}
-	if (c < 0x10000) {
-		out[0] = (char)(0xe0 | c >> 12);
-		out[1] = (char)(0x80 | ((c >> 6) & 0x3f));
-		out[2] = (char)(0x80 | (c & 0x3f));
-		return 3;
-	}
-	out[0] = (char)(0xf0 | c >> 18);
-	out[1] = (char)(0x80 | ((c >> 12) & 0x3f));
-	out[2] = (char)(0x80 | ((c >> 6) & 0x3f));
-	out[3] = (char)(0x80 | (c & 0x3f));
-	return 4;
-}
-
 /* Python's str.isprintable(), without its tables: control, format,
  * separator, surrogate, private-use and non-characters known to be
  * non-printable are escaped; unassigned code points pass (they show as a
@@ -235,7 +212,7 @@ size_t py_text_format(const uint32_t *cp, size_t n, uint64_t total,
 				k = (size_t)snprintf(tok, sizeof(tok), "\\U%08x", c);
 			sink_put(&s, tok, k);
 		} else {
-			k = put_utf8(tok, c);
+			k = utf8_put(tok, c);
 			sink_put(&s, tok, k);
 		}
 	}
@@ -260,31 +237,14 @@ size_t py_text_decode_utf8(const uint8_t *s, size_t len, uint32_t *cp,
 	size_t i = 0, n = 0;
 
 	while (i < len && n < cap) {
-		uint32_t c = s[i], need, k;
+		size_t k = utf8_seq(s + i, len - i, &cp[n]);
 
-		need = c < 0x80 ? 0 : c >= 0xc2 && c < 0xe0 ? 1 : c >= 0xe0 && c < 0xf0 ? 2 :
-		       c >= 0xf0 && c < 0xf5 ? 3 : 9;
-		if (need == 0) {
-			cp[n++] = c;
-			i++;
-			continue;
+		if (!k) {
+			cp[n] = 0xdc00 + s[i]; /* invalid or cut short */
+			k = 1;
 		}
-		if (need == 9 || i + need >= len) {
-			cp[n++] = 0xdc00 + c; /* invalid or cut short */
-			i++;
-			continue;
-		}
-		c &= need == 1 ? 0x1f : need == 2 ? 0x0f : 0x07;
-		for (k = 1; k <= need && (s[i + k] & 0xc0) == 0x80; k++)
-			c = c << 6 | (s[i + k] & 0x3f);
-		if (k <= need || (need == 2 && (c < 0x800 || (c >= 0xd800 && c <= 0xdfff))) ||
-		    (need == 3 && (c < 0x10000 || c > 0x10ffff))) {
-			cp[n++] = 0xdc00 + s[i];
-			i++;
-			continue;
-		}
-		cp[n++] = c;
-		i += need + 1;
+		n++;
+		i += k;
 	}
 	if (used)
 		*used = i;

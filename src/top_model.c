@@ -13,6 +13,7 @@
 #include <wchar.h>
 
 #include "pyspyc/top_model.h"
+#include "pyspyc/utf8.h"
 
 #define NONE UINT32_MAX
 
@@ -581,43 +582,6 @@ const char *top_col_name(enum top_col col)
 
 /* ---- safe text ------------------------------------------------------------ */
 
-/* Decode one UTF-8 character strictly: its length (1-4) and code point, or
- * 0 when s does not start with a valid, shortest-form encoding. */
-static int utf8_decode(const unsigned char *s, uint32_t *cp)
-{
-	uint32_t c = s[0], min;
-	int n, i;
-
-	if (c < 0x80) {
-		*cp = c;
-		return 1;
-	}
-	if (c >= 0xc2 && c <= 0xdf) {
-		n = 2;
-		c &= 0x1f;
-		min = 0x80;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		n = 3;
-		c &= 0x0f;
-		min = 0x800;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		n = 4;
-		c &= 0x07;
-		min = 0x10000;
-	} else {
-		return 0;
-	}
-	for (i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80) /* also stops at the NUL */
-			return 0;
-		c = (c << 6) | (s[i] & 0x3f);
-	}
-	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-		return 0;
-	*cp = c;
-	return n;
-}
-
 int top_safe_text(const char *in, int max_cols, int utf8, char *out,
 		  size_t size)
 {
@@ -627,7 +591,7 @@ int top_safe_text(const char *in, int max_cols, int utf8, char *out,
 
 	while (*s) {
 		uint32_t cp = 0;
-		int n = utf8_decode(s, &cp), w = 1, keep = 0;
+		int n = (int)utf8_seq(s, 4, &cp), w = 1, keep = 0;
 
 		if (n == 0) {
 			n = 1;

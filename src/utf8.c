@@ -1,4 +1,4 @@
-/* utf8.c - strict UTF-8 decoding. */
+/* utf8.c - strict UTF-8 decoding and encoding. */
 #include "pyspyc/utf8.h"
 
 size_t utf8_seq(const unsigned char *s, size_t len, uint32_t *cp)
@@ -24,4 +24,30 @@ size_t utf8_seq(const unsigned char *s, size_t len, uint32_t *cp)
 		return 0;
 	*cp = c;
 	return need + 1;
+}
+
+size_t utf8_put(char *out, uint32_t c)
+{
+	if ((c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff)
+		c = 0xfffd; /* not UTF-8 */
+	if (c < 0x80) {
+		out[0] = (char)c;
+		return 1;
+	}
+	if (c < 0x800) {
+		out[0] = (char)(0xc0 | c >> 6);
+		out[1] = (char)(0x80 | (c & 0x3f));
+		return 2;
+	}
+	if (c < 0x10000) {
+		out[0] = (char)(0xe0 | c >> 12);
+		out[1] = (char)(0x80 | ((c >> 6) & 0x3f));
+		out[2] = (char)(0x80 | (c & 0x3f));
+		return 3;
+	}
+	out[0] = (char)(0xf0 | c >> 18);
+	out[1] = (char)(0x80 | ((c >> 12) & 0x3f));
+	out[2] = (char)(0x80 | ((c >> 6) & 0x3f));
+	out[3] = (char)(0x80 | (c & 0x3f));
+	return 4;
 }
