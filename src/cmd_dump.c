@@ -616,25 +616,14 @@ int cmd_dump(int argc, char **argv)
 	struct tree tr = { 0 };
 	struct proc_view *root = NULL;
 	struct out *o = NULL;
-	char err[512];
-	int cmd_i, help, rc, e;
+	int cmd_i, rc, e;
 	pid_t pid;
 
-	if (cli_parse(&dump_usage, argc, argv, &a, &cmd_i, &help, err, sizeof(err))) {
-		fprintf(stderr, "pyspyc dump: %s\n", err);
-		return EXIT_USAGE;
-	}
-	if (help) {
-		cli_print_help(&dump_usage, stdout);
-		return EXIT_OK;
-	}
+	rc = cmd_parse(WHO, &dump_usage, argc, argv, &a, &cmd_i, &tr.find_flags);
+	if (rc >= 0)
+		return rc;
 	if (!a.pid)
 		return cmd_die(WHO, EXIT_USAGE, "dump needs --pid PID");
-	e = py_find_flags_parse(getenv("PYSPYC_FIND"));
-	if (e < 0)
-		return cmd_die(WHO, EXIT_USAGE, "PYSPYC_FIND: unknown word in '%.64s' (no-symbols, "
-			   "no-section, no-version-hints)", getenv("PYSPYC_FIND"));
-	tr.find_flags = (unsigned int)e;
 	pid = (pid_t)a.pid;
 	rc = cmd_check_pid(WHO, pid);
 	if (rc)

@@ -30,20 +30,11 @@ struct record_args {
 	long long pid;
 	struct opt_list outputs;
 	const char *format;
-	double rate;
+	struct sample_args s;
 	double duration;
-	int full_filenames;
 	int nolineno;
-	int function;
-	long long max_depth;
-	long long max_stacks;
-	long long max_frames;
 	int subprocesses;
 	int threads;
-	int idle;
-	int gil;
-	int blocking;
-	int nonblocking;
 	int inverted;
 	long long max_timeline;
 };
@@ -63,19 +54,13 @@ static const struct opt record_opts[] = {
 	  "format of outputs whose name has no known extension (such as .json or '-'), "
 	  "and of the default output: flamegraph, raw, speedscope, chrometrace or pprof",
 	  OFF(format), 0, 0, 0 },
-	{ 'r', "rate", OPT_DOUBLE, "HZ", "samples per second (default 100)",
-	  OFF(rate), 0, 100000, 1 },
+	SAMPLE_OPT_RATE(struct record_args, s),
 	{ 'd', "duration", OPT_DOUBLE, "SECS",
 	  "stop after SECS seconds (default: until the target exits or Ctrl-C)",
 	  OFF(duration), 0, 31536000, 1 },
-	{ 0, "full-filenames", OPT_FLAG, NULL,
-	  "show whole file names instead of package-relative ones",
-	  OFF(full_filenames), 0, 0, 0 },
 	{ 0, "nolineno", OPT_FLAG, NULL, "do not show line numbers",
 	  OFF(nolineno), 0, 0, 0 },
-	{ 'F', "function", OPT_FLAG, NULL,
-	  "aggregate by function: show each function's first line",
-	  OFF(function), 0, 0, 0 },
+	SAMPLE_OPTS_NAMES(struct record_args, s),
 	{ 's', "subprocesses", OPT_FLAG, NULL,
 	  "also profile every process under the target, including ones started "
 	  "later (web server workers); each stack starts at its process",
@@ -83,31 +68,11 @@ static const struct opt record_opts[] = {
 	{ 't', "threads", OPT_FLAG, NULL,
 	  "start each stack at its thread: OS thread id and thread name",
 	  OFF(threads), 0, 0, 0 },
-	{ 'i', "idle", OPT_FLAG, NULL,
-	  "count threads that are waiting too (default: only threads on a CPU)",
-	  OFF(idle), 0, 0, 0 },
-	{ 'g', "gil", OPT_FLAG, NULL,
-	  "count only the thread holding the GIL",
-	  OFF(gil), 0, 0, 0 },
-	{ 0, "blocking", OPT_FLAG, NULL,
-	  "pause the target's Python threads while each sample is read "
-	  "(consistent stacks; slows the target)",
-	  OFF(blocking), 0, 0, 0 },
-	{ 0, "nonblocking", OPT_FLAG, NULL,
-	  "never pause the target (the default; for py-spy compatibility)",
-	  OFF(nonblocking), 0, 0, 0 },
+	SAMPLE_OPTS_MODE(struct record_args, s),
 	{ 0, "inverted", OPT_FLAG, NULL,
 	  "draw the flame graph upside down (icicle graph: roots at the top)",
 	  OFF(inverted), 0, 0, 0 },
-	{ 0, "max-depth", OPT_INT, "N",
-	  "frames kept per stack before it is truncated (default 4096)",
-	  OFF(max_depth), 1, 65536, 0 },
-	{ 0, "max-stacks", OPT_INT, "N",
-	  "unique stacks kept in memory (default 200000)",
-	  OFF(max_stacks), 16, 100000000, 0 },
-	{ 0, "max-frames", OPT_INT, "N",
-	  "unique frames and unique names kept in memory (default 1048576)",
-	  OFF(max_frames), 1024, 100000000, 0 },
+	SAMPLE_OPTS_LIMITS(struct record_args, s),
 	{ 0, "max-timeline", OPT_INT, "N",
 	  "thread stacks kept in time order for chrometrace and speedscope "
 	  "(default 10000000, 16 bytes each)",
@@ -136,7 +101,6 @@ struct output {
 	const char *path;
 	const struct out_format *fmt;
 };
-
 
 /* The names of every format, "a, b or c", for messages. */
 static void format_names(char *buf, size_t size)
@@ -271,7 +235,7 @@ static void summary(const struct session_stats *st, const struct record_args *a,
 	if (st->idle)
 		fprintf(stderr, "; %llu idle thread stacks left out",
 			(unsigned long long)st->idle);
-	if (a->blocking && st->pauses)
+	if (a->s.blocking && st->pauses)
 		fprintf(stderr, "; paused %.1f us per sample (longest %.1f us)",
 			(double)st->pause_ns / 1e3 / (double)st->pauses,
 			(double)st->pause_ns_max / 1e3);
@@ -354,8 +318,7 @@ static int want_progress(const struct output *outs, int nout)
 
 int cmd_record(int argc, char **argv)
 {
-	struct record_args a = { .rate = 100, .max_depth = 4096, .max_stacks = 200000,
-				 .max_frames = 1 << 20, .max_timeline = 10000000 };
+	struct record_args a = { .s = SAMPLE_ARGS_DEFAULT, .max_timeline = 10000000 };
 	struct output outs[MAX_OUTPUTS];
 	struct session_stats st = { 0 };
 	struct stacktab *tab = NULL;
@@ -363,25 +326,15 @@ int cmd_record(int argc, char **argv)
 	struct profile prof = { 0 }, plain = { 0 };
 	unsigned needs;
 	struct py_target *t;
-	char err[512], defname[512], command[1024];
-	int cmd_i, help, nout = 0, rc, e, exited = 0, found = 1;
+	char defname[512], command[1024];
+	int cmd_i, nout = 0, rc, e, exited = 0, found = 1;
 	pid_t pid, child = 0;
 
-	if (cli_parse(&record_usage, argc, argv, &a, &cmd_i, &help, err, sizeof(err))) {
-		fprintf(stderr, "pyspyc record: %s\n", err);
-		return EXIT_USAGE;
-	}
-	if (help) {
-		cli_print_help(&record_usage, stdout);
-		return EXIT_OK;
-	}
-	e = py_find_flags_parse(getenv("PYSPYC_FIND"));
-	if (e < 0)
-		return cmd_die(WHO, EXIT_USAGE, "PYSPYC_FIND: unknown word in '%.64s' (no-symbols, "
-			   "no-section, no-version-hints)", getenv("PYSPYC_FIND"));
-	find_flags = (unsigned int)e;
-	if (a.blocking && a.nonblocking)
-		return cmd_die(WHO, EXIT_USAGE, "give --blocking or --nonblocking, not both");
+	rc = cmd_parse(WHO, &record_usage, argc, argv, &a, &cmd_i, &find_flags);
+	if (rc >= 0)
+		return rc;
+	if ((rc = cmd_sample_check(WHO, &a.s)))
+		return rc;
 	if (a.pid && cmd_i < argc)
 		return cmd_die(WHO, EXIT_USAGE, "give either --pid or a command, not both");
 	if (!a.pid && cmd_i >= argc)
@@ -437,25 +390,16 @@ int cmd_record(int argc, char **argv)
 	}
 
 	{
-		struct stacktab_limits lim = {
-			.max_stacks = (uint32_t)a.max_stacks,
-			.max_frames = (uint32_t)a.max_frames,
-			.max_strings = (uint32_t)a.max_frames,
-		};
+		struct stacktab_limits lim;
+		struct session_opts so;
+
 		needs = outputs_need(outs, nout);
-		struct session_opts so = {
-			.rate_hz = a.rate,
-			.duration_s = a.duration,
-			.subprocesses = a.subprocesses,
-			.idle = a.idle,
-			.gil = a.gil,
-			.threads = a.threads || (needs & OUT_PER_THREAD),
-			.blocking = a.blocking,
-			.find_flags = find_flags,
-			.walk = { .max_depth = (uint32_t)a.max_depth, .max_threads = 512 },
-			.sym = { .full_filenames = a.full_filenames, .lineno = !a.nolineno,
-				 .function = a.function },
-		};
+		cmd_sample_setup(&a.s, &so, &lim);
+		so.duration_s = a.duration;
+		so.subprocesses = a.subprocesses;
+		so.threads = a.threads || (needs & OUT_PER_THREAD);
+		so.find_flags = find_flags;
+		so.sym.lineno = !a.nolineno;
 
 		e = stacktab_new(&tab, &lim);
 		if (!e && (needs & OUT_TIMELINE))
@@ -483,7 +427,7 @@ int cmd_record(int argc, char **argv)
 		prof.start_wall_ns = start_wall_ns;
 		prof.command = command;
 		prof.pid = (int)pid;
-		prof.rate_hz = a.rate;
+		prof.rate_hz = a.s.rate;
 		prof.duration_s = st.elapsed_s;
 	}
 	/* Formats that do not carry threads themselves show them only with

@@ -38,18 +38,9 @@
 
 struct top_args {
 	long long pid;
-	double rate;
+	struct sample_args s;
 	int subprocesses;
-	int idle;
-	int gil;
-	int blocking;
-	int nonblocking;
 	int nolineno;
-	int function;
-	int full_filenames;
-	long long max_depth;
-	long long max_stacks;
-	long long max_frames;
 };
 
 #define OFF(f) offsetof(struct top_args, f)
@@ -57,42 +48,17 @@ struct top_args {
 static const struct opt top_opts[] = {
 	{ 'p', "pid", OPT_INT, "PID", "watch the running process PID",
 	  OFF(pid), 1, 4194304, 0 },
-	{ 'r', "rate", OPT_DOUBLE, "HZ", "samples per second (default 100)",
-	  OFF(rate), 0, 100000, 1 },
+	SAMPLE_OPT_RATE(struct top_args, s),
 	{ 's', "subprocesses", OPT_FLAG, NULL,
 	  "also watch every Python process under the target, including ones "
 	  "started later (web server workers)",
 	  OFF(subprocesses), 0, 0, 0 },
-	{ 'i', "idle", OPT_FLAG, NULL,
-	  "count threads that are waiting too (default: only threads on a CPU)",
-	  OFF(idle), 0, 0, 0 },
-	{ 'g', "gil", OPT_FLAG, NULL, "count only the thread holding the GIL",
-	  OFF(gil), 0, 0, 0 },
-	{ 0, "blocking", OPT_FLAG, NULL,
-	  "pause the target's Python threads while each sample is read "
-	  "(consistent stacks; slows the target)",
-	  OFF(blocking), 0, 0, 0 },
-	{ 0, "nonblocking", OPT_FLAG, NULL,
-	  "never pause the target (the default; for py-spy compatibility)",
-	  OFF(nonblocking), 0, 0, 0 },
+	SAMPLE_OPTS_MODE(struct top_args, s),
 	{ 0, "nolineno", OPT_FLAG, NULL,
 	  "start with line numbers hidden (L shows them)",
 	  OFF(nolineno), 0, 0, 0 },
-	{ 'F', "function", OPT_FLAG, NULL,
-	  "aggregate by function: show each function's first line",
-	  OFF(function), 0, 0, 0 },
-	{ 0, "full-filenames", OPT_FLAG, NULL,
-	  "show whole file names instead of package-relative ones",
-	  OFF(full_filenames), 0, 0, 0 },
-	{ 0, "max-depth", OPT_INT, "N",
-	  "frames kept per stack before it is truncated (default 4096)",
-	  OFF(max_depth), 1, 65536, 0 },
-	{ 0, "max-stacks", OPT_INT, "N",
-	  "unique stacks kept in memory (default 200000)",
-	  OFF(max_stacks), 16, 100000000, 0 },
-	{ 0, "max-frames", OPT_INT, "N",
-	  "unique frames and unique names kept in memory (default 1048576)",
-	  OFF(max_frames), 1024, 100000000, 0 },
+	SAMPLE_OPTS_NAMES(struct top_args, s),
+	SAMPLE_OPTS_LIMITS(struct top_args, s),
 };
 
 static const struct cmd_usage top_usage = {
@@ -236,7 +202,7 @@ static void draw_counters(const struct top_ui *ui)
 	snprintf(buf, sizeof(buf),
 		 "Samples %.1f/s (%g Hz%s)  Threads %u active of %u  GIL %s  "
 		 "Errors %.1f%%  Window %.0f samples%s",
-		 dt > 0 ? (double)samples / dt : 0.0, ui->a->rate,
+		 dt > 0 ? (double)samples / dt : 0.0, ui->a->s.rate,
 		 c->processes > 1 ? " each" : "", c->active, c->threads, gil,
 		 ratio(errors, ticks ? ticks : samples), window,
 		 ui->a->subprocesses ? procs : "");
@@ -537,39 +503,28 @@ static int check_terminal(void)
 
 int cmd_top(int argc, char **argv)
 {
-	struct top_args a = { .rate = 100, .max_depth = 4096, .max_stacks = 200000,
-			      .max_frames = 1 << 20 };
+	struct top_args a = { .s = SAMPLE_ARGS_DEFAULT };
 	struct top_ui ui;
 	struct py_target *t = NULL;
 	struct stacktab *tab = NULL;
 	struct session *sess = NULL;
 	struct top_model *model = NULL;
 	SCREEN *scr = NULL;
-	char err[512], command[1024];
-	int cmd_i, help, rc = EXIT_OK, e, exited = 0, have_t = 0, gone;
-	unsigned int find_flags;
+	char command[1024];
+	int cmd_i, rc = EXIT_OK, e, exited = 0, have_t = 0, gone;
+	unsigned int find_flags = 0;
 	pid_t pid, child = 0;
 
-	if (cli_parse(&top_usage, argc, argv, &a, &cmd_i, &help, err, sizeof(err))) {
-		fprintf(stderr, "pyspyc top: %s\n", err);
-		return EXIT_USAGE;
-	}
-	if (help) {
-		cli_print_help(&top_usage, stdout);
-		return EXIT_OK;
-	}
-	e = py_find_flags_parse(getenv("PYSPYC_FIND"));
-	if (e < 0)
-		return cmd_die(WHO, EXIT_USAGE, "PYSPYC_FIND: unknown word in '%.64s' (no-symbols, "
-			   "no-section, no-version-hints)", getenv("PYSPYC_FIND"));
-	find_flags = (unsigned int)e;
+	rc = cmd_parse(WHO, &top_usage, argc, argv, &a, &cmd_i, &find_flags);
+	if (rc >= 0)
+		return rc;
 	if (a.pid && cmd_i < argc)
 		return cmd_die(WHO, EXIT_USAGE, "give either --pid or a command, not both");
 	if (!a.pid && cmd_i >= argc)
 		return cmd_die(WHO, EXIT_USAGE,
 			   "nothing to watch: give --pid PID or a command after '--'");
-	if (a.blocking && a.nonblocking)
-		return cmd_die(WHO, EXIT_USAGE, "give --blocking or --nonblocking, not both");
+	if ((rc = cmd_sample_check(WHO, &a.s)))
+		return rc;
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return cmd_die(WHO, EXIT_FAILURE_RUN, "out of memory");
@@ -622,27 +577,18 @@ int cmd_top(int argc, char **argv)
 	}
 
 	{
-		struct stacktab_limits lim = {
-			.max_stacks = (uint32_t)a.max_stacks,
-			.max_frames = (uint32_t)a.max_frames,
-			.max_strings = (uint32_t)a.max_frames,
-		};
-		struct session_opts so = {
-			.rate_hz = a.rate,
-			.subprocesses = a.subprocesses,
-			.idle = a.idle,
-			.gil = a.gil,
-			.blocking = a.blocking,
-			.find_flags = find_flags,
-			.walk = { .max_depth = (uint32_t)a.max_depth, .max_threads = 512 },
-			/* Line numbers are always recorded, so L can show them. */
-			.sym = { .full_filenames = a.full_filenames, .lineno = 1,
-				 .function = a.function },
-		};
+		struct stacktab_limits lim;
+		struct session_opts so;
+
+		cmd_sample_setup(&a.s, &so, &lim);
+		so.subprocesses = a.subprocesses;
+		so.find_flags = find_flags;
+		/* Line numbers are always recorded, so L can show them. */
+		so.sym.lineno = 1;
 
 		e = stacktab_new(&tab, &lim);
 		if (!e)
-			e = top_model_new(&model, a.rate);
+			e = top_model_new(&model, a.s.rate);
 		if (!e)
 			e = session_new(&sess, &so, tab);
 		if (!e)

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -213,4 +214,54 @@ void cmd_end_child(pid_t child)
 	}
 	kill(child, SIGKILL);
 	waitpid(child, &status, 0);
+}
+
+int cmd_parse(const char *who, const struct cmd_usage *u, int argc, char **argv,
+	      void *args, int *cmd_index, unsigned int *find_flags)
+{
+	char err[512];
+	int help, e;
+
+	if (cli_parse(u, argc, argv, args, cmd_index, &help, err, sizeof(err))) {
+		fprintf(stderr, "pyspyc %s: %s\n", u->name, err);
+		return EXIT_USAGE;
+	}
+	if (help) {
+		cli_print_help(u, stdout);
+		return EXIT_OK;
+	}
+	if (find_flags) {
+		e = py_find_flags_parse(getenv("PYSPYC_FIND"));
+		if (e < 0)
+			return cmd_die(who, EXIT_USAGE, "PYSPYC_FIND: unknown word in '%.64s' "
+				       "(no-symbols, no-section, no-version-hints)",
+				       getenv("PYSPYC_FIND"));
+		*find_flags = (unsigned int)e;
+	}
+	return -1;
+}
+
+int cmd_sample_check(const char *who, const struct sample_args *s)
+{
+	if (s->blocking && s->nonblocking)
+		return cmd_die(who, EXIT_USAGE, "give --blocking or --nonblocking, not both");
+	return 0;
+}
+
+void cmd_sample_setup(const struct sample_args *s, struct session_opts *so,
+		      struct stacktab_limits *lim)
+{
+	*lim = (struct stacktab_limits){
+		.max_stacks = (uint32_t)s->max_stacks,
+		.max_frames = (uint32_t)s->max_frames,
+		.max_strings = (uint32_t)s->max_frames,
+	};
+	*so = (struct session_opts){
+		.rate_hz = s->rate,
+		.idle = s->idle,
+		.gil = s->gil,
+		.blocking = s->blocking,
+		.walk = { .max_depth = (uint32_t)s->max_depth, .max_threads = 512 },
+		.sym = { .full_filenames = s->full_filenames, .function = s->function },
+	};
 }

@@ -10,7 +10,85 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "pyspyc/cli.h"
 #include "pyspyc/py_runtime.h"
+#include "pyspyc/session.h"
+#include "pyspyc/stacktab.h"
+
+/* Parse a subcommand's arguments into args (see cli_parse) and
+ * PYSPYC_FIND into *find_flags (may be NULL; a bad value is told as who).
+ * Returns -1 to go on, or the exit status to return at once: --help was
+ * shown, or a usage error was told in one line. */
+int cmd_parse(const char *who, const struct cmd_usage *u, int argc, char **argv,
+	      void *args, int *cmd_index, unsigned int *find_flags);
+
+/* How record and top sample, and how much they keep.  Each command's
+ * arguments hold one (member m of type T) and list its options with the
+ * SAMPLE_OPT_* macros, placed where the command's --help wants them. */
+struct sample_args {
+	double rate;
+	int idle;
+	int gil;
+	int blocking;
+	int nonblocking;
+	int function;
+	int full_filenames;
+	long long max_depth;
+	long long max_stacks;
+	long long max_frames;
+};
+
+#define SAMPLE_ARGS_DEFAULT \
+	{ .rate = 100, .max_depth = 4096, .max_stacks = 200000, .max_frames = 1 << 20 }
+
+#define SAMPLE_OPT_RATE(T, m) \
+	{ 'r', "rate", OPT_DOUBLE, "HZ", "samples per second (default 100)", \
+	  offsetof(T, m.rate), 0, 100000, 1 }
+
+/* --full-filenames and -F. */
+#define SAMPLE_OPTS_NAMES(T, m) \
+	{ 0, "full-filenames", OPT_FLAG, NULL, \
+	  "show whole file names instead of package-relative ones", \
+	  offsetof(T, m.full_filenames), 0, 0, 0 }, \
+	{ 'F', "function", OPT_FLAG, NULL, \
+	  "aggregate by function: show each function's first line", \
+	  offsetof(T, m.function), 0, 0, 0 }
+
+/* -i, -g, --blocking and --nonblocking. */
+#define SAMPLE_OPTS_MODE(T, m) \
+	{ 'i', "idle", OPT_FLAG, NULL, \
+	  "count threads that are waiting too (default: only threads on a CPU)", \
+	  offsetof(T, m.idle), 0, 0, 0 }, \
+	{ 'g', "gil", OPT_FLAG, NULL, "count only the thread holding the GIL", \
+	  offsetof(T, m.gil), 0, 0, 0 }, \
+	{ 0, "blocking", OPT_FLAG, NULL, \
+	  "pause the target's Python threads while each sample is read " \
+	  "(consistent stacks; slows the target)", \
+	  offsetof(T, m.blocking), 0, 0, 0 }, \
+	{ 0, "nonblocking", OPT_FLAG, NULL, \
+	  "never pause the target (the default; for py-spy compatibility)", \
+	  offsetof(T, m.nonblocking), 0, 0, 0 }
+
+/* --max-depth, --max-stacks and --max-frames. */
+#define SAMPLE_OPTS_LIMITS(T, m) \
+	{ 0, "max-depth", OPT_INT, "N", \
+	  "frames kept per stack before it is truncated (default 4096)", \
+	  offsetof(T, m.max_depth), 1, 65536, 0 }, \
+	{ 0, "max-stacks", OPT_INT, "N", "unique stacks kept in memory (default 200000)", \
+	  offsetof(T, m.max_stacks), 16, 100000000, 0 }, \
+	{ 0, "max-frames", OPT_INT, "N", \
+	  "unique frames and unique names kept in memory (default 1048576)", \
+	  offsetof(T, m.max_frames), 1024, 100000000, 0 }
+
+/* Options that cannot go together (--blocking with --nonblocking): one
+ * line and EXIT_USAGE, else 0. */
+int cmd_sample_check(const char *who, const struct sample_args *s);
+
+/* The session options and table limits s asks for.  What differs by
+ * command (duration, subprocesses, threads, line numbers, find flags) is
+ * left zero for the caller. */
+void cmd_sample_setup(const struct sample_args *s, struct session_opts *so,
+		      struct stacktab_limits *lim);
 
 /* Set by SIGINT, SIGTERM and SIGHUP once cmd_install_signals() ran. */
 extern volatile sig_atomic_t cmd_stop_flag;
