@@ -23,9 +23,10 @@ INSTALLED = {
 
 def make(target, destdir):
     # A make of its own: under `make test SAN=1` the outer make's variables
-    # (in MAKEFLAGS and the environment) would install the sanitizer build.
+    # (in MAKEFLAGS, SAN, and BUILD=build-san that tests/run.sh is given)
+    # would install the sanitizer build, or link its objects without it.
     env = {k: v for k, v in os.environ.items()
-           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "SAN")}
+           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "SAN", "BUILD")}
     # A strict umask: the modes must come from the Makefile, not from it.
     return subprocess.run(["make", "--no-print-directory", "-C", ROOT, target,
                            "DESTDIR=" + str(destdir), "PREFIX=/usr", "SAN="],
