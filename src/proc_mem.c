@@ -1,14 +1,18 @@
 /* proc_mem.c - bounded reads of the target's memory. */
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/uio.h>
 
 #include "pyspyc/proc.h"
 
+#define PAGE 4096u
+
 void rmem_init(struct rmem *m, pid_t pid)
 {
 	m->pid = pid;
 	m->reads = 0;
+	m->ranges = 0;
 }
 
 static size_t iov_total(const struct iovec *v, size_t n)
@@ -20,21 +24,98 @@ static size_t iov_total(const struct iovec *v, size_t n)
 	return t;
 }
 
+/* Per sampler thread: the merged read being built.  Gap bytes land in
+ * discard, which nobody reads. */
+static __thread struct iovec co_local[2 * RMEM_MAX_IOV], co_remote[RMEM_MAX_IOV];
+static __thread uint16_t co_order[RMEM_MAX_IOV];
+static __thread uint8_t discard[2 * PAGE];
+
+static uint64_t r_start(const struct iovec *r)
+{
+	return (uint64_t)(uintptr_t)r->iov_base;
+}
+
+/* Order remote ranges by address; n is small and often nearly sorted. */
+static void sort_order(const struct iovec *remote, uint16_t *o, size_t n)
+{
+	size_t i, j;
+
+	for (i = 0; i < n; i++)
+		o[i] = (uint16_t)i;
+	for (i = 1; i < n; i++) {
+		uint16_t v = o[i];
+		uint64_t a = r_start(&remote[v]);
+
+		for (j = i; j > 0 && r_start(&remote[o[j - 1]]) > a; j--)
+			o[j] = o[j - 1];
+		o[j] = v;
+	}
+}
+
+/* The kernel's cost of a remote read grows with the number of remote ranges
+ * (each is looked up and its pages pinned separately), hardly with their
+ * bytes.  So ranges that touch the same or adjacent pages are read as one
+ * range, the bytes between them thrown away.  Every page of a merged range
+ * holds bytes of some requested range, so merging never reads a page that
+ * the separate reads would not have.  Returns the number of remote ranges,
+ * or 0 when merging would not help. */
+static size_t coalesce(const struct iovec *local, const struct iovec *remote,
+		       size_t n, size_t *nlocal)
+{
+	size_t i, nl = 0, nr = 0;
+	uint64_t end = 0;
+
+	sort_order(remote, co_order, n);
+	for (i = 0; i < n; i++) {
+		const struct iovec *r = &remote[co_order[i]];
+		uint64_t a = r_start(r), len = r->iov_len;
+
+		if (!len)
+			continue;
+		if (nr && a >= end && a / PAGE <= (end - 1) / PAGE + 1 &&
+		    a - end <= sizeof(discard)) {
+			if (a > end) {
+				co_local[nl].iov_base = discard;
+				co_local[nl++].iov_len = (size_t)(a - end);
+			}
+			co_remote[nr - 1].iov_len += (size_t)(a + len - end);
+		} else {
+			co_remote[nr].iov_base = r->iov_base;
+			co_remote[nr++].iov_len = (size_t)len;
+		}
+		co_local[nl++] = local[co_order[i]];
+		end = a + len;
+	}
+	if (nr == n || nl > 2 * RMEM_MAX_IOV || nl > IOV_MAX)
+		return 0;
+	*nlocal = nl;
+	return nr;
+}
+
 int rmem_readv(struct rmem *m, const struct iovec *local,
 	       const struct iovec *remote, size_t n)
 {
+	const struct iovec *l = local, *r = remote;
+	size_t nl = n, nr = n;
 	ssize_t got;
 
 	if (n == 0)
 		return 0;
 	if (n > RMEM_MAX_IOV)
 		return -E2BIG;
+	if (n > 1 && (nr = coalesce(local, remote, n, &nl)) != 0) {
+		l = co_local;
+		r = co_remote;
+	} else {
+		nr = n;
+	}
 	m->reads++;
-	got = process_vm_readv(m->pid, local, n, remote, n, 0);
+	m->ranges += nr;
+	got = process_vm_readv(m->pid, l, nl, r, nr, 0);
 	if (got < 0)
 		return -errno;
 	/* A short count means one remote range crossed into unmapped memory. */
-	if ((size_t)got != iov_total(remote, n))
+	if ((size_t)got != iov_total(r, nr))
 		return -EFAULT;
 	return 0;
 }

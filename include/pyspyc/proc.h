@@ -16,6 +16,7 @@
 struct rmem {
 	pid_t pid;
 	uint64_t reads;   /* syscalls issued, for statistics */
+	uint64_t ranges;  /* remote ranges they read, after merging */
 };
 
 void rmem_init(struct rmem *m, pid_t pid);
@@ -26,7 +27,9 @@ int rmem_read(struct rmem *m, uint64_t addr, void *buf, size_t len);
 
 /* One syscall for several reads: local[i] receives remote[i].  All-or-
  * nothing: 0 when every byte arrived, else -errno as rmem_read.  At most
- * RMEM_MAX_IOV pairs. */
+ * RMEM_MAX_IOV pairs.  Remote ranges on the same or neighbouring pages are
+ * read as one (the kernel's cost is per range, hardly per byte); the order
+ * and overlap of the ranges do not matter. */
 #define RMEM_MAX_IOV 1024
 int rmem_readv(struct rmem *m, const struct iovec *local,
 	       const struct iovec *remote, size_t n);
