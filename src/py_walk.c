@@ -15,6 +15,7 @@
 #define MAX_CHUNKS_PER_THREAD 64
 #define MAX_FRAME_BYTES 256          /* a frame header we read */
 #define MAX_SPEC_FRAMES 128          /* frame objects read ahead per thread */
+#define MAX_SPEC_CHUNKS 8            /* older chunks read ahead per thread */
 
 struct copy {
 	uint64_t remote;  /* remote address of buf[off] */
@@ -29,6 +30,9 @@ struct plan {
 	uint64_t cframe;       /* _PyCFrame holding current_frame, 0 if none */
 	uint64_t chunk;        /* newest data-stack chunk, 0 if not copied */
 	uint64_t len;          /* bytes of it to copy */
+	/* Older chunks the last walk copied (remote, len; off unused). */
+	struct copy older[MAX_SPEC_CHUNKS];
+	uint32_t nolder;
 	/* Frame objects (<= 3.10): the frames the last walk went through. */
 	uint64_t frames[MAX_SPEC_FRAMES];
 	uint32_t nframes;
@@ -41,6 +45,10 @@ struct thread_slot {
 	struct copy copies[MAX_CHUNKS_PER_THREAD];
 	uint32_t ncopies;
 	uint64_t older;        /* next older chunk not yet copied, 0 if none */
+	/* Older chunks read with the sample by the plan, used once the walk
+	 * reaches them and their headers agree. */
+	struct copy pre[MAX_SPEC_CHUNKS];
+	uint32_t npre;
 	/* Frame objects read with the sample, by plan.frames[]; 0 if none. */
 	uint32_t nspec;
 	size_t spec_off;
@@ -281,6 +289,7 @@ static void plan_thread(struct py_walker *w, uint32_t i)
 	const uint8_t *ts = w->tsbuf + (size_t)i * L->tstate_size;
 	struct plan *p = &w->slots[i].plan;
 	uint64_t chunk, top;
+	uint32_t k;
 
 	p->cframe = L->tstate_cframe >= 0 ? rd64(ts, L->tstate_cframe) : 0;
 	p->chunk = 0;
@@ -289,8 +298,20 @@ static void plan_thread(struct py_walker *w, uint32_t i)
 	 * objects; on 3.11+ shim and generator frames outside the chunks). */
 	p->nframes = w->slots[i].nwalked;
 	memcpy(p->frames, w->slots[i].walked, p->nframes * sizeof(*p->frames));
+	p->nolder = 0;
 	if (L->frame_model == PY_FRAMES_OBJECTS)
 		return;
+	/* The older chunks hold the callers' frames, which stay put while the
+	 * newest chunk is in use: read them ahead too, a little past what was
+	 * in use, within the chunk. */
+	for (k = 1; k < w->slots[i].ncopies && p->nolder < MAX_SPEC_CHUNKS; k++) {
+		const struct copy *c = &w->slots[i].copies[k];
+		uint64_t size = rd64(w->buf + c->off, L->chunk_size);
+		uint64_t len = c->len + CHUNK_SLACK;
+
+		p->older[p->nolder++] = (struct copy){ .remote = c->remote,
+						       .len = len < size ? len : c->len };
+	}
 	chunk = rd64(ts, L->tstate_datastack_chunk);
 	top = rd64(ts, L->tstate_datastack_top);
 	if (!chunk || top <= chunk || top - chunk > CHUNK_COPY_MAX)
@@ -354,12 +375,14 @@ static void queue_thread(struct py_walker *w, uint32_t i, uint32_t *niov,
 	const struct py_layout *L = w->L;
 	struct thread_slot *s = &w->slots[i];
 	const struct plan *p = &s->plan;
+	uint32_t k;
 
 	s->tstate = w->known[i];
 	s->current_frame = 0;
 	s->ncopies = 0;
 	s->older = 0;
 	s->nspec = 0;
+	s->npre = 0;
 	if (ahead)
 		queue_spec(w, s, niov, cap);
 	if (L->frame_model == PY_FRAMES_OBJECTS)
@@ -378,6 +401,17 @@ static void queue_thread(struct py_walker *w, uint32_t i, uint32_t *niov,
 	iov_set(&w->liov[*niov], &w->riov[*niov], w->buf + w->buf_used, p->chunk, p->len);
 	(*niov)++;
 	w->buf_used += p->len;
+	for (k = 0; ahead && k < p->nolder; k++) {
+		const struct copy *o = &p->older[k];
+
+		if (*niov >= cap || w->buf_used + o->len > COPY_BUF_BYTES)
+			break;
+		s->pre[s->npre++] = (struct copy){ .remote = o->remote, .len = o->len,
+						   .off = w->buf_used };
+		iov_set(&w->liov[*niov], &w->riov[*niov], w->buf + w->buf_used, o->remote, o->len);
+		(*niov)++;
+		w->buf_used += o->len;
+	}
 }
 
 /* The steady state: thread list, thread states, current frames, chunks and
@@ -459,6 +493,7 @@ static int copy_older_chunk(struct py_walker *w, struct thread_slot *s)
 	const struct py_layout *L = w->L;
 	uint8_t hdr[64];
 	uint64_t addr, size, top, len;
+	uint32_t k;
 
 	if (s->ncopies == 0 || s->ncopies >= MAX_CHUNKS_PER_THREAD)
 		return 0;
@@ -472,6 +507,22 @@ static int copy_older_chunk(struct py_walker *w, struct thread_slot *s)
 			return 0;
 	}
 	addr = s->older;
+	for (k = 0; k < s->npre; k++) {
+		const struct copy *c = &s->pre[k];
+
+		if (c->remote != addr || c->len < (uint64_t)L->chunk_data)
+			continue;
+		size = rd64(w->buf + c->off, L->chunk_size);
+		top = rd64(w->buf + c->off, L->chunk_top);
+		len = (uint64_t)L->chunk_data + top * 8;
+		if (top > CHUNK_COPY_MAX / 8 || len > size || len > c->len)
+			break; /* grown since: read it now */
+		s->copies[s->ncopies++] = (struct copy){ .remote = addr, .len = len, .off = c->off };
+		s->older = rd64(w->buf + c->off, L->chunk_previous);
+		if (!s->older)
+			s->older = UINT64_MAX;
+		return 1;
+	}
 	if (rmem_read(&w->mem, addr, hdr, (size_t)L->chunk_data))
 		return 0;
 	size = rd64(hdr, L->chunk_size);
@@ -615,6 +666,87 @@ static void walk_objects(struct py_walker *w, struct thread_slot *s,
 	}
 }
 
+/* 3.11+: interpreter frames through ->previous, most of them in the copies
+ * of the thread's data-stack chunks.  The hot loop of a sample: the layout's
+ * offsets and the copy in use are kept in locals. */
+static void walk_frames(struct py_walker *w, struct thread_slot *s,
+			struct raw_thread *th, uint64_t f, struct walk_stats *st)
+{
+	const struct py_layout *L = w->L;
+	struct raw_sample *rs = &w->sample;
+	struct raw_frame *frames = rs->frames;
+	uint64_t *addrs = rs->addrs;
+	const size_t o_code = (size_t)L->iframe_code, o_instr = (size_t)L->iframe_instr,
+		     o_prev = (size_t)L->iframe_previous, o_owner = (size_t)L->iframe_owner;
+	const uint32_t shim = L->iframe_owned_by_cstack < 0 ? UINT32_MAX :
+			      (uint32_t)L->iframe_owned_by_cstack;
+	const uint32_t max_depth = w->o.max_depth, cap = w->frames_cap;
+	uint32_t nf = rs->nframes, depth = 0, flags = 0;
+	/* The copy the last frame was found in: frames at remote addresses
+	 * [lo, lo + span] are at base + (f - lo). */
+	uint64_t lo = 1, span = 0, prev_f = 0;
+	const uint8_t *base = NULL;
+	uint8_t tmp[MAX_FRAME_BYTES];
+	int where = -1;
+
+	while (f) {
+		const uint8_t *fr;
+		uint32_t owner;
+
+		if (depth >= max_depth || nf >= cap) {
+			flags |= RAW_TRUNCATED;
+			break;
+		}
+		if (f & 7) {
+			flags |= RAW_TORN; /* misaligned */
+			break;
+		}
+		if (f - lo <= span) {
+			/* Within one chunk a caller's frame always sits below
+			 * its callee's: a step that does not go down is a loop. */
+			if (f >= prev_f) {
+				flags |= RAW_TORN;
+				break;
+			}
+			fr = base + (f - lo);
+		} else {
+			fr = frame_at(w, s, f, tmp, &where, st);
+			/* Frames reached from elsewhere go through the visited set. */
+			if (!fr || visited_test_set(w, f)) {
+				flags |= RAW_TORN;
+				break;
+			}
+			if (where >= 0 && s->copies[where].len >= (uint64_t)L->chunk_data +
+								 (uint64_t)L->iframe_size) {
+				const struct copy *c = &s->copies[where];
+
+				lo = c->remote + (uint64_t)L->chunk_data;
+				span = c->len - (uint64_t)L->chunk_data - (uint64_t)L->iframe_size;
+				base = w->buf + c->off + (uint64_t)L->chunk_data;
+			} else {
+				lo = 1;
+				span = 0;
+			}
+		}
+		prev_f = f;
+		owner = fr[o_owner];
+		if (owner != shim) {
+			struct raw_frame *rf = &frames[nf];
+
+			addrs[nf++] = f;
+			rf->code = rd64(fr, o_code);
+			rf->instr = rd64(fr, o_instr);
+			rf->owner = owner;
+			rf->zero = 0;
+			depth++;
+		}
+		f = rd64(fr, o_prev);
+	}
+	rs->nframes = nf;
+	th->depth = depth;
+	th->flags |= flags;
+}
+
 static void walk_thread(struct py_walker *w, uint32_t idx, struct walk_stats *st)
 {
 	const struct py_layout *L = w->L;
@@ -622,9 +754,7 @@ static void walk_thread(struct py_walker *w, uint32_t idx, struct walk_stats *st
 	struct thread_slot *s = &w->slots[idx];
 	struct raw_sample *rs = &w->sample;
 	struct raw_thread *th = &rs->threads[rs->nthreads++];
-	uint8_t tmp[MAX_FRAME_BYTES];
-	uint64_t f, prev_f = 0;
-	int where = -1, prev_where = -2;
+	uint64_t f;
 
 	if (L->frame_model == PY_FRAMES_OBJECTS)
 		s->current_frame = rd64(ts, L->tstate_frame);
@@ -643,47 +773,7 @@ static void walk_thread(struct py_walker *w, uint32_t idx, struct walk_stats *st
 		walk_objects(w, s, th, st);
 		goto out;
 	}
-	while (f) {
-		const uint8_t *fr;
-		uint32_t owner;
-
-		if (th->depth >= w->o.max_depth) {
-			th->flags |= RAW_TRUNCATED;
-			break;
-		}
-		if (rs->nframes >= w->frames_cap) {
-			th->flags |= RAW_TRUNCATED;
-			break;
-		}
-		fr = (f & 7) ? NULL : frame_at(w, s, f, tmp, &where, st);
-		if (!fr) {
-			th->flags |= RAW_TORN; /* misaligned or unreadable */
-			break;
-		}
-		/* Loops: within one chunk a caller's frame always sits below its
-		 * callee's, so a step that does not go down is a loop; frames
-		 * reached from elsewhere go through the visited set. */
-		if (where >= 0 && where == prev_where ? f >= prev_f
-						       : visited_test_set(w, f)) {
-			th->flags |= RAW_TORN;
-			break;
-		}
-		prev_where = where;
-		prev_f = f;
-		owner = fr[L->iframe_owner];
-		if (L->iframe_owned_by_cstack < 0 ||
-		    owner != (uint32_t)L->iframe_owned_by_cstack) {
-			struct raw_frame *rf = &rs->frames[rs->nframes];
-
-			rs->addrs[rs->nframes++] = f;
-			rf->code = rd64(fr, L->iframe_code);
-			rf->instr = rd64(fr, L->iframe_instr);
-			rf->owner = owner;
-			rf->zero = 0;
-			th->depth++;
-		}
-		f = rd64(fr, L->iframe_previous);
-	}
+	walk_frames(w, s, th, f, st);
 out:
 	if (rs->gil_holder && rs->gil_holder == th->tstate)
 		th->flags |= RAW_GIL;
