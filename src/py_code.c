@@ -18,17 +18,31 @@
 #define MAX_LINETABLE (256 * 1024)
 #define LINE_CACHE 4
 #define MEMO_SLOTS 64            /* threads whose last stack is remembered */
-#define MEMO_DEPTH 128           /* deeper stacks are not remembered */
+#define MEMO_DEPTH 256           /* deeper stacks are not remembered */
+#define NO_FRAME UINT32_MAX
+#define UNIQ_SLOTS (2 * MAX_UNIQUE) /* power of two */
+/* How long a cached code object is trusted without its fingerprint being
+ * read again (see check_codes). */
+#define CODE_RECHECK_NS (100 * 1000000LL)
 
-/* A thread's last raw stack and the stack id it was counted under: a thread
- * that is still where it was (the common case: a loop) is counted again
- * without symbolizing. */
+struct uniq_slot {
+	uint64_t addr;
+	uint32_t gen, idx;
+};
+
+/* A thread's last raw stack, the frame id each raw frame got and the stack
+ * id it was counted under.  A thread still where it was (a loop) is counted
+ * again without symbolizing; one that moved only near the top of its stack
+ * symbolizes just the frames that changed. */
 struct stack_memo {
 	uint64_t tstate;             /* 0: empty */
 	uint64_t epoch;              /* s->epoch when stored */
+	int64_t checked_ns;          /* oldest check of the code entries used */
+	uint64_t pinned;             /* s->nsample while this sample relies on it */
 	uint32_t depth, flags, id;
 	uint32_t nroot, root[2];
 	struct raw_frame frames[MEMO_DEPTH];
+	uint32_t fid[MEMO_DEPTH];    /* frame id, NO_FRAME when left out */
 };
 
 /* What must stay the same for a cached entry to still describe the code
@@ -45,6 +59,9 @@ struct code_entry {
 	int32_t firstlineno;
 	uint32_t firsttraceable;      /* bytes */
 	uint64_t code_bytes;
+	int64_t checked_ns;           /* when the fingerprint last matched */
+	uint64_t pf_sample;           /* s->nsample whose prefetch list has it, */
+	uint32_t pf_slot;             /* at this index */
 	struct line_range *lines;
 	uint32_t nlines;
 	int32_t lc_line[LINE_CACHE];  /* line -> frame id, direct-mapped */
@@ -78,9 +95,16 @@ struct py_symbolizer {
 	/* Per-sample scratch. */
 	uint64_t uniq_addr[MAX_UNIQUE];
 	struct code_entry *uniq_entry[MAX_UNIQUE];
+	struct uniq_slot uniq_set[UNIQ_SLOTS];
+	uint32_t uniq_gen;
 	uint8_t *windows;             /* MAX_UNIQUE * code_size */
 	uint32_t *stack;              /* frame ids of one thread */
 	uint32_t stack_cap;
+	uint32_t *fid;                /* per raw frame of one thread */
+	/* Per thread of the sample: root-side frames its memo covers (the
+	 * walker keeps fewer than RMEM_MAX_IOV threads). */
+	uint32_t keep[RMEM_MAX_IOV];
+	uint64_t nsample;             /* samples added, from 1 */
 	struct iovec liov[MAX_UNIQUE], riov[MAX_UNIQUE];
 	/* The code objects of the last sample, whose windows the walker reads
 	 * in the same call as the next sample. */
@@ -125,11 +149,13 @@ int py_sym_new(struct py_symbolizer **out, const struct py_target *t,
 	s->pf_windows = malloc((size_t)MAX_PREFETCH * (size_t)s->L->code_size);
 	s->stack_cap = 65536 + 1;
 	s->stack = malloc(s->stack_cap * sizeof(*s->stack));
+	s->fid = malloc(s->stack_cap * sizeof(*s->fid));
 	s->text = malloc(MAX_NAME_CHARS * 4 + 16);
 	s->ranges_cap = 65536;
 	s->ranges = malloc(s->ranges_cap * sizeof(*s->ranges));
 	s->ltab = malloc(MAX_LINETABLE);
-	if (!s->codes || !s->files || !s->memo || !s->windows || !s->pf_windows || !s->stack || !s->text ||
+	if (!s->codes || !s->files || !s->memo || !s->windows || !s->pf_windows || !s->stack ||
+	    !s->fid || !s->text ||
 	    !s->ranges || !s->ltab) {
 		err = -ENOMEM;
 		goto out_free;
@@ -173,6 +199,7 @@ void py_sym_free(struct py_symbolizer *s)
 	free(s->windows);
 	free(s->pf_windows);
 	free(s->stack);
+	free(s->fid);
 	free(s->text);
 	free(s->ranges);
 	free(s->ltab);
@@ -518,56 +545,118 @@ void py_sym_prefetch(struct py_symbolizer *s, const struct iovec **l,
 	*n = s->pf_n;
 }
 
-/* The window of addr read with the sample, or NULL. */
-static const uint8_t *prefetched(const struct py_symbolizer *s, uint64_t addr)
+/* The per-sample set of distinct code objects: addr -> index into
+ * uniq_addr[], counted only under the current generation. */
+static uint32_t uniq_find(const struct py_symbolizer *s, uint64_t a)
 {
-	uint32_t i;
+	uint32_t i = addr_hash(a, UNIQ_SLOTS - 1);
 
-	for (i = 0; i < s->pf_n; i++)
-		if (s->pf_addr[i] == addr)
-			return s->pf_windows + (size_t)i * (size_t)s->L->code_size;
-	return NULL;
-}
+	for (;; i = (i + 1) & (UNIQ_SLOTS - 1)) {
+		const struct uniq_slot *u = &s->uniq_set[i];
 
-/* Next sample, read this sample's code objects along with it. */
-static void prefetch_next(struct py_symbolizer *s, uint32_t n)
-{
-	size_t wsize = (size_t)s->L->code_size;
-	uint32_t i;
-
-	s->pf_n = n < MAX_PREFETCH ? n : MAX_PREFETCH;
-	for (i = 0; i < s->pf_n; i++) {
-		s->pf_addr[i] = s->uniq_addr[i];
-		s->pf_liov[i].iov_base = s->pf_windows + i * wsize;
-		s->pf_liov[i].iov_len = wsize;
-		s->pf_riov[i].iov_base = (void *)(uintptr_t)s->uniq_addr[i];
-		s->pf_riov[i].iov_len = wsize;
+		if (u->gen != s->uniq_gen)
+			return UINT32_MAX;
+		if (u->addr == a)
+			return u->idx;
 	}
 }
 
-/* Check every distinct code object of the sample: from the windows read
- * with the sample when it had them, the rest with one more read.  New and
- * changed objects are resolved.  Fills s->uniq_entry (NULL: invalid). */
+static void uniq_insert(struct py_symbolizer *s, uint64_t a, uint32_t idx)
+{
+	uint32_t i = addr_hash(a, UNIQ_SLOTS - 1);
+
+	while (s->uniq_set[i].gen == s->uniq_gen)
+		i = (i + 1) & (UNIQ_SLOTS - 1);
+	s->uniq_set[i] = (struct uniq_slot){ .addr = a, .gen = s->uniq_gen, .idx = idx };
+}
+
+/* The window of e's code object read with the sample, or NULL. */
+static const uint8_t *prefetched(const struct py_symbolizer *s, const struct code_entry *e)
+{
+	if (!e || e->pf_sample + 1 != s->nsample || e->pf_slot >= s->pf_n ||
+	    s->pf_addr[e->pf_slot] != e->addr)
+		return NULL;
+	return s->pf_windows + (size_t)e->pf_slot * (size_t)s->L->code_size;
+}
+
+/* Next sample, read along with it the code objects this one had to check:
+ * those of the frames that moved (usually the innermost few).  The check
+ * then rides on the sample's own read and sees the objects as they are at
+ * that very sample. */
+static void prefetch_next(struct py_symbolizer *s, uint32_t n)
+{
+	size_t wsize = (size_t)s->L->code_size;
+	uint32_t i, k = 0;
+
+	for (i = 0; i < n && k < MAX_PREFETCH; i++) {
+		struct code_entry *e = s->uniq_entry[i];
+
+		if (!e)
+			continue; /* not a code object: nothing to check next time */
+		e->pf_sample = s->nsample;
+		e->pf_slot = k;
+		s->pf_addr[k] = s->uniq_addr[i];
+		s->pf_liov[k].iov_base = s->pf_windows + k * wsize;
+		s->pf_liov[k].iov_len = wsize;
+		s->pf_riov[k].iov_base = (void *)(uintptr_t)s->uniq_addr[i];
+		s->pf_riov[k].iov_len = wsize;
+		k++;
+	}
+	s->pf_n = k;
+}
+
+/* Find the distinct code objects of the frames to symbolize (those of each
+ * thread but its keep[] root-side frames; every frame when keep is NULL) and
+ * make sure each has a cache entry that still describes it.  A code object
+ * is alive while a frame runs it, but the address of a freed one can later
+ * hold another (code compiled and dropped in a loop), so an entry is checked
+ * against the object's fingerprint whenever its window was read with the
+ * sample (prefetched: the frames that moved last time, which catches such
+ * churn at once), when it is made, and at least every CODE_RECHECK_NS;
+ * every time when force is set.  Checks not prefetched cost one more read.
+ * New and changed objects are resolved.  Fills s->uniq_entry (NULL:
+ * invalid). */
 static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs,
-			    int pf_ok, struct sym_stats *st)
+			    const uint32_t *keep, int pf_ok, int64_t now, int force,
+			    struct sym_stats *st)
 {
 	const struct py_layout *L = s->L;
 	size_t wsize = (size_t)L->code_size;
 	const uint8_t *win[MAX_UNIQUE];
-	uint32_t i, j, n = 0, nread = 0;
+	uint32_t i, t, n = 0, nread = 0;
+	uint64_t epoch = s->epoch;
 
-	for (i = 0; i < rs->nframes && n < MAX_UNIQUE; i++) {
-		uint64_t a = rs->frames[i].code;
+	if (++s->uniq_gen == 0) { /* wrapped: old stamps would count again */
+		memset(s->uniq_set, 0, sizeof(s->uniq_set));
+		s->uniq_gen = 1;
+	}
+	for (t = 0; t < rs->nthreads; t++) {
+		const struct raw_thread *th = &rs->threads[t];
+		uint32_t end = th->depth;
 
-		for (j = 0; j < n && s->uniq_addr[j] != a; j++)
-			;
-		if (j == n && a && !(a & 7))
+		if (keep) {
+			if (th->flags & (RAW_TORN | RAW_SKIP))
+				continue;
+			end -= keep[t];
+		}
+		for (i = 0; i < end && n < MAX_UNIQUE; i++) {
+			uint64_t a = rs->frames[th->first + i].code;
+
+			if (!a || (a & 7) || uniq_find(s, a) != UINT32_MAX)
+				continue;
+			uniq_insert(s, a, n);
 			s->uniq_addr[n++] = a;
+		}
 	}
 	for (i = 0; i < n; i++) {
-		win[i] = pf_ok ? prefetched(s, s->uniq_addr[i]) : NULL;
+		struct code_entry *e = cache_find(s, s->uniq_addr[i]);
+
+		s->uniq_entry[i] = e;
+		win[i] = pf_ok ? prefetched(s, e) : NULL;
 		if (win[i])
-			continue;
+			continue; /* read with the sample: check it anyway */
+		if (e && !force && now - e->checked_ns < CODE_RECHECK_NS)
+			continue; /* checked recently: trusted as it is */
 		win[i] = s->windows + i * wsize;
 		s->liov[nread].iov_base = s->windows + i * wsize;
 		s->liov[nread].iov_len = wsize;
@@ -584,9 +673,11 @@ static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs
 	s->invalid = 0;
 	for (i = 0; i < n; i++) {
 		const uint8_t *w = win[i];
-		struct code_entry *e;
+		struct code_entry *e = s->uniq_entry[i];
 		struct fingerprint fp;
 
+		if (!w)
+			continue;
 		fingerprint_of(L, w, &fp);
 		s->uniq_entry[i] = NULL;
 		if (!fp.type || (s->code_type && fp.type != s->code_type) ||
@@ -594,27 +685,32 @@ static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs
 			s->invalid = 1;
 			continue;
 		}
-		e = cache_find(s, s->uniq_addr[i]);
 		if (e && !fingerprint_eq(&e->fp, &fp)) {
 			cache_remove(s, e); /* freed and reused: not the same code */
 			e = NULL;
 		}
-		s->uniq_entry[i] = e ? e : resolve(s, s->uniq_addr[i], w, &fp, st);
-		if (!s->uniq_entry[i])
+		if (!e)
+			e = resolve(s, s->uniq_addr[i], w, &fp, st);
+		if (e)
+			e->checked_ns = now;
+		else
 			s->invalid = 1;
+		s->uniq_entry[i] = e;
 	}
+	/* Removing an entry moves others in the table, and a full table is
+	 * emptied: find the entries again. */
+	if (s->epoch != epoch)
+		for (i = 0; i < n; i++)
+			if (s->uniq_entry[i])
+				s->uniq_entry[i] = cache_find(s, s->uniq_addr[i]);
 	return n;
 }
 
-static struct code_entry *entry_for(struct py_symbolizer *s, uint32_t n,
-				    uint64_t addr)
+static struct code_entry *entry_for(struct py_symbolizer *s, uint64_t addr)
 {
-	uint32_t j;
+	uint32_t j = uniq_find(s, addr);
 
-	for (j = 0; j < n; j++)
-		if (s->uniq_addr[j] == addr)
-			return s->uniq_entry[j];
-	return NULL;
+	return j == UINT32_MAX ? NULL : s->uniq_entry[j];
 }
 
 static int frame_id(struct py_symbolizer *s, struct code_entry *e, int32_t line,
@@ -638,24 +734,28 @@ static int frame_id(struct py_symbolizer *s, struct code_entry *e, int32_t line,
 	return 0;
 }
 
-/* Turn one thread's raw frames into frame ids, root first, ending at
- * s->stack + s->stack_cap.  Returns the depth, -EBADF for a frame whose code
- * object did not validate (a torn stack), or -ENOSPC. */
-static int symbolize(struct py_symbolizer *s, const struct raw_sample *rs,
-		     const struct raw_thread *th, uint32_t n, uint32_t *first)
+/* Frame ids of th's raw frames [0, end) (innermost first) into fid[],
+ * NO_FRAME for a frame left out.  *oldest is lowered to the oldest check of
+ * the code entries used.  Returns 0, -EBADF for a frame whose code object
+ * did not validate (a torn stack), or -ENOSPC. */
+static int symbolize_frames(struct py_symbolizer *s, const struct raw_sample *rs,
+			    const struct raw_thread *th, uint32_t end, uint32_t *fid,
+			    int64_t *oldest)
 {
 	const struct py_layout *L = s->L;
-	uint32_t depth = 0, i, pos = s->stack_cap;
+	uint32_t i;
 
-	for (i = 0; i < th->depth && pos > 1; i++) {
+	for (i = 0; i < end; i++) {
 		const struct raw_frame *f = &rs->frames[th->first + i];
-		struct code_entry *e = entry_for(s, n, f->code);
+		struct code_entry *e = entry_for(s, f->code);
 		uint64_t base, off;
-		uint32_t id;
 		int32_t line;
 
+		fid[i] = NO_FRAME;
 		if (!e)
 			return -EBADF;
+		if (e->checked_ns < *oldest)
+			*oldest = e->checked_ns;
 		if (L->frame_model == PY_FRAMES_OBJECTS) {
 			/* f_lasti: an index (bytes, or code units in 3.10); -1
 			 * before the first instruction, where CPython reports
@@ -685,16 +785,35 @@ static int symbolize(struct py_symbolizer *s, const struct raw_sample *rs,
 			line = py_lines_lookup(e->lines, e->nlines, (uint32_t)off);
 		else
 			line = -1;
+		/* Past the end of the bytecode cached for this address: the
+		 * entry may describe a code object that has since been freed,
+		 * so check it with the next sample. */
+		if (off != UINT64_MAX && off >= e->code_bytes)
+			e->checked_ns = INT64_MIN / 2;
 have_line:
 		if (!s->o.lineno)
 			line = 0;
 		if (line < 0)
 			line = 0;
-		if (frame_id(s, e, line, &id))
+		if (frame_id(s, e, line, &fid[i]))
 			return -ENOSPC;
-		s->stack[--pos] = id;
-		depth++;
 	}
+	return 0;
+}
+
+/* th's stack, root first, from the frame ids of its depth raw frames:
+ * root frames, the truncation mark, then the frames outermost first; it
+ * ends at s->stack + s->stack_cap.  Returns the depth. */
+static uint32_t assemble(struct py_symbolizer *s, const struct raw_thread *th,
+			 const uint32_t *fid)
+{
+	uint32_t depth = 0, i, pos = s->stack_cap;
+
+	for (i = 0; i < th->depth && pos > 1; i++)
+		if (fid[i] != NO_FRAME) {
+			s->stack[--pos] = fid[i];
+			depth++;
+		}
 	if (th->flags & RAW_TRUNCATED && pos > 0) {
 		s->stack[--pos] = s->truncated_frame;
 		depth++;
@@ -704,7 +823,26 @@ have_line:
 			s->stack[--pos] = th->root[i - 1];
 			depth++;
 		}
-	*first = pos;
+	return depth;
+}
+
+/* Turn one thread's raw frames into frame ids, root first, ending at
+ * s->stack + s->stack_cap.  Returns the depth, -EBADF for a frame whose code
+ * object did not validate (a torn stack), or -ENOSPC. */
+static int symbolize(struct py_symbolizer *s, const struct raw_sample *rs,
+		     const struct raw_thread *th, uint32_t *first)
+{
+	int64_t oldest = INT64_MAX;
+	uint32_t depth;
+	int err;
+
+	if (th->depth > s->stack_cap)
+		return -ENOSPC;
+	err = symbolize_frames(s, rs, th, th->depth, s->fid, &oldest);
+	if (err)
+		return err;
+	depth = assemble(s, th, s->fid);
+	*first = s->stack_cap - depth;
 	return (int)depth;
 }
 
@@ -713,13 +851,13 @@ int py_sym_describe(struct py_symbolizer *s, const struct raw_sample *rs,
 {
 	struct sym_stats st = { 0 };
 	struct raw_thread one = *th;
-	uint32_t nu, first, k = 0;
+	uint32_t first = 0, k = 0;
 	int depth, i;
 
 	one.nroot = 0;
 	one.flags &= ~(uint32_t)RAW_TRUNCATED;
-	nu = check_codes(s, rs, 0, &st);
-	depth = symbolize(s, rs, &one, nu, &first);
+	check_codes(s, rs, NULL, 0, 0, 1, &st);
+	depth = symbolize(s, rs, &one, &first);
 	if (depth < 0)
 		return depth;
 	/* symbolize() skipped frames that have not started; match the rest
@@ -743,7 +881,7 @@ int py_sym_describe(struct py_symbolizer *s, const struct raw_sample *rs,
 
 		for (r = 0; r < th->depth && j < k; r++) {
 			const struct raw_frame *f = &rs->frames[th->first + r];
-			struct code_entry *e = entry_for(s, nu, f->code);
+			struct code_entry *e = entry_for(s, f->code);
 
 			if (L->frame_model == PY_FRAMES_INTERP && e && f->owner != 1 &&
 			    f->instr < f->code + (uint64_t)L->code_adaptive + e->firsttraceable)
@@ -761,65 +899,138 @@ static struct stack_memo *memo_for(struct py_symbolizer *s, uint64_t tstate)
 	return &s->memo[addr_hash(tstate, MEMO_SLOTS - 1)];
 }
 
-/* Is the thread exactly where the memo saw it, with every code object
- * still the one cached then? */
 #define MEMO_FLAGS (RAW_TRUNCATED | RAW_TORN)
 
-static int memo_hit(const struct py_symbolizer *s, const struct stack_memo *m,
-		    const struct raw_sample *rs, const struct raw_thread *th)
+/* How many of th's root-side raw frames are exactly as its memo saw them,
+ * with every code object behind them still the one cached then and checked
+ * recently enough.  Never the innermost frame: it is symbolized and its
+ * code object checked at every sample, as code compiled and dropped in a
+ * loop can come back at the same address and instruction offset.  Past
+ * CODE_RECHECK_NS / 2 the memo is not used, so that its code objects come
+ * up for their check again. */
+static uint32_t memo_keep(const struct py_symbolizer *s, const struct stack_memo *m,
+			  const struct raw_sample *rs, const struct raw_thread *th,
+			  int64_t now)
 {
-	return m->tstate == th->tstate && m->epoch == s->epoch &&
-	       m->depth == th->depth && m->flags == (th->flags & MEMO_FLAGS) &&
+	const struct raw_frame *a, *b;
+	uint32_t k = 0, n;
+
+	if (m->tstate != th->tstate || m->epoch != s->epoch || !m->depth ||
+	    th->depth < 2 || th->depth > MEMO_DEPTH || now - m->checked_ns >= CODE_RECHECK_NS / 2)
+		return 0;
+	/* Usually only the innermost frame moved (a loop): one memcmp. */
+	if (th->depth == m->depth && th->depth > 1 &&
+	    !memcmp(&rs->frames[th->first + 1], &m->frames[1],
+		    (th->depth - 1) * sizeof(*m->frames)))
+		return th->depth - 1;
+	n = th->depth - 1 < m->depth ? th->depth - 1 : m->depth;
+	a = &rs->frames[th->first + th->depth - 1];
+	b = &m->frames[m->depth - 1];
+	while (k < n && a[-(long)k].code == b[-(long)k].code &&
+	       a[-(long)k].instr == b[-(long)k].instr && a[-(long)k].owner == b[-(long)k].owner)
+		k++;
+	return k;
+}
+
+static int memo_same_shape(const struct stack_memo *m, const struct raw_thread *th)
+{
+	return m->depth == th->depth && m->flags == (th->flags & MEMO_FLAGS) &&
 	       m->nroot == th->nroot && m->root[0] == th->root[0] &&
-	       m->root[1] == th->root[1] &&
-	       !memcmp(m->frames, &rs->frames[th->first],
-		       th->depth * sizeof(*m->frames));
+	       m->root[1] == th->root[1];
+}
+
+/* Count one thread's stack.  Frames its memo covers keep their frame ids;
+ * the rest (at least the innermost) are symbolized; a stack whose ids all
+ * came out as before is counted under the memo's stack id without hashing
+ * it again. */
+static void add_thread(struct py_symbolizer *s, const struct raw_sample *rs,
+		       const struct raw_thread *th, uint32_t keep, int memo_ok,
+		       int64_t t_ns, struct sym_stats *st)
+{
+	struct stack_memo *m = memo_for(s, th->tstate);
+	uint32_t inner = th->depth - keep, depth, id;
+	int64_t oldest = keep ? m->checked_ns : INT64_MAX;
+	int same, err;
+
+	if (th->depth > s->stack_cap)
+		err = -ENOSPC;
+	else
+		err = symbolize_frames(s, rs, th, inner, s->fid, &oldest);
+	if (err == -EBADF) {
+		st->torn++;
+		return;
+	}
+	if (err) {
+		st->dropped++;
+		return;
+	}
+	/* Raw frame i of this stack is frame i - depth + m->depth of the
+	 * memo's, counted from the root. */
+	memcpy(s->fid + inner, m->fid + (inner + m->depth - th->depth), keep * sizeof(*s->fid));
+	same = keep && memo_same_shape(m, th) &&
+	       !memcmp(s->fid, m->fid, inner * sizeof(*s->fid));
+	if (same) {
+		id = m->id;
+		stacktab_add_id(s->tab, id, 1);
+	} else {
+		depth = assemble(s, th, s->fid);
+		if (!depth)
+			return;
+		if (stacktab_add(s->tab, s->stack + s->stack_cap - depth, depth, 1, &id)) {
+			st->dropped++;
+			return;
+		}
+	}
+	if (memo_ok && th->depth <= MEMO_DEPTH &&
+	    (m->tstate == th->tstate || m->pinned != s->nsample)) {
+		/* The root-side frames it kept are already there. */
+		if (m->depth != th->depth)
+			keep = 0;
+		m->tstate = th->tstate;
+		m->epoch = s->epoch;
+		m->checked_ns = oldest;
+		m->depth = th->depth;
+		m->flags = th->flags & MEMO_FLAGS;
+		m->nroot = th->nroot;
+		m->root[0] = th->root[0];
+		m->root[1] = th->root[1];
+		m->id = id;
+		memcpy(m->frames, &rs->frames[th->first], (th->depth - keep) * sizeof(*m->frames));
+		memcpy(m->fid, s->fid, (th->depth - keep) * sizeof(*m->fid));
+	}
+	stacktab_log(s->tab, t_ns, id);
+	st->stacks++;
 }
 
 void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
 		int prefetched_ok, int64_t t_ns, struct sym_stats *st)
 {
-	uint32_t n = check_codes(s, rs, prefetched_ok, st), t, first, id;
-	int memo_ok = !s->invalid;
+	uint64_t epoch = s->epoch;
+	uint32_t n, t;
 
+	s->nsample++;
 	for (t = 0; t < rs->nthreads; t++) {
 		const struct raw_thread *th = &rs->threads[t];
 		struct stack_memo *m = memo_for(s, th->tstate);
-		int depth;
+
+		s->keep[t] = th->flags & (RAW_TORN | RAW_SKIP) ? 0 :
+			     memo_keep(s, m, rs, th, t_ns);
+		if (s->keep[t])
+			m->pinned = s->nsample; /* no other thread may take it now */
+	}
+	n = check_codes(s, rs, s->keep, prefetched_ok, t_ns, 0, st);
+	if (s->epoch != epoch) {
+		/* A cached code object turned out to be another one: trust no
+		 * memo, check every frame. */
+		memset(s->keep, 0, rs->nthreads * sizeof(*s->keep));
+		n = check_codes(s, rs, s->keep, prefetched_ok, t_ns, 0, st);
+	}
+	for (t = 0; t < rs->nthreads; t++) {
+		const struct raw_thread *th = &rs->threads[t];
 
 		if (th->flags & (RAW_TORN | RAW_SKIP) || th->depth == 0)
 			continue;
-		if (memo_ok && memo_hit(s, m, rs, th)) {
-			stacktab_add_id(s->tab, m->id, 1);
-			stacktab_log(s->tab, t_ns, m->id);
-			st->stacks++;
-			continue;
-		}
-		depth = symbolize(s, rs, th, n, &first);
-		if (depth == -EBADF) {
-			st->torn++;
-			continue;
-		}
-		if (depth < 0 ||
-		    (depth > 0 && stacktab_add(s->tab, s->stack + first, (uint32_t)depth, 1, &id))) {
-			st->dropped++;
-			continue;
-		}
-		if (!depth)
-			continue;
-		stacktab_log(s->tab, t_ns, id);
-		st->stacks++;
-		if (memo_ok && th->depth <= MEMO_DEPTH) {
-			m->tstate = th->tstate;
-			m->epoch = s->epoch;
-			m->depth = th->depth;
-			m->flags = th->flags & MEMO_FLAGS;
-			m->nroot = th->nroot;
-			m->root[0] = th->root[0];
-			m->root[1] = th->root[1];
-			m->id = id;
-			memcpy(m->frames, &rs->frames[th->first], th->depth * sizeof(*m->frames));
-		}
+		add_thread(s, rs, th, s->keep[t], !s->invalid, t_ns, st);
 	}
 	prefetch_next(s, n);
 }

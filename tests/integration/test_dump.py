@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import APPS, children_of, qualname, run_pyspyc, version_of, wait_for
+from conftest import APPS, PYSPYC, children_of, qualname, run_pyspyc, version_of, wait_for
 
 NAMES = ["MainThread", "worker-1", "worker-2", 'sleeper "q"']
 # The innermost function of each thread of dump_target.py, the method
@@ -228,7 +228,7 @@ def test_dump_hostile_names(python, target):
     if version_of(python) < (3, 8):
         pytest.skip("the target renames code objects with code.replace(), new in 3.8")
     t = target(python, "hostile.py", 30)
-    r = subprocess.run([os.environ.get("PYSPYC", "pyspyc"), "dump", "-p", str(t.pid), "--locals"],
+    r = subprocess.run([PYSPYC, "dump", "-p", str(t.pid), "--locals"],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
     assert r.returncode == 0, r.stderr
     text = r.stdout.decode("utf-8")  # valid UTF-8
@@ -264,7 +264,7 @@ def test_dump_errors(one_python):
 def test_dump_closed_pipe(one_python, target):
     """A reader that went away (| head) is not an error."""
     t = target(one_python, "dump_target.py")
-    p = subprocess.Popen([os.environ.get("PYSPYC", "pyspyc"), "dump", "--locals", "-p", str(t.pid)],
+    p = subprocess.Popen([PYSPYC, "dump", "--locals", "-p", str(t.pid)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
     p.stdout.close()
     err = p.stderr.read()

@@ -163,6 +163,22 @@ def test_depth_cap_marks_truncation(one_python, target, tmp_path):
     assert any(len(fr) == 51 for fr, _ in stacks)
 
 
+def test_recompiled_code_keeps_its_name(python, target, tmp_path):
+    """A function compiled, run and dropped in a loop leaves its code
+    object's address to the next one (on most versions): each must still be
+    named for what it is, not for what the address held when first seen."""
+    t = target(python, "churn.py", 20)
+    out = tmp_path / "c.folded"
+    r = run_pyspyc(["record", "-p", str(t.pid), "-r", "200", "-d", "3", "-o", str(out)])
+    assert r.returncode == 0, r.stderr
+    stacks = parse_collapsed(out.read_text())
+    a, b = share(stacks, "work_a"), share(stacks, "work_b")
+    assert a + b > 0.5, stacks
+    # work_a spins 10 ms and work_b 30 ms per round: 25% / 75% of their
+    # time.  A stale name moves whole rounds from one to the other.
+    assert abs(a / (a + b) - 0.25) < 0.07, (a, b)
+
+
 def test_hostile_names(python, target, tmp_path):
     if version_of(python) < (3, 8):
         pytest.skip("the target renames code objects with code.replace(), new in 3.8")
