@@ -77,7 +77,7 @@ class Settings:
         # memory
         self.memory_samples = 100000 if quick else 1000000
         self.memory_threads = 4
-        self.memory_rate = 5000
+        self.memory_rate = 10000
         # output
         self.output_runs = 1 if quick else 3
         # accuracy
@@ -486,15 +486,16 @@ WRK_RPS_RE = re.compile(r"^Requests/sec:\s+([\d.]+)", re.M)
 
 def wrk(env, port, seconds, connections=4):
     """One bounded wrk run (1 thread, fixed connections and duration)
-    against /light: (requests per second, errors)."""
+    against /light: {rps, requests, errors}."""
     out = env.path("wrk.out")
     with open(out, "wb") as f:
         r = env.run(["wrk", "-t", "1", "-c", str(connections), "-d", "%ds" % round(seconds),
                      "http://127.0.0.1:%d/light" % port], timeout=seconds + 30, stdout=f)
     with open(out) as f:
         text = f.read()
-    m = WRK_RPS_RE.search(text)
-    if r.status != 0 or not m:
+    rps = WRK_RPS_RE.search(text)
+    requests = re.search(r"^\s*(\d+) requests in", text, re.M)
+    if r.status != 0 or not rps or not requests:
         raise Failed("wrk failed (%d): %s %s" % (r.status, text[-300:], r.stderr[-300:]))
     errors = 0
     for pat in (r"Non-2xx or 3xx responses: (\d+)", r"Socket errors: connect (\d+), "
@@ -502,27 +503,50 @@ def wrk(env, port, seconds, connections=4):
         e = re.search(pat, text)
         if e:
             errors += sum(int(g) for g in e.groups())
-    return float(m.group(1)), errors
+    return {"rps": float(rps.group(1)), "requests": int(requests.group(1)), "errors": errors}
+
+
+def cpu_seconds(pids):
+    """User + system CPU seconds the processes have used so far
+    (/proc/PID/stat; ones gone count nothing)."""
+    t = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        t += int(fields[11]) + int(fields[12])  # utime, stime
+    return t / float(os.sysconf("SC_CLK_TCK"))
+
+
+def loaded_wrk(env, master, port, seconds):
+    """wrk, and the CPU time gunicorn's workers spent over it per request."""
+    workers = children_of(master)
+    c0 = cpu_seconds(workers)
+    w = wrk(env, port, seconds)
+    used = cpu_seconds(workers) - c0
+    w["worker_us"] = 1e6 * used / w["requests"] if w["requests"] else None
+    return w
 
 
 def overhead_run(env, master, port, config, seconds):
     """One wrk run under one configuration: pyspyc (if any) attaches to the
     gunicorn master with -s half a second before the load starts and stops
-    a second after it ends."""
+    about half a second after it ends."""
     _, rate, blocking = config
     if rate is None:
-        rps, errors = wrk(env, port, seconds)
-        return {"rps": rps, "errors": errors}
+        return loaded_wrk(env, master, port, seconds)
     folded = env.path("overhead.folded")
     argv = [env.pyspyc, "record", "-p", str(master), "-s", "-r", str(rate),
-            "-d", str(seconds + 1.5), "-o", folded] + (["--blocking"] if blocking else [])
+            "-d", str(seconds + 1.0), "-o", folded] + (["--blocking"] if blocking else [])
     with tempfile.TemporaryFile(dir=env.tmp) as err:
         spawned = env.spawn(argv, subprocess.DEVNULL, err)
         try:
             time.sleep(0.5)
             if spawned[0].poll() is not None:
                 raise Failed("pyspyc ended before the load started")
-            rps, errors = wrk(env, port, seconds)
+            w = loaded_wrk(env, master, port, seconds)
         except BaseException:
             env.stop(spawned[0])
             raise
@@ -534,13 +558,13 @@ def overhead_run(env, master, port, config, seconds):
     summ = parse_summary(text)
     with open(folded) as f:
         stacks = parse_collapsed(f.read())
-    workers = 0
+    w["worker_samples"] = 0
     for fr, c in stacks:
         m = PROCESS_RE.match(fr[0])
         if m and int(m.group(1)) != master:
-            workers += c
-    return {"rps": rps, "errors": errors, "cpu_s": cpu, "elapsed": summ["elapsed"],
-            "worker_samples": workers}
+            w["worker_samples"] += c
+    w["cpu_s"], w["elapsed"] = cpu, summ["elapsed"]
+    return w
 
 
 def measure_overhead(env, s):
@@ -550,6 +574,7 @@ def measure_overhead(env, s):
     g = start_gunicorn(env, port)
     try:
         wrk(env, port, 2)  # warm-up: imports, caches, the CPU's clocks
+        load0 = os.getloadavg()
         runs = {c[0]: [] for c in OVERHEAD_CONFIGS}
         for rnd in range(s.overhead_rounds):
             k = rnd % len(OVERHEAD_CONFIGS)
@@ -560,7 +585,7 @@ def measure_overhead(env, s):
     finally:
         env.stop(g)
     base = statistics.median(r["rps"] for r in runs["none"])
-    out = {"base": base, "configs": []}
+    out = {"base": base, "configs": [], "load": (load0[0], os.getloadavg()[0])}
     for name, rate, blocking in OVERHEAD_CONFIGS:
         rs = runs[name]
         rps = [r["rps"] for r in rs]
@@ -568,6 +593,9 @@ def measure_overhead(env, s):
         row = {"name": name, "rate": rate, "blocking": blocking, "median": med,
                "min": min(rps), "max": max(rps), "loss_pct": 100.0 * (1 - med / base),
                "errors": sum(r["errors"] for r in rs), "runs": len(rs)}
+        per_request = [r["worker_us"] for r in rs if r["worker_us"] is not None]
+        if per_request:
+            row["worker_us"] = statistics.median(per_request)
         if rate:
             row["cpu_pct"] = statistics.median(100.0 * r["cpu_s"] / r["elapsed"] for r in rs)
             row["worker_samples"] = min(r["worker_samples"] for r in rs)
@@ -857,11 +885,14 @@ def section_overhead(env, rep, s):
         "`/light` (1 ms of CPU a request) from 127.0.0.1. After a 2 s warm-up, %d rounds "
         "each run every configuration once, in an order rotated by one per round. With a "
         "profiler, `pyspyc record -p MASTER -s -r RATE -o x.folded` (following the workers) "
-        "attaches half a second before the load starts and stops a second after it ends. "
-        "Lost = 1 - median req/s / median req/s with no profiler; min - max shows the noise. "
-        "pyspyc CPU is its user+sys time over its run, in %% of one core. gunicorn's two "
-        "workers, wrk and pyspyc share the machine's cores, so what pyspyc takes is taken "
-        "from the workers." % (s.overhead_seconds, s.overhead_rounds))
+        "attaches half a second before the load starts and stops about half a second "
+        "after it ends. Lost = 1 - median req/s / median req/s with no profiler; min - max "
+        "shows the noise. pyspyc CPU is its user+sys time over its run, in %% of one core; "
+        "worker CPU / request is the user+sys time gunicorn's workers spent during the wrk "
+        "run (/proc/PID/stat) divided by the requests served, which depends less than "
+        "req/s on what else the machine runs. gunicorn's two workers, wrk and pyspyc share "
+        "the machine's cores, so what pyspyc takes is taken from the workers."
+        % (s.overhead_seconds, s.overhead_rounds))
     env.log("overhead: gunicorn + wrk, %d rounds" % s.overhead_rounds)
     try:
         o = measure_overhead(env, s)
@@ -869,6 +900,8 @@ def section_overhead(env, rep, s):
         rep.failed("overhead", "gunicorn + Flask", e)
         return
     table = []
+    base = o["configs"][0]
+    faster = []
     for c in o["configs"]:
         want = None if c["blocking"] else OVERHEAD_TARGET_PCT.get(c["rate"])
         target = "<= %.0f%%" % want if want is not None else ""
@@ -877,14 +910,27 @@ def section_overhead(env, rep, s):
         else:
             res = verdict(c["loss_pct"] <= want) if target else "(reported)"
             measured = "%.1f%% lost" % c["loss_pct"]
+            if c["median"] > 1.02 * base["max"]:
+                faster.append(c["name"])
         rep.row("overhead", c["name"], measured, target, res)
         table.append((c["name"], "%.0f" % c["median"], "%.0f - %.0f" % (c["min"], c["max"]),
                       "-" if c["rate"] is None else "%.1f%%" % c["loss_pct"],
+                      "%.0f us" % c["worker_us"] if "worker_us" in c else "-",
                       "%.1f%%" % c["cpu_pct"] if "cpu_pct" in c else "-",
                       count(c["worker_samples"]) if "worker_samples" in c else "-",
                       c["errors"], judged(target, res)))
-    rep.table(("configuration", "median req/s", "min - max", "lost", "pyspyc CPU",
-               "worker samples (fewest)", "errors", "target"), table)
+    rep.table(("configuration", "median req/s", "min - max", "lost", "worker CPU / request",
+               "pyspyc CPU", "worker samples (fewest)", "errors", "target"), table)
+    rep.md.append("Load average (1 min) %.2f when the rounds began, %.2f when they ended.\n\n"
+                  % o["load"])
+    if faster:
+        rep.md.append(
+            "Note: with %s the server served over 2%% more requests than in any run "
+            "without a profiler. This run did not establish why; a likely cause, on a "
+            "machine whose cores are shared with other work, is the scheduler giving workers "
+            "that wake from pyspyc's stops (--blocking stops them at every sample) an "
+            "earlier turn on a CPU than the other work. Read those rows as noise of this "
+            "machine rather than as a gain.\n\n" % " and ".join(faster))
 
 
 def section_memory(env, rep, pythons, s):
