@@ -1119,15 +1119,17 @@ def main(argv=None):
     if not pythons:
         log("no supported CPython found")
         return 1
+    pythons.sort(key=lambda p: (p[2], p[0]))  # by version, Debian's first
     if s.quick and not args.pythons:
-        pythons = pick(pythons, COST_TARGET_VERSIONS)
+        pythons = pick(pythons, COST_TARGET_VERSIONS) or pythons[:1]
     log("pythons: " + ", ".join("%s (%s)" % (p[0], p[3]) for p in pythons))
-    # Rate fidelity and memory on Debian's 3.11 and a 3.12 (the versions
-    # the targets name), the first alone in a quick run.
-    targeted = pick(pythons, COST_TARGET_VERSIONS)
-    if not targeted:
-        targeted = pythons[:1]
-    fidelity_pythons = targeted[:1] if s.quick else targeted[:2]
+    # Rate fidelity on one interpreter of each version the targets name
+    # (Debian's 3.11, a 3.12), memory on the first; one alone when quick.
+    targeted = []
+    for v in COST_TARGET_VERSIONS:
+        targeted += pick(pythons, [v])[:1]
+    targeted = targeted or pythons[:1]
+    fidelity_pythons = targeted[:1] if s.quick else targeted
 
     rep = Report()
     try:
