@@ -1007,7 +1007,11 @@ def section_accuracy(env, rep, pythons, s):
         "`tests/apps/split.py` spends 60%% of its CPU time in spin_a and 40%% in spin_b "
         "(slices of 7.3 ms against the process's CPU clock); `record -r 100 -d %g`; a stack "
         "counts for a function when one of its frames is that function. Error = |measured "
-        "share - true share| in percentage points." % s.accuracy_seconds)
+        "share - true share| in percentage points. At 100 Hz for %g s a share rests on "
+        "about %s samples: were they independent draws, the standard error of a 60%% share "
+        "would be %.1f pp (sampling a periodic split at a fixed rate usually does better)."
+        % (s.accuracy_seconds, s.accuracy_seconds, count(int(100 * s.accuracy_seconds)),
+           100 * (0.6 * 0.4 / (100 * s.accuracy_seconds)) ** 0.5))
     target = "<= %.0f pp" % ACCURACY_TARGET_PP
     table = []
     for label, exe, v, full in pythons:
