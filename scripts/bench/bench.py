@@ -143,7 +143,8 @@ class Env:
                 p.wait(timeout=10)
             except (subprocess.TimeoutExpired, ChildProcessError):
                 pass
-        # The group may outlive its leader (a reaped pyspyc's children).
+        # The group may outlive its leader: gunicorn's workers, the command
+        # of a rusage_run that was killed alone.
         try:
             os.killpg(p.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -246,6 +247,7 @@ class Env:
             if path.endswith(".folded"):
                 with open(path) as f:
                     folded = f.read()
+                break
         return r, summary, folded
 
 
@@ -362,13 +364,13 @@ def measure_cost(env, python, depth, s):
         stacks = parse_collapsed(folded)
         depths = sorted(set(len(fr) for fr, _ in stacks))
         at_depth = sum(c for fr, c in stacks if len(fr) == depth)
-        diffs, whole, dsamples, ticks = [], [], [], []
+        diffs, whole, dsamples = [], [], []
         for i in range(s.cost_pairs):
             runs = []
             for secs in (s.cost_short, s.cost_long):
-                r, summ, folded = env.record(p.pid, rate + ["-d", str(secs)], duration=secs)
-                runs.append((r.cpu_s, total(parse_collapsed(folded)), summ["ticks"]))
-            (c0, n0, _), (c1, n1, t1) = runs
+                r, _, folded = env.record(p.pid, rate + ["-d", str(secs)], duration=secs)
+                runs.append((r.cpu_s, total(parse_collapsed(folded))))
+            (c0, n0), (c1, n1) = runs
             env.log("cost %s %d frames, pair %d: %.3f s CPU for %d samples, %.3f s for %d"
                     % (python, depth, i + 1, c0, n0, c1, n1))
             if n1 > n0:
@@ -376,7 +378,6 @@ def measure_cost(env, python, depth, s):
                 dsamples.append(n1 - n0)
             if n1:
                 whole.append(1e6 * c1 / n1)
-            ticks.append(t1)
     finally:
         env.stop(p)
     if not diffs:
