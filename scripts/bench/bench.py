@@ -48,6 +48,7 @@ SUPPORTED = {(2, 7), (3, 6), (3, 7), (3, 8), (3, 9), (3, 10), (3, 11), (3, 12), 
 # The issue's targets.
 COST_TARGET_US = {25: 5.0, 200: 20.0}
 COST_TARGET_VERSIONS = ((3, 11), (3, 12))
+COST_LONGEST_S = 30.0
 FIDELITY_TARGET_PCT = {100: 99.0, 1000: 99.0, 10000: 97.0}
 OVERHEAD_TARGET_PCT = {100: 1.0, 1000: 3.0}
 MEMORY_TARGET_MIB = 32.0
@@ -61,11 +62,13 @@ class Settings:
 
     def __init__(self, quick):
         self.quick = quick
-        # cost: a warm-up run, then pairs of (short, long) runs at cost_rate.
+        # cost: a warm-up run, then pairs of (short, long) runs at cost_rate,
+        # the long one long enough for cost_extra more samples than the
+        # short one at the rate the warm-up run reached.
         self.cost_rate = 2000
         self.cost_warm = 0.5
         self.cost_short = 0.5 if quick else 1.0
-        self.cost_long = 2.5 if quick else 6.0
+        self.cost_extra = 4000 if quick else 10000
         self.cost_pairs = 1 if quick else 3
         # fidelity: (rate, seconds) for one busy thread; the threaded case.
         self.fidelity_one = ((100, 2.0), (1000, 2.0), (10000, 1.0)) if quick else \
@@ -351,23 +354,27 @@ def pick(pythons, versions):
 
 def measure_cost(env, python, depth, s):
     """Warm CPU per thread-sample on bench_deep.py DEPTH, by difference:
-    pairs of runs of s.cost_short and s.cost_long seconds at s.cost_rate,
-    cost = (cpu_long - cpu_short) / (samples_long - samples_short), so the
-    start-up (attach, ELF, a cold code-object cache, writing the output) is
-    the same in both and cancels out.  Thread-samples are the counts of the
-    collapsed output (one busy thread: one per tick)."""
-    need = s.cost_warm + s.cost_pairs * (s.cost_short + s.cost_long) + 5 * (s.cost_pairs + 1)
-    p = env.target(python, "bench_deep.py", depth, need + 60)
+    pairs of a short and a long run at s.cost_rate, cost = (cpu_long -
+    cpu_short) / (samples_long - samples_short), so the start-up (attach,
+    ELF, a cold code-object cache, writing the output) is the same in both
+    and cancels out.  The long run lasts long enough for s.cost_extra more
+    samples at the rate the warm-up run reached (a slow sampler falls
+    behind the requested rate), at most COST_LONGEST_S.  Thread-samples are
+    the counts of the collapsed output (one busy thread: one per tick)."""
+    p = env.target(python, "bench_deep.py", depth, 3600)
     try:
         rate = ["-r", str(s.cost_rate)]
         _, _, folded = env.record(p.pid, rate + ["-d", str(s.cost_warm)], duration=s.cost_warm)
         stacks = parse_collapsed(folded)
         depths = sorted(set(len(fr) for fr, _ in stacks))
         at_depth = sum(c for fr, c in stacks if len(fr) == depth)
+        reached = max(total(stacks) / s.cost_warm, 1.0)
+        long_s = round(min(COST_LONGEST_S,
+                           s.cost_short + 1.1 * s.cost_extra / min(reached, s.cost_rate)), 1)
         diffs, whole, dsamples = [], [], []
         for i in range(s.cost_pairs):
             runs = []
-            for secs in (s.cost_short, s.cost_long):
+            for secs in (s.cost_short, long_s):
                 r, _, folded = env.record(p.pid, rate + ["-d", str(secs)], duration=secs)
                 runs.append((r.cpu_s, total(parse_collapsed(folded))))
             (c0, n0), (c1, n1) = runs
@@ -382,7 +389,7 @@ def measure_cost(env, python, depth, s):
         env.stop(p)
     if not diffs:
         raise Failed("the long runs took no more samples than the short ones")
-    return {"us": statistics.median(diffs), "pairs": diffs,
+    return {"us": statistics.median(diffs), "pairs": diffs, "long_s": long_s,
             "whole_us": statistics.median(whole) if whole else None,
             "dsamples": min(dsamples), "depths": depths,
             "at_depth": at_depth / float(total(stacks)) if stacks else 0.0}
@@ -597,6 +604,8 @@ def measure_overhead(env, s):
         per_request = [r["worker_us"] for r in rs if r["worker_us"] is not None]
         if per_request:
             row["worker_us"] = statistics.median(per_request)
+            row["worker_cores"] = statistics.median(
+                r["rps"] * r["worker_us"] / 1e6 for r in rs if r["worker_us"] is not None)
         if rate:
             row["cpu_pct"] = statistics.median(100.0 * r["cpu_s"] / r["elapsed"] for r in rs)
             row["worker_samples"] = min(r["worker_samples"] for r in rs)
@@ -808,13 +817,15 @@ def section_cost(env, rep, pythons, s):
         "generated functions, each with its own code object); the collapsed stacks are "
         "checked to have that depth. pyspyc attaches with `record -p PID -r %d` and writes "
         "collapsed stacks; its thread-samples are their counts (one busy thread: one a "
-        "tick). Warm: after a %.1f s warm-up run, %d pair(s) of runs of %.1f s and %.1f s, "
-        "interleaved; cost = (CPU of the long run - CPU of the short one) / (its samples - "
-        "the short one's), so attaching, reading the ELF files, filling the code-object "
-        "cache and writing the output, the same in both runs, cancel out. The figure is the "
-        "median over the pairs; \"whole run\" is CPU / samples of a long run with all of "
-        "that included; \"extra samples\" is the smallest difference of a pair."
-        % (s.cost_rate, s.cost_warm, s.cost_pairs, s.cost_short, s.cost_long))
+        "tick). Warm: after a %.1f s warm-up run, %d pair(s) of runs, interleaved: one of "
+        "%.1f s and one long enough for %s samples more at the rate the warm-up run reached "
+        "(\"long run\"; a sampler slower than the rate falls behind it). Cost = (CPU of the "
+        "long run - CPU of the short one) / (its samples - the short one's), so attaching, "
+        "reading the ELF files, filling the code-object cache and writing the output, the "
+        "same in both runs, cancel out. The figure is the median over the pairs; \"whole "
+        "run\" is CPU / samples of a long run with all of that included; \"extra samples\" "
+        "is the smallest difference of a pair."
+        % (s.cost_rate, s.cost_warm, s.cost_pairs, s.cost_short, count(s.cost_extra)))
     table = []
     for label, exe, v, full in pythons:
         for depth in (25, 200):
@@ -827,18 +838,18 @@ def section_cost(env, rep, pythons, s):
                 continue
             target = "<= %.0f us" % COST_TARGET_US[depth] if v in COST_TARGET_VERSIONS else ""
             res = verdict(c["us"] <= COST_TARGET_US[depth]) if target else "(no target)"
-            if c["dsamples"] < 10000:
-                res += " (<10,000 samples)"
+            if c["dsamples"] < s.cost_extra:
+                res += " (only %s extra samples)" % count(c["dsamples"])
             rep.row("cost", what, "%.2f us" % c["us"], target, res)
             table.append((label, full, depth, "%.2f" % c["us"],
                           " / ".join("%.2f" % x for x in c["pairs"]),
                           "%.2f" % c["whole_us"] if c["whole_us"] else "-",
-                          count(c["dsamples"]),
+                          "%g s" % c["long_s"], count(c["dsamples"]),
                           "%s (%.0f%% at %d)" % (", ".join(str(d) for d in c["depths"]),
                                                  100 * c["at_depth"], depth),
                           judged(target, res)))
     rep.table(("Python", "version", "frames", "us / sample (warm, median)", "pairs",
-               "whole run", "extra samples", "stack depths seen", "target"), table)
+               "whole run", "long run", "extra samples", "stack depths seen", "target"), table)
 
 
 def section_fidelity(env, rep, pythons, s):
@@ -891,8 +902,9 @@ def section_overhead(env, rep, s):
         "shows the noise. pyspyc CPU is its user+sys time over its run, in %% of one core; "
         "worker CPU / request is the user+sys time gunicorn's workers spent during the wrk "
         "run (/proc/PID/stat) divided by the requests served, which depends less than "
-        "req/s on what else the machine runs. gunicorn's two workers, wrk and pyspyc share "
-        "the machine's cores, so what pyspyc takes is taken from the workers."
+        "req/s on what else the machine runs; workers' cores is req/s x that, the CPU the "
+        "workers got. gunicorn's two workers, wrk and pyspyc share the machine's cores, so "
+        "what pyspyc takes is taken from the workers."
         % (s.overhead_seconds, s.overhead_rounds))
     env.log("overhead: gunicorn + wrk, %d rounds" % s.overhead_rounds)
     try:
@@ -902,36 +914,57 @@ def section_overhead(env, rep, s):
         return
     table = []
     base = o["configs"][0]
-    faster = []
+    # How far apart the runs of one configuration were, at worst: a loss
+    # smaller than that cannot be told from the noise.
+    noise = max(100.0 * (c["max"] - c["min"]) / c["median"] for c in o["configs"])
+    faster, unclear = [], []
     for c in o["configs"]:
         want = None if c["blocking"] else OVERHEAD_TARGET_PCT.get(c["rate"])
         target = "<= %.0f%%" % want if want is not None else ""
         if c["rate"] is None:
             res, measured = "", "%.0f req/s" % c["median"]
         else:
-            res = verdict(c["loss_pct"] <= want) if target else "(reported)"
+            if not target:
+                res = "(reported)"
+            elif noise > want:
+                res = "inconclusive (noise %.0f%%)" % noise
+                unclear.append(c["name"])
+            else:
+                res = verdict(c["loss_pct"] <= want)
             measured = "%.1f%% lost" % c["loss_pct"]
+            if "worker_us" in c and "worker_us" in base:
+                measured += ", worker CPU/request %+.1f%%" % (
+                    100.0 * (c["worker_us"] / base["worker_us"] - 1))
             if c["median"] > 1.02 * base["max"]:
                 faster.append(c["name"])
         rep.row("overhead", c["name"], measured, target, res)
         table.append((c["name"], "%.0f" % c["median"], "%.0f - %.0f" % (c["min"], c["max"]),
                       "-" if c["rate"] is None else "%.1f%%" % c["loss_pct"],
                       "%.0f us" % c["worker_us"] if "worker_us" in c else "-",
+                      "%.2f" % c["worker_cores"] if "worker_cores" in c else "-",
                       "%.1f%%" % c["cpu_pct"] if "cpu_pct" in c else "-",
                       count(c["worker_samples"]) if "worker_samples" in c else "-",
                       c["errors"], judged(target, res)))
     rep.table(("configuration", "median req/s", "min - max", "lost", "worker CPU / request",
-               "pyspyc CPU", "worker samples (fewest)", "errors", "target"), table)
+               "workers' cores", "pyspyc CPU", "worker samples (fewest)", "errors", "target"),
+              table)
     rep.md.append("Load average (1 min) %.2f when the rounds began, %.2f when they ended.\n\n"
                   % o["load"])
+    if unclear:
+        rep.md.append(
+            "The runs of one configuration were up to %.0f%% apart (min to max), more than "
+            "the target for %s: this machine was too noisy for a verdict there. The "
+            "workers' CPU per request depends much less on that noise; it shows what "
+            "sampling costs the workers themselves, not what pyspyc's own CPU takes from "
+            "them.\n\n" % (noise, " and ".join(unclear)))
     if faster:
         rep.md.append(
             "Note: with %s the server served over 2%% more requests than in any run "
-            "without a profiler. This run did not establish why; a likely cause, on a "
-            "machine whose cores are shared with other work, is the scheduler giving workers "
-            "that wake from pyspyc's stops (--blocking stops them at every sample) an "
-            "earlier turn on a CPU than the other work. Read those rows as noise of this "
-            "machine rather than as a gain.\n\n" % " and ".join(faster))
+            "without a profiler. Compare the workers' cores: where the CPU per request "
+            "stayed the same, the workers got more CPU time a second, presumably from other "
+            "work on a machine whose cores are shared (for example, the scheduler may give "
+            "a worker that wakes from pyspyc's stop an earlier turn); read such a row as "
+            "this machine's noise, not as a gain.\n\n" % " and ".join(faster))
 
 
 def section_memory(env, rep, pythons, s):
