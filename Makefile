@@ -3,6 +3,8 @@
 #   make            build ./pyspyc (objects under build/)
 #   make test       install missing deps, build, run every test
 #   make demo       install missing deps, build, profile the bundled web app
+#   make bench      install missing deps, build, run the benchmarks -> BENCHMARKS.md
+#                   (BENCH_ARGS=--quick for a short run; see scripts/bench/bench.py --help)
 #   make install    PREFIX=/usr/local DESTDIR=  (binary, man page, bash completion)
 #   make uninstall  the same variables: removes what install put there
 #   make SAN=1      AddressSanitizer + UndefinedBehaviorSanitizer build
@@ -51,6 +53,8 @@ OBJS      := $(SRCS:src/%.c=$(BUILD)/src/%.o)
 LIB_OBJS  := $(LIB_SRCS:src/%.c=$(BUILD)/src/%.o)
 TEST_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+OUT_COST  := $(BUILD)/bench/out_cost
+RUSAGE_RUN := $(BUILD)/bench/rusage_run
 
 ifeq ($(SAN),1)
 PROG := $(BUILD)/pyspyc
@@ -59,7 +63,7 @@ PROG := pyspyc
 endif
 
 .DELETE_ON_ERROR:
-.PHONY: all test unit demo install uninstall clean deps
+.PHONY: all test unit demo bench install uninstall clean deps
 
 all: $(PROG)
 
@@ -79,6 +83,16 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS)
 
 unit: $(TEST_BINS)
 
+$(OUT_COST): scripts/bench/out_cost.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(E) "  BENCH-CC $<"
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+
+$(RUSAGE_RUN): scripts/bench/rusage_run.c
+	@mkdir -p $(dir $@)
+	$(E) "  BENCH-CC $<"
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $<
+
 deps:
 	$(Q)./scripts/install-deps.sh
 
@@ -90,6 +104,14 @@ test: deps
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)PYSPYC=$(abspath $(PROG)) ./scripts/demo.sh
+
+# The benchmarks print a table and write BENCHMARKS.md (generated: never
+# edit it by hand).  About a quarter of an hour; BENCH_ARGS=--quick for a
+# short run.
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all $(OUT_COST) $(RUSAGE_RUN)
+	$(Q)/usr/bin/python3 scripts/bench/bench.py --pyspyc $(abspath $(PROG)) \
+		--out-cost $(abspath $(OUT_COST)) --rusage-run $(abspath $(RUSAGE_RUN)) $(BENCH_ARGS)
 
 install: $(PROG)
 	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR)
@@ -105,4 +127,4 @@ uninstall:
 clean:
 	rm -rf build build-san pyspyc
 
--include $(OBJS:.o=.d)
+-include $(OBJS:.o=.d) $(OUT_COST).d $(RUSAGE_RUN).d

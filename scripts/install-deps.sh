@@ -1,5 +1,6 @@
 #!/bin/sh
-# Install every Debian package pyspyc's build, tests and demo need.
+# Install every Debian package pyspyc's build, tests, demo and benchmarks
+# need.
 # Idempotent: when everything is present it does nothing and touches no
 # network.  Run as root (apt-get); as another user it only reports.
 set -eu
@@ -7,7 +8,7 @@ set -eu
 PKGS="build-essential pkg-config libelf-dev libunwind-dev libbpf-dev zlib1g-dev \
 libcmocka-dev libxml2-dev python3 python3-pytest libxml2-utils procps mandoc \
 uwsgi-core uwsgi-plugin-python3 libpython3.11 libncurses-dev tmux gunicorn python3-flask \
-golang-go chromium bash-completion man-db"
+golang-go chromium bash-completion man-db wrk"
 
 missing=""
 for p in $PKGS; do

@@ -1,0 +1,1199 @@
+#!/usr/bin/python3
+"""pyspyc's benchmarks: `make bench` runs this.
+
+It measures what issue 6 asks and prints a plain-text table on stdout, then
+writes BENCHMARKS.md (generated: never edit it by hand) with every figure
+beside its target, how it was measured, and the machine it ran on.
+
+  cost      profiler CPU per thread-sample, warm, stacks of 25 and 200 frames,
+            on every CPython found
+  fidelity  samples collected / expected: one busy thread at 100 Hz, 1 kHz and
+            10 kHz; 8 busy threads at 1 kHz
+  overhead  requests per second lost by a gunicorn + Flask app under wrk while
+            pyspyc samples it (100 Hz, 1 kHz; default and --blocking)
+  memory    peak RSS of pyspyc after 1,000,000 samples of ~10,000 unique stacks
+  output    time to write SVG, collapsed stacks and pprof for 50,000 stacks
+  accuracy  error of the measured split on tests/apps/split.py (60/40), 100 Hz
+
+Progress goes to stderr.  Every process it starts (targets, gunicorn, wrk,
+pyspyc) runs in a session of its own and is killed with its whole process
+group when the benchmark ends, whether it ends normally, on an error or on
+Ctrl-C / SIGTERM.
+
+Only the standard library; run it with /usr/bin/python3.  Its measuring
+functions are also used by tests/integration/test_bench_smoke.py.
+"""
+import argparse
+import datetime
+import glob
+import os
+import re
+import select
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+APPS = os.path.join(ROOT, "tests", "apps")
+SECTIONS = ("cost", "fidelity", "overhead", "memory", "output", "accuracy")
+
+# Minor versions pyspyc profiles (as tests/integration/conftest.py).
+SUPPORTED = {(2, 7), (3, 6), (3, 7), (3, 8), (3, 9), (3, 10), (3, 11), (3, 12), (3, 13)}
+
+# The issue's targets.
+COST_TARGET_US = {25: 5.0, 200: 20.0}
+COST_TARGET_VERSIONS = ((3, 11), (3, 12))
+COST_LONGEST_S = 30.0
+FIDELITY_TARGET_PCT = {100: 99.0, 1000: 99.0, 10000: 97.0}
+OVERHEAD_TARGET_PCT = {100: 1.0, 1000: 3.0}
+MEMORY_TARGET_MIB = 32.0
+SVG_TARGET_S = 1.0
+ACCURACY_TARGET_PP = 2.0
+SPLIT = {"spin_a": 60.0, "spin_b": 40.0}
+
+
+class Settings:
+    """Durations and repetitions of one run: the full benchmark, or --quick."""
+
+    def __init__(self, quick):
+        self.quick = quick
+        # cost: a warm-up run, then pairs of (short, long) runs at cost_rate,
+        # the long one long enough for cost_extra more samples than the
+        # short one at the rate the warm-up run reached.
+        self.cost_rate = 2000
+        self.cost_warm = 0.5
+        self.cost_short = 0.5 if quick else 1.0
+        self.cost_extra = 4000 if quick else 10000
+        self.cost_pairs = 1 if quick else 3
+        # fidelity: (rate, seconds) for one busy thread; the threaded case.
+        self.fidelity_one = ((100, 2.0), (1000, 2.0), (10000, 1.0)) if quick else \
+            ((100, 10.0), (1000, 5.0), (10000, 3.0))
+        self.fidelity_threads = (8, 1000, 2.0 if quick else 5.0)
+        # overhead: rounds of every configuration, each a wrk run of seconds.
+        self.overhead_rounds = 2 if quick else 5
+        self.overhead_seconds = 2.0 if quick else 5.0
+        # memory
+        self.memory_samples = 100000 if quick else 1000000
+        self.memory_threads = 4
+        self.memory_rate = 10000
+        # output
+        self.output_runs = 1 if quick else 3
+        # accuracy
+        self.accuracy_seconds = 3.0 if quick else 10.0
+
+
+# ---- processes ----------------------------------------------------------
+
+class Failed(Exception):
+    """A measurement that could not be made; the message says why."""
+
+
+class Run:
+    """A finished child: exit status, its CPU time and peak RSS from wait4,
+    wall time, and its stderr."""
+
+    def __init__(self, status, cpu_s, maxrss_kib, wall_s, stderr):
+        self.status = status
+        self.cpu_s = cpu_s
+        self.maxrss_kib = maxrss_kib
+        self.wall_s = wall_s
+        self.stderr = stderr
+
+
+class Env:
+    """The pyspyc binary, a scratch directory, and every process started,
+    so that all of them can be killed at the end.  Use as a context
+    manager."""
+
+    def __init__(self, pyspyc, out_cost=None, rusage_run=None, log=None):
+        self.pyspyc = pyspyc
+        self.out_cost = out_cost
+        self.rusage_run = rusage_run if rusage_run and os.access(rusage_run, os.X_OK) else None
+        self.log = log or (lambda msg: None)
+        self.tmp = tempfile.mkdtemp(prefix="pyspyc-bench-")
+        self.procs = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def path(self, name):
+        return os.path.join(self.tmp, name)
+
+    def start(self, argv, **kw):
+        """Popen argv in a session of its own (so its whole group can be
+        killed), remembered for close()."""
+        kw.setdefault("stdin", subprocess.DEVNULL)
+        p = subprocess.Popen(argv, start_new_session=True, **kw)
+        self.procs.append(p)
+        return p
+
+    def stop(self, p):
+        """Kill p's process group (a target's threads, gunicorn's workers)."""
+        if p.returncode is None:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                p.wait(timeout=10)
+            except (subprocess.TimeoutExpired, ChildProcessError):
+                pass
+        # The group may outlive its leader: gunicorn's workers, the command
+        # of a rusage_run that was killed alone.
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        for s in (p.stdout, p.stderr):
+            if s:
+                s.close()
+        if p in self.procs:
+            self.procs.remove(p)
+
+    def close(self):
+        for p in reversed(list(self.procs)):
+            self.stop(p)
+        for dirpath, dirnames, filenames in os.walk(self.tmp, topdown=False):
+            for n in filenames:
+                os.unlink(os.path.join(dirpath, n))
+            for n in dirnames:
+                os.rmdir(os.path.join(dirpath, n))
+        if os.path.isdir(self.tmp):
+            os.rmdir(self.tmp)
+
+    def spawn(self, argv, stdout, stderr):
+        """Start argv, through rusage_run when there is one (see
+        rusage_run.c: wait4 here would floor peak RSS at this driver's
+        own).  Pass the result to finish()."""
+        report = None
+        if self.rusage_run:
+            report = self.path("rusage-%d" % len(self.procs))
+            if os.path.exists(report):
+                os.unlink(report)
+            argv = [self.rusage_run, report] + list(argv)
+        return self.start(argv, stdout=stdout, stderr=stderr), report
+
+    def finish(self, spawned, timeout):
+        """Wait for a spawn()ed process; (exit status, user+sys CPU seconds,
+        peak RSS in KiB or None when measured without rusage_run).  Kills it
+        after timeout."""
+        p, report = spawned
+        end = time.monotonic() + timeout
+        try:
+            while True:
+                pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+                if pid:
+                    p.returncode = os.waitstatus_to_exitcode(status)
+                    break
+                if time.monotonic() > end:
+                    raise Failed("%s did not finish within %.0f s" % (p.args[-1], timeout))
+                time.sleep(0.02)
+        finally:
+            self.stop(p)
+        if not report:
+            return p.returncode, ru.ru_utime + ru.ru_stime, None
+        try:
+            with open(report) as f:
+                fields = dict(kv.split("=", 1) for kv in f.read().split())
+        except OSError:
+            raise Failed("%s could not run %s (exit %d)" % (self.rusage_run, p.args[2],
+                                                             p.returncode))
+        return int(fields["status"]), float(fields["cpu_s"]), int(fields["maxrss_kib"])
+
+    def run(self, argv, timeout, stdout=subprocess.DEVNULL):
+        """Run argv to its end; a Run with its CPU time and peak RSS."""
+        with tempfile.TemporaryFile(dir=self.tmp) as err:
+            t0 = time.monotonic()
+            status, cpu, rss = self.finish(self.spawn(argv, stdout, err), timeout)
+            wall = time.monotonic() - t0
+            err.seek(0)
+            text = err.read().decode("utf-8", "replace")
+        return Run(status, cpu, rss, wall, text)
+
+    def target(self, python, app, *args):
+        """Start tests/apps/APP under python and wait for its "ready" line."""
+        errfile = open(self.path("target-%d.err" % len(self.procs)), "w+b")
+        try:
+            p = self.start([python, os.path.join(APPS, app)] + [str(a) for a in args],
+                           stdout=subprocess.PIPE, stderr=errfile)
+        finally:
+            errfile.close()
+        ready, _, _ = select.select([p.stdout], [], [], 60)
+        line = p.stdout.readline().decode("utf-8", "replace").strip() if ready else ""
+        if line != "ready":
+            self.stop(p)
+            raise Failed("%s %s did not start (%r)" % (python, app, line))
+        return p
+
+    def record(self, pid, args, outputs=(".folded",), timeout=None, duration=None):
+        """pyspyc record -p pid ARGS -o ... ; returns (Run, summary dict,
+        collapsed text or None).  outputs are file endings; the first one
+        that is collapsed stacks is read back."""
+        paths = [self.path("rec%s" % o) for o in outputs]
+        argv = [self.pyspyc, "record", "-p", str(pid)] + list(args)
+        for path in paths:
+            argv += ["-o", path]
+        r = self.run(argv, timeout or (duration or 0) + 60)
+        if r.status != 0:
+            raise Failed("pyspyc exited %d: %s" % (r.status, r.stderr.strip()[-300:]))
+        summary = parse_summary(r.stderr)
+        folded = None
+        for path in paths:
+            if path.endswith(".folded"):
+                with open(path) as f:
+                    folded = f.read()
+                break
+        return r, summary, folded
+
+
+SUMMARY_RE = re.compile(r"pyspyc: (\d+) samples, (\d+) errors, (\d+) torn stacks, "
+                        r"(\d+) late ticks in ([\d.]+) s")
+
+
+def parse_summary(stderr):
+    """pyspyc's closing line: ticks sampled, errors, torn, late, elapsed."""
+    m = SUMMARY_RE.search(stderr)
+    if not m:
+        raise Failed("no summary line from pyspyc: %r" % stderr[-300:])
+    return {"ticks": int(m.group(1)), "errors": int(m.group(2)), "torn": int(m.group(3)),
+            "late": int(m.group(4)), "elapsed": float(m.group(5))}
+
+
+def parse_collapsed(text):
+    """[(frames, count)] from collapsed stacks."""
+    out = []
+    for line in text.splitlines():
+        head, _, count = line.rpartition(" ")
+        if not head or not count.isdigit():
+            raise Failed("bad collapsed line: %r" % line[:200])
+        out.append((head.split(";"), int(count)))
+    return out
+
+
+def total(stacks):
+    return sum(c for _, c in stacks)
+
+
+def frame_name(frame):
+    """'spin_a (split.py:21)' -> 'spin_a' (as conftest.frame_name)."""
+    return frame.rsplit(" (", 1)[0] if frame.endswith(")") else frame
+
+
+# ---- the Pythons --------------------------------------------------------
+
+def _pyenv_root():
+    root = os.environ.get("PYENV_ROOT")
+    if root:
+        return root
+    try:
+        return subprocess.check_output(["pyenv", "root"], stderr=subprocess.DEVNULL,
+                                       universal_newlines=True).strip()
+    except (OSError, subprocess.CalledProcessError):
+        return os.path.expanduser("~/.pyenv")
+
+
+def python_version(exe):
+    """(major, minor, 'X.Y.Z') of an interpreter, or None."""
+    try:
+        out = subprocess.check_output(
+            [exe, "-c", "import sys; print('%d %d ' % sys.version_info[:2] + "
+                        "sys.version.split()[0])"],
+            stderr=subprocess.DEVNULL, universal_newlines=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    major, minor, full = out.split()
+    return int(major), int(minor), full
+
+
+def find_pythons(explicit=None):
+    """[(label, path, (major, minor), full version)] of the supported
+    interpreters.  Mirrors find_pythons() in tests/integration/conftest.py
+    (pyenv's versions, then Debian's /usr/bin/pythonX.Y that are not
+    symlinks, then PYSPYC_TEST_PYTHONS); keep the two rules equal.
+    explicit: paths to use instead."""
+    cands = []
+    if explicit:
+        cands = [(exe, exe) for exe in explicit]
+    else:
+        for d in sorted(glob.glob(os.path.join(_pyenv_root(), "versions", "*"))):
+            for exe in sorted(glob.glob(os.path.join(d, "bin", "python[23].*"))):
+                if re.search(r"python\d\.\d+$", exe):
+                    cands.append(("pyenv-" + os.path.basename(d), exe))
+        for exe in sorted(glob.glob("/usr/bin/python[23].*")):
+            if re.search(r"python\d\.\d+$", exe) and os.path.realpath(exe) == exe:
+                cands.append(("debian-" + os.path.basename(exe)[6:], exe))
+        for exe in os.environ.get("PYSPYC_TEST_PYTHONS", "").replace(",", " ").split():
+            cands.append(("env-" + exe, exe))
+    found, seen = [], set()
+    for label, exe in cands:
+        real = os.path.realpath(exe)
+        if real in seen or not os.access(exe, os.X_OK):
+            continue
+        seen.add(real)
+        v = python_version(exe)
+        if v and v[:2] in SUPPORTED:
+            found.append((label, exe, v[:2], v[2]))
+    return found
+
+
+def pick(pythons, versions):
+    """The interpreters of the given (major, minor) versions, Debian's first."""
+    chosen = [p for p in pythons if p[2] in versions]
+    return sorted(chosen, key=lambda p: (not p[0].startswith("debian-"), p[2]))
+
+
+# ---- 1. cost per thread-sample ------------------------------------------
+
+def measure_cost(env, python, depth, s):
+    """Warm CPU per thread-sample on bench_deep.py DEPTH, by difference:
+    pairs of a short and a long run at s.cost_rate, cost = (cpu_long -
+    cpu_short) / (samples_long - samples_short), so the start-up (attach,
+    ELF, a cold code-object cache, writing the output) is the same in both
+    and cancels out.  The long run lasts long enough for s.cost_extra more
+    samples at the rate the warm-up run reached (a slow sampler falls
+    behind the requested rate), at most COST_LONGEST_S.  Thread-samples are
+    the counts of the collapsed output (one busy thread: one per tick)."""
+    p = env.target(python, "bench_deep.py", depth, 3600)
+    try:
+        rate = ["-r", str(s.cost_rate)]
+        _, _, folded = env.record(p.pid, rate + ["-d", str(s.cost_warm)], duration=s.cost_warm)
+        stacks = parse_collapsed(folded)
+        depths = sorted(set(len(fr) for fr, _ in stacks))
+        at_depth = sum(c for fr, c in stacks if len(fr) == depth)
+        reached = max(total(stacks) / s.cost_warm, 1.0)
+        long_s = round(min(COST_LONGEST_S,
+                           s.cost_short + 1.1 * s.cost_extra / min(reached, s.cost_rate)), 1)
+        diffs, whole, dsamples = [], [], []
+        for i in range(s.cost_pairs):
+            runs = []
+            for secs in (s.cost_short, long_s):
+                r, _, folded = env.record(p.pid, rate + ["-d", str(secs)], duration=secs)
+                runs.append((r.cpu_s, total(parse_collapsed(folded))))
+            (c0, n0), (c1, n1) = runs
+            env.log("cost %s %d frames, pair %d: %.3f s CPU for %d samples, %.3f s for %d"
+                    % (python, depth, i + 1, c0, n0, c1, n1))
+            if n1 > n0:
+                diffs.append(1e6 * (c1 - c0) / (n1 - n0))
+                dsamples.append(n1 - n0)
+            if n1:
+                whole.append(1e6 * c1 / n1)
+    finally:
+        env.stop(p)
+    if not diffs:
+        raise Failed("the long runs took no more samples than the short ones")
+    return {"us": statistics.median(diffs), "pairs": diffs, "long_s": long_s,
+            "whole_us": statistics.median(whole) if whole else None,
+            "dsamples": min(dsamples), "depths": depths,
+            "at_depth": at_depth / float(total(stacks)) if stacks else 0.0}
+
+
+# ---- 2. rate fidelity ---------------------------------------------------
+
+WORKER_RE = re.compile(r'^thread \d+ "worker-\d+"$')
+
+
+def measure_fidelity(env, python, rate, seconds, threads=0):
+    """Thread-samples collected / expected over `seconds` at `rate`: one
+    busy thread (bench_deep.py 25: expected rate x seconds), or `threads`
+    busy threads (busy_threads.py, sampled with -i so that threads waiting
+    for the GIL count, and -t to count the workers' stacks alone: expected
+    threads x rate x seconds)."""
+    if threads:
+        p = env.target(python, "busy_threads.py", threads, seconds + 30)
+        extra, n = ["-i", "-t"], threads
+    else:
+        p = env.target(python, "bench_deep.py", 25, seconds + 30)
+        extra, n = [], 1
+    try:
+        _, summ, folded = env.record(p.pid, ["-r", str(rate), "-d", str(seconds)] + extra,
+                                     duration=seconds)
+    finally:
+        env.stop(p)
+    stacks = parse_collapsed(folded)
+    if threads:
+        got = sum(c for fr, c in stacks if WORKER_RE.match(fr[0]))
+    else:
+        got = total(stacks)
+    expected = n * rate * seconds
+    return {"pct": 100.0 * got / expected, "got": got, "expected": expected,
+            "late": summ["late"], "ticks": summ["ticks"], "errors": summ["errors"]}
+
+
+# ---- 3. target overhead -------------------------------------------------
+
+OVERHEAD_CONFIGS = (
+    ("none", None, False),
+    ("100 Hz", 100, False),
+    ("1 kHz", 1000, False),
+    ("100 Hz --blocking", 100, True),
+    ("1 kHz --blocking", 1000, True),
+)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def children_of(pid):
+    """pid's child processes (as conftest.children_of)."""
+    out = []
+    try:
+        tasks = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return out
+    for task in tasks:
+        try:
+            with open("/proc/%d/task/%s/children" % (pid, task)) as f:
+                out += [int(c) for c in f.read().split()]
+        except OSError:
+            pass
+    return out
+
+
+def start_gunicorn(env, port, workers=2):
+    """Debian's gunicorn (its script run by /usr/bin/python3, as its #! line
+    does) serving tests/apps/flask_app.py on 127.0.0.1:port with `workers`
+    sync workers; returns once /light answers and the workers are up."""
+    log = open(env.path("gunicorn.log"), "w+b")
+    try:
+        p = env.start(["/usr/bin/python3", "/usr/bin/gunicorn", "-w", str(workers), "-k", "sync",
+                       "-b", "127.0.0.1:%d" % port, "--chdir", APPS, "flask_app:app"],
+                      stdout=log, stderr=subprocess.STDOUT)
+    finally:
+        log.close()
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        if p.poll() is not None:
+            break
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/light" % port, timeout=2) as r:
+                if r.status == 200 and len(children_of(p.pid)) >= workers:
+                    return p
+        except OSError:
+            pass
+        time.sleep(0.1)
+    with open(env.path("gunicorn.log"), "rb") as f:
+        tail = f.read()[-400:].decode("utf-8", "replace")
+    env.stop(p)
+    raise Failed("gunicorn did not come up on port %d: %s" % (port, tail))
+
+
+PROCESS_RE = re.compile(r"^process (\d+):")
+WRK_RPS_RE = re.compile(r"^Requests/sec:\s+([\d.]+)", re.M)
+
+
+def wrk(env, port, seconds, connections=4):
+    """One bounded wrk run (1 thread, fixed connections and duration)
+    against /light: {rps, requests, errors}."""
+    out = env.path("wrk.out")
+    with open(out, "wb") as f:
+        r = env.run(["wrk", "-t", "1", "-c", str(connections), "-d", "%ds" % round(seconds),
+                     "http://127.0.0.1:%d/light" % port], timeout=seconds + 30, stdout=f)
+    with open(out) as f:
+        text = f.read()
+    rps = WRK_RPS_RE.search(text)
+    requests = re.search(r"^\s*(\d+) requests in", text, re.M)
+    if r.status != 0 or not rps or not requests:
+        raise Failed("wrk failed (%d): %s %s" % (r.status, text[-300:], r.stderr[-300:]))
+    errors = 0
+    for pat in (r"Non-2xx or 3xx responses: (\d+)", r"Socket errors: connect (\d+), "
+                r"read (\d+), write (\d+), timeout (\d+)"):
+        e = re.search(pat, text)
+        if e:
+            errors += sum(int(g) for g in e.groups())
+    return {"rps": float(rps.group(1)), "requests": int(requests.group(1)), "errors": errors}
+
+
+def cpu_seconds(pids):
+    """User + system CPU seconds the processes have used so far
+    (/proc/PID/stat; ones gone count nothing)."""
+    t = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        t += int(fields[11]) + int(fields[12])  # utime, stime
+    return t / float(os.sysconf("SC_CLK_TCK"))
+
+
+def loaded_wrk(env, master, port, seconds):
+    """wrk, and the CPU time gunicorn's workers spent over it per request."""
+    workers = children_of(master)
+    c0 = cpu_seconds(workers)
+    w = wrk(env, port, seconds)
+    used = cpu_seconds(workers) - c0
+    w["worker_us"] = 1e6 * used / w["requests"] if w["requests"] else None
+    return w
+
+
+def overhead_run(env, master, port, config, seconds):
+    """One wrk run under one configuration: pyspyc (if any) attaches to the
+    gunicorn master with -s half a second before the load starts and stops
+    about half a second after it ends."""
+    _, rate, blocking = config
+    if rate is None:
+        return loaded_wrk(env, master, port, seconds)
+    folded = env.path("overhead.folded")
+    argv = [env.pyspyc, "record", "-p", str(master), "-s", "-r", str(rate),
+            "-d", str(seconds + 1.0), "-o", folded] + (["--blocking"] if blocking else [])
+    with tempfile.TemporaryFile(dir=env.tmp) as err:
+        spawned = env.spawn(argv, subprocess.DEVNULL, err)
+        try:
+            time.sleep(0.5)
+            if spawned[0].poll() is not None:
+                raise Failed("pyspyc ended before the load started")
+            w = loaded_wrk(env, master, port, seconds)
+        except BaseException:
+            env.stop(spawned[0])
+            raise
+        status, cpu, _ = env.finish(spawned, seconds + 60)
+        err.seek(0)
+        text = err.read().decode("utf-8", "replace")
+    if status != 0:
+        raise Failed("pyspyc exited %d: %s" % (status, text[-300:]))
+    summ = parse_summary(text)
+    with open(folded) as f:
+        stacks = parse_collapsed(f.read())
+    w["worker_samples"] = 0
+    for fr, c in stacks:
+        m = PROCESS_RE.match(fr[0])
+        if m and int(m.group(1)) != master:
+            w["worker_samples"] += c
+    w["cpu_s"], w["elapsed"] = cpu, summ["elapsed"]
+    return w
+
+
+def measure_overhead(env, s):
+    """Interleaved rounds: each runs every configuration once, in an order
+    rotated by one per round; medians per configuration."""
+    port = free_port()
+    g = start_gunicorn(env, port)
+    try:
+        wrk(env, port, 2)  # warm-up: imports, caches, the CPU's clocks
+        load0 = os.getloadavg()
+        runs = {c[0]: [] for c in OVERHEAD_CONFIGS}
+        for rnd in range(s.overhead_rounds):
+            k = rnd % len(OVERHEAD_CONFIGS)
+            for config in OVERHEAD_CONFIGS[k:] + OVERHEAD_CONFIGS[:k]:
+                r = overhead_run(env, g.pid, port, config, s.overhead_seconds)
+                env.log("overhead round %d, %s: %.0f req/s" % (rnd + 1, config[0], r["rps"]))
+                runs[config[0]].append(r)
+    finally:
+        env.stop(g)
+    base = statistics.median(r["rps"] for r in runs["none"])
+    out = {"base": base, "configs": [], "load": (load0[0], os.getloadavg()[0])}
+    for name, rate, blocking in OVERHEAD_CONFIGS:
+        rs = runs[name]
+        rps = [r["rps"] for r in rs]
+        med = statistics.median(rps)
+        row = {"name": name, "rate": rate, "blocking": blocking, "median": med,
+               "min": min(rps), "max": max(rps), "loss_pct": 100.0 * (1 - med / base),
+               "errors": sum(r["errors"] for r in rs), "runs": len(rs)}
+        per_request = [r["worker_us"] for r in rs if r["worker_us"] is not None]
+        if per_request:
+            row["worker_us"] = statistics.median(per_request)
+            row["worker_cores"] = statistics.median(
+                r["rps"] * r["worker_us"] / 1e6 for r in rs if r["worker_us"] is not None)
+        if rate:
+            row["cpu_pct"] = statistics.median(100.0 * r["cpu_s"] / r["elapsed"] for r in rs)
+            row["worker_samples"] = min(r["worker_samples"] for r in rs)
+        out["configs"].append(row)
+    return out
+
+
+# ---- 4. profiler memory -------------------------------------------------
+
+def measure_memory(env, python, s):
+    """Peak RSS (wait4's ru_maxrss) of one pyspyc run that collects
+    s.memory_samples thread-samples of many_stacks.py (about 10,000 unique
+    stacks), writing collapsed stacks and an SVG.  -i counts the threads
+    waiting for the GIL, so s.memory_threads threads give that many
+    thread-samples a tick; a 2 s run first measures the rate reached, from
+    which the main run's duration follows (at most 10 minutes)."""
+    p = env.target(python, "many_stacks.py", s.memory_threads, 3600)
+    try:
+        args = ["-i", "-r", str(s.memory_rate)]
+        _, _, folded = env.record(p.pid, args + ["-d", "2"], duration=2)
+        per_s = total(parse_collapsed(folded)) / 2.0
+        if per_s <= 0:
+            raise Failed("no samples in the calibration run")
+        secs = min(600.0, round(1.05 * s.memory_samples / per_s + 1, 1))
+        env.log("memory: %.0f thread-samples/s, %.1f s for %d" % (per_s, secs, s.memory_samples))
+        r, summ, folded = env.record(p.pid, args + ["-d", str(secs)],
+                                     outputs=(".folded", ".svg"), duration=secs)
+    finally:
+        env.stop(p)
+    if r.maxrss_kib is None:
+        raise Failed("peak RSS needs build/bench/rusage_run (make build/bench/rusage_run)")
+    stacks = parse_collapsed(folded)
+    return {"mib": r.maxrss_kib / 1024.0, "samples": total(stacks), "stacks": len(stacks),
+            "seconds": secs, "ticks": summ["ticks"], "late": summ["late"]}
+
+
+# ---- 5. output cost -----------------------------------------------------
+
+OUT_COST_RE = re.compile(r"^out_cost format=(\S+) stacks=(\d+) frames=(\d+) samples=(\d+) "
+                         r"bytes=(\d+) wall_s=([\d.]+) cpu_s=([\d.]+) runs=(\d+)$", re.M)
+
+
+def measure_output(env, s):
+    """scripts/bench/out_cost.c: each writer on a synthetic 50,000-stack
+    profile, written as pyspyc writes its outputs; best of s.output_runs."""
+    if not env.out_cost or not os.access(env.out_cost, os.X_OK):
+        raise Failed("%s not built (make %s)" % (env.out_cost, "build/bench/out_cost"))
+    d = env.path("out")
+    os.mkdir(d)
+    out = env.path("out_cost.txt")
+    with open(out, "wb") as f:
+        r = env.run([env.out_cost, d, "50000", str(s.output_runs)], timeout=600, stdout=f)
+    with open(out) as f:
+        text = f.read()
+    if r.status != 0:
+        raise Failed("out_cost exited %d: %s" % (r.status, r.stderr.strip()[-300:]))
+    rows = []
+    for m in OUT_COST_RE.finditer(text):
+        rows.append({"format": m.group(1), "stacks": int(m.group(2)), "frames": int(m.group(3)),
+                     "samples": int(m.group(4)), "bytes": int(m.group(5)),
+                     "wall_s": float(m.group(6)), "cpu_s": float(m.group(7)),
+                     "runs": int(m.group(8))})
+    if not rows:
+        raise Failed("no figures from out_cost: %r" % text[-300:])
+    return rows
+
+
+# ---- 6. accuracy --------------------------------------------------------
+
+def measure_accuracy(env, python, s):
+    """tests/apps/split.py (spin_a 60%, spin_b 40% of its CPU time) at
+    100 Hz: each function's share of the samples (a stack counts for a
+    function when one of its frames is that function, as the tests count)
+    and its error in percentage points."""
+    p = env.target(python, "split.py", s.accuracy_seconds + 30)
+    try:
+        _, _, folded = env.record(p.pid, ["-r", "100", "-d", str(s.accuracy_seconds)],
+                                  duration=s.accuracy_seconds)
+    finally:
+        env.stop(p)
+    stacks = parse_collapsed(folded)
+    n = total(stacks)
+    out = {"samples": n}
+    for name, want in SPLIT.items():
+        hit = sum(c for fr, c in stacks if any(frame_name(f) == name for f in fr))
+        got = 100.0 * hit / n if n else 0.0
+        out[name] = {"pct": got, "err": abs(got - want)}
+    return out
+
+
+# ---- the machine --------------------------------------------------------
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _command(argv):
+    try:
+        r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                           universal_newlines=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return r.stdout.strip()
+
+
+def machine():
+    """What the figures were measured on."""
+    cpuinfo = _read("/proc/cpuinfo")
+    m = re.search(r"^model name\s*:\s*(.*)$", cpuinfo, re.M)
+    mem = re.search(r"^MemTotal:\s*(\d+) kB", _read("/proc/meminfo"), re.M)
+    vm = _command(["systemd-detect-virt", "--vm"])
+    container = _command(["systemd-detect-virt", "--container"])
+    vendor = " ".join(_read("/sys/class/dmi/id/" + f).strip()
+                      for f in ("sys_vendor", "product_name")).strip()
+    if not vm or vm == "none":
+        vm = "yes (CPU flag hypervisor)" if re.search(r"\bhypervisor\b", cpuinfo) else \
+             (vm or "unknown")
+    if vendor:
+        vm += " (%s)" % vendor
+    return [
+        ("CPU", m.group(1).strip() if m else "unknown"),
+        ("cores", str(os.cpu_count())),
+        ("memory", "%.1f GiB" % (int(mem.group(1)) / 1048576.0) if mem else "unknown"),
+        ("kernel", os.uname().release),
+        ("Debian", _read("/etc/debian_version").strip() or "unknown"),
+        ("virtual machine", vm),
+        ("container", container if container else "unknown"),
+    ]
+
+
+def commit():
+    """HEAD's short hash, and whether the tree differs from it (apart from
+    BENCHMARKS.md, which a run rewrites)."""
+    h = _command(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"]) or "unknown"
+    dirty = [l for l in _command(["git", "-C", ROOT, "status", "--porcelain",
+                                  "--untracked-files=no"]).splitlines()
+             if not l.endswith("BENCHMARKS.md")]
+    return h + (" (with uncommitted changes)" if dirty else "")
+
+
+# ---- the report ---------------------------------------------------------
+
+def verdict(ok):
+    return "met" if ok else "MISSED"
+
+
+class Report:
+    """What each section measured: rows for the table (section, what,
+    measured, target, verdict), and Markdown for BENCHMARKS.md."""
+
+    def __init__(self):
+        self.rows = []
+        self.md = []
+
+    def row(self, section, what, measured, target="", result=""):
+        self.rows.append((section, what, measured, target, result))
+
+    def section(self, title, target, method):
+        """A section of BENCHMARKS.md: its title, target and method."""
+        self.md.append("## %s\n\nTarget: %s\n\nMethod: %s\n\n" % (title, target, method))
+
+    def table(self, head, rows):
+        """A Markdown table of a section's figures (none: nothing)."""
+        if rows:
+            self.md.append(md_table(head, rows) + "\n")
+
+    def failed(self, section, what, why):
+        self.row(section, what, "not measured", "", "n/a")
+        self.md.append("%s: **not measured**: %s\n" % (what, why))
+
+    def text(self):
+        head = ("section", "measurement", "measured", "target", "result")
+        widths = [max(len(r[i]) for r in self.rows + [head]) for i in range(5)]
+        lines = []
+        for r in [head] + self.rows:
+            lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+            if r is head:
+                lines.append("  ".join("-" * w for w in widths))
+        return "\n".join(lines) + "\n"
+
+
+def md_table(head, rows):
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join(" --- " for _ in head) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def count(n):
+    return "{:,}".format(n)
+
+
+def judged(target_text, result):
+    """The target column of a section's table: "<= 5 us: met"."""
+    return "%s: %s" % (target_text, result) if target_text else result
+
+
+def section_cost(env, rep, pythons, s):
+    rep.section(
+        "1. Profiler cost per thread-sample",
+        "<= %.0f us at 25 frames and <= %.0f us at 200 frames on CPython %s."
+        % (COST_TARGET_US[25], COST_TARGET_US[200],
+           " and ".join("%d.%d" % v for v in COST_TARGET_VERSIONS)),
+        "`tests/apps/bench_deep.py DEPTH` keeps one thread spinning on the CPU at the bottom "
+        "of a stack of exactly DEPTH Python frames (`<module>`, `main` and DEPTH-2 distinct "
+        "generated functions, each with its own code object); the collapsed stacks are "
+        "checked to have that depth. pyspyc attaches with `record -p PID -r %d` and writes "
+        "collapsed stacks; its thread-samples are their counts (one busy thread: one a "
+        "tick). Warm: after a %.1f s warm-up run, %d pair(s) of runs, interleaved: one of "
+        "%.1f s and one long enough for %s samples more at the rate the warm-up run reached "
+        "(\"long run\"; a sampler slower than the rate falls behind it). Cost = (CPU of the "
+        "long run - CPU of the short one) / (its samples - the short one's), so attaching, "
+        "reading the ELF files, filling the code-object cache and writing the output, the "
+        "same in both runs, cancel out. The figure is the median over the pairs; \"whole "
+        "run\" is CPU / samples of a long run with all of that included; \"extra samples\" "
+        "is the smallest difference of a pair."
+        % (s.cost_rate, s.cost_warm, s.cost_pairs, s.cost_short, count(s.cost_extra)))
+    table = []
+    for label, exe, v, full in pythons:
+        for depth in (25, 200):
+            what = "%s %d frames" % (label, depth)
+            env.log("cost: %s" % what)
+            try:
+                c = measure_cost(env, exe, depth, s)
+            except Failed as e:
+                rep.failed("cost", what, e)
+                continue
+            target = "<= %.0f us" % COST_TARGET_US[depth] if v in COST_TARGET_VERSIONS else ""
+            res = verdict(c["us"] <= COST_TARGET_US[depth]) if target else "(no target)"
+            if c["dsamples"] < s.cost_extra:
+                res += " (only %s extra samples)" % count(c["dsamples"])
+            rep.row("cost", what, "%.2f us" % c["us"], target, res)
+            table.append((label, full, depth, "%.2f" % c["us"],
+                          " / ".join("%.2f" % x for x in c["pairs"]),
+                          "%.2f" % c["whole_us"] if c["whole_us"] else "-",
+                          "%g s" % c["long_s"], count(c["dsamples"]),
+                          "%s (%.0f%% at %d)" % (", ".join(str(d) for d in c["depths"]),
+                                                 100 * c["at_depth"], depth),
+                          judged(target, res)))
+    rep.table(("Python", "version", "frames", "us / sample (warm, median)", "pairs",
+               "whole run", "long run", "extra samples", "stack depths seen", "target"), table)
+
+
+def section_fidelity(env, rep, pythons, s):
+    n, trate, tsecs = s.fidelity_threads
+    rep.section(
+        "2. Rate fidelity",
+        "one busy thread: %s; the threaded case is reported." % ", ".join(
+            ">= %.0f%% at %s" % (t, hz(r)) for r, t in sorted(FIDELITY_TARGET_PCT.items())),
+        "thread-samples collected / expected. One busy thread: `tests/apps/bench_deep.py "
+        "25`, `record -r RATE -d SECONDS`, collected = the counts of the collapsed output, "
+        "expected = RATE x SECONDS. %d busy threads: `tests/apps/busy_threads.py %d` sampled "
+        "with `-i` (threads waiting for the GIL count) and `-t` (each stack starts at its "
+        "thread, so only the workers' stacks are counted), expected = %d x RATE x SECONDS. "
+        "Late ticks are ticks pyspyc skipped because a sample overran." % (n, n, n))
+    table = []
+    for label, exe, v, full in pythons:
+        cases = [(rate, secs, 0) for rate, secs in s.fidelity_one] + [(trate, tsecs, n)]
+        for rate, secs, threads in cases:
+            what = "%s %s%s" % (label, hz(rate), ", %d threads" % threads if threads else "")
+            env.log("fidelity: %s" % what)
+            try:
+                f = measure_fidelity(env, exe, rate, secs, threads)
+            except Failed as e:
+                rep.failed("fidelity", what, e)
+                continue
+            want = None if threads else FIDELITY_TARGET_PCT.get(rate)
+            target = ">= %.0f%%" % want if want else ""
+            res = verdict(f["pct"] >= want) if want else "(no target)"
+            rep.row("fidelity", what, "%.2f%%" % f["pct"], target, res)
+            table.append((label, full, threads or 1, hz(rate), "%g s" % secs,
+                          "%s / %s" % (count(f["got"]), count(int(f["expected"]))),
+                          "%.2f%%" % f["pct"], count(f["late"]), judged(target, res)))
+    rep.table(("Python", "version", "busy threads", "rate", "duration",
+               "collected / expected", "fidelity", "late ticks", "target"), table)
+
+
+def section_overhead(env, rep, s):
+    rep.section(
+        "3. Target overhead",
+        "<= %.0f%% of throughput lost at 100 Hz and <= %.0f%% at 1 kHz in the default mode; "
+        "what --blocking costs is reported." % (OVERHEAD_TARGET_PCT[100],
+                                                OVERHEAD_TARGET_PCT[1000]),
+        "Debian's gunicorn (`/usr/bin/python3 /usr/bin/gunicorn -w 2 -k sync -b "
+        "127.0.0.1:PORT`) serves `tests/apps/flask_app.py`; `wrk -t 1 -c 4 -d %gs` loads "
+        "`/light` (1 ms of CPU a request) from 127.0.0.1. After a 2 s warm-up, %d rounds "
+        "each run every configuration once, in an order rotated by one per round. With a "
+        "profiler, `pyspyc record -p MASTER -s -r RATE -o x.folded` (following the workers) "
+        "attaches half a second before the load starts and stops about half a second "
+        "after it ends. Lost = 1 - median req/s / median req/s with no profiler; min - max "
+        "shows the noise. pyspyc CPU is its user+sys time over its run, in %% of one core; "
+        "worker CPU / request is the user+sys time gunicorn's workers spent during the wrk "
+        "run (/proc/PID/stat) divided by the requests served, which depends less than "
+        "req/s on what else the machine runs; workers' cores is req/s x that, the CPU the "
+        "workers got. gunicorn's two workers, wrk and pyspyc share the machine's cores, so "
+        "what pyspyc takes is taken from the workers."
+        % (s.overhead_seconds, s.overhead_rounds))
+    env.log("overhead: gunicorn + wrk, %d rounds" % s.overhead_rounds)
+    try:
+        o = measure_overhead(env, s)
+    except Failed as e:
+        rep.failed("overhead", "gunicorn + Flask", e)
+        return
+    table = []
+    base = o["configs"][0]
+    # How far apart the runs of one configuration were, at worst: a loss
+    # smaller than that cannot be told from the noise.
+    noise = max(100.0 * (c["max"] - c["min"]) / c["median"] for c in o["configs"])
+    faster, unclear = [], []
+    for c in o["configs"]:
+        want = None if c["blocking"] else OVERHEAD_TARGET_PCT.get(c["rate"])
+        target = "<= %.0f%%" % want if want is not None else ""
+        if c["rate"] is None:
+            res, measured = "", "%.0f req/s" % c["median"]
+        else:
+            if not target:
+                res = "(reported)"
+            elif noise > want:
+                res = "inconclusive (noise %.0f%%)" % noise
+                unclear.append(c["name"])
+            else:
+                res = verdict(c["loss_pct"] <= want)
+            measured = "%.1f%% lost" % c["loss_pct"]
+            if "worker_us" in c and "worker_us" in base:
+                measured += ", worker CPU/request %+.1f%%" % (
+                    100.0 * (c["worker_us"] / base["worker_us"] - 1))
+            if c["median"] > 1.02 * base["max"]:
+                faster.append(c["name"])
+        rep.row("overhead", c["name"], measured, target, res)
+        table.append((c["name"], "%.0f" % c["median"], "%.0f - %.0f" % (c["min"], c["max"]),
+                      "-" if c["rate"] is None else "%.1f%%" % c["loss_pct"],
+                      "%.0f us" % c["worker_us"] if "worker_us" in c else "-",
+                      "%.2f" % c["worker_cores"] if "worker_cores" in c else "-",
+                      "%.1f%%" % c["cpu_pct"] if "cpu_pct" in c else "-",
+                      count(c["worker_samples"]) if "worker_samples" in c else "-",
+                      c["errors"], judged(target, res)))
+    rep.table(("configuration", "median req/s", "min - max", "lost", "worker CPU / request",
+               "workers' cores", "pyspyc CPU", "worker samples (fewest)", "errors", "target"),
+              table)
+    rep.md.append("Load average (1 min) %.2f when the rounds began, %.2f when they ended.\n\n"
+                  % o["load"])
+    if unclear:
+        rep.md.append(
+            "The runs of one configuration were up to %.0f%% apart (min to max), more than "
+            "the target for %s: this machine was too noisy for a verdict there. The "
+            "workers' CPU per request depends much less on that noise; it shows what "
+            "sampling costs the workers themselves, not what pyspyc's own CPU takes from "
+            "them.\n\n" % (noise, " and ".join(unclear)))
+    if faster:
+        rep.md.append(
+            "Note: with %s the server served over 2%% more requests than in any run "
+            "without a profiler. Compare the workers' cores: where the CPU per request "
+            "stayed the same, the workers got more CPU time a second, presumably from other "
+            "work on a machine whose cores are shared (for example, the scheduler may give "
+            "a worker that wakes from pyspyc's stop an earlier turn); read such a row as "
+            "this machine's noise, not as a gain.\n\n" % " and ".join(faster))
+
+
+def section_memory(env, rep, pythons, s):
+    rep.section(
+        "4. Profiler memory",
+        "<= %.0f MiB peak RSS after 1,000,000 samples with about 10,000 unique stacks."
+        % MEMORY_TARGET_MIB,
+        "`tests/apps/many_stacks.py %d` runs %d threads through a generated call tree of "
+        "10,000 leaf paths; `record -i -r %d -o x.folded -o x.svg` (-i counts the threads "
+        "waiting for the GIL too, so each thread, and the main thread waiting for them, "
+        "gives a thread-sample every tick). A 2 s run measures the rate of thread-samples; "
+        "the measured run lasts long enough for %s of them. Peak RSS is the ru_maxrss of "
+        "that run; the unique stacks are the lines of its collapsed output."
+        % (s.memory_threads, s.memory_threads, s.memory_rate, count(s.memory_samples)))
+    if not pythons:
+        rep.failed("memory", "peak RSS", "no Python found")
+        return
+    label, exe, _, full = pythons[0]
+    env.log("memory: %s" % label)
+    try:
+        m = measure_memory(env, exe, s)
+    except Failed as e:
+        rep.failed("memory", "peak RSS", e)
+        return
+    target = "<= %.0f MiB" % MEMORY_TARGET_MIB
+    res = verdict(m["mib"] <= MEMORY_TARGET_MIB)
+    if m["samples"] < s.memory_samples:
+        res += " (only %s samples)" % count(m["samples"])
+    rep.row("memory", "peak RSS, %s samples, %s stacks" % (count(m["samples"]),
+                                                           count(m["stacks"])),
+            "%.1f MiB" % m["mib"], target, res)
+    rep.table(("Python", "thread-samples", "unique stacks", "duration", "ticks", "late ticks",
+               "peak RSS", "target"),
+              [("%s (%s)" % (label, full), count(m["samples"]), count(m["stacks"]),
+                "%.1f s" % m["seconds"], count(m["ticks"]), count(m["late"]),
+                "%.1f MiB" % m["mib"], judged(target, res))])
+
+
+def section_output(env, rep, s):
+    rep.section(
+        "5. Output cost",
+        "SVG in <= %.0f s for a profile of 50,000 unique stacks." % SVG_TARGET_S,
+        "`scripts/bench/out_cost.c`, linked with pyspyc's library objects, builds a "
+        "synthetic profile (50,000 unique stacks of depth 10 to 40 over 3,000 frames in 120 "
+        "modules of application, standard-library and installed-package code, skewed "
+        "counts) and writes it with each format's writer through `out_write_file()`, as "
+        "`record -o` does (temporary file, fsync, rename), into a temporary directory. Best "
+        "wall and best CPU time of %d run(s)." % s.output_runs)
+    env.log("output: out_cost")
+    try:
+        rows = measure_output(env, s)
+    except Failed as e:
+        rep.failed("output", "writers", e)
+        return
+    table = []
+    for r in rows:
+        if r["format"] == "flamegraph":
+            target, res = "<= %.0f s" % SVG_TARGET_S, verdict(r["wall_s"] <= SVG_TARGET_S)
+        else:
+            target, res = "", "(reported)"
+        rep.row("output", "%s, %s stacks" % (r["format"], count(r["stacks"])),
+                "%.3f s" % r["wall_s"], target, res)
+        table.append((r["format"], count(r["stacks"]), count(r["samples"]),
+                      "%.3f s" % r["wall_s"], "%.3f s" % r["cpu_s"],
+                      "%.1f MB" % (r["bytes"] / 1e6), judged(target, res)))
+    rep.table(("format", "stacks", "samples", "wall", "CPU", "size", "target"), table)
+
+
+def section_accuracy(env, rep, pythons, s):
+    rep.section(
+        "6. Accuracy",
+        "each function's share within %.0f percentage points of the truth."
+        % ACCURACY_TARGET_PP,
+        "`tests/apps/split.py` spends 60%% of its CPU time in spin_a and 40%% in spin_b "
+        "(slices of 7.3 ms against the process's CPU clock); `record -r 100 -d %g`; a stack "
+        "counts for a function when one of its frames is that function. Error = |measured "
+        "share - true share| in percentage points. At 100 Hz for %g s a share rests on "
+        "about %s samples: were they independent draws, the standard error of a 60%% share "
+        "would be %.1f pp (sampling a periodic split at a fixed rate usually does better)."
+        % (s.accuracy_seconds, s.accuracy_seconds, count(int(100 * s.accuracy_seconds)),
+           100 * (0.6 * 0.4 / (100 * s.accuracy_seconds)) ** 0.5))
+    target = "<= %.0f pp" % ACCURACY_TARGET_PP
+    table = []
+    for label, exe, v, full in pythons:
+        env.log("accuracy: %s" % label)
+        try:
+            a = measure_accuracy(env, exe, s)
+        except Failed as e:
+            rep.failed("accuracy", label, e)
+            continue
+        worst = max(a[n]["err"] for n in SPLIT)
+        res = verdict(worst <= ACCURACY_TARGET_PP)
+        rep.row("accuracy", label, "spin_a %.1f%%, spin_b %.1f%% (error %.1f pp)"
+                % (a["spin_a"]["pct"], a["spin_b"]["pct"], worst), target, res)
+        table.append((label, full, count(a["samples"]),
+                      "%.1f%% (%.1f pp)" % (a["spin_a"]["pct"], a["spin_a"]["err"]),
+                      "%.1f%% (%.1f pp)" % (a["spin_b"]["pct"], a["spin_b"]["err"]),
+                      judged(target, res)))
+    rep.table(("Python", "version", "samples", "spin_a (60%)", "spin_b (40%)", "target"),
+              table)
+
+
+def hz(rate):
+    return "%g kHz" % (rate / 1000.0) if rate >= 1000 else "%d Hz" % rate
+
+
+def write_atomic(path, text):
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".BENCHMARKS-", dir=d)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def document(rep, s, only, pythons, started, load0, load1, elapsed):
+    when = started.strftime("%Y-%m-%d %H:%M UTC")
+    out = ["# pyspyc benchmarks\n\n",
+           "Generated by `make bench` on %s from commit %s; do not edit by hand.\n\n"
+           % (when, commit())]
+    if s.quick:
+        out.append("**Quick run** (`--quick`): short runs for development, fewer repetitions "
+                   "and samples than the issue asks for; the figures are indications, not the "
+                   "benchmark.\n\n")
+    if set(only) != set(SECTIONS):
+        out.append("Sections run: %s.\n\n" % ", ".join(x for x in SECTIONS if x in only))
+    out.append("## Machine\n\n")
+    rows = machine() + [
+        ("load average (1, 5, 15 min)", "%.2f %.2f %.2f at the start, %.2f %.2f %.2f at the end"
+         % (load0 + load1)),
+        ("run time", "%.0f s" % elapsed),
+        ("Pythons", ", ".join("%s (%s)" % (p[0], p[3]) for p in pythons) or "none"),
+    ]
+    out.append(md_table(("what", "value"), rows))
+    out.append("\nThe machine may be shared: the load average shows what else ran. pyspyc's "
+               "CPU time (user + system) and peak RSS are measured from outside, never taken "
+               "from its own summary: `scripts/bench/rusage_run.c` runs it and takes them "
+               "from `wait4()`.\n\n")
+    out.append("## Summary\n\n")
+    out.append(md_table(("section", "measurement", "measured", "target", "result"), rep.rows))
+    out.append("\n")
+    out += rep.md
+    return "".join(out)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(
+        description="Run pyspyc's benchmarks, print a table and write BENCHMARKS.md.")
+    ap.add_argument("--quick", action="store_true",
+                    help="short runs for development (BENCHMARKS.md says so)")
+    ap.add_argument("--only", default=",".join(SECTIONS),
+                    help="sections to run, comma-separated: " + ", ".join(SECTIONS))
+    ap.add_argument("--pythons", help="interpreters to use, comma-separated paths "
+                    "(default: every CPython found, as the tests find them)")
+    ap.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"),
+                    help="the Markdown report (default: BENCHMARKS.md at the top)")
+    ap.add_argument("--pyspyc", default=os.path.join(ROOT, "pyspyc"), help="the binary")
+    ap.add_argument("--out-cost", default=os.path.join(ROOT, "build", "bench", "out_cost"),
+                    help="the output-cost program (make build/bench/out_cost)")
+    ap.add_argument("--rusage-run", default=os.path.join(ROOT, "build", "bench", "rusage_run"),
+                    help="the CPU and peak-RSS wrapper (make build/bench/rusage_run)")
+    args = ap.parse_args(argv)
+    only = [x.strip() for x in args.only.split(",") if x.strip()]
+    bad = [x for x in only if x not in SECTIONS]
+    if bad or not only:
+        ap.error("unknown section %s; choose from %s" % (", ".join(bad), ", ".join(SECTIONS)))
+    if not os.access(args.pyspyc, os.X_OK):
+        ap.error("%s is not built (make)" % args.pyspyc)
+    s = Settings(args.quick)
+
+    # SIGTERM and SIGHUP end the run like Ctrl-C: through the finally
+    # blocks that kill what was started.
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt("signal %d" % signum)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+
+    def log(msg):
+        sys.stderr.write("bench: %s\n" % msg)
+        sys.stderr.flush()
+
+    started = datetime.datetime.now(datetime.timezone.utc)
+    t0 = time.monotonic()
+    load0 = os.getloadavg()
+    pythons = find_pythons(args.pythons.split(",") if args.pythons else None)
+    if not pythons:
+        log("no supported CPython found")
+        return 1
+    pythons.sort(key=lambda p: (p[2], p[0]))  # by version, Debian's first
+    if s.quick and not args.pythons:
+        pythons = pick(pythons, COST_TARGET_VERSIONS) or pythons[:1]
+    log("pythons: " + ", ".join("%s (%s)" % (p[0], p[3]) for p in pythons))
+    # Rate fidelity on one interpreter of each version the targets name
+    # (Debian's 3.11, a 3.12), memory on the first; one alone when quick.
+    targeted = []
+    for v in COST_TARGET_VERSIONS:
+        targeted += pick(pythons, [v])[:1]
+    targeted = targeted or pythons[:1]
+    fidelity_pythons = targeted[:1] if s.quick else targeted
+
+    rep = Report()
+    try:
+        with Env(args.pyspyc, args.out_cost, args.rusage_run, log) as env:
+            if "cost" in only:
+                section_cost(env, rep, pythons, s)
+            if "fidelity" in only:
+                section_fidelity(env, rep, fidelity_pythons, s)
+            if "overhead" in only:
+                section_overhead(env, rep, s)
+            if "memory" in only:
+                section_memory(env, rep, targeted, s)
+            if "output" in only:
+                section_output(env, rep, s)
+            if "accuracy" in only:
+                section_accuracy(env, rep, pythons, s)
+    except KeyboardInterrupt:
+        log("interrupted: nothing written")
+        return 130
+    text = document(rep, s, only, pythons, started, load0, os.getloadavg(),
+                    time.monotonic() - t0)
+    write_atomic(args.out, text)
+    sys.stdout.write(rep.text())
+    log("wrote %s" % args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
