@@ -55,6 +55,7 @@ TEST_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 OUT_COST  := $(BUILD)/bench/out_cost
 RUSAGE_RUN := $(BUILD)/bench/rusage_run
+FLOOR     := $(BUILD)/bench/floor
 
 ifeq ($(SAN),1)
 PROG := $(BUILD)/pyspyc
@@ -93,6 +94,11 @@ $(RUSAGE_RUN): scripts/bench/rusage_run.c
 	$(E) "  BENCH-CC $<"
 	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $<
 
+$(FLOOR): scripts/bench/floor.c
+	@mkdir -p $(dir $@)
+	$(E) "  BENCH-CC $<"
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $<
+
 deps:
 	$(Q)./scripts/install-deps.sh
 
@@ -109,9 +115,10 @@ demo: deps
 # edit it by hand).  About a quarter of an hour; BENCH_ARGS=--quick for a
 # short run.
 bench: deps
-	$(Q)$(MAKE) --no-print-directory all $(OUT_COST) $(RUSAGE_RUN)
+	$(Q)$(MAKE) --no-print-directory all $(OUT_COST) $(RUSAGE_RUN) $(FLOOR)
 	$(Q)/usr/bin/python3 scripts/bench/bench.py --pyspyc $(abspath $(PROG)) \
-		--out-cost $(abspath $(OUT_COST)) --rusage-run $(abspath $(RUSAGE_RUN)) $(BENCH_ARGS)
+		--out-cost $(abspath $(OUT_COST)) --rusage-run $(abspath $(RUSAGE_RUN)) \
+		--floor $(abspath $(FLOOR)) $(BENCH_ARGS)
 
 install: $(PROG)
 	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR)

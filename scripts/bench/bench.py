@@ -70,6 +70,8 @@ class Settings:
         self.cost_short = 0.5 if quick else 1.0
         self.cost_extra = 4000 if quick else 10000
         self.cost_pairs = 1 if quick else 3
+        # the machine's floor under any sampler: seconds of waking alone
+        self.floor_seconds = 2.0 if quick else 5.0
         # fidelity: (rate, seconds) for one busy thread; the threaded case.
         self.fidelity_one = ((100, 2.0), (1000, 2.0), (10000, 1.0)) if quick else \
             ((100, 10.0), (1000, 5.0), (10000, 3.0))
@@ -850,6 +852,50 @@ def section_cost(env, rep, pythons, s):
                           judged(target, res)))
     rep.table(("Python", "version", "frames", "us / sample (warm, median)", "pairs",
                "whole run", "long run", "extra samples", "stack depths seen", "target"), table)
+    section_floor(env, rep, s)
+
+
+def measure_floor(env, s):
+    """The CPU any sampler that sleeps between samples pays here, whatever
+    its own work (scripts/bench/floor.c): per wake-up at s.cost_rate, and per
+    process_vm_readv of 1 and 5 ranges on separate pages."""
+    if not env.floor or not os.access(env.floor, os.X_OK):
+        raise Failed("%s is not built (make bench builds it)" % env.floor)
+    out = subprocess.run([env.floor, str(s.cost_rate), str(s.floor_seconds), "1", "5"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         universal_newlines=True, timeout=120 + 2 * s.floor_seconds)
+    if out.returncode != 0:
+        raise Failed("floor exited with %d: %s" % (out.returncode, out.stderr.strip()))
+    vals = {}
+    for line in out.stdout.splitlines():
+        k, _, v = line.partition(" ")
+        vals[k] = float(v)
+    if not {"wake", "read1", "read5"} <= set(vals):
+        raise Failed("floor printed %r" % out.stdout)
+    return vals
+
+
+def section_floor(env, rep, s):
+    """What the cost above stands on: no sampler of this design can go
+    below waking up plus one read of the ranges a sample needs."""
+    try:
+        f = measure_floor(env, s)
+    except Failed as e:
+        rep.failed("cost", "floor", e)
+        return
+    rep.row("cost", "floor: wake-up at %s" % hz(s.cost_rate), "%.2f us" % f["wake"], "",
+            "(this machine)")
+    rep.row("cost", "floor: one read, 5 ranges", "%.2f us" % f["read5"], "", "(this machine)")
+    rep.md.append(
+        "The floor under these figures, measured on this machine by `scripts/bench/floor.c` "
+        "(no pyspyc code): a thread that only sleeps to absolute deadlines at %s, as the "
+        "sampler does, spends **%.2f us** of CPU per wake-up; one `process_vm_readv` of 1 "
+        "range costs **%.2f us**, of 5 ranges on separate pages **%.2f us** (a 3.11+ "
+        "sample of one thread reads about 5: the thread list head, the thread state, the "
+        "GIL word, the current frame pointer and the data-stack chunk, all in one call). "
+        "A sample of one thread cannot cost less than about %.1f us here, before any "
+        "decoding.\n\n"
+        % (hz(s.cost_rate), f["wake"], f["read1"], f["read5"], f["wake"] + f["read5"]))
 
 
 def section_fidelity(env, rep, pythons, s):
@@ -1130,6 +1176,8 @@ def main(argv=None):
                     help="the output-cost program (make build/bench/out_cost)")
     ap.add_argument("--rusage-run", default=os.path.join(ROOT, "build", "bench", "rusage_run"),
                     help="the CPU and peak-RSS wrapper (make build/bench/rusage_run)")
+    ap.add_argument("--floor", default=os.path.join(ROOT, "build", "bench", "floor"),
+                    help="the machine-floor program (make build/bench/floor)")
     args = ap.parse_args(argv)
     only = [x.strip() for x in args.only.split(",") if x.strip()]
     bad = [x for x in only if x not in SECTIONS]
@@ -1172,6 +1220,7 @@ def main(argv=None):
     rep = Report()
     try:
         with Env(args.pyspyc, args.out_cost, args.rusage_run, log) as env:
+            env.floor = args.floor
             if "cost" in only:
                 section_cost(env, rep, pythons, s)
             if "fidelity" in only:
