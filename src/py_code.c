@@ -14,6 +14,8 @@
 #define FILE_CACHE_CAP 4096      /* power of two */
 #define MAX_UNIQUE 1024          /* code objects checked per sample */
 #define MAX_PREFETCH 256         /* code windows read with the next sample */
+#define PREFETCH_OUTER 2         /* unmoved frames next to moved ones, too */
+#define RECENT_CODES 8           /* code objects of innermost frames lately */
 #define MAX_NAME_CHARS 1024      /* longer names are cut, visibly */
 #define MAX_LINETABLE (256 * 1024)
 #define LINE_CACHE 4
@@ -21,9 +23,9 @@
 #define MEMO_DEPTH 256           /* deeper stacks are not remembered */
 #define NO_FRAME UINT32_MAX
 #define UNIQ_SLOTS (2 * MAX_UNIQUE) /* power of two */
-/* How long a cached code object is trusted without its fingerprint being
- * read again (see check_codes). */
-#define CODE_RECHECK_NS (100 * 1000000LL)
+/* How long a memo's frames go without their code objects being checked
+ * (see memo_keep). */
+#define MEMO_TRUST_NS (50 * 1000000LL)
 
 struct uniq_slot {
 	uint64_t addr;
@@ -110,6 +112,8 @@ struct py_symbolizer {
 	 * in the same call as the next sample. */
 	uint64_t pf_addr[MAX_PREFETCH];
 	uint8_t *pf_windows;
+	uint64_t recent[RECENT_CODES]; /* most recent first */
+	uint32_t nrecent;
 	struct iovec pf_liov[MAX_PREFETCH], pf_riov[MAX_PREFETCH];
 	uint32_t pf_n;
 	char *text;                   /* string decoding scratch */
@@ -430,6 +434,8 @@ static struct code_entry *cache_find(struct py_symbolizer *s, uint64_t addr)
 {
 	uint32_t i;
 
+	if (!addr)
+		return NULL; /* the mark of an empty slot, never an entry */
 	for (i = addr_hash(addr, CODE_CACHE_CAP - 1);; i = (i + 1) & (CODE_CACHE_CAP - 1)) {
 		if (s->codes[i].addr == addr)
 			return &s->codes[i];
@@ -579,45 +585,82 @@ static const uint8_t *prefetched(const struct py_symbolizer *s, const struct cod
 	return s->pf_windows + (size_t)e->pf_slot * (size_t)s->L->code_size;
 }
 
-/* Next sample, read along with it the code objects this one had to check:
- * those of the frames that moved (usually the innermost few).  The check
- * then rides on the sample's own read and sees the objects as they are at
- * that very sample. */
-static void prefetch_next(struct py_symbolizer *s, uint32_t n)
+static void prefetch_add(struct py_symbolizer *s, struct code_entry *e)
 {
 	size_t wsize = (size_t)s->L->code_size;
-	uint32_t i, k = 0;
+	uint32_t k = s->pf_n;
 
-	for (i = 0; i < n && k < MAX_PREFETCH; i++) {
-		struct code_entry *e = s->uniq_entry[i];
+	if (!e || k >= MAX_PREFETCH || e->pf_sample == s->nsample)
+		return; /* not a code object, no room, or listed already */
+	e->pf_sample = s->nsample;
+	e->pf_slot = k;
+	s->pf_addr[k] = e->addr;
+	s->pf_liov[k].iov_base = s->pf_windows + k * wsize;
+	s->pf_liov[k].iov_len = wsize;
+	s->pf_riov[k].iov_base = (void *)(uintptr_t)e->addr;
+	s->pf_riov[k].iov_len = wsize;
+	s->pf_n = k + 1;
+}
 
-		if (!e)
-			continue; /* not a code object: nothing to check next time */
-		e->pf_sample = s->nsample;
-		e->pf_slot = k;
-		s->pf_addr[k] = s->uniq_addr[i];
-		s->pf_liov[k].iov_base = s->pf_windows + k * wsize;
-		s->pf_liov[k].iov_len = wsize;
-		s->pf_riov[k].iov_base = (void *)(uintptr_t)s->uniq_addr[i];
-		s->pf_riov[k].iov_len = wsize;
-		k++;
+/* addr to the front of the code objects of innermost frames seen lately. */
+static void recent_push(struct py_symbolizer *s, uint64_t addr)
+{
+	uint32_t k, j;
+
+	for (k = 0; k < s->nrecent && s->recent[k] != addr; k++)
+		;
+	if (k == s->nrecent && s->nrecent < RECENT_CODES)
+		s->nrecent++;
+	if (k == s->nrecent)
+		k--;
+	for (j = k; j > 0; j--)
+		s->recent[j] = s->recent[j - 1];
+	s->recent[0] = addr;
+}
+
+/* Next sample, read along with it the code objects it will likely check:
+ * those of the frames that moved in this one, of the PREFETCH_OUTER frames
+ * around them that did not (frames move in runs from the innermost out),
+ * and of the RECENT_CODES last seen in innermost frames (a loop that calls
+ * a few functions in turn).  Their checks then ride on the sample's own
+ * read. */
+static void prefetch_next(struct py_symbolizer *s, const struct raw_sample *rs, uint32_t n)
+{
+	uint32_t i, t;
+
+	s->pf_n = 0;
+	for (i = 0; i < n; i++)
+		prefetch_add(s, s->uniq_entry[i]);
+	for (i = 0; i < s->nrecent; i++)
+		prefetch_add(s, cache_find(s, s->recent[i]));
+	for (t = 0; t < rs->nthreads; t++) {
+		const struct raw_thread *th = &rs->threads[t];
+		uint32_t inner = th->depth - s->keep[t];
+
+		if (th->flags & (RAW_TORN | RAW_SKIP) || !th->depth)
+			continue;
+		if (cache_find(s, rs->frames[th->first].code))
+			recent_push(s, rs->frames[th->first].code);
+		for (i = inner; i < th->depth && i < inner + PREFETCH_OUTER; i++) {
+			uint64_t a = rs->frames[th->first + i].code;
+
+			if (a && !(a & 7))
+				prefetch_add(s, cache_find(s, a));
+		}
 	}
-	s->pf_n = k;
 }
 
 /* Find the distinct code objects of the frames to symbolize (those of each
  * thread but its keep[] root-side frames; every frame when keep is NULL) and
  * make sure each has a cache entry that still describes it.  A code object
  * is alive while a frame runs it, but the address of a freed one can later
- * hold another (code compiled and dropped in a loop), so an entry is checked
- * against the object's fingerprint whenever its window was read with the
- * sample (prefetched: the frames that moved last time, which catches such
- * churn at once), when it is made, and at least every CODE_RECHECK_NS;
- * every time when force is set.  Checks not prefetched cost one more read.
- * New and changed objects are resolved.  Fills s->uniq_entry (NULL:
- * invalid). */
+ * hold another (code compiled and dropped, or run once at start-up), so
+ * every one of them is checked against its fingerprint: from its window
+ * read with the sample when the last sample had it too (prefetched), else
+ * with one more read.  New and changed objects are resolved.  Fills
+ * s->uniq_entry (NULL: invalid). */
 static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs,
-			    const uint32_t *keep, int pf_ok, int64_t now, int force,
+			    const uint32_t *keep, int pf_ok, int64_t now,
 			    struct sym_stats *st)
 {
 	const struct py_layout *L = s->L;
@@ -642,7 +685,9 @@ static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs
 		for (i = 0; i < end && n < MAX_UNIQUE; i++) {
 			uint64_t a = rs->frames[th->first + i].code;
 
-			if (!a || (a & 7) || uniq_find(s, a) != UINT32_MAX)
+			if (!a || (a & 7))
+				continue;
+			if (uniq_find(s, a) != UINT32_MAX)
 				continue;
 			uniq_insert(s, a, n);
 			s->uniq_addr[n++] = a;
@@ -654,9 +699,7 @@ static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs
 		s->uniq_entry[i] = e;
 		win[i] = pf_ok ? prefetched(s, e) : NULL;
 		if (win[i])
-			continue; /* read with the sample: check it anyway */
-		if (e && !force && now - e->checked_ns < CODE_RECHECK_NS)
-			continue; /* checked recently: trusted as it is */
+			continue; /* read with the sample */
 		win[i] = s->windows + i * wsize;
 		s->liov[nread].iov_base = s->windows + i * wsize;
 		s->liov[nread].iov_len = wsize;
@@ -856,7 +899,7 @@ int py_sym_describe(struct py_symbolizer *s, const struct raw_sample *rs,
 
 	one.nroot = 0;
 	one.flags &= ~(uint32_t)RAW_TRUNCATED;
-	check_codes(s, rs, NULL, 0, 0, 1, &st);
+	check_codes(s, rs, NULL, 0, 0, &st);
 	depth = symbolize(s, rs, &one, &first);
 	if (depth < 0)
 		return depth;
@@ -902,12 +945,14 @@ static struct stack_memo *memo_for(struct py_symbolizer *s, uint64_t tstate)
 #define MEMO_FLAGS (RAW_TRUNCATED | RAW_TORN)
 
 /* How many of th's root-side raw frames are exactly as its memo saw them,
- * with every code object behind them still the one cached then and checked
- * recently enough.  Never the innermost frame: it is symbolized and its
- * code object checked at every sample, as code compiled and dropped in a
- * loop can come back at the same address and instruction offset.  Past
- * CODE_RECHECK_NS / 2 the memo is not used, so that its code objects come
- * up for their check again. */
+ * with every code object behind them still the one cached then.  A frame
+ * that did not move is the same call, so its code object is alive and the
+ * same; but a frame popped and pushed again at the same place with the
+ * same code address and offset looks the same, so never the innermost frame
+ * (it is symbolized and its code object checked at every sample: code
+ * compiled and dropped in a loop comes back just so), and past
+ * MEMO_TRUST_NS the memo is not used, so that its code objects are checked
+ * again. */
 static uint32_t memo_keep(const struct py_symbolizer *s, const struct stack_memo *m,
 			  const struct raw_sample *rs, const struct raw_thread *th,
 			  int64_t now)
@@ -916,7 +961,7 @@ static uint32_t memo_keep(const struct py_symbolizer *s, const struct stack_memo
 	uint32_t k = 0, n;
 
 	if (m->tstate != th->tstate || m->epoch != s->epoch || !m->depth ||
-	    th->depth < 2 || th->depth > MEMO_DEPTH || now - m->checked_ns >= CODE_RECHECK_NS / 2)
+	    th->depth < 2 || th->depth > MEMO_DEPTH || now - m->checked_ns >= MEMO_TRUST_NS)
 		return 0;
 	/* Usually only the innermost frame moved (a loop): one memcmp. */
 	if (th->depth == m->depth && th->depth > 1 &&
@@ -1018,12 +1063,12 @@ void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
 		if (s->keep[t])
 			m->pinned = s->nsample; /* no other thread may take it now */
 	}
-	n = check_codes(s, rs, s->keep, prefetched_ok, t_ns, 0, st);
+	n = check_codes(s, rs, s->keep, prefetched_ok, t_ns, st);
 	if (s->epoch != epoch) {
 		/* A cached code object turned out to be another one: trust no
 		 * memo, check every frame. */
 		memset(s->keep, 0, rs->nthreads * sizeof(*s->keep));
-		n = check_codes(s, rs, s->keep, prefetched_ok, t_ns, 0, st);
+		n = check_codes(s, rs, s->keep, prefetched_ok, t_ns, st);
 	}
 	for (t = 0; t < rs->nthreads; t++) {
 		const struct raw_thread *th = &rs->threads[t];
@@ -1032,5 +1077,5 @@ void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
 			continue;
 		add_thread(s, rs, th, s->keep[t], !s->invalid, t_ns, st);
 	}
-	prefetch_next(s, n);
+	prefetch_next(s, rs, n);
 }

@@ -16,6 +16,17 @@
 #define MAX_FRAME_BYTES 256          /* a frame header we read */
 #define MAX_SPEC_FRAMES 128          /* frame objects read ahead per thread */
 #define MAX_SPEC_CHUNKS 8            /* older chunks read ahead per thread */
+/* 3.11 and 3.12: the current frame pointer is in a _PyCFrame on the C
+ * stack, and every call from C back into Python makes a new one, at a place
+ * that depends on the C call path: a loop or a server goes back to the same
+ * few.  A thread whose _PyCFrame moved lately has the pointer read at each
+ * of its CF_RECENT last places, for CF_HOT samples, which finds the new one
+ * without a second read.  3.12's shim frames sit beside them on the C stack
+ * and are found the same way, among the frames read one by one lately. */
+#define CF_RECENT 8
+#define CF_HOT 256
+#define SPEC_KEEP 64                 /* samples a frame read ahead is kept */
+#define SPEC_FAILS_MAX 3             /* recent failed reads that stop the extra places */
 
 struct copy {
 	uint64_t remote;  /* remote address of buf[off] */
@@ -28,13 +39,19 @@ struct copy {
  * thread list, and checks the fresh thread state still agrees. */
 struct plan {
 	uint64_t cframe;       /* _PyCFrame holding current_frame, 0 if none */
+	/* Places to read current_frame at: cframe first, then recent ones. */
+	uint64_t cfs[CF_RECENT];
+	uint32_t ncfs;
 	uint64_t chunk;        /* newest data-stack chunk, 0 if not copied */
 	uint64_t len;          /* bytes of it to copy */
 	/* Older chunks the last walk copied (remote, len; off unused). */
 	struct copy older[MAX_SPEC_CHUNKS];
 	uint32_t nolder;
-	/* Frame objects (<= 3.10): the frames the last walk went through. */
+	/* Frame objects (<= 3.10): the frames the last walk went through, in
+	 * walk order.  3.11+: the frames outside the chunks that recent walks
+	 * read one by one, with the sample count each was last met at. */
 	uint64_t frames[MAX_SPEC_FRAMES];
+	uint64_t frame_seen[MAX_SPEC_FRAMES];
 	uint32_t nframes;
 };
 
@@ -45,6 +62,11 @@ struct thread_slot {
 	struct copy copies[MAX_CHUNKS_PER_THREAD];
 	uint32_t ncopies;
 	uint64_t older;        /* next older chunk not yet copied, 0 if none */
+	uint32_t cf_hot;       /* samples left reading recent places */
+	uint64_t cf_recent[CF_RECENT]; /* most recent first */
+	uint32_t ncf_recent;
+	uint64_t cf_val[CF_RECENT];    /* current_frame read at plan.cfs[] */
+	uint32_t ncf_read;
 	/* Older chunks read with the sample by the plan, used once the walk
 	 * reaches them and their headers agree. */
 	struct copy pre[MAX_SPEC_CHUNKS];
@@ -67,6 +89,9 @@ struct py_walker {
 	uint64_t *known;
 	uint32_t nknown;
 	int planned;           /* slots[].plan describe known[] */
+	uint32_t spec_fails;   /* speculative reads with extra places that failed */
+	int extra;             /* this read has extra places in it */
+	uint64_t nsample;
 
 	struct thread_slot *slots;
 	uint8_t *buf;          /* chunk copies */
@@ -282,25 +307,96 @@ done:
 	return 0;
 }
 
+/* The places to read a 3.11/3.12 thread's current frame pointer at: its
+ * _PyCFrame, and while it keeps moving, the last places it was at. */
+static void plan_cframes(struct py_walker *w, struct thread_slot *s)
+{
+	struct plan *p = &s->plan;
+	uint64_t cf = p->cframe;
+	uint32_t k, j;
+
+	p->ncfs = 0;
+	if (w->L->frame_model == PY_FRAMES_OBJECTS || w->L->tstate_current_frame >= 0 || !cf)
+		return;
+	/* Move to the front of the recent places. */
+	for (k = 0; k < s->ncf_recent && s->cf_recent[k] != cf; k++)
+		;
+	if (k == s->ncf_recent && s->ncf_recent < CF_RECENT)
+		s->ncf_recent++;
+	if (k == s->ncf_recent)
+		k--;
+	for (j = k; j > 0; j--)
+		s->cf_recent[j] = s->cf_recent[j - 1];
+	s->cf_recent[0] = cf;
+	p->cfs[p->ncfs++] = cf;
+	if (!s->cf_hot)
+		return;
+	s->cf_hot--;
+	if (w->spec_fails >= SPEC_FAILS_MAX)
+		return;
+	for (k = 1; k < s->ncf_recent; k++)
+		p->cfs[p->ncfs++] = s->cf_recent[k];
+}
+
+/* 3.11+: the frames outside the chunks to read with the next sample: those
+ * this walk read one by one, then those of recent walks not met for at
+ * most SPEC_KEEP samples. */
+static void plan_spec_frames(struct py_walker *w, struct thread_slot *s)
+{
+	struct plan *p = &s->plan;
+	uint64_t keep[MAX_SPEC_FRAMES], seen[MAX_SPEC_FRAMES];
+	uint32_t n = 0, k, j;
+
+	for (k = 0; k < p->nframes && w->spec_fails < SPEC_FAILS_MAX; k++) {
+		if (w->nsample - p->frame_seen[k] > SPEC_KEEP)
+			continue;
+		for (j = 0; j < s->nwalked && s->walked[j] != p->frames[k]; j++)
+			;
+		if (j == s->nwalked) {
+			keep[n] = p->frames[k];
+			seen[n++] = p->frame_seen[k];
+		}
+	}
+	p->nframes = 0;
+	for (k = 0; k < s->nwalked; k++) {
+		p->frames[p->nframes] = s->walked[k];
+		p->frame_seen[p->nframes++] = w->nsample;
+	}
+	for (k = 0; k < n && p->nframes < MAX_SPEC_FRAMES; k++) {
+		p->frames[p->nframes] = keep[k];
+		p->frame_seen[p->nframes++] = seen[k];
+	}
+}
+
 /* Work out slot i's plan from its thread state in tsbuf. */
 static void plan_thread(struct py_walker *w, uint32_t i)
 {
 	const struct py_layout *L = w->L;
 	const uint8_t *ts = w->tsbuf + (size_t)i * L->tstate_size;
-	struct plan *p = &w->slots[i].plan;
+	struct thread_slot *s = &w->slots[i];
+	struct plan *p = &s->plan;
 	uint64_t chunk, top;
 	uint32_t k;
 
+	if (s->tstate != w->known[i]) {
+		/* Another thread in this slot: forget the last one's places. */
+		s->ncf_recent = 0;
+		s->cf_hot = 0;
+		s->nwalked = 0;
+		p->nframes = 0;
+	}
 	p->cframe = L->tstate_cframe >= 0 ? rd64(ts, L->tstate_cframe) : 0;
+	plan_cframes(w, s);
 	p->chunk = 0;
 	p->len = 0;
-	/* Next time, read the frames this walk had to read one by one (frame
-	 * objects; on 3.11+ shim and generator frames outside the chunks). */
-	p->nframes = w->slots[i].nwalked;
-	memcpy(p->frames, w->slots[i].walked, p->nframes * sizeof(*p->frames));
 	p->nolder = 0;
-	if (L->frame_model == PY_FRAMES_OBJECTS)
+	if (L->frame_model == PY_FRAMES_OBJECTS) {
+		/* Next time, read the frame objects this walk went through. */
+		p->nframes = s->nwalked;
+		memcpy(p->frames, s->walked, p->nframes * sizeof(*p->frames));
 		return;
+	}
+	plan_spec_frames(w, s);
 	/* The older chunks hold the callers' frames, which stay put while the
 	 * newest chunk is in use: read them ahead too, a little past what was
 	 * in use, within the chunk. */
@@ -326,11 +422,12 @@ static void plan_thread(struct py_walker *w, uint32_t i)
 }
 
 /* Does the fresh thread state i still agree with the plan it was read by? */
-static int plan_holds(const struct py_walker *w, uint32_t i)
+static int plan_holds(struct py_walker *w, uint32_t i)
 {
 	const struct py_layout *L = w->L;
 	const uint8_t *ts = w->tsbuf + (size_t)i * L->tstate_size;
-	const struct plan *p = &w->slots[i].plan;
+	struct thread_slot *s = &w->slots[i];
+	const struct plan *p = &s->plan;
 	uint64_t chunk, top;
 
 	/* Frame objects are matched by address as the walk meets them. */
@@ -338,8 +435,22 @@ static int plan_holds(const struct py_walker *w, uint32_t i)
 		return 1;
 	chunk = rd64(ts, L->tstate_datastack_chunk);
 	top = rd64(ts, L->tstate_datastack_top);
-	if (L->tstate_cframe >= 0 && rd64(ts, L->tstate_cframe) != p->cframe)
-		return 0;
+	if (L->tstate_cframe >= 0 && L->tstate_current_frame < 0) {
+		uint64_t cf = rd64(ts, L->tstate_cframe);
+		uint32_t k;
+
+		if (cf != p->cframe)
+			s->cf_hot = CF_HOT;
+		if (cf) {
+			for (k = 0; k < s->ncf_read && p->cfs[k] != cf; k++)
+				;
+			if (k == s->ncf_read)
+				return 0; /* a place not read: read it now */
+			s->current_frame = s->cf_val[k];
+		} else if (p->cframe) {
+			return 0;
+		}
+	}
 	if (chunk != p->chunk)
 		return !p->chunk && !chunk;
 	return top > chunk && top - chunk <= p->len;
@@ -365,6 +476,7 @@ static void queue_spec(struct py_walker *w, struct thread_slot *s, uint32_t *nio
 		w->buf_used += fsize;
 	}
 	s->nspec = p->nframes;
+	w->extra |= p->nframes > s->nwalked;
 }
 
 /* Queue slot i's reads (current frame pointer, chunk copy; or the frame
@@ -383,16 +495,22 @@ static void queue_thread(struct py_walker *w, uint32_t i, uint32_t *niov,
 	s->older = 0;
 	s->nspec = 0;
 	s->npre = 0;
+	s->ncf_read = 0;
 	if (ahead)
 		queue_spec(w, s, niov, cap);
 	if (L->frame_model == PY_FRAMES_OBJECTS)
 		return;
 	/* 3.13+ keeps the frame pointer in the thread state itself: it is
 	 * taken from there when walking, after this call refreshed it. */
-	if (L->tstate_current_frame < 0 && p->cframe && *niov < cap) {
-		iov_set(&w->liov[*niov], &w->riov[*niov], &s->current_frame,
-			p->cframe + L->cframe_current_frame, 8);
+	/* The current frame pointer at the _PyCFrame (3.11, 3.12); ahead of
+	 * time also at the thread's recent places. */
+	for (k = 0; k < p->ncfs && (ahead || k == 0) && *niov < cap; k++) {
+		s->cf_val[k] = 0;
+		iov_set(&w->liov[*niov], &w->riov[*niov], &s->cf_val[k],
+			p->cfs[k] + L->cframe_current_frame, 8);
 		(*niov)++;
+		s->ncf_read = k + 1;
+		w->extra |= k > 0;
 	}
 	if (!p->chunk || *niov >= cap || w->buf_used + p->len > COPY_BUF_BYTES)
 		return;
@@ -430,6 +548,7 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 	if (!w->planned || !w->nknown || w->nknown + 2 + nx > RMEM_MAX_IOV)
 		return -EAGAIN;
 	w->buf_used = 0;
+	w->extra = 0;
 	iov_set(&w->liov[niov], &w->riov[niov], &head,
 		w->interp + L->interp_threads_head, sizeof(head));
 	niov++;
@@ -442,6 +561,19 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 	memcpy(&w->liov[niov], xl, nx * sizeof(*xl));
 	memcpy(&w->riov[niov], xr, nx * sizeof(*xr));
 	err = rmem_readv(&w->mem, w->liov, w->riov, niov + nx);
+	/* A place read ahead may be gone (a generator freed, its memory
+	 * unmapped): forget the places the last walk did not need, and after
+	 * a few such failures read only those for a while. */
+	if (err == -EFAULT && w->extra) {
+		w->spec_fails++;
+		for (i = 0; i < w->nknown; i++) {
+			struct thread_slot *s = &w->slots[i];
+
+			if (s->plan.nframes > s->nwalked)
+				s->plan.nframes = s->nwalked;
+			s->ncf_recent = 0;
+		}
+	}
 	if (err)
 		return err == -ESRCH ? err : -EAGAIN;
 	if (!list_matches(w, head))
@@ -450,6 +582,16 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 		if (!plan_holds(w, i))
 			return 1; /* the thread states are good, the chunks are not */
 	return 0;
+}
+
+/* After the slow read: the current frame pointers read at the _PyCFrames. */
+static void frames_from_places(struct py_walker *w)
+{
+	uint32_t i;
+
+	for (i = 0; i < w->nknown; i++)
+		if (w->slots[i].ncf_read)
+			w->slots[i].current_frame = w->slots[i].cf_val[0];
 }
 
 /* The slow way, after read_threads(): plans from the fresh thread states,
@@ -468,8 +610,10 @@ static int read_chunks(struct py_walker *w)
 	}
 	w->planned = 1;
 	err = rmem_readv(&w->mem, w->liov, w->riov, niov);
-	if (err != -EFAULT)
+	if (err != -EFAULT) {
+		frames_from_places(w);
 		return err;
+	}
 	/* Some thread's memory went away mid-call: redo them one by one. */
 	for (i = 0; i < niov; i++) {
 		err = rmem_readv(&w->mem, &w->liov[i], &w->riov[i], 1);
@@ -484,6 +628,7 @@ static int read_chunks(struct py_walker *w)
 		if (s->ncopies && rd64(w->buf + s->copies[0].off, w->L->chunk_size) == 0)
 			s->ncopies = 0; /* the zeroed copy of a failed read */
 	}
+	frames_from_places(w);
 	return 0;
 }
 
@@ -563,14 +708,17 @@ static const uint8_t *frame_at(struct py_walker *w, struct thread_slot *s,
 			break;
 	}
 	/* A generator's frame lives in the generator object on the heap, a
-	 * shim frame on the C stack: read with the sample when the last walk
-	 * met it, else now. */
+	 * shim frame on the C stack (3.12), next to the _PyCFrame whose window
+	 * may have been read with the sample; otherwise read with the sample
+	 * when the last walk met it, else now. */
 	*where = -1;
 	if (s->nwalked < MAX_SPEC_FRAMES)
 		s->walked[s->nwalked++] = f;
 	for (i = 0; i < s->nspec; i++)
-		if (s->plan.frames[i] == f)
+		if (s->plan.frames[i] == f) {
+			s->plan.frame_seen[i] = w->nsample;
 			return w->buf + s->spec_off + (size_t)i * need;
+		}
 	st->slow_reads++;
 	if (rmem_read(&w->mem, f, tmp, need))
 		return NULL;
@@ -795,6 +943,8 @@ int py_walker_sample(struct py_walker *w, const struct iovec *xl,
 	w->sample.nframes = 0;
 	*out = &w->sample;
 	*x_ok = 0;
+	if ((++w->nsample & 8191) == 0)
+		w->spec_fails /= 2; /* failures long past count less */
 	err = read_speculative(w, xl, xr, nx);
 	if (err == -ESRCH)
 		return err;

@@ -163,6 +163,34 @@ def test_depth_cap_marks_truncation(one_python, target, tmp_path):
     assert any(len(fr) == 51 for fr, _ in stacks)
 
 
+def test_calls_from_c_cost_one_read(python, target, tmp_path):
+    """A thread that keeps going in and out of C (sorted() and reduce()
+    calling Python back) still costs one read of its memory a sample: the
+    current frame pointer's recent places (3.11, 3.12) and the frames
+    outside the data stack (3.12+ shim frames) are read with the sample."""
+    t = target(python, "callbacks.py", 20)
+    out = tmp_path / "cb.folded"
+    r = run_pyspyc(["record", "-p", str(t.pid), "-r", "500", "-d", "3", "-o", str(out)])
+    assert r.returncode == 0, r.stderr
+    stacks = parse_collapsed(out.read_text())
+    assert share(stacks, "key") > 0.8, stacks
+    # key() runs under main() from both of its calls (a read that tears
+    # as key() returns now and then pairs it with main's next line).
+    calls = {}
+    for fr, c in stacks:
+        if frame_name(fr[-1]) == "key" and frame_name(fr[-2]) == "main":
+            calls[frame_line(fr[-2])] = calls.get(frame_line(fr[-2]), 0) + c
+    want = {app_line("callbacks.py", "sort call"), app_line("callbacks.py", "reduce call")}
+    assert want <= set(calls), calls
+    assert sum(c for line, c in calls.items() if line not in want) < 0.02 * sum(calls.values())
+    m = re.search(r"([0-9.]+) reads per sample", r.stderr)
+    assert m, r.stderr
+    # Before, 2.3 (3.11) and 3.7 (3.12) a sample: a second read for every
+    # move of the _PyCFrame, a third for 3.12's shim frames.  The start-up
+    # reads (symbols, code objects) add a few hundredths.
+    assert float(m.group(1)) < 1.3, r.stderr
+
+
 def test_recompiled_code_keeps_its_name(python, target, tmp_path):
     """A function compiled, run and dropped in a loop leaves its code
     object's address to the next one (on most versions): each must still be
