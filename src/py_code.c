@@ -8,6 +8,7 @@
 #include "pyspyc/bytes.h"
 #include "pyspyc/py_code.h"
 #include "pyspyc/py_lines.h"
+#include "pyspyc/recent.h"
 #include "pyspyc/utf8.h"
 
 #define CODE_CACHE_CAP 8192      /* power of two */
@@ -602,22 +603,6 @@ static void prefetch_add(struct py_symbolizer *s, struct code_entry *e)
 	s->pf_n = k + 1;
 }
 
-/* addr to the front of the code objects of innermost frames seen lately. */
-static void recent_push(struct py_symbolizer *s, uint64_t addr)
-{
-	uint32_t k, j;
-
-	for (k = 0; k < s->nrecent && s->recent[k] != addr; k++)
-		;
-	if (k == s->nrecent && s->nrecent < RECENT_CODES)
-		s->nrecent++;
-	if (k == s->nrecent)
-		k--;
-	for (j = k; j > 0; j--)
-		s->recent[j] = s->recent[j - 1];
-	s->recent[0] = addr;
-}
-
 /* Next sample, read along with it the code objects it will likely check:
  * those of the frames that moved in this one, of the PREFETCH_OUTER frames
  * around them that did not (frames move in runs from the innermost out),
@@ -640,7 +625,8 @@ static void prefetch_next(struct py_symbolizer *s, const struct raw_sample *rs, 
 		if (th->flags & (RAW_TORN | RAW_SKIP) || !th->depth)
 			continue;
 		if (cache_find(s, rs->frames[th->first].code))
-			recent_push(s, rs->frames[th->first].code);
+			recent_push(s->recent, &s->nrecent, RECENT_CODES,
+				    rs->frames[th->first].code);
 		for (i = inner; i < th->depth && i < inner + PREFETCH_OUTER; i++) {
 			uint64_t a = rs->frames[th->first + i].code;
 

@@ -5,6 +5,7 @@
 
 #include "pyspyc/bytes.h"
 #include "pyspyc/py_walk.h"
+#include "pyspyc/recent.h"
 
 /* Bounds on what one sample may copy; beyond them the walker falls back to
  * reading frames one by one rather than failing. */
@@ -313,21 +314,12 @@ static void plan_cframes(struct py_walker *w, struct thread_slot *s)
 {
 	struct plan *p = &s->plan;
 	uint64_t cf = p->cframe;
-	uint32_t k, j;
+	uint32_t k;
 
 	p->ncfs = 0;
 	if (w->L->frame_model == PY_FRAMES_OBJECTS || w->L->tstate_current_frame >= 0 || !cf)
 		return;
-	/* Move to the front of the recent places. */
-	for (k = 0; k < s->ncf_recent && s->cf_recent[k] != cf; k++)
-		;
-	if (k == s->ncf_recent && s->ncf_recent < CF_RECENT)
-		s->ncf_recent++;
-	if (k == s->ncf_recent)
-		k--;
-	for (j = k; j > 0; j--)
-		s->cf_recent[j] = s->cf_recent[j - 1];
-	s->cf_recent[0] = cf;
+	recent_push(s->cf_recent, &s->ncf_recent, CF_RECENT, cf);
 	p->cfs[p->ncfs++] = cf;
 	if (!s->cf_hot)
 		return;
