@@ -15,7 +15,7 @@
 #define COPY_BUF_BYTES (4u << 20)    /* all copies of one sample */
 #define MAX_CHUNKS_PER_THREAD 64
 #define MAX_FRAME_BYTES 256          /* a frame header we read */
-#define MAX_SPEC_FRAMES 128          /* frame objects read ahead per thread */
+#define MAX_SPEC_FRAMES 512          /* frame objects read ahead per thread */
 #define MAX_SPEC_CHUNKS 8            /* older chunks read ahead per thread */
 /* 3.11 and 3.12: the current frame pointer is in a _PyCFrame on the C
  * stack, and every call from C back into Python makes a new one, at a place
