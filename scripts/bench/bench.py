@@ -960,11 +960,15 @@ def section_overhead(env, rep, s):
         return
     table = []
     base = o["configs"][0]
-    # How far apart the runs of one configuration were, at worst: a loss
-    # smaller than that cannot be told from the noise.
-    noise = max(100.0 * (c["max"] - c["min"]) / c["median"] for c in o["configs"])
+    # How far apart the runs of a configuration and of the unprofiled one
+    # were, at worst: a loss smaller than that cannot be told from the noise.
+    def spread(c):
+        return 100.0 * (c["max"] - c["min"]) / c["median"]
+
     faster, unclear = [], []
+    worst = 0.0
     for c in o["configs"]:
+        noise = max(spread(c), spread(base))
         want = None if c["blocking"] else OVERHEAD_TARGET_PCT.get(c["rate"])
         target = "<= %.0f%%" % want if want is not None else ""
         if c["rate"] is None:
@@ -973,8 +977,10 @@ def section_overhead(env, rep, s):
             if not target:
                 res = "(reported)"
             elif noise > want:
-                res = "inconclusive (noise %.0f%%)" % noise
+                res = "median %s, noise %.1f%%: inconclusive" % (
+                    verdict(c["loss_pct"] <= want), noise)
                 unclear.append(c["name"])
+                worst = max(worst, noise)
             else:
                 res = verdict(c["loss_pct"] <= want)
             measured = "%.1f%% lost" % c["loss_pct"]
@@ -998,11 +1004,12 @@ def section_overhead(env, rep, s):
                   % o["load"])
     if unclear:
         rep.md.append(
-            "The runs of one configuration were up to %.0f%% apart (min to max), more than "
-            "the target for %s: this machine was too noisy for a verdict there. The "
+            "The runs of a configuration or of the unprofiled one were up to %.1f%% apart "
+            "(min to max), more than the target for %s: this machine was too noisy for a "
+            "verdict there, and the median is only an indication. The "
             "workers' CPU per request depends much less on that noise; it shows what "
             "sampling costs the workers themselves, not what pyspyc's own CPU takes from "
-            "them.\n\n" % (noise, " and ".join(unclear)))
+            "them.\n\n" % (worst, " and ".join(unclear)))
     if faster:
         rep.md.append(
             "Note: with %s the server served over 2%% more requests than in any run "
