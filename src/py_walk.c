@@ -201,7 +201,9 @@ int py_walker_new(struct py_walker **out, const struct py_target *t,
 	w->L = t->layout;
 	w->interp = t->interp;
 	w->o = *o;
-	while (vcap < 2 * o->max_depth)
+	/* Room for a walk's frames, and for the frames read ahead when the
+	 * next plan is made (plan_spec_frames). */
+	while (vcap < 2 * o->max_depth || vcap < 2 * MAX_SPEC_FRAMES)
 		vcap <<= 1;
 	w->visited_mask = vcap - 1;
 	gil_init(w, t);
@@ -330,6 +332,32 @@ static void plan_cframes(struct py_walker *w, struct thread_slot *s)
 		p->cfs[p->ncfs++] = s->cf_recent[k];
 }
 
+static void visited_clear(struct py_walker *w)
+{
+	w->visit_gen++;
+}
+
+/* Insert f; returns 1 if it was already there. */
+static int visited_test_set(struct py_walker *w, uint64_t f)
+{
+	uint64_t i = (f >> 4) * 0x9e3779b97f4a7c15ull;
+	uint32_t probes;
+
+	for (probes = 0, i &= w->visited_mask; probes <= w->visited_mask;
+	     probes++, i = (i + 1) & w->visited_mask) {
+		struct visit *v = &w->visited[i];
+
+		if (v->gen != w->visit_gen) {
+			v->addr = f;
+			v->gen = w->visit_gen;
+			return 0;
+		}
+		if (v->addr == f)
+			return 1;
+	}
+	return 1;
+}
+
 /* 3.11+: the frames outside the chunks to read with the next sample: those
  * this walk read one by one, then those of recent walks not met for at
  * most SPEC_KEEP samples. */
@@ -337,17 +365,19 @@ static void plan_spec_frames(struct py_walker *w, struct thread_slot *s)
 {
 	struct plan *p = &s->plan;
 	uint64_t keep[MAX_SPEC_FRAMES], seen[MAX_SPEC_FRAMES];
-	uint32_t n = 0, k, j;
+	uint32_t n = 0, k;
 
+	/* The walk's visited set, between walks, finds the frames listed
+	 * already without comparing every pair. */
+	visited_clear(w);
+	for (k = 0; k < s->nwalked; k++)
+		visited_test_set(w, s->walked[k]);
 	for (k = 0; k < p->nframes && w->spec_fails < SPEC_FAILS_MAX; k++) {
-		if (w->nsample - p->frame_seen[k] > SPEC_KEEP)
+		if (w->nsample - p->frame_seen[k] > SPEC_KEEP ||
+		    visited_test_set(w, p->frames[k]))
 			continue;
-		for (j = 0; j < s->nwalked && s->walked[j] != p->frames[k]; j++)
-			;
-		if (j == s->nwalked) {
-			keep[n] = p->frames[k];
-			seen[n++] = p->frame_seen[k];
-		}
+		keep[n] = p->frames[k];
+		seen[n++] = p->frame_seen[k];
 	}
 	p->nframes = 0;
 	for (k = 0; k < s->nwalked; k++) {
@@ -715,32 +745,6 @@ static const uint8_t *frame_at(struct py_walker *w, struct thread_slot *s,
 	if (rmem_read(&w->mem, f, tmp, need))
 		return NULL;
 	return tmp;
-}
-
-static void visited_clear(struct py_walker *w)
-{
-	w->visit_gen++;
-}
-
-/* Insert f; returns 1 if it was already there. */
-static int visited_test_set(struct py_walker *w, uint64_t f)
-{
-	uint64_t i = (f >> 4) * 0x9e3779b97f4a7c15ull;
-	uint32_t probes;
-
-	for (probes = 0, i &= w->visited_mask; probes <= w->visited_mask;
-	     probes++, i = (i + 1) & w->visited_mask) {
-		struct visit *v = &w->visited[i];
-
-		if (v->gen != w->visit_gen) {
-			v->addr = f;
-			v->gen = w->visit_gen;
-			return 0;
-		}
-		if (v->addr == f)
-			return 1;
-	}
-	return 1;
 }
 
 /* A frame object's window: read with the sample when the last walk met it
