@@ -168,8 +168,14 @@ static int check_outputs(const struct output *outs, int nout)
 	for (i = 0; i < nout; i++) {
 		int err = out_check_path(outs[i].path);
 
+		int j;
+
 		if (!strcmp(outs[i].path, "-") && ++stdout_uses > 1)
 			return cmd_die(WHO, EXIT_USAGE, "'-o -' given more than once");
+		for (j = 0; j < i; j++)
+			if (strcmp(outs[i].path, "-") && !strcmp(outs[i].path, outs[j].path))
+				return cmd_die(WHO, EXIT_USAGE, "'-o %.200s' given more than once",
+					       outs[i].path);
 		if (err)
 			return cmd_die(WHO, EXIT_OUTPUT, "cannot write '%.200s': %s", outs[i].path,
 				   strerror(-err));
@@ -203,7 +209,7 @@ static int write_outputs(const struct output *outs, int nout, const struct recor
 		if (err == -EPIPE && !strcmp(outs[i].path, "-"))
 			continue; /* the reader went away (| head): not a failure */
 		if (err) {
-			fprintf(stderr, "pyspyc: writing '%.200s' failed: %s\n",
+			cmd_die("pyspyc", EXIT_OUTPUT, "writing '%.200s' failed: %s",
 				outs[i].path, strerror(-err));
 			failed = 1;
 		}
@@ -371,8 +377,7 @@ int cmd_record(int argc, char **argv)
 		cmd_install_signals();
 		e = cmd_launch(argv + cmd_i, 0, &child);
 		if (e) {
-			rc = cmd_die(WHO, EXIT_NO_PROCESS,
-				 "cannot run '%.200s': %s", argv[cmd_i], strerror(-e));
+			rc = cmd_launch_error(WHO, argv[cmd_i], e);
 			goto out;
 		}
 		pid = child;

@@ -551,8 +551,7 @@ int cmd_top(int argc, char **argv)
 		cmd_join_command(argv + cmd_i, command, sizeof(command));
 		e = cmd_launch(argv + cmd_i, 1, &child);
 		if (e) {
-			rc = cmd_die(WHO, EXIT_NO_PROCESS, "cannot run '%.200s': %s", argv[cmd_i],
-				 strerror(-e));
+			rc = cmd_launch_error(WHO, argv[cmd_i], e);
 			goto out;
 		}
 		pid = child;

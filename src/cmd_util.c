@@ -42,13 +42,19 @@ void cmd_install_signals(void)
 
 int cmd_die(const char *who, int code, const char *fmt, ...)
 {
+	char line[1024];
 	va_list ap;
+	size_t i;
 
-	fprintf(stderr, "%s: ", who);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	/* One line, whatever the user typed or the target is called: control
+	 * characters (a newline in a path, an escape sequence) show as '?'. */
+	for (i = 0; line[i]; i++)
+		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+			line[i] = '?';
+	fprintf(stderr, "%s: %s\n", who, line);
 	return code;
 }
 
@@ -59,6 +65,10 @@ int cmd_attach_error(const char *who, int err, pid_t pid, const struct py_target
 		return cmd_die(who, EXIT_NO_PROCESS, "no process with pid %d", (int)pid);
 	case -EPERM:
 	case -EACCES:
+		if (geteuid() == 0)
+			return cmd_die(who, EXIT_PERMISSION, "permission denied reading pid %d, "
+				       "even as root: it is not dumpable, or a security module "
+				       "or another user namespace protects it", (int)pid);
 		return cmd_die(who, EXIT_PERMISSION, "permission denied reading pid %d: run "
 			       "as root or grant CAP_SYS_PTRACE", (int)pid);
 	case -EPROTONOSUPPORT:
@@ -76,6 +86,15 @@ int cmd_attach_error(const char *who, int err, pid_t pid, const struct py_target
 			       "for the Python processes under it, add --subprocesses",
 			       (int)pid, strerror(-err));
 	}
+}
+
+int cmd_launch_error(const char *who, const char *cmd, int err)
+{
+	int code = err == -ENOENT || err == -ENOTDIR ? EXIT_NO_COMMAND : EXIT_CANNOT_EXEC;
+
+	if (err == -ENOMEM || err == -EAGAIN || err == -EMFILE || err == -ENFILE)
+		code = EXIT_FAILURE_RUN; /* our own trouble, not the command's */
+	return cmd_die(who, code, "cannot run '%.200s': %s", cmd, strerror(-err));
 }
 
 int cmd_check_pid(const char *who, pid_t pid)
@@ -223,8 +242,10 @@ int cmd_parse(const char *who, const struct cmd_usage *u, int argc, char **argv,
 	int help, e;
 
 	if (cli_parse(u, argc, argv, args, cmd_index, &help, err, sizeof(err))) {
-		fprintf(stderr, "pyspyc %s: %s\n", u->name, err);
-		return EXIT_USAGE;
+		char who_cmd[64];
+
+		snprintf(who_cmd, sizeof(who_cmd), "pyspyc %s", u->name);
+		return cmd_die(who_cmd, EXIT_USAGE, "%s", err);
 	}
 	if (help) {
 		cli_print_help(u, stdout);

@@ -5,6 +5,7 @@
 #include <libelf.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "pyspyc/elf.h"
@@ -17,20 +18,35 @@ struct elf_file {
 
 int elf_file_open(struct elf_file **out, const char *path)
 {
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+
+	*out = NULL;
+	if (fd < 0)
+		return -errno;
+	return elf_file_open_fd(out, fd);
+}
+
+int elf_file_open_fd(struct elf_file **out, int fd)
+{
 	struct elf_file *ef;
+	struct stat st;
 	int err;
 
 	*out = NULL;
-	if (elf_version(EV_CURRENT) == EV_NONE)
-		return -ENOSYS;
-	ef = calloc(1, sizeof(*ef));
-	if (!ef)
-		return -ENOMEM;
-	ef->fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (ef->fd < 0) {
-		err = -errno;
-		goto out_free;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return -ENOEXEC;
 	}
+	if (elf_version(EV_CURRENT) == EV_NONE) {
+		close(fd);
+		return -ENOSYS;
+	}
+	ef = calloc(1, sizeof(*ef));
+	if (!ef) {
+		close(fd);
+		return -ENOMEM;
+	}
+	ef->fd = fd;
 	ef->elf = elf_begin(ef->fd, ELF_C_READ_MMAP, NULL);
 	if (!ef->elf || elf_kind(ef->elf) != ELF_K_ELF ||
 	    gelf_getclass(ef->elf) != ELFCLASS64 ||
@@ -45,7 +61,6 @@ out_elf:
 	if (ef->elf)
 		elf_end(ef->elf);
 	close(ef->fd);
-out_free:
 	free(ef);
 	return err;
 }

@@ -3,12 +3,14 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pyspyc/cli.h"
 #include "pyspyc/output.h"
 
 static const char *const svg_exts[] = { ".svg", NULL };
@@ -127,9 +129,9 @@ static int dir_of(const char *path, char *buf, size_t size)
 
 int out_check_path(const char *path)
 {
-	char dir[PATH_MAX];
+	char dir[PATH_MAX], tmp[PATH_MAX];
 	struct stat st;
-	int err;
+	int err, fd, n;
 
 	if (!strcmp(path, "-"))
 		return 0;
@@ -147,9 +149,35 @@ int out_check_path(const char *path)
 		return -errno;
 	if (!S_ISDIR(st.st_mode))
 		return -ENOTDIR;
-	if (access(dir, W_OK | X_OK))
+	/* Whether a file can really be made there (root passes access() on a
+	 * read-only or special file system such as /proc): make the temporary
+	 * file the output will be written to, and remove it. */
+	n = snprintf(tmp, sizeof(tmp), "%s.pyspyc-XXXXXX", path);
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
 		return -errno;
+	close(fd);
+	unlink(tmp);
 	return 0;
+}
+
+/* Run through sudo, root makes the outputs the invoking user's (SUDO_UID,
+ * SUDO_GID), so they can read and remove their profile.  Best effort: a
+ * file system without owners (vfat) keeps root's, and the profile is
+ * written all the same. */
+static void give_to_sudo_user(int fd)
+{
+	const char *u = getenv("SUDO_UID"), *g = getenv("SUDO_GID");
+	long long uid, gid = -1;
+
+	if (geteuid() != 0 || !u || cli_parse_ll(u, &uid) || uid < 0 || uid >= UINT32_MAX)
+		return;
+	if (g && (cli_parse_ll(g, &gid) || gid < 0 || gid >= UINT32_MAX))
+		gid = -1;
+	if (fchown(fd, (uid_t)uid, gid < 0 ? (gid_t)-1 : (gid_t)gid) < 0)
+		return; /* the file stays root's */
 }
 
 static int write_stream(FILE *f, const struct out_format *fmt,
@@ -195,6 +223,7 @@ int out_write_file(const char *path, const struct out_format *fmt,
 			goto out_unlink;
 		}
 	}
+	give_to_sudo_user(fd);
 	f = fdopen(fd, "w");
 	if (!f) {
 		err = -errno;

@@ -3,10 +3,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "pyspyc/proc.h"
@@ -243,4 +247,62 @@ out:
 	free(queue);
 	free(all);
 	return err ? err : (int)nout;
+}
+
+static int open_path_in_root(const char *root, const char *path)
+{
+	struct open_how how = {
+		.flags = O_PATH | O_CLOEXEC,
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+	};
+	char joined[PATH_MAX];
+	int dfd, fd, e;
+
+	if (!root[0]) {
+		fd = open(path, O_PATH | O_CLOEXEC);
+		return fd < 0 ? -errno : fd;
+	}
+	dfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	fd = (int)syscall(SYS_openat2, dfd, path, &how, sizeof(how));
+	e = errno;
+	close(dfd);
+	if (fd >= 0 || e != ENOSYS)
+		return fd >= 0 ? fd : -e;
+	/* A kernel before 5.6: the path joined to root, where an absolute
+	 * symlink would resolve in our root; still only a regular file. */
+	if (snprintf(joined, sizeof(joined), "%s%s", root, path) >= (int)sizeof(joined))
+		return -ENAMETOOLONG;
+	fd = open(joined, O_PATH | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+int path_open_in_root(const char *root, const char *path, int o_path)
+{
+	char self[64];
+	struct stat st;
+	int fd, rfd;
+
+	fd = open_path_in_root(root, path);
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st)) {
+		rfd = -errno;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rfd = -EINVAL;
+		goto out;
+	}
+	if (o_path)
+		return fd;
+	/* Reopen the very file resolved above, now known to be regular. */
+	snprintf(self, sizeof(self), "/proc/self/fd/%d", fd);
+	rfd = open(self, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (rfd < 0)
+		rfd = -errno;
+out:
+	close(fd);
+	return rfd;
 }

@@ -3,9 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <unistd.h>
 
 #include "pyspyc/bytes.h"
+#include "pyspyc/proc.h"
 #include "pyspyc/py_code.h"
 #include "pyspyc/py_lines.h"
 #include "pyspyc/recent.h"
@@ -327,15 +328,18 @@ void py_shorten_filename(const char *root, const char *file, char *out,
 	 * lands after the first ancestor that is not one (or at "/"). */
 	p = strrchr(file, '/');
 	for (;;) {
-		int n = (int)(p - file);
-		struct stat st;
+		int n = (int)(p - file), fd;
 
 		cut = p;
 		if (p == file)
 			break;
-		snprintf(probe, sizeof(probe), "%s%.*s/__init__.py", root, n, file);
-		if (stat(probe, &st))
+		/* The target names the path: look inside its root only, and
+		 * never at anything but a regular file. */
+		snprintf(probe, sizeof(probe), "%.*s/__init__.py", n, file);
+		fd = path_open_in_root(root, probe, 1);
+		if (fd < 0)
 			break;
+		close(fd);
 		/* Up one directory. */
 		while (--p > file && *p != '/')
 			;

@@ -346,15 +346,21 @@ static int try_candidate(struct py_target *t, const struct candidate *c,
 	const struct py_layout *found;
 	struct elf_file *ef;
 	char path[4096 + 64];
-	int err;
+	int err, fd;
 
-	snprintf(path, sizeof(path), "/proc/%d/root%s", (int)t->pid, c->path);
+	/* The mapped file itself, whatever became of its name since (root
+	 * only: map_files needs CAP_SYS_ADMIN)... */
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", (int)t->pid,
+		 (unsigned long long)c->start, (unsigned long long)c->end);
 	err = elf_file_open(&ef, path);
 	if (err) {
-		/* Deleted or replaced on disk: the mapping still has the file. */
-		snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", (int)t->pid,
-			 (unsigned long long)c->start, (unsigned long long)c->end);
-		err = elf_file_open(&ef, path);
+		/* ...else the name the maps give, which the target controls:
+		 * resolved inside its root, a regular file only. */
+		snprintf(path, sizeof(path), "/proc/%d/root", (int)t->pid);
+		fd = path_open_in_root(path, c->path, 0);
+		if (fd < 0)
+			return fd;
+		err = elf_file_open_fd(&ef, fd);
 		if (err)
 			return err;
 	}

@@ -16,10 +16,12 @@ enum {
 	EXIT_OK = 0,
 	EXIT_FAILURE_RUN = 1,   /* the run failed (out of memory, sampling could not start) */
 	EXIT_USAGE = 2,         /* malformed command line */
-	EXIT_NO_PROCESS = 3,    /* no such process, or command not found */
+	EXIT_NO_PROCESS = 3,    /* no such process (or a zombie) */
 	EXIT_PERMISSION = 4,    /* not allowed to read the target */
 	EXIT_NOT_PYTHON = 5,    /* not Python, or an unsupported version */
 	EXIT_OUTPUT = 6,        /* an output path cannot be written */
+	EXIT_CANNOT_EXEC = 126, /* the command exists but cannot be run (as env(1)) */
+	EXIT_NO_COMMAND = 127,  /* the command is not found (as env(1)) */
 };
 
 enum opt_type {

@@ -114,6 +114,12 @@ int cmd_check_pid(const char *who, pid_t pid);
  * child reaped.  0 or -errno. */
 int cmd_launch(char **argv, int quiet, pid_t *child);
 
+/* Says why a launched command could not start (err from cmd_launch) and
+ * returns the exit status: EXIT_NO_COMMAND when it was not found,
+ * EXIT_CANNOT_EXEC when it exists but cannot be run, EXIT_FAILURE_RUN when
+ * the fork itself failed. */
+int cmd_launch_error(const char *who, const char *cmd, int err);
+
 /* Has our child exited?  Read from /proc without reaping it, so it is safe
  * while the child is traced (waitpid would take its ptrace stops). */
 int cmd_child_exited(pid_t child);

@@ -12,8 +12,12 @@
 
 struct elf_file;
 
-/* Open path read-only.  0 or -errno (-ENOEXEC: not a 64-bit ELF file). */
+/* Open path read-only.  0 or -errno (-ENOEXEC: not a 64-bit ELF file, or
+ * not a regular file). */
 int elf_file_open(struct elf_file **out, const char *path);
+/* The same on a descriptor open for reading, which *out owns from now on
+ * (closed here on failure). */
+int elf_file_open_fd(struct elf_file **out, int fd);
 void elf_file_close(struct elf_file *ef);
 
 /* Look up n symbols by name in .dynsym and .symtab in one pass.  addrs[i]

@@ -75,4 +75,14 @@ int proc_stat_ids(pid_t pid, pid_t *ppid, uint64_t *start, int *state);
  * /proc, into out[0..cap).  Returns the count (at most cap) or -errno. */
 int proc_descendants(pid_t root, struct proc_ident *out, size_t cap);
 
+/* Open path (absolute, as a process whose root directory is root sees it)
+ * for reading, confined to root: every symlink on the way, absolute ones
+ * too, resolves inside root, and ".." stops at it (openat2
+ * RESOLVE_IN_ROOT; root is "/proc/PID/root" for a target).  root "" is
+ * our own root, unconfined.  Only a regular file is opened, and never in
+ * a way that could block or act on a device: a FIFO, socket or device
+ * there is -EINVAL.  o_path gives an O_PATH descriptor (enough to fstat).
+ * Returns a descriptor (O_CLOEXEC) or -errno. */
+int path_open_in_root(const char *root, const char *path, int o_path);
+
 #endif

@@ -72,8 +72,9 @@ int py_sym_describe(struct py_symbolizer *s, const struct raw_sample *rs,
 		    const struct raw_thread *th, struct sym_frame *out, uint32_t n);
 
 /* Shorten a file name the way the profile shows it: relative to the nearest
- * ancestor directory that has no __init__.py, looked up under root (e.g.
- * "/proc/PID/root"; "" for the local file system).  Names that are not
+ * ancestor directory that has no __init__.py, looked up confined to root
+ * (e.g. "/proc/PID/root": symlinks resolve inside it; "" for the local file
+ * system; see path_open_in_root).  Names that are not
  * absolute paths are kept.  Writes a NUL-terminated result of at most
  * size-1 bytes into out. */
 void py_shorten_filename(const char *root, const char *file, char *out,

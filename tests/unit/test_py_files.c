@@ -245,6 +245,58 @@ static void test_shorten_package_at_root(void **state)
 	assert_string_equal(out, "m.py");
 }
 
+/* The target names the paths, and may plant symlinks and FIFOs in its own
+ * tree: the probes stay inside root and look at regular files only.  An
+ * absolute symlink resolves inside root (RESOLVE_IN_ROOT), ".." stops at
+ * root, and a FIFO called __init__.py neither counts nor blocks. */
+static void test_shorten_confined_to_root(void **state)
+{
+	const struct tree *t = *state;
+	char outside[128], path[256], out[256], up[512];
+	int fd;
+
+	/* A real package outside the root: /tmp/...-out/pkg/__init__.py. */
+	snprintf(outside, sizeof(outside), "%s-out", t->root);
+	assert_int_equal(mkdir(outside, 0755), 0);
+	snprintf(path, sizeof(path), "%s/__init__.py", outside);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+
+	/* app/pkg/plain/__init__.py -> that file, by absolute path: inside
+	 * the root the path does not exist, so plain is not a package. */
+	snprintf(path, sizeof(path), "%s/app/pkg/plain/__init__.py", t->root);
+	snprintf(up, sizeof(up), "%s/__init__.py", outside);
+	assert_int_equal(symlink(up, path), 0);
+	py_shorten_filename(t->root, "/app/pkg/plain/x.py", out, sizeof(out));
+	assert_string_equal(out, "x.py");
+	unlink(path);
+
+	/* The same by "..": as many as it takes to climb out of the root, and
+	 * then down into the outside directory, which ".." cannot reach. */
+	snprintf(up, sizeof(up), "../../../../../../../../..%s/__init__.py", outside);
+	assert_int_equal(symlink(up, path), 0);
+	py_shorten_filename(t->root, "/app/pkg/plain/x.py", out, sizeof(out));
+	assert_string_equal(out, "x.py");
+	unlink(path);
+
+	/* A FIFO is not a package marker, and opening it must not block. */
+	assert_int_equal(mkfifo(path, 0644), 0);
+	py_shorten_filename(t->root, "/app/pkg/plain/x.py", out, sizeof(out));
+	assert_string_equal(out, "x.py");
+	unlink(path);
+
+	/* A symlink that stays inside the root still works. */
+	assert_int_equal(symlink("/app/pkg/__init__.py", path), 0);
+	py_shorten_filename(t->root, "/app/pkg/plain/x.py", out, sizeof(out));
+	assert_string_equal(out, "pkg/plain/x.py");
+	unlink(path);
+
+	snprintf(path, sizeof(path), "%s/__init__.py", outside);
+	unlink(path);
+	rmdir(outside);
+}
+
 /* ---- py_file_kind ---------------------------------------------------------- */
 
 static void test_kind_library(void **state)
@@ -344,6 +396,8 @@ int main(void)
 						tree_teardown),
 		cmocka_unit_test(test_shorten_very_long_path),
 		cmocka_unit_test_setup_teardown(test_shorten_package_at_root,
+						tree_setup, tree_teardown),
+		cmocka_unit_test_setup_teardown(test_shorten_confined_to_root,
 						tree_setup, tree_teardown),
 		cmocka_unit_test(test_kind_library),
 		cmocka_unit_test(test_kind_stdlib),
