@@ -133,8 +133,11 @@ int out_check_path(const char *path)
 	struct stat st;
 	int err, fd, n;
 
-	if (!strcmp(path, "-"))
-		return 0;
+	if (!strcmp(path, "-")) { /* stdout: open, and writable */
+		int fl = fcntl(STDOUT_FILENO, F_GETFL);
+
+		return fl < 0 || (fl & O_ACCMODE) == O_RDONLY ? -EBADF : 0;
+	}
 	if (!path[0])
 		return -ENOENT;
 	if (path[strlen(path) - 1] == '/')

@@ -242,3 +242,16 @@ def test_symlinked_output_is_replaced_not_followed(places, tmp_path):
         assert not os.path.islink(str(link)) and os.path.getsize(str(link)) > 0
     assert victim.read_text() == "keep me"
     assert sorted(os.listdir(str(tmp_path))) == ["a.folded", "b.svg", "victim"]
+
+
+@pytest.mark.parametrize("redirect", [">&-", "</dev/null >&0"], ids=["closed", "read-only"])
+def test_stdout_not_writable(places, redirect, tmp_path):
+    """-o - with standard output closed or read-only: refused before
+    sampling, status 6."""
+    if not places["py"]:
+        pytest.skip("no Python found")
+    r = subprocess.run(["sh", "-c", 'exec "$0" record -o - -d 5 --pid "$1" ' + redirect,
+                        PYSPYC, places["py"]], cwd=str(tmp_path), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, universal_newlines=True, timeout=30)
+    assert r.returncode == OUTPUT and "cannot write '-'" in r.stderr, r.stderr
+    assert len(r.stderr.splitlines()) == 1 and os.listdir(str(tmp_path)) == []
