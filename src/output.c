@@ -127,11 +127,28 @@ static int dir_of(const char *path, char *buf, size_t size)
 	return 0;
 }
 
+/* The temporary file path is written through, in path's directory (so the
+ * rename is atomic) and hidden; at most 40 bytes of the name go into it,
+ * so any name the file system takes gives a temporary name it takes. */
+static int tmp_beside(const char *path, char *tmp, size_t size)
+{
+	const char *base = strrchr(path, '/');
+	char dir[PATH_MAX];
+	int err, n;
+
+	err = dir_of(path, dir, sizeof(dir));
+	if (err)
+		return err;
+	base = base ? base + 1 : path;
+	n = snprintf(tmp, size, "%s/.%.40s.pyspyc-XXXXXX", dir, base);
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
 int out_check_path(const char *path)
 {
 	char dir[PATH_MAX], tmp[PATH_MAX];
 	struct stat st;
-	int err, fd, n;
+	int err, fd;
 
 	if (!strcmp(path, "-")) { /* stdout: open, and writable */
 		int fl = fcntl(STDOUT_FILENO, F_GETFL);
@@ -155,9 +172,9 @@ int out_check_path(const char *path)
 	/* Whether a file can really be made there (root passes access() on a
 	 * read-only or special file system such as /proc): make the temporary
 	 * file the output will be written to, and remove it. */
-	n = snprintf(tmp, sizeof(tmp), "%s.pyspyc-XXXXXX", path);
-	if (n < 0 || (size_t)n >= sizeof(tmp))
-		return -ENAMETOOLONG;
+	err = tmp_beside(path, tmp, sizeof(tmp));
+	if (err)
+		return err;
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -200,7 +217,7 @@ int out_write_file(const char *path, const struct out_format *fmt,
 {
 	char tmp[PATH_MAX];
 	FILE *f;
-	int fd, err, n;
+	int fd, err;
 
 	if (!strcmp(path, "-")) {
 		errno = 0;
@@ -209,9 +226,9 @@ int out_write_file(const char *path, const struct out_format *fmt,
 		return err && errno == EPIPE ? -EPIPE : err;
 	}
 
-	n = snprintf(tmp, sizeof(tmp), "%s.pyspyc-XXXXXX", path);
-	if (n < 0 || (size_t)n >= sizeof(tmp))
-		return -ENAMETOOLONG;
+	err = tmp_beside(path, tmp, sizeof(tmp));
+	if (err)
+		return err;
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return -errno;

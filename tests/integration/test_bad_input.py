@@ -98,6 +98,7 @@ CASES = [
     ("record -o {out} --pid {py} -f flamegraph", OUTPUT, "directory"),
     ("record -o {out}/missing/x.svg --pid {py}", OUTPUT, "missing/x.svg"),
     ("record -o /proc/x.svg --pid {py}", OUTPUT, "/proc/x.svg"),
+    ("record -o {out}/" + "n" * 252 + ".svg --pid {py}", OUTPUT, "File name too long"),
     # Commands that cannot be run.
     ("record -o {out}/c.svg -- /nonexistent/python", NO_COMMAND, "/nonexistent/python"),
     ("record -o {out}/c.svg -- no-such-command-anywhere", NO_COMMAND, "no-such-command"),
@@ -255,3 +256,14 @@ def test_stdout_not_writable(places, redirect, tmp_path):
                        stderr=subprocess.PIPE, universal_newlines=True, timeout=30)
     assert r.returncode == OUTPUT and "cannot write '-'" in r.stderr, r.stderr
     assert len(r.stderr.splitlines()) == 1 and os.listdir(str(tmp_path)) == []
+
+
+def test_longest_file_name_is_taken(places, tmp_path):
+    """A name as long as the file system takes (255 bytes) is written: the
+    temporary file beside it has a name of its own, not name + suffix."""
+    if not places["py"]:
+        pytest.skip("no Python found")
+    name = "n" * 251 + ".svg"
+    r = run_pyspyc(["record", "-p", places["py"], "-d", "0.3", "-o", str(tmp_path / name)])
+    assert r.returncode == 0, r.stderr
+    assert os.listdir(str(tmp_path)) == [name]
