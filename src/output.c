@@ -147,8 +147,10 @@ static int tmp_beside(const char *path, char *tmp, size_t size)
 int out_check_path(const char *path)
 {
 	char dir[PATH_MAX], tmp[PATH_MAX];
+	const char *base;
 	struct stat st;
 	int err, fd;
+	long max;
 
 	if (!strcmp(path, "-")) { /* stdout: open, and writable */
 		int fl = fcntl(STDOUT_FILENO, F_GETFL);
@@ -169,6 +171,11 @@ int out_check_path(const char *path)
 		return -errno;
 	if (!S_ISDIR(st.st_mode))
 		return -ENOTDIR;
+	base = strrchr(path, '/');
+	base = base ? base + 1 : path;
+	max = pathconf(dir, _PC_NAME_MAX);
+	if (max > 0 && strlen(base) > (size_t)max)
+		return -ENAMETOOLONG;
 	/* Whether a file can really be made there (root passes access() on a
 	 * read-only or special file system such as /proc): make the temporary
 	 * file the output will be written to, and remove it. */
