@@ -314,13 +314,32 @@ static int read_str(struct py_symbolizer *s, uint64_t addr)
 
 /* ---- files ---------------------------------------------------------- */
 
+/* Copy s into out (size bytes), cut if need be at a character boundary: a
+ * cut through a UTF-8 sequence would leave bytes no output may carry.  A
+ * sequence has at most three continuation bytes; backing up further would
+ * only step over bytes that are not UTF-8 anyway. */
+static void copy_text(char *out, size_t size, const char *s)
+{
+	size_t n = strlen(s), k;
+
+	if (!size)
+		return;
+	if (n >= size) {
+		n = size - 1;
+		for (k = 0; k < 3 && n && ((unsigned char)s[n] & 0xc0) == 0x80; k++)
+			n--;
+	}
+	memcpy(out, s, n);
+	out[n] = '\0';
+}
+
 void py_shorten_filename(const char *root, const char *file, char *out,
 			 size_t size)
 {
 	char probe[4096 + 128];
 	const char *cut = NULL, *p;
 
-	snprintf(out, size, "%s", file);
+	copy_text(out, size, file);
 	if (file[0] != '/')
 		return;
 	/* Walk up from the file's directory while it is a package; the cut
@@ -341,7 +360,7 @@ void py_shorten_filename(const char *root, const char *file, char *out,
 			;
 	}
 	if (cut && cut[1])
-		snprintf(out, size, "%s", cut + 1);
+		copy_text(out, size, cut + 1);
 }
 
 int py_file_kind(const char *file, const char *stdlib_prefix)

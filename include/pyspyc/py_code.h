@@ -75,7 +75,8 @@ int py_sym_describe(struct py_symbolizer *s, const struct raw_sample *rs,
  * ancestor directory that has no __init__.py, looked up under root (e.g.
  * "/proc/PID/root"; "" for the local file system).  Names that are not
  * absolute paths are kept.  Writes a NUL-terminated result of at most
- * size-1 bytes into out. */
+ * size-1 bytes into out; a result cut to fit ends at a UTF-8 character
+ * boundary. */
 void py_shorten_filename(const char *root, const char *file, char *out,
 			 size_t size);
 
