@@ -28,6 +28,9 @@
  * (see memo_keep). */
 #define MEMO_TRUST_NS (50 * 1000000LL)
 
+/* s->text (and every buffer sized PY_NAME_MAX) holds a cut name whole. */
+_Static_assert(PY_NAME_MAX >= MAX_NAME_CHARS * 4 + 4, "PY_NAME_MAX too small");
+
 struct uniq_slot {
 	uint64_t addr;
 	uint32_t gen, idx;
@@ -155,7 +158,7 @@ int py_sym_new(struct py_symbolizer **out, const struct py_target *t,
 	s->stack_cap = 65536 + 1;
 	s->stack = malloc(s->stack_cap * sizeof(*s->stack));
 	s->fid = malloc(s->stack_cap * sizeof(*s->fid));
-	s->text = malloc(MAX_NAME_CHARS * 4 + 16);
+	s->text = malloc(PY_NAME_MAX);
 	s->ranges_cap = 65536;
 	s->ranges = malloc(s->ranges_cap * sizeof(*s->ranges));
 	s->ltab = malloc(MAX_LINETABLE);
@@ -388,7 +391,7 @@ int py_file_kind(const char *file, const char *stdlib_prefix)
 static int resolve_file(struct py_symbolizer *s, size_t len, uint32_t *display,
 			uint32_t *kind)
 {
-	char shown[4096];
+	char shown[PY_NAME_MAX];
 	uint32_t full, i;
 	int err;
 

@@ -71,6 +71,12 @@ struct sym_frame {
 int py_sym_describe(struct py_symbolizer *s, const struct raw_sample *rs,
 		    const struct raw_thread *th, struct sym_frame *out, uint32_t n);
 
+/* Bytes of the longest name or file name the symbolizer hands out, with
+ * the NUL (a name of 1024 code points of 4 bytes each, then "...").  A
+ * buffer of this size holds any of them, or any shortened file name,
+ * whole. */
+#define PY_NAME_MAX (1024 * 4 + 16)
+
 /* Shorten a file name the way the profile shows it: relative to the nearest
  * ancestor directory that has no __init__.py, looked up under root (e.g.
  * "/proc/PID/root"; "" for the local file system).  Names that are not
