@@ -230,7 +230,8 @@ static int text_end(struct py_symbolizer *s, size_t out, int cut)
 
 /* Python 2 names are byte strings, in the source's encoding (UTF-8 in
  * practice): copy them, replacing any byte that is not part of valid UTF-8
- * with U+FFFD so that no output ever carries invalid UTF-8. */
+ * with U+FFFD so that no output ever carries invalid UTF-8.  A NUL becomes
+ * U+FFFD too (see read_str). */
 static int read_bytes_str(struct py_symbolizer *s, uint64_t addr)
 {
 	const struct py_layout *L = s->L;
@@ -254,7 +255,7 @@ static int read_bytes_str(struct py_symbolizer *s, uint64_t addr)
 		uint32_t k;
 
 		if (need == 0 || need == 9 || i + need >= n) {
-			out += utf8_put(s->text + out, need ? 0xfffd : c);
+			out += utf8_put(s->text + out, need || !c ? 0xfffd : c);
 			i++;
 			continue;
 		}
@@ -274,7 +275,9 @@ static int read_bytes_str(struct py_symbolizer *s, uint64_t addr)
 }
 
 /* Read a str object at addr as UTF-8 into s->text.  Returns the length or
- * -errno.  Names longer than MAX_NAME_CHARS are cut and end in "...". */
+ * -errno.  Names longer than MAX_NAME_CHARS are cut and end in "...".  Lone
+ * surrogates become U+FFFD (utf8_put), and so does U+0000: names travel on
+ * as C strings, where a NUL would silently end the name early. */
 static int read_str(struct py_symbolizer *s, uint64_t addr)
 {
 	const struct py_layout *L = s->L;
@@ -310,7 +313,7 @@ static int read_str(struct py_symbolizer *s, uint64_t addr)
 			c = (uint32_t)raw[2 * i] | (uint32_t)raw[2 * i + 1] << 8;
 		else
 			memcpy(&c, raw + 4 * i, 4);
-		out += utf8_put(s->text + out, c);
+		out += utf8_put(s->text + out, c ? c : 0xfffd);
 	}
 	return text_end(s, out, length > n);
 }
