@@ -485,12 +485,15 @@ static int read_lines(struct py_symbolizer *s, const struct fingerprint *fp,
 	if (err)
 		return err;
 	len = rd64(hdr, L->bytes_size);
-	if (len > MAX_LINETABLE)
-		return -E2BIG;
-	if (len && (err = rmem_read(s->mem, fp->linetable + L->bytes_data, s->ltab, len)))
-		return err;
-	err = py_lines_decode(L->line_format, s->ltab, len, fp->firstlineno,
-			      s->ranges, s->ranges_cap, &n);
+	/* A table longer than any we read (a huge generated function, or
+	 * garbage the program put there) costs the frame its line numbers,
+	 * not the whole sample: the code object itself checked out. */
+	if (len <= MAX_LINETABLE) {
+		if (len && (err = rmem_read(s->mem, fp->linetable + L->bytes_data, s->ltab, len)))
+			return err;
+		err = py_lines_decode(L->line_format, s->ltab, len, fp->firstlineno,
+				      s->ranges, s->ranges_cap, &n);
+	}
 	/* A damaged table still gives the lines decoded before the damage. */
 	if (err && err != -EINVAL && err != -ENOSPC)
 		return err;
