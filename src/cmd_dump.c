@@ -236,7 +236,7 @@ static const char *printable(struct out *o, const char *s)
 /* The file name as shown: package-relative unless --full-filenames. */
 static const char *shown_file(struct out *o, const char *file)
 {
-	char root[64], shortened[TEXT];
+	char root[64], shortened[PY_NAME_MAX];
 
 	if (o->a->full_filenames) {
 		py_text_printable(file, strlen(file), o->file, sizeof(o->file));
@@ -375,7 +375,7 @@ static int json_local(const char *name, uint64_t value, int is_arg, void *ctx)
 
 static void json_frames(struct out *o, const struct thread_view *tv)
 {
-	char root[64], shortened[TEXT];
+	char root[64], shortened[PY_NAME_MAX];
 	int i;
 
 	json_key(&o->j, "frames");

@@ -29,6 +29,9 @@
  * (see memo_keep). */
 #define MEMO_TRUST_NS (50 * 1000000LL)
 
+/* s->text (and every buffer sized PY_NAME_MAX) holds a cut name whole. */
+_Static_assert(PY_NAME_MAX >= MAX_NAME_CHARS * 4 + 4, "PY_NAME_MAX too small");
+
 struct uniq_slot {
 	uint64_t addr;
 	uint32_t gen, idx;
@@ -156,7 +159,7 @@ int py_sym_new(struct py_symbolizer **out, const struct py_target *t,
 	s->stack_cap = 65536 + 1;
 	s->stack = malloc(s->stack_cap * sizeof(*s->stack));
 	s->fid = malloc(s->stack_cap * sizeof(*s->fid));
-	s->text = malloc(MAX_NAME_CHARS * 4 + 16);
+	s->text = malloc(PY_NAME_MAX);
 	s->ranges_cap = 65536;
 	s->ranges = malloc(s->ranges_cap * sizeof(*s->ranges));
 	s->ltab = malloc(MAX_LINETABLE);
@@ -228,7 +231,8 @@ static int text_end(struct py_symbolizer *s, size_t out, int cut)
 
 /* Python 2 names are byte strings, in the source's encoding (UTF-8 in
  * practice): copy them, replacing any byte that is not part of valid UTF-8
- * with U+FFFD so that no output ever carries invalid UTF-8. */
+ * with U+FFFD so that no output ever carries invalid UTF-8.  A NUL becomes
+ * U+FFFD too (see read_str). */
 static int read_bytes_str(struct py_symbolizer *s, uint64_t addr)
 {
 	const struct py_layout *L = s->L;
@@ -252,7 +256,7 @@ static int read_bytes_str(struct py_symbolizer *s, uint64_t addr)
 		uint32_t k;
 
 		if (need == 0 || need == 9 || i + need >= n) {
-			out += utf8_put(s->text + out, need ? 0xfffd : c);
+			out += utf8_put(s->text + out, need || !c ? 0xfffd : c);
 			i++;
 			continue;
 		}
@@ -272,7 +276,9 @@ static int read_bytes_str(struct py_symbolizer *s, uint64_t addr)
 }
 
 /* Read a str object at addr as UTF-8 into s->text.  Returns the length or
- * -errno.  Names longer than MAX_NAME_CHARS are cut and end in "...". */
+ * -errno.  Names longer than MAX_NAME_CHARS are cut and end in "...".  Lone
+ * surrogates become U+FFFD (utf8_put), and so does U+0000: names travel on
+ * as C strings, where a NUL would silently end the name early. */
 static int read_str(struct py_symbolizer *s, uint64_t addr)
 {
 	const struct py_layout *L = s->L;
@@ -308,12 +314,31 @@ static int read_str(struct py_symbolizer *s, uint64_t addr)
 			c = (uint32_t)raw[2 * i] | (uint32_t)raw[2 * i + 1] << 8;
 		else
 			memcpy(&c, raw + 4 * i, 4);
-		out += utf8_put(s->text + out, c);
+		out += utf8_put(s->text + out, c ? c : 0xfffd);
 	}
 	return text_end(s, out, length > n);
 }
 
 /* ---- files ---------------------------------------------------------- */
+
+/* Copy s into out (size bytes), cut if need be at a character boundary: a
+ * cut through a UTF-8 sequence would leave bytes no output may carry.  A
+ * sequence has at most three continuation bytes; backing up further would
+ * only step over bytes that are not UTF-8 anyway. */
+static void copy_text(char *out, size_t size, const char *s)
+{
+	size_t n = strlen(s), k;
+
+	if (!size)
+		return;
+	if (n >= size) {
+		n = size - 1;
+		for (k = 0; k < 3 && n && ((unsigned char)s[n] & 0xc0) == 0x80; k++)
+			n--;
+	}
+	memcpy(out, s, n);
+	out[n] = '\0';
+}
 
 void py_shorten_filename(const char *root, const char *file, char *out,
 			 size_t size)
@@ -321,7 +346,7 @@ void py_shorten_filename(const char *root, const char *file, char *out,
 	char probe[4096 + 128];
 	const char *cut = NULL, *p;
 
-	snprintf(out, size, "%s", file);
+	copy_text(out, size, file);
 	if (file[0] != '/')
 		return;
 	/* Walk up from the file's directory while it is a package; the cut
@@ -345,7 +370,7 @@ void py_shorten_filename(const char *root, const char *file, char *out,
 			;
 	}
 	if (cut && cut[1])
-		snprintf(out, size, "%s", cut + 1);
+		copy_text(out, size, cut + 1);
 }
 
 int py_file_kind(const char *file, const char *stdlib_prefix)
@@ -373,7 +398,7 @@ int py_file_kind(const char *file, const char *stdlib_prefix)
 static int resolve_file(struct py_symbolizer *s, size_t len, uint32_t *display,
 			uint32_t *kind)
 {
-	char shown[4096];
+	char shown[PY_NAME_MAX];
 	uint32_t full, i;
 	int err;
 
@@ -464,12 +489,15 @@ static int read_lines(struct py_symbolizer *s, const struct fingerprint *fp,
 	if (err)
 		return err;
 	len = rd64(hdr, L->bytes_size);
-	if (len > MAX_LINETABLE)
-		return -E2BIG;
-	if (len && (err = rmem_read(s->mem, fp->linetable + L->bytes_data, s->ltab, len)))
-		return err;
-	err = py_lines_decode(L->line_format, s->ltab, len, fp->firstlineno,
-			      s->ranges, s->ranges_cap, &n);
+	/* A table longer than any we read (a huge generated function, or
+	 * garbage the program put there) costs the frame its line numbers,
+	 * not the whole sample: the code object itself checked out. */
+	if (len <= MAX_LINETABLE) {
+		if (len && (err = rmem_read(s->mem, fp->linetable + L->bytes_data, s->ltab, len)))
+			return err;
+		err = py_lines_decode(L->line_format, s->ltab, len, fp->firstlineno,
+				      s->ranges, s->ranges_cap, &n);
+	}
 	/* A damaged table still gives the lines decoded before the damage. */
 	if (err && err != -EINVAL && err != -ENOSPC)
 		return err;

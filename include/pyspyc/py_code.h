@@ -71,12 +71,19 @@ struct sym_frame {
 int py_sym_describe(struct py_symbolizer *s, const struct raw_sample *rs,
 		    const struct raw_thread *th, struct sym_frame *out, uint32_t n);
 
+/* Bytes of the longest name or file name the symbolizer hands out, with
+ * the NUL (a name of 1024 code points of 4 bytes each, then "...").  A
+ * buffer of this size holds any of them, or any shortened file name,
+ * whole. */
+#define PY_NAME_MAX (1024 * 4 + 16)
+
 /* Shorten a file name the way the profile shows it: relative to the nearest
  * ancestor directory that has no __init__.py, looked up confined to root
  * (e.g. "/proc/PID/root": symlinks resolve inside it; "" for the local file
  * system; see path_open_in_root).  Names that are not
  * absolute paths are kept.  Writes a NUL-terminated result of at most
- * size-1 bytes into out. */
+ * size-1 bytes into out; a result cut to fit ends at a UTF-8 character
+ * boundary. */
 void py_shorten_filename(const char *root, const char *file, char *out,
 			 size_t size);
 

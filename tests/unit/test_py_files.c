@@ -208,6 +208,29 @@ static void test_shorten_truncates(void **state)
 	assert_int_equal(out[5], 'Z');
 }
 
+/* A name cut to fit never ends in part of a character: "\xc3\xa9" (2
+ * bytes), "\xe2\x82\xac" (3) and "\xf0\x9f\x98\x80" (4) are kept whole or
+ * left out, whether the name is kept as it is or shortened. */
+static void test_shorten_cuts_whole_characters(void **state)
+{
+	static const char name[] = "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
+	static const size_t whole[] = { 0, 0, 0, 2, 2, 2, 5, 5, 5, 5, 9 };
+	const char *files[] = { name, "/\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80" };
+	char out[16];
+	size_t f, size;
+
+	(void)state;
+	for (f = 0; f < 2; f++) {
+		for (size = 1; size < sizeof(whole) / sizeof(whole[0]); size++) {
+			memset(out, 'Z', sizeof(out));
+			py_shorten_filename("", files[f], out, size);
+			assert_int_equal(strlen(out), whole[size]);
+			assert_memory_equal(out, name, whole[size]);
+			assert_int_equal(out[size], 'Z');
+		}
+	}
+}
+
 /* Paths longer than PATH_MAX still give a bounded, terminated result. */
 static void test_shorten_very_long_path(void **state)
 {
@@ -394,6 +417,7 @@ int main(void)
 						tree_teardown),
 		cmocka_unit_test_setup_teardown(test_shorten_truncates, tree_setup,
 						tree_teardown),
+		cmocka_unit_test(test_shorten_cuts_whole_characters),
 		cmocka_unit_test(test_shorten_very_long_path),
 		cmocka_unit_test_setup_teardown(test_shorten_package_at_root,
 						tree_setup, tree_teardown),
