@@ -112,7 +112,12 @@ def qualname(python, cls, name):
 def parse_collapsed(text):
     """[(list of frames, count)] from collapsed stacks; asserts the grammar."""
     stacks = []
-    for line in text.splitlines():
+    # Lines end at "\n" only: str.splitlines() would also break a frame
+    # name at U+2028, U+0085 and other characters a target may use.
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    for line in lines:
         assert line.strip(), "empty line in collapsed output"
         head, _, count = line.rpartition(" ")
         assert head and count.isdigit(), "bad collapsed line: %r" % line
