@@ -59,19 +59,31 @@ void image_set_sample(struct image *im, unsigned int sample)
 	im->sample = sample & 7;
 }
 
-/* The region holding addr in the current sample, or NULL. */
-static const struct image_region *region_at(const struct image *im, uint64_t addr)
+#define PAGE 4096u
+
+/* The region holding addr in the current sample, or NULL.  Memory is
+ * mapped in pages: *zeros is set to how many bytes from addr read as 0
+ * because they share a page with some region but lie in none. */
+static const struct image_region *region_at(const struct image *im, uint64_t addr,
+					    size_t *zeros)
 {
+	uint64_t page = addr / PAGE, end = (page + 1) * PAGE;
+	int mapped = 0;
 	uint32_t i;
 
 	for (i = 0; i < im->n; i++) {
 		const struct image_region *r = &im->r[i];
 
-		if (r->samples && !(r->samples >> im->sample & 1))
+		if (!r->len || (r->samples && !(r->samples >> im->sample & 1)))
 			continue;
 		if (addr >= r->addr && addr - r->addr < r->len)
 			return r;
+		if (r->addr / PAGE <= page && (r->addr + r->len - 1) / PAGE >= page)
+			mapped = 1;
+		if (r->addr > addr && r->addr < end)
+			end = r->addr;
 	}
+	*zeros = mapped ? (size_t)(end - addr) : 0;
 	return NULL;
 }
 
@@ -93,12 +105,12 @@ static ssize_t image_readv(void *ctx, const struct iovec *local, unsigned long n
 		size_t left = remote[ri].iov_len;
 
 		while (left) {
-			const struct image_region *r = region_at(im, a);
-			size_t n;
+			size_t n, zeros;
+			const struct image_region *r = region_at(im, a, &zeros);
 
-			if (!r)
+			if (!r && !zeros)
 				goto out;
-			n = r->len - (size_t)(a - r->addr);
+			n = r ? r->len - (size_t)(a - r->addr) : zeros;
 			if (n > left)
 				n = left;
 			while (n) {
@@ -113,8 +125,11 @@ static ssize_t image_readv(void *ctx, const struct iovec *local, unsigned long n
 				k = local[li].iov_len - loff;
 				if (k > n)
 					k = n;
-				memcpy((uint8_t *)local[li].iov_base + loff,
-				       r->data + (a - r->addr), k);
+				if (r)
+					memcpy((uint8_t *)local[li].iov_base + loff,
+					       r->data + (a - r->addr), k);
+				else
+					memset((uint8_t *)local[li].iov_base + loff, 0, k);
 				loff += k;
 				a += k;
 				n -= k;

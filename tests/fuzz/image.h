@@ -9,9 +9,10 @@
  * "samples" is a bit mask of the samples (image_set_sample 0..7) the region
  * exists in, so threads can come and go and frames move between samples of
  * one run; 0 means all of them.  Regions may overlap (the first listed wins)
- * and may be adjacent (a read may span them).  A read of any byte outside
- * the image stops there, like process_vm_readv on an unmapped page: a short
- * count, or -1/EFAULT when nothing was read.  After fail_after reads (0:
+ * and may be adjacent (a read may span them).  Memory is mapped in pages:
+ * bytes in no region but on a page some region touches read as 0.  A read
+ * of any other byte stops there, like process_vm_readv on an unmapped page:
+ * a short count, or -1/EFAULT when nothing was read.  After fail_after reads (0:
  * never) every read fails with ESRCH, as when the target exits.
  */
 #ifndef PYSPYC_FUZZ_IMAGE_H
