@@ -216,7 +216,8 @@ const struct py_layout *py_layout_find(uint32_t version);
 /* 0 when every offset the walker and the symbolizer read at lies within the
  * structure size they copy (tstate_size, frame_size or iframe_size,
  * code_size, the str and bytes headers, the chunk header) and those sizes
- * within the caps above; else -EINVAL.  The generated tables pass; a layout
+ * within the caps above, and the fields every version has are there; else
+ * -EINVAL.  The generated tables pass; a layout
  * made from the target's _Py_DebugOffsets may not, and must not be used
  * then.  py_walker_new and py_sym_new refuse a layout that fails. */
 int py_layout_check(const struct py_layout *L);

@@ -115,6 +115,9 @@ static void test_debug_offsets(void **state)
 	assert_int_equal(apply_with(36, 4000), -ENOEXEC);
 	/* the bytes length past the header */
 	assert_int_equal(apply_with(65, 60), -ENOEXEC);
+	/* an offset too large to keep reads as absent (-1), which a field
+	 * every version has cannot be: rd64 at -1 before the buffer */
+	assert_int_equal(apply_with(65, 1u << 20), -ENOEXEC);
 }
 
 int main(void)
