@@ -8,6 +8,8 @@
 #   make install    PREFIX=/usr/local DESTDIR=  (binary, man page, bash completion)
 #   make uninstall  the same variables: removes what install put there
 #   make SAN=1      AddressSanitizer + UndefinedBehaviorSanitizer build
+#   make fuzz       build the libFuzzer targets (clang) and run each for
+#                   FUZZ_SECONDS (300); crash inputs stay in build-fuzz/
 #   make V=1        show full commands
 
 PREFIX  ?= /usr/local
@@ -57,6 +59,19 @@ OUT_COST  := $(BUILD)/bench/out_cost
 RUSAGE_RUN := $(BUILD)/bench/rusage_run
 FLOOR     := $(BUILD)/bench/floor
 
+# Fuzzers: clang, the library compiled again with coverage and sanitizers
+# into build-fuzz/, one binary per tests/fuzz/fuzz_*.c into $(BUILD)/fuzz/.
+FUZZ_CC    ?= clang
+FUZZ_OBJ   := build-fuzz
+FUZZ_SAN   := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+              -fno-omit-frame-pointer
+FUZZ_CFLAGS := -std=gnu11 $(WARN) -O1 -g $(PKG_CFLAGS) -MMD -MP \
+               -fsanitize=fuzzer-no-link $(FUZZ_SAN)
+FUZZ_LIB_OBJS := $(LIB_SRCS:src/%.c=$(FUZZ_OBJ)/src/%.o) $(FUZZ_OBJ)/tests/fuzz/image.o
+FUZZ_BINS  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_MAIN_OBJS := $(FUZZ_BINS:$(BUILD)/fuzz/%=$(FUZZ_OBJ)/tests/fuzz/%.o)
+FUZZ_SECONDS ?= 300
+
 ifeq ($(SAN),1)
 PROG := $(BUILD)/pyspyc
 else
@@ -64,7 +79,7 @@ PROG := pyspyc
 endif
 
 .DELETE_ON_ERROR:
-.PHONY: all test unit demo bench install uninstall clean deps
+.PHONY: all test unit demo bench install uninstall clean deps fuzz fuzzers
 
 all: $(PROG)
 
@@ -83,6 +98,22 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS)
 	$(Q)$(CC) $(CPPFLAGS) -Itests/unit $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS) $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null) -lcmocka
 
 unit: $(TEST_BINS)
+
+$(FUZZ_OBJ)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(E) "  FUZZ-CC $<"
+	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -c -o $@ $<
+
+$(BUILD)/fuzz/%: $(FUZZ_OBJ)/tests/fuzz/%.o $(FUZZ_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(E) "  FUZZ-LD $@"
+	$(Q)$(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $^ $(LDLIBS)
+
+fuzzers: $(FUZZ_BINS)
+.SECONDARY: $(FUZZ_MAIN_OBJS) $(FUZZ_LIB_OBJS)
+
+fuzz: fuzzers
+	$(Q)./tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_OBJ) $(FUZZ_BINS)
 
 $(OUT_COST): scripts/bench/out_cost.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
@@ -103,9 +134,12 @@ deps:
 	$(Q)./scripts/install-deps.sh
 
 # `make test` and `make demo` install what is missing first, then build.
+# The fuzzers run briefly in the normal build's tests (they are sanitized
+# builds already, so not again under SAN=1).
 test: deps
-	$(Q)$(MAKE) --no-print-directory all unit
-	$(Q)PYSPYC=$(abspath $(PROG)) BUILD=$(BUILD) ./tests/run.sh
+	$(Q)$(MAKE) --no-print-directory all unit $(if $(filter 1,$(SAN)),,fuzzers)
+	$(Q)PYSPYC=$(abspath $(PROG)) BUILD=$(BUILD) FUZZ_OBJ=$(FUZZ_OBJ) \
+		FUZZ_BINS="$(if $(filter 1,$(SAN)),,$(FUZZ_BINS))" ./tests/run.sh
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
@@ -132,6 +166,7 @@ uninstall:
 		$(DESTDIR)$(BASHCOMPDIR)/pyspyc
 
 clean:
-	rm -rf build build-san pyspyc
+	rm -rf build build-san build-fuzz pyspyc
 
--include $(OBJS:.o=.d) $(OUT_COST).d $(RUSAGE_RUN).d
+-include $(OBJS:.o=.d) $(OUT_COST).d $(RUSAGE_RUN).d $(FUZZ_LIB_OBJS:.o=.d) \
+	$(FUZZ_MAIN_OBJS:.o=.d)

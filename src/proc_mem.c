@@ -13,6 +13,8 @@ void rmem_init(struct rmem *m, pid_t pid)
 	m->pid = pid;
 	m->reads = 0;
 	m->ranges = 0;
+	m->fake = NULL;
+	m->fake_ctx = NULL;
 }
 
 static size_t iov_total(const struct iovec *v, size_t n)
@@ -111,7 +113,10 @@ int rmem_readv(struct rmem *m, const struct iovec *local,
 	}
 	m->reads++;
 	m->ranges += nr;
-	got = process_vm_readv(m->pid, l, nl, r, nr, 0);
+	if (m->fake)
+		got = m->fake(m->fake_ctx, l, nl, r, nr);
+	else
+		got = process_vm_readv(m->pid, l, nl, r, nr, 0);
 	if (got < 0)
 		return -errno;
 	/* A short count means one remote range crossed into unmapped memory. */

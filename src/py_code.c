@@ -140,6 +140,8 @@ int py_sym_new(struct py_symbolizer **out, const struct py_target *t,
 	int err;
 
 	*out = NULL;
+	if (py_layout_check(t->layout))
+		return -EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -236,7 +238,7 @@ static int text_end(struct py_symbolizer *s, size_t out, int cut)
 static int read_bytes_str(struct py_symbolizer *s, uint64_t addr)
 {
 	const struct py_layout *L = s->L;
-	uint8_t hdr[64], raw[MAX_NAME_CHARS];
+	uint8_t hdr[PY_LAYOUT_MAX_BYTES_HDR], raw[MAX_NAME_CHARS];
 	uint64_t length, n, i = 0;
 	size_t out = 0;
 	int err;
@@ -282,7 +284,7 @@ static int read_bytes_str(struct py_symbolizer *s, uint64_t addr)
 static int read_str(struct py_symbolizer *s, uint64_t addr)
 {
 	const struct py_layout *L = s->L;
-	uint8_t hdr[128], raw[MAX_NAME_CHARS * 4];
+	uint8_t hdr[PY_LAYOUT_MAX_STR_HDR], raw[MAX_NAME_CHARS * 4];
 	uint32_t state, kind, i;
 	uint64_t length, n, data;
 	size_t out = 0;
@@ -478,7 +480,7 @@ static int read_lines(struct py_symbolizer *s, const struct fingerprint *fp,
 		      struct code_entry *e)
 {
 	const struct py_layout *L = s->L;
-	uint8_t hdr[64];
+	uint8_t hdr[PY_LAYOUT_MAX_BYTES_HDR];
 	uint64_t len;
 	size_t n = 0;
 	int err;

@@ -152,12 +152,10 @@ static uint32_t version_from_rodata(struct elf_file *ef)
 	return 0;
 }
 
-/* 3.13+: take the offsets from the target's _Py_DebugOffsets, the first
- * member of _PyRuntimeState, over the generated table.  Only the first 24
- * bytes (cookie, version, free_threaded) are stable across minor versions;
- * the rest is decoded with the 3.13 layout, used only when the version
- * matches one we know. */
-static int apply_debug_offsets(struct py_target *t, struct rmem *m)
+/* Only the first 24 bytes (cookie, version, free_threaded) are stable
+ * across minor versions; the rest is decoded with the 3.13 layout, used
+ * only when the version matches one we know. */
+int py_debug_offsets_apply(struct py_target *t, struct rmem *m)
 {
 	struct py_layout *L = &t->layout_buf;
 	uint64_t d[96];
@@ -243,6 +241,10 @@ static int apply_debug_offsets(struct py_target *t, struct rmem *m)
 	if (L->runtime_interp_head < 0 || L->interp_threads_head < 0 ||
 	    L->tstate_current_frame < 0 || L->iframe_previous < 0 || L->iframe_code < 0 ||
 	    L->code_adaptive < 0 || L->unicode_ascii_data < 0)
+		return -ENOEXEC;
+	/* Nor fields outside what the readers copy of their structure (a
+	 * frame or str header read into a fixed buffer). */
+	if (py_layout_check(L))
 		return -ENOEXEC;
 	return 0;
 }
@@ -411,7 +413,7 @@ static int try_candidate(struct py_target *t, const struct candidate *c,
 			t->runtime = addrs[S_RUNTIME] + bias;
 	}
 	if (t->runtime && (t->version_hex >> 16) >= 0x030d) {
-		err = apply_debug_offsets(t, m);
+		err = py_debug_offsets_apply(t, m);
 		if (err)
 			goto out_elf;
 	}

@@ -14,7 +14,7 @@
 #define CHUNK_SLACK 512              /* for frames pushed since the tstate read */
 #define COPY_BUF_BYTES (4u << 20)    /* all copies of one sample */
 #define MAX_CHUNKS_PER_THREAD 64
-#define MAX_FRAME_BYTES 256          /* a frame header we read */
+#define MAX_FRAME_BYTES PY_LAYOUT_MAX_FRAME /* a frame header we read */
 #define MAX_SPEC_FRAMES 512          /* frame objects read ahead per thread */
 #define MAX_SPEC_CHUNKS 8            /* older chunks read ahead per thread */
 /* 3.11 and 3.12: the current frame pointer is in a _PyCFrame on the C
@@ -192,7 +192,8 @@ int py_walker_new(struct py_walker **out, const struct py_target *t,
 	uint32_t vcap = 64;
 
 	*out = NULL;
-	if (!o->max_depth || !o->max_threads || o->max_threads > RMEM_MAX_IOV - 1)
+	if (!o->max_depth || !o->max_threads || o->max_threads > RMEM_MAX_IOV - 1 ||
+	    py_layout_check(t->layout))
 		return -EINVAL;
 	w = calloc(1, sizeof(*w));
 	if (!w)
@@ -658,7 +659,7 @@ static int read_chunks(struct py_walker *w)
 static int copy_older_chunk(struct py_walker *w, struct thread_slot *s)
 {
 	const struct py_layout *L = w->L;
-	uint8_t hdr[64];
+	uint8_t hdr[PY_LAYOUT_MAX_CHUNK_HDR];
 	uint64_t addr, size, top, len;
 	uint32_t k;
 

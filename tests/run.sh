@@ -1,9 +1,11 @@
 #!/bin/sh
-# Run every test: the C unit tests (cmocka), then the integration suite
-# (pytest against every CPython found).  Ends with one line
-# "N passed, N failed" and exits non-zero when anything failed.
+# Run every test: the C unit tests (cmocka), a short run of each fuzzer,
+# then the integration suite (pytest against every CPython found).  Ends
+# with one line "N passed, N failed" and exits non-zero when anything failed.
 #
-# Environment: PYSPYC (the binary), BUILD (where unit tests were built).
+# Environment: PYSPYC (the binary), BUILD (where unit tests were built),
+# FUZZ_BINS (the fuzzers; empty: none, as under SAN=1), FUZZ_OBJ (their
+# scratch directory), FUZZ_SMOKE_SECONDS (each fuzzer's run, 15).
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -30,6 +32,15 @@ for t in "$BUILD"/tests/test_*; do
 	[ "$f" -eq 0 ] || printf '%s\n' "$out" | grep -E "FAIL|ERROR|error|Assert" | head -n 20
 	passed=$((passed + p))
 	failed=$((failed + f))
+done
+
+# Each fuzzer is one test.
+for f in ${FUZZ_BINS:-}; do
+	if ./tests/fuzz/run.sh "${FUZZ_SMOKE_SECONDS:-15}" "${FUZZ_OBJ:-build-fuzz}" "$f"; then
+		passed=$((passed + 1))
+	else
+		failed=$((failed + 1))
+	fi
 done
 
 xml="$BUILD/pytest.xml"

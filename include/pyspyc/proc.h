@@ -13,10 +13,24 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+/* A stand-in for process_vm_readv, for tests and fuzzers that read a fake
+ * memory image instead of a process.  Same contract as the syscall with
+ * pid and flags dropped: the bytes copied (stopping at the first remote
+ * byte it cannot read, a short count), or -1 with errno set when not even
+ * the first byte could be read. */
+typedef ssize_t (*rmem_readv_fn)(void *ctx, const struct iovec *local,
+				 unsigned long nlocal, const struct iovec *remote,
+				 unsigned long nremote);
+
 struct rmem {
 	pid_t pid;
 	uint64_t reads;   /* syscalls issued, for statistics */
 	uint64_t ranges;  /* remote ranges they read, after merging */
+	/* NULL (what rmem_init sets): read pid with process_vm_readv.  Set
+	 * by tests after rmem_init to read through fake instead; everything
+	 * above the syscall (merging, all-or-nothing) stays the same. */
+	rmem_readv_fn fake;
+	void *fake_ctx;
 };
 
 void rmem_init(struct rmem *m, pid_t pid);

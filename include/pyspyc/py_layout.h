@@ -205,4 +205,21 @@ struct py_layout {
  * build knows none. */
 const struct py_layout *py_layout_find(uint32_t version);
 
+/* What the readers copy of each structure at most: every field they read
+ * must lie within it (py_layout_check). */
+#define PY_LAYOUT_MAX_FRAME 256      /* frame object / interpreter frame */
+#define PY_LAYOUT_MAX_CODE 1024      /* code object window */
+#define PY_LAYOUT_MAX_STR_HDR 128    /* str object header */
+#define PY_LAYOUT_MAX_BYTES_HDR 64   /* bytes object header */
+#define PY_LAYOUT_MAX_CHUNK_HDR 64   /* data-stack chunk header */
+
+/* 0 when every offset the walker and the symbolizer read at lies within the
+ * structure size they copy (tstate_size, frame_size or iframe_size,
+ * code_size, the str and bytes headers, the chunk header) and those sizes
+ * within the caps above, and the fields every version has are there; else
+ * -EINVAL.  The generated tables pass; a layout
+ * made from the target's _Py_DebugOffsets may not, and must not be used
+ * then.  py_walker_new and py_sym_new refuse a layout that fails. */
+int py_layout_check(const struct py_layout *L);
+
 #endif

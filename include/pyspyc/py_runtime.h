@@ -47,6 +47,15 @@ struct py_target {
  *                     (a just-launched process: try again shortly) */
 int py_target_find(struct py_target *t, pid_t pid, unsigned int flags);
 
+/* 3.13+: take the offsets of t->layout_buf from the target's
+ * _Py_DebugOffsets at t->runtime (the first member of _PyRuntimeState),
+ * over the generated table.  Returns 0 (also when there are none: the
+ * table stays), -ENOEXEC when they are unreadable, claim another version or
+ * do not make a usable layout, -EPROTONOSUPPORT for a free-threaded build,
+ * or another -errno of the read.  Called by py_target_find; public for the
+ * fuzzer. */
+int py_debug_offsets_apply(struct py_target *t, struct rmem *m);
+
 /* flags: leave out discovery steps, to exercise the fallbacks (tests) or to
  * work around a binary whose symbols lie (PYSPYC_FIND in pyspyc(1)). */
 #define PY_FIND_NO_SYMBOLS 0x1   /* ignore _PyRuntime / interp_head symbols */

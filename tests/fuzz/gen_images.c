@@ -1,0 +1,309 @@
+/* gen_images.c - seeds for the fuzzers that read a fake memory image: for
+ * several CPython layouts, a valid image of one thread running a 3-frame
+ * chain of code objects with names, files and line tables (gen_corpus.sh
+ * builds and runs it).  Format: image.h.
+ *
+ *   gen_images OUTDIR
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pyspyc/py_layout.h"
+#include "pyspyc/py_lines.h"
+
+#define MAX_REGIONS 32
+
+struct region {
+	uint64_t addr;
+	uint32_t len;
+	uint8_t data[16384];
+};
+
+static struct region regs[MAX_REGIONS];
+static unsigned int nregs;
+static uint8_t *runtime;
+
+static uint8_t *region(uint64_t addr, uint32_t len)
+{
+	struct region *r = &regs[nregs++];
+
+	memset(r, 0, sizeof(*r));
+	r->addr = addr;
+	r->len = len;
+	return r->data;
+}
+
+static void put(uint8_t *p, int32_t off, uint64_t v, int bytes)
+{
+	if (off >= 0)
+		memcpy(p + off, &v, (size_t)bytes);
+}
+
+static void put_u(FILE *f, uint64_t v, int bytes)
+{
+	fwrite(&v, (size_t)bytes, 1, f);
+}
+
+enum {
+	INTERP = 0x10000, TSTATE = 0x20000, FRAMES = 0x30000, CODES = 0x40000,
+	STRS = 0x50000, TABLES = 0x60000, CHUNK = 0x70000, CFRAME = 0x80000,
+	CODE_TYPE = 0x90000, STR_TYPE = 0x92000, NAMES = 0x94000, RUNTIME = 0x8000,
+};
+
+static uint64_t frame_addr(const struct py_layout *L, int i)
+{
+	if (L->frame_model == PY_FRAMES_OBJECTS)
+		return FRAMES + 0x200u * (uint64_t)i;
+	return CHUNK + (uint64_t)L->chunk_data + (uint64_t)(2 - i) * (uint64_t)L->iframe_size;
+}
+
+static uint64_t instr_of(const struct py_layout *L, int i)
+{
+	if (L->frame_model == PY_FRAMES_OBJECTS)
+		return 2;
+	return CODES + 0x400u * (uint64_t)i + (uint64_t)L->code_adaptive + 2;
+}
+
+static void str_obj(const struct py_layout *L, uint64_t addr, const char *s)
+{
+	uint8_t *p = region(addr, 0x80);
+	uint64_t n = strlen(s);
+
+	put(p, L->obj_type, STR_TYPE, 8);
+	if (L->str_model == PY_STR_BYTES) {
+		put(p, L->bytes_size, n, 8);
+		memcpy(p + L->bytes_data, s, n);
+		return;
+	}
+	put(p, L->unicode_length, n, 8);
+	put(p, L->unicode_state, 0x64, 4); /* compact, ascii, 1 byte a char */
+	memcpy(p + L->unicode_ascii_data, s, n);
+}
+
+static void type_obj(const struct py_layout *L, uint64_t addr, uint64_t name_at,
+		     const char *name)
+{
+	uint8_t *p = region(addr, 0x200);
+
+	put(p, L->type_name, name_at, 8);
+	memcpy(region(name_at, 16), name, strlen(name));
+}
+
+/* One line table: three lines, one instruction each. */
+static void table_obj(const struct py_layout *L, uint64_t addr)
+{
+	static const uint8_t lnotab[] = { 2, 1, 2, 1 }, t310[] = { 2, 1, 2, 1, 2, 1 };
+	static const uint8_t loc[] = { 0xe8, 0x02, 0xe8, 0x02, 0xe8, 0x02 };
+	const uint8_t *t = L->line_format == PY_LINES_LOCATION ? loc :
+			   L->line_format == PY_LINES_310 ? t310 : lnotab;
+	size_t n = L->line_format == PY_LINES_LOCATION ? sizeof(loc) :
+		   L->line_format == PY_LINES_310 ? sizeof(t310) : sizeof(lnotab);
+	uint8_t *p = region(addr, 0x80);
+
+	put(p, L->bytes_size, n, 8);
+	memcpy(p + L->bytes_data, t, n);
+}
+
+static void build(const struct py_layout *L)
+{
+	uint8_t *ts, *p;
+	int i;
+
+	nregs = 0;
+	runtime = region(RUNTIME, L->runtime_tstate_current > 0x308 ?
+				  (uint32_t)L->runtime_tstate_current + 8 : 0x310);
+	put(runtime, L->runtime_tstate_current, TSTATE, 8); /* holds the GIL */
+	p = region(INTERP, (uint32_t)L->interp_threads_head + 8);
+	put(p, L->interp_threads_head, TSTATE, 8);
+	ts = region(TSTATE, (uint32_t)L->tstate_size);
+	put(ts, L->tstate_interp, INTERP, 8);
+	put(ts, L->tstate_thread_id, 0x7f0000001000ull, 8);
+	put(ts, L->tstate_native_thread_id, 4242, 8);
+	type_obj(L, CODE_TYPE, NAMES, "code");
+	type_obj(L, STR_TYPE, NAMES + 16, "str");
+	str_obj(L, STRS, "/app/main.py");
+	for (i = 0; i < 3; i++) {
+		uint64_t code = CODES + 0x400u * (uint64_t)i;
+		char name[16];
+
+		snprintf(name, sizeof(name), "f%d", i);
+		str_obj(L, STRS + 0x100u * (uint64_t)(i + 1), name);
+		table_obj(L, TABLES + 0x100u * (uint64_t)i);
+		p = region(code, (uint32_t)L->code_size);
+		put(p, L->code_ob_type, CODE_TYPE, 8);
+		put(p, L->code_ob_size, 3, 8);
+		put(p, L->code_filename, STRS, 8);
+		put(p, L->code_name, STRS + 0x100u * (uint64_t)(i + 1), 8);
+		put(p, L->code_qualname, STRS + 0x100u * (uint64_t)(i + 1), 8);
+		put(p, L->code_linetable, TABLES + 0x100u * (uint64_t)i, 8);
+		put(p, L->code_firstlineno, 10 + 10 * (uint64_t)i, 4);
+		if (L->frame_model == PY_FRAMES_OBJECTS) {
+			p = region(frame_addr(L, i), (uint32_t)L->frame_size);
+			put(p, L->frame_back, i < 2 ? frame_addr(L, i + 1) : 0, 8);
+			put(p, L->frame_code, code, 8);
+			put(p, L->frame_lasti, 1, 4);
+		}
+	}
+	if (L->frame_model == PY_FRAMES_OBJECTS) {
+		put(ts, L->tstate_frame, frame_addr(L, 0), 8);
+		return;
+	}
+	p = region(CHUNK, (uint32_t)(L->chunk_data + 3 * L->iframe_size));
+	put(p, L->chunk_size, 0x4000, 8);
+	for (i = 0; i < 3; i++) {
+		uint8_t *f = p + (frame_addr(L, i) - CHUNK);
+
+		put(f, L->iframe_code, CODES + 0x400u * (uint64_t)i, 8);
+		put(f, L->iframe_previous, i < 2 ? frame_addr(L, i + 1) : 0, 8);
+		put(f, L->iframe_instr, instr_of(L, i), 8);
+	}
+	put(ts, L->tstate_datastack_chunk, CHUNK, 8);
+	put(ts, L->tstate_datastack_top, CHUNK + (uint64_t)(L->chunk_data + 3 * L->iframe_size), 8);
+	if (L->tstate_current_frame >= 0) {
+		put(ts, L->tstate_current_frame, frame_addr(L, 0), 8);
+	} else {
+		put(ts, L->tstate_cframe, CFRAME, 8);
+		put(region(CFRAME, 0x40), L->cframe_current_frame, frame_addr(L, 0), 8);
+	}
+}
+
+/* The 3.13 _Py_DebugOffsets that py_debug_offsets_apply reads back into L. */
+static void debug_offsets(const struct py_layout *L)
+{
+	static const struct { int word; size_t off; } map[] = {
+#define F(w, field) { w, offsetof(struct py_layout, field) }
+		F(8, interp_next), F(9, interp_threads_head), F(11, interp_modules),
+		F(14, interp_ceval_gil), F(19, tstate_size), F(21, tstate_next),
+		F(22, tstate_interp), F(23, tstate_current_frame), F(24, tstate_thread_id),
+		F(25, tstate_native_thread_id), F(26, tstate_datastack_chunk),
+		F(29, iframe_previous), F(30, iframe_code), F(31, iframe_instr),
+		F(32, iframe_size), F(33, iframe_owner), F(35, code_filename),
+		F(36, code_name), F(37, code_qualname), F(38, code_linetable),
+		F(39, code_firstlineno), F(40, code_argcount), F(41, code_localsplusnames),
+		F(42, code_localspluskinds), F(43, code_adaptive), F(45, obj_type),
+		F(47, type_name), F(49, type_flags), F(51, tuple_items), F(52, obj_var_size),
+		F(57, dict_keys), F(58, dict_values), F(60, float_fval), F(62, long_size),
+		F(63, long_digits), F(65, bytes_size), F(66, bytes_data),
+		F(68, unicode_state), F(69, unicode_length), F(70, unicode_ascii_data),
+#undef F
+	};
+	uint8_t *p = runtime;
+	uint64_t d[96] = { 0 };
+	size_t i;
+
+	memcpy(&d[0], "xdebugpy", 8);
+	d[1] = 0x030d00f0;
+	d[5] = 0x300;
+	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		int32_t v;
+
+		memcpy(&v, (const char *)L + map[i].off, sizeof(v));
+		d[map[i].word] = (uint64_t)(int64_t)v;
+	}
+	d[15] = 0x100;
+	d[17] = 0x100 + (uint64_t)L->gil_locked;
+	d[18] = 0x100 + (uint64_t)L->gil_last_holder;
+	memcpy(p, d, sizeof(d));
+	put(p, 0x300, INTERP, 8);
+}
+
+static FILE *seed(const char *dir, const char *what, const struct py_layout *L)
+{
+	char path[4096];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s/%x", dir, what, L->version);
+	f = fopen(path, "wb");
+	if (!f) {
+		perror(path);
+		exit(1);
+	}
+	return f;
+}
+
+static void regions_out(FILE *f)
+{
+	unsigned int i;
+
+	for (i = 0; i < nregs; i++) {
+		put_u(f, regs[i].addr, 8);
+		put_u(f, regs[i].len, 2);
+		put_u(f, 0, 1);
+		fwrite(regs[i].data, regs[i].len, 1, f);
+	}
+	fclose(f);
+}
+
+int main(int argc, char **argv)
+{
+	/* image_target()'s numbering */
+	static const uint32_t versions[] = { 0x0207, 0x0306, 0x0307, 0x0308, 0x0309,
+					     0x030a, 0x030b, 0x030c, 0x030d };
+	static const int pick[] = { 0, 4, 5, 6, 7, 8 };
+	size_t k;
+	int i;
+
+	if (argc != 2)
+		return 2;
+	for (k = 0; k < sizeof(pick) / sizeof(pick[0]); k++) {
+		const struct py_layout *L = py_layout_find(versions[pick[k]]);
+		uint8_t sel = (uint8_t)pick[k];
+		FILE *f;
+
+		build(L);
+		f = seed(argv[1], "walk", L);
+		put_u(f, sel, 1);
+		put_u(f, 0x28, 1); /* depth 65, 3 threads */
+		put_u(f, 0, 1);
+		put_u(f, INTERP, 8);
+		put_u(f, RUNTIME, 8);
+		put_u(f, 0, 8);
+		put_u(f, 0, 8);
+		regions_out(f);
+
+		f = seed(argv[1], "code", L);
+		put_u(f, sel, 1);
+		put_u(f, 0, 1);
+		put_u(f, 0, 1);
+		put_u(f, CODE_TYPE, 8);
+		put_u(f, 0, 1);
+		put_u(f, 3, 1);
+		for (i = 0; i < 3; i++) {
+			put_u(f, CODES + 0x400u * (uint64_t)i, 8);
+			put_u(f, instr_of(L, i), 8);
+			put_u(f, 0, 1);
+		}
+		regions_out(f);
+
+		f = seed(argv[1], "threads", L);
+		put_u(f, sel, 1);
+		put_u(f, 0, 1);
+		put_u(f, INTERP, 8);
+		put_u(f, 1, 1);
+		put_u(f, TSTATE, 8);
+		put_u(f, 0x7f0000001000ull, 8);
+		put_u(f, 4242, 4);
+		regions_out(f);
+
+		f = seed(argv[1], "obj", L);
+		put_u(f, sel, 1);
+		put_u(f, 0, 1);
+		put_u(f, 200, 1);
+		put_u(f, STRS, 8);
+		put_u(f, frame_addr(L, 0), 8);
+		put_u(f, CODES, 8);
+		put_u(f, INTERP, 8);
+		regions_out(f);
+
+		if (L->version == 0x030d) {
+			debug_offsets(L);
+			f = seed(argv[1], "debug_offsets", L);
+			put_u(f, 0, 1);
+			put_u(f, 0, 1);
+			put_u(f, RUNTIME, 8);
+			regions_out(f);
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,132 @@
+/* test_py_layout.c - layouts are checked before anything reads through
+ * them (py_layout_check), above all those made from a target's
+ * _Py_DebugOffsets, whose offsets are the target's word. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <string.h>
+
+#include "pyspyc/py_runtime.h"
+
+static const uint32_t versions[] = { 0x0207, 0x0306, 0x0307, 0x0308, 0x0309,
+				     0x030a, 0x030b, 0x030c, 0x030d };
+
+static void test_generated_pass(void **state)
+{
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(versions) / sizeof(versions[0]); i++)
+		assert_int_equal(py_layout_check(py_layout_find(versions[i])), 0);
+}
+
+static void test_fields_outside(void **state)
+{
+	struct py_layout L = *py_layout_find(0x030d);
+
+	(void)state;
+	L.unicode_ascii_data = 4000;   /* a str header past its buffer */
+	assert_int_equal(py_layout_check(&L), -EINVAL);
+	L = *py_layout_find(0x030d);
+	L.iframe_size = 2000;
+	assert_int_equal(py_layout_check(&L), -EINVAL);
+	L = *py_layout_find(0x030d);
+	L.iframe_owner = L.iframe_size; /* just past the frame */
+	assert_int_equal(py_layout_check(&L), -EINVAL);
+	L = *py_layout_find(0x030d);
+	L.code_size = 1 << 20;
+	assert_int_equal(py_layout_check(&L), -EINVAL);
+	L = *py_layout_find(0x0207);
+	L.bytes_size = L.bytes_data;   /* the length inside the data */
+	assert_int_equal(py_layout_check(&L), -EINVAL);
+}
+
+/* A fake target memory: _Py_DebugOffsets at address 4096. */
+static uint64_t offsets[96];
+
+static ssize_t fake_readv(void *ctx, const struct iovec *local, unsigned long nl,
+			  const struct iovec *remote, unsigned long nr)
+{
+	(void)ctx;
+	if (nl != 1 || nr != 1 || (uintptr_t)remote[0].iov_base != 4096 ||
+	    remote[0].iov_len > sizeof(offsets)) {
+		errno = EFAULT;
+		return -1;
+	}
+	memcpy(local[0].iov_base, offsets, remote[0].iov_len);
+	return (ssize_t)remote[0].iov_len;
+}
+
+static int apply_with(int word, uint64_t value)
+{
+	struct py_target t;
+	struct rmem m;
+
+	memset(&t, 0, sizeof(t));
+	t.layout_buf = *py_layout_find(0x030d);
+	t.layout = &t.layout_buf;
+	t.version_hex = 0x030d00f0;
+	t.runtime = 4096;
+	memset(offsets, 0, sizeof(offsets));
+	memcpy(&offsets[0], "xdebugpy", 8);
+	offsets[1] = 0x030d00f0;
+	offsets[5] = 632;
+	offsets[9] = 7344;
+	offsets[21] = 8;
+	offsets[22] = 16;
+	offsets[23] = 72;
+	offsets[29] = 8;
+	offsets[30] = 0;
+	offsets[31] = 56;
+	offsets[32] = 72;
+	offsets[33] = 70;
+	offsets[35] = 112;
+	offsets[36] = 120;
+	offsets[37] = 128;
+	offsets[38] = 136;
+	offsets[39] = 68;
+	offsets[43] = 200;
+	offsets[45] = 8;
+	offsets[65] = 16;
+	offsets[66] = 32;
+	offsets[68] = 32;
+	offsets[69] = 16;
+	offsets[70] = 40;
+	offsets[word] = value;
+	rmem_init(&m, 1);
+	m.fake = fake_readv;
+	return py_debug_offsets_apply(&t, &m);
+}
+
+static void test_debug_offsets(void **state)
+{
+	(void)state;
+	assert_int_equal(apply_with(2, 0), 0); /* as written: a usable layout */
+	/* asciiobject_size past the str header buffer: a stack overflow in
+	 * the symbolizer's read_str before the check */
+	assert_int_equal(apply_with(70, 4000), -ENOEXEC);
+	/* interpreter frame size past the walker's frame buffer */
+	assert_int_equal(apply_with(32, 2000), -ENOEXEC);
+	/* a code object field past co_code_adaptive */
+	assert_int_equal(apply_with(36, 4000), -ENOEXEC);
+	/* the bytes length past the header */
+	assert_int_equal(apply_with(65, 60), -ENOEXEC);
+	/* an offset too large to keep reads as absent (-1), which a field
+	 * every version has cannot be: rd64 at -1 before the buffer */
+	assert_int_equal(apply_with(65, 1u << 20), -ENOEXEC);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_generated_pass),
+		cmocka_unit_test(test_fields_outside),
+		cmocka_unit_test(test_debug_offsets),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
