@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "pyspyc/clock.h"
 #include "pyspyc/proc_pause.h"
@@ -18,6 +19,9 @@ struct sampler {
 	struct stacktab *tab;
 	struct sampler_opts o;
 	pid_t pid;
+	/* The process itself, not its pid: a sample read from a pid that a
+	 * new process took over is never counted (-1: no pidfds, 5.3). */
+	int handle;
 	uint32_t process_frame;
 	/* --blocking: the threads traced, and their OS states read just
 	 * before they were paused (paused, they all show as stopped). */
@@ -88,6 +92,14 @@ int sampler_new(struct sampler **out, const struct py_target *t,
 	s->o = *o;
 	s->tab = tab;
 	s->pid = t->pid;
+	s->handle = proc_handle_open(t->pid);
+	if (s->handle == -ENOSYS) {
+		s->handle = -1;
+	} else if (s->handle < 0) {
+		err = s->handle;
+		s->handle = -1;
+		goto out_free;
+	}
 	err = py_walker_new(&s->walker, t, &o->walk);
 	if (err)
 		goto out_free;
@@ -129,6 +141,8 @@ void sampler_free(struct sampler *s)
 	if (!s)
 		return;
 	thread_map_free(s->tmap);
+	if (s->handle >= 0)
+		close(s->handle);
 	free(s->traced);
 	free(s->pre);
 	py_sym_free(s->sym);
@@ -333,6 +347,10 @@ int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 			err = py_walker_sample(s->walker, xl, xr, nx, &x_ok, &rs, &ws);
 		}
 		last = err ? NULL : rs;
+		/* A pid is free for reuse only once its process has exited:
+		 * while the handle says it lives, the read was of it. */
+		if (s->handle >= 0 && proc_handle_exited(s->handle))
+			err = -ESRCH;
 		if (err == -ESRCH) {
 			PUB(st->target_gone, 1);
 			err = 0;

@@ -110,6 +110,8 @@ static int start_proc(struct session *s, const struct py_target *t, uint64_t sta
 		.sym = s->o.sym,
 	};
 	struct proc_run *pr;
+	uint64_t now_start;
+	pid_t ppid;
 	int err;
 
 	if (s->nlive >= MAX_LIVE)
@@ -125,6 +127,12 @@ static int start_proc(struct session *s, const struct py_target *t, uint64_t sta
 	err = sampler_new(&pr->smp, &pr->t, s->tab, &so);
 	if (err)
 		goto out_free;
+	/* The sampler holds the process now: make sure it holds the one that
+	 * was found, not a later one that took its pid in between. */
+	if (proc_stat_ids(t->pid, &ppid, &now_start, NULL) || now_start != start) {
+		err = -ESRCH;
+		goto out_sampler;
+	}
 	err = spawn(&pr->thread, sampler_main, pr);
 	if (err)
 		goto out_sampler;

@@ -66,7 +66,8 @@ int sampler_new(struct sampler **out, const struct py_target *t,
 		struct stacktab *tab, const struct sampler_opts *o);
 void sampler_free(struct sampler *s);
 
-/* Sample until *stop becomes non-zero, end_ns passes or the target exits.
+/* Sample until *stop becomes non-zero, end_ns passes, the target exits
+ * (a pid taken over by another process is not mistaken for it).
  * Must run on one thread from start to end (--blocking traces from it).
  * Returns 0 (the reason is in the stats) or -errno for a failure that ended
  * the run early. */

@@ -6,7 +6,8 @@
  * (forked workers, workers replaced after max_requests or a crash) get a
  * sampler of their own; processes that exit are dropped quietly; processes
  * that are not Python are ignored quietly.  Processes are told apart by pid
- * and start time, so a reused pid is a new process.
+ * and start time, so a reused pid is a new process; a sampler holds its
+ * process by a pidfd, so it never reads a later process that took the pid.
  *
  * The caller's thread is free while a session runs (record waits on it, top
  * draws its screen); session_stats() and stacktab_snapshot() may be called
