@@ -233,6 +233,12 @@ static void summary(const struct session_stats *st, const struct record_args *a,
 		st->samples ? (double)st->reads / (double)st->samples : 0.0);
 	if (a->subprocesses)
 		fprintf(stderr, "; %u processes", st->processes_seen);
+	if (st->execs > st->execs_lost)
+		fprintf(stderr, "; followed %u exec%s into Python", st->execs - st->execs_lost,
+			st->execs - st->execs_lost == 1 ? "" : "s");
+	if (st->execs_lost)
+		fprintf(stderr, "; %u exec%s into a program that is not Python: not sampled "
+			"after that", st->execs_lost, st->execs_lost == 1 ? "" : "s");
 	if (st->idle)
 		fprintf(stderr, "; %llu idle thread stacks left out",
 			(unsigned long long)st->idle);
