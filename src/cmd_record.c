@@ -197,7 +197,7 @@ static unsigned outputs_need(const struct output *outs, int nout)
 /* full has a thread marker on every stack when a format needed them; plain
  * is the profile the other formats get (markers only with -t). */
 static int write_outputs(const struct output *outs, int nout, const struct record_args *a,
-			 const struct profile *full, const struct profile *plain)
+			 const struct profile *full, const struct profile *plain, int *written)
 {
 	int i, failed = 0;
 
@@ -206,6 +206,7 @@ static int write_outputs(const struct output *outs, int nout, const struct recor
 		const struct profile *p = outs[i].fmt->needs & OUT_PER_THREAD ? full : plain;
 		int err = out_write_file(outs[i].path, outs[i].fmt, p, &oo);
 
+		written[i] = !err;
 		if (err == -EPIPE && !strcmp(outs[i].path, "-"))
 			continue; /* the reader went away (| head): not a failure */
 		if (err) {
@@ -218,13 +219,13 @@ static int write_outputs(const struct output *outs, int nout, const struct recor
 }
 
 static void summary(const struct session_stats *st, const struct record_args *a,
-		    const struct output *outs, int nout, int failed,
+		    const struct output *outs, int nout, const int *written,
 		    const struct stacktab *tab, uint64_t timeline_lost)
 {
 	const char *full = stacktab_full(tab);
 	struct rusage ru;
 	double cpu_us = 0;
-	int i;
+	int i, n = 0;
 
 	if (!getrusage(RUSAGE_SELF, &ru))
 		cpu_us = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
@@ -238,6 +239,12 @@ static void summary(const struct session_stats *st, const struct record_args *a,
 		st->samples ? (double)st->reads / (double)st->samples : 0.0);
 	if (a->subprocesses)
 		fprintf(stderr, "; %u processes", st->processes_seen);
+	if (st->execs > st->execs_lost)
+		fprintf(stderr, "; followed %u exec%s into Python", st->execs - st->execs_lost,
+			st->execs - st->execs_lost == 1 ? "" : "s");
+	if (st->execs_lost)
+		fprintf(stderr, "; %u exec%s into a program that is not Python: not sampled "
+			"after that", st->execs_lost, st->execs_lost == 1 ? "" : "s");
 	if (st->idle)
 		fprintf(stderr, "; %llu idle thread stacks left out",
 			(unsigned long long)st->idle);
@@ -252,11 +259,11 @@ static void summary(const struct session_stats *st, const struct record_args *a,
 		fprintf(stderr, "; the timeline kept the first %llu stacks of %llu (--max-timeline)",
 			(unsigned long long)a->max_timeline,
 			(unsigned long long)(a->max_timeline + timeline_lost));
-	if (!failed) {
-		for (i = 0; i < nout; i++)
-			fprintf(stderr, "%s%s", i ? ", " : "; wrote ",
+	/* The outputs that were written, also when another one failed. */
+	for (i = 0; i < nout; i++)
+		if (written[i])
+			fprintf(stderr, "%s%s", n++ ? ", " : "; wrote ",
 				strcmp(outs[i].path, "-") ? outs[i].path : "stdout");
-	}
 	fputc('\n', stderr);
 }
 
@@ -326,6 +333,7 @@ int cmd_record(int argc, char **argv)
 {
 	struct record_args a = { .s = SAMPLE_ARGS_DEFAULT, .max_timeline = 10000000 };
 	struct output outs[MAX_OUTPUTS];
+	int written[MAX_OUTPUTS];
 	struct session_stats st = { 0 };
 	struct stacktab *tab = NULL;
 	struct session *sess = NULL;
@@ -448,8 +456,8 @@ int cmd_record(int argc, char **argv)
 	child = 0;
 	if (!prof.total)
 		fprintf(stderr, "pyspyc: warning: no samples were collected\n");
-	rc = write_outputs(outs, nout, &a, &prof, &plain) ? EXIT_OUTPUT : EXIT_OK;
-	summary(&st, &a, outs, nout, rc != EXIT_OK, tab, prof.timeline_lost);
+	rc = write_outputs(outs, nout, &a, &prof, &plain, written) ? EXIT_OUTPUT : EXIT_OK;
+	summary(&st, &a, outs, nout, written, tab, prof.timeline_lost);
 out:
 	if (child)
 		cmd_end_child(child);

@@ -210,7 +210,14 @@ static void give_to_sudo_user(int fd)
 static int write_stream(FILE *f, const struct out_format *fmt,
 			const struct profile *p, const struct out_opts *o)
 {
-	int err = fmt->write(p, o, f);
+	int err;
+
+	/* A writer reports a failed write as -EIO (it sees only ferror()):
+	 * the failed write's own errno (ENOSPC, EDQUOT, EPIPE) says more. */
+	errno = 0;
+	err = fmt->write(p, o, f);
+	if (err == -EIO && errno)
+		err = -errno;
 
 	if (fflush(f) && !err)
 		err = -errno;
@@ -227,7 +234,6 @@ int out_write_file(const char *path, const struct out_format *fmt,
 	int fd, err;
 
 	if (!strcmp(path, "-")) {
-		errno = 0;
 		err = write_stream(stdout, fmt, p, o);
 		/* A reader that closed the pipe early is not an I/O error. */
 		return err && errno == EPIPE ? -EPIPE : err;

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "pyspyc/clock.h"
 #include "pyspyc/proc_pause.h"
@@ -18,6 +19,17 @@ struct sampler {
 	struct stacktab *tab;
 	struct sampler_opts o;
 	pid_t pid;
+	/* The process itself, not its pid: a sample read from a pid that a
+	 * new process took over is never counted (-1: no pidfds, 5.3). */
+	int handle;
+	/* Is it still the interpreter we attached to?  Checked while reads
+	 * fail, which is what an exec looks like from here. */
+	uint64_t runtime;
+	uint32_t version_hex;
+	unsigned int find_flags;
+	struct py_target *probe;
+	int64_t next_probe_ns;
+	int not_python;             /* probes in a row that found no Python */
 	uint32_t process_frame;
 	/* --blocking: the threads traced, and their OS states read just
 	 * before they were paused (paused, they all show as stopped). */
@@ -55,6 +67,7 @@ void sampler_stats_read(const struct sampler_stats *src, struct sampler_stats *d
 	dst->active = GET(src->active);
 	dst->elapsed_ns = GET(src->elapsed_ns);
 	dst->target_gone = GET(src->target_gone);
+	dst->target_exec = GET(src->target_exec);
 }
 
 /* A root marker (FRAME_PROCESS or FRAME_THREAD) shown as label, for the
@@ -88,6 +101,22 @@ int sampler_new(struct sampler **out, const struct py_target *t,
 	s->o = *o;
 	s->tab = tab;
 	s->pid = t->pid;
+	s->runtime = t->runtime;
+	s->version_hex = t->version_hex;
+	s->find_flags = t->flags;
+	s->handle = proc_handle_open(t->pid);
+	if (s->handle == -ENOSYS) {
+		s->handle = -1;
+	} else if (s->handle < 0) {
+		err = s->handle;
+		s->handle = -1;
+		goto out_free;
+	}
+	s->probe = malloc(sizeof(*s->probe));
+	if (!s->probe) {
+		err = -ENOMEM;
+		goto out_free;
+	}
 	err = py_walker_new(&s->walker, t, &o->walk);
 	if (err)
 		goto out_free;
@@ -129,6 +158,9 @@ void sampler_free(struct sampler *s)
 	if (!s)
 		return;
 	thread_map_free(s->tmap);
+	if (s->handle >= 0)
+		close(s->handle);
+	free(s->probe);
 	free(s->traced);
 	free(s->pre);
 	py_sym_free(s->sym);
@@ -279,6 +311,33 @@ static void filter(struct sampler *s, struct raw_sample *rs, struct sampler_stat
 	PUB(st->active, active);
 }
 
+/* After a failed sample: has the process exec'd another program?  Then
+ * its memory no longer holds the interpreter we attached to: either another
+ * one (another Python, or the same at new addresses) or none.  Looked at
+ * five times a second at most, as finding the interpreter reads the maps
+ * and the binary; no Python three times in a row (0.4 s: long enough for a
+ * new program's libraries to be mapped) means the new program is not
+ * Python.  1 when it exec'd, 0 when not (or not known yet). */
+#define PROBE_NS 200000000LL
+#define PROBES_NOT_PYTHON 3
+
+static int execd(struct sampler *s, int64_t now)
+{
+	int err;
+
+	if (now < s->next_probe_ns)
+		return 0;
+	s->next_probe_ns = now + PROBE_NS;
+	err = py_target_find(s->probe, s->pid, s->find_flags);
+	if (!err) {
+		s->not_python = 0;
+		return s->probe->runtime != s->runtime ||
+		       s->probe->version_hex != s->version_hex;
+	}
+	s->not_python = err == -ENOEXEC ? s->not_python + 1 : 0;
+	return s->not_python >= PROBES_NOT_PYTHON;
+}
+
 int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 		struct sampler_stats *st)
 {
@@ -333,6 +392,10 @@ int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 			err = py_walker_sample(s->walker, xl, xr, nx, &x_ok, &rs, &ws);
 		}
 		last = err ? NULL : rs;
+		/* A pid is free for reuse only once its process has exited:
+		 * while the handle says it lives, the read was of it. */
+		if (s->handle >= 0 && proc_handle_exited(s->handle))
+			err = -ESRCH;
 		if (err == -ESRCH) {
 			PUB(st->target_gone, 1);
 			err = 0;
@@ -341,7 +404,12 @@ int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 		if (err) {
 			PUB(st->errors, ++errors);
 			err = 0;
+			if (execd(s, now)) {
+				PUB(st->target_exec, 1);
+				break;
+			}
 		} else {
+			s->not_python = 0;
 			PUB(st->samples, ++samples);
 			if (rs->gil_known) {
 				PUB(st->gil_known, ++gil_known);

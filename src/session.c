@@ -46,6 +46,8 @@ struct session {
 	uint32_t nlive;
 	struct sampler_stats done; /* summed over finished samplers */
 	uint32_t seen;
+	uint32_t execs;           /* processes that exec'd another program */
+	uint32_t execs_lost;      /* ...that was not Python: left unsampled */
 	int root_gone;
 	struct skip skips[MAX_SKIP];
 	uint32_t nskips;
@@ -110,6 +112,8 @@ static int start_proc(struct session *s, const struct py_target *t, uint64_t sta
 		.sym = s->o.sym,
 	};
 	struct proc_run *pr;
+	uint64_t now_start;
+	pid_t ppid;
 	int err;
 
 	if (s->nlive >= MAX_LIVE)
@@ -125,6 +129,12 @@ static int start_proc(struct session *s, const struct py_target *t, uint64_t sta
 	err = sampler_new(&pr->smp, &pr->t, s->tab, &so);
 	if (err)
 		goto out_free;
+	/* The sampler holds the process now: make sure it holds the one that
+	 * was found, not a later one that took its pid in between. */
+	if (proc_stat_ids(t->pid, &ppid, &now_start, NULL) || now_start != start) {
+		err = -ESRCH;
+		goto out_sampler;
+	}
 	err = spawn(&pr->thread, sampler_main, pr);
 	if (err)
 		goto out_sampler;
@@ -160,10 +170,36 @@ static void add_stats(struct sampler_stats *sum, const struct sampler_stats *x)
 		sum->pause_ns_max = x->pause_ns_max;
 }
 
-/* Join samplers that finished and fold their counters in.  Lock held. */
+static struct skip *skip_for(struct session *s, const struct proc_ident *id);
+
+/* id exec'd another program: sample it if it is Python.  With
+ * subprocesses, one that is not Python yet is left to the watcher, which
+ * looks at it again a few times.  Lock held. */
+static void follow_exec(struct session *s, const struct proc_ident *id)
+{
+	struct py_target *t = malloc(sizeof(*t));
+	struct skip *sk;
+
+	s->execs++;
+	if (t && !py_target_find(t, id->pid, s->o.find_flags) &&
+	    !start_proc(s, t, id->start)) {
+		s->seen--; /* the same process */
+		free(t);
+		return;
+	}
+	free(t);
+	if (s->o.subprocesses && (sk = skip_for(s, id)))
+		*sk = (struct skip){ .id = *id };
+	else
+		s->execs_lost++;
+}
+
+/* Join samplers that finished and fold their counters in; follow a
+ * process that exec'd.  Lock held. */
 static void reap(struct session *s)
 {
-	uint32_t i = 0;
+	struct proc_ident execd[MAX_LIVE];
+	uint32_t i = 0, nexecd = 0;
 
 	while (i < s->nlive) {
 		struct proc_run *pr = s->live[i];
@@ -176,12 +212,16 @@ static void reap(struct session *s)
 		pthread_join(pr->thread, NULL);
 		sampler_stats_read(&pr->st, &st);
 		add_stats(&s->done, &st);
-		if (pr->id.pid == s->root.pid && pr->id.start == s->root.start)
+		if (st.target_exec && !s->stop)
+			execd[nexecd++] = pr->id;
+		else if (pr->id.pid == s->root.pid && pr->id.start == s->root.start)
 			s->root_gone = 1;
 		sampler_free(pr->smp);
 		free(pr);
 		s->live[i] = s->live[--s->nlive];
 	}
+	for (i = 0; i < nexecd; i++)
+		follow_exec(s, &execd[i]);
 }
 
 static int is_live(const struct session *s, const struct proc_ident *id)
@@ -391,6 +431,8 @@ void session_stats(struct session *s, struct session_stats *out)
 		}
 	}
 	out->processes_seen = s->seen;
+	out->execs = s->execs;
+	out->execs_lost = s->execs_lost;
 	pthread_mutex_unlock(&s->lock);
 	out->ticks = sum.ticks;
 	out->samples = sum.samples;

@@ -85,6 +85,16 @@ struct proc_ident {
  * read of /proc/PID/stat.  0 or -errno. */
 int proc_stat_ids(pid_t pid, pid_t *ppid, uint64_t *start, int *state);
 
+/* A handle on the process pid itself (a pidfd), which, unlike the pid, is
+ * never taken over by a later process.  The caller owns the returned fd.
+ * Returns the fd or -errno (-ESRCH: no such process, -ENOSYS: the kernel
+ * predates pidfds, 5.3). */
+int proc_handle_open(pid_t pid);
+
+/* 1 when the process behind handle fd has exited (it may be a zombie, and
+ * its pid may already belong to another process), 0 while it lives. */
+int proc_handle_exited(int fd);
+
 /* Every live descendant of root (not root itself), found by one scan of
  * /proc, into out[0..cap).  Returns the count (at most cap) or -errno. */
 int proc_descendants(pid_t root, struct proc_ident *out, size_t cap);

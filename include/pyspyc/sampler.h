@@ -55,6 +55,8 @@ struct sampler_stats {
 	uint64_t active;            /* ...of which on a CPU */
 	uint64_t elapsed_ns;
 	uint64_t target_gone;       /* 1 when the run ended with the target */
+	uint64_t target_exec;       /* 1 when it ended because the target exec'd
+				     * another program (Python or not) */
 };
 
 /* Copy src into dst field by field with relaxed atomic loads. */
@@ -66,7 +68,9 @@ int sampler_new(struct sampler **out, const struct py_target *t,
 		struct stacktab *tab, const struct sampler_opts *o);
 void sampler_free(struct sampler *s);
 
-/* Sample until *stop becomes non-zero, end_ns passes or the target exits.
+/* Sample until *stop becomes non-zero, end_ns passes, the target exits
+ * (a pid taken over by another process is not mistaken for it) or the target
+ * exec's another program (target_exec: the caller may attach to it anew).
  * Must run on one thread from start to end (--blocking traces from it).
  * Returns 0 (the reason is in the stats) or -errno for a failure that ended
  * the run early. */

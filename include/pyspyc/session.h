@@ -6,7 +6,10 @@
  * (forked workers, workers replaced after max_requests or a crash) get a
  * sampler of their own; processes that exit are dropped quietly; processes
  * that are not Python are ignored quietly.  Processes are told apart by pid
- * and start time, so a reused pid is a new process.
+ * and start time, so a reused pid is a new process; a sampler holds its
+ * process by a pidfd, so it never reads a later process that took the pid.
+ * A process that exec's another program is sampled on if the program is
+ * Python (its own interpreter, found anew), and dropped if it is not.
  *
  * The caller's thread is free while a session runs (record waits on it, top
  * draws its screen); session_stats() and stacktab_snapshot() may be called
@@ -54,6 +57,9 @@ struct session_stats {
 	uint64_t pause_ns_max;   /* ...longest pause */
 	uint32_t processes;      /* processes being sampled now */
 	uint32_t processes_seen; /* processes sampled at any time */
+	uint32_t execs;          /* sampled processes that exec'd another program */
+	uint32_t execs_lost;     /* ...that is not Python (or not yet, without
+				  * subprocesses): not sampled after that */
 	uint32_t threads;        /* Python threads in the latest samples */
 	uint32_t active;         /* ...of which on a CPU */
 	double elapsed_s;        /* since session_start */

@@ -4,7 +4,6 @@ import glob
 import os
 import re
 import subprocess
-import sys
 import time
 
 import pytest

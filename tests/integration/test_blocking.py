@@ -6,7 +6,7 @@ import signal
 import subprocess
 import time
 
-from conftest import APPS, PYSPYC, parse_collapsed, run_pyspyc, share
+from conftest import PYSPYC, parse_collapsed, run_pyspyc
 from test_record import check_split
 
 

@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from conftest import APPS, PYSPYC, app_line, run_pyspyc, wait_for
+from conftest import APPS, PYSPYC, app_line, run_pyspyc
 
 ROWS_WAIT = 20.0
 EXIT_WAIT = 20.0
