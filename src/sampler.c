@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
@@ -338,6 +339,8 @@ static int execd(struct sampler *s, int64_t now)
 	return s->not_python >= PROBES_NOT_PYTHON;
 }
 
+#define ALIVE_CHECK_NS 10000000LL
+
 int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 		struct sampler_stats *st)
 {
@@ -345,6 +348,7 @@ int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 	int64_t start = mono_ns(), next = start, now;
 	uint64_t ticks = 0, samples = 0, errors = 0, late = 0, idle = 0;
 	uint64_t gil_known = 0, gil_held = 0, pauses = 0, pause_ns = 0, pause_max = 0;
+	int64_t alive_at = INT64_MIN / 2; /* when the handle last said it lives */
 	const struct raw_sample *last = NULL;
 	struct walk_stats ws = { 0 };
 	struct sym_stats ss = { 0 };
@@ -393,9 +397,19 @@ int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 		}
 		last = err ? NULL : rs;
 		/* A pid is free for reuse only once its process has exited:
-		 * while the handle says it lives, the read was of it. */
-		if (s->handle >= 0 && proc_handle_exited(s->handle))
-			err = -ESRCH;
+		 * while the handle says it lives, the reads before were of it.
+		 * Asked after the first sample that ends ALIVE_CHECK_NS after
+		 * the last answer (a syscall every sample would cost 5% at high
+		 * rates; at 100 Hz it is every sample), so also at once when
+		 * pyspyc itself was stopped: what a process that took over the
+		 * pid (its predecessor exited, reaped and the pid handed out
+		 * again, all within that time) can add is at most
+		 * ALIVE_CHECK_NS of samples. */
+		if (s->handle >= 0 && (now = mono_ns()) - alive_at > ALIVE_CHECK_NS) {
+			alive_at = now;
+			if (proc_handle_exited(s->handle))
+				err = -ESRCH;
+		}
 		if (err == -ESRCH) {
 			PUB(st->target_gone, 1);
 			err = 0;
