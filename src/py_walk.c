@@ -581,8 +581,10 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 	gil_queue(w, &niov);
 	for (i = 0; i < w->nknown; i++)
 		queue_thread(w, i, &niov, RMEM_MAX_IOV - nx, 1);
-	memcpy(&w->liov[niov], xl, nx * sizeof(*xl));
-	memcpy(&w->riov[niov], xr, nx * sizeof(*xr));
+	if (nx) { /* xl and xr may be NULL when there is nothing to add */
+		memcpy(&w->liov[niov], xl, nx * sizeof(*xl));
+		memcpy(&w->riov[niov], xr, nx * sizeof(*xr));
+	}
 	err = rmem_readv(&w->mem, w->liov, w->riov, niov + nx);
 	/* A place read ahead may be gone (a generator freed, its memory
 	 * unmapped): forget the places the last walk did not need, and after
