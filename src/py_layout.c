@@ -44,14 +44,19 @@ int py_layout_check(const struct py_layout *L)
 	if (L->frame_model == PY_FRAMES_OBJECTS) {
 		fs = L->frame_size;
 		ok = ok && present(L->frame_back, 8, fs) && present(L->frame_code, 8, fs) &&
-		     present(L->frame_lasti, 4, fs);
+		     present(L->frame_lasti, 4, fs) && present(L->tstate_frame, 8, ts);
 	} else {
 		fs = L->iframe_size;
 		ok = ok && present(L->iframe_code, 8, fs) && present(L->iframe_previous, 8, fs) &&
 		     present(L->iframe_instr, 8, fs) && present(L->iframe_owner, 1, fs) &&
 		     ch >= 0 && ch <= PY_LAYOUT_MAX_CHUNK_HDR &&
 		     present(L->chunk_previous, 8, ch) && present(L->chunk_size, 8, ch) &&
-		     present(L->chunk_top, 8, ch);
+		     present(L->chunk_top, 8, ch) &&
+		     /* The walker reads these from every thread state. */
+		     present(L->tstate_datastack_chunk, 8, ts) &&
+		     present(L->tstate_datastack_top, 8, ts) &&
+		     (present(L->tstate_current_frame, 8, ts) ||
+		      (present(L->tstate_cframe, 8, ts) && L->cframe_current_frame >= 0));
 	}
 	ok = ok && fs > 0 && fs <= PY_LAYOUT_MAX_FRAME;
 	if (L->str_model == PY_STR_UNICODE)

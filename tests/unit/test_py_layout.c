@@ -45,6 +45,31 @@ static void test_fields_outside(void **state)
 	assert_int_equal(py_layout_check(&L), -EINVAL);
 }
 
+/* Fields the walker reads from every thread state, absent (-1): rd64 at
+ * -1, before the thread-state copy (found by fuzz_debug_offsets). */
+static void test_thread_state_fields_absent(void **state)
+{
+	struct py_layout L = *py_layout_find(0x030d);
+
+	(void)state;
+	L.tstate_datastack_top = -1;
+	assert_int_equal(py_layout_check(&L), -EINVAL);
+	L = *py_layout_find(0x030d);
+	L.tstate_datastack_chunk = -1;
+	assert_int_equal(py_layout_check(&L), -EINVAL);
+	L = *py_layout_find(0x030d);
+	L.tstate_current_frame = -1;   /* 3.13 has no cframe to fall back on */
+	assert_int_equal(py_layout_check(&L), -EINVAL);
+	L = *py_layout_find(0x030c);
+	L.tstate_current_frame = -1;   /* 3.12 reads the frame through cframe */
+	assert_int_equal(py_layout_check(&L), 0);
+	L.tstate_cframe = -1;
+	assert_int_equal(py_layout_check(&L), -EINVAL);
+	L = *py_layout_find(0x0309);
+	L.tstate_frame = -1;
+	assert_int_equal(py_layout_check(&L), -EINVAL);
+}
+
 /* A fake target memory: _Py_DebugOffsets at address 4096. */
 static uint64_t offsets[96];
 
@@ -125,6 +150,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_generated_pass),
 		cmocka_unit_test(test_fields_outside),
+		cmocka_unit_test(test_thread_state_fields_absent),
 		cmocka_unit_test(test_debug_offsets),
 	};
 
