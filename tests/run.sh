@@ -34,28 +34,16 @@ for t in "$BUILD"/tests/test_*; do
 	failed=$((failed + f))
 done
 
-# Each fuzzer is one test.  They run one per CPU at a time (each is one
-# process), dealt round-robin; nothing else runs meanwhile.
-jobs=$(nproc 2>/dev/null || echo 1)
+# Each fuzzer is one test (tests/fuzz/run.sh runs one per CPU at a time).
 nfuzz=$(echo ${FUZZ_BINS:-} | wc -w)
 if [ "$nfuzz" -gt 0 ]; then
-	tmpd=$(mktemp -d)
-	j=0
-	while [ "$j" -lt "$jobs" ]; do
-		mine=$(echo ${FUZZ_BINS:-} | tr ' ' '\n' | awk -v j="$j" -v n="$jobs" '(NR - 1) % n == j')
-		# shellcheck disable=SC2086
-		[ -n "$mine" ] && ./tests/fuzz/run.sh "${FUZZ_SMOKE_SECONDS:-15}" \
-			"${FUZZ_OBJ:-build-fuzz}" $mine >"$tmpd/$j" 2>&1 &
-		j=$((j + 1))
-	done
-	wait
-	cat "$tmpd"/*
-	# Passed: the fuzzers that said ok; any other (a failure, or the
-	# script dying before its line) failed.
-	ok=$(cat "$tmpd"/* | grep -c "^fuzz .*, ok$")
+	# shellcheck disable=SC2086
+	out=$(./tests/fuzz/run.sh "${FUZZ_SMOKE_SECONDS:-15}" "${FUZZ_OBJ:-build-fuzz}" $FUZZ_BINS)
+	printf '%s\n' "$out"
+	# Passed: the fuzzers that said ok; any other failed.
+	ok=$(printf '%s\n' "$out" | grep -c "^fuzz .*, ok$")
 	passed=$((passed + ok))
 	failed=$((failed + nfuzz - ok))
-	rm -rf "$tmpd"
 fi
 
 xml="$BUILD/pytest.xml"
