@@ -222,6 +222,18 @@ static FILE *seed(const char *dir, const char *what, const struct py_layout *L)
 	return f;
 }
 
+/* Point frame `from`'s caller link at frame `to` (a loop when to <= from). */
+static void relink(const struct py_layout *L, int from, int to)
+{
+	uint64_t at = frame_addr(L, from);
+	int32_t off = L->frame_model == PY_FRAMES_OBJECTS ? L->frame_back : L->iframe_previous;
+	unsigned int i;
+
+	for (i = 0; i < nregs; i++)
+		if (at >= regs[i].addr && at + (uint64_t)off + 8 <= regs[i].addr + regs[i].len)
+			put(regs[i].data + (at - regs[i].addr), off, frame_addr(L, to), 8);
+}
+
 static void regions_out(FILE *f)
 {
 	unsigned int i;
@@ -233,6 +245,28 @@ static void regions_out(FILE *f)
 		fwrite(regs[i].data, regs[i].len, 1, f);
 	}
 	fclose(f);
+}
+
+static void walk_seed(const char *dir, const char *name, const struct py_layout *L,
+		      uint8_t sel)
+{
+	char path[4096];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/walk/%s%x", dir, name, L->version);
+	f = fopen(path, "wb");
+	if (!f) {
+		perror(path);
+		exit(1);
+	}
+	put_u(f, sel, 1);
+	put_u(f, 0x28, 1); /* depth 65, 3 threads */
+	put_u(f, 0, 1);
+	put_u(f, INTERP, 8);
+	put_u(f, RUNTIME, 8);
+	put_u(f, 0, 8);
+	put_u(f, 0, 8);
+	regions_out(f);
 }
 
 int main(int argc, char **argv)
@@ -251,16 +285,16 @@ int main(int argc, char **argv)
 		uint8_t sel = (uint8_t)pick[k];
 		FILE *f;
 
+		/* Chains that loop: the outermost frame's caller is the
+		 * innermost (a cycle of 3), or a frame is its own caller. */
 		build(L);
-		f = seed(argv[1], "walk", L);
-		put_u(f, sel, 1);
-		put_u(f, 0x28, 1); /* depth 65, 3 threads */
-		put_u(f, 0, 1);
-		put_u(f, INTERP, 8);
-		put_u(f, RUNTIME, 8);
-		put_u(f, 0, 8);
-		put_u(f, 0, 8);
-		regions_out(f);
+		relink(L, 2, 0);
+		walk_seed(argv[1], "loop-", L, sel);
+		build(L);
+		relink(L, 0, 0);
+		walk_seed(argv[1], "self-", L, sel);
+		build(L);
+		walk_seed(argv[1], "", L, sel);
 
 		f = seed(argv[1], "code", L);
 		put_u(f, sel, 1);
