@@ -208,12 +208,13 @@ static void debug_offsets(const struct py_layout *L)
 	put(p, 0x300, INTERP, 8);
 }
 
-static FILE *seed(const char *dir, const char *what, const struct py_layout *L)
+static FILE *seed_named(const char *dir, const char *what, const char *prefix,
+			const struct py_layout *L)
 {
 	char path[4096];
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/%s/%x", dir, what, L->version);
+	snprintf(path, sizeof(path), "%s/%s/%s%x", dir, what, prefix, L->version);
 	f = fopen(path, "wb");
 	if (!f) {
 		perror(path);
@@ -234,6 +235,11 @@ static void relink(const struct py_layout *L, int from, int to)
 			put(regs[i].data + (at - regs[i].addr), off, frame_addr(L, to), 8);
 }
 
+static FILE *seed(const char *dir, const char *what, const struct py_layout *L)
+{
+	return seed_named(dir, what, "", L);
+}
+
 static void regions_out(FILE *f)
 {
 	unsigned int i;
@@ -250,15 +256,8 @@ static void regions_out(FILE *f)
 static void walk_seed(const char *dir, const char *name, const struct py_layout *L,
 		      uint8_t sel)
 {
-	char path[4096];
-	FILE *f;
+	FILE *f = seed_named(dir, "walk", name, L);
 
-	snprintf(path, sizeof(path), "%s/walk/%s%x", dir, name, L->version);
-	f = fopen(path, "wb");
-	if (!f) {
-		perror(path);
-		exit(1);
-	}
 	put_u(f, sel, 1);
 	put_u(f, 0x28, 1); /* depth 65, 3 threads */
 	put_u(f, 0, 1);
