@@ -145,6 +145,29 @@ def run_pyspyc(args, timeout=60, **kw):
                           universal_newlines=True, timeout=timeout, **kw)
 
 
+def run_pyspyc_traced(args, log, syscalls, timeout=120):
+    """pyspyc args under `strace -f`, tracing syscalls into the file log.  A
+    sanitizer build's leak checker cannot run traced: it is turned off."""
+    env = dict(os.environ, ASAN_OPTIONS=(os.environ.get("ASAN_OPTIONS", "") +
+                                         ":detect_leaks=0").lstrip(":"))
+    return subprocess.run(["strace", "-f", "-qq", "-s", "512", "-o", str(log),
+                           "-e", "trace=" + ",".join(syscalls), PYSPYC] + args,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=timeout, env=env)
+
+
+def proc_stat(pid):
+    """(state letter, tracer pid) of a live pid, or None when it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        with open("/proc/%d/status" % pid) as f:
+            tracer = [l.split()[1] for l in f if l.startswith("TracerPid:")][0]
+    except (OSError, IndexError):
+        return None
+    return state, int(tracer)
+
+
 def pyspyc_help(*cmd):
     """The --help text of pyspyc [cmd]."""
     r = run_pyspyc(list(cmd) + ["--help"])

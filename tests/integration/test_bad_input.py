@@ -20,7 +20,7 @@ import tempfile
 
 import pytest
 
-from conftest import APPS, PYSPYC, PYTHONS, run_pyspyc, wait_for
+from conftest import APPS, PYSPYC, PYTHONS, proc_stat, run_pyspyc, wait_for
 
 USAGE, NO_PROCESS, PERMISSION, NOT_PYTHON, OUTPUT = 2, 3, 4, 5, 6
 CANNOT_EXEC, NO_COMMAND = 126, 127
@@ -122,7 +122,7 @@ def places():
     sleep = subprocess.Popen(["sleep", "300"])
     procs.append(sleep)
     zombie = subprocess.Popen(["true"])
-    assert wait_for(lambda: _state(zombie.pid) == "Z")
+    assert wait_for(lambda: (proc_stat(zombie.pid) or "?")[0] == "Z")
     procs.append(zombie)
     py = None
     if PYTHONS:
@@ -137,14 +137,6 @@ def places():
             p.kill()
         p.wait()
     shutil.rmtree(d)
-
-
-def _state(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return None
 
 
 def _kernel_thread():

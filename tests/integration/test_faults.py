@@ -14,23 +14,11 @@ import time
 
 import pytest
 
-from conftest import (APPS, PYSPYC, children_of, frame_name, parse_collapsed,
-                      run_pyspyc, wait_for)
+from conftest import (APPS, PYSPYC, children_of, frame_name, parse_collapsed, proc_stat,
+                      run_pyspyc, run_pyspyc_traced, wait_for)
 from test_record import check_svg
 
 APP = "fault_app.py"
-
-
-def proc_stat(pid):
-    """(state letter, tracer pid) of a live pid, or None when it is gone."""
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        with open("/proc/%d/status" % pid) as f:
-            tracer = [l.split()[1] for l in f if l.startswith("TracerPid:")][0]
-    except (OSError, IndexError):
-        return None
-    return state, int(tracer)
 
 
 def signals_received(report):
@@ -488,15 +476,8 @@ def test_never_writes_or_signals_the_target(target, one_python, tmp_path, mode):
     log = tmp_path / "strace.log"
     out = tmp_path / "n.folded"
     t = target(one_python, APP, report, "churn", 60)
-    r = subprocess.run(["strace", "-f", "-qq", "-o", str(log),
-                        "-e", "trace=" + ",".join(TRACED),
-                        PYSPYC, "record", mode, "-p", str(t.pid), "-r", "200", "-d", "1.5",
-                        "-o", str(out)],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       universal_newlines=True, timeout=120,
-                       # A sanitizer build's leak check cannot run traced.
-                       env=dict(os.environ, ASAN_OPTIONS=(os.environ.get("ASAN_OPTIONS", "") +
-                                                          ":detect_leaks=0").lstrip(":")))
+    r = run_pyspyc_traced(["record", mode, "-p", str(t.pid), "-r", "200", "-d", "1.5",
+                           "-o", str(out)], log, TRACED)
     assert r.returncode == 0, r.stderr
     assert count(stacks_of(out), "busy") > 0
     calls = {}

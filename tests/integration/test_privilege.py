@@ -9,7 +9,7 @@ import tempfile
 
 import pytest
 
-from conftest import APPS, PYSPYC, parse_collapsed, run_pyspyc
+from conftest import APPS, PYSPYC, parse_collapsed, run_pyspyc, run_pyspyc_traced
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -35,15 +35,9 @@ while time.time() < end:
 
 
 def _strace(args, tmp_path, *traced):
-    log = str(tmp_path / "strace.log")
-    # A sanitizer build's leak checker cannot run under ptrace.
-    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0")
-    r = subprocess.run(["strace", "-f", "-qq", "-s", "512", "-o", log,
-                        "-e", "trace=" + ",".join(traced), PYSPYC] + args,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       universal_newlines=True, timeout=120, env=env)
-    with open(log) as f:
-        return r, f.read().splitlines()
+    log = tmp_path / "strace.log"
+    r = run_pyspyc_traced(args, log, traced)
+    return r, log.read_text().splitlines()
 
 
 def test_target_named_files_stay_in_its_root(one_python, tmp_path):
