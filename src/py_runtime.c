@@ -237,14 +237,12 @@ int py_debug_offsets_apply(struct py_target *t, struct rmem *m)
 	L->long_size = OFF(62);
 	L->long_digits = OFF(63);
 #undef OFF
-	/* Anything out of range would be read as -1: refuse rather than guess. */
-	if (L->runtime_interp_head < 0 || L->interp_threads_head < 0 ||
-	    L->tstate_current_frame < 0 || L->iframe_previous < 0 || L->iframe_code < 0 ||
-	    L->code_adaptive < 0 || L->unicode_ascii_data < 0)
-		return -ENOEXEC;
-	/* Nor fields outside what the readers copy of their structure (a
-	 * frame or str header read into a fixed buffer). */
-	if (py_layout_check(L))
+	/* Anything out of range would be read as -1: refuse rather than guess.
+	 * py_layout_check covers the fields read out of copied structures
+	 * (the frame, thread state, code and str headers, all within their
+	 * buffers); these are offsets into the target's own memory. */
+	if (L->runtime_interp_head < 0 || L->interp_threads_head < 0 || L->code_adaptive < 0 ||
+	    py_layout_check(L))
 		return -ENOEXEC;
 	return 0;
 }
