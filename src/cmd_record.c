@@ -166,9 +166,7 @@ static int check_outputs(const struct output *outs, int nout)
 	int i, stdout_uses = 0;
 
 	for (i = 0; i < nout; i++) {
-		int err = out_check_path(outs[i].path);
-
-		int j;
+		int err = out_check_path(outs[i].path), j;
 
 		if (!strcmp(outs[i].path, "-") && ++stdout_uses > 1)
 			return cmd_die(WHO, EXIT_USAGE, "'-o -' given more than once");

@@ -127,27 +127,32 @@ static int dir_of(const char *path, char *buf, size_t size)
 	return 0;
 }
 
+/* The file name part of path. */
+static const char *base_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
 /* The temporary file path is written through, in path's directory (so the
  * rename is atomic) and hidden; at most 40 bytes of the name go into it,
  * so any name the file system takes gives a temporary name it takes. */
 static int tmp_beside(const char *path, char *tmp, size_t size)
 {
-	const char *base = strrchr(path, '/');
 	char dir[PATH_MAX];
 	int err, n;
 
 	err = dir_of(path, dir, sizeof(dir));
 	if (err)
 		return err;
-	base = base ? base + 1 : path;
-	n = snprintf(tmp, size, "%s/.%.40s.pyspyc-XXXXXX", dir, base);
+	n = snprintf(tmp, size, "%s/.%.40s.pyspyc-XXXXXX", dir, base_of(path));
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
 int out_check_path(const char *path)
 {
 	char dir[PATH_MAX], tmp[PATH_MAX];
-	const char *base;
 	struct stat st;
 	int err, fd;
 	long max;
@@ -171,10 +176,8 @@ int out_check_path(const char *path)
 		return -errno;
 	if (!S_ISDIR(st.st_mode))
 		return -ENOTDIR;
-	base = strrchr(path, '/');
-	base = base ? base + 1 : path;
 	max = pathconf(dir, _PC_NAME_MAX);
-	if (max > 0 && strlen(base) > (size_t)max)
+	if (max > 0 && strlen(base_of(path)) > (size_t)max)
 		return -ENAMETOOLONG;
 	/* Whether a file can really be made there (root passes access() on a
 	 * read-only or special file system such as /proc): make the temporary
