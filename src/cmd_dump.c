@@ -626,7 +626,7 @@ int cmd_dump(int argc, char **argv)
 		return cmd_die(WHO, EXIT_USAGE, "dump needs --pid PID");
 	if (cmd_i < argc)
 		return cmd_die(WHO, EXIT_USAGE, "dump reads a running process: it takes "
-			       "--pid, not a command ('%.64s')", argv[cmd_i]);
+			       "--pid, not a command ('%s')", CMD_NAME(argv[cmd_i]));
 	pid = (pid_t)a.pid;
 	rc = cmd_check_pid(WHO, pid);
 	if (rc)
