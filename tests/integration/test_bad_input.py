@@ -106,7 +106,7 @@ CASES = [
     ("record -o {out}/" + "n" * 252 + ".svg --pid {py}", OUTPUT, "File name too long"),
     # A long name is shown whole (up to 400 bytes), its extension too.
     ("record -o {out}/missing/" + "m" * 300 + ".svg --pid {py}", OUTPUT, "m" * 300 + ".svg'"),
-    # Outputs that are not files (pyspyc(1): OUTPUTS THAT ARE NOT FILES).
+    # Outputs that are not files (pyspyc(1): WHERE OUTPUTS GO).
     # -d: a pyspyc that took them for files would not sample forever.
     ("record -o {blk} -f raw -d 0.3 --pid {py}", OUTPUT, "block device"),
     ("record -o {sock} -f raw -d 0.3 --pid {py}", OUTPUT, "socket"),

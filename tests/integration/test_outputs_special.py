@@ -1,5 +1,5 @@
-"""Output paths that are not regular files (pyspyc(1), OUTPUTS THAT ARE NOT
-FILES): pyspyc's own descriptors are written through, character devices and
+"""Output paths that are not regular files (pyspyc(1), WHERE OUTPUTS GO):
+pyspyc's own descriptors are written through, character devices and
 FIFOs are written in place, directories, block devices, sockets and other
 users' FIFOs in sticky directories are refused, and nothing is ever
 replaced by a file.
