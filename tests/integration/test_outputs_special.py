@@ -177,6 +177,21 @@ def test_fifo_without_reader_sigint(py, ns):
     assert stat.S_ISFIFO(mode_of(ns, fifo))
 
 
+def test_fifo_replaced_during_the_run(py, ns):
+    """A FIFO swapped for a regular file after start-up is not written
+    through (nor truncated): the file is not what was checked."""
+    fifo = ns.s + "/fifo"
+    os.mkfifo(ns.path(fifo))
+    # The launched command swaps it: it runs only after the checks.
+    swap = "import os, time; os.unlink(%r); open(%r, 'w').write('keep'); time.sleep(1)" % (
+        fifo, fifo)
+    r = ns.run(["record", "-f", "raw", "-o", fifo, "--", PYTHONS[0][1], "-c", swap])
+    assert r.returncode == OUTPUT, r.stderr
+    assert "pyspyc: writing '%s' failed: it is no longer the file" % fifo in r.stderr, r.stderr
+    with open(ns.path(fifo)) as f:
+        assert f.read() == "keep"
+
+
 # --- pyspyc's own descriptors ----------------------------------------------
 
 @pytest.mark.parametrize("name,fd", [("/dev/stdout", 1), ("/dev/stderr", 2),
