@@ -112,10 +112,17 @@ static int by_inner(const void *a, const void *b)
 	return (x->inner > y->inner) - (x->inner < y->inner);
 }
 
+static int by_host(const void *a, const void *b)
+{
+	const struct ns_tid *x = a, *y = b;
+
+	return (x->host > y->host) - (x->host < y->host);
+}
+
 int ns_map_read(struct ns_map *m)
 {
 	char path[64], dir[96];
-	struct ns_tid *ids = NULL;
+	struct ns_tid *ids = NULL, key, *old;
 	uint32_t n = 0, cap = 0;
 	struct dirent *d;
 	DIR *dh;
@@ -125,6 +132,11 @@ int ns_map_read(struct ns_map *m)
 	dh = opendir(path);
 	if (!dh)
 		return -errno;
+	/* A task keeps its ids for life: only tasks new since the last read
+	 * have their status read (a thread pool that churns threads costs a
+	 * directory listing and the new ones). */
+	if (m->n)
+		qsort(m->ids, m->n, sizeof(*m->ids), by_host);
 	while ((d = readdir(dh))) {
 		int32_t f[MAX_LEVELS];
 		char *end;
@@ -133,10 +145,17 @@ int ns_map_read(struct ns_map *m)
 
 		if (*end || v <= 0 || v > INT32_MAX)
 			continue;
-		snprintf(dir, sizeof(dir), "%d/task/%ld", (int)m->pid, v);
-		k = read_nspid(m, dir, f, MAX_LEVELS);
-		if (k <= 0 || k > MAX_LEVELS)
-			continue; /* the task ended meanwhile */
+		key.host = (int32_t)v;
+		old = m->n ? bsearch(&key, m->ids, m->n, sizeof(*m->ids), by_host) : NULL;
+		if (old) {
+			f[0] = old->inner;
+			k = 1;
+		} else {
+			snprintf(dir, sizeof(dir), "%d/task/%ld", (int)m->pid, v);
+			k = read_nspid(m, dir, f, MAX_LEVELS);
+			if (k <= 0 || k > MAX_LEVELS)
+				continue; /* the task ended meanwhile */
+		}
 		if (n == cap) {
 			struct ns_tid *grown;
 
@@ -159,6 +178,8 @@ int ns_map_read(struct ns_map *m)
 	closedir(dh);
 	if (err) {
 		free(ids);
+		if (m->n)
+			qsort(m->ids, m->n, sizeof(*m->ids), by_inner);
 		return err;
 	}
 	qsort(ids, n, sizeof(*ids), by_inner);

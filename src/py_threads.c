@@ -22,7 +22,7 @@
 #define MAX_TASKS 4096
 #define TID_REFRESH_NS 1000000000LL
 #define NAME_RETRY_NS 500000000LL
-#define NS_RETRY_NS 20000000LL     /* first wait before reading NSpid again */
+#define NS_RETRY_NS 10000000LL     /* wait after a read left an id unknown */
 #define NS_RETRY_MAX_NS 1000000000LL
 
 struct fd_slot {
@@ -66,9 +66,9 @@ struct thread_map {
 	uint64_t tnames_gen;
 	int64_t tnames_ns;
 	/* The target's own ids -> ours, when it is in a PID namespace: read
-	 * again when an id it does not know shows up, or one it gave turned
-	 * out gone, at most every ns_retry (doubling while that keeps
-	 * happening, up to a second). */
+	 * again when an id it does not know shows up, or a task it named is
+	 * gone; at once, but while a read leaves an id unknown, the next waits
+	 * ns_retry (10 ms, doubling up to a second). */
 	struct ns_map ns;
 	int ns_stale;
 	int64_t ns_retry;
@@ -99,7 +99,7 @@ int thread_map_new(struct thread_map **out, const struct py_target *t,
 	 * as before namespaces were known. */
 	if (ns_map_init(&tm->ns, t->pid))
 		ns_map_release(&tm->ns);
-	tm->ns_retry = NS_RETRY_NS;
+	tm->ns_retry = 0;
 	for (i = 0; i < FD_SLOTS; i++)
 		tm->fds[i].fd = -1;
 	*out = tm;
@@ -334,6 +334,8 @@ static void host_tids(struct thread_map *tm, struct raw_sample *rs, int64_t now)
 		/* An id still unknown (a thread just gone, or a value that is
 		 * no thread at all) is not read for again and again. */
 		if (!any_unknown(tm, rs))
+			tm->ns_retry = 0;
+		else if (tm->ns_retry < NS_RETRY_NS)
 			tm->ns_retry = NS_RETRY_NS;
 		else if (tm->ns_retry < NS_RETRY_MAX_NS / 2)
 			tm->ns_retry *= 2;

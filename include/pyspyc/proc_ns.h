@@ -16,7 +16,9 @@
  * NSpid has more than one field.
  *
  * Threads come and go: the map is read again when asked (ns_map_read); the
- * caller decides when (on an id it does not know).  Not thread-safe.
+ * caller decides when (on an id it does not know).  A task keeps its ids for
+ * life, so a read lists the tasks and reads the status of new ones only.
+ * Not thread-safe.
  */
 #ifndef PYSPYC_PROC_NS_H
 #define PYSPYC_PROC_NS_H
@@ -49,7 +51,8 @@ struct ns_map {
  * either way. */
 int ns_map_init(struct ns_map *m, pid_t pid);
 
-/* Read every task's pair again.  A task that ends meanwhile is left out.
+/* Read the pairs again: every task listed now, the status of those not
+ * known yet (a task that ends meanwhile is left out; one gone is dropped).
  * 0 or -errno (m keeps its old pairs then). */
 int ns_map_read(struct ns_map *m);
 
