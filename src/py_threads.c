@@ -22,8 +22,9 @@
 #define MAX_TASKS 4096
 #define TID_REFRESH_NS 1000000000LL
 #define NAME_RETRY_NS 500000000LL
-#define NS_RETRY_NS 10000000LL     /* wait after a read left an id unknown */
-#define NS_RETRY_MAX_NS 1000000000LL
+#define NS_GAP_NS 1000000LL        /* between two reads of the NSpid map */
+#define NS_GONE 64                 /* ids a read did not find, not asked again */
+#define NS_FORGET_NS 1000000000LL  /* ... for a second */
 
 struct fd_slot {
 	int32_t tid;         /* 0: empty */
@@ -66,12 +67,16 @@ struct thread_map {
 	uint64_t tnames_gen;
 	int64_t tnames_ns;
 	/* The target's own ids -> ours, when it is in a PID namespace: read
-	 * again when an id it does not know shows up, or a task it named is
-	 * gone; at once, but while a read leaves an id unknown, the next waits
-	 * ns_retry (10 ms, doubling up to a second). */
+	 * again at once when an id it does not know shows up, or a task it
+	 * named is gone.  An id a read did not find (its thread ended before
+	 * it was read, or a value that is no thread) is kept in ns_gone and
+	 * not looked for again for a second: threads that churn cost one read
+	 * each, not one per sample. */
 	struct ns_map ns;
 	int ns_stale;
-	int64_t ns_retry;
+	int32_t ns_gone[NS_GONE];
+	uint32_t ns_ngone;
+	int64_t ns_gone_ns;   /* when the first of ns_gone was put there */
 };
 
 int thread_map_new(struct thread_map **out, const struct py_target *t,
@@ -99,7 +104,6 @@ int thread_map_new(struct thread_map **out, const struct py_target *t,
 	 * as before namespaces were known. */
 	if (ns_map_init(&tm->ns, t->pid))
 		ns_map_release(&tm->ns);
-	tm->ns_retry = 0;
 	for (i = 0; i < FD_SLOTS; i++)
 		tm->fds[i].fd = -1;
 	*out = tm;
@@ -311,14 +315,27 @@ static void descriptor_tids(struct thread_map *tm, struct raw_sample *rs, int64_
 	}
 }
 
-static int any_unknown(const struct thread_map *tm, const struct raw_sample *rs)
+static int ns_gone(const struct thread_map *tm, int32_t id)
 {
 	uint32_t i;
 
-	for (i = 0; i < rs->nthreads; i++)
-		if (rs->threads[i].native_tid > 0 &&
-		    !ns_map_host(&tm->ns, rs->threads[i].native_tid))
+	for (i = 0; i < tm->ns_ngone; i++)
+		if (tm->ns_gone[i] == id)
 			return 1;
+	return 0;
+}
+
+/* A thread id of rs the map does not know and no read missed yet. */
+static int new_unknown(const struct thread_map *tm, const struct raw_sample *rs)
+{
+	uint32_t i;
+
+	for (i = 0; i < rs->nthreads; i++) {
+		int32_t id = rs->threads[i].native_tid;
+
+		if (id > 0 && !ns_map_host(&tm->ns, id) && !ns_gone(tm, id))
+			return 1;
+	}
 	return 0;
 }
 
@@ -328,19 +345,20 @@ static void host_tids(struct thread_map *tm, struct raw_sample *rs, int64_t now)
 {
 	uint32_t i;
 
-	if ((tm->ns_stale || any_unknown(tm, rs)) && now - tm->ns.read_ns >= tm->ns_retry &&
+	if (tm->ns_ngone && now - tm->ns_gone_ns > NS_FORGET_NS)
+		tm->ns_ngone = 0;
+	if ((tm->ns_stale || new_unknown(tm, rs)) && now - tm->ns.read_ns >= NS_GAP_NS &&
 	    !ns_map_read(&tm->ns)) {
 		tm->ns_stale = 0;
-		/* An id still unknown (a thread just gone, or a value that is
-		 * no thread at all) is not read for again and again. */
-		if (!any_unknown(tm, rs))
-			tm->ns_retry = 0;
-		else if (tm->ns_retry < NS_RETRY_NS)
-			tm->ns_retry = NS_RETRY_NS;
-		else if (tm->ns_retry < NS_RETRY_MAX_NS / 2)
-			tm->ns_retry *= 2;
-		else
-			tm->ns_retry = NS_RETRY_MAX_NS;
+		for (i = 0; i < rs->nthreads && tm->ns_ngone < NS_GONE; i++) {
+			int32_t id = rs->threads[i].native_tid;
+
+			if (id <= 0 || ns_map_host(&tm->ns, id) || ns_gone(tm, id))
+				continue;
+			if (!tm->ns_ngone)
+				tm->ns_gone_ns = now;
+			tm->ns_gone[tm->ns_ngone++] = id;
+		}
 	}
 	for (i = 0; i < rs->nthreads; i++) {
 		struct raw_thread *th = &rs->threads[i];

@@ -17,8 +17,8 @@
  * its namespace's ids in both places.  They are turned into ours (the ids
  * /proc takes) through the NSpid lines of its tasks (proc_ns.h), read once
  * and again only when an id the map does not know shows up or a task it
- * named is gone (at most every 20 ms, backing off to once a second while an
- * unknown id stays unknown).  The descriptor search matches against the
+ * named is gone (an id a read did not find is looked for again after a
+ * second).  The descriptor search matches against the
  * process's own ids.  Every tid this module gives out or takes is ours.
  *
  * Activity: the thread's state letter in /proc/PID/task/TID/stat ('R' is on

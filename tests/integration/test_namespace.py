@@ -259,3 +259,34 @@ def test_own_namespace_unchanged(one_python, tmp_path):
     finally:
         p.kill()
         p.wait()
+
+
+def test_launched_into_a_namespace(one_python, tmp_path):
+    """record -s launching unshare: the Python process and its threads start
+    in the namespace after pyspyc is there, so every id is new to it."""
+    out = tmp_path / "launch.folded"
+    r = run_pyspyc(["record", "-s", "-t", "-d", "2", "-r", "100", "-o", str(out), "--"] +
+                   UNSHARE + [one_python, os.path.join(APPS, "named_threads.py"), "4"],
+                   timeout=60)
+    assert r.returncode == 0, r.stderr
+    per, pids = {}, set()
+    for frames, count in parse_collapsed(out.read_text()):
+        m = re.match(r'^process (\d+):', frames[0])
+        assert m, frames[0]
+        pids.add(int(m.group(1)))
+        m = LABEL.match(frames[1])
+        assert m, frames[1]
+        per.setdefault(m.group(2), {}).setdefault(m.group(1), 0)
+        per[m.group(2)][m.group(1)] += count
+    assert len(pids) == 1, pids
+    # Our ids, not the namespace's (1 for the main thread, 2, 3... for the
+    # others): ours go to early boot processes below 300 (the kernel's
+    # RESERVED_PIDS, where it starts again once it wraps).
+    pid = pids.pop()
+    tids = [int(t) for v in per.values() for t in v if not t.startswith("0x")]
+    assert all(t >= 300 for t in tids), (pid, per)
+    counts = {name: sum(c for tid, c in v.items() if not tid.startswith("0x"))
+              for name, v in per.items()}
+    unknown = sum(c for v in per.values() for tid, c in v.items() if tid.startswith("0x"))
+    assert unknown <= 0.02 * sum(counts.values()) + 2, per
+    check_busy_only(counts, r.stderr)
