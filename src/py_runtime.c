@@ -92,12 +92,19 @@ static void stdlib_prefix(struct py_target *t)
 		 dir, major, minor);
 }
 
-/* Read the interpreter head and check that it looks like one: mapped, and its
- * first thread (if any) points back to it. */
+/* Hops validate() follows along the interpreter list to its end (one read
+ * each, once per attach); a list longer than this is taken for a loop. */
+#define VALIDATE_MAX_INTERPS 65536
+
+/* Find the main interpreter and check that it looks like one: mapped, and
+ * its first thread (if any) points back to it.  The runtime's list is
+ * newest first: sub-interpreters (mod_wsgi's applications, the interpreters
+ * module) come and go at its head, the main interpreter is the last. */
 static int validate(struct py_target *t, struct rmem *m)
 {
 	const struct py_layout *L = t->layout;
-	uint64_t interp, tstate, back;
+	uint64_t interp, tstate, back, next;
+	uint32_t hops;
 	int err;
 
 	err = rmem_read_ptr(m, t->runtime + L->runtime_interp_head, &interp);
@@ -105,6 +112,16 @@ static int validate(struct py_target *t, struct rmem *m)
 		return err == -EFAULT ? -ENOEXEC : err;
 	if (interp == 0)
 		return -EAGAIN;
+	for (hops = 0;; hops++) {
+		err = rmem_read_ptr(m, interp + L->interp_next, &next);
+		if (err)
+			return err == -EFAULT ? -ENOEXEC : err;
+		if (!next)
+			break;
+		if (hops == VALIDATE_MAX_INTERPS || (next & 7))
+			return -ENOEXEC;
+		interp = next;
+	}
 	err = rmem_read_ptr(m, interp + L->interp_threads_head, &tstate);
 	if (err)
 		return err == -EFAULT ? -ENOEXEC : err;
@@ -241,7 +258,8 @@ int py_debug_offsets_apply(struct py_target *t, struct rmem *m)
 	 * py_layout_check covers the fields read out of copied structures
 	 * (the frame, thread state, code and str headers, all within their
 	 * buffers); these are offsets into the target's own memory. */
-	if (L->runtime_interp_head < 0 || L->interp_threads_head < 0 || L->code_adaptive < 0 ||
+	if (L->runtime_interp_head < 0 || L->interp_threads_head < 0 || L->interp_next < 0 ||
+	    L->code_adaptive < 0 ||
 	    py_layout_check(L))
 		return -ENOEXEC;
 	return 0;

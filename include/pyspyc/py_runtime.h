@@ -30,12 +30,18 @@ struct py_target {
 	unsigned int flags;          /* PY_FIND_* given to py_target_find */
 	uint64_t runtime;            /* address of _PyRuntime */
 	uint64_t code_type;          /* address of PyCode_Type, 0 if unknown */
-	uint64_t interp;             /* main interpreter state */
+	uint64_t interp;             /* main interpreter state: the last of the
+				      * runtime's list (newest first) */
 	uint64_t tstate_current;     /* _PyThreadState_Current (2.7, 3.6), 0 if
 				      * unknown: the GIL holder's thread state */
 	char binary[4096];           /* path of the file holding the runtime */
 	char stdlib_prefix[512];     /* e.g. "/usr/lib/python3.11/" or "" */
 };
+
+/* Interpreters the walker follows per sample (the runtime's list, newest
+ * first, main last); a longer list is counted (walk_stats.interps_capped)
+ * and its main interpreter still walked. */
+#define PY_MAX_INTERPS 256
 
 /* Find and validate the interpreter of pid.  Returns 0, or:
  *   -ESRCH            no such process (or it exited)
