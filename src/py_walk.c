@@ -79,11 +79,47 @@ struct thread_slot {
 	uint32_t nwalked;
 };
 
+/* One interpreter of the runtime's list, as the last list walk saw it. */
+struct interp_slot {
+	uint64_t addr;
+	uint64_t next;         /* its next pointer then */
+	uint32_t first, n;     /* its thread states: known[first .. first + n) */
+	uint64_t next_rd, head_rd; /* read with the sample by the fast path */
+	/* 3.12+, sub-interpreters: the GIL they use (their own, or the main
+	 * interpreter's), 0 until known, and its bytes read with the sample. */
+	uint64_t gil_addr;
+	uint8_t gilbuf[64];
+};
+
+/* Thread states of one OS thread in several interpreters, to stitch. */
+struct stitch_key {
+	uint64_t thread_id;
+	uint32_t pos;          /* interpreter's place in the list: 0 is newest */
+	uint32_t i;            /* index into known[] */
+};
+
 struct py_walker {
 	struct rmem mem;
 	const struct py_layout *L;
-	uint64_t interp;
+	uint64_t interp;       /* the main interpreter */
+	uint64_t runtime;
 	struct walk_opts o;
+
+	/* The interpreter list (newest first, main last) and which of
+	 * known[] belong to each; interps_capped when it went on past
+	 * PY_MAX_INTERPS. */
+	struct interp_slot interps[PY_MAX_INTERPS + 1];
+	uint32_t ninterps;
+	int interps_capped;
+	uint64_t ihead_rd;     /* the list head, read with the sample */
+	/* Per-sample GIL holders of the sub-interpreters' own GILs (3.12+). */
+	uint64_t holders[PY_MAX_INTERPS + 1];
+	uint32_t nholders;
+	/* Stitching: walk order, and how many thread states each entry of
+	 * order[] starts (0 for those inside a group). */
+	struct stitch_key *skeys;
+	uint32_t *order, *group;
+	uint32_t stitch_cap;
 
 	/* Thread states, tstate_size bytes each, and the list seen last time. */
 	uint8_t *tsbuf;
@@ -117,6 +153,15 @@ struct py_walker {
 	uint8_t gilbuf[64];
 };
 
+static void iov_set(struct iovec *l, struct iovec *r, void *local,
+		    uint64_t remote, size_t len)
+{
+	l->iov_base = local;
+	l->iov_len = len;
+	r->iov_base = (void *)(uintptr_t)remote;
+	r->iov_len = len;
+}
+
 static void gil_init(struct py_walker *w, const struct py_target *t)
 {
 	const struct py_layout *L = w->L;
@@ -145,6 +190,34 @@ static void gil_init(struct py_walker *w, const struct py_target *t)
 	}
 }
 
+/* 3.12+: a sub-interpreter may have a GIL of its own (the interpreters
+ * module makes them so): queue the read of each such GIL, other than the
+ * main interpreter's, at *niov.  A GIL pointer is set while the
+ * interpreter is made: one not set yet is looked for again each sample. */
+static void gil_queue_subs(struct py_walker *w, uint32_t *niov)
+{
+	uint32_t k;
+
+	if (w->gil_model != PY_GIL_INTERP_STATE || w->ninterps < 2)
+		return;
+	for (k = 0; k < w->ninterps; k++) {
+		struct interp_slot *is = &w->interps[k];
+		uint64_t g = 0;
+
+		if (is->addr == w->interp)
+			continue;
+		if (!is->gil_addr &&
+		    !rmem_read_ptr(&w->mem, is->addr + (uint64_t)w->L->interp_ceval_gil, &g) &&
+		    !(g & 7))
+			is->gil_addr = g;
+		memset(is->gilbuf, 0, sizeof(is->gilbuf));
+		if (!is->gil_addr || is->gil_addr == w->gil_addr)
+			continue;
+		iov_set(&w->liov[*niov], &w->riov[*niov], is->gilbuf, is->gil_addr, w->gil_len);
+		(*niov)++;
+	}
+}
+
 /* Queue the GIL read at *niov when its address is known. */
 static void gil_queue(struct py_walker *w, uint32_t *niov)
 {
@@ -165,6 +238,29 @@ static void gil_queue(struct py_walker *w, uint32_t *niov)
 	w->riov[*niov].iov_len = w->gil_len;
 	(*niov)++;
 	w->sample.gil_known = 1;
+	gil_queue_subs(w, niov);
+}
+
+/* After the read: the holders of the sub-interpreters' own GILs.  A GIL
+ * read as all zero (not read) has none. */
+static void gil_decode_subs(struct py_walker *w)
+{
+	const struct py_layout *L = w->L;
+	uint32_t k;
+	int32_t locked;
+
+	w->nholders = 0;
+	if (w->gil_model != PY_GIL_INTERP_STATE || w->ninterps < 2)
+		return;
+	for (k = 0; k < w->ninterps; k++) {
+		const struct interp_slot *is = &w->interps[k];
+
+		memcpy(&locked, is->gilbuf + L->gil_locked, sizeof(locked));
+		if (locked == 1 && rd64(is->gilbuf, L->gil_last_holder))
+			w->holders[w->nholders++] = rd64(is->gilbuf, L->gil_last_holder);
+	}
+	if (!w->sample.gil_holder && w->nholders)
+		w->sample.gil_holder = w->holders[0];
 }
 
 /* After the read: the holder's thread state, or 0. */
@@ -174,6 +270,7 @@ static void gil_decode(struct py_walker *w)
 	int32_t locked;
 
 	w->sample.gil_holder = 0;
+	w->nholders = 0;
 	if (!w->sample.gil_known)
 		return;
 	if (w->gil_model != PY_GIL_INTERP_STATE) {
@@ -183,6 +280,20 @@ static void gil_decode(struct py_walker *w)
 	memcpy(&locked, w->gilbuf + L->gil_locked, sizeof(locked));
 	if (locked == 1)
 		w->sample.gil_holder = rd64(w->gilbuf, L->gil_last_holder);
+	gil_decode_subs(w);
+}
+
+/* Does thread state ts hold its interpreter's GIL at this sample? */
+static int gil_holds(const struct py_walker *w, uint64_t ts)
+{
+	uint32_t k;
+
+	if (w->sample.gil_holder == ts)
+		return ts != 0;
+	for (k = 0; k < w->nholders; k++)
+		if (w->holders[k] == ts)
+			return 1;
+	return 0;
 }
 
 int py_walker_new(struct py_walker **out, const struct py_target *t,
@@ -201,6 +312,7 @@ int py_walker_new(struct py_walker **out, const struct py_target *t,
 	rmem_init(&w->mem, t->pid);
 	w->L = t->layout;
 	w->interp = t->interp;
+	w->runtime = t->runtime;
 	w->o = *o;
 	/* Room for a walk's frames, and for the frames read ahead when the
 	 * next plan is made (plan_spec_frames). */
@@ -244,6 +356,8 @@ void py_walker_free(struct py_walker *w)
 	free(w->sample.threads);
 	free(w->sample.frames);
 	free(w->sample.addrs);
+	free(w->skeys);
+	free(w->order); /* group[] and the inverse map are in it */
 	free(w);
 }
 
@@ -252,63 +366,131 @@ struct rmem *py_walker_mem(struct py_walker *w)
 	return &w->mem;
 }
 
-static void iov_set(struct iovec *l, struct iovec *r, void *local,
-		    uint64_t remote, size_t len)
-{
-	l->iov_base = local;
-	l->iov_len = len;
-	r->iov_base = (void *)(uintptr_t)remote;
-	r->iov_len = len;
-}
-
-/* Does the thread list read into tsbuf match w->known, ending in NULL? */
-static int list_matches(struct py_walker *w, uint64_t head)
+/* Do the interpreter list and every interpreter's thread list read with
+ * the sample (the heads and next pointers, and the thread states into
+ * tsbuf) match what the last list walk saw? */
+static int list_matches(struct py_walker *w)
 {
 	const struct py_layout *L = w->L;
-	uint32_t i;
+	uint32_t i, k;
 
-	if (head != w->known[0])
+	if (w->ihead_rd != w->interps[0].addr)
 		return 0;
-	for (i = 0; i < w->nknown; i++) {
-		const uint8_t *ts = w->tsbuf + (size_t)i * L->tstate_size;
-		uint64_t next = rd64(ts, L->tstate_next);
+	for (k = 0; k < w->ninterps; k++) {
+		const struct interp_slot *is = &w->interps[k];
 
-		if (rd64(ts, L->tstate_interp) != w->interp)
+		if (is->next_rd != is->next || is->head_rd != (is->n ? w->known[is->first] : 0))
 			return 0;
-		if (next != (i + 1 < w->nknown ? w->known[i + 1] : 0))
-			return 0;
+		for (i = is->first; i < is->first + is->n; i++) {
+			const uint8_t *ts = w->tsbuf + (size_t)i * L->tstate_size;
+			uint64_t next = rd64(ts, L->tstate_next);
+
+			if (rd64(ts, L->tstate_interp) != is->addr)
+				return 0;
+			if (next != (i + 1 < is->first + is->n ? w->known[i + 1] : 0))
+				return 0;
+		}
 	}
 	return 1;
 }
 
-/* Walk the thread list one thread state at a time. */
-static int read_threads(struct py_walker *w)
+/* Walk the thread list of interpreter slot is from head, one thread state
+ * at a time, into known[] from w->nknown. */
+static int read_interp_threads(struct py_walker *w, struct interp_slot *is, uint64_t t)
 {
 	const struct py_layout *L = w->L;
-	uint64_t head_addr = w->interp + L->interp_threads_head, t;
-	uint32_t i, n = 0;
+	uint32_t i, n = w->nknown;
 	int err;
 
-	err = rmem_read_ptr(&w->mem, head_addr, &t);
-	if (err)
-		return err;
+	is->first = n;
 	while (t && n < w->o.max_threads) {
 		uint8_t *ts = w->tsbuf + (size_t)n * L->tstate_size;
 
-		for (i = 0; i < n; i++)
+		for (i = is->first; i < n; i++)
 			if (w->known[i] == t)
 				goto done; /* a cycle: stop at the repeat */
 		err = rmem_read(&w->mem, t, ts, (size_t)L->tstate_size);
 		if (err == -ESRCH)
 			return err;
-		if (err || rd64(ts, L->tstate_interp) != w->interp)
+		if (err || rd64(ts, L->tstate_interp) != is->addr)
 			break; /* a thread state torn down under us: drop the rest */
 		w->known[n++] = t;
 		t = rd64(ts, L->tstate_next);
 	}
 done:
+	is->n = n - is->first;
 	w->nknown = n;
 	return 0;
+}
+
+/* Add interpreter addr to the list walked, with its threads; *next gets its
+ * next pointer.  A sub-interpreter's GIL pointer is read again (its
+ * address may be a new interpreter's).  Returns 0, -ESRCH, or -EFAULT when
+ * the interpreter could not be read (freed under us). */
+static int read_interp(struct py_walker *w, uint64_t addr, uint64_t *next)
+{
+	const struct py_layout *L = w->L;
+	struct interp_slot *is = &w->interps[w->ninterps];
+	uint64_t head = 0;
+	int err;
+
+	if (addr & 7)
+		return -EFAULT;
+	err = rmem_read_ptr(&w->mem, addr + (uint64_t)L->interp_next, next);
+	if (!err)
+		err = rmem_read_ptr(&w->mem, addr + (uint64_t)L->interp_threads_head, &head);
+	if (err)
+		return err == -ESRCH ? err : -EFAULT;
+	memset(is, 0, sizeof(*is));
+	is->addr = addr;
+	is->next = *next;
+	w->ninterps++;
+	return read_interp_threads(w, is, head);
+}
+
+/* Walk the runtime's interpreter list, newest first, and each one's thread
+ * list.  At most PY_MAX_INTERPS of them (interps_capped when there are
+ * more); the main interpreter is always walked, added at the end when the
+ * list did not reach it (cut short, a loop, one freed under us).  Returns
+ * 0, -ESRCH, another -errno of reading the head, or -ESTALE when the whole
+ * list was read and the main interpreter is not in it: the runtime was
+ * finalized (and maybe initialised anew by an embedding host). */
+static int read_threads(struct py_walker *w)
+{
+	uint64_t ip, next;
+	uint32_t k;
+	int err, main_seen = 0;
+
+	err = rmem_read_ptr(&w->mem, w->runtime + (uint64_t)w->L->runtime_interp_head, &ip);
+	if (err)
+		return err;
+	w->ihead_rd = ip;
+	w->ninterps = 0;
+	w->nknown = 0;
+	w->interps_capped = 0;
+	while (ip) {
+		if (w->ninterps == PY_MAX_INTERPS) {
+			w->interps_capped = 1;
+			break;
+		}
+		for (k = 0; k < w->ninterps && w->interps[k].addr != ip; k++)
+			;
+		if (k < w->ninterps)
+			break; /* a loop: stop at the repeat */
+		err = read_interp(w, ip, &next);
+		if (err == -ESRCH)
+			return err;
+		if (err)
+			break;
+		main_seen |= ip == w->interp;
+		ip = next;
+	}
+	if (main_seen)
+		return 0;
+	if (!ip)
+		return -ESTALE;
+	err = read_interp(w, w->interp, &next);
+	return err == -EFAULT ? -ESTALE : err;
 }
 
 /* The places to read a 3.11/3.12 thread's current frame pointer at: its
@@ -565,16 +747,26 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 {
 	const struct py_layout *L = w->L;
 	uint32_t i, niov = 0;
-	uint64_t head;
 	int err;
 
-	if (!w->planned || !w->nknown || w->nknown + 2 + nx > RMEM_MAX_IOV)
+	if (!w->planned || !w->nknown ||
+	    w->nknown + 2 + 3 * w->ninterps + nx > RMEM_MAX_IOV)
 		return -EAGAIN;
 	w->buf_used = 0;
 	w->extra = 0;
-	iov_set(&w->liov[niov], &w->riov[niov], &head,
-		w->interp + L->interp_threads_head, sizeof(head));
+	iov_set(&w->liov[niov], &w->riov[niov], &w->ihead_rd,
+		w->runtime + (uint64_t)L->runtime_interp_head, 8);
 	niov++;
+	for (i = 0; i < w->ninterps; i++) {
+		struct interp_slot *is = &w->interps[i];
+
+		iov_set(&w->liov[niov], &w->riov[niov], &is->next_rd,
+			is->addr + (uint64_t)L->interp_next, 8);
+		niov++;
+		iov_set(&w->liov[niov], &w->riov[niov], &is->head_rd,
+			is->addr + (uint64_t)L->interp_threads_head, 8);
+		niov++;
+	}
 	for (i = 0; i < w->nknown; i++, niov++)
 		iov_set(&w->liov[niov], &w->riov[niov], w->tsbuf + (size_t)i * L->tstate_size,
 			w->known[i], (size_t)L->tstate_size);
@@ -601,7 +793,7 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 	}
 	if (err)
 		return err == -ESRCH ? err : -EAGAIN;
-	if (!list_matches(w, head))
+	if (!list_matches(w))
 		return -EAGAIN;
 	for (i = 0; i < w->nknown; i++)
 		if (!plan_holds(w, i))
@@ -922,7 +1114,7 @@ static void walk_thread(struct py_walker *w, uint32_t idx, struct walk_stats *st
 	}
 	walk_frames(w, s, th, f, st);
 out:
-	if (rs->gil_holder && rs->gil_holder == th->tstate)
+	if (gil_holds(w, th->tstate))
 		th->flags |= RAW_GIL;
 	if (th->flags & RAW_TORN) {
 		rs->nframes = th->first;
@@ -931,11 +1123,152 @@ out:
 	}
 }
 
+static int cmp_stitch(const void *a, const void *b)
+{
+	const struct stitch_key *x = a, *y = b;
+
+	if (x->thread_id != y->thread_id)
+		return (x->thread_id > y->thread_id) - (x->thread_id < y->thread_id);
+	return (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/* With sub-interpreters: an OS thread that runs one (run_string, mod_wsgi's
+ * request handling) has a thread state in each interpreter it entered, the
+ * one it runs on top of the ones that called it, on one C stack.  They are
+ * one thread: walk them one after another, the newest interpreter's first
+ * (the main interpreter's, the oldest, at the root), so that their frames
+ * follow each other, to be made one stack by stitch_merge.  Fills order[]
+ * (known[] indices in walk order, each group in list order of its first
+ * member) and group[] (the size of the group an entry starts, 0 inside
+ * one).  Thread states of one interpreter are never stitched, nor those
+ * with no thread id.  Returns 0, or -ENOMEM (walk them unstitched). */
+static int stitch_plan(struct py_walker *w)
+{
+	const struct py_layout *L = w->L;
+	uint32_t n = w->nknown, i, j = 0, k, p, lo, hi, q, *inv;
+
+	if (!n)
+		return 0;
+	if (n > w->stitch_cap) {
+		struct stitch_key *keys = realloc(w->skeys, n * sizeof(*keys));
+		uint32_t *order;
+
+		if (keys)
+			w->skeys = keys;
+		order = keys ? realloc(w->order, 3 * (size_t)n * sizeof(*order)) : NULL;
+		if (!order)
+			return -ENOMEM;
+		w->order = order;
+		w->group = order + n;
+		w->stitch_cap = n;
+	}
+	inv = w->order + 2 * (size_t)w->stitch_cap;
+	for (k = 0, p = 0; k < w->ninterps; k++)
+		for (i = w->interps[k].first; i < w->interps[k].first + w->interps[k].n; i++)
+			w->skeys[p++] = (struct stitch_key){
+				.thread_id = rd64(w->tsbuf + (size_t)i * L->tstate_size,
+						  L->tstate_thread_id),
+				.pos = k, .i = i };
+	qsort(w->skeys, n, sizeof(*w->skeys), cmp_stitch);
+	for (p = 0; p < n; p++)
+		inv[w->skeys[p].i] = p;
+	for (i = 0; i < n; i++) {
+		if (inv[i] == UINT32_MAX)
+			continue;
+		p = inv[i];
+		lo = p;
+		hi = p + 1;
+		if (w->skeys[p].thread_id) {
+			while (lo > 0 && w->skeys[lo - 1].thread_id == w->skeys[p].thread_id)
+				lo--;
+			while (hi < n && w->skeys[hi].thread_id == w->skeys[p].thread_id)
+				hi++;
+			for (q = lo + 1; q < hi && w->skeys[q].pos > w->skeys[q - 1].pos; q++)
+				;
+			if (q < hi) { /* two in one interpreter: leave them apart */
+				lo = p;
+				hi = p + 1;
+			}
+		}
+		for (q = lo; q < hi; q++) {
+			w->group[j] = q == lo ? hi - lo : 0;
+			w->order[j++] = w->skeys[q].i;
+			inv[w->skeys[q].i] = UINT32_MAX;
+		}
+	}
+	return 0;
+}
+
+/* Make the g threads walked last (rs->threads[t0..]), whose frames follow
+ * each other, one: the first one's entry with all their frames, innermost
+ * first.  A part cut short by the depth limit cuts off the parts below it;
+ * a torn part makes the whole stack torn (counted once); GIL from any
+ * part; the thread state kept is the root part's (the oldest interpreter's,
+ * the thread's own). */
+static void stitch_merge(struct py_walker *w, uint32_t t0, uint32_t g,
+			 struct walk_stats *st)
+{
+	struct raw_sample *rs = &w->sample;
+	struct raw_thread *th = &rs->threads[t0];
+	uint32_t m, depth = 0, flags = 0, torn = 0, cut = 0;
+
+	for (m = 0; m < g; m++) {
+		const struct raw_thread *part = &rs->threads[t0 + m];
+
+		torn += (part->flags & RAW_TORN) != 0;
+		flags |= part->flags & (RAW_TORN | RAW_GIL);
+		if (!cut) {
+			depth += part->depth;
+			cut = (part->flags & RAW_TRUNCATED) != 0;
+		}
+		if (!th->native_tid)
+			th->native_tid = part->native_tid;
+	}
+	if (cut || depth > w->o.max_depth) {
+		flags |= RAW_TRUNCATED;
+		if (depth > w->o.max_depth)
+			depth = w->o.max_depth;
+	}
+	if (flags & RAW_TORN)
+		depth = 0;
+	if (torn > 1)
+		st->torn -= torn - 1;
+	th->tstate = rs->threads[t0 + g - 1].tstate;
+	th->depth = depth;
+	th->flags = flags;
+	rs->nframes = th->first + depth;
+	rs->nthreads = t0 + 1;
+}
+
+/* Walk every thread of every interpreter, stitching those of one OS thread
+ * when there are sub-interpreters. */
+static void walk_all(struct py_walker *w, struct walk_stats *st)
+{
+	uint32_t i, j, m;
+
+	if (w->ninterps > 1 && !stitch_plan(w)) {
+		for (j = 0; j < w->nknown; j += w->group[j]) {
+			uint32_t t0 = w->sample.nthreads;
+
+			for (m = 0; m < w->group[j]; m++)
+				walk_thread(w, w->order[j + m], st);
+			if (w->group[j] > 1)
+				stitch_merge(w, t0, w->group[j], st);
+		}
+		for (i = 0; i < w->nknown; i++)
+			plan_thread(w, i);
+		return;
+	}
+	for (i = 0; i < w->nknown; i++) {
+		walk_thread(w, i, st);
+		plan_thread(w, i);
+	}
+}
+
 int py_walker_sample(struct py_walker *w, const struct iovec *xl,
 		     const struct iovec *xr, uint32_t nx, int *x_ok,
 		     struct raw_sample **out, struct walk_stats *st)
 {
-	uint32_t i;
 	int err;
 
 	w->sample.nthreads = 0;
@@ -951,17 +1284,18 @@ int py_walker_sample(struct py_walker *w, const struct iovec *xl,
 		*x_ok = 1;
 		st->fast++;
 	} else {
-		if (err < 0 && (err = read_threads(w)))
+		if (err < 0 && (err = read_threads(w))) {
+			w->planned = 0; /* no fast path from a list not walked */
 			return err;
+		}
 		err = read_chunks(w);
 		if (err)
 			return err;
 	}
 	gil_decode(w);
-	for (i = 0; i < w->nknown; i++) {
-		walk_thread(w, i, st);
-		plan_thread(w, i);
-	}
+	if (w->interps_capped)
+		st->interps_capped++;
+	walk_all(w, st);
 	w->planned = 1;
 	return 0;
 }

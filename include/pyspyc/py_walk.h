@@ -6,7 +6,8 @@
  *
  * Cost is the point of this module.  In the steady state a sample of N
  * threads is ONE process_vm_readv call, whatever N is.  It reads, by what
- * the previous sample saw: the thread-list head, every thread state, every
+ * the previous sample saw: the interpreter list (its head, and each
+ * interpreter's next pointer and thread-list head), every thread state, every
  * thread's current frame pointer, the live part of every thread's newest
  * frame data-stack chunk, and the caller's extra reads (py_code's windows
  * onto the code objects the last sample used).  The fresh thread states are
@@ -74,6 +75,8 @@ struct walk_stats {
 	uint64_t fast;         /* samples read in a single call */
 	uint64_t torn;         /* thread stacks dropped as inconsistent */
 	uint64_t slow_reads;   /* frames read one by one */
+	uint64_t interps_capped; /* samples that saw more than PY_MAX_INTERPS
+				  * interpreters: the rest left out */
 };
 
 struct py_walker;
@@ -85,9 +88,16 @@ void py_walker_free(struct py_walker *w);
 /* The walker's remote-memory handle (shared with the symbolizer). */
 struct rmem *py_walker_mem(struct py_walker *w);
 
-/* Read all threads now.  *out points into the walker and is valid until the
- * next call.  Returns 0, -ESRCH when the target is gone, or another -errno
- * when the thread list itself could not be read (an error sample).
+/* Read all threads now, of every interpreter (the runtime's list, the main
+ * interpreter and its sub-interpreters).  The thread states one OS thread has
+ * in several interpreters (it runs a sub-interpreter from another one) make
+ * one raw thread: the newest interpreter's frames on top, the main
+ * interpreter's at the root.  *out points into the walker and is valid until
+ * the next call.  Returns 0, -ESRCH when the target is gone, -ESTALE when
+ * the main interpreter is no longer in the runtime's list (the runtime was
+ * finalized, perhaps initialised anew by an embedding host: find the
+ * interpreter again), or another -errno when the thread list itself could
+ * not be read (an error sample).
  *
  * xl/xr are nx extra reads (at most RMEM_MAX_IOV / 2) the caller wants made
  * at the same instant, in the same call when the steady state holds: *x_ok is

@@ -1,7 +1,8 @@
 /* gen_images.c - seeds for the fuzzers that read a fake memory image: for
  * several CPython layouts, a valid image of one thread running a 3-frame
  * chain of code objects with names, files and line tables (gen_corpus.sh
- * builds and runs it).  Format: image.h.
+ * builds and runs it); for the walker also the chain made to loop, and the
+ * thread entering a sub-interpreter (sub-).  Format: image.h.
  *
  *   gen_images OUTDIR
  */
@@ -26,7 +27,11 @@ static uint8_t *runtime;
 
 static uint8_t *region(uint64_t addr, uint32_t len)
 {
-	struct region *r = &regs[nregs++];
+	struct region *r;
+
+	if (nregs == MAX_REGIONS)
+		exit(1);
+	r = &regs[nregs++];
 
 	memset(r, 0, sizeof(*r));
 	r->addr = addr;
@@ -49,6 +54,7 @@ enum {
 	INTERP = 0x10000, TSTATE = 0x20000, FRAMES = 0x30000, CODES = 0x40000,
 	STRS = 0x50000, TABLES = 0x60000, CHUNK = 0x70000, CFRAME = 0x80000,
 	CODE_TYPE = 0x90000, STR_TYPE = 0x92000, NAMES = 0x94000, RUNTIME = 0x8000,
+	SUBINTERP = 0xa0000, SUBTSTATE = 0xa4000,
 };
 
 static uint64_t frame_addr(const struct py_layout *L, int i)
@@ -114,7 +120,10 @@ static void build(const struct py_layout *L)
 	runtime = region(RUNTIME, L->runtime_tstate_current > 0x308 ?
 				  (uint32_t)L->runtime_tstate_current + 8 : 0x310);
 	put(runtime, L->runtime_tstate_current, TSTATE, 8); /* holds the GIL */
-	p = region(INTERP, (uint32_t)L->interp_threads_head + 8);
+	/* The runtime's interpreter list: the one interpreter, its next NULL. */
+	put(runtime, L->runtime_interp_head, INTERP, 8);
+	p = region(INTERP, (uint32_t)(L->interp_next > L->interp_threads_head ?
+				      L->interp_next : L->interp_threads_head) + 8);
 	put(p, L->interp_threads_head, TSTATE, 8);
 	ts = region(TSTATE, (uint32_t)L->tstate_size);
 	put(ts, L->tstate_interp, INTERP, 8);
@@ -223,6 +232,28 @@ static FILE *seed_named(const char *dir, const char *what, const char *prefix,
 	return f;
 }
 
+/* A sub-interpreter at the head of the list, whose one thread state is the
+ * same OS thread's as the main interpreter's, running the same frames: a
+ * thread that entered a sub-interpreter, one stack of both, stitched. */
+static void add_subinterp(const struct py_layout *L)
+{
+	uint8_t *p, *ts;
+	unsigned int i;
+
+	for (i = 0; i < nregs && regs[i].addr != TSTATE; i++)
+		;
+	if (i == nregs)
+		exit(1);
+	p = region(SUBINTERP, (uint32_t)(L->interp_next > L->interp_threads_head ?
+					 L->interp_next : L->interp_threads_head) + 8);
+	put(p, L->interp_next, INTERP, 8);
+	put(p, L->interp_threads_head, SUBTSTATE, 8);
+	ts = region(SUBTSTATE, (uint32_t)L->tstate_size);
+	memcpy(ts, regs[i].data, (size_t)L->tstate_size);
+	put(ts, L->tstate_interp, SUBINTERP, 8);
+	put(runtime, L->runtime_interp_head, SUBINTERP, 8);
+}
+
 /* Point frame `from`'s caller link at frame `to` (a loop when to <= from). */
 static void relink(const struct py_layout *L, int from, int to)
 {
@@ -292,6 +323,9 @@ int main(int argc, char **argv)
 		build(L);
 		relink(L, 0, 0);
 		walk_seed(argv[1], "self-", L, sel);
+		build(L);
+		add_subinterp(L);
+		walk_seed(argv[1], "sub-", L, sel);
 		build(L);
 		walk_seed(argv[1], "", L, sel);
 

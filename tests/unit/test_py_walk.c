@@ -1,7 +1,8 @@
 /* test_py_walk.c - the frame walker over fake memory images: the fuzzers'
  * seeds of one thread running f0 <- f1 <- f2 (tests/fuzz/corpus/walk/, made
  * by tests/fuzz/gen_images.c) for 2.7, 3.9, 3.10, 3.11, 3.12 and 3.13, as
- * they are and with the chain made to loop.  A loop ends the walk at the
+ * they are, with the chain made to loop, and with the thread in a
+ * sub-interpreter too (sub-: one stack of both).  A loop ends the walk at the
  * repeat, the stack marked torn (dropped, never counted half), whatever
  * the depth limit.
  */
@@ -93,6 +94,21 @@ static void test_cycle_is_torn(void **state)
 		}
 }
 
+/* A thread that entered a sub-interpreter has a thread state in each,
+ * here running the same three frames: one thread, one stack of six. */
+static void test_subinterpreter_stitched(void **state)
+{
+	uint32_t depth, flags;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
+		walk_seed("sub-", versions[i], 64, &depth, &flags);
+		if (depth != 6 || (flags & (RAW_TORN | RAW_TRUNCATED)))
+			fail_msg("sub-%s: depth %u flags %#x", versions[i], depth, flags);
+	}
+}
+
 static void test_own_caller_is_torn(void **state)
 {
 	uint32_t depth, flags;
@@ -112,6 +128,7 @@ int main(void)
 		cmocka_unit_test(test_chain_whole),
 		cmocka_unit_test(test_cycle_is_torn),
 		cmocka_unit_test(test_own_caller_is_torn),
+		cmocka_unit_test(test_subinterpreter_stitched),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
