@@ -90,6 +90,7 @@ struct proc_view {
 	pid_t ns_pid;             /* its own pid in its PID namespace, or 0 */
 	int found;                /* the interpreter was found */
 	int err;                  /* attaching or reading failed */
+	int interps_capped;       /* more interpreters than PY_MAX_INTERPS */
 	struct py_target *t;
 	struct py_walker *w;
 	struct stacktab *tab;
@@ -142,6 +143,7 @@ static int sample_threads(struct proc_view *p)
 		err = py_walker_sample(p->w, NULL, NULL, 0, &x_ok, &p->rs, &ws);
 		if (err)
 			return err;
+		p->interps_capped = ws.interps_capped != 0;
 		free(p->threads);
 		free(p->frames);
 		p->threads = calloc(p->rs->nthreads + 1, sizeof(*p->threads));
@@ -340,6 +342,9 @@ static void text_process(struct out *o, int root)
 		fprintf(o->f, "Parent process %d\n", (int)p->ppid);
 	version_text(p->t, ver, sizeof(ver));
 	fprintf(o->f, "Python v%s (%s)\n\n", ver, printable(o, p->t->binary));
+	if (p->interps_capped)
+		fprintf(o->f, "(more than %d interpreters: the threads of the first %d and of "
+			"the main one only)\n", PY_MAX_INTERPS, PY_MAX_INTERPS);
 	for (i = 0; i < p->nthreads; i++) {
 		const struct thread_view *tv = &p->threads[i];
 		const char *state = tv->active < 0 ? "unknown" : tv->active ? "active" : "idle";

@@ -310,6 +310,10 @@ static void summary(const struct session_stats *st, const struct record_args *a,
 	if (st->dropped)
 		fprintf(stderr, "; %llu stacks dropped: table full, raise %s",
 			(unsigned long long)st->dropped, full ? full : "--max-stacks");
+	if (st->interps_capped)
+		fprintf(stderr, "; %llu samples saw more than %d interpreters: only the first "
+			"%d and the main one sampled (a fixed bound)",
+			(unsigned long long)st->interps_capped, PY_MAX_INTERPS, PY_MAX_INTERPS);
 	if (timeline_lost)
 		fprintf(stderr, "; the timeline kept the first %llu stacks of %llu (--max-timeline)",
 			(unsigned long long)a->max_timeline,

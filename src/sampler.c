@@ -69,6 +69,7 @@ void sampler_stats_read(const struct sampler_stats *src, struct sampler_stats *d
 	dst->elapsed_ns = GET(src->elapsed_ns);
 	dst->target_gone = GET(src->target_gone);
 	dst->target_exec = GET(src->target_exec);
+	dst->interps_capped = GET(src->interps_capped);
 }
 
 /* A root marker (FRAME_PROCESS or FRAME_THREAD) shown as label, for the
@@ -436,6 +437,7 @@ int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 			PUB(st->stacks, ss.stacks);
 			PUB(st->torn, ws.torn + ss.torn);
 			PUB(st->dropped, ss.dropped);
+			PUB(st->interps_capped, ws.interps_capped);
 		}
 		next += period;
 		now = mono_ns();
@@ -456,6 +458,7 @@ int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 	PUB(st->errors, errors + ss.errors);
 	PUB(st->reads, py_walker_mem(s->walker)->reads);
 	PUB(st->fast, ws.fast);
+	PUB(st->interps_capped, ws.interps_capped);
 	PUB(st->elapsed_ns, (uint64_t)(mono_ns() - start));
 	/* Detach here, on the tracing thread: nothing is left traced. */
 	proc_pause_free(s->pause);

@@ -57,6 +57,8 @@ struct sampler_stats {
 	uint64_t target_gone;       /* 1 when the run ended with the target */
 	uint64_t target_exec;       /* 1 when it ended because the target exec'd
 				     * another program (Python or not) */
+	uint64_t interps_capped;    /* samples that saw more interpreters than
+				     * PY_MAX_INTERPS (the rest left out) */
 };
 
 /* Copy src into dst field by field with relaxed atomic loads. */

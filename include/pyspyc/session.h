@@ -55,6 +55,8 @@ struct session_stats {
 	uint64_t pauses;         /* --blocking: samples taken paused */
 	uint64_t pause_ns;       /* ...total time the threads were paused */
 	uint64_t pause_ns_max;   /* ...longest pause */
+	uint64_t interps_capped; /* samples of a process with more interpreters
+				  * than PY_MAX_INTERPS: the rest left out */
 	uint32_t processes;      /* processes being sampled now */
 	uint32_t processes_seen; /* processes sampled at any time */
 	uint32_t execs;          /* sampled processes that exec'd another program */
