@@ -81,6 +81,11 @@ int cmd_attach_error(const char *who, int err, pid_t pid, const struct py_target
 			       "not started an interpreter", (int)pid);
 	case -ENOMEM:
 		return cmd_die(who, EXIT_FAILURE_RUN, "out of memory reading pid %d", (int)pid);
+	case -ESTALE:
+		return cmd_die(who, EXIT_STALE, "pid %d runs a Python whose file was replaced or "
+			       "deleted since it started, and the file it runs cannot be opened: "
+			       "run as root (the mapped file is read through "
+			       "/proc/PID/map_files)", (int)pid);
 	default:
 		return cmd_die(who, EXIT_NOT_PYTHON, "pid %d is not a Python process (%s): "
 			       "for the Python processes under it, add --subprocesses",

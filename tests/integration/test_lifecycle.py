@@ -1,0 +1,75 @@
+"""A target's life as production shows it: an interpreter deleted or
+replaced on disk after it started (a package upgrade under a running
+service), a main thread that called pthread_exit() while other threads run
+Python, attaching while the interpreter is still starting up, an embedding
+host that finalizes its interpreter and starts another, and how a launched
+command ended (pyspyc's exit status is the command's).
+
+Targets are tests/apps/life_app.py and, embedded, tests/apps/embed_rounds.py
+run by tests/apps/embed_host.c.  Assertions are on behaviour; sleeps only
+give a run time to collect some samples."""
+import os
+import shutil
+import subprocess
+
+from conftest import APPS, frame_name, parse_collapsed, run_pyspyc
+
+APP = os.path.join(APPS, "life_app.py")
+
+
+def names_in(path):
+    """{function name: samples} over every stack of a collapsed file."""
+    counts = {}
+    for frames, c in parse_collapsed(path.read_text()):
+        for n in set(frame_name(f) for f in frames):
+            counts[n] = counts.get(n, 0) + c
+    return counts
+
+
+def wait_ready(proc):
+    line = proc.stdout.readline()
+    assert line.strip() == "ready", (line, proc.poll(),
+                                      proc.stderr.read() if proc.poll() is not None else "")
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+
+
+# --- 5: the interpreter deleted or replaced on disk --------------------------
+
+def _home(python):
+    """The prefix a copy of python needs as PYTHONHOME to find its library."""
+    return os.path.dirname(os.path.dirname(os.path.realpath(python)))
+
+
+def test_interpreter_gone_from_disk(python, tmp_path):
+    # Debian's python3.11 is static: the runtime is in the executable, the
+    # case a package upgrade breaks.  pyenv's builds keep it in libpython.
+    # The copy the target runs is deleted, then another file takes its name
+    # (as an upgrade leaves it): record and dump read the file it runs.
+    copy = tmp_path / "python-copy"
+    shutil.copy2(python, str(copy))
+    env = dict(os.environ, PYTHONHOME=_home(python))
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.Popen([str(copy), APP, "spin", "60"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, universal_newlines=True, env=env)
+    try:
+        wait_ready(proc)
+        copy.unlink()
+        for fate in ("deleted", "replaced"):
+            if fate == "replaced":
+                shutil.copy2("/bin/true", str(copy))
+            out = tmp_path / ("%s.folded" % fate)
+            r = run_pyspyc(["record", "-p", str(proc.pid), "-d", "0.5", "-r", "200",
+                            "-o", str(out)], timeout=30)
+            assert r.returncode == 0, (fate, r.stderr)
+            got = names_in(out)
+            assert got.get("inner", 0) > 0 and got.get("outer", 0) > 0, (fate, got)
+            r = run_pyspyc(["dump", "-p", str(proc.pid)], timeout=30)
+            assert r.returncode == 0, (fate, r.stderr)
+            assert "outer (" in r.stdout and "life_app.py" in r.stdout, (fate, r.stdout)
+    finally:
+        stop(proc)
