@@ -171,11 +171,18 @@ static int sample_threads(struct proc_view *p)
 		int k;
 
 		tv->tid = tv->th->native_tid;
-		tv->active = tv->tid > 0 ? thread_map_active(p->tm, tv->tid) : -ENOENT;
+		tv->active = tv->tid != 0 ? thread_map_active(p->tm, tv->tid) : -ENOENT;
 		for (k = 0; k < p->nnames; k++)
 			if (p->names[k].ident == tv->th->thread_id)
 				tv->name = p->names[k].name;
 	}
+	/* A thread state whose thread has exited (left by a main thread's
+	 * pthread_exit()) is no thread to show. */
+	for (i = 0; i < p->nthreads;)
+		if (p->threads[i].active == -ESRCH)
+			p->threads[i] = p->threads[--p->nthreads];
+		else
+			i++;
 	qsort(p->threads, p->nthreads, sizeof(*p->threads), by_tid);
 	return 0;
 }

@@ -111,7 +111,9 @@ int cmd_check_pid(const char *who, pid_t pid)
 	st = proc_state(pid);
 	if (st == -ESRCH)
 		return cmd_die(who, EXIT_NO_PROCESS, "no process with pid %d", (int)pid);
-	if (st == 'Z')
+	/* A zombie main thread with live threads (it called pthread_exit)
+	 * is a live process. */
+	if ((st == 'Z' || st == 'X') && proc_live_task(pid) < 0)
 		return cmd_die(who, EXIT_NO_PROCESS, "pid %d is a zombie (it has exited)",
 			       (int)pid);
 	if (proc_is_kernel_thread(pid) == 1)
@@ -178,9 +180,8 @@ out_null:
 
 int cmd_child_exited(pid_t child)
 {
-	int st = proc_state(child);
-
-	return st == 'Z' || st == 'X' || st == -ESRCH;
+	/* Alive while any thread is, also after its main thread's exit. */
+	return proc_live_task(child) < 0;
 }
 
 int cmd_attach_launched(struct py_target *t, pid_t child, unsigned int flags,

@@ -31,6 +31,11 @@ struct sampler {
 	struct py_target *probe;
 	int64_t next_probe_ns;
 	int not_python;             /* probes in a row that found no Python */
+	/* Its main thread has exited (pthread_exit()) while others run: the
+	 * thread state it left is told apart and left out.  Looked at every
+	 * MAIN_CHECK_NS. */
+	int main_exited;
+	int64_t main_check_ns;
 	uint32_t process_frame;
 	/* --blocking: the threads traced, and their OS states read just
 	 * before they were paused (paused, they all show as stopped). */
@@ -270,7 +275,7 @@ static void filter(struct sampler *s, struct raw_sample *rs, struct sampler_stat
 	uint32_t i, threads = 0, active = 0;
 	/* OS tids: for the /proc state, the -t label and the threads to
 	 * trace with --blocking. */
-	int need_tids = !s->o.idle || s->o.threads || s->o.blocking;
+	int need_tids = !s->o.idle || s->o.threads || s->o.blocking || s->main_exited;
 
 	if (need_tids)
 		thread_map_tids(s->tmap, rs);
@@ -280,13 +285,20 @@ static void filter(struct sampler *s, struct raw_sample *rs, struct sampler_stat
 
 		if (!th->depth)
 			continue;
-		threads++;
 		/* The GIL holder is running Python (or blocking every thread
 		 * that would): active without asking /proc.  A thread whose
 		 * state cannot be read counts too. */
-		if (!s->o.idle && !(th->flags & RAW_GIL))
+		if ((!s->o.idle || s->main_exited) && !(th->flags & RAW_GIL))
 			on_cpu = s->pause ? pre_active(s, th->native_tid)
-					  : thread_map_active(s->tmap, th->native_tid) != 0;
+					  : thread_map_active(s->tmap, th->native_tid);
+		/* The thread state of a thread that has exited (a main thread
+		 * after pthread_exit()) runs nothing: not a thread any more. */
+		if (th->native_tid < 0 || on_cpu == -ESRCH) {
+			th->flags |= RAW_SKIP;
+			continue;
+		}
+		on_cpu = s->o.idle || on_cpu != 0;
+		threads++;
 		active += on_cpu;
 		if (s->o.gil) {
 			/* The GIL holder counts whatever its OS state. */
@@ -340,6 +352,7 @@ static int execd(struct sampler *s, int64_t now)
 }
 
 #define ALIVE_CHECK_NS 10000000LL
+#define MAIN_CHECK_NS 500000000LL
 
 int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 		struct sampler_stats *st)
@@ -409,6 +422,12 @@ int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 			alive_at = now;
 			if (proc_handle_exited(s->handle))
 				err = -ESRCH;
+		}
+		if (now >= s->main_check_ns) {
+			pid_t live = proc_live_task(s->pid);
+
+			s->main_check_ns = now + MAIN_CHECK_NS;
+			s->main_exited = live > 0 && live != s->pid;
 		}
 		if (err == -ESRCH) {
 			PUB(st->target_gone, 1);

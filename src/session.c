@@ -283,7 +283,8 @@ static void scan(struct session *s)
 	int64_t now = mono_ns();
 
 	if (proc_stat_ids(s->root.pid, &ppid, &start, &state) ||
-	    start != s->root.start || state == 'Z') {
+	    start != s->root.start ||
+	    ((state == 'Z' || state == 'X') && proc_live_task(s->root.pid) < 0)) {
 		pthread_mutex_lock(&s->lock);
 		s->root_gone = 1;
 		pthread_mutex_unlock(&s->lock);

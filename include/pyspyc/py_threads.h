@@ -37,11 +37,13 @@ int thread_map_new(struct thread_map **out, const struct py_target *t,
 void thread_map_free(struct thread_map *tm);
 
 /* Fill in native_tid for every thread of rs that lacks one.  A thread whose
- * tid cannot be known keeps 0. */
+ * tid cannot be known keeps 0; one whose OS thread has exited (its thread
+ * state left behind by a main thread's pthread_exit()) gets -1. */
 void thread_map_tids(struct thread_map *tm, struct raw_sample *rs);
 
 /* 1 when thread tid is on a CPU (or runnable), 0 when it waits, -errno when
- * that cannot be read (-ESRCH: the thread is gone). */
+ * that cannot be read (-ESRCH: the thread is gone or a zombie, as a main
+ * thread after pthread_exit(), or tid is -1). */
 int thread_map_active(struct thread_map *tm, int32_t tid);
 
 /* The label of th's root frame (-t): 'thread TID "name"', NUL-terminated,

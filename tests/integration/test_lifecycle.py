@@ -12,7 +12,8 @@ import os
 import shutil
 import subprocess
 
-from conftest import APPS, frame_name, parse_collapsed, run_pyspyc
+from conftest import APPS, frame_name, parse_collapsed, proc_stat, run_pyspyc, wait_for
+from test_top import EXIT_WAIT, exited, top_line, tmux, wait_rows  # noqa: F401 (fixture)
 
 APP = os.path.join(APPS, "life_app.py")
 
@@ -71,5 +72,88 @@ def test_interpreter_gone_from_disk(python, tmp_path):
             r = run_pyspyc(["dump", "-p", str(proc.pid)], timeout=30)
             assert r.returncode == 0, (fate, r.stderr)
             assert "outer (" in r.stdout and "life_app.py" in r.stdout, (fate, r.stdout)
+    finally:
+        stop(proc)
+
+
+# --- 6: a main thread that called pthread_exit() -----------------------------
+
+def start_pexit(python, seconds, done):
+    proc = subprocess.Popen([python, APP, "pexit", str(seconds), str(done)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True)
+    wait_ready(proc)
+    # The main thread is gone: the leader shows as a zombie while the
+    # worker runs on.
+    assert wait_for(lambda: (proc_stat(proc.pid) or ("?",))[0] == "Z"), proc_stat(proc.pid)
+    return proc
+
+
+def only_worker(path):
+    """Every stack is the worker's: none is the exited main thread's."""
+    stacks = parse_collapsed(path.read_text())
+    assert stacks, "no stacks"
+    for frames, _ in stacks:
+        assert "worker" in [frame_name(f) for f in frames], frames
+    return sum(c for fr, c in stacks if "worker_spin" in [frame_name(f) for f in fr])
+
+
+def test_pthread_exit_pid(python, tmp_path):
+    proc = start_pexit(python, 60, tmp_path / "done")
+    try:
+        out = tmp_path / "p.folded"
+        r = run_pyspyc(["record", "-p", str(proc.pid), "-d", "1", "-r", "200",
+                        "-o", str(out)], timeout=30)
+        assert r.returncode == 0, r.stderr
+        assert only_worker(out) > 0
+        # -i counts every thread: the exited main thread is still none.
+        r = run_pyspyc(["record", "-i", "-p", str(proc.pid), "-d", "0.5", "-r", "200",
+                        "-o", str(out)], timeout=30)
+        assert r.returncode == 0, r.stderr
+        assert only_worker(out) > 0
+        r = run_pyspyc(["dump", "-p", str(proc.pid)], timeout=30)
+        assert r.returncode == 0, r.stderr
+        threads = [l for l in r.stdout.splitlines() if l.startswith("Thread ")]
+        assert len(threads) == 1 and "worker" in threads[0], r.stdout
+        assert "worker_spin (" in r.stdout, r.stdout
+        assert proc.poll() is None, "the target must keep running"
+    finally:
+        stop(proc)
+
+
+def test_pthread_exit_subprocesses(one_python, tmp_path):
+    proc = start_pexit(one_python, 60, tmp_path / "done")
+    try:
+        out = tmp_path / "s.folded"
+        r = run_pyspyc(["record", "-s", "-p", str(proc.pid), "-d", "1", "-r", "200",
+                        "-o", str(out)], timeout=30)
+        assert r.returncode == 0, r.stderr
+        assert names_in(out).get("worker_spin", 0) > 0, out.read_text()
+        r = run_pyspyc(["dump", "-s", "-p", str(proc.pid)], timeout=30)
+        assert r.returncode == 0, r.stderr
+        assert "worker_spin (" in r.stdout, r.stdout
+    finally:
+        stop(proc)
+
+
+def test_pthread_exit_launched(python, tmp_path):
+    done, out = tmp_path / "done", tmp_path / "l.folded"
+    r = run_pyspyc(["record", "-r", "200", "-o", str(out), "--", python, APP, "pexit",
+                    "1", str(done)], timeout=60)
+    # pyspyc sampled until the process really ended, and never ended it.
+    assert r.returncode == 0, r.stderr
+    assert done.exists(), "the target was ended early: " + r.stderr
+    assert names_in(out).get("worker_spin", 0) >= 10, out.read_text()
+
+
+def test_pthread_exit_top(one_python, tmux, tmp_path):
+    proc = start_pexit(one_python, 60, tmp_path / "done")
+    try:
+        tmux.run(top_line(["--pid", proc.pid]))
+        wait_rows(tmux, lambda rows, s: any(r.name == "worker_spin" for r in rows))
+        tmux.keys("q")
+        s, ok = tmux.wait_screen(lambda s: exited(s) is not None, EXIT_WAIT)
+        assert ok and exited(s) == 0, s
+        assert proc.poll() is None, "the target must keep running"
     finally:
         stop(proc)
