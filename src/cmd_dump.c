@@ -647,6 +647,13 @@ int cmd_dump(int argc, char **argv)
 	}
 	o->f = stdout;
 	o->a = &a;
+	/* An interpreter still starting up is waited for, a bounded while. */
+	root->t = calloc(1, sizeof(*root->t));
+	if (root->t) {
+		cmd_find_target(root->t, pid, tr.find_flags);
+		free(root->t);
+		root->t = NULL;
+	}
 	e = proc_read(root, pid, tr.find_flags, !a.nolineno);
 	if (e && root->found) {
 		if (e == -ESRCH)

@@ -243,6 +243,9 @@ static void summary(const struct session_stats *st, const struct record_args *a,
 	if (st->execs_lost)
 		fprintf(stderr, "; %u exec%s into a program that is not Python: not sampled "
 			"after that", st->execs_lost, st->execs_lost == 1 ? "" : "s");
+	if (st->reinits)
+		fprintf(stderr, "; followed %u restart%s of the interpreter", st->reinits,
+			st->reinits == 1 ? "" : "s");
 	if (st->idle)
 		fprintf(stderr, "; %llu idle thread stacks left out",
 			(unsigned long long)st->idle);
@@ -361,7 +364,7 @@ int cmd_record(int argc, char **argv)
 		rc = plan_outputs(&a, "pyspyc", (int)pid, outs, &nout, defname, sizeof(defname));
 		if (rc || (rc = check_outputs(outs, nout)) || (rc = cmd_check_pid(WHO, pid)))
 			goto out;
-		e = py_target_find(t, pid, find_flags);
+		e = cmd_find_target(t, pid, find_flags);
 		/* With -s the root may be a supervisor that is not Python. */
 		if (e && a.subprocesses && (e == -ENOEXEC || e == -EAGAIN))
 			found = 0;

@@ -534,7 +534,7 @@ int cmd_top(int argc, char **argv)
 		pid = (pid_t)a.pid;
 		if ((rc = cmd_check_pid(WHO, pid)))
 			goto out;
-		e = py_target_find(t, pid, find_flags);
+		e = cmd_find_target(t, pid, find_flags);
 		/* With -s the root may be a supervisor that is not Python. */
 		if (e && !(a.subprocesses && (e == -ENOEXEC || e == -EAGAIN))) {
 			rc = cmd_attach_error(WHO, e, pid, t);

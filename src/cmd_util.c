@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "pyspyc/cli.h"
+#include "pyspyc/clock.h"
 #include "pyspyc/cmd_util.h"
 #include "pyspyc/proc.h"
 
@@ -239,6 +240,30 @@ void cmd_end_child(pid_t child)
 	}
 	kill(child, SIGKILL);
 	waitpid(child, &status, 0);
+}
+
+int cmd_find_target(struct py_target *t, pid_t pid, unsigned int flags)
+{
+	struct timespec ts = { 0, 5 * 1000 * 1000 };
+	int64_t end = mono_ns() + CMD_STARTUP_WAIT_NS, age;
+	int err;
+
+	for (;;) {
+		err = py_target_find(t, pid, flags);
+		if (!err || cmd_stop_flag || mono_ns() >= end)
+			return err;
+		if (err == -ESRCH || err == -EPERM || err == -EACCES || err == -ENOMEM ||
+		    err == -EPROTONOSUPPORT || err == -ESTALE)
+			return err;
+		/* Not Python: only worth waiting for while the process is
+		 * young enough to be on its way to exec'ing it. */
+		if (err != -EAGAIN) {
+			age = proc_age_ns(pid);
+			if (age < 0 || age >= CMD_STARTUP_WAIT_NS)
+				return err;
+		}
+		nanosleep(&ts, NULL);
+	}
 }
 
 int cmd_parse(const char *who, const struct cmd_usage *u, int argc, char **argv,

@@ -26,6 +26,9 @@ struct sampler {
 	/* Is it still the interpreter we attached to?  Checked while reads
 	 * fail, which is what an exec looks like from here. */
 	uint64_t runtime;
+	uint64_t interp;            /* the interpreter sampled */
+	int32_t head_off;           /* where the runtime points at its first one */
+	int64_t next_reinit_ns;
 	uint32_t version_hex;
 	unsigned int find_flags;
 	struct py_target *probe;
@@ -74,6 +77,7 @@ void sampler_stats_read(const struct sampler_stats *src, struct sampler_stats *d
 	dst->elapsed_ns = GET(src->elapsed_ns);
 	dst->target_gone = GET(src->target_gone);
 	dst->target_exec = GET(src->target_exec);
+	dst->target_reinit = GET(src->target_reinit);
 }
 
 /* A root marker (FRAME_PROCESS or FRAME_THREAD) shown as label, for the
@@ -108,6 +112,8 @@ int sampler_new(struct sampler **out, const struct py_target *t,
 	s->tab = tab;
 	s->pid = t->pid;
 	s->runtime = t->runtime;
+	s->interp = t->interp;
+	s->head_off = t->layout->runtime_interp_head;
 	s->version_hex = t->version_hex;
 	s->find_flags = t->flags;
 	s->handle = proc_handle_open(t->pid);
@@ -351,6 +357,27 @@ static int execd(struct sampler *s, int64_t now)
 	return s->not_python >= PROBES_NOT_PYTHON;
 }
 
+/* After a failed or empty sample: did an embedding host finalize the
+ * interpreter and start a new one (Py_FinalizeEx, then Py_Initialize)?  The
+ * runtime then points at an interpreter other than the one sampled (one
+ * read, at most every REINIT_CHECK_NS); a new one that validates the whole
+ * way is sampled from then on, by a new sampler.  1 when so. */
+#define REINIT_CHECK_NS 50000000LL
+
+static int reinitialized(struct sampler *s, int64_t now)
+{
+	uint64_t head;
+
+	if (now < s->next_reinit_ns || s->head_off < 0)
+		return 0;
+	s->next_reinit_ns = now + REINIT_CHECK_NS;
+	if (rmem_read_ptr(py_walker_mem(s->walker), s->runtime + (uint64_t)s->head_off, &head) ||
+	    !head || head == s->interp)
+		return 0;
+	return !py_target_find(s->probe, s->pid, s->find_flags) &&
+	       s->probe->runtime == s->runtime && s->probe->interp != s->interp;
+}
+
 #define ALIVE_CHECK_NS 10000000LL
 #define MAIN_CHECK_NS 500000000LL
 
@@ -441,6 +468,13 @@ int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 				PUB(st->target_exec, 1);
 				break;
 			}
+			if (reinitialized(s, now)) {
+				PUB(st->target_reinit, 1);
+				break;
+			}
+		} else if (!rs->nthreads && reinitialized(s, now)) {
+			PUB(st->target_reinit, 1);
+			break;
 		} else {
 			s->not_python = 0;
 			PUB(st->samples, ++samples);

@@ -138,4 +138,14 @@ void cmd_join_command(char **argv, char *buf, size_t size);
  * later if needed. */
 void cmd_end_child(pid_t child);
 
+/* py_target_find(), waiting a bounded while (CMD_STARTUP_WAIT_NS) for an
+ * interpreter that is starting up: a runtime with no interpreter yet
+ * (-EAGAIN: Python is initialising, or an embedding host is between
+ * finalizing and initialising again), and a process that is not Python
+ * (yet) but started less than that long ago (a shell that has forked and
+ * not exec'd yet, libpython not mapped yet).  Returns as
+ * py_target_find(). */
+#define CMD_STARTUP_WAIT_NS 1000000000LL
+int cmd_find_target(struct py_target *t, pid_t pid, unsigned int flags);
+
 #endif

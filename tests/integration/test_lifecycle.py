@@ -12,10 +12,14 @@ import os
 import shutil
 import subprocess
 
+import pytest
+
 from conftest import APPS, frame_name, parse_collapsed, proc_stat, run_pyspyc, wait_for
+from test_embedded import LIBPYTHONS, embed_env, embed_host  # noqa: F401 (fixture)
 from test_top import EXIT_WAIT, exited, top_line, tmux, wait_rows  # noqa: F401 (fixture)
 
 APP = os.path.join(APPS, "life_app.py")
+ROUNDS_SCRIPT = os.path.join(APPS, "embed_rounds.py")
 
 
 def names_in(path):
@@ -157,3 +161,80 @@ def test_pthread_exit_top(one_python, tmux, tmp_path):
         assert proc.poll() is None, "the target must keep running"
     finally:
         stop(proc)
+
+
+# --- 8: attaching while the interpreter starts up ----------------------------
+
+@pytest.mark.parametrize("how", ["shell", "direct"])
+def test_attach_during_startup(one_python, tmp_path, how):
+    # "shell": the pid is a shell that execs Python a moment later, as with
+    # `sh -c '...; exec python app.py'` or `python app.py & pyspyc -p $!`
+    # racing the exec.  "direct": attach the moment Python was started.
+    for i in range(4):
+        if how == "shell":
+            argv = ["sh", "-c", 'sleep 0.2; exec "$0" "$@"', one_python, APP, "spin", "5"]
+        else:
+            argv = [one_python, APP, "spin", "5"]
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            out = tmp_path / ("s%d.folded" % i)
+            r = run_pyspyc(["record", "-p", str(proc.pid), "-d", "0.5", "-r", "200",
+                            "-o", str(out)], timeout=30)
+            assert r.returncode == 0, "run %d: %s" % (i, r.stderr)
+            assert out.exists(), r.stderr
+            if i == 0:
+                # dump waits the same way.
+                stop(proc)
+                proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+                r = run_pyspyc(["dump", "-p", str(proc.pid)], timeout=30)
+                assert r.returncode == 0, r.stderr
+                assert "Thread " in r.stdout, r.stdout
+        finally:
+            stop(proc)
+
+
+def test_old_process_not_python_is_refused(tmp_path):
+    # The wait is for young processes only: one that has run a while and
+    # is not Python is refused as before.
+    proc = subprocess.Popen(["sleep", "60"])
+    try:
+        assert wait_for(lambda: float(open("/proc/uptime").read().split()[0]) -
+                        int(open("/proc/%d/stat" % proc.pid).read().rsplit(")", 1)[1]
+                            .split()[19]) / os.sysconf("SC_CLK_TCK") > 1.2, 5)
+        r = run_pyspyc(["record", "-p", str(proc.pid), "-d", "0.5",
+                        "-o", str(tmp_path / "x.folded")], timeout=30)
+        assert r.returncode == 5, r.stderr
+        assert "not a Python process" in r.stderr, r.stderr
+    finally:
+        stop(proc)
+
+
+@pytest.mark.parametrize("libpython", LIBPYTHONS)
+def test_embedded_interpreter_restarts(embed_host, libpython, tmp_path):
+    """The host runs three rounds, each its own interpreter (round_0, ...),
+    with 0.3 s without any between them, and in that gap takes the memory
+    the last one freed, so the next one is put elsewhere.  pyspyc attaches
+    in the first gap: it waits for the next interpreter, and follows the
+    one after it too."""
+    env = embed_env(libpython, 0)
+    env.update(EMBED_ROUND_SECONDS="0.5", EMBED_GAP_MS="300", EMBED_GAP_HOLD="1")
+    proc = subprocess.Popen([embed_host, libpython, ROUNDS_SCRIPT, "3"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        while line and line.strip() != "finalized":
+            line = proc.stdout.readline()
+        assert line, proc.stderr.read()
+        out = tmp_path / "e.folded"
+        r = run_pyspyc(["record", "-p", str(proc.pid), "-r", "200", "-o", str(out)],
+                       timeout=60)
+        assert r.returncode == 0, r.stderr
+        got = names_in(out)
+        assert got.get("round_1", 0) > 0 and got.get("round_2", 0) > 0, got
+        assert got.get("round_0", 0) == 0, got
+    finally:
+        proc.stdout.read()
+        stop(proc)
+    assert proc.returncode == 0, proc.stderr.read()
