@@ -218,7 +218,7 @@ static int write_outputs(const struct output *outs, int nout, const struct recor
 
 static void summary(const struct session_stats *st, const struct record_args *a,
 		    const struct output *outs, int nout, const int *written,
-		    const struct stacktab *tab, uint64_t timeline_lost)
+		    const struct stacktab *tab, uint64_t timeline_lost, const char *ended)
 {
 	const char *full = stacktab_full(tab);
 	struct rusage ru;
@@ -265,6 +265,9 @@ static void summary(const struct session_stats *st, const struct record_args *a,
 		if (written[i])
 			fprintf(stderr, "%s%s", n++ ? ", " : "; wrote ",
 				strcmp(outs[i].path, "-") ? outs[i].path : "stdout");
+	/* A launched command's end, as its exit status tells it too. */
+	if (ended[0])
+		fprintf(stderr, "; %s", ended);
 	fputc('\n', stderr);
 }
 
@@ -341,7 +344,8 @@ int cmd_record(int argc, char **argv)
 	struct profile prof = { 0 }, plain = { 0 };
 	unsigned needs;
 	struct py_target *t;
-	char defname[512], command[1024];
+	struct child_end end = { CHILD_UNKNOWN, 0 };
+	char defname[512], command[1024], ended[128] = "";
 	int cmd_i, nout = 0, rc, e, exited = 0, found = 1;
 	pid_t pid, child = 0;
 
@@ -452,16 +456,22 @@ int cmd_record(int argc, char **argv)
 		rc = cmd_die(WHO, EXIT_FAILURE_RUN, "cannot build the profile: %s", strerror(-e));
 		goto out;
 	}
-	if (child)
-		cmd_end_child(child);
+	if (child) {
+		cmd_end_child(child, &end);
+		cmd_child_end_words(&end, ended, sizeof(ended));
+	}
 	child = 0;
 	if (!prof.total)
 		fprintf(stderr, "pyspyc: warning: no samples were collected\n");
 	rc = write_outputs(outs, nout, &a, &prof, &plain, written) ? EXIT_OUTPUT : EXIT_OK;
-	summary(&st, &a, outs, nout, written, tab, prof.timeline_lost);
+	summary(&st, &a, outs, nout, written, tab, prof.timeline_lost, ended);
+	/* A launched command's failure is the run's: a CI step that runs
+	 * its tests under pyspyc fails when they do.  pyspyc's own errors
+	 * (the line it printed) come first. */
+	rc = cmd_child_exit_status(rc, &end);
 out:
 	if (child)
-		cmd_end_child(child);
+		cmd_end_child(child, NULL);
 	profile_release(&plain);
 	profile_release(&prof);
 	session_free(sess);

@@ -224,14 +224,39 @@ void cmd_join_command(char **argv, char *buf, size_t size)
 	buf[size - 1] = '\0';
 }
 
-void cmd_end_child(pid_t child)
+/* What waitpid's status says of a child that ended by itself. */
+static void ended_by_itself(int status, struct child_end *end)
+{
+	if (WIFEXITED(status))
+		*end = (struct child_end){ CHILD_EXITED, WEXITSTATUS(status) };
+	else if (WIFSIGNALED(status))
+		*end = (struct child_end){ CHILD_SIGNALLED, WTERMSIG(status) };
+}
+
+void cmd_end_child(pid_t child, struct child_end *end)
 {
 	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	struct child_end dummy;
 	int status, i;
+	pid_t got;
 
-	if (waitpid(child, &status, WNOHANG) != 0)
-		return; /* reaped now, or not ours to reap */
+	if (!end)
+		end = &dummy;
+	*end = (struct child_end){ .how = CHILD_UNKNOWN };
+	/* Seen gone by the sampler (its memory is), it may not be ours to
+	 * reap yet: an exit takes a while (2 s at most here).  It ended by
+	 * itself, then, not by us. */
+	for (i = 0; (got = waitpid(child, &status, WNOHANG)) == 0 && i < 200 &&
+		    proc_exiting(child); i++)
+		nanosleep(&ts, NULL);
+	if (got == child) {
+		ended_by_itself(status, end);
+		return;
+	}
+	if (got != 0)
+		return; /* not ours to reap */
 	/* We started it and the run is over: it ends with us. */
+	end->how = CHILD_ENDED;
 	kill(child, SIGTERM);
 	for (i = 0; i < 100; i++) {
 		if (waitpid(child, &status, WNOHANG) != 0)
@@ -240,6 +265,40 @@ void cmd_end_child(pid_t child)
 	}
 	kill(child, SIGKILL);
 	waitpid(child, &status, 0);
+}
+
+void cmd_child_end_words(const struct child_end *end, char *buf, size_t size)
+{
+	const char *abbrev;
+
+	switch (end->how) {
+	case CHILD_EXITED:
+		snprintf(buf, size, "the command exited with status %d", end->status);
+		break;
+	case CHILD_SIGNALLED:
+		abbrev = sigabbrev_np(end->status);
+		if (abbrev)
+			snprintf(buf, size, "the command was killed by signal SIG%s", abbrev);
+		else
+			snprintf(buf, size, "the command was killed by signal %d", end->status);
+		break;
+	case CHILD_ENDED:
+		snprintf(buf, size, "the command was still running: ended it with SIGTERM");
+		break;
+	default:
+		buf[0] = '\0';
+	}
+}
+
+int cmd_child_exit_status(int rc, const struct child_end *end)
+{
+	if (rc != EXIT_OK)
+		return rc;
+	if (end->how == CHILD_EXITED)
+		return end->status;
+	if (end->how == CHILD_SIGNALLED)
+		return 128 + end->status;
+	return EXIT_OK;
 }
 
 int cmd_find_target(struct py_target *t, pid_t pid, unsigned int flags)

@@ -147,6 +147,7 @@ def test_pthread_exit_launched(python, tmp_path):
     # pyspyc sampled until the process really ended, and never ended it.
     assert r.returncode == 0, r.stderr
     assert done.exists(), "the target was ended early: " + r.stderr
+    assert "the command exited with status 0" in r.stderr, r.stderr
     assert names_in(out).get("worker_spin", 0) >= 10, out.read_text()
 
 
@@ -238,3 +239,44 @@ def test_embedded_interpreter_restarts(embed_host, libpython, tmp_path):
         proc.stdout.read()
         stop(proc)
     assert proc.returncode == 0, proc.stderr.read()
+
+
+# --- how a launched command ended --------------------------------------------
+
+@pytest.mark.parametrize("case", [
+    (["exit", "0"], 0, "the command exited with status 0"),
+    (["exit", "7"], 7, "the command exited with status 7"),
+    (["segv"], 128 + 11, "the command was killed by signal SIGSEGV"),
+])
+def test_launched_command_status(one_python, tmp_path, case):
+    args, code, words = case
+    out = tmp_path / "c.folded"
+    r = run_pyspyc(["record", "-r", "200", "-o", str(out), "--", one_python, APP] + args,
+                   timeout=60)
+    assert r.returncode == code, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("pyspyc: ") and last.endswith("; " + words), r.stderr
+    assert "wrote " + str(out) in last, r.stderr
+    assert names_in(out).get("outer", 0) > 0
+
+
+def test_own_error_comes_first(one_python, tmp_path):
+    # The command succeeds but takes the output's directory away: pyspyc's
+    # own failure (6) is the exit status, and the summary still says how the
+    # command ended.
+    d = tmp_path / "gone"
+    d.mkdir()
+    code = "import shutil, sys, time; time.sleep(0.3); shutil.rmtree(sys.argv[1])"
+    r = run_pyspyc(["record", "-o", str(d / "p.folded"), "--", one_python, "-c", code,
+                    str(d)], timeout=60)
+    assert r.returncode == 6, r.stderr
+    assert "writing '%s' failed" % (d / "p.folded") in r.stderr, r.stderr
+    assert r.stderr.strip().endswith("; the command exited with status 0"), r.stderr
+
+
+def test_top_launched_command_status(one_python, tmux):
+    tmux.run(top_line(["--", one_python, APP, "exit", "7"]))
+    s, ok = tmux.wait_screen(lambda s: exited(s) is not None, 3 * EXIT_WAIT)
+    assert ok, s
+    assert exited(s) == 7, s
+    assert "pyspyc top: the command exited with status 7" in s, s
