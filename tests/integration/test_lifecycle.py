@@ -8,13 +8,16 @@ command ended (pyspyc's exit status is the command's).
 Targets are tests/apps/life_app.py and, embedded, tests/apps/embed_rounds.py
 run by tests/apps/embed_host.c.  Assertions are on behaviour; sleeps only
 give a run time to collect some samples."""
+import glob
 import os
 import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
-from conftest import APPS, frame_name, parse_collapsed, proc_stat, run_pyspyc, wait_for
+from conftest import APPS, PYSPYC, frame_name, parse_collapsed, proc_stat, run_pyspyc, wait_for
 from test_embedded import LIBPYTHONS, embed_env, embed_host  # noqa: F401 (fixture)
 from test_top import EXIT_WAIT, exited, top_line, tmux, wait_rows  # noqa: F401 (fixture)
 
@@ -78,6 +81,51 @@ def test_interpreter_gone_from_disk(python, tmp_path):
             assert "outer (" in r.stdout and "life_app.py" in r.stdout, (fate, r.stdout)
     finally:
         stop(proc)
+
+
+def _as_nobody():
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root, to run as another user")
+def test_replaced_libpython_unprivileged(embed_host):
+    # Not root: /proc/PID/map_files is closed (it needs CAP_SYS_ADMIN), and
+    # the name of a replaced libpython leads to another file.  That is said
+    # as such (exit status 7), not "not a Python process"; root reads it.
+    libs = glob.glob("/usr/lib/*/libpython3.11.so.1.0")
+    if not libs:
+        pytest.skip("no Debian libpython3.11")
+    d = tempfile.mkdtemp(prefix="pyspyc-stale-")
+    proc = None
+    try:
+        os.chmod(d, 0o777)
+        lib, host = os.path.join(d, "libpython3.11.so.1.0"), os.path.join(d, "host")
+        shutil.copy2(libs[0], lib)
+        shutil.copy2(embed_host, host)
+        shutil.copy2(os.path.join(APPS, "embed_spin.py"), d)
+        proc = subprocess.Popen([host, lib, os.path.join(d, "embed_spin.py")],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                universal_newlines=True, env=embed_env(libs[0], 60),
+                                preexec_fn=_as_nobody)
+        wait_ready(proc)
+        os.unlink(lib)
+        shutil.copy2("/bin/true", lib)
+        out = os.path.join(d, "p.folded")
+        r = subprocess.run([PYSPYC, "record", "-p", str(proc.pid), "-d", "0.5", "-o", out],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           universal_newlines=True, timeout=30, preexec_fn=_as_nobody)
+        assert r.returncode == 7, r.stderr
+        assert "replaced or deleted" in r.stderr, r.stderr
+        assert not os.path.exists(out)
+        r = run_pyspyc(["record", "-p", str(proc.pid), "-d", "0.5", "-o", out], timeout=30)
+        assert r.returncode == 0, r.stderr
+        assert names_in(Path(out)).get("embed_spin", 0) > 0, open(out).read()
+    finally:
+        if proc:
+            stop(proc)
+        shutil.rmtree(d)
 
 
 # --- 6: a main thread that called pthread_exit() -----------------------------
