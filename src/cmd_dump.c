@@ -176,11 +176,18 @@ static int sample_threads(struct proc_view *p)
 
 		tv->tid = tv->th->native_tid;
 		tv->ns_tid = thread_map_ns_tid(p->tm, tv->tid);
-		tv->active = tv->tid > 0 ? thread_map_active(p->tm, tv->tid) : -ENOENT;
+		tv->active = tv->tid != 0 ? thread_map_active(p->tm, tv->tid) : -ENOENT;
 		for (k = 0; k < p->nnames; k++)
 			if (p->names[k].ident == tv->th->thread_id)
 				tv->name = p->names[k].name;
 	}
+	/* A thread state whose thread has exited (left by a main thread's
+	 * pthread_exit()) is no thread to show. */
+	for (i = 0; i < p->nthreads;)
+		if (p->threads[i].active == -ESRCH)
+			p->threads[i] = p->threads[--p->nthreads];
+		else
+			i++;
 	qsort(p->threads, p->nthreads, sizeof(*p->threads), by_tid);
 	return 0;
 }
@@ -664,6 +671,13 @@ int cmd_dump(int argc, char **argv)
 	}
 	o->f = stdout;
 	o->a = &a;
+	/* An interpreter still starting up is waited for, a bounded while. */
+	root->t = calloc(1, sizeof(*root->t));
+	if (root->t) {
+		cmd_find_target(root->t, pid, tr.find_flags);
+		free(root->t);
+		root->t = NULL;
+	}
 	e = proc_read(root, pid, tr.find_flags, !a.nolineno);
 	if (e && root->found) {
 		if (e == -ESRCH)

@@ -275,7 +275,7 @@ static int write_outputs(struct output *outs, int nout, const struct record_args
 
 static void summary(const struct session_stats *st, const struct record_args *a,
 		    const struct output *outs, int nout, const int *written,
-		    const struct stacktab *tab, uint64_t timeline_lost)
+		    const struct stacktab *tab, uint64_t timeline_lost, const char *ended)
 {
 	const char *full = stacktab_full(tab);
 	struct rusage ru;
@@ -300,6 +300,9 @@ static void summary(const struct session_stats *st, const struct record_args *a,
 	if (st->execs_lost)
 		fprintf(stderr, "; %u exec%s into a program that is not Python: not sampled "
 			"after that", st->execs_lost, st->execs_lost == 1 ? "" : "s");
+	if (st->reinits)
+		fprintf(stderr, "; followed %u restart%s of the interpreter", st->reinits,
+			st->reinits == 1 ? "" : "s");
 	if (st->idle)
 		fprintf(stderr, "; %llu idle thread stacks left out",
 			(unsigned long long)st->idle);
@@ -327,6 +330,9 @@ static void summary(const struct session_stats *st, const struct record_args *a,
 		if (written[i] == OUTPUT_CUT_SHORT)
 			fprintf(stderr, "; %s cut short: its reader closed it",
 				strcmp(outs[i].path, "-") ? outs[i].path : "stdout");
+	/* A launched command's end, as its exit status tells it too. */
+	if (ended[0])
+		fprintf(stderr, "; %s", ended);
 	fputc('\n', stderr);
 }
 
@@ -403,7 +409,8 @@ int cmd_record(int argc, char **argv)
 	struct profile prof = { 0 }, plain = { 0 };
 	unsigned needs;
 	struct py_target *t;
-	char defname[512], command[1024];
+	struct child_end end = { CHILD_UNKNOWN, 0 };
+	char defname[512], command[1024], ended[128] = "";
 	int cmd_i, nout = 0, rc, e, exited = 0, found = 1;
 	pid_t pid, child = 0;
 
@@ -426,7 +433,7 @@ int cmd_record(int argc, char **argv)
 		rc = plan_outputs(&a, "pyspyc", (int)pid, outs, &nout, defname, sizeof(defname));
 		if (rc || (rc = check_outputs(outs, nout)) || (rc = cmd_check_pid(WHO, pid)))
 			goto out;
-		e = py_target_find(t, pid, find_flags);
+		e = cmd_find_target(t, pid, find_flags);
 		/* With -s the root may be a supervisor that is not Python. */
 		if (e && a.subprocesses && (e == -ENOEXEC || e == -EAGAIN))
 			found = 0;
@@ -514,16 +521,22 @@ int cmd_record(int argc, char **argv)
 		rc = cmd_die(WHO, EXIT_FAILURE_RUN, "cannot build the profile: %s", strerror(-e));
 		goto out;
 	}
-	if (child)
-		cmd_end_child(child);
+	if (child) {
+		cmd_end_child(child, &end);
+		cmd_child_end_words(&end, ended, sizeof(ended));
+	}
 	child = 0;
 	if (!prof.total)
 		fprintf(stderr, "pyspyc: warning: no samples were collected\n");
 	rc = write_outputs(outs, nout, &a, &prof, &plain, written) ? EXIT_OUTPUT : EXIT_OK;
-	summary(&st, &a, outs, nout, written, tab, prof.timeline_lost);
+	summary(&st, &a, outs, nout, written, tab, prof.timeline_lost, ended);
+	/* A launched command's failure is the run's: a CI step that runs
+	 * its tests under pyspyc fails when they do.  pyspyc's own errors
+	 * (the line it printed) come first. */
+	rc = cmd_child_exit_status(rc, &end);
 out:
 	if (child)
-		cmd_end_child(child);
+		cmd_end_child(child, NULL);
 	release_outputs(outs, nout);
 	profile_release(&plain);
 	profile_release(&prof);

@@ -534,7 +534,7 @@ int cmd_top(int argc, char **argv)
 		pid = (pid_t)a.pid;
 		if ((rc = cmd_check_pid(WHO, pid)))
 			goto out;
-		e = py_target_find(t, pid, find_flags);
+		e = cmd_find_target(t, pid, find_flags);
 		/* With -s the root may be a supervisor that is not Python. */
 		if (e && !(a.subprocesses && (e == -ENOEXEC || e == -EAGAIN))) {
 			rc = cmd_attach_error(WHO, e, pid, t);
@@ -617,15 +617,29 @@ int cmd_top(int argc, char **argv)
 	gone = run_screen(&ui, child);
 	screen_close(scr);
 	scr = NULL;
-	if (gone)
+	rc = EXIT_OK;
+	if (child) {
+		/* How a command we launched ended is the exit status, as for
+		 * record. */
+		struct child_end end;
+		char ended[128];
+
+		session_stop(sess);
+		cmd_end_child(child, &end);
+		child = 0;
+		cmd_child_end_words(&end, ended, sizeof(ended));
+		if (ended[0])
+			fprintf(stderr, "pyspyc top: %s\n", ended);
+		rc = cmd_child_exit_status(rc, &end);
+	} else if (gone) {
 		fprintf(stderr, "pyspyc top: pid %d exited%s\n", (int)pid,
 			a.subprocesses ? ", with every subprocess" : "");
-	rc = EXIT_OK;
+	}
 out:
 	screen_close(scr);
 	session_stop(sess);
 	if (child)
-		cmd_end_child(child);
+		cmd_end_child(child, NULL);
 	session_free(sess);
 	top_model_free(model);
 	stacktab_free(tab);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "pyspyc/cli.h"
+#include "pyspyc/clock.h"
 #include "pyspyc/cmd_util.h"
 #include "pyspyc/proc.h"
 
@@ -81,6 +82,11 @@ int cmd_attach_error(const char *who, int err, pid_t pid, const struct py_target
 			       "not started an interpreter", (int)pid);
 	case -ENOMEM:
 		return cmd_die(who, EXIT_FAILURE_RUN, "out of memory reading pid %d", (int)pid);
+	case -ESTALE:
+		return cmd_die(who, EXIT_STALE, "pid %d runs a Python whose file was replaced or "
+			       "deleted since it started, and the file it runs cannot be opened: "
+			       "run as root (the mapped file is read through "
+			       "/proc/PID/map_files)", (int)pid);
 	default:
 		return cmd_die(who, EXIT_NOT_PYTHON, "pid %d is not a Python process (%s): "
 			       "for the Python processes under it, add --subprocesses",
@@ -106,7 +112,9 @@ int cmd_check_pid(const char *who, pid_t pid)
 	st = proc_state(pid);
 	if (st == -ESRCH)
 		return cmd_die(who, EXIT_NO_PROCESS, "no process with pid %d", (int)pid);
-	if (st == 'Z')
+	/* A zombie main thread with live threads (it called pthread_exit)
+	 * is a live process. */
+	if ((st == 'Z' || st == 'X') && proc_live_task(pid) < 0)
 		return cmd_die(who, EXIT_NO_PROCESS, "pid %d is a zombie (it has exited)",
 			       (int)pid);
 	if (proc_is_kernel_thread(pid) == 1)
@@ -173,9 +181,8 @@ out_null:
 
 int cmd_child_exited(pid_t child)
 {
-	int st = proc_state(child);
-
-	return st == 'Z' || st == 'X' || st == -ESRCH;
+	/* Alive while any thread is, also after its main thread's exit. */
+	return proc_live_task(child) < 0;
 }
 
 int cmd_attach_launched(struct py_target *t, pid_t child, unsigned int flags,
@@ -217,14 +224,39 @@ void cmd_join_command(char **argv, char *buf, size_t size)
 	buf[size - 1] = '\0';
 }
 
-void cmd_end_child(pid_t child)
+/* What waitpid's status says of a child that ended by itself. */
+static void ended_by_itself(int status, struct child_end *end)
+{
+	if (WIFEXITED(status))
+		*end = (struct child_end){ CHILD_EXITED, WEXITSTATUS(status) };
+	else if (WIFSIGNALED(status))
+		*end = (struct child_end){ CHILD_SIGNALLED, WTERMSIG(status) };
+}
+
+void cmd_end_child(pid_t child, struct child_end *end)
 {
 	struct timespec ts = { 0, 10 * 1000 * 1000 };
+	struct child_end dummy;
 	int status, i;
+	pid_t got;
 
-	if (waitpid(child, &status, WNOHANG) != 0)
-		return; /* reaped now, or not ours to reap */
+	if (!end)
+		end = &dummy;
+	*end = (struct child_end){ .how = CHILD_UNKNOWN };
+	/* Seen gone by the sampler (its memory is), it may not be ours to
+	 * reap yet: an exit takes a while (2 s at most here).  It ended by
+	 * itself, then, not by us. */
+	for (i = 0; (got = waitpid(child, &status, WNOHANG)) == 0 && i < 200 &&
+		    proc_exiting(child); i++)
+		nanosleep(&ts, NULL);
+	if (got == child) {
+		ended_by_itself(status, end);
+		return;
+	}
+	if (got != 0)
+		return; /* not ours to reap */
 	/* We started it and the run is over: it ends with us. */
+	end->how = CHILD_ENDED;
 	kill(child, SIGTERM);
 	for (i = 0; i < 100; i++) {
 		if (waitpid(child, &status, WNOHANG) != 0)
@@ -233,6 +265,64 @@ void cmd_end_child(pid_t child)
 	}
 	kill(child, SIGKILL);
 	waitpid(child, &status, 0);
+}
+
+void cmd_child_end_words(const struct child_end *end, char *buf, size_t size)
+{
+	const char *abbrev;
+
+	switch (end->how) {
+	case CHILD_EXITED:
+		snprintf(buf, size, "the command exited with status %d", end->status);
+		break;
+	case CHILD_SIGNALLED:
+		abbrev = sigabbrev_np(end->status);
+		if (abbrev)
+			snprintf(buf, size, "the command was killed by signal SIG%s", abbrev);
+		else
+			snprintf(buf, size, "the command was killed by signal %d", end->status);
+		break;
+	case CHILD_ENDED:
+		snprintf(buf, size, "the command was still running: ended it with SIGTERM");
+		break;
+	default:
+		buf[0] = '\0';
+	}
+}
+
+int cmd_child_exit_status(int rc, const struct child_end *end)
+{
+	if (rc != EXIT_OK)
+		return rc;
+	if (end->how == CHILD_EXITED)
+		return end->status;
+	if (end->how == CHILD_SIGNALLED)
+		return 128 + end->status;
+	return EXIT_OK;
+}
+
+int cmd_find_target(struct py_target *t, pid_t pid, unsigned int flags)
+{
+	struct timespec ts = { 0, 5 * 1000 * 1000 };
+	int64_t end = mono_ns() + CMD_STARTUP_WAIT_NS, age;
+	int err;
+
+	for (;;) {
+		err = py_target_find(t, pid, flags);
+		if (!err || cmd_stop_flag || mono_ns() >= end)
+			return err;
+		if (err == -ESRCH || err == -EPERM || err == -EACCES || err == -ENOMEM ||
+		    err == -EPROTONOSUPPORT || err == -ESTALE)
+			return err;
+		/* Not Python: only worth waiting for while the process is
+		 * young enough to be on its way to exec'ing it. */
+		if (err != -EAGAIN) {
+			age = proc_age_ns(pid);
+			if (age < 0 || age >= CMD_STARTUP_WAIT_NS)
+				return err;
+		}
+		nanosleep(&ts, NULL);
+	}
 }
 
 int cmd_parse(const char *who, const struct cmd_usage *u, int argc, char **argv,

@@ -12,6 +12,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "pyspyc/proc.h"
@@ -47,10 +49,17 @@ int proc_maps_foreach(pid_t pid, int (*fn)(const struct proc_map *m, void *ctx),
 {
 	char path[64], line[4096 + 256];
 	struct proc_map *m;
+	pid_t tid = proc_live_task(pid);
 	FILE *f;
 	int ret = 0;
 
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	if (tid < 0)
+		return tid;
+	/* A main thread that exited has no maps; its live threads share them. */
+	if (tid == pid)
+		snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	else
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/maps", (int)pid, (int)tid);
 	f = fopen(path, "re");
 	if (!f)
 		return errno == ENOENT ? -ESRCH : -errno;
@@ -61,11 +70,13 @@ int proc_maps_foreach(pid_t pid, int (*fn)(const struct proc_map *m, void *ctx),
 	}
 	while (fgets(line, sizeof(line), f)) {
 		char perms[8] = "", *p;
-		unsigned long long start, end, off;
+		unsigned long long start, end, off, ino;
+		unsigned int major, minor;
+		size_t len;
 		int consumed = 0;
 
-		if (sscanf(line, "%llx-%llx %7s %llx %*s %*s%n", &start, &end,
-			   perms, &off, &consumed) < 4 || consumed == 0)
+		if (sscanf(line, "%llx-%llx %7s %llx %x:%x %llu%n", &start, &end,
+			   perms, &off, &major, &minor, &ino, &consumed) < 7 || consumed == 0)
 			continue;
 		p = line + consumed;
 		while (*p == ' ' || *p == '\t')
@@ -73,9 +84,18 @@ int proc_maps_foreach(pid_t pid, int (*fn)(const struct proc_map *m, void *ctx),
 		p[strcspn(p, "\n")] = '\0';
 		if (*p != '/')
 			continue;
+		/* A file deleted or replaced since it was mapped (a package
+		 * upgrade) is named "path (deleted)"; a name that really ends
+		 * so is told apart by the dev and inode checks of the callers. */
+		len = strlen(p);
+		m->deleted = len > 10 && !strcmp(p + len - 10, " (deleted)");
+		if (m->deleted)
+			p[len - 10] = '\0';
 		m->start = start;
 		m->end = end;
 		m->offset = off;
+		m->dev = makedev(major, minor);
+		m->ino = ino;
 		m->prot = (perms[0] == 'r' ? PROT_READ : 0) |
 			  (perms[1] == 'w' ? PROT_WRITE : 0) |
 			  (perms[2] == 'x' ? PROT_EXEC : 0);
@@ -118,6 +138,93 @@ int proc_state(pid_t pid)
 	if (rp[1] != ' ' || !rp[2])
 		return -EINVAL;
 	return (unsigned char)rp[2];
+}
+
+static int dead_state(int st)
+{
+	return st == 'Z' || st == 'X' || st < 0;
+}
+
+pid_t proc_live_task(pid_t pid)
+{
+	char path[64];
+	struct dirent *d;
+	DIR *dir;
+	pid_t found = -ESRCH;
+	int st = proc_state(pid);
+
+	if (st == -ESRCH || st == -ENOENT)
+		return -ESRCH;
+	if (!dead_state(st))
+		return pid;
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		return -ESRCH;
+	while (found < 0 && (d = readdir(dir))) {
+		char *end, stat_path[96], buf[512], *rp;
+		long v = strtol(d->d_name, &end, 10);
+
+		if (*end || v <= 0 || v > INT32_MAX || v == pid)
+			continue;
+		snprintf(stat_path, sizeof(stat_path), "/proc/%d/task/%ld/stat", (int)pid, v);
+		if (read_small(stat_path, buf, sizeof(buf)) <= 0)
+			continue;
+		rp = strrchr(buf, ')');
+		if (rp && rp[1] == ' ' && rp[2] && !dead_state((unsigned char)rp[2]))
+			found = (pid_t)v;
+	}
+	closedir(dir);
+	return found;
+}
+
+int proc_exiting(pid_t pid)
+{
+	char path[64], buf[1024], *rp;
+	unsigned long long vsize;
+	pid_t tid = proc_live_task(pid);
+
+	if (tid < 0)
+		return 1;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+	if (read_small(path, buf, sizeof(buf)) <= 0 || !(rp = strrchr(buf, ')')))
+		return 1;
+	/* Fields after comm: state ppid pgrp session tty_nr tpgid flags
+	 * minflt cminflt majflt cmajflt utime stime cutime cstime priority
+	 * nice num_threads itrealvalue starttime vsize: 0 once the memory
+	 * is gone (a user process has some while it runs). */
+	if (sscanf(rp + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d "
+			   "%*d %*d %*d %*d %*u %llu", &vsize) != 1)
+		return 0;
+	return vsize == 0;
+}
+
+int proc_task_of(pid_t pid, pid_t tid)
+{
+	char path[64];
+
+	if (tid == pid)
+		return proc_state(pid) >= 0;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d", (int)pid, (int)tid);
+	return access(path, F_OK) == 0;
+}
+
+int64_t proc_age_ns(pid_t pid)
+{
+	struct timespec now;
+	uint64_t start;
+	pid_t ppid;
+	long hz = sysconf(_SC_CLK_TCK);
+	int err;
+
+	err = proc_stat_ids(pid, &ppid, &start, NULL);
+	if (err)
+		return err;
+	/* The start time counts clock ticks since boot, as CLOCK_BOOTTIME. */
+	if (hz <= 0 || clock_gettime(CLOCK_BOOTTIME, &now))
+		return -EINVAL;
+	return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec -
+	       (int64_t)(start * (1000000000 / (uint64_t)hz));
 }
 
 int proc_is_kernel_thread(pid_t pid)

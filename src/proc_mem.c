@@ -11,6 +11,7 @@
 void rmem_init(struct rmem *m, pid_t pid)
 {
 	m->pid = pid;
+	m->tgid = pid;
 	m->reads = 0;
 	m->ranges = 0;
 	m->fake = NULL;
@@ -100,6 +101,7 @@ int rmem_readv(struct rmem *m, const struct iovec *local,
 	const struct iovec *l = local, *r = remote;
 	size_t nl = n, nr = n;
 	ssize_t got;
+	int tries;
 
 	if (n == 0)
 		return 0;
@@ -113,12 +115,35 @@ int rmem_readv(struct rmem *m, const struct iovec *local,
 	}
 	m->reads++;
 	m->ranges += nr;
-	if (m->fake)
+	if (m->fake) {
 		got = m->fake(m->fake_ctx, l, nl, r, nr);
-	else
-		got = process_vm_readv(m->pid, l, nl, r, nr, 0);
-	if (got < 0)
-		return -errno;
+		if (got < 0)
+			return -errno;
+	} else {
+		for (tries = 0;; tries++) {
+			pid_t tid;
+
+			got = process_vm_readv(m->pid, l, nl, r, nr, 0);
+			/* Through a thread: its tid could have been taken by
+			 * another process since it exited; then the bytes are
+			 * not the target's. */
+			if (got >= 0 && m->pid != m->tgid && !proc_task_of(m->tgid, m->pid)) {
+				got = -1;
+				errno = ESRCH;
+			}
+			if (got >= 0)
+				break;
+			/* The task read through has exited: the main thread
+			 * after pthread_exit(), or the thread read through
+			 * since.  Go on through another live one, if any. */
+			if (errno != ESRCH || tries == 3)
+				return -errno;
+			tid = proc_live_task(m->tgid);
+			if (tid < 0 || tid == m->pid)
+				return -ESRCH;
+			m->pid = tid;
+		}
+	}
 	/* A short count means one remote range crossed into unmapped memory. */
 	if ((size_t)got != iov_total(r, nr))
 		return -EFAULT;

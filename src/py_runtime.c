@@ -1,9 +1,11 @@
 /* py_runtime.c - find and validate the interpreter in a target process. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "pyspyc/elf.h"
@@ -13,10 +15,12 @@
 
 struct candidate {
 	char path[4096];
-	uint64_t start, offset, end;
+	uint64_t start, offset, end, dev, ino;
+	int deleted, is_exe;
 };
 
 struct scan {
+	pid_t reader;       /* a live task of the process, for /proc */
 	char exe[4096];
 	struct candidate c[MAX_CANDIDATES];
 	int n;
@@ -51,6 +55,10 @@ static int scan_map(const struct proc_map *m, void *ctx)
 	s->c[s->n].start = m->start;
 	s->c[s->n].offset = m->offset;
 	s->c[s->n].end = m->end;
+	s->c[s->n].dev = m->dev;
+	s->c[s->n].ino = m->ino;
+	s->c[s->n].deleted = m->deleted;
+	s->c[s->n].is_exe = !strcmp(m->path, s->exe);
 	s->n++;
 	return 0;
 }
@@ -354,8 +362,56 @@ static int scan_for_runtime(struct py_target *t, struct elf_file *ef,
 	return err;
 }
 
+/* Is fd the file c maps?  Its device and inode say so. */
+static int same_file(int fd, const struct candidate *c)
+{
+	struct stat st;
+
+	return !fstat(fd, &st) && (uint64_t)st.st_dev == c->dev && (uint64_t)st.st_ino == c->ino;
+}
+
+/* Open the file mapped at c, whatever became of its name since the target
+ * mapped it (an upgrade deletes or replaces interpreters under running
+ * services): the mapping itself through map_files (root only: it needs
+ * CAP_SYS_ADMIN); the main executable through /proc/PID/exe; else the name
+ * the maps give, which the target controls, resolved inside its root and a
+ * regular file only, and only while it still leads to the mapped file.
+ * Returns an fd or -errno; -ESTALE when the name now leads to another file
+ * (or to none) and the mapped one cannot be reached. */
+static int open_mapped(pid_t reader, const struct candidate *c)
+{
+	char path[4096 + 64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", (int)reader,
+		 (unsigned long long)c->start, (unsigned long long)c->end);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd >= 0)
+		return fd;
+	if (c->is_exe) {
+		snprintf(path, sizeof(path), "/proc/%d/exe", (int)reader);
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+		if (fd >= 0)
+			return fd;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/root", (int)reader);
+	fd = path_open_in_root(path, c->path, 0);
+	if (fd == -ESRCH)
+		return fd;
+	/* A name the kernel still gives as the mapped file's is that file
+	 * (on overlayfs its stat can show other numbers); once marked
+	 * deleted, it is only if dev and inode agree (a hard link). */
+	if (!c->deleted)
+		return fd;
+	if (fd >= 0 && same_file(fd, c))
+		return fd;
+	if (fd >= 0)
+		close(fd);
+	return -ESTALE;
+}
+
 static int try_candidate(struct py_target *t, const struct candidate *c,
-			 struct rmem *m)
+			 struct rmem *m, pid_t reader)
 {
 	static const char *const names[] = { "_PyRuntime", "Py_Version", "PyCode_Type",
 					     "interp_head", "_PyThreadState_Current" };
@@ -363,25 +419,14 @@ static int try_candidate(struct py_target *t, const struct candidate *c,
 	uint64_t addrs[S_N], bias, vers = 0, size;
 	const struct py_layout *found;
 	struct elf_file *ef;
-	char path[4096 + 64];
 	int err, fd;
 
-	/* The mapped file itself, whatever became of its name since (root
-	 * only: map_files needs CAP_SYS_ADMIN)... */
-	snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", (int)t->pid,
-		 (unsigned long long)c->start, (unsigned long long)c->end);
-	err = elf_file_open(&ef, path);
-	if (err) {
-		/* ...else the name the maps give, which the target controls:
-		 * resolved inside its root, a regular file only. */
-		snprintf(path, sizeof(path), "/proc/%d/root", (int)t->pid);
-		fd = path_open_in_root(path, c->path, 0);
-		if (fd < 0)
-			return fd;
-		err = elf_file_open_fd(&ef, fd);
-		if (err)
-			return err;
-	}
+	fd = open_mapped(reader, c);
+	if (fd < 0)
+		return fd;
+	err = elf_file_open_fd(&ef, fd);
+	if (err)
+		return err;
 	err = elf_file_symbols(ef, names, addrs, NULL, S_N);
 	if (err < 0)
 		goto out_elf;
@@ -486,7 +531,14 @@ int py_target_find(struct py_target *t, pid_t pid, unsigned int flags)
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	snprintf(link, sizeof(link), "/proc/%d/exe", (int)pid);
+	/* A main thread that called pthread_exit() has no exe, maps or root
+	 * any more: they are read through a live thread. */
+	s->reader = proc_live_task(pid);
+	if (s->reader < 0) {
+		err = s->reader;
+		goto out;
+	}
+	snprintf(link, sizeof(link), "/proc/%d/exe", (int)s->reader);
 	n = readlink(link, s->exe, sizeof(s->exe) - 1);
 	if (n < 0) {
 		err = errno == ENOENT ? -ESRCH : -errno;
@@ -504,16 +556,14 @@ int py_target_find(struct py_target *t, pid_t pid, unsigned int flags)
 	 * of its own, and a python linked against libpython has none either. */
 	for (int pass = 0; pass < 2; pass++) {
 		for (i = 0; i < s->n; i++) {
-			int is_exe = !strcmp(s->c[i].path, s->exe);
-
-			if (is_exe != (pass == 1))
+			if (s->c[i].is_exe != (pass == 1))
 				continue;
-			err = try_candidate(t, &s->c[i], &m);
+			err = try_candidate(t, &s->c[i], &m, s->reader);
 			if (!err)
 				goto out;
 			/* Keep the most telling failure for the caller. */
 			if (err == -ESRCH || err == -EPERM || err == -EAGAIN ||
-			    err == -EPROTONOSUPPORT || best == -ENOEXEC)
+			    err == -EPROTONOSUPPORT || err == -ESTALE || best == -ENOEXEC)
 				best = err;
 			if (err == -ESRCH || err == -EPERM)
 				goto out;

@@ -56,6 +56,7 @@ struct thread_map {
 	/* pthread id -> tid, for the threads of the last sample */
 	uint64_t *pt_ids;
 	int32_t *pt_tids;
+	uint8_t *pt_read;     /* 1: the tid was read (0 there: thread exited) */
 	uint32_t npt, pt_cap;
 	struct fd_slot fds[FD_SLOTS];
 	struct name_slot names[NAME_SLOTS];
@@ -121,6 +122,7 @@ void thread_map_free(struct thread_map *tm)
 			close(tm->fds[i].fd);
 	free(tm->pt_ids);
 	free(tm->pt_tids);
+	free(tm->pt_read);
 	free(tm->tnames);
 	ns_map_release(&tm->ns);
 	free(tm);
@@ -197,7 +199,7 @@ static void find_tid_offset(struct thread_map *tm, const struct raw_sample *rs)
 	int32_t *tasks;
 	uint8_t *descs;
 	uint32_t n = 0, i, j;
-	int ntasks;
+	int ntasks, exited_main;
 	size_t off;
 
 	tm->tid_tries++;
@@ -220,17 +222,26 @@ static void find_tid_offset(struct thread_map *tm, const struct raw_sample *rs)
 			continue;
 		n++;
 	}
+	/* A main thread that called pthread_exit() leaves its thread state
+	 * behind, and the kernel zeroed the tid in its descriptor as it
+	 * exited: one such 0 is allowed then, beside at least one live tid. */
+	exited_main = proc_live_task(tm->t->pid) != tm->t->pid;
 	for (off = 0; n && off + 4 <= DESC_SCAN; off += 4) {
 		int ok = 1;
+		uint32_t zeros = 0;
 
 		for (i = 0; i < n && ok; i++) {
 			int32_t v = rd32(descs + (size_t)i * DESC_SCAN, off);
 
+			if (v == 0 && exited_main && ++zeros == 1)
+				continue;
 			ok = has_tid(tasks, ntasks, v);
 			for (j = 0; j < i && ok; j++)
 				ok = rd32(descs + (size_t)j * DESC_SCAN, off) != v;
 		}
-		if (ok && n == 1 && rd32(descs, off) != (int32_t)tm->ns.inner_pid &&
+		if (ok && zeros == n)
+			ok = 0;
+		if (ok && n - zeros == 1 && !zeros && rd32(descs, off) != (int32_t)tm->ns.inner_pid &&
 		    ntasks > 1)
 			ok = 0; /* one thread only: insist on a known value */
 		if (ok) {
@@ -247,6 +258,7 @@ static int grow_pt(struct thread_map *tm, uint32_t n)
 {
 	uint64_t *ids;
 	int32_t *tids;
+	uint8_t *read;
 
 	if (n <= tm->pt_cap)
 		return 0;
@@ -258,6 +270,10 @@ static int grow_pt(struct thread_map *tm, uint32_t n)
 	if (!tids)
 		return -ENOMEM;
 	tm->pt_tids = tids;
+	read = realloc(tm->pt_read, n * sizeof(*read));
+	if (!read)
+		return -ENOMEM;
+	tm->pt_read = read;
 	tm->pt_cap = n;
 	return 0;
 }
@@ -290,6 +306,7 @@ static void descriptor_tids(struct thread_map *tm, struct raw_sample *rs, int64_
 			for (k = 0; k < 256 && i + k < rs->nthreads; k++) {
 				tm->pt_ids[i + k] = rs->threads[i + k].thread_id;
 				tm->pt_tids[i + k] = 0;
+				tm->pt_read[i + k] = 1;
 				l[k].iov_base = &tm->pt_tids[i + k];
 				l[k].iov_len = 4;
 				r[k].iov_base = (void *)(uintptr_t)(rs->threads[i + k].thread_id +
@@ -298,8 +315,10 @@ static void descriptor_tids(struct thread_map *tm, struct raw_sample *rs, int64_
 			}
 			if (rmem_readv(tm->mem, l, r, k))
 				for (; k > 0; k--) /* one went away: read them one by one */
-					if (rmem_readv(tm->mem, &l[k - 1], &r[k - 1], 1))
+					if (rmem_readv(tm->mem, &l[k - 1], &r[k - 1], 1)) {
 						tm->pt_tids[i + k - 1] = 0;
+						tm->pt_read[i + k - 1] = 0;
+					}
 			if (!k)
 				k = 1;
 		}
@@ -312,6 +331,12 @@ static void descriptor_tids(struct thread_map *tm, struct raw_sample *rs, int64_
 
 		if (i < tm->npt && tm->pt_ids[i] == th->thread_id && tm->pt_tids[i] > 0)
 			th->native_tid = tm->pt_tids[i];
+		/* The kernel zeroes the tid in a thread's descriptor as the
+		 * thread exits: this thread state outlived its thread (a main
+		 * thread that called pthread_exit()). */
+		else if (i < tm->npt && tm->pt_ids[i] == th->thread_id && tm->pt_tids[i] == 0 &&
+			 tm->pt_read[i])
+			th->native_tid = -1;
 	}
 }
 
@@ -460,19 +485,27 @@ static int read_state(int fd)
 	return proc_stat_state(buf, (size_t)n);
 }
 
+/* A thread that has exited: a zombie main thread after pthread_exit(). */
+static int gone(int st)
+{
+	return st == 'Z' || st == 'X';
+}
+
 static int task_active(struct thread_map *tm, int32_t tid)
 {
 	struct fd_slot *s;
 	char path[64];
 	int st;
 
-	if (tid <= 0)
+	if (tid < 0)
+		return -ESRCH;
+	if (tid == 0)
 		return -ENOENT;
 	s = fd_slot_for(tm, tid);
 	if (s && s->tid == tid) {
 		st = read_state(s->fd);
 		if (st >= 0)
-			return st == 'R';
+			return gone(st) ? -ESRCH : st == 'R';
 		fd_slot_drop(tm, s); /* the thread is gone, or its tid reused */
 		s = fd_slot_for(tm, tid);
 	}
@@ -484,7 +517,7 @@ static int task_active(struct thread_map *tm, int32_t tid)
 			return -errno;
 		st = read_state(fd);
 		close(fd);
-		return st < 0 ? st : st == 'R';
+		return st < 0 ? st : gone(st) ? -ESRCH : st == 'R';
 	}
 	s->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (s->fd < 0)
@@ -495,7 +528,7 @@ static int task_active(struct thread_map *tm, int32_t tid)
 		fd_slot_drop(tm, s);
 		return st;
 	}
-	return st == 'R';
+	return gone(st) ? -ESRCH : st == 'R';
 }
 
 int thread_map_active(struct thread_map *tm, int32_t tid)

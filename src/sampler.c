@@ -26,11 +26,19 @@ struct sampler {
 	/* Is it still the interpreter we attached to?  Checked while reads
 	 * fail, which is what an exec looks like from here. */
 	uint64_t runtime;
+	uint64_t interp;            /* the interpreter sampled */
+	int32_t head_off;           /* where the runtime points at its first one */
+	int64_t next_reinit_ns;
 	uint32_t version_hex;
 	unsigned int find_flags;
 	struct py_target *probe;
 	int64_t next_probe_ns;
 	int not_python;             /* probes in a row that found no Python */
+	/* Its main thread has exited (pthread_exit()) while others run: the
+	 * thread state it left is told apart and left out.  Looked at every
+	 * MAIN_CHECK_NS. */
+	int main_exited;
+	int64_t main_check_ns;
 	uint32_t process_frame;
 	/* --blocking: the threads traced, and their OS states read just
 	 * before they were paused (paused, they all show as stopped). */
@@ -70,6 +78,7 @@ void sampler_stats_read(const struct sampler_stats *src, struct sampler_stats *d
 	dst->target_gone = GET(src->target_gone);
 	dst->target_exec = GET(src->target_exec);
 	dst->interps_capped = GET(src->interps_capped);
+	dst->target_reinit = GET(src->target_reinit);
 }
 
 /* A root marker (FRAME_PROCESS or FRAME_THREAD) shown as label, for the
@@ -104,6 +113,8 @@ int sampler_new(struct sampler **out, const struct py_target *t,
 	s->tab = tab;
 	s->pid = t->pid;
 	s->runtime = t->runtime;
+	s->interp = t->interp;
+	s->head_off = t->layout->runtime_interp_head;
 	s->version_hex = t->version_hex;
 	s->find_flags = t->flags;
 	s->handle = proc_handle_open(t->pid);
@@ -271,7 +282,7 @@ static void filter(struct sampler *s, struct raw_sample *rs, struct sampler_stat
 	uint32_t i, threads = 0, active = 0;
 	/* OS tids: for the /proc state, the -t label and the threads to
 	 * trace with --blocking. */
-	int need_tids = !s->o.idle || s->o.threads || s->o.blocking;
+	int need_tids = !s->o.idle || s->o.threads || s->o.blocking || s->main_exited;
 
 	if (need_tids)
 		thread_map_tids(s->tmap, rs);
@@ -281,13 +292,20 @@ static void filter(struct sampler *s, struct raw_sample *rs, struct sampler_stat
 
 		if (!th->depth)
 			continue;
-		threads++;
 		/* The GIL holder is running Python (or blocking every thread
 		 * that would): active without asking /proc.  A thread whose
 		 * state cannot be read counts too. */
-		if (!s->o.idle && !(th->flags & RAW_GIL))
+		if ((!s->o.idle || s->main_exited) && !(th->flags & RAW_GIL))
 			on_cpu = s->pause ? pre_active(s, th->native_tid)
-					  : thread_map_active(s->tmap, th->native_tid) != 0;
+					  : thread_map_active(s->tmap, th->native_tid);
+		/* The thread state of a thread that has exited (a main thread
+		 * after pthread_exit()) runs nothing: not a thread any more. */
+		if (th->native_tid < 0 || on_cpu == -ESRCH) {
+			th->flags |= RAW_SKIP;
+			continue;
+		}
+		on_cpu = s->o.idle || on_cpu != 0;
+		threads++;
 		active += on_cpu;
 		if (s->o.gil) {
 			/* The GIL holder counts whatever its OS state. */
@@ -340,7 +358,29 @@ static int execd(struct sampler *s, int64_t now)
 	return s->not_python >= PROBES_NOT_PYTHON;
 }
 
+/* After a failed or empty sample: did an embedding host finalize the
+ * interpreter and start a new one (Py_FinalizeEx, then Py_Initialize)?  The
+ * runtime then points at an interpreter other than the one sampled (one
+ * read, at most every REINIT_CHECK_NS); a new one that validates the whole
+ * way is sampled from then on, by a new sampler.  1 when so. */
+#define REINIT_CHECK_NS 50000000LL
+
+static int reinitialized(struct sampler *s, int64_t now)
+{
+	uint64_t head;
+
+	if (now < s->next_reinit_ns || s->head_off < 0)
+		return 0;
+	s->next_reinit_ns = now + REINIT_CHECK_NS;
+	if (rmem_read_ptr(py_walker_mem(s->walker), s->runtime + (uint64_t)s->head_off, &head) ||
+	    !head || head == s->interp)
+		return 0;
+	return !py_target_find(s->probe, s->pid, s->find_flags) &&
+	       s->probe->runtime == s->runtime && s->probe->interp != s->interp;
+}
+
 #define ALIVE_CHECK_NS 10000000LL
+#define MAIN_CHECK_NS 500000000LL
 
 int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 		struct sampler_stats *st)
@@ -411,6 +451,12 @@ int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 			if (proc_handle_exited(s->handle))
 				err = -ESRCH;
 		}
+		if (now >= s->main_check_ns) {
+			pid_t live = proc_live_task(s->pid);
+
+			s->main_check_ns = now + MAIN_CHECK_NS;
+			s->main_exited = live > 0 && live != s->pid;
+		}
 		if (err == -ESRCH) {
 			PUB(st->target_gone, 1);
 			err = 0;
@@ -423,6 +469,13 @@ int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 				PUB(st->target_exec, 1);
 				break;
 			}
+			if (reinitialized(s, now)) {
+				PUB(st->target_reinit, 1);
+				break;
+			}
+		} else if (!rs->nthreads && reinitialized(s, now)) {
+			PUB(st->target_reinit, 1);
+			break;
 		} else {
 			s->not_python = 0;
 			PUB(st->samples, ++samples);

@@ -48,6 +48,7 @@ struct session {
 	uint32_t seen;
 	uint32_t execs;           /* processes that exec'd another program */
 	uint32_t execs_lost;      /* ...that was not Python: left unsampled */
+	uint32_t reinits;         /* interpreters finalized and started anew */
 	int root_gone;
 	struct skip skips[MAX_SKIP];
 	uint32_t nskips;
@@ -176,12 +177,15 @@ static struct skip *skip_for(struct session *s, const struct proc_ident *id);
 /* id exec'd another program: sample it if it is Python.  With
  * subprocesses, one that is not Python yet is left to the watcher, which
  * looks at it again a few times.  Lock held. */
-static void follow_exec(struct session *s, const struct proc_ident *id)
+static void follow_exec(struct session *s, const struct proc_ident *id, int reinit)
 {
 	struct py_target *t = malloc(sizeof(*t));
 	struct skip *sk;
 
-	s->execs++;
+	if (reinit)
+		s->reinits++;
+	else
+		s->execs++;
 	if (t && !py_target_find(t, id->pid, s->o.find_flags) &&
 	    !start_proc(s, t, id->start)) {
 		s->seen--; /* the same process */
@@ -189,6 +193,8 @@ static void follow_exec(struct session *s, const struct proc_ident *id)
 		return;
 	}
 	free(t);
+	if (reinit)
+		return; /* gone again already: nothing to follow */
 	if (s->o.subprocesses && (sk = skip_for(s, id)))
 		*sk = (struct skip){ .id = *id };
 	else
@@ -200,6 +206,7 @@ static void follow_exec(struct session *s, const struct proc_ident *id)
 static void reap(struct session *s)
 {
 	struct proc_ident execd[MAX_LIVE];
+	int reinit[MAX_LIVE];
 	uint32_t i = 0, nexecd = 0;
 
 	while (i < s->nlive) {
@@ -213,8 +220,10 @@ static void reap(struct session *s)
 		pthread_join(pr->thread, NULL);
 		sampler_stats_read(&pr->st, &st);
 		add_stats(&s->done, &st);
-		if (st.target_exec && !s->stop)
+		if ((st.target_exec || st.target_reinit) && !s->stop) {
+			reinit[nexecd] = !st.target_exec;
 			execd[nexecd++] = pr->id;
+		}
 		else if (pr->id.pid == s->root.pid && pr->id.start == s->root.start)
 			s->root_gone = 1;
 		sampler_free(pr->smp);
@@ -222,7 +231,7 @@ static void reap(struct session *s)
 		s->live[i] = s->live[--s->nlive];
 	}
 	for (i = 0; i < nexecd; i++)
-		follow_exec(s, &execd[i]);
+		follow_exec(s, &execd[i], reinit[i]);
 }
 
 static int is_live(const struct session *s, const struct proc_ident *id)
@@ -284,7 +293,8 @@ static void scan(struct session *s)
 	int64_t now = mono_ns();
 
 	if (proc_stat_ids(s->root.pid, &ppid, &start, &state) ||
-	    start != s->root.start || state == 'Z') {
+	    start != s->root.start ||
+	    ((state == 'Z' || state == 'X') && proc_live_task(s->root.pid) < 0)) {
 		pthread_mutex_lock(&s->lock);
 		s->root_gone = 1;
 		pthread_mutex_unlock(&s->lock);
@@ -434,6 +444,7 @@ void session_stats(struct session *s, struct session_stats *out)
 	out->processes_seen = s->seen;
 	out->execs = s->execs;
 	out->execs_lost = s->execs_lost;
+	out->reinits = s->reinits;
 	pthread_mutex_unlock(&s->lock);
 	out->ticks = sum.ticks;
 	out->samples = sum.samples;

@@ -20,6 +20,8 @@ enum {
 	EXIT_PERMISSION = 4,    /* not allowed to read the target */
 	EXIT_NOT_PYTHON = 5,    /* not Python, or an unsupported version */
 	EXIT_OUTPUT = 6,        /* an output path cannot be written */
+	EXIT_STALE = 7,         /* the target's program file was replaced on disk and the
+				 * one it runs cannot be opened */
 	EXIT_CANNOT_EXEC = 126, /* the command exists but cannot be run (as env(1)) */
 	EXIT_NO_COMMAND = 127,  /* the command is not found (as env(1)) */
 };

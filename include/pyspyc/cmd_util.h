@@ -135,9 +135,43 @@ int cmd_attach_launched(struct py_target *t, pid_t child, unsigned int flags,
 /* argv joined by spaces into buf (cut to size). */
 void cmd_join_command(char **argv, char *buf, size_t size);
 
+/* How a launched command ended, from cmd_end_child(). */
+struct child_end {
+	int how;      /* CHILD_* */
+	int status;   /* CHILD_EXITED: its exit status; CHILD_SIGNALLED: the signal */
+};
+
+enum {
+	CHILD_UNKNOWN = 0, /* reaped elsewhere, or not ours */
+	CHILD_EXITED,      /* it exited by itself */
+	CHILD_SIGNALLED,   /* a signal killed it (not ours) */
+	CHILD_ENDED,       /* still running at the end of the run: we ended it */
+};
+
 /* End a command we started and reap it: SIGTERM, then SIGKILL a second
- * later if needed. */
-void cmd_end_child(pid_t child);
+ * later if needed.  end (may be NULL) says how it ended. */
+void cmd_end_child(pid_t child, struct child_end *end);
+
+/* How the command ended, as words ("the command exited with status 7",
+ * "the command was killed by signal SIGSEGV"), into buf; "" when unknown. */
+void cmd_child_end_words(const struct child_end *end, char *buf, size_t size);
+
+/* The exit status for a run that launched a command: pyspyc's own status rc
+ * when it is not EXIT_OK (its errors come first), else the command's: its
+ * exit status, or 128 + the signal that killed it, as a shell gives.  A
+ * command still running at the end (the duration is over) and ended by
+ * pyspyc leaves EXIT_OK. */
+int cmd_child_exit_status(int rc, const struct child_end *end);
+
+/* py_target_find(), waiting a bounded while (CMD_STARTUP_WAIT_NS) for an
+ * interpreter that is starting up: a runtime with no interpreter yet
+ * (-EAGAIN: Python is initialising, or an embedding host is between
+ * finalizing and initialising again), and a process that is not Python
+ * (yet) but started less than that long ago (a shell that has forked and
+ * not exec'd yet, libpython not mapped yet).  Returns as
+ * py_target_find(). */
+#define CMD_STARTUP_WAIT_NS 1000000000LL
+int cmd_find_target(struct py_target *t, pid_t pid, unsigned int flags);
 
 /* Paths and commands in messages: whole up to CMD_NAME_MAX bytes, a longer
  * one as its start and end around "..." (utf8_shorten), so the end of a

@@ -23,7 +23,8 @@ typedef ssize_t (*rmem_readv_fn)(void *ctx, const struct iovec *local,
 				 unsigned long nremote);
 
 struct rmem {
-	pid_t pid;
+	pid_t pid;        /* the task read through: tgid, or one of its threads */
+	pid_t tgid;       /* the process (what rmem_init was given) */
 	uint64_t reads;   /* syscalls issued, for statistics */
 	uint64_t ranges;  /* remote ranges they read, after merging */
 	/* NULL (what rmem_init sets): read pid with process_vm_readv.  Set
@@ -36,7 +37,10 @@ struct rmem {
 void rmem_init(struct rmem *m, pid_t pid);
 
 /* Read len bytes at remote address addr into buf.  0 or -errno (-EFAULT for
- * an unmapped or short read, -ESRCH when the process is gone, -EPERM). */
+ * an unmapped or short read, -ESRCH when the process is gone, -EPERM).
+ * A process whose main thread has exited (pthread_exit) while others run
+ * has no memory to read through its pid: the reads go through one of its
+ * live threads instead (proc_live_task), picked again when that one exits. */
 int rmem_read(struct rmem *m, uint64_t addr, void *buf, size_t len);
 
 /* One syscall for several reads: local[i] receives remote[i].  All-or-
@@ -55,17 +59,38 @@ int rmem_read_ptr(struct rmem *m, uint64_t addr, uint64_t *out);
 struct proc_map {
 	uint64_t start, end, offset;
 	unsigned int prot;   /* PROT_READ | PROT_WRITE | PROT_EXEC */
-	char path[4096];
+	uint64_t dev, ino;   /* the mapped file's device (makedev) and inode */
+	int deleted;         /* the name no longer leads to the mapped file */
+	char path[4096];     /* as the target named it, " (deleted)" taken off */
 };
 
 /* Call fn for every file-backed mapping of pid, in address order; fn returns
- * non-zero to stop (that value is returned).  Returns 0, the callback's
+ * non-zero to stop (that value is returned).  The maps are read through a
+ * live thread when the main thread has exited.  Returns 0, the callback's
  * value, or -errno (-ESRCH: no such process, -EACCES/-EPERM: not allowed). */
 int proc_maps_foreach(pid_t pid, int (*fn)(const struct proc_map *m, void *ctx),
 		      void *ctx);
 
 /* Process state letter from /proc/PID/stat ('R', 'S', 'Z', ...), or -errno. */
 int proc_state(pid_t pid);
+
+/* A process lives while any of its threads does: a main thread that
+ * called pthread_exit() shows as a zombie ('Z') while the others run.
+ * Returns pid itself when its main thread lives, else the id of a live
+ * thread of pid (state neither Z nor X), or -ESRCH when none is left (the
+ * process has exited, or there is no such process). */
+pid_t proc_live_task(pid_t pid);
+
+/* 1 when process pid is on its way out: no live thread, or the live one
+ * has let go of its memory already (an exit in progress, before the
+ * process becomes a zombie its parent can reap).  0 while it runs. */
+int proc_exiting(pid_t pid);
+
+/* 1 when tid is a thread of process pid now, 0 when not. */
+int proc_task_of(pid_t pid, pid_t tid);
+
+/* How long ago pid started, in nanoseconds, or -errno. */
+int64_t proc_age_ns(pid_t pid);
 
 /* 1 if pid is a kernel thread, 0 if not, -errno. */
 int proc_is_kernel_thread(pid_t pid);

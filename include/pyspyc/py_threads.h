@@ -46,7 +46,9 @@ void thread_map_free(struct thread_map *tm);
 
 /* Fill in native_tid for every thread of rs that lacks one, and turn the
  * target's namespace ids into ours.  A thread whose tid cannot be known
- * gets 0.  Call it once per sample (it rewrites native_tid in place). */
+ * keeps 0; one whose OS thread has exited (its thread state left behind by
+ * a main thread's pthread_exit()) gets -1.  Call it once per sample (it
+ * rewrites native_tid in place). */
 void thread_map_tids(struct thread_map *tm, struct raw_sample *rs);
 
 /* The id the target knows our thread tid by, when the target is in a PID
@@ -58,7 +60,8 @@ int32_t thread_map_ns_tid(const struct thread_map *tm, int32_t tid);
 pid_t thread_map_ns_pid(const struct thread_map *tm);
 
 /* 1 when thread tid is on a CPU (or runnable), 0 when it waits, -errno when
- * that cannot be read (-ESRCH: the thread is gone). */
+ * that cannot be read (-ESRCH: the thread is gone or a zombie, as a main
+ * thread after pthread_exit(), or tid is -1). */
 int thread_map_active(struct thread_map *tm, int32_t tid);
 
 /* The label of th's root frame (-t): 'thread TID "name"', NUL-terminated,

@@ -59,6 +59,9 @@ struct sampler_stats {
 				     * another program (Python or not) */
 	uint64_t interps_capped;    /* samples that saw more interpreters than
 				     * PY_MAX_INTERPS (the rest left out) */
+	uint64_t target_reinit;     /* 1 when it ended because the target (an
+				     * embedding host) finalized its interpreter
+				     * and started a new one */
 };
 
 /* Copy src into dst field by field with relaxed atomic loads. */
@@ -71,8 +74,10 @@ int sampler_new(struct sampler **out, const struct py_target *t,
 void sampler_free(struct sampler *s);
 
 /* Sample until *stop becomes non-zero, end_ns passes, the target exits
- * (a pid taken over by another process is not mistaken for it) or the target
- * exec's another program (target_exec: the caller may attach to it anew).
+ * (a pid taken over by another process is not mistaken for it), the target
+ * exec's another program (target_exec: the caller may attach to it anew) or
+ * starts a new interpreter in place of the one sampled (target_reinit:
+ * likewise).
  * Must run on one thread from start to end (--blocking traces from it).
  * Returns 0 (the reason is in the stats) or -errno for a failure that ended
  * the run early. */

@@ -9,7 +9,9 @@
  * and start time, so a reused pid is a new process; a sampler holds its
  * process by a pidfd, so it never reads a later process that took the pid.
  * A process that exec's another program is sampled on if the program is
- * Python (its own interpreter, found anew), and dropped if it is not.
+ * Python (its own interpreter, found anew), and dropped if it is not; one
+ * that finalizes its interpreter and starts another (an embedding host) is
+ * sampled on in the new one.
  *
  * The caller's thread is free while a session runs (record waits on it, top
  * draws its screen); session_stats() and stacktab_snapshot() may be called
@@ -62,6 +64,8 @@ struct session_stats {
 	uint32_t execs;          /* sampled processes that exec'd another program */
 	uint32_t execs_lost;     /* ...that is not Python (or not yet, without
 				  * subprocesses): not sampled after that */
+	uint32_t reinits;        /* interpreters an embedding host finalized and
+				  * started anew, each followed */
 	uint32_t threads;        /* Python threads in the latest samples */
 	uint32_t active;         /* ...of which on a CPU */
 	double elapsed_s;        /* since session_start */

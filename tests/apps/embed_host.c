@@ -1,6 +1,6 @@
 /* embed_host: a program that embeds CPython without linking libpython.
  *
- *   embed_host LIBPYTHON.so SCRIPT.py
+ *   embed_host LIBPYTHON.so SCRIPT.py [ROUNDS]
  *
  * dlopen()s the given libpython, resolves the few functions it needs with
  * dlsym (prototypes declared by hand: no Python headers), reads SCRIPT.py
@@ -10,6 +10,13 @@
  * is missing (Py_FinalizeEx before 3.6, PyUnicode_DecodeFSDefault in 2.7)
  * the older equivalent is used.
  *
+ * With ROUNDS (default 1), the interpreter is initialized, runs the script
+ * and is finalized that many times over, as some hosts do (sys.argv[1] is
+ * the round, from 0), so a profiler sees the runtime go and come back.
+ * EMBED_GAP_MS (environment) keeps it gone that long between rounds, after
+ * printing "finalized"; with EMBED_GAP_HOLD too, it then takes up the
+ * memory freed, so the next interpreter is put somewhere else.
+ *
  * Build: cc -o embed_host embed_host.c -ldl
  * Exit status: 0 on success, 1 if the script raised, 2 on a setup error.
  */
@@ -17,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct py_object PyObject; /* opaque */
 
@@ -107,11 +115,14 @@ int main(int argc, char **argv)
 	struct py_api py;
 	PyObject *code, *mod, *dict, *file, *res;
 	char *src;
+	static void *held[2048];
+	size_t nheld = 0;
+	char argv_code[64];
 	void *lib;
-	int rc = 0;
+	int rc = 0, round, rounds = 1;
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s LIBPYTHON.so SCRIPT.py\n", argv[0]);
+	if (argc != 3 && argc != 4) {
+		fprintf(stderr, "usage: %s LIBPYTHON.so SCRIPT.py [ROUNDS]\n", argv[0]);
 		return 2;
 	}
 	/* RTLD_GLOBAL: extension modules loaded later resolve the C API
@@ -140,38 +151,67 @@ int main(int argc, char **argv)
 	if (!src)
 		return 2;
 
-	py.Py_Initialize();
-	/* Like `python SCRIPT.py`: sys.argv names the script. */
-	if (py.PyRun_SimpleString("import sys\nsys.argv = ['embedded']\n"))
-		rc = 1;
-	mod = py.PyImport_AddModule("__main__"); /* borrowed */
-	dict = mod ? py.PyModule_GetDict(mod) : NULL; /* borrowed */
-	code = dict && !rc ? py.Py_CompileString(src, argv[2], PY_FILE_INPUT) : NULL;
-	if (!code) {
-		py.PyErr_Print();
-		rc = 1;
-	} else {
-		file = py.str_from_path(argv[2]);
-		if (file) {
-			py.PyDict_SetItemString(dict, "__file__", file);
-			py.Py_DecRef(file);
-		}
-		res = py.PyEval_EvalCode(code, dict, dict);
-		if (res) {
-			py.Py_DecRef(res);
-		} else {
+	if (argc == 4)
+		rounds = atoi(argv[3]);
+	for (round = 0; round < rounds && !rc; round++) {
+		py.Py_Initialize();
+		/* Like `python SCRIPT.py`, or `python SCRIPT.py ROUND`. */
+		if (argc == 4)
+			snprintf(argv_code, sizeof(argv_code),
+				 "import sys\nsys.argv = ['embedded', '%d']\n", round);
+		else
+			snprintf(argv_code, sizeof(argv_code), "import sys\nsys.argv = ['embedded']\n");
+		if (py.PyRun_SimpleString(argv_code))
+			rc = 1;
+		mod = py.PyImport_AddModule("__main__"); /* borrowed */
+		dict = mod ? py.PyModule_GetDict(mod) : NULL; /* borrowed */
+		code = dict && !rc ? py.Py_CompileString(src, argv[2], PY_FILE_INPUT) : NULL;
+		if (!code) {
 			py.PyErr_Print();
 			rc = 1;
+		} else {
+			file = py.str_from_path(argv[2]);
+			if (file) {
+				py.PyDict_SetItemString(dict, "__file__", file);
+				py.Py_DecRef(file);
+			}
+			res = py.PyEval_EvalCode(code, dict, dict);
+			if (res) {
+				py.Py_DecRef(res);
+			} else {
+				py.PyErr_Print();
+				rc = 1;
+			}
+			py.Py_DecRef(code);
 		}
-		py.Py_DecRef(code);
+		fflush(stdout);
+		if (py.Py_FinalizeEx) {
+			if (py.Py_FinalizeEx() < 0 && !rc)
+				rc = 1;
+		} else {
+			py.Py_Finalize();
+		}
+		/* Between rounds, with EMBED_GAP_MS: a while with no
+		 * interpreter at all, announced on stdout. */
+		if (round + 1 < rounds && getenv("EMBED_GAP_MS")) {
+			struct timespec gap = { 0, 0 };
+			long ms = atol(getenv("EMBED_GAP_MS"));
+
+			gap.tv_sec = ms / 1000;
+			gap.tv_nsec = ms % 1000 * 1000000L;
+			printf("finalized\n");
+			fflush(stdout);
+			nanosleep(&gap, NULL);
+			/* Take the freed memory, so the next interpreter lands
+			 * elsewhere (blocks of every size up to 1 MiB, kept). */
+			if (getenv("EMBED_GAP_HOLD"))
+				for (size_t sz = 64; sz <= (1u << 20) && nheld < 2048; sz += sz / 8)
+					for (int k = 0; k < 4; k++)
+						held[nheld++] = calloc(1, sz);
+		}
 	}
-	fflush(stdout);
-	if (py.Py_FinalizeEx) {
-		if (py.Py_FinalizeEx() < 0 && !rc)
-			rc = 1;
-	} else {
-		py.Py_Finalize();
-	}
+	while (nheld)
+		free(held[--nheld]);
 	free(src);
 	return rc;
 }

@@ -87,7 +87,12 @@ def test_target_sigkilled_midrun(target, one_python, tmp_path, how):
     time.sleep(1.5)
     os.kill(pid, signal.SIGKILL)
     _, err = p.communicate(timeout=30)
-    assert p.returncode == 0, err
+    if how == "pid":
+        assert p.returncode == 0, err
+    else:
+        # A command pyspyc launched gives it its status, as a shell would.
+        assert p.returncode == 128 + signal.SIGKILL, err
+        assert "the command was killed by signal SIGKILL" in err, err
     assert count(stacks_of(folded), "work") > 0
     check_svg(str(svg), "work")
     assert error_lines(err) == [], err
