@@ -253,6 +253,10 @@ static void summary(const struct session_stats *st, const struct record_args *a,
 	if (st->dropped)
 		fprintf(stderr, "; %llu stacks dropped: table full, raise %s",
 			(unsigned long long)st->dropped, full ? full : "--max-stacks");
+	if (st->threads_left_out)
+		fprintf(stderr, "; up to %llu threads left out of a sample (the oldest): "
+			"more than --max-threads %lld",
+			(unsigned long long)st->threads_left_out, a->s.max_threads);
 	if (timeline_lost)
 		fprintf(stderr, "; the timeline kept the first %llu stacks of %llu (--max-timeline)",
 			(unsigned long long)a->max_timeline,

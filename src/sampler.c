@@ -69,6 +69,7 @@ void sampler_stats_read(const struct sampler_stats *src, struct sampler_stats *d
 	dst->elapsed_ns = GET(src->elapsed_ns);
 	dst->target_gone = GET(src->target_gone);
 	dst->target_exec = GET(src->target_exec);
+	dst->threads_left_out = GET(src->threads_left_out);
 }
 
 /* A root marker (FRAME_PROCESS or FRAME_THREAD) shown as label, for the
@@ -348,6 +349,7 @@ int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 	int64_t start = mono_ns(), next = start, now;
 	uint64_t ticks = 0, samples = 0, errors = 0, late = 0, idle = 0;
 	uint64_t gil_known = 0, gil_held = 0, pauses = 0, pause_ns = 0, pause_max = 0;
+	uint64_t left_out = 0;
 	int64_t alive_at = INT64_MIN / 2; /* when the handle last said it lives */
 	const struct raw_sample *last = NULL;
 	struct walk_stats ws = { 0 };
@@ -425,6 +427,8 @@ int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 		} else {
 			s->not_python = 0;
 			PUB(st->samples, ++samples);
+			if (rs->threads_left_out > left_out)
+				PUB(st->threads_left_out, left_out = rs->threads_left_out);
 			if (rs->gil_known) {
 				PUB(st->gil_known, ++gil_known);
 				if (rs->gil_holder)

@@ -57,6 +57,8 @@ struct sampler_stats {
 	uint64_t target_gone;       /* 1 when the run ended with the target */
 	uint64_t target_exec;       /* 1 when it ended because the target exec'd
 				     * another program (Python or not) */
+	uint64_t threads_left_out;  /* most threads of one sample left out
+				     * by walk.max_threads (--max-threads) */
 };
 
 /* Copy src into dst field by field with relaxed atomic loads. */
