@@ -37,7 +37,7 @@ struct sampler {
 	struct proc_pause *pause;
 	pid_t *traced;
 	uint32_t ntraced;
-	struct { int32_t tid; int active; } *pre;
+	struct pre_state { int32_t tid; int active; } *pre;
 	uint32_t npre;
 	/* Thread label -> frame id, for -t: the last few threads seen. */
 	struct { uint64_t thread_id, version; int32_t tid; uint32_t frame; } tframes[64];
@@ -200,16 +200,22 @@ static uint32_t thread_frame(struct sampler *s, const struct raw_thread *th)
 	return id;
 }
 
+static int cmp_pre_tid(const void *a, const void *b)
+{
+	int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+
+	return (x > y) - (x < y);
+}
+
 /* --blocking: a thread's OS state from before the pause; one the last
- * sample did not know (new) counts as active. */
+ * sample did not know (new) counts as active.  pre[] is sorted by tid: a
+ * search per thread stays cheap with thousands of threads. */
 static int pre_active(const struct sampler *s, int32_t tid)
 {
-	uint32_t i;
+	const struct pre_state *p;
 
-	for (i = 0; i < s->npre; i++)
-		if (s->pre[i].tid == tid)
-			return s->pre[i].active;
-	return 1;
+	p = bsearch(&tid, s->pre, s->npre, sizeof(*s->pre), cmp_pre_tid);
+	return p ? p->active : 1;
 }
 
 static int cmp_pid(const void *a, const void *b)
@@ -248,6 +254,7 @@ static int pause_threads(struct sampler *s, const struct raw_sample *last)
 			if (last->threads[i].native_tid > 0)
 				s->pre[n++].tid = last->threads[i].native_tid;
 		s->npre = n;
+		qsort(s->pre, n, sizeof(*s->pre), cmp_pre_tid);
 		if (!same_threads(s, n)) {
 			for (i = 0; i < n; i++)
 				s->traced[i] = s->pre[i].tid;
