@@ -167,6 +167,9 @@ static int sample_threads(struct proc_view *p)
 		if (!again)
 			break;
 	}
+	/* Names are a nicety: stacks without them when they cannot be read. */
+	py_thread_names_read(&p->names, p->t, py_walker_mem(p->w),
+			     p->nthreads + p->rs->threads_left_out, PY_WALK_MAX_THREADS);
 	for (i = 0; i < p->nthreads; i++) {
 		struct thread_view *tv = &p->threads[i];
 
@@ -209,8 +212,6 @@ static int proc_read(struct proc_view *p, pid_t pid, unsigned int find_flags, in
 		err = thread_map_new(&p->tm, p->t, m);
 	if (err)
 		return err;
-	/* Names are a nicety: stacks without them when they cannot be read. */
-	py_thread_names_read(&p->names, p->t, m, max_threads);
 	return sample_threads(p);
 }
 

@@ -67,6 +67,7 @@ struct thread_map {
 	struct name_slot names[NAME_SLOTS];
 	uint64_t versions;
 	uint64_t seen_gen;    /* the latest sample's thread list generation */
+	uint32_t nthreads;    /* and its threads */
 	/* threading's names as last read, when and for which thread list */
 	struct py_thread_names tnames;
 	int ntnames;          /* -1: not read yet */
@@ -265,6 +266,7 @@ void thread_map_tids(struct thread_map *tm, struct raw_sample *rs)
 	uint32_t i, k;
 
 	tm->seen_gen = rs->list_gen;
+	tm->nthreads = rs->nthreads;
 	tm->gen++;
 	if (!tm->need_tids || !rs->nthreads)
 		return;
@@ -512,7 +514,7 @@ static void resolve_name(struct thread_map *tm, const struct raw_thread *th,
 		return;
 	if (tm->ntnames < 0 || tm->tnames_gen != tm->seen_gen ||
 	    now - tm->tnames_ns > NAME_RETRY_NS) {
-		tm->ntnames = py_thread_names_read(&tm->tnames, tm->t, tm->mem,
+		tm->ntnames = py_thread_names_read(&tm->tnames, tm->t, tm->mem, tm->nthreads,
 						   PY_WALK_MAX_THREADS);
 		tm->tnames_gen = tm->seen_gen;
 		tm->tnames_ns = now;
@@ -591,16 +593,21 @@ static int by_ident(const void *a, const void *b)
 }
 
 int py_thread_names_read(struct py_thread_names *tn, const struct py_target *t,
-			 struct rmem *m, uint32_t max)
+			 struct rmem *m, uint32_t hint, uint32_t max)
 {
+	uint32_t want = hint < max - 16 ? hint + 16 : max;
 	int n;
 
 	tn->n = 0;
-	if (!tn->cap) {
-		tn->v = calloc(FIRST_TNAMES, sizeof(*tn->v));
-		if (!tn->v)
+	if (want < FIRST_TNAMES)
+		want = FIRST_TNAMES;
+	if (tn->cap < want) {
+		struct py_thread_name *v = realloc(tn->v, (size_t)want * sizeof(*v));
+
+		if (!v)
 			return -ENOMEM;
-		tn->cap = FIRST_TNAMES;
+		tn->v = v;
+		tn->cap = want;
 	}
 	for (;;) {
 		struct py_thread_name *v;

@@ -59,10 +59,12 @@ struct py_thread_names {
 };
 
 /* Read every name (py_obj_thread_names), growing tn as needed up to max
- * names.  tn starts zeroed; it is reused from call to call.  Returns the
- * number of names or -errno (tn then holds none). */
+ * names; room for hint names (the threads the caller knows of) is made
+ * first, so that one read usually does.  tn starts zeroed; it is reused
+ * from call to call.  Returns the number of names or -errno (tn then holds
+ * none). */
 int py_thread_names_read(struct py_thread_names *tn, const struct py_target *t,
-			 struct rmem *m, uint32_t max);
+			 struct rmem *m, uint32_t hint, uint32_t max);
 
 /* The name of thread ident (a PyThreadState.thread_id), or NULL.  A binary
  * search: one lookup per thread stays cheap with thousands of threads. */
