@@ -480,7 +480,7 @@ static int read_threads(struct py_walker *w)
 	const struct py_layout *L = w->L;
 	uint64_t head_addr = w->interp + L->interp_threads_head, t;
 	uint32_t i, n = 0;
-	int err;
+	int err, cut = 0;
 
 	err = rmem_read_ptr(&w->mem, head_addr, &t);
 	if (err)
@@ -492,8 +492,10 @@ static int read_threads(struct py_walker *w)
 		uint8_t *ts;
 
 		if (n == w->cap) {
-			if (grow_threads(w, n + 1))
-				break; /* no memory: read what fits */
+			if (grow_threads(w, n + 1)) {
+				cut = 1; /* no memory: read what fits, count the rest */
+				break;
+			}
 			for (i = 0; i < n; i++)
 				tset_test_set(w, w->known[i]);
 		}
@@ -511,7 +513,7 @@ static int read_threads(struct py_walker *w)
 	/* More threads than --max-threads: the oldest ones (the list runs
 	 * from the newest) are left out, counted, and the next samples
 	 * check the list still ends where it was cut. */
-	if (t && n == w->o.max_threads) {
+	if (t && (cut || n == w->o.max_threads)) {
 		w->cut_next = t;
 		w->left_out = count_rest(w, t);
 	}
@@ -682,7 +684,8 @@ static int plan_holds(struct py_walker *w, uint32_t i)
 			return 0;
 		}
 	}
-	if (chunk != p->chunk)
+	/* No data stack yet (none pushed) is a plan that holds too. */
+	if (chunk != p->chunk || !chunk)
 		return !p->chunk && !chunk;
 	return top > chunk && top - chunk <= p->len;
 }
