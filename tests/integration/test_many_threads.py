@@ -7,11 +7,16 @@ exactly them.  Run on a few interpreters, one per thread-list and frame
 layout: 2.7, one of 3.6-3.10, 3.11, 3.12 and 3.13.
 """
 import json
+import os
 import re
+import resource
+import subprocess
+import sys
+import time
 
 import pytest
 
-from conftest import PYTHONS, Target, frame_name, parse_collapsed, run_pyspyc, share
+from conftest import PYSPYC, PYTHONS, Target, frame_name, parse_collapsed, run_pyspyc, share
 from test_top import EXIT_WAIT, exited, tmux, top_line  # noqa: F401 (tmux: a fixture)
 
 SLEEPERS = 560          # more than 512, the old fixed number of slots
@@ -150,3 +155,40 @@ def test_top_names_max_threads(crowd, tmux):  # noqa: F811 (the fixture)
     tmux.keys("q")
     s, ok = tmux.wait_screen(lambda s: exited(s) is not None, EXIT_WAIT)
     assert ok and exited(s) == 0, s
+
+
+def _nofile(pid):
+    with open("/proc/%d/limits" % pid) as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                return [int(x) for x in line.split()[3:5]]
+    raise AssertionError("no open-files limit for %d" % pid)
+
+
+def test_open_files_limit_raised_but_not_for_the_command():
+    """pyspyc keeps a file open per thread: it raises its soft limit to
+    the hard one; the command it launches starts with the limit pyspyc was
+    given."""
+    p = subprocess.Popen(
+        [PYSPYC, "record", "-o", "/dev/null", "-f", "raw", "--", sys.executable, "-c",
+         "import time; time.sleep(30)"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, 4096)))
+    try:
+        end = time.time() + 20
+        kids = []
+        while time.time() < end and not kids:
+            with open("/proc/%d/task/%d/children" % (p.pid, p.pid)) as f:
+                kids = [int(c) for c in f.read().split()]
+            time.sleep(0.05)
+        assert kids, "no command started"
+        assert _nofile(p.pid) == [4096, 4096]
+        assert _nofile(kids[0]) == [256, 4096]
+    finally:
+        p.kill()
+        p.wait()
+        for k in kids:
+            try:
+                os.kill(k, 9)
+            except OSError:
+                pass
