@@ -17,7 +17,6 @@ import time
 import pytest
 
 from conftest import PYSPYC, PYTHONS, Target, frame_name, parse_collapsed, run_pyspyc, share
-from test_top import EXIT_WAIT, exited, tmux, top_line  # noqa: F401 (tmux: a fixture)
 
 SLEEPERS = 560          # more than 512, the old fixed number of slots
 MANY = 1100             # more than 1024, IOV_MAX: reads split in batches
@@ -142,19 +141,6 @@ def test_max_threads_cut_is_counted_and_named(crowd):
 def test_more_threads_than_one_read_takes(throng):
     check_busy_counted(throng)
     check_dump_lists_all(throng, MANY)
-
-
-def test_top_names_max_threads(crowd, tmux):  # noqa: F811 (the fixture)
-    if crowd.proc.args[0] != VERSIONS[0][1]:
-        pytest.skip("top's status line does not depend on the version")
-    cmd = top_line(["-p", crowd.pid, "--max-threads", "50"])
-    tmux.run(cmd)
-    want = "threads left out of a sample (the oldest): raise --max-threads (50)"
-    s, ok = tmux.wait_screen(lambda s: want in s, 30)
-    assert ok, s
-    tmux.keys("q")
-    s, ok = tmux.wait_screen(lambda s: exited(s) is not None, EXIT_WAIT)
-    assert ok and exited(s) == 0, s
 
 
 def _nofile(pid):
