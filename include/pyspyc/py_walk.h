@@ -5,7 +5,8 @@
  * innermost first.  It does no symbolization; that is py_code.h's job.
  *
  * Cost is the point of this module.  In the steady state a sample of N
- * threads is ONE process_vm_readv call, whatever N is.  It reads, by what
+ * threads is ONE process_vm_readv call, whatever N is (one per RMEM_MAX_IOV
+ * ranges, past that: the kernel takes no more in one call).  It reads, by what
  * the previous sample saw: the thread-list head, every thread state, every
  * thread's current frame pointer, the live part of every thread's newest
  * frame data-stack chunk, and the caller's extra reads (py_code's windows
