@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "pyspyc/cli.h"
+#include "pyspyc/utf8.h"
 
 int cli_parse_double(const char *s, double *out)
 {
@@ -140,6 +141,7 @@ int cli_parse(const struct cmd_usage *u, int argc, char **argv, void *out,
 	*cmd_index = argc;
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i], *val = NULL, *eq;
+		char nb[401]; /* a name shown whole up to 400 bytes, as CMD_NAME */
 		const struct opt *o;
 
 		if (!strcmp(a, "--")) {
@@ -155,7 +157,8 @@ int cli_parse(const struct cmd_usage *u, int argc, char **argv, void *out,
 				*cmd_index = i;
 				break;
 			}
-			snprintf(err, errlen, "unexpected argument '%.64s'", a);
+			snprintf(err, errlen, "unexpected argument '%s'",
+				 utf8_shorten(a, sizeof(nb) - 1, nb, sizeof(nb)));
 			return -EINVAL;
 		}
 		if (a[1] == '-') {

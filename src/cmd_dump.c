@@ -79,6 +79,7 @@ static const struct cmd_usage dump_usage = {
 struct thread_view {
 	const struct raw_thread *th;
 	int32_t tid;
+	int32_t ns_tid;           /* the target's own id for it (PID namespace), or 0 */
 	int active;               /* 1, 0, or -errno: unknown */
 	const char *name;         /* NULL: threading does not know it */
 	struct sym_frame *frames;
@@ -87,6 +88,7 @@ struct thread_view {
 
 struct proc_view {
 	pid_t pid, ppid;
+	pid_t ns_pid;             /* its own pid in its PID namespace, or 0 */
 	int found;                /* the interpreter was found */
 	int err;                  /* attaching or reading failed */
 	struct py_target *t;
@@ -174,6 +176,7 @@ static int sample_threads(struct proc_view *p)
 		struct thread_view *tv = &p->threads[i];
 
 		tv->tid = tv->th->native_tid;
+		tv->ns_tid = thread_map_ns_tid(p->tm, tv->tid);
 		tv->active = tv->tid > 0 ? thread_map_active(p->tm, tv->tid) : -ENOENT;
 		tv->name = py_thread_names_find(&p->names, tv->th->thread_id);
 	}
@@ -212,6 +215,7 @@ static int proc_read(struct proc_view *p, pid_t pid, unsigned int find_flags, in
 		err = thread_map_new(&p->tm, p->t, m);
 	if (err)
 		return err;
+	p->ns_pid = thread_map_ns_pid(p->tm);
 	return sample_threads(p);
 }
 
@@ -327,7 +331,10 @@ static void text_process(struct out *o, int root)
 	char ver[32];
 	uint32_t i;
 
-	fprintf(o->f, "Process %d: %s\n", (int)p->pid, p->command);
+	fprintf(o->f, "Process %d", (int)p->pid);
+	if (p->ns_pid > 0)
+		fprintf(o->f, " [ns %d]", (int)p->ns_pid);
+	fprintf(o->f, ": %s\n", p->command);
 	if (!root)
 		fprintf(o->f, "Parent process %d\n", (int)p->ppid);
 	version_text(p->t, ver, sizeof(ver));
@@ -340,6 +347,8 @@ static void text_process(struct out *o, int root)
 			fprintf(o->f, "Thread %d", (int)tv->tid);
 		else
 			fprintf(o->f, "Thread 0x%llx", (unsigned long long)tv->th->thread_id);
+		if (tv->ns_tid > 0)
+			fprintf(o->f, " [ns %d]", (int)tv->ns_tid);
 		fprintf(o->f, " (%s%s)", state, tv->th->flags & RAW_GIL ? "+gil" : "");
 		if (tv->name)
 			fprintf(o->f, ": \"%s\"", tv->name);
@@ -437,6 +446,11 @@ static void json_threads(struct out *o)
 			json_int(&o->j, tv->tid);
 		else
 			json_null(&o->j);
+		json_key(&o->j, "ns_thread_id");
+		if (tv->ns_tid > 0)
+			json_int(&o->j, tv->ns_tid);
+		else
+			json_null(&o->j);
 		json_key(&o->j, "name");
 		json_string(&o->j, tv->name);
 		json_key(&o->j, "active");
@@ -473,6 +487,11 @@ static void json_process(struct out *o, int root)
 
 	json_key(&o->j, "pid");
 	json_int(&o->j, p->pid);
+	json_key(&o->j, "ns_pid");
+	if (p->ns_pid > 0)
+		json_int(&o->j, p->ns_pid);
+	else
+		json_null(&o->j);
 	if (!root) {
 		json_key(&o->j, "ppid");
 		json_int(&o->j, p->ppid);
@@ -634,7 +653,7 @@ int cmd_dump(int argc, char **argv)
 		return cmd_die(WHO, EXIT_USAGE, "dump needs --pid PID");
 	if (cmd_i < argc)
 		return cmd_die(WHO, EXIT_USAGE, "dump reads a running process: it takes "
-			       "--pid, not a command ('%.64s')", argv[cmd_i]);
+			       "--pid, not a command ('%s')", CMD_NAME(argv[cmd_i]));
 	pid = (pid_t)a.pid;
 	rc = cmd_check_pid(WHO, pid);
 	if (rc)

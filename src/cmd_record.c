@@ -100,7 +100,11 @@ static unsigned int find_flags; /* PYSPYC_FIND */
 struct output {
 	const char *path;
 	const struct out_format *fmt;
+	struct out_dest dest; /* from check_outputs on */
 };
+
+/* What became of an output at the end (write_outputs). */
+enum { OUTPUT_FAILED, OUTPUT_WRITTEN, OUTPUT_CUT_SHORT };
 
 /* The names of every format, "a, b or c", for messages. */
 static void format_names(char *buf, size_t size)
@@ -141,7 +145,7 @@ static int plan_outputs(const struct record_args *a, const char *name, int pid,
 			forced = out_format_by_name("flamegraph");
 		ext = forced->exts[0];
 		snprintf(defname, deflen, "%s-%d-%s%s", name, pid, stamp, ext);
-		outs[0] = (struct output){ defname, forced };
+		outs[0] = (struct output){ .path = defname, .fmt = forced, .dest.fd = -1 };
 		*nout = 1;
 		return 0;
 	}
@@ -153,32 +157,73 @@ static int plan_outputs(const struct record_args *a, const char *name, int pid,
 			f = forced;
 		if (!f)
 			return cmd_die(WHO, EXIT_USAGE,
-				   "cannot tell the format of '%.200s' from its name: "
-				   "give --format (%s)", p, names);
-		outs[i] = (struct output){ p, f };
+				   "cannot tell the format of '%s' from its name: "
+				   "give --format (%s)", CMD_NAME(p), names);
+		outs[i] = (struct output){ .path = p, .fmt = f, .dest.fd = -1 };
 	}
 	*nout = a->outputs.n;
 	return 0;
 }
 
-static int check_outputs(const struct output *outs, int nout)
+/* What each output path is (see enum out_kind), and whether it can be
+ * written there; every dest is set up, to be released whatever this
+ * returns. */
+static int check_outputs(struct output *outs, int nout)
 {
 	int i, stdout_uses = 0;
 
+	for (i = 0; i < nout; i++)
+		outs[i].dest.fd = -1;
 	for (i = 0; i < nout; i++) {
-		int err = out_check_path(outs[i].path), j;
+		int err = out_dest_init(&outs[i].dest, outs[i].path), j;
+		const char *why = out_kind_refusal(outs[i].dest.kind);
 
 		if (!strcmp(outs[i].path, "-") && ++stdout_uses > 1)
 			return cmd_die(WHO, EXIT_USAGE, "'-o -' given more than once");
 		for (j = 0; j < i; j++)
 			if (strcmp(outs[i].path, "-") && !strcmp(outs[i].path, outs[j].path))
-				return cmd_die(WHO, EXIT_USAGE, "'-o %.200s' given more than once",
-					       outs[i].path);
+				return cmd_die(WHO, EXIT_USAGE, "'-o %s' given more than once",
+					       CMD_NAME(outs[i].path));
+		if (err == -EBADF && outs[i].dest.kind == OUT_STREAM)
+			return cmd_die(WHO, EXIT_OUTPUT, "cannot write '%s': descriptor %d is not "
+				       "open for writing", CMD_NAME(outs[i].path),
+				       outs[i].dest.named_fd);
 		if (err)
-			return cmd_die(WHO, EXIT_OUTPUT, "cannot write '%.200s': %s", outs[i].path,
-				   strerror(-err));
+			return cmd_die(WHO, EXIT_OUTPUT, "cannot write '%s': %s",
+				       CMD_NAME(outs[i].path), strerror(-err));
+		if (why)
+			return cmd_die(WHO, EXIT_OUTPUT, "cannot write '%s': %s",
+				       CMD_NAME(outs[i].path), why);
+		/* The same file by another name (-o - and -o /dev/stdout). */
+		for (j = 0; j < i; j++)
+			if (out_dest_same(&outs[i].dest, &outs[j].dest))
+				return cmd_die(WHO, EXIT_USAGE, "'-o %s' is the same file as '-o %s'",
+					       CMD_NAME(outs[i].path), CMD_NAME(outs[j].path));
 	}
 	return 0;
+}
+
+static void release_outputs(struct output *outs, int nout)
+{
+	int i;
+
+	for (i = 0; i < nout; i++)
+		out_dest_release(&outs[i].dest);
+}
+
+/* Open a device or FIFO output; a FIFO's reader is waited for, and the
+ * wait said after a second.  Ctrl-C gives up (a new one: the one that
+ * stopped sampling was taken). */
+static int open_output(struct output *out)
+{
+	int err = out_dest_open(&out->dest, 1000, &cmd_stop_flag);
+
+	if (err == -EAGAIN) {
+		fprintf(stderr, "pyspyc: waiting for a reader of '%s' (Ctrl-C gives up)\n",
+			CMD_NAME(out->path));
+		err = out_dest_open(&out->dest, -1, &cmd_stop_flag);
+	}
+	return err;
 }
 
 /* What the outputs together need from the run (OUT_* bits). */
@@ -194,24 +239,36 @@ static unsigned outputs_need(const struct output *outs, int nout)
 
 /* full has a thread marker on every stack when a format needed them; plain
  * is the profile the other formats get (markers only with -t). */
-static int write_outputs(const struct output *outs, int nout, const struct record_args *a,
+static int write_outputs(struct output *outs, int nout, const struct record_args *a,
 			 const struct profile *full, const struct profile *plain, int *written)
 {
 	int i, failed = 0;
 
+	cmd_stop_flag = 0;
 	for (i = 0; i < nout; i++) {
 		struct out_opts oo = { .inverted = a->inverted };
 		const struct profile *p = outs[i].fmt->needs & OUT_PER_THREAD ? full : plain;
-		int err = out_write_file(outs[i].path, outs[i].fmt, p, &oo);
+		int err = open_output(&outs[i]);
 
-		written[i] = !err;
-		if (err == -EPIPE && !strcmp(outs[i].path, "-"))
-			continue; /* the reader went away (| head): not a failure */
-		if (err) {
-			cmd_die("pyspyc", EXIT_OUTPUT, "writing '%.200s' failed: %s",
-				outs[i].path, strerror(-err));
-			failed = 1;
+		if (!err)
+			err = out_dest_write(&outs[i].dest, outs[i].fmt, p, &oo);
+		written[i] = err ? OUTPUT_FAILED : OUTPUT_WRITTEN;
+		if (err == -EPIPE) {
+			/* The reader went away (| head): not a failure of ours;
+			 * the summary says the output was cut short. */
+			written[i] = OUTPUT_CUT_SHORT;
+			continue;
 		}
+		if (err == -EINTR)
+			cmd_die("pyspyc", EXIT_OUTPUT, "writing '%s' failed: gave up waiting "
+				"for a reader (interrupted)", CMD_NAME(outs[i].path));
+		else if (err == -ESTALE)
+			cmd_die("pyspyc", EXIT_OUTPUT, "writing '%s' failed: it is no longer "
+				"the file it was when pyspyc started", CMD_NAME(outs[i].path));
+		else if (err)
+			cmd_die("pyspyc", EXIT_OUTPUT, "writing '%s' failed: %s",
+				CMD_NAME(outs[i].path), strerror(-err));
+		failed |= err != 0;
 	}
 	return failed;
 }
@@ -263,8 +320,12 @@ static void summary(const struct session_stats *st, const struct record_args *a,
 			(unsigned long long)(a->max_timeline + timeline_lost));
 	/* The outputs that were written, also when another one failed. */
 	for (i = 0; i < nout; i++)
-		if (written[i])
+		if (written[i] == OUTPUT_WRITTEN)
 			fprintf(stderr, "%s%s", n++ ? ", " : "; wrote ",
+				strcmp(outs[i].path, "-") ? outs[i].path : "stdout");
+	for (i = 0; i < nout; i++)
+		if (written[i] == OUTPUT_CUT_SHORT)
+			fprintf(stderr, "; %s cut short: its reader closed it",
 				strcmp(outs[i].path, "-") ? outs[i].path : "stdout");
 	fputc('\n', stderr);
 }
@@ -326,7 +387,7 @@ static int want_progress(const struct output *outs, int nout)
 	if (!isatty(STDERR_FILENO) || (term && !strcmp(term, "dumb")))
 		return 0;
 	for (i = 0; i < nout; i++)
-		if (!strcmp(outs[i].path, "-") && isatty(STDOUT_FILENO))
+		if (outs[i].dest.kind == OUT_STREAM && isatty(outs[i].dest.fd))
 			return 0;
 	return 1;
 }
@@ -396,8 +457,8 @@ int cmd_record(int argc, char **argv)
 		e = found ? cmd_attach_launched(t, child, find_flags, &exited) : 0;
 		if (e && !(exited && e != -ENOEXEC)) {
 			if (exited && e == -ENOEXEC)
-				rc = cmd_die(WHO, EXIT_NOT_PYTHON, "'%.200s' exited without running "
-					 "Python", argv[cmd_i]);
+				rc = cmd_die(WHO, EXIT_NOT_PYTHON, "'%s' exited without running "
+					 "Python", CMD_NAME(argv[cmd_i]));
 			else
 				rc = cmd_attach_error(WHO, e, pid, t);
 			goto out;
@@ -463,6 +524,7 @@ int cmd_record(int argc, char **argv)
 out:
 	if (child)
 		cmd_end_child(child);
+	release_outputs(outs, nout);
 	profile_release(&plain);
 	profile_release(&prof);
 	session_free(sess);

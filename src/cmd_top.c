@@ -569,10 +569,10 @@ int cmd_top(int argc, char **argv)
 			goto out;
 		if (exited) {
 			rc = e == -ENOEXEC ?
-				cmd_die(WHO, EXIT_NOT_PYTHON, "'%.200s' exited without running Python",
-				    argv[cmd_i]) :
-				cmd_die(WHO, EXIT_OK, "'%.200s' exited before it could be sampled",
-				    argv[cmd_i]);
+				cmd_die(WHO, EXIT_NOT_PYTHON, "'%s' exited without running Python",
+				    CMD_NAME(argv[cmd_i])) :
+				cmd_die(WHO, EXIT_OK, "'%s' exited before it could be sampled",
+				    CMD_NAME(argv[cmd_i]));
 			goto out;
 		}
 		if (e && !a.subprocesses) {

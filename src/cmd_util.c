@@ -95,7 +95,7 @@ int cmd_launch_error(const char *who, const char *cmd, int err)
 
 	if (err == -ENOMEM || err == -EAGAIN || err == -EMFILE || err == -ENFILE)
 		code = EXIT_FAILURE_RUN; /* our own trouble, not the command's */
-	return cmd_die(who, code, "cannot run '%.200s': %s", cmd, strerror(-err));
+	return cmd_die(who, code, "cannot run '%s': %s", CMD_NAME(cmd), strerror(-err));
 }
 
 int cmd_check_pid(const char *who, pid_t pid)

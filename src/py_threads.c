@@ -11,6 +11,7 @@
 
 #include "pyspyc/bytes.h"
 #include "pyspyc/clock.h"
+#include "pyspyc/proc_ns.h"
 #include "pyspyc/py_obj.h"
 #include "pyspyc/py_threads.h"
 
@@ -23,6 +24,9 @@
 #define MAX_TASKS 4096
 #define TID_REFRESH_NS 1000000000LL
 #define NAME_RETRY_NS 500000000LL
+#define NS_GAP_NS 1000000LL        /* between two reads of the NSpid map */
+#define NS_GONE 64                 /* ids a read did not find, not asked again */
+#define NS_FORGET_NS 1000000000LL  /* ... for a second */
 
 struct fd_slot {
 	int32_t tid;         /* 0: empty */
@@ -73,6 +77,17 @@ struct thread_map {
 	int ntnames;          /* -1: not read yet */
 	uint64_t tnames_gen;
 	int64_t tnames_ns;
+	/* The target's own ids -> ours, when it is in a PID namespace: read
+	 * again at once when an id it does not know shows up, or a task it
+	 * named is gone.  An id a read did not find (its thread ended before
+	 * it was read, or a value that is no thread) is kept in ns_gone and
+	 * not looked for again for a second: threads that churn cost one read
+	 * each, not one per sample. */
+	struct ns_map ns;
+	int ns_stale;
+	int32_t ns_gone[NS_GONE];
+	uint32_t ns_ngone;
+	int64_t ns_gone_ns;   /* when the first of ns_gone was put there */
 };
 
 static int fd_table_new(struct thread_map *tm, uint32_t slots)
@@ -120,6 +135,10 @@ int thread_map_new(struct thread_map **out, const struct py_target *t,
 		free(tm);
 		return -ENOMEM;
 	}
+	/* A namespace that cannot be read is taken as ours: ids untranslated,
+	 * as before namespaces were known. */
+	if (ns_map_init(&tm->ns, t->pid))
+		ns_map_release(&tm->ns);
 	*out = tm;
 	return 0;
 }
@@ -137,6 +156,7 @@ void thread_map_free(struct thread_map *tm)
 	free(tm->pt_ids);
 	free(tm->pt_tids);
 	py_thread_names_release(&tm->tnames);
+	ns_map_release(&tm->ns);
 	free(tm);
 }
 
@@ -171,6 +191,20 @@ static int list_tasks(pid_t pid, int32_t *tids, int cap)
 	return n;
 }
 
+/* The process's task ids as it knows them itself (in its PID namespace),
+ * sorted.  Returns the count or -errno. */
+static int list_inner_tasks(struct thread_map *tm, int32_t *tids, int cap)
+{
+	uint32_t i;
+	int n = 0, err = ns_map_read(&tm->ns);
+
+	if (err)
+		return err;
+	for (i = 0; i < tm->ns.n && n < cap; i++) /* sorted by inner id */
+		tids[n++] = tm->ns.ids[i].inner;
+	return n;
+}
+
 static int has_tid(const int32_t *tids, int n, int32_t v)
 {
 	int lo = 0, hi = n - 1;
@@ -190,7 +224,8 @@ static int has_tid(const int32_t *tids, int n, int32_t v)
 
 /* Learn where the thread descriptor keeps the tid: the first offset at which
  * every thread's descriptor holds a distinct task id of the process, and the
- * main thread's (if it is among them) holds the pid. */
+ * main thread's (if it is among them) holds the pid.  The ids are the
+ * process's own: those of its PID namespace. */
 static void find_tid_offset(struct thread_map *tm, const struct raw_sample *rs)
 {
 	int32_t *tasks;
@@ -206,7 +241,9 @@ static void find_tid_offset(struct thread_map *tm, const struct raw_sample *rs)
 		return;
 	tasks = malloc(MAX_TASKS * sizeof(*tasks));
 	descs = calloc(rs->nthreads, DESC_SCAN);
-	ntasks = tasks ? list_tasks(tm->t->pid, tasks, MAX_TASKS) : -ENOMEM;
+	ntasks = !tasks ? -ENOMEM
+		 : tm->ns.active ? list_inner_tasks(tm, tasks, MAX_TASKS)
+				 : list_tasks(tm->t->pid, tasks, MAX_TASKS);
 	if (ntasks <= 0 || !descs)
 		goto out;
 	for (i = 0; i < rs->nthreads; i++) {
@@ -227,7 +264,7 @@ static void find_tid_offset(struct thread_map *tm, const struct raw_sample *rs)
 			for (j = 0; j < i && ok; j++)
 				ok = rd32(descs + (size_t)j * DESC_SCAN, off) != v;
 		}
-		if (ok && n == 1 && rd32(descs, off) != (int32_t)tm->t->pid &&
+		if (ok && n == 1 && rd32(descs, off) != (int32_t)tm->ns.inner_pid &&
 		    ntasks > 1)
 			ok = 0; /* one thread only: insist on a known value */
 		if (ok) {
@@ -259,20 +296,14 @@ static int grow_pt(struct thread_map *tm, uint32_t n)
 	return 0;
 }
 
-void thread_map_tids(struct thread_map *tm, struct raw_sample *rs)
+/* Older versions: each thread's tid from its pthread descriptor. */
+static void descriptor_tids(struct thread_map *tm, struct raw_sample *rs, int64_t now)
 {
 	struct iovec l[256], r[256];
-	int64_t now;
 	uint32_t i, k;
 
-	tm->seen_gen = rs->list_gen;
-	tm->nthreads = rs->nthreads;
-	tm->gen++;
-	if (!tm->need_tids || !rs->nthreads)
-		return;
 	/* A thread being torn down can spoil a search: try again when the
 	 * list changes, a few times. */
-	now = mono_ns();
 	if (tm->tid_off == -1 && tm->tid_tries < 8 &&
 	    (!tm->tid_tries || rs->list_gen != tm->tried_gen ||
 	     now - tm->tried_ns > NAME_RETRY_NS))
@@ -316,6 +347,85 @@ void thread_map_tids(struct thread_map *tm, struct raw_sample *rs)
 		if (i < tm->npt && tm->pt_ids[i] == th->thread_id && tm->pt_tids[i] > 0)
 			th->native_tid = tm->pt_tids[i];
 	}
+}
+
+static int ns_gone(const struct thread_map *tm, int32_t id)
+{
+	uint32_t i;
+
+	for (i = 0; i < tm->ns_ngone; i++)
+		if (tm->ns_gone[i] == id)
+			return 1;
+	return 0;
+}
+
+/* A thread id of rs the map does not know and no read missed yet. */
+static int new_unknown(const struct thread_map *tm, const struct raw_sample *rs)
+{
+	uint32_t i;
+
+	for (i = 0; i < rs->nthreads; i++) {
+		int32_t id = rs->threads[i].native_tid;
+
+		if (id > 0 && !ns_map_host(&tm->ns, id) && !ns_gone(tm, id))
+			return 1;
+	}
+	return 0;
+}
+
+/* The target's ids are its namespace's: ours in their place.  An id the map
+ * does not know is 0 (unknown), never taken for one of ours. */
+static void host_tids(struct thread_map *tm, struct raw_sample *rs, int64_t now)
+{
+	uint32_t i;
+
+	if (tm->ns_ngone && now - tm->ns_gone_ns > NS_FORGET_NS)
+		tm->ns_ngone = 0;
+	if ((tm->ns_stale || new_unknown(tm, rs)) && now - tm->ns.read_ns >= NS_GAP_NS &&
+	    !ns_map_read(&tm->ns)) {
+		tm->ns_stale = 0;
+		for (i = 0; i < rs->nthreads && tm->ns_ngone < NS_GONE; i++) {
+			int32_t id = rs->threads[i].native_tid;
+
+			if (id <= 0 || ns_map_host(&tm->ns, id) || ns_gone(tm, id))
+				continue;
+			if (!tm->ns_ngone)
+				tm->ns_gone_ns = now;
+			tm->ns_gone[tm->ns_ngone++] = id;
+		}
+	}
+	for (i = 0; i < rs->nthreads; i++) {
+		struct raw_thread *th = &rs->threads[i];
+
+		if (th->native_tid > 0)
+			th->native_tid = ns_map_host(&tm->ns, th->native_tid);
+	}
+}
+
+void thread_map_tids(struct thread_map *tm, struct raw_sample *rs)
+{
+	int64_t now;
+
+	tm->seen_gen = rs->list_gen;
+	tm->nthreads = rs->nthreads;
+	tm->gen++;
+	if (!rs->nthreads || (!tm->need_tids && !tm->ns.active))
+		return;
+	now = mono_ns();
+	if (tm->need_tids)
+		descriptor_tids(tm, rs, now);
+	if (tm->ns.active)
+		host_tids(tm, rs, now);
+}
+
+int32_t thread_map_ns_tid(const struct thread_map *tm, int32_t tid)
+{
+	return ns_map_inner(&tm->ns, tid);
+}
+
+pid_t thread_map_ns_pid(const struct thread_map *tm)
+{
+	return tm->ns.active ? tm->ns.inner_pid : 0;
 }
 
 int proc_stat_state(const char *buf, size_t len)
@@ -424,7 +534,7 @@ static int read_state(int fd)
 	return proc_stat_state(buf, (size_t)n);
 }
 
-int thread_map_active(struct thread_map *tm, int32_t tid)
+static int task_active(struct thread_map *tm, int32_t tid)
 {
 	struct fd_slot *s;
 	char path[64];
@@ -464,6 +574,17 @@ int thread_map_active(struct thread_map *tm, int32_t tid)
 		return st;
 	}
 	return st == 'R';
+}
+
+int thread_map_active(struct thread_map *tm, int32_t tid)
+{
+	int r = task_active(tm, tid);
+
+	/* In a namespace, a task gone may mean the map is old: the target
+	 * reused the id for a new thread, whose id for us differs. */
+	if (r < 0 && tid > 0 && tm->ns.active)
+		tm->ns_stale = 1;
+	return r;
 }
 
 static void os_name(const struct thread_map *tm, int32_t tid, char *out, size_t size)

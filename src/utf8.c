@@ -1,4 +1,6 @@
 /* utf8.c - strict UTF-8 decoding and encoding. */
+#include <string.h>
+
 #include "pyspyc/utf8.h"
 
 size_t utf8_seq(const unsigned char *s, size_t len, uint32_t *cp)
@@ -50,4 +52,33 @@ size_t utf8_put(char *out, uint32_t c)
 	out[2] = (char)(0x80 | ((c >> 6) & 0x3f));
 	out[3] = (char)(0x80 | (c & 0x3f));
 	return 4;
+}
+
+/* A byte that continues a UTF-8 sequence (10xxxxxx). */
+static int continues(unsigned char c)
+{
+	return (c & 0xc0) == 0x80;
+}
+
+const char *utf8_shorten(const char *s, size_t max, char *buf, size_t size)
+{
+	size_t len = strlen(s), head, tail;
+
+	if (len <= max)
+		return s;
+	if (max < 9 || size <= max) /* no room to show both ends */
+		return s;
+	/* "..." between two halves; the end gets the odd byte (it has the
+	 * extension).  A cut inside a sequence moves off it, leaving that
+	 * character out: the result is never longer than max. */
+	head = (max - 3) / 2;
+	tail = len - (max - 3 - head);
+	while (head > 0 && continues((unsigned char)s[head]))
+		head--;
+	while (tail < len && continues((unsigned char)s[tail]))
+		tail++;
+	memcpy(buf, s, head);
+	memcpy(buf + head, "...", 3);
+	memcpy(buf + head + 3, s + tail, len - tail + 1);
+	return buf;
 }

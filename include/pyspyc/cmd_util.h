@@ -15,6 +15,7 @@
 #include "pyspyc/py_walk.h"
 #include "pyspyc/session.h"
 #include "pyspyc/stacktab.h"
+#include "pyspyc/utf8.h"
 
 /* Parse a subcommand's arguments into args (see cli_parse) and
  * PYSPYC_FIND into *find_flags (may be NULL; a bad value is told as who).
@@ -158,5 +159,16 @@ void cmd_join_command(char **argv, char *buf, size_t size);
 /* End a command we started and reap it: SIGTERM, then SIGKILL a second
  * later if needed. */
 void cmd_end_child(pid_t child);
+
+/* Paths and commands in messages: whole up to CMD_NAME_MAX bytes, a longer
+ * one as its start and end around "..." (utf8_shorten), so the end of a
+ * name (its extension) is always seen.  CMD_NAME(s) is for one message's
+ * arguments: its buffer lasts to the end of the enclosing block. */
+#define CMD_NAME_MAX 400
+struct cmd_name_buf {
+	char s[CMD_NAME_MAX + 1];
+};
+#define CMD_NAME(str) \
+	utf8_shorten((str), CMD_NAME_MAX, (struct cmd_name_buf){ { 0 } }.s, CMD_NAME_MAX + 1)
 
 #endif

@@ -13,6 +13,14 @@
  * and works for glibc and musl alike.  Descriptors are reused by new threads,
  * so tids are re-read whenever the thread list changes and once a second.
  *
+ * PID namespaces: a target in a namespace of its own (a container) keeps
+ * its namespace's ids in both places.  They are turned into ours (the ids
+ * /proc takes) through the NSpid lines of its tasks (proc_ns.h), read once
+ * and again only when an id the map does not know shows up or a task it
+ * named is gone (an id a read did not find is looked for again after a
+ * second).  The descriptor search matches against the
+ * process's own ids.  Every tid this module gives out or takes is ours.
+ *
  * Activity: the thread's state letter in /proc/PID/task/TID/stat ('R' is on
  * a CPU or waiting for one; anything else -- sleeping in a syscall, waiting
  * for a lock or for the GIL, stopped -- is idle).  Each thread's stat file
@@ -37,9 +45,18 @@ int thread_map_new(struct thread_map **out, const struct py_target *t,
 		   struct rmem *mem);
 void thread_map_free(struct thread_map *tm);
 
-/* Fill in native_tid for every thread of rs that lacks one.  A thread whose
- * tid cannot be known keeps 0. */
+/* Fill in native_tid for every thread of rs that lacks one, and turn the
+ * target's namespace ids into ours.  A thread whose tid cannot be known
+ * gets 0.  Call it once per sample (it rewrites native_tid in place). */
 void thread_map_tids(struct thread_map *tm, struct raw_sample *rs);
+
+/* The id the target knows our thread tid by, when the target is in a PID
+ * namespace of its own; else 0 (also when not known). */
+int32_t thread_map_ns_tid(const struct thread_map *tm, int32_t tid);
+
+/* The target's pid as it knows it itself, when it is in a PID namespace of
+ * its own (1 for a container's first process); else 0. */
+pid_t thread_map_ns_pid(const struct thread_map *tm);
 
 /* 1 when thread tid is on a CPU (or runnable), 0 when it waits, -errno when
  * that cannot be read (-ESRCH: the thread is gone). */

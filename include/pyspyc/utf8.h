@@ -26,4 +26,11 @@ size_t utf8_seq(const unsigned char *s, size_t len, uint32_t *cp);
  * value above U+10FFFF is written as U+FFFD.  Returns the length, 1 to 4. */
 size_t utf8_put(char *out, uint32_t c);
 
+/* s as a message shows it: s itself when it is at most max bytes long;
+ * else its start, "...", and its end, max bytes in all, written to buf
+ * (size > max, max >= 9), cut between characters (a UTF-8 sequence is
+ * never split), so a long file name keeps its extension.  Returns s or
+ * buf. */
+const char *utf8_shorten(const char *s, size_t max, char *buf, size_t size);
+
 #endif

@@ -6,12 +6,16 @@
  * in each pthread descriptor (the image) against this process's own task
  * list; names come from threading's _active dict in the image, else the
  * OS.  Four samples, the list generation moving every other one.  The
- * remaining input is also given to proc_stat_state as a stat line.
+ * remaining input is also given to proc_stat_state as a stat line and to
+ * proc_nspid_parse as a status file (it never counts more fields than the
+ * text could hold, and keeps only positive ids).
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "image.h"
+#include "pyspyc/proc_ns.h"
 #include "pyspyc/py_threads.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -62,5 +66,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	thread_map_free(tm);
 	(void)proc_stat_state((const char *)data + rest, size - rest);
+	{
+		int32_t ids[4];
+		int k = proc_nspid_parse((const char *)data + rest, size - rest, ids, 4);
+
+		FUZZ_CHECK((k == -EINVAL || k >= 0) && (size_t)(k > 0 ? k : 0) <= (size - rest) / 2);
+		for (i = 0; k > 0 && i < (uint32_t)k && i < 4; i++)
+			FUZZ_CHECK(ids[i] > 0);
+	}
 	return 0;
 }

@@ -11,11 +11,16 @@ A case's words may name things the fixtures provide:
   {kthread}  a kernel thread
   {out}      a scratch directory for outputs (checked empty afterwards)
   {noexec}   a regular file without execute permission
+  {blk}      a block device node, {sock} a unix socket (root only)
+  {sticky}   a sticky directory anyone may write, holding nobody's FIFO
+             (fifo) and character device (null) (root only)
+  {fdlink}   a symlink to /proc/self/fd/9 (a descriptor pyspyc has not got)
 """
 import os
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
 
 import pytest
@@ -102,6 +107,17 @@ CASES = [
     ("record -o {out}/missing/x.svg --pid {py}", OUTPUT, "missing/x.svg"),
     ("record -o /proc/x.svg --pid {py}", OUTPUT, "/proc/x.svg"),
     ("record -o {out}/" + "n" * 252 + ".svg --pid {py}", OUTPUT, "File name too long"),
+    # A long name is shown whole (up to 400 bytes), its extension too.
+    ("record -o {out}/missing/" + "m" * 300 + ".svg --pid {py}", OUTPUT, "m" * 300 + ".svg'"),
+    # Outputs that are not files (pyspyc(1): WHERE OUTPUTS GO).
+    # -d: a pyspyc that took them for files would not sample forever.
+    ("record -o {blk} -f raw -d 0.3 --pid {py}", OUTPUT, "block device"),
+    ("record -o {sock} -f raw -d 0.3 --pid {py}", OUTPUT, "socket"),
+    ("record -o {sticky}/fifo -f raw -d 0.3 --pid {py}", OUTPUT, "another user's FIFO"),
+    ("record -o {sticky}/null -f raw -d 0.3 --pid {py}", OUTPUT, "another user's FIFO or device"),
+    ("record -o /dev/fd/9 -f raw -d 0.3 --pid {py}", OUTPUT, "descriptor 9 is not open"),
+    ("record -o {fdlink} -f raw -d 0.3 --pid {py}", OUTPUT, "descriptor 9 is not open"),
+    ("record -f raw -o - -o /proc/self/fd/1 --pid " + NOPID, USAGE, "same file"),
     # Commands that cannot be run.
     ("record -o {out}/c.svg -- /nonexistent/python", NO_COMMAND, "/nonexistent/python"),
     ("record -o {out}/c.svg -- no-such-command-anywhere", NO_COMMAND, "no-such-command"),
@@ -133,13 +149,37 @@ def places():
                               stdout=subprocess.PIPE, universal_newlines=True)
         assert py.stdout.readline().strip() == "ready"
         procs.append(py)
-    yield {"py": str(py.pid) if py else None, "sleep": str(sleep.pid),
-           "zombie": str(zombie.pid), "kthread": _kernel_thread(), "noexec": noexec}
+    yield dict({"py": str(py.pid) if py else None, "sleep": str(sleep.pid),
+                "zombie": str(zombie.pid), "kthread": _kernel_thread(), "noexec": noexec},
+               **_special_files(d))
     for p in procs:
         if p.poll() is None:
             p.kill()
         p.wait()
     shutil.rmtree(d)
+
+
+def _special_files(d):
+    """Paths that are not regular files, in the scratch directory d."""
+    fdlink = os.path.join(d, "fd9")
+    os.symlink("/proc/self/fd/9", fdlink)
+    names = {"fdlink": fdlink, "blk": None, "sock": None, "sticky": None}
+    if os.geteuid() != 0:
+        return names
+    names["blk"] = os.path.join(d, "blk")
+    os.mknod(names["blk"], 0o644 | stat.S_IFBLK, os.makedev(7, 0))
+    names["sock"] = os.path.join(d, "sock")
+    # A socket's name is short (108 bytes): bind it from its directory.
+    subprocess.check_call([sys.executable, "-c", "import socket; "
+                           "socket.socket(socket.AF_UNIX).bind('sock')"], cwd=d)
+    names["sticky"] = os.path.join(d, "sticky")
+    os.mkdir(names["sticky"])
+    os.chmod(names["sticky"], 0o1777)
+    os.mkfifo(os.path.join(names["sticky"], "fifo"))
+    os.mknod(os.path.join(names["sticky"], "null"), 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    for n in ("fifo", "null"):
+        os.chown(os.path.join(names["sticky"], n), 65534, 65534)
+    return names
 
 
 def _kernel_thread():
