@@ -23,7 +23,6 @@
 #define WHO "pyspyc"
 
 #define MAX_DEPTH 4096        /* frames shown per thread */
-#define MAX_THREADS 512       /* threads per process */
 #define MAX_PROCS 1024        /* processes of a tree (-s) */
 #define TRIES 5               /* samples taken before a changing stack is shown as is */
 #define TEXT 4096             /* one printable name or file name */
@@ -36,6 +35,7 @@ struct dump_args {
 	int subprocesses;
 	int nolineno;
 	int full_filenames;
+	long long max_threads;
 };
 
 #define OFF(f) offsetof(struct dump_args, f)
@@ -56,6 +56,7 @@ static const struct opt dump_opts[] = {
 	  OFF(full_filenames), 0, 0, 0 },
 	{ 0, "nolineno", OPT_FLAG, NULL, "do not show line numbers",
 	  OFF(nolineno), 0, 0, 0 },
+	OPT_MAX_THREADS(struct dump_args, max_threads),
 };
 
 static const struct cmd_usage dump_usage = {
@@ -97,8 +98,7 @@ struct proc_view {
 	struct py_symbolizer *sym;
 	struct thread_map *tm;
 	struct raw_sample *rs;
-	struct py_thread_name names[MAX_THREADS];
-	int nnames;
+	struct py_thread_names names;
 	struct thread_view *threads;
 	uint32_t nthreads;
 	struct sym_frame *frames;  /* every thread's, as many as the sample has */
@@ -108,6 +108,7 @@ struct proc_view {
 static void proc_release(struct proc_view *p)
 {
 	thread_map_free(p->tm);
+	py_thread_names_release(&p->names);
 	py_sym_free(p->sym);
 	stacktab_free(p->tab);
 	py_walker_free(p->w);
@@ -170,16 +171,16 @@ static int sample_threads(struct proc_view *p)
 		if (!again)
 			break;
 	}
+	/* Names are a nicety: stacks without them when they cannot be read. */
+	py_thread_names_read(&p->names, p->t, py_walker_mem(p->w),
+			     p->nthreads + p->rs->threads_left_out, PY_WALK_MAX_THREADS);
 	for (i = 0; i < p->nthreads; i++) {
 		struct thread_view *tv = &p->threads[i];
-		int k;
 
 		tv->tid = tv->th->native_tid;
 		tv->ns_tid = thread_map_ns_tid(p->tm, tv->tid);
 		tv->active = tv->tid != 0 ? thread_map_active(p->tm, tv->tid) : -ENOENT;
-		for (k = 0; k < p->nnames; k++)
-			if (p->names[k].ident == tv->th->thread_id)
-				tv->name = p->names[k].name;
+		tv->name = py_thread_names_find(&p->names, tv->th->thread_id);
 	}
 	/* A thread state whose thread has exited (left by a main thread's
 	 * pthread_exit()) is no thread to show. */
@@ -192,9 +193,10 @@ static int sample_threads(struct proc_view *p)
 	return 0;
 }
 
-static int proc_read(struct proc_view *p, pid_t pid, unsigned int find_flags, int lineno)
+static int proc_read(struct proc_view *p, pid_t pid, unsigned int find_flags, int lineno,
+		     uint32_t max_threads)
 {
-	struct walk_opts wo = { .max_depth = MAX_DEPTH, .max_threads = MAX_THREADS };
+	struct walk_opts wo = { .max_depth = MAX_DEPTH, .max_threads = max_threads };
 	struct stacktab_limits lim = { .max_stacks = 1024, .max_frames = 1 << 16,
 				       .max_strings = 1 << 16 };
 	struct sym_opts so = { .full_filenames = 1, .lineno = lineno };
@@ -223,9 +225,6 @@ static int proc_read(struct proc_view *p, pid_t pid, unsigned int find_flags, in
 	if (err)
 		return err;
 	p->ns_pid = thread_map_ns_pid(p->tm);
-	p->nnames = py_obj_thread_names(p->t, m, p->names, MAX_THREADS);
-	if (p->nnames < 0)
-		p->nnames = 0; /* names are a nicety: stacks without them */
 	return sample_threads(p);
 }
 
@@ -368,6 +367,10 @@ static void text_process(struct out *o, int root)
 		fputc('\n', o->f);
 		text_frames(o, tv);
 	}
+	if (p->rs->threads_left_out)
+		fprintf(o->f, "\n%u more threads not shown (the oldest, the main thread "
+			"among them): more than --max-threads %lld\n",
+			p->rs->threads_left_out, o->a->max_threads);
 }
 
 /* ---- JSON ------------------------------------------------------------ */
@@ -483,6 +486,9 @@ static void json_threads(struct out *o)
 		json_object_end(&o->j);
 	}
 	json_array_end(&o->j);
+	/* Threads past --max-threads: the oldest, not read. */
+	json_key(&o->j, "threads_left_out");
+	json_uint(&o->j, p->t && p->rs ? p->rs->threads_left_out : 0);
 }
 
 /* The members of one process object; "children" is left to the caller. */
@@ -588,7 +594,8 @@ static void dump_json_node(struct tree *tr, int idx)
 
 	if (!p)
 		return;
-	p->err = proc_read(p, tr->nodes[idx].pid, tr->find_flags, !tr->o->a->nolineno);
+	p->err = proc_read(p, tr->nodes[idx].pid, tr->find_flags, !tr->o->a->nolineno,
+			   (uint32_t)tr->o->a->max_threads);
 	p->ppid = tr->nodes[idx].ppid;
 	if (p->err) {
 		for (i = idx + 1; i < tr->n; i++)
@@ -615,7 +622,8 @@ static void dump_text_tree(struct tree *tr)
 
 		if (!p)
 			return;
-		if (!proc_read(p, tr->nodes[i].pid, tr->find_flags, !tr->o->a->nolineno)) {
+		if (!proc_read(p, tr->nodes[i].pid, tr->find_flags, !tr->o->a->nolineno,
+			       (uint32_t)tr->o->a->max_threads)) {
 			p->ppid = tr->nodes[i].ppid;
 			tr->o->p = p;
 			if (tr->dumped)
@@ -643,7 +651,7 @@ static int finish_output(FILE *f)
 
 int cmd_dump(int argc, char **argv)
 {
-	struct dump_args a = { 0 };
+	struct dump_args a = { .max_threads = MAX_THREADS_DEFAULT };
 	struct tree tr = { 0 };
 	struct proc_view *root = NULL;
 	struct out *o = NULL;
@@ -678,7 +686,7 @@ int cmd_dump(int argc, char **argv)
 		free(root->t);
 		root->t = NULL;
 	}
-	e = proc_read(root, pid, tr.find_flags, !a.nolineno);
+	e = proc_read(root, pid, tr.find_flags, !a.nolineno, (uint32_t)a.max_threads);
 	if (e && root->found) {
 		if (e == -ESRCH)
 			rc = cmd_die(WHO, EXIT_NO_PROCESS, "pid %d exited while it was read", (int)pid);

@@ -317,6 +317,10 @@ static void summary(const struct session_stats *st, const struct record_args *a,
 		fprintf(stderr, "; %llu samples saw more than %d interpreters: only the first "
 			"%d and the main one sampled (a fixed bound)",
 			(unsigned long long)st->interps_capped, PY_MAX_INTERPS, PY_MAX_INTERPS);
+	if (st->threads_left_out)
+		fprintf(stderr, "; up to %llu threads left out of a sample (the oldest): "
+			"more than --max-threads %lld",
+			(unsigned long long)st->threads_left_out, a->s.max_threads);
 	if (timeline_lost)
 		fprintf(stderr, "; the timeline kept the first %llu stacks of %llu (--max-timeline)",
 			(unsigned long long)a->max_timeline,

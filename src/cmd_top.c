@@ -213,6 +213,7 @@ static void draw_status(const struct top_ui *ui)
 {
 	const char *full = stacktab_full(ui->tab);
 	char buf[256];
+	int bold = 1;
 
 	if (ui->snap_err) {
 		snprintf(buf, sizeof(buf), "cannot read the counters: %s",
@@ -222,13 +223,19 @@ static void draw_status(const struct top_ui *ui)
 			 (unsigned long long)ui->st.dropped, full);
 	} else if (ui->note && now_ns() < ui->note_until) {
 		snprintf(buf, sizeof(buf), "%s", ui->note);
+		bold = 0;
+	} else if (ui->st.threads_left_out) {
+		snprintf(buf, sizeof(buf), "up to %llu threads left out of a sample (the "
+			 "oldest): raise --max-threads (%lld)",
+			 (unsigned long long)ui->st.threads_left_out, ui->a->s.max_threads);
 	} else {
+		bold = 0;
 		snprintf(buf, sizeof(buf), "Sorted by %s.  Keys: 1-4 sort  L line numbers "
 			 "(%s)  R reset  ? help  Q quit",
 			 top_col_name(top_model_sort(ui->model)),
 			 top_model_lineno(ui->model) ? "on" : "off");
 	}
-	if (ui->snap_err || (ui->st.dropped && full))
+	if (bold)
 		attron(A_BOLD);
 	put_line(2, 0, buf);
 	attroff(A_BOLD);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -124,11 +125,30 @@ int cmd_check_pid(const char *who, pid_t pid)
 }
 
 /* The child's side: never returns. */
+/* RLIMIT_NOFILE as pyspyc was started with, when cmd_raise_nofile raised
+ * it: what a launched command gets back. */
+static struct rlimit nofile_orig;
+static int nofile_raised;
+
+void cmd_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= rl.rlim_max)
+		return;
+	nofile_orig = rl;
+	rl.rlim_cur = rl.rlim_max;
+	if (!setrlimit(RLIMIT_NOFILE, &rl))
+		nofile_raised = 1;
+}
+
 static void exec_child(char **argv, int quiet, int null, int report)
 {
 	int e;
 
 	signal(SIGPIPE, SIG_DFL); /* ignored here, and exec keeps that */
+	if (nofile_raised)
+		setrlimit(RLIMIT_NOFILE, &nofile_orig); /* the command's own limit */
 	if (quiet && (dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0))
 		_exit(127);
 	execvp(argv[0], argv);
@@ -372,7 +392,8 @@ void cmd_sample_setup(const struct sample_args *s, struct session_opts *so,
 		.idle = s->idle,
 		.gil = s->gil,
 		.blocking = s->blocking,
-		.walk = { .max_depth = (uint32_t)s->max_depth, .max_threads = 512 },
+		.walk = { .max_depth = (uint32_t)s->max_depth,
+			  .max_threads = (uint32_t)s->max_threads },
 		.sym = { .full_filenames = s->full_filenames, .function = s->function },
 	};
 }

@@ -4,6 +4,7 @@
 
 #include "pyspyc/cli.h"
 #include "pyspyc/cmd.h"
+#include "pyspyc/cmd_util.h"
 
 static const struct {
 	const char *name;
@@ -50,6 +51,7 @@ int main(int argc, char **argv)
 		printf("pyspyc %s\n", PYSPYC_VERSION);
 		return EXIT_OK;
 	}
+	cmd_raise_nofile();
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (!strcmp(argv[1], cmds[i].name))
 			return cmds[i].fn(argc - 1, argv + 1);

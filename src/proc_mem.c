@@ -95,18 +95,15 @@ static size_t coalesce(const struct iovec *local, const struct iovec *remote,
 	return nr;
 }
 
-int rmem_readv(struct rmem *m, const struct iovec *local,
-	       const struct iovec *remote, size_t n)
+/* One syscall for at most RMEM_MAX_IOV pairs. */
+static int readv_batch(struct rmem *m, const struct iovec *local,
+		       const struct iovec *remote, size_t n)
 {
 	const struct iovec *l = local, *r = remote;
 	size_t nl = n, nr = n;
 	ssize_t got;
 	int tries;
 
-	if (n == 0)
-		return 0;
-	if (n > RMEM_MAX_IOV)
-		return -E2BIG;
 	if (n > 1 && (nr = coalesce(local, remote, n, &nl)) != 0) {
 		l = co_local;
 		r = co_remote;
@@ -147,6 +144,23 @@ int rmem_readv(struct rmem *m, const struct iovec *local,
 	/* A short count means one remote range crossed into unmapped memory. */
 	if ((size_t)got != iov_total(r, nr))
 		return -EFAULT;
+	return 0;
+}
+
+/* The kernel takes at most IOV_MAX (1024) ranges a call: more are read in
+ * batches of RMEM_MAX_IOV, the first failure failing the whole read. */
+int rmem_readv(struct rmem *m, const struct iovec *local,
+	       const struct iovec *remote, size_t n)
+{
+	size_t i, k;
+	int err;
+
+	for (i = 0; i < n; i += k) {
+		k = n - i < RMEM_MAX_IOV ? n - i : RMEM_MAX_IOV;
+		err = readv_batch(m, local + i, remote + i, k);
+		if (err)
+			return err;
+	}
 	return 0;
 }
 

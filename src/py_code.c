@@ -14,7 +14,8 @@
 
 #define CODE_CACHE_CAP 8192      /* power of two */
 #define FILE_CACHE_CAP 4096      /* power of two */
-#define MAX_UNIQUE 1024          /* code objects checked per sample */
+#define FIRST_UNIQUE 1024        /* code objects checked per sample, to start */
+#define MAX_UNIQUE (1u << 22)    /* ... at most (a sample's frames are fewer) */
 #define MAX_PREFETCH 256         /* code windows read with the next sample */
 #define PREFETCH_OUTER 2         /* unmoved frames next to moved ones, too */
 #define RECENT_CODES 8           /* code objects of innermost frames lately */
@@ -24,7 +25,6 @@
 #define MEMO_SLOTS 64            /* threads whose last stack is remembered */
 #define MEMO_DEPTH 256           /* deeper stacks are not remembered */
 #define NO_FRAME UINT32_MAX
-#define UNIQ_SLOTS (2 * MAX_UNIQUE) /* power of two */
 /* How long a memo's frames go without their code objects being checked
  * (see memo_keep). */
 #define MEMO_TRUST_NS (50 * 1000000LL)
@@ -63,6 +63,10 @@ struct code_entry {
 	uint64_t addr;                /* 0: empty slot */
 	struct fingerprint fp;
 	uint32_t name_id, file_id, kind;
+	/* 1: a table of the stacktab was full when this code object was
+	 * resolved (they never empty): its frames are dropped, counted and
+	 * the option named, not torn; kept so as not to resolve it again. */
+	int table_full;
 	int32_t firstlineno;
 	uint32_t firsttraceable;      /* bytes */
 	uint64_t code_bytes;
@@ -99,20 +103,24 @@ struct py_symbolizer {
 	struct stack_memo *memo;
 	int invalid;                  /* a code object of this sample did not validate */
 
-	/* Per-sample scratch. */
-	uint64_t uniq_addr[MAX_UNIQUE];
-	struct code_entry *uniq_entry[MAX_UNIQUE];
-	struct uniq_slot uniq_set[UNIQ_SLOTS];
+	/* Per-sample scratch, for uniq_cap distinct code objects; grown
+	 * (doubled) by a sample that has more, before any is read. */
+	uint32_t uniq_cap;
+	uint64_t *uniq_addr;
+	struct code_entry **uniq_entry;
+	struct uniq_slot *uniq_set;   /* 2 * uniq_cap slots */
 	uint32_t uniq_gen;
-	uint8_t *windows;             /* MAX_UNIQUE * code_size */
+	uint8_t *windows;             /* uniq_cap * code_size */
+	const uint8_t **win;          /* each one's window */
+	struct iovec *liov, *riov;
 	uint32_t *stack;              /* frame ids of one thread */
 	uint32_t stack_cap;
 	uint32_t *fid;                /* per raw frame of one thread */
-	/* Per thread of the sample: root-side frames its memo covers (the
-	 * walker keeps fewer than RMEM_MAX_IOV threads). */
-	uint32_t keep[RMEM_MAX_IOV];
+	/* Per thread of the sample: root-side frames its memo covers; room
+	 * for keep_cap threads, grown with the samples. */
+	uint32_t *keep;
+	uint32_t keep_cap;
 	uint64_t nsample;             /* samples added, from 1 */
-	struct iovec liov[MAX_UNIQUE], riov[MAX_UNIQUE];
 	/* The code objects of the last sample, whose windows the walker reads
 	 * in the same call as the next sample. */
 	uint64_t pf_addr[MAX_PREFETCH];
@@ -130,6 +138,54 @@ struct py_symbolizer {
 static uint32_t addr_hash(uint64_t a, uint32_t mask)
 {
 	return (uint32_t)(((a >> 4) * 0x9e3779b97f4a7c15ull) >> 40) & mask;
+}
+
+static void uniq_insert(struct py_symbolizer *s, uint64_t a, uint32_t idx);
+
+/* *p resized to n elements of size bytes; 0, or -ENOMEM with *p as it was. */
+static int realloc_n(void **p, size_t n, size_t size)
+{
+	void *q = realloc(*p, n * size);
+
+	if (!q)
+		return -ENOMEM;
+	*p = q;
+	return 0;
+}
+
+/* Room for twice the distinct code objects (FIRST_UNIQUE at first), the
+ * uniq_addr[0..n) found so far kept in the set.  0 or -ENOMEM (nothing
+ * lost). */
+static int uniq_grow_to(struct py_symbolizer *s, uint32_t n)
+{
+	uint32_t cap = s->uniq_cap ? 2 * s->uniq_cap : FIRST_UNIQUE, i;
+	size_t wsize = (size_t)s->L->code_size;
+	struct uniq_slot *set;
+
+	if (cap > MAX_UNIQUE)
+		return -ENOMEM;
+	if (realloc_n((void **)&s->uniq_addr, cap, sizeof(*s->uniq_addr)) ||
+	    realloc_n((void **)&s->uniq_entry, cap, sizeof(*s->uniq_entry)) ||
+	    realloc_n((void **)&s->windows, cap, wsize) ||
+	    realloc_n((void **)&s->win, cap, sizeof(*s->win)) ||
+	    realloc_n((void **)&s->liov, cap, sizeof(*s->liov)) ||
+	    realloc_n((void **)&s->riov, cap, sizeof(*s->riov)))
+		return -ENOMEM;
+	set = calloc(2 * (size_t)cap, sizeof(*set));
+	if (!set)
+		return -ENOMEM;
+	free(s->uniq_set);
+	s->uniq_set = set;
+	s->uniq_cap = cap;
+	s->uniq_gen = 1;
+	for (i = 0; i < n; i++)
+		uniq_insert(s, s->uniq_addr[i], i);
+	return 0;
+}
+
+static int uniq_grow(struct py_symbolizer *s)
+{
+	return uniq_grow_to(s, 0);
 }
 
 int py_sym_new(struct py_symbolizer **out, const struct py_target *t,
@@ -156,7 +212,6 @@ int py_sym_new(struct py_symbolizer **out, const struct py_target *t,
 	s->files = calloc(FILE_CACHE_CAP, sizeof(*s->files));
 	s->memo = calloc(MEMO_SLOTS, sizeof(*s->memo));
 	s->epoch = 1;
-	s->windows = malloc((size_t)MAX_UNIQUE * (size_t)s->L->code_size);
 	s->pf_windows = malloc((size_t)MAX_PREFETCH * (size_t)s->L->code_size);
 	s->stack_cap = 65536 + 1;
 	s->stack = malloc(s->stack_cap * sizeof(*s->stack));
@@ -165,9 +220,8 @@ int py_sym_new(struct py_symbolizer **out, const struct py_target *t,
 	s->ranges_cap = 65536;
 	s->ranges = malloc(s->ranges_cap * sizeof(*s->ranges));
 	s->ltab = malloc(MAX_LINETABLE);
-	if (!s->codes || !s->files || !s->memo || !s->windows || !s->pf_windows || !s->stack ||
-	    !s->fid || !s->text ||
-	    !s->ranges || !s->ltab) {
+	if (!s->codes || !s->files || !s->memo || !s->pf_windows || !s->stack ||
+	    !s->fid || !s->text || !s->ranges || !s->ltab || uniq_grow(s)) {
 		err = -ENOMEM;
 		goto out_free;
 	}
@@ -208,6 +262,13 @@ void py_sym_free(struct py_symbolizer *s)
 	free(s->files);
 	free(s->memo);
 	free(s->windows);
+	free(s->uniq_addr);
+	free(s->uniq_entry);
+	free(s->uniq_set);
+	free(s->win);
+	free(s->liov);
+	free(s->riov);
+	free(s->keep);
 	free(s->pf_windows);
 	free(s->stack);
 	free(s->fid);
@@ -519,7 +580,7 @@ static struct code_entry *resolve(struct py_symbolizer *s, uint64_t addr,
 	const struct py_layout *L = s->L;
 	struct code_entry *e, tmp = { .addr = addr, .fp = *fp };
 	uint32_t i;
-	int len;
+	int len, err;
 
 	st->code_misses++;
 	tmp.firstlineno = fp->firstlineno;
@@ -528,12 +589,23 @@ static struct code_entry *resolve(struct py_symbolizer *s, uint64_t addr,
 	if (L->code_firsttraceable >= 0)
 		tmp.firsttraceable = (uint32_t)rd32(w, L->code_firsttraceable) * 2;
 	len = read_str(s, fp->qualname ? fp->qualname : fp->name);
-	if (len < 0 || stacktab_string(s->tab, s->text, (size_t)len, &tmp.name_id))
+	if (len < 0)
 		goto fail;
-	len = read_str(s, fp->filename);
-	if (len < 0 || resolve_file(s, (size_t)len, &tmp.file_id, &tmp.kind))
+	err = stacktab_string(s->tab, s->text, (size_t)len, &tmp.name_id);
+	if (!err) {
+		len = read_str(s, fp->filename);
+		if (len < 0)
+			goto fail;
+		err = resolve_file(s, (size_t)len, &tmp.file_id, &tmp.kind);
+	}
+	if (!err && read_lines(s, fp, &tmp))
 		goto fail;
-	if (read_lines(s, fp, &tmp))
+	/* A full table is a bound hit, not an object that failed to read:
+	 * the entry is kept, marked, so its frames are dropped and counted
+	 * without resolving it again at every sample. */
+	if (err == -ENOSPC)
+		tmp.table_full = 1;
+	else if (err)
 		goto fail;
 	for (i = 0; i < LINE_CACHE; i++)
 		tmp.lc_line[i] = INT32_MIN;
@@ -590,9 +662,9 @@ void py_sym_prefetch(struct py_symbolizer *s, const struct iovec **l,
  * uniq_addr[], counted only under the current generation. */
 static uint32_t uniq_find(const struct py_symbolizer *s, uint64_t a)
 {
-	uint32_t i = addr_hash(a, UNIQ_SLOTS - 1);
+	uint32_t mask = 2 * s->uniq_cap - 1, i = addr_hash(a, mask);
 
-	for (;; i = (i + 1) & (UNIQ_SLOTS - 1)) {
+	for (;; i = (i + 1) & mask) {
 		const struct uniq_slot *u = &s->uniq_set[i];
 
 		if (u->gen != s->uniq_gen)
@@ -604,10 +676,10 @@ static uint32_t uniq_find(const struct py_symbolizer *s, uint64_t a)
 
 static void uniq_insert(struct py_symbolizer *s, uint64_t a, uint32_t idx)
 {
-	uint32_t i = addr_hash(a, UNIQ_SLOTS - 1);
+	uint32_t mask = 2 * s->uniq_cap - 1, i = addr_hash(a, mask);
 
 	while (s->uniq_set[i].gen == s->uniq_gen)
-		i = (i + 1) & (UNIQ_SLOTS - 1);
+		i = (i + 1) & mask;
 	s->uniq_set[i] = (struct uniq_slot){ .addr = a, .gen = s->uniq_gen, .idx = idx };
 }
 
@@ -685,12 +757,12 @@ static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs
 {
 	const struct py_layout *L = s->L;
 	size_t wsize = (size_t)L->code_size;
-	const uint8_t *win[MAX_UNIQUE];
+	const uint8_t **win;
 	uint32_t i, t, n = 0, nread = 0;
 	uint64_t epoch = s->epoch;
 
 	if (++s->uniq_gen == 0) { /* wrapped: old stamps would count again */
-		memset(s->uniq_set, 0, sizeof(s->uniq_set));
+		memset(s->uniq_set, 0, 2 * (size_t)s->uniq_cap * sizeof(*s->uniq_set));
 		s->uniq_gen = 1;
 	}
 	for (t = 0; t < rs->nthreads; t++) {
@@ -702,17 +774,20 @@ static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs
 				continue;
 			end -= keep[t];
 		}
-		for (i = 0; i < end && n < MAX_UNIQUE; i++) {
+		for (i = 0; i < end; i++) {
 			uint64_t a = rs->frames[th->first + i].code;
 
 			if (!a || (a & 7))
 				continue;
 			if (uniq_find(s, a) != UINT32_MAX)
 				continue;
+			if (n == s->uniq_cap && uniq_grow_to(s, n))
+				break; /* no memory: its frames are torn */
 			uniq_insert(s, a, n);
 			s->uniq_addr[n++] = a;
 		}
 	}
+	win = s->win;
 	for (i = 0; i < n; i++) {
 		struct code_entry *e = cache_find(s, s->uniq_addr[i]);
 
@@ -817,6 +892,8 @@ static int symbolize_frames(struct py_symbolizer *s, const struct raw_sample *rs
 		fid[i] = NO_FRAME;
 		if (!e)
 			return -EBADF;
+		if (e->table_full)
+			return -ENOSPC;
 		if (e->checked_ns < *oldest)
 			*oldest = e->checked_ns;
 		if (L->frame_model == PY_FRAMES_OBJECTS) {
@@ -1073,6 +1150,17 @@ void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
 	uint64_t epoch = s->epoch;
 	uint32_t n, t;
 
+	if (rs->nthreads > s->keep_cap) {
+		uint32_t cap = rs->nthreads > 2 * s->keep_cap ? rs->nthreads : 2 * s->keep_cap;
+		uint32_t *k = realloc(s->keep, (size_t)cap * sizeof(*k));
+
+		if (!k) {
+			st->errors++;
+			return;
+		}
+		s->keep = k;
+		s->keep_cap = cap;
+	}
 	s->nsample++;
 	for (t = 0; t < rs->nthreads; t++) {
 		const struct raw_thread *th = &rs->threads[t];

@@ -17,7 +17,7 @@
 #define MAX_DICT_SLOTS (1u << 20) /* entries or slots of one dict walked */
 #define DICT_BATCH 128            /* entries per read */
 #define MAX_SIZE ((uint64_t)1 << 40) /* a larger length is a damaged object */
-#define MAX_THREADS 4096          /* entries of threading._active walked */
+#define MAX_THREADS MAX_DICT_SLOTS /* entries of threading._active walked */
 #define REPR_TEXT_BYTES (PY_OBJ_MAX_STR * 10 + 64)
 
 /* Flag bits and kind values that have been the same in every version. */

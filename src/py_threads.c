@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,10 +15,11 @@
 #include "pyspyc/py_obj.h"
 #include "pyspyc/py_threads.h"
 
-#define FD_SLOTS 1024        /* power of two; threads whose stat stays open */
+#define FD_SLOTS 1024        /* power of two; stat files kept open, to start */
+#define FD_SPARE 64          /* descriptors never taken for stat files */
 #define NAME_SLOTS 1024      /* power of two; threads whose name is cached */
 #define NAME_PROBES 8
-#define MAX_TNAMES 512       /* threading names read at once */
+#define FIRST_TNAMES 512     /* threading names read at once, to start */
 #define DESC_SCAN 2048       /* bytes of a thread descriptor searched for the tid */
 #define MAX_TASKS 4096
 #define TID_REFRESH_NS 1000000000LL
@@ -29,6 +31,7 @@
 struct fd_slot {
 	int32_t tid;         /* 0: empty */
 	int fd;
+	uint64_t used;       /* thread_map.gen when last asked about */
 };
 
 struct name_slot {
@@ -58,12 +61,20 @@ struct thread_map {
 	int32_t *pt_tids;
 	uint8_t *pt_read;     /* 1: the tid was read (0 there: thread exited) */
 	uint32_t npt, pt_cap;
-	struct fd_slot fds[FD_SLOTS];
+	/* Open stat files by tid: fd_mask + 1 slots (a power of two), at
+	 * most half of them used, nfds of them; at most fd_limit open (what
+	 * RLIMIT_NOFILE leaves, FD_SPARE kept free), the others opened per
+	 * question.  Files of threads not asked about for a sample are closed
+	 * when the table would grow. */
+	struct fd_slot *fds;
+	uint32_t fd_mask, nfds, fd_limit;
+	uint64_t gen;         /* samples (thread_map_tids calls) so far */
 	struct name_slot names[NAME_SLOTS];
 	uint64_t versions;
 	uint64_t seen_gen;    /* the latest sample's thread list generation */
+	uint32_t nthreads;    /* and its threads */
 	/* threading's names as last read, when and for which thread list */
-	struct py_thread_name *tnames;
+	struct py_thread_names tnames;
 	int ntnames;          /* -1: not read yet */
 	uint64_t tnames_gen;
 	int64_t tnames_ns;
@@ -80,11 +91,31 @@ struct thread_map {
 	int64_t ns_gone_ns;   /* when the first of ns_gone was put there */
 };
 
+static int fd_table_new(struct thread_map *tm, uint32_t slots)
+{
+	struct fd_slot *t = calloc(slots, sizeof(*t));
+	uint32_t i;
+
+	if (!t)
+		return -ENOMEM;
+	for (i = 0; i < slots; i++)
+		t[i].fd = -1;
+	tm->fds = t;
+	tm->fd_mask = slots - 1;
+	tm->nfds = 0;
+	return 0;
+}
+
+static uint32_t fd_home(const struct thread_map *tm, int32_t tid)
+{
+	return ((uint32_t)tid * 2654435761u) & tm->fd_mask;
+}
+
 int thread_map_new(struct thread_map **out, const struct py_target *t,
 		   struct rmem *mem)
 {
 	struct thread_map *tm;
-	uint32_t i;
+	struct rlimit rl;
 
 	*out = NULL;
 	tm = calloc(1, sizeof(*tm));
@@ -96,8 +127,12 @@ int thread_map_new(struct thread_map **out, const struct py_target *t,
 	tm->tid_off = -1;
 	tm->list_gen = UINT64_MAX;
 	tm->ntnames = -1;
-	tm->tnames = calloc(MAX_TNAMES, sizeof(*tm->tnames));
-	if (!tm->tnames) {
+	tm->fd_limit = 1024 - FD_SPARE;
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur != RLIM_INFINITY)
+		tm->fd_limit = rl.rlim_cur > 2 * FD_SPARE ? (uint32_t)(rl.rlim_cur - FD_SPARE) : FD_SPARE;
+	else if (!getrlimit(RLIMIT_NOFILE, &rl))
+		tm->fd_limit = UINT32_MAX / 4;
+	if (fd_table_new(tm, FD_SLOTS)) {
 		free(tm);
 		return -ENOMEM;
 	}
@@ -105,8 +140,6 @@ int thread_map_new(struct thread_map **out, const struct py_target *t,
 	 * as before namespaces were known. */
 	if (ns_map_init(&tm->ns, t->pid))
 		ns_map_release(&tm->ns);
-	for (i = 0; i < FD_SLOTS; i++)
-		tm->fds[i].fd = -1;
 	*out = tm;
 	return 0;
 }
@@ -117,13 +150,14 @@ void thread_map_free(struct thread_map *tm)
 
 	if (!tm)
 		return;
-	for (i = 0; i < FD_SLOTS; i++)
+	for (i = 0; tm->fds && i <= tm->fd_mask; i++)
 		if (tm->fds[i].fd >= 0)
 			close(tm->fds[i].fd);
+	free(tm->fds);
 	free(tm->pt_ids);
 	free(tm->pt_tids);
 	free(tm->pt_read);
-	free(tm->tnames);
+	py_thread_names_release(&tm->tnames);
 	ns_map_release(&tm->ns);
 	free(tm);
 }
@@ -398,6 +432,8 @@ void thread_map_tids(struct thread_map *tm, struct raw_sample *rs)
 	int64_t now;
 
 	tm->seen_gen = rs->list_gen;
+	tm->nthreads = rs->nthreads;
+	tm->gen++;
 	if (!rs->nthreads || (!tm->need_tids && !tm->ns.active))
 		return;
 	now = mono_ns();
@@ -432,10 +468,10 @@ int proc_stat_state(const char *buf, size_t len)
 
 static struct fd_slot *fd_slot_for(struct thread_map *tm, int32_t tid)
 {
-	uint32_t h = ((uint32_t)tid * 2654435761u) & (FD_SLOTS - 1), probes;
+	uint32_t h = fd_home(tm, tid), probes;
 	struct fd_slot *empty = NULL;
 
-	for (probes = 0; probes < FD_SLOTS; probes++, h = (h + 1) & (FD_SLOTS - 1)) {
+	for (probes = 0; probes <= tm->fd_mask; probes++, h = (h + 1) & tm->fd_mask) {
 		struct fd_slot *s = &tm->fds[h];
 
 		if (s->tid == tid)
@@ -457,22 +493,60 @@ static void fd_slot_drop(struct thread_map *tm, struct fd_slot *s)
 		close(s->fd);
 	s->fd = -1;
 	s->tid = 0;
+	tm->nfds--;
 	for (;;) {
 		uint32_t home;
 
-		j = (j + 1) & (FD_SLOTS - 1);
+		j = (j + 1) & tm->fd_mask;
 		if (tm->fds[j].tid == 0)
 			return;
-		home = ((uint32_t)tm->fds[j].tid * 2654435761u) & (FD_SLOTS - 1);
+		home = fd_home(tm, tm->fds[j].tid);
 		/* j may move into the hole at i unless its home lies cyclically
 		 * in (i, j]. */
-		if (((j - home) & (FD_SLOTS - 1)) >= ((j - i) & (FD_SLOTS - 1))) {
+		if (((j - home) & tm->fd_mask) >= ((j - i) & tm->fd_mask)) {
 			tm->fds[i] = tm->fds[j];
 			tm->fds[j].tid = 0;
 			tm->fds[j].fd = -1;
 			i = j;
 		}
 	}
+}
+
+/* Before one more file is kept open: the files of threads not asked about
+ * in this sample or the last are closed, and the table grows while they
+ * would fill more than half of it.  Returns 0, or -ENOSPC when no more may
+ * be kept open (the caller opens and closes one). */
+static int fd_make_room(struct thread_map *tm)
+{
+	struct fd_slot *old = tm->fds;
+	uint32_t n = tm->fd_mask + 1, i, keep = 0, slots = FD_SLOTS;
+
+	if (tm->nfds + 1 <= n / 2)
+		return tm->nfds < tm->fd_limit ? 0 : -ENOSPC;
+	for (i = 0; i < n; i++)
+		if (old[i].tid && old[i].used + 1 >= tm->gen)
+			keep++;
+	while (slots / 2 < keep + 1 || slots < 4 * keep)
+		slots *= 2;
+	if (fd_table_new(tm, slots)) {
+		tm->fds = old;
+		return -ENOSPC;
+	}
+	for (i = 0; i < n; i++) {
+		struct fd_slot *s;
+
+		if (!old[i].tid)
+			continue;
+		if (old[i].used + 1 < tm->gen) {
+			close(old[i].fd);
+			continue;
+		}
+		s = fd_slot_for(tm, old[i].tid);
+		*s = old[i];
+		tm->nfds++;
+	}
+	free(old);
+	return tm->nfds < tm->fd_limit ? 0 : -ENOSPC;
 }
 
 static int read_state(int fd)
@@ -504,11 +578,13 @@ static int task_active(struct thread_map *tm, int32_t tid)
 	s = fd_slot_for(tm, tid);
 	if (s && s->tid == tid) {
 		st = read_state(s->fd);
-		if (st >= 0)
+		if (st >= 0) {
+			s->used = tm->gen;
 			return gone(st) ? -ESRCH : st == 'R';
+		}
 		fd_slot_drop(tm, s); /* the thread is gone, or its tid reused */
-		s = fd_slot_for(tm, tid);
 	}
+	s = fd_make_room(tm) ? NULL : fd_slot_for(tm, tid);
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", (int)tm->t->pid, (int)tid);
 	if (!s) {
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -523,6 +599,8 @@ static int task_active(struct thread_map *tm, int32_t tid)
 	if (s->fd < 0)
 		return -errno;
 	s->tid = tid;
+	s->used = tm->gen;
+	tm->nfds++;
 	st = read_state(s->fd);
 	if (st < 0) {
 		fd_slot_drop(tm, s);
@@ -570,16 +648,14 @@ static void os_name(const struct thread_map *tm, int32_t tid, char *out, size_t 
 static int find_tname(const struct thread_map *tm, const struct raw_thread *th,
 		      struct name_slot *ns)
 {
-	int i;
+	const char *name = tm->ntnames > 0 ? py_thread_names_find(&tm->tnames, th->thread_id)
+					   : NULL;
 
-	for (i = 0; i < tm->ntnames; i++) {
-		if (tm->tnames[i].ident == th->thread_id) {
-			snprintf(ns->name, sizeof(ns->name), "%s", tm->tnames[i].name);
-			ns->from_os = 0;
-			return 1;
-		}
-	}
-	return 0;
+	if (!name)
+		return 0;
+	snprintf(ns->name, sizeof(ns->name), "%s", name);
+	ns->from_os = 0;
+	return 1;
 }
 
 static void resolve_name(struct thread_map *tm, const struct raw_thread *th,
@@ -592,7 +668,8 @@ static void resolve_name(struct thread_map *tm, const struct raw_thread *th,
 		return;
 	if (tm->ntnames < 0 || tm->tnames_gen != tm->seen_gen ||
 	    now - tm->tnames_ns > NAME_RETRY_NS) {
-		tm->ntnames = py_obj_thread_names(tm->t, tm->mem, tm->tnames, MAX_TNAMES);
+		tm->ntnames = py_thread_names_read(&tm->tnames, tm->t, tm->mem, tm->nthreads,
+						   PY_WALK_MAX_THREADS);
 		tm->tnames_gen = tm->seen_gen;
 		tm->tnames_ns = now;
 		if (find_tname(tm, th, ns))
@@ -658,4 +735,70 @@ const char *thread_map_name(struct thread_map *tm, const struct raw_thread *th,
 	if (name)
 		*name = ns->name;
 	return ns->label;
+}
+
+/* ---- threading's names ----------------------------------------------- */
+
+static int by_ident(const void *a, const void *b)
+{
+	const struct py_thread_name *x = a, *y = b;
+
+	return (x->ident > y->ident) - (x->ident < y->ident);
+}
+
+int py_thread_names_read(struct py_thread_names *tn, const struct py_target *t,
+			 struct rmem *m, uint32_t hint, uint32_t max)
+{
+	uint32_t want = hint < max - 16 ? hint + 16 : max;
+	int n;
+
+	tn->n = 0;
+	if (want < FIRST_TNAMES)
+		want = FIRST_TNAMES;
+	if (tn->cap < want) {
+		struct py_thread_name *v = realloc(tn->v, (size_t)want * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		tn->v = v;
+		tn->cap = want;
+	}
+	for (;;) {
+		struct py_thread_name *v;
+		uint32_t cap;
+
+		n = py_obj_thread_names(t, m, tn->v, tn->cap);
+		if (n < 0)
+			return n;
+		if ((uint32_t)n < tn->cap || tn->cap >= max)
+			break;
+		/* Full: there may be more.  Read again with twice the room. */
+		cap = tn->cap * 2 < max ? tn->cap * 2 : max;
+		v = realloc(tn->v, (size_t)cap * sizeof(*v));
+		if (!v)
+			break;
+		tn->v = v;
+		tn->cap = cap;
+	}
+	qsort(tn->v, (size_t)n, sizeof(*tn->v), by_ident);
+	tn->n = (uint32_t)n;
+	return n;
+}
+
+const char *py_thread_names_find(const struct py_thread_names *tn, uint64_t ident)
+{
+	struct py_thread_name key = { .ident = ident };
+	const struct py_thread_name *hit;
+
+	if (!tn->n)
+		return NULL;
+	hit = bsearch(&key, tn->v, tn->n, sizeof(*tn->v), by_ident);
+	return hit ? hit->name : NULL;
+}
+
+void py_thread_names_release(struct py_thread_names *tn)
+{
+	free(tn->v);
+	tn->v = NULL;
+	tn->n = tn->cap = 0;
 }

@@ -12,7 +12,14 @@
 #define CHUNK_COPY_MAX (64 * 1024)   /* live bytes of one chunk copied */
 #define CHUNK_MIN_SIZE (16 * 1024)   /* CPython never allocates smaller */
 #define CHUNK_SLACK 512              /* for frames pushed since the tstate read */
-#define COPY_BUF_BYTES (4u << 20)    /* all copies of one sample */
+#define COPY_BUF_BYTES (4u << 20)    /* all copies of one sample, to start */
+/* Per thread, what the storage may grow to: copied bytes, iovecs and
+ * frames of one sample.  Past them the walker reads one by one (bytes,
+ * iovecs) or truncates (frames), as at the fixed bounds before. */
+#define COPY_BYTES_PER_THREAD (64u << 10)
+#define IOVS_PER_THREAD 64
+#define FRAMES_PER_THREAD 64
+#define FIRST_THREADS 64             /* thread slots made at the start */
 #define MAX_CHUNKS_PER_THREAD 64
 #define MAX_FRAME_BYTES PY_LAYOUT_MAX_FRAME /* a frame header we read */
 #define MAX_SPEC_FRAMES 512          /* frame objects read ahead per thread */
@@ -85,6 +92,7 @@ struct interp_slot {
 	uint64_t next;         /* its next pointer then */
 	uint32_t first, n;     /* its thread states: known[first .. first + n) */
 	uint64_t next_rd, head_rd; /* read with the sample by the fast path */
+	uint64_t cut_next;      /* --max-threads: the first thread state left out */
 	/* 3.12+, sub-interpreters: the GIL they use (their own, or the main
 	 * interpreter's), 0 until known, and its bytes read with the sample. */
 	uint64_t gil_addr;
@@ -121,10 +129,24 @@ struct py_walker {
 	uint32_t *order, *group;
 	uint32_t stitch_cap;
 
-	/* Thread states, tstate_size bytes each, and the list seen last time. */
+	/* Thread states, tstate_size bytes each, and the list seen last time.
+	 * tsbuf, known, slots and sample.threads have room for cap threads;
+	 * they grow (geometrically, up to o.max_threads) only while the list
+	 * is walked one thread at a time, never while reads are queued. */
 	uint8_t *tsbuf;
 	uint64_t *known;
 	uint32_t nknown;
+	uint32_t cap;
+	/* When the lists are longer than o.max_threads in all: how many
+	 * thread states were left out, counted when the lists were last
+	 * walked (each interpreter's cut_next names where its list was cut);
+	 * else 0. */
+	uint32_t left_out;
+	/* The thread states met while walking the list, to stop at a cycle:
+	 * an open-addressing set like visited (below), 2 * cap slots. */
+	struct visit *tset;
+	uint32_t tset_mask;
+	uint64_t tset_gen;
 	int planned;           /* slots[].plan describe known[] */
 	uint32_t spec_fails;   /* speculative reads with extra places that failed */
 	int extra;             /* this read has extra places in it */
@@ -133,8 +155,15 @@ struct py_walker {
 	struct thread_slot *slots;
 	uint8_t *buf;          /* chunk copies */
 	size_t buf_used;
+	/* buf has buf_cap bytes; a sample that wanted more leaves buf_want
+	 * for the next one to grow to (a copy's address is in the queued
+	 * iovecs and the walk's locals, so buf never moves within a sample). */
+	size_t buf_cap, buf_want, buf_max;
 
+	/* iov_cap pairs; they grow while reads are queued (their contents
+	 * point elsewhere), up to iov_max. */
 	struct iovec *liov, *riov;
+	uint32_t iov_cap, iov_max;
 	/* Open-addressing set of frame addresses seen in this walk; an entry
 	 * counts only when its generation is the current one, so clearing the
 	 * set between walks costs nothing. */
@@ -143,7 +172,7 @@ struct py_walker {
 	uint64_t visit_gen;
 
 	struct raw_sample sample;
-	uint32_t frames_cap;
+	uint32_t frames_cap, frames_max;
 
 	/* Who holds the GIL: gil_len bytes at gil_addr, read with the sample.
 	 * For the 3.12+ model gil_addr is found through gil_ptr_addr. */
@@ -296,6 +325,121 @@ static int gil_holds(const struct py_walker *w, uint64_t ts)
 	return 0;
 }
 
+/* Room for n threads (n <= o.max_threads): 0 or -ENOMEM, nothing lost. */
+static int grow_threads(struct py_walker *w, uint32_t n)
+{
+	size_t tsz = (size_t)w->L->tstate_size;
+	uint32_t cap = w->cap, tcap;
+	void *p;
+
+	if (n <= cap)
+		return 0;
+	cap = cap * 2 > n ? cap * 2 : n;
+	if (cap > w->o.max_threads)
+		cap = w->o.max_threads;
+	if (!(p = realloc(w->tsbuf, (size_t)cap * tsz)))
+		return -ENOMEM;
+	w->tsbuf = p;
+	if (!(p = realloc(w->known, (size_t)cap * sizeof(*w->known))))
+		return -ENOMEM;
+	w->known = p;
+	if (!(p = realloc(w->sample.threads, (size_t)cap * sizeof(*w->sample.threads))))
+		return -ENOMEM;
+	w->sample.threads = p;
+	if (!(p = realloc(w->slots, (size_t)cap * sizeof(*w->slots))))
+		return -ENOMEM;
+	w->slots = p;
+	memset(w->slots + w->cap, 0, (size_t)(cap - w->cap) * sizeof(*w->slots));
+	for (tcap = 64; tcap < 2 * cap; tcap <<= 1)
+		;
+	if (!(p = calloc(tcap, sizeof(*w->tset))))
+		return -ENOMEM;
+	free(w->tset);
+	w->tset = p;
+	w->tset_mask = tcap - 1;
+	w->tset_gen = 1; /* its slots are all of generation 0: empty */
+	w->cap = cap;
+	return 0;
+}
+
+/* Room for n iovec pairs (n <= iov_max): 1, or 0 when there is none. */
+static int iov_room(struct py_walker *w, uint32_t n)
+{
+	uint32_t cap = w->iov_cap;
+	struct iovec *l, *r;
+
+	if (n <= cap)
+		return 1;
+	if (n > w->iov_max)
+		return 0;
+	cap = cap * 2 > n ? cap * 2 : n;
+	if (cap > w->iov_max)
+		cap = w->iov_max;
+	l = realloc(w->liov, (size_t)cap * sizeof(*l));
+	if (!l)
+		return 0;
+	w->liov = l;
+	r = realloc(w->riov, (size_t)cap * sizeof(*r));
+	if (!r)
+		return 0;
+	w->riov = r;
+	w->iov_cap = cap;
+	return 1;
+}
+
+/* Is there room for len more copied bytes in this sample?  When not, the
+ * next sample has more (see buf_want). */
+static int buf_room(struct py_walker *w, uint64_t len)
+{
+	if (w->buf_used + len <= w->buf_cap)
+		return 1;
+	if (w->buf_used + len > w->buf_want)
+		w->buf_want = w->buf_used + len;
+	return 0;
+}
+
+/* Between samples: grow buf to what the last sample wanted. */
+static void grow_buf(struct py_walker *w)
+{
+	size_t cap = w->buf_cap * 2;
+	uint8_t *p;
+
+	if (w->buf_want <= w->buf_cap || w->buf_cap >= w->buf_max)
+		return;
+	if (cap < w->buf_want)
+		cap = w->buf_want;
+	if (cap > w->buf_max)
+		cap = w->buf_max;
+	p = realloc(w->buf, cap);
+	if (p) {
+		w->buf = p;
+		w->buf_cap = cap;
+	}
+	w->buf_want = 0;
+}
+
+/* Room for n more frames in the sample (bounded by frames_max). */
+static void frames_room(struct py_walker *w, uint32_t n)
+{
+	struct raw_sample *rs = &w->sample;
+	uint64_t need = (uint64_t)rs->nframes + n;
+	uint32_t cap = w->frames_cap;
+	void *p;
+
+	if (need <= cap || cap >= w->frames_max)
+		return;
+	cap = (uint64_t)cap * 2 > need ? cap * 2 : (uint32_t)need;
+	if (cap > w->frames_max)
+		cap = w->frames_max;
+	if (!(p = realloc(rs->frames, (size_t)cap * sizeof(*rs->frames))))
+		return;
+	rs->frames = p;
+	if (!(p = realloc(rs->addrs, (size_t)cap * sizeof(*rs->addrs))))
+		return;
+	rs->addrs = p;
+	w->frames_cap = cap;
+}
+
 int py_walker_new(struct py_walker **out, const struct py_target *t,
 		  const struct walk_opts *o)
 {
@@ -303,7 +447,7 @@ int py_walker_new(struct py_walker **out, const struct py_target *t,
 	uint32_t vcap = 64;
 
 	*out = NULL;
-	if (!o->max_depth || !o->max_threads || o->max_threads > RMEM_MAX_IOV - 1 ||
+	if (!o->max_depth || !o->max_threads || o->max_threads > PY_WALK_MAX_THREADS ||
 	    py_layout_check(t->layout))
 		return -EINVAL;
 	w = calloc(1, sizeof(*w));
@@ -320,21 +464,27 @@ int py_walker_new(struct py_walker **out, const struct py_target *t,
 		vcap <<= 1;
 	w->visited_mask = vcap - 1;
 	gil_init(w, t);
-	/* A sample's frames: max_depth per thread, bounded overall. */
+	/* A sample's frames: max_depth per thread, bounded overall; room for
+	 * FRAMES_PER_THREAD per thread is made as threads come. */
 	w->frames_cap = o->max_depth * 4 > 65536 ? o->max_depth * 4 : 65536;
-	w->tsbuf = malloc((size_t)o->max_threads * (size_t)w->L->tstate_size);
-	w->known = calloc(o->max_threads, sizeof(*w->known));
-	w->slots = calloc(o->max_threads, sizeof(*w->slots));
-	w->buf = malloc(COPY_BUF_BYTES);
-	w->liov = calloc(RMEM_MAX_IOV, sizeof(*w->liov));
-	w->riov = calloc(RMEM_MAX_IOV, sizeof(*w->riov));
+	w->frames_max = w->frames_cap;
+	if ((uint64_t)o->max_threads * FRAMES_PER_THREAD > w->frames_max)
+		w->frames_max = o->max_threads * FRAMES_PER_THREAD;
+	w->buf_cap = COPY_BUF_BYTES;
+	w->buf_max = (size_t)o->max_threads * COPY_BYTES_PER_THREAD;
+	if (w->buf_max < COPY_BUF_BYTES)
+		w->buf_max = COPY_BUF_BYTES;
+	w->iov_cap = RMEM_MAX_IOV;
+	w->iov_max = o->max_threads * IOVS_PER_THREAD + RMEM_MAX_IOV;
+	w->buf = malloc(w->buf_cap);
+	w->liov = calloc(w->iov_cap, sizeof(*w->liov));
+	w->riov = calloc(w->iov_cap, sizeof(*w->riov));
 	w->visited = calloc(vcap, sizeof(*w->visited));
-	w->sample.threads = calloc(o->max_threads, sizeof(*w->sample.threads));
 	w->sample.frames = calloc(w->frames_cap, sizeof(*w->sample.frames));
 	w->sample.addrs = calloc(w->frames_cap, sizeof(*w->sample.addrs));
-	if (!w->tsbuf || !w->known || !w->slots || !w->buf || !w->liov ||
-	    !w->riov || !w->visited || !w->sample.threads || !w->sample.frames ||
-	    !w->sample.addrs) {
+	if (!w->buf || !w->liov || !w->riov || !w->visited || !w->sample.frames ||
+	    !w->sample.addrs ||
+	    grow_threads(w, o->max_threads < FIRST_THREADS ? o->max_threads : FIRST_THREADS)) {
 		py_walker_free(w);
 		return -ENOMEM;
 	}
@@ -353,6 +503,7 @@ void py_walker_free(struct py_walker *w)
 	free(w->liov);
 	free(w->riov);
 	free(w->visited);
+	free(w->tset);
 	free(w->sample.threads);
 	free(w->sample.frames);
 	free(w->sample.addrs);
@@ -379,7 +530,8 @@ static int list_matches(struct py_walker *w)
 	for (k = 0; k < w->ninterps; k++) {
 		const struct interp_slot *is = &w->interps[k];
 
-		if (is->next_rd != is->next || is->head_rd != (is->n ? w->known[is->first] : 0))
+		if (is->next_rd != is->next ||
+		    is->head_rd != (is->n ? w->known[is->first] : is->cut_next))
 			return 0;
 		for (i = is->first; i < is->first + is->n; i++) {
 			const uint8_t *ts = w->tsbuf + (size_t)i * L->tstate_size;
@@ -387,28 +539,82 @@ static int list_matches(struct py_walker *w)
 
 			if (rd64(ts, L->tstate_interp) != is->addr)
 				return 0;
-			if (next != (i + 1 < is->first + is->n ? w->known[i + 1] : 0))
+			if (next != (i + 1 < is->first + is->n ? w->known[i + 1] : is->cut_next))
 				return 0;
 		}
 	}
 	return 1;
 }
 
-/* Walk the thread list of interpreter slot is from head, one thread state
- * at a time, into known[] from w->nknown. */
+/* Insert thread state t into tset; 1 if it was there already (or the set
+ * is full, which cannot happen with 2 * cap slots for cap threads). */
+static int tset_test_set(struct py_walker *w, uint64_t t)
+{
+	uint32_t mask = w->tset_mask, probes;
+	uint64_t i = (t >> 4) * 0x9e3779b97f4a7c15ull;
+
+	for (probes = 0, i &= mask; probes <= mask; probes++, i = (i + 1) & mask) {
+		struct visit *v = &w->tset[i];
+
+		if (v->gen != w->tset_gen) {
+			*v = (struct visit){ .addr = t, .gen = w->tset_gen };
+			return 0;
+		}
+		if (v->addr == t)
+			return 1;
+	}
+	return 1;
+}
+
+/* The thread states from t on, left out by --max-threads: counted by their
+ * links alone, up to PY_WALK_MAX_THREADS, stopping at an unreadable link
+ * or a cycle (Brent's: the saved node is met again). */
+static uint32_t count_rest(struct py_walker *w, uint64_t t)
+{
+	uint64_t saved = 0, power = 1, lam = 0;
+	uint32_t n = 0;
+
+	while (t && n < PY_WALK_MAX_THREADS) {
+		if (t == saved)
+			break;
+		n++;
+		if (++lam == power) {
+			saved = t;
+			power *= 2;
+			lam = 0;
+		}
+		if (rmem_read_ptr(&w->mem, t + (uint64_t)w->L->tstate_next, &t))
+			break;
+	}
+	return n;
+}
+
+/* Walk the thread list of interpreter slot is from t, one thread state at
+ * a time, into known[] from w->nknown.  Past --max-threads in all (the
+ * lists run from the newest thread) the rest is left out, counted, and the
+ * next samples check the list still ends where it was cut. */
 static int read_interp_threads(struct py_walker *w, struct interp_slot *is, uint64_t t)
 {
 	const struct py_layout *L = w->L;
 	uint32_t i, n = w->nknown;
-	int err;
+	int err, cut = 0;
 
 	is->first = n;
+	is->cut_next = 0;
 	while (t && n < w->o.max_threads) {
-		uint8_t *ts = w->tsbuf + (size_t)n * L->tstate_size;
+		uint8_t *ts;
 
-		for (i = is->first; i < n; i++)
-			if (w->known[i] == t)
-				goto done; /* a cycle: stop at the repeat */
+		if (n == w->cap) {
+			if (grow_threads(w, n + 1)) {
+				cut = 1; /* no memory: read what fits, count the rest */
+				break;
+			}
+			for (i = 0; i < n; i++)
+				tset_test_set(w, w->known[i]);
+		}
+		if (tset_test_set(w, t))
+			break; /* a cycle: stop at the repeat */
+		ts = w->tsbuf + (size_t)n * L->tstate_size;
 		err = rmem_read(&w->mem, t, ts, (size_t)L->tstate_size);
 		if (err == -ESRCH)
 			return err;
@@ -417,7 +623,10 @@ static int read_interp_threads(struct py_walker *w, struct interp_slot *is, uint
 		w->known[n++] = t;
 		t = rd64(ts, L->tstate_next);
 	}
-done:
+	if (t && (cut || n == w->o.max_threads)) {
+		is->cut_next = t;
+		w->left_out += count_rest(w, t);
+	}
 	is->n = n - is->first;
 	w->nknown = n;
 	return 0;
@@ -468,6 +677,8 @@ static int read_threads(struct py_walker *w)
 	w->ninterps = 0;
 	w->nknown = 0;
 	w->interps_capped = 0;
+	w->left_out = 0;
+	w->tset_gen++;
 	while (ip) {
 		if (w->ninterps == PY_MAX_INTERPS) {
 			w->interps_capped = 1;
@@ -656,7 +867,8 @@ static int plan_holds(struct py_walker *w, uint32_t i)
 			return 0;
 		}
 	}
-	if (chunk != p->chunk)
+	/* No data stack yet (none pushed) is a plan that holds too. */
+	if (chunk != p->chunk || !chunk)
 		return !p->chunk && !chunk;
 	return top > chunk && top - chunk <= p->len;
 }
@@ -671,7 +883,8 @@ static void queue_spec(struct py_walker *w, struct thread_slot *s, uint32_t *nio
 				w->L->frame_size : w->L->iframe_size);
 	uint32_t k;
 
-	if (*niov + p->nframes > cap || w->buf_used + p->nframes * fsize > COPY_BUF_BYTES)
+	if (*niov + p->nframes > cap || !iov_room(w, *niov + p->nframes) ||
+	    !buf_room(w, p->nframes * fsize))
 		return;
 	s->spec_off = w->buf_used;
 	for (k = 0; k < p->nframes; k++) {
@@ -709,7 +922,8 @@ static void queue_thread(struct py_walker *w, uint32_t i, uint32_t *niov,
 	 * taken from there when walking, after this call refreshed it. */
 	/* The current frame pointer at the _PyCFrame (3.11, 3.12); ahead of
 	 * time also at the thread's recent places. */
-	for (k = 0; k < p->ncfs && (ahead || k == 0) && *niov < cap; k++) {
+	for (k = 0; k < p->ncfs && (ahead || k == 0) && *niov < cap && iov_room(w, *niov + 1);
+	     k++) {
 		s->cf_val[k] = 0;
 		iov_set(&w->liov[*niov], &w->riov[*niov], &s->cf_val[k],
 			p->cfs[k] + L->cframe_current_frame, 8);
@@ -717,7 +931,7 @@ static void queue_thread(struct py_walker *w, uint32_t i, uint32_t *niov,
 		s->ncf_read = k + 1;
 		w->extra |= k > 0;
 	}
-	if (!p->chunk || *niov >= cap || w->buf_used + p->len > COPY_BUF_BYTES)
+	if (!p->chunk || *niov >= cap || !iov_room(w, *niov + 1) || !buf_room(w, p->len))
 		return;
 	s->copies[0] = (struct copy){ .remote = p->chunk, .len = p->len, .off = w->buf_used };
 	s->ncopies = 1;
@@ -727,7 +941,7 @@ static void queue_thread(struct py_walker *w, uint32_t i, uint32_t *niov,
 	for (k = 0; ahead && k < p->nolder; k++) {
 		const struct copy *o = &p->older[k];
 
-		if (*niov >= cap || w->buf_used + o->len > COPY_BUF_BYTES)
+		if (*niov >= cap || !iov_room(w, *niov + 1) || !buf_room(w, o->len))
 			break;
 		s->pre[s->npre++] = (struct copy){ .remote = o->remote, .len = o->len,
 						   .off = w->buf_used };
@@ -749,8 +963,7 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 	uint32_t i, niov = 0;
 	int err;
 
-	if (!w->planned || !w->nknown ||
-	    w->nknown + 2 + 3 * w->ninterps + nx > RMEM_MAX_IOV)
+	if (!w->planned || !w->nknown || !iov_room(w, w->nknown + 2 + 3 * w->ninterps + nx))
 		return -EAGAIN;
 	w->buf_used = 0;
 	w->extra = 0;
@@ -772,7 +985,9 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 			w->known[i], (size_t)L->tstate_size);
 	gil_queue(w, &niov);
 	for (i = 0; i < w->nknown; i++)
-		queue_thread(w, i, &niov, RMEM_MAX_IOV - nx, 1);
+		queue_thread(w, i, &niov, w->iov_max - nx, 1);
+	if (!iov_room(w, niov + nx))
+		return -EAGAIN;
 	if (nx) { /* xl and xr may be NULL when there is nothing to add */
 		memcpy(&w->liov[niov], xl, nx * sizeof(*xl));
 		memcpy(&w->riov[niov], xr, nx * sizeof(*xr));
@@ -823,7 +1038,7 @@ static int read_chunks(struct py_walker *w)
 	gil_queue(w, &niov);
 	for (i = 0; i < w->nknown; i++) {
 		plan_thread(w, i);
-		queue_thread(w, i, &niov, RMEM_MAX_IOV, 0);
+		queue_thread(w, i, &niov, w->iov_max, 0);
 	}
 	w->planned = 1;
 	err = rmem_readv(&w->mem, w->liov, w->riov, niov);
@@ -890,7 +1105,7 @@ static int copy_older_chunk(struct py_walker *w, struct thread_slot *s)
 	size = rd64(hdr, L->chunk_size);
 	top = rd64(hdr, L->chunk_top);   /* words in use, saved at push */
 	len = (uint64_t)L->chunk_data + top * 8;
-	if (top > CHUNK_COPY_MAX / 8 || len > size || w->buf_used + len > COPY_BUF_BYTES)
+	if (top > CHUNK_COPY_MAX / 8 || len > size || !buf_room(w, len))
 		return 0;
 	if (rmem_read(&w->mem, addr, w->buf + w->buf_used, len))
 		return 0;
@@ -1105,6 +1320,7 @@ static void walk_thread(struct py_walker *w, uint32_t idx, struct walk_stats *st
 	th->thread_id = rd64(ts, L->tstate_thread_id);
 	if (L->tstate_native_thread_id >= 0)
 		th->native_tid = (int32_t)rd64(ts, L->tstate_native_thread_id);
+	frames_room(w, w->o.max_depth);
 	th->first = rs->nframes;
 	visited_clear(w);
 	s->nwalked = 0; /* frames this walk reads one by one, for the next plan */
@@ -1273,6 +1489,7 @@ int py_walker_sample(struct py_walker *w, const struct iovec *xl,
 
 	w->sample.nthreads = 0;
 	w->sample.nframes = 0;
+	grow_buf(w);
 	*out = &w->sample;
 	*x_ok = 0;
 	if ((++w->nsample & 8191) == 0)
@@ -1295,6 +1512,7 @@ int py_walker_sample(struct py_walker *w, const struct iovec *xl,
 	gil_decode(w);
 	if (w->interps_capped)
 		st->interps_capped++;
+	w->sample.threads_left_out = w->left_out;
 	walk_all(w, st);
 	w->planned = 1;
 	return 0;

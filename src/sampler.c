@@ -45,7 +45,7 @@ struct sampler {
 	struct proc_pause *pause;
 	pid_t *traced;
 	uint32_t ntraced;
-	struct { int32_t tid; int active; } *pre;
+	struct pre_state { int32_t tid; int active; } *pre;
 	uint32_t npre;
 	/* Thread label -> frame id, for -t: the last few threads seen. */
 	struct { uint64_t thread_id, version; int32_t tid; uint32_t frame; } tframes[64];
@@ -79,6 +79,7 @@ void sampler_stats_read(const struct sampler_stats *src, struct sampler_stats *d
 	dst->target_exec = GET(src->target_exec);
 	dst->interps_capped = GET(src->interps_capped);
 	dst->target_reinit = GET(src->target_reinit);
+	dst->threads_left_out = GET(src->threads_left_out);
 }
 
 /* A root marker (FRAME_PROCESS or FRAME_THREAD) shown as label, for the
@@ -211,16 +212,22 @@ static uint32_t thread_frame(struct sampler *s, const struct raw_thread *th)
 	return id;
 }
 
+static int cmp_pre_tid(const void *a, const void *b)
+{
+	int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+
+	return (x > y) - (x < y);
+}
+
 /* --blocking: a thread's OS state from before the pause; one the last
- * sample did not know (new) counts as active. */
+ * sample did not know (new) counts as active.  pre[] is sorted by tid: a
+ * search per thread stays cheap with thousands of threads. */
 static int pre_active(const struct sampler *s, int32_t tid)
 {
-	uint32_t i;
+	const struct pre_state *p;
 
-	for (i = 0; i < s->npre; i++)
-		if (s->pre[i].tid == tid)
-			return s->pre[i].active;
-	return 1;
+	p = bsearch(&tid, s->pre, s->npre, sizeof(*s->pre), cmp_pre_tid);
+	return p ? p->active : 1;
 }
 
 static int cmp_pid(const void *a, const void *b)
@@ -259,6 +266,7 @@ static int pause_threads(struct sampler *s, const struct raw_sample *last)
 			if (last->threads[i].native_tid > 0)
 				s->pre[n++].tid = last->threads[i].native_tid;
 		s->npre = n;
+		qsort(s->pre, n, sizeof(*s->pre), cmp_pre_tid);
 		if (!same_threads(s, n)) {
 			for (i = 0; i < n; i++)
 				s->traced[i] = s->pre[i].tid;
@@ -389,6 +397,7 @@ int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 	int64_t start = mono_ns(), next = start, now;
 	uint64_t ticks = 0, samples = 0, errors = 0, late = 0, idle = 0;
 	uint64_t gil_known = 0, gil_held = 0, pauses = 0, pause_ns = 0, pause_max = 0;
+	uint64_t left_out = 0;
 	int64_t alive_at = INT64_MIN / 2; /* when the handle last said it lives */
 	const struct raw_sample *last = NULL;
 	struct walk_stats ws = { 0 };
@@ -479,6 +488,8 @@ int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 		} else {
 			s->not_python = 0;
 			PUB(st->samples, ++samples);
+			if (rs->threads_left_out > left_out)
+				PUB(st->threads_left_out, left_out = rs->threads_left_out);
 			if (rs->gil_known) {
 				PUB(st->gil_known, ++gil_known);
 				if (rs->gil_holder)

@@ -170,6 +170,7 @@ static void add_stats(struct sampler_stats *sum, const struct sampler_stats *x)
 	if (x->pause_ns_max > sum->pause_ns_max)
 		sum->pause_ns_max = x->pause_ns_max;
 	sum->interps_capped += x->interps_capped;
+	sum->threads_left_out += x->threads_left_out;
 }
 
 static struct skip *skip_for(struct session *s, const struct proc_ident *id);
@@ -461,6 +462,7 @@ void session_stats(struct session *s, struct session_stats *out)
 	out->pause_ns = sum.pause_ns;
 	out->pause_ns_max = sum.pause_ns_max;
 	out->interps_capped = sum.interps_capped;
+	out->threads_left_out = sum.threads_left_out;
 	if (s->started) {
 		int64_t end = s->stop_ns ? s->stop_ns : mono_ns();
 

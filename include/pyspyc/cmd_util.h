@@ -12,6 +12,7 @@
 
 #include "pyspyc/cli.h"
 #include "pyspyc/py_runtime.h"
+#include "pyspyc/py_walk.h"
 #include "pyspyc/session.h"
 #include "pyspyc/stacktab.h"
 #include "pyspyc/utf8.h"
@@ -37,10 +38,15 @@ struct sample_args {
 	long long max_depth;
 	long long max_stacks;
 	long long max_frames;
+	long long max_threads;
 };
 
+/* --max-threads when not given (record, top and dump). */
+#define MAX_THREADS_DEFAULT 8192
+
 #define SAMPLE_ARGS_DEFAULT \
-	{ .rate = 100, .max_depth = 4096, .max_stacks = 200000, .max_frames = 1 << 20 }
+	{ .rate = 100, .max_depth = 4096, .max_stacks = 200000, .max_frames = 1 << 20, \
+	  .max_threads = MAX_THREADS_DEFAULT }
 
 #define SAMPLE_OPT_RATE(T, m) \
 	{ 'r', "rate", OPT_DOUBLE, "HZ", "samples per second (default 100)", \
@@ -70,7 +76,16 @@ struct sample_args {
 	  "never pause the target (the default; for py-spy compatibility)", \
 	  offsetof(T, m.nonblocking), 0, 0, 0 }
 
-/* --max-depth, --max-stacks and --max-frames. */
+/* --max-threads (record, top and dump): what a process's threads beyond it
+ * are, and its range. */
+#define MAX_THREADS_HELP \
+	"Python threads read per process (default 8192); the oldest threads " \
+	"beyond it are left out, and counted"
+#define OPT_MAX_THREADS(T, m) \
+	{ 0, "max-threads", OPT_INT, "N", MAX_THREADS_HELP, offsetof(T, m), 1, \
+	  PY_WALK_MAX_THREADS, 0 }
+
+/* --max-depth, --max-stacks, --max-frames and --max-threads. */
 #define SAMPLE_OPTS_LIMITS(T, m) \
 	{ 0, "max-depth", OPT_INT, "N", \
 	  "frames kept per stack before it is truncated (default 4096)", \
@@ -79,7 +94,8 @@ struct sample_args {
 	  offsetof(T, m.max_stacks), 16, 100000000, 0 }, \
 	{ 0, "max-frames", OPT_INT, "N", \
 	  "unique frames and unique names kept in memory (default 1048576)", \
-	  offsetof(T, m.max_frames), 1024, 100000000, 0 }
+	  offsetof(T, m.max_frames), 1024, 100000000, 0 }, \
+	OPT_MAX_THREADS(T, m.max_threads)
 
 /* Options that cannot go together (--blocking with --nonblocking): one
  * line and EXIT_USAGE, else 0. */
@@ -90,6 +106,11 @@ int cmd_sample_check(const char *who, const struct sample_args *s);
  * left zero for the caller. */
 void cmd_sample_setup(const struct sample_args *s, struct session_opts *so,
 		      struct stacktab_limits *lim);
+
+/* Raise the soft RLIMIT_NOFILE to the hard one: a sampler keeps a stat file
+ * open per thread of the target (py_threads.h).  A command started by
+ * cmd_launch gets the limit pyspyc was started with.  Call once, first. */
+void cmd_raise_nofile(void);
 
 /* Set by SIGINT, SIGTERM and SIGHUP once cmd_install_signals() ran. */
 extern volatile sig_atomic_t cmd_stop_flag;

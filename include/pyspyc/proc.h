@@ -44,10 +44,12 @@ void rmem_init(struct rmem *m, pid_t pid);
 int rmem_read(struct rmem *m, uint64_t addr, void *buf, size_t len);
 
 /* One syscall for several reads: local[i] receives remote[i].  All-or-
- * nothing: 0 when every byte arrived, else -errno as rmem_read.  At most
- * RMEM_MAX_IOV pairs.  Remote ranges on the same or neighbouring pages are
- * read as one (the kernel's cost is per range, hardly per byte); the order
- * and overlap of the ranges do not matter. */
+ * nothing: 0 when every byte arrived, else -errno as rmem_read.  Up to
+ * RMEM_MAX_IOV pairs are one syscall (the kernel's IOV_MAX); more are read
+ * in batches of that many, one syscall each.  Remote ranges on the same or
+ * neighbouring pages of a batch are read as one (the kernel's cost is per
+ * range, hardly per byte); the order and overlap of the ranges do not
+ * matter. */
 #define RMEM_MAX_IOV 1024
 int rmem_readv(struct rmem *m, const struct iovec *local,
 	       const struct iovec *remote, size_t n);

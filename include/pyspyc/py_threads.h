@@ -35,6 +35,7 @@
 #include <stdint.h>
 
 #include "pyspyc/proc.h"
+#include "pyspyc/py_obj.h"
 #include "pyspyc/py_runtime.h"
 #include "pyspyc/py_walk.h"
 
@@ -70,6 +71,27 @@ int thread_map_active(struct thread_map *tm, int32_t tid);
  * later), so callers can cache what they make of it. */
 const char *thread_map_name(struct thread_map *tm, const struct raw_thread *th,
 			    uint64_t *version, const char **name);
+
+/* threading's names for a process's threads, sorted by ident. */
+struct py_thread_names {
+	struct py_thread_name *v;
+	uint32_t n, cap;
+};
+
+/* Read every name (py_obj_thread_names), growing tn as needed up to max
+ * names; room for hint names (the threads the caller knows of) is made
+ * first, so that one read usually does.  tn starts zeroed; it is reused
+ * from call to call.  Returns the number of names or -errno (tn then holds
+ * none). */
+int py_thread_names_read(struct py_thread_names *tn, const struct py_target *t,
+			 struct rmem *m, uint32_t hint, uint32_t max);
+
+/* The name of thread ident (a PyThreadState.thread_id), or NULL.  A binary
+ * search: one lookup per thread stays cheap with thousands of threads. */
+const char *py_thread_names_find(const struct py_thread_names *tn, uint64_t ident);
+
+/* Free what tn holds, leaving it empty (zeroed). */
+void py_thread_names_release(struct py_thread_names *tn);
 
 /* Parse a /proc/.../stat line: the state letter after the command name
  * (which may itself contain ')' or spaces).  Returns it, or -EINVAL. */

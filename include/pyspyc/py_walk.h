@@ -5,7 +5,8 @@
  * innermost first.  It does no symbolization; that is py_code.h's job.
  *
  * Cost is the point of this module.  In the steady state a sample of N
- * threads is ONE process_vm_readv call, whatever N is.  It reads, by what
+ * threads is ONE process_vm_readv call, whatever N is (one per RMEM_MAX_IOV
+ * ranges, past that: the kernel takes no more in one call).  It reads, by what
  * the previous sample saw: the interpreter list (its head, and each
  * interpreter's next pointer and thread-list head), every thread state, every
  * thread's current frame pointer, the live part of every thread's newest
@@ -64,11 +65,21 @@ struct raw_sample {
 	int gil_known;        /* the GIL holder could be read this sample */
 	uint64_t gil_holder;  /* its thread state, 0 when nobody held it */
 	uint64_t list_gen;    /* changes whenever the thread list changed */
+	/* Threads past walk_opts.max_threads, not read: the oldest ones (the
+	 * list starts at the newest).  Counted when the list was last walked
+	 * one thread at a time (it changed, or a sample was read slowly). */
+	uint32_t threads_left_out;
 };
+
+/* The most --max-threads allows. */
+#define PY_WALK_MAX_THREADS 1000000
 
 struct walk_opts {
 	uint32_t max_depth;    /* frames per thread before truncation */
-	uint32_t max_threads;  /* threads per process */
+	/* Threads read per process, 1..PY_WALK_MAX_THREADS (--max-threads).
+	 * The walker's storage grows with the threads it meets, up to this;
+	 * threads past it are counted in raw_sample.threads_left_out. */
+	uint32_t max_threads;
 };
 
 struct walk_stats {

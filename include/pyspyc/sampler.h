@@ -62,6 +62,8 @@ struct sampler_stats {
 	uint64_t target_reinit;     /* 1 when it ended because the target (an
 				     * embedding host) finalized its interpreter
 				     * and started a new one */
+	uint64_t threads_left_out;  /* most threads of one sample left out
+				     * by walk.max_threads (--max-threads) */
 };
 
 /* Copy src into dst field by field with relaxed atomic loads. */

@@ -68,6 +68,8 @@ struct session_stats {
 				  * started anew, each followed */
 	uint32_t threads;        /* Python threads in the latest samples */
 	uint32_t active;         /* ...of which on a CPU */
+	uint64_t threads_left_out; /* most threads of one sample left out by
+				    * --max-threads, summed over processes */
 	double elapsed_s;        /* since session_start */
 };
 

@@ -34,9 +34,10 @@ CANNOT_EXEC, NO_COMMAND = 126, 127
 # a value that parses goes on to fail in a known way (no such process).
 NUMERIC = {
     "record": ["--pid", "--rate", "--duration", "--max-depth", "--max-stacks",
-               "--max-frames", "--max-timeline"],
-    "top": ["--pid", "--rate", "--max-depth", "--max-stacks", "--max-frames"],
-    "dump": ["--pid"],
+               "--max-frames", "--max-timeline", "--max-threads"],
+    "top": ["--pid", "--rate", "--max-depth", "--max-stacks", "--max-frames",
+            "--max-threads"],
+    "dump": ["--pid", "--max-threads"],
 }
 VALUES = {
     "empty": "",
@@ -86,6 +87,8 @@ CASES = [
     ("record --rate 100001 --pid " + NOPID, USAGE, "--rate"),
     ("record --duration 1e300 --pid " + NOPID, USAGE, "--duration"),
     ("record --max-depth 65537 --pid " + NOPID, USAGE, "--max-depth"),
+    ("record --max-threads 1000001 --pid " + NOPID, USAGE, "--max-threads"),
+    ("dump --max-threads 1000001 --pid " + NOPID, USAGE, "--max-threads"),
     ("top", USAGE, "--pid"),
     ("top --pid {py}", USAGE, "terminal"),
     ("dump", USAGE, "--pid"),

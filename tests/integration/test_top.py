@@ -365,3 +365,16 @@ def test_top_usage_errors(one_python, target):
     for opt in ("--pid", "--rate", "--subprocesses", "--idle", "--gil", "--nolineno",
                 "--function", "--full-filenames"):
         assert opt in r.stdout, opt
+
+
+def test_top_names_max_threads(one_python, target, tmux):
+    """Threads past --max-threads (the oldest) are named on the status line."""
+    t = target(one_python, "many_threads.py", 120, 60)
+    cmd = top_line(["-p", t.pid, "--max-threads", "50"])
+    tmux.run(cmd)
+    want = "up to 72 threads left out of a sample (the oldest): raise --max-threads (50)"
+    s, ok = tmux.wait_screen(lambda s: want in s, ROWS_WAIT)
+    assert ok, s
+    tmux.keys("q")
+    s, ok = tmux.wait_screen(lambda s: exited(s) is not None, EXIT_WAIT)
+    assert ok and exited(s) == 0, s

@@ -152,7 +152,35 @@ static void test_many_ranges(void **state)
 	assert_int_equal(rmem_readv(&m, l, r, RMEM_MAX_IOV), 0);
 	for (i = 0; i < RMEM_MAX_IOV; i++)
 		assert_memory_equal(dst[i], p + (RMEM_MAX_IOV - 1 - i) * 16, 4);
-	assert_int_equal(rmem_readv(&m, l, r, RMEM_MAX_IOV + 1), -E2BIG);
+	munmap(p, PAGES * PG);
+}
+
+static void test_more_ranges_than_one_call_takes(void **state)
+{
+	enum { N = 2 * RMEM_MAX_IOV + 300 };
+	uint8_t *p = map_pattern();
+	static uint8_t dst[N][4];
+	static struct iovec l[N], r[N];
+	struct rmem m;
+	size_t i;
+
+	(void)state;
+	/* More pairs than one call takes (IOV_MAX): read in batches, one
+	 * call each, every range arriving where asked. */
+	for (i = 0; i < N; i++) {
+		size_t off = (i % 3) * 3 * PG + (i / 3) * 4;
+
+		l[i] = (struct iovec){ dst[i], 4 };
+		r[i] = (struct iovec){ p + off, 4 };
+	}
+	rmem_init(&m, getpid());
+	assert_int_equal(rmem_readv(&m, l, r, N), 0);
+	for (i = 0; i < N; i++)
+		assert_memory_equal(dst[i], r[i].iov_base, 4);
+	assert_int_equal(m.reads, 3);
+	/* A failing range in the last batch fails the whole read. */
+	r[N - 1].iov_base = NULL;
+	assert_int_equal(rmem_readv(&m, l, r, N), -EFAULT);
 	munmap(p, PAGES * PG);
 }
 
@@ -165,6 +193,7 @@ int main(void)
 		cmocka_unit_test(test_overlapping_and_empty_ranges),
 		cmocka_unit_test(test_unmapped_range_fails_whole_read),
 		cmocka_unit_test(test_many_ranges),
+		cmocka_unit_test(test_more_ranges_than_one_call_takes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,205 @@
+/* test_py_walk_threads.c - the walker over a fake image of many thread
+ * states (no frames), for 2.7, 3.11 and 3.13 layouts: more threads than
+ * one read takes (IOV_MAX) are all read, and the fast path holds; threads
+ * past max_threads are counted, not dropped silently, and the list checked
+ * against the cut still takes the fast path; a list that loops ends at the
+ * repeat.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../fuzz/image.c"
+#include "pyspyc/py_walk.h"
+
+#define NTHREADS 1100
+#define INTERP 0x10000ull
+#define RUNTIME 0x400000ull
+#define TSTATES 0x1000000ull
+
+static const uint8_t sels[] = { 0, 6, 8 }; /* image_target: 2.7, 3.11, 3.13 */
+
+struct fake {
+	struct py_target t;
+	struct image im;
+	uint8_t *in;
+	size_t len;
+};
+
+static void put(struct fake *f, const void *p, size_t n)
+{
+	memcpy(f->in + f->len, p, n);
+	f->len += n;
+}
+
+static void region(struct fake *f, uint64_t addr, const uint8_t *data, uint16_t n)
+{
+	uint8_t samples = 0;
+
+	put(f, &addr, 8);
+	put(f, &n, 2);
+	put(f, &samples, 1);
+	put(f, data, n);
+}
+
+/* n thread states, tstate i linked to i + 1; the last to loop_to (index),
+ * or to none when loop_to is -1. */
+static void fake_init(struct fake *f, uint8_t sel, uint32_t n, int loop_to)
+{
+	const struct py_layout *L;
+	uint8_t *hdr, *ts;
+	size_t tsz, per, ihdr;
+	uint32_t i, k;
+
+	image_target(&f->t, sel);
+	L = f->t.layout;
+	f->t.interp = INTERP;
+	f->t.runtime = RUNTIME; /* zeros but the interpreter list: nobody holds the GIL */
+	tsz = (size_t)L->tstate_size;
+	per = 65535 / tsz;
+	assert_true(per > 0 && (n + per - 1) / per < IMAGE_MAX_REGIONS - 1);
+	/* The interpreter: its thread-list head, and its next pointer (0:
+	 * the only interpreter, which the runtime's list starts with). */
+	ihdr = (size_t)(L->interp_threads_head > L->interp_next ? L->interp_threads_head
+								  : L->interp_next) + 8;
+	assert_true(ihdr <= 65535 && L->runtime_interp_head + 8 <= 65535);
+	f->in = calloc(1, 2 * 65536 + 64 + (size_t)n * (tsz + 16));
+	hdr = calloc(1, ihdr);
+	ts = calloc(n, tsz);
+	assert_non_null(f->in);
+	assert_non_null(hdr);
+	assert_non_null(ts);
+	f->len = 0;
+	memcpy(hdr + L->interp_threads_head, &(uint64_t){ TSTATES }, 8);
+	region(f, INTERP, hdr, (uint16_t)ihdr);
+	free(hdr);
+	hdr = calloc(1, 65535);
+	assert_non_null(hdr);
+	memcpy(hdr + L->runtime_interp_head, &(uint64_t){ INTERP }, 8);
+	region(f, RUNTIME, hdr, 65535);
+	free(hdr);
+	for (i = 0; i < n; i++) {
+		uint8_t *p = ts + (size_t)i * tsz;
+		uint64_t next = i + 1 < n ? TSTATES + (uint64_t)(i + 1) * tsz :
+				loop_to >= 0 ? TSTATES + (uint64_t)loop_to * tsz : 0;
+
+		memcpy(p + L->tstate_next, &next, 8);
+		memcpy(p + L->tstate_interp, &f->t.interp, 8);
+		memcpy(p + L->tstate_thread_id, &(uint64_t){ 0x7f0000000000ull + i * 0x1000 }, 8);
+	}
+	for (i = 0; i < n; i += k) {
+		k = n - i < per ? n - i : (uint32_t)per;
+		region(f, TSTATES + (uint64_t)i * tsz, ts + (size_t)i * tsz, (uint16_t)(k * tsz));
+	}
+	free(ts);
+	image_init(&f->im, f->in, f->len);
+	image_load(&f->im);
+}
+
+/* Two samples with max_threads; both must agree on what they read. */
+static void walk(struct fake *f, uint32_t max_threads, uint32_t *nthreads,
+		 uint32_t *left_out, uint64_t *fast)
+{
+	struct walk_opts o = { .max_depth = 64, .max_threads = max_threads };
+	struct walk_stats st = { 0 };
+	struct py_walker *w;
+	struct raw_sample *rs;
+	int pass, x_ok;
+
+	assert_int_equal(py_walker_new(&w, &f->t, &o), 0);
+	image_attach(&f->im, py_walker_mem(w));
+	for (pass = 0; pass < 2; pass++) {
+		assert_int_equal(py_walker_sample(w, NULL, NULL, 0, &x_ok, &rs, &st), 0);
+		if (pass && (rs->nthreads != *nthreads || rs->threads_left_out != *left_out))
+			fail_msg("the second sample differs: %u/%u threads, %u/%u left out",
+				 rs->nthreads, *nthreads, rs->threads_left_out, *left_out);
+		*nthreads = rs->nthreads;
+		*left_out = rs->threads_left_out;
+	}
+	*fast = st.fast;
+	py_walker_free(w);
+}
+
+static void test_every_thread_read(void **state)
+{
+	uint32_t n, left;
+	uint64_t fast;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(sels); i++) {
+		struct fake f;
+
+		fake_init(&f, sels[i], NTHREADS, -1);
+		walk(&f, 8192, &n, &left, &fast);
+		assert_int_equal(n, NTHREADS);
+		assert_int_equal(left, 0);
+		assert_int_equal(fast, 1); /* the second sample, in one go */
+		walk(&f, NTHREADS, &n, &left, &fast);
+		assert_int_equal(n, NTHREADS);
+		assert_int_equal(left, 0);
+		free(f.in);
+	}
+}
+
+static void test_threads_past_the_bound_counted(void **state)
+{
+	uint32_t n, left;
+	uint64_t fast;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(sels); i++) {
+		struct fake f;
+
+		fake_init(&f, sels[i], NTHREADS, -1);
+		walk(&f, 100, &n, &left, &fast);
+		assert_int_equal(n, 100);
+		assert_int_equal(left, NTHREADS - 100);
+		assert_int_equal(fast, 1); /* the list still ends at the cut */
+		walk(&f, NTHREADS - 1, &n, &left, &fast);
+		assert_int_equal(n, NTHREADS - 1);
+		assert_int_equal(left, 1);
+		free(f.in);
+	}
+}
+
+static void test_looping_list_ends_at_repeat(void **state)
+{
+	uint32_t n, left;
+	uint64_t fast;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(sels); i++) {
+		struct fake f;
+
+		fake_init(&f, sels[i], 300, 7);
+		walk(&f, 8192, &n, &left, &fast);
+		assert_int_equal(n, 300);
+		assert_int_equal(left, 0);
+		/* Cut inside the loop: what is left is counted, and bounded. */
+		walk(&f, 100, &n, &left, &fast);
+		assert_int_equal(n, 100);
+		if (left < 200 || left > 2000)
+			fail_msg("%u left out of a loop of 293 after 100 read", left);
+		free(f.in);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_every_thread_read),
+		cmocka_unit_test(test_threads_past_the_bound_counted),
+		cmocka_unit_test(test_looping_list_ends_at_repeat),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
