@@ -74,6 +74,7 @@ struct session {
 	int ev_fd;
 	pid_t *members;
 	struct proc_ev *events;
+	struct py_find_cache *elf_cache; /* each binary read once */
 };
 
 int session_new(struct session **out, const struct session_opts *o,
@@ -90,6 +91,10 @@ int session_new(struct session **out, const struct session_opts *o,
 	s->o = *o;
 	s->tab = tab;
 	s->ev_fd = -1;
+	if (py_find_cache_new(&s->elf_cache)) {
+		free(s);
+		return -ENOMEM;
+	}
 	pthread_mutex_init(&s->lock, NULL);
 	*out = s;
 	return 0;
@@ -201,7 +206,7 @@ static void follow_exec(struct session *s, const struct proc_ident *id)
 	struct skip *sk;
 
 	s->execs++;
-	if (t && !py_target_find(t, id->pid, s->o.find_flags) &&
+	if (t && !py_target_find_cached(t, id->pid, s->o.find_flags, s->elf_cache) &&
 	    !start_proc(s, t, id->start)) {
 		s->seen--; /* the same process */
 		free(t);
@@ -452,7 +457,7 @@ static int64_t try_candidates(struct session *s)
 		}
 		id = sk->id;
 		pthread_mutex_unlock(&s->lock);
-		err = py_target_find(t, id.pid, s->o.find_flags);
+		err = py_target_find_cached(t, id.pid, s->o.find_flags, s->elf_cache);
 		pthread_mutex_lock(&s->lock);
 		if (!err)
 			err = start_proc(s, t, id.start);
@@ -661,6 +666,7 @@ void session_free(struct session *s)
 	session_stop(s);
 	pthread_mutex_destroy(&s->lock);
 	proc_events_close(s->ev_fd);
+	py_find_cache_free(s->elf_cache);
 	free(s->members);
 	free(s->events);
 	free(s->tree);
