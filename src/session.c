@@ -22,10 +22,12 @@
 #define WALK_NS 1000000000LL  /* ...with them, once a second, in case some
 			       * were lost */
 #define NAP_NS 10000000LL     /* the watcher sees a stop this quickly */
-#define RETRY_NS 2000000LL    /* first look at a new process after 2 ms, */
-#define RETRY_CAP_NS 200000000LL /* then twice as late each time, up to this */
-#define RETRY_MAX 40          /* looks at a process that is not Python yet
-			       * (about 7 s in all) */
+/* Looks at a process that is not Python yet: after 2, 4 and 8 ms, then
+ * every 16 ms for a second (an interpreter starting up), then five times a
+ * second for 6 s more (a program that starts Python later). */
+#define RETRY_NS 2000000LL
+#define RETRY_FAST 60
+#define RETRY_MAX 90
 #define MEMBER_SLOTS 8192     /* the tree's pids, hashed (> 2 * MAX_TREE) */
 #define MAX_EVENTS 256        /* process events taken per read */
 
@@ -468,8 +470,9 @@ static int64_t try_candidates(struct session *s)
 			 * little later, and later, in case it execs Python. */
 			sk->tries = err == -EPROTONOSUPPORT || err == -ESRCH ?
 				RETRY_MAX : sk->tries + 1;
-			wait = sk->tries < 7 ? RETRY_NS << sk->tries : RETRY_CAP_NS;
-			sk->next_ns = mono_ns() + (wait < RETRY_CAP_NS ? wait : RETRY_CAP_NS);
+			wait = sk->tries < 3 ? RETRY_NS << sk->tries :
+			       sk->tries < RETRY_FAST ? 8 * RETRY_NS : SCAN_NS * 2;
+			sk->next_ns = mono_ns() + wait;
 			if (sk->tries < RETRY_MAX && sk->next_ns < next)
 				next = sk->next_ns;
 		} else if (sk) {
