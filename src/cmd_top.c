@@ -296,8 +296,10 @@ static void draw_row(const struct top_ui *ui, const struct top_layout *lay, int 
 		snprintf(text, size, "%s (%s:%d)", r->name, r->file, r->line);
 	else
 		snprintf(text, size, "%s (%s)", r->name, r->file);
-	if (x < COLS)
+	if (x < COLS) {
+		move(y, x);
 		put_safe(ui, text, COLS - x);
+	}
 }
 
 static void draw_help(void)
