@@ -1,5 +1,6 @@
 /* proc_events.c - the process events connector: fork, exec and exit. */
 #include <errno.h>
+#include <poll.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -8,7 +9,10 @@
 #include <linux/connector.h>
 #include <linux/netlink.h>
 
+#include "pyspyc/clock.h"
 #include "pyspyc/proc_events.h"
+
+#define ACK_WAIT_NS 200000000LL
 
 /* One subscription message: a netlink header, a connector header and the
  * operation, laid out as the kernel reads them. */
@@ -28,10 +32,39 @@ static int send_op(int fd, enum proc_cn_mcast_op op)
 	msg.cn.id.idx = CN_IDX_PROC;
 	msg.cn.id.val = CN_VAL_PROC;
 	msg.cn.len = sizeof(op);
+	msg.cn.ack = 1; /* ask for an answer (it comes back as ack + 1) */
 	msg.op = op;
 	if (sendto(fd, &msg, sizeof(msg), 0, (struct sockaddr *)&to, sizeof(to)) < 0)
 		return -errno;
 	return 0;
+}
+
+/* The answer to the subscription; events of other listeners' that come
+ * first are dropped (the caller looks at its tree after this anyway). */
+static int wait_ack(int fd)
+{
+	uint64_t buf[1024];
+	struct proc_ev ev[8];
+	int64_t end = mono_ns() + ACK_WAIT_NS, left;
+	size_t n, i;
+	ssize_t len;
+
+	while ((left = end - mono_ns()) > 0) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		if (poll(&p, 1, (int)(left / 1000000) + 1) < 0 && errno != EINTR)
+			return -errno;
+		while ((len = recv(fd, buf, sizeof(buf), 0)) > 0) {
+			n = proc_events_decode(buf, (size_t)len, ev, 8);
+			for (i = 0; i < n; i++)
+				if (ev[i].kind == PROC_EV_ACK)
+					return -ev[i].err;
+		}
+		if (len < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+		    errno != ENOBUFS)
+			return -errno;
+	}
+	return -ETIMEDOUT;
 }
 
 int proc_events_open(void)
@@ -55,6 +88,9 @@ int proc_events_open(void)
 	err = send_op(fd, PROC_CN_MCAST_LISTEN);
 	if (err)
 		goto out_fd;
+	err = wait_ack(fd);
+	if (err)
+		goto out_fd;
 	return fd;
 
 out_fd:
@@ -73,7 +109,13 @@ void proc_events_close(int fd)
 /* One connector message's event, if it is one we keep. */
 static int decode_event(const struct proc_event *ev, struct proc_ev *out)
 {
+	out->err = 0;
 	switch (ev->what) {
+	case PROC_EVENT_NONE:
+		out->kind = PROC_EV_ACK;
+		out->pid = out->ppid = 0;
+		out->err = (int)ev->event_data.ack.err;
+		return 1;
 	case PROC_EVENT_FORK:
 		if (ev->event_data.fork.child_pid != ev->event_data.fork.child_tgid)
 			return 0; /* a new thread */
@@ -139,6 +181,7 @@ int proc_events_read(int fd, struct proc_ev *out, size_t cap, size_t *n)
 {
 	/* Aligned for the headers; one datagram holds one event today. */
 	uint64_t buf[1024];
+	size_t got, i, base;
 	ssize_t len;
 
 	*n = 0;
@@ -154,7 +197,11 @@ int proc_events_read(int fd, struct proc_ev *out, size_t cap, size_t *n)
 		}
 		if (len == 0)
 			return (int)*n;
-		*n += proc_events_decode(buf, (size_t)len, out + *n, cap - *n);
+		base = *n;
+		got = proc_events_decode(buf, (size_t)len, out + base, cap - base);
+		for (i = 0; i < got; i++)
+			if (out[base + i].kind != PROC_EV_ACK)
+				out[(*n)++] = out[base + i];
 	}
 	return (int)*n;
 }

@@ -21,15 +21,20 @@ enum proc_ev_kind {
 	PROC_EV_EXEC,       /* pid ran exec */
 	PROC_EV_EXIT,       /* pid's main thread exited (the process may live on
 			     * while other threads of it run) */
+	PROC_EV_ACK,        /* the kernel's answer to a subscription: err */
 };
 
 struct proc_ev {
 	enum proc_ev_kind kind;
 	pid_t pid, ppid;
+	int err;            /* PROC_EV_ACK: 0 or an errno */
 };
 
-/* A non-blocking netlink socket subscribed to the events.  Returns the
- * descriptor (O_CLOEXEC; the caller polls it for POLLIN) or -errno. */
+/* A non-blocking netlink socket subscribed to the events, once the kernel
+ * has acknowledged the subscription (waiting at most 200 ms for it: a
+ * kernel that ignores it, as in a PID namespace other than the initial
+ * one, gives -ETIMEDOUT).  Returns the descriptor (O_CLOEXEC; the caller
+ * polls it for POLLIN) or -errno. */
 int proc_events_open(void);
 
 /* Unsubscribe and close; fd < 0 is ignored. */
@@ -42,7 +47,8 @@ void proc_events_close(int fd);
  * out. */
 int proc_events_read(int fd, struct proc_ev *out, size_t cap, size_t *n);
 
-/* Pure: decode one datagram of netlink messages into out[0..cap).  Every
+/* Pure: decode one datagram of netlink messages into out[0..cap)
+ * (PROC_EV_ACK included; proc_events_read leaves those out).  Every
  * length is checked against len; a malformed message ends the decoding.
  * Returns the number of events stored. */
 size_t proc_events_decode(const void *buf, size_t len, struct proc_ev *out,

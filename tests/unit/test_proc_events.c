@@ -88,6 +88,15 @@ static void test_decode(void **state)
 	/* cap bounds what is stored. */
 	assert_int_equal(proc_events_decode(buf, len, out, 2), 2);
 	assert_int_equal(proc_events_decode(buf, len, out, 0), 0);
+	/* The answer to a subscription, with its error. */
+	len = 0;
+	memset(&ev, 0, sizeof(ev));
+	ev.what = PROC_EVENT_NONE;
+	ev.event_data.ack.err = 1;
+	put_event(buf, &len, &ev);
+	assert_int_equal(proc_events_decode(buf, len, out, 8), 1);
+	assert_int_equal(out[0].kind, PROC_EV_ACK);
+	assert_int_equal(out[0].err, 1);
 }
 
 static void test_malformed(void **state)
