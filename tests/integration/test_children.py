@@ -16,7 +16,7 @@ APP = os.path.join(APPS, "children.py")
 # may miss (documented in pyspyc(1), -s).  Each spins 20 ms of CPU after
 # its interpreter starts; four run at a time.
 SHORT_N = 30
-SHORT_MISS = 2
+SHORT_MISS = 5
 
 
 def _hogs(python, n):
