@@ -1,5 +1,6 @@
 /* cmd_dump.c - `pyspyc dump`: print every Python thread's stack once. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -27,6 +28,8 @@
 #define TRIES 5               /* samples taken before a changing stack is shown as is */
 #define TEXT 4096             /* one printable name or file name */
 #define REPR 512              /* one value */
+#define READERS 8             /* -s: processes read at once, ... */
+#define READ_AHEAD 32         /* ...at most this far ahead of the printing */
 
 struct dump_args {
 	long long pid;
@@ -194,7 +197,7 @@ static int sample_threads(struct proc_view *p)
 }
 
 static int proc_read(struct proc_view *p, pid_t pid, unsigned int find_flags, int lineno,
-		     uint32_t max_threads)
+		     uint32_t max_threads, struct py_find_cache *cache)
 {
 	struct walk_opts wo = { .max_depth = MAX_DEPTH, .max_threads = max_threads };
 	struct stacktab_limits lim = { .max_stacks = 1024, .max_frames = 1 << 16,
@@ -209,7 +212,7 @@ static int proc_read(struct proc_view *p, pid_t pid, unsigned int find_flags, in
 	p->t = calloc(1, sizeof(*p->t));
 	if (!p->t)
 		return -ENOMEM;
-	err = py_target_find(p->t, pid, find_flags);
+	err = py_target_find_cached(p->t, pid, find_flags, cache);
 	if (err)
 		return err;
 	p->found = 1;
@@ -562,6 +565,24 @@ static int tree_of(pid_t root, struct node **out)
 	return n + 1;
 }
 
+/* The processes of the tree are read by READERS threads, in the order
+ * they are printed, up to READ_AHEAD ahead of the printing; the printer
+ * takes each in turn (tree_take), waiting for it if need be.  A hundred
+ * processes cost the slowest few reads, not the sum of them all. */
+struct reader {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int *order;          /* node indexes in printing order */
+	int *pos;            /* node index -> position in order */
+	struct proc_view **views; /* by position (NULL: out of memory) */
+	unsigned char *ready;     /* by position: views[k] is read */
+	int next;            /* the next position to read */
+	int asked;           /* positions the printer has asked for */
+	int quit;
+	pthread_t th[READERS];
+	int nth;
+};
+
 struct tree {
 	struct out *o;
 	struct node *nodes;
@@ -569,7 +590,136 @@ struct tree {
 	unsigned int find_flags;
 	int dumped;         /* Python processes shown */
 	int first_err;      /* the root's error, when it was not Python */
+	struct py_find_cache *cache;
+	struct reader rd;
 };
+
+static void *reader_main(void *arg)
+{
+	struct tree *tr = arg;
+	struct reader *rd = &tr->rd;
+
+	pthread_mutex_lock(&rd->lock);
+	while (!rd->quit) {
+		struct proc_view *p;
+		int k;
+
+		if (rd->next >= tr->n - 1 || rd->next >= rd->asked + READ_AHEAD) {
+			pthread_cond_wait(&rd->cond, &rd->lock);
+			continue;
+		}
+		k = rd->next++;
+		pthread_mutex_unlock(&rd->lock);
+		p = calloc(1, sizeof(*p));
+		if (p) {
+			p->err = proc_read(p, tr->nodes[rd->order[k]].pid, tr->find_flags,
+					   !tr->o->a->nolineno,
+					   (uint32_t)tr->o->a->max_threads, tr->cache);
+			p->ppid = tr->nodes[rd->order[k]].ppid;
+		}
+		pthread_mutex_lock(&rd->lock);
+		rd->views[k] = p;
+		rd->ready[k] = 1;
+		pthread_cond_broadcast(&rd->cond);
+	}
+	pthread_mutex_unlock(&rd->lock);
+	return NULL;
+}
+
+/* Preorder from idx: the order dump_json_node and the text both print. */
+static void order_from(struct tree *tr, int idx, int *n)
+{
+	int i;
+
+	for (i = idx + 1; i < tr->n; i++)
+		if (tr->nodes[i].parent == idx) {
+			tr->rd.pos[i] = *n;
+			tr->rd.order[(*n)++] = i;
+			order_from(tr, i, n);
+		}
+}
+
+/* Start the readers on nodes 1..n-1.  0 or -errno (then nothing runs). */
+static int tree_read_start(struct tree *tr)
+{
+	struct reader *rd = &tr->rd;
+	sigset_t all, old;
+	int n = 0, err;
+
+	rd->order = calloc((size_t)tr->n, sizeof(*rd->order));
+	rd->pos = calloc((size_t)tr->n, sizeof(*rd->pos));
+	rd->views = calloc((size_t)tr->n, sizeof(*rd->views));
+	rd->ready = calloc((size_t)tr->n, 1);
+	if (!rd->order || !rd->pos || !rd->views || !rd->ready)
+		return -ENOMEM;
+	order_from(tr, 0, &n);
+	err = py_find_cache_new(&tr->cache);
+	if (err)
+		return err;
+	pthread_mutex_init(&rd->lock, NULL);
+	pthread_cond_init(&rd->cond, NULL);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	for (rd->nth = 0; rd->nth < READERS && rd->nth < tr->n - 1; rd->nth++)
+		if (pthread_create(&rd->th[rd->nth], NULL, reader_main, tr))
+			break;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rd->nth)
+		return 0;
+	pthread_cond_destroy(&rd->cond);
+	pthread_mutex_destroy(&rd->lock);
+	return tr->n <= 1 ? 0 : -EAGAIN;
+}
+
+/* Node idx as read (NULL: it could not be), the printer's to release. */
+static struct proc_view *tree_take(struct tree *tr, int idx)
+{
+	struct reader *rd = &tr->rd;
+	struct proc_view *p;
+	int k = rd->pos[idx];
+
+	pthread_mutex_lock(&rd->lock);
+	if (k + 1 > rd->asked) {
+		rd->asked = k + 1;
+		pthread_cond_broadcast(&rd->cond);
+	}
+	while (!rd->ready[k])
+		pthread_cond_wait(&rd->cond, &rd->lock);
+	p = rd->views[k];
+	rd->views[k] = NULL;
+	pthread_mutex_unlock(&rd->lock);
+	return p;
+}
+
+/* Stop the readers and release what the printer did not take. */
+static void tree_read_stop(struct tree *tr)
+{
+	struct reader *rd = &tr->rd;
+	int i;
+
+	if (!rd->nth)
+		goto out_free;
+	pthread_mutex_lock(&rd->lock);
+	rd->quit = 1;
+	pthread_cond_broadcast(&rd->cond);
+	pthread_mutex_unlock(&rd->lock);
+	for (i = 0; i < rd->nth; i++)
+		pthread_join(rd->th[i], NULL);
+	pthread_cond_destroy(&rd->cond);
+	pthread_mutex_destroy(&rd->lock);
+	for (i = 0; i < tr->n; i++)
+		if (rd->views[i]) {
+			proc_release(rd->views[i]);
+			free(rd->views[i]);
+		}
+out_free:
+	free(rd->order);
+	free(rd->pos);
+	free(rd->views);
+	free(rd->ready);
+	py_find_cache_free(tr->cache);
+	tr->cache = NULL;
+}
 
 static void dump_json_node(struct tree *tr, int idx);
 
@@ -589,14 +739,11 @@ static void json_children(struct tree *tr, int idx)
  * descendants stand in its place. */
 static void dump_json_node(struct tree *tr, int idx)
 {
-	struct proc_view *p = calloc(1, sizeof(*p));
+	struct proc_view *p = tree_take(tr, idx);
 	int i;
 
 	if (!p)
 		return;
-	p->err = proc_read(p, tr->nodes[idx].pid, tr->find_flags, !tr->o->a->nolineno,
-			   (uint32_t)tr->o->a->max_threads);
-	p->ppid = tr->nodes[idx].ppid;
 	if (p->err) {
 		for (i = idx + 1; i < tr->n; i++)
 			if (tr->nodes[i].parent == idx)
@@ -617,14 +764,12 @@ static void dump_text_tree(struct tree *tr)
 {
 	int i;
 
-	for (i = 1; i < tr->n; i++) {
-		struct proc_view *p = calloc(1, sizeof(*p));
+	for (i = 0; i < tr->n - 1; i++) {
+		struct proc_view *p = tree_take(tr, tr->rd.order[i]);
 
 		if (!p)
-			return;
-		if (!proc_read(p, tr->nodes[i].pid, tr->find_flags, !tr->o->a->nolineno,
-			       (uint32_t)tr->o->a->max_threads)) {
-			p->ppid = tr->nodes[i].ppid;
+			continue;
+		if (!p->err) {
 			tr->o->p = p;
 			if (tr->dumped)
 				fputc('\n', tr->o->f);
@@ -686,7 +831,8 @@ int cmd_dump(int argc, char **argv)
 		free(root->t);
 		root->t = NULL;
 	}
-	e = proc_read(root, pid, tr.find_flags, !a.nolineno, (uint32_t)a.max_threads);
+	tr.o = o; /* before the readers start: they read o->a */
+	e = proc_read(root, pid, tr.find_flags, !a.nolineno, (uint32_t)a.max_threads, NULL);
 	if (e && root->found) {
 		if (e == -ESRCH)
 			rc = cmd_die(WHO, EXIT_NO_PROCESS, "pid %d exited while it was read", (int)pid);
@@ -705,6 +851,12 @@ int cmd_dump(int argc, char **argv)
 		if (tr.n < 0) {
 			rc = cmd_die(WHO, EXIT_FAILURE_RUN, "cannot list the processes under pid %d: %s",
 				 (int)pid, strerror(-tr.n));
+			goto out;
+		}
+		e = tree_read_start(&tr);
+		if (e) {
+			rc = cmd_die(WHO, EXIT_FAILURE_RUN, "cannot read the processes under pid %d: %s",
+				 (int)pid, strerror(-e));
 			goto out;
 		}
 	}
@@ -736,6 +888,7 @@ out:
 		proc_release(root);
 	free(root);
 	free(o);
+	tree_read_stop(&tr);
 	free(tr.nodes);
 	return rc;
 }

@@ -241,27 +241,28 @@ static void draw_status(const struct top_ui *ui)
 	attroff(A_BOLD);
 }
 
-/* Column layout: %Own %Total OwnTime TotalTime Function (file:line). */
-static const int col_width[TOP_NCOLS] = { 8, 8, 10, 10 };
-
-static void draw_column_names(const struct top_ui *ui)
+/* Column layout: %Own %Total OwnTime TotalTime Function (file:line), the
+ * numeric columns dropped on a narrow screen (top_layout). */
+static void draw_column_names(const struct top_ui *ui, const struct top_layout *lay)
 {
-	int col, x = 0, sorted = (int)top_model_sort(ui->model);
+	int col, sorted = (int)top_model_sort(ui->model);
 	char buf[32];
 
 	attron(A_REVERSE);
 	move(HEAD_ROWS - 1, 0);
 	hline(' ', COLS);
 	for (col = 0; col < TOP_NCOLS; col++) {
+		if (!lay->width[col])
+			continue;
 		if (col == sorted)
 			attron(A_BOLD | A_UNDERLINE);
-		snprintf(buf, sizeof(buf), "%*s", col_width[col], top_col_name(col));
-		put_line(HEAD_ROWS - 1, x, buf);
+		if (snprintf(buf, sizeof(buf), "%*s", lay->width[col], top_col_name(col)) <
+		    (int)sizeof(buf))
+			put_line(HEAD_ROWS - 1, lay->x[col], buf);
 		if (col == sorted)
 			attroff(A_BOLD | A_UNDERLINE);
-		x += col_width[col] + 1;
 	}
-	put_line(HEAD_ROWS - 1, x + 1, top_model_lineno(ui->model) ?
+	put_line(HEAD_ROWS - 1, lay->name_x, top_model_lineno(ui->model) ?
 		 "Function (filename:line)" : "Function (filename)");
 	attroff(A_REVERSE);
 }
@@ -277,19 +278,23 @@ static void fmt_time(double s, char *buf, size_t n)
 		snprintf(buf, n, "%.1fh", s / 3600);
 }
 
-static void draw_row(const struct top_ui *ui, int y, const struct top_row *r,
-		     char *text, size_t size)
+static void draw_row(const struct top_ui *ui, const struct top_layout *lay, int y,
+		     const struct top_row *r, char *text, size_t size)
 {
-	char own[24], tot[24], buf[128];
-	int x;
+	char cell[TOP_NCOLS][24], buf[64];
+	int col, x = lay->name_x;
 
-	fmt_time(r->own_s, own, sizeof(own));
-	fmt_time(r->total_s, tot, sizeof(tot));
-	snprintf(buf, sizeof(buf), "%*.2f%% %*.2f%% %*s %*s  ", col_width[0] - 1,
-		 r->own_pct, col_width[1] - 1, r->total_pct, col_width[2], own,
-		 col_width[3], tot);
-	put_line(y, 0, buf);
-	x = (int)strlen(buf);
+	snprintf(cell[TOP_COL_OWN_PCT], sizeof(cell[0]), "%.2f%%", r->own_pct);
+	snprintf(cell[TOP_COL_TOTAL_PCT], sizeof(cell[0]), "%.2f%%", r->total_pct);
+	fmt_time(r->own_s, cell[TOP_COL_OWN_TIME], sizeof(cell[0]));
+	fmt_time(r->total_s, cell[TOP_COL_TOTAL_TIME], sizeof(cell[0]));
+	for (col = 0; col < TOP_NCOLS; col++) {
+		if (!lay->width[col])
+			continue;
+		if (snprintf(buf, sizeof(buf), "%*s", lay->width[col], cell[col]) <
+		    (int)sizeof(buf))
+			put_line(y, lay->x[col], buf);
+	}
 	/* "name (file:line)", cut as a whole at the edge of the screen; a name
 	 * longer than the buffer is cut there first, which no screen shows. */
 	if (!r->file[0])
@@ -298,8 +303,10 @@ static void draw_row(const struct top_ui *ui, int y, const struct top_row *r,
 		snprintf(text, size, "%s (%s:%d)", r->name, r->file, r->line);
 	else
 		snprintf(text, size, "%s (%s)", r->name, r->file);
-	if (x < COLS)
+	if (x < COLS) {
+		move(y, x);
 		put_safe(ui, text, COLS - x);
+	}
 }
 
 static void draw_help(void)
@@ -337,12 +344,14 @@ static void draw(struct top_ui *ui)
 	const struct top_row *rows;
 	uint32_t n, i, page = (uint32_t)page_rows();
 	char text[TEXT_MAX];
+	struct top_layout lay;
 
+	top_layout(COLS, top_model_sort(ui->model), &lay);
 	erase();
 	draw_title(ui);
 	draw_counters(ui);
 	draw_status(ui);
-	draw_column_names(ui);
+	draw_column_names(ui, &lay);
 	if (ui->help) {
 		draw_help();
 	} else {
@@ -350,7 +359,7 @@ static void draw(struct top_ui *ui)
 		if (ui->scroll + page > n)
 			ui->scroll = n > page ? n - page : 0;
 		for (i = 0; i < page && ui->scroll + i < n; i++)
-			draw_row(ui, HEAD_ROWS + (int)i, &rows[ui->scroll + i], text,
+			draw_row(ui, &lay, HEAD_ROWS + (int)i, &rows[ui->scroll + i], text,
 				 sizeof(text));
 	}
 	refresh();

@@ -317,6 +317,136 @@ struct pnode {
 	uint64_t start;
 };
 
+/* Append the pids in one /proc/PID/task/TID/children file to kids (at
+ * most cap in all).  0 or -errno (-ENOENT: no such file). */
+static int read_children(const char *path, pid_t *kids, size_t cap, size_t *n)
+{
+	size_t size = 4096, used = 0;
+	char *buf = malloc(size), *p, *end, *grown;
+	ssize_t len;
+	int fd, err = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		free(buf);
+		return -errno;
+	}
+	/* Read it whole: "pid pid pid " (6 bytes a child at most, and at
+	 * most 4 MiB: more than the pids a system has). */
+	for (;;) {
+		if (used == size - 1) {
+			if (size >= (4u << 20))
+				break;
+			grown = realloc(buf, size * 2);
+			if (!grown) {
+				err = -ENOMEM;
+				break;
+			}
+			buf = grown;
+			size *= 2;
+		}
+		len = read(fd, buf + used, size - 1 - used);
+		if (len < 0 && errno == EINTR)
+			continue;
+		if (len <= 0)
+			break;
+		used += (size_t)len;
+	}
+	close(fd);
+	buf[used] = '\0';
+	for (p = buf; !err && *p && *n < cap; p = end) {
+		long v = strtol(p, &end, 10);
+
+		if (end == p) {
+			end = p + 1; /* not a digit: step over it */
+			continue;
+		}
+		if (v > 0 && v <= INT32_MAX)
+			kids[(*n)++] = (pid_t)v;
+	}
+	free(buf);
+	return err;
+}
+
+/* The processes pid's threads started, into kids (appended).  0 or -errno
+ * (-ENOENT: the kernel has no children files, CONFIG_PROC_CHILDREN). */
+static int children_of(pid_t pid, pid_t *kids, size_t cap, size_t *n)
+{
+	char path[96];
+	struct dirent *d;
+	DIR *dir;
+	int err = 0, any = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	dir = opendir(path);
+	if (!dir)
+		return -ESRCH;
+	while ((d = readdir(dir))) {
+		char *end;
+		long tid = strtol(d->d_name, &end, 10);
+
+		if (*end || tid <= 0 || tid > INT32_MAX)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%ld/children", (int)pid, tid);
+		err = read_children(path, kids, cap, n);
+		if (err == -ENOENT && !any) {
+			/* The thread exited, or no such files at all. */
+			snprintf(path, sizeof(path), "/proc/%d/task/%ld", (int)pid, tid);
+			if (!access(path, F_OK))
+				break;
+			err = 0;
+			continue;
+		}
+		err = 0;
+		any = 1;
+	}
+	closedir(dir);
+	return err;
+}
+
+/* Breadth first from root through the children files; each process is
+ * taken at most once, so a reused pid cannot make it loop.  -ENOENT when
+ * the kernel has no children files. */
+static int descendants_walk(pid_t root, struct proc_ident *out, size_t cap)
+{
+	pid_t *kids;
+	size_t kcap = 1024, nout = 0, head;
+	int err;
+
+	kids = malloc(kcap * sizeof(*kids));
+	if (!kids)
+		return -ENOMEM;
+	for (head = 0;; head++) {
+		pid_t parent = head ? out[head - 1].pid : root;
+		size_t nk = 0, i, j;
+
+		if (head > nout)
+			break;
+		err = children_of(parent, kids, kcap, &nk);
+		if (err == -ENOENT && !head)
+			goto out;
+		for (i = 0; i < nk && nout < cap; i++) {
+			struct proc_ident id = { .pid = kids[i] };
+
+			if (kids[i] == root)
+				continue;
+			for (j = 0; j < nout && out[j].pid != kids[i]; j++)
+				;
+			if (j < nout || proc_stat_ids(id.pid, &id.ppid, &id.start, NULL))
+				continue; /* seen, or exited while we looked */
+			out[nout++] = id;
+		}
+		if (head == nout)
+			break;
+	}
+	err = 0;
+out:
+	free(kids);
+	return err ? err : (int)nout;
+}
+
 int proc_descendants(pid_t root, struct proc_ident *out, size_t cap)
 {
 	struct pnode *all = NULL, *grown;
@@ -324,8 +454,13 @@ int proc_descendants(pid_t root, struct proc_ident *out, size_t cap)
 	struct dirent *d;
 	DIR *dir;
 	pid_t *queue = NULL;
-	int err = 0;
+	int err;
 
+	err = descendants_walk(root, out, cap);
+	if (err != -ENOENT)
+		return err;
+	err = 0;
+	/* No children files: one scan of every process. */
 	dir = opendir("/proc");
 	if (!dir)
 		return -errno;

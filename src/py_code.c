@@ -95,6 +95,10 @@ struct py_symbolizer {
 
 	struct code_entry *codes;
 	uint32_t ncodes;
+	/* The line tables the entries own, so that freeing them does not
+	 * read every slot of codes (most of whose pages are never touched). */
+	struct line_range **owned;
+	uint32_t nowned;
 	struct file_entry *files;
 	uint32_t nfiles;
 	uint32_t truncated_frame;
@@ -209,6 +213,7 @@ int py_sym_new(struct py_symbolizer **out, const struct py_target *t,
 	snprintf(s->root, sizeof(s->root), "/proc/%d/root", (int)t->pid);
 	snprintf(s->stdlib_prefix, sizeof(s->stdlib_prefix), "%s", t->stdlib_prefix);
 	s->codes = calloc(CODE_CACHE_CAP, sizeof(*s->codes));
+	s->owned = malloc(CODE_CACHE_CAP * sizeof(*s->owned));
 	s->files = calloc(FILE_CACHE_CAP, sizeof(*s->files));
 	s->memo = calloc(MEMO_SLOTS, sizeof(*s->memo));
 	s->epoch = 1;
@@ -220,7 +225,7 @@ int py_sym_new(struct py_symbolizer **out, const struct py_target *t,
 	s->ranges_cap = 65536;
 	s->ranges = malloc(s->ranges_cap * sizeof(*s->ranges));
 	s->ltab = malloc(MAX_LINETABLE);
-	if (!s->codes || !s->files || !s->memo || !s->pf_windows || !s->stack ||
+	if (!s->codes || !s->owned || !s->files || !s->memo || !s->pf_windows || !s->stack ||
 	    !s->fid || !s->text || !s->ranges || !s->ltab || uniq_grow(s)) {
 		err = -ENOMEM;
 		goto out_free;
@@ -244,20 +249,23 @@ static void cache_flush(struct py_symbolizer *s)
 {
 	uint32_t i;
 
-	for (i = 0; i < CODE_CACHE_CAP; i++) {
-		free(s->codes[i].lines);
-		memset(&s->codes[i], 0, sizeof(s->codes[i]));
-	}
+	for (i = 0; i < s->nowned; i++)
+		free(s->owned[i]);
+	s->nowned = 0;
+	memset(s->codes, 0, CODE_CACHE_CAP * sizeof(*s->codes));
 	s->ncodes = 0;
 	s->epoch++;
 }
 
 void py_sym_free(struct py_symbolizer *s)
 {
+	uint32_t i;
+
 	if (!s)
 		return;
-	if (s->codes)
-		cache_flush(s);
+	for (i = 0; i < s->nowned; i++)
+		free(s->owned[i]);
+	free(s->owned);
 	free(s->codes);
 	free(s->files);
 	free(s->memo);
@@ -618,6 +626,7 @@ static struct code_entry *resolve(struct py_symbolizer *s, uint64_t addr,
 	e = &s->codes[i];
 	*e = tmp;
 	s->ncodes++;
+	s->owned[s->nowned++] = e->lines; /* nowned == ncodes < CODE_CACHE_CAP */
 	return e;
 fail:
 	free(tmp.lines);
@@ -628,8 +637,13 @@ fail:
 /* Remove addr's entry, keeping the probe chains of the others intact. */
 static void cache_remove(struct py_symbolizer *s, struct code_entry *e)
 {
-	uint32_t mask = CODE_CACHE_CAP - 1, i = (uint32_t)(e - s->codes), j = i;
+	uint32_t mask = CODE_CACHE_CAP - 1, i = (uint32_t)(e - s->codes), j = i, k;
 
+	for (k = 0; k < s->nowned; k++)
+		if (s->owned[k] == e->lines) {
+			s->owned[k] = s->owned[--s->nowned];
+			break;
+		}
 	free(e->lines);
 	memset(e, 0, sizeof(*e));
 	s->ncodes--;

@@ -2,16 +2,104 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "pyspyc/elf.h"
 #include "pyspyc/py_runtime.h"
 
 #define MAX_CANDIDATES 16
+#define CACHE_FILES 16     /* binaries whose symbols a py_find_cache keeps */
+
+static const char *const sym_names[] = { "_PyRuntime", "Py_Version", "PyCode_Type",
+					 "interp_head", "_PyThreadState_Current" };
+enum { S_RUNTIME, S_VERSION, S_CODE_TYPE, S_INTERP_HEAD, S_TSTATE_CUR, S_N };
+
+/* One binary as read once: the file is known by its identity, not its
+ * name, so a binary replaced on disk is read anew. */
+struct cached_elf {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime, ctime;
+	struct elf_file *ef;      /* NULL: a free slot */
+	int nsyms;                /* elf_file_symbols' result */
+	uint64_t addrs[S_N];
+};
+
+struct py_find_cache {
+	pthread_mutex_t lock;     /* held while an entry's ELF file is used */
+	struct cached_elf e[CACHE_FILES];
+	unsigned int next;        /* the slot to reuse next, round robin */
+};
+
+int py_find_cache_new(struct py_find_cache **out)
+{
+	*out = calloc(1, sizeof(**out));
+	if (!*out)
+		return -ENOMEM;
+	pthread_mutex_init(&(*out)->lock, NULL);
+	return 0;
+}
+
+void py_find_cache_free(struct py_find_cache *c)
+{
+	int i;
+
+	if (!c)
+		return;
+	for (i = 0; i < CACHE_FILES; i++)
+		elf_file_close(c->e[i].ef);
+	pthread_mutex_destroy(&c->lock);
+	free(c);
+}
+
+/* The cached reading of the file open on fd (which is taken: kept or
+ * closed), read now if it is not there.  Called with c->lock held. */
+static int cache_get(struct py_find_cache *c, int fd, struct cached_elf **out)
+{
+	struct cached_elf *e;
+	struct stat st;
+	int i, err;
+
+	if (fstat(fd, &st)) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	for (i = 0; i < CACHE_FILES; i++) {
+		e = &c->e[i];
+		if (e->ef && e->dev == st.st_dev && e->ino == st.st_ino &&
+		    e->size == st.st_size &&
+		    e->mtime.tv_sec == st.st_mtim.tv_sec &&
+		    e->mtime.tv_nsec == st.st_mtim.tv_nsec &&
+		    e->ctime.tv_sec == st.st_ctim.tv_sec &&
+		    e->ctime.tv_nsec == st.st_ctim.tv_nsec) {
+			close(fd);
+			*out = e;
+			return 0;
+		}
+	}
+	e = &c->e[c->next];
+	c->next = (c->next + 1) % CACHE_FILES;
+	elf_file_close(e->ef);
+	memset(e, 0, sizeof(*e));
+	err = elf_file_open_fd(&e->ef, fd);
+	if (err)
+		return err;
+	e->dev = st.st_dev;
+	e->ino = st.st_ino;
+	e->size = st.st_size;
+	e->mtime = st.st_mtim;
+	e->ctime = st.st_ctim;
+	e->nsyms = elf_file_symbols(e->ef, sym_names, e->addrs, NULL, S_N);
+	*out = e;
+	return 0;
+}
 
 struct candidate {
 	char path[4096];
@@ -411,23 +499,35 @@ static int open_mapped(pid_t reader, const struct candidate *c)
 }
 
 static int try_candidate(struct py_target *t, const struct candidate *c,
-			 struct rmem *m, pid_t reader)
+			 struct rmem *m, pid_t reader, struct py_find_cache *cache)
 {
-	static const char *const names[] = { "_PyRuntime", "Py_Version", "PyCode_Type",
-					     "interp_head", "_PyThreadState_Current" };
-	enum { S_RUNTIME, S_VERSION, S_CODE_TYPE, S_INTERP_HEAD, S_TSTATE_CUR, S_N };
 	uint64_t addrs[S_N], bias, vers = 0, size;
 	const struct py_layout *found;
-	struct elf_file *ef;
+	struct elf_file *ef = NULL;
+	struct cached_elf *ce = NULL;
 	int err, fd;
 
 	fd = open_mapped(reader, c);
 	if (fd < 0)
 		return fd;
-	err = elf_file_open_fd(&ef, fd);
-	if (err)
-		return err;
-	err = elf_file_symbols(ef, names, addrs, NULL, S_N);
+	if (cache) {
+		/* Held to the end: libelf is not safe on one file from
+		 * several threads. */
+		pthread_mutex_lock(&cache->lock);
+		err = cache_get(cache, fd, &ce);
+		if (err) {
+			pthread_mutex_unlock(&cache->lock);
+			return err;
+		}
+		ef = ce->ef;
+		err = ce->nsyms;
+		memcpy(addrs, ce->addrs, sizeof(addrs));
+	} else {
+		err = elf_file_open_fd(&ef, fd);
+		if (err)
+			return err;
+		err = elf_file_symbols(ef, sym_names, addrs, NULL, S_N);
+	}
 	if (err < 0)
 		goto out_elf;
 	if (t->flags & PY_FIND_NO_SYMBOLS)
@@ -488,7 +588,10 @@ static int try_candidate(struct py_target *t, const struct candidate *c,
 	if (!err)
 		err = validate(t, m);
 out_elf:
-	elf_file_close(ef);
+	if (cache)
+		pthread_mutex_unlock(&cache->lock);
+	else
+		elf_file_close(ef);
 	return err;
 }
 
@@ -518,6 +621,12 @@ int py_find_flags_parse(const char *s)
 }
 
 int py_target_find(struct py_target *t, pid_t pid, unsigned int flags)
+{
+	return py_target_find_cached(t, pid, flags, NULL);
+}
+
+int py_target_find_cached(struct py_target *t, pid_t pid, unsigned int flags,
+			  struct py_find_cache *cache)
 {
 	struct scan *s;
 	struct rmem m;
@@ -558,7 +667,7 @@ int py_target_find(struct py_target *t, pid_t pid, unsigned int flags)
 		for (i = 0; i < s->n; i++) {
 			if (s->c[i].is_exe != (pass == 1))
 				continue;
-			err = try_candidate(t, &s->c[i], &m, s->reader);
+			err = try_candidate(t, &s->c[i], &m, s->reader, cache);
 			if (!err)
 				goto out;
 			/* Keep the most telling failure for the caller. */

@@ -6,15 +6,30 @@
 #include <string.h>
 #include <time.h>
 
+#include <poll.h>
+#include <unistd.h>
+
 #include "pyspyc/clock.h"
+#include "pyspyc/proc_events.h"
 #include "pyspyc/sampler.h"
 #include "pyspyc/session.h"
 
 #define MAX_LIVE 256          /* processes sampled at once */
 #define MAX_TREE 4096         /* descendants looked at per scan */
 #define MAX_SKIP 1024         /* non-Python processes remembered */
-#define SCAN_NS 200000000LL   /* the tree is scanned five times a second */
-#define RETRY_MAX 10          /* looks at a process that is not Python yet */
+#define SCAN_NS 100000000LL   /* without process events, the tree is walked
+			       * ten times a second... */
+#define WALK_NS 1000000000LL  /* ...with them, once a second, in case some
+			       * were lost */
+#define NAP_NS 10000000LL     /* the watcher sees a stop this quickly */
+/* Looks at a process that is not Python yet: after 2, 4 and 8 ms, then
+ * every 16 ms for a second (an interpreter starting up), then five times a
+ * second for 6 s more (a program that starts Python later). */
+#define RETRY_NS 2000000LL
+#define RETRY_FAST 60
+#define RETRY_MAX 90
+#define MEMBER_SLOTS 8192     /* the tree's pids, hashed (> 2 * MAX_TREE) */
+#define MAX_EVENTS 256        /* process events taken per read */
 
 struct proc_run {
 	struct session *s;
@@ -56,6 +71,13 @@ struct session {
 	pthread_t watcher;
 	int watching, started, stopped;
 	struct proc_ident *tree;  /* watcher scratch */
+	/* The watcher's own (no lock): the process events socket (-1: none,
+	 * the tree is walked SCAN_NS apart), and the pids of the tree as last
+	 * walked plus those forked in it since (0: free, -1: removed). */
+	int ev_fd;
+	pid_t *members;
+	struct proc_ev *events;
+	struct py_find_cache *elf_cache; /* each binary read once */
 };
 
 int session_new(struct session **out, const struct session_opts *o,
@@ -71,6 +93,11 @@ int session_new(struct session **out, const struct session_opts *o,
 		return -ENOMEM;
 	s->o = *o;
 	s->tab = tab;
+	s->ev_fd = -1;
+	if (py_find_cache_new(&s->elf_cache)) {
+		free(s);
+		return -ENOMEM;
+	}
 	pthread_mutex_init(&s->lock, NULL);
 	*out = s;
 	return 0;
@@ -187,7 +214,7 @@ static void follow_exec(struct session *s, const struct proc_ident *id, int rein
 		s->reinits++;
 	else
 		s->execs++;
-	if (t && !py_target_find(t, id->pid, s->o.find_flags) &&
+	if (t && !py_target_find_cached(t, id->pid, s->o.find_flags, s->elf_cache) &&
 	    !start_proc(s, t, id->start)) {
 		s->seen--; /* the same process */
 		free(t);
@@ -283,15 +310,69 @@ static void prune_skips(struct session *s, const struct proc_ident *tree, int n)
 	}
 }
 
-/* One look at the tree: start samplers for Python processes not yet
- * sampled. */
-static void scan(struct session *s)
+static int expired(const struct session *s)
 {
-	struct py_target *t;
+	return s->stop || (s->end_ns && mono_ns() >= s->end_ns);
+}
+
+/* ---- the tree's pids, a small open-addressed set (watcher only) ---- */
+
+static uint32_t member_slot(const struct session *s, pid_t pid, int for_insert)
+{
+	uint32_t h = ((uint32_t)pid * 2654435761u) % MEMBER_SLOTS, i;
+
+	for (i = 0; i < MEMBER_SLOTS; i++, h = (h + 1) % MEMBER_SLOTS) {
+		if (s->members[h] == pid || s->members[h] == 0 ||
+		    (for_insert && s->members[h] == -1))
+			return h;
+	}
+	return UINT32_MAX;
+}
+
+static int is_member(const struct session *s, pid_t pid)
+{
+	uint32_t h = member_slot(s, pid, 0);
+
+	return h != UINT32_MAX && s->members[h] == pid;
+}
+
+static void member_add(struct session *s, pid_t pid)
+{
+	uint32_t h;
+
+	if (is_member(s, pid))
+		return;
+	h = member_slot(s, pid, 1);
+	if (h != UINT32_MAX)
+		s->members[h] = pid;
+}
+
+static void member_del(struct session *s, pid_t pid)
+{
+	uint32_t h = member_slot(s, pid, 0);
+
+	if (h != UINT32_MAX && s->members[h] == pid)
+		s->members[h] = -1;
+}
+
+/* A process to look at soon: a new one, or one that ran exec.  Lock held. */
+static void candidate(struct session *s, const struct proc_ident *id, int64_t when)
+{
+	struct skip *sk;
+
+	if (is_live(s, id) || !(sk = skip_for(s, id)))
+		return;
+	sk->tries = 0;
+	sk->next_ns = when;
+}
+
+/* Walk the tree from the root: the members are what it finds; a process
+ * not seen before is a candidate at once. */
+static void walk(struct session *s)
+{
 	int n, k, state = 0;
 	pid_t ppid;
 	uint64_t start;
-	int64_t now = mono_ns();
 
 	if (proc_stat_ids(s->root.pid, &ppid, &start, &state) ||
 	    start != s->root.start ||
@@ -307,58 +388,152 @@ static void scan(struct session *s)
 	if (n < 0)
 		return;
 	n++;
-	t = malloc(sizeof(*t));
+	memset(s->members, 0, MEMBER_SLOTS * sizeof(*s->members));
+	pthread_mutex_lock(&s->lock);
+	for (k = 0; k < n; k++) {
+		member_add(s, s->tree[k].pid);
+		if (!is_live(s, &s->tree[k]))
+			skip_for(s, &s->tree[k]); /* a new entry is due now */
+	}
+	prune_skips(s, s->tree, n);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* Take the process events: a fork in the tree adds the child to it and
+ * makes it a candidate; an exec in it makes the process one again.
+ * Returns 1 when events were lost (the tree must be walked again). */
+static int take_events(struct session *s)
+{
+	size_t n = 0, i;
+	int err, lost = 0;
+
+	do {
+		err = proc_events_read(s->ev_fd, s->events, MAX_EVENTS, &n);
+		if (err == -ENOBUFS)
+			lost = 1;
+		for (i = 0; i < n; i++) {
+			struct proc_ident id = { .pid = s->events[i].pid };
+			const struct proc_ev *ev = &s->events[i];
+			int state = 0;
+
+			if (ev->kind == PROC_EV_EXIT) {
+				if (ev->pid != s->root.pid)
+					member_del(s, ev->pid);
+				continue;
+			}
+			if (ev->kind == PROC_EV_FORK ? !is_member(s, ev->ppid) :
+			    !is_member(s, ev->pid))
+				continue;
+			member_add(s, ev->pid);
+			if (proc_stat_ids(id.pid, &id.ppid, &id.start, &state) || state == 'Z')
+				continue; /* gone already */
+			pthread_mutex_lock(&s->lock);
+			candidate(s, &id, mono_ns() + RETRY_NS);
+			pthread_mutex_unlock(&s->lock);
+		}
+	} while ((err > 0 || err == -ENOBUFS) && n >= MAX_EVENTS - 8 && !expired(s));
+	return lost;
+}
+
+/* Look at every candidate that is due: start a sampler for each that is
+ * Python now; look again later at one that is not (yet).  Returns when the
+ * next one is due (INT64_MAX: none). */
+static int64_t try_candidates(struct session *s)
+{
+	struct py_target *t = malloc(sizeof(*t));
+	int64_t next = INT64_MAX;
+	uint32_t i;
+
 	if (!t)
-		return;
-	for (k = 0; k < n && !s->stop; k++) {
+		return mono_ns() + SCAN_NS;
+	for (i = 0;; i++) {
+		struct proc_ident id;
 		struct skip *sk;
-		int err, live;
+		int64_t now = mono_ns(), wait;
+		int err;
 
 		pthread_mutex_lock(&s->lock);
-		live = is_live(s, &s->tree[k]);
-		sk = live ? NULL : skip_for(s, &s->tree[k]);
-		pthread_mutex_unlock(&s->lock);
-		if (live || !sk || sk->tries >= RETRY_MAX || now < sk->next_ns)
+		if (i >= s->nskips || expired(s)) {
+			pthread_mutex_unlock(&s->lock);
+			break;
+		}
+		sk = &s->skips[i];
+		if (sk->tries >= RETRY_MAX || is_live(s, &sk->id)) {
+			sk->tries = RETRY_MAX;
+			pthread_mutex_unlock(&s->lock);
 			continue;
-		err = py_target_find(t, s->tree[k].pid, s->o.find_flags);
+		}
+		if (now < sk->next_ns) {
+			if (sk->next_ns < next)
+				next = sk->next_ns;
+			pthread_mutex_unlock(&s->lock);
+			continue;
+		}
+		id = sk->id;
+		pthread_mutex_unlock(&s->lock);
+		err = py_target_find_cached(t, id.pid, s->o.find_flags, s->elf_cache);
 		pthread_mutex_lock(&s->lock);
 		if (!err)
-			err = start_proc(s, t, s->tree[k].start);
-		if (err) {
+			err = start_proc(s, t, id.start);
+		/* The table may have changed while we looked (reap adds). */
+		sk = skip_for(s, &id);
+		if (sk && err) {
 			/* Not Python (yet), or not one we support: look again a
-			 * little later, a few times, in case it execs Python. */
-			sk->tries = err == -EPROTONOSUPPORT ? RETRY_MAX : sk->tries + 1;
-			sk->next_ns = now + SCAN_NS * sk->tries;
-		} else {
+			 * little later, and later, in case it execs Python. */
+			sk->tries = err == -EPROTONOSUPPORT || err == -ESRCH ?
+				RETRY_MAX : sk->tries + 1;
+			wait = sk->tries < 3 ? RETRY_NS << sk->tries :
+			       sk->tries < RETRY_FAST ? 8 * RETRY_NS : SCAN_NS * 2;
+			sk->next_ns = mono_ns() + wait;
+			if (sk->tries < RETRY_MAX && sk->next_ns < next)
+				next = sk->next_ns;
+		} else if (sk) {
 			sk->tries = RETRY_MAX; /* sampled: the entry is spent */
 		}
 		pthread_mutex_unlock(&s->lock);
 	}
-	pthread_mutex_lock(&s->lock);
-	prune_skips(s, s->tree, n);
-	pthread_mutex_unlock(&s->lock);
 	free(t);
+	return next;
 }
 
 static void *watcher_main(void *arg)
 {
 	struct session *s = arg;
-	int64_t next = mono_ns();
+	int64_t next_walk = 0, walk_every = s->ev_fd >= 0 ? WALK_NS : SCAN_NS;
 
-	while (!s->stop && !(s->end_ns && mono_ns() >= s->end_ns)) {
+	while (!expired(s)) {
+		struct pollfd p = { .fd = s->ev_fd, .events = POLLIN };
+		int64_t now, due, wait;
+
 		pthread_mutex_lock(&s->lock);
 		reap(s);
 		pthread_mutex_unlock(&s->lock);
-		scan(s);
-		next += SCAN_NS;
-		/* Short naps, so a stop is seen quickly. */
-		while (!s->stop && mono_ns() < next) {
-			struct timespec ts = { 0, 10 * 1000 * 1000 };
+		/* The walk first: events queued before it are about
+		 * processes it makes members. */
+		if (mono_ns() >= next_walk) {
+			walk(s);
+			next_walk = mono_ns() + walk_every;
+		}
+		if (s->ev_fd >= 0 && take_events(s))
+			next_walk = 0;
+		due = try_candidates(s);
+		now = mono_ns();
+		if (due > next_walk)
+			due = next_walk;
+		if (s->end_ns && due > s->end_ns)
+			due = s->end_ns;
+		wait = due - now;
+		if (wait > NAP_NS)
+			wait = NAP_NS; /* short naps, so a stop is seen quickly */
+		if (wait <= 0)
+			continue;
+		if (s->ev_fd >= 0) {
+			poll(&p, 1, (int)((wait + 999999) / 1000000));
+		} else {
+			struct timespec ts = { 0, (long)wait };
 
 			nanosleep(&ts, NULL);
 		}
-		if (mono_ns() > next + SCAN_NS)
-			next = mono_ns();
 	}
 	return NULL;
 }
@@ -381,8 +556,12 @@ int session_start(struct session *s, pid_t root, const struct py_target *t)
 		s->end_ns = s->start_ns + (int64_t)(s->o.duration_s * 1e9);
 	if (s->o.subprocesses) {
 		s->tree = malloc(MAX_TREE * sizeof(*s->tree));
-		if (!s->tree)
+		s->members = calloc(MEMBER_SLOTS, sizeof(*s->members));
+		s->events = malloc(MAX_EVENTS * sizeof(*s->events));
+		if (!s->tree || !s->members || !s->events)
 			return -ENOMEM;
+		/* Root only; else the tree is walked, more often. */
+		s->ev_fd = proc_events_open();
 	}
 	pthread_mutex_lock(&s->lock);
 	err = t ? start_proc(s, t, s->root.start) : 0;
@@ -504,6 +683,10 @@ void session_free(struct session *s)
 		return;
 	session_stop(s);
 	pthread_mutex_destroy(&s->lock);
+	proc_events_close(s->ev_fd);
+	py_find_cache_free(s->elf_cache);
+	free(s->members);
+	free(s->events);
 	free(s->tree);
 	free(s);
 }

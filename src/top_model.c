@@ -580,6 +580,42 @@ const char *top_col_name(enum top_col col)
 	return (int)col >= 0 && col < TOP_NCOLS ? names[col] : "?";
 }
 
+/* ---- layout ---------------------------------------------------------------- */
+
+void top_layout(int cols, enum top_col sorted, struct top_layout *out)
+{
+	/* "%7.2f% %7.2f% %10s %10s  name": a space after each column, one
+	 * more before the name. */
+	static const int width[TOP_NCOLS] = { 8, 8, 10, 10 };
+	static const enum top_col drop[TOP_NCOLS] = {
+		TOP_COL_TOTAL_TIME, TOP_COL_OWN_TIME, TOP_COL_TOTAL_PCT, TOP_COL_OWN_PCT,
+	};
+	int shown[TOP_NCOLS], order[TOP_NCOLS], n = 0, i, used, x;
+
+	/* The drop order, the sort column moved to its end. */
+	for (i = 0; i < TOP_NCOLS; i++)
+		if (drop[i] != sorted)
+			order[n++] = drop[i];
+	if (n < TOP_NCOLS)
+		order[n++] = sorted;
+	used = 1;
+	for (i = 0; i < TOP_NCOLS; i++) {
+		shown[i] = 1;
+		used += width[i] + 1;
+	}
+	for (i = 0; i < n && cols - used < TOP_NAME_MIN; i++) {
+		shown[order[i]] = 0;
+		used -= width[order[i]] + 1;
+	}
+	for (i = 0, x = 0; i < TOP_NCOLS; i++) {
+		out->width[i] = shown[i] ? width[i] : 0;
+		out->x[i] = x;
+		if (shown[i])
+			x += width[i] + 1;
+	}
+	out->name_x = x ? x + 1 : 0;
+}
+
 /* ---- safe text ------------------------------------------------------------ */
 
 int top_safe_text(const char *in, int max_cols, int utf8, char *out,

@@ -122,8 +122,13 @@ int proc_handle_open(pid_t pid);
  * its pid may already belong to another process), 0 while it lives. */
 int proc_handle_exited(int fd);
 
-/* Every live descendant of root (not root itself), found by one scan of
- * /proc, into out[0..cap).  Returns the count (at most cap) or -errno. */
+/* Every live descendant of root (not root itself), parents before their
+ * children, into out[0..cap).  Found through the children files of root's
+ * threads, and theirs (/proc/PID/task/TID/children), which costs reads in
+ * proportion to the tree, not to the system; a kernel without them
+ * (CONFIG_PROC_CHILDREN) gets one scan of all of /proc.  A process whose
+ * parent exited was reparented out of the tree and is not found.  Returns
+ * the count (at most cap) or -errno. */
 int proc_descendants(pid_t root, struct proc_ident *out, size_t cap);
 
 /* Open path (absolute, as a process whose root directory is root sees it)

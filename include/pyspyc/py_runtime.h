@@ -53,6 +53,21 @@ struct py_target {
  *                     (a just-launched process: try again shortly) */
 int py_target_find(struct py_target *t, pid_t pid, unsigned int flags);
 
+/* Many processes of one interpreter (a server's workers, the children
+ * -s follows) cost one reading of its binary: a cache of what was read from
+ * each binary (its symbols), known by the file's identity (device, inode,
+ * size, times), so a binary replaced on disk is read again.  It keeps up to
+ * 16 binaries open.  Thread-safe: one cache may serve several threads,
+ * which take turns on it.  free accepts NULL. */
+struct py_find_cache;
+
+int py_find_cache_new(struct py_find_cache **out);
+void py_find_cache_free(struct py_find_cache *c);
+
+/* py_target_find through cache (NULL: read every binary anew). */
+int py_target_find_cached(struct py_target *t, pid_t pid, unsigned int flags,
+			  struct py_find_cache *cache);
+
 /* 3.13+: take the offsets of t->layout_buf from the target's
  * _Py_DebugOffsets at t->runtime (the first member of _PyRuntimeState),
  * over the generated table.  Returns 0 (also when there are none: the

@@ -102,6 +102,22 @@ uint64_t top_model_window_samples(const struct top_model *m);
 /* Header name of a column ("%Own", "%Total", "OwnTime", "TotalTime"). */
 const char *top_col_name(enum top_col col);
 
+/* Where a screen `cols` wide puts each column.  The function name keeps
+ * at least TOP_NAME_MIN columns (all of a narrower screen): numeric
+ * columns that would leave it less are dropped, TotalTime first, then
+ * OwnTime, %Total and %Own, except that the column the rows are sorted by
+ * goes last.  All four fit from TOP_COLS_ALL columns up. */
+#define TOP_NAME_MIN 20
+#define TOP_COLS_ALL 61
+
+struct top_layout {
+	int width[TOP_NCOLS]; /* a column's width, 0: not shown */
+	int x[TOP_NCOLS];     /* where a shown column starts */
+	int name_x;           /* where "Function (file:line)" starts */
+};
+
+void top_layout(int cols, enum top_col sorted, struct top_layout *out);
+
 /* Make target-controlled text safe for a terminal, in at most max_cols
  * display columns: invalid UTF-8, control characters (C0, DEL, C1) and
  * characters without a positive width (format characters such as bidi

@@ -378,3 +378,18 @@ def test_top_names_max_threads(one_python, target, tmux):
     tmux.keys("q")
     s, ok = tmux.wait_screen(lambda s: exited(s) is not None, EXIT_WAIT)
     assert ok and exited(s) == 0, s
+
+
+def test_top_narrow_keeps_function_names(one_python, target, tmux):
+    """At 40 columns the function names stay; the numeric columns go,
+    TotalTime first and the sort column (OwnTime, the default) last."""
+    t = target(one_python, "split.py", 60)
+    tmux.tmux(["resize-window", "-t", "t", "-x", "40", "-y", "30"])
+    tmux.run(top_line(["-p", t.pid, "-r", "50"]))
+    s, ok = tmux.wait_screen(lambda s: re.search(r"^ +\S+s +spin_a ", s, re.M), ROWS_WAIT)
+    assert ok, s
+    head = [l for l in s.splitlines() if "Function" in l]
+    assert head and "OwnTime" in head[0] and "TotalTime" not in head[0], s
+    tmux.keys("q")
+    s, ok = tmux.wait_screen(lambda s: exited(s) is not None, EXIT_WAIT)
+    assert ok and exited(s) == 0, s

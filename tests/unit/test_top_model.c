@@ -577,6 +577,65 @@ static void test_safe_text(void **state)
 	expect_safe("caf\xc3\xa9\xe6\x97\xa5", 80, 0, 256, "caf??", 5);
 }
 
+/* Widths 20..200: the name column is always there with TOP_NAME_MIN
+ * columns or more (all of the screen below that); numeric columns go
+ * TotalTime, OwnTime, %Total, %Own, the sort column last; the shown ones
+ * keep their order and do not overlap. */
+static void test_layout(void **state)
+{
+	static const enum top_col drop[TOP_NCOLS] = {
+		TOP_COL_TOTAL_TIME, TOP_COL_OWN_TIME, TOP_COL_TOTAL_PCT, TOP_COL_OWN_PCT,
+	};
+	struct top_layout lay;
+	int cols, sorted, i, prev_shown;
+
+	(void)state;
+	for (sorted = 0; sorted < TOP_NCOLS; sorted++) {
+		prev_shown = 0;
+		for (cols = 20; cols <= 200; cols++) {
+			int shown = 0, end = 0, k, rank[TOP_NCOLS], n = 0;
+
+			top_layout(cols, (enum top_col)sorted, &lay);
+			for (i = 0; i < TOP_NCOLS; i++) {
+				if (!lay.width[i])
+					continue;
+				shown++;
+				assert_true(lay.x[i] >= end);
+				end = lay.x[i] + lay.width[i] + 1;
+			}
+			assert_true(lay.name_x >= end);
+			assert_true(cols - lay.name_x >= TOP_NAME_MIN);
+			/* Only as many dropped as the name needs. */
+			if (shown < TOP_NCOLS)
+				assert_true(cols < TOP_COLS_ALL);
+			else
+				assert_true(cols >= TOP_COLS_ALL);
+			/* A wider screen never shows fewer. */
+			assert_true(shown >= prev_shown);
+			prev_shown = shown;
+			/* The dropped ones are the first of the drop order
+			 * (with the sort column moved last). */
+			for (i = 0; i < TOP_NCOLS; i++)
+				if ((int)drop[i] != sorted)
+					rank[n++] = (int)drop[i];
+			rank[n++] = sorted;
+			for (k = 0; k < TOP_NCOLS; k++)
+				assert_int_equal(!lay.width[rank[k]], k < TOP_NCOLS - shown);
+		}
+	}
+	/* The wide layout is the one top always had. */
+	top_layout(80, TOP_COL_OWN_PCT, &lay);
+	assert_int_equal(lay.x[TOP_COL_TOTAL_TIME], 29);
+	assert_int_equal(lay.name_x, 41);
+	/* 40 columns: the sort column alone; 29, none. */
+	top_layout(40, TOP_COL_TOTAL_TIME, &lay);
+	assert_int_equal(lay.width[TOP_COL_TOTAL_TIME], 10);
+	assert_int_equal(lay.width[TOP_COL_OWN_PCT], 0);
+	assert_int_equal(lay.name_x, 12);
+	top_layout(29, TOP_COL_OWN_PCT, &lay);
+	assert_int_equal(lay.name_x, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -595,6 +654,7 @@ int main(void)
 		cmocka_unit_test(test_empty_profiles),
 		cmocka_unit_test(test_bad_rate),
 		cmocka_unit_test(test_safe_text),
+		cmocka_unit_test(test_layout),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
