@@ -18,23 +18,28 @@
  * operation, laid out as the kernel reads them. */
 static int send_op(int fd, enum proc_cn_mcast_op op)
 {
-	struct {
-		struct nlmsghdr nl;
-		struct cn_msg cn;
-		enum proc_cn_mcast_op op;
-	} __attribute__((packed)) msg;
+	/* Built in a byte buffer: struct cn_msg ends in a flexible array,
+	 * so it cannot sit inside another struct in standard C. */
+	union {
+		struct nlmsghdr align;
+		uint8_t b[NLMSG_LENGTH(sizeof(struct cn_msg) + sizeof(enum proc_cn_mcast_op))];
+	} msg;
+	struct nlmsghdr *nl = &msg.align;
+	struct cn_msg cn;
 	struct sockaddr_nl to = { .nl_family = AF_NETLINK };
 
 	memset(&msg, 0, sizeof(msg));
-	msg.nl.nlmsg_len = sizeof(msg);
-	msg.nl.nlmsg_type = NLMSG_DONE;
-	msg.nl.nlmsg_pid = 0;
-	msg.cn.id.idx = CN_IDX_PROC;
-	msg.cn.id.val = CN_VAL_PROC;
-	msg.cn.len = sizeof(op);
-	msg.cn.ack = 1; /* ask for an answer (it comes back as ack + 1) */
-	msg.op = op;
-	if (sendto(fd, &msg, sizeof(msg), 0, (struct sockaddr *)&to, sizeof(to)) < 0)
+	memset(&cn, 0, sizeof(cn));
+	nl->nlmsg_len = sizeof(msg.b);
+	nl->nlmsg_type = NLMSG_DONE;
+	nl->nlmsg_pid = 0;
+	cn.id.idx = CN_IDX_PROC;
+	cn.id.val = CN_VAL_PROC;
+	cn.len = sizeof(op);
+	cn.ack = 1; /* ask for an answer (it comes back as ack + 1) */
+	memcpy(msg.b + NLMSG_HDRLEN, &cn, sizeof(cn));
+	memcpy(msg.b + NLMSG_HDRLEN + sizeof(cn), &op, sizeof(op));
+	if (sendto(fd, msg.b, sizeof(msg.b), 0, (struct sockaddr *)&to, sizeof(to)) < 0)
 		return -errno;
 	return 0;
 }
