@@ -28,6 +28,10 @@
 #define CF_HOT 256
 #define SPEC_KEEP 64                 /* samples a frame read ahead is kept */
 #define SPEC_FAILS_MAX 3             /* recent failed reads that stop the extra places */
+/* A torn thread is read again at once, alone, this many times before its
+ * stack is dropped: a generator between resumptions tears a stack often,
+ * and the next read usually finds it whole. */
+#define TORN_REREADS 2
 
 struct copy {
 	uint64_t remote;  /* remote address of buf[off] */
@@ -115,6 +119,10 @@ struct py_walker {
 	uint64_t gil_addr, gil_ptr_addr;
 	uint32_t gil_len;
 	uint8_t gilbuf[64];
+
+	/* 3.12: the interpreter's trampoline code object, which only shim
+	 * frames run; 0 until read. */
+	uint64_t trampoline;
 };
 
 static void gil_init(struct py_walker *w, const struct py_target *t)
@@ -778,7 +786,7 @@ static void walk_objects(struct py_walker *w, struct thread_slot *s,
 	const struct py_layout *L = w->L;
 	struct raw_sample *rs = &w->sample;
 	uint8_t tmp[MAX_FRAME_BYTES];
-	uint64_t f = s->current_frame;
+	uint64_t f = s->current_frame, gen = 0;
 	uint32_t j = 0;
 
 	if ((size_t)L->frame_size > sizeof(tmp)) {
@@ -809,8 +817,13 @@ static void walk_objects(struct py_walker *w, struct thread_slot *s,
 		rf->owner = 0;
 		rf->zero = 0;
 		th->depth++;
+		gen = L->frame_gen >= 0 ? rd64(fr, L->frame_gen) : 0;
 		f = rd64(fr, L->frame_back);
 	}
+	/* A generator's frame is never a thread's bottom frame: it was read
+	 * between resumptions, when it has no link to its caller. */
+	if (!f && gen)
+		th->flags |= RAW_TORN;
 }
 
 /* 3.11+: interpreter frames through ->previous, most of them in the copies
@@ -827,6 +840,9 @@ static void walk_frames(struct py_walker *w, struct thread_slot *s,
 		     o_prev = (size_t)L->iframe_previous, o_owner = (size_t)L->iframe_owner;
 	const uint32_t shim = L->iframe_owned_by_cstack < 0 ? UINT32_MAX :
 			      (uint32_t)L->iframe_owned_by_cstack;
+	const uint32_t gen = L->iframe_owned_by_generator < 0 ? UINT32_MAX :
+			     (uint32_t)L->iframe_owned_by_generator;
+	const uint64_t trampoline = w->trampoline;
 	const uint32_t max_depth = w->o.max_depth, cap = w->frames_cap;
 	uint32_t nf = rs->nframes, depth = 0, flags = 0;
 	/* The copy the last frame was found in: frames at remote addresses
@@ -835,10 +851,10 @@ static void walk_frames(struct py_walker *w, struct thread_slot *s,
 	const uint8_t *base = NULL;
 	uint8_t tmp[MAX_FRAME_BYTES];
 	int where = -1;
+	uint32_t owner = UINT32_MAX; /* of the last frame met */
 
 	while (f) {
 		const uint8_t *fr;
-		uint32_t owner;
 
 		if (depth >= max_depth || nf >= cap) {
 			flags |= RAW_TRUNCATED;
@@ -882,6 +898,12 @@ static void walk_frames(struct py_walker *w, struct thread_slot *s,
 
 			addrs[nf++] = f;
 			rf->code = rd64(fr, o_code);
+			/* Only shim frames run the trampoline: this one is a
+			 * shim's stale copy, its owner overwritten. */
+			if (trampoline && rf->code == trampoline) {
+				flags |= RAW_TORN;
+				break;
+			}
 			rf->instr = rd64(fr, o_instr);
 			rf->owner = owner;
 			rf->zero = 0;
@@ -889,6 +911,14 @@ static void walk_frames(struct py_walker *w, struct thread_slot *s,
 		}
 		f = rd64(fr, o_prev);
 	}
+	/* A whole chain ends at the thread's bottom: from 3.12 always the
+	 * shim frame of the outermost call into the interpreter, in 3.11 a
+	 * function's frame.  One that ends elsewhere (a generator's frame
+	 * read between resumptions, when it has no link to its caller) lost
+	 * its callers. */
+	if (!f && owner != UINT32_MAX &&
+	    (shim != UINT32_MAX ? owner != shim : owner == gen))
+		flags |= RAW_TORN;
 	rs->nframes = nf;
 	th->depth = depth;
 	th->flags |= flags;
@@ -927,8 +957,33 @@ out:
 	if (th->flags & RAW_TORN) {
 		rs->nframes = th->first;
 		th->depth = 0;
-		st->torn++;
 	}
+}
+
+/* Read thread idx again, alone, after its walk came out torn: its thread
+ * state, then its current frame pointer and newest chunk in one call (the
+ * frames outside it one by one as the walk meets them).  Returns 0, or
+ * -errno when the thread could not be read (it stays torn). */
+static int reread_thread(struct py_walker *w, uint32_t idx)
+{
+	const struct py_layout *L = w->L;
+	uint8_t *ts = w->tsbuf + (size_t)idx * L->tstate_size;
+	struct thread_slot *s = &w->slots[idx];
+	uint32_t niov = 0;
+	int err;
+
+	err = rmem_read(&w->mem, w->known[idx], ts, (size_t)L->tstate_size);
+	if (err)
+		return err;
+	if (rd64(ts, L->tstate_interp) != w->interp)
+		return -ESRCH; /* torn down meanwhile */
+	plan_thread(w, idx);
+	queue_thread(w, idx, &niov, RMEM_MAX_IOV, 0);
+	if (niov && (err = rmem_readv(&w->mem, w->liov, w->riov, niov)))
+		return err;
+	if (s->ncf_read)
+		s->current_frame = s->cf_val[0];
+	return 0;
 }
 
 int py_walker_sample(struct py_walker *w, const struct iovec *xl,
@@ -958,8 +1013,22 @@ int py_walker_sample(struct py_walker *w, const struct iovec *xl,
 			return err;
 	}
 	gil_decode(w);
+	if (w->L->interp_trampoline >= 0 && !w->trampoline && (w->nsample & 63) == 1)
+		(void)rmem_read_ptr(&w->mem, w->interp + (uint64_t)w->L->interp_trampoline,
+				    &w->trampoline);
 	for (i = 0; i < w->nknown; i++) {
+		uint32_t k;
+
 		walk_thread(w, i, st);
+		for (k = 0; k < TORN_REREADS && (w->sample.threads[i].flags & RAW_TORN); k++) {
+			st->rereads++;
+			if (reread_thread(w, i))
+				break;
+			w->sample.nthreads--;
+			walk_thread(w, i, st);
+		}
+		if (w->sample.threads[i].flags & RAW_TORN)
+			st->torn++;
 		plan_thread(w, i);
 	}
 	w->planned = 1;
