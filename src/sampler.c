@@ -53,6 +53,7 @@ void sampler_stats_read(const struct sampler_stats *src, struct sampler_stats *d
 	dst->stacks = GET(src->stacks);
 	dst->errors = GET(src->errors);
 	dst->torn = GET(src->torn);
+	dst->rereads = GET(src->rereads);
 	dst->late = GET(src->late);
 	dst->dropped = GET(src->dropped);
 	dst->idle = GET(src->idle);
@@ -435,6 +436,7 @@ int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 			PUB(st->idle, idle);
 			PUB(st->stacks, ss.stacks);
 			PUB(st->torn, ws.torn + ss.torn);
+			PUB(st->rereads, ws.rereads);
 			PUB(st->dropped, ss.dropped);
 		}
 		next += period;
@@ -451,6 +453,7 @@ int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 	}
 	PUB(st->stacks, ss.stacks);
 	PUB(st->torn, ws.torn + ss.torn);
+	PUB(st->rereads, ws.rereads);
 	PUB(st->dropped, ss.dropped);
 	PUB(st->code_misses, ss.code_misses);
 	PUB(st->errors, errors + ss.errors);
