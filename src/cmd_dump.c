@@ -171,7 +171,11 @@ static int sample_threads(struct proc_view *p)
 		int k;
 
 		tv->tid = tv->th->native_tid;
-		tv->active = tv->tid > 0 ? thread_map_active(p->tm, tv->tid) : -ENOENT;
+		/* The rule record and top count by (thread_state_active). */
+		tv->active = tv->tid > 0 ? thread_map_state(p->tm, tv->tid) : -ENOENT;
+		if (tv->active >= 0)
+			tv->active = thread_state_active(tv->active,
+							 !!(tv->th->flags & RAW_GIL));
 		for (k = 0; k < p->nnames; k++)
 			if (p->names[k].ident == tv->th->thread_id)
 				tv->name = p->names[k].name;

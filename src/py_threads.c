@@ -21,6 +21,9 @@
 #define MAX_TASKS 4096
 #define TID_REFRESH_NS 1000000000LL
 #define NAME_RETRY_NS 500000000LL
+/* How often the GIL holder's OS state is read (it is active unless
+ * stopped, and a stopped process stays so for a while). */
+#define HOLDER_STATE_NS (50 * 1000000LL)
 
 struct fd_slot {
 	int32_t tid;         /* 0: empty */
@@ -62,6 +65,10 @@ struct thread_map {
 	int ntnames;          /* -1: not read yet */
 	uint64_t tnames_gen;
 	int64_t tnames_ns;
+	/* The GIL holder's OS state, read at most every HOLDER_STATE_NS */
+	int32_t holder_tid;
+	int holder_state;
+	int64_t holder_ns;
 };
 
 int thread_map_new(struct thread_map **out, const struct py_target *t,
@@ -350,7 +357,7 @@ static int read_state(int fd)
 	return proc_stat_state(buf, (size_t)n);
 }
 
-int thread_map_active(struct thread_map *tm, int32_t tid)
+int thread_map_state(struct thread_map *tm, int32_t tid)
 {
 	struct fd_slot *s;
 	char path[64];
@@ -362,7 +369,7 @@ int thread_map_active(struct thread_map *tm, int32_t tid)
 	if (s && s->tid == tid) {
 		st = read_state(s->fd);
 		if (st >= 0)
-			return st == 'R';
+			return st;
 		fd_slot_drop(tm, s); /* the thread is gone, or its tid reused */
 		s = fd_slot_for(tm, tid);
 	}
@@ -374,18 +381,44 @@ int thread_map_active(struct thread_map *tm, int32_t tid)
 			return -errno;
 		st = read_state(fd);
 		close(fd);
-		return st < 0 ? st : st == 'R';
+		return st;
 	}
 	s->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (s->fd < 0)
 		return -errno;
 	s->tid = tid;
 	st = read_state(s->fd);
-	if (st < 0) {
+	if (st < 0)
 		fd_slot_drop(tm, s);
-		return st;
+	return st;
+}
+
+int thread_map_active(struct thread_map *tm, int32_t tid)
+{
+	int st = thread_map_state(tm, tid);
+
+	return st < 0 ? st : st == 'R';
+}
+
+int thread_state_active(int state, int holds_gil)
+{
+	if (state == 'T' || state == 't')
+		return 0;
+	return state == 'R' || holds_gil;
+}
+
+int thread_map_holder_active(struct thread_map *tm, int32_t tid)
+{
+	int64_t now = mono_ns();
+
+	if (tid <= 0)
+		return 1; /* no OS id to ask: the GIL says it runs */
+	if (tid != tm->holder_tid || now - tm->holder_ns >= HOLDER_STATE_NS) {
+		tm->holder_tid = tid;
+		tm->holder_ns = now;
+		tm->holder_state = thread_map_state(tm, tid);
 	}
-	return st == 'R';
+	return tm->holder_state < 0 || thread_state_active(tm->holder_state, 1);
 }
 
 static void os_name(const struct thread_map *tm, int32_t tid, char *out, size_t size)

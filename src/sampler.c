@@ -37,7 +37,7 @@ struct sampler {
 	struct proc_pause *pause;
 	pid_t *traced;
 	uint32_t ntraced;
-	struct { int32_t tid; int active; } *pre;
+	struct { int32_t tid; int state; } *pre; /* state letter, or -errno */
 	uint32_t npre;
 	/* Thread label -> frame id, for -t: the last few threads seen. */
 	struct { uint64_t thread_id, version; int32_t tid; uint32_t frame; } tframes[64];
@@ -200,16 +200,18 @@ static uint32_t thread_frame(struct sampler *s, const struct raw_thread *th)
 	return id;
 }
 
-/* --blocking: a thread's OS state from before the pause; one the last
- * sample did not know (new) counts as active. */
-static int pre_active(const struct sampler *s, int32_t tid)
+/* --blocking: a thread's OS state from before the pause into *state;
+ * returns 0 for one the last sample did not know (new: not paused). */
+static int pre_state(const struct sampler *s, int32_t tid, int *state)
 {
 	uint32_t i;
 
 	for (i = 0; i < s->npre; i++)
-		if (s->pre[i].tid == tid)
-			return s->pre[i].active;
-	return 1;
+		if (s->pre[i].tid == tid) {
+			*state = s->pre[i].state;
+			return 1;
+		}
+	return 0;
 }
 
 static int cmp_pid(const void *a, const void *b)
@@ -260,7 +262,7 @@ static int pause_threads(struct sampler *s, const struct raw_sample *last)
 	}
 	if (!s->o.idle)
 		for (i = 0; i < s->npre; i++)
-			s->pre[i].active = thread_map_active(s->tmap, s->pre[i].tid) != 0;
+			s->pre[i].state = thread_map_state(s->tmap, s->pre[i].tid);
 	return s->ntraced && proc_pause_stop(s->pause) == 0;
 }
 
@@ -277,17 +279,23 @@ static void filter(struct sampler *s, struct raw_sample *rs, struct sampler_stat
 		thread_map_tids(s->tmap, rs);
 	for (i = 0; i < rs->nthreads; i++) {
 		struct raw_thread *th = &rs->threads[i];
-		int on_cpu = 1;
+		int on_cpu = 1, state = 0, gil = !!(th->flags & RAW_GIL);
 
 		if (!th->depth)
 			continue;
 		threads++;
 		/* The GIL holder is running Python (or blocking every thread
-		 * that would): active without asking /proc.  A thread whose
-		 * state cannot be read counts too. */
-		if (!s->o.idle && !(th->flags & RAW_GIL))
-			on_cpu = s->pause ? pre_active(s, th->native_tid)
-					  : thread_map_active(s->tmap, th->native_tid) != 0;
+		 * that would): active unless stopped, which is asked of /proc
+		 * only now and then.  A thread whose state cannot be read
+		 * counts too.  One rule: thread_state_active. */
+		if (!s->o.idle) {
+			if (s->pause && pre_state(s, th->native_tid, &state))
+				on_cpu = state < 0 || thread_state_active(state, gil);
+			else if (gil)
+				on_cpu = thread_map_holder_active(s->tmap, th->native_tid);
+			else
+				on_cpu = thread_map_active(s->tmap, th->native_tid) != 0;
+		}
 		active += on_cpu;
 		if (s->o.gil) {
 			/* The GIL holder counts whatever its OS state. */
