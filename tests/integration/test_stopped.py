@@ -18,6 +18,7 @@ from test_top import Tmux, top_line
 KINDS = [p for p in PYTHONS if p[2] in ((2, 7), (3, 11), (3, 12))]
 
 IDLE = re.compile(r"(\d+) idle thread stacks left out")
+SAMPLES = re.compile(r"(\d+) samples, ")
 
 
 def stopped_params():
@@ -60,7 +61,7 @@ def test_stopped_target_is_idle(py, target, tmp_path):
         total, err = record_total(t.pid, tmp_path)
         assert total == 0, err
         m = IDLE.search(err)
-        assert m and int(m.group(1)) >= 100, err
+        assert m and int(m.group(1)) >= 20, err
         # dump agrees, with or without the GIL shown.
         assert dump_state(t.pid) in ("idle", "idle+gil")
         # Pausing a stopped target (--blocking) changes nothing.
@@ -69,8 +70,10 @@ def test_stopped_target_is_idle(py, target, tmp_path):
         assert proc_stat(t.pid)[0] == "T"
     finally:
         os.kill(t.pid, signal.SIGCONT)
+    # Busy again: (nearly) every sample active, however loaded the machine.
     total, err = record_total(t.pid, tmp_path)
-    assert total >= 100, err
+    samples = int(SAMPLES.search(err).group(1))
+    assert samples >= 20 and total >= 0.8 * samples, err
     assert dump_state(t.pid) in ("active", "active+gil")
 
 
