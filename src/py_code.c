@@ -873,16 +873,16 @@ have_line:
 /* Does th's stack end at a generator's or coroutine's frame?  That is never
  * a thread's bottom frame: read between resumptions, or after the generator
  * finished, it has no link to its caller.  The walker tells from the frame
- * itself where it can (f_gen, the frame's owner, the shim frame at the
- * bottom from 3.12) and reads the thread again; 2.7's frame objects do not
- * name their generator, and a finished generator's frame (3.6-3.10) no
- * longer does: its code's flags tell here. */
+ * itself where it can (f_gen, the frame's owner, from 3.12 the shim frame
+ * every whole chain ends at) and reads the thread again; but 2.7's frame
+ * objects do not name their generator, and a finished generator's frame
+ * (3.6-3.10) no longer does: there its code's flags tell. */
 static int bottom_is_generator(struct py_symbolizer *s, const struct raw_sample *rs,
 			       const struct raw_thread *th)
 {
 	const struct code_entry *e;
 
-	if (!th->depth || th->flags & RAW_TRUNCATED)
+	if (s->L->frame_model != PY_FRAMES_OBJECTS || !th->depth || th->flags & RAW_TRUNCATED)
 		return 0;
 	e = entry_for(s, rs->frames[th->first + th->depth - 1].code);
 	return e && (e->co_flags & CO_GENERATOR_ANY);
