@@ -960,18 +960,32 @@ out:
 	}
 }
 
-/* Read thread idx again, alone, after its walk came out torn: its thread
- * state, then its current frame pointer and newest chunk in one call (the
- * frames outside it one by one as the walk meets them).  Returns 0, or
- * -errno when the thread could not be read (it stays torn). */
+/* Read thread idx again, alone, after its walk came out torn.  First all
+ * in one call, as the steady state reads: its thread state with what the
+ * torn walk went through (the places of its current frame pointer, its
+ * chunks, the frames outside them, a generator's among them), so that they
+ * agree with each other.  If the fresh thread state says the thread moved
+ * on (its frame pointer elsewhere, a chunk pushed): its thread state, then
+ * its current frame pointer and newest chunk in one call, the frames
+ * outside it one by one as the walk meets them.  Returns 0, or -errno when
+ * the thread could not be read (it stays torn). */
 static int reread_thread(struct py_walker *w, uint32_t idx)
 {
 	const struct py_layout *L = w->L;
 	uint8_t *ts = w->tsbuf + (size_t)idx * L->tstate_size;
 	struct thread_slot *s = &w->slots[idx];
-	uint32_t niov = 0;
+	uint32_t niov = 1;
 	int err;
 
+	plan_thread(w, idx);
+	iov_set(&w->liov[0], &w->riov[0], ts, w->known[idx], (size_t)L->tstate_size);
+	queue_thread(w, idx, &niov, RMEM_MAX_IOV, 1);
+	err = rmem_readv(&w->mem, w->liov, w->riov, niov);
+	if (err == -ESRCH)
+		return err;
+	if (!err && rd64(ts, L->tstate_interp) == w->interp && plan_holds(w, idx))
+		return 0;
+	niov = 0;
 	err = rmem_read(&w->mem, w->known[idx], ts, (size_t)L->tstate_size);
 	if (err)
 		return err;
