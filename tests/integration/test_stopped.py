@@ -9,6 +9,7 @@ The GIL is found differently by version (a symbol up to 3.6, the runtime
 import os
 import re
 import signal
+import time
 
 import pytest
 
@@ -87,6 +88,9 @@ def test_top_counts_stopped_target_idle(one_python, target):
         tm.run(top_line(["-p", t.pid, "-r", "100"]))
         s, ok = tm.wait_screen(lambda s: re.search(r"Samples [1-9][\d.]*/s", s), 20)
         assert ok, s
+        # Some refreshes later, still nothing active.
+        time.sleep(1.5)
+        s = tm.screen()
         assert re.search(r"Threads 0 active of 1", s), s
         assert "main (" not in s, s
         os.kill(t.pid, signal.SIGCONT)
