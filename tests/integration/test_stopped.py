@@ -48,8 +48,16 @@ def dump_state(pid):
 
 
 def stop(pid):
-    os.kill(pid, signal.SIGSTOP)
-    assert wait_for(lambda: (proc_stat(pid) or ("?",))[0] == "T"), proc_stat(pid)
+    """SIGSTOP pid at a moment its thread holds the GIL (the case the rule
+    is about: a stopped holder is idle too)."""
+    for _ in range(20):
+        os.kill(pid, signal.SIGSTOP)
+        assert wait_for(lambda: (proc_stat(pid) or ("?",))[0] == "T"), proc_stat(pid)
+        if dump_state(pid).endswith("+gil"):
+            return
+        os.kill(pid, signal.SIGCONT)
+        time.sleep(0.05)
+    raise AssertionError("never stopped holding the GIL")
 
 
 @pytest.mark.parametrize("py", stopped_params())
@@ -71,10 +79,13 @@ def test_stopped_target_is_idle(py, target, tmp_path):
         assert proc_stat(t.pid)[0] == "T"
     finally:
         os.kill(t.pid, signal.SIGCONT)
-    # Busy again: (nearly) every sample active, however loaded the machine.
+    # Busy again: stacks counted, (nearly) none left out as idle, however
+    # loaded the machine (2.7 drops many as torn: its generator frames are
+    # told by their code, after the walk, and not read again).
     total, err = record_total(t.pid, tmp_path)
     samples = int(SAMPLES.search(err).group(1))
-    assert samples >= 20 and total >= 0.8 * samples, err
+    m = IDLE.search(err)
+    assert samples >= 20 and total > 0 and (int(m.group(1)) if m else 0) <= 0.2 * samples, err
     assert dump_state(t.pid) in ("active", "active+gil")
 
 
