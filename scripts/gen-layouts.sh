@@ -86,6 +86,11 @@ fields() {
 		echo 'F("frame_back", offsetof(PyFrameObject, f_back)); F("frame_code", offsetof(PyFrameObject, f_code));'
 		echo 'F("frame_lasti", offsetof(PyFrameObject, f_lasti));'
 		echo 'F("frame_size", offsetof(PyFrameObject, f_lasti) + sizeof(int));'
+		echo 'F("iframe_owned_by_generator", -1); F("interp_trampoline", -1);'
+		case $v in
+		2.7) echo 'F("frame_gen", -1);' ;;
+		*) echo 'F("frame_gen", offsetof(PyFrameObject, f_gen));' ;;
+		esac
 		echo 'F("iframe_size", -1); F("iframe_code", -1); F("iframe_previous", -1); F("iframe_instr", -1);'
 		echo 'F("iframe_owner", -1); F("iframe_is_entry", -1); F("iframe_owned_by_cstack", -1);'
 		echo 'F("code_ob_size", -1); F("code_qualname", -1); F("code_firsttraceable", -1); F("code_adaptive", -1);'
@@ -114,6 +119,11 @@ fields() {
 		echo 'F("iframe_size", offsetof(_PyInterpreterFrame, localsplus));'
 		echo 'F("iframe_previous", offsetof(_PyInterpreterFrame, previous));'
 		echo 'F("iframe_owner", offsetof(_PyInterpreterFrame, owner));'
+		echo 'F("iframe_owned_by_generator", FRAME_OWNED_BY_GENERATOR); F("frame_gen", -1);'
+		case $v in
+		3.12) echo 'F("interp_trampoline", offsetof(PyInterpreterState, interpreter_trampoline));' ;;
+		*) echo 'F("interp_trampoline", -1);' ;;
+		esac
 		echo 'F("code_ob_size", offsetof(PyVarObject, ob_size));'
 		echo 'F("code_qualname", offsetof(PyCodeObject, co_qualname));'
 		echo 'F("code_linetable", offsetof(PyCodeObject, co_linetable));'

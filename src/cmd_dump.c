@@ -182,7 +182,11 @@ static int sample_threads(struct proc_view *p)
 
 		tv->tid = tv->th->native_tid;
 		tv->ns_tid = thread_map_ns_tid(p->tm, tv->tid);
-		tv->active = tv->tid != 0 ? thread_map_active(p->tm, tv->tid) : -ENOENT;
+		/* The rule record and top count by (thread_state_active). */
+		tv->active = tv->tid != 0 ? thread_map_state(p->tm, tv->tid) : -ENOENT;
+		if (tv->active >= 0)
+			tv->active = thread_state_active(tv->active,
+							 !!(tv->th->flags & RAW_GIL));
 		tv->name = py_thread_names_find(&p->names, tv->th->thread_id);
 	}
 	/* A thread state whose thread has exited (left by a main thread's

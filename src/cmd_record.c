@@ -306,6 +306,9 @@ static void summary(const struct session_stats *st, const struct record_args *a,
 	if (st->idle)
 		fprintf(stderr, "; %llu idle thread stacks left out",
 			(unsigned long long)st->idle);
+	if (st->rereads)
+		fprintf(stderr, "; %llu re-reads of torn stacks",
+			(unsigned long long)st->rereads);
 	if (a->s.blocking && st->pauses)
 		fprintf(stderr, "; paused %.1f us per sample (longest %.1f us)",
 			(double)st->pause_ns / 1e3 / (double)st->pauses,

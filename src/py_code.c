@@ -28,6 +28,9 @@
 /* How long a memo's frames go without their code objects being checked
  * (see memo_keep). */
 #define MEMO_TRUST_NS (50 * 1000000LL)
+/* co_flags of generators, coroutines (3.5+: 0x80, 0x100) and async
+ * generators (3.6+: 0x200); 2.7 uses none of the last three bits. */
+#define CO_GENERATOR_ANY (0x20 | 0x80 | 0x100 | 0x200)
 
 /* s->text (and every buffer sized PY_NAME_MAX) holds a cut name whole. */
 _Static_assert(PY_NAME_MAX >= MAX_NAME_CHARS * 4 + 4, "PY_NAME_MAX too small");
@@ -68,6 +71,7 @@ struct code_entry {
 	 * the option named, not torn; kept so as not to resolve it again. */
 	int table_full;
 	int32_t firstlineno;
+	uint32_t co_flags;            /* 0 when the layout has no co_flags */
 	uint32_t firsttraceable;      /* bytes */
 	uint64_t code_bytes;
 	int64_t checked_ns;           /* when the fingerprint last matched */
@@ -596,6 +600,8 @@ static struct code_entry *resolve(struct py_symbolizer *s, uint64_t addr,
 	tmp.code_bytes = L->code_ob_size >= 0 ? fp->size * 2 : UINT64_MAX;
 	if (L->code_firsttraceable >= 0)
 		tmp.firsttraceable = (uint32_t)rd32(w, L->code_firsttraceable) * 2;
+	if (L->code_flags >= 0 && L->code_flags <= L->code_size - 4)
+		tmp.co_flags = (uint32_t)rd32(w, L->code_flags);
 	len = read_str(s, fp->qualname ? fp->qualname : fp->name);
 	if (len < 0)
 		goto fail;
@@ -955,6 +961,24 @@ have_line:
 	return 0;
 }
 
+/* Does th's stack end at a generator's or coroutine's frame?  That is never
+ * a thread's bottom frame: read between resumptions, or after the generator
+ * finished, it has no link to its caller.  The walker tells from the frame
+ * itself where it can (f_gen, the frame's owner, from 3.12 the shim frame
+ * every whole chain ends at) and reads the thread again; but 2.7's frame
+ * objects do not name their generator, and a finished generator's frame
+ * (3.6-3.10) no longer does: there its code's flags tell. */
+static int bottom_is_generator(struct py_symbolizer *s, const struct raw_sample *rs,
+			       const struct raw_thread *th)
+{
+	const struct code_entry *e;
+
+	if (s->L->frame_model != PY_FRAMES_OBJECTS || !th->depth || th->flags & RAW_TRUNCATED)
+		return 0;
+	e = entry_for(s, rs->frames[th->first + th->depth - 1].code);
+	return e && (e->co_flags & CO_GENERATOR_ANY);
+}
+
 /* th's stack, root first, from the frame ids of its depth raw frames:
  * root frames, the truncation mark, then the frames outermost first; it
  * ends at s->stack + s->stack_cap.  Returns the depth. */
@@ -995,6 +1019,8 @@ static int symbolize(struct py_symbolizer *s, const struct raw_sample *rs,
 	err = symbolize_frames(s, rs, th, th->depth, s->fid, &oldest);
 	if (err)
 		return err;
+	if (bottom_is_generator(s, rs, th))
+		return -EBADF;
 	depth = assemble(s, th, s->fid);
 	*first = s->stack_cap - depth;
 	return (int)depth;
@@ -1112,6 +1138,9 @@ static void add_thread(struct py_symbolizer *s, const struct raw_sample *rs,
 		err = -ENOSPC;
 	else
 		err = symbolize_frames(s, rs, th, inner, s->fid, &oldest);
+	/* The root-side frames a memo keeps were counted whole before. */
+	if (!err && !keep && bottom_is_generator(s, rs, th))
+		err = -EBADF;
 	if (err == -EBADF) {
 		st->torn++;
 		return;

@@ -44,7 +44,8 @@ int py_layout_check(const struct py_layout *L)
 	if (L->frame_model == PY_FRAMES_OBJECTS) {
 		fs = L->frame_size;
 		ok = ok && present(L->frame_back, 8, fs) && present(L->frame_code, 8, fs) &&
-		     present(L->frame_lasti, 4, fs) && present(L->tstate_frame, 8, ts);
+		     present(L->frame_lasti, 4, fs) && present(L->tstate_frame, 8, ts) &&
+		     within(L->frame_gen, 8, fs);
 	} else {
 		fs = L->iframe_size;
 		ok = ok && present(L->iframe_code, 8, fs) && present(L->iframe_previous, 8, fs) &&

@@ -27,6 +27,9 @@
 #define NS_GAP_NS 1000000LL        /* between two reads of the NSpid map */
 #define NS_GONE 64                 /* ids a read did not find, not asked again */
 #define NS_FORGET_NS 1000000000LL  /* ... for a second */
+/* How often the GIL holder's OS state is read (it is active unless
+ * stopped, and a stopped process stays so for a while). */
+#define HOLDER_STATE_NS (50 * 1000000LL)
 
 struct fd_slot {
 	int32_t tid;         /* 0: empty */
@@ -89,6 +92,10 @@ struct thread_map {
 	int32_t ns_gone[NS_GONE];
 	uint32_t ns_ngone;
 	int64_t ns_gone_ns;   /* when the first of ns_gone was put there */
+	/* The GIL holder's OS state, read at most every HOLDER_STATE_NS */
+	int32_t holder_tid;
+	int holder_state;
+	int64_t holder_ns;
 };
 
 static int fd_table_new(struct thread_map *tm, uint32_t slots)
@@ -565,7 +572,9 @@ static int gone(int st)
 	return st == 'Z' || st == 'X';
 }
 
-static int task_active(struct thread_map *tm, int32_t tid)
+/* The OS state letter of thread tid, or -errno (-ESRCH: gone, or a
+ * zombie as a main thread after pthread_exit()). */
+static int task_state(struct thread_map *tm, int32_t tid)
 {
 	struct fd_slot *s;
 	char path[64];
@@ -580,7 +589,7 @@ static int task_active(struct thread_map *tm, int32_t tid)
 		st = read_state(s->fd);
 		if (st >= 0) {
 			s->used = tm->gen;
-			return gone(st) ? -ESRCH : st == 'R';
+			return gone(st) ? -ESRCH : st;
 		}
 		fd_slot_drop(tm, s); /* the thread is gone, or its tid reused */
 	}
@@ -593,7 +602,7 @@ static int task_active(struct thread_map *tm, int32_t tid)
 			return -errno;
 		st = read_state(fd);
 		close(fd);
-		return st < 0 ? st : gone(st) ? -ESRCH : st == 'R';
+		return st < 0 ? st : gone(st) ? -ESRCH : st;
 	}
 	s->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (s->fd < 0)
@@ -606,18 +615,46 @@ static int task_active(struct thread_map *tm, int32_t tid)
 		fd_slot_drop(tm, s);
 		return st;
 	}
-	return gone(st) ? -ESRCH : st == 'R';
+	return gone(st) ? -ESRCH : st;
 }
 
-int thread_map_active(struct thread_map *tm, int32_t tid)
+int thread_map_state(struct thread_map *tm, int32_t tid)
 {
-	int r = task_active(tm, tid);
+	int r = task_state(tm, tid);
 
 	/* In a namespace, a task gone may mean the map is old: the target
 	 * reused the id for a new thread, whose id for us differs. */
 	if (r < 0 && tid > 0 && tm->ns.active)
 		tm->ns_stale = 1;
 	return r;
+}
+
+int thread_map_active(struct thread_map *tm, int32_t tid)
+{
+	int st = thread_map_state(tm, tid);
+
+	return st < 0 ? st : st == 'R';
+}
+
+int thread_state_active(int state, int holds_gil)
+{
+	if (state == 'T' || state == 't')
+		return 0;
+	return state == 'R' || holds_gil;
+}
+
+int thread_map_holder_active(struct thread_map *tm, int32_t tid)
+{
+	int64_t now = mono_ns();
+
+	if (tid <= 0)
+		return 1; /* no OS id to ask: the GIL says it runs */
+	if (tid != tm->holder_tid || now - tm->holder_ns >= HOLDER_STATE_NS) {
+		tm->holder_tid = tid;
+		tm->holder_ns = now;
+		tm->holder_state = thread_map_state(tm, tid);
+	}
+	return tm->holder_state < 0 || thread_state_active(tm->holder_state, 1);
 }
 
 static void os_name(const struct thread_map *tm, int32_t tid, char *out, size_t size)

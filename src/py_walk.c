@@ -35,6 +35,10 @@
 #define CF_HOT 256
 #define SPEC_KEEP 64                 /* samples a frame read ahead is kept */
 #define SPEC_FAILS_MAX 3             /* recent failed reads that stop the extra places */
+/* A torn thread is read again at once, alone, this many times before its
+ * stack is dropped: a generator between resumptions tears a stack often,
+ * and the next read usually finds it whole. */
+#define TORN_REREADS 2
 
 struct copy {
 	uint64_t remote;  /* remote address of buf[off] */
@@ -180,6 +184,10 @@ struct py_walker {
 	uint64_t gil_addr, gil_ptr_addr;
 	uint32_t gil_len;
 	uint8_t gilbuf[64];
+
+	/* 3.12: the interpreter's trampoline code object, which only shim
+	 * frames run; 0 until read. */
+	uint64_t trampoline;
 };
 
 static void iov_set(struct iovec *l, struct iovec *r, void *local,
@@ -1185,7 +1193,7 @@ static void walk_objects(struct py_walker *w, struct thread_slot *s,
 	const struct py_layout *L = w->L;
 	struct raw_sample *rs = &w->sample;
 	uint8_t tmp[MAX_FRAME_BYTES];
-	uint64_t f = s->current_frame;
+	uint64_t f = s->current_frame, gen = 0;
 	uint32_t j = 0;
 
 	if ((size_t)L->frame_size > sizeof(tmp)) {
@@ -1216,8 +1224,13 @@ static void walk_objects(struct py_walker *w, struct thread_slot *s,
 		rf->owner = 0;
 		rf->zero = 0;
 		th->depth++;
+		gen = L->frame_gen >= 0 ? rd64(fr, L->frame_gen) : 0;
 		f = rd64(fr, L->frame_back);
 	}
+	/* A generator's frame is never a thread's bottom frame: it was read
+	 * between resumptions, when it has no link to its caller. */
+	if (!f && gen)
+		th->flags |= RAW_TORN;
 }
 
 /* 3.11+: interpreter frames through ->previous, most of them in the copies
@@ -1234,6 +1247,9 @@ static void walk_frames(struct py_walker *w, struct thread_slot *s,
 		     o_prev = (size_t)L->iframe_previous, o_owner = (size_t)L->iframe_owner;
 	const uint32_t shim = L->iframe_owned_by_cstack < 0 ? UINT32_MAX :
 			      (uint32_t)L->iframe_owned_by_cstack;
+	const uint32_t gen = L->iframe_owned_by_generator < 0 ? UINT32_MAX :
+			     (uint32_t)L->iframe_owned_by_generator;
+	const uint64_t trampoline = w->trampoline;
 	const uint32_t max_depth = w->o.max_depth, cap = w->frames_cap;
 	uint32_t nf = rs->nframes, depth = 0, flags = 0;
 	/* The copy the last frame was found in: frames at remote addresses
@@ -1242,10 +1258,10 @@ static void walk_frames(struct py_walker *w, struct thread_slot *s,
 	const uint8_t *base = NULL;
 	uint8_t tmp[MAX_FRAME_BYTES];
 	int where = -1;
+	uint32_t owner = UINT32_MAX; /* of the last frame met */
 
 	while (f) {
 		const uint8_t *fr;
-		uint32_t owner;
 
 		if (depth >= max_depth || nf >= cap) {
 			flags |= RAW_TRUNCATED;
@@ -1289,6 +1305,12 @@ static void walk_frames(struct py_walker *w, struct thread_slot *s,
 
 			addrs[nf++] = f;
 			rf->code = rd64(fr, o_code);
+			/* Only shim frames run the trampoline: this one is a
+			 * shim's stale copy, its owner overwritten. */
+			if (trampoline && rf->code == trampoline) {
+				flags |= RAW_TORN;
+				break;
+			}
 			rf->instr = rd64(fr, o_instr);
 			rf->owner = owner;
 			rf->zero = 0;
@@ -1296,6 +1318,14 @@ static void walk_frames(struct py_walker *w, struct thread_slot *s,
 		}
 		f = rd64(fr, o_prev);
 	}
+	/* A whole chain ends at the thread's bottom: from 3.12 always the
+	 * shim frame of the outermost call into the interpreter, in 3.11 a
+	 * function's frame.  One that ends elsewhere (a generator's frame
+	 * read between resumptions, when it has no link to its caller) lost
+	 * its callers. */
+	if (!f && owner != UINT32_MAX &&
+	    (shim != UINT32_MAX ? owner != shim : owner == gen))
+		flags |= RAW_TORN;
 	rs->nframes = nf;
 	th->depth = depth;
 	th->flags |= flags;
@@ -1335,8 +1365,79 @@ out:
 	if (th->flags & RAW_TORN) {
 		rs->nframes = th->first;
 		th->depth = 0;
-		st->torn++;
 	}
+}
+
+/* The interpreter thread idx belongs to. */
+static uint64_t thread_interp(const struct py_walker *w, uint32_t idx)
+{
+	uint32_t k;
+
+	for (k = 0; k < w->ninterps; k++)
+		if (idx >= w->interps[k].first && idx < w->interps[k].first + w->interps[k].n)
+			return w->interps[k].addr;
+	return w->interp;
+}
+
+/* Read thread idx again, alone, after its walk came out torn.  First all
+ * in one call, as the steady state reads: its thread state with what the
+ * torn walk went through (the places of its current frame pointer, its
+ * chunks, the frames outside them, a generator's among them), so that they
+ * agree with each other.  If the fresh thread state says the thread moved
+ * on (its frame pointer elsewhere, a chunk pushed): its thread state, then
+ * its current frame pointer and newest chunk in one call, the frames
+ * outside it one by one as the walk meets them.  Returns 0, or -errno when
+ * the thread could not be read (it stays torn). */
+static int reread_thread(struct py_walker *w, uint32_t idx)
+{
+	const struct py_layout *L = w->L;
+	uint8_t *ts = w->tsbuf + (size_t)idx * L->tstate_size;
+	struct thread_slot *s = &w->slots[idx];
+	uint64_t interp = thread_interp(w, idx);
+	uint32_t niov = 1;
+	int err;
+
+	if (!iov_room(w, RMEM_MAX_IOV))
+		return -ENOMEM;
+	plan_thread(w, idx);
+	iov_set(&w->liov[0], &w->riov[0], ts, w->known[idx], (size_t)L->tstate_size);
+	queue_thread(w, idx, &niov, RMEM_MAX_IOV, 1);
+	err = rmem_readv(&w->mem, w->liov, w->riov, niov);
+	if (err == -ESRCH)
+		return err;
+	if (!err && rd64(ts, L->tstate_interp) == interp && plan_holds(w, idx))
+		return 0;
+	niov = 0;
+	err = rmem_read(&w->mem, w->known[idx], ts, (size_t)L->tstate_size);
+	if (err)
+		return err;
+	if (rd64(ts, L->tstate_interp) != interp)
+		return -ESRCH; /* torn down meanwhile */
+	plan_thread(w, idx);
+	queue_thread(w, idx, &niov, RMEM_MAX_IOV, 0);
+	if (niov && (err = rmem_readv(&w->mem, w->liov, w->riov, niov)))
+		return err;
+	if (s->ncf_read)
+		s->current_frame = s->cf_val[0];
+	return 0;
+}
+
+/* Walk thread idx, and when it comes out torn read it again at once, alone,
+ * up to TORN_REREADS times.  Returns 1 when it stayed torn (the caller
+ * counts it, once for a stitched group). */
+static int walk_reread(struct py_walker *w, uint32_t idx, struct walk_stats *st)
+{
+	uint32_t k, t = w->sample.nthreads;
+
+	walk_thread(w, idx, st);
+	for (k = 0; k < TORN_REREADS && (w->sample.threads[t].flags & RAW_TORN); k++) {
+		st->rereads++;
+		if (reread_thread(w, idx))
+			break;
+		w->sample.nthreads--;
+		walk_thread(w, idx, st);
+	}
+	return (w->sample.threads[t].flags & RAW_TORN) != 0;
 }
 
 static int cmp_stitch(const void *a, const void *b)
@@ -1418,20 +1519,18 @@ static int stitch_plan(struct py_walker *w)
 /* Make the g threads walked last (rs->threads[t0..]), whose frames follow
  * each other, one: the first one's entry with all their frames, innermost
  * first.  A part cut short by the depth limit cuts off the parts below it;
- * a torn part makes the whole stack torn (counted once); GIL from any
+ * a torn part makes the whole stack torn (the caller counts it once); GIL from any
  * part; the thread state kept is the root part's (the oldest interpreter's,
  * the thread's own). */
-static void stitch_merge(struct py_walker *w, uint32_t t0, uint32_t g,
-			 struct walk_stats *st)
+static void stitch_merge(struct py_walker *w, uint32_t t0, uint32_t g)
 {
 	struct raw_sample *rs = &w->sample;
 	struct raw_thread *th = &rs->threads[t0];
-	uint32_t m, depth = 0, flags = 0, torn = 0, cut = 0;
+	uint32_t m, depth = 0, flags = 0, cut = 0;
 
 	for (m = 0; m < g; m++) {
 		const struct raw_thread *part = &rs->threads[t0 + m];
 
-		torn += (part->flags & RAW_TORN) != 0;
 		flags |= part->flags & (RAW_TORN | RAW_GIL);
 		if (!cut) {
 			depth += part->depth;
@@ -1447,8 +1546,6 @@ static void stitch_merge(struct py_walker *w, uint32_t t0, uint32_t g,
 	}
 	if (flags & RAW_TORN)
 		depth = 0;
-	if (torn > 1)
-		st->torn -= torn - 1;
 	th->tstate = rs->threads[t0 + g - 1].tstate;
 	th->depth = depth;
 	th->flags = flags;
@@ -1466,17 +1563,22 @@ static void walk_all(struct py_walker *w, struct walk_stats *st)
 		for (j = 0; j < w->nknown; j += w->group[j]) {
 			uint32_t t0 = w->sample.nthreads;
 
+			uint32_t torn = 0;
+
 			for (m = 0; m < w->group[j]; m++)
-				walk_thread(w, w->order[j + m], st);
+				torn += walk_reread(w, w->order[j + m], st);
 			if (w->group[j] > 1)
-				stitch_merge(w, t0, w->group[j], st);
+				stitch_merge(w, t0, w->group[j]);
+			if (torn)
+				st->torn++; /* a stitched stack once */
 		}
 		for (i = 0; i < w->nknown; i++)
 			plan_thread(w, i);
 		return;
 	}
 	for (i = 0; i < w->nknown; i++) {
-		walk_thread(w, i, st);
+		if (walk_reread(w, i, st))
+			st->torn++;
 		plan_thread(w, i);
 	}
 }
@@ -1513,6 +1615,9 @@ int py_walker_sample(struct py_walker *w, const struct iovec *xl,
 	if (w->interps_capped)
 		st->interps_capped++;
 	w->sample.threads_left_out = w->left_out;
+	if (w->L->interp_trampoline >= 0 && !w->trampoline && (w->nsample & 63) == 1)
+		(void)rmem_read_ptr(&w->mem, w->interp + (uint64_t)w->L->interp_trampoline,
+				    &w->trampoline);
 	walk_all(w, st);
 	w->planned = 1;
 	return 0;

@@ -45,7 +45,7 @@ struct sampler {
 	struct proc_pause *pause;
 	pid_t *traced;
 	uint32_t ntraced;
-	struct pre_state { int32_t tid; int active; } *pre;
+	struct pre_state { int32_t tid; int state; } *pre; /* state letter, or -errno */
 	uint32_t npre;
 	/* Thread label -> frame id, for -t: the last few threads seen. */
 	struct { uint64_t thread_id, version; int32_t tid; uint32_t frame; } tframes[64];
@@ -61,6 +61,7 @@ void sampler_stats_read(const struct sampler_stats *src, struct sampler_stats *d
 	dst->stacks = GET(src->stacks);
 	dst->errors = GET(src->errors);
 	dst->torn = GET(src->torn);
+	dst->rereads = GET(src->rereads);
 	dst->late = GET(src->late);
 	dst->dropped = GET(src->dropped);
 	dst->idle = GET(src->idle);
@@ -219,15 +220,19 @@ static int cmp_pre_tid(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* --blocking: a thread's OS state from before the pause; one the last
- * sample did not know (new) counts as active.  pre[] is sorted by tid: a
- * search per thread stays cheap with thousands of threads. */
-static int pre_active(const struct sampler *s, int32_t tid)
+/* --blocking: a thread's OS state from before the pause into *state;
+ * returns 0 for one the last sample did not know (new: not paused).
+ * pre[] is sorted by tid: a search per thread stays cheap with thousands
+ * of threads. */
+static int pre_state(const struct sampler *s, int32_t tid, int *state)
 {
 	const struct pre_state *p;
 
 	p = bsearch(&tid, s->pre, s->npre, sizeof(*s->pre), cmp_pre_tid);
-	return p ? p->active : 1;
+	if (!p)
+		return 0;
+	*state = p->state;
+	return 1;
 }
 
 static int cmp_pid(const void *a, const void *b)
@@ -279,7 +284,7 @@ static int pause_threads(struct sampler *s, const struct raw_sample *last)
 	}
 	if (!s->o.idle)
 		for (i = 0; i < s->npre; i++)
-			s->pre[i].active = thread_map_active(s->tmap, s->pre[i].tid) != 0;
+			s->pre[i].state = thread_map_state(s->tmap, s->pre[i].tid);
 	return s->ntraced && proc_pause_stop(s->pause) == 0;
 }
 
@@ -296,16 +301,23 @@ static void filter(struct sampler *s, struct raw_sample *rs, struct sampler_stat
 		thread_map_tids(s->tmap, rs);
 	for (i = 0; i < rs->nthreads; i++) {
 		struct raw_thread *th = &rs->threads[i];
-		int on_cpu = 1;
+		int on_cpu = 1, state = 0, gil = !!(th->flags & RAW_GIL);
 
 		if (!th->depth)
 			continue;
 		/* The GIL holder is running Python (or blocking every thread
-		 * that would): active without asking /proc.  A thread whose
-		 * state cannot be read counts too. */
-		if ((!s->o.idle || s->main_exited) && !(th->flags & RAW_GIL))
-			on_cpu = s->pause ? pre_active(s, th->native_tid)
-					  : thread_map_active(s->tmap, th->native_tid);
+		 * that would): active unless stopped, which is asked of /proc
+		 * only now and then.  A thread whose state cannot be read
+		 * counts too.  One rule: thread_state_active. */
+		if (!s->o.idle || s->main_exited) {
+			if (s->pause && pre_state(s, th->native_tid, &state))
+				on_cpu = state == -ESRCH ? -ESRCH
+				       : state < 0 || thread_state_active(state, gil);
+			else if (gil)
+				on_cpu = thread_map_holder_active(s->tmap, th->native_tid);
+			else
+				on_cpu = thread_map_active(s->tmap, th->native_tid);
+		}
 		/* The thread state of a thread that has exited (a main thread
 		 * after pthread_exit()) runs nothing: not a thread any more. */
 		if (th->native_tid < 0 || on_cpu == -ESRCH) {
@@ -500,6 +512,7 @@ int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 			PUB(st->idle, idle);
 			PUB(st->stacks, ss.stacks);
 			PUB(st->torn, ws.torn + ss.torn);
+			PUB(st->rereads, ws.rereads);
 			PUB(st->dropped, ss.dropped);
 			PUB(st->interps_capped, ws.interps_capped);
 		}
@@ -517,6 +530,7 @@ int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
 	}
 	PUB(st->stacks, ss.stacks);
 	PUB(st->torn, ws.torn + ss.torn);
+	PUB(st->rereads, ws.rereads);
 	PUB(st->dropped, ss.dropped);
 	PUB(st->code_misses, ss.code_misses);
 	PUB(st->errors, errors + ss.errors);

@@ -184,6 +184,7 @@ static void add_stats(struct sampler_stats *sum, const struct sampler_stats *x)
 	sum->stacks += x->stacks;
 	sum->errors += x->errors;
 	sum->torn += x->torn;
+	sum->rereads += x->rereads;
 	sum->late += x->late;
 	sum->dropped += x->dropped;
 	sum->idle += x->idle;
@@ -631,6 +632,7 @@ void session_stats(struct session *s, struct session_stats *out)
 	out->errors = sum.errors;
 	out->late = sum.late;
 	out->torn = sum.torn;
+	out->rereads = sum.rereads;
 	out->stacks = sum.stacks;
 	out->dropped = sum.dropped;
 	out->idle = sum.idle;

@@ -94,6 +94,7 @@ struct py_layout {
 	int32_t frame_back;
 	int32_t frame_code;
 	int32_t frame_lasti;           /* int */
+	int32_t frame_gen;             /* f_gen, the frame's generator (3.6-3.10) */
 
 	/* _PyInterpreterFrame (3.11+) */
 	int32_t iframe_size;           /* up to localsplus */
@@ -103,6 +104,10 @@ struct py_layout {
 	int32_t iframe_owner;
 	int32_t iframe_is_entry;       /* 3.11 only */
 	int32_t iframe_owned_by_cstack; /* owner value of shim frames, or -1 */
+	int32_t iframe_owned_by_generator; /* owner value of generator frames */
+	/* PyInterpreterState.interpreter_trampoline (3.12): the code object
+	 * of every shim frame */
+	int32_t interp_trampoline;
 
 	/* PyCodeObject */
 	int32_t code_size;             /* bytes up to co_code_adaptive */

@@ -24,7 +24,9 @@
  * Activity: the thread's state letter in /proc/PID/task/TID/stat ('R' is on
  * a CPU or waiting for one; anything else -- sleeping in a syscall, waiting
  * for a lock or for the GIL, stopped -- is idle).  Each thread's stat file
- * is kept open and re-read with one pread per sample.
+ * is kept open and re-read with one pread per sample.  The thread holding
+ * the GIL counts as active whatever its state, unless it is stopped
+ * (thread_state_active: the one rule of record, top and dump).
  *
  * Names: threading's name for the thread when the target's threading module
  * can be read, else the OS thread name (comm).  Cached per thread.
@@ -64,6 +66,23 @@ pid_t thread_map_ns_pid(const struct thread_map *tm);
  * that cannot be read (-ESRCH: the thread is gone or a zombie, as a main
  * thread after pthread_exit(), or tid is -1). */
 int thread_map_active(struct thread_map *tm, int32_t tid);
+
+/* Thread tid's state letter ('R', 'S', 'T', ...), or -errno (-ESRCH: gone or a
+ * zombie, as for thread_map_active). */
+int thread_map_state(struct thread_map *tm, int32_t tid);
+
+/* Does a thread in OS state `state` (a letter) count as active?  Yes when
+ * it runs or may run ('R'), or when it holds the GIL (it runs Python, or
+ * keeps every thread that would waiting); never when it is stopped ('T':
+ * SIGSTOP or job control; 't': stopped by a tracer), GIL or not: a stopped
+ * process runs nothing. */
+int thread_state_active(int state, int holds_gil);
+
+/* thread_state_active(state of tid, 1) for the thread holding the GIL, its
+ * state read at most every 50 ms (a holder stays stopped or running for
+ * longer; reading it each sample would cost a read per sample).  A state
+ * that cannot be read counts as active. */
+int thread_map_holder_active(struct thread_map *tm, int32_t tid);
 
 /* The label of th's root frame (-t): 'thread TID "name"', NUL-terminated,
  * valid until the next call, and in *name (may be NULL) the bare name.

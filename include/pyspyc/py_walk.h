@@ -21,6 +21,15 @@
  * Remote memory is hostile: thread and frame counts are capped, chains are
  * checked for cycles, and every address is bounds-checked against the copy
  * it is read from.
+ *
+ * A stack is whole only when it reaches the thread's real bottom: from 3.12
+ * the shim frame of the outermost call into the interpreter, never (3.6 to
+ * 3.11) a generator's or coroutine's frame, which has no link to its caller
+ * while it is suspended.  A stack that changed under the walker (a frame
+ * read between a generator's resumptions, a loop, a stale shim frame) is
+ * torn: that thread is read again at once, alone, a couple of times, and
+ * dropped (RAW_TORN) if it still is.  2.7's frames do not name their
+ * generator: the symbolizer checks the bottom frame's code flags instead.
  */
 #ifndef PYSPYC_PY_WALK_H
 #define PYSPYC_PY_WALK_H
@@ -85,6 +94,7 @@ struct walk_opts {
 struct walk_stats {
 	uint64_t fast;         /* samples read in a single call */
 	uint64_t torn;         /* thread stacks dropped as inconsistent */
+	uint64_t rereads;      /* torn threads read again at once, alone */
 	uint64_t slow_reads;   /* frames read one by one */
 	uint64_t interps_capped; /* samples that saw more than PY_MAX_INTERPS
 				  * interpreters: the rest left out */

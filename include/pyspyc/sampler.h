@@ -40,6 +40,7 @@ struct sampler_stats {
 	uint64_t stacks;            /* thread stacks counted */
 	uint64_t errors;            /* ticks that failed to read the target */
 	uint64_t torn;              /* stacks dropped as inconsistent */
+	uint64_t rereads;           /* torn threads read again at once */
 	uint64_t late;              /* ticks skipped because we fell behind */
 	uint64_t dropped;           /* stacks lost to a full table */
 	uint64_t idle;              /* thread stacks left out as idle */

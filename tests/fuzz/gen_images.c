@@ -54,7 +54,8 @@ enum {
 	INTERP = 0x10000, TSTATE = 0x20000, FRAMES = 0x30000, CODES = 0x40000,
 	STRS = 0x50000, TABLES = 0x60000, CHUNK = 0x70000, CFRAME = 0x80000,
 	CODE_TYPE = 0x90000, STR_TYPE = 0x92000, NAMES = 0x94000, RUNTIME = 0x8000,
-	SUBINTERP = 0xa0000, SUBTSTATE = 0xa4000,
+	SHIM = 0xa0000, GEN = 0xa8000, TRAMPOLINE = 0xb0000,
+	SUBINTERP = 0xc0000, SUBTSTATE = 0xc4000,
 };
 
 static uint64_t frame_addr(const struct py_layout *L, int i)
@@ -96,6 +97,19 @@ static void type_obj(const struct py_layout *L, uint64_t addr, uint64_t name_at,
 	memcpy(region(name_at, 16), name, strlen(name));
 }
 
+/* Where frame i's caller link is in the image, or NULL. */
+static uint8_t *link_of(const struct py_layout *L, int i)
+{
+	uint64_t at = frame_addr(L, i);
+	int32_t off = L->frame_model == PY_FRAMES_OBJECTS ? L->frame_back : L->iframe_previous;
+	unsigned int k;
+
+	for (k = 0; k < nregs; k++)
+		if (at >= regs[k].addr && at + (uint64_t)off + 8 <= regs[k].addr + regs[k].len)
+			return regs[k].data + (at - regs[k].addr) + off;
+	return NULL;
+}
+
 /* One line table: three lines, one instruction each. */
 static void table_obj(const struct py_layout *L, uint64_t addr)
 {
@@ -125,6 +139,8 @@ static void build(const struct py_layout *L)
 	p = region(INTERP, (uint32_t)(L->interp_next > L->interp_threads_head ?
 				      L->interp_next : L->interp_threads_head) + 8);
 	put(p, L->interp_threads_head, TSTATE, 8);
+	if (L->interp_trampoline >= 0)
+		put(region(INTERP + (uint64_t)L->interp_trampoline, 8), 0, TRAMPOLINE, 8);
 	ts = region(TSTATE, (uint32_t)L->tstate_size);
 	put(ts, L->tstate_interp, INTERP, 8);
 	put(ts, L->tstate_thread_id, 0x7f0000001000ull, 8);
@@ -166,6 +182,16 @@ static void build(const struct py_layout *L)
 		put(f, L->iframe_code, CODES + 0x400u * (uint64_t)i, 8);
 		put(f, L->iframe_previous, i < 2 ? frame_addr(L, i + 1) : 0, 8);
 		put(f, L->iframe_instr, instr_of(L, i), 8);
+	}
+	/* 3.12+: the outermost call into the interpreter has a shim frame on
+	 * the C stack below it, the bottom of every thread's chain; it runs
+	 * the interpreter's trampoline (3.12) or nothing (3.13). */
+	if (L->iframe_owned_by_cstack >= 0) {
+		uint8_t *shim = region(SHIM, (uint32_t)L->iframe_size);
+
+		put(shim, L->iframe_owner, (uint64_t)L->iframe_owned_by_cstack, 1);
+		put(shim, L->iframe_code, L->interp_trampoline >= 0 ? TRAMPOLINE : 0, 8);
+		put(p + (frame_addr(L, 2) - CHUNK), L->iframe_previous, SHIM, 8);
 	}
 	put(ts, L->tstate_datastack_chunk, CHUNK, 8);
 	put(ts, L->tstate_datastack_top, CHUNK + (uint64_t)(L->chunk_data + 3 * L->iframe_size), 8);
@@ -266,6 +292,37 @@ static void relink(const struct py_layout *L, int from, int to)
 			put(regs[i].data + (at - regs[i].addr), off, frame_addr(L, to), 8);
 }
 
+/* The stack as read while frame 0, a generator's, was suspended: its
+ * caller link cleared, so the chain ends there.  Before 3.11 the frame
+ * object names its generator (f_gen; 2.7 has none: code flags tell); from
+ * 3.11 the frame is owned by the generator and lives in it, on the heap. */
+static void gen_bottom(const struct py_layout *L)
+{
+	uint8_t *link = link_of(L, 0);
+
+	memset(link, 0, 8);
+	if (L->frame_model == PY_FRAMES_OBJECTS) {
+		put(link - L->frame_back, L->frame_gen, GEN, 8);
+		return;
+	}
+	put(link - L->iframe_previous, L->iframe_owner, (uint64_t)L->iframe_owned_by_generator, 1);
+}
+
+/* The innermost frame is a shim's stale copy: the trampoline's code with
+ * its owner overwritten (3.12). */
+static void stale_shim(const struct py_layout *L)
+{
+	uint8_t *f = link_of(L, 0) - L->iframe_previous;
+
+	put(f, L->iframe_code, TRAMPOLINE, 8);
+}
+
+/* The chain ends at an ordinary frame, not at the shim (3.12+). */
+static void no_shim(const struct py_layout *L)
+{
+	memset(link_of(L, 2), 0, 8);
+}
+
 static FILE *seed(const char *dir, const char *what, const struct py_layout *L)
 {
 	return seed_named(dir, what, "", L);
@@ -327,6 +384,21 @@ int main(int argc, char **argv)
 		add_subinterp(L);
 		walk_seed(argv[1], "sub-", L, sel);
 		build(L);
+		if (L->version != 0x0207) { /* 2.7: the symbolizer's test */
+			gen_bottom(L);
+			walk_seed(argv[1], "gen-", L, sel);
+			build(L);
+		}
+		if (L->interp_trampoline >= 0) {
+			stale_shim(L);
+			walk_seed(argv[1], "trampoline-", L, sel);
+			build(L);
+		}
+		if (L->iframe_owned_by_cstack >= 0) {
+			no_shim(L);
+			walk_seed(argv[1], "noshim-", L, sel);
+			build(L);
+		}
 		walk_seed(argv[1], "", L, sel);
 
 		f = seed(argv[1], "code", L);

@@ -4,7 +4,10 @@
  * they are, with the chain made to loop, and with the thread in a
  * sub-interpreter too (sub-: one stack of both).  A loop ends the walk at the
  * repeat, the stack marked torn (dropped, never counted half), whatever
- * the depth limit.
+ * the depth limit.  A chain that does not reach the thread's bottom (a
+ * generator's frame read while suspended, no shim frame at the end from
+ * 3.12) or that starts at a stale shim frame is torn too, after being read
+ * again TORN_REREADS times.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +22,7 @@
 #include "pyspyc/py_walk.h"
 
 static const char *const versions[] = { "207", "309", "30a", "30b", "30c", "30d" };
+static uint64_t last_rereads, last_torn;
 
 /* Walk the seed file prefix+version twice (the second sample may take the
  * fast path); the thread's depth and flags after each must agree. */
@@ -62,6 +66,8 @@ static void walk_seed(const char *prefix, const char *version, uint32_t max_dept
 		*depth = rs->threads[0].depth;
 		*flags = rs->threads[0].flags;
 	}
+	last_rereads = st.rereads;
+	last_torn = st.torn;
 	py_walker_free(w);
 }
 
@@ -122,6 +128,56 @@ static void test_own_caller_is_torn(void **state)
 	}
 }
 
+/* Walk seed prefix+version: it must come out torn, read again twice at
+ * each of the two samples, and counted torn once per sample. */
+static void expect_torn(const char *prefix, const char *version)
+{
+	uint32_t depth, flags;
+
+	walk_seed(prefix, version, 64, &depth, &flags);
+	if (!(flags & RAW_TORN) || depth != 0)
+		fail_msg("%s%s: depth %u flags %#x", prefix, version, depth, flags);
+	if (last_rereads != 4 || last_torn != 2)
+		fail_msg("%s%s: %llu re-reads, %llu torn", prefix, version,
+			 (unsigned long long)last_rereads, (unsigned long long)last_torn);
+}
+
+static void test_whole_chain_no_rereads(void **state)
+{
+	uint32_t depth, flags;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
+		walk_seed("", versions[i], 64, &depth, &flags);
+		assert_int_equal(last_rereads, 0);
+		assert_int_equal(last_torn, 0);
+	}
+}
+
+static void test_generator_bottom_is_torn(void **state)
+{
+	static const char *const gen_versions[] = { "309", "30a", "30b", "30c", "30d" };
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(gen_versions) / sizeof(gen_versions[0]); i++)
+		expect_torn("gen-", gen_versions[i]);
+}
+
+static void test_chain_not_ending_at_shim_is_torn(void **state)
+{
+	(void)state;
+	expect_torn("noshim-", "30c");
+	expect_torn("noshim-", "30d");
+}
+
+static void test_stale_trampoline_is_torn(void **state)
+{
+	(void)state;
+	expect_torn("trampoline-", "30c");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -129,6 +185,10 @@ int main(void)
 		cmocka_unit_test(test_cycle_is_torn),
 		cmocka_unit_test(test_own_caller_is_torn),
 		cmocka_unit_test(test_subinterpreter_stitched),
+		cmocka_unit_test(test_whole_chain_no_rereads),
+		cmocka_unit_test(test_generator_bottom_is_torn),
+		cmocka_unit_test(test_chain_not_ending_at_shim_is_torn),
+		cmocka_unit_test(test_stale_trampoline_is_torn),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
