@@ -84,8 +84,26 @@ def _one_python():
     return PYTHONS[:1]
 
 
+def _model_pythons():
+    """One interpreter per way pyspyc reads a version: 2.7, the newest of
+    3.6-3.10 (frame objects, the thread id in the pthread descriptor),
+    3.11, 3.12, 3.13 (the first found of each).  For tests of behaviour that
+    differs by model but not by each version in it."""
+    picked, mid = [], None
+    for p in PYTHONS:
+        if p[2] in ((2, 7), (3, 11), (3, 12), (3, 13)) and p[2] not in [q[2] for q in picked]:
+            picked.append(p)
+        elif (3, 6) <= p[2] <= (3, 10) and (mid is None or p[2] > mid[2]):
+            mid = p
+    return picked + ([mid] if mid else [])
+
+
+MODEL_PYTHONS = _model_pythons()
+
+
 def pytest_generate_tests(metafunc):
-    for name, pythons in (("python", PYTHONS), ("one_python", _one_python())):
+    for name, pythons in (("python", PYTHONS), ("one_python", _one_python()),
+                          ("model_python", MODEL_PYTHONS)):
         if name not in metafunc.fixturenames:
             continue
         if not pythons:

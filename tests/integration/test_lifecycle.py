@@ -150,8 +150,8 @@ def only_worker(path):
     return sum(c for fr, c in stacks if "worker_spin" in [frame_name(f) for f in fr])
 
 
-def test_pthread_exit_pid(python, tmp_path):
-    proc = start_pexit(python, 60, tmp_path / "done")
+def test_pthread_exit_pid(model_python, tmp_path):
+    proc = start_pexit(model_python, 60, tmp_path / "done")
     try:
         out = tmp_path / "p.folded"
         r = run_pyspyc(["record", "-p", str(proc.pid), "-d", "1", "-r", "200",
@@ -188,9 +188,9 @@ def test_pthread_exit_subprocesses(one_python, tmp_path):
         stop(proc)
 
 
-def test_pthread_exit_launched(python, tmp_path):
+def test_pthread_exit_launched(model_python, tmp_path):
     done, out = tmp_path / "done", tmp_path / "l.folded"
-    r = run_pyspyc(["record", "-r", "200", "-o", str(out), "--", python, APP, "pexit",
+    r = run_pyspyc(["record", "-r", "200", "-o", str(out), "--", model_python, APP, "pexit",
                     "1", str(done)], timeout=60)
     # pyspyc sampled until the process really ended, and never ended it.
     assert r.returncode == 0, r.stderr

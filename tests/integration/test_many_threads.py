@@ -16,24 +16,13 @@ import time
 
 import pytest
 
-from conftest import PYSPYC, PYTHONS, Target, frame_name, parse_collapsed, run_pyspyc, share
+from conftest import MODEL_PYTHONS, PYSPYC, Target, frame_name, parse_collapsed, run_pyspyc, share
 
 SLEEPERS = 560          # more than 512, the old fixed number of slots
 MANY = 1100             # more than 1024, IOV_MAX: reads split in batches
 
 
-def _pick():
-    """2.7, the newest of 3.6-3.10, 3.11, 3.12, 3.13: those installed."""
-    picked, mid = [], None
-    for p in PYTHONS:
-        if p[2] in ((2, 7), (3, 11), (3, 12), (3, 13)) and p[2] not in [q[2] for q in picked]:
-            picked.append(p)
-        elif (3, 6) <= p[2] <= (3, 10) and (mid is None or p[2] > mid[2]):
-            mid = p
-    return picked + ([mid] if mid else [])
-
-
-VERSIONS = _pick()
+VERSIONS = MODEL_PYTHONS
 TWO = [p for p in VERSIONS if p[2] in ((2, 7), (3, 12))] or VERSIONS[:1]
 
 

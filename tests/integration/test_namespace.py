@@ -216,8 +216,8 @@ def same_tids(labels, dumped):
             assert tid == dumped[name]["os_thread_id"], (name, tid, dumped[name])
 
 
-def test_python_as_pid_1(python, ns_target, tmp_path):
-    t = ns_target(python)
+def test_python_as_pid_1(model_python, ns_target, tmp_path):
+    t = ns_target(model_python)
     assert t.ids[-1] == 1
     labels = check_record(t, tmp_path)
     same_tids(labels, check_dump(t))

@@ -39,11 +39,11 @@ def check_stitched(stacks, err):
     assert alone <= 0.25 * busy, (alone, busy, stacks)
 
 
-def test_record_attached_before_subinterpreter(python, target, tmp_path):
+def test_record_attached_before_subinterpreter(model_python, target, tmp_path):
     """Three recordings at once, all attached before the sub-interpreter
     exists: plain, -i -t (one stack per thread per tick) and -g (3.12+: the
     sub-interpreter has a GIL of its own)."""
-    t = target(python, "subinterp.py", 1.0, 2.0)
+    t = target(model_python, "subinterp.py", 1.0, 2.0)
     runs = {}
     for name, opts in (("plain", []), ("idle", ["-i", "-t"]), ("gil", ["-g"])):
         out = tmp_path / (name + ".folded")
@@ -67,10 +67,10 @@ def test_record_attached_before_subinterpreter(python, target, tmp_path):
     assert count(stacks, "main") >= 100, (stacks, err)
 
 
-def test_launch_samples_subinterpreter(python, tmp_path):
+def test_launch_samples_subinterpreter(model_python, tmp_path):
     out = tmp_path / "launch.folded"
     r = run_pyspyc(["record", "-r", "100", "-i", "-o", str(out), "--",
-                    python, os.path.join(APPS, "subinterp.py"), "0.3", "1.5"], timeout=120)
+                    model_python, os.path.join(APPS, "subinterp.py"), "0.3", "1.5"], timeout=120)
     assert r.returncode == 0, r.stderr
     check_stitched(parse_collapsed(out.read_text()), r.stderr)
 
