@@ -554,24 +554,31 @@ static int list_matches(struct py_walker *w)
 	return 1;
 }
 
-/* Insert thread state t into tset; 1 if it was there already (or the set
- * is full, which cannot happen with 2 * cap slots for cap threads). */
-static int tset_test_set(struct py_walker *w, uint64_t t)
+/* Insert addr into the open-addressing set (mask + 1 slots; a slot of
+ * another generation than gen is empty); returns 1 if it was there already
+ * (or the set is full, which its users' sizes rule out). */
+static int visit_test_set(struct visit *set, uint32_t mask, uint64_t gen, uint64_t addr)
 {
-	uint32_t mask = w->tset_mask, probes;
-	uint64_t i = (t >> 4) * 0x9e3779b97f4a7c15ull;
+	uint64_t i = (addr >> 4) * 0x9e3779b97f4a7c15ull;
+	uint32_t probes;
 
 	for (probes = 0, i &= mask; probes <= mask; probes++, i = (i + 1) & mask) {
-		struct visit *v = &w->tset[i];
+		struct visit *v = &set[i];
 
-		if (v->gen != w->tset_gen) {
-			*v = (struct visit){ .addr = t, .gen = w->tset_gen };
+		if (v->gen != gen) {
+			*v = (struct visit){ .addr = addr, .gen = gen };
 			return 0;
 		}
-		if (v->addr == t)
+		if (v->addr == addr)
 			return 1;
 	}
 	return 1;
+}
+
+/* Insert thread state t into tset (2 * cap slots for cap threads). */
+static int tset_test_set(struct py_walker *w, uint64_t t)
+{
+	return visit_test_set(w->tset, w->tset_mask, w->tset_gen, t);
 }
 
 /* The thread states from t on, left out by --max-threads: counted by their
@@ -742,22 +749,7 @@ static void visited_clear(struct py_walker *w)
 /* Insert f; returns 1 if it was already there. */
 static int visited_test_set(struct py_walker *w, uint64_t f)
 {
-	uint64_t i = (f >> 4) * 0x9e3779b97f4a7c15ull;
-	uint32_t probes;
-
-	for (probes = 0, i &= w->visited_mask; probes <= w->visited_mask;
-	     probes++, i = (i + 1) & w->visited_mask) {
-		struct visit *v = &w->visited[i];
-
-		if (v->gen != w->visit_gen) {
-			v->addr = f;
-			v->gen = w->visit_gen;
-			return 0;
-		}
-		if (v->addr == f)
-			return 1;
-	}
-	return 1;
+	return visit_test_set(w->visited, w->visited_mask, w->visit_gen, f);
 }
 
 /* 3.11+: the frames outside the chunks to read with the next sample: those
