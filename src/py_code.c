@@ -935,21 +935,27 @@ static int symbolize_frames(struct py_symbolizer *s, const struct raw_sample *rs
 			 * CPython leaves it out of tracebacks too. */
 			if (f->owner != 1 && f->instr < base + e->firsttraceable)
 				continue;
-			off = f->instr - base;
-			if (f->instr < base)
-				off = UINT64_MAX;
+			/* 3.11-3.12 start a frame one code unit before its
+			 * first instruction; CPython reports the first line. */
+			if (f->instr < base && base - f->instr <= 2) {
+				line = e->firstlineno;
+				goto have_line;
+			}
+			off = f->instr < base ? UINT64_MAX : f->instr - base;
+		}
+		/* An instruction outside the code's bytes: the frame was
+		 * read while it was being reused (its code and its position
+		 * from two different calls), or the entry describes a code
+		 * object since freed.  Either way the stack is not one the
+		 * thread had: torn, and the entry is checked again. */
+		if (off >= e->code_bytes || off > UINT32_MAX) {
+			e->checked_ns = INT64_MIN / 2;
+			return -EBADF;
 		}
 		if (s->o.function)
 			line = e->firstlineno;
-		else if (off < e->code_bytes && off <= UINT32_MAX)
-			line = py_lines_lookup(e->lines, e->nlines, (uint32_t)off);
 		else
-			line = -1;
-		/* Past the end of the bytecode cached for this address: the
-		 * entry may describe a code object that has since been freed,
-		 * so check it with the next sample. */
-		if (off != UINT64_MAX && off >= e->code_bytes)
-			e->checked_ns = INT64_MIN / 2;
+			line = py_lines_lookup(e->lines, e->nlines, (uint32_t)off);
 have_line:
 		if (!s->o.lineno)
 			line = 0;
