@@ -23,17 +23,20 @@ CC      ?= cc
 BUILD   ?= build
 VERSION := 0.1.0
 
-PKGS    := libelf zlib ncursesw
+# The library needs libelf and zlib; only the commands (top) need ncurses.
+LIB_PKGS := libelf zlib
+CMD_PKGS := ncursesw
 TEST_PKGS := libxml-2.0
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+PKG_CFLAGS := $(shell pkg-config --cflags $(LIB_PKGS) $(CMD_PKGS) 2>/dev/null)
+LIB_LIBS   := $(shell pkg-config --libs $(LIB_PKGS) 2>/dev/null) -lpthread -lm
+CMD_LIBS   := $(shell pkg-config --libs $(CMD_PKGS) 2>/dev/null)
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wimplicit-fallthrough -Wformat=2 -Wvla -Wmissing-prototypes
 CFLAGS  ?= -O2 -g
 CPPFLAGS += -Iinclude -D_GNU_SOURCE -DPYSPYC_VERSION='"$(VERSION)"'
 ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP
-LDLIBS  += $(PKG_LIBS) -lpthread -lm
+LDLIBS  += $(LIB_LIBS)
 
 ifeq ($(SAN),1)
 BUILD   := build-san
@@ -49,10 +52,15 @@ Q :=
 E := @true
 endif
 
-SRCS      := $(sort $(wildcard src/*.c))
-LIB_SRCS  := $(filter-out src/main.c,$(SRCS))
+# src/ is grouped by layer (docs/ARCHITECTURE.md).  The library is every
+# layer but the commands: unit tests, fuzzers and benchmarks link it alone.
+SRCS      := $(sort $(wildcard src/*.c src/*/*.c))
+CMD_SRCS  := src/main.c $(sort $(wildcard src/cmd/*.c))
+LIB_SRCS  := $(filter-out $(CMD_SRCS),$(SRCS))
 OBJS      := $(SRCS:src/%.c=$(BUILD)/src/%.o)
+CMD_OBJS  := $(CMD_SRCS:src/%.c=$(BUILD)/src/%.o)
 LIB_OBJS  := $(LIB_SRCS:src/%.c=$(BUILD)/src/%.o)
+LIB       := $(BUILD)/libpyspyc.a
 TEST_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 OUT_COST  := $(BUILD)/bench/out_cost
@@ -83,19 +91,23 @@ endif
 
 all: $(PROG)
 
-$(PROG): $(OBJS)
+$(PROG): $(CMD_OBJS) $(LIB)
 	$(E) "  LD      $@"
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(CMD_OBJS) $(LIB) $(CMD_LIBS) $(LDLIBS)
+
+$(LIB): $(LIB_OBJS)
+	$(E) "  AR      $@"
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
 $(BUILD)/src/%.o: src/%.c
 	@mkdir -p $(dir $@)
 	$(E) "  CC      $<"
 	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS)
+$(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(E) "  TEST-CC $<"
-	$(Q)$(CC) $(CPPFLAGS) -Itests/unit $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS) $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null) -lcmocka
+	$(Q)$(CC) $(CPPFLAGS) -Itests/unit $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null) -lcmocka
 
 unit: $(TEST_BINS)
 
@@ -115,10 +127,10 @@ fuzzers: $(FUZZ_BINS)
 fuzz: fuzzers
 	$(Q)./tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_OBJ) $(FUZZ_BINS)
 
-$(OUT_COST): scripts/bench/out_cost.c $(LIB_OBJS)
+$(OUT_COST): scripts/bench/out_cost.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(E) "  BENCH-CC $<"
-	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 $(RUSAGE_RUN): scripts/bench/rusage_run.c
 	@mkdir -p $(dir $@)

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Generate src/py_layout_data.c: one struct py_layout per CPython minor
+# Generate src/python/py_layout_data.c: one struct py_layout per CPython minor
 # version, read with offsetof() from each installed version's own headers
 # (internal headers with Py_BUILD_CORE).  The output is committed so that
 # building pyspyc never needs any Python headers.
@@ -8,7 +8,7 @@
 set -eu
 
 root=${1:-$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")}
-out=src/py_layout_data.c
+out=src/python/py_layout_data.c
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 VERSIONS="2.7 3.6 3.7 3.8 3.9 3.10 3.11 3.12 3.13"

@@ -465,7 +465,7 @@ def test_output_directory_removed(target, one_python, tmp_path):
 
 # --- pyspyc never writes to the target, never signals it ------------------
 
-# What --blocking may ask of ptrace (src/proc_pause.c): trace without a
+# What --blocking may ask of ptrace (src/proc/proc_pause.c): trace without a
 # signal (SEIZE), stop (INTERRUPT), let go (CONT, LISTEN, DETACH), and tell
 # the kind of a stop (GETSIGINFO).  Never PTRACE_ATTACH (it sends SIGSTOP),
 # never a POKE or SETREGS.
