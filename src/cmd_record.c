@@ -695,6 +695,8 @@ int cmd_record(int argc, char **argv)
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return cmd_die(WHO, EXIT_FAILURE_RUN, "out of memory");
+	/* From the start: a SIGUSR1 while attaching must not end the run. */
+	install_usr1();
 
 	if (a.pid) {
 		pid = (pid_t)a.pid;
@@ -712,7 +714,6 @@ int cmd_record(int argc, char **argv)
 		if (proc_cmdline(pid, command, sizeof(command)) || !command[0])
 			snprintf(command, sizeof(command), "pid %d", (int)pid);
 		cmd_install_signals();
-		install_usr1();
 	} else {
 		const char *base = strrchr(argv[cmd_i], '/');
 
@@ -722,7 +723,6 @@ int cmd_record(int argc, char **argv)
 			goto out;
 		cmd_join_command(argv + cmd_i, command, sizeof(command));
 		cmd_install_signals();
-		install_usr1();
 		e = cmd_launch(argv + cmd_i, 0, &child);
 		if (e) {
 			rc = cmd_launch_error(WHO, argv[cmd_i], e);

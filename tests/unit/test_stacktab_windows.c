@@ -349,8 +349,11 @@ static void test_window_memory_reused(void **state)
 	}
 	rss_end = rss_kib();
 	print_message("rss after 5 windows %ld KiB, after 60 %ld KiB\n", rss5, rss_end);
-	/* Without reuse it would grow by some 200 MiB. */
+	/* Without reuse it would grow by some 200 MiB.  AddressSanitizer
+	 * keeps freed heap blocks (the profiles) in quarantine: not ours. */
+#ifndef __SANITIZE_ADDRESS__
 	assert_true(rss_end < rss5 + 8 * 1024);
+#endif
 	stacktab_free(t);
 }
 
