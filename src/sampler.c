@@ -1,5 +1,6 @@
 /* sampler.c - fixed-rate sampling of one process on absolute deadlines. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +49,7 @@ struct sampler {
 	struct pre_state { int32_t tid; int state; } *pre; /* state letter, or -errno */
 	uint32_t npre;
 	/* Thread label -> frame id, for -t: the last few threads seen. */
-	struct { uint64_t thread_id, version; int32_t tid; uint32_t frame; } tframes[64];
+	struct { uint64_t thread_id, version; int32_t tid; uint32_t frame; int named; } tframes[64];
 };
 
 #define PUB(dst, v) __atomic_store_n(&(dst), (v), __ATOMIC_RELAXED)
@@ -191,21 +192,36 @@ static void sleep_until(int64_t ns)
 	clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
 }
 
-/* The -t root frame of th. */
+/* The -t root frame of th.  One frame per thread for its whole life, keyed
+ * by its OS id and pthread id, labelled with the name it has now: a thread
+ * seen before threading registered it (under its OS name) and a thread the
+ * program renames are each one thread in every output, under the last
+ * name (stacktab_frame_relabel). */
 static uint32_t thread_frame(struct sampler *s, const struct raw_thread *th)
 {
 	uint32_t slot = (uint32_t)((th->thread_id >> 4) ^ (uint64_t)th->native_tid) % 64;
 	uint64_t version;
-	const char *name, *label = thread_map_name(s->tmap, th, &version, &name);
-	uint32_t id;
+	int from_os = 0;
+	const char *name, *label = thread_map_name(s->tmap, th, &version, &name, &from_os);
+	int32_t tid = th->native_tid > 0 ? th->native_tid : 0;
+	char key[40];
+	uint32_t id, lab, bare;
+	int same = s->tframes[slot].thread_id == th->thread_id &&
+		   s->tframes[slot].tid == th->native_tid && s->tframes[slot].frame;
 
-	if (s->tframes[slot].thread_id == th->thread_id &&
-	    s->tframes[slot].tid == th->native_tid &&
-	    s->tframes[slot].version == version && s->tframes[slot].frame)
+	if (same && s->tframes[slot].version == version)
 		return s->tframes[slot].frame;
-	if (marker_frame(s->tab, FRAME_THREAD, label, th->native_tid > 0 ? th->native_tid : 0,
-			 name, &id))
+	snprintf(key, sizeof(key), "%" PRIx64, th->thread_id);
+	if (marker_frame(s->tab, FRAME_THREAD, "thread", tid, key, &id))
 		return 0;
+	/* threading's name, once known, is not given back for the OS one
+	 * (threading forgets its threads as the interpreter shuts down). */
+	if (!(from_os && same && s->tframes[slot].named) &&
+	    (stacktab_string(s->tab, label, strlen(label), &lab) ||
+	     stacktab_string(s->tab, name, strlen(name), &bare) ||
+	     stacktab_frame_relabel(s->tab, id, lab, bare)))
+		return 0;
+	s->tframes[slot].named = (same && s->tframes[slot].named) || !from_os;
 	s->tframes[slot].thread_id = th->thread_id;
 	s->tframes[slot].tid = th->native_tid;
 	s->tframes[slot].version = version;

@@ -52,6 +52,11 @@ struct stacktab {
 	uint32_t max_stacks;
 	uint64_t log_cap;
 	_Atomic int full;         /* 1 strings, 2 frames, 3 stacks */
+	/* Per frame id: the name and file it is shown with instead of its
+	 * key's, as (name + 1) << 32 | (file + 1); 0 for none.  Reserved for
+	 * every frame id, touched only for the few relabelled. */
+	_Atomic uint64_t *relabel;
+	uint32_t max_frames;
 };
 
 /* Bytes of arena per key, generous: names average far less, and a stack
@@ -124,6 +129,12 @@ int stacktab_new(struct stacktab **out, const struct stacktab_limits *lim)
 			 (size_t)lim->max_frames * FRAME_ARENA_PER_KEY);
 	if (err)
 		goto out_free;
+	t->max_frames = lim->max_frames;
+	t->relabel = map_zero((size_t)lim->max_frames * sizeof(*t->relabel));
+	if (!t->relabel) {
+		err = -ENOMEM;
+		goto out_free;
+	}
 	for (i = 0; i < 2; i++) {
 		err = window_init(&t->win[i], lim, t->counts_bytes);
 		if (err)
@@ -146,6 +157,8 @@ void stacktab_free(struct stacktab *t)
 	window_release(&t->win[1], t->counts_bytes, t->log_cap);
 	strtab_free(t->frames);
 	strtab_free(t->strings);
+	if (t->relabel)
+		munmap((void *)t->relabel, (size_t)t->max_frames * sizeof(*t->relabel));
 	free(t);
 }
 
@@ -331,6 +344,15 @@ static const char *string_or_empty(const struct stacktab *t, uint32_t id)
 	return strtab_get(t->strings, id, &s, &len) ? "" : s;
 }
 
+int stacktab_frame_relabel(struct stacktab *t, uint32_t frame, uint32_t name, uint32_t file)
+{
+	if (frame >= strtab_count(t->frames) || name >= UINT32_MAX || file >= UINT32_MAX)
+		return -EINVAL;
+	atomic_store_explicit(&t->relabel[frame], ((uint64_t)name + 1) << 32 | ((uint64_t)file + 1),
+			      memory_order_relaxed);
+	return 0;
+}
+
 const char *stacktab_string_get(const struct stacktab *t, uint32_t id)
 {
 	return string_or_empty(t, id);
@@ -418,6 +440,7 @@ static int snapshot_window(const struct stacktab *t, const struct window *w,
 		const struct frame_key *k;
 		const void *key;
 		size_t len;
+		uint64_t lab;
 
 		frames[i].name = "";
 		frames[i].file = "";
@@ -426,6 +449,11 @@ static int snapshot_window(const struct stacktab *t, const struct window *w,
 		k = key;
 		frames[i].name = string_or_empty(t, k->name);
 		frames[i].file = string_or_empty(t, k->file);
+		lab = atomic_load_explicit(&t->relabel[i], memory_order_relaxed);
+		if (lab) {
+			frames[i].name = string_or_empty(t, (uint32_t)(lab >> 32) - 1);
+			frames[i].file = string_or_empty(t, (uint32_t)lab - 1);
+		}
 		frames[i].line = k->line;
 		frames[i].kind = (int)k->kind;
 	}

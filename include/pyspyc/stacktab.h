@@ -75,6 +75,12 @@ int stacktab_add_at(struct stacktab *t, const uint32_t *frames, uint32_t depth,
 		    int64_t t_ns, uint32_t *id);
 int stacktab_add_id_at(struct stacktab *t, uint32_t id, int64_t t_ns);
 
+/* Show frame (a marker) with the strings name and file instead of its
+ * key's, in every profile taken from now on, closed windows' included: a
+ * thread keeps one frame for its life and is shown under its last name.
+ * The key stays what the frame is found by.  0 or -EINVAL. */
+int stacktab_frame_relabel(struct stacktab *t, uint32_t frame, uint32_t name, uint32_t file);
+
 /* The string or frame key behind an id, while the table lives; "" / NULL
  * for an id not (yet) interned. */
 const char *stacktab_string_get(const struct stacktab *t, uint32_t id);
