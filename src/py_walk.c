@@ -1202,7 +1202,12 @@ static void walk_objects(struct py_walker *w, struct thread_slot *s,
 			break;
 		}
 		fr = (f & 7) ? NULL : object_at(w, s, f, &j, tmp, st);
-		if (!fr || visited_test_set(w, f)) {
+		/* A frame object with no reference left was freed since it
+		 * was named (by the thread state or its callee's f_back): it
+		 * is some code object's zombie frame now, or on a free list,
+		 * its fields as they were when it returned. */
+		if (!fr || visited_test_set(w, f) ||
+		    (L->frame_refcnt >= 0 && rd64(fr, L->frame_refcnt) == 0)) {
 			th->flags |= RAW_TORN;
 			break;
 		}
@@ -1237,6 +1242,8 @@ static void walk_frames(struct py_walker *w, struct thread_slot *s,
 	uint64_t *addrs = rs->addrs;
 	const size_t o_code = (size_t)L->iframe_code, o_instr = (size_t)L->iframe_instr,
 		     o_prev = (size_t)L->iframe_previous, o_owner = (size_t)L->iframe_owner;
+	/* 0 when the version has no use of it (stacktop is never first) */
+	const size_t o_stacktop = L->iframe_stacktop > 0 ? (size_t)L->iframe_stacktop : 0;
 	const uint32_t shim = L->iframe_owned_by_cstack < 0 ? UINT32_MAX :
 			      (uint32_t)L->iframe_owned_by_cstack;
 	const uint32_t gen = L->iframe_owned_by_generator < 0 ? UINT32_MAX :
@@ -1291,6 +1298,18 @@ static void walk_frames(struct py_walker *w, struct thread_slot *s,
 			}
 		}
 		prev_f = f;
+		/* 3.12+: a frame that called the one walked before it from the
+		 * interpreter loop keeps its stack pointer in stacktop until
+		 * the callee returns, and sets it to -1 when it runs on (a
+		 * call through C has a shim frame between).  -1 here: the
+		 * callee was read before it returned, this frame after it
+		 * moved on (or the other way round, its slot reused), and the
+		 * caller's line would not be its call's. */
+		if (o_stacktop && owner != UINT32_MAX && owner != shim &&
+		    fr[o_owner] != shim && rd32(fr, o_stacktop) < 0) {
+			flags |= RAW_TORN;
+			break;
+		}
 		owner = fr[o_owner];
 		if (owner != shim) {
 			struct raw_frame *rf = &frames[nf];
@@ -1575,6 +1594,77 @@ static void walk_all(struct py_walker *w, struct walk_stats *st)
 	}
 }
 
+/* Before 3.11 the frames of a thread are separate objects read at separate
+ * moments (one call sorts its ranges by address; frames read one by one
+ * are read innermost first): a callee read, then its caller read after the
+ * callee returned, shows the caller on a later line than its call; a
+ * caller read, then a callee it made later, the caller on an earlier one.
+ * So, once every thread is walked, one more call reads each thread's frame
+ * pointer and its frame objects again.  Unless the innermost one is still
+ * the thread's and alive, and every frame still has the code, the caller
+ * and (but the innermost, which runs) the instruction the walk read, at one
+ * moment where all of them were waiting in their calls, the thread is torn
+ * (counted, not read again).  Threads of one frame are left alone, as are
+ * stitched ones. */
+static void objects_verify(struct py_walker *w, struct walk_stats *st)
+{
+	const struct py_layout *L = w->L;
+	const size_t fs = (size_t)L->frame_size;
+	struct raw_sample *rs = &w->sample;
+	uint32_t t, n = 0, i, nf = 0;
+	uint64_t *cur;
+	uint8_t *buf;
+	int ok;
+
+	if (L->frame_model != PY_FRAMES_OBJECTS || !rs->nthreads)
+		return;
+	for (t = 0; t < rs->nthreads; t++)
+		if (!(rs->threads[t].flags & RAW_TORN) && rs->threads[t].depth >= 2)
+			nf += rs->threads[t].depth;
+	if (!nf || !iov_room(w, rs->nthreads + nf) ||
+	    !buf_room(w, rs->nthreads * 8 + (size_t)nf * fs))
+		return;
+	cur = (uint64_t *)(w->buf + w->buf_used);
+	buf = w->buf + w->buf_used + rs->nthreads * 8;
+	for (t = 0, nf = 0; t < rs->nthreads; t++) {
+		const struct raw_thread *th = &rs->threads[t];
+
+		cur[t] = 0;
+		if (th->flags & RAW_TORN || th->depth < 2 || !th->tstate)
+			continue;
+		iov_set(&w->liov[n], &w->riov[n], &cur[t], th->tstate + (uint64_t)L->tstate_frame, 8);
+		n++;
+		for (i = 0; i < th->depth; i++, n++, nf++)
+			iov_set(&w->liov[n], &w->riov[n], buf + (size_t)nf * fs,
+				rs->addrs[th->first + i], fs);
+	}
+	ok = rmem_readv(&w->mem, w->liov, w->riov, n) == 0;
+	for (t = 0, nf = 0; t < rs->nthreads; t++) {
+		struct raw_thread *th = &rs->threads[t];
+		int same;
+
+		if (th->flags & RAW_TORN || th->depth < 2 || !th->tstate)
+			continue;
+		same = ok && cur[t] == rs->addrs[th->first];
+		for (i = 0; i < th->depth; i++, nf++) {
+			const uint8_t *b = buf + (size_t)nf * fs;
+			const struct raw_frame *f = &rs->frames[th->first + i];
+			int32_t lasti;
+
+			memcpy(&lasti, b + L->frame_lasti, sizeof(lasti));
+			same = same && rd64(b, L->frame_code) == f->code &&
+			       (i == 0 || (uint64_t)(int64_t)lasti == f->instr) &&
+			       (L->frame_refcnt < 0 || rd64(b, L->frame_refcnt) != 0) &&
+			       (i + 1 == th->depth || rd64(b, L->frame_back) == rs->addrs[th->first + i + 1]);
+		}
+		if (same)
+			continue;
+		th->flags |= RAW_TORN;
+		th->depth = 0;
+		st->torn++;
+	}
+}
+
 int py_walker_sample(struct py_walker *w, const struct iovec *xl,
 		     const struct iovec *xr, uint32_t nx, int *x_ok,
 		     struct raw_sample **out, struct walk_stats *st)
@@ -1611,6 +1701,8 @@ int py_walker_sample(struct py_walker *w, const struct iovec *xl,
 		(void)rmem_read_ptr(&w->mem, w->interp + (uint64_t)w->L->interp_trampoline,
 				    &w->trampoline);
 	walk_all(w, st);
+	if (w->ninterps < 2)
+		objects_verify(w, st);
 	w->planned = 1;
 	return 0;
 }
