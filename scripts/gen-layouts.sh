@@ -120,7 +120,11 @@ fields() {
 		echo 'F("frame_size", -1); F("frame_back", -1); F("frame_code", -1); F("frame_lasti", -1);'
 		echo 'F("frame_refcnt", -1);'
 		case $v in
-		3.11) echo 'F("iframe_stacktop", -1); F("op_return_value", RETURN_VALUE); F("op_return_const", -1);' ;;
+		3.11) echo 'F("iframe_stacktop", -1); F("op_return_value", RETURN_VALUE); F("op_return_const", -1);'
+		   echo 'F("op_call_inline[0]", CALL); F("op_call_inline[1]", CALL_ADAPTIVE);'
+		   echo 'F("op_call_inline[2]", CALL_PY_EXACT_ARGS); F("op_call_inline[3]", CALL_PY_WITH_DEFAULTS);'
+		   echo 'F("op_call_inline[4]", BINARY_SUBSCR); F("op_call_inline[5]", BINARY_SUBSCR_ADAPTIVE);'
+		   echo 'F("op_call_inline[6]", BINARY_SUBSCR_GETITEM);' ;;
 		*) echo 'F("iframe_stacktop", offsetof(_PyInterpreterFrame, stacktop));'
 		   echo 'F("op_return_value", RETURN_VALUE); F("op_return_const", RETURN_CONST);' ;;
 		esac

@@ -117,6 +117,12 @@ struct py_layout {
 	 * of it) the innermost frame's (see py_code.c) */
 	int32_t op_return_value;
 	int32_t op_return_const;
+	/* 3.11: the instructions that call a Python function from the
+	 * interpreter loop (CALL, BINARY_SUBSCR and their adaptive and
+	 * specialized forms; 0 where there are fewer): a caller waiting in
+	 * one keeps its prev_instr at the instruction's last cache entry,
+	 * four code units on. */
+	int32_t op_call_inline[7];
 	/* PyInterpreterState.interpreter_trampoline (3.12): the code object
 	 * of every shim frame */
 	int32_t interp_trampoline;

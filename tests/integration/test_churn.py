@@ -12,7 +12,7 @@ per frame layout (2.7, one of 3.6-3.10, 3.11, 3.12, 3.13).
 """
 import re
 
-from conftest import app_line, frame_line, frame_name, parse_collapsed, run_pyspyc
+from conftest import app_line, frame_line, frame_name, parse_collapsed, run_pyspyc, version_of
 
 APP = "thread_churn.py"
 SUMMARY = re.compile(r"(\d+) samples, \d+ errors, (\d+) torn stacks, .*?"
@@ -31,7 +31,7 @@ def record(target, python, mode):
     assert r.returncode == 0, r.stderr
     m = SUMMARY.search(r.stderr)
     assert m, r.stderr
-    return parse_collapsed(r.stdout), int(m.group(2)), r.stderr
+    return parse_collapsed(r.stdout), int(m.group(2)), float(m.group(3)), r.stderr
 
 
 def check_chains(stacks):
@@ -52,7 +52,7 @@ def check_chains(stacks):
 
 
 def test_churn_callers_at_their_calls(model_python, target):
-    stacks, torn, err = record(target, model_python, "churn")
+    stacks, torn, reads, err = record(target, model_python, "churn")
     total = sum(c for _, c in stacks)
     chain = check_chains(stacks)
     # The main thread is at every tick too, mostly waiting in
@@ -62,11 +62,18 @@ def test_churn_callers_at_their_calls(model_python, target):
     # What was dropped as torn stays small even on a loaded machine (the
     # threads are re-read at once; the rest are counted, not shown).
     assert torn <= 0.15 * (total + torn), (torn, total, err)
+    # 3.11+: a thread list that changed is rebuilt from the sample's own
+    # read (an ended thread's predecessor links past it; a new thread's
+    # state is often where an ended one's was), and costs one read more,
+    # two with a thread state never seen: not a walk of the whole list,
+    # one read per thread (5.7 to 8.5 reads a sample before).
+    if version_of(model_python) >= (3, 11):
+        assert reads < 4.5, err
 
 
 def test_pool_callers_at_their_calls(model_python, target):
     """The same chain in long-lived threads (a thread pool)."""
-    stacks, torn, err = record(target, model_python, "pool")
+    stacks, torn, _, err = record(target, model_python, "pool")
     total = sum(c for _, c in stacks)
     assert check_chains(stacks) > 0.5 * total, (total, err)
     assert torn <= 0.15 * (total + torn), (torn, total, err)
