@@ -1838,6 +1838,7 @@ static void objects_verify(struct py_walker *w, struct walk_stats *st)
 	uint32_t t, n = 0, i, nf = 0;
 	uint64_t *cur;
 	uint8_t *buf;
+	size_t pad;
 	int ok;
 
 	if (L->frame_model != PY_FRAMES_OBJECTS || !rs->nthreads)
@@ -1845,11 +1846,13 @@ static void objects_verify(struct py_walker *w, struct walk_stats *st)
 	for (t = 0; t < rs->nthreads; t++)
 		if (!(rs->threads[t].flags & RAW_TORN) && rs->threads[t].depth >= 2)
 			nf += rs->threads[t].depth;
+	/* The frame pointers at an 8-byte boundary of buf, the frames after. */
+	pad = (8 - (w->buf_used & 7)) & 7;
 	if (!nf || !iov_room(w, rs->nthreads + nf) ||
-	    !buf_room(w, rs->nthreads * 8 + (size_t)nf * fs))
+	    !buf_room(w, pad + rs->nthreads * 8 + (size_t)nf * fs))
 		return;
-	cur = (uint64_t *)(w->buf + w->buf_used);
-	buf = w->buf + w->buf_used + rs->nthreads * 8;
+	cur = (uint64_t *)(w->buf + w->buf_used + pad);
+	buf = w->buf + w->buf_used + pad + rs->nthreads * 8;
 	for (t = 0, nf = 0; t < rs->nthreads; t++) {
 		const struct raw_thread *th = &rs->threads[t];
 
