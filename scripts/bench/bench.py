@@ -14,6 +14,9 @@ beside its target, how it was measured, and the machine it ran on.
   memory    peak RSS of pyspyc after 1,000,000 samples of ~10,000 unique stacks
   output    time to write SVG, collapsed stacks and pprof for 50,000 stacks
   accuracy  error of the measured split on tests/apps/split.py (60/40), 100 Hz
+  churn     reads, CPU and torn stacks per sample on thread-per-request servers
+            (the demo app under its load; gunicorn -k gthread --threads 8 under
+            wrk) beside one busy thread at the same rate, in the same run
 
 Progress goes to stderr.  Every process it starts (targets, gunicorn, wrk,
 pyspyc) runs in a session of its own and is killed with its whole process
@@ -40,7 +43,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 APPS = os.path.join(ROOT, "tests", "apps")
-SECTIONS = ("cost", "fidelity", "overhead", "memory", "output", "accuracy", "windows")
+SECTIONS = ("cost", "fidelity", "overhead", "memory", "output", "accuracy", "windows", "churn")
 
 # Minor versions pyspyc profiles (as tests/integration/conftest.py).
 SUPPORTED = {(2, 7), (3, 6), (3, 7), (3, 8), (3, 9), (3, 10), (3, 11), (3, 12), (3, 13)}
@@ -54,6 +57,10 @@ OVERHEAD_TARGET_PCT = {100: 1.0, 1000: 3.0}
 MEMORY_TARGET_MIB = 32.0
 SVG_TARGET_S = 1.0
 ACCURACY_TARGET_PP = 2.0
+CHURN_READS = 1.5          # reads per sample
+CHURN_CPU_RATIO = 2.0      # CPU per sample against one busy thread's
+CHURN_TORN_PCT = 0.5
+CHURN_RATE = 200
 SPLIT = {"spin_a": 60.0, "spin_b": 40.0}
 # windows: resident memory may grow at most this much from the first tenth
 # of the soak to its end (flat, but for allocator noise).
@@ -95,6 +102,8 @@ class Settings:
         self.soak_samples = 2000000 if quick else 10000000
         self.soak_window = 5000
         self.soak_every = 50 if quick else 200
+        # churn: seconds of each side-by-side run
+        self.churn_seconds = 3.0 if quick else 8.0
 
 
 # ---- processes ----------------------------------------------------------
@@ -275,6 +284,14 @@ def parse_summary(stderr):
         raise Failed("no summary line from pyspyc: %r" % stderr[-300:])
     return {"ticks": int(m.group(1)), "errors": int(m.group(2)), "torn": int(m.group(3)),
             "late": int(m.group(4)), "elapsed": float(m.group(5))}
+
+
+READS_RE = re.compile(r"and ([\d.]+) reads per sample")
+
+
+def parse_reads(stderr):
+    m = READS_RE.search(stderr)
+    return float(m.group(1)) if m else None
 
 
 def parse_collapsed(text):
@@ -1194,6 +1211,130 @@ def section_windows(env, rep, s):
                 "%.1f MiB" % c["rss_mib"], "%.1f" % c["seconds"]) for c in curve])
 
 
+# ---- 8. churn -----------------------------------------------------------
+
+def start_gthread(env, port, threads=8):
+    """gunicorn with one gthread worker of `threads` threads serving
+    flask_app.py; returns (master, worker pid) once /light answers."""
+    log = open(env.path("gthread.log"), "w+b")
+    try:
+        p = env.start(["/usr/bin/python3", "/usr/bin/gunicorn", "-w", "1", "-k", "gthread",
+                       "--threads", str(threads), "-b", "127.0.0.1:%d" % port,
+                       "--chdir", APPS, "flask_app:app"], stdout=log, stderr=subprocess.STDOUT)
+    finally:
+        log.close()
+    end = time.monotonic() + 30
+    while time.monotonic() < end and p.poll() is None:
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/light" % port, timeout=2) as r:
+                kids = children_of(p.pid)
+                if r.status == 200 and kids:
+                    return p, kids[0]
+        except OSError:
+            pass
+        time.sleep(0.1)
+    env.stop(p)
+    raise Failed("gunicorn -k gthread did not come up on port %d" % port)
+
+
+def churn_side_by_side(env, server_pid, busy_pid, seconds):
+    """Two pyspyc records at CHURN_RATE for `seconds`, at once: the server
+    and one busy thread.  {side: (reads, cpu us per sample, torn %,
+    samples)}; CPU from wait4 (rusage_run), per sample of its own."""
+    runs = {}
+    for side, pid in (("server", server_pid), ("busy", busy_pid)):
+        out = env.path("churn-%s.folded" % side)
+        err = open(env.path("churn-%s.err" % side), "w+b")
+        runs[side] = (env.spawn([env.pyspyc, "record", "-p", str(pid), "-r", str(CHURN_RATE),
+                                 "-d", "%g" % seconds, "-o", out], subprocess.DEVNULL, err),
+                      out, err)
+    res = {}
+    for side, (spawned, out, err) in runs.items():
+        status, cpu, _ = env.finish(spawned, seconds + 60)
+        err.seek(0)
+        text = err.read().decode("utf-8", "replace")
+        err.close()
+        if status != 0:
+            raise Failed("pyspyc exited %d: %s" % (status, text.strip()[-300:]))
+        summ = parse_summary(text)
+        with open(out) as f:
+            stacks = total(parse_collapsed(f.read()))
+        ticks = summ["ticks"] or 1
+        res[side] = (parse_reads(text), 1e6 * cpu / ticks,
+                     100.0 * summ["torn"] / max(1, stacks + summ["torn"]), summ["ticks"])
+    return res
+
+
+def section_churn(env, rep, s):
+    rep.section(
+        "7. Thread churn: servers that start and end threads all the time",
+        "<= %g reads per sample, CPU per sample <= %gx that of one busy thread at the same "
+        "rate (same run), <= %g%% of thread stacks torn; on the demo app under its load and "
+        "on gunicorn `-k gthread --threads 8`." % (CHURN_READS, CHURN_CPU_RATIO, CHURN_TORN_PCT),
+        "demo: `tests/apps/webapp.py` (http.server's ThreadingHTTPServer, a thread per "
+        "request) under /usr/bin/python3.11, loaded by `tests/apps/load.py PORT SECS 4` "
+        "(4 clients, as `make demo`); gthread: Debian's gunicorn `-w 1 -k gthread --threads "
+        "8` serving `tests/apps/flask_app.py`, loaded by `wrk -t 1 -c 8` on /light. Beside "
+        "each, `tests/apps/split.py` (one busy thread) under the same Python. Two `pyspyc "
+        "record -r %d -d %g` run at once, one on the server (the worker for gunicorn), one "
+        "on the busy thread. Reads per sample from pyspyc's summary; CPU per sample = "
+        "user+system CPU (wait4, through rusage_run) / samples; torn = torn stacks / (torn + "
+        "stacks counted)." % (CHURN_RATE, s.churn_seconds))
+    table = []
+    py = "/usr/bin/python3.11" if os.access("/usr/bin/python3.11", os.X_OK) else "/usr/bin/python3"
+    for name in ("demo", "gthread"):
+        env.log("churn: %s" % name)
+        started = []
+        try:
+            busy = env.target(py, "split.py", s.churn_seconds + 30)
+            started.append(busy)
+            port = free_port()
+            if name == "demo":
+                app = env.start([py, os.path.join(APPS, "webapp.py"), str(port)],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                started.append(app)
+                ready, _, _ = select.select([app.stdout], [], [], 30)
+                if not ready or not app.stdout.readline().startswith(b"ready"):
+                    raise Failed("webapp.py did not start")
+                server = app.pid
+                started.append(env.start([py, os.path.join(APPS, "load.py"), str(port),
+                                          str(s.churn_seconds + 3), "4"],
+                                         stdout=subprocess.DEVNULL))
+            else:
+                master, server = start_gthread(env, port)
+                started.append(master)
+                started.append(env.start(["wrk", "-t", "1", "-c", "8", "-d",
+                                          "%ds" % round(s.churn_seconds + 3),
+                                          "http://127.0.0.1:%d/light" % port],
+                                         stdout=subprocess.DEVNULL))
+            time.sleep(1.0)
+            r = churn_side_by_side(env, server, busy.pid, s.churn_seconds)
+        except Failed as e:
+            rep.failed("churn", name, e)
+            continue
+        finally:
+            for p in reversed(started):
+                env.stop(p)
+        reads, cpu, torn, ticks = r["server"]
+        breads, bcpu, btorn, bticks = r["busy"]
+        ratio = cpu / bcpu if bcpu else float("inf")
+        checks = (("%s reads per sample" % name, "%.2f" % reads, "<= %g" % CHURN_READS,
+                   reads <= CHURN_READS),
+                  ("%s CPU per sample / one busy thread's" % name,
+                   "%.1f us / %.1f us = %.2fx" % (cpu, bcpu, ratio), "<= %gx" % CHURN_CPU_RATIO,
+                   ratio <= CHURN_CPU_RATIO),
+                  ("%s torn" % name, "%.2f%%" % torn, "<= %g%%" % CHURN_TORN_PCT,
+                   torn <= CHURN_TORN_PCT))
+        for what, measured, target, ok in checks:
+            rep.row("churn", what, measured, target, verdict(ok))
+        table.append((name, count(ticks), "%.2f" % reads, "%.1f" % cpu, "%.2f%%" % torn,
+                      count(bticks), "%.2f" % breads, "%.1f" % bcpu, "%.2f%%" % btorn,
+                      "%.2fx" % ratio))
+    rep.table(("workload", "samples", "reads / sample", "us CPU / sample", "torn",
+               "busy: samples", "busy: reads", "busy: us CPU", "busy: torn", "CPU ratio"),
+              table)
+
+
 def hz(rate):
     return "%g kHz" % (rate / 1000.0) if rate >= 1000 else "%d Hz" % rate
 
@@ -1320,6 +1461,8 @@ def main(argv=None):
                 section_accuracy(env, rep, pythons, s)
             if "windows" in only:
                 section_windows(env, rep, s)
+            if "churn" in only:
+                section_churn(env, rep, s)
     except KeyboardInterrupt:
         log("interrupted: nothing written")
         return 130
