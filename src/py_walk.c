@@ -19,7 +19,8 @@
 #define COPY_BYTES_PER_THREAD (64u << 10)
 #define IOVS_PER_THREAD 64
 #define FRAMES_PER_THREAD 64
-#define FIRST_THREADS 64             /* thread slots made at the start */
+#define FIRST_THREADS 4              /* thread slots made at the start (14 KB
+					 * each; with -s, per process) */
 #define MAX_CHUNKS_PER_THREAD 64
 #define MAX_FRAME_BYTES PY_LAYOUT_MAX_FRAME /* a frame header we read */
 #define MAX_SPEC_FRAMES 512          /* frame objects read ahead per thread */
