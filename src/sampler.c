@@ -62,6 +62,10 @@ struct sampler {
 	 * again), how many threads it saw and how many counted. */
 	clockid_t cpu_clock;
 	int has_clock, cpu_ok, repeat_ok;
+	/* The last walk saw a thread hold the GIL or (by default) run: the
+	 * process is likely running still, and is walked without the test
+	 * (a busy process pays no syscall for it). */
+	int was_active;
 	int64_t cpu_ns;
 	uint64_t last_threads;
 };
@@ -497,10 +501,13 @@ int sampler_tick(struct sampler *s, int64_t now, struct sampler_stats *st)
 
 	PUB(st->ticks, ++s->ticks);
 	PUB(st->elapsed_ns, (uint64_t)(now - s->start));
-	if (!ran(s) && (s->repeat_ok || !s->o.idle || s->o.gil)) {
+	if (s->was_active)
+		s->cpu_ok = 0; /* no clock read before this walk to compare with */
+	else if (!ran(s) && (s->repeat_ok || !s->o.idle || s->o.gil)) {
 		tick_asleep(s, now, st);
 		return 0;
 	}
+	s->was_active = 0;
 	s->repeat_ok = 0;
 	lost = s->ws.torn + s->ss.torn + s->ss.dropped + s->ss.errors;
 	py_sym_prefetch(s->sym, &xl, &xr, &nx);
@@ -576,6 +583,7 @@ int sampler_tick(struct sampler *s, int64_t now, struct sampler_stats *st)
 	 * the same stacks again. */
 	s->repeat_ok = s->ws.torn + s->ss.torn + s->ss.dropped + s->ss.errors == lost;
 	s->last_threads = GET(st->threads);
+	s->was_active = rs->gil_holder || (!s->o.idle && GET(st->active));
 	PUB(st->idle, s->idle);
 	PUB(st->stacks, s->ss.stacks);
 	PUB(st->torn, s->ws.torn + s->ss.torn);

@@ -14,6 +14,8 @@ beside its target, how it was measured, and the machine it ran on.
   memory    peak RSS of pyspyc after 1,000,000 samples of ~10,000 unique stacks
   output    time to write SVG, collapsed stacks and pprof for 50,000 stacks
   accuracy  error of the measured split on tests/apps/split.py (60/40), 100 Hz
+  scaling   pyspyc's CPU for record -s on gunicorn with 1, 8, 32 and 128 idle
+            sync workers and 2 and 8 busy ones (under wrk), 100 Hz and 1 kHz
 
 Progress goes to stderr.  Every process it starts (targets, gunicorn, wrk,
 pyspyc) runs in a session of its own and is killed with its whole process
@@ -40,7 +42,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 APPS = os.path.join(ROOT, "tests", "apps")
-SECTIONS = ("cost", "fidelity", "overhead", "memory", "output", "accuracy")
+SECTIONS = ("cost", "fidelity", "overhead", "memory", "output", "accuracy", "scaling")
 
 # Minor versions pyspyc profiles (as tests/integration/conftest.py).
 SUPPORTED = {(2, 7), (3, 6), (3, 7), (3, 8), (3, 9), (3, 10), (3, 11), (3, 12), (3, 13)}
@@ -50,11 +52,13 @@ COST_TARGET_US = {25: 5.0, 200: 20.0}
 COST_TARGET_VERSIONS = ((3, 11), (3, 12))
 COST_LONGEST_S = 30.0
 FIDELITY_TARGET_PCT = {100: 99.0, 1000: 99.0, 10000: 97.0}
-OVERHEAD_TARGET_PCT = {100: 1.0, 1000: 3.0}
+OVERHEAD_TARGET_PCT = {100: 1.0, 1000: 2.0}
 MEMORY_TARGET_MIB = 32.0
 SVG_TARGET_S = 1.0
 ACCURACY_TARGET_PP = 2.0
 SPLIT = {"spin_a": 60.0, "spin_b": 40.0}
+# scaling: pyspyc's CPU, % of one core, for this many idle workers at 100 Hz.
+SCALING_TARGET = (32, 100, 1.0)
 
 
 class Settings:
@@ -87,6 +91,11 @@ class Settings:
         self.output_runs = 1 if quick else 3
         # accuracy
         self.accuracy_seconds = 3.0 if quick else 10.0
+        # scaling: idle and busy worker counts, rates, seconds per run
+        self.scaling_idle = (1, 8, 32) if quick else (1, 8, 32, 128)
+        self.scaling_busy = (2,) if quick else (2, 8)
+        self.scaling_rates = (100, 1000)
+        self.scaling_seconds = 2.0 if quick else 5.0
 
 
 # ---- processes ----------------------------------------------------------
@@ -462,7 +471,7 @@ def children_of(pid):
     return out
 
 
-def start_gunicorn(env, port, workers=2):
+def start_gunicorn(env, port, workers=2, wait_s=30):
     """Debian's gunicorn (its script run by /usr/bin/python3, as its #! line
     does) serving tests/apps/flask_app.py on 127.0.0.1:port with `workers`
     sync workers; returns once /light answers and the workers are up."""
@@ -473,7 +482,7 @@ def start_gunicorn(env, port, workers=2):
                       stdout=log, stderr=subprocess.STDOUT)
     finally:
         log.close()
-    end = time.monotonic() + 30
+    end = time.monotonic() + wait_s
     while time.monotonic() < end:
         if p.poll() is not None:
             break
@@ -613,6 +622,80 @@ def measure_overhead(env, s):
             row["worker_samples"] = min(r["worker_samples"] for r in rs)
         out["configs"].append(row)
     return out
+
+
+# ---- scaling: pyspyc's CPU against the number of processes ---------------
+
+ASLEEP_RE = re.compile(r"; (\d+) samples of processes that had not run")
+PROCESSES_RE = re.compile(r"; (\d+) processes")
+
+
+def scaling_run(env, master, port, rate, seconds, busy):
+    """pyspyc record -s -p MASTER -r RATE for `seconds` (under wrk when
+    busy): its CPU in % of one core (user+sys over its elapsed time, from
+    outside), and what its summary says."""
+    folded = env.path("scaling.folded")
+    argv = [env.pyspyc, "record", "-p", str(master), "-s", "-r", str(rate),
+            "-d", str(seconds), "-o", folded]
+    with tempfile.TemporaryFile(dir=env.tmp) as err:
+        spawned = env.spawn(argv, subprocess.DEVNULL, err)
+        try:
+            if busy:
+                time.sleep(0.3)
+                wrk(env, port, max(1.0, seconds - 0.6), connections=2 * busy)
+        except BaseException:
+            env.stop(spawned[0])
+            raise
+        status, cpu, _ = env.finish(spawned, seconds + 120)
+        err.seek(0)
+        text = err.read().decode("utf-8", "replace")
+    if status != 0:
+        raise Failed("pyspyc exited %d: %s" % (status, text[-300:]))
+    summ = parse_summary(text)
+    asleep = ASLEEP_RE.search(text)
+    procs = PROCESSES_RE.search(text)
+    return {"cpu_pct": 100.0 * cpu / summ["elapsed"] if summ["elapsed"] else None,
+            "samples": summ["ticks"], "late": summ["late"],
+            "asleep": int(asleep.group(1)) if asleep else 0,
+            "processes": int(procs.group(1)) if procs else None}
+
+
+def settle(master, quiet_s=0.01, longest_s=60):
+    """Wait until the workers have booted: gunicorn answers once one worker
+    is up, while the others may still be importing the app for seconds.
+    Settled: the master and its workers used under quiet_s of CPU in a
+    second."""
+    end = time.monotonic() + longest_s
+    last = None
+    while time.monotonic() < end:
+        now = cpu_seconds([master] + children_of(master))
+        if last is not None and now - last < quiet_s:
+            return
+        last = now
+        time.sleep(1.0)
+
+
+def measure_scaling(env, s):
+    """For each worker count: one gunicorn, then a run per rate."""
+    rows = []
+    for workers, busy in [(n, False) for n in s.scaling_idle] + \
+                         [(n, True) for n in s.scaling_busy]:
+        port = free_port()
+        g = start_gunicorn(env, port, workers, wait_s=30 + workers)
+        try:
+            settle(g.pid)
+            if busy:
+                wrk(env, port, 1)  # warm-up
+            for rate in s.scaling_rates:
+                r = scaling_run(env, g.pid, port, rate, s.scaling_seconds,
+                                workers if busy else 0)
+                env.log("scaling: %d %s workers at %s: pyspyc %.2f%% of a core" % (
+                    workers, "busy" if busy else "idle", hz(rate), r["cpu_pct"]))
+                r.update(workers=workers, busy=busy, rate=rate)
+                rows.append(r)
+        finally:
+            env.stop(g)
+    return rows
 
 
 # ---- 4. profiler memory -------------------------------------------------
@@ -1120,6 +1203,49 @@ def section_accuracy(env, rep, pythons, s):
               table)
 
 
+def section_scaling(env, rep, s):
+    n, rate, want = SCALING_TARGET
+    rep.section(
+        "7. Scaling with processes",
+        "pyspyc's CPU <= %.0f%% of one core for %d idle workers at %s; reported for "
+        "%s idle workers and %s busy ones, at %s." % (
+            want, n, hz(rate), ", ".join(str(x) for x in s.scaling_idle),
+            " and ".join(str(x) for x in s.scaling_busy),
+            " and ".join(hz(r) for r in s.scaling_rates)),
+        "Debian's gunicorn (`-w N -k sync`) serves `tests/apps/flask_app.py`, as in the "
+        "overhead section; `pyspyc record -s -p MASTER -r RATE -d %g` samples the master "
+        "and its workers. Idle: no requests (every worker asleep in its accept loop). "
+        "Busy: `wrk -t 1 -c 2N` loads `/light` through the run. pyspyc CPU is its "
+        "user+sys time over its run, in %% of one core, measured from outside; per "
+        "process divides it by the processes sampled (the master and the workers), so "
+        "the cost of one more idle process shows. Not read: the share of samples of "
+        "a process that had not run since its last one (its CPU clock and GIL said "
+        "so), which cost two small reads." % s.scaling_seconds)
+    env.log("scaling: gunicorn with %s idle and %s busy workers" % (
+        ", ".join(str(x) for x in s.scaling_idle), ", ".join(str(x) for x in s.scaling_busy)))
+    try:
+        rows = measure_scaling(env, s)
+    except Failed as e:
+        rep.failed("scaling", "gunicorn -w N", e)
+        return
+    table = []
+    for r in rows:
+        procs = r["processes"] or (r["workers"] + 1)
+        target, res = "", ""
+        if not r["busy"] and (r["workers"], r["rate"]) == (n, rate):
+            target = "<= %.0f%%" % want
+            res = verdict(r["cpu_pct"] <= want)
+            rep.row("scaling", "%d idle workers, %s" % (n, hz(rate)),
+                    "%.2f%% of a core" % r["cpu_pct"], target, res)
+        table.append(("%d %s" % (r["workers"], "busy" if r["busy"] else "idle"), hz(r["rate"]),
+                      procs, "%.2f%%" % r["cpu_pct"], "%.3f%%" % (r["cpu_pct"] / procs),
+                      count(r["samples"]),
+                      "%.0f%%" % (100.0 * r["asleep"] / r["samples"]) if r["samples"] else "-",
+                      count(r["late"]), judged(target, res)))
+    rep.table(("workers", "rate", "processes", "pyspyc CPU", "per process", "samples",
+               "not read", "late ticks", "target"), table)
+
+
 def hz(rate):
     return "%g kHz" % (rate / 1000.0) if rate >= 1000 else "%d Hz" % rate
 
@@ -1240,6 +1366,8 @@ def main(argv=None):
                 section_output(env, rep, s)
             if "accuracy" in only:
                 section_accuracy(env, rep, pythons, s)
+            if "scaling" in only:
+                section_scaling(env, rep, s)
     except KeyboardInterrupt:
         log("interrupted: nothing written")
         return 130
