@@ -672,12 +672,14 @@ static void *engine_main(void *arg)
 	/* The default 50 us timer slack would smear every deadline. */
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 	while (!stopping(s) && !all_gone(s)) {
+		/* No tick at or past the end: the run waits for the end. */
+		int more = !s->end_ns || next < s->end_ns;
 		int64_t until;
 
 		now = mono_ns();
-		if (s->end_ns && next >= s->end_ns)
+		if (!more && now >= s->end_ns)
 			break;
-		if (now >= next) {
+		if (more && now >= next) {
 			tick_all(s, now);
 			next += period;
 			now = mono_ns();
@@ -695,7 +697,7 @@ static void *engine_main(void *arg)
 		}
 		if (s->o.subprocesses && (now >= s->next_walk || now >= s->next_due))
 			watch(s, next);
-		until = next;
+		until = more ? next : s->end_ns;
 		if (s->o.subprocesses) {
 			if (s->next_due < until)
 				until = s->next_due;

@@ -549,6 +549,24 @@ def loaded_wrk(env, master, port, seconds):
     return w
 
 
+def pyspyc_during(env, argv, load, timeout):
+    """Run pyspyc argv to its end, and load(its Popen) meanwhile: (what
+    load returned, pyspyc's user+sys CPU seconds, its stderr)."""
+    with tempfile.TemporaryFile(dir=env.tmp) as err:
+        spawned = env.spawn(argv, subprocess.DEVNULL, err)
+        try:
+            result = load(spawned[0])
+        except BaseException:
+            env.stop(spawned[0])
+            raise
+        status, cpu, _ = env.finish(spawned, timeout)
+        err.seek(0)
+        text = err.read().decode("utf-8", "replace")
+    if status != 0:
+        raise Failed("pyspyc exited %d: %s" % (status, text[-300:]))
+    return result, cpu, text
+
+
 def overhead_run(env, master, port, config, seconds):
     """One wrk run under one configuration: pyspyc (if any) attaches to the
     gunicorn master with -s half a second before the load starts and stops
@@ -559,21 +577,13 @@ def overhead_run(env, master, port, config, seconds):
     folded = env.path("overhead.folded")
     argv = [env.pyspyc, "record", "-p", str(master), "-s", "-r", str(rate),
             "-d", str(seconds + 1.0), "-o", folded] + (["--blocking"] if blocking else [])
-    with tempfile.TemporaryFile(dir=env.tmp) as err:
-        spawned = env.spawn(argv, subprocess.DEVNULL, err)
-        try:
-            time.sleep(0.5)
-            if spawned[0].poll() is not None:
-                raise Failed("pyspyc ended before the load started")
-            w = loaded_wrk(env, master, port, seconds)
-        except BaseException:
-            env.stop(spawned[0])
-            raise
-        status, cpu, _ = env.finish(spawned, seconds + 60)
-        err.seek(0)
-        text = err.read().decode("utf-8", "replace")
-    if status != 0:
-        raise Failed("pyspyc exited %d: %s" % (status, text[-300:]))
+
+    def load(p):
+        time.sleep(0.5)
+        if p.poll() is not None:
+            raise Failed("pyspyc ended before the load started")
+        return loaded_wrk(env, master, port, seconds)
+    w, cpu, text = pyspyc_during(env, argv, load, seconds + 60)
     summ = parse_summary(text)
     with open(folded) as f:
         stacks = parse_collapsed(f.read())
@@ -637,20 +647,11 @@ def scaling_run(env, master, port, rate, seconds, busy):
     folded = env.path("scaling.folded")
     argv = [env.pyspyc, "record", "-p", str(master), "-s", "-r", str(rate),
             "-d", str(seconds), "-o", folded]
-    with tempfile.TemporaryFile(dir=env.tmp) as err:
-        spawned = env.spawn(argv, subprocess.DEVNULL, err)
-        try:
-            if busy:
-                time.sleep(0.3)
-                wrk(env, port, max(1.0, seconds - 0.6), connections=2 * busy)
-        except BaseException:
-            env.stop(spawned[0])
-            raise
-        status, cpu, _ = env.finish(spawned, seconds + 120)
-        err.seek(0)
-        text = err.read().decode("utf-8", "replace")
-    if status != 0:
-        raise Failed("pyspyc exited %d: %s" % (status, text[-300:]))
+    def load(p):
+        if busy:
+            time.sleep(0.3)
+            wrk(env, port, max(1.0, seconds - 0.6), connections=2 * busy)
+    _, cpu, text = pyspyc_during(env, argv, load, seconds + 120)
     summ = parse_summary(text)
     asleep = ASLEEP_RE.search(text)
     procs = PROCESSES_RE.search(text)
