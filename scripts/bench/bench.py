@@ -679,7 +679,9 @@ def scaling_run(env, master, port, rate, seconds, busy):
         a, ta = run_ns(pid), time.monotonic()
         time.sleep(max(0.0, t0 + seconds - 0.3 - time.monotonic()))
         b, tb = run_ns(pid), time.monotonic()
-        if a is not None and b is not None and tb > ta:
+        # (Threads that end in between take their time with them: a
+        # build with a thread per process shows none then.)
+        if a is not None and b is not None and tb > ta and b >= a:
             steady["pct"] = 100.0 * (b - a) / 1e9 / (tb - ta)
 
     def load(p):
