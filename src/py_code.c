@@ -1164,14 +1164,15 @@ static void add_thread(struct py_symbolizer *s, const struct raw_sample *rs,
 	memcpy(s->fid + inner, m->fid + (inner + m->depth - th->depth), keep * sizeof(*s->fid));
 	same = keep && memo_same_shape(m, th) &&
 	       !memcmp(s->fid, m->fid, inner * sizeof(*s->fid));
-	if (same) {
+	/* The memo's stack id is of the window it was counted in: after a
+	 * rotation (-ESTALE) the stack is added by its frames. */
+	if (same && !stacktab_add_id_at(s->tab, m->id, t_ns)) {
 		id = m->id;
-		stacktab_add_id(s->tab, id, 1);
 	} else {
 		depth = assemble(s, th, s->fid);
 		if (!depth)
 			return;
-		if (stacktab_add(s->tab, s->stack + s->stack_cap - depth, depth, 1, &id)) {
+		if (stacktab_add_at(s->tab, s->stack + s->stack_cap - depth, depth, t_ns, &id)) {
 			st->dropped++;
 			return;
 		}
@@ -1193,7 +1194,6 @@ static void add_thread(struct py_symbolizer *s, const struct raw_sample *rs,
 		memcpy(m->frames, &rs->frames[th->first], (th->depth - keep) * sizeof(*m->frames));
 		memcpy(m->fid, s->fid, (th->depth - keep) * sizeof(*m->fid));
 	}
-	stacktab_log(s->tab, t_ns, id);
 	s->counted[s->ncounted++] = id;
 	st->stacks++;
 }

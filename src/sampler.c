@@ -1,5 +1,6 @@
 /* sampler.c - one process sampled a tick at a time (see sampler.h). */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +48,7 @@ struct sampler {
 	struct pre_state { int32_t tid; int state; } *pre; /* state letter, or -errno */
 	uint32_t npre;
 	/* Thread label -> frame id, for -t: the last few threads seen. */
-	struct { uint64_t thread_id, version; int32_t tid; uint32_t frame; } tframes[64];
+	struct { uint64_t thread_id, version; int32_t tid; uint32_t frame; int named; } tframes[64];
 
 	/* Counters and state kept from tick to tick. */
 	int64_t start, alive_at;    /* alive_at: when the handle last said so */
@@ -202,21 +203,36 @@ void sampler_free(struct sampler *s)
 	free(s);
 }
 
-/* The -t root frame of th. */
+/* The -t root frame of th.  One frame per thread for its whole life, keyed
+ * by its OS id and pthread id, labelled with the name it has now: a thread
+ * seen before threading registered it (under its OS name) and a thread the
+ * program renames are each one thread in every output, under the last
+ * name (stacktab_frame_relabel). */
 static uint32_t thread_frame(struct sampler *s, const struct raw_thread *th)
 {
 	uint32_t slot = (uint32_t)((th->thread_id >> 4) ^ (uint64_t)th->native_tid) % 64;
 	uint64_t version;
-	const char *name, *label = thread_map_name(s->tmap, th, &version, &name);
-	uint32_t id;
+	int from_os = 0;
+	const char *name, *label = thread_map_name(s->tmap, th, &version, &name, &from_os);
+	int32_t tid = th->native_tid > 0 ? th->native_tid : 0;
+	char key[40];
+	uint32_t id, lab, bare;
+	int same = s->tframes[slot].thread_id == th->thread_id &&
+		   s->tframes[slot].tid == th->native_tid && s->tframes[slot].frame;
 
-	if (s->tframes[slot].thread_id == th->thread_id &&
-	    s->tframes[slot].tid == th->native_tid &&
-	    s->tframes[slot].version == version && s->tframes[slot].frame)
+	if (same && s->tframes[slot].version == version)
 		return s->tframes[slot].frame;
-	if (marker_frame(s->tab, FRAME_THREAD, label, th->native_tid > 0 ? th->native_tid : 0,
-			 name, &id))
+	snprintf(key, sizeof(key), "%" PRIx64, th->thread_id);
+	if (marker_frame(s->tab, FRAME_THREAD, "thread", tid, key, &id))
 		return 0;
+	/* threading's name, once known, is not given back for the OS one
+	 * (threading forgets its threads as the interpreter shuts down). */
+	if (!(from_os && same && s->tframes[slot].named) &&
+	    (stacktab_string(s->tab, label, strlen(label), &lab) ||
+	     stacktab_string(s->tab, name, strlen(name), &bare) ||
+	     stacktab_frame_relabel(s->tab, id, lab, bare)))
+		return 0;
+	s->tframes[slot].named = (same && s->tframes[slot].named) || !from_os;
 	s->tframes[slot].thread_id = th->thread_id;
 	s->tframes[slot].tid = th->native_tid;
 	s->tframes[slot].version = version;
@@ -441,29 +457,36 @@ static int ran(struct sampler *s)
 	return py_walker_gil_held(s->walker) != 0;
 }
 
-/* A tick at which the process had not run: count what sampler.h says. */
-static void tick_asleep(struct sampler *s, int64_t now, struct sampler_stats *st)
+/* A tick at which the process had not run: count what sampler.h says.
+ * Returns 1, counting nothing, when the stacks to count again are of a
+ * window the stack table has closed since: the process is read instead. */
+static int tick_asleep(struct sampler *s, int64_t now, struct sampler_stats *st)
 {
-	PUB(st->asleep, ++s->asleep);
-	PUB(st->samples, ++s->samples);
-	PUB(st->gil_known, ++s->gil_known); /* free */
 	if (s->o.idle && !s->o.gil) {
 		const uint32_t *ids;
 		uint32_t i, n;
 
 		py_sym_counted(s->sym, &ids, &n);
 		for (i = 0; i < n; i++) {
-			stacktab_add_id(s->tab, ids[i], 1);
-			stacktab_log(s->tab, now, ids[i]);
+			if (!stacktab_add_id_at(s->tab, ids[i], now))
+				s->ss.stacks++;
+			else if (i == 0)
+				return 1; /* another window since: read it */
+			else
+				s->ss.dropped++; /* a window closed in between */
 		}
-		s->ss.stacks += n;
 		PUB(st->stacks, s->ss.stacks);
+		PUB(st->dropped, s->ss.dropped);
 		PUB(st->active, s->last_threads);
 	} else {
 		if (!s->o.gil)
 			PUB(st->idle, s->idle += s->last_threads);
 		PUB(st->active, 0);
 	}
+	PUB(st->asleep, ++s->asleep);
+	PUB(st->samples, ++s->samples);
+	PUB(st->gil_known, ++s->gil_known); /* free */
+	return 0;
 }
 
 #define ALIVE_CHECK_NS 10000000LL
@@ -503,10 +526,9 @@ int sampler_tick(struct sampler *s, int64_t now, struct sampler_stats *st)
 	PUB(st->elapsed_ns, (uint64_t)(now - s->start));
 	if (s->was_active)
 		s->cpu_ok = 0; /* no clock read before this walk to compare with */
-	else if (!ran(s) && (s->repeat_ok || !s->o.idle || s->o.gil)) {
-		tick_asleep(s, now, st);
+	else if (!ran(s) && (s->repeat_ok || !s->o.idle || s->o.gil) &&
+		 !tick_asleep(s, now, st))
 		return 0;
-	}
 	s->was_active = 0;
 	s->repeat_ok = 0;
 	lost = s->ws.torn + s->ss.torn + s->ss.dropped + s->ss.errors;

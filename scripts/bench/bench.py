@@ -43,7 +43,8 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 APPS = os.path.join(ROOT, "tests", "apps")
-SECTIONS = ("cost", "fidelity", "overhead", "memory", "output", "accuracy", "scaling")
+SECTIONS = ("cost", "fidelity", "overhead", "memory", "output", "accuracy", "windows",
+            "scaling")
 
 # Minor versions pyspyc profiles (as tests/integration/conftest.py).
 SUPPORTED = {(2, 7), (3, 6), (3, 7), (3, 8), (3, 9), (3, 10), (3, 11), (3, 12), (3, 13)}
@@ -58,6 +59,9 @@ MEMORY_TARGET_MIB = 32.0
 SVG_TARGET_S = 1.0
 ACCURACY_TARGET_PP = 2.0
 SPLIT = {"spin_a": 60.0, "spin_b": 40.0}
+# windows: resident memory may grow at most this much from the first tenth
+# of the soak to its end (flat, but for allocator noise).
+WINDOWS_GROWTH_MIB = 2.0
 # scaling: pyspyc's CPU, % of one core, for this many idle workers at 100 Hz.
 SCALING_TARGET = (32, 100, 1.0)
 
@@ -92,6 +96,11 @@ class Settings:
         self.output_runs = 1 if quick else 3
         # accuracy
         self.accuracy_seconds = 3.0 if quick else 10.0
+        # windows: samples through the stack table, a window every
+        # soak_window of them, RSS every soak_every windows
+        self.soak_samples = 2000000 if quick else 10000000
+        self.soak_window = 5000
+        self.soak_every = 50 if quick else 200
         # scaling: idle and busy worker counts, rates, seconds per run
         self.scaling_idle = (1, 8, 32) if quick else (1, 8, 32, 128)
         self.scaling_busy = (2,) if quick else (2, 8)
@@ -1248,10 +1257,76 @@ def section_accuracy(env, rep, pythons, s):
               table)
 
 
+# ---- 7. windows ---------------------------------------------------------
+
+SOAK_RE = re.compile(r"^window_soak windows=(\d+) samples=(\d+) new_stacks=(\d+) "
+                     r"rss_kib=(\d+) seconds=([\d.]+)$", re.M)
+SOAK_DONE_RE = re.compile(r"^window_soak done windows=(\d+) samples=(\d+) new_stacks=(\d+) "
+                          r"dropped=(\d+) hwm_kib=(\d+)$", re.M)
+
+
+def measure_windows(env, s):
+    """scripts/bench/window_soak.c: synthetic samples, a quarter of them new
+    stacks, through the stack table, a window closed (and written as
+    collapsed stacks to /dev/null) every s.soak_window samples; RSS every
+    s.soak_every windows."""
+    if not getattr(env, "window_soak", None) or not os.access(env.window_soak, os.X_OK):
+        raise Failed("%s is not built (make bench builds it)" % env.window_soak)
+    out = subprocess.run([env.window_soak, str(s.soak_samples), str(s.soak_window),
+                          str(s.soak_every)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         universal_newlines=True, timeout=1800)
+    if out.returncode != 0:
+        raise Failed("window_soak exited with %d: %s" % (out.returncode, out.stderr.strip()))
+    curve = [{"windows": int(m.group(1)), "samples": int(m.group(2)),
+              "new": int(m.group(3)), "rss_mib": int(m.group(4)) / 1024.0,
+              "seconds": float(m.group(5))} for m in SOAK_RE.finditer(out.stdout)]
+    done = SOAK_DONE_RE.search(out.stdout)
+    if len(curve) < 3 or not done:
+        raise Failed("window_soak printed %r" % out.stdout[-300:])
+    return curve, {"windows": int(done.group(1)), "samples": int(done.group(2)),
+                   "new": int(done.group(3)), "dropped": int(done.group(4)),
+                   "hwm_mib": int(done.group(5)) / 1024.0}
+
+
+def section_windows(env, rep, s):
+    rep.section(
+        "7. Windows: memory over a long run",
+        "resident memory flat (at most %.0f MiB more at the end than after the first tenth) "
+        "over %s samples and %s windows with new unique stacks all the time."
+        % (WINDOWS_GROWTH_MIB, count(s.soak_samples), count(s.soak_samples // s.soak_window)),
+        "`scripts/bench/window_soak.c`, linked with pyspyc's library objects, feeds "
+        "synthetic samples (stacks of 24 frames over 3,000 frames; one sample in four a "
+        "stack never seen before, the rest from 500 hot stacks) through the real stack "
+        "table as the sampler does (`stacktab_add_at`, with a timeline), with pyspyc's "
+        "default bounds, and closes a window every %s samples with `stacktab_rotate`, "
+        "writing each window's profile as collapsed stacks to /dev/null, as "
+        "`record --period` does. RSS is read from /proc/self/status every %d windows. "
+        "Without windows the same run would need %s unique stacks, past --max-stacks "
+        "(200,000)." % (count(s.soak_window), s.soak_every, count(s.soak_samples // 4)))
+    env.log("windows: window_soak")
+    try:
+        curve, done = measure_windows(env, s)
+    except Failed as e:
+        rep.failed("windows", "soak", e)
+        return
+    tenth = curve[max(1, len(curve) // 10)]
+    growth = curve[-1]["rss_mib"] - tenth["rss_mib"]
+    ok = growth <= WINDOWS_GROWTH_MIB and done["dropped"] == 0
+    rep.row("windows", "RSS growth over %s windows" % count(done["windows"]),
+            "%+.1f MiB" % growth, "<= %.0f MiB" % WINDOWS_GROWTH_MIB, verdict(ok))
+    rep.md.append("%s samples in %s windows, %s of them new stacks, %s dropped; peak RSS "
+                  "%.1f MiB.\n\n" % (count(done["samples"]), count(done["windows"]),
+                                     count(done["new"]), count(done["dropped"]),
+                                     done["hwm_mib"]))
+    rep.table(("windows", "samples", "new stacks so far", "RSS", "seconds"),
+              [(count(c["windows"]), count(c["samples"]), count(c["new"]),
+                "%.1f MiB" % c["rss_mib"], "%.1f" % c["seconds"]) for c in curve])
+
+
 def section_scaling(env, rep, s):
     n, rate, want = SCALING_TARGET
     rep.section(
-        "7. Scaling with processes",
+        "8. Scaling with processes",
         "pyspyc's CPU <= %.0f%% of one core for %d idle workers at %s; reported for "
         "%s idle workers and %s busy ones, at %s." % (
             want, n, hz(rate), ", ".join(str(x) for x in s.scaling_idle),
@@ -1364,6 +1439,9 @@ def main(argv=None):
                     help="the CPU and peak-RSS wrapper (make build/bench/rusage_run)")
     ap.add_argument("--floor", default=os.path.join(ROOT, "build", "bench", "floor"),
                     help="the machine-floor program (make build/bench/floor)")
+    ap.add_argument("--window-soak",
+                    default=os.path.join(ROOT, "build", "bench", "window_soak"),
+                    help="the window soak program (make build/bench/window_soak)")
     args = ap.parse_args(argv)
     only = [x.strip() for x in args.only.split(",") if x.strip()]
     bad = [x for x in only if x not in SECTIONS]
@@ -1407,6 +1485,7 @@ def main(argv=None):
     try:
         with Env(args.pyspyc, args.out_cost, args.rusage_run, log) as env:
             env.floor = args.floor
+            env.window_soak = args.window_soak
             if "cost" in only:
                 section_cost(env, rep, pythons, s)
             if "fidelity" in only:
@@ -1419,6 +1498,8 @@ def main(argv=None):
                 section_output(env, rep, s)
             if "accuracy" in only:
                 section_accuracy(env, rep, pythons, s)
+            if "windows" in only:
+                section_windows(env, rep, s)
             if "scaling" in only:
                 section_scaling(env, rep, s)
     except KeyboardInterrupt:

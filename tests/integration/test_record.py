@@ -3,6 +3,8 @@ import os
 import re
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from conftest import (APPS, app_line, frame_line, frame_name, parse_collapsed,
                       qualname, run_pyspyc, share)
 
@@ -92,6 +94,7 @@ def test_target_exits_first(one_python, tmp_path):
     assert sum(c for _, c in stacks) > 150
 
 
+@pytest.mark.serial
 def test_rate_fidelity(one_python, target, tmp_path):
     # The benchmark holds the 99% figure; here a loaded CI machine must
     # still deliver most ticks, and every tick is either sampled or late.
