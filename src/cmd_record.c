@@ -402,6 +402,13 @@ static void summary(const struct session_stats *st, const struct record_args *a,
 		st->samples ? (double)st->reads / (double)st->samples : 0.0);
 	if (a->subprocesses)
 		fprintf(stderr, "; %u processes", st->processes_seen);
+	if (st->processes_left_out)
+		fprintf(stderr, "; %u Python processes not sampled: more than "
+			"--max-processes %lld at once", st->processes_left_out,
+			a->s.max_processes);
+	if (st->asleep)
+		fprintf(stderr, "; %llu samples of processes that had not run (not read)",
+			(unsigned long long)st->asleep);
 	if (st->execs > st->execs_lost)
 		fprintf(stderr, "; followed %u exec%s into Python", st->execs - st->execs_lost,
 			st->execs - st->execs_lost == 1 ? "" : "s");

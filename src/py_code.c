@@ -136,6 +136,9 @@ struct py_symbolizer {
 	 * for keep_cap threads, grown with the samples. */
 	uint32_t *keep;
 	uint32_t keep_cap;
+	/* The stack ids the last sample counted (keep_cap of room). */
+	uint32_t *counted;
+	uint32_t ncounted;
 	uint64_t nsample;             /* samples added, from 1 */
 	/* The code objects of the last sample, whose windows the walker reads
 	 * in the same call as the next sample. */
@@ -289,6 +292,7 @@ void py_sym_free(struct py_symbolizer *s)
 	free(s->liov);
 	free(s->riov);
 	free(s->keep);
+	free(s->counted);
 	free(s->pf_windows);
 	free(s->stack);
 	free(s->fid);
@@ -1311,7 +1315,14 @@ static void add_thread(struct py_symbolizer *s, const struct raw_sample *rs,
 		memcpy(m->frames, &rs->frames[th->first], (th->depth - keep) * sizeof(*m->frames));
 		memcpy(m->fid, s->fid, (th->depth - keep) * sizeof(*m->fid));
 	}
+	s->counted[s->ncounted++] = id;
 	st->stacks++;
+}
+
+void py_sym_counted(const struct py_symbolizer *s, const uint32_t **ids, uint32_t *n)
+{
+	*ids = s->counted;
+	*n = s->ncounted;
 }
 
 void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
@@ -1320,15 +1331,20 @@ void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
 	uint64_t epoch = s->epoch;
 	uint32_t n, t;
 
+	s->ncounted = 0;
 	if (rs->nthreads > s->keep_cap) {
 		uint32_t cap = rs->nthreads > 2 * s->keep_cap ? rs->nthreads : 2 * s->keep_cap;
 		uint32_t *k = realloc(s->keep, (size_t)cap * sizeof(*k));
+		uint32_t *c = k ? realloc(s->counted, (size_t)cap * sizeof(*c)) : NULL;
 
-		if (!k) {
+		if (k)
+			s->keep = k;
+		if (c)
+			s->counted = c;
+		if (!k || !c) {
 			st->errors++;
 			return;
 		}
-		s->keep = k;
 		s->keep_cap = cap;
 	}
 	s->nsample++;

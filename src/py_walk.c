@@ -19,7 +19,8 @@
 #define COPY_BYTES_PER_THREAD (64u << 10)
 #define IOVS_PER_THREAD 64
 #define FRAMES_PER_THREAD 64
-#define FIRST_THREADS 64             /* thread slots made at the start */
+#define FIRST_THREADS 4              /* thread slots made at the start (14 KB
+					 * each; with -s, per process) */
 #define MAX_CHUNKS_PER_THREAD 64
 #define MAX_FRAME_BYTES PY_LAYOUT_MAX_FRAME /* a frame header we read */
 #define MAX_SPEC_FRAMES 512          /* frame objects read ahead per thread */
@@ -2011,4 +2012,30 @@ int py_walker_sample(struct py_walker *w, const struct iovec *xl,
 		objects_verify(w, st);
 	w->planned = 1;
 	return 0;
+}
+
+int py_walker_gil_held(struct py_walker *w)
+{
+	uint8_t buf[sizeof(w->gilbuf)];
+	int32_t locked;
+	int err;
+
+	if (!w->gil_addr && w->gil_ptr_addr) {
+		uint64_t g = 0;
+
+		if (!rmem_read_ptr(&w->mem, w->gil_ptr_addr, &g) && g && !(g & 7))
+			w->gil_addr = g;
+	}
+	if (!w->gil_addr)
+		return -ENOENT;
+	/* 3.12+: the GILs of sub-interpreters are not read here. */
+	if (w->gil_model == PY_GIL_INTERP_STATE && w->ninterps > 1)
+		return -EAGAIN;
+	err = rmem_read(&w->mem, w->gil_addr, buf, w->gil_len);
+	if (err)
+		return err;
+	if (w->gil_model != PY_GIL_INTERP_STATE)
+		return rd64(buf, 0) != 0; /* the current thread state */
+	memcpy(&locked, buf + w->L->gil_locked, sizeof(locked));
+	return locked != 0;
 }

@@ -17,6 +17,8 @@ beside its target, how it was measured, and the machine it ran on.
   churn     reads, CPU and torn stacks per sample on thread-per-request servers
             (the demo app under its load; gunicorn -k gthread --threads 8 under
             wrk) beside one busy thread at the same rate, in the same run
+  scaling   pyspyc's CPU for record -s on gunicorn with 1, 8, 32 and 128 idle
+            sync workers and 2 and 8 busy ones (under wrk), 100 Hz and 1 kHz
 
 Progress goes to stderr.  Every process it starts (targets, gunicorn, wrk,
 pyspyc) runs in a session of its own and is killed with its whole process
@@ -38,12 +40,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 APPS = os.path.join(ROOT, "tests", "apps")
-SECTIONS = ("cost", "fidelity", "overhead", "memory", "output", "accuracy", "windows", "churn")
+SECTIONS = ("cost", "fidelity", "overhead", "memory", "output", "accuracy", "windows",
+            "churn", "scaling")
 
 # Minor versions pyspyc profiles (as tests/integration/conftest.py).
 SUPPORTED = {(2, 7), (3, 6), (3, 7), (3, 8), (3, 9), (3, 10), (3, 11), (3, 12), (3, 13)}
@@ -53,7 +57,7 @@ COST_TARGET_US = {25: 5.0, 200: 20.0}
 COST_TARGET_VERSIONS = ((3, 11), (3, 12))
 COST_LONGEST_S = 30.0
 FIDELITY_TARGET_PCT = {100: 99.0, 1000: 99.0, 10000: 97.0}
-OVERHEAD_TARGET_PCT = {100: 1.0, 1000: 3.0}
+OVERHEAD_TARGET_PCT = {100: 1.0, 1000: 2.0}
 MEMORY_TARGET_MIB = 32.0
 SVG_TARGET_S = 1.0
 ACCURACY_TARGET_PP = 2.0
@@ -65,6 +69,8 @@ SPLIT = {"spin_a": 60.0, "spin_b": 40.0}
 # windows: resident memory may grow at most this much from the first tenth
 # of the soak to its end (flat, but for allocator noise).
 WINDOWS_GROWTH_MIB = 2.0
+# scaling: pyspyc's CPU, % of one core, for this many idle workers at 100 Hz.
+SCALING_TARGET = (32, 100, 1.0)
 
 
 class Settings:
@@ -104,6 +110,11 @@ class Settings:
         self.soak_every = 50 if quick else 200
         # churn: seconds of each side-by-side run
         self.churn_seconds = 3.0 if quick else 8.0
+        # scaling: idle and busy worker counts, rates, seconds per run
+        self.scaling_idle = (1, 8, 32) if quick else (1, 8, 32, 128)
+        self.scaling_busy = (2,) if quick else (2, 8)
+        self.scaling_rates = (100, 1000)
+        self.scaling_seconds = 3.0 if quick else 6.0
 
 
 # ---- processes ----------------------------------------------------------
@@ -487,7 +498,7 @@ def children_of(pid):
     return out
 
 
-def start_gunicorn(env, port, workers=2):
+def start_gunicorn(env, port, workers=2, wait_s=30):
     """Debian's gunicorn (its script run by /usr/bin/python3, as its #! line
     does) serving tests/apps/flask_app.py on 127.0.0.1:port with `workers`
     sync workers; returns once /light answers and the workers are up."""
@@ -498,7 +509,7 @@ def start_gunicorn(env, port, workers=2):
                       stdout=log, stderr=subprocess.STDOUT)
     finally:
         log.close()
-    end = time.monotonic() + 30
+    end = time.monotonic() + wait_s
     while time.monotonic() < end:
         if p.poll() is not None:
             break
@@ -565,6 +576,24 @@ def loaded_wrk(env, master, port, seconds):
     return w
 
 
+def pyspyc_during(env, argv, load, timeout):
+    """Run pyspyc argv to its end, and load(its Popen) meanwhile: (what
+    load returned, pyspyc's user+sys CPU seconds, its stderr)."""
+    with tempfile.TemporaryFile(dir=env.tmp) as err:
+        spawned = env.spawn(argv, subprocess.DEVNULL, err)
+        try:
+            result = load(spawned[0])
+        except BaseException:
+            env.stop(spawned[0])
+            raise
+        status, cpu, _ = env.finish(spawned, timeout)
+        err.seek(0)
+        text = err.read().decode("utf-8", "replace")
+    if status != 0:
+        raise Failed("pyspyc exited %d: %s" % (status, text[-300:]))
+    return result, cpu, text
+
+
 def overhead_run(env, master, port, config, seconds):
     """One wrk run under one configuration: pyspyc (if any) attaches to the
     gunicorn master with -s half a second before the load starts and stops
@@ -575,21 +604,13 @@ def overhead_run(env, master, port, config, seconds):
     folded = env.path("overhead.folded")
     argv = [env.pyspyc, "record", "-p", str(master), "-s", "-r", str(rate),
             "-d", str(seconds + 1.0), "-o", folded] + (["--blocking"] if blocking else [])
-    with tempfile.TemporaryFile(dir=env.tmp) as err:
-        spawned = env.spawn(argv, subprocess.DEVNULL, err)
-        try:
-            time.sleep(0.5)
-            if spawned[0].poll() is not None:
-                raise Failed("pyspyc ended before the load started")
-            w = loaded_wrk(env, master, port, seconds)
-        except BaseException:
-            env.stop(spawned[0])
-            raise
-        status, cpu, _ = env.finish(spawned, seconds + 60)
-        err.seek(0)
-        text = err.read().decode("utf-8", "replace")
-    if status != 0:
-        raise Failed("pyspyc exited %d: %s" % (status, text[-300:]))
+
+    def load(p):
+        time.sleep(0.5)
+        if p.poll() is not None:
+            raise Failed("pyspyc ended before the load started")
+        return loaded_wrk(env, master, port, seconds)
+    w, cpu, text = pyspyc_during(env, argv, load, seconds + 60)
     summ = parse_summary(text)
     with open(folded) as f:
         stacks = parse_collapsed(f.read())
@@ -638,6 +659,114 @@ def measure_overhead(env, s):
             row["worker_samples"] = min(r["worker_samples"] for r in rs)
         out["configs"].append(row)
     return out
+
+
+# ---- scaling: pyspyc's CPU against the number of processes ---------------
+
+ASLEEP_RE = re.compile(r"; (\d+) samples of processes that had not run")
+PROCESSES_RE = re.compile(r"; (\d+) processes")
+
+
+def run_ns(pid):
+    """CPU time every thread of pid has had, in ns (schedstat: exact, and
+    up to date for running threads)."""
+    t = 0
+    try:
+        tasks = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return None
+    for task in tasks:
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, task)) as f:
+                t += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return t
+
+
+def scaling_run(env, master, port, rate, seconds, busy):
+    """pyspyc record -s -p MASTER -r RATE for `seconds` (under wrk when
+    busy): its CPU in % of one core over its whole run (user+sys over its
+    elapsed time, from outside: attaching and writing included), and in
+    its steady state (from 1.5 s after it started to 0.3 s before its end:
+    every process attached, sampling alone), and what its summary says."""
+    folded = env.path("scaling.folded")
+    argv = [env.pyspyc, "record", "-p", str(master), "-s", "-r", str(rate),
+            "-d", str(seconds), "-o", folded]
+    steady = {}
+
+    def measure(p):
+        t0 = time.monotonic()
+        time.sleep(max(0.0, t0 + 1.5 - time.monotonic()))
+        kids = children_of(p.pid) if env.rusage_run else [p.pid]
+        if not kids:
+            return
+        pid = kids[0]
+        a, ta = run_ns(pid), time.monotonic()
+        time.sleep(max(0.0, t0 + seconds - 0.3 - time.monotonic()))
+        b, tb = run_ns(pid), time.monotonic()
+        # (Threads that end in between take their time with them: a
+        # build with a thread per process shows none then.)
+        if a is not None and b is not None and tb > ta and b >= a:
+            steady["pct"] = 100.0 * (b - a) / 1e9 / (tb - ta)
+
+    def load(p):
+        m = threading.Thread(target=measure, args=(p,))
+        m.start()
+        try:
+            if busy:
+                time.sleep(0.3)
+                wrk(env, port, max(1.0, seconds - 0.6), connections=2 * busy)
+        finally:
+            m.join()
+    _, cpu, text = pyspyc_during(env, argv, load, seconds + 120)
+    summ = parse_summary(text)
+    asleep = ASLEEP_RE.search(text)
+    procs = PROCESSES_RE.search(text)
+    return {"cpu_pct": 100.0 * cpu / summ["elapsed"] if summ["elapsed"] else None,
+            "steady_pct": steady.get("pct"),
+            "samples": summ["ticks"], "late": summ["late"],
+            "asleep": int(asleep.group(1)) if asleep else 0,
+            "processes": int(procs.group(1)) if procs else None}
+
+
+def settle(master, quiet_s=0.01, longest_s=60):
+    """Wait until the workers have booted: gunicorn answers once one worker
+    is up, while the others may still be importing the app for seconds.
+    Settled: the master and its workers used under quiet_s of CPU in a
+    second."""
+    end = time.monotonic() + longest_s
+    last = None
+    while time.monotonic() < end:
+        now = cpu_seconds([master] + children_of(master))
+        if last is not None and now - last < quiet_s:
+            return
+        last = now
+        time.sleep(1.0)
+
+
+def measure_scaling(env, s):
+    """For each worker count: one gunicorn, then a run per rate."""
+    rows = []
+    for workers, busy in [(n, False) for n in s.scaling_idle] + \
+                         [(n, True) for n in s.scaling_busy]:
+        port = free_port()
+        g = start_gunicorn(env, port, workers, wait_s=30 + workers)
+        try:
+            settle(g.pid)
+            if busy:
+                wrk(env, port, 1)  # warm-up
+            for rate in s.scaling_rates:
+                r = scaling_run(env, g.pid, port, rate, s.scaling_seconds,
+                                workers if busy else 0)
+                env.log("scaling: %d %s workers at %s: pyspyc %.2f%% of a core, %s steady" % (
+                    workers, "busy" if busy else "idle", hz(rate), r["cpu_pct"],
+                    "%.2f%%" % r["steady_pct"] if r["steady_pct"] is not None else "-"))
+                r.update(workers=workers, busy=busy, rate=rate)
+                rows.append(r)
+        finally:
+            env.stop(g)
+    return rows
 
 
 # ---- 4. profiler memory -------------------------------------------------
@@ -1333,6 +1462,55 @@ def section_churn(env, rep, s):
     rep.table(("workload", "samples", "reads / sample", "us CPU / sample", "torn",
                "busy: samples", "busy: reads", "busy: us CPU", "busy: torn", "CPU ratio"),
               table)
+def section_scaling(env, rep, s):
+    n, rate, want = SCALING_TARGET
+    rep.section(
+        "8. Scaling with processes",
+        "pyspyc's CPU <= %.0f%% of one core for %d idle workers at %s; reported for "
+        "%s idle workers and %s busy ones, at %s." % (
+            want, n, hz(rate), ", ".join(str(x) for x in s.scaling_idle),
+            " and ".join(str(x) for x in s.scaling_busy),
+            " and ".join(hz(r) for r in s.scaling_rates)),
+        "Debian's gunicorn (`-w N -k sync`) serves `tests/apps/flask_app.py`, as in the "
+        "overhead section; `pyspyc record -s -p MASTER -r RATE -d %g` samples the master "
+        "and its workers, once they have booted (a second in which they used no CPU). "
+        "Idle: no requests (every worker asleep in its accept loop). "
+        "Busy: `wrk -t 1 -c 2N` loads `/light` through the run. Whole run: pyspyc's "
+        "user+sys time over its run, in %% of one core, measured from outside "
+        "(finding the interpreter, attaching to every process and writing the profile "
+        "included: with one idle worker that is all of it). Steady: the CPU time of "
+        "pyspyc's threads (/proc/PID/task/TID/schedstat) from 1.5 s after it started "
+        "to 0.3 s before its end, when every process is attached and it only samples; "
+        "the target is judged on it; per process divides it by the processes sampled "
+        "(the master and the workers). Not read: the share of samples of a process "
+        "that had not run since its last one (its CPU clock and GIL said so), which "
+        "cost two small reads." % s.scaling_seconds)
+    env.log("scaling: gunicorn with %s idle and %s busy workers" % (
+        ", ".join(str(x) for x in s.scaling_idle), ", ".join(str(x) for x in s.scaling_busy)))
+    try:
+        rows = measure_scaling(env, s)
+    except Failed as e:
+        rep.failed("scaling", "gunicorn -w N", e)
+        return
+    table = []
+    for r in rows:
+        procs = r["processes"] or (r["workers"] + 1)
+        steady = r["steady_pct"]
+        target, res = "", ""
+        if not r["busy"] and (r["workers"], r["rate"]) == (n, rate) and steady is not None:
+            target = "<= %.0f%%" % want
+            res = verdict(steady <= want)
+            rep.row("scaling", "%d idle workers, %s" % (n, hz(rate)),
+                    "%.2f%% of a core" % steady, target, res)
+        table.append(("%d %s" % (r["workers"], "busy" if r["busy"] else "idle"), hz(r["rate"]),
+                      procs, "%.2f%%" % r["cpu_pct"],
+                      "%.2f%%" % steady if steady is not None else "-",
+                      "%.3f%%" % (steady / procs) if steady is not None else "-",
+                      count(r["samples"]),
+                      "%.0f%%" % (100.0 * r["asleep"] / r["samples"]) if r["samples"] else "-",
+                      count(r["late"]), judged(target, res)))
+    rep.table(("workers", "rate", "processes", "pyspyc CPU, whole run", "steady",
+               "steady per process", "samples", "not read", "late ticks", "target"), table)
 
 
 def hz(rate):
@@ -1463,6 +1641,8 @@ def main(argv=None):
                 section_windows(env, rep, s)
             if "churn" in only:
                 section_churn(env, rep, s)
+            if "scaling" in only:
+                section_scaling(env, rep, s)
     except KeyboardInterrupt:
         log("interrupted: nothing written")
         return 130
