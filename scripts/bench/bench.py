@@ -1462,6 +1462,8 @@ def section_churn(env, rep, s):
     rep.table(("workload", "samples", "reads / sample", "us CPU / sample", "torn",
                "busy: samples", "busy: reads", "busy: us CPU", "busy: torn", "CPU ratio"),
               table)
+
+
 def section_scaling(env, rep, s):
     n, rate, want = SCALING_TARGET
     rep.section(
