@@ -66,6 +66,7 @@ TEST_BINS := $(TEST_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 OUT_COST  := $(BUILD)/bench/out_cost
 RUSAGE_RUN := $(BUILD)/bench/rusage_run
 FLOOR     := $(BUILD)/bench/floor
+WINDOW_SOAK := $(BUILD)/bench/window_soak
 
 # Fuzzers: clang, the library compiled again with coverage and sanitizers
 # into build-fuzz/, one binary per tests/fuzz/fuzz_*.c into $(BUILD)/fuzz/.
@@ -132,6 +133,11 @@ $(OUT_COST): scripts/bench/out_cost.c $(LIB)
 	$(E) "  BENCH-CC $<"
 	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
+$(WINDOW_SOAK): scripts/bench/window_soak.c $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(E) "  BENCH-CC $<"
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+
 $(RUSAGE_RUN): scripts/bench/rusage_run.c
 	@mkdir -p $(dir $@)
 	$(E) "  BENCH-CC $<"
@@ -161,10 +167,10 @@ demo: deps
 # edit it by hand).  About a quarter of an hour; BENCH_ARGS=--quick for a
 # short run.
 bench: deps
-	$(Q)$(MAKE) --no-print-directory all $(OUT_COST) $(RUSAGE_RUN) $(FLOOR)
+	$(Q)$(MAKE) --no-print-directory all $(OUT_COST) $(RUSAGE_RUN) $(FLOOR) $(WINDOW_SOAK)
 	$(Q)/usr/bin/python3 scripts/bench/bench.py --pyspyc $(abspath $(PROG)) \
 		--out-cost $(abspath $(OUT_COST)) --rusage-run $(abspath $(RUSAGE_RUN)) \
-		--floor $(abspath $(FLOOR)) $(BENCH_ARGS)
+		--floor $(abspath $(FLOOR)) --window-soak $(abspath $(WINDOW_SOAK)) $(BENCH_ARGS)
 
 install: $(PROG)
 	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR)
@@ -180,5 +186,5 @@ uninstall:
 clean:
 	rm -rf build build-san build-fuzz pyspyc
 
--include $(OBJS:.o=.d) $(OUT_COST).d $(RUSAGE_RUN).d $(FUZZ_LIB_OBJS:.o=.d) \
+-include $(OBJS:.o=.d) $(OUT_COST).d $(RUSAGE_RUN).d $(WINDOW_SOAK).d $(FUZZ_LIB_OBJS:.o=.d) \
 	$(FUZZ_MAIN_OBJS:.o=.d)

@@ -20,7 +20,7 @@ includes() {
 	3.7) echo "frameobject.h internal/pystate.h internal/gil.h" ;;
 	3.8) echo "frameobject.h internal/pycore_pystate.h internal/pycore_gil.h" ;;
 	3.9|3.10) echo "frameobject.h internal/pycore_runtime.h internal/pycore_interp.h internal/pycore_gil.h" ;;
-	*) echo "internal/pycore_runtime.h internal/pycore_interp.h internal/pycore_frame.h internal/pycore_gil.h" ;;
+	*) echo "internal/pycore_runtime.h internal/pycore_interp.h internal/pycore_frame.h internal/pycore_gil.h opcode.h" ;;
 	esac
 	# py_obj: ints, dict keys, code-object locals, managed dicts, modules.
 	case $1 in
@@ -85,6 +85,8 @@ fields() {
 		echo 'F("chunk_previous", -1); F("chunk_size", -1); F("chunk_top", -1); F("chunk_data", -1);'
 		echo 'F("frame_back", offsetof(PyFrameObject, f_back)); F("frame_code", offsetof(PyFrameObject, f_code));'
 		echo 'F("frame_lasti", offsetof(PyFrameObject, f_lasti));'
+		echo 'F("frame_refcnt", offsetof(PyObject, ob_refcnt)); F("iframe_stacktop", -1);'
+		echo 'F("op_return_value", -1); F("op_return_const", -1);'
 		echo 'F("frame_size", offsetof(PyFrameObject, f_lasti) + sizeof(int));'
 		echo 'F("iframe_owned_by_generator", -1); F("interp_trampoline", -1);'
 		case $v in
@@ -116,6 +118,16 @@ fields() {
 		echo 'F("chunk_previous", offsetof(_PyStackChunk, previous)); F("chunk_size", offsetof(_PyStackChunk, size));'
 		echo 'F("chunk_top", offsetof(_PyStackChunk, top)); F("chunk_data", offsetof(_PyStackChunk, data));'
 		echo 'F("frame_size", -1); F("frame_back", -1); F("frame_code", -1); F("frame_lasti", -1);'
+		echo 'F("frame_refcnt", -1);'
+		case $v in
+		3.11) echo 'F("iframe_stacktop", -1); F("op_return_value", RETURN_VALUE); F("op_return_const", -1);'
+		   echo 'F("op_call_inline[0]", CALL); F("op_call_inline[1]", CALL_ADAPTIVE);'
+		   echo 'F("op_call_inline[2]", CALL_PY_EXACT_ARGS); F("op_call_inline[3]", CALL_PY_WITH_DEFAULTS);'
+		   echo 'F("op_call_inline[4]", BINARY_SUBSCR); F("op_call_inline[5]", BINARY_SUBSCR_ADAPTIVE);'
+		   echo 'F("op_call_inline[6]", BINARY_SUBSCR_GETITEM);' ;;
+		*) echo 'F("iframe_stacktop", offsetof(_PyInterpreterFrame, stacktop));'
+		   echo 'F("op_return_value", RETURN_VALUE); F("op_return_const", RETURN_CONST);' ;;
+		esac
 		echo 'F("iframe_size", offsetof(_PyInterpreterFrame, localsplus));'
 		echo 'F("iframe_previous", offsetof(_PyInterpreterFrame, previous));'
 		echo 'F("iframe_owner", offsetof(_PyInterpreterFrame, owner));'

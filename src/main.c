@@ -1,4 +1,5 @@
 /* main.c - dispatch to subcommands. */
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -52,6 +53,12 @@ int main(int argc, char **argv)
 		return EXIT_OK;
 	}
 	cmd_raise_nofile();
+	/* A fixed threshold: glibc otherwise raises it to the size of any
+	 * large block freed, and then hands out large zeroed blocks (each
+	 * process's walker and caches, a few MB, with -s hundreds of them)
+	 * from the heap by writing zeros over them, where fresh mappings are
+	 * zero for free and only the pages used are ever touched. */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (!strcmp(argv[1], cmds[i].name))
 			return cmds[i].fn(argc - 1, argv + 1);

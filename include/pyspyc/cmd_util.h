@@ -39,14 +39,18 @@ struct sample_args {
 	long long max_stacks;
 	long long max_frames;
 	long long max_threads;
+	long long max_processes;
 };
 
 /* --max-threads when not given (record, top and dump). */
 #define MAX_THREADS_DEFAULT 8192
 
+/* --max-processes when not given (record and top). */
+#define MAX_PROCESSES_DEFAULT 4096
+
 #define SAMPLE_ARGS_DEFAULT \
 	{ .rate = 100, .max_depth = 4096, .max_stacks = 200000, .max_frames = 1 << 20, \
-	  .max_threads = MAX_THREADS_DEFAULT }
+	  .max_threads = MAX_THREADS_DEFAULT, .max_processes = MAX_PROCESSES_DEFAULT }
 
 #define SAMPLE_OPT_RATE(T, m) \
 	{ 'r', "rate", OPT_DOUBLE, "HZ", "samples per second (default 100)", \
@@ -85,7 +89,8 @@ struct sample_args {
 	{ 0, "max-threads", OPT_INT, "N", MAX_THREADS_HELP, offsetof(T, m), 1, \
 	  PY_WALK_MAX_THREADS, 0 }
 
-/* --max-depth, --max-stacks, --max-frames and --max-threads. */
+/* --max-depth, --max-stacks, --max-frames, --max-threads and
+ * --max-processes. */
 #define SAMPLE_OPTS_LIMITS(T, m) \
 	{ 0, "max-depth", OPT_INT, "N", \
 	  "frames kept per stack before it is truncated (default 4096)", \
@@ -95,7 +100,11 @@ struct sample_args {
 	{ 0, "max-frames", OPT_INT, "N", \
 	  "unique frames and unique names kept in memory (default 1048576)", \
 	  offsetof(T, m.max_frames), 1024, 100000000, 0 }, \
-	OPT_MAX_THREADS(T, m.max_threads)
+	OPT_MAX_THREADS(T, m.max_threads), \
+	{ 0, "max-processes", OPT_INT, "N", \
+	  "processes sampled at once with -s (default 4096); Python processes " \
+	  "beyond it are left out, and counted", \
+	  offsetof(T, m.max_processes), 1, 1000000, 0 }
 
 /* Options that cannot go together (--blocking with --nonblocking): one
  * line and EXIT_USAGE, else 0. */

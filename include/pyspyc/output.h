@@ -82,6 +82,21 @@ int out_write_file(const char *path, const struct out_format *fmt,
  * -EACCES, ...).  out_dest_init tells the other kinds of path apart. */
 int out_check_path(const char *path);
 
+/* ---- names with the time in them -------------------------------------- */
+
+/* The length of "20261204T003000Z": what %t becomes. */
+#define OUT_TIME_LEN 16
+
+/* Does an output name carry %t (not %%t, a literal "%t")? (pure) */
+int out_name_has_time(const char *tmpl);
+
+/* Write tmpl into buf with %t replaced by the time wall_ns (Unix time in
+ * ns) in UTC as YYYYMMDDTHHMMSSZ, which sorts as the times do and needs
+ * no quoting in a file name, and %% by %; any other % stays as it is.
+ * Returns 0, or -ENAMETOOLONG when the name does not fit in size bytes
+ * (pure). */
+int out_name_expand(const char *tmpl, int64_t wall_ns, char *buf, size_t size);
+
 /* ---- where an output goes -------------------------------------------- */
 
 /* What an output path is, as looked at before sampling starts. */

@@ -54,6 +54,16 @@ int rmem_read(struct rmem *m, uint64_t addr, void *buf, size_t len);
 int rmem_readv(struct rmem *m, const struct iovec *local,
 	       const struct iovec *remote, size_t n);
 
+/* As rmem_readv for the first n - nopt pairs; the last nopt are optional
+ * (memory that may be gone): read after the others, in their order, never
+ * merged, in the same syscall.  *done gets how many of them arrived whole
+ * (the kernel stops at the first it cannot read).  With more than
+ * RMEM_MAX_IOV pairs in all, or where the merged ranges leave no room,
+ * the optional ones are not read (*done 0).  0 or -errno as rmem_readv,
+ * for the required ones. */
+int rmem_readv_opt(struct rmem *m, const struct iovec *local,
+		   const struct iovec *remote, size_t n, size_t nopt, size_t *done);
+
 /* Read a pointer-sized value. */
 int rmem_read_ptr(struct rmem *m, uint64_t addr, uint64_t *out);
 

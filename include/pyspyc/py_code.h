@@ -55,6 +55,11 @@ void py_sym_prefetch(struct py_symbolizer *s, const struct iovec **l,
 void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
 		int prefetched_ok, int64_t t_ns, struct sym_stats *st);
 
+/* The stack ids the last py_sym_add counted, one per thread stack counted,
+ * in *ids[0..*n) (valid until the next py_sym_add): what a process that
+ * has not run since counts again (sampler.h, -i). */
+void py_sym_counted(const struct py_symbolizer *s, const uint32_t **ids, uint32_t *n);
+
 /* One frame described for display (pyspyc dump). */
 struct sym_frame {
 	const char *name;   /* qualified name; owned by the stacktab */

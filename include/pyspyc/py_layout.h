@@ -95,6 +95,9 @@ struct py_layout {
 	int32_t frame_code;
 	int32_t frame_lasti;           /* int */
 	int32_t frame_gen;             /* f_gen, the frame's generator (3.6-3.10) */
+	/* ob_refcnt: 0 in a frame object freed (a code object's zombie
+	 * frame, a free list's) since the thread state named it */
+	int32_t frame_refcnt;
 
 	/* _PyInterpreterFrame (3.11+) */
 	int32_t iframe_size;           /* up to localsplus */
@@ -105,6 +108,21 @@ struct py_layout {
 	int32_t iframe_is_entry;       /* 3.11 only */
 	int32_t iframe_owned_by_cstack; /* owner value of shim frames, or -1 */
 	int32_t iframe_owned_by_generator; /* owner value of generator frames */
+	/* int stacktop (3.12+, else -1): -1 while the frame runs, set when it
+	 * calls a Python function from the interpreter loop (see py_walk.c) */
+	int32_t iframe_stacktop;
+	/* 3.11+: the opcodes of RETURN_VALUE and (3.12+) RETURN_CONST, else
+	 * -1.  A frame at one may be one that returned, read after it did:
+	 * never a caller's place, nor (3.11, whose frames carry no other mark
+	 * of it) the innermost frame's (see py_code.c) */
+	int32_t op_return_value;
+	int32_t op_return_const;
+	/* 3.11: the instructions that call a Python function from the
+	 * interpreter loop (CALL, BINARY_SUBSCR and their adaptive and
+	 * specialized forms; 0 where there are fewer): a caller waiting in
+	 * one keeps its prev_instr at the instruction's last cache entry,
+	 * four code units on. */
+	int32_t op_call_inline[7];
 	/* PyInterpreterState.interpreter_trampoline (3.12): the code object
 	 * of every shim frame */
 	int32_t interp_trampoline;

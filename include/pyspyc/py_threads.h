@@ -85,11 +85,13 @@ int thread_state_active(int state, int holds_gil);
 int thread_map_holder_active(struct thread_map *tm, int32_t tid);
 
 /* The label of th's root frame (-t): 'thread TID "name"', NUL-terminated,
- * valid until the next call, and in *name (may be NULL) the bare name.
+ * valid until the next call, and in *name (may be NULL) the bare name;
+ * *from_os (may be NULL) is 1 when the OS thread name stands in for
+ * threading's.
  * *version changes whenever the label of that thread does (a name found
  * later), so callers can cache what they make of it. */
 const char *thread_map_name(struct thread_map *tm, const struct raw_thread *th,
-			    uint64_t *version, const char **name);
+			    uint64_t *version, const char **name, int *from_os);
 
 /* threading's names for a process's threads, sorted by ident. */
 struct py_thread_names {

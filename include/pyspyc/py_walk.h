@@ -127,4 +127,10 @@ int py_walker_sample(struct py_walker *w, const struct iovec *xl,
 		     const struct iovec *xr, uint32_t nx, int *x_ok,
 		     struct raw_sample **out, struct walk_stats *st);
 
+/* Does a thread hold the GIL now?  One read of the GIL word alone, for the
+ * sampler's asleep test (sampler.h); the last sample is left as it was.
+ * Returns 1 (held), 0 (free), or -errno when it cannot tell: the GIL's
+ * address is not known, or sub-interpreters may have GILs of their own. */
+int py_walker_gil_held(struct py_walker *w);
+
 #endif

@@ -1,12 +1,34 @@
-/* sampler.h - sample one target process at a fixed rate.
+/* sampler.h - the per-process state of sampling, one tick at a time.
  *
- * The sampler ticks on absolute deadlines (CLOCK_MONOTONIC, TIMER_ABSTIME)
- * so the rate does not drift with the cost of each sample.  When a sample
- * overruns one or more ticks, the missed ticks are skipped and counted as
- * late rather than taken back to back.
+ * A sampler knows one target process: its walker, symbolizer and thread
+ * map, its counters, and what its last sample counted.  It has no thread
+ * or clock of its own: the session's one sampling thread calls
+ * sampler_tick for every live process at each deadline (session.h).
  *
- * A sampler owns its walker and symbolizer; the stacktab it feeds is shared
- * (several samplers may run at once, each in its own thread).
+ * Sleeping processes cost almost nothing.  Before a process is read at a
+ * tick, its CPU clock (clock_getcpuclockid + clock_gettime: one syscall,
+ * every thread of the process together) is compared with the value read
+ * at its last walked tick.  The kernel adds a running thread's time to
+ * that clock at each of its scheduler ticks (CONFIG_HZ) and when the
+ * thread leaves the CPU, not at the instant it is read: a thread that got
+ * a CPU less than one scheduler tick ago, and is still on it, does not
+ * show yet.  So an unchanged clock is trusted only together with a free
+ * GIL (one small read of the GIL word): a thread that came onto a CPU and
+ * is running Python holds it.  Clock unchanged and GIL free: the process
+ * is "asleep" this tick; no frame of it can have changed, since frames
+ * change only under the GIL and any thread that ran and stopped since is
+ * on the clock.  Then, with no /proc work and no other read:
+ *   - default (threads on a CPU only) and -g: it counts nothing;
+ *   - -i: it counts again exactly the stacks its last walked tick counted
+ *     (the same stack ids, so the same thread and process roots), when
+ *     that walk read every thread whole (none torn or dropped);
+ *     otherwise it is walked.
+ * The clock failing (a kernel without it, a process gone) or the GIL
+ * not being readable (its address unknown, sub-interpreters with GILs of
+ * their own) means the process is walked, as always.  What is left out:
+ * a thread that came onto a CPU within the last scheduler tick and runs C
+ * code without the GIL (it counts from its next tick on), and a thread
+ * without the GIL that waits for a CPU without having run.
  */
 #ifndef PYSPYC_SAMPLER_H
 #define PYSPYC_SAMPLER_H
@@ -20,8 +42,6 @@
 #include "pyspyc/stacktab.h"
 
 struct sampler_opts {
-	double rate_hz;
-	int64_t end_ns;             /* CLOCK_MONOTONIC end of the run, 0: none */
 	int idle;                   /* count threads that are not on a CPU */
 	int gil;                    /* count only the thread holding the GIL */
 	int threads;                /* a root frame per thread */
@@ -31,7 +51,7 @@ struct sampler_opts {
 	struct sym_opts sym;
 };
 
-/* Counters of one sampler.  sampler_run publishes them as it goes (relaxed
+/* Counters of one sampler.  sampler_tick publishes them as it goes (relaxed
  * atomic stores, one field at a time), so another thread may read them with
  * sampler_stats_read while it runs. */
 struct sampler_stats {
@@ -65,6 +85,9 @@ struct sampler_stats {
 				     * and started a new one */
 	uint64_t threads_left_out;  /* most threads of one sample left out
 				     * by walk.max_threads (--max-threads) */
+	uint64_t asleep;            /* samples at which the process had not
+				     * run since the last one: nothing read
+				     * (see above); also counted in samples */
 };
 
 /* Copy src into dst field by field with relaxed atomic loads. */
@@ -72,19 +95,35 @@ void sampler_stats_read(const struct sampler_stats *src, struct sampler_stats *d
 
 struct sampler;
 
+/* Set up sampling of target t (found by the caller) into tab.  May be
+ * called on any thread; 0 or -errno. */
 int sampler_new(struct sampler **out, const struct py_target *t,
 		struct stacktab *tab, const struct sampler_opts *o);
+
+/* Detaches nothing: call sampler_end first when sampler_begin was called. */
 void sampler_free(struct sampler *s);
 
-/* Sample until *stop becomes non-zero, end_ns passes, the target exits
- * (a pid taken over by another process is not mistaken for it), the target
- * exec's another program (target_exec: the caller may attach to it anew) or
- * starts a new interpreter in place of the one sampled (target_reinit:
- * likewise).
- * Must run on one thread from start to end (--blocking traces from it).
- * Returns 0 (the reason is in the stats) or -errno for a failure that ended
- * the run early. */
-int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
-		struct sampler_stats *st);
+/* The process's pidfd (readable once it has exited), or -1 without one
+ * (a kernel before 5.3).  Owned by the sampler. */
+int sampler_handle(const struct sampler *s);
+
+/* Before the first tick, on the sampling thread (--blocking traces from
+ * it, and every later call on s must come from the same thread).  0 or
+ * -errno. */
+int sampler_begin(struct sampler *s, int64_t now, struct sampler_stats *st);
+
+/* Sample the process once, at deadline now (CLOCK_MONOTONIC).  Returns 0
+ * to go on, 1 when this process is done: it exited (a pid taken over by
+ * another process is not mistaken for it), exec'd another program
+ * (target_exec: the caller may attach to it anew) or started a new
+ * interpreter in place of the one sampled (target_reinit: likewise). */
+int sampler_tick(struct sampler *s, int64_t now, struct sampler_stats *st);
+
+/* missed deadlines were skipped because the sampling thread fell behind. */
+void sampler_late(struct sampler *s, uint64_t missed, struct sampler_stats *st);
+
+/* The end: publish the last counters (gone: the caller saw the process
+ * exit, through its handle) and detach, on the sampling thread. */
+void sampler_end(struct sampler *s, int gone, struct sampler_stats *st);
 
 #endif

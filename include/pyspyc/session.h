@@ -1,17 +1,24 @@
 /* session.h - sample a process, or a process tree, into one stacktab.
  *
- * A session owns one sampler thread per target process, all feeding the
- * caller's lock-free stacktab.  With subprocesses, a watcher thread scans the
- * tree under the root a few times a second: Python processes that appear
- * (forked workers, workers replaced after max_requests or a crash) get a
- * sampler of their own; processes that exit are dropped quietly; processes
- * that are not Python are ignored quietly.  Processes are told apart by pid
- * and start time, so a reused pid is a new process; a sampler holds its
- * process by a pidfd, so it never reads a later process that took the pid.
- * A process that exec's another program is sampled on if the program is
- * Python (its own interpreter, found anew), and dropped if it is not; one
- * that finalizes its interpreter and starts another (an embedding host) is
- * sampled on in the new one.
+ * A session runs one sampling thread for all its target processes,
+ * whatever their number.  It waits on absolute deadlines (CLOCK_MONOTONIC,
+ * 1 ns timer slack) and at each one samples every live process
+ * (sampler_tick: a process that has not run since its last tick costs one
+ * clock read and one small read, see sampler.h).  Between ticks the same
+ * thread waits in one epoll set on every process's pidfd (an exit is seen
+ * at once) and, with subprocesses, on the process events socket; it also
+ * walks the tree under the root now and then: Python processes that appear
+ * (forked workers, workers replaced after max_requests or a crash) are
+ * sampled from the next tick; processes that exit are dropped quietly;
+ * processes that are not Python are ignored quietly.  Processes are told
+ * apart by pid and start time, so a reused pid is a new process; a
+ * sampler holds its process by a pidfd, so it never reads a later process
+ * that took the pid.  A process that exec's another program is sampled on
+ * if the program is Python (its own interpreter, found anew), and dropped
+ * if it is not; one that finalizes its interpreter and starts another (an
+ * embedding host) is sampled on in the new one.  Nothing is bounded but
+ * by max_processes (--max-processes), and Python processes past it are
+ * counted (processes_left_out).
  *
  * The caller's thread is free while a session runs (record waits on it, top
  * draws its screen); session_stats() and stacktab_snapshot() may be called
@@ -37,6 +44,8 @@ struct session_opts {
 	int threads;             /* -t: a root frame per thread */
 	int blocking;            /* --blocking: pause Python threads per sample */
 	unsigned int find_flags; /* PY_FIND_* for processes found later */
+	uint32_t max_processes;  /* sampled at once (--max-processes); 0: no
+				  * bound */
 	struct walk_opts walk;
 	struct sym_opts sym;
 };
@@ -71,6 +80,10 @@ struct session_stats {
 	uint32_t active;         /* ...of which on a CPU */
 	uint64_t threads_left_out; /* most threads of one sample left out by
 				    * --max-threads, summed over processes */
+	uint64_t asleep;         /* samples of a process that had not run since
+				  * its last one: nothing read (sampler.h) */
+	uint32_t processes_left_out; /* Python processes not sampled: more than
+				      * max_processes at once */
 	double elapsed_s;        /* since session_start */
 };
 
@@ -82,7 +95,7 @@ int session_new(struct session **out, const struct session_opts *o,
 /* Start sampling root, whose interpreter t was found by the caller.  With
  * subprocesses, t may be NULL (a root that is not Python, e.g. a shell
  * script or a non-Python supervisor): only its descendants are sampled.
- * Returns 0 or -errno (threads could not be started). */
+ * Returns 0 or -errno (the sampling thread could not be started). */
 int session_start(struct session *s, pid_t root, const struct py_target *t);
 
 /* 1 when sampling is over: the duration elapsed, or the root and every
@@ -93,8 +106,8 @@ int session_done(struct session *s);
 /* Live counters; safe from any thread while the session runs. */
 void session_stats(struct session *s, struct session_stats *st);
 
-/* Stop every sampler and the watcher and wait for them.  Idempotent.  Leaves
- * every target running, never stopped or traced. */
+/* Stop the sampling thread and wait for it.  Idempotent.  Leaves every
+ * target running, never stopped or traced. */
 void session_stop(struct session *s);
 
 void session_free(struct session *s);

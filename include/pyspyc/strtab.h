@@ -34,6 +34,12 @@ int strtab_new(struct strtab **out, uint32_t max_keys, size_t arena_bytes);
  * every inserting thread must have stopped. */
 void strtab_free(struct strtab *t);
 
+/* Empty the table for reuse, as if new: ids start at 0 again, and the
+ * pages it had touched go back to the system (resident memory falls to what
+ * the next keys touch).  Not thread-safe: no other thread may use the table
+ * during the call, and keys and ids from before it are invalid after. */
+void strtab_reset(struct strtab *t);
+
 /* The id of key (len bytes), inserting it when new.  Returns 0 and sets *id,
  * or -ENOSPC when the table is full. */
 int strtab_intern(struct strtab *t, const void *key, size_t len, uint32_t *id);

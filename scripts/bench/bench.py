@@ -14,6 +14,11 @@ beside its target, how it was measured, and the machine it ran on.
   memory    peak RSS of pyspyc after 1,000,000 samples of ~10,000 unique stacks
   output    time to write SVG, collapsed stacks and pprof for 50,000 stacks
   accuracy  error of the measured split on tests/apps/split.py (60/40), 100 Hz
+  churn     reads, CPU and torn stacks per sample on thread-per-request servers
+            (the demo app under its load; gunicorn -k gthread --threads 8 under
+            wrk) beside one busy thread at the same rate, in the same run
+  scaling   pyspyc's CPU for record -s on gunicorn with 1, 8, 32 and 128 idle
+            sync workers and 2 and 8 busy ones (under wrk), 100 Hz and 1 kHz
 
 Progress goes to stderr.  Every process it starts (targets, gunicorn, wrk,
 pyspyc) runs in a session of its own and is killed with its whole process
@@ -35,12 +40,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 APPS = os.path.join(ROOT, "tests", "apps")
-SECTIONS = ("cost", "fidelity", "overhead", "memory", "output", "accuracy")
+SECTIONS = ("cost", "fidelity", "overhead", "memory", "output", "accuracy", "windows",
+            "churn", "scaling")
 
 # Minor versions pyspyc profiles (as tests/integration/conftest.py).
 SUPPORTED = {(2, 7), (3, 6), (3, 7), (3, 8), (3, 9), (3, 10), (3, 11), (3, 12), (3, 13)}
@@ -50,11 +57,20 @@ COST_TARGET_US = {25: 5.0, 200: 20.0}
 COST_TARGET_VERSIONS = ((3, 11), (3, 12))
 COST_LONGEST_S = 30.0
 FIDELITY_TARGET_PCT = {100: 99.0, 1000: 99.0, 10000: 97.0}
-OVERHEAD_TARGET_PCT = {100: 1.0, 1000: 3.0}
+OVERHEAD_TARGET_PCT = {100: 1.0, 1000: 2.0}
 MEMORY_TARGET_MIB = 32.0
 SVG_TARGET_S = 1.0
 ACCURACY_TARGET_PP = 2.0
+CHURN_READS = 1.5          # reads per sample
+CHURN_CPU_RATIO = 2.0      # CPU per sample against one busy thread's
+CHURN_TORN_PCT = 0.5
+CHURN_RATE = 200
 SPLIT = {"spin_a": 60.0, "spin_b": 40.0}
+# windows: resident memory may grow at most this much from the first tenth
+# of the soak to its end (flat, but for allocator noise).
+WINDOWS_GROWTH_MIB = 2.0
+# scaling: pyspyc's CPU, % of one core, for this many idle workers at 100 Hz.
+SCALING_TARGET = (32, 100, 1.0)
 
 
 class Settings:
@@ -87,6 +103,18 @@ class Settings:
         self.output_runs = 1 if quick else 3
         # accuracy
         self.accuracy_seconds = 3.0 if quick else 10.0
+        # windows: samples through the stack table, a window every
+        # soak_window of them, RSS every soak_every windows
+        self.soak_samples = 2000000 if quick else 10000000
+        self.soak_window = 5000
+        self.soak_every = 50 if quick else 200
+        # churn: seconds of each side-by-side run
+        self.churn_seconds = 3.0 if quick else 8.0
+        # scaling: idle and busy worker counts, rates, seconds per run
+        self.scaling_idle = (1, 8, 32) if quick else (1, 8, 32, 128)
+        self.scaling_busy = (2,) if quick else (2, 8)
+        self.scaling_rates = (100, 1000)
+        self.scaling_seconds = 3.0 if quick else 6.0
 
 
 # ---- processes ----------------------------------------------------------
@@ -267,6 +295,14 @@ def parse_summary(stderr):
         raise Failed("no summary line from pyspyc: %r" % stderr[-300:])
     return {"ticks": int(m.group(1)), "errors": int(m.group(2)), "torn": int(m.group(3)),
             "late": int(m.group(4)), "elapsed": float(m.group(5))}
+
+
+READS_RE = re.compile(r"and ([\d.]+) reads per sample")
+
+
+def parse_reads(stderr):
+    m = READS_RE.search(stderr)
+    return float(m.group(1)) if m else None
 
 
 def parse_collapsed(text):
@@ -462,7 +498,7 @@ def children_of(pid):
     return out
 
 
-def start_gunicorn(env, port, workers=2):
+def start_gunicorn(env, port, workers=2, wait_s=30):
     """Debian's gunicorn (its script run by /usr/bin/python3, as its #! line
     does) serving tests/apps/flask_app.py on 127.0.0.1:port with `workers`
     sync workers; returns once /light answers and the workers are up."""
@@ -473,7 +509,7 @@ def start_gunicorn(env, port, workers=2):
                       stdout=log, stderr=subprocess.STDOUT)
     finally:
         log.close()
-    end = time.monotonic() + 30
+    end = time.monotonic() + wait_s
     while time.monotonic() < end:
         if p.poll() is not None:
             break
@@ -540,6 +576,24 @@ def loaded_wrk(env, master, port, seconds):
     return w
 
 
+def pyspyc_during(env, argv, load, timeout):
+    """Run pyspyc argv to its end, and load(its Popen) meanwhile: (what
+    load returned, pyspyc's user+sys CPU seconds, its stderr)."""
+    with tempfile.TemporaryFile(dir=env.tmp) as err:
+        spawned = env.spawn(argv, subprocess.DEVNULL, err)
+        try:
+            result = load(spawned[0])
+        except BaseException:
+            env.stop(spawned[0])
+            raise
+        status, cpu, _ = env.finish(spawned, timeout)
+        err.seek(0)
+        text = err.read().decode("utf-8", "replace")
+    if status != 0:
+        raise Failed("pyspyc exited %d: %s" % (status, text[-300:]))
+    return result, cpu, text
+
+
 def overhead_run(env, master, port, config, seconds):
     """One wrk run under one configuration: pyspyc (if any) attaches to the
     gunicorn master with -s half a second before the load starts and stops
@@ -550,21 +604,13 @@ def overhead_run(env, master, port, config, seconds):
     folded = env.path("overhead.folded")
     argv = [env.pyspyc, "record", "-p", str(master), "-s", "-r", str(rate),
             "-d", str(seconds + 1.0), "-o", folded] + (["--blocking"] if blocking else [])
-    with tempfile.TemporaryFile(dir=env.tmp) as err:
-        spawned = env.spawn(argv, subprocess.DEVNULL, err)
-        try:
-            time.sleep(0.5)
-            if spawned[0].poll() is not None:
-                raise Failed("pyspyc ended before the load started")
-            w = loaded_wrk(env, master, port, seconds)
-        except BaseException:
-            env.stop(spawned[0])
-            raise
-        status, cpu, _ = env.finish(spawned, seconds + 60)
-        err.seek(0)
-        text = err.read().decode("utf-8", "replace")
-    if status != 0:
-        raise Failed("pyspyc exited %d: %s" % (status, text[-300:]))
+
+    def load(p):
+        time.sleep(0.5)
+        if p.poll() is not None:
+            raise Failed("pyspyc ended before the load started")
+        return loaded_wrk(env, master, port, seconds)
+    w, cpu, text = pyspyc_during(env, argv, load, seconds + 60)
     summ = parse_summary(text)
     with open(folded) as f:
         stacks = parse_collapsed(f.read())
@@ -613,6 +659,114 @@ def measure_overhead(env, s):
             row["worker_samples"] = min(r["worker_samples"] for r in rs)
         out["configs"].append(row)
     return out
+
+
+# ---- scaling: pyspyc's CPU against the number of processes ---------------
+
+ASLEEP_RE = re.compile(r"; (\d+) samples of processes that had not run")
+PROCESSES_RE = re.compile(r"; (\d+) processes")
+
+
+def run_ns(pid):
+    """CPU time every thread of pid has had, in ns (schedstat: exact, and
+    up to date for running threads)."""
+    t = 0
+    try:
+        tasks = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return None
+    for task in tasks:
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, task)) as f:
+                t += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return t
+
+
+def scaling_run(env, master, port, rate, seconds, busy):
+    """pyspyc record -s -p MASTER -r RATE for `seconds` (under wrk when
+    busy): its CPU in % of one core over its whole run (user+sys over its
+    elapsed time, from outside: attaching and writing included), and in
+    its steady state (from 1.5 s after it started to 0.3 s before its end:
+    every process attached, sampling alone), and what its summary says."""
+    folded = env.path("scaling.folded")
+    argv = [env.pyspyc, "record", "-p", str(master), "-s", "-r", str(rate),
+            "-d", str(seconds), "-o", folded]
+    steady = {}
+
+    def measure(p):
+        t0 = time.monotonic()
+        time.sleep(max(0.0, t0 + 1.5 - time.monotonic()))
+        kids = children_of(p.pid) if env.rusage_run else [p.pid]
+        if not kids:
+            return
+        pid = kids[0]
+        a, ta = run_ns(pid), time.monotonic()
+        time.sleep(max(0.0, t0 + seconds - 0.3 - time.monotonic()))
+        b, tb = run_ns(pid), time.monotonic()
+        # (Threads that end in between take their time with them: a
+        # build with a thread per process shows none then.)
+        if a is not None and b is not None and tb > ta and b >= a:
+            steady["pct"] = 100.0 * (b - a) / 1e9 / (tb - ta)
+
+    def load(p):
+        m = threading.Thread(target=measure, args=(p,))
+        m.start()
+        try:
+            if busy:
+                time.sleep(0.3)
+                wrk(env, port, max(1.0, seconds - 0.6), connections=2 * busy)
+        finally:
+            m.join()
+    _, cpu, text = pyspyc_during(env, argv, load, seconds + 120)
+    summ = parse_summary(text)
+    asleep = ASLEEP_RE.search(text)
+    procs = PROCESSES_RE.search(text)
+    return {"cpu_pct": 100.0 * cpu / summ["elapsed"] if summ["elapsed"] else None,
+            "steady_pct": steady.get("pct"),
+            "samples": summ["ticks"], "late": summ["late"],
+            "asleep": int(asleep.group(1)) if asleep else 0,
+            "processes": int(procs.group(1)) if procs else None}
+
+
+def settle(master, quiet_s=0.01, longest_s=60):
+    """Wait until the workers have booted: gunicorn answers once one worker
+    is up, while the others may still be importing the app for seconds.
+    Settled: the master and its workers used under quiet_s of CPU in a
+    second."""
+    end = time.monotonic() + longest_s
+    last = None
+    while time.monotonic() < end:
+        now = cpu_seconds([master] + children_of(master))
+        if last is not None and now - last < quiet_s:
+            return
+        last = now
+        time.sleep(1.0)
+
+
+def measure_scaling(env, s):
+    """For each worker count: one gunicorn, then a run per rate."""
+    rows = []
+    for workers, busy in [(n, False) for n in s.scaling_idle] + \
+                         [(n, True) for n in s.scaling_busy]:
+        port = free_port()
+        g = start_gunicorn(env, port, workers, wait_s=30 + workers)
+        try:
+            settle(g.pid)
+            if busy:
+                wrk(env, port, 1)  # warm-up
+            for rate in s.scaling_rates:
+                r = scaling_run(env, g.pid, port, rate, s.scaling_seconds,
+                                workers if busy else 0)
+                env.log("scaling: %d %s workers at %s: pyspyc %.2f%% of a core, %s steady" % (
+                    workers, "busy" if busy else "idle", hz(rate), r["cpu_pct"],
+                    "%.2f%%" % r["steady_pct"] if r["steady_pct"] is not None else "-"))
+                r.update(workers=workers, busy=busy, rate=rate)
+                rows.append(r)
+        finally:
+            env.stop(g)
+    return rows
 
 
 # ---- 4. profiler memory -------------------------------------------------
@@ -1120,6 +1274,247 @@ def section_accuracy(env, rep, pythons, s):
               table)
 
 
+# ---- 7. windows ---------------------------------------------------------
+
+SOAK_RE = re.compile(r"^window_soak windows=(\d+) samples=(\d+) new_stacks=(\d+) "
+                     r"rss_kib=(\d+) seconds=([\d.]+)$", re.M)
+SOAK_DONE_RE = re.compile(r"^window_soak done windows=(\d+) samples=(\d+) new_stacks=(\d+) "
+                          r"dropped=(\d+) hwm_kib=(\d+)$", re.M)
+
+
+def measure_windows(env, s):
+    """scripts/bench/window_soak.c: synthetic samples, a quarter of them new
+    stacks, through the stack table, a window closed (and written as
+    collapsed stacks to /dev/null) every s.soak_window samples; RSS every
+    s.soak_every windows."""
+    if not getattr(env, "window_soak", None) or not os.access(env.window_soak, os.X_OK):
+        raise Failed("%s is not built (make bench builds it)" % env.window_soak)
+    out = subprocess.run([env.window_soak, str(s.soak_samples), str(s.soak_window),
+                          str(s.soak_every)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         universal_newlines=True, timeout=1800)
+    if out.returncode != 0:
+        raise Failed("window_soak exited with %d: %s" % (out.returncode, out.stderr.strip()))
+    curve = [{"windows": int(m.group(1)), "samples": int(m.group(2)),
+              "new": int(m.group(3)), "rss_mib": int(m.group(4)) / 1024.0,
+              "seconds": float(m.group(5))} for m in SOAK_RE.finditer(out.stdout)]
+    done = SOAK_DONE_RE.search(out.stdout)
+    if len(curve) < 3 or not done:
+        raise Failed("window_soak printed %r" % out.stdout[-300:])
+    return curve, {"windows": int(done.group(1)), "samples": int(done.group(2)),
+                   "new": int(done.group(3)), "dropped": int(done.group(4)),
+                   "hwm_mib": int(done.group(5)) / 1024.0}
+
+
+def section_windows(env, rep, s):
+    rep.section(
+        "7. Windows: memory over a long run",
+        "resident memory flat (at most %.0f MiB more at the end than after the first tenth) "
+        "over %s samples and %s windows with new unique stacks all the time."
+        % (WINDOWS_GROWTH_MIB, count(s.soak_samples), count(s.soak_samples // s.soak_window)),
+        "`scripts/bench/window_soak.c`, linked with pyspyc's library objects, feeds "
+        "synthetic samples (stacks of 24 frames over 3,000 frames; one sample in four a "
+        "stack never seen before, the rest from 500 hot stacks) through the real stack "
+        "table as the sampler does (`stacktab_add_at`, with a timeline), with pyspyc's "
+        "default bounds, and closes a window every %s samples with `stacktab_rotate`, "
+        "writing each window's profile as collapsed stacks to /dev/null, as "
+        "`record --period` does. RSS is read from /proc/self/status every %d windows. "
+        "Without windows the same run would need %s unique stacks, past --max-stacks "
+        "(200,000)." % (count(s.soak_window), s.soak_every, count(s.soak_samples // 4)))
+    env.log("windows: window_soak")
+    try:
+        curve, done = measure_windows(env, s)
+    except Failed as e:
+        rep.failed("windows", "soak", e)
+        return
+    tenth = curve[max(1, len(curve) // 10)]
+    growth = curve[-1]["rss_mib"] - tenth["rss_mib"]
+    ok = growth <= WINDOWS_GROWTH_MIB and done["dropped"] == 0
+    rep.row("windows", "RSS growth over %s windows" % count(done["windows"]),
+            "%+.1f MiB" % growth, "<= %.0f MiB" % WINDOWS_GROWTH_MIB, verdict(ok))
+    rep.md.append("%s samples in %s windows, %s of them new stacks, %s dropped; peak RSS "
+                  "%.1f MiB.\n\n" % (count(done["samples"]), count(done["windows"]),
+                                     count(done["new"]), count(done["dropped"]),
+                                     done["hwm_mib"]))
+    rep.table(("windows", "samples", "new stacks so far", "RSS", "seconds"),
+              [(count(c["windows"]), count(c["samples"]), count(c["new"]),
+                "%.1f MiB" % c["rss_mib"], "%.1f" % c["seconds"]) for c in curve])
+
+
+# ---- 8. churn -----------------------------------------------------------
+
+def start_gthread(env, port, threads=8):
+    """gunicorn with one gthread worker of `threads` threads serving
+    flask_app.py; returns (master, worker pid) once /light answers."""
+    log = open(env.path("gthread.log"), "w+b")
+    try:
+        p = env.start(["/usr/bin/python3", "/usr/bin/gunicorn", "-w", "1", "-k", "gthread",
+                       "--threads", str(threads), "-b", "127.0.0.1:%d" % port,
+                       "--chdir", APPS, "flask_app:app"], stdout=log, stderr=subprocess.STDOUT)
+    finally:
+        log.close()
+    end = time.monotonic() + 30
+    while time.monotonic() < end and p.poll() is None:
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/light" % port, timeout=2) as r:
+                kids = children_of(p.pid)
+                if r.status == 200 and kids:
+                    return p, kids[0]
+        except OSError:
+            pass
+        time.sleep(0.1)
+    env.stop(p)
+    raise Failed("gunicorn -k gthread did not come up on port %d" % port)
+
+
+def churn_side_by_side(env, server_pid, busy_pid, seconds):
+    """Two pyspyc records at CHURN_RATE for `seconds`, at once: the server
+    and one busy thread.  {side: (reads, cpu us per sample, torn %,
+    samples)}; CPU from wait4 (rusage_run), per sample of its own."""
+    runs = {}
+    for side, pid in (("server", server_pid), ("busy", busy_pid)):
+        out = env.path("churn-%s.folded" % side)
+        err = open(env.path("churn-%s.err" % side), "w+b")
+        runs[side] = (env.spawn([env.pyspyc, "record", "-p", str(pid), "-r", str(CHURN_RATE),
+                                 "-d", "%g" % seconds, "-o", out], subprocess.DEVNULL, err),
+                      out, err)
+    res = {}
+    for side, (spawned, out, err) in runs.items():
+        status, cpu, _ = env.finish(spawned, seconds + 60)
+        err.seek(0)
+        text = err.read().decode("utf-8", "replace")
+        err.close()
+        if status != 0:
+            raise Failed("pyspyc exited %d: %s" % (status, text.strip()[-300:]))
+        summ = parse_summary(text)
+        with open(out) as f:
+            stacks = total(parse_collapsed(f.read()))
+        ticks = summ["ticks"] or 1
+        res[side] = (parse_reads(text), 1e6 * cpu / ticks,
+                     100.0 * summ["torn"] / max(1, stacks + summ["torn"]), summ["ticks"])
+    return res
+
+
+def section_churn(env, rep, s):
+    rep.section(
+        "7. Thread churn: servers that start and end threads all the time",
+        "<= %g reads per sample, CPU per sample <= %gx that of one busy thread at the same "
+        "rate (same run), <= %g%% of thread stacks torn; on the demo app under its load and "
+        "on gunicorn `-k gthread --threads 8`." % (CHURN_READS, CHURN_CPU_RATIO, CHURN_TORN_PCT),
+        "demo: `tests/apps/webapp.py` (http.server's ThreadingHTTPServer, a thread per "
+        "request) under /usr/bin/python3.11, loaded by `tests/apps/load.py PORT SECS 4` "
+        "(4 clients, as `make demo`); gthread: Debian's gunicorn `-w 1 -k gthread --threads "
+        "8` serving `tests/apps/flask_app.py`, loaded by `wrk -t 1 -c 8` on /light. Beside "
+        "each, `tests/apps/split.py` (one busy thread) under the same Python. Two `pyspyc "
+        "record -r %d -d %g` run at once, one on the server (the worker for gunicorn), one "
+        "on the busy thread. Reads per sample from pyspyc's summary; CPU per sample = "
+        "user+system CPU (wait4, through rusage_run) / samples; torn = torn stacks / (torn + "
+        "stacks counted)." % (CHURN_RATE, s.churn_seconds))
+    table = []
+    py = "/usr/bin/python3.11" if os.access("/usr/bin/python3.11", os.X_OK) else "/usr/bin/python3"
+    for name in ("demo", "gthread"):
+        env.log("churn: %s" % name)
+        started = []
+        try:
+            busy = env.target(py, "split.py", s.churn_seconds + 30)
+            started.append(busy)
+            port = free_port()
+            if name == "demo":
+                app = env.start([py, os.path.join(APPS, "webapp.py"), str(port)],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                started.append(app)
+                ready, _, _ = select.select([app.stdout], [], [], 30)
+                if not ready or not app.stdout.readline().startswith(b"ready"):
+                    raise Failed("webapp.py did not start")
+                server = app.pid
+                started.append(env.start([py, os.path.join(APPS, "load.py"), str(port),
+                                          str(s.churn_seconds + 3), "4"],
+                                         stdout=subprocess.DEVNULL))
+            else:
+                master, server = start_gthread(env, port)
+                started.append(master)
+                started.append(env.start(["wrk", "-t", "1", "-c", "8", "-d",
+                                          "%ds" % round(s.churn_seconds + 3),
+                                          "http://127.0.0.1:%d/light" % port],
+                                         stdout=subprocess.DEVNULL))
+            time.sleep(1.0)
+            r = churn_side_by_side(env, server, busy.pid, s.churn_seconds)
+        except Failed as e:
+            rep.failed("churn", name, e)
+            continue
+        finally:
+            for p in reversed(started):
+                env.stop(p)
+        reads, cpu, torn, ticks = r["server"]
+        breads, bcpu, btorn, bticks = r["busy"]
+        ratio = cpu / bcpu if bcpu else float("inf")
+        checks = (("%s reads per sample" % name, "%.2f" % reads, "<= %g" % CHURN_READS,
+                   reads <= CHURN_READS),
+                  ("%s CPU per sample / one busy thread's" % name,
+                   "%.1f us / %.1f us = %.2fx" % (cpu, bcpu, ratio), "<= %gx" % CHURN_CPU_RATIO,
+                   ratio <= CHURN_CPU_RATIO),
+                  ("%s torn" % name, "%.2f%%" % torn, "<= %g%%" % CHURN_TORN_PCT,
+                   torn <= CHURN_TORN_PCT))
+        for what, measured, target, ok in checks:
+            rep.row("churn", what, measured, target, verdict(ok))
+        table.append((name, count(ticks), "%.2f" % reads, "%.1f" % cpu, "%.2f%%" % torn,
+                      count(bticks), "%.2f" % breads, "%.1f" % bcpu, "%.2f%%" % btorn,
+                      "%.2fx" % ratio))
+    rep.table(("workload", "samples", "reads / sample", "us CPU / sample", "torn",
+               "busy: samples", "busy: reads", "busy: us CPU", "busy: torn", "CPU ratio"),
+              table)
+
+
+def section_scaling(env, rep, s):
+    n, rate, want = SCALING_TARGET
+    rep.section(
+        "8. Scaling with processes",
+        "pyspyc's CPU <= %.0f%% of one core for %d idle workers at %s; reported for "
+        "%s idle workers and %s busy ones, at %s." % (
+            want, n, hz(rate), ", ".join(str(x) for x in s.scaling_idle),
+            " and ".join(str(x) for x in s.scaling_busy),
+            " and ".join(hz(r) for r in s.scaling_rates)),
+        "Debian's gunicorn (`-w N -k sync`) serves `tests/apps/flask_app.py`, as in the "
+        "overhead section; `pyspyc record -s -p MASTER -r RATE -d %g` samples the master "
+        "and its workers, once they have booted (a second in which they used no CPU). "
+        "Idle: no requests (every worker asleep in its accept loop). "
+        "Busy: `wrk -t 1 -c 2N` loads `/light` through the run. Whole run: pyspyc's "
+        "user+sys time over its run, in %% of one core, measured from outside "
+        "(finding the interpreter, attaching to every process and writing the profile "
+        "included: with one idle worker that is all of it). Steady: the CPU time of "
+        "pyspyc's threads (/proc/PID/task/TID/schedstat) from 1.5 s after it started "
+        "to 0.3 s before its end, when every process is attached and it only samples; "
+        "the target is judged on it; per process divides it by the processes sampled "
+        "(the master and the workers). Not read: the share of samples of a process "
+        "that had not run since its last one (its CPU clock and GIL said so), which "
+        "cost two small reads." % s.scaling_seconds)
+    env.log("scaling: gunicorn with %s idle and %s busy workers" % (
+        ", ".join(str(x) for x in s.scaling_idle), ", ".join(str(x) for x in s.scaling_busy)))
+    try:
+        rows = measure_scaling(env, s)
+    except Failed as e:
+        rep.failed("scaling", "gunicorn -w N", e)
+        return
+    table = []
+    for r in rows:
+        procs = r["processes"] or (r["workers"] + 1)
+        steady = r["steady_pct"]
+        target, res = "", ""
+        if not r["busy"] and (r["workers"], r["rate"]) == (n, rate) and steady is not None:
+            target = "<= %.0f%%" % want
+            res = verdict(steady <= want)
+            rep.row("scaling", "%d idle workers, %s" % (n, hz(rate)),
+                    "%.2f%% of a core" % steady, target, res)
+        table.append(("%d %s" % (r["workers"], "busy" if r["busy"] else "idle"), hz(r["rate"]),
+                      procs, "%.2f%%" % r["cpu_pct"],
+                      "%.2f%%" % steady if steady is not None else "-",
+                      "%.3f%%" % (steady / procs) if steady is not None else "-",
+                      count(r["samples"]),
+                      "%.0f%%" % (100.0 * r["asleep"] / r["samples"]) if r["samples"] else "-",
+                      count(r["late"]), judged(target, res)))
+    rep.table(("workers", "rate", "processes", "pyspyc CPU, whole run", "steady",
+               "steady per process", "samples", "not read", "late ticks", "target"), table)
+
+
 def hz(rate):
     return "%g kHz" % (rate / 1000.0) if rate >= 1000 else "%d Hz" % rate
 
@@ -1185,6 +1580,9 @@ def main(argv=None):
                     help="the CPU and peak-RSS wrapper (make build/bench/rusage_run)")
     ap.add_argument("--floor", default=os.path.join(ROOT, "build", "bench", "floor"),
                     help="the machine-floor program (make build/bench/floor)")
+    ap.add_argument("--window-soak",
+                    default=os.path.join(ROOT, "build", "bench", "window_soak"),
+                    help="the window soak program (make build/bench/window_soak)")
     args = ap.parse_args(argv)
     only = [x.strip() for x in args.only.split(",") if x.strip()]
     bad = [x for x in only if x not in SECTIONS]
@@ -1228,6 +1626,7 @@ def main(argv=None):
     try:
         with Env(args.pyspyc, args.out_cost, args.rusage_run, log) as env:
             env.floor = args.floor
+            env.window_soak = args.window_soak
             if "cost" in only:
                 section_cost(env, rep, pythons, s)
             if "fidelity" in only:
@@ -1240,6 +1639,12 @@ def main(argv=None):
                 section_output(env, rep, s)
             if "accuracy" in only:
                 section_accuracy(env, rep, pythons, s)
+            if "windows" in only:
+                section_windows(env, rep, s)
+            if "churn" in only:
+                section_churn(env, rep, s)
+            if "scaling" in only:
+                section_scaling(env, rep, s)
     except KeyboardInterrupt:
         log("interrupted: nothing written")
         return 130

@@ -90,6 +90,26 @@ void strtab_free(struct strtab *t)
 	free(t);
 }
 
+/* Give back the pages of len bytes at p (a mapping of map_zero): the next
+ * touch reads zeros, as after mmap. */
+static void give_back(void *p, size_t len)
+{
+	if (len)
+		madvise(p, len, MADV_DONTNEED);
+}
+
+void strtab_reset(struct strtab *t)
+{
+	uint32_t n = strtab_count(t);
+	size_t used = strtab_bytes(t);
+
+	give_back((void *)t->slots, t->map_slots);
+	give_back(t->entries, (size_t)n * sizeof(*t->entries));
+	give_back(t->arena, used);
+	atomic_store_explicit(&t->next_id, 0, memory_order_relaxed);
+	atomic_store_explicit(&t->arena_used, 0, memory_order_relaxed);
+}
+
 /* FNV-1a is too slow on long stack keys; this mixes 8 bytes at a time with
  * a multiply-xorshift and finishes with a murmur-style avalanche. */
 uint64_t strtab_hash(const void *key, size_t len)

@@ -1,6 +1,8 @@
 /* cmd_record.c - `pyspyc record`: sample a process, write the profile. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -37,6 +39,7 @@ struct record_args {
 	int threads;
 	int inverted;
 	long long max_timeline;
+	double period;
 };
 
 #define OFF(f) offsetof(struct record_args, f)
@@ -75,15 +78,22 @@ static const struct opt record_opts[] = {
 	SAMPLE_OPTS_LIMITS(struct record_args, s),
 	{ 0, "max-timeline", OPT_INT, "N",
 	  "thread stacks kept in time order for chrometrace and speedscope "
-	  "(default 10000000, 16 bytes each)",
+	  "(default 10000000, 16 bytes each; per period with --period)",
 	  OFF(max_timeline), 1, 1000000000, 0 },
+	{ 0, "period", OPT_DOUBLE, "SECS",
+	  "write the outputs every SECS seconds (at least 1), each with that "
+	  "period's samples only, while sampling goes on; every output name must "
+	  "carry %t, the period's start in UTC (20261204T003000Z)",
+	  OFF(period), 1, 31536000, 0 },
 };
 
 static const struct cmd_usage record_usage = {
 	.name = "record",
 	.synopsis = "[OPTIONS] (--pid PID | [--] COMMAND [ARGS...])",
 	.about = "Sample a Python program's stacks and write a flame graph or\n"
-		 "collapsed stacks when it exits, the duration ends, or on Ctrl-C.",
+		 "collapsed stacks when it exits, the duration ends, or on Ctrl-C.\n"
+		 "SIGUSR1 writes the profile so far to the output files and sampling\n"
+		 "goes on.  %t in an output name is the profile's start (UTC), %% a %.",
 	.opts = record_opts,
 	.nopts = sizeof(record_opts) / sizeof(record_opts[0]),
 	.examples =
@@ -91,20 +101,100 @@ static const struct cmd_usage record_usage = {
 		"  pyspyc record -o profile.svg -- python3 app.py arg\n"
 		"  pyspyc record -r 1000 -d 30 -p 12345 -o - | flamegraph.pl > out.svg\n"
 		"  sudo pyspyc record -s -p $(pgrep -o gunicorn) -d 60 -o workers.svg\n"
-		"  sudo pyspyc record -t -i -p 12345 -o all-threads.svg\n",
+		"  sudo pyspyc record -t -i -p 12345 -o all-threads.svg\n"
+		"  sudo pyspyc record -p 12345 --period 600 -o 'web-%t.svg' -o 'web-%t.folded'\n",
 	.takes_command = 1,
 };
 
 static unsigned int find_flags; /* PYSPYC_FIND */
 
 struct output {
-	const char *path;
+	const char *tmpl;     /* as given; %t and %% expanded into name */
+	const char *path;     /* name */
 	const struct out_format *fmt;
-	struct out_dest dest; /* from check_outputs on */
+	struct out_dest dest; /* from check_outputs on (set_up) */
+	int set_up;
+	char name[PATH_MAX];
 };
 
 /* What became of an output at the end (write_outputs). */
-enum { OUTPUT_FAILED, OUTPUT_WRITTEN, OUTPUT_CUT_SHORT };
+enum { OUTPUT_FAILED, OUTPUT_WRITTEN, OUTPUT_CUT_SHORT, OUTPUT_NOT_NOW };
+
+/* Set by SIGUSR1: write the profile so far. */
+static volatile sig_atomic_t usr1_flag;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	usr1_flag = 1;
+}
+
+/* SA_RESTART: a write in progress when it comes is not cut short. */
+static void install_usr1(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_usr1;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, NULL);
+}
+
+/* Block or unblock SIGUSR1 in this thread: blocked while the sampling
+ * threads are made, which keep that mask, so that it is this thread's. */
+static void block_usr1(int how)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(how, &set, NULL);
+}
+
+/* Expand every output's name for a profile starting at wall_ns; an output
+ * whose name changed is looked at again (out_dest_init).  Returns 0 or the
+ * exit status of the line it printed. */
+static int name_outputs(struct output *outs, int nout, int64_t wall_ns)
+{
+	char name[PATH_MAX];
+	int i, err;
+
+	for (i = 0; i < nout; i++) {
+		const char *why;
+
+		if (out_name_expand(outs[i].tmpl, wall_ns, name, sizeof(name)))
+			return cmd_die(WHO, EXIT_USAGE, "output name too long: '%s'",
+				       CMD_NAME(outs[i].tmpl));
+		if (outs[i].path && !strcmp(name, outs[i].name))
+			continue;
+		memcpy(outs[i].name, name, strlen(name) + 1);
+		outs[i].path = outs[i].name;
+		if (!outs[i].set_up) /* check_outputs does */
+			continue;
+		out_dest_release(&outs[i].dest);
+		err = out_dest_init(&outs[i].dest, outs[i].path);
+		why = out_kind_refusal(outs[i].dest.kind);
+		if (err || why)
+			return cmd_die(WHO, EXIT_OUTPUT, "cannot write '%s': %s",
+				       CMD_NAME(outs[i].path), err ? strerror(-err) : why);
+	}
+	return 0;
+}
+
+/* The default name's command part, with each % doubled so that it is not
+ * taken for %t. */
+static void escape_percent(const char *s, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	for (; *s && n + 2 < size; s++) {
+		if (*s == '%')
+			buf[n++] = '%';
+		buf[n++] = *s;
+	}
+	buf[n] = '\0';
+}
 
 /* The names of every format, "a, b or c", for messages. */
 static void format_names(char *buf, size_t size)
@@ -134,20 +224,22 @@ static int plan_outputs(const struct record_args *a, const char *name, int pid,
 	if (a->format && !(forced = out_format_by_name(a->format)))
 		return cmd_die(WHO, EXIT_USAGE, "unknown format '%.64s' (%s)", a->format, names);
 	if (a->outputs.n == 0) {
-		char stamp[32];
+		char stamp[32], cmd[256];
 		time_t now = time(NULL);
 		struct tm tm;
 		const char *ext;
 
 		localtime_r(&now, &tm);
-		strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%S", &tm);
+		/* With --period, a name a period: its start. */
+		strftime(stamp, sizeof(stamp), a->period > 0 ? "%%t" : "%Y%m%dT%H%M%S", &tm);
 		if (!forced)
 			forced = out_format_by_name("flamegraph");
 		ext = forced->exts[0];
-		snprintf(defname, deflen, "%s-%d-%s%s", name, pid, stamp, ext);
-		outs[0] = (struct output){ .path = defname, .fmt = forced, .dest.fd = -1 };
+		escape_percent(name, cmd, sizeof(cmd));
+		snprintf(defname, deflen, "%s-%d-%s%s", cmd, pid, stamp, ext);
+		outs[0] = (struct output){ .tmpl = defname, .fmt = forced, .dest.fd = -1 };
 		*nout = 1;
-		return 0;
+		return name_outputs(outs, 1, wall_ns());
 	}
 	for (i = 0; i < a->outputs.n; i++) {
 		const char *p = a->outputs.v[i];
@@ -159,10 +251,14 @@ static int plan_outputs(const struct record_args *a, const char *name, int pid,
 			return cmd_die(WHO, EXIT_USAGE,
 				   "cannot tell the format of '%s' from its name: "
 				   "give --format (%s)", CMD_NAME(p), names);
-		outs[i] = (struct output){ .path = p, .fmt = f, .dest.fd = -1 };
+		if (a->period > 0 && !out_name_has_time(p))
+			return cmd_die(WHO, EXIT_USAGE, "--period: '-o %s' has no %%t in its "
+				       "name: each period is written to names of its own "
+				       "(such as -o 'web-%%t.svg')", CMD_NAME(p));
+		outs[i] = (struct output){ .tmpl = p, .fmt = f, .dest.fd = -1 };
 	}
 	*nout = a->outputs.n;
-	return 0;
+	return name_outputs(outs, *nout, wall_ns());
 }
 
 /* What each output path is (see enum out_kind), and whether it can be
@@ -178,6 +274,7 @@ static int check_outputs(struct output *outs, int nout)
 		int err = out_dest_init(&outs[i].dest, outs[i].path), j;
 		const char *why = out_kind_refusal(outs[i].dest.kind);
 
+		outs[i].set_up = 1;
 		if (!strcmp(outs[i].path, "-") && ++stdout_uses > 1)
 			return cmd_die(WHO, EXIT_USAGE, "'-o -' given more than once");
 		for (j = 0; j < i; j++)
@@ -238,17 +335,27 @@ static unsigned outputs_need(const struct output *outs, int nout)
 }
 
 /* full has a thread marker on every stack when a format needed them; plain
- * is the profile the other formats get (markers only with -t). */
+ * is the profile the other formats get (markers only with -t).  live: while
+ * sampling goes on, only files are written (a stream, FIFO or device gets
+ * one profile, the last). */
 static int write_outputs(struct output *outs, int nout, const struct record_args *a,
-			 const struct profile *full, const struct profile *plain, int *written)
+			 const struct profile *full, const struct profile *plain, int *written,
+			 int live)
 {
 	int i, failed = 0;
 
-	cmd_stop_flag = 0;
+	if (!live)
+		cmd_stop_flag = 0;
 	for (i = 0; i < nout; i++) {
 		struct out_opts oo = { .inverted = a->inverted };
 		const struct profile *p = outs[i].fmt->needs & OUT_PER_THREAD ? full : plain;
-		int err = open_output(&outs[i]);
+		int err;
+
+		if (live && outs[i].dest.kind != OUT_FILE) {
+			written[i] = OUTPUT_NOT_NOW;
+			continue;
+		}
+		err = open_output(&outs[i]);
 
 		if (!err)
 			err = out_dest_write(&outs[i].dest, outs[i].fmt, p, &oo);
@@ -275,7 +382,8 @@ static int write_outputs(struct output *outs, int nout, const struct record_args
 
 static void summary(const struct session_stats *st, const struct record_args *a,
 		    const struct output *outs, int nout, const int *written,
-		    const struct stacktab *tab, uint64_t timeline_lost, const char *ended)
+		    const struct stacktab *tab, uint64_t timeline_lost, uint64_t periods,
+		    const char *ended)
 {
 	const char *full = stacktab_full(tab);
 	struct rusage ru;
@@ -294,6 +402,13 @@ static void summary(const struct session_stats *st, const struct record_args *a,
 		st->samples ? (double)st->reads / (double)st->samples : 0.0);
 	if (a->subprocesses)
 		fprintf(stderr, "; %u processes", st->processes_seen);
+	if (st->processes_left_out)
+		fprintf(stderr, "; %u Python processes not sampled: more than "
+			"--max-processes %lld at once", st->processes_left_out,
+			a->s.max_processes);
+	if (st->asleep)
+		fprintf(stderr, "; %llu samples of processes that had not run (not read)",
+			(unsigned long long)st->asleep);
 	if (st->execs > st->execs_lost)
 		fprintf(stderr, "; followed %u exec%s into Python", st->execs - st->execs_lost,
 			st->execs - st->execs_lost == 1 ? "" : "s");
@@ -324,14 +439,19 @@ static void summary(const struct session_stats *st, const struct record_args *a,
 		fprintf(stderr, "; up to %llu threads left out of a sample (the oldest): "
 			"more than --max-threads %lld",
 			(unsigned long long)st->threads_left_out, a->s.max_threads);
-	if (timeline_lost)
+	if (timeline_lost && periods > 1)
+		fprintf(stderr, "; the timeline left out %llu stacks of periods that had more "
+			"than --max-timeline", (unsigned long long)timeline_lost);
+	else if (timeline_lost)
 		fprintf(stderr, "; the timeline kept the first %llu stacks of %llu (--max-timeline)",
 			(unsigned long long)a->max_timeline,
 			(unsigned long long)(a->max_timeline + timeline_lost));
 	/* The outputs that were written, also when another one failed. */
+	if (periods > 1)
+		fprintf(stderr, "; wrote %llu periods", (unsigned long long)periods);
 	for (i = 0; i < nout; i++)
 		if (written[i] == OUTPUT_WRITTEN)
-			fprintf(stderr, "%s%s", n++ ? ", " : "; wrote ",
+			fprintf(stderr, "%s%s", n++ ? ", " : periods > 1 ? ", the last to " : "; wrote ",
 				strcmp(outs[i].path, "-") ? outs[i].path : "stdout");
 	for (i = 0; i < nout; i++)
 		if (written[i] == OUTPUT_CUT_SHORT)
@@ -371,22 +491,169 @@ static void progress(struct session *sess)
 	fflush(stderr);
 }
 
-/* Sample until the session ends or we are told to stop; with show, keep
- * the progress line up to date (4 times a second) and erase it at the end. */
-static void wait_session(struct session *sess, int show)
-{
-	struct timespec ts = { 0, 20 * 1000 * 1000 };
-	int64_t next = 0;
+/* A run of record: what its writes need besides the profile. */
+struct recording {
+	const struct record_args *a;
+	struct output *outs;
+	int nout;
+	struct stacktab *tab;
+	struct session *sess;
+	const char *command;
+	pid_t pid;
+	int64_t t0_ns, t0_wall_ns; /* sampling's start */
+	uint64_t window;           /* the open window, counted from 0 */
+	int64_t win_ns;            /* its start (nominal with --period) */
+	uint64_t timeline_lost;    /* of the windows closed and written */
+	int failed;                /* the status of a write that failed */
+	int show;                  /* a progress line is drawn */
+};
 
-	while (!cmd_stop_flag && !session_done(sess)) {
-		if (show && mono_ns() >= next) {
-			progress(sess);
-			next = mono_ns() + 250 * 1000 * 1000;
+/* What p says about the run, for a window from start_ns to end_ns. */
+static void describe(const struct recording *r, struct profile *p, int64_t start_ns,
+		     int64_t end_ns)
+{
+	p->command = r->command;
+	p->pid = (int)r->pid;
+	p->rate_hz = r->a->s.rate;
+	p->start_ns = start_ns;
+	p->start_wall_ns = r->t0_wall_ns + (start_ns - r->t0_ns);
+	p->duration_s = (double)(end_ns - start_ns) / 1e9;
+}
+
+/* Write prof, described, to the outputs named for its start.  Returns
+ * nonzero when something failed (the line is printed). */
+static int write_profile(struct recording *r, const struct profile *prof, int *written,
+			 int live)
+{
+	struct profile plain = { 0 };
+	int rc, e;
+
+	rc = name_outputs(r->outs, r->nout, prof->start_wall_ns);
+	if (rc)
+		return r->failed = rc;
+	/* Formats that do not carry threads themselves show them only with
+	 * -t: the markers kept for the others are folded away. */
+	e = profile_strip(prof, r->a->threads ? 0 : PROFILE_KIND(FRAME_THREAD), &plain);
+	if (e)
+		return r->failed = cmd_die(WHO, EXIT_FAILURE_RUN, "cannot build the profile: %s",
+					   strerror(-e));
+	if (!prof->total && !live)
+		fprintf(stderr, "pyspyc: warning: no samples were collected\n");
+	if (write_outputs(r->outs, r->nout, r->a, prof, &plain, written, live))
+		r->failed = EXIT_OUTPUT;
+	profile_release(&plain);
+	return r->failed;
+}
+
+/* The line that says what a write during the run wrote. */
+static void say_written(const struct recording *r, const int *written,
+			const struct profile *p, const char *what)
+{
+	int i, n = 0;
+
+	for (i = 0; i < r->nout; i++)
+		if (written[i] == OUTPUT_WRITTEN)
+			fprintf(stderr, "%s%s", n++ ? ", " : "pyspyc: wrote ", r->outs[i].path);
+	if (n)
+		fprintf(stderr, " (%s: %llu stacks)\n", what, (unsigned long long)p->total);
+}
+
+/* SIGUSR1: the open window so far, to the files; sampling goes on. */
+static void write_so_far(struct recording *r)
+{
+	struct profile prof = { 0 };
+	int written[MAX_OUTPUTS];
+	int e = stacktab_snapshot(r->tab, &prof);
+
+	if (e) {
+		r->failed = cmd_die(WHO, EXIT_FAILURE_RUN, "cannot build the profile: %s",
+				    strerror(-e));
+		return;
+	}
+	describe(r, &prof, r->win_ns, mono_ns());
+	if (!write_profile(r, &prof, written, 1))
+		say_written(r, written, &prof, r->a->period > 0 ? "this period so far" : "so far");
+	profile_release(&prof);
+}
+
+/* The start of window k of --period, nominal: periods do not drift. */
+static int64_t window_start(const struct recording *r, uint64_t k)
+{
+	return r->t0_ns + (int64_t)((double)k * r->a->period * 1e9);
+}
+
+/* --period: close the open window at its end and write it; the next one
+ * is open from then on. */
+static void close_window(struct recording *r)
+{
+	struct profile prof = { 0 };
+	int written[MAX_OUTPUTS];
+	int64_t start = r->win_ns;
+	int e = stacktab_rotate(r->tab, &prof);
+
+	r->window++;
+	r->win_ns = window_start(r, r->window);
+	if (e) {
+		r->failed = cmd_die(WHO, EXIT_FAILURE_RUN, "cannot build the profile of a "
+				    "period: %s", strerror(-e));
+		profile_release(&prof);
+		return;
+	}
+	describe(r, &prof, start, mono_ns());
+	r->timeline_lost += prof.timeline_lost;
+	if (!write_profile(r, &prof, written, 1))
+		say_written(r, written, &prof, "a period");
+	profile_release(&prof);
+}
+
+/* Does --period open another window at the end of this one?  With -d,
+ * not when the run ends there: a run of -d D writes ceil(D / SECS)
+ * periods, the last one cut at the end. */
+static int period_due(const struct recording *r, int64_t now)
+{
+	const struct record_args *a = r->a;
+
+	if (!(a->period > 0) || now < window_start(r, r->window + 1))
+		return 0;
+	return !(a->duration > 0) || (double)(r->window + 1) * a->period < a->duration;
+}
+
+/* Sample until the session ends or we are told to stop, closing windows
+ * and answering SIGUSR1 on the way; with show, keep the progress line up
+ * to date (4 times a second) and erase it at the end. */
+static void run_session(struct recording *r)
+{
+	int64_t next_draw = 0;
+
+	while (!cmd_stop_flag && !session_done(r->sess)) {
+		int64_t now = mono_ns(), wait = 20 * 1000 * 1000, due;
+		struct timespec ts;
+
+		if (usr1_flag || period_due(r, now)) {
+			if (r->show)
+				fputs("\r\033[K", stderr);
+			next_draw = 0;
 		}
+		if (usr1_flag) {
+			usr1_flag = 0;
+			write_so_far(r);
+		}
+		if (period_due(r, now)) {
+			close_window(r);
+			continue;
+		}
+		if (r->show && now >= next_draw) {
+			progress(r->sess);
+			next_draw = now + 250 * 1000 * 1000;
+		}
+		due = window_start(r, r->window + 1);
+		if (r->a->period > 0 && due > now && due - now < wait)
+			wait = due - now;
+		ts = (struct timespec){ wait / 1000000000, wait % 1000000000 };
 		nanosleep(&ts, NULL);
 	}
-	session_stop(sess);
-	if (show)
+	session_stop(r->sess);
+	if (r->show)
 		fputs("\r\033[K", stderr);
 }
 
@@ -413,7 +680,8 @@ int cmd_record(int argc, char **argv)
 	struct session_stats st = { 0 };
 	struct stacktab *tab = NULL;
 	struct session *sess = NULL;
-	struct profile prof = { 0 }, plain = { 0 };
+	struct profile prof = { 0 };
+	struct recording r = { .a = &a, .outs = outs };
 	unsigned needs;
 	struct py_target *t;
 	struct child_end end = { CHILD_UNKNOWN, 0 };
@@ -434,6 +702,8 @@ int cmd_record(int argc, char **argv)
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return cmd_die(WHO, EXIT_FAILURE_RUN, "out of memory");
+	/* From the start: a SIGUSR1 while attaching must not end the run. */
+	install_usr1();
 
 	if (a.pid) {
 		pid = (pid_t)a.pid;
@@ -494,49 +764,50 @@ int cmd_record(int argc, char **argv)
 		e = stacktab_new(&tab, &lim);
 		if (!e && (needs & OUT_TIMELINE))
 			e = stacktab_timeline(tab, (uint64_t)a.max_timeline);
+		/* The launched command has its mask already (exec keeps it). */
+		block_usr1(SIG_BLOCK);
 		if (!e)
 			e = session_new(&sess, &so, tab);
-		prof.start_ns = mono_ns();
-		prof.start_wall_ns = wall_ns();
+		r.t0_ns = r.win_ns = mono_ns();
+		r.t0_wall_ns = wall_ns();
 		if (!e && !exited)
 			e = session_start(sess, pid, found ? t : NULL);
+		block_usr1(SIG_UNBLOCK);
 		if (e) {
 			rc = cmd_die(WHO, EXIT_FAILURE_RUN, "cannot start sampling: %s", strerror(-e));
 			goto out;
 		}
+		r.nout = nout;
+		r.tab = tab;
+		r.sess = sess;
+		r.command = command;
+		r.pid = pid;
+		r.show = want_progress(outs, nout);
 		if (!exited)
-			wait_session(sess, want_progress(outs, nout));
+			run_session(&r);
 		session_stats(sess, &st);
 	}
 
-	{
-		int64_t start_ns = prof.start_ns, start_wall_ns = prof.start_wall_ns;
-
-		e = stacktab_snapshot(tab, &prof);
-		prof.start_ns = start_ns;
-		prof.start_wall_ns = start_wall_ns;
-		prof.command = command;
-		prof.pid = (int)pid;
-		prof.rate_hz = a.s.rate;
-		prof.duration_s = st.elapsed_s;
-	}
-	/* Formats that do not carry threads themselves show them only with
-	 * -t: the markers kept for the others are folded away. */
-	if (!e)
-		e = profile_strip(&prof, a.threads ? 0 : PROFILE_KIND(FRAME_THREAD), &plain);
+	/* The samplers have stopped: the open window is the last one, or the
+	 * whole run without --period. */
+	e = stacktab_snapshot(tab, &prof);
 	if (e) {
 		rc = cmd_die(WHO, EXIT_FAILURE_RUN, "cannot build the profile: %s", strerror(-e));
 		goto out;
 	}
+	describe(&r, &prof, r.win_ns, mono_ns());
+	if (!(a.period > 0))
+		prof.duration_s = st.elapsed_s;
+	r.timeline_lost += prof.timeline_lost;
 	if (child) {
 		cmd_end_child(child, &end);
 		cmd_child_end_words(&end, ended, sizeof(ended));
 	}
 	child = 0;
-	if (!prof.total)
-		fprintf(stderr, "pyspyc: warning: no samples were collected\n");
-	rc = write_outputs(outs, nout, &a, &prof, &plain, written) ? EXIT_OUTPUT : EXIT_OK;
-	summary(&st, &a, outs, nout, written, tab, prof.timeline_lost, ended);
+	memset(written, 0, sizeof(written));
+	write_profile(&r, &prof, written, 0);
+	rc = r.failed;
+	summary(&st, &a, outs, nout, written, tab, r.timeline_lost, r.window + 1, ended);
 	/* A launched command's failure is the run's: a CI step that runs
 	 * its tests under pyspyc fails when they do.  pyspyc's own errors
 	 * (the line it printed) come first. */
@@ -545,7 +816,6 @@ out:
 	if (child)
 		cmd_end_child(child, NULL);
 	release_outputs(outs, nout);
-	profile_release(&plain);
 	profile_release(&prof);
 	session_free(sess);
 	stacktab_free(tab);

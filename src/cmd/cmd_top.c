@@ -224,6 +224,10 @@ static void draw_status(const struct top_ui *ui)
 	} else if (ui->note && now_ns() < ui->note_until) {
 		snprintf(buf, sizeof(buf), "%s", ui->note);
 		bold = 0;
+	} else if (ui->st.processes_left_out) {
+		snprintf(buf, sizeof(buf), "%u Python processes not sampled: raise "
+			 "--max-processes (%lld)", ui->st.processes_left_out,
+			 ui->a->s.max_processes);
 	} else if (ui->st.threads_left_out) {
 		snprintf(buf, sizeof(buf), "up to %llu threads left out of a sample (the "
 			 "oldest): raise --max-threads (%lld)",

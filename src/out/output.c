@@ -151,6 +151,52 @@ static int tmp_beside(const char *path, char *tmp, size_t size)
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
 }
 
+int out_name_has_time(const char *tmpl)
+{
+	const char *c;
+
+	for (c = tmpl; *c; c++)
+		if (c[0] == '%' && (c[1] == 't' || c[1] == '%')) {
+			if (c[1] == 't')
+				return 1;
+			c++;
+		}
+	return 0;
+}
+
+int out_name_expand(const char *tmpl, int64_t wall_ns, char *buf, size_t size)
+{
+	char stamp[OUT_TIME_LEN + 1];
+	time_t secs = (time_t)(wall_ns / 1000000000);
+	size_t n = 0;
+	struct tm tm;
+	const char *c;
+
+	if (!gmtime_r(&secs, &tm) ||
+	    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm) != OUT_TIME_LEN)
+		snprintf(stamp, sizeof(stamp), "%s", "00000000T000000Z");
+	for (c = tmpl; *c; c++) {
+		const char *piece = c;
+		size_t len = 1;
+
+		if (c[0] == '%' && c[1] == 't') {
+			piece = stamp;
+			len = OUT_TIME_LEN;
+			c++;
+		} else if (c[0] == '%' && c[1] == '%') {
+			c++;
+		}
+		if (n + len >= size)
+			return -ENAMETOOLONG;
+		memcpy(buf + n, piece, len);
+		n += len;
+	}
+	if (n >= size)
+		return -ENAMETOOLONG;
+	buf[n] = '\0';
+	return 0;
+}
+
 int out_check_path(const char *path)
 {
 	char dir[PATH_MAX], tmp[PATH_MAX];

@@ -164,6 +164,51 @@ int rmem_readv(struct rmem *m, const struct iovec *local,
 	return 0;
 }
 
+int rmem_readv_opt(struct rmem *m, const struct iovec *local,
+		   const struct iovec *remote, size_t n, size_t nopt, size_t *done)
+{
+	size_t nreq = n - nopt, nl = nreq, nr = nreq, i, req;
+	ssize_t got;
+
+	*done = 0;
+	if (nopt > n)
+		return -EINVAL;
+	/* Reading through another thread than the main one (it exited)
+	 * takes rmem_readv's care: without the optional ones. */
+	if (!nopt || n > RMEM_MAX_IOV || m->pid != m->tgid)
+		return rmem_readv(m, local, remote, nreq);
+	if (nreq > 1 && (nr = coalesce(local, remote, nreq, &nl)) != 0) {
+		if (nl + nopt > 2 * RMEM_MAX_IOV || nl + nopt > IOV_MAX)
+			return rmem_readv(m, local, remote, nreq);
+	} else {
+		memcpy(co_local, local, nreq * sizeof(*local));
+		memcpy(co_remote, remote, nreq * sizeof(*remote));
+		nl = nr = nreq;
+	}
+	req = iov_total(co_remote, nr);
+	/* The optional ranges go last, as they are: the kernel reads the
+	 * remote ranges in order and stops at the first it cannot read. */
+	memcpy(co_local + nl, local + nreq, nopt * sizeof(*local));
+	memcpy(co_remote + nr, remote + nreq, nopt * sizeof(*remote));
+	m->reads++;
+	m->ranges += nr + nopt;
+	if (m->fake)
+		got = m->fake(m->fake_ctx, co_local, nl + nopt, co_remote, nr + nopt);
+	else
+		got = process_vm_readv(m->pid, co_local, nl + nopt, co_remote, nr + nopt, 0);
+	if (got < 0 && errno == ESRCH)
+		return rmem_readv(m, local, remote, nreq); /* main thread gone? */
+	if (got < 0)
+		return errno == EFAULT && !req ? 0 : -errno;
+	if ((size_t)got < req)
+		return -EFAULT;
+	got -= (ssize_t)req;
+	for (i = 0; i < nopt && (size_t)got >= remote[nreq + i].iov_len; i++)
+		got -= (ssize_t)remote[nreq + i].iov_len;
+	*done = i;
+	return 0;
+}
+
 int rmem_read(struct rmem *m, uint64_t addr, void *buf, size_t len)
 {
 	struct iovec l = { .iov_base = buf, .iov_len = len };

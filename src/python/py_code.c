@@ -79,6 +79,14 @@ struct code_entry {
 	uint32_t pf_slot;             /* at this index */
 	struct line_range *lines;
 	uint32_t nlines;
+	/* 3.11: offsets (bytes, ascending) of the RETURN_VALUE instructions,
+	 * in the allocation of lines, after them */
+	const uint32_t *rets;
+	uint32_t nrets;
+	/* 3.11: offsets where a caller waits in a call from the interpreter
+	 * loop (the last cache entry of a CALL or BINARY_SUBSCR), after rets */
+	const uint32_t *calls;
+	uint32_t ncalls;
 	int32_t lc_line[LINE_CACHE];  /* line -> frame id, direct-mapped */
 	uint32_t lc_frame[LINE_CACHE];
 };
@@ -128,6 +136,9 @@ struct py_symbolizer {
 	 * for keep_cap threads, grown with the samples. */
 	uint32_t *keep;
 	uint32_t keep_cap;
+	/* The stack ids the last sample counted (keep_cap of room). */
+	uint32_t *counted;
+	uint32_t ncounted;
 	uint64_t nsample;             /* samples added, from 1 */
 	/* The code objects of the last sample, whose windows the walker reads
 	 * in the same call as the next sample. */
@@ -281,6 +292,7 @@ void py_sym_free(struct py_symbolizer *s)
 	free(s->liov);
 	free(s->riov);
 	free(s->keep);
+	free(s->counted);
 	free(s->pf_windows);
 	free(s->stack);
 	free(s->fid);
@@ -584,6 +596,107 @@ static int read_lines(struct py_symbolizer *s, const struct fingerprint *fp,
 	return 0;
 }
 
+/* 3.11+: find the code object's return instructions (RETURN_VALUE, and
+ * RETURN_CONST from 3.12; read_lines made e->lines), kept after the line
+ * ranges in their allocation.  A code unit is an opcode and its argument,
+ * or an inline cache entry whose first byte may be anything; only
+ * instruction starts are ever looked up, and neither is ever specialized,
+ * so every unit that starts with one of them is listed.  Code too long to
+ * read, or that cannot be read, lists none: its frames are not checked. */
+static int is_return(const struct py_layout *L, uint8_t op)
+{
+	return op == L->op_return_value || op == L->op_return_const;
+}
+
+/* 3.11: is the code unit at k + 8 where a caller waits in a call made by
+ * the instruction at k? */
+static int is_call_end(const struct py_layout *L, const uint8_t *code, uint64_t k,
+		       uint64_t len)
+{
+	uint32_t j;
+
+	if (L->iframe_stacktop >= 0 || k + 8 >= len)
+		return 0;
+	for (j = 0; j < sizeof(L->op_call_inline) / sizeof(L->op_call_inline[0]); j++)
+		if (L->op_call_inline[j] > 0 && code[k] == L->op_call_inline[j])
+			return 1;
+	return 0;
+}
+
+static void read_returns(struct py_symbolizer *s, uint64_t addr, struct code_entry *e)
+{
+	const struct py_layout *L = s->L;
+	uint64_t len = e->code_bytes, k;
+	uint32_t n = 0, *rets;
+	struct line_range *p;
+
+	if (L->op_return_value < 0 || L->code_adaptive < 0 || !len || len > MAX_LINETABLE ||
+	    (len & 1) || rmem_read(s->mem, addr + (uint64_t)L->code_adaptive, s->ltab, len))
+		return;
+	for (k = 0; k < len; k += 2)
+		n += is_return(L, s->ltab[k]) + is_call_end(L, s->ltab, k, len);
+	if (!n)
+		return;
+	p = realloc(e->lines, e->nlines * sizeof(*e->lines) + n * sizeof(*rets));
+	if (!p)
+		return;
+	e->lines = p;
+	rets = (uint32_t *)(p + e->nlines);
+	for (k = 0, n = 0; k < len; k += 2)
+		if (is_return(L, s->ltab[k]))
+			rets[n++] = (uint32_t)k;
+	e->rets = rets;
+	e->nrets = n;
+	e->calls = rets + n;
+	for (k = 0; k < len; k += 2)
+		if (is_call_end(L, s->ltab, k, len))
+			rets[n++] = (uint32_t)(k + 8);
+	e->ncalls = n - e->nrets;
+}
+
+/* Is off in v[0..n) (ascending)? */
+static int in_offsets(const uint32_t *v, uint32_t n, uint64_t off)
+{
+	uint32_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (v[mid] == off)
+			return 1;
+		if (v[mid] < off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+/* Is off one of e's return instructions? */
+static int at_return(const struct code_entry *e, uint64_t off)
+{
+	return in_offsets(e->rets, e->nrets, off);
+}
+
+/* 3.11: the innermost frame of th is at a return.  Is its caller waiting
+ * in its call to it (the frame has not returned yet)?  A caller that went
+ * on is at an instruction instead.  Frames called from C (a callback) are
+ * not told apart: their callers wait at the calling instruction itself. */
+static int caller_waits(struct py_symbolizer *s, const struct raw_sample *rs,
+			const struct raw_thread *th)
+{
+	const struct raw_frame *a;
+	const struct code_entry *ce;
+	uint64_t base;
+
+	if (th->depth < 2)
+		return 1;
+	a = &rs->frames[th->first + 1];
+	ce = cache_find(s, a->code);
+	base = a->code + (uint64_t)s->L->code_adaptive;
+	return ce && a->instr >= base && in_offsets(ce->calls, ce->ncalls, a->instr - base);
+}
+
 /* Resolve the code object at addr whose window is w into a new entry. */
 static struct code_entry *resolve(struct py_symbolizer *s, uint64_t addr,
 				  const uint8_t *w, const struct fingerprint *fp,
@@ -614,6 +727,8 @@ static struct code_entry *resolve(struct py_symbolizer *s, uint64_t addr,
 	}
 	if (!err && read_lines(s, fp, &tmp))
 		goto fail;
+	if (!err)
+		read_returns(s, addr, &tmp);
 	/* A full table is a bound hit, not an object that failed to read:
 	 * the entry is kept, marked, so its frames are dropped and counted
 	 * without resolving it again at every sample. */
@@ -952,6 +1067,16 @@ static int symbolize_frames(struct py_symbolizer *s, const struct raw_sample *rs
 			e->checked_ns = INT64_MIN / 2;
 			return -EBADF;
 		}
+		/* A caller waits in a call, never at a return: one there has
+		 * returned, read after it did (3.12+ keep a returned frame's
+		 * stack pointer, so the walker's check of stacktop does not
+		 * see it).  3.11: the innermost frame at its return may be one
+		 * that returned too (nothing in the frame says so), its caller
+		 * gone on to other lines in the copy read: unless the caller
+		 * still waits in its call.  Torn either way. */
+		if (e->nrets && (i > 0 || L->iframe_stacktop < 0) && at_return(e, off) &&
+		    (i > 0 || !caller_waits(s, rs, th)))
+			return -EBADF;
 		if (s->o.function)
 			line = e->firstlineno;
 		else
@@ -1160,14 +1285,15 @@ static void add_thread(struct py_symbolizer *s, const struct raw_sample *rs,
 	memcpy(s->fid + inner, m->fid + (inner + m->depth - th->depth), keep * sizeof(*s->fid));
 	same = keep && memo_same_shape(m, th) &&
 	       !memcmp(s->fid, m->fid, inner * sizeof(*s->fid));
-	if (same) {
+	/* The memo's stack id is of the window it was counted in: after a
+	 * rotation (-ESTALE) the stack is added by its frames. */
+	if (same && !stacktab_add_id_at(s->tab, m->id, t_ns)) {
 		id = m->id;
-		stacktab_add_id(s->tab, id, 1);
 	} else {
 		depth = assemble(s, th, s->fid);
 		if (!depth)
 			return;
-		if (stacktab_add(s->tab, s->stack + s->stack_cap - depth, depth, 1, &id)) {
+		if (stacktab_add_at(s->tab, s->stack + s->stack_cap - depth, depth, t_ns, &id)) {
 			st->dropped++;
 			return;
 		}
@@ -1189,8 +1315,14 @@ static void add_thread(struct py_symbolizer *s, const struct raw_sample *rs,
 		memcpy(m->frames, &rs->frames[th->first], (th->depth - keep) * sizeof(*m->frames));
 		memcpy(m->fid, s->fid, (th->depth - keep) * sizeof(*m->fid));
 	}
-	stacktab_log(s->tab, t_ns, id);
+	s->counted[s->ncounted++] = id;
 	st->stacks++;
+}
+
+void py_sym_counted(const struct py_symbolizer *s, const uint32_t **ids, uint32_t *n)
+{
+	*ids = s->counted;
+	*n = s->ncounted;
 }
 
 void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
@@ -1199,15 +1331,20 @@ void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
 	uint64_t epoch = s->epoch;
 	uint32_t n, t;
 
+	s->ncounted = 0;
 	if (rs->nthreads > s->keep_cap) {
 		uint32_t cap = rs->nthreads > 2 * s->keep_cap ? rs->nthreads : 2 * s->keep_cap;
 		uint32_t *k = realloc(s->keep, (size_t)cap * sizeof(*k));
+		uint32_t *c = k ? realloc(s->counted, (size_t)cap * sizeof(*c)) : NULL;
 
-		if (!k) {
+		if (k)
+			s->keep = k;
+		if (c)
+			s->counted = c;
+		if (!k || !c) {
 			st->errors++;
 			return;
 		}
-		s->keep = k;
 		s->keep_cap = cap;
 	}
 	s->nsample++;

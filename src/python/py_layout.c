@@ -45,11 +45,12 @@ int py_layout_check(const struct py_layout *L)
 		fs = L->frame_size;
 		ok = ok && present(L->frame_back, 8, fs) && present(L->frame_code, 8, fs) &&
 		     present(L->frame_lasti, 4, fs) && present(L->tstate_frame, 8, ts) &&
-		     within(L->frame_gen, 8, fs);
+		     within(L->frame_gen, 8, fs) && within(L->frame_refcnt, 8, fs);
 	} else {
 		fs = L->iframe_size;
 		ok = ok && present(L->iframe_code, 8, fs) && present(L->iframe_previous, 8, fs) &&
 		     present(L->iframe_instr, 8, fs) && present(L->iframe_owner, 1, fs) &&
+		     within(L->iframe_stacktop, 4, fs) &&
 		     ch >= 0 && ch <= PY_LAYOUT_MAX_CHUNK_HDR &&
 		     present(L->chunk_previous, 8, ch) && present(L->chunk_size, 8, ch) &&
 		     present(L->chunk_top, 8, ch) &&

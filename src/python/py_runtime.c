@@ -315,6 +315,12 @@ int py_debug_offsets_apply(struct py_target *t, struct rmem *m)
 	L->tstate_thread_id = OFF(24);
 	L->tstate_native_thread_id = OFF(25);
 	L->tstate_datastack_chunk = OFF(26);
+	/* stacktop is not in the table: the generated offset holds while
+	 * the frame is laid out as the generated table says. */
+	if (OFF(29) != L->iframe_previous || OFF(30) != L->iframe_code ||
+	    OFF(31) != L->iframe_instr || OFF(32) != L->iframe_size ||
+	    OFF(33) != L->iframe_owner)
+		L->iframe_stacktop = -1;
 	L->iframe_previous = OFF(29);
 	L->iframe_code = OFF(30);
 	L->iframe_instr = OFF(31);

@@ -717,7 +717,7 @@ static void resolve_name(struct thread_map *tm, const struct raw_thread *th,
 }
 
 const char *thread_map_name(struct thread_map *tm, const struct raw_thread *th,
-			    uint64_t *version, const char **name)
+			    uint64_t *version, const char **name, int *from_os)
 {
 	uint32_t h = (uint32_t)((th->thread_id >> 4) * 0x9e3779b97f4a7c15ull >> 40), k;
 	struct name_slot *ns = NULL;
@@ -771,6 +771,8 @@ const char *thread_map_name(struct thread_map *tm, const struct raw_thread *th,
 	*version = ns->version;
 	if (name)
 		*name = ns->name;
+	if (from_os)
+		*from_os = ns->from_os;
 	return ns->label;
 }
 

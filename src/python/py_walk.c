@@ -19,7 +19,8 @@
 #define COPY_BYTES_PER_THREAD (64u << 10)
 #define IOVS_PER_THREAD 64
 #define FRAMES_PER_THREAD 64
-#define FIRST_THREADS 64             /* thread slots made at the start */
+#define FIRST_THREADS 4              /* thread slots made at the start (14 KB
+					 * each; with -s, per process) */
 #define MAX_CHUNKS_PER_THREAD 64
 #define MAX_FRAME_BYTES PY_LAYOUT_MAX_FRAME /* a frame header we read */
 #define MAX_SPEC_FRAMES 512          /* frame objects read ahead per thread */
@@ -39,6 +40,15 @@
  * stack is dropped: a generator between resumptions tears a stack often,
  * and the next read usually finds it whole. */
 #define TORN_REREADS 2
+/* Thread states that left the list lately (their threads ended), kept with
+ * their slots for GHOST_KEEP samples: a thread-per-request server's next
+ * thread state is usually allocated where an ended one's was, and its data
+ * stack and C stack where that one's were.  The sample reads them too, by
+ * their last plans, as optional reads: a new thread found at one of them
+ * costs no read more (see rebuild_list). */
+#define NGHOST 16
+#define MAX_NEW_READS 4      /* thread states read one by one by rebuild_list */
+#define GHOST_KEEP 400
 
 struct copy {
 	uint64_t remote;  /* remote address of buf[off] */
@@ -88,6 +98,8 @@ struct thread_slot {
 	size_t spec_off;
 	uint64_t walked[MAX_SPEC_FRAMES];
 	uint32_t nwalked;
+	/* The steady state's read brought all of this slot's reads. */
+	uint32_t got;
 };
 
 /* One interpreter of the runtime's list, as the last list walk saw it. */
@@ -136,11 +148,29 @@ struct py_walker {
 	/* Thread states, tstate_size bytes each, and the list seen last time.
 	 * tsbuf, known, slots and sample.threads have room for cap threads;
 	 * they grow (geometrically, up to o.max_threads) only while the list
-	 * is walked one thread at a time, never while reads are queued. */
+	 * is walked one thread at a time, never while reads are queued.
+	 * known[i]'s slot, and its row of tsbuf, is sidx[i]: a slot (its plan)
+	 * stays with its thread state when the list changes around it. */
 	uint8_t *tsbuf;
 	uint64_t *known;
+	uint32_t *sidx;
 	uint32_t nknown;
 	uint32_t cap;
+	/* Ghosts: thread states gone from the list lately, newest first, with
+	 * their slots and the sample they left at; how many of them the last
+	 * read brought whole (their thread states and plans). */
+	uint64_t ghost[NGHOST];
+	uint32_t gslot[NGHOST];
+	uint64_t gsince[NGHOST];
+	uint32_t nghost, ghost_rows;
+	/* Scratch, cap entries: which slots are taken while a new list is
+	 * made (0 free, 1 the old list's, 2 the new one's), and the old list
+	 * (thread state -> slot) sorted by address. */
+	uint8_t *sused;
+	struct old_entry { uint64_t addr; uint32_t slot, ghost; } *omap;
+	uint32_t nomap;
+	uint64_t *nk;          /* scratch: a list being made, and its slots */
+	uint32_t *ns;
 	/* When the lists are longer than o.max_threads in all: how many
 	 * thread states were left out, counted when the lists were last
 	 * walked (each interpreter's cut_next names where its list was cut);
@@ -154,6 +184,7 @@ struct py_walker {
 	int planned;           /* slots[].plan describe known[] */
 	uint32_t spec_fails;   /* speculative reads with extra places that failed */
 	int extra;             /* this read has extra places in it */
+	int spec_ok;           /* the steady state's read was made whole */
 	uint64_t nsample;
 
 	struct thread_slot *slots;
@@ -351,6 +382,22 @@ static int grow_threads(struct py_walker *w, uint32_t n)
 	if (!(p = realloc(w->known, (size_t)cap * sizeof(*w->known))))
 		return -ENOMEM;
 	w->known = p;
+	if (!(p = realloc(w->sidx, (size_t)cap * sizeof(*w->sidx))))
+		return -ENOMEM;
+	w->sidx = p;
+	if (!(p = realloc(w->sused, (size_t)cap)))
+		return -ENOMEM;
+	w->sused = p;
+	memset(w->sused + w->cap, 0, cap - w->cap);
+	if (!(p = realloc(w->omap, (size_t)cap * sizeof(*w->omap))))
+		return -ENOMEM;
+	w->omap = p;
+	if (!(p = realloc(w->nk, (size_t)cap * sizeof(*w->nk))))
+		return -ENOMEM;
+	w->nk = p;
+	if (!(p = realloc(w->ns, (size_t)cap * sizeof(*w->ns))))
+		return -ENOMEM;
+	w->ns = p;
 	if (!(p = realloc(w->sample.threads, (size_t)cap * sizeof(*w->sample.threads))))
 		return -ENOMEM;
 	w->sample.threads = p;
@@ -506,6 +553,11 @@ void py_walker_free(struct py_walker *w)
 		return;
 	free(w->tsbuf);
 	free(w->known);
+	free(w->sidx);
+	free(w->sused);
+	free(w->omap);
+	free(w->nk);
+	free(w->ns);
 	free(w->slots);
 	free(w->buf);
 	free(w->liov);
@@ -525,6 +577,17 @@ struct rmem *py_walker_mem(struct py_walker *w)
 	return &w->mem;
 }
 
+/* known[i]'s thread state as last read, and its slot. */
+static uint8_t *ts_row(const struct py_walker *w, uint32_t i)
+{
+	return w->tsbuf + (size_t)w->sidx[i] * (size_t)w->L->tstate_size;
+}
+
+static struct thread_slot *slot_of(struct py_walker *w, uint32_t i)
+{
+	return &w->slots[w->sidx[i]];
+}
+
 /* Do the interpreter list and every interpreter's thread list read with
  * the sample (the heads and next pointers, and the thread states into
  * tsbuf) match what the last list walk saw? */
@@ -542,7 +605,7 @@ static int list_matches(struct py_walker *w)
 		    is->head_rd != (is->n ? w->known[is->first] : is->cut_next))
 			return 0;
 		for (i = is->first; i < is->first + is->n; i++) {
-			const uint8_t *ts = w->tsbuf + (size_t)i * L->tstate_size;
+			const uint8_t *ts = ts_row(w, i);
 			uint64_t next = rd64(ts, L->tstate_next);
 
 			if (rd64(ts, L->tstate_interp) != is->addr)
@@ -604,6 +667,93 @@ static uint32_t count_rest(struct py_walker *w, uint64_t t)
 	return n;
 }
 
+static int cmp_old(const void *a, const void *b)
+{
+	const struct old_entry *x = a, *y = b;
+
+	return (x->addr > y->addr) - (x->addr < y->addr);
+}
+
+/* Before a new list is made: the old one and the ghosts, thread state ->
+ * slot, into omap (sorted), their slots marked taken by the old list. */
+static void old_snapshot(struct py_walker *w)
+{
+	uint32_t i, n = 0;
+
+	memset(w->sused, 0, w->cap);
+	for (i = 0; i < w->nknown; i++) {
+		w->omap[n++] = (struct old_entry){ .addr = w->known[i], .slot = w->sidx[i] };
+		w->sused[w->sidx[i]] = 1;
+	}
+	for (i = 0; i < w->nghost && n < w->cap; i++) {
+		w->omap[n++] = (struct old_entry){ .addr = w->ghost[i], .slot = w->gslot[i],
+						   .ghost = i + 1 };
+		w->sused[w->gslot[i]] = 1;
+	}
+	qsort(w->omap, n, sizeof(*w->omap), cmp_old);
+	w->nomap = n;
+}
+
+static const struct old_entry *find_old(const struct py_walker *w, uint64_t t)
+{
+	const struct old_entry key = { .addr = t };
+
+	return bsearch(&key, w->omap, w->nomap, sizeof(*w->omap), cmp_old);
+}
+
+/* A slot for thread state t in the new list: its own (it was in the list,
+ * or a ghost), else a free one, else one of the old list's not met yet
+ * (its plan is lost).  There is one while fewer than cap are taken. */
+static uint32_t take_slot(struct py_walker *w, uint64_t t)
+{
+	const struct old_entry *o = find_old(w, t);
+	uint32_t k;
+
+	if (o && w->sused[o->slot] == 1) {
+		w->sused[o->slot] = 2;
+		return o->slot;
+	}
+	for (k = 0; k < w->cap && w->sused[k]; k++)
+		;
+	if (k == w->cap)
+		for (k = 0; k < w->cap && w->sused[k] == 2; k++)
+			;
+	w->sused[k] = 2;
+	return k;
+}
+
+/* After a new list is made: the thread states of the old one not in it
+ * are ghosts now, before the older ghosts, NGHOST in all, in slots left
+ * free by the new list. */
+static void ghosts_update(struct py_walker *w)
+{
+	uint64_t ghost[NGHOST], since[NGHOST];
+	uint32_t slot[NGHOST], i, n = 0;
+
+	for (i = 0; i < w->nomap && n < NGHOST; i++) {
+		const struct old_entry *o = &w->omap[i];
+
+		if (o->ghost || w->sused[o->slot] != 1)
+			continue;
+		w->sused[o->slot] = 2;
+		ghost[n] = o->addr;
+		slot[n] = o->slot;
+		since[n++] = w->nsample;
+	}
+	for (i = 0; i < w->nghost && n < NGHOST; i++) {
+		if (w->sused[w->gslot[i]] != 1)
+			continue;
+		w->sused[w->gslot[i]] = 2;
+		ghost[n] = w->ghost[i];
+		slot[n] = w->gslot[i];
+		since[n++] = w->gsince[i];
+	}
+	memcpy(w->ghost, ghost, n * sizeof(*ghost));
+	memcpy(w->gslot, slot, n * sizeof(*slot));
+	memcpy(w->gsince, since, n * sizeof(*since));
+	w->nghost = n;
+}
+
 /* Walk the thread list of interpreter slot is from t, one thread state at
  * a time, into known[] from w->nknown.  Past --max-threads in all (the
  * lists run from the newest thread) the rest is left out, counted, and the
@@ -629,7 +779,8 @@ static int read_interp_threads(struct py_walker *w, struct interp_slot *is, uint
 		}
 		if (tset_test_set(w, t))
 			break; /* a cycle: stop at the repeat */
-		ts = w->tsbuf + (size_t)n * L->tstate_size;
+		w->sidx[n] = take_slot(w, t);
+		ts = w->tsbuf + (size_t)w->sidx[n] * L->tstate_size;
 		err = rmem_read(&w->mem, t, ts, (size_t)L->tstate_size);
 		if (err == -ESRCH)
 			return err;
@@ -679,7 +830,28 @@ static int read_interp(struct py_walker *w, uint64_t addr, uint64_t *next)
  * 0, -ESRCH, another -errno of reading the head, or -ESTALE when the whole
  * list was read and the main interpreter is not in it: the runtime was
  * finalized (and maybe initialised anew by an embedding host). */
+static int read_threads_from(struct py_walker *w);
+
 static int read_threads(struct py_walker *w)
+{
+	uint32_t want;
+	int err;
+
+	old_snapshot(w);
+	err = read_threads_from(w);
+	if (err) {
+		w->nghost = 0; /* their slots may be in the partial list */
+		return err;
+	}
+	ghosts_update(w);
+	/* Room for the ghosts beside the list next time. */
+	want = w->nknown + NGHOST < w->o.max_threads ? w->nknown + NGHOST : w->o.max_threads;
+	if (w->cap < want)
+		(void)grow_threads(w, want);
+	return err;
+}
+
+static int read_threads_from(struct py_walker *w)
 {
 	uint64_t ip, next;
 	uint32_t k;
@@ -788,8 +960,8 @@ static void plan_spec_frames(struct py_walker *w, struct thread_slot *s)
 static void plan_thread(struct py_walker *w, uint32_t i)
 {
 	const struct py_layout *L = w->L;
-	const uint8_t *ts = w->tsbuf + (size_t)i * L->tstate_size;
-	struct thread_slot *s = &w->slots[i];
+	const uint8_t *ts = ts_row(w, i);
+	struct thread_slot *s = slot_of(w, i);
 	struct plan *p = &s->plan;
 	uint64_t chunk, top;
 	uint32_t k;
@@ -816,8 +988,8 @@ static void plan_thread(struct py_walker *w, uint32_t i)
 	/* The older chunks hold the callers' frames, which stay put while the
 	 * newest chunk is in use: read them ahead too, a little past what was
 	 * in use, within the chunk. */
-	for (k = 1; k < w->slots[i].ncopies && p->nolder < MAX_SPEC_CHUNKS; k++) {
-		const struct copy *c = &w->slots[i].copies[k];
+	for (k = 1; k < s->ncopies && p->nolder < MAX_SPEC_CHUNKS; k++) {
+		const struct copy *c = &s->copies[k];
 		uint64_t size = rd64(w->buf + c->off, L->chunk_size);
 		uint64_t len = c->len + CHUNK_SLACK;
 
@@ -831,7 +1003,7 @@ static void plan_thread(struct py_walker *w, uint32_t i)
 	/* A little past the top catches frames pushed since the thread state
 	 * was read; staying within the chunk's minimum size keeps the read
 	 * inside the chunk's mapping. */
-	p->len = top - chunk + CHUNK_SLACK;
+	p->len = top - chunk + CHUNK_SLACK + (top - chunk) / 2;
 	if (p->len > CHUNK_MIN_SIZE)
 		p->len = top - chunk > CHUNK_MIN_SIZE ? top - chunk : CHUNK_MIN_SIZE;
 	p->chunk = chunk;
@@ -841,14 +1013,16 @@ static void plan_thread(struct py_walker *w, uint32_t i)
 static int plan_holds(struct py_walker *w, uint32_t i)
 {
 	const struct py_layout *L = w->L;
-	const uint8_t *ts = w->tsbuf + (size_t)i * L->tstate_size;
-	struct thread_slot *s = &w->slots[i];
+	const uint8_t *ts = ts_row(w, i);
+	struct thread_slot *s = slot_of(w, i);
 	const struct plan *p = &s->plan;
 	uint64_t chunk, top;
 
 	/* Frame objects are matched by address as the walk meets them. */
 	if (L->frame_model == PY_FRAMES_OBJECTS)
 		return 1;
+	if (!s->got)
+		return 0; /* its copies did not arrive */
 	chunk = rd64(ts, L->tstate_datastack_chunk);
 	top = rd64(ts, L->tstate_datastack_top);
 	if (L->tstate_cframe >= 0 && L->tstate_current_frame < 0) {
@@ -899,22 +1073,22 @@ static void queue_spec(struct py_walker *w, struct thread_slot *s, uint32_t *nio
 
 /* Queue slot i's reads (current frame pointer, chunk copy; or the frame
  * objects of the last walk when ahead is set) at *niov, up to cap. */
-static void queue_thread(struct py_walker *w, uint32_t i, uint32_t *niov,
-			 uint32_t cap, int ahead)
+static void queue_slot(struct py_walker *w, struct thread_slot *s, uint64_t tstate,
+		       uint32_t *niov, uint32_t cap, int ahead)
 {
 	const struct py_layout *L = w->L;
-	struct thread_slot *s = &w->slots[i];
 	const struct plan *p = &s->plan;
 	uint32_t k;
 
-	s->tstate = w->known[i];
+	s->tstate = tstate;
+	s->got = 1;
 	s->current_frame = 0;
 	s->ncopies = 0;
 	s->older = 0;
 	s->nspec = 0;
 	s->npre = 0;
 	s->ncf_read = 0;
-	if (ahead)
+	if (ahead == 1)
 		queue_spec(w, s, niov, cap);
 	if (L->frame_model == PY_FRAMES_OBJECTS)
 		return;
@@ -929,7 +1103,7 @@ static void queue_thread(struct py_walker *w, uint32_t i, uint32_t *niov,
 			p->cfs[k] + L->cframe_current_frame, 8);
 		(*niov)++;
 		s->ncf_read = k + 1;
-		w->extra |= k > 0;
+		w->extra |= k > 0 && ahead == 1;
 	}
 	if (!p->chunk || *niov >= cap || !iov_room(w, *niov + 1) || !buf_room(w, p->len))
 		return;
@@ -951,19 +1125,43 @@ static void queue_thread(struct py_walker *w, uint32_t i, uint32_t *niov,
 	}
 }
 
+/* Slot i's reads (its current frame pointer, its chunk; ahead of time the
+ * places and frames of the last walks too) at *niov, up to cap. */
+static void queue_thread(struct py_walker *w, uint32_t i, uint32_t *niov,
+			 uint32_t cap, int ahead)
+{
+	queue_slot(w, slot_of(w, i), w->known[i], niov, cap, ahead);
+}
+
 /* The steady state: thread list, thread states, current frames, chunks and
  * the caller's extra reads, all in one call, by last sample's plans.
  * Returns 0 when every thread state still agrees with its plan, 1 when the
  * thread states are current but a plan is not (a chunk was pushed), -EAGAIN
  * when the thread list moved, or -ESRCH. */
+static void slot_got(struct thread_slot *s, int got)
+{
+	s->got = (uint32_t)got;
+	if (got)
+		return;
+	s->ncf_read = 0;
+	s->ncopies = 0;
+	s->npre = 0;
+	s->nspec = 0;
+}
+
 static int read_speculative(struct py_walker *w, const struct iovec *xl,
 			    const struct iovec *xr, uint32_t nx)
 {
 	const struct py_layout *L = w->L;
-	uint32_t i, niov = 0;
-	int err;
+	const size_t tsz = (size_t)L->tstate_size;
+	uint32_t i, g, niov = 0, nreq, gend[NGHOST];
+	size_t done = 0;
+	int err, all;
 
-	if (!w->planned || !w->nknown || !iov_room(w, w->nknown + 2 + 3 * w->ninterps + nx))
+	w->spec_ok = 0;
+	w->ghost_rows = 0;
+	if (!w->planned || !w->nknown ||
+	    !iov_room(w, w->nknown + 2 + 3 * w->ninterps + nx + NGHOST))
 		return -EAGAIN;
 	w->buf_used = 0;
 	w->extra = 0;
@@ -981,33 +1179,61 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 		niov++;
 	}
 	for (i = 0; i < w->nknown; i++, niov++)
-		iov_set(&w->liov[niov], &w->riov[niov], w->tsbuf + (size_t)i * L->tstate_size,
-			w->known[i], (size_t)L->tstate_size);
+		iov_set(&w->liov[niov], &w->riov[niov], ts_row(w, i), w->known[i], tsz);
 	gil_queue(w, &niov);
-	for (i = 0; i < w->nknown; i++)
-		queue_thread(w, i, &niov, w->iov_max - nx, 1);
-	if (!iov_room(w, niov + nx))
-		return -EAGAIN;
 	if (nx) { /* xl and xr may be NULL when there is nothing to add */
 		memcpy(&w->liov[niov], xl, nx * sizeof(*xl));
 		memcpy(&w->riov[niov], xr, nx * sizeof(*xr));
 	}
-	err = rmem_readv(&w->mem, w->liov, w->riov, niov + nx);
+	niov += nx;
+	/* The rest is optional, read after the above, in this order: the
+	 * ghosts' thread states (heap memory, freed or reused but there),
+	 * then by each thread's plan its frames' places and copies, then the
+	 * ghosts' plans.  A thread that ended since the last sample had its
+	 * data stack unmapped: the reads from there on are lost, and the
+	 * threads they were for are read again (read_chunks). */
+	nreq = niov;
+	while (w->nghost && w->nsample - w->gsince[w->nghost - 1] > GHOST_KEEP)
+		w->nghost--;
+	for (g = 0; g < w->nghost; g++, niov++)
+		iov_set(&w->liov[niov], &w->riov[niov], w->tsbuf + (size_t)w->gslot[g] * tsz,
+			w->ghost[g], tsz);
+	/* Oldest thread first (each list starts at its newest): a thread
+	 * that ended takes the reads after its own with it, and young ones
+	 * (a request's) end first. */
+	for (i = w->nknown; i-- > 0;) {
+		queue_thread(w, i, &niov, w->iov_max, 1);
+		slot_of(w, i)->got = niov - nreq;
+	}
+	for (g = 0; g < w->nghost; g++) {
+		queue_slot(w, &w->slots[w->gslot[g]], w->ghost[g], &niov, w->iov_max, 2);
+		gend[g] = niov - nreq;
+	}
+	err = rmem_readv_opt(&w->mem, w->liov, w->riov, niov, niov - nreq, &done);
+	if (err)
+		return err == -ESRCH ? err : -EAGAIN;
+	all = done == niov - nreq;
 	/* A place read ahead may be gone (a generator freed, its memory
 	 * unmapped): forget the places the last walk did not need, and after
 	 * a few such failures read only those for a while. */
-	if (err == -EFAULT && w->extra) {
+	if (!all && w->extra) {
 		w->spec_fails++;
 		for (i = 0; i < w->nknown; i++) {
-			struct thread_slot *s = &w->slots[i];
+			struct thread_slot *s = slot_of(w, i);
 
 			if (s->plan.nframes > s->nwalked)
 				s->plan.nframes = s->nwalked;
 			s->ncf_recent = 0;
 		}
 	}
-	if (err)
-		return err == -ESRCH ? err : -EAGAIN;
+	/* got: the thread's reads all arrived (its end index, before); a
+	 * slot whose reads did not has no copies. */
+	for (i = 0; i < w->nknown; i++)
+		slot_got(slot_of(w, i), slot_of(w, i)->got <= done);
+	w->spec_ok = 1;
+	w->ghost_rows = done < w->nghost ? (uint32_t)done : w->nghost;
+	for (g = 0; g < w->nghost; g++)
+		slot_got(&w->slots[w->gslot[g]], gend[g] <= done);
 	if (!list_matches(w))
 		return -EAGAIN;
 	for (i = 0; i < w->nknown; i++)
@@ -1022,8 +1248,8 @@ static void frames_from_places(struct py_walker *w)
 	uint32_t i;
 
 	for (i = 0; i < w->nknown; i++)
-		if (w->slots[i].ncf_read)
-			w->slots[i].current_frame = w->slots[i].cf_val[0];
+		if (slot_of(w, i)->ncf_read)
+			slot_of(w, i)->current_frame = slot_of(w, i)->cf_val[0];
 }
 
 /* The slow way, after read_threads(): plans from the fresh thread states,
@@ -1055,7 +1281,7 @@ static int read_chunks(struct py_walker *w)
 			memset(w->liov[i].iov_base, 0, w->liov[i].iov_len);
 	}
 	for (i = 0; i < w->nknown; i++) {
-		struct thread_slot *s = &w->slots[i];
+		struct thread_slot *s = slot_of(w, i);
 
 		if (s->ncopies && rd64(w->buf + s->copies[0].off, w->L->chunk_size) == 0)
 			s->ncopies = 0; /* the zeroed copy of a failed read */
@@ -1202,7 +1428,12 @@ static void walk_objects(struct py_walker *w, struct thread_slot *s,
 			break;
 		}
 		fr = (f & 7) ? NULL : object_at(w, s, f, &j, tmp, st);
-		if (!fr || visited_test_set(w, f)) {
+		/* A frame object with no reference left was freed since it
+		 * was named (by the thread state or its callee's f_back): it
+		 * is some code object's zombie frame now, or on a free list,
+		 * its fields as they were when it returned. */
+		if (!fr || visited_test_set(w, f) ||
+		    (L->frame_refcnt >= 0 && rd64(fr, L->frame_refcnt) == 0)) {
 			th->flags |= RAW_TORN;
 			break;
 		}
@@ -1237,6 +1468,8 @@ static void walk_frames(struct py_walker *w, struct thread_slot *s,
 	uint64_t *addrs = rs->addrs;
 	const size_t o_code = (size_t)L->iframe_code, o_instr = (size_t)L->iframe_instr,
 		     o_prev = (size_t)L->iframe_previous, o_owner = (size_t)L->iframe_owner;
+	/* 0 when the version has no use of it (stacktop is never first) */
+	const size_t o_stacktop = L->iframe_stacktop > 0 ? (size_t)L->iframe_stacktop : 0;
 	const uint32_t shim = L->iframe_owned_by_cstack < 0 ? UINT32_MAX :
 			      (uint32_t)L->iframe_owned_by_cstack;
 	const uint32_t gen = L->iframe_owned_by_generator < 0 ? UINT32_MAX :
@@ -1291,6 +1524,18 @@ static void walk_frames(struct py_walker *w, struct thread_slot *s,
 			}
 		}
 		prev_f = f;
+		/* 3.12+: a frame that called the one walked before it from the
+		 * interpreter loop keeps its stack pointer in stacktop until
+		 * the callee returns, and sets it to -1 when it runs on (a
+		 * call through C has a shim frame between).  -1 here: the
+		 * callee was read before it returned, this frame after it
+		 * moved on (or the other way round, its slot reused), and the
+		 * caller's line would not be its call's. */
+		if (o_stacktop && owner != UINT32_MAX && owner != shim &&
+		    fr[o_owner] != shim && rd32(fr, o_stacktop) < 0) {
+			flags |= RAW_TORN;
+			break;
+		}
 		owner = fr[o_owner];
 		if (owner != shim) {
 			struct raw_frame *rf = &frames[nf];
@@ -1326,8 +1571,8 @@ static void walk_frames(struct py_walker *w, struct thread_slot *s,
 static void walk_thread(struct py_walker *w, uint32_t idx, struct walk_stats *st)
 {
 	const struct py_layout *L = w->L;
-	const uint8_t *ts = w->tsbuf + (size_t)idx * L->tstate_size;
-	struct thread_slot *s = &w->slots[idx];
+	const uint8_t *ts = ts_row(w, idx);
+	struct thread_slot *s = slot_of(w, idx);
 	struct raw_sample *rs = &w->sample;
 	struct raw_thread *th = &rs->threads[rs->nthreads++];
 	uint64_t f;
@@ -1383,8 +1628,8 @@ static uint64_t thread_interp(const struct py_walker *w, uint32_t idx)
 static int reread_thread(struct py_walker *w, uint32_t idx)
 {
 	const struct py_layout *L = w->L;
-	uint8_t *ts = w->tsbuf + (size_t)idx * L->tstate_size;
-	struct thread_slot *s = &w->slots[idx];
+	uint8_t *ts = ts_row(w, idx);
+	struct thread_slot *s = slot_of(w, idx);
 	uint64_t interp = thread_interp(w, idx);
 	uint32_t niov = 1;
 	int err;
@@ -1475,8 +1720,7 @@ static int stitch_plan(struct py_walker *w)
 	for (k = 0, p = 0; k < w->ninterps; k++)
 		for (i = w->interps[k].first; i < w->interps[k].first + w->interps[k].n; i++)
 			w->skeys[p++] = (struct stitch_key){
-				.thread_id = rd64(w->tsbuf + (size_t)i * L->tstate_size,
-						  L->tstate_thread_id),
+				.thread_id = rd64(ts_row(w, i), L->tstate_thread_id),
 				.pos = k, .i = i };
 	qsort(w->skeys, n, sizeof(*w->skeys), cmp_stitch);
 	for (p = 0; p < n; p++)
@@ -1575,6 +1819,155 @@ static void walk_all(struct py_walker *w, struct walk_stats *st)
 	}
 }
 
+/* Before 3.11 the frames of a thread are separate objects read at separate
+ * moments (one call sorts its ranges by address; frames read one by one
+ * are read innermost first): a callee read, then its caller read after the
+ * callee returned, shows the caller on a later line than its call; a
+ * caller read, then a callee it made later, the caller on an earlier one.
+ * So, once every thread is walked, one more call reads each thread's frame
+ * pointer and its frame objects again.  Unless the innermost one is still
+ * the thread's and alive, and every frame still has the code, the caller
+ * and (but the innermost, which runs) the instruction the walk read, at one
+ * moment where all of them were waiting in their calls, the thread is torn
+ * (counted, not read again).  Threads of one frame are left alone, as are
+ * stitched ones. */
+static void objects_verify(struct py_walker *w, struct walk_stats *st)
+{
+	const struct py_layout *L = w->L;
+	const size_t fs = (size_t)L->frame_size;
+	struct raw_sample *rs = &w->sample;
+	uint32_t t, n = 0, i, nf = 0;
+	uint64_t *cur;
+	uint8_t *buf;
+	size_t pad;
+	int ok;
+
+	if (L->frame_model != PY_FRAMES_OBJECTS || !rs->nthreads)
+		return;
+	for (t = 0; t < rs->nthreads; t++)
+		if (!(rs->threads[t].flags & RAW_TORN) && rs->threads[t].depth >= 2)
+			nf += rs->threads[t].depth;
+	/* The frame pointers at an 8-byte boundary of buf, the frames after. */
+	pad = (8 - (w->buf_used & 7)) & 7;
+	if (!nf || !iov_room(w, rs->nthreads + nf) ||
+	    !buf_room(w, pad + rs->nthreads * 8 + (size_t)nf * fs))
+		return;
+	cur = (uint64_t *)(w->buf + w->buf_used + pad);
+	buf = w->buf + w->buf_used + pad + rs->nthreads * 8;
+	for (t = 0, nf = 0; t < rs->nthreads; t++) {
+		const struct raw_thread *th = &rs->threads[t];
+
+		cur[t] = 0;
+		if (th->flags & RAW_TORN || th->depth < 2 || !th->tstate)
+			continue;
+		iov_set(&w->liov[n], &w->riov[n], &cur[t], th->tstate + (uint64_t)L->tstate_frame, 8);
+		n++;
+		for (i = 0; i < th->depth; i++, n++, nf++)
+			iov_set(&w->liov[n], &w->riov[n], buf + (size_t)nf * fs,
+				rs->addrs[th->first + i], fs);
+	}
+	ok = rmem_readv(&w->mem, w->liov, w->riov, n) == 0;
+	for (t = 0, nf = 0; t < rs->nthreads; t++) {
+		struct raw_thread *th = &rs->threads[t];
+		int same;
+
+		if (th->flags & RAW_TORN || th->depth < 2 || !th->tstate)
+			continue;
+		same = ok && cur[t] == rs->addrs[th->first];
+		for (i = 0; i < th->depth; i++, nf++) {
+			const uint8_t *b = buf + (size_t)nf * fs;
+			const struct raw_frame *f = &rs->frames[th->first + i];
+			int32_t lasti;
+
+			memcpy(&lasti, b + L->frame_lasti, sizeof(lasti));
+			same = same && rd64(b, L->frame_code) == f->code &&
+			       (i == 0 || (uint64_t)(int64_t)lasti == f->instr) &&
+			       (L->frame_refcnt < 0 || rd64(b, L->frame_refcnt) != 0) &&
+			       (i + 1 == th->depth || rd64(b, L->frame_back) == rs->addrs[th->first + i + 1]);
+		}
+		if (same)
+			continue;
+		th->flags |= RAW_TORN;
+		th->depth = 0;
+		st->torn++;
+	}
+}
+
+/* After the steady state's read, when the thread list moved: make the new
+ * list out of what that read brought, if it can.  The interpreters are
+ * the same; each list is followed from its fresh head through thread
+ * states read with the sample: the known ones (an ended thread's
+ * predecessor now links past it) and the ghosts (a new thread's state
+ * where an ended one's was).  A thread state read by neither, or a list
+ * cut by --max-threads, and the list is walked the slow way instead.
+ * Returns 0 with the list made and every plan holding (the sample is
+ * whole), 1 with the list made but some plan not holding (the chunks are
+ * read again), -EAGAIN when the list could not be made (nothing changed). */
+static int rebuild_list(struct py_walker *w)
+{
+	const struct py_layout *L = w->L;
+	const size_t tsz = (size_t)L->tstate_size;
+	uint32_t first[PY_MAX_INTERPS + 1], cnt[PY_MAX_INTERPS + 1];
+	uint32_t i, k, n = 0, nread = 0;
+
+	if (w->ihead_rd != w->interps[0].addr)
+		return -EAGAIN;
+	for (k = 0; k < w->ninterps; k++)
+		if (w->interps[k].next_rd != w->interps[k].next || w->interps[k].cut_next)
+			return -EAGAIN;
+	old_snapshot(w);
+	w->tset_gen++;
+	for (k = 0; k < w->ninterps; k++) {
+		uint64_t t = w->interps[k].head_rd;
+
+		first[k] = n;
+		while (t) {
+			const struct old_entry *o = find_old(w, t);
+			const uint8_t *ts;
+
+			uint32_t slot;
+
+			if (n == w->cap || n == w->o.max_threads || tset_test_set(w, t))
+				return -EAGAIN;
+			if (o && (!o->ghost || o->ghost <= w->ghost_rows) && w->sused[o->slot] == 1) {
+				slot = o->slot;
+			} else {
+				/* A thread state not read with the sample (a
+				 * new thread's, elsewhere): read it now, into a
+				 * free slot; its frames are read after. */
+				for (slot = 0; slot < w->cap && w->sused[slot]; slot++)
+					;
+				if (o || slot == w->cap || ++nread > MAX_NEW_READS ||
+				    rmem_read(&w->mem, t, w->tsbuf + (size_t)slot * tsz, tsz))
+					return -EAGAIN;
+				slot_got(&w->slots[slot], 0);
+			}
+			ts = w->tsbuf + (size_t)slot * tsz;
+			if (rd64(ts, L->tstate_interp) != w->interps[k].addr)
+				return -EAGAIN;
+			w->sused[slot] = 2;
+			w->nk[n] = t;
+			w->ns[n++] = slot;
+			t = rd64(ts, L->tstate_next);
+		}
+		cnt[k] = n - first[k];
+	}
+	for (k = 0; k < w->ninterps; k++) {
+		w->interps[k].first = first[k];
+		w->interps[k].n = cnt[k];
+	}
+	memcpy(w->known, w->nk, n * sizeof(*w->known));
+	memcpy(w->sidx, w->ns, n * sizeof(*w->sidx));
+	w->nknown = n;
+	w->left_out = 0;
+	ghosts_update(w);
+	w->sample.list_gen++;
+	for (i = 0; i < w->nknown; i++)
+		if (!plan_holds(w, i))
+			return 1;
+	return 0;
+}
+
 int py_walker_sample(struct py_walker *w, const struct iovec *xl,
 		     const struct iovec *xr, uint32_t nx, int *x_ok,
 		     struct raw_sample **out, struct walk_stats *st)
@@ -1591,6 +1984,10 @@ int py_walker_sample(struct py_walker *w, const struct iovec *xl,
 	err = read_speculative(w, xl, xr, nx);
 	if (err == -ESRCH)
 		return err;
+	/* The list moved: a thread ended, or began (often in an ended one's
+	 * place), most often both. */
+	if (err == -EAGAIN && w->spec_ok)
+		err = rebuild_list(w);
 	if (!err) {
 		*x_ok = 1;
 		st->fast++;
@@ -1611,6 +2008,34 @@ int py_walker_sample(struct py_walker *w, const struct iovec *xl,
 		(void)rmem_read_ptr(&w->mem, w->interp + (uint64_t)w->L->interp_trampoline,
 				    &w->trampoline);
 	walk_all(w, st);
+	if (w->ninterps < 2)
+		objects_verify(w, st);
 	w->planned = 1;
 	return 0;
+}
+
+int py_walker_gil_held(struct py_walker *w)
+{
+	uint8_t buf[sizeof(w->gilbuf)];
+	int32_t locked;
+	int err;
+
+	if (!w->gil_addr && w->gil_ptr_addr) {
+		uint64_t g = 0;
+
+		if (!rmem_read_ptr(&w->mem, w->gil_ptr_addr, &g) && g && !(g & 7))
+			w->gil_addr = g;
+	}
+	if (!w->gil_addr)
+		return -ENOENT;
+	/* 3.12+: the GILs of sub-interpreters are not read here. */
+	if (w->gil_model == PY_GIL_INTERP_STATE && w->ninterps > 1)
+		return -EAGAIN;
+	err = rmem_read(&w->mem, w->gil_addr, buf, w->gil_len);
+	if (err)
+		return err;
+	if (w->gil_model != PY_GIL_INTERP_STATE)
+		return rd64(buf, 0) != 0; /* the current thread state */
+	memcpy(&locked, buf + w->L->gil_locked, sizeof(locked));
+	return locked != 0;
 }

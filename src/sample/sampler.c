@@ -1,10 +1,10 @@
-/* sampler.c - fixed-rate sampling of one process on absolute deadlines. */
+/* sampler.c - one process sampled a tick at a time (see sampler.h). */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stdint.h>
-#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,7 +48,27 @@ struct sampler {
 	struct pre_state { int32_t tid; int state; } *pre; /* state letter, or -errno */
 	uint32_t npre;
 	/* Thread label -> frame id, for -t: the last few threads seen. */
-	struct { uint64_t thread_id, version; int32_t tid; uint32_t frame; } tframes[64];
+	struct { uint64_t thread_id, version; int32_t tid; uint32_t frame; int named; } tframes[64];
+
+	/* Counters and state kept from tick to tick. */
+	int64_t start, alive_at;    /* alive_at: when the handle last said so */
+	uint64_t ticks, samples, errors, late, idle, asleep;
+	uint64_t gil_known, gil_held, pauses, pause_ns, pause_max, left_out;
+	const struct raw_sample *last;
+	struct walk_stats ws;
+	struct sym_stats ss;
+	/* The asleep test (sampler.h): the process's CPU clock as read before
+	 * the last walk (cpu_ok: it could be read), and whether that walk
+	 * counted every thread whole (repeat_ok: -i may count its stacks
+	 * again), how many threads it saw and how many counted. */
+	clockid_t cpu_clock;
+	int has_clock, cpu_ok, repeat_ok;
+	/* The last walk saw a thread hold the GIL or (by default) run: the
+	 * process is likely running still, and is walked without the test
+	 * (a busy process pays no syscall for it). */
+	int was_active;
+	int64_t cpu_ns;
+	uint64_t last_threads;
 };
 
 #define PUB(dst, v) __atomic_store_n(&(dst), (v), __ATOMIC_RELAXED)
@@ -81,6 +101,7 @@ void sampler_stats_read(const struct sampler_stats *src, struct sampler_stats *d
 	dst->interps_capped = GET(src->interps_capped);
 	dst->target_reinit = GET(src->target_reinit);
 	dst->threads_left_out = GET(src->threads_left_out);
+	dst->asleep = GET(src->asleep);
 }
 
 /* A root marker (FRAME_PROCESS or FRAME_THREAD) shown as label, for the
@@ -106,8 +127,6 @@ int sampler_new(struct sampler **out, const struct py_target *t,
 	int err;
 
 	*out = NULL;
-	if (!(o->rate_hz > 0))
-		return -EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -127,6 +146,7 @@ int sampler_new(struct sampler **out, const struct py_target *t,
 		s->handle = -1;
 		goto out_free;
 	}
+	s->has_clock = clock_getcpuclockid(t->pid, &s->cpu_clock) == 0;
 	s->probe = malloc(sizeof(*s->probe));
 	if (!s->probe) {
 		err = -ENOMEM;
@@ -183,29 +203,36 @@ void sampler_free(struct sampler *s)
 	free(s);
 }
 
-static void sleep_until(int64_t ns)
-{
-	struct timespec ts = { .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
-
-	/* EINTR returns early: the caller rechecks its stop flag. */
-	clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
-}
-
-/* The -t root frame of th. */
+/* The -t root frame of th.  One frame per thread for its whole life, keyed
+ * by its OS id and pthread id, labelled with the name it has now: a thread
+ * seen before threading registered it (under its OS name) and a thread the
+ * program renames are each one thread in every output, under the last
+ * name (stacktab_frame_relabel). */
 static uint32_t thread_frame(struct sampler *s, const struct raw_thread *th)
 {
 	uint32_t slot = (uint32_t)((th->thread_id >> 4) ^ (uint64_t)th->native_tid) % 64;
 	uint64_t version;
-	const char *name, *label = thread_map_name(s->tmap, th, &version, &name);
-	uint32_t id;
+	int from_os = 0;
+	const char *name, *label = thread_map_name(s->tmap, th, &version, &name, &from_os);
+	int32_t tid = th->native_tid > 0 ? th->native_tid : 0;
+	char key[40];
+	uint32_t id, lab, bare;
+	int same = s->tframes[slot].thread_id == th->thread_id &&
+		   s->tframes[slot].tid == th->native_tid && s->tframes[slot].frame;
 
-	if (s->tframes[slot].thread_id == th->thread_id &&
-	    s->tframes[slot].tid == th->native_tid &&
-	    s->tframes[slot].version == version && s->tframes[slot].frame)
+	if (same && s->tframes[slot].version == version)
 		return s->tframes[slot].frame;
-	if (marker_frame(s->tab, FRAME_THREAD, label, th->native_tid > 0 ? th->native_tid : 0,
-			 name, &id))
+	snprintf(key, sizeof(key), "%" PRIx64, th->thread_id);
+	if (marker_frame(s->tab, FRAME_THREAD, "thread", tid, key, &id))
 		return 0;
+	/* threading's name, once known, is not given back for the OS one
+	 * (threading forgets its threads as the interpreter shuts down). */
+	if (!(from_os && same && s->tframes[slot].named) &&
+	    (stacktab_string(s->tab, label, strlen(label), &lab) ||
+	     stacktab_string(s->tab, name, strlen(name), &bare) ||
+	     stacktab_frame_relabel(s->tab, id, lab, bare)))
+		return 0;
+	s->tframes[slot].named = (same && s->tframes[slot].named) || !from_os;
 	s->tframes[slot].thread_id = th->thread_id;
 	s->tframes[slot].tid = th->native_tid;
 	s->tframes[slot].version = version;
@@ -399,147 +426,210 @@ static int reinitialized(struct sampler *s, int64_t now)
 	       s->probe->runtime == s->runtime && s->probe->interp != s->interp;
 }
 
+int sampler_handle(const struct sampler *s)
+{
+	return s->handle;
+}
+
+/* Has the process run since the last walk?  0 when it has not (asleep:
+ * its clock is where it was and nobody holds the GIL), 1 when it has or
+ * that cannot be told.  The clock read here is the one the next tick
+ * compares with, when this one walks. */
+static int ran(struct sampler *s)
+{
+	struct timespec ts;
+	int64_t v;
+
+	if (!s->has_clock)
+		return 1;
+	if (clock_gettime(s->cpu_clock, &ts)) {
+		s->cpu_ok = 0; /* gone, or not to be read: the walk tells */
+		return 1;
+	}
+	v = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	if (!s->cpu_ok || v != s->cpu_ns) {
+		s->cpu_ns = v;
+		s->cpu_ok = 1;
+		return 1;
+	}
+	/* Clock unchanged: a thread that came onto a CPU within the last
+	 * scheduler tick and runs Python holds the GIL. */
+	return py_walker_gil_held(s->walker) != 0;
+}
+
+/* A tick at which the process had not run: count what sampler.h says.
+ * Returns 1, counting nothing, when the stacks to count again are of a
+ * window the stack table has closed since: the process is read instead. */
+static int tick_asleep(struct sampler *s, int64_t now, struct sampler_stats *st)
+{
+	if (s->o.idle && !s->o.gil) {
+		const uint32_t *ids;
+		uint32_t i, n;
+
+		py_sym_counted(s->sym, &ids, &n);
+		for (i = 0; i < n; i++) {
+			if (!stacktab_add_id_at(s->tab, ids[i], now))
+				s->ss.stacks++;
+			else if (i == 0)
+				return 1; /* another window since: read it */
+			else
+				s->ss.dropped++; /* a window closed in between */
+		}
+		PUB(st->stacks, s->ss.stacks);
+		PUB(st->dropped, s->ss.dropped);
+		PUB(st->active, s->last_threads);
+	} else {
+		if (!s->o.gil)
+			PUB(st->idle, s->idle += s->last_threads);
+		PUB(st->active, 0);
+	}
+	PUB(st->asleep, ++s->asleep);
+	PUB(st->samples, ++s->samples);
+	PUB(st->gil_known, ++s->gil_known); /* free */
+	return 0;
+}
+
 #define ALIVE_CHECK_NS 10000000LL
 #define MAIN_CHECK_NS 500000000LL
 
-int sampler_run(struct sampler *s, volatile sig_atomic_t *stop,
-		struct sampler_stats *st)
+int sampler_begin(struct sampler *s, int64_t now, struct sampler_stats *st)
 {
-	int64_t period = (int64_t)(1e9 / s->o.rate_hz + 0.5);
-	int64_t start = mono_ns(), next = start, now;
-	uint64_t ticks = 0, samples = 0, errors = 0, late = 0, idle = 0;
-	uint64_t gil_known = 0, gil_held = 0, pauses = 0, pause_ns = 0, pause_max = 0;
-	uint64_t left_out = 0;
-	int64_t alive_at = INT64_MIN / 2; /* when the handle last said it lives */
-	const struct raw_sample *last = NULL;
-	struct walk_stats ws = { 0 };
-	struct sym_stats ss = { 0 };
-	int err = 0;
+	int err;
 
-	if (period < 1)
-		period = 1;
-	/* The default 50 us timer slack would smear every deadline. */
-	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+	s->start = now;
+	s->alive_at = INT64_MIN / 2;
+	(void)st;
 	/* Tracing belongs to this thread: it is set up and torn down here. */
-	if (s->o.blocking) {
+	if (s->o.blocking && !s->pause) {
 		err = proc_pause_new(&s->pause, s->pid);
 		if (err)
 			return err;
 	}
-	while (!*stop) {
-		struct raw_sample *rs;
-		const struct iovec *xl, *xr;
-		uint32_t nx;
-		int x_ok;
+	return 0;
+}
 
-		now = mono_ns();
-		if (now < next) {
-			/* Never longer than 100 ms, so a stop is seen soon
-			 * whatever the rate. */
-			sleep_until(next - now > 100000000 ? now + 100000000 : next);
-			continue; /* recheck stop and the time */
-		}
-		if (s->o.end_ns && next >= s->o.end_ns)
-			break;
-		PUB(st->ticks, ++ticks);
-		py_sym_prefetch(s->sym, &xl, &xr, &nx);
-		if (s->pause && pause_threads(s, last)) {
-			int64_t t0 = mono_ns(), dt;
+void sampler_late(struct sampler *s, uint64_t missed, struct sampler_stats *st)
+{
+	s->late += missed;
+	PUB(st->late, s->late);
+}
 
-			err = py_walker_sample(s->walker, xl, xr, nx, &x_ok, &rs, &ws);
-			proc_pause_resume(s->pause);
-			dt = mono_ns() - t0;
-			PUB(st->pauses, ++pauses);
-			pause_ns += (uint64_t)dt;
-			PUB(st->pause_ns, pause_ns);
-			if ((uint64_t)dt > pause_max)
-				PUB(st->pause_ns_max, pause_max = (uint64_t)dt);
-		} else {
-			err = py_walker_sample(s->walker, xl, xr, nx, &x_ok, &rs, &ws);
-		}
-		last = err ? NULL : rs;
-		/* A pid is free for reuse only once its process has exited:
-		 * while the handle says it lives, the reads before were of it.
-		 * Asked after the first sample that ends ALIVE_CHECK_NS after
-		 * the last answer (a syscall every sample would cost 5% at high
-		 * rates; at 100 Hz it is every sample), so also at once when
-		 * pyspyc itself was stopped: what a process that took over the
-		 * pid (its predecessor exited, reaped and the pid handed out
-		 * again, all within that time) can add is at most
-		 * ALIVE_CHECK_NS of samples. */
-		if (s->handle >= 0 && (now = mono_ns()) - alive_at > ALIVE_CHECK_NS) {
-			alive_at = now;
-			if (proc_handle_exited(s->handle))
-				err = -ESRCH;
-		}
-		if (now >= s->main_check_ns) {
-			pid_t live = proc_live_task(s->pid);
+int sampler_tick(struct sampler *s, int64_t now, struct sampler_stats *st)
+{
+	struct raw_sample *rs;
+	const struct iovec *xl, *xr;
+	uint64_t lost;
+	uint32_t nx;
+	int x_ok, err;
 
-			s->main_check_ns = now + MAIN_CHECK_NS;
-			s->main_exited = live > 0 && live != s->pid;
-		}
-		if (err == -ESRCH) {
-			PUB(st->target_gone, 1);
-			err = 0;
-			break;
-		}
-		if (err) {
-			PUB(st->errors, ++errors);
-			err = 0;
-			if (execd(s, now)) {
-				PUB(st->target_exec, 1);
-				break;
-			}
-			if (reinitialized(s, now)) {
-				PUB(st->target_reinit, 1);
-				break;
-			}
-		} else if (!rs->nthreads && reinitialized(s, now)) {
-			PUB(st->target_reinit, 1);
-			break;
-		} else {
-			s->not_python = 0;
-			PUB(st->samples, ++samples);
-			if (rs->threads_left_out > left_out)
-				PUB(st->threads_left_out, left_out = rs->threads_left_out);
-			if (rs->gil_known) {
-				PUB(st->gil_known, ++gil_known);
-				if (rs->gil_holder)
-					PUB(st->gil_held, ++gil_held);
-			}
-			filter(s, rs, st, &idle);
-			py_sym_add(s->sym, rs, x_ok, now, &ss);
-			PUB(st->idle, idle);
-			PUB(st->stacks, ss.stacks);
-			PUB(st->torn, ws.torn + ss.torn);
-			PUB(st->rereads, ws.rereads);
-			PUB(st->dropped, ss.dropped);
-			PUB(st->interps_capped, ws.interps_capped);
-		}
-		next += period;
-		now = mono_ns();
-		if (now - next >= period) {
-			/* Fell behind by whole ticks: skip them, do not bunch. */
-			int64_t missed = (now - next) / period;
+	PUB(st->ticks, ++s->ticks);
+	PUB(st->elapsed_ns, (uint64_t)(now - s->start));
+	if (s->was_active)
+		s->cpu_ok = 0; /* no clock read before this walk to compare with */
+	else if (!ran(s) && (s->repeat_ok || !s->o.idle || s->o.gil) &&
+		 !tick_asleep(s, now, st))
+		return 0;
+	s->was_active = 0;
+	s->repeat_ok = 0;
+	lost = s->ws.torn + s->ss.torn + s->ss.dropped + s->ss.errors;
+	py_sym_prefetch(s->sym, &xl, &xr, &nx);
+	if (s->pause && pause_threads(s, s->last)) {
+		int64_t t0 = mono_ns(), dt;
 
-			late += (uint64_t)missed;
-			PUB(st->late, late);
-			next += missed * period;
-		}
-		PUB(st->elapsed_ns, (uint64_t)(now - start));
+		err = py_walker_sample(s->walker, xl, xr, nx, &x_ok, &rs, &s->ws);
+		proc_pause_resume(s->pause);
+		dt = mono_ns() - t0;
+		PUB(st->pauses, ++s->pauses);
+		s->pause_ns += (uint64_t)dt;
+		PUB(st->pause_ns, s->pause_ns);
+		if ((uint64_t)dt > s->pause_max)
+			PUB(st->pause_ns_max, s->pause_max = (uint64_t)dt);
+	} else {
+		err = py_walker_sample(s->walker, xl, xr, nx, &x_ok, &rs, &s->ws);
 	}
-	PUB(st->stacks, ss.stacks);
-	PUB(st->torn, ws.torn + ss.torn);
-	PUB(st->rereads, ws.rereads);
-	PUB(st->dropped, ss.dropped);
-	PUB(st->code_misses, ss.code_misses);
-	PUB(st->errors, errors + ss.errors);
+	s->last = err ? NULL : rs;
+	/* A pid is free for reuse only once its process has exited:
+	 * while the handle says it lives, the reads before were of it.
+	 * Asked after the first sample that ends ALIVE_CHECK_NS after
+	 * the last answer (a syscall every sample would cost 5% at high
+	 * rates; at 100 Hz it is every sample), so also at once when
+	 * pyspyc itself was stopped: what a process that took over the
+	 * pid (its predecessor exited, reaped and the pid handed out
+	 * again, all within that time) can add is at most
+	 * ALIVE_CHECK_NS of samples.  (The session also watches the
+	 * handle, so an exit is seen at once between ticks.) */
+	if (s->handle >= 0 && (now = mono_ns()) - s->alive_at > ALIVE_CHECK_NS) {
+		s->alive_at = now;
+		if (proc_handle_exited(s->handle))
+			err = -ESRCH;
+	}
+	if (now >= s->main_check_ns) {
+		pid_t live = proc_live_task(s->pid);
+
+		s->main_check_ns = now + MAIN_CHECK_NS;
+		s->main_exited = live > 0 && live != s->pid;
+	}
+	if (err == -ESRCH) {
+		PUB(st->target_gone, 1);
+		return 1;
+	}
+	if (err) {
+		PUB(st->errors, ++s->errors);
+		if (execd(s, now)) {
+			PUB(st->target_exec, 1);
+			return 1;
+		}
+		if (reinitialized(s, now)) {
+			PUB(st->target_reinit, 1);
+			return 1;
+		}
+		return 0;
+	}
+	if (!rs->nthreads && reinitialized(s, now)) {
+		PUB(st->target_reinit, 1);
+		return 1;
+	}
+	s->not_python = 0;
+	PUB(st->samples, ++s->samples);
+	if (rs->threads_left_out > s->left_out)
+		PUB(st->threads_left_out, s->left_out = rs->threads_left_out);
+	if (rs->gil_known) {
+		PUB(st->gil_known, ++s->gil_known);
+		if (rs->gil_holder)
+			PUB(st->gil_held, ++s->gil_held);
+	}
+	filter(s, rs, st, &s->idle);
+	py_sym_add(s->sym, rs, x_ok, now, &s->ss);
+	/* Every thread read whole and counted (or left out as the options
+	 * say): a tick at which the process has not run since may count
+	 * the same stacks again. */
+	s->repeat_ok = s->ws.torn + s->ss.torn + s->ss.dropped + s->ss.errors == lost;
+	s->last_threads = GET(st->threads);
+	s->was_active = rs->gil_holder || (!s->o.idle && GET(st->active));
+	PUB(st->idle, s->idle);
+	PUB(st->stacks, s->ss.stacks);
+	PUB(st->torn, s->ws.torn + s->ss.torn);
+	PUB(st->rereads, s->ws.rereads);
+	PUB(st->dropped, s->ss.dropped);
+	PUB(st->interps_capped, s->ws.interps_capped);
 	PUB(st->reads, py_walker_mem(s->walker)->reads);
-	PUB(st->fast, ws.fast);
-	PUB(st->interps_capped, ws.interps_capped);
-	PUB(st->elapsed_ns, (uint64_t)(mono_ns() - start));
+	return 0;
+}
+
+void sampler_end(struct sampler *s, int gone, struct sampler_stats *st)
+{
+	if (gone)
+		PUB(st->target_gone, 1);
+	PUB(st->stacks, s->ss.stacks);
+	PUB(st->torn, s->ws.torn + s->ss.torn);
+	PUB(st->rereads, s->ws.rereads);
+	PUB(st->dropped, s->ss.dropped);
+	PUB(st->code_misses, s->ss.code_misses);
+	PUB(st->errors, s->errors + s->ss.errors);
+	PUB(st->reads, py_walker_mem(s->walker)->reads);
+	PUB(st->fast, s->ws.fast);
+	PUB(st->interps_capped, s->ws.interps_capped);
 	/* Detach here, on the tracing thread: nothing is left traced. */
 	proc_pause_free(s->pause);
 	s->pause = NULL;
-	return err;
 }

@@ -1,4 +1,5 @@
-/* session.c - one sampler thread per process, a watcher for the tree. */
+/* session.c - one sampling thread for every process, the tree watched from
+ * the same loop. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -6,7 +7,8 @@
 #include <string.h>
 #include <time.h>
 
-#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "pyspyc/clock.h"
@@ -14,31 +16,29 @@
 #include "pyspyc/sampler.h"
 #include "pyspyc/session.h"
 
-#define MAX_LIVE 256          /* processes sampled at once */
-#define MAX_TREE 4096         /* descendants looked at per scan */
-#define MAX_SKIP 1024         /* non-Python processes remembered */
+#define TREE_FIRST 256        /* descendants room at first; grows */
+#define TREE_MAX (1u << 22)   /* above any pid_max: never a real bound */
 #define SCAN_NS 100000000LL   /* without process events, the tree is walked
 			       * ten times a second... */
 #define WALK_NS 1000000000LL  /* ...with them, once a second, in case some
 			       * were lost */
-#define NAP_NS 10000000LL     /* the watcher sees a stop this quickly */
+#define WAIT_MAX_NS 100000000LL /* the engine sees a stop this quickly */
 /* Looks at a process that is not Python yet: after 2, 4 and 8 ms, then
  * every 16 ms for a second (an interpreter starting up), then five times a
  * second for 6 s more (a program that starts Python later). */
 #define RETRY_NS 2000000LL
 #define RETRY_FAST 60
 #define RETRY_MAX 90
-#define MEMBER_SLOTS 8192     /* the tree's pids, hashed (> 2 * MAX_TREE) */
+#define MEMBER_FIRST 1024     /* the tree's pids, hashed; grows */
 #define MAX_EVENTS 256        /* process events taken per read */
+#define EPOLL_BATCH 64
 
 struct proc_run {
-	struct session *s;
 	struct proc_ident id;
 	struct py_target t;
 	struct sampler *smp;
 	struct sampler_stats st;  /* published live by the sampler */
-	pthread_t thread;
-	int done;                 /* atomic: the sampler returned */
+	int begun;                /* sampler_begin ran (on the engine) */
 };
 
 /* A descendant that is not (yet) Python: looked at again a few times (a
@@ -54,30 +54,39 @@ struct session {
 	struct stacktab *tab;
 	struct proc_ident root;
 	int64_t start_ns, end_ns, stop_ns;
-	volatile sig_atomic_t stop;
+	int stop;                 /* atomic: session_stop asks the engine to end */
+	int finished;             /* atomic: the engine has ended */
 
-	pthread_mutex_t lock;     /* guards everything below */
-	struct proc_run *live[MAX_LIVE];
-	uint32_t nlive;
+	/* The engine thread is the only one that changes these; it does so
+	 * with the lock held, and session_stats reads them with it held. */
+	pthread_mutex_t lock;
+	struct proc_run **live;
+	uint32_t nlive, live_cap;
 	struct sampler_stats done; /* summed over finished samplers */
 	uint32_t seen;
 	uint32_t execs;           /* processes that exec'd another program */
 	uint32_t execs_lost;      /* ...that was not Python: left unsampled */
 	uint32_t reinits;         /* interpreters finalized and started anew */
+	uint32_t procs_left_out;  /* Python processes past max_processes */
 	int root_gone;
-	struct skip skips[MAX_SKIP];
-	uint32_t nskips;
 
-	pthread_t watcher;
-	int watching, started, stopped;
-	struct proc_ident *tree;  /* watcher scratch */
-	/* The watcher's own (no lock): the process events socket (-1: none,
-	 * the tree is walked SCAN_NS apart), and the pids of the tree as last
-	 * walked plus those forked in it since (0: free, -1: removed). */
+	/* The engine's own (before it starts, session_start's). */
+	pthread_t engine;
+	int running, started, stopped;
+	int epfd;                 /* the processes' handles, the events socket */
+	struct skip *skips;
+	uint32_t nskips, skips_cap;
+	struct proc_ident *tree;  /* scratch of a walk of the tree */
+	size_t tree_cap;
+	/* The process events socket (-1: none, the tree is walked SCAN_NS
+	 * apart), and the pids of the tree as last walked plus those forked
+	 * in it since (0: free, -1: removed), open addressed. */
 	int ev_fd;
 	pid_t *members;
+	uint32_t member_slots, members_used;
 	struct proc_ev *events;
 	struct py_find_cache *elf_cache; /* each binary read once */
+	int64_t next_walk, walk_every, next_due;
 };
 
 int session_new(struct session **out, const struct session_opts *o,
@@ -92,8 +101,11 @@ int session_new(struct session **out, const struct session_opts *o,
 	if (!s)
 		return -ENOMEM;
 	s->o = *o;
+	if (!s->o.max_processes)
+		s->o.max_processes = UINT32_MAX;
 	s->tab = tab;
 	s->ev_fd = -1;
+	s->epfd = -1;
 	if (py_find_cache_new(&s->elf_cache)) {
 		free(s);
 		return -ENOMEM;
@@ -103,16 +115,7 @@ int session_new(struct session **out, const struct session_opts *o,
 	return 0;
 }
 
-static void *sampler_main(void *arg)
-{
-	struct proc_run *pr = arg;
-
-	sampler_run(pr->smp, &pr->s->stop, &pr->st);
-	__atomic_store_n(&pr->done, 1, __ATOMIC_RELEASE);
-	return NULL;
-}
-
-/* Threads the session starts take no signals: the caller's thread does. */
+/* The engine takes no signals: the caller's thread does. */
 static int spawn(pthread_t *th, void *(*fn)(void *), void *arg)
 {
 	sigset_t all, old;
@@ -125,12 +128,16 @@ static int spawn(pthread_t *th, void *(*fn)(void *), void *arg)
 	return -err;
 }
 
-/* Start sampling a found target.  Called with the lock held. */
+static int stopping(const struct session *s)
+{
+	return __atomic_load_n(&s->stop, __ATOMIC_ACQUIRE);
+}
+
+/* Start sampling a found target: it is ticked from the engine's next
+ * deadline on.  -EDQUOT: max_processes are sampled already (counted). */
 static int start_proc(struct session *s, const struct py_target *t, uint64_t start)
 {
 	struct sampler_opts so = {
-		.rate_hz = s->o.rate_hz,
-		.end_ns = s->end_ns,
 		.idle = s->o.idle,
 		.gil = s->o.gil,
 		.threads = s->o.threads,
@@ -139,17 +146,35 @@ static int start_proc(struct session *s, const struct py_target *t, uint64_t sta
 		.walk = s->o.walk,
 		.sym = s->o.sym,
 	};
+	struct epoll_event ev = { .events = EPOLLIN };
 	struct proc_run *pr;
 	uint64_t now_start;
 	pid_t ppid;
-	int err;
+	int err, fd;
 
-	if (s->nlive >= MAX_LIVE)
-		return -ENOSPC;
+	if (s->nlive >= s->o.max_processes) {
+		pthread_mutex_lock(&s->lock);
+		s->procs_left_out++;
+		pthread_mutex_unlock(&s->lock);
+		return -EDQUOT;
+	}
+	if (s->nlive == s->live_cap) {
+		uint32_t cap = s->live_cap ? 2 * s->live_cap : 16;
+		struct proc_run **grown;
+
+		pthread_mutex_lock(&s->lock);
+		grown = realloc(s->live, cap * sizeof(*grown));
+		if (grown) {
+			s->live = grown;
+			s->live_cap = cap;
+		}
+		pthread_mutex_unlock(&s->lock);
+		if (!grown)
+			return -ENOMEM;
+	}
 	pr = calloc(1, sizeof(*pr));
 	if (!pr)
 		return -ENOMEM;
-	pr->s = s;
 	pr->t = *t;
 	pr->t.layout = &pr->t.layout_buf; /* it pointed into the caller's copy */
 	pr->id.pid = t->pid;
@@ -163,11 +188,16 @@ static int start_proc(struct session *s, const struct py_target *t, uint64_t sta
 		err = -ESRCH;
 		goto out_sampler;
 	}
-	err = spawn(&pr->thread, sampler_main, pr);
-	if (err)
+	fd = sampler_handle(pr->smp);
+	ev.data.ptr = pr;
+	if (fd >= 0 && epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+		err = -errno;
 		goto out_sampler;
+	}
+	pthread_mutex_lock(&s->lock);
 	s->live[s->nlive++] = pr;
 	s->seen++;
+	pthread_mutex_unlock(&s->lock);
 	return 0;
 
 out_sampler:
@@ -199,68 +229,69 @@ static void add_stats(struct sampler_stats *sum, const struct sampler_stats *x)
 		sum->pause_ns_max = x->pause_ns_max;
 	sum->interps_capped += x->interps_capped;
 	sum->threads_left_out += x->threads_left_out;
+	sum->asleep += x->asleep;
 }
 
 static struct skip *skip_for(struct session *s, const struct proc_ident *id);
 
 /* id exec'd another program: sample it if it is Python.  With
  * subprocesses, one that is not Python yet is left to the watcher, which
- * looks at it again a few times.  Lock held. */
+ * looks at it again a few times. */
 static void follow_exec(struct session *s, const struct proc_ident *id, int reinit)
 {
 	struct py_target *t = malloc(sizeof(*t));
 	struct skip *sk;
+	int ok;
 
+	ok = t && !py_target_find_cached(t, id->pid, s->o.find_flags, s->elf_cache) &&
+	     !start_proc(s, t, id->start);
+	free(t);
+	pthread_mutex_lock(&s->lock);
 	if (reinit)
 		s->reinits++;
 	else
 		s->execs++;
-	if (t && !py_target_find_cached(t, id->pid, s->o.find_flags, s->elf_cache) &&
-	    !start_proc(s, t, id->start)) {
+	if (ok)
 		s->seen--; /* the same process */
-		free(t);
-		return;
-	}
-	free(t);
-	if (reinit)
-		return; /* gone again already: nothing to follow */
-	if (s->o.subprocesses && (sk = skip_for(s, id)))
+	pthread_mutex_unlock(&s->lock);
+	if (ok || reinit)
+		return; /* reinit and not found: gone again already */
+	if (s->o.subprocesses && (sk = skip_for(s, id))) {
 		*sk = (struct skip){ .id = *id };
-	else
+	} else {
+		pthread_mutex_lock(&s->lock);
 		s->execs_lost++;
+		pthread_mutex_unlock(&s->lock);
+	}
 }
 
-/* Join samplers that finished and fold their counters in; follow a
- * process that exec'd.  Lock held. */
-static void reap(struct session *s)
+/* live[i] is done (gone: its handle said it exited): fold its counters in,
+ * drop it, and follow it when it exec'd.  live[i] is then another one. */
+static void finish_proc(struct session *s, uint32_t i, int gone)
 {
-	struct proc_ident execd[MAX_LIVE];
-	int reinit[MAX_LIVE];
-	uint32_t i = 0, nexecd = 0;
+	struct proc_run *pr = s->live[i];
+	struct sampler_stats st;
+	int fd = sampler_handle(pr->smp), follow, reinit;
 
-	while (i < s->nlive) {
-		struct proc_run *pr = s->live[i];
-		struct sampler_stats st;
-
-		if (!__atomic_load_n(&pr->done, __ATOMIC_ACQUIRE)) {
-			i++;
-			continue;
-		}
-		pthread_join(pr->thread, NULL);
-		sampler_stats_read(&pr->st, &st);
-		add_stats(&s->done, &st);
-		if ((st.target_exec || st.target_reinit) && !s->stop) {
-			reinit[nexecd] = !st.target_exec;
-			execd[nexecd++] = pr->id;
-		}
-		else if (pr->id.pid == s->root.pid && pr->id.start == s->root.start)
-			s->root_gone = 1;
-		sampler_free(pr->smp);
-		free(pr);
-		s->live[i] = s->live[--s->nlive];
-	}
-	for (i = 0; i < nexecd; i++)
-		follow_exec(s, &execd[i], reinit[i]);
+	if (pr->begun)
+		sampler_end(pr->smp, gone, &pr->st);
+	else if (gone)
+		__atomic_store_n(&pr->st.target_gone, 1, __ATOMIC_RELAXED);
+	if (fd >= 0)
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
+	sampler_stats_read(&pr->st, &st);
+	follow = (st.target_exec || st.target_reinit) && !stopping(s);
+	reinit = !st.target_exec;
+	pthread_mutex_lock(&s->lock);
+	add_stats(&s->done, &st);
+	s->live[i] = s->live[--s->nlive];
+	if (!follow && pr->id.pid == s->root.pid && pr->id.start == s->root.start)
+		s->root_gone = 1;
+	pthread_mutex_unlock(&s->lock);
+	if (follow)
+		follow_exec(s, &pr->id, reinit);
+	sampler_free(pr->smp);
+	free(pr);
 }
 
 static int is_live(const struct session *s, const struct proc_ident *id)
@@ -273,7 +304,7 @@ static int is_live(const struct session *s, const struct proc_ident *id)
 	return 0;
 }
 
-/* The skip entry for id, a fresh one, or NULL when the table is full. */
+/* The skip entry for id, a fresh one, or NULL without memory for it. */
 static struct skip *skip_for(struct session *s, const struct proc_ident *id)
 {
 	uint32_t i;
@@ -282,8 +313,15 @@ static struct skip *skip_for(struct session *s, const struct proc_ident *id)
 		if (s->skips[i].id.pid == id->pid)
 			break;
 	if (i == s->nskips) {
-		if (s->nskips == MAX_SKIP)
-			return NULL;
+		if (s->nskips == s->skips_cap) {
+			uint32_t cap = s->skips_cap ? 2 * s->skips_cap : 64;
+			struct skip *grown = realloc(s->skips, cap * sizeof(*grown));
+
+			if (!grown)
+				return NULL;
+			s->skips = grown;
+			s->skips_cap = cap;
+		}
 		s->nskips++;
 	} else if (s->skips[i].id.start == id->start) {
 		return &s->skips[i];
@@ -294,10 +332,10 @@ static struct skip *skip_for(struct session *s, const struct proc_ident *id)
 }
 
 /* Forget skip entries whose process is gone. */
-static void prune_skips(struct session *s, const struct proc_ident *tree, int n)
+static void prune_skips(struct session *s, const struct proc_ident *tree, size_t n)
 {
 	uint32_t i = 0;
-	int k;
+	size_t k;
 
 	while (i < s->nskips) {
 		for (k = 0; k < n; k++)
@@ -311,18 +349,13 @@ static void prune_skips(struct session *s, const struct proc_ident *tree, int n)
 	}
 }
 
-static int expired(const struct session *s)
-{
-	return s->stop || (s->end_ns && mono_ns() >= s->end_ns);
-}
-
-/* ---- the tree's pids, a small open-addressed set (watcher only) ---- */
+/* ---- the tree's pids, an open-addressed set that grows ---- */
 
 static uint32_t member_slot(const struct session *s, pid_t pid, int for_insert)
 {
-	uint32_t h = ((uint32_t)pid * 2654435761u) % MEMBER_SLOTS, i;
+	uint32_t mask = s->member_slots - 1, h = ((uint32_t)pid * 2654435761u) & mask, i;
 
-	for (i = 0; i < MEMBER_SLOTS; i++, h = (h + 1) % MEMBER_SLOTS) {
+	for (i = 0; i < s->member_slots; i++, h = (h + 1) & mask) {
 		if (s->members[h] == pid || s->members[h] == 0 ||
 		    (for_insert && s->members[h] == -1))
 			return h;
@@ -337,15 +370,63 @@ static int is_member(const struct session *s, pid_t pid)
 	return h != UINT32_MAX && s->members[h] == pid;
 }
 
+/* An empty set of room for at least 2 * n pids; 0 or -ENOMEM (the old one
+ * is kept). */
+static int members_reset(struct session *s, size_t n)
+{
+	uint32_t slots = MEMBER_FIRST;
+	pid_t *m;
+
+	while (slots < 2 * n && slots < (1u << 30))
+		slots *= 2;
+	if (slots != s->member_slots) {
+		m = calloc(slots, sizeof(*m));
+		if (!m)
+			return -ENOMEM;
+		free(s->members);
+		s->members = m;
+		s->member_slots = slots;
+	} else {
+		memset(s->members, 0, slots * sizeof(*s->members));
+	}
+	s->members_used = 0;
+	return 0;
+}
+
 static void member_add(struct session *s, pid_t pid)
 {
 	uint32_t h;
 
 	if (is_member(s, pid))
 		return;
+	if (2 * (s->members_used + 1) > s->member_slots) {
+		/* Half full: the same pids (removed ones left out) in twice
+		 * the room. */
+		pid_t *old = s->members;
+		uint32_t i, n = s->member_slots;
+
+		s->members = NULL;
+		s->member_slots = 0;
+		if (members_reset(s, n)) {
+			s->members = old;
+			s->member_slots = n;
+			if (s->members_used + 1 >= n)
+				return; /* full and no memory: the next walk adds it */
+		} else {
+			for (i = 0; i < n; i++)
+				if (old[i] > 0) {
+					s->members[member_slot(s, old[i], 1)] = old[i];
+					s->members_used++;
+				}
+			free(old);
+		}
+	}
 	h = member_slot(s, pid, 1);
-	if (h != UINT32_MAX)
-		s->members[h] = pid;
+	if (h == UINT32_MAX)
+		return;
+	if (s->members[h] == 0)
+		s->members_used++;
+	s->members[h] = pid;
 }
 
 static void member_del(struct session *s, pid_t pid)
@@ -356,7 +437,7 @@ static void member_del(struct session *s, pid_t pid)
 		s->members[h] = -1;
 }
 
-/* A process to look at soon: a new one, or one that ran exec.  Lock held. */
+/* A process to look at soon: a new one, or one that ran exec. */
 static void candidate(struct session *s, const struct proc_ident *id, int64_t when)
 {
 	struct skip *sk;
@@ -371,7 +452,8 @@ static void candidate(struct session *s, const struct proc_ident *id, int64_t wh
  * not seen before is a candidate at once. */
 static void walk(struct session *s)
 {
-	int n, k, state = 0;
+	int n, state = 0;
+	size_t k;
 	pid_t ppid;
 	uint64_t start;
 
@@ -383,21 +465,31 @@ static void walk(struct session *s)
 		pthread_mutex_unlock(&s->lock);
 	}
 	/* The root is a candidate too: a launched command becomes Python
-	 * only after it has started. */
-	s->tree[0] = s->root;
-	n = proc_descendants(s->root.pid, s->tree + 1, MAX_TREE - 1);
-	if (n < 0)
-		return;
+	 * only after it has started.  The room grows until the tree fits. */
+	for (;;) {
+		struct proc_ident *grown;
+
+		s->tree[0] = s->root;
+		n = proc_descendants(s->root.pid, s->tree + 1, s->tree_cap - 1);
+		if (n < 0)
+			return;
+		if ((size_t)n < s->tree_cap - 1 || s->tree_cap >= TREE_MAX)
+			break;
+		grown = realloc(s->tree, 2 * s->tree_cap * sizeof(*grown));
+		if (!grown)
+			break;
+		s->tree = grown;
+		s->tree_cap *= 2;
+	}
 	n++;
-	memset(s->members, 0, MEMBER_SLOTS * sizeof(*s->members));
-	pthread_mutex_lock(&s->lock);
-	for (k = 0; k < n; k++) {
+	if (members_reset(s, (size_t)n))
+		memset(s->members, 0, s->member_slots * sizeof(*s->members));
+	for (k = 0; k < (size_t)n; k++) {
 		member_add(s, s->tree[k].pid);
 		if (!is_live(s, &s->tree[k]))
 			skip_for(s, &s->tree[k]); /* a new entry is due now */
 	}
-	prune_skips(s, s->tree, n);
-	pthread_mutex_unlock(&s->lock);
+	prune_skips(s, s->tree, (size_t)n);
 }
 
 /* Take the process events: a fork in the tree adds the child to it and
@@ -428,57 +520,52 @@ static int take_events(struct session *s)
 			member_add(s, ev->pid);
 			if (proc_stat_ids(id.pid, &id.ppid, &id.start, &state) || state == 'Z')
 				continue; /* gone already */
-			pthread_mutex_lock(&s->lock);
 			candidate(s, &id, mono_ns() + RETRY_NS);
-			pthread_mutex_unlock(&s->lock);
 		}
-	} while ((err > 0 || err == -ENOBUFS) && n >= MAX_EVENTS - 8 && !expired(s));
+	} while ((err > 0 || err == -ENOBUFS) && n >= MAX_EVENTS - 8 && !stopping(s));
 	return lost;
 }
 
-/* Look at every candidate that is due: start a sampler for each that is
- * Python now; look again later at one that is not (yet).  Returns when the
- * next one is due (INT64_MAX: none). */
-static int64_t try_candidates(struct session *s)
+/* Look at every candidate that is due: start sampling each that is Python
+ * now; look again later at one that is not (yet).  Finding an interpreter
+ * reads the process's maps and perhaps a binary, so after the first one
+ * this stops at deadline (the next tick) and says it has more to do.
+ * Returns when the next one is due (INT64_MAX: none). */
+static int64_t try_candidates(struct session *s, int64_t deadline)
 {
 	struct py_target *t = malloc(sizeof(*t));
 	int64_t next = INT64_MAX;
 	uint32_t i;
+	int looked = 0;
 
 	if (!t)
 		return mono_ns() + SCAN_NS;
-	for (i = 0;; i++) {
+	for (i = 0; i < s->nskips && !stopping(s); i++) {
 		struct proc_ident id;
-		struct skip *sk;
+		struct skip *sk = &s->skips[i];
 		int64_t now = mono_ns(), wait;
 		int err;
 
-		pthread_mutex_lock(&s->lock);
-		if (i >= s->nskips || expired(s)) {
-			pthread_mutex_unlock(&s->lock);
-			break;
-		}
-		sk = &s->skips[i];
 		if (sk->tries >= RETRY_MAX || is_live(s, &sk->id)) {
 			sk->tries = RETRY_MAX;
-			pthread_mutex_unlock(&s->lock);
 			continue;
 		}
 		if (now < sk->next_ns) {
 			if (sk->next_ns < next)
 				next = sk->next_ns;
-			pthread_mutex_unlock(&s->lock);
 			continue;
 		}
+		if (looked && now >= deadline) {
+			next = now; /* more after the tick */
+			break;
+		}
+		looked = 1;
 		id = sk->id;
-		pthread_mutex_unlock(&s->lock);
 		err = py_target_find_cached(t, id.pid, s->o.find_flags, s->elf_cache);
-		pthread_mutex_lock(&s->lock);
 		if (!err)
 			err = start_proc(s, t, id.start);
-		/* The table may have changed while we looked (reap adds). */
-		sk = skip_for(s, &id);
-		if (sk && err) {
+		sk = &s->skips[i];
+		if (err && err != -EDQUOT) {
 			/* Not Python (yet), or not one we support: look again a
 			 * little later, and later, in case it execs Python. */
 			sk->tries = err == -EPROTONOSUPPORT || err == -ESRCH ?
@@ -488,59 +575,151 @@ static int64_t try_candidates(struct session *s)
 			sk->next_ns = mono_ns() + wait;
 			if (sk->tries < RETRY_MAX && sk->next_ns < next)
 				next = sk->next_ns;
-		} else if (sk) {
-			sk->tries = RETRY_MAX; /* sampled: the entry is spent */
+		} else {
+			/* Sampled, or counted as left out: the entry is spent. */
+			sk->tries = RETRY_MAX;
 		}
-		pthread_mutex_unlock(&s->lock);
 	}
 	free(t);
 	return next;
 }
 
-static void *watcher_main(void *arg)
+/* The tree's work that is due, until deadline (the next tick). */
+static void watch(struct session *s, int64_t deadline)
+{
+	if (mono_ns() >= s->next_walk) {
+		walk(s);
+		s->next_walk = mono_ns() + s->walk_every;
+	}
+	s->next_due = try_candidates(s, deadline);
+}
+
+/* Sample every live process at deadline now. */
+static void tick_all(struct session *s, int64_t now)
+{
+	uint32_t i = 0;
+
+	while (i < s->nlive) {
+		struct proc_run *pr = s->live[i];
+
+		if (!pr->begun) {
+			if (sampler_begin(pr->smp, now, &pr->st)) {
+				finish_proc(s, i, 0);
+				continue;
+			}
+			pr->begun = 1;
+		}
+		if (sampler_tick(pr->smp, now, &pr->st)) {
+			finish_proc(s, i, 0);
+			continue; /* live[i] is another one now */
+		}
+		i++;
+	}
+}
+
+/* Wait until `until` for the handles and the events socket; a process
+ * that exited is finished at once. */
+static void wait_events(struct session *s, int64_t until)
+{
+	struct epoll_event evs[EPOLL_BATCH];
+	int64_t wait = until - mono_ns();
+	struct timespec ts;
+	int n, k;
+
+	if (wait < 0)
+		wait = 0;
+	ts.tv_sec = wait / 1000000000;
+	ts.tv_nsec = wait % 1000000000;
+	n = epoll_pwait2(s->epfd, evs, EPOLL_BATCH, &ts, NULL);
+	if (n < 0 && errno == ENOSYS) {
+		/* Before 5.11: sleep to the deadline, then take what came. */
+		ts.tv_sec = until / 1000000000;
+		ts.tv_nsec = until % 1000000000;
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+		n = epoll_wait(s->epfd, evs, EPOLL_BATCH, 0);
+	}
+	for (k = 0; k < n; k++) {
+		struct proc_run *pr = evs[k].data.ptr;
+		uint32_t i;
+
+		if (!pr) {
+			if (take_events(s))
+				s->next_walk = 0;
+			s->next_due = mono_ns();
+			continue;
+		}
+		for (i = 0; i < s->nlive; i++)
+			if (s->live[i] == pr) {
+				finish_proc(s, i, 1);
+				break;
+			}
+	}
+}
+
+static int all_gone(struct session *s)
+{
+	return s->nlive == 0 && (!s->o.subprocesses || s->root_gone);
+}
+
+static void *engine_main(void *arg)
 {
 	struct session *s = arg;
-	int64_t next_walk = 0, walk_every = s->ev_fd >= 0 ? WALK_NS : SCAN_NS;
+	int64_t period = (int64_t)(1e9 / s->o.rate_hz + 0.5);
+	int64_t next = s->start_ns, now;
 
-	while (!expired(s)) {
-		struct pollfd p = { .fd = s->ev_fd, .events = POLLIN };
-		int64_t now, due, wait;
+	if (period < 1)
+		period = 1;
+	/* The default 50 us timer slack would smear every deadline. */
+	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+	while (!stopping(s) && !all_gone(s)) {
+		/* No tick at or past the end: the run waits for the end. */
+		int more = !s->end_ns || next < s->end_ns;
+		int64_t until;
 
-		pthread_mutex_lock(&s->lock);
-		reap(s);
-		pthread_mutex_unlock(&s->lock);
-		/* The walk first: events queued before it are about
-		 * processes it makes members. */
-		if (mono_ns() >= next_walk) {
-			walk(s);
-			next_walk = mono_ns() + walk_every;
-		}
-		if (s->ev_fd >= 0 && take_events(s))
-			next_walk = 0;
-		due = try_candidates(s);
 		now = mono_ns();
-		if (due > next_walk)
-			due = next_walk;
-		if (s->end_ns && due > s->end_ns)
-			due = s->end_ns;
-		wait = due - now;
-		if (wait > NAP_NS)
-			wait = NAP_NS; /* short naps, so a stop is seen quickly */
-		if (wait <= 0)
-			continue;
-		if (s->ev_fd >= 0) {
-			poll(&p, 1, (int)((wait + 999999) / 1000000));
-		} else {
-			struct timespec ts = { 0, (long)wait };
+		if (!more && now >= s->end_ns)
+			break;
+		if (more && now >= next) {
+			tick_all(s, now);
+			next += period;
+			now = mono_ns();
+			if (now - next >= period) {
+				/* Fell behind by whole ticks: skip them, do not
+				 * bunch. */
+				int64_t missed = (now - next) / period;
+				uint32_t i;
 
-			nanosleep(&ts, NULL);
+				for (i = 0; i < s->nlive; i++)
+					sampler_late(s->live[i]->smp, (uint64_t)missed,
+						     &s->live[i]->st);
+				next += missed * period;
+			}
 		}
+		if (s->o.subprocesses && (now >= s->next_walk || now >= s->next_due))
+			watch(s, next);
+		until = more ? next : s->end_ns;
+		if (s->o.subprocesses) {
+			if (s->next_due < until)
+				until = s->next_due;
+			if (s->next_walk < until)
+				until = s->next_walk;
+		}
+		if (s->end_ns && until > s->end_ns)
+			until = s->end_ns;
+		if (until - mono_ns() > WAIT_MAX_NS)
+			until = mono_ns() + WAIT_MAX_NS;
+		wait_events(s, until);
 	}
+	/* Detach here, on the thread that traced (--blocking). */
+	while (s->nlive)
+		finish_proc(s, s->nlive - 1, 0);
+	__atomic_store_n(&s->finished, 1, __ATOMIC_RELEASE);
 	return NULL;
 }
 
 int session_start(struct session *s, pid_t root, const struct py_target *t)
 {
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = NULL };
 	pid_t ppid;
 	int err;
 
@@ -552,55 +731,56 @@ int session_start(struct session *s, pid_t root, const struct py_target *t)
 	err = proc_stat_ids(root, &ppid, &s->root.start, NULL);
 	if (err)
 		return err;
+	s->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (s->epfd < 0)
+		return -errno;
 	s->start_ns = mono_ns();
 	if (s->o.duration_s > 0)
 		s->end_ns = s->start_ns + (int64_t)(s->o.duration_s * 1e9);
 	if (s->o.subprocesses) {
-		s->tree = malloc(MAX_TREE * sizeof(*s->tree));
-		s->members = calloc(MEMBER_SLOTS, sizeof(*s->members));
+		s->tree_cap = TREE_FIRST;
+		s->tree = malloc(s->tree_cap * sizeof(*s->tree));
 		s->events = malloc(MAX_EVENTS * sizeof(*s->events));
-		if (!s->tree || !s->members || !s->events)
+		if (!s->tree || !s->events || members_reset(s, 1))
 			return -ENOMEM;
 		/* Root only; else the tree is walked, more often. */
 		s->ev_fd = proc_events_open();
+		if (s->ev_fd >= 0 && epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->ev_fd, &ev)) {
+			proc_events_close(s->ev_fd);
+			s->ev_fd = -1;
+		}
+		s->walk_every = s->ev_fd >= 0 ? WALK_NS : SCAN_NS;
+		s->next_due = INT64_MAX;
 	}
-	pthread_mutex_lock(&s->lock);
 	err = t ? start_proc(s, t, s->root.start) : 0;
-	if (!err && t) {
+	if (err)
+		return err;
+	if (t) {
 		/* Sampled already: the watcher must not start it again. */
 		struct skip *sk = skip_for(s, &s->root);
 
 		if (sk)
 			sk->tries = RETRY_MAX;
 	}
-	pthread_mutex_unlock(&s->lock);
-	if (err)
-		return err;
 	s->started = 1;
-	if (s->o.subprocesses) {
-		err = spawn(&s->watcher, watcher_main, s);
-		if (err) {
-			session_stop(s);
-			return err;
-		}
-		s->watching = 1;
+	err = spawn(&s->engine, engine_main, s);
+	if (err) {
+		while (s->nlive)
+			finish_proc(s, s->nlive - 1, 0);
+		s->stopped = 1;
+		return err;
 	}
+	s->running = 1;
 	return 0;
 }
 
 int session_done(struct session *s)
 {
-	int done;
-
 	if (!s->started || s->stopped)
 		return 1;
 	if (s->end_ns && mono_ns() >= s->end_ns)
 		return 1;
-	pthread_mutex_lock(&s->lock);
-	reap(s);
-	done = s->nlive == 0 && (!s->o.subprocesses || s->root_gone);
-	pthread_mutex_unlock(&s->lock);
-	return done;
+	return __atomic_load_n(&s->finished, __ATOMIC_ACQUIRE);
 }
 
 void session_stats(struct session *s, struct session_stats *out)
@@ -616,16 +796,15 @@ void session_stats(struct session *s, struct session_stats *out)
 
 		sampler_stats_read(&s->live[i]->st, &st);
 		add_stats(&sum, &st);
-		if (!__atomic_load_n(&s->live[i]->done, __ATOMIC_ACQUIRE)) {
-			out->threads += (uint32_t)st.threads;
-			out->active += (uint32_t)st.active;
-			out->processes++;
-		}
+		out->threads += (uint32_t)st.threads;
+		out->active += (uint32_t)st.active;
+		out->processes++;
 	}
 	out->processes_seen = s->seen;
 	out->execs = s->execs;
 	out->execs_lost = s->execs_lost;
 	out->reinits = s->reinits;
+	out->processes_left_out = s->procs_left_out;
 	pthread_mutex_unlock(&s->lock);
 	out->ticks = sum.ticks;
 	out->samples = sum.samples;
@@ -644,6 +823,7 @@ void session_stats(struct session *s, struct session_stats *out)
 	out->pause_ns_max = sum.pause_ns_max;
 	out->interps_capped = sum.interps_capped;
 	out->threads_left_out = sum.threads_left_out;
+	out->asleep = sum.asleep;
 	if (s->started) {
 		int64_t end = s->stop_ns ? s->stop_ns : mono_ns();
 
@@ -658,23 +838,11 @@ void session_stop(struct session *s)
 	if (!s || s->stopped)
 		return;
 	s->stop_ns = mono_ns();
-	s->stop = 1;
-	if (s->watching)
-		pthread_join(s->watcher, NULL);
-	s->watching = 0;
-	/* A sampler sees stop within 100 ms (it never sleeps longer). */
-	for (;;) {
-		struct timespec ts = { 0, 1000000 };
-		uint32_t left;
-
-		pthread_mutex_lock(&s->lock);
-		reap(s);
-		left = s->nlive;
-		pthread_mutex_unlock(&s->lock);
-		if (!left)
-			break;
-		nanosleep(&ts, NULL);
-	}
+	__atomic_store_n(&s->stop, 1, __ATOMIC_RELEASE);
+	/* The engine sees stop within WAIT_MAX_NS or one tick. */
+	if (s->running)
+		pthread_join(s->engine, NULL);
+	s->running = 0;
 	if (s->started)
 		s->stopped = 1;
 }
@@ -684,9 +852,15 @@ void session_free(struct session *s)
 	if (!s)
 		return;
 	session_stop(s);
+	while (s->nlive) /* started but never run */
+		finish_proc(s, s->nlive - 1, 0);
 	pthread_mutex_destroy(&s->lock);
 	proc_events_close(s->ev_fd);
+	if (s->epfd >= 0)
+		close(s->epfd);
 	py_find_cache_free(s->elf_cache);
+	free(s->live);
+	free(s->skips);
 	free(s->members);
 	free(s->events);
 	free(s->tree);

@@ -60,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			const char *label, *name = NULL;
 			uint64_t version;
 
-			label = thread_map_name(tm, &threads[i], &version, &name);
+			label = thread_map_name(tm, &threads[i], &version, &name, NULL);
 			FUZZ_CHECK(label && name && strlen(label) < 96 && strlen(name) < 64);
 		}
 	}

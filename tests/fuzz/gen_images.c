@@ -168,6 +168,8 @@ static void build(const struct py_layout *L)
 			put(p, L->frame_back, i < 2 ? frame_addr(L, i + 1) : 0, 8);
 			put(p, L->frame_code, code, 8);
 			put(p, L->frame_lasti, 1, 4);
+			/* Live: a frame object freed since is torn. */
+			put(p, L->frame_refcnt, 1, 8);
 		}
 	}
 	if (L->frame_model == PY_FRAMES_OBJECTS) {
@@ -182,6 +184,10 @@ static void build(const struct py_layout *L)
 		put(f, L->iframe_code, CODES + 0x400u * (uint64_t)i, 8);
 		put(f, L->iframe_previous, i < 2 ? frame_addr(L, i + 1) : 0, 8);
 		put(f, L->iframe_instr, instr_of(L, i), 8);
+		/* 3.12+: a caller waits in its call with its stack pointer
+		 * saved (-1 would be a caller gone on: torn). */
+		if (i > 0)
+			put(f, L->iframe_stacktop, 1, 4);
 	}
 	/* 3.12+: the outermost call into the interpreter has a shim frame on
 	 * the C stack below it, the bottom of every thread's chain; it runs
@@ -323,6 +329,20 @@ static void no_shim(const struct py_layout *L)
 	memset(link_of(L, 2), 0, 8);
 }
 
+/* The caller of the innermost frame read after that frame returned: it
+ * runs on, its stack pointer taken back (stacktop -1, 3.12+); before 3.11
+ * the innermost frame object was freed (no reference left). */
+static void gone_on(const struct py_layout *L)
+{
+	uint8_t *link = link_of(L, L->frame_model == PY_FRAMES_OBJECTS ? 0 : 1);
+
+	if (L->frame_model == PY_FRAMES_OBJECTS) {
+		put(link - L->frame_back, L->frame_refcnt, 0, 8);
+		return;
+	}
+	put(link - L->iframe_previous, L->iframe_stacktop, (uint32_t)-1, 4);
+}
+
 static FILE *seed(const char *dir, const char *what, const struct py_layout *L)
 {
 	return seed_named(dir, what, "", L);
@@ -397,6 +417,11 @@ int main(int argc, char **argv)
 		if (L->iframe_owned_by_cstack >= 0) {
 			no_shim(L);
 			walk_seed(argv[1], "noshim-", L, sel);
+			build(L);
+		}
+		if (L->frame_refcnt >= 0 || L->iframe_stacktop >= 0) {
+			gone_on(L);
+			walk_seed(argv[1], "gone-", L, sel);
 			build(L);
 		}
 		walk_seed(argv[1], "", L, sel);

@@ -66,6 +66,12 @@ ALL_PYTHONS = find_pythons()
 PYTHONS = [p for p in ALL_PYTHONS if p[2] in SUPPORTED]
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "serial: measures rates, costs or shares that another test's load "
+        "would be part of; tests/run.sh runs these alone, after the others")
+
+
 def pytest_report_header(config):
     lines = ["pythons found: " + (", ".join(
         "%s (%d.%d)" % (l, v[0], v[1]) for l, _, v in ALL_PYTHONS) or "none")]

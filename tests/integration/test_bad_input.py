@@ -34,7 +34,7 @@ CANNOT_EXEC, NO_COMMAND = 126, 127
 # a value that parses goes on to fail in a known way (no such process).
 NUMERIC = {
     "record": ["--pid", "--rate", "--duration", "--max-depth", "--max-stacks",
-               "--max-frames", "--max-timeline", "--max-threads"],
+               "--max-frames", "--max-timeline", "--max-threads", "--period"],
     "top": ["--pid", "--rate", "--max-depth", "--max-stacks", "--max-frames",
             "--max-threads"],
     "dump": ["--pid", "--max-threads"],
@@ -86,6 +86,14 @@ CASES = [
     ("record -o - -o - --pid " + NOPID, USAGE, "-o -"),
     ("record --rate 100001 --pid " + NOPID, USAGE, "--rate"),
     ("record --duration 1e300 --pid " + NOPID, USAGE, "--duration"),
+    # --period: every output's name carries %t, the period's start.
+    ("record --period 0.5 --pid " + NOPID, USAGE, "--period"),
+    ("record --period 60 -o {out}/a.svg --pid " + NOPID, USAGE, "no %t"),
+    ("record --period 60 -o {out}/a-%%t.svg --pid " + NOPID, USAGE, "no %t"),
+    ("record --period 60 -f raw -o - --pid " + NOPID, USAGE, "no %t"),
+    ("record --period 60 -o {out}/a-%t.svg -o {out}/a-%t.svg --pid " + NOPID, USAGE,
+     "more than once"),
+    ("record --period 60 -o {out}/a-%t.svg --pid " + NOPID, NO_PROCESS, "no process"),
     ("record --max-depth 65537 --pid " + NOPID, USAGE, "--max-depth"),
     ("record --max-threads 1000001 --pid " + NOPID, USAGE, "--max-threads"),
     ("dump --max-threads 1000001 --pid " + NOPID, USAGE, "--max-threads"),

@@ -13,6 +13,8 @@ import pytest
 
 from conftest import PYSPYC, ROOT
 
+pytestmark = pytest.mark.serial
+
 
 def _load_bench():
     path = os.path.join(ROOT, "scripts", "bench", "bench.py")

@@ -6,6 +6,8 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from conftest import PYSPYC, parse_collapsed, run_pyspyc
 from test_record import check_split
 
@@ -18,6 +20,7 @@ def status_field(pid, field):
     return None
 
 
+@pytest.mark.serial
 def test_blocking_same_shares(python, target, tmp_path):
     t = target(python, "split.py", 20)
     out = tmp_path / "b.folded"

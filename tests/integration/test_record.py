@@ -3,8 +3,10 @@ import os
 import re
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from conftest import (APPS, app_line, frame_line, frame_name, parse_collapsed,
-                      qualname, run_pyspyc, share)
+                      qualname, run_pyspyc, share, version_of)
 
 # Shares are statistical: at 500 Hz for 3 s (1500 samples) the standard
 # error of a 60% share is 1.3 points; 6 points holds on a loaded machine.
@@ -92,6 +94,7 @@ def test_target_exits_first(one_python, tmp_path):
     assert sum(c for _, c in stacks) > 150
 
 
+@pytest.mark.serial
 def test_rate_fidelity(one_python, target, tmp_path):
     # The benchmark holds the 99% figure; here a loaded CI machine must
     # still deliver most ticks, and every tick is either sampled or late.
@@ -101,7 +104,11 @@ def test_rate_fidelity(one_python, target, tmp_path):
     assert r.returncode == 0, r.stderr
     n = int(r.stderr.split("pyspyc: ")[-1].split(" samples")[0])
     assert n >= 3000, r.stderr
-    assert sum(c for _, c in parse_collapsed(out.read_text())) == n
+    # A stack read while a call returned (now() in split.py's loops) is
+    # dropped and counted as torn, never shown: each tick is counted once.
+    torn = int(re.search(r"(\d+) torn stacks", r.stderr).group(1))
+    assert sum(c for _, c in parse_collapsed(out.read_text())) + torn == n, r.stderr
+    assert torn < 0.02 * n, r.stderr
 
 
 def test_deep_recursion_whole(python, target, tmp_path):
@@ -153,8 +160,11 @@ def test_calls_from_c_cost_one_read(python, target, tmp_path):
     assert m, r.stderr
     # Before, 2.3 (3.11) and 3.7 (3.12) a sample: a second read for every
     # move of the _PyCFrame, a third for 3.12's shim frames.  The start-up
-    # reads (symbols, code objects) add a few hundredths.
-    assert float(m.group(1)) < 1.3, r.stderr
+    # reads (symbols, code objects) add a few hundredths.  Before 3.11 the
+    # frame objects, read at separate moments, are read once more after
+    # the walk to check they were still the thread's (py_walk.c,
+    # objects_verify): two reads.
+    assert float(m.group(1)) < (1.3 if version_of(python) >= (3, 11) else 2.3), r.stderr
 
 
 def test_recompiled_code_keeps_its_name(python, target, tmp_path):

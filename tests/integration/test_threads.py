@@ -91,3 +91,22 @@ def test_gil_only_the_holder(python, tmp_path):
     for name in WAITING:
         assert threads.get(name, (0, {}))[1].get(WAITING[name], 0) <= 0.05 * total, \
             (name, threads.get(name))
+
+
+def test_thread_named_late_is_one_thread(model_python, tmp_path):
+    # A thread is one frame under its last name: one that threading learns
+    # of after it started (shown under the OS name until then) is not split
+    # in two.
+    out = tmp_path / "r.folded"
+    r = run_pyspyc(["record", "-t", "-r", "200", "-o", str(out), "--",
+                    model_python, os.path.join(APPS, "renamed_thread.py"), "1", "2.5"],
+                   timeout=60)
+    assert r.returncode == 0, r.stderr
+    labels = {}
+    for frames, count in parse_collapsed(out.read_text()):
+        m = THREAD_RE.match(frames[0])
+        assert m, frames[0]
+        if any(f.startswith("worker (") for f in frames):
+            labels[m.group(2)] = labels.get(m.group(2), 0) + count
+    assert list(labels) == ["Dummy-1"], labels
+    assert labels["Dummy-1"] > 300, labels

@@ -1,6 +1,7 @@
 /* test_out_dest.c - the pure parts of telling output paths apart: the
  * kind a path's facts give (out_kind_of), the names of our own
- * descriptors (out_fd_named), and one file by two names (out_dest_same).
+ * descriptors (out_fd_named), one file by two names (out_dest_same), and
+ * names with the time in them (out_name_expand).
  * The probing itself runs in tests/integration/test_outputs_special.py. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
+#include <string.h>
 #include <sys/stat.h>
 
 #include "pyspyc/output.h"
@@ -144,6 +147,43 @@ static void test_same(void **state)
 	assert_false(out_dest_same(&a, &dev));
 }
 
+static void test_name_expand(void **state)
+{
+	/* 2026-12-04 00:30:00 UTC, and 999 ms later (the same second). */
+	const int64_t t = 1796344200LL * 1000000000LL;
+	static const struct {
+		const char *tmpl, *want;
+		int has_time;
+	} rows[] = {
+		{ "web-%t.svg", "web-20261204T003000Z.svg", 1 },
+		{ "%t", "20261204T003000Z", 1 },
+		{ "a-%t-%t.folded", "a-20261204T003000Z-20261204T003000Z.folded", 1 },
+		{ "100%%.svg", "100%.svg", 0 },
+		{ "%%t.svg", "%t.svg", 0 },
+		{ "%%%t.svg", "%20261204T003000Z.svg", 1 },
+		{ "50%.svg", "50%.svg", 0 },
+		{ "x%", "x%", 0 },
+		{ "%d-%T", "%d-%T", 0 },
+		{ "plain.svg", "plain.svg", 0 },
+		{ "", "", 0 },
+	};
+	char buf[64];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		assert_int_equal(out_name_expand(rows[i].tmpl, t + 999000000, buf, sizeof(buf)), 0);
+		assert_string_equal(buf, rows[i].want);
+		assert_int_equal(out_name_has_time(rows[i].tmpl), rows[i].has_time);
+	}
+	/* Exactly fits, one byte short. */
+	assert_int_equal(out_name_expand("ab-%t", t, buf, 20), 0);
+	assert_int_equal(strlen(buf), 19);
+	assert_int_equal(out_name_expand("ab-%t", t, buf, 19), -ENAMETOOLONG);
+	assert_int_equal(out_name_expand("abc", t, buf, 3), -ENAMETOOLONG);
+	assert_int_equal(out_name_expand("abc", t, buf, 4), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -151,6 +191,7 @@ int main(void)
 		cmocka_unit_test(test_foreign),
 		cmocka_unit_test(test_fd_names),
 		cmocka_unit_test(test_same),
+		cmocka_unit_test(test_name_expand),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -120,6 +120,7 @@ static void tstate(struct fixture *fx, unsigned int j, uint64_t interp, uint64_t
 	put64(TSTATE(j), L->tstate_frame, FRAME(8 * j));
 	for (i = 0; i < ncodes; i++) {
 		put64(FRAME(8 * j + i), L->frame_code, codes[i]);
+		put64(FRAME(8 * j + i), L->frame_refcnt, 1); /* live */
 		if (i + 1 < ncodes)
 			put64(FRAME(8 * j + i), L->frame_back, FRAME(8 * j + i + 1));
 	}

@@ -178,6 +178,19 @@ static void test_stale_trampoline_is_torn(void **state)
 	expect_torn("trampoline-", "30c");
 }
 
+/* The innermost frame read before it returned, its caller after it went
+ * on: from 3.12 the caller's stacktop is -1 (it runs); before 3.11 the
+ * frame object was freed (reference count 0). */
+static void test_caller_gone_on_is_torn(void **state)
+{
+	static const char *const gone[] = { "207", "309", "30a", "30c", "30d" };
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(gone) / sizeof(gone[0]); i++)
+		expect_torn("gone-", gone[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -189,6 +202,7 @@ int main(void)
 		cmocka_unit_test(test_generator_bottom_is_torn),
 		cmocka_unit_test(test_chain_not_ending_at_shim_is_torn),
 		cmocka_unit_test(test_stale_trampoline_is_torn),
+		cmocka_unit_test(test_caller_gone_on_is_torn),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -186,6 +186,46 @@ static void test_snapshot_basic(void **state)
 	stacktab_free(t);
 }
 
+/* A relabelled marker is one frame shown under its last label, in closed
+ * windows' profiles too; the key still finds it. */
+static void test_relabel(void **state)
+{
+	struct stacktab *t = new_tab(&big);
+	struct profile p, c;
+	uint32_t th, again, m, lab, bare, s1[2];
+
+	(void)state;
+	th = frame_id(t, "thread", "7f00", 42, FRAME_THREAD);
+	m = frame_id(t, "main", "app.py", 1, FRAME_APP);
+	s1[0] = th, s1[1] = m;
+	assert_int_equal(stacktab_add(t, s1, 2, 1, NULL), 0);
+	assert_int_equal(stacktab_string(t, "thread 42 \"python3\"", 20, &lab), 0);
+	assert_int_equal(stacktab_string(t, "python3", 7, &bare), 0);
+	assert_int_equal(stacktab_frame_relabel(t, th, lab, bare), 0);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(stacktab_rotate(t, &c), 0);
+	assert_int_equal(stacktab_string(t, "thread 42 \"worker\"", 19, &lab), 0);
+	assert_int_equal(stacktab_string(t, "worker", 6, &bare), 0);
+	assert_int_equal(stacktab_frame_relabel(t, th, lab, bare), 0);
+	again = frame_id(t, "thread", "7f00", 42, FRAME_THREAD);
+	assert_int_equal(again, th);
+	assert_int_equal(stacktab_add(t, s1, 2, 2, NULL), 0);
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(stacktab_snapshot(t, &p), 0);
+	assert_string_equal(p.frames[th].name, "thread 42 \"worker\"");
+	assert_string_equal(p.frames[th].file, "worker");
+	assert_int_equal(p.frames[th].line, 42);
+	assert_string_equal(p.frames[m].name, "main");
+	assert_int_equal(p.total, 2);
+	/* The window closed before the rename holds the label it had then. */
+	assert_string_equal(c.frames[th].name, "thread 42 \"python3\"");
+	assert_int_equal(c.total, 1);
+	assert_int_equal(stacktab_frame_relabel(t, p.nframes, lab, bare), -EINVAL);
+	profile_release(&p);
+	profile_release(&c);
+	stacktab_free(t);
+}
+
 static void test_snapshot_empty(void **state)
 {
 	struct stacktab *t = new_tab(&big);
@@ -794,6 +834,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_strings_and_frames),
 		cmocka_unit_test(test_snapshot_basic),
+		cmocka_unit_test(test_relabel),
 		cmocka_unit_test(test_snapshot_empty),
 		cmocka_unit_test(test_concurrent_add),
 		cmocka_unit_test(test_deterministic_order),
