@@ -133,10 +133,10 @@ $(OUT_COST): scripts/bench/out_cost.c $(LIB)
 	$(E) "  BENCH-CC $<"
 	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
-$(WINDOW_SOAK): scripts/bench/window_soak.c $(LIB_OBJS)
+$(WINDOW_SOAK): scripts/bench/window_soak.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(E) "  BENCH-CC $<"
-	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 $(RUSAGE_RUN): scripts/bench/rusage_run.c
 	@mkdir -p $(dir $@)
