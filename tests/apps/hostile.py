@@ -64,6 +64,12 @@ CODE_ARGS_27 = ["co_argcount", "co_nlocals", "co_stacksize", "co_flags", "co_cod
 CODE_ARGS_36 = CODE_ARGS_27[:1] + ["co_kwonlyargcount"] + CODE_ARGS_27[1:]
 
 
+# The spinners take turns by the process's CPU time, not the wall clock: on a
+# loaded machine a turn the target spent waiting for a CPU would otherwise
+# pass unsampled, and a spinner could go unseen.
+_cpu = getattr(time, "process_time", None) or time.clock
+
+
 def native(s, py2):
     """s as a code object of that kind of interpreter holds a name."""
     if not py2 or isinstance(s, bytes):
@@ -88,7 +94,7 @@ def recode(code, **changes):
 
 
 def make(name, file=None, src=SRC, **changes):
-    g = {"now": time.time}
+    g = {"now": _cpu}
     exec(compile(src, "hostile-src", "exec"), g)
     f = g["spin"]
     changes["co_name"] = native(name, PY2)
@@ -105,7 +111,7 @@ def spin_all(funcs, seconds):
     stop = time.time() + seconds
     while time.time() < stop:
         for f in funcs:
-            f(time.time() + 0.003)
+            f(_cpu() + 0.003)
 
 
 def main():
