@@ -135,8 +135,10 @@ def test_exec_into_python(target, python, tmp_path):
     # profile has both programs.
     report = tmp_path / "signals"
     out = tmp_path / "x.folded"
-    t = target(python, APP, report, "exec_python", 0.5)
-    r = run_pyspyc(["record", "-p", str(t.pid), "-r", "200", "-d", "2.5", "-o", str(out)],
+    # 1.5 s before the exec: a sanitizer build of pyspyc, started on a
+    # loaded machine, can take more than half a second to attach.
+    t = target(python, APP, report, "exec_python", 1.5)
+    r = run_pyspyc(["record", "-p", str(t.pid), "-r", "200", "-d", "3.5", "-o", str(out)],
                    timeout=30)
     assert r.returncode == 0, r.stderr
     # Where the new interpreter is elsewhere (a PIE python: new
