@@ -23,8 +23,8 @@ CC      ?= cc
 BUILD   ?= build
 VERSION := 0.1.0
 
-# The library needs libelf and zlib; only the commands (top) need ncurses.
-LIB_PKGS := libelf zlib
+# The library needs libelf, zlib and libbpf; only the commands (top) need ncurses.
+LIB_PKGS := libelf zlib libbpf
 CMD_PKGS := ncursesw
 TEST_PKGS := libxml-2.0
 PKG_CFLAGS := $(shell pkg-config --cflags $(LIB_PKGS) $(CMD_PKGS) 2>/dev/null)
@@ -54,7 +54,7 @@ endif
 
 # src/ is grouped by layer (docs/ARCHITECTURE.md).  The library is every
 # layer but the commands: unit tests, fuzzers and benchmarks link it alone.
-SRCS      := $(sort $(wildcard src/*.c src/*/*.c))
+SRCS      := $(sort $(filter-out %.bpf.c,$(wildcard src/*.c src/*/*.c)))
 CMD_SRCS  := src/main.c $(sort $(wildcard src/cmd/*.c))
 LIB_SRCS  := $(filter-out $(CMD_SRCS),$(SRCS))
 OBJS      := $(SRCS:src/%.c=$(BUILD)/src/%.o)
@@ -105,10 +105,30 @@ $(BUILD)/src/%.o: src/%.c
 	$(E) "  CC      $<"
 	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
+# eBPF programs: src/bpf/NAME.bpf.c -> an object for the kernel -> a skeleton
+# header (bpftool) that embeds it, included by the C file that loads it.
+BPF_CLANG  ?= clang
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
+              -I/usr/include/$(shell $(CC) -dumpmachine 2>/dev/null) -Isrc/bpf
+BPF_SKELS  := $(BUILD)/bpf/runwatch.skel.h
+
+$(BUILD)/bpf/%.bpf.o: src/bpf/%.bpf.c src/bpf/runwatch_abi.h
+	@mkdir -p $(dir $@)
+	$(E) "  BPF     $<"
+	$(Q)$(BPF_CLANG) $(BPF_CFLAGS) -c -o $@ $<
+	$(Q)llvm-strip -g $@
+
+$(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
+	$(E) "  SKEL    $@"
+	$(Q)bpftool gen skeleton $< name $*_bpf > $@
+
+$(BUILD)/src/proc/runwatch.o $(FUZZ_OBJ)/src/proc/runwatch.o: $(BPF_SKELS)
+$(BUILD)/src/proc/runwatch.o $(FUZZ_OBJ)/src/proc/runwatch.o: CPPFLAGS += -I$(BUILD)/bpf -Isrc/bpf
+
 $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(E) "  TEST-CC $<"
-	$(Q)$(CC) $(CPPFLAGS) -Itests/unit $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null) -lcmocka
+	$(Q)$(CC) $(CPPFLAGS) -Itests/unit -Isrc/bpf $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null) -lcmocka
 
 unit: $(TEST_BINS)
 

@@ -5,8 +5,13 @@
  * or clock of its own: the session's one sampling thread calls
  * sampler_tick for every live process at each deadline (session.h).
  *
- * Sleeping processes cost almost nothing.  Before a process is read at a
- * tick, its CPU clock (clock_getcpuclockid + clock_gettime: one syscall,
+ * Sleeping processes cost almost nothing.  With the session's runwatch
+ * (runwatch.h: the kernel counts each process's context switches in memory
+ * shared with pyspyc), a process is asleep at a tick when its switch count
+ * has not moved since the last tick and none of its threads is on a CPU:
+ * no system call.  Every RW_CHECK_NS it is also put to the clock test
+ * below, for a thread on a CPU since before the watch began.  Without a
+ * runwatch: before a process is read at a tick, its CPU clock (clock_getcpuclockid + clock_gettime: one syscall,
  * every thread of the process together) is compared with the value read
  * at its last walked tick.  The kernel adds a running thread's time to
  * that clock at each of its scheduler ticks (CONFIG_HZ) and when the
@@ -39,6 +44,7 @@
 #include "pyspyc/py_code.h"
 #include "pyspyc/py_runtime.h"
 #include "pyspyc/py_walk.h"
+#include "pyspyc/runwatch.h"
 #include "pyspyc/stacktab.h"
 
 struct sampler_opts {
@@ -49,6 +55,10 @@ struct sampler_opts {
 	int process_root;           /* a root frame for the process (-s) */
 	struct walk_opts walk;
 	struct sym_opts sym;
+	/* The session's sched_switch watch, or NULL: the asleep test reads
+	 * it instead of the CPU clock and GIL (see above).  Outlives the
+	 * sampler. */
+	struct runwatch *rw;
 };
 
 /* Counters of one sampler.  sampler_tick publishes them as it goes (relaxed

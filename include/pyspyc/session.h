@@ -3,8 +3,9 @@
  * A session runs one sampling thread for all its target processes,
  * whatever their number.  It waits on absolute deadlines (CLOCK_MONOTONIC,
  * 1 ns timer slack) and at each one samples every live process
- * (sampler_tick: a process that has not run since its last tick costs one
- * clock read and one small read, see sampler.h).  Between ticks the same
+ * (sampler_tick: a process that has not run since its last tick costs two
+ * memory loads, or one clock read and one small read, see sampler.h).  It
+ * opens the context-switch watch (runwatch.h) when the kernel allows.  Between ticks the same
  * thread waits in one epoll set on every process's pidfd (an exit is seen
  * at once) and, with subprocesses, on the process events socket; it also
  * walks the tree under the root now and then: Python processes that appear
@@ -85,6 +86,8 @@ struct session_stats {
 	uint32_t processes_left_out; /* Python processes not sampled: more than
 				      * max_processes at once */
 	double elapsed_s;        /* since session_start */
+	int runwatch;            /* the asleep test reads the kernel's context
+				  * switches (runwatch.h), not clocks */
 };
 
 struct session;

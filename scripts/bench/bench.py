@@ -1485,8 +1485,9 @@ def section_scaling(env, rep, s):
         "to 0.3 s before its end, when every process is attached and it only samples; "
         "the target is judged on it; per process divides it by the processes sampled "
         "(the master and the workers). Not read: the share of samples of a process "
-        "that had not run since its last one (its CPU clock and GIL said so), which "
-        "cost two small reads." % s.scaling_seconds)
+        "that had not run since its last one, which cost no read: the kernel's context "
+        "switches, counted by pyspyc's eBPF program, said so (without it: its CPU clock "
+        "and GIL, two small reads)." % s.scaling_seconds)
     env.log("scaling: gunicorn with %s idle and %s busy workers" % (
         ", ".join(str(x) for x in s.scaling_idle), ", ".join(str(x) for x in s.scaling_busy)))
     try:

@@ -407,8 +407,9 @@ static void summary(const struct session_stats *st, const struct record_args *a,
 			"--max-processes %lld at once", st->processes_left_out,
 			a->s.max_processes);
 	if (st->asleep)
-		fprintf(stderr, "; %llu samples of processes that had not run (not read)",
-			(unsigned long long)st->asleep);
+		fprintf(stderr, "; %llu samples of processes that had not run (not read; "
+			"told by %s)", (unsigned long long)st->asleep,
+			st->runwatch ? "the kernel's context switches" : "their CPU clocks");
 	if (st->execs > st->execs_lost)
 		fprintf(stderr, "; followed %u exec%s into Python", st->execs - st->execs_lost,
 			st->execs - st->execs_lost == 1 ? "" : "s");

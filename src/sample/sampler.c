@@ -11,6 +11,7 @@
 #include "pyspyc/clock.h"
 #include "pyspyc/proc_pause.h"
 #include "pyspyc/py_threads.h"
+#include "pyspyc/runwatch.h"
 #include "pyspyc/sampler.h"
 
 struct sampler {
@@ -68,6 +69,13 @@ struct sampler {
 	 * (a busy process pays no syscall for it). */
 	int was_active;
 	int64_t cpu_ns;
+	/* With a runwatch (runwatch.h): the process's slot (-1: none), its
+	 * switch count as read at the last tick, and when the clock test is
+	 * next made as well. */
+	struct runwatch *rw;
+	int32_t rw_slot;
+	uint64_t rw_seen;
+	int64_t rw_check_at;
 	uint64_t last_threads;
 };
 
@@ -147,6 +155,18 @@ int sampler_new(struct sampler **out, const struct py_target *t,
 		goto out_free;
 	}
 	s->has_clock = clock_getcpuclockid(t->pid, &s->cpu_clock) == 0;
+	/* The first tick walks: there is no walk to compare with yet. */
+	s->was_active = 1;
+	s->rw_slot = -1;
+	if (o->rw) {
+		uint32_t slot;
+
+		if (!runwatch_add(o->rw, t->pid, &slot)) {
+			s->rw = o->rw;
+			s->rw_slot = (int32_t)slot;
+			s->rw_seen = runwatch_switches(s->rw, slot);
+		}
+	}
 	s->probe = malloc(sizeof(*s->probe));
 	if (!s->probe) {
 		err = -ENOMEM;
@@ -192,6 +212,8 @@ void sampler_free(struct sampler *s)
 {
 	if (!s)
 		return;
+	if (s->rw_slot >= 0)
+		runwatch_del(s->rw, s->pid, (uint32_t)s->rw_slot);
 	thread_map_free(s->tmap);
 	if (s->handle >= 0)
 		close(s->handle);
@@ -457,6 +479,36 @@ static int ran(struct sampler *s)
 	return py_walker_gil_held(s->walker) != 0;
 }
 
+/* Every so often a watched process is also put to the clock test: a
+ * thread on a CPU since before the watch began, never switched since,
+ * shows there and nowhere else (runwatch.h). */
+#define RW_CHECK_NS 250000000LL
+
+/* Has the process slept since its last walk (1), or may it have run (0)?
+ * Also keeps what the next tick compares with. */
+static int slept(struct sampler *s, int64_t now)
+{
+	if (s->rw_slot >= 0) {
+		uint64_t n = runwatch_switches(s->rw, (uint32_t)s->rw_slot);
+		int moved = n != s->rw_seen || runwatch_on_cpu(s->rw, (uint32_t)s->rw_slot);
+
+		s->rw_seen = n;
+		if (s->was_active || moved) {
+			s->cpu_ok = 0;
+			return 0;
+		}
+		if (now < s->rw_check_at)
+			return 1;
+		s->rw_check_at = now + RW_CHECK_NS;
+		return !ran(s);
+	}
+	if (s->was_active) {
+		s->cpu_ok = 0; /* no clock read before this walk to compare with */
+		return 0;
+	}
+	return !ran(s);
+}
+
 /* A tick at which the process had not run: count what sampler.h says.
  * Returns 1, counting nothing, when the stacks to count again are of a
  * window the stack table has closed since: the process is read instead. */
@@ -524,10 +576,8 @@ int sampler_tick(struct sampler *s, int64_t now, struct sampler_stats *st)
 
 	PUB(st->ticks, ++s->ticks);
 	PUB(st->elapsed_ns, (uint64_t)(now - s->start));
-	if (s->was_active)
-		s->cpu_ok = 0; /* no clock read before this walk to compare with */
-	else if (!ran(s) && (s->repeat_ok || !s->o.idle || s->o.gil) &&
-		 !tick_asleep(s, now, st))
+	if (slept(s, now) && (s->repeat_ok || !s->o.idle || s->o.gil) &&
+	    !tick_asleep(s, now, st))
 		return 0;
 	s->was_active = 0;
 	s->repeat_ok = 0;

@@ -14,6 +14,7 @@
 #include "pyspyc/clock.h"
 #include "pyspyc/proc_events.h"
 #include "pyspyc/sampler.h"
+#include "pyspyc/runwatch.h"
 #include "pyspyc/session.h"
 
 #define TREE_FIRST 256        /* descendants room at first; grows */
@@ -69,6 +70,7 @@ struct session {
 	uint32_t reinits;         /* interpreters finalized and started anew */
 	uint32_t procs_left_out;  /* Python processes past max_processes */
 	int root_gone;
+	struct runwatch *rw;      /* the asleep test's watch, or NULL */
 
 	/* The engine's own (before it starts, session_start's). */
 	pthread_t engine;
@@ -111,6 +113,10 @@ int session_new(struct session **out, const struct session_opts *o,
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&s->lock, NULL);
+	/* Without it (not root, an older kernel, another PID namespace)
+	 * the asleep test reads clocks: nothing else changes. */
+	if (runwatch_open(&s->rw))
+		s->rw = NULL;
 	*out = s;
 	return 0;
 }
@@ -145,6 +151,7 @@ static int start_proc(struct session *s, const struct py_target *t, uint64_t sta
 		.process_root = s->o.subprocesses,
 		.walk = s->o.walk,
 		.sym = s->o.sym,
+		.rw = s->rw,
 	};
 	struct epoll_event ev = { .events = EPOLLIN };
 	struct proc_run *pr;
@@ -805,6 +812,7 @@ void session_stats(struct session *s, struct session_stats *out)
 	out->execs_lost = s->execs_lost;
 	out->reinits = s->reinits;
 	out->processes_left_out = s->procs_left_out;
+	out->runwatch = s->rw != NULL;
 	pthread_mutex_unlock(&s->lock);
 	out->ticks = sum.ticks;
 	out->samples = sum.samples;
@@ -855,6 +863,7 @@ void session_free(struct session *s)
 	while (s->nlive) /* started but never run */
 		finish_proc(s, s->nlive - 1, 0);
 	pthread_mutex_destroy(&s->lock);
+	runwatch_close(s->rw);
 	proc_events_close(s->ev_fd);
 	if (s->epfd >= 0)
 		close(s->epfd);

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import APPS, PYSPYC, parse_collapsed, frame_name
 
 CHILDREN = os.path.join(APPS, "children.py")
@@ -110,9 +112,24 @@ def _end(p):
     p.wait()
 
 
-def _record(args, timeout=120):
-    return subprocess.run([PYSPYC, "record"] + args, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, universal_newlines=True, timeout=timeout)
+def _record(args, timeout=120, told_by=None):
+    """told_by: the asleep test to use, "switches" (the eBPF watch, which
+    must then be in use) or "clocks" (PYSPYC_RUNWATCH=0); None: default."""
+    env = dict(os.environ)
+    if told_by == "clocks":
+        env["PYSPYC_RUNWATCH"] = "0"
+    r = subprocess.run([PYSPYC, "record"] + args, stdout=subprocess.PIPE, env=env,
+                       stderr=subprocess.PIPE, universal_newlines=True, timeout=timeout)
+    if told_by and r.returncode == 0 and "had not run" in r.stderr:
+        want = {"switches": "the kernel's context switches",
+                "clocks": "their CPU clocks"}[told_by]
+        assert "(not read; told by %s)" % want in r.stderr, r.stderr
+    return r
+
+
+# Both asleep tests: the kernel's context switches (as root) and the CPU
+# clocks with the GIL (without the watch).
+TOLD_BY = pytest.mark.parametrize("told_by", ["switches", "clocks"])
 
 
 def _summary(stderr):
@@ -165,7 +182,8 @@ def test_one_sampling_thread_for_twenty_processes(one_python, tmp_path):
     assert most == 2, "pyspyc ran %d threads for 21 processes: %s" % (most, err)
 
 
-def test_idle_exact_and_asleep(one_python, tmp_path):
+@TOLD_BY
+def test_idle_exact_and_asleep(one_python, tmp_path, told_by):
     """A sleeping process: with -i every sample counts its one stack (the
     sleeping one), nearly all of them without reading it; without -i it
     counts nothing."""
@@ -173,7 +191,7 @@ def test_idle_exact_and_asleep(one_python, tmp_path):
     try:
         out = tmp_path / "i.txt"
         r = _record(["-i", "-r", "200", "-d", "1", "-f", "collapsed", "-o", str(out),
-                     "-p", str(p.pid)])
+                     "-p", str(p.pid)], told_by=told_by)
         assert r.returncode == 0, r.stderr
         s = _summary(r.stderr)
         samples = _count(s, r"(\d+) samples")
@@ -185,7 +203,7 @@ def test_idle_exact_and_asleep(one_python, tmp_path):
 
         out = tmp_path / "d.txt"
         r = _record(["-r", "200", "-d", "1", "-f", "collapsed", "-o", str(out),
-                     "-p", str(p.pid)])
+                     "-p", str(p.pid)], told_by=told_by)
         assert r.returncode == 0, r.stderr
         assert _count(_summary(r.stderr), r"(\d+) samples") > 100, r.stderr
         assert _stacks(out) == [], r.stderr
@@ -199,24 +217,36 @@ def _cpu_s(pid):
     return (int(v[11]) + int(v[12])) / float(os.sysconf("SC_CLK_TCK"))
 
 
-def test_bursts_after_sleep_are_seen(one_python, tmp_path):
-    """3 ms bursts of Python after 22 ms sleeps: the process's CPU clock
-    takes a thread's time in only at the kernel's scheduler tick or when it
-    leaves the CPU, so a burst under way is seen through the GIL, which it
-    holds: the samples in burst() are about the CPU time it took times the
-    rate (at least half of it, on a loaded machine)."""
+@TOLD_BY
+@pytest.mark.parametrize("idle", [False, True])
+def test_bursts_after_sleep_are_seen(one_python, tmp_path, told_by, idle):
+    """3 ms bursts of Python after 22 ms sleeps: the samples in burst() are
+    about the CPU time it took times the rate (at least half of it, on a
+    loaded machine), with -i as without.  Through the clocks: the process's
+    CPU clock takes a thread's time in only at the kernel's scheduler tick
+    or when it leaves the CPU, so a burst under way is seen through the
+    GIL, which it holds.  Through the switches: the burst's thread was
+    switched in when its sleep ended.  With -i, a tick between bursts
+    counts the sleep again (main() at its sleep), never burst()."""
     p = _start(one_python, BURSTS)
     try:
         out = tmp_path / "b.txt"
         c0 = _cpu_s(p.pid)
-        r = _record(["-r", "250", "-d", "2", "-f", "collapsed", "-o", str(out),
-                     "-p", str(p.pid)])
+        r = _record(["-r", "250", "-d", "2", "-f", "collapsed", "-o", str(out)] +
+                    (["-i"] if idle else []) + ["-p", str(p.pid)], told_by=told_by)
         cpu = _cpu_s(p.pid) - c0
         assert r.returncode == 0, r.stderr
-        got = sum(c for st, c in _stacks(out) if any(frame_name(f) == "burst" for f in st))
+        stacks = _stacks(out)
+        got = sum(c for st, c in stacks if any(frame_name(f) == "burst" for f in st))
         want = cpu * 250
         assert got >= 0.5 * want, "%d samples in burst() for %.3f s of CPU: %s" % (
             got, cpu, r.stderr)
+        # Not more than the CPU it had: a burst is never counted again
+        # while the process sleeps (4 ms per 25 ms at most, with slack).
+        assert got <= 250 * 2 * 0.4, "%d samples in burst(): %s" % (got, r.stderr)
+        if idle:
+            total = sum(c for _, c in stacks)
+            assert total >= 0.9 * _count(_summary(r.stderr), r"(\d+) samples"), r.stderr
     finally:
         _end(p)
 

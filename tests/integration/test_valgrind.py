@@ -13,7 +13,9 @@ from conftest import APPS, PYSPYC
 pytestmark = pytest.mark.skipif(shutil.which("valgrind") is None, reason="no valgrind")
 
 VALGRIND = ["valgrind", "-q", "--leak-check=full", "--show-leak-kinds=all",
-            "--errors-for-leak-kinds=all", "--error-exitcode=99", "--track-fds=no"]
+            "--errors-for-leak-kinds=all", "--error-exitcode=99", "--track-fds=no",
+            "--suppressions=" + os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                             "valgrind.supp")]
 
 
 def _memcheck(args, **kw):
@@ -33,10 +35,26 @@ def test_record_launched_every_format(one_python, tmp_path):
     args = ["record", "-r", "200", "-t"]
     for o in outs:
         args += ["-o", str(tmp_path / o)]
-    r = _memcheck(args + ["--", one_python, os.path.join(APPS, "threads.py"), "4"])
+    # Without the eBPF watch: under valgrind loading it (libbpf reads the
+    # kernel's BTF) takes longer than the command lives.  test_runwatch
+    # runs it.
+    r = _memcheck(args + ["--", one_python, os.path.join(APPS, "threads.py"), "4"],
+                  env=dict(os.environ, PYSPYC_RUNWATCH="0"))
     assert r.returncode == 0, r.stderr
     sizes = {o: os.path.getsize(str(tmp_path / o)) for o in outs}
     assert all(sizes.values()), (sizes, r.stderr)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the eBPF watch needs root")
+def test_runwatch(one_python, target, tmp_path):
+    """The eBPF context-switch watch: loaded, used, and closed cleanly (on
+    dump_target.py, whose threads all wait: asleep at most ticks)."""
+    t = target(one_python, "dump_target.py", 60)
+    out = tmp_path / "w.folded"
+    r = _memcheck(["record", "-p", str(t.pid), "-i", "-d", "1", "-o", str(out)])
+    assert r.returncode == 0, r.stderr
+    assert "told by the kernel's context switches" in r.stderr, r.stderr
+    assert out.stat().st_size > 0
 
 
 def test_record_pid_subprocesses_idle(one_python, target, tmp_path):

@@ -1,0 +1,64 @@
+/* runwatch.h - did a process get a CPU since we last looked?  Told by the
+ * kernel, read without a system call.
+ *
+ * The sampler's asleep test (sampler.h) asks, at every tick, for every
+ * process, whether any of its threads ran since its last walk.  Asking the
+ * kernel costs a system call per process per tick (its CPU clock), plus a
+ * read of its GIL word because that clock lags a thread that got a CPU
+ * less than a scheduler tick ago.  With a hundred sleeping workers that is
+ * most of what a profiler that records nothing spends.
+ *
+ * A runwatch is one eBPF program on the sched_switch tracepoint
+ * (src/bpf/runwatch.bpf.c).  At every context switch on the host it looks
+ * up the process of the thread that comes onto the CPU; for a watched one
+ * it adds one to the process's switch count, and it notes, per CPU, which
+ * watched process is on it now.  Both live in memory mapped into pyspyc:
+ * a process asleep since the last look is one whose count did not move and
+ * that is on no CPU, two memory loads and a scan of a small array, with no
+ * lag (a thread is counted the moment it is switched in).  What it cannot
+ * know: a thread that has been on a CPU without a switch since before the
+ * watch was attached (the sampler's occasional clock check catches it).
+ *
+ * It needs root (or CAP_BPF and CAP_PERFMON), a kernel with BTF and
+ * BPF trampolines for tracepoints (5.5 or later), and pyspyc in the
+ * initial PID namespace (the program sees those pids; runwatch_open checks
+ * that the two agree by watching its own process).  Without them
+ * runwatch_open fails and the sampler uses the clock and GIL test.
+ * PYSPYC_RUNWATCH=0 in the environment turns it off.
+ *
+ * Cost on the host: the program runs at every context switch of every
+ * process (one hash lookup, tens of nanoseconds), and only while a
+ * runwatch is open.
+ *
+ * Thread-safety: runwatch_add and runwatch_del may be called from any
+ * thread; runwatch_switches and runwatch_on_cpu from any thread, lock-free.
+ */
+#ifndef PYSPYC_RUNWATCH_H
+#define PYSPYC_RUNWATCH_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+struct runwatch;
+
+/* Load and attach the program.  0, or -errno: -ENOTSUP when it is turned
+ * off or the kernel or namespace does not allow it (the caller falls back
+ * quietly), another -errno from the kernel. */
+int runwatch_open(struct runwatch **out);
+void runwatch_close(struct runwatch *rw);
+
+/* Watch process pid (a pid as pyspyc sees it).  *slot is its handle; the
+ * count starts where it is (read it with runwatch_switches).  -ENOSPC when
+ * RW_MAX_SLOTS processes are watched already (the caller uses the clock
+ * test for this one), another -errno from the kernel. */
+int runwatch_add(struct runwatch *rw, pid_t pid, uint32_t *slot);
+void runwatch_del(struct runwatch *rw, pid_t pid, uint32_t slot);
+
+/* Times a thread of the process in slot was switched onto a CPU. */
+uint64_t runwatch_switches(const struct runwatch *rw, uint32_t slot);
+
+/* 1 when a thread of the process in slot was the last one switched onto
+ * some CPU (it is on that CPU now, or has just left it), else 0. */
+int runwatch_on_cpu(const struct runwatch *rw, uint32_t slot);
+
+#endif

@@ -1,0 +1,207 @@
+/* runwatch.c - the user-space side of the sched_switch watch (runwatch.h). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "pyspyc/runwatch.h"
+#include "runwatch_abi.h"
+#include "runwatch.skel.h"
+
+/* The last slot is runwatch_open's own check, never handed out. */
+#define SELF_SLOT (RW_MAX_SLOTS - 1)
+
+struct runwatch {
+	struct runwatch_bpf *skel;
+	const volatile __u64 *switches;
+	const volatile __u32 *on_cpu;
+	volatile __u64 *filter;
+	uint16_t filter_refs[RW_FILTER_BITS]; /* watched pids per filter bit */
+	uint32_t ncpu;
+	int slots_fd;
+	pthread_mutex_t lock;
+	uint32_t nfree;
+	uint32_t free_slots[SELF_SLOT]; /* a stack of the slots not in use */
+};
+
+/* libbpf prints to stderr by default; a library never does. */
+static int quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	(void)level;
+	(void)fmt;
+	(void)ap;
+	return 0;
+}
+
+/* The filter's bit for pid: set while one watched pid has it.  Under
+ * rw->lock.  A bit set a moment early only costs the program a lookup;
+ * it is set before the pid is in the map and cleared after it left. */
+static void filter_ref(struct runwatch *rw, uint32_t pid, int add)
+{
+	uint32_t bit = pid % RW_FILTER_BITS;
+	__u64 mask = 1ULL << (bit % 64);
+
+	if (add && rw->filter_refs[bit]++ == 0)
+		__atomic_fetch_or(&rw->filter[bit / 64], mask, __ATOMIC_SEQ_CST);
+	else if (!add && --rw->filter_refs[bit] == 0)
+		__atomic_fetch_and(&rw->filter[bit / 64], ~mask, __ATOMIC_SEQ_CST);
+}
+
+static int map_set(struct runwatch *rw, uint32_t key, uint32_t slot)
+{
+	int err;
+
+	pthread_mutex_lock(&rw->lock);
+	filter_ref(rw, key, 1);
+	pthread_mutex_unlock(&rw->lock);
+	err = bpf_map_update_elem(rw->slots_fd, &key, &slot, BPF_ANY) ? -errno : 0;
+	if (err) {
+		pthread_mutex_lock(&rw->lock);
+		filter_ref(rw, key, 0);
+		pthread_mutex_unlock(&rw->lock);
+	}
+	return err;
+}
+
+static void map_clear(struct runwatch *rw, uint32_t key)
+{
+	bpf_map_delete_elem(rw->slots_fd, &key);
+	pthread_mutex_lock(&rw->lock);
+	filter_ref(rw, key, 0);
+	pthread_mutex_unlock(&rw->lock);
+}
+
+/* The program sees pids of the initial PID namespace; pyspyc's are of its
+ * own.  Watch pyspyc itself for a moment: a sleep switches this thread out
+ * and in again, which counts only if the two agree. */
+static int check_self(struct runwatch *rw)
+{
+	struct timespec nap = { 0, 1000000 };
+	uint32_t key = (uint32_t)getpid();
+	uint64_t before = rw->switches[SELF_SLOT];
+	int err, i;
+
+	err = map_set(rw, key, SELF_SLOT);
+	if (err)
+		return err;
+	for (i = 0; i < 5 && rw->switches[SELF_SLOT] == before; i++)
+		nanosleep(&nap, NULL);
+	err = rw->switches[SELF_SLOT] != before ? 0 : -ENOTSUP;
+	map_clear(rw, key);
+	return err;
+}
+
+int runwatch_open(struct runwatch **out)
+{
+	const char *env = getenv("PYSPYC_RUNWATCH");
+	struct runwatch *rw;
+	long ncpu = sysconf(_SC_NPROCESSORS_CONF);
+	uint32_t i;
+	int err;
+
+	*out = NULL;
+	if ((env && !strcmp(env, "0")) || ncpu < 1 || ncpu > RW_MAX_CPUS)
+		return -ENOTSUP;
+	rw = calloc(1, sizeof(*rw));
+	if (!rw)
+		return -ENOMEM;
+	libbpf_set_print(quiet);
+	rw->skel = runwatch_bpf__open_and_load();
+	if (!rw->skel) {
+		err = errno ? -errno : -ENOTSUP;
+		goto out_free;
+	}
+	if (runwatch_bpf__attach(rw->skel)) {
+		err = errno ? -errno : -ENOTSUP;
+		goto out_skel;
+	}
+	if (!rw->skel->bss) {
+		err = -ENOTSUP; /* a kernel without mappable maps (before 5.5) */
+		goto out_skel;
+	}
+	rw->switches = rw->skel->bss->switches;
+	rw->on_cpu = rw->skel->bss->on_cpu;
+	rw->filter = rw->skel->bss->filter;
+	rw->ncpu = (uint32_t)ncpu;
+	rw->slots_fd = bpf_map__fd(rw->skel->maps.slots);
+	pthread_mutex_init(&rw->lock, NULL);
+	err = check_self(rw);
+	if (err)
+		goto out_lock;
+	for (i = 0; i < SELF_SLOT; i++)
+		rw->free_slots[i] = SELF_SLOT - 1 - i;
+	rw->nfree = SELF_SLOT;
+	*out = rw;
+	return 0;
+
+out_lock:
+	pthread_mutex_destroy(&rw->lock);
+out_skel:
+	runwatch_bpf__destroy(rw->skel);
+out_free:
+	free(rw);
+	return err == -EPERM || err == -EACCES || err == -EINVAL || err == -ENOENT ||
+	       err == -E2BIG || err == -EOPNOTSUPP ? -ENOTSUP : err;
+}
+
+void runwatch_close(struct runwatch *rw)
+{
+	if (!rw)
+		return;
+	runwatch_bpf__destroy(rw->skel);
+	pthread_mutex_destroy(&rw->lock);
+	free(rw);
+}
+
+int runwatch_add(struct runwatch *rw, pid_t pid, uint32_t *slot)
+{
+	int err;
+
+	pthread_mutex_lock(&rw->lock);
+	if (!rw->nfree) {
+		pthread_mutex_unlock(&rw->lock);
+		return -ENOSPC;
+	}
+	*slot = rw->free_slots[--rw->nfree];
+	pthread_mutex_unlock(&rw->lock);
+	err = map_set(rw, (uint32_t)pid, *slot);
+	if (err) {
+		pthread_mutex_lock(&rw->lock);
+		rw->free_slots[rw->nfree++] = *slot;
+		pthread_mutex_unlock(&rw->lock);
+	}
+	return err;
+}
+
+void runwatch_del(struct runwatch *rw, pid_t pid, uint32_t slot)
+{
+	uint32_t key = (uint32_t)pid;
+
+	if (!rw || slot >= SELF_SLOT)
+		return;
+	map_clear(rw, key);
+	pthread_mutex_lock(&rw->lock);
+	rw->free_slots[rw->nfree++] = slot;
+	pthread_mutex_unlock(&rw->lock);
+}
+
+uint64_t runwatch_switches(const struct runwatch *rw, uint32_t slot)
+{
+	return __atomic_load_n(&rw->switches[slot], __ATOMIC_RELAXED);
+}
+
+int runwatch_on_cpu(const struct runwatch *rw, uint32_t slot)
+{
+	uint32_t c;
+
+	for (c = 0; c < rw->ncpu; c++)
+		if (rw->on_cpu[c] == slot + 1)
+			return 1;
+	return 0;
+}

@@ -1,0 +1,182 @@
+/* test_runwatch.c - the sched_switch watch against real processes: a
+ * child that sleeps moves nothing, one woken is counted, one spinning is
+ * seen on a CPU; the slot bound; turning it off.  Needs root (loading an
+ * eBPF program): skipped without it. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pyspyc/runwatch.h"
+#include "runwatch_abi.h"
+
+static void nap_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+/* A child that waits on a pipe: 'w' wakes it for nothing, 's' makes it
+ * spin for 2 s; EOF ends it. */
+static pid_t child(int *wfd)
+{
+	int p[2];
+	pid_t pid;
+
+	assert_int_equal(pipe(p), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char c;
+
+		close(p[1]);
+		while (read(p[0], &c, 1) == 1) {
+			if (c == 's') {
+				struct timespec t0, t;
+
+				clock_gettime(CLOCK_MONOTONIC, &t0);
+				do
+					clock_gettime(CLOCK_MONOTONIC, &t);
+				while ((t.tv_sec - t0.tv_sec) * 1000000000L +
+				       (t.tv_nsec - t0.tv_nsec) < 2000000000L);
+			}
+		}
+		_exit(0);
+	}
+	close(p[0]);
+	*wfd = p[1];
+	return pid;
+}
+
+/* Wait (up to 5 s) until pid sleeps: state S in /proc/PID/stat. */
+static void wait_asleep(pid_t pid)
+{
+	char path[64], buf[256], *p;
+	int i;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	for (i = 0; i < 5000; i++) {
+		FILE *f = fopen(path, "r");
+		size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+
+		if (f)
+			fclose(f);
+		buf[n] = 0;
+		p = strrchr(buf, ')');
+		if (p && p[1] == ' ' && p[2] == 'S')
+			return;
+		nap_ms(1);
+	}
+	fail_msg("pid %d never slept", (int)pid);
+}
+
+static struct runwatch *open_or_skip(void)
+{
+	struct runwatch *rw = NULL;
+	int err;
+
+	if (geteuid() != 0)
+		skip();
+	err = runwatch_open(&rw);
+	if (err == -ENOTSUP)
+		skip(); /* a kernel or namespace without it: the fallback's case */
+	assert_int_equal(err, 0);
+	return rw;
+}
+
+static void test_sleep_wake_spin(void **state)
+{
+	struct runwatch *rw = open_or_skip();
+	uint32_t slot;
+	uint64_t c0;
+	int wfd, seen = 0, i;
+	pid_t pid = child(&wfd);
+
+	(void)state;
+	wait_asleep(pid); /* in its read */
+	assert_int_equal(runwatch_add(rw, pid, &slot), 0);
+	c0 = runwatch_switches(rw, slot);
+	nap_ms(50);
+	/* Asleep: nothing moved, not on a CPU. */
+	assert_true(runwatch_switches(rw, slot) == c0);
+	assert_int_equal(runwatch_on_cpu(rw, slot), 0);
+	/* Woken for a moment: counted, and off the CPU again once it has
+	 * read (waits of up to 5 s: a loaded machine may be slow to run it). */
+	assert_int_equal(write(wfd, "w", 1), 1);
+	for (i = 0; i < 5000 && runwatch_switches(rw, slot) == c0; i++)
+		nap_ms(1);
+	assert_true(runwatch_switches(rw, slot) > c0);
+	for (i = 0; i < 5000 && runwatch_on_cpu(rw, slot); i++)
+		nap_ms(1);
+	assert_int_equal(runwatch_on_cpu(rw, slot), 0);
+	/* Spinning for 2 s: seen on a CPU (this thread sleeps between looks,
+	 * so the machine's other CPU, or this one, runs it). */
+	assert_int_equal(write(wfd, "s", 1), 1);
+	for (i = 0; i < 1500 && !seen; i++) {
+		nap_ms(1);
+		seen = runwatch_on_cpu(rw, slot);
+	}
+	assert_true(seen);
+	kill(pid, SIGKILL);
+	close(wfd);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	runwatch_del(rw, pid, slot);
+	runwatch_close(rw);
+}
+
+/* RW_MAX_SLOTS - 1 processes at once (one slot is the self check's):
+ * the next is refused with -ENOSPC, and a slot given back is taken again. */
+static void test_slot_bound(void **state)
+{
+	struct runwatch *rw = open_or_skip();
+	static uint32_t slots[RW_MAX_SLOTS];
+	uint32_t i, n = 0, extra;
+
+	(void)state;
+	while (n < RW_MAX_SLOTS && !runwatch_add(rw, 1000000 + (pid_t)n, &slots[n]))
+		n++;
+	assert_int_equal(n, RW_MAX_SLOTS - 1);
+	assert_int_equal(runwatch_add(rw, 999, &extra), -ENOSPC);
+	runwatch_del(rw, 1000000 + (pid_t)(n - 1), slots[n - 1]);
+	assert_int_equal(runwatch_add(rw, 999, &extra), 0);
+	assert_int_equal(extra, slots[n - 1]);
+	runwatch_del(rw, 999, extra);
+	for (i = 0; i + 1 < n; i++)
+		runwatch_del(rw, 1000000 + (pid_t)i, slots[i]);
+	runwatch_close(rw);
+}
+
+static void test_turned_off(void **state)
+{
+	struct runwatch *rw = NULL;
+
+	(void)state;
+	setenv("PYSPYC_RUNWATCH", "0", 1);
+	assert_int_equal(runwatch_open(&rw), -ENOTSUP);
+	assert_null(rw);
+	unsetenv("PYSPYC_RUNWATCH");
+	runwatch_close(NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sleep_wake_spin),
+		cmocka_unit_test(test_slot_bound),
+		cmocka_unit_test(test_turned_off),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
