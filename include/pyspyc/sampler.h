@@ -9,8 +9,10 @@
  * (runwatch.h: the kernel counts each process's context switches in memory
  * shared with pyspyc), a process is asleep at a tick when its switch count
  * has not moved since the last tick and none of its threads is on a CPU:
- * no system call.  Every RW_CHECK_NS it is also put to the clock test
- * below, for a thread on a CPU since before the watch began.  Without a
+ * no system call.  Until the clock test below has once found it asleep
+ * (its clock stood still between two reads: no thread was on a CPU, so
+ * any that runs after is switched in), it is also put to that test every
+ * RW_CHECK_NS, for a thread on a CPU since before the watch began.  Without a
  * runwatch: before a process is read at a tick, its CPU clock (clock_getcpuclockid + clock_gettime: one syscall,
  * every thread of the process together) is compared with the value read
  * at its last walked tick.  The kernel adds a running thread's time to

@@ -74,6 +74,7 @@ struct sampler {
 	 * next made as well. */
 	struct runwatch *rw;
 	int32_t rw_slot;
+	int rw_trusted;
 	uint64_t rw_seen;
 	int64_t rw_check_at;
 	uint64_t last_threads;
@@ -479,9 +480,12 @@ static int ran(struct sampler *s)
 	return py_walker_gil_held(s->walker) != 0;
 }
 
-/* Every so often a watched process is also put to the clock test: a
- * thread on a CPU since before the watch began, never switched since,
- * shows there and nowhere else (runwatch.h). */
+/* Until the clock test has once found it asleep, a watched process is
+ * also put to that test every RW_CHECK_NS: a thread on a CPU since before
+ * the watch began, never switched since, shows there and nowhere else
+ * (runwatch.h).  Once its clock stood still between two reads, no thread
+ * was on a CPU then, so every thread that runs after is switched in and
+ * counted: the watch alone is exact from there on. */
 #define RW_CHECK_NS 250000000LL
 
 /* Has the process slept since its last walk (1), or may it have run (0)?
@@ -497,10 +501,13 @@ static int slept(struct sampler *s, int64_t now)
 			s->cpu_ok = 0;
 			return 0;
 		}
-		if (now < s->rw_check_at)
+		if (s->rw_trusted || now < s->rw_check_at)
 			return 1;
 		s->rw_check_at = now + RW_CHECK_NS;
-		return !ran(s);
+		if (ran(s))
+			return 0;
+		s->rw_trusted = 1;
+		return 1;
 	}
 	if (s->was_active) {
 		s->cpu_ok = 0; /* no clock read before this walk to compare with */
