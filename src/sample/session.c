@@ -33,6 +33,7 @@
 #define MEMBER_FIRST 1024     /* the tree's pids, hashed; grows */
 #define MAX_EVENTS 256        /* process events taken per read */
 #define EPOLL_BATCH 64
+#define EV_GAP_NS 5000000LL   /* process events wake the engine this seldom */
 
 struct proc_run {
 	struct proc_ident id;
@@ -84,6 +85,13 @@ struct session {
 	 * apart), and the pids of the tree as last walked plus those forked
 	 * in it since (0: free, -1: removed), open addressed. */
 	int ev_fd;
+	/* The socket wakes the engine at most once per EV_GAP_NS: it is in
+	 * the epoll set one-shot, armed again (ev_rearm_at) that long after
+	 * it was drained.  Every fork, exec and exit on the host is an event;
+	 * a host that starts processes all the time would otherwise wake the
+	 * engine for each. */
+	int ev_armed;
+	int64_t ev_rearm_at;
 	pid_t *members;
 	uint32_t member_slots, members_used;
 	struct proc_ev *events;
@@ -624,6 +632,22 @@ static void tick_all(struct session *s, int64_t now)
 	}
 }
 
+/* Put the events socket back in the wait: it wakes the engine at once if
+ * events came meanwhile.  A failure leaves it out; the tree walk, made
+ * more often then, finds what it would have told. */
+static void arm_events(struct session *s)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.ptr = NULL };
+
+	if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, s->ev_fd, &ev)) {
+		proc_events_close(s->ev_fd);
+		s->ev_fd = -1;
+		s->walk_every = SCAN_NS;
+		return;
+	}
+	s->ev_armed = 1;
+}
+
 /* Wait until `until` for the handles and the events socket; a process
  * that exited is finished at once. */
 static void wait_events(struct session *s, int64_t until)
@@ -653,6 +677,8 @@ static void wait_events(struct session *s, int64_t until)
 			if (take_events(s))
 				s->next_walk = 0;
 			s->next_due = mono_ns();
+			s->ev_armed = 0; /* one-shot: armed again EV_GAP_NS on */
+			s->ev_rearm_at = s->next_due + EV_GAP_NS;
 			continue;
 		}
 		for (i = 0; i < s->nlive; i++)
@@ -710,6 +736,12 @@ static void *engine_main(void *arg)
 				until = s->next_due;
 			if (s->next_walk < until)
 				until = s->next_walk;
+			if (s->ev_fd >= 0 && !s->ev_armed) {
+				if (now >= s->ev_rearm_at)
+					arm_events(s);
+				else if (s->ev_rearm_at < until)
+					until = s->ev_rearm_at;
+			}
 		}
 		if (s->end_ns && until > s->end_ns)
 			until = s->end_ns;
@@ -752,10 +784,12 @@ int session_start(struct session *s, pid_t root, const struct py_target *t)
 			return -ENOMEM;
 		/* Root only; else the tree is walked, more often. */
 		s->ev_fd = proc_events_open();
+		ev.events = EPOLLIN | EPOLLONESHOT;
 		if (s->ev_fd >= 0 && epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->ev_fd, &ev)) {
 			proc_events_close(s->ev_fd);
 			s->ev_fd = -1;
 		}
+		s->ev_armed = 1;
 		s->walk_every = s->ev_fd >= 0 ? WALK_NS : SCAN_NS;
 		s->next_due = INT64_MAX;
 	}

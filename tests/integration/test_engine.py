@@ -118,6 +118,8 @@ def _record(args, timeout=120, told_by=None):
     env = dict(os.environ)
     if told_by == "clocks":
         env["PYSPYC_RUNWATCH"] = "0"
+    elif told_by == "switches":
+        env.pop("PYSPYC_RUNWATCH", None)
     r = subprocess.run([PYSPYC, "record"] + args, stdout=subprocess.PIPE, env=env,
                        stderr=subprocess.PIPE, universal_newlines=True, timeout=timeout)
     if told_by and r.returncode == 0 and "had not run" in r.stderr:
