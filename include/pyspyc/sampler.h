@@ -38,7 +38,7 @@
 
 #include "pyspyc/py_code.h"
 #include "pyspyc/py_runtime.h"
-#include "pyspyc/py_walk.h"
+#include "pyspyc/backend.h"
 #include "pyspyc/stacktab.h"
 
 struct sampler_opts {
@@ -47,7 +47,8 @@ struct sampler_opts {
 	int threads;                /* a root frame per thread */
 	int blocking;               /* pause the Python threads per sample */
 	int process_root;           /* a root frame for the process (-s) */
-	struct walk_opts walk;
+	const struct backend_ops *backend; /* NULL: the default (backend.h) */
+	struct backend_opts walk;
 	struct sym_opts sym;
 };
 

@@ -32,7 +32,7 @@
 
 #include "pyspyc/py_code.h"
 #include "pyspyc/py_runtime.h"
-#include "pyspyc/py_walk.h"
+#include "pyspyc/backend.h"
 #include "pyspyc/stacktab.h"
 
 struct session_opts {
@@ -46,7 +46,8 @@ struct session_opts {
 	unsigned int find_flags; /* PY_FIND_* for processes found later */
 	uint32_t max_processes;  /* sampled at once (--max-processes); 0: no
 				  * bound */
-	struct walk_opts walk;
+	const struct backend_ops *backend; /* NULL: the default (backend.h) */
+	struct backend_opts walk;
 	struct sym_opts sym;
 };
 

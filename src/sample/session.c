@@ -143,6 +143,7 @@ static int start_proc(struct session *s, const struct py_target *t, uint64_t sta
 		.threads = s->o.threads,
 		.blocking = s->o.blocking,
 		.process_root = s->o.subprocesses,
+		.backend = s->o.backend,
 		.walk = s->o.walk,
 		.sym = s->o.sym,
 	};
