@@ -33,6 +33,7 @@
 #include "pyspyc/py_code.h"
 #include "pyspyc/py_runtime.h"
 #include "pyspyc/backend.h"
+#include "pyspyc/counters.h"
 #include "pyspyc/stacktab.h"
 
 struct session_opts {
@@ -53,23 +54,10 @@ struct session_opts {
 
 /* Counters summed over every process sampled so far. */
 struct session_stats {
-	uint64_t ticks;          /* deadlines met */
-	uint64_t samples;        /* ticks whose thread list was read */
-	uint64_t errors;         /* ticks or code objects that failed to read */
-	uint64_t late;           /* ticks skipped because a sampler fell behind */
-	uint64_t torn;           /* stacks dropped as inconsistent */
-	uint64_t rereads;        /* torn threads read again at once */
-	uint64_t stacks;         /* thread stacks counted */
-	uint64_t dropped;        /* stacks lost to a full table */
-	uint64_t idle;           /* thread stacks left out as idle */
-	uint64_t reads;          /* process_vm_readv calls */
-	uint64_t gil_known;      /* samples whose GIL holder could be read */
-	uint64_t gil_held;       /* ...of which a Python thread held it */
-	uint64_t pauses;         /* --blocking: samples taken paused */
-	uint64_t pause_ns;       /* ...total time the threads were paused */
-	uint64_t pause_ns_max;   /* ...longest pause */
-	uint64_t interps_capped; /* samples of a process with more interpreters
-				  * than PY_MAX_INTERPS: the rest left out */
+	/* Every process's counters merged (counters.h): summed, the largest,
+	 * or (threads, active) over the processes sampled now; the ones of a
+	 * single process (elapsed_ns, target_*) are 0 here. */
+	SAMPLER_COUNTERS(COUNTER_FIELD)
 	uint32_t processes;      /* processes being sampled now */
 	uint32_t processes_seen; /* processes sampled at any time */
 	uint32_t execs;          /* sampled processes that exec'd another program */
@@ -77,12 +65,6 @@ struct session_stats {
 				  * subprocesses): not sampled after that */
 	uint32_t reinits;        /* interpreters an embedding host finalized and
 				  * started anew, each followed */
-	uint32_t threads;        /* Python threads in the latest samples */
-	uint32_t active;         /* ...of which on a CPU */
-	uint64_t threads_left_out; /* most threads of one sample left out by
-				    * --max-threads, summed over processes */
-	uint64_t asleep;         /* samples of a process that had not run since
-				  * its last one: nothing read (sampler.h) */
 	uint32_t processes_left_out; /* Python processes not sampled: more than
 				      * max_processes at once */
 	double elapsed_s;        /* since session_start */

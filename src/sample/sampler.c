@@ -80,32 +80,9 @@ struct sampler {
 
 void sampler_stats_read(const struct sampler_stats *src, struct sampler_stats *dst)
 {
-	dst->ticks = GET(src->ticks);
-	dst->samples = GET(src->samples);
-	dst->stacks = GET(src->stacks);
-	dst->errors = GET(src->errors);
-	dst->torn = GET(src->torn);
-	dst->rereads = GET(src->rereads);
-	dst->late = GET(src->late);
-	dst->dropped = GET(src->dropped);
-	dst->idle = GET(src->idle);
-	dst->code_misses = GET(src->code_misses);
-	dst->reads = GET(src->reads);
-	dst->fast = GET(src->fast);
-	dst->gil_known = GET(src->gil_known);
-	dst->gil_held = GET(src->gil_held);
-	dst->pauses = GET(src->pauses);
-	dst->pause_ns = GET(src->pause_ns);
-	dst->pause_ns_max = GET(src->pause_ns_max);
-	dst->threads = GET(src->threads);
-	dst->active = GET(src->active);
-	dst->elapsed_ns = GET(src->elapsed_ns);
-	dst->target_gone = GET(src->target_gone);
-	dst->target_exec = GET(src->target_exec);
-	dst->interps_capped = GET(src->interps_capped);
-	dst->target_reinit = GET(src->target_reinit);
-	dst->threads_left_out = GET(src->threads_left_out);
-	dst->asleep = GET(src->asleep);
+#define READ_ONE(name, merge, desc) dst->name = GET(src->name);
+	SAMPLER_COUNTERS(READ_ONE)
+#undef READ_ONE
 }
 
 /* A root marker (FRAME_PROCESS or FRAME_THREAD) shown as label, for the
