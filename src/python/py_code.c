@@ -895,8 +895,8 @@ static void prefetch_next(struct py_symbolizer *s, const struct raw_sample *rs,
 
 /* Find the distinct code objects of the frames to symbolize (those of each
  * thread pick[] counts but its keep[] root-side frames; every frame when
- * keep is NULL) and
- * make sure each has a cache entry that still describes it.  A code object
+ * keep is NULL) and make sure each has a cache entry that still describes
+ * it.  A code object
  * is alive while a frame runs it, but the address of a freed one can later
  * hold another (code compiled and dropped, or run once at start-up), so
  * every one of them is checked against its fingerprint: from its window

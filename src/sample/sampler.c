@@ -15,6 +15,7 @@
 
 struct sampler {
 	struct backend *be;
+	struct rmem *mem;           /* the backend's: the target's memory */
 	struct py_symbolizer *sym;
 	struct thread_map *tmap;
 	struct stacktab *tab;
@@ -136,10 +137,11 @@ int sampler_new(struct sampler **out, const struct py_target *t,
 	err = backend_open(&s->be, o->backend, t, &o->walk);
 	if (err)
 		goto out_free;
-	err = py_sym_new(&s->sym, t, backend_mem(s->be), tab, &o->sym);
+	s->mem = backend_mem(s->be);
+	err = py_sym_new(&s->sym, t, s->mem, tab, &o->sym);
 	if (err)
 		goto out_free;
-	err = thread_map_new(&s->tmap, t, backend_mem(s->be));
+	err = thread_map_new(&s->tmap, t, s->mem);
 	if (err)
 		goto out_free;
 	if (o->blocking) {
@@ -425,7 +427,7 @@ static int reinitialized(struct sampler *s, int64_t now)
 	if (now < s->next_reinit_ns || s->head_off < 0)
 		return 0;
 	s->next_reinit_ns = now + REINIT_CHECK_NS;
-	if (rmem_read_ptr(backend_mem(s->be), s->runtime + (uint64_t)s->head_off, &head) ||
+	if (rmem_read_ptr(s->mem, s->runtime + (uint64_t)s->head_off, &head) ||
 	    !head || head == s->interp)
 		return 0;
 	return !py_target_find(s->probe, s->pid, s->find_flags) &&
@@ -622,7 +624,7 @@ int sampler_tick(struct sampler *s, int64_t now, struct sampler_stats *st)
 	PUB(st->rereads, s->bs.rereads);
 	PUB(st->dropped, s->ss.dropped);
 	PUB(st->interps_capped, s->bs.interps_capped);
-	PUB(st->reads, backend_mem(s->be)->reads);
+	PUB(st->reads, s->mem->reads);
 	return 0;
 }
 
@@ -636,7 +638,7 @@ void sampler_end(struct sampler *s, int gone, struct sampler_stats *st)
 	PUB(st->dropped, s->ss.dropped);
 	PUB(st->code_misses, s->ss.code_misses);
 	PUB(st->errors, s->errors + s->ss.errors);
-	PUB(st->reads, backend_mem(s->be)->reads);
+	PUB(st->reads, s->mem->reads);
 	PUB(st->fast, s->bs.fast);
 	PUB(st->interps_capped, s->bs.interps_capped);
 	/* Detach here, on the tracing thread: nothing is left traced. */
