@@ -20,7 +20,7 @@
 
 #include "pyspyc/proc.h"
 #include "pyspyc/py_runtime.h"
-#include "pyspyc/py_walk.h"
+#include "pyspyc/raw.h"
 #include "pyspyc/stacktab.h"
 
 struct sym_opts {
@@ -44,16 +44,30 @@ int py_sym_new(struct py_symbolizer **out, const struct py_target *t,
 void py_sym_free(struct py_symbolizer *s);
 
 /* The reads to make together with the next sample (windows onto the code
- * objects of the last one), for py_walker_sample's extra reads.  The iovecs
- * stay valid until the next py_sym_add. */
+ * objects of the last one), for the backend to make with it (struct
+ * backend_reads).  The iovecs stay valid until the next py_sym_add. */
 void py_sym_prefetch(struct py_symbolizer *s, const struct iovec **l,
 		     const struct iovec **r, uint32_t *n);
 
+/* What the consumer of a raw sample decided about one of its threads (the
+ * sampler's filter: sampler.c), in an array it owns, parallel to
+ * raw_sample.threads.  The raw sample itself stays as the backend made it. */
+struct thread_pick {
+	uint32_t skip;      /* nonzero: leave this thread out */
+	/* Frame ids (stacktab) put at the root of the thread's stack,
+	 * outermost first, e.g. "process 12 ..." then "thread 34 ...". */
+	uint32_t nroot;
+	uint32_t root[2];
+};
+
 /* Validate, symbolize and count every thread stack of one raw sample taken
- * at t_ns (logged to the stacktab's timeline, when it keeps one).
- * prefetched_ok says the py_sym_prefetch reads were made with this sample. */
+ * at t_ns (logged to the stacktab's timeline, when it keeps one): those
+ * pick[] does not skip, under its root frames (pick NULL: every thread,
+ * without roots).  prefetched_ok says the py_sym_prefetch reads were made
+ * with this sample. */
 void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
-		int prefetched_ok, int64_t t_ns, struct sym_stats *st);
+		const struct thread_pick *pick, int prefetched_ok, int64_t t_ns,
+		struct sym_stats *st);
 
 /* The stack ids the last py_sym_add counted, one per thread stack counted,
  * in *ids[0..*n) (valid until the next py_sym_add): what a process that
@@ -69,7 +83,7 @@ struct sym_frame {
 	uint64_t addr;      /* the frame's remote address (for its locals) */
 };
 
-/* Describe thread th of rs (a sample py_walker_sample just returned) into
+/* Describe thread th of rs (a sample the backend just returned) into
  * out[0..n), innermost first, without counting anything.  Returns the number
  * of frames written, or -EBADF when a code object did not validate (the
  * stack changed under us: take another sample), or -ENOSPC. */

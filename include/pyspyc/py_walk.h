@@ -38,47 +38,7 @@
 
 #include "pyspyc/proc.h"
 #include "pyspyc/py_runtime.h"
-
-struct raw_frame {
-	uint64_t code;   /* PyCodeObject address (unvalidated) */
-	uint64_t instr;  /* instruction pointer / lasti as the version keeps it */
-	uint32_t owner;  /* frame owner (generator, thread, ...) */
-	uint32_t zero;   /* always 0, so frames compare with memcmp */
-};
-
-#define RAW_TRUNCATED 0x1 /* depth cap hit: root-side frames are missing */
-#define RAW_TORN 0x2      /* the stack changed under the walker: drop it */
-#define RAW_GIL 0x4       /* this thread held the GIL at the sample */
-#define RAW_SKIP 0x8      /* set by the caller: leave this thread out */
-
-struct raw_thread {
-	uint64_t tstate;
-	uint64_t thread_id;   /* pthread id */
-	int32_t native_tid;   /* OS thread id, 0 if unknown */
-	uint32_t flags;       /* RAW_* */
-	uint32_t first;       /* index of the innermost frame in sample.frames */
-	uint32_t depth;
-	/* Set by the caller before symbolizing (zeroed by the walker): frame
-	 * ids (stacktab) put at the root of this thread's stack, outermost
-	 * first, e.g. "process 12 ..." then "thread 34 ...". */
-	uint32_t nroot;
-	uint32_t root[2];
-};
-
-struct raw_sample {
-	struct raw_thread *threads;
-	uint32_t nthreads;
-	struct raw_frame *frames;
-	uint64_t *addrs;      /* each frame's remote address, parallel to frames */
-	uint32_t nframes;
-	int gil_known;        /* the GIL holder could be read this sample */
-	uint64_t gil_holder;  /* its thread state, 0 when nobody held it */
-	uint64_t list_gen;    /* changes whenever the thread list changed */
-	/* Threads past walk_opts.max_threads, not read: the oldest ones (the
-	 * list starts at the newest).  Counted when the list was last walked
-	 * one thread at a time (it changed, or a sample was read slowly). */
-	uint32_t threads_left_out;
-};
+#include "pyspyc/raw.h"
 
 /* The most --max-threads allows. */
 #define PY_WALK_MAX_THREADS 1000000

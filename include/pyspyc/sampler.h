@@ -45,7 +45,8 @@
 
 #include "pyspyc/py_code.h"
 #include "pyspyc/py_runtime.h"
-#include "pyspyc/py_walk.h"
+#include "pyspyc/backend.h"
+#include "pyspyc/counters.h"
 #include "pyspyc/runwatch.h"
 #include "pyspyc/stacktab.h"
 
@@ -55,7 +56,8 @@ struct sampler_opts {
 	int threads;                /* a root frame per thread */
 	int blocking;               /* pause the Python threads per sample */
 	int process_root;           /* a root frame for the process (-s) */
-	struct walk_opts walk;
+	const struct backend_ops *backend; /* NULL: the default (backend.h) */
+	struct backend_opts walk;
 	struct sym_opts sym;
 	/* The session's sched_switch watch, or NULL: the asleep test reads
 	 * it instead of the CPU clock and GIL (see above).  Outlives the
@@ -63,43 +65,11 @@ struct sampler_opts {
 	struct runwatch *rw;
 };
 
-/* Counters of one sampler.  sampler_tick publishes them as it goes (relaxed
- * atomic stores, one field at a time), so another thread may read them with
- * sampler_stats_read while it runs. */
+/* Counters of one sampler (counters.h).  sampler_tick publishes them as it
+ * goes (relaxed atomic stores, one field at a time), so another thread may
+ * read them with sampler_stats_read while it runs. */
 struct sampler_stats {
-	uint64_t ticks;             /* deadlines met */
-	uint64_t samples;           /* ticks whose thread list was read */
-	uint64_t stacks;            /* thread stacks counted */
-	uint64_t errors;            /* ticks that failed to read the target */
-	uint64_t torn;              /* stacks dropped as inconsistent */
-	uint64_t rereads;           /* torn threads read again at once */
-	uint64_t late;              /* ticks skipped because we fell behind */
-	uint64_t dropped;           /* stacks lost to a full table */
-	uint64_t idle;              /* thread stacks left out as idle */
-	uint64_t code_misses;
-	uint64_t reads;             /* process_vm_readv calls */
-	uint64_t fast;              /* samples read in a single call */
-	uint64_t gil_known;         /* samples whose GIL holder was read */
-	uint64_t gil_held;          /* ...in which a Python thread held it */
-	uint64_t pauses;            /* samples taken with the threads paused */
-	uint64_t pause_ns;          /* total time paused */
-	uint64_t pause_ns_max;      /* longest pause */
-	uint64_t threads;           /* Python threads in the latest sample */
-	uint64_t active;            /* ...of which on a CPU */
-	uint64_t elapsed_ns;
-	uint64_t target_gone;       /* 1 when the run ended with the target */
-	uint64_t target_exec;       /* 1 when it ended because the target exec'd
-				     * another program (Python or not) */
-	uint64_t interps_capped;    /* samples that saw more interpreters than
-				     * PY_MAX_INTERPS (the rest left out) */
-	uint64_t target_reinit;     /* 1 when it ended because the target (an
-				     * embedding host) finalized its interpreter
-				     * and started a new one */
-	uint64_t threads_left_out;  /* most threads of one sample left out
-				     * by walk.max_threads (--max-threads) */
-	uint64_t asleep;            /* samples at which the process had not
-				     * run since the last one: nothing read
-				     * (see above); also counted in samples */
+	SAMPLER_COUNTERS(COUNTER_FIELD)
 };
 
 /* Copy src into dst field by field with relaxed atomic loads. */

@@ -5,8 +5,8 @@
  * 1 ns timer slack) and at each one samples every live process
  * (sampler_tick: a process that has not run since its last tick costs two
  * memory loads, or one clock read and one small read, see sampler.h).  It
- * opens the context-switch watch (runwatch.h) when the kernel allows.  Between ticks the same
- * thread waits in one epoll set on every process's pidfd (an exit is seen
+ * opens the context-switch watch (runwatch.h) when the kernel allows.
+ * Between ticks the same thread waits in one epoll set on every process's pidfd (an exit is seen
  * at once) and, with subprocesses, on the process events socket; it also
  * walks the tree under the root now and then: Python processes that appear
  * (forked workers, workers replaced after max_requests or a crash) are
@@ -33,7 +33,8 @@
 
 #include "pyspyc/py_code.h"
 #include "pyspyc/py_runtime.h"
-#include "pyspyc/py_walk.h"
+#include "pyspyc/backend.h"
+#include "pyspyc/counters.h"
 #include "pyspyc/stacktab.h"
 
 struct session_opts {
@@ -47,29 +48,17 @@ struct session_opts {
 	unsigned int find_flags; /* PY_FIND_* for processes found later */
 	uint32_t max_processes;  /* sampled at once (--max-processes); 0: no
 				  * bound */
-	struct walk_opts walk;
+	const struct backend_ops *backend; /* NULL: the default (backend.h) */
+	struct backend_opts walk;
 	struct sym_opts sym;
 };
 
 /* Counters summed over every process sampled so far. */
 struct session_stats {
-	uint64_t ticks;          /* deadlines met */
-	uint64_t samples;        /* ticks whose thread list was read */
-	uint64_t errors;         /* ticks or code objects that failed to read */
-	uint64_t late;           /* ticks skipped because a sampler fell behind */
-	uint64_t torn;           /* stacks dropped as inconsistent */
-	uint64_t rereads;        /* torn threads read again at once */
-	uint64_t stacks;         /* thread stacks counted */
-	uint64_t dropped;        /* stacks lost to a full table */
-	uint64_t idle;           /* thread stacks left out as idle */
-	uint64_t reads;          /* process_vm_readv calls */
-	uint64_t gil_known;      /* samples whose GIL holder could be read */
-	uint64_t gil_held;       /* ...of which a Python thread held it */
-	uint64_t pauses;         /* --blocking: samples taken paused */
-	uint64_t pause_ns;       /* ...total time the threads were paused */
-	uint64_t pause_ns_max;   /* ...longest pause */
-	uint64_t interps_capped; /* samples of a process with more interpreters
-				  * than PY_MAX_INTERPS: the rest left out */
+	/* Every process's counters merged (counters.h): summed, the largest,
+	 * or (threads, active) over the processes sampled now; the ones of a
+	 * single process (elapsed_ns, target_*) are 0 here. */
+	SAMPLER_COUNTERS(COUNTER_FIELD)
 	uint32_t processes;      /* processes being sampled now */
 	uint32_t processes_seen; /* processes sampled at any time */
 	uint32_t execs;          /* sampled processes that exec'd another program */
@@ -77,12 +66,6 @@ struct session_stats {
 				  * subprocesses): not sampled after that */
 	uint32_t reinits;        /* interpreters an embedding host finalized and
 				  * started anew, each followed */
-	uint32_t threads;        /* Python threads in the latest samples */
-	uint32_t active;         /* ...of which on a CPU */
-	uint64_t threads_left_out; /* most threads of one sample left out by
-				    * --max-threads, summed over processes */
-	uint64_t asleep;         /* samples of a process that had not run since
-				  * its last one: nothing read (sampler.h) */
 	uint32_t processes_left_out; /* Python processes not sampled: more than
 				      * max_processes at once */
 	double elapsed_s;        /* since session_start */

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pyspyc/backend.h"
 #include "pyspyc/cli.h"
 #include "pyspyc/cmd.h"
 #include "pyspyc/cmd_util.h"
@@ -18,7 +19,7 @@
 #include "pyspyc/py_obj.h"
 #include "pyspyc/py_runtime.h"
 #include "pyspyc/py_threads.h"
-#include "pyspyc/py_walk.h"
+#include "pyspyc/py_walk.h" /* PY_WALK_MAX_THREADS */
 #include "pyspyc/stacktab.h"
 
 #define WHO "pyspyc"
@@ -96,7 +97,7 @@ struct proc_view {
 	int err;                  /* attaching or reading failed */
 	int interps_capped;       /* more interpreters than PY_MAX_INTERPS */
 	struct py_target *t;
-	struct py_walker *w;
+	struct backend *be;       /* the same backend record and top sample with */
 	struct stacktab *tab;
 	struct py_symbolizer *sym;
 	struct thread_map *tm;
@@ -114,7 +115,7 @@ static void proc_release(struct proc_view *p)
 	py_thread_names_release(&p->names);
 	py_sym_free(p->sym);
 	stacktab_free(p->tab);
-	py_walker_free(p->w);
+	backend_close(p->be);
 	free(p->threads);
 	free(p->frames);
 	free(p->t);
@@ -133,21 +134,24 @@ static int by_tid(const void *a, const void *b)
 	return (kx > ky) - (kx < ky);
 }
 
-/* Take a sample and describe every thread; a stack that changed under the
- * walker is sampled again, a few times at most. */
+/* Take a sample (the backend's, as record's) and describe every thread; a
+ * stack that changed under the backend is sampled again, a few times at
+ * most. */
 static int sample_threads(struct proc_view *p)
 {
 	uint32_t i;
 	int tries, err = 0;
 
 	for (tries = 0; tries < TRIES; tries++) {
-		struct walk_stats ws = { 0 };
-		int x_ok, again = 0;
+		struct backend_stats before, after;
+		int again = 0;
 
-		err = py_walker_sample(p->w, NULL, NULL, 0, &x_ok, &p->rs, &ws);
+		backend_stats(p->be, &before);
+		err = backend_sample(p->be, NULL, &p->rs);
 		if (err)
 			return err;
-		p->interps_capped = ws.interps_capped != 0;
+		backend_stats(p->be, &after);
+		p->interps_capped = after.interps_capped != before.interps_capped;
 		free(p->threads);
 		free(p->frames);
 		p->threads = calloc(p->rs->nthreads + 1, sizeof(*p->threads));
@@ -175,7 +179,7 @@ static int sample_threads(struct proc_view *p)
 			break;
 	}
 	/* Names are a nicety: stacks without them when they cannot be read. */
-	py_thread_names_read(&p->names, p->t, py_walker_mem(p->w),
+	py_thread_names_read(&p->names, p->t, backend_mem(p->be),
 			     p->nthreads + p->rs->threads_left_out, PY_WALK_MAX_THREADS);
 	for (i = 0; i < p->nthreads; i++) {
 		struct thread_view *tv = &p->threads[i];
@@ -203,7 +207,7 @@ static int sample_threads(struct proc_view *p)
 static int proc_read(struct proc_view *p, pid_t pid, unsigned int find_flags, int lineno,
 		     uint32_t max_threads, struct py_find_cache *cache)
 {
-	struct walk_opts wo = { .max_depth = MAX_DEPTH, .max_threads = max_threads };
+	struct backend_opts bo = { .max_depth = MAX_DEPTH, .max_threads = max_threads };
 	struct stacktab_limits lim = { .max_stacks = 1024, .max_frames = 1 << 16,
 				       .max_strings = 1 << 16 };
 	struct sym_opts so = { .full_filenames = 1, .lineno = lineno };
@@ -220,12 +224,12 @@ static int proc_read(struct proc_view *p, pid_t pid, unsigned int find_flags, in
 	if (err)
 		return err;
 	p->found = 1;
-	err = py_walker_new(&p->w, p->t, &wo);
+	err = backend_open(&p->be, NULL, p->t, &bo);
 	if (!err)
 		err = stacktab_new(&p->tab, &lim);
 	if (err)
 		return err;
-	m = py_walker_mem(p->w);
+	m = backend_mem(p->be);
 	err = py_sym_new(&p->sym, p->t, m, p->tab, &so);
 	if (!err)
 		err = thread_map_new(&p->tm, p->t, m);
@@ -292,7 +296,7 @@ static int text_local(const char *name, uint64_t value, int is_arg, void *ctx)
 		fputs("        Locals:\n", o->f);
 		o->printed_locals = 1;
 	}
-	py_obj_repr(o->p->t, py_walker_mem(o->p->w), value, o->repr, sizeof(o->repr));
+	py_obj_repr(o->p->t, backend_mem(o->p->be), value, o->repr, sizeof(o->repr));
 	fprintf(o->f, "            %s: %s\n", name, o->repr);
 	return 0;
 }
@@ -331,7 +335,7 @@ static void text_frames(struct out *o, const struct thread_view *tv)
 			int err;
 
 			o->printed_args = o->printed_locals = 0;
-			err = py_obj_frame_locals(o->p->t, py_walker_mem(o->p->w), fr->addr,
+			err = py_obj_frame_locals(o->p->t, backend_mem(o->p->be), fr->addr,
 						  fr->code, text_local, o);
 			if (err < 0)
 				fprintf(o->f, "        (locals unavailable: %s)\n", err_text(err));
@@ -389,7 +393,7 @@ static int json_local(const char *name, uint64_t value, int is_arg, void *ctx)
 
 	if (!value)
 		return 0;
-	py_obj_repr(o->p->t, py_walker_mem(o->p->w), value, o->repr, sizeof(o->repr));
+	py_obj_repr(o->p->t, backend_mem(o->p->be), value, o->repr, sizeof(o->repr));
 	snprintf(addr, sizeof(addr), "0x%llx", (unsigned long long)value);
 	json_object_begin(&o->j);
 	json_key(&o->j, "name");
@@ -434,7 +438,7 @@ static void json_frames(struct out *o, const struct thread_view *tv)
 
 			json_key(&o->j, "locals");
 			json_array_begin(&o->j);
-			err = py_obj_frame_locals(o->p->t, py_walker_mem(o->p->w), fr->addr,
+			err = py_obj_frame_locals(o->p->t, backend_mem(o->p->be), fr->addr,
 						  fr->code, json_local, o);
 			json_array_end(&o->j);
 			if (err < 0) {

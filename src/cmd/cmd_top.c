@@ -200,10 +200,11 @@ static void draw_counters(const struct top_ui *ui)
 		snprintf(gil, sizeof(gil), "n/a");
 	snprintf(procs, sizeof(procs), "  Processes %u", c->processes);
 	snprintf(buf, sizeof(buf),
-		 "Samples %.1f/s (%g Hz%s)  Threads %u active of %u  GIL %s  "
+		 "Samples %.1f/s (%g Hz%s)  Threads %llu active of %llu  GIL %s  "
 		 "Errors %.1f%%  Window %.0f samples%s",
 		 dt > 0 ? (double)samples / dt : 0.0, ui->a->s.rate,
-		 c->processes > 1 ? " each" : "", c->active, c->threads, gil,
+		 c->processes > 1 ? " each" : "",
+		 (unsigned long long)c->active, (unsigned long long)c->threads, gil,
 		 ratio(errors, ticks ? ticks : samples), window,
 		 ui->a->subprocesses ? procs : "");
 	put_line(1, 0, buf);

@@ -844,13 +844,29 @@ static void prefetch_add(struct py_symbolizer *s, struct code_entry *e)
 	s->pf_n = k + 1;
 }
 
+/* The consumer's decision on thread t (py_code.h): none means count it,
+ * without root frames. */
+static const struct thread_pick no_pick;
+
+static const struct thread_pick *pick_of(const struct thread_pick *pick, uint32_t t)
+{
+	return pick ? &pick[t] : &no_pick;
+}
+
+/* Is thread t of rs left out of this sample (torn, or skipped)? */
+static int left_out(const struct raw_sample *rs, const struct thread_pick *pick, uint32_t t)
+{
+	return rs->threads[t].flags & RAW_TORN || (pick && pick[t].skip);
+}
+
 /* Next sample, read along with it the code objects it will likely check:
  * those of the frames that moved in this one, of the PREFETCH_OUTER frames
  * around them that did not (frames move in runs from the innermost out),
  * and of the RECENT_CODES last seen in innermost frames (a loop that calls
  * a few functions in turn).  Their checks then ride on the sample's own
  * read. */
-static void prefetch_next(struct py_symbolizer *s, const struct raw_sample *rs, uint32_t n)
+static void prefetch_next(struct py_symbolizer *s, const struct raw_sample *rs,
+			  const struct thread_pick *pick, uint32_t n)
 {
 	uint32_t i, t;
 
@@ -863,7 +879,7 @@ static void prefetch_next(struct py_symbolizer *s, const struct raw_sample *rs, 
 		const struct raw_thread *th = &rs->threads[t];
 		uint32_t inner = th->depth - s->keep[t];
 
-		if (th->flags & (RAW_TORN | RAW_SKIP) || !th->depth)
+		if (left_out(rs, pick, t) || !th->depth)
 			continue;
 		if (cache_find(s, rs->frames[th->first].code))
 			recent_push(s->recent, &s->nrecent, RECENT_CODES,
@@ -878,8 +894,9 @@ static void prefetch_next(struct py_symbolizer *s, const struct raw_sample *rs, 
 }
 
 /* Find the distinct code objects of the frames to symbolize (those of each
- * thread but its keep[] root-side frames; every frame when keep is NULL) and
- * make sure each has a cache entry that still describes it.  A code object
+ * thread pick[] counts but its keep[] root-side frames; every frame when
+ * keep is NULL) and make sure each has a cache entry that still describes
+ * it.  A code object
  * is alive while a frame runs it, but the address of a freed one can later
  * hold another (code compiled and dropped, or run once at start-up), so
  * every one of them is checked against its fingerprint: from its window
@@ -887,7 +904,8 @@ static void prefetch_next(struct py_symbolizer *s, const struct raw_sample *rs, 
  * with one more read.  New and changed objects are resolved.  Fills
  * s->uniq_entry (NULL: invalid). */
 static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs,
-			    const uint32_t *keep, int pf_ok, int64_t now,
+			    const struct thread_pick *pick, const uint32_t *keep,
+			    int pf_ok, int64_t now,
 			    struct sym_stats *st)
 {
 	const struct py_layout *L = s->L;
@@ -905,7 +923,7 @@ static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs
 		uint32_t end = th->depth;
 
 		if (keep) {
-			if (th->flags & (RAW_TORN | RAW_SKIP))
+			if (left_out(rs, pick, t))
 				continue;
 			end -= keep[t];
 		}
@@ -1111,10 +1129,10 @@ static int bottom_is_generator(struct py_symbolizer *s, const struct raw_sample 
 }
 
 /* th's stack, root first, from the frame ids of its depth raw frames:
- * root frames, the truncation mark, then the frames outermost first; it
- * ends at s->stack + s->stack_cap.  Returns the depth. */
+ * p's root frames, the truncation mark, then the frames outermost first;
+ * it ends at s->stack + s->stack_cap.  Returns the depth. */
 static uint32_t assemble(struct py_symbolizer *s, const struct raw_thread *th,
-			 const uint32_t *fid)
+			 const struct thread_pick *p, const uint32_t *fid)
 {
 	uint32_t depth = 0, i, pos = s->stack_cap;
 
@@ -1128,8 +1146,8 @@ static uint32_t assemble(struct py_symbolizer *s, const struct raw_thread *th,
 		depth++;
 	}
 	if (depth)
-		for (i = th->nroot; i > 0 && pos > 0; i--) {
-			s->stack[--pos] = th->root[i - 1];
+		for (i = p->nroot; i > 0 && pos > 0; i--) {
+			s->stack[--pos] = p->root[i - 1];
 			depth++;
 		}
 	return depth;
@@ -1152,7 +1170,7 @@ static int symbolize(struct py_symbolizer *s, const struct raw_sample *rs,
 		return err;
 	if (bottom_is_generator(s, rs, th))
 		return -EBADF;
-	depth = assemble(s, th, s->fid);
+	depth = assemble(s, th, &no_pick, s->fid);
 	*first = s->stack_cap - depth;
 	return (int)depth;
 }
@@ -1165,9 +1183,8 @@ int py_sym_describe(struct py_symbolizer *s, const struct raw_sample *rs,
 	uint32_t first = 0, k = 0;
 	int depth, i;
 
-	one.nroot = 0;
 	one.flags &= ~(uint32_t)RAW_TRUNCATED;
-	check_codes(s, rs, NULL, 0, 0, &st);
+	check_codes(s, rs, NULL, NULL, 0, 0, &st);
 	depth = symbolize(s, rs, &one, &first);
 	if (depth < 0)
 		return depth;
@@ -1245,11 +1262,12 @@ static uint32_t memo_keep(const struct py_symbolizer *s, const struct stack_memo
 	return k;
 }
 
-static int memo_same_shape(const struct stack_memo *m, const struct raw_thread *th)
+static int memo_same_shape(const struct stack_memo *m, const struct raw_thread *th,
+			   const struct thread_pick *p)
 {
 	return m->depth == th->depth && m->flags == (th->flags & MEMO_FLAGS) &&
-	       m->nroot == th->nroot && m->root[0] == th->root[0] &&
-	       m->root[1] == th->root[1];
+	       m->nroot == p->nroot && m->root[0] == p->root[0] &&
+	       m->root[1] == p->root[1];
 }
 
 /* Count one thread's stack.  Frames its memo covers keep their frame ids;
@@ -1257,8 +1275,8 @@ static int memo_same_shape(const struct stack_memo *m, const struct raw_thread *
  * came out as before is counted under the memo's stack id without hashing
  * it again. */
 static void add_thread(struct py_symbolizer *s, const struct raw_sample *rs,
-		       const struct raw_thread *th, uint32_t keep, int memo_ok,
-		       int64_t t_ns, struct sym_stats *st)
+		       const struct raw_thread *th, const struct thread_pick *p,
+		       uint32_t keep, int memo_ok, int64_t t_ns, struct sym_stats *st)
 {
 	struct stack_memo *m = memo_for(s, th->tstate);
 	uint32_t inner = th->depth - keep, depth, id;
@@ -1283,14 +1301,14 @@ static void add_thread(struct py_symbolizer *s, const struct raw_sample *rs,
 	/* Raw frame i of this stack is frame i - depth + m->depth of the
 	 * memo's, counted from the root. */
 	memcpy(s->fid + inner, m->fid + (inner + m->depth - th->depth), keep * sizeof(*s->fid));
-	same = keep && memo_same_shape(m, th) &&
+	same = keep && memo_same_shape(m, th, p) &&
 	       !memcmp(s->fid, m->fid, inner * sizeof(*s->fid));
 	/* The memo's stack id is of the window it was counted in: after a
 	 * rotation (-ESTALE) the stack is added by its frames. */
 	if (same && !stacktab_add_id_at(s->tab, m->id, t_ns)) {
 		id = m->id;
 	} else {
-		depth = assemble(s, th, s->fid);
+		depth = assemble(s, th, p, s->fid);
 		if (!depth)
 			return;
 		if (stacktab_add_at(s->tab, s->stack + s->stack_cap - depth, depth, t_ns, &id)) {
@@ -1308,9 +1326,9 @@ static void add_thread(struct py_symbolizer *s, const struct raw_sample *rs,
 		m->checked_ns = oldest;
 		m->depth = th->depth;
 		m->flags = th->flags & MEMO_FLAGS;
-		m->nroot = th->nroot;
-		m->root[0] = th->root[0];
-		m->root[1] = th->root[1];
+		m->nroot = p->nroot;
+		m->root[0] = p->root[0];
+		m->root[1] = p->root[1];
 		m->id = id;
 		memcpy(m->frames, &rs->frames[th->first], (th->depth - keep) * sizeof(*m->frames));
 		memcpy(m->fid, s->fid, (th->depth - keep) * sizeof(*m->fid));
@@ -1326,7 +1344,8 @@ void py_sym_counted(const struct py_symbolizer *s, const uint32_t **ids, uint32_
 }
 
 void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
-		int prefetched_ok, int64_t t_ns, struct sym_stats *st)
+		const struct thread_pick *pick, int prefetched_ok, int64_t t_ns,
+		struct sym_stats *st)
 {
 	uint64_t epoch = s->epoch;
 	uint32_t n, t;
@@ -1352,24 +1371,23 @@ void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
 		const struct raw_thread *th = &rs->threads[t];
 		struct stack_memo *m = memo_for(s, th->tstate);
 
-		s->keep[t] = th->flags & (RAW_TORN | RAW_SKIP) ? 0 :
-			     memo_keep(s, m, rs, th, t_ns);
+		s->keep[t] = left_out(rs, pick, t) ? 0 : memo_keep(s, m, rs, th, t_ns);
 		if (s->keep[t])
 			m->pinned = s->nsample; /* no other thread may take it now */
 	}
-	n = check_codes(s, rs, s->keep, prefetched_ok, t_ns, st);
+	n = check_codes(s, rs, pick, s->keep, prefetched_ok, t_ns, st);
 	if (s->epoch != epoch) {
 		/* A cached code object turned out to be another one: trust no
 		 * memo, check every frame. */
 		memset(s->keep, 0, rs->nthreads * sizeof(*s->keep));
-		n = check_codes(s, rs, s->keep, prefetched_ok, t_ns, st);
+		n = check_codes(s, rs, pick, s->keep, prefetched_ok, t_ns, st);
 	}
 	for (t = 0; t < rs->nthreads; t++) {
 		const struct raw_thread *th = &rs->threads[t];
 
-		if (th->flags & (RAW_TORN | RAW_SKIP) || th->depth == 0)
+		if (left_out(rs, pick, t) || th->depth == 0)
 			continue;
-		add_thread(s, rs, th, s->keep[t], !s->invalid, t_ns, st);
+		add_thread(s, rs, th, pick_of(pick, t), s->keep[t], !s->invalid, t_ns, st);
 	}
-	prefetch_next(s, rs, n);
+	prefetch_next(s, rs, pick, n);
 }

@@ -15,7 +15,8 @@
 #include "pyspyc/sampler.h"
 
 struct sampler {
-	struct py_walker *walker;
+	struct backend *be;
+	struct rmem *mem;           /* the backend's: the target's memory */
 	struct py_symbolizer *sym;
 	struct thread_map *tmap;
 	struct stacktab *tab;
@@ -56,7 +57,11 @@ struct sampler {
 	uint64_t ticks, samples, errors, late, idle, asleep;
 	uint64_t gil_known, gil_held, pauses, pause_ns, pause_max, left_out;
 	const struct raw_sample *last;
-	struct walk_stats ws;
+	/* The filter's decision on each thread of the last sample, parallel
+	 * to its threads[] (the sample is the backend's, never written). */
+	struct thread_pick *pick;
+	uint32_t pick_cap;
+	struct backend_stats bs;
 	struct sym_stats ss;
 	/* The asleep test (sampler.h): the process's CPU clock as read before
 	 * the last walk (cpu_ok: it could be read), and whether that walk
@@ -85,32 +90,9 @@ struct sampler {
 
 void sampler_stats_read(const struct sampler_stats *src, struct sampler_stats *dst)
 {
-	dst->ticks = GET(src->ticks);
-	dst->samples = GET(src->samples);
-	dst->stacks = GET(src->stacks);
-	dst->errors = GET(src->errors);
-	dst->torn = GET(src->torn);
-	dst->rereads = GET(src->rereads);
-	dst->late = GET(src->late);
-	dst->dropped = GET(src->dropped);
-	dst->idle = GET(src->idle);
-	dst->code_misses = GET(src->code_misses);
-	dst->reads = GET(src->reads);
-	dst->fast = GET(src->fast);
-	dst->gil_known = GET(src->gil_known);
-	dst->gil_held = GET(src->gil_held);
-	dst->pauses = GET(src->pauses);
-	dst->pause_ns = GET(src->pause_ns);
-	dst->pause_ns_max = GET(src->pause_ns_max);
-	dst->threads = GET(src->threads);
-	dst->active = GET(src->active);
-	dst->elapsed_ns = GET(src->elapsed_ns);
-	dst->target_gone = GET(src->target_gone);
-	dst->target_exec = GET(src->target_exec);
-	dst->interps_capped = GET(src->interps_capped);
-	dst->target_reinit = GET(src->target_reinit);
-	dst->threads_left_out = GET(src->threads_left_out);
-	dst->asleep = GET(src->asleep);
+#define READ_ONE(name, merge, desc) dst->name = GET(src->name);
+	SAMPLER_COUNTERS(READ_ONE)
+#undef READ_ONE
 }
 
 /* A root marker (FRAME_PROCESS or FRAME_THREAD) shown as label, for the
@@ -173,13 +155,14 @@ int sampler_new(struct sampler **out, const struct py_target *t,
 		err = -ENOMEM;
 		goto out_free;
 	}
-	err = py_walker_new(&s->walker, t, &o->walk);
+	err = backend_open(&s->be, o->backend, t, &o->walk);
 	if (err)
 		goto out_free;
-	err = py_sym_new(&s->sym, t, py_walker_mem(s->walker), tab, &o->sym);
+	s->mem = backend_mem(s->be);
+	err = py_sym_new(&s->sym, t, s->mem, tab, &o->sym);
 	if (err)
 		goto out_free;
-	err = thread_map_new(&s->tmap, t, py_walker_mem(s->walker));
+	err = thread_map_new(&s->tmap, t, s->mem);
 	if (err)
 		goto out_free;
 	if (o->blocking) {
@@ -221,8 +204,9 @@ void sampler_free(struct sampler *s)
 	free(s->probe);
 	free(s->traced);
 	free(s->pre);
+	free(s->pick);
 	py_sym_free(s->sym);
-	py_walker_free(s->walker);
+	backend_close(s->be);
 	free(s);
 }
 
@@ -338,21 +322,45 @@ static int pause_threads(struct sampler *s, const struct raw_sample *last)
 	return s->ntraced && proc_pause_stop(s->pause) == 0;
 }
 
-/* Decide which threads count, and give them their root frames. */
-static void filter(struct sampler *s, struct raw_sample *rs, struct sampler_stats *st,
-		   uint64_t *idle)
+/* Room in s->pick for n threads; 0 or -ENOMEM. */
+static int pick_room(struct sampler *s, uint32_t n)
+{
+	uint32_t cap = s->pick_cap ? s->pick_cap : 16;
+	struct thread_pick *p;
+
+	if (n <= s->pick_cap)
+		return 0;
+	while (cap < n)
+		cap = cap > UINT32_MAX / 2 ? n : 2 * cap;
+	p = realloc(s->pick, (size_t)cap * sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	s->pick = p;
+	s->pick_cap = cap;
+	return 0;
+}
+
+/* Decide which threads count, and give them their root frames, into
+ * s->pick[] (the consumer's array: the raw sample is left as it is).
+ * 0 or -ENOMEM. */
+static int filter(struct sampler *s, struct raw_sample *rs, struct sampler_stats *st,
+		  uint64_t *idle)
 {
 	uint32_t i, threads = 0, active = 0;
 	/* OS tids: for the /proc state, the -t label and the threads to
 	 * trace with --blocking. */
 	int need_tids = !s->o.idle || s->o.threads || s->o.blocking || s->main_exited;
 
+	if (pick_room(s, rs->nthreads))
+		return -ENOMEM;
 	if (need_tids)
 		thread_map_tids(s->tmap, rs);
 	for (i = 0; i < rs->nthreads; i++) {
-		struct raw_thread *th = &rs->threads[i];
+		const struct raw_thread *th = &rs->threads[i];
+		struct thread_pick *p = &s->pick[i];
 		int on_cpu = 1, state = 0, gil = !!(th->flags & RAW_GIL);
 
+		*p = (struct thread_pick){ 0 };
 		if (!th->depth)
 			continue;
 		/* The GIL holder is running Python (or blocking every thread
@@ -371,7 +379,7 @@ static void filter(struct sampler *s, struct raw_sample *rs, struct sampler_stat
 		/* The thread state of a thread that has exited (a main thread
 		 * after pthread_exit()) runs nothing: not a thread any more. */
 		if (th->native_tid < 0 || on_cpu == -ESRCH) {
-			th->flags |= RAW_SKIP;
+			p->skip = 1;
 			continue;
 		}
 		on_cpu = s->o.idle || on_cpu != 0;
@@ -380,25 +388,25 @@ static void filter(struct sampler *s, struct raw_sample *rs, struct sampler_stat
 		if (s->o.gil) {
 			/* The GIL holder counts whatever its OS state. */
 			if (!(th->flags & RAW_GIL))
-				th->flags |= RAW_SKIP;
+				p->skip = 1;
 		} else if (!s->o.idle && !on_cpu) {
-			th->flags |= RAW_SKIP;
+			p->skip = 1;
 			(*idle)++;
 		}
-		if (th->flags & RAW_SKIP)
+		if (p->skip)
 			continue;
-		th->nroot = 0;
 		if (s->o.process_root)
-			th->root[th->nroot++] = s->process_frame;
+			p->root[p->nroot++] = s->process_frame;
 		if (s->o.threads) {
 			uint32_t id = thread_frame(s, th);
 
 			if (id)
-				th->root[th->nroot++] = id;
+				p->root[p->nroot++] = id;
 		}
 	}
 	PUB(st->threads, threads);
 	PUB(st->active, active);
+	return 0;
 }
 
 /* After a failed sample: has the process exec'd another program?  Then
@@ -442,7 +450,7 @@ static int reinitialized(struct sampler *s, int64_t now)
 	if (now < s->next_reinit_ns || s->head_off < 0)
 		return 0;
 	s->next_reinit_ns = now + REINIT_CHECK_NS;
-	if (rmem_read_ptr(py_walker_mem(s->walker), s->runtime + (uint64_t)s->head_off, &head) ||
+	if (rmem_read_ptr(s->mem, s->runtime + (uint64_t)s->head_off, &head) ||
 	    !head || head == s->interp)
 		return 0;
 	return !py_target_find(s->probe, s->pid, s->find_flags) &&
@@ -477,7 +485,7 @@ static int ran(struct sampler *s)
 	}
 	/* Clock unchanged: a thread that came onto a CPU within the last
 	 * scheduler tick and runs Python holds the GIL. */
-	return py_walker_gil_held(s->walker) != 0;
+	return backend_gil_held(s->be) != 0;
 }
 
 /* Until the clock test has once found it asleep, a watched process is
@@ -576,10 +584,9 @@ void sampler_late(struct sampler *s, uint64_t missed, struct sampler_stats *st)
 int sampler_tick(struct sampler *s, int64_t now, struct sampler_stats *st)
 {
 	struct raw_sample *rs;
-	const struct iovec *xl, *xr;
+	struct backend_reads x;
 	uint64_t lost;
-	uint32_t nx;
-	int x_ok, err;
+	int err;
 
 	PUB(st->ticks, ++s->ticks);
 	PUB(st->elapsed_ns, (uint64_t)(now - s->start));
@@ -588,12 +595,13 @@ int sampler_tick(struct sampler *s, int64_t now, struct sampler_stats *st)
 		return 0;
 	s->was_active = 0;
 	s->repeat_ok = 0;
-	lost = s->ws.torn + s->ss.torn + s->ss.dropped + s->ss.errors;
-	py_sym_prefetch(s->sym, &xl, &xr, &nx);
+	lost = s->bs.torn + s->ss.torn + s->ss.dropped + s->ss.errors;
+	py_sym_prefetch(s->sym, &x.l, &x.r, &x.n);
+	x.done = 0;
 	if (s->pause && pause_threads(s, s->last)) {
 		int64_t t0 = mono_ns(), dt;
 
-		err = py_walker_sample(s->walker, xl, xr, nx, &x_ok, &rs, &s->ws);
+		err = backend_sample(s->be, &x, &rs);
 		proc_pause_resume(s->pause);
 		dt = mono_ns() - t0;
 		PUB(st->pauses, ++s->pauses);
@@ -602,8 +610,9 @@ int sampler_tick(struct sampler *s, int64_t now, struct sampler_stats *st)
 		if ((uint64_t)dt > s->pause_max)
 			PUB(st->pause_ns_max, s->pause_max = (uint64_t)dt);
 	} else {
-		err = py_walker_sample(s->walker, xl, xr, nx, &x_ok, &rs, &s->ws);
+		err = backend_sample(s->be, &x, &rs);
 	}
+	backend_stats(s->be, &s->bs);
 	s->last = err ? NULL : rs;
 	/* A pid is free for reuse only once its process has exited:
 	 * while the handle says it lives, the reads before were of it.
@@ -655,21 +664,24 @@ int sampler_tick(struct sampler *s, int64_t now, struct sampler_stats *st)
 		if (rs->gil_holder)
 			PUB(st->gil_held, ++s->gil_held);
 	}
-	filter(s, rs, st, &s->idle);
-	py_sym_add(s->sym, rs, x_ok, now, &s->ss);
+	if (filter(s, rs, st, &s->idle)) {
+		PUB(st->errors, ++s->errors); /* no memory to decide in */
+		return 0;
+	}
+	py_sym_add(s->sym, rs, s->pick, x.done, now, &s->ss);
 	/* Every thread read whole and counted (or left out as the options
 	 * say): a tick at which the process has not run since may count
 	 * the same stacks again. */
-	s->repeat_ok = s->ws.torn + s->ss.torn + s->ss.dropped + s->ss.errors == lost;
+	s->repeat_ok = s->bs.torn + s->ss.torn + s->ss.dropped + s->ss.errors == lost;
 	s->last_threads = GET(st->threads);
 	s->was_active = rs->gil_holder || (!s->o.idle && GET(st->active));
 	PUB(st->idle, s->idle);
 	PUB(st->stacks, s->ss.stacks);
-	PUB(st->torn, s->ws.torn + s->ss.torn);
-	PUB(st->rereads, s->ws.rereads);
+	PUB(st->torn, s->bs.torn + s->ss.torn);
+	PUB(st->rereads, s->bs.rereads);
 	PUB(st->dropped, s->ss.dropped);
-	PUB(st->interps_capped, s->ws.interps_capped);
-	PUB(st->reads, py_walker_mem(s->walker)->reads);
+	PUB(st->interps_capped, s->bs.interps_capped);
+	PUB(st->reads, s->mem->reads);
 	return 0;
 }
 
@@ -678,14 +690,14 @@ void sampler_end(struct sampler *s, int gone, struct sampler_stats *st)
 	if (gone)
 		PUB(st->target_gone, 1);
 	PUB(st->stacks, s->ss.stacks);
-	PUB(st->torn, s->ws.torn + s->ss.torn);
-	PUB(st->rereads, s->ws.rereads);
+	PUB(st->torn, s->bs.torn + s->ss.torn);
+	PUB(st->rereads, s->bs.rereads);
 	PUB(st->dropped, s->ss.dropped);
 	PUB(st->code_misses, s->ss.code_misses);
 	PUB(st->errors, s->errors + s->ss.errors);
-	PUB(st->reads, py_walker_mem(s->walker)->reads);
-	PUB(st->fast, s->ws.fast);
-	PUB(st->interps_capped, s->ws.interps_capped);
+	PUB(st->reads, s->mem->reads);
+	PUB(st->fast, s->bs.fast);
+	PUB(st->interps_capped, s->bs.interps_capped);
 	/* Detach here, on the tracing thread: nothing is left traced. */
 	proc_pause_free(s->pause);
 	s->pause = NULL;

@@ -157,6 +157,7 @@ static int start_proc(struct session *s, const struct py_target *t, uint64_t sta
 		.threads = s->o.threads,
 		.blocking = s->o.blocking,
 		.process_root = s->o.subprocesses,
+		.backend = s->o.backend,
 		.walk = s->o.walk,
 		.sym = s->o.sym,
 		.rw = s->rw,
@@ -222,29 +223,12 @@ out_free:
 	return err;
 }
 
-static void add_stats(struct sampler_stats *sum, const struct sampler_stats *x)
+/* Fold x into sum as counters.h says; live: x is of a process sampled now. */
+static void add_stats(struct sampler_stats *sum, const struct sampler_stats *x, int live)
 {
-	sum->ticks += x->ticks;
-	sum->samples += x->samples;
-	sum->stacks += x->stacks;
-	sum->errors += x->errors;
-	sum->torn += x->torn;
-	sum->rereads += x->rereads;
-	sum->late += x->late;
-	sum->dropped += x->dropped;
-	sum->idle += x->idle;
-	sum->code_misses += x->code_misses;
-	sum->reads += x->reads;
-	sum->fast += x->fast;
-	sum->gil_known += x->gil_known;
-	sum->gil_held += x->gil_held;
-	sum->pauses += x->pauses;
-	sum->pause_ns += x->pause_ns;
-	if (x->pause_ns_max > sum->pause_ns_max)
-		sum->pause_ns_max = x->pause_ns_max;
-	sum->interps_capped += x->interps_capped;
-	sum->threads_left_out += x->threads_left_out;
-	sum->asleep += x->asleep;
+#define FOLD_ONE(name, merge, desc) merge##_FOLD(sum->name, x->name, live);
+	SAMPLER_COUNTERS(FOLD_ONE)
+#undef FOLD_ONE
 }
 
 static struct skip *skip_for(struct session *s, const struct proc_ident *id);
@@ -298,7 +282,7 @@ static void finish_proc(struct session *s, uint32_t i, int gone)
 	follow = (st.target_exec || st.target_reinit) && !stopping(s);
 	reinit = !st.target_exec;
 	pthread_mutex_lock(&s->lock);
-	add_stats(&s->done, &st);
+	add_stats(&s->done, &st, 0);
 	s->live[i] = s->live[--s->nlive];
 	if (!follow && pr->id.pid == s->root.pid && pr->id.start == s->root.start)
 		s->root_gone = 1;
@@ -836,9 +820,7 @@ void session_stats(struct session *s, struct session_stats *out)
 		struct sampler_stats st;
 
 		sampler_stats_read(&s->live[i]->st, &st);
-		add_stats(&sum, &st);
-		out->threads += (uint32_t)st.threads;
-		out->active += (uint32_t)st.active;
+		add_stats(&sum, &st, 1);
 		out->processes++;
 	}
 	out->processes_seen = s->seen;
@@ -848,24 +830,9 @@ void session_stats(struct session *s, struct session_stats *out)
 	out->processes_left_out = s->procs_left_out;
 	out->runwatch = s->rw != NULL;
 	pthread_mutex_unlock(&s->lock);
-	out->ticks = sum.ticks;
-	out->samples = sum.samples;
-	out->errors = sum.errors;
-	out->late = sum.late;
-	out->torn = sum.torn;
-	out->rereads = sum.rereads;
-	out->stacks = sum.stacks;
-	out->dropped = sum.dropped;
-	out->idle = sum.idle;
-	out->reads = sum.reads;
-	out->gil_known = sum.gil_known;
-	out->gil_held = sum.gil_held;
-	out->pauses = sum.pauses;
-	out->pause_ns = sum.pause_ns;
-	out->pause_ns_max = sum.pause_ns_max;
-	out->interps_capped = sum.interps_capped;
-	out->threads_left_out = sum.threads_left_out;
-	out->asleep = sum.asleep;
+#define COPY_ONE(name, merge, desc) out->name = sum.name;
+	SAMPLER_COUNTERS(COPY_ONE)
+#undef COPY_ONE
 	if (s->started) {
 		int64_t end = s->stop_ns ? s->stop_ns : mono_ns();
 

@@ -90,7 +90,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			f += depth[i];
 		}
 		rs.nframes = at;
-		py_sym_add(sym, &rs, pf_ok, (int64_t)s * 20000000, &st);
+		py_sym_add(sym, &rs, NULL, pf_ok, (int64_t)s * 20000000, &st);
 	}
 	for (i = 0; i < nthreads; i++) {
 		int n = py_sym_describe(sym, &rs, &threads[i], out, MAX_FRAMES);

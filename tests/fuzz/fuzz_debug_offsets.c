@@ -53,7 +53,7 @@ static void use_layout(struct py_target *t, struct image *im, struct rmem *m0)
 		py_sym_prefetch(sym, &pl, &pr, &npf);
 		if (py_walker_sample(w, pl, pr, npf, &x_ok, &rs, &ws))
 			continue;
-		py_sym_add(sym, rs, x_ok, (int64_t)s * 20000000, &ss);
+		py_sym_add(sym, rs, NULL, x_ok, (int64_t)s * 20000000, &ss);
 		if (rs->nthreads && rs->threads[0].depth)
 			py_obj_repr(t, m, rs->frames[rs->threads[0].first].code, out, sizeof(out));
 	}

@@ -1,0 +1,119 @@
+/* backend.h - where raw stacks come from: one ops table per backend.
+ *
+ * A backend's only job is to turn one target process into raw samples
+ * (raw.h): per thread, its frames as (code address, instruction, owner),
+ * and flags (truncated, torn, GIL).  Everything after it (the sampler's
+ * filter, the symbolizer, the stack table, the writers, the commands)
+ * takes a struct raw_sample and never asks which backend made it.  A
+ * backend is one file and one struct backend_ops (in the manner of
+ * libperf's ops structs); the remote-memory walker (backend_mem.c, over
+ * py_walk.h) is the first.
+ *
+ * The symbolizer validates every code address against the target before
+ * trusting it, so a backend need not; it reads the code objects through
+ * backend_mem(), the backend's handle on the target's memory.
+ *
+ * Not thread-safe: one backend per sampler, used from one thread at a time.
+ */
+#ifndef PYSPYC_BACKEND_H
+#define PYSPYC_BACKEND_H
+
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "pyspyc/proc.h"
+#include "pyspyc/py_runtime.h"
+#include "pyspyc/raw.h"
+
+struct backend_opts {
+	uint32_t max_depth;    /* frames per thread before RAW_TRUNCATED */
+	/* Threads read per process, 1..PY_WALK_MAX_THREADS (--max-threads);
+	 * the rest are counted in raw_sample.threads_left_out. */
+	uint32_t max_threads;
+};
+
+/* A backend's counters, since backend_open, as X(name, description): one
+ * list for the struct and for whoever copies them out (sampler.c).  Reads
+ * of the target are counted by its struct rmem (backend_mem), which the
+ * symbolizer reads through too. */
+#define BACKEND_COUNTERS(X) \
+	X(fast, "samples read in a single call") \
+	X(torn, "thread stacks dropped as inconsistent (RAW_TORN)") \
+	X(rereads, "torn threads read again at once") \
+	X(interps_capped, "samples that saw more than PY_MAX_INTERPS interpreters")
+
+struct backend_stats {
+#define BACKEND_FIELD(name, desc) uint64_t name;
+	BACKEND_COUNTERS(BACKEND_FIELD)
+#undef BACKEND_FIELD
+};
+
+/* Reads a consumer wants made at the same instant as the sample, in the
+ * same call when the backend can (the symbolizer's windows onto the code
+ * objects it will check, py_sym_prefetch): n pairs l[i] <- r[i], n at most
+ * RMEM_MAX_IOV / 2.  A backend that cannot make them sets done to 0. */
+struct backend_reads {
+	const struct iovec *l, *r;
+	uint32_t n;
+	int done;              /* out: 1 when they were made with the sample */
+};
+
+/* Every backend embeds this first; backend_open's caller sees no more. */
+struct backend {
+	const struct backend_ops *ops;
+};
+
+struct backend_ops {
+	const char *name;
+	/* Attach to target t (found by the caller); *out on success.  0 or
+	 * -errno. */
+	int (*open)(struct backend **out, const struct py_target *t,
+		    const struct backend_opts *o);
+	/* Read every thread's stack now (x may be NULL).  *out is the
+	 * backend's and valid until the next sample or close.  0; -ESRCH
+	 * when the target is gone; -ESTALE when the interpreter sampled is
+	 * no longer the runtime's (finalized); another -errno for a sample
+	 * that could not be read at all. */
+	int (*sample)(struct backend *b, struct backend_reads *x, struct raw_sample **out);
+	/* Does a thread hold the GIL now, without a sample?  1, 0, or
+	 * -errno when the backend cannot tell (the sampler then samples). */
+	int (*gil_held)(struct backend *b);
+	/* The target's memory, for the symbolizer, thread names and dump's
+	 * object reads. */
+	struct rmem *(*mem)(struct backend *b);
+	void (*stats)(const struct backend *b, struct backend_stats *st);
+	/* Frees b; b may be NULL. */
+	void (*close)(struct backend *b);
+};
+
+/* The remote-memory walker (py_walk.h). */
+extern const struct backend_ops backend_mem_ops;
+
+/* ops NULL: the default backend (backend_mem_ops). */
+int backend_open(struct backend **out, const struct backend_ops *ops,
+		 const struct py_target *t, const struct backend_opts *o);
+
+static inline int backend_sample(struct backend *b, struct backend_reads *x,
+				 struct raw_sample **out)
+{
+	return b->ops->sample(b, x, out);
+}
+
+static inline int backend_gil_held(struct backend *b)
+{
+	return b->ops->gil_held(b);
+}
+
+static inline struct rmem *backend_mem(struct backend *b)
+{
+	return b->ops->mem(b);
+}
+
+static inline void backend_stats(const struct backend *b, struct backend_stats *st)
+{
+	b->ops->stats(b, st);
+}
+
+void backend_close(struct backend *b);
+
+#endif

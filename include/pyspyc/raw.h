@@ -1,0 +1,58 @@
+/* raw.h - raw stacks: what every backend produces and nothing else.
+ *
+ * A raw sample is one instant of one process: per thread, its frames
+ * innermost first as (code object address, instruction, owner), and flags.
+ * It says nothing about names, files or lines (the symbolizer's job,
+ * py_code.h) and nothing about what its consumers decide (which threads
+ * count, their root frames: the sampler keeps that in an array of its own,
+ * parallel to threads[], struct thread_pick in py_code.h).  A backend fills
+ * it; the one thing filled in after it is an OS thread id the backend could
+ * not tell (native_tid 0: thread_map_tids, py_threads.h, finds it).
+ */
+#ifndef PYSPYC_RAW_H
+#define PYSPYC_RAW_H
+
+#include <stdint.h>
+
+struct raw_frame {
+	uint64_t code;   /* PyCodeObject address (unvalidated) */
+	uint64_t instr;  /* instruction pointer / lasti as the version keeps it */
+	uint32_t owner;  /* frame owner (generator, thread, ...) */
+	uint32_t zero;   /* always 0, so frames compare with memcmp */
+};
+
+#define RAW_TRUNCATED 0x1 /* depth cap hit: root-side frames are missing */
+#define RAW_TORN 0x2      /* the stack changed under the backend: drop it */
+#define RAW_GIL 0x4       /* this thread held the GIL at the sample */
+
+struct raw_thread {
+	/* The backend's key for the thread, unique among the threads alive
+	 * at one sample and stable over its life (the remote-memory backend:
+	 * its PyThreadState address). */
+	uint64_t tstate;
+	uint64_t thread_id;   /* pthread id */
+	int32_t native_tid;   /* OS thread id, 0 if unknown */
+	uint32_t flags;       /* RAW_* */
+	uint32_t first;       /* index of the innermost frame in sample.frames */
+	uint32_t depth;
+};
+
+struct raw_sample {
+	struct raw_thread *threads;
+	uint32_t nthreads;
+	struct raw_frame *frames;
+	uint64_t *addrs;      /* each frame's remote address, parallel to frames
+			       * (for dump's locals; 0 when a backend has none) */
+	uint32_t nframes;
+	int gil_known;        /* the GIL holder could be read this sample */
+	uint64_t gil_holder;  /* its thread (raw_thread.tstate), 0 when nobody
+			       * held it */
+	uint64_t list_gen;    /* changes whenever the thread list changed */
+	/* Threads past backend_opts.max_threads, not read: the oldest ones
+	 * (the list starts at the newest).  Counted when the list was last
+	 * walked one thread at a time (it changed, or a sample was read
+	 * slowly). */
+	uint32_t threads_left_out;
+};
+
+#endif
