@@ -12,10 +12,12 @@
  * (src/bpf/runwatch.bpf.c).  At every context switch on the host it looks
  * up the process of the thread that comes onto the CPU; for a watched one
  * it adds one to the process's switch count, and it notes, per CPU, which
- * watched process is on it now.  Both live in memory mapped into pyspyc:
- * a process asleep since the last look is one whose count did not move and
- * that is on no CPU, two memory loads and a scan of a small array, with no
- * lag (a thread is counted the moment it is switched in).  What it cannot
+ * watched process is on it now; a thread of a watched process that leaves
+ * a CPU adds one too.  Both live in memory mapped into pyspyc: a process
+ * asleep since the last look is one whose count did not move (none of its
+ * threads came onto a CPU or left one) and that is on no CPU (none stayed
+ * on one throughout), two memory loads and a scan of a small array, with
+ * no lag (a thread is counted the moment it is switched in or out).  What it cannot
  * know: a thread that has been on a CPU without a switch since before the
  * watch was attached (the sampler's occasional clock check catches it).
  *
@@ -54,7 +56,7 @@ void runwatch_close(struct runwatch *rw);
 int runwatch_add(struct runwatch *rw, pid_t pid, uint32_t *slot);
 void runwatch_del(struct runwatch *rw, pid_t pid, uint32_t slot);
 
-/* Times a thread of the process in slot was switched onto a CPU. */
+/* Times a thread of the process in slot was switched onto or off a CPU. */
 uint64_t runwatch_switches(const struct runwatch *rw, uint32_t slot);
 
 /* 1 when a thread of the process in slot was the last one switched onto

@@ -4,7 +4,8 @@
  * tracepoint, BTF-typed).  For the process whose thread comes onto the CPU,
  * if user space watches it (its tgid is in `slots`), it adds one to that
  * slot's switch count; and it notes per CPU which watched slot is on it
- * now (slot + 1; 0: none).  User space reads both from the mapped .bss,
+ * now (slot + 1; 0: none).  The thread that leaves the CPU adds one to its
+ * own process's count, read from that note.  User space reads both from the mapped .bss,
  * with no system call (src/proc/runwatch.c).  The non-watched path is a
  * bit test and a load: it runs for every process on the host.
  *
@@ -42,21 +43,27 @@ int BPF_PROG(rw_switch, _Bool preempt, struct task_struct *prev, struct task_str
 	__u32 tgid = (__u32)next->tgid;
 	__u32 cpu = bpf_get_smp_processor_id();
 	__u32 bit = tgid % RW_FILTER_BITS;
-	__u32 *slot, v = 0;
+	__u32 *slot, v = 0, was;
 
-	if (!(filter[bit / 64] & (1ULL << (bit % 64)))) {
-		/* Not watched: only clear this CPU's mark if it is set, so
-		 * that the cache line stays clean. */
-		if (cpu < RW_MAX_CPUS && on_cpu[cpu])
-			on_cpu[cpu] = 0;
-		return 0;
+	if (cpu >= RW_MAX_CPUS)
+		return 0; /* user space does not watch on such a machine */
+	/* prev leaves the CPU: when it is watched, this CPU's mark says so
+	 * (it was set when prev came on), and its process is counted too,
+	 * so that a thread that ran from before the last look until now,
+	 * switched out at last (by pyspyc's own thread, say), moves it. */
+	was = on_cpu[cpu];
+	if (was && was <= RW_MAX_SLOTS)
+		__sync_fetch_and_add(&switches[was - 1], 1);
+	if (filter[bit / 64] & (1ULL << (bit % 64))) {
+		slot = bpf_map_lookup_elem(&slots, &tgid);
+		if (slot && *slot < RW_MAX_SLOTS) {
+			__sync_fetch_and_add(&switches[*slot], 1);
+			v = *slot + 1;
+		}
 	}
-	slot = bpf_map_lookup_elem(&slots, &tgid);
-	if (slot && *slot < RW_MAX_SLOTS) {
-		__sync_fetch_and_add(&switches[*slot], 1);
-		v = *slot + 1;
-	}
-	if (cpu < RW_MAX_CPUS)
+	/* Written only when it changes: the cache line stays clean while
+	 * the host runs processes nobody watches. */
+	if (was != v)
 		on_cpu[cpu] = v;
 	return 0;
 }

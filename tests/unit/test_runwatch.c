@@ -29,7 +29,7 @@ static void nap_ms(long ms)
 }
 
 /* A child that waits on a pipe: 'w' wakes it for nothing, 's' makes it
- * spin for 2 s; EOF ends it. */
+ * spin for 10 s (it is killed before); EOF ends it. */
 static pid_t child(int *wfd)
 {
 	int p[2];
@@ -50,7 +50,7 @@ static pid_t child(int *wfd)
 				do
 					clock_gettime(CLOCK_MONOTONIC, &t);
 				while ((t.tv_sec - t0.tv_sec) * 1000000000L +
-				       (t.tv_nsec - t0.tv_nsec) < 2000000000L);
+				       (t.tv_nsec - t0.tv_nsec) < 10000000000L);
 			}
 		}
 		_exit(0);
@@ -100,7 +100,7 @@ static void test_sleep_wake_spin(void **state)
 {
 	struct runwatch *rw = open_or_skip();
 	uint32_t slot;
-	uint64_t c0;
+	uint64_t c0, c1;
 	int wfd, seen = 0, i;
 	pid_t pid = child(&wfd);
 
@@ -121,14 +121,25 @@ static void test_sleep_wake_spin(void **state)
 	for (i = 0; i < 5000 && runwatch_on_cpu(rw, slot); i++)
 		nap_ms(1);
 	assert_int_equal(runwatch_on_cpu(rw, slot), 0);
-	/* Spinning for 2 s: seen on a CPU (this thread sleeps between looks,
-	 * so the machine's other CPU, or this one, runs it). */
+	c1 = runwatch_switches(rw, slot);
+	/* Spinning: at every look, it has run since the look before
+	 * (its count moved: switched in or out) or is on a CPU now (on the
+	 * other CPU, while this thread looks).  A look from the CPU it ran
+	 * on finds it off that CPU, switched out for this thread: the count
+	 * says so. */
 	assert_int_equal(write(wfd, "s", 1), 1);
-	for (i = 0; i < 1500 && !seen; i++) {
+	for (i = 0; i < 5000 && runwatch_switches(rw, slot) == c1; i++)
+		nap_ms(1); /* it starts */
+	c1 = runwatch_switches(rw, slot);
+	for (i = 0; i < 200; i++) {
+		uint64_t n;
+
 		nap_ms(1);
-		seen = runwatch_on_cpu(rw, slot);
+		n = runwatch_switches(rw, slot);
+		seen += n != c1 || runwatch_on_cpu(rw, slot);
+		c1 = n;
 	}
-	assert_true(seen);
+	assert_int_equal(seen, 200);
 	kill(pid, SIGKILL);
 	close(wfd);
 	assert_int_equal(waitpid(pid, NULL, 0), pid);
