@@ -697,6 +697,32 @@ static int caller_waits(struct py_symbolizer *s, const struct raw_sample *rs,
 	return ce && a->instr >= base && in_offsets(ce->calls, ce->ncalls, a->instr - base);
 }
 
+/* A hint for the walker (py_walker_set_recheck), from the cache alone: is
+ * th's stack one symbolize_frames will find torn at a return (its
+ * innermost frame at one while its caller went on, or its caller at one)?
+ * Then the walker reads the thread again at once.  0 when it cannot tell
+ * (a code object not cached yet): the symbolizer decides as always. */
+int py_sym_stale_return(void *ctx, const struct raw_sample *rs, const struct raw_thread *th)
+{
+	struct py_symbolizer *s = ctx;
+	const struct py_layout *L = s->L;
+	uint32_t i;
+
+	if (L->frame_model == PY_FRAMES_OBJECTS)
+		return 0;
+	for (i = 0; i < th->depth && i < 2; i++) {
+		const struct raw_frame *f = &rs->frames[th->first + i];
+		const struct code_entry *e = cache_find(s, f->code);
+		uint64_t base = f->code + (uint64_t)L->code_adaptive;
+
+		if (!e || f->instr < base || !at_return(e, f->instr - base))
+			continue;
+		if (i > 0 || (L->iframe_stacktop < 0 && !caller_waits(s, rs, th)))
+			return 1;
+	}
+	return 0;
+}
+
 /* Resolve the code object at addr whose window is w into a new entry. */
 static struct code_entry *resolve(struct py_symbolizer *s, uint64_t addr,
 				  const uint8_t *w, const struct fingerprint *fp,

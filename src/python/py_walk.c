@@ -244,6 +244,10 @@ struct py_walker {
 	/* 3.12: the interpreter's trampoline code object, which only shim
 	 * frames run; 0 until read. */
 	uint64_t trampoline;
+
+	/* py_walker_set_recheck: a stack it calls torn is read again. */
+	int (*recheck)(void *ctx, const struct raw_sample *rs, const struct raw_thread *th);
+	void *recheck_ctx;
 };
 
 static void iov_set(struct iovec *l, struct iovec *r, void *local,
@@ -600,6 +604,15 @@ void py_walker_free(struct py_walker *w)
 struct rmem *py_walker_mem(struct py_walker *w)
 {
 	return &w->mem;
+}
+
+void py_walker_set_recheck(struct py_walker *w,
+			   int (*fn)(void *ctx, const struct raw_sample *rs,
+				     const struct raw_thread *th),
+			   void *ctx)
+{
+	w->recheck = fn;
+	w->recheck_ctx = ctx;
 }
 
 /* known[i]'s thread state as last read, and its slot. */
@@ -1683,6 +1696,9 @@ static void walk_thread(struct py_walker *w, uint32_t idx, struct walk_stats *st
 		goto out;
 	}
 	walk_frames(w, s, th, f, st);
+	if (w->recheck && !(th->flags & RAW_TORN) && th->depth &&
+	    w->recheck(w->recheck_ctx, rs, th))
+		th->flags |= RAW_TORN;
 out:
 	if (gil_holds(w, th->tstate))
 		th->flags |= RAW_GIL;

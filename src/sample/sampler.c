@@ -158,6 +158,7 @@ int sampler_new(struct sampler **out, const struct py_target *t,
 	err = py_sym_new(&s->sym, t, py_walker_mem(s->walker), tab, &o->sym);
 	if (err)
 		goto out_free;
+	py_walker_set_recheck(s->walker, py_sym_stale_return, s->sym);
 	err = thread_map_new(&s->tmap, t, py_walker_mem(s->walker));
 	if (err)
 		goto out_free;
