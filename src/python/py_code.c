@@ -19,6 +19,7 @@
 #define MAX_PREFETCH 256         /* code windows read with the next sample */
 #define PREFETCH_OUTER 2         /* unmoved frames next to moved ones, too */
 #define RECENT_CODES 8           /* code objects of innermost frames lately */
+#define MISSED_CODES 64          /* code objects checked by a read of their own lately */
 #define MAX_NAME_CHARS 1024      /* longer names are cut, visibly */
 #define MAX_LINETABLE (256 * 1024)
 #define LINE_CACHE 4
@@ -145,6 +146,12 @@ struct py_symbolizer {
 	uint64_t pf_addr[MAX_PREFETCH];
 	uint8_t *pf_windows;
 	uint64_t recent[RECENT_CODES]; /* most recent first */
+	/* Code objects that were not read with the sample when checked (a
+	 * thread entered code no frame of the last sample ran: a request's
+	 * next stage, a new thread's), most recent first: read with the next
+	 * samples, as threads of a server go through the same code again. */
+	uint64_t missed[MISSED_CODES];
+	uint32_t nmissed;
 	uint32_t nrecent;
 	struct iovec pf_liov[MAX_PREFETCH], pf_riov[MAX_PREFETCH];
 	uint32_t pf_n;
@@ -873,8 +880,9 @@ static void prefetch_add(struct py_symbolizer *s, struct code_entry *e)
 /* Next sample, read along with it the code objects it will likely check:
  * those of the frames that moved in this one, of the PREFETCH_OUTER frames
  * around them that did not (frames move in runs from the innermost out),
- * and of the RECENT_CODES last seen in innermost frames (a loop that calls
- * a few functions in turn).  Their checks then ride on the sample's own
+ * of the RECENT_CODES last seen in innermost frames (a loop that calls
+ * a few functions in turn), and of the MISSED_CODES last checked by a read
+ * of their own.  Their checks then ride on the sample's own
  * read. */
 static void prefetch_next(struct py_symbolizer *s, const struct raw_sample *rs, uint32_t n)
 {
@@ -885,6 +893,8 @@ static void prefetch_next(struct py_symbolizer *s, const struct raw_sample *rs, 
 		prefetch_add(s, s->uniq_entry[i]);
 	for (i = 0; i < s->nrecent; i++)
 		prefetch_add(s, cache_find(s, s->recent[i]));
+	for (i = 0; i < s->nmissed; i++)
+		prefetch_add(s, cache_find(s, s->missed[i]));
 	for (t = 0; t < rs->nthreads; t++) {
 		const struct raw_thread *th = &rs->threads[t];
 		uint32_t inner = th->depth - s->keep[t];
@@ -957,6 +967,7 @@ static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs
 		if (win[i])
 			continue; /* read with the sample */
 		win[i] = s->windows + i * wsize;
+		recent_push(s->missed, &s->nmissed, MISSED_CODES, s->uniq_addr[i]);
 		s->liov[nread].iov_base = s->windows + i * wsize;
 		s->liov[nread].iov_len = wsize;
 		s->riov[nread].iov_base = (void *)(uintptr_t)s->uniq_addr[i];
