@@ -1348,6 +1348,62 @@ static void frames_from_places(struct py_walker *w)
 			slot_of(w, i)->current_frame = slot_of(w, i)->cf_val[0];
 }
 
+/* The niov reads queued, in one call; when some thread's memory went away
+ * mid-call, one by one, those that fail zeroed.  0, or -ESRCH. */
+static int readv_each(struct py_walker *w, uint32_t niov)
+{
+	uint32_t k;
+	int err = rmem_readv(&w->mem, w->liov, w->riov, niov);
+
+	if (err != -EFAULT)
+		return err;
+	for (k = 0; k < niov; k++) {
+		err = rmem_readv(&w->mem, &w->liov[k], &w->riov[k], 1);
+		if (err == -ESRCH)
+			return err;
+		if (err)
+			memset(w->liov[k].iov_base, 0, w->liov[k].iov_len);
+	}
+	return 0;
+}
+
+/* After the steady state's read (and rebuild_list) left the thread states
+ * current but some threads' plans not holding (a chunk pushed, a new
+ * thread, reads lost behind an ended thread's): those threads' current
+ * frames and chunks in one call, planned from their fresh thread states;
+ * the others keep what the steady state's read brought.  The list did not
+ * change here (rebuild_list counted a change). */
+static int read_unheld(struct py_walker *w)
+{
+	uint32_t i, k, niov = 0;
+	int err;
+
+	for (i = 0; i < w->nknown; i++) {
+		if (plan_holds(w, i))
+			continue;
+		plan_thread(w, i);
+		k = niov;
+		queue_thread(w, i, &niov, w->iov_max, 0);
+		slot_of(w, i)->got = niov > k ? 2 : 1; /* 2: read here */
+	}
+	if (!niov)
+		return 0;
+	err = readv_each(w, niov);
+	if (err)
+		return err;
+	for (i = 0; i < w->nknown; i++) {
+		struct thread_slot *s = slot_of(w, i);
+
+		if (s->got < 2)
+			continue;
+		if (s->ncopies && rd64(w->buf + s->copies[0].off, w->L->chunk_size) == 0)
+			s->ncopies = 0; /* the zeroed copy of a failed read */
+		if (s->ncf_read)
+			s->current_frame = s->cf_val[0];
+	}
+	return 0;
+}
+
 /* The slow way, after read_threads(): plans from the fresh thread states,
  * then every thread's current frame and chunk in one call. */
 static int read_chunks(struct py_walker *w)
@@ -1363,19 +1419,8 @@ static int read_chunks(struct py_walker *w)
 		queue_thread(w, i, &niov, w->iov_max, 0);
 	}
 	w->planned = 1;
-	err = rmem_readv(&w->mem, w->liov, w->riov, niov);
-	if (err != -EFAULT) {
-		frames_from_places(w);
+	if ((err = readv_each(w, niov)))
 		return err;
-	}
-	/* Some thread's memory went away mid-call: redo them one by one. */
-	for (i = 0; i < niov; i++) {
-		err = rmem_readv(&w->mem, &w->liov[i], &w->riov[i], 1);
-		if (err == -ESRCH)
-			return err;
-		if (err)
-			memset(w->liov[i].iov_base, 0, w->liov[i].iov_len);
-	}
 	for (i = 0; i < w->nknown; i++) {
 		struct thread_slot *s = slot_of(w, i);
 
@@ -2096,6 +2141,10 @@ int py_walker_sample(struct py_walker *w, const struct iovec *xl,
 	*x_ok = w->spec_ok;
 	if (!err) {
 		st->fast++;
+	} else if (err == 1) {
+		err = read_unheld(w);
+		if (err)
+			return err;
 	} else {
 		if (err < 0 && (err = read_threads(w))) {
 			w->planned = 0; /* no fast path from a list not walked */
