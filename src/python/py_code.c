@@ -724,7 +724,14 @@ int py_sym_stale_return(void *ctx, const struct raw_sample *rs, const struct raw
 
 		if (!e || f->instr < base || !at_return(e, f->instr - base))
 			continue;
-		if (i > 0 || (L->iframe_stacktop < 0 && !caller_waits(s, rs, th)))
+		if (i > 0)
+			return 1;
+		/* 3.11: whether its caller waits needs the caller's code
+		 * object, which a stack dropped here would never bring. */
+		if (L->iframe_stacktop >= 0 || th->depth < 2 ||
+		    !cache_find(s, rs->frames[th->first + 1].code))
+			continue;
+		if (!caller_waits(s, rs, th))
 			return 1;
 	}
 	return 0;
