@@ -19,7 +19,7 @@
 #define MAX_PREFETCH 256         /* code windows read with the next sample */
 #define PREFETCH_OUTER 2         /* unmoved frames next to moved ones, too */
 #define RECENT_CODES 8           /* code objects of innermost frames lately */
-#define MISSED_CODES 64          /* code objects checked by a read of their own lately */
+#define MISSED_CODES 16          /* code objects checked by a read of their own lately */
 #define MAX_NAME_CHARS 1024      /* longer names are cut, visibly */
 #define MAX_LINETABLE (256 * 1024)
 #define LINE_CACHE 4
