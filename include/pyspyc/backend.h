@@ -82,6 +82,16 @@ struct backend_ops {
 	 * object reads. */
 	struct rmem *(*mem)(struct backend *b);
 	void (*stats)(const struct backend *b, struct backend_stats *st);
+	/* The consumer's own test of a stack read whole (may be NULL in the
+	 * ops: the backend has no use for it): fn(ctx, sample, thread) says
+	 * 1 when it finds the stack torn (the symbolizer knows where code
+	 * objects return: py_sym_stale_return), and a backend that can read
+	 * a thread again at once does so, as for any torn stack, instead of
+	 * leaving it to be dropped later. */
+	void (*set_recheck)(struct backend *b,
+			    int (*fn)(void *ctx, const struct raw_sample *rs,
+				      const struct raw_thread *th),
+			    void *ctx);
 	/* Frees b; b may be NULL. */
 	void (*close)(struct backend *b);
 };
@@ -112,6 +122,15 @@ static inline struct rmem *backend_mem(struct backend *b)
 static inline void backend_stats(const struct backend *b, struct backend_stats *st)
 {
 	b->ops->stats(b, st);
+}
+
+static inline void backend_set_recheck(struct backend *b,
+				       int (*fn)(void *ctx, const struct raw_sample *rs,
+						 const struct raw_thread *th),
+				       void *ctx)
+{
+	if (b->ops->set_recheck)
+		b->ops->set_recheck(b, fn, ctx);
 }
 
 void backend_close(struct backend *b);

@@ -69,6 +69,10 @@ void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
 		const struct thread_pick *pick, int prefetched_ok, int64_t t_ns,
 		struct sym_stats *st);
 
+/* For py_walker_set_recheck (ctx: the symbolizer): 1 when th's frames,
+ * by the code objects cached, are torn at a return (see py_code.c). */
+int py_sym_stale_return(void *ctx, const struct raw_sample *rs, const struct raw_thread *th);
+
 /* The stack ids the last py_sym_add counted, one per thread stack counted,
  * in *ids[0..*n) (valid until the next py_sym_add): what a process that
  * has not run since counts again (sampler.h, -i). */

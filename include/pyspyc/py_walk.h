@@ -69,6 +69,16 @@ void py_walker_free(struct py_walker *w);
 /* The walker's remote-memory handle (shared with the symbolizer). */
 struct rmem *py_walker_mem(struct py_walker *w);
 
+/* A check of each stack walked whole (3.11+), before the sample is
+ * returned: when fn(ctx, sample, thread) says 1 the stack is torn, and the
+ * thread is read again at once like any torn one (up to TORN_REREADS
+ * times), instead of being dropped by the symbolizer later (the symbolizer
+ * knows the code objects' returns: py_sym_stale_return). */
+void py_walker_set_recheck(struct py_walker *w,
+			   int (*fn)(void *ctx, const struct raw_sample *rs,
+				     const struct raw_thread *th),
+			   void *ctx);
+
 /* Read all threads now, of every interpreter (the runtime's list, the main
  * interpreter and its sub-interpreters).  The thread states one OS thread has
  * in several interpreters (it runs a sub-interpreter from another one) make

@@ -19,6 +19,7 @@
 #define MAX_PREFETCH 256         /* code windows read with the next sample */
 #define PREFETCH_OUTER 2         /* unmoved frames next to moved ones, too */
 #define RECENT_CODES 8           /* code objects of innermost frames lately */
+#define MISSED_CODES 16          /* code objects checked by a read of their own lately */
 #define MAX_NAME_CHARS 1024      /* longer names are cut, visibly */
 #define MAX_LINETABLE (256 * 1024)
 #define LINE_CACHE 4
@@ -145,6 +146,12 @@ struct py_symbolizer {
 	uint64_t pf_addr[MAX_PREFETCH];
 	uint8_t *pf_windows;
 	uint64_t recent[RECENT_CODES]; /* most recent first */
+	/* Code objects that were not read with the sample when checked (a
+	 * thread entered code no frame of the last sample ran: a request's
+	 * next stage, a new thread's), most recent first: read with the next
+	 * samples, as threads of a server go through the same code again. */
+	uint64_t missed[MISSED_CODES];
+	uint32_t nmissed;
 	uint32_t nrecent;
 	struct iovec pf_liov[MAX_PREFETCH], pf_riov[MAX_PREFETCH];
 	uint32_t pf_n;
@@ -697,6 +704,39 @@ static int caller_waits(struct py_symbolizer *s, const struct raw_sample *rs,
 	return ce && a->instr >= base && in_offsets(ce->calls, ce->ncalls, a->instr - base);
 }
 
+/* A hint for the walker (py_walker_set_recheck), from the cache alone: is
+ * th's stack one symbolize_frames will find torn at a return (its
+ * innermost frame at one while its caller went on, or its caller at one)?
+ * Then the walker reads the thread again at once.  0 when it cannot tell
+ * (a code object not cached yet): the symbolizer decides as always. */
+int py_sym_stale_return(void *ctx, const struct raw_sample *rs, const struct raw_thread *th)
+{
+	struct py_symbolizer *s = ctx;
+	const struct py_layout *L = s->L;
+	uint32_t i;
+
+	if (L->frame_model == PY_FRAMES_OBJECTS)
+		return 0;
+	for (i = 0; i < th->depth && i < 2; i++) {
+		const struct raw_frame *f = &rs->frames[th->first + i];
+		const struct code_entry *e = cache_find(s, f->code);
+		uint64_t base = f->code + (uint64_t)L->code_adaptive;
+
+		if (!e || f->instr < base || !at_return(e, f->instr - base))
+			continue;
+		if (i > 0)
+			return 1;
+		/* 3.11: whether its caller waits needs the caller's code
+		 * object, which a stack dropped here would never bring. */
+		if (L->iframe_stacktop >= 0 || th->depth < 2 ||
+		    !cache_find(s, rs->frames[th->first + 1].code))
+			continue;
+		if (!caller_waits(s, rs, th))
+			return 1;
+	}
+	return 0;
+}
+
 /* Resolve the code object at addr whose window is w into a new entry. */
 static struct code_entry *resolve(struct py_symbolizer *s, uint64_t addr,
 				  const uint8_t *w, const struct fingerprint *fp,
@@ -862,8 +902,9 @@ static int left_out(const struct raw_sample *rs, const struct thread_pick *pick,
 /* Next sample, read along with it the code objects it will likely check:
  * those of the frames that moved in this one, of the PREFETCH_OUTER frames
  * around them that did not (frames move in runs from the innermost out),
- * and of the RECENT_CODES last seen in innermost frames (a loop that calls
- * a few functions in turn).  Their checks then ride on the sample's own
+ * of the RECENT_CODES last seen in innermost frames (a loop that calls
+ * a few functions in turn), and of the MISSED_CODES last checked by a read
+ * of their own.  Their checks then ride on the sample's own
  * read. */
 static void prefetch_next(struct py_symbolizer *s, const struct raw_sample *rs,
 			  const struct thread_pick *pick, uint32_t n)
@@ -875,6 +916,8 @@ static void prefetch_next(struct py_symbolizer *s, const struct raw_sample *rs,
 		prefetch_add(s, s->uniq_entry[i]);
 	for (i = 0; i < s->nrecent; i++)
 		prefetch_add(s, cache_find(s, s->recent[i]));
+	for (i = 0; i < s->nmissed; i++)
+		prefetch_add(s, cache_find(s, s->missed[i]));
 	for (t = 0; t < rs->nthreads; t++) {
 		const struct raw_thread *th = &rs->threads[t];
 		uint32_t inner = th->depth - s->keep[t];
@@ -949,6 +992,7 @@ static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs
 		if (win[i])
 			continue; /* read with the sample */
 		win[i] = s->windows + i * wsize;
+		recent_push(s->missed, &s->nmissed, MISSED_CODES, s->uniq_addr[i]);
 		s->liov[nread].iov_base = s->windows + i * wsize;
 		s->liov[nread].iov_len = wsize;
 		s->riov[nread].iov_base = (void *)(uintptr_t)s->uniq_addr[i];

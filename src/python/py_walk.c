@@ -34,6 +34,12 @@
  * and are found the same way, among the frames read one by one lately. */
 #define CF_RECENT 8
 #define CF_HOT 256
+/* The recent places of a thread whose _PyCFrame moves are read as one
+ * window of its C stack, CF_WINDOW bytes reaching CF_ABOVE past the
+ * highest, when they fit: it also finds a _PyCFrame never seen before (a
+ * C call path of another depth), which separate places would not. */
+#define CF_WINDOW 8192
+#define CF_ABOVE 512
 #define SPEC_KEEP 64                 /* samples a frame read ahead is kept */
 #define SPEC_FAILS_MAX 3             /* recent failed reads that stop the extra places */
 /* A torn thread is read again at once, alone, this many times before its
@@ -64,6 +70,11 @@ struct plan {
 	/* Places to read current_frame at: cframe first, then recent ones. */
 	uint64_t cfs[CF_RECENT];
 	uint32_t ncfs;
+	/* Ahead of time, instead of cfs[] when they fit in CF_WINDOW: the
+	 * window [cfw_lo, cfw_lo + cfw_len) of the C stack; cfw_len 0 if
+	 * none. */
+	uint64_t cfw_lo;
+	uint32_t cfw_len;
 	uint64_t chunk;        /* newest data-stack chunk, 0 if not copied */
 	uint64_t len;          /* bytes of it to copy */
 	/* Older chunks the last walk copied (remote, len; off unused). */
@@ -85,10 +96,24 @@ struct thread_slot {
 	uint32_t ncopies;
 	uint64_t older;        /* next older chunk not yet copied, 0 if none */
 	uint32_t cf_hot;       /* samples left reading recent places */
+	/* The deepest the newest chunk was in use lately (bytes past its
+	 * start), and the samples since: a server thread goes from waiting,
+	 * shallow, to handling a request, deep, and back. */
+	uint64_t top_hw;
+	uint32_t top_age;
+	uint64_t thread_id;    /* of the thread whose places these are */
 	uint64_t cf_recent[CF_RECENT]; /* most recent first */
 	uint32_t ncf_recent;
 	uint64_t cf_val[CF_RECENT];    /* current_frame read at plan.cfs[] */
 	uint32_t ncf_read;
+	/* The window of plan.cfw_* read with the sample, at buf + cfw_off;
+	 * 0 when not read. */
+	uint32_t cfw_read;
+	size_t cfw_off;
+	/* The iovecs of this slot's extra reads in the steady state's call
+	 * (frames and places the last walk did not need): [xf_lo, xf_hi),
+	 * [xc_lo, xc_hi), to tell a failed extra from a failed plain read. */
+	uint32_t xf_lo, xf_hi, xc_lo, xc_hi;
 	/* Older chunks read with the sample by the plan, used once the walk
 	 * reaches them and their headers agree. */
 	struct copy pre[MAX_SPEC_CHUNKS];
@@ -219,6 +244,10 @@ struct py_walker {
 	/* 3.12: the interpreter's trampoline code object, which only shim
 	 * frames run; 0 until read. */
 	uint64_t trampoline;
+
+	/* py_walker_set_recheck: a stack it calls torn is read again. */
+	int (*recheck)(void *ctx, const struct raw_sample *rs, const struct raw_thread *th);
+	void *recheck_ctx;
 };
 
 static void iov_set(struct iovec *l, struct iovec *r, void *local,
@@ -577,6 +606,15 @@ struct rmem *py_walker_mem(struct py_walker *w)
 	return &w->mem;
 }
 
+void py_walker_set_recheck(struct py_walker *w,
+			   int (*fn)(void *ctx, const struct raw_sample *rs,
+				     const struct raw_thread *th),
+			   void *ctx)
+{
+	w->recheck = fn;
+	w->recheck_ctx = ctx;
+}
+
 /* known[i]'s thread state as last read, and its slot. */
 static uint8_t *ts_row(const struct py_walker *w, uint32_t i)
 {
@@ -896,10 +934,11 @@ static int read_threads_from(struct py_walker *w)
 static void plan_cframes(struct py_walker *w, struct thread_slot *s)
 {
 	struct plan *p = &s->plan;
-	uint64_t cf = p->cframe;
+	uint64_t cf = p->cframe, lo = cf, hi = cf;
 	uint32_t k;
 
 	p->ncfs = 0;
+	p->cfw_len = 0;
 	if (w->L->frame_model == PY_FRAMES_OBJECTS || w->L->tstate_current_frame >= 0 || !cf)
 		return;
 	recent_push(s->cf_recent, &s->ncf_recent, CF_RECENT, cf);
@@ -909,8 +948,19 @@ static void plan_cframes(struct py_walker *w, struct thread_slot *s)
 	s->cf_hot--;
 	if (w->spec_fails >= SPEC_FAILS_MAX)
 		return;
-	for (k = 1; k < s->ncf_recent; k++)
+	for (k = 1; k < s->ncf_recent; k++) {
 		p->cfs[p->ncfs++] = s->cf_recent[k];
+		lo = s->cf_recent[k] < lo ? s->cf_recent[k] : lo;
+		hi = s->cf_recent[k] > hi ? s->cf_recent[k] : hi;
+	}
+	/* A window of CF_WINDOW bytes over the places seen, most of it
+	 * below them: a C call path of another depth puts the cframe lower
+	 * (the stack grows down), by a kilobyte or more. */
+	hi += (uint64_t)w->L->cframe_current_frame + 8 + CF_ABOVE;
+	if (hi - lo > CF_WINDOW - CF_ABOVE || hi < CF_WINDOW)
+		return;
+	p->cfw_lo = (hi - CF_WINDOW) & ~(uint64_t)7;
+	p->cfw_len = (uint32_t)(hi - p->cfw_lo);
 }
 
 static void visited_clear(struct py_walker *w)
@@ -963,14 +1013,18 @@ static void plan_thread(struct py_walker *w, uint32_t i)
 	const uint8_t *ts = ts_row(w, i);
 	struct thread_slot *s = slot_of(w, i);
 	struct plan *p = &s->plan;
-	uint64_t chunk, top;
+	uint64_t chunk, top, last_chunk = p->chunk;
 	uint32_t k;
 
-	if (s->tstate != w->known[i]) {
-		/* Another thread in this slot: forget the last one's places. */
+	if (s->tstate != w->known[i] || s->thread_id != rd64(ts, L->tstate_thread_id)) {
+		/* Another thread in this slot (a new thread's state may be
+		 * where an ended one's was, its C stack elsewhere): forget the
+		 * last one's places. */
+		s->thread_id = rd64(ts, L->tstate_thread_id);
 		s->ncf_recent = 0;
 		s->cf_hot = 0;
 		s->nwalked = 0;
+		s->top_hw = 0;
 		p->nframes = 0;
 	}
 	p->cframe = L->tstate_cframe >= 0 ? rd64(ts, L->tstate_cframe) : 0;
@@ -1000,10 +1054,15 @@ static void plan_thread(struct py_walker *w, uint32_t i)
 	top = rd64(ts, L->tstate_datastack_top);
 	if (!chunk || top <= chunk || top - chunk > CHUNK_COPY_MAX)
 		return;
-	/* A little past the top catches frames pushed since the thread state
-	 * was read; staying within the chunk's minimum size keeps the read
-	 * inside the chunk's mapping. */
-	p->len = top - chunk + CHUNK_SLACK + (top - chunk) / 2;
+	/* A little past the deepest top of late catches frames pushed since
+	 * the thread state was read, and a thread that went deeper since the
+	 * last sample; staying within the chunk's minimum size keeps the
+	 * read inside the chunk's mapping. */
+	if (chunk != last_chunk || top - chunk >= s->top_hw || ++s->top_age > CF_HOT) {
+		s->top_hw = top - chunk;
+		s->top_age = 0;
+	}
+	p->len = s->top_hw + CHUNK_SLACK + s->top_hw / 2;
 	if (p->len > CHUNK_MIN_SIZE)
 		p->len = top - chunk > CHUNK_MIN_SIZE ? top - chunk : CHUNK_MIN_SIZE;
 	p->chunk = chunk;
@@ -1031,7 +1090,11 @@ static int plan_holds(struct py_walker *w, uint32_t i)
 
 		if (cf != p->cframe)
 			s->cf_hot = CF_HOT;
-		if (cf) {
+		if (cf && s->cfw_read && cf >= p->cfw_lo && !(cf & 7) &&
+		    cf - p->cfw_lo + (uint64_t)L->cframe_current_frame + 8 <= p->cfw_len) {
+			s->current_frame = rd64(w->buf + s->cfw_off,
+						cf - p->cfw_lo + (uint64_t)L->cframe_current_frame);
+		} else if (cf) {
 			for (k = 0; k < s->ncf_read && p->cfs[k] != cf; k++)
 				;
 			if (k == s->ncf_read)
@@ -1068,6 +1131,8 @@ static void queue_spec(struct py_walker *w, struct thread_slot *s, uint32_t *nio
 		w->buf_used += fsize;
 	}
 	s->nspec = p->nframes;
+	s->xf_lo = *niov - p->nframes + (s->nwalked < p->nframes ? s->nwalked : p->nframes);
+	s->xf_hi = *niov;
 	w->extra |= p->nframes > s->nwalked;
 }
 
@@ -1088,6 +1153,8 @@ static void queue_slot(struct py_walker *w, struct thread_slot *s, uint64_t tsta
 	s->nspec = 0;
 	s->npre = 0;
 	s->ncf_read = 0;
+	s->cfw_read = 0;
+	s->xf_lo = s->xf_hi = s->xc_lo = s->xc_hi = 0;
 	if (ahead == 1)
 		queue_spec(w, s, niov, cap);
 	if (L->frame_model == PY_FRAMES_OBJECTS)
@@ -1095,15 +1162,32 @@ static void queue_slot(struct py_walker *w, struct thread_slot *s, uint64_t tsta
 	/* 3.13+ keeps the frame pointer in the thread state itself: it is
 	 * taken from there when walking, after this call refreshed it. */
 	/* The current frame pointer at the _PyCFrame (3.11, 3.12); ahead of
-	 * time also at the thread's recent places. */
-	for (k = 0; k < p->ncfs && (ahead || k == 0) && *niov < cap && iov_room(w, *niov + 1);
-	     k++) {
+	 * time also at the thread's recent places, as one window of its C
+	 * stack when they are close. */
+	if (ahead == 1 && p->cfw_len && *niov < cap && iov_room(w, *niov + 1) &&
+	    buf_room(w, p->cfw_len)) {
+		s->cfw_off = w->buf_used;
+		s->cfw_read = 1;
+		s->xc_lo = *niov;
+		iov_set(&w->liov[*niov], &w->riov[*niov], w->buf + w->buf_used, p->cfw_lo,
+			p->cfw_len);
+		(*niov)++;
+		s->xc_hi = *niov;
+		w->buf_used += p->cfw_len;
+		w->extra = 1;
+	}
+	for (k = 0; !s->cfw_read && k < p->ncfs && (ahead || k == 0) && *niov < cap &&
+	     iov_room(w, *niov + 1); k++) {
+		if (k == 1 && ahead == 1)
+			s->xc_lo = *niov;
 		s->cf_val[k] = 0;
 		iov_set(&w->liov[*niov], &w->riov[*niov], &s->cf_val[k],
 			p->cfs[k] + L->cframe_current_frame, 8);
 		(*niov)++;
 		s->ncf_read = k + 1;
 		w->extra |= k > 0 && ahead == 1;
+		if (k > 0 && ahead == 1)
+			s->xc_hi = *niov;
 	}
 	if (!p->chunk || *niov >= cap || !iov_room(w, *niov + 1) || !buf_room(w, p->len))
 		return;
@@ -1144,9 +1228,33 @@ static void slot_got(struct thread_slot *s, int got)
 	if (got)
 		return;
 	s->ncf_read = 0;
+	s->cfw_read = 0;
 	s->ncopies = 0;
 	s->npre = 0;
 	s->nspec = 0;
+}
+
+/* The optional read at index f (of all) failed.  A place read ahead may be
+ * gone (a generator freed, its memory unmapped): the thread whose extra
+ * read it was forgets the places its last walk did not need, and after a
+ * few such failures only those are read for a while.  A plain read that
+ * failed (the chunk of a thread that ended) is no reason to. */
+static void blame_extra(struct py_walker *w, uint32_t f)
+{
+	uint32_t i;
+
+	if (!w->extra)
+		return;
+	for (i = 0; i < w->nknown; i++) {
+		struct thread_slot *s = slot_of(w, i);
+
+		if ((f < s->xf_lo || f >= s->xf_hi) && (f < s->xc_lo || f >= s->xc_hi))
+			continue;
+		w->spec_fails++;
+		if (s->plan.nframes > s->nwalked)
+			s->plan.nframes = s->nwalked;
+		s->ncf_recent = 0;
+	}
 }
 
 static int read_speculative(struct py_walker *w, const struct iovec *xl,
@@ -1156,7 +1264,7 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 	const size_t tsz = (size_t)L->tstate_size;
 	uint32_t i, g, niov = 0, nreq, gend[NGHOST];
 	size_t done = 0;
-	int err, all;
+	int err;
 
 	w->spec_ok = 0;
 	w->ghost_rows = 0;
@@ -1212,20 +1320,8 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 	err = rmem_readv_opt(&w->mem, w->liov, w->riov, niov, niov - nreq, &done);
 	if (err)
 		return err == -ESRCH ? err : -EAGAIN;
-	all = done == niov - nreq;
-	/* A place read ahead may be gone (a generator freed, its memory
-	 * unmapped): forget the places the last walk did not need, and after
-	 * a few such failures read only those for a while. */
-	if (!all && w->extra) {
-		w->spec_fails++;
-		for (i = 0; i < w->nknown; i++) {
-			struct thread_slot *s = slot_of(w, i);
-
-			if (s->plan.nframes > s->nwalked)
-				s->plan.nframes = s->nwalked;
-			s->ncf_recent = 0;
-		}
-	}
+	if (done < niov - nreq)
+		blame_extra(w, nreq + (uint32_t)done);
 	/* got: the thread's reads all arrived (its end index, before); a
 	 * slot whose reads did not has no copies. */
 	for (i = 0; i < w->nknown; i++)
@@ -1252,6 +1348,62 @@ static void frames_from_places(struct py_walker *w)
 			slot_of(w, i)->current_frame = slot_of(w, i)->cf_val[0];
 }
 
+/* The niov reads queued, in one call; when some thread's memory went away
+ * mid-call, one by one, those that fail zeroed.  0, or -ESRCH. */
+static int readv_each(struct py_walker *w, uint32_t niov)
+{
+	uint32_t k;
+	int err = rmem_readv(&w->mem, w->liov, w->riov, niov);
+
+	if (err != -EFAULT)
+		return err;
+	for (k = 0; k < niov; k++) {
+		err = rmem_readv(&w->mem, &w->liov[k], &w->riov[k], 1);
+		if (err == -ESRCH)
+			return err;
+		if (err)
+			memset(w->liov[k].iov_base, 0, w->liov[k].iov_len);
+	}
+	return 0;
+}
+
+/* After the steady state's read (and rebuild_list) left the thread states
+ * current but some threads' plans not holding (a chunk pushed, a new
+ * thread, reads lost behind an ended thread's): those threads' current
+ * frames and chunks in one call, planned from their fresh thread states;
+ * the others keep what the steady state's read brought.  The list did not
+ * change here (rebuild_list counted a change). */
+static int read_unheld(struct py_walker *w)
+{
+	uint32_t i, k, niov = 0;
+	int err;
+
+	for (i = 0; i < w->nknown; i++) {
+		if (plan_holds(w, i))
+			continue;
+		plan_thread(w, i);
+		k = niov;
+		queue_thread(w, i, &niov, w->iov_max, 0);
+		slot_of(w, i)->got = niov > k ? 2 : 1; /* 2: read here */
+	}
+	if (!niov)
+		return 0;
+	err = readv_each(w, niov);
+	if (err)
+		return err;
+	for (i = 0; i < w->nknown; i++) {
+		struct thread_slot *s = slot_of(w, i);
+
+		if (s->got < 2)
+			continue;
+		if (s->ncopies && rd64(w->buf + s->copies[0].off, w->L->chunk_size) == 0)
+			s->ncopies = 0; /* the zeroed copy of a failed read */
+		if (s->ncf_read)
+			s->current_frame = s->cf_val[0];
+	}
+	return 0;
+}
+
 /* The slow way, after read_threads(): plans from the fresh thread states,
  * then every thread's current frame and chunk in one call. */
 static int read_chunks(struct py_walker *w)
@@ -1267,19 +1419,8 @@ static int read_chunks(struct py_walker *w)
 		queue_thread(w, i, &niov, w->iov_max, 0);
 	}
 	w->planned = 1;
-	err = rmem_readv(&w->mem, w->liov, w->riov, niov);
-	if (err != -EFAULT) {
-		frames_from_places(w);
+	if ((err = readv_each(w, niov)))
 		return err;
-	}
-	/* Some thread's memory went away mid-call: redo them one by one. */
-	for (i = 0; i < niov; i++) {
-		err = rmem_readv(&w->mem, &w->liov[i], &w->riov[i], 1);
-		if (err == -ESRCH)
-			return err;
-		if (err)
-			memset(w->liov[i].iov_base, 0, w->liov[i].iov_len);
-	}
 	for (i = 0; i < w->nknown; i++) {
 		struct thread_slot *s = slot_of(w, i);
 
@@ -1370,16 +1511,20 @@ static const uint8_t *frame_at(struct py_walker *w, struct thread_slot *s,
 	 * may have been read with the sample; otherwise read with the sample
 	 * when the last walk met it, else now. */
 	*where = -1;
-	if (s->nwalked < MAX_SPEC_FRAMES)
-		s->walked[s->nwalked++] = f;
 	for (i = 0; i < s->nspec; i++)
 		if (s->plan.frames[i] == f) {
 			s->plan.frame_seen[i] = w->nsample;
+			if (s->nwalked < MAX_SPEC_FRAMES)
+				s->walked[s->nwalked++] = f;
 			return w->buf + s->spec_off + (size_t)i * need;
 		}
 	st->slow_reads++;
 	if (rmem_read(&w->mem, f, tmp, need))
 		return NULL;
+	/* Only a place that could be read is read ahead next time: a wild
+	 * pointer of a torn walk would fail the next steady-state read. */
+	if (s->nwalked < MAX_SPEC_FRAMES)
+		s->walked[s->nwalked++] = f;
 	return tmp;
 }
 
@@ -1596,6 +1741,9 @@ static void walk_thread(struct py_walker *w, uint32_t idx, struct walk_stats *st
 		goto out;
 	}
 	walk_frames(w, s, th, f, st);
+	if (w->recheck && !(th->flags & RAW_TORN) && th->depth &&
+	    w->recheck(w->recheck_ctx, rs, th))
+		th->flags |= RAW_TORN;
 out:
 	if (gil_holds(w, th->tstate))
 		th->flags |= RAW_GIL;
@@ -1988,9 +2136,15 @@ int py_walker_sample(struct py_walker *w, const struct iovec *xl,
 	 * place), most often both. */
 	if (err == -EAGAIN && w->spec_ok)
 		err = rebuild_list(w);
+	/* The caller's reads were made with the thread states, whatever
+	 * came after. */
+	*x_ok = w->spec_ok;
 	if (!err) {
-		*x_ok = 1;
 		st->fast++;
+	} else if (err == 1) {
+		err = read_unheld(w);
+		if (err)
+			return err;
 	} else {
 		if (err < 0 && (err = read_threads(w))) {
 			w->planned = 0; /* no fast path from a list not walked */

@@ -70,6 +70,14 @@ static void mem_stats(const struct backend *b, struct backend_stats *st)
 	st->interps_capped = m->ws.interps_capped;
 }
 
+static void mem_set_recheck(struct backend *b,
+			    int (*fn)(void *ctx, const struct raw_sample *rs,
+				      const struct raw_thread *th),
+			    void *ctx)
+{
+	py_walker_set_recheck(mem_of(b)->w, fn, ctx);
+}
+
 static void mem_close(struct backend *b)
 {
 	if (!b)
@@ -85,5 +93,6 @@ const struct backend_ops backend_mem_ops = {
 	.gil_held = mem_gil_held,
 	.mem = mem_mem,
 	.stats = mem_stats,
+	.set_recheck = mem_set_recheck,
 	.close = mem_close,
 };

@@ -162,6 +162,7 @@ int sampler_new(struct sampler **out, const struct py_target *t,
 	err = py_sym_new(&s->sym, t, s->mem, tab, &o->sym);
 	if (err)
 		goto out_free;
+	backend_set_recheck(s->be, py_sym_stale_return, s->sym);
 	err = thread_map_new(&s->tmap, t, s->mem);
 	if (err)
 		goto out_free;

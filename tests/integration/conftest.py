@@ -3,6 +3,7 @@ found on the machine, and helpers to run targets and read profiles."""
 import glob
 import os
 import re
+import socket
 import subprocess
 import time
 
@@ -315,6 +316,15 @@ def children_of(pid):
         except OSError:
             pass
     return out
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 free now."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
 
 
 def wait_for(pred, timeout=10.0):

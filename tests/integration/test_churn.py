@@ -10,9 +10,17 @@ went on) must be dropped and counted as torn, never reported.  The torn
 share stays below a bound that holds on a loaded machine.  One interpreter
 per frame layout (2.7, one of 3.6-3.10, 3.11, 3.12, 3.13).
 """
+import os
 import re
+import shutil
+import subprocess
+import time
+from urllib.request import urlopen
 
-from conftest import app_line, frame_line, frame_name, parse_collapsed, run_pyspyc, version_of
+import pytest
+
+from conftest import (APPS, app_line, children_of, frame_line, frame_name, free_port,
+                      parse_collapsed, run_pyspyc, version_of, wait_for)
 
 APP = "thread_churn.py"
 SUMMARY = re.compile(r"(\d+) samples, \d+ errors, (\d+) torn stacks, .*?"
@@ -77,3 +85,84 @@ def test_pool_callers_at_their_calls(model_python, target):
     total = sum(c for _, c in stacks)
     assert check_chains(stacks) > 0.5 * total, (total, err)
     assert torn <= 0.15 * (total + torn), (torn, total, err)
+
+
+# The servers of the benchmark (scripts/bench/bench.py, section churn),
+# under load: the share of thread stacks dropped as torn.  The benchmark's
+# target is 0.5% on a quiet machine; these bounds hold beside another test
+# worker (before the torn stacks at a return were read again, the demo app
+# tore 3-7% of its stacks on 3.11, fib's recursion most).  Frame objects
+# (2.7, 3.6-3.10) are not there yet: a new thread's frames are read one by
+# one, and 12-25% of the demo's stacks are torn; their bound only catches
+# worse.
+DEMO_TORN = 0.03
+DEMO_TORN_OBJECTS = 0.35
+GTHREAD_TORN = 0.02
+GUNICORN = "/usr/bin/gunicorn"
+
+
+def torn_share(pid, seconds=4):
+    """record the process at 200 Hz: (stacks counted, torn stacks, stderr)."""
+    r = run_pyspyc(["record", "-p", str(pid), "-r", "200", "-d", str(seconds),
+                    "-f", "collapsed", "-o", "-"], timeout=60)
+    assert r.returncode == 0, r.stderr
+    m = SUMMARY.search(r.stderr)
+    assert m, r.stderr
+    return sum(c for _, c in parse_collapsed(r.stdout)), int(m.group(2)), r.stderr
+
+
+def stop(procs):
+    for p in reversed(procs):
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+
+
+def test_demo_app_torn(model_python):
+    """tests/apps/webapp.py (a thread per request) loaded by load.py."""
+    procs = []
+    try:
+        app = subprocess.Popen([model_python, os.path.join(APPS, "webapp.py"), "0"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               universal_newlines=True)
+        procs.append(app)
+        line = app.stdout.readline().split()
+        assert line and line[0] == "ready", line
+        procs.append(subprocess.Popen([model_python, os.path.join(APPS, "load.py"), line[1],
+                                       "8", "4"], stdout=subprocess.DEVNULL))
+        time.sleep(1.0)
+        stacks, torn, err = torn_share(app.pid)
+    finally:
+        stop(procs)
+    assert stacks >= 200, err
+    bound = DEMO_TORN if version_of(model_python) >= (3, 11) else DEMO_TORN_OBJECTS
+    assert torn <= bound * (stacks + torn), (torn, stacks, err)
+
+
+@pytest.mark.skipif(not (os.access(GUNICORN, os.X_OK) and shutil.which("wrk")),
+                    reason="needs Debian's gunicorn and wrk")
+def test_gthread_torn():
+    """gunicorn -k gthread --threads 8 serving flask_app.py, loaded by wrk."""
+    port = free_port()
+    procs = [subprocess.Popen(["/usr/bin/python3", GUNICORN, "-w", "1", "-k", "gthread",
+                               "--threads", "8", "-b", "127.0.0.1:%d" % port, "--chdir", APPS,
+                               "flask_app:app"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)]
+    try:
+        def up():
+            try:
+                return urlopen("http://127.0.0.1:%d/light" % port, timeout=2).status == 200
+            except OSError:
+                return False
+        assert wait_for(up, timeout=30), "gunicorn did not start"
+        worker = children_of(procs[0].pid)
+        assert worker
+        procs.append(subprocess.Popen(["wrk", "-t", "1", "-c", "8", "-d", "8s",
+                                       "http://127.0.0.1:%d/light" % port],
+                                      stdout=subprocess.DEVNULL))
+        time.sleep(1.0)
+        stacks, torn, err = torn_share(worker[0])
+    finally:
+        stop(procs)
+    assert stacks >= 200, err
+    assert torn <= GTHREAD_TORN * (stacks + torn), (torn, stacks, err)

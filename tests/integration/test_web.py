@@ -6,26 +6,17 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import APPS, PYSPYC, parse_collapsed, wait_for
+from conftest import APPS, PYSPYC, free_port, parse_collapsed, wait_for
 
 GUNICORN = shutil.which("gunicorn")
 PROCESS_RE = re.compile(r'^process (\d+):"(.*)"$')
 pytestmark = pytest.mark.skipif(not GUNICORN, reason="gunicorn is not installed")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def children(pid):
