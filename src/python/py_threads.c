@@ -258,7 +258,12 @@ static void find_tid_offset(struct thread_map *tm, const struct raw_sample *rs)
 	for (i = 0; i < rs->nthreads; i++) {
 		uint64_t id = rs->threads[i].thread_id;
 
-		if (!id || (id & 7) ||
+		/* A thread state whose thread has not run yet holds its
+		 * creator's id: the same descriptor twice would fail the
+		 * search's every offset (no two threads share a tid). */
+		for (j = 0; j < i && rs->threads[j].thread_id != id; j++)
+			;
+		if (!id || (id & 7) || j < i ||
 		    rmem_read(tm->mem, id, descs + (size_t)n * DESC_SCAN, DESC_SCAN))
 			continue;
 		n++;

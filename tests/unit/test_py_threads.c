@@ -9,8 +9,13 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
 
+#include "pyspyc/proc.h"
+#include "pyspyc/py_runtime.h"
 #include "pyspyc/py_threads.h"
 
 static void test_stat_state(void **state)
@@ -42,11 +47,91 @@ static void test_active_rule(void **state)
 	assert_int_equal(thread_state_active('t', 0), 0);
 }
 
+/* Threads of this process that wait until told to end, telling their tid. */
+struct waiter {
+	pthread_t th;
+	pid_t tid;
+	int up;
+	pthread_mutex_t *mu;
+	pthread_cond_t *cv;
+	int *end;
+};
+
+static void *wait_here(void *arg)
+{
+	struct waiter *w = arg;
+
+	pthread_mutex_lock(w->mu);
+	w->tid = (pid_t)syscall(SYS_gettid);
+	w->up = 1;
+	pthread_cond_broadcast(w->cv);
+	while (!*w->end)
+		pthread_cond_wait(w->cv, w->mu);
+	pthread_mutex_unlock(w->mu);
+	return NULL;
+}
+
+/* Before 3.11 a thread's tid comes from its pthread descriptor, at an
+ * offset found by search.  A thread state whose thread has not run yet
+ * holds its creator's id: the search must leave that second copy out, not
+ * fail at every offset (it did: threads then showed without a tid). */
+static void test_descriptor_tids_with_unstarted_thread(void **state)
+{
+	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+	int end = 0, i;
+	struct waiter w[2];
+	static struct py_target t;
+	struct rmem mem;
+	struct thread_map *tm;
+	struct raw_thread th[4];
+	struct raw_sample rs;
+
+	(void)state;
+	for (i = 0; i < 2; i++) {
+		w[i] = (struct waiter){ .mu = &mu, .cv = &cv, .end = &end };
+		assert_int_equal(pthread_create(&w[i].th, NULL, wait_here, &w[i]), 0);
+	}
+	pthread_mutex_lock(&mu);
+	while (!w[0].up || !w[1].up)
+		pthread_cond_wait(&cv, &mu);
+	pthread_mutex_unlock(&mu);
+
+	memset(&t, 0, sizeof(t));
+	t.pid = getpid();
+	t.layout = &t.layout_buf;
+	t.layout_buf.tstate_native_thread_id = -1; /* 3.10 and older */
+	rmem_init(&mem, t.pid);
+	assert_int_equal(thread_map_new(&tm, &t, &mem), 0);
+	memset(th, 0, sizeof(th));
+	th[0].thread_id = (uint64_t)pthread_self();
+	th[1].thread_id = (uint64_t)w[0].th;
+	th[2].thread_id = (uint64_t)pthread_self(); /* made by main, not run yet */
+	th[3].thread_id = (uint64_t)w[1].th;
+	memset(&rs, 0, sizeof(rs));
+	rs.threads = th;
+	rs.nthreads = 4;
+	rs.list_gen = 1;
+	thread_map_tids(tm, &rs);
+	assert_int_equal(th[0].native_tid, getpid());
+	assert_int_equal(th[1].native_tid, w[0].tid);
+	assert_int_equal(th[3].native_tid, w[1].tid);
+	thread_map_free(tm);
+
+	pthread_mutex_lock(&mu);
+	end = 1;
+	pthread_cond_broadcast(&cv);
+	pthread_mutex_unlock(&mu);
+	for (i = 0; i < 2; i++)
+		pthread_join(w[i].th, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stat_state),
 		cmocka_unit_test(test_active_rule),
+		cmocka_unit_test(test_descriptor_tids_with_unstarted_thread),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
