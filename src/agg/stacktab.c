@@ -388,10 +388,10 @@ static int snapshot_timeline(const struct stacktab *t, const struct window *w,
 	struct profile_sample *out;
 	uint32_t *index;
 
-	if (n > t->log_cap) {
-		p->timeline_lost = n - t->log_cap;
+	/* Set either way: a profile struct may be filled again. */
+	p->timeline_lost = n > t->log_cap ? n - t->log_cap : 0;
+	if (n > t->log_cap)
 		n = t->log_cap;
-	}
 	index = malloc((ns ? ns : 1) * sizeof(*index));
 	out = malloc((n ? n : 1) * sizeof(*out));
 	if (!index || !out) {
