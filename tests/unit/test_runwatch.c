@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pyspyc/py_threads.h"
 #include "pyspyc/runwatch.h"
 #include "runwatch_abi.h"
 
@@ -63,19 +64,17 @@ static pid_t child(int *wfd)
 /* Wait (up to 5 s) until pid sleeps: state S in /proc/PID/stat. */
 static void wait_asleep(pid_t pid)
 {
-	char path[64], buf[256], *p;
+	char path[64], buf[256];
 	int i;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	for (i = 0; i < 5000; i++) {
 		FILE *f = fopen(path, "r");
-		size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+		size_t n = f ? fread(buf, 1, sizeof(buf), f) : 0;
 
 		if (f)
 			fclose(f);
-		buf[n] = 0;
-		p = strrchr(buf, ')');
-		if (p && p[1] == ' ' && p[2] == 'S')
+		if (proc_stat_state(buf, n) == 'S')
 			return;
 		nap_ms(1);
 	}
