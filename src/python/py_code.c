@@ -159,6 +159,10 @@ struct py_symbolizer {
 	struct line_range *ranges;    /* line-table decoding scratch */
 	size_t ranges_cap;
 	uint8_t *ltab;                /* line-table bytes scratch */
+	/* The walker's recheck: one code object's window, and what resolving
+	 * there counted (added to the next sample's). */
+	uint8_t *rc_win;
+	struct sym_stats rc_stats;
 };
 
 static uint32_t addr_hash(uint64_t a, uint32_t mask)
@@ -240,6 +244,7 @@ int py_sym_new(struct py_symbolizer **out, const struct py_target *t,
 	s->memo = calloc(MEMO_SLOTS, sizeof(*s->memo));
 	s->epoch = 1;
 	s->pf_windows = malloc((size_t)MAX_PREFETCH * (size_t)s->L->code_size);
+	s->rc_win = malloc((size_t)s->L->code_size);
 	s->stack_cap = 65536 + 1;
 	s->stack = malloc(s->stack_cap * sizeof(*s->stack));
 	s->fid = malloc(s->stack_cap * sizeof(*s->fid));
@@ -247,8 +252,8 @@ int py_sym_new(struct py_symbolizer **out, const struct py_target *t,
 	s->ranges_cap = 65536;
 	s->ranges = malloc(s->ranges_cap * sizeof(*s->ranges));
 	s->ltab = malloc(MAX_LINETABLE);
-	if (!s->codes || !s->owned || !s->files || !s->memo || !s->pf_windows || !s->stack ||
-	    !s->fid || !s->text || !s->ranges || !s->ltab || uniq_grow(s)) {
+	if (!s->codes || !s->owned || !s->files || !s->memo || !s->pf_windows || !s->rc_win ||
+	    !s->stack || !s->fid || !s->text || !s->ranges || !s->ltab || uniq_grow(s)) {
 		err = -ENOMEM;
 		goto out_free;
 	}
@@ -292,6 +297,7 @@ void py_sym_free(struct py_symbolizer *s)
 	free(s->files);
 	free(s->memo);
 	free(s->windows);
+	free(s->rc_win);
 	free(s->uniq_addr);
 	free(s->uniq_entry);
 	free(s->uniq_set);
@@ -704,11 +710,39 @@ static int caller_waits(struct py_symbolizer *s, const struct raw_sample *rs,
 	return ce && a->instr >= base && in_offsets(ce->calls, ce->ncalls, a->instr - base);
 }
 
-/* A hint for the walker (py_walker_set_recheck), from the cache alone: is
- * th's stack one symbolize_frames will find torn at a return (its
- * innermost frame at one while its caller went on, or its caller at one)?
- * Then the walker reads the thread again at once.  0 when it cannot tell
- * (a code object not cached yet): the symbolizer decides as always. */
+static struct code_entry *resolve(struct py_symbolizer *s, uint64_t addr,
+				  const uint8_t *w, const struct fingerprint *fp,
+				  struct sym_stats *st);
+
+/* For the walker's recheck: the cache entry of the code object at addr,
+ * resolved now when there is none (the read check_codes would make for it
+ * after the walk, made before).  A cached entry is taken as it is: a code
+ * object freed and its address reused is check_codes' to find.  NULL when
+ * addr holds no code object: the frame was read while it was reused. */
+static struct code_entry *entry_now(struct py_symbolizer *s, uint64_t addr)
+{
+	const struct py_layout *L = s->L;
+	struct code_entry *e = cache_find(s, addr);
+	struct fingerprint fp;
+
+	if (e || !addr || (addr & 7))
+		return e;
+	if (rmem_read(s->mem, addr, s->rc_win, (size_t)L->code_size))
+		return NULL;
+	fingerprint_of(L, s->rc_win, &fp);
+	if (!fp.type || (s->code_type && fp.type != s->code_type) || fp.size > (64u << 20))
+		return NULL;
+	return resolve(s, addr, s->rc_win, &fp, &s->rc_stats);
+}
+
+/* The walker's recheck (py_walker_set_recheck): is th's stack one
+ * symbolize_frames will find torn by its two innermost frames (a code
+ * object that does not validate, an instruction outside its code, the
+ * innermost frame at a return while its caller went on, or its caller at
+ * one)?  Then the walker reads the thread again at once, while a good
+ * stack is still to be had; dropped later, the tick would be lost.  A code
+ * object first met here is resolved here (once; check_codes then finds it
+ * cached). */
 int py_sym_stale_return(void *ctx, const struct raw_sample *rs, const struct raw_thread *th)
 {
 	struct py_symbolizer *s = ctx;
@@ -719,17 +753,24 @@ int py_sym_stale_return(void *ctx, const struct raw_sample *rs, const struct raw
 		return 0;
 	for (i = 0; i < th->depth && i < 2; i++) {
 		const struct raw_frame *f = &rs->frames[th->first + i];
-		const struct code_entry *e = cache_find(s, f->code);
+		const struct code_entry *e = entry_now(s, f->code);
 		uint64_t base = f->code + (uint64_t)L->code_adaptive;
 
-		if (!e || f->instr < base || !at_return(e, f->instr - base))
+		if (!e)
+			return 1;
+		/* Not started yet, or one code unit before the first
+		 * instruction (3.11, 3.12): symbolize_frames has no
+		 * instruction to check there. */
+		if (f->instr < base || (f->owner != 1 && f->instr < base + e->firsttraceable))
+			continue;
+		if (f->instr - base >= e->code_bytes)
+			return 1;
+		if (!at_return(e, f->instr - base))
 			continue;
 		if (i > 0)
 			return 1;
-		/* 3.11: whether its caller waits needs the caller's code
-		 * object, which a stack dropped here would never bring. */
 		if (L->iframe_stacktop >= 0 || th->depth < 2 ||
-		    !cache_find(s, rs->frames[th->first + 1].code))
+		    !entry_now(s, rs->frames[th->first + 1].code))
 			continue;
 		if (!caller_waits(s, rs, th))
 			return 1;
@@ -1395,6 +1436,9 @@ void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
 	uint32_t n, t;
 
 	s->ncounted = 0;
+	st->code_misses += s->rc_stats.code_misses;
+	st->errors += s->rc_stats.errors;
+	s->rc_stats = (struct sym_stats){ 0 };
 	if (rs->nthreads > s->keep_cap) {
 		uint32_t cap = rs->nthreads > 2 * s->keep_cap ? rs->nthreads : 2 * s->keep_cap;
 		uint32_t *k = realloc(s->keep, (size_t)cap * sizeof(*k));

@@ -1,0 +1,198 @@
+/* test_py_recheck.c - the symbolizer's recheck for the walker
+ * (py_sym_stale_return), over the fuzzers' 3.11 image of three code objects
+ * f0, f1, f2 (tests/fuzz/corpus/code/30b) with bytecode put in front: f0
+ * NOP, RETURN_VALUE, NOP; f1 and f2 NOPs.  The recheck tells a stack the
+ * symbolizer would drop as torn by its two innermost frames, resolving code
+ * objects it has not met yet (once: the sample's own check finds them
+ * cached), so that the walker reads such a thread again instead of the
+ * tick being lost.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../fuzz/image.c"
+#include "pyspyc/py_code.h"
+#include "pyspyc/stacktab.h"
+
+#define HEADER 64 /* the seed's fuzzer parameters, 3 frames of one thread */
+#define NOP 9     /* 3.11 */
+
+struct fixture {
+	uint8_t in[1 << 16];
+	struct image im;
+	struct py_target t;
+	struct rmem m;
+	struct stacktab *tab;
+	struct py_symbolizer *sym;
+	uint64_t code[3];
+};
+
+static size_t put_region(uint8_t *p, uint64_t addr, const uint8_t *bytes, uint16_t len)
+{
+	memcpy(p, &addr, 8);
+	memcpy(p + 8, &len, 2);
+	p[10] = 0;
+	memcpy(p + 11, bytes, len);
+	return 11 + (size_t)len;
+}
+
+static int setup(void **state)
+{
+	static const struct stacktab_limits lim = { 1024, 4096, 4096 };
+	struct fixture *fx = calloc(1, sizeof(*fx));
+	struct sym_opts so = { .lineno = 1 };
+	uint8_t seed[1 << 16], bc[3][6];
+	size_t n, len;
+	FILE *f;
+	int i;
+
+	assert_non_null(fx);
+	f = fopen("tests/fuzz/corpus/code/30b", "rb");
+	assert_non_null(f);
+	n = fread(seed, 1, sizeof(seed), f);
+	fclose(f);
+	assert_true(n > HEADER);
+	image_target(&fx->t, seed[0]);
+	assert_int_equal(fx->t.version_hex >> 16, 0x030b);
+	for (i = 0; i < 3; i++)
+		memcpy(&fx->code[i], seed + 13 + 17 * i, 8);
+	memcpy(&fx->t.code_type, seed + 3, 8);
+	for (i = 0; i < 3; i++) {
+		uint8_t op = i == 0 ? (uint8_t)fx->t.layout->op_return_value : NOP;
+
+		bc[i][0] = NOP, bc[i][2] = op, bc[i][4] = NOP;
+		bc[i][1] = bc[i][3] = bc[i][5] = 0;
+	}
+	/* Regions listed first win over the seed's. */
+	memcpy(fx->in, seed, HEADER);
+	len = HEADER;
+	for (i = 0; i < 3; i++)
+		len += put_region(fx->in + len, fx->code[i] + (uint64_t)fx->t.layout->code_adaptive,
+				  bc[i], sizeof(bc[i]));
+	memcpy(fx->in + len, seed + HEADER, n - HEADER);
+	len += n - HEADER;
+	image_init(&fx->im, fx->in, len);
+	fx->im.pos = HEADER;
+	image_load(&fx->im);
+	rmem_init(&fx->m, fx->t.pid);
+	image_attach(&fx->im, &fx->m);
+	assert_int_equal(stacktab_new(&fx->tab, &lim), 0);
+	assert_int_equal(py_sym_new(&fx->sym, &fx->t, &fx->m, fx->tab, &so), 0);
+	*state = fx;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *fx = *state;
+
+	py_sym_free(fx->sym);
+	stacktab_free(fx->tab);
+	free(fx);
+	return 0;
+}
+
+/* Frame i of the thread runs code object code[c] at byte offset off. */
+static struct raw_frame frame(const struct fixture *fx, int c, uint64_t off)
+{
+	return (struct raw_frame){ .code = fx->code[c],
+				   .instr = fx->code[c] +
+					    (uint64_t)fx->t.layout->code_adaptive + off };
+}
+
+static int recheck(struct fixture *fx, struct raw_frame f0, struct raw_frame f1)
+{
+	struct raw_frame frames[3] = { f0, f1, frame(fx, 2, 2) };
+	struct raw_thread th = { .depth = 3, .tstate = 1 };
+	struct raw_sample rs = { .threads = &th, .nthreads = 1, .frames = frames };
+
+	return py_sym_stale_return(fx->sym, &rs, &th);
+}
+
+/* Nothing cached: the innermost frame at its return while its caller went
+ * on (at a NOP, not in a call) is torn; before the recheck resolved code
+ * objects itself it could not tell, and such stacks were dropped later. */
+static void test_return_with_caller_gone_on(void **state)
+{
+	struct fixture *fx = *state;
+
+	assert_int_equal(recheck(fx, frame(fx, 0, 2), frame(fx, 1, 2)), 1);
+}
+
+/* The caller at a return has returned itself. */
+static void test_caller_at_return(void **state)
+{
+	struct fixture *fx = *state;
+
+	assert_int_equal(recheck(fx, frame(fx, 1, 2), frame(fx, 0, 2)), 1);
+}
+
+static void test_whole_stack(void **state)
+{
+	struct fixture *fx = *state;
+
+	assert_int_equal(recheck(fx, frame(fx, 0, 0), frame(fx, 1, 2)), 0);
+	assert_int_equal(recheck(fx, frame(fx, 0, 4), frame(fx, 1, 0)), 0);
+}
+
+/* A frame whose code pointer holds no code object, or whose instruction is
+ * past its code's bytes, was read while being reused. */
+static void test_no_code_object(void **state)
+{
+	struct fixture *fx = *state;
+	struct raw_frame f0 = frame(fx, 0, 0);
+
+	f0.code += 8;
+	f0.instr += 8;
+	assert_int_equal(recheck(fx, f0, frame(fx, 1, 2)), 1);
+	assert_int_equal(recheck(fx, frame(fx, 1, 2), f0), 1);
+}
+
+static void test_past_the_code(void **state)
+{
+	struct fixture *fx = *state;
+
+	assert_int_equal(recheck(fx, frame(fx, 0, 6), frame(fx, 1, 2)), 1);
+	assert_int_equal(recheck(fx, frame(fx, 0, 0), frame(fx, 1, 64)), 1);
+}
+
+/* Code objects the recheck resolved are counted once, with the next sample,
+ * which finds them cached: f0 and f1 by the recheck, f2 by the sample. */
+static void test_resolved_once(void **state)
+{
+	struct fixture *fx = *state;
+	struct raw_frame frames[3] = { frame(fx, 0, 0), frame(fx, 1, 2), frame(fx, 2, 2) };
+	struct raw_thread th = { .depth = 3, .tstate = 1 };
+	struct raw_sample rs = { .threads = &th, .nthreads = 1, .frames = frames };
+	struct sym_stats st = { 0 };
+
+	assert_int_equal(py_sym_stale_return(fx->sym, &rs, &th), 0);
+	assert_int_equal(py_sym_stale_return(fx->sym, &rs, &th), 0);
+	py_sym_add(fx->sym, &rs, NULL, 0, 1, &st);
+	assert_int_equal(st.code_misses, 3);
+	assert_int_equal(st.torn, 0);
+	assert_int_equal(st.stacks, 1);
+	py_sym_add(fx->sym, &rs, NULL, 0, 2, &st);
+	assert_int_equal(st.code_misses, 3);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_return_with_caller_gone_on, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_caller_at_return, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_whole_stack, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_code_object, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_past_the_code, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resolved_once, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
