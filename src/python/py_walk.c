@@ -23,7 +23,16 @@
 					 * each; with -s, per process) */
 #define MAX_CHUNKS_PER_THREAD 64
 #define MAX_FRAME_BYTES PY_LAYOUT_MAX_FRAME /* a frame header we read */
-#define MAX_SPEC_FRAMES 512          /* frame objects read ahead per thread */
+#define MAX_SPEC_FRAMES 512          /* frames read ahead per thread (3.11+) */
+/* Before 3.11 the frame objects are read ahead as the pages they lie on:
+ * a frame that returned goes to a free list and the next call takes it
+ * again, so the frames a recursion makes and drops, and a new thread's,
+ * keep to a few pages (pymalloc's pools) where frames were met lately.  At
+ * most this many runs of pages, this many bytes, a read. */
+#define SPEC_PAGE 4096u
+#define MAX_FRAME_PAGES 64           /* pages frames were met on lately */
+#define MAX_SPEC_RUNS 32
+#define SPEC_PAGE_BYTES (128u * 1024u)
 #define MAX_SPEC_CHUNKS 8            /* older chunks read ahead per thread */
 /* 3.11 and 3.12: the current frame pointer is in a _PyCFrame on the C
  * stack, and every call from C back into Python makes a new one, at a place
@@ -84,9 +93,8 @@ struct plan {
 	/* Older chunks the last walk copied (remote, len; off unused). */
 	struct copy older[MAX_SPEC_CHUNKS];
 	uint32_t nolder;
-	/* Frame objects (<= 3.10): the frames the last walk went through, in
-	 * walk order.  3.11+: the frames outside the chunks that recent walks
-	 * read one by one, with the sample count each was last met at. */
+	/* 3.11+: the frames outside the chunks that recent walks read one by
+	 * one, with the sample count each was last met at. */
 	uint64_t frames[MAX_SPEC_FRAMES];
 	uint64_t frame_seen[MAX_SPEC_FRAMES];
 	uint32_t nframes;
@@ -122,7 +130,7 @@ struct thread_slot {
 	 * reaches them and their headers agree. */
 	struct copy pre[MAX_SPEC_CHUNKS];
 	uint32_t npre;
-	/* Frame objects read with the sample, by plan.frames[]; 0 if none. */
+	/* Frames read with the sample, by plan.frames[]; 0 if none. */
 	uint32_t nspec;
 	size_t spec_off;
 	uint64_t walked[MAX_SPEC_FRAMES];
@@ -151,8 +159,27 @@ struct stitch_key {
 	uint32_t i;            /* index into known[] */
 };
 
+struct frame_page {
+	uint64_t page;
+	uint64_t seen;         /* w->nsample when a frame was last met there */
+};
+
 struct py_walker {
 	struct rmem mem;
+	/* Before 3.11: the pages frame objects of any thread were met on in
+	 * the last SPEC_KEEP samples (frames come and go through one free
+	 * list, a new thread's from the same pages as an ended one's), and
+	 * the runs of them read with this sample. */
+	struct frame_page fpages[MAX_FRAME_PAGES];
+	uint32_t nfpages, fpage_last;
+	struct copy runs[MAX_SPEC_RUNS];
+	uint32_t nruns;
+	/* A re-read thread's frame pointer and its pages read again at the
+	 * end of the same call, to check its walk by (objects_verify);
+	 * vslot: that thread's slot + 1, 0 when none. */
+	struct copy vruns[MAX_SPEC_RUNS];
+	uint32_t nvruns, vslot;
+	uint64_t vcur;
 	const struct py_layout *L;
 	uint64_t interp;       /* the main interpreter */
 	uint64_t runtime;
@@ -1036,12 +1063,10 @@ static void plan_thread(struct py_walker *w, uint32_t i)
 	p->chunk = 0;
 	p->len = 0;
 	p->nolder = 0;
-	if (L->frame_model == PY_FRAMES_OBJECTS) {
-		/* Next time, read the frame objects this walk went through. */
-		p->nframes = s->nwalked;
-		memcpy(p->frames, s->walked, p->nframes * sizeof(*p->frames));
+	/* Frame objects: the walker's runs of pages (queue_runs), and a
+	 * thread read again the pages of its last walk (s->walked). */
+	if (L->frame_model == PY_FRAMES_OBJECTS)
 		return;
-	}
 	plan_spec_frames(w, s);
 	/* The older chunks hold the callers' frames, which stay put while the
 	 * newest chunk is in use: read them ahead too, a little past what was
@@ -1081,7 +1106,7 @@ static int plan_holds(struct py_walker *w, uint32_t i)
 	const struct plan *p = &s->plan;
 	uint64_t chunk, top;
 
-	/* Frame objects are matched by address as the walk meets them. */
+	/* Frame objects are found by address in the pages read. */
 	if (L->frame_model == PY_FRAMES_OBJECTS)
 		return 1;
 	if (!s->got)
@@ -1140,6 +1165,101 @@ static void queue_spec(struct py_walker *w, struct thread_slot *s, uint32_t *nio
 	w->extra |= p->nframes > s->nwalked;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Before 3.11: note the page frame object f was met on. */
+static void frame_page_seen(struct py_walker *w, uint64_t f)
+{
+	uint64_t page = f & ~(uint64_t)(SPEC_PAGE - 1);
+	uint32_t k, old = 0;
+
+	if (w->nfpages && w->fpages[w->fpage_last].page == page) {
+		w->fpages[w->fpage_last].seen = w->nsample;
+		return;
+	}
+	for (k = 0; k < w->nfpages; k++) {
+		if (w->fpages[k].page == page)
+			break;
+		if (w->fpages[k].seen < w->fpages[old].seen)
+			old = k;
+	}
+	if (k == w->nfpages) {
+		if (w->nfpages < MAX_FRAME_PAGES)
+			w->nfpages++;
+		else
+			k = old;
+		w->fpages[k].page = page;
+	}
+	w->fpages[k].seen = w->nsample;
+	w->fpage_last = k;
+}
+
+/* Before 3.11: queue the pages of frames, as runs of adjacent pages, into
+ * w->runs (frames elsewhere are read one by one as the walk meets them):
+ * the page hot first (0: none), right after the thread state read with
+ * them, then pages[0..n) (sorted here) but hot.  Heap pages may be gone (an
+ * arena freed): these reads come last, and are optional. */
+static void queue_runs(struct py_walker *w, uint32_t *niov, uint32_t cap, uint64_t hot,
+		       uint64_t *pages, uint32_t n)
+{
+	uint64_t bytes = 0, last = 0;
+	uint32_t k;
+
+	w->nruns = 0;
+	qsort(pages, n, sizeof(*pages), cmp_u64);
+	for (k = 0; k <= n && bytes < SPEC_PAGE_BYTES; k++) {
+		uint64_t page = k == 0 ? hot : pages[k - 1];
+		struct copy *r = w->nruns ? &w->runs[w->nruns - 1] : NULL;
+
+		if (!page || (k > 0 && (page == hot || page == last)))
+			continue;
+		last = page;
+		if (!buf_room(w, SPEC_PAGE))
+			break;
+		if (r && k > 1 && r->remote != hot && page == r->remote + r->len) {
+			r->len += SPEC_PAGE;
+			w->liov[*niov - 1].iov_len += SPEC_PAGE;
+			w->riov[*niov - 1].iov_len += SPEC_PAGE;
+		} else {
+			if (w->nruns == MAX_SPEC_RUNS || *niov >= cap || !iov_room(w, *niov + 1))
+				break;
+			w->runs[w->nruns++] = (struct copy){ .remote = page, .len = SPEC_PAGE,
+							     .off = w->buf_used };
+			iov_set(&w->liov[*niov], &w->riov[*niov], w->buf + w->buf_used, page,
+				SPEC_PAGE);
+			(*niov)++;
+		}
+		w->buf_used += SPEC_PAGE;
+		bytes += SPEC_PAGE;
+	}
+}
+
+/* The pages frames of any thread were met on lately, into pages[]. */
+static uint32_t recent_pages(const struct py_walker *w, uint64_t *pages)
+{
+	uint32_t k, n = 0;
+
+	for (k = 0; k < w->nfpages; k++)
+		if (w->nsample - w->fpages[k].seen <= SPEC_KEEP)
+			pages[n++] = w->fpages[k].page;
+	return n;
+}
+
+/* After a read of which done of the runs queued from index first arrived
+ * (counted in iovecs, the runs last): keep the runs that did. */
+static void runs_arrived(struct py_walker *w, uint32_t first, size_t done_iov)
+{
+	if (done_iov < first)
+		w->nruns = 0;
+	else if (done_iov - first < w->nruns)
+		w->nruns = (uint32_t)(done_iov - first);
+}
+
 /* Queue slot i's reads (current frame pointer, chunk copy; or the frame
  * objects of the last walk when ahead is set) at *niov, up to cap. */
 static void queue_slot(struct py_walker *w, struct thread_slot *s, uint64_t tstate,
@@ -1159,10 +1279,11 @@ static void queue_slot(struct py_walker *w, struct thread_slot *s, uint64_t tsta
 	s->ncf_read = 0;
 	s->cfw_read = 0;
 	s->xf_lo = s->xf_hi = s->xc_lo = s->xc_hi = 0;
-	if (ahead == 1)
-		queue_spec(w, s, niov, cap);
+	/* Frame objects come with the walker's runs of pages instead. */
 	if (L->frame_model == PY_FRAMES_OBJECTS)
 		return;
+	if (ahead == 1)
+		queue_spec(w, s, niov, cap);
 	/* 3.13+ keeps the frame pointer in the thread state itself: it is
 	 * taken from there when walking, after this call refreshed it. */
 	/* The current frame pointer at the _PyCFrame (3.11, 3.12); ahead of
@@ -1266,7 +1387,7 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 {
 	const struct py_layout *L = w->L;
 	const size_t tsz = (size_t)L->tstate_size;
-	uint32_t i, g, niov = 0, nreq, gend[NGHOST];
+	uint32_t i, g, niov = 0, nreq, gend[NGHOST], runs_first;
 	size_t done = 0;
 	int err;
 
@@ -1276,6 +1397,7 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 	    !iov_room(w, w->nknown + 2 + 3 * w->ninterps + nx + NGHOST))
 		return -EAGAIN;
 	w->buf_used = 0;
+	w->vslot = 0;
 	w->extra = 0;
 	iov_set(&w->liov[niov], &w->riov[niov], &w->ihead_rd,
 		w->runtime + (uint64_t)L->runtime_interp_head, 8);
@@ -1321,7 +1443,14 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 		queue_slot(w, &w->slots[w->gslot[g]], w->ghost[g], &niov, w->iov_max, 2);
 		gend[g] = niov - nreq;
 	}
+	runs_first = niov - nreq;
+	if (L->frame_model == PY_FRAMES_OBJECTS) {
+		uint64_t pages[MAX_FRAME_PAGES];
+
+		queue_runs(w, &niov, w->iov_max, 0, pages, recent_pages(w, pages));
+	}
 	err = rmem_readv_opt(&w->mem, w->liov, w->riov, niov, niov - nreq, &done);
+	runs_arrived(w, runs_first, err ? 0 : done);
 	if (err)
 		return err == -ESRCH ? err : -EAGAIN;
 	if (done < niov - nreq)
@@ -1416,6 +1545,7 @@ static int read_chunks(struct py_walker *w)
 	int err;
 
 	w->buf_used = 0;
+	w->vslot = 0;
 	w->sample.list_gen++;
 	gil_queue(w, &niov);
 	for (i = 0; i < w->nknown; i++) {
@@ -1423,7 +1553,21 @@ static int read_chunks(struct py_walker *w)
 		queue_thread(w, i, &niov, w->iov_max, 0);
 	}
 	w->planned = 1;
-	if ((err = readv_each(w, niov)))
+	w->nruns = 0;
+	if (w->L->frame_model == PY_FRAMES_OBJECTS) {
+		uint64_t pages[MAX_FRAME_PAGES];
+		uint32_t first = niov;
+		size_t done = 0;
+
+		queue_runs(w, &niov, w->iov_max, 0, pages, recent_pages(w, pages));
+		err = rmem_readv_opt(&w->mem, w->liov, w->riov, niov, niov - first, &done);
+		runs_arrived(w, 0, err ? 0 : done);
+		if (err == -EFAULT)
+			err = readv_each(w, first);
+	} else {
+		err = readv_each(w, niov);
+	}
+	if (err)
 		return err;
 	for (i = 0; i < w->nknown; i++) {
 		struct thread_slot *s = slot_of(w, i);
@@ -1532,21 +1676,28 @@ static const uint8_t *frame_at(struct py_walker *w, struct thread_slot *s,
 	return tmp;
 }
 
-/* A frame object's window: read with the sample when the last walk met it
- * (matched by address, in walk order), else read now into tmp. */
-static const uint8_t *object_at(struct py_walker *w, struct thread_slot *s,
-				uint64_t f, uint32_t *j, uint8_t *tmp,
+/* The copy of [f, f + size) among runs[0..n) of buf, or NULL. */
+static const uint8_t *in_runs(const uint8_t *buf, const struct copy *runs, uint32_t n,
+			      uint64_t f, uint64_t size)
+{
+	uint32_t k;
+
+	for (k = 0; k < n; k++)
+		if (f >= runs[k].remote && runs[k].len >= size && f - runs[k].remote <= runs[k].len - size)
+			return buf + runs[k].off + (f - runs[k].remote);
+	return NULL;
+}
+
+/* A frame object's window: in the pages read with the sample (the runs),
+ * else read now into tmp. */
+static const uint8_t *object_at(struct py_walker *w, uint64_t f, uint8_t *tmp,
 				struct walk_stats *st)
 {
 	size_t fsize = (size_t)w->L->frame_size;
-	uint32_t k;
+	const uint8_t *b = in_runs(w->buf, w->runs, w->nruns, f, fsize);
 
-	for (k = *j; k < s->nspec; k++) {
-		if (s->plan.frames[k] == f) {
-			*j = k + 1;
-			return w->buf + s->spec_off + k * fsize;
-		}
-	}
+	if (b)
+		return b;
 	st->slow_reads++;
 	if (rmem_read(&w->mem, f, tmp, fsize))
 		return NULL;
@@ -1561,7 +1712,6 @@ static void walk_objects(struct py_walker *w, struct thread_slot *s,
 	struct raw_sample *rs = &w->sample;
 	uint8_t tmp[MAX_FRAME_BYTES];
 	uint64_t f = s->current_frame, gen = 0;
-	uint32_t j = 0;
 
 	if ((size_t)L->frame_size > sizeof(tmp)) {
 		th->flags |= RAW_TORN;
@@ -1576,7 +1726,7 @@ static void walk_objects(struct py_walker *w, struct thread_slot *s,
 			th->flags |= RAW_TRUNCATED;
 			break;
 		}
-		fr = (f & 7) ? NULL : object_at(w, s, f, &j, tmp, st);
+		fr = (f & 7) ? NULL : object_at(w, f, tmp, st);
 		/* A frame object with no reference left was freed since it
 		 * was named (by the thread state or its callee's f_back): it
 		 * is some code object's zombie frame now, or on a free list,
@@ -1588,6 +1738,9 @@ static void walk_objects(struct py_walker *w, struct thread_slot *s,
 		}
 		if (s->nwalked < MAX_SPEC_FRAMES)
 			s->walked[s->nwalked++] = f;
+		frame_page_seen(w, f);
+		if (((f ^ (f + (uint64_t)L->frame_size - 1)) & ~(uint64_t)(SPEC_PAGE - 1)) != 0)
+			frame_page_seen(w, f + (uint64_t)L->frame_size - 1);
 		memcpy(&lasti, fr + L->frame_lasti, sizeof(lasti));
 		rs->addrs[rs->nframes] = f;
 		rf = &rs->frames[rs->nframes++];
@@ -1775,8 +1928,11 @@ static uint64_t thread_interp(const struct py_walker *w, uint32_t idx)
  * agree with each other.  If the fresh thread state says the thread moved
  * on (its frame pointer elsewhere, a chunk pushed): its thread state, then
  * its current frame pointer and newest chunk in one call, the frames
- * outside it one by one as the walk meets them.  Returns 0, or -errno when
- * the thread could not be read (it stays torn). */
+ * outside it one by one as the walk meets them.  Before 3.11: its thread
+ * state with the pages of its frame and of the torn walk's frames, then
+ * its frame pointer and those pages again, which objects_verify checks the
+ * walk by.  Returns 0, or -errno when the thread could not be read (it
+ * stays torn). */
 static int reread_thread(struct py_walker *w, uint32_t idx)
 {
 	const struct py_layout *L = w->L;
@@ -1791,7 +1947,46 @@ static int reread_thread(struct py_walker *w, uint32_t idx)
 	plan_thread(w, idx);
 	iov_set(&w->liov[0], &w->riov[0], ts, w->known[idx], (size_t)L->tstate_size);
 	queue_thread(w, idx, &niov, RMEM_MAX_IOV, 1);
-	err = rmem_readv(&w->mem, w->liov, w->riov, niov);
+	if (L->frame_model == PY_FRAMES_OBJECTS) {
+		uint64_t pages[MAX_SPEC_FRAMES];
+		uint32_t first = niov, k;
+		size_t done = 0;
+
+		/* The innermost frame is most likely on the page of the one
+		 * the torn walk began at (the free list gives back the frame
+		 * freed last), its callers on their pages of that walk. */
+		for (k = 0; k < s->nwalked; k++)
+			pages[k] = s->walked[k] & ~(uint64_t)(SPEC_PAGE - 1);
+		queue_runs(w, &niov, RMEM_MAX_IOV,
+			   rd64(ts, L->tstate_frame) & ~(uint64_t)(SPEC_PAGE - 1), pages, k);
+		/* Then the frame pointer and the same pages again: the walk
+		 * is checked by them, a moment later in the same call. */
+		w->vslot = 0;
+		if (w->nruns && niov + 1 + w->nruns <= RMEM_MAX_IOV &&
+		    buf_room(w, w->buf_used - w->runs[0].off)) {
+			uint32_t r;
+
+			iov_set(&w->liov[niov], &w->riov[niov], &w->vcur,
+				w->known[idx] + (uint64_t)L->tstate_frame, 8);
+			niov++;
+			for (r = 0; r < w->nruns; r++) {
+				w->vruns[r] = w->runs[r];
+				w->vruns[r].off = w->buf_used;
+				iov_set(&w->liov[niov], &w->riov[niov], w->buf + w->buf_used,
+					w->runs[r].remote, w->runs[r].len);
+				niov++;
+				w->buf_used += w->runs[r].len;
+			}
+			w->nvruns = w->nruns;
+			w->vslot = idx + 1;
+		}
+		err = rmem_readv_opt(&w->mem, w->liov, w->riov, niov, niov - first, &done);
+		if (err || done < niov - first)
+			w->vslot = 0;
+		runs_arrived(w, 0, err ? 0 : done);
+	} else {
+		err = rmem_readv(&w->mem, w->liov, w->riov, niov);
+	}
 	if (err == -ESRCH)
 		return err;
 	if (!err && rd64(ts, L->tstate_interp) == interp && plan_holds(w, idx))
@@ -1811,6 +2006,87 @@ static int reread_thread(struct py_walker *w, uint32_t idx)
 	return 0;
 }
 
+/* Before 3.11 the frames of a thread are separate objects read at separate
+ * moments (one call copies its pages by address; frames read one by one
+ * are read innermost first): a callee read, then its caller read after the
+ * callee returned, shows the caller on a later line than its call; a
+ * caller read, then a callee it made later, the caller on an earlier one.
+ * So, right after a thread is walked, one more call reads its frame
+ * pointer and its frame objects again.  Unless the innermost one is still
+ * the thread's and alive, and every frame still has the code, the caller
+ * and (but the innermost, which runs) the instruction the walk read, at one
+ * moment where all of them were waiting in their calls, the thread is torn
+ * (and read again, as any torn thread).  Threads of one frame are left
+ * alone, as are stitched ones.  Returns 1 when raw thread t holds. */
+static int objects_verify(struct py_walker *w, uint32_t t)
+{
+	const struct py_layout *L = w->L;
+	const size_t fs = (size_t)L->frame_size;
+	struct raw_sample *rs = &w->sample;
+	const struct raw_thread *th = &rs->threads[t];
+	uint32_t n = 0, i;
+	uint64_t cur = 0;
+	uint8_t *buf;
+	int same;
+
+	if (!iov_room(w, th->depth + 1) || !buf_room(w, (size_t)th->depth * fs))
+		return 1; /* no room this sample: as before the check */
+	buf = w->buf + w->buf_used;
+	/* Read again with the re-read itself: the frames from that copy,
+	 * when it has them all. */
+	if (w->vslot && w->known[w->vslot - 1] == th->tstate) {
+		for (i = 0; i < th->depth; i++) {
+			const uint8_t *b = in_runs(w->buf, w->vruns, w->nvruns,
+						   rs->addrs[th->first + i], fs);
+
+			if (!b)
+				break;
+			memcpy(buf + (size_t)i * fs, b, fs);
+		}
+		w->vslot = 0;
+		if (i == th->depth) {
+			cur = w->vcur;
+			same = cur == rs->addrs[th->first];
+			goto compare;
+		}
+	}
+	iov_set(&w->liov[n], &w->riov[n], &cur, th->tstate + (uint64_t)L->tstate_frame, 8);
+	n++;
+	for (i = 0; i < th->depth; i++, n++)
+		iov_set(&w->liov[n], &w->riov[n], buf + (size_t)i * fs, rs->addrs[th->first + i], fs);
+	same = rmem_readv(&w->mem, w->liov, w->riov, n) == 0 && cur == rs->addrs[th->first];
+compare:
+	for (i = 0; same && i < th->depth; i++) {
+		const uint8_t *b = buf + (size_t)i * fs;
+		const struct raw_frame *f = &rs->frames[th->first + i];
+		int32_t lasti;
+
+		memcpy(&lasti, b + L->frame_lasti, sizeof(lasti));
+		same = rd64(b, L->frame_code) == f->code &&
+		       (i == 0 || (uint64_t)(int64_t)lasti == f->instr) &&
+		       (L->frame_refcnt < 0 || rd64(b, L->frame_refcnt) != 0) &&
+		       (i + 1 == th->depth || rd64(b, L->frame_back) == rs->addrs[th->first + i + 1]);
+	}
+	return same;
+}
+
+/* Walk thread idx, then before 3.11 check it (objects_verify). */
+static void walk_checked(struct py_walker *w, uint32_t idx, struct walk_stats *st)
+{
+	struct raw_sample *rs = &w->sample;
+	uint32_t t = rs->nthreads;
+	struct raw_thread *th;
+
+	walk_thread(w, idx, st);
+	th = &rs->threads[t];
+	if (w->L->frame_model != PY_FRAMES_OBJECTS || w->ninterps > 1 ||
+	    th->flags & RAW_TORN || th->depth < 2 || !th->tstate || objects_verify(w, t))
+		return;
+	th->flags |= RAW_TORN;
+	rs->nframes = th->first;
+	th->depth = 0;
+}
+
 /* Walk thread idx, and when it comes out torn read it again at once, alone,
  * up to TORN_REREADS times.  Returns 1 when it stayed torn (the caller
  * counts it, once for a stitched group). */
@@ -1818,13 +2094,13 @@ static int walk_reread(struct py_walker *w, uint32_t idx, struct walk_stats *st)
 {
 	uint32_t k, t = w->sample.nthreads;
 
-	walk_thread(w, idx, st);
+	walk_checked(w, idx, st);
 	for (k = 0; k < TORN_REREADS && (w->sample.threads[t].flags & RAW_TORN); k++) {
 		st->rereads++;
 		if (reread_thread(w, idx))
 			break;
 		w->sample.nthreads--;
-		walk_thread(w, idx, st);
+		walk_checked(w, idx, st);
 	}
 	return (w->sample.threads[t].flags & RAW_TORN) != 0;
 }
@@ -1971,80 +2247,6 @@ static void walk_all(struct py_walker *w, struct walk_stats *st)
 	}
 }
 
-/* Before 3.11 the frames of a thread are separate objects read at separate
- * moments (one call sorts its ranges by address; frames read one by one
- * are read innermost first): a callee read, then its caller read after the
- * callee returned, shows the caller on a later line than its call; a
- * caller read, then a callee it made later, the caller on an earlier one.
- * So, once every thread is walked, one more call reads each thread's frame
- * pointer and its frame objects again.  Unless the innermost one is still
- * the thread's and alive, and every frame still has the code, the caller
- * and (but the innermost, which runs) the instruction the walk read, at one
- * moment where all of them were waiting in their calls, the thread is torn
- * (counted, not read again).  Threads of one frame are left alone, as are
- * stitched ones. */
-static void objects_verify(struct py_walker *w, struct walk_stats *st)
-{
-	const struct py_layout *L = w->L;
-	const size_t fs = (size_t)L->frame_size;
-	struct raw_sample *rs = &w->sample;
-	uint32_t t, n = 0, i, nf = 0;
-	uint64_t *cur;
-	uint8_t *buf;
-	size_t pad;
-	int ok;
-
-	if (L->frame_model != PY_FRAMES_OBJECTS || !rs->nthreads)
-		return;
-	for (t = 0; t < rs->nthreads; t++)
-		if (!(rs->threads[t].flags & RAW_TORN) && rs->threads[t].depth >= 2)
-			nf += rs->threads[t].depth;
-	/* The frame pointers at an 8-byte boundary of buf, the frames after. */
-	pad = (8 - (w->buf_used & 7)) & 7;
-	if (!nf || !iov_room(w, rs->nthreads + nf) ||
-	    !buf_room(w, pad + rs->nthreads * 8 + (size_t)nf * fs))
-		return;
-	cur = (uint64_t *)(w->buf + w->buf_used + pad);
-	buf = w->buf + w->buf_used + pad + rs->nthreads * 8;
-	for (t = 0, nf = 0; t < rs->nthreads; t++) {
-		const struct raw_thread *th = &rs->threads[t];
-
-		cur[t] = 0;
-		if (th->flags & RAW_TORN || th->depth < 2 || !th->tstate)
-			continue;
-		iov_set(&w->liov[n], &w->riov[n], &cur[t], th->tstate + (uint64_t)L->tstate_frame, 8);
-		n++;
-		for (i = 0; i < th->depth; i++, n++, nf++)
-			iov_set(&w->liov[n], &w->riov[n], buf + (size_t)nf * fs,
-				rs->addrs[th->first + i], fs);
-	}
-	ok = rmem_readv(&w->mem, w->liov, w->riov, n) == 0;
-	for (t = 0, nf = 0; t < rs->nthreads; t++) {
-		struct raw_thread *th = &rs->threads[t];
-		int same;
-
-		if (th->flags & RAW_TORN || th->depth < 2 || !th->tstate)
-			continue;
-		same = ok && cur[t] == rs->addrs[th->first];
-		for (i = 0; i < th->depth; i++, nf++) {
-			const uint8_t *b = buf + (size_t)nf * fs;
-			const struct raw_frame *f = &rs->frames[th->first + i];
-			int32_t lasti;
-
-			memcpy(&lasti, b + L->frame_lasti, sizeof(lasti));
-			same = same && rd64(b, L->frame_code) == f->code &&
-			       (i == 0 || (uint64_t)(int64_t)lasti == f->instr) &&
-			       (L->frame_refcnt < 0 || rd64(b, L->frame_refcnt) != 0) &&
-			       (i + 1 == th->depth || rd64(b, L->frame_back) == rs->addrs[th->first + i + 1]);
-		}
-		if (same)
-			continue;
-		th->flags |= RAW_TORN;
-		th->depth = 0;
-		st->torn++;
-	}
-}
-
 /* After the steady state's read, when the thread list moved: make the new
  * list out of what that read brought, if it can.  The interpreters are
  * the same; each list is followed from its fresh head through thread
@@ -2166,8 +2368,6 @@ int py_walker_sample(struct py_walker *w, const struct iovec *xl,
 		(void)rmem_read_ptr(&w->mem, w->interp + (uint64_t)w->L->interp_trampoline,
 				    &w->trampoline);
 	walk_all(w, st);
-	if (w->ninterps < 2)
-		objects_verify(w, st);
 	w->planned = 1;
 	return 0;
 }

@@ -91,10 +91,12 @@ def test_pool_callers_at_their_calls(model_python, target):
 # under load: the share of thread stacks dropped as torn.  The benchmark's
 # target is 0.5% on a quiet machine; these bounds hold beside another test
 # worker (before the torn stacks at a return were read again, the demo app
-# tore 3-7% of its stacks on 3.11, fib's recursion most).  Frame objects
-# (2.7, 3.6-3.10) are not there yet: a new thread's frames are read one by
-# one, and 12-25% of the demo's stacks are torn; their bound only catches
-# worse.
+# tore 3-7% of its stacks on 3.11, fib's recursion most; on a quiet machine
+# now 0-0.3%).  Frame objects (2.7, 3.6-3.10) are not there yet: a frame
+# read is checked by reading it again, and fib's innermost frame is seldom
+# the same a few microseconds later: on a quiet machine 24-26% of the demo's
+# stacks are torn (35-44% before each thread was checked and read again
+# right after its walk); their bound only catches worse.
 DEMO_TORN = 0.03
 DEMO_TORN_OBJECTS = 0.35
 GTHREAD_TORN = 0.02

@@ -17,6 +17,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../fuzz/image.c"
 #include "pyspyc/py_walk.h"
@@ -192,6 +193,115 @@ static void test_caller_gone_on_is_torn(void **state)
 		expect_torn("gone-", gone[i]);
 }
 
+/* Before 3.11 a thread's next frames come from the free list, where its
+ * last frames (or an ended thread's) went: the seed's thread (3.10: f0 <-
+ * f1 <- f2 on one page) at sample 0, then at sample 1 a new chain of the
+ * same code objects elsewhere on that page.  The walker reads the pages
+ * frames were met on with the sample, so the new chain needs no read of
+ * its own (before, each new frame was read one by one); and it comes out
+ * whole, checked. */
+static void test_new_frames_on_known_pages(void **state)
+{
+	static uint8_t seed[1 << 16], in[1 << 16];
+	const size_t header = 35; /* walk_seed's fuzzer parameters */
+	struct walk_opts o = { .max_depth = 64, .max_threads = 4 };
+	struct py_target t;
+	struct image im;
+	struct rmem m;
+	struct py_walker *w;
+	struct raw_sample *rs;
+	uint64_t interp, ts, old[3], neu[3], code[3];
+	uint8_t fr[3][512], tsb[4096];
+	size_t n, len;
+	uint32_t pass, i;
+	const struct py_layout *L;
+	FILE *f;
+	int x_ok;
+
+	(void)state;
+	f = fopen("tests/fuzz/corpus/walk/30a", "rb");
+	assert_non_null(f);
+	n = fread(seed, 1, sizeof(seed), f);
+	fclose(f);
+	/* Read the seed's chain through an image of it. */
+	image_init(&im, seed, n);
+	image_target(&t, image_u8(&im));
+	L = t.layout;
+	assert_int_equal(L->frame_model, PY_FRAMES_OBJECTS);
+	assert_true((size_t)L->frame_size <= sizeof(fr[0]));
+	(void)image_u8(&im);
+	(void)image_u8(&im);
+	interp = image_u64(&im);
+	im.pos = header;
+	image_load(&im);
+	rmem_init(&m, t.pid);
+	image_attach(&im, &m);
+	assert_int_equal(rmem_read(&m, interp + (uint64_t)L->interp_threads_head, &ts, 8), 0);
+	assert_int_equal(rmem_read(&m, ts + (uint64_t)L->tstate_frame, &old[0], 8), 0);
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(rmem_read(&m, old[i], fr[i], (size_t)L->frame_size), 0);
+		memcpy(&code[i], fr[i] + L->frame_code, 8);
+		if (i < 2)
+			memcpy(&old[i + 1], fr[i] + L->frame_back, 8);
+	}
+	/* The new chain, 0x600 on, and the thread state's frame at sample 1
+	 * (mask 2), listed before the seed's regions so that they win. */
+	for (i = 0; i < 3; i++)
+		neu[i] = old[0] + 0x600 + 0x200 * (uint64_t)i;
+	assert_true((neu[2] + (uint64_t)L->frame_size - 1) / 4096 == old[0] / 4096);
+	memcpy(in, seed, header);
+	len = header;
+#define REGION(addr, bytes, size) do { \
+		uint64_t a_ = (addr); uint16_t l_ = (uint16_t)(size); \
+		memcpy(in + len, &a_, 8); memcpy(in + len + 8, &l_, 2); in[len + 10] = 2; \
+		memcpy(in + len + 11, (bytes), l_); len += 11 + (size_t)l_; } while (0)
+	/* A read takes the region it starts in whole: the thread state
+	 * again, all of it, with the new frame. */
+	assert_true((size_t)L->tstate_size <= sizeof(tsb));
+	assert_int_equal(rmem_read(&m, ts, tsb, (size_t)L->tstate_size), 0);
+	memcpy(tsb + L->tstate_frame, &neu[0], 8);
+	REGION(ts, tsb, L->tstate_size);
+	for (i = 0; i < 3; i++) {
+		uint64_t back = i < 2 ? neu[i + 1] : 0;
+
+		memcpy(fr[i] + L->frame_back, &back, 8);
+		REGION(neu[i], fr[i], L->frame_size);
+	}
+#undef REGION
+	memcpy(in + len, seed + header, n - header);
+	len += n - header;
+	image_init(&im, in, len);
+	image_target(&t, image_u8(&im));
+	(void)image_u8(&im);
+	im.fail_after = image_u8(&im);
+	t.interp = image_u64(&im);
+	t.runtime = image_u64(&im);
+	t.tstate_current = image_u64(&im);
+	(void)image_u64(&im);
+	image_load(&im);
+	assert_int_equal(py_walker_new(&w, &t, &o), 0);
+	image_attach(&im, py_walker_mem(w));
+	for (pass = 0; pass < 2; pass++) {
+		struct walk_stats st = { 0 };
+		const struct raw_thread *th;
+
+		image_set_sample(&im, pass);
+		assert_int_equal(py_walker_sample(w, NULL, NULL, 0, &x_ok, &rs, &st), 0);
+		assert_int_equal(rs->nthreads, 1);
+		th = &rs->threads[0];
+		if (th->depth != 3)
+			fail_msg("sample %u: depth %u flags %#x", pass, th->depth, th->flags);
+		assert_false(th->flags & RAW_TORN);
+		for (i = 0; i < 3; i++) {
+			assert_int_equal(rs->frames[th->first + i].code, code[i]);
+			assert_int_equal(rs->addrs[th->first + i], pass ? neu[i] : old[i]);
+		}
+		if (pass)
+			assert_int_equal(st.slow_reads, 0);
+	}
+	py_walker_free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -204,6 +314,7 @@ int main(void)
 		cmocka_unit_test(test_chain_not_ending_at_shim_is_torn),
 		cmocka_unit_test(test_stale_trampoline_is_torn),
 		cmocka_unit_test(test_caller_gone_on_is_torn),
+		cmocka_unit_test(test_new_frames_on_known_pages),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
