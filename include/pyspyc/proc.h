@@ -141,6 +141,12 @@ int proc_handle_exited(int fd);
  * the count (at most cap) or -errno. */
 int proc_descendants(pid_t root, struct proc_ident *out, size_t cap);
 
+/* Ask the scheduler to run the calling thread as soon as it wakes (a short
+ * slice, more weight where permitted), so that a tick is taken when it
+ * falls even when the sampled process has the thread's CPU.  1 when a hint
+ * was taken, 0 when none could be (or PYSPYC_PROMPT=0). */
+int proc_sched_prompt(void);
+
 /* Open path (absolute, as a process whose root directory is root sees it)
  * for reading, confined to root: every symlink on the way, absolute ones
  * too, resolves inside root, and ".." stops at it (openat2

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "pyspyc/clock.h"
+#include "pyspyc/proc.h"
 #include "pyspyc/proc_events.h"
 #include "pyspyc/sampler.h"
 #include "pyspyc/runwatch.h"
@@ -688,6 +689,9 @@ static void *engine_main(void *arg)
 		period = 1;
 	/* The default 50 us timer slack would smear every deadline. */
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+	/* And a tick that falls while the target has this CPU is taken then,
+	 * not once the target sleeps (proc_sched.c). */
+	(void)proc_sched_prompt();
 	while (!stopping(s) && !all_gone(s)) {
 		/* No tick at or past the end: the run waits for the end. */
 		int more = !s->end_ns || next < s->end_ns;

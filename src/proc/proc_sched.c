@@ -1,0 +1,67 @@
+/* proc_sched.c - the sampling thread asks the scheduler to run it at once.
+ *
+ * A sampler that shares a CPU with the process it samples wakes at its
+ * tick while that process runs; a fair scheduler lets the running task go
+ * on until its slice is used (milliseconds), so the tick is taken once the
+ * target has gone to sleep, and short CPU bursts are seen less than they
+ * ran: a bias against exactly what a profile should show (measured: 3 ms
+ * bursts every 25 ms, sampled at 250 Hz from the same CPU, got 19-54
+ * samples where 60 were due; 55-61 with the hint below).  The hint: a short
+ * slice (EEVDF's custom slice, Linux 6.12 and later; a waking task with an
+ * earlier deadline preempts the running one) and more weight (nice, with
+ * CAP_SYS_NICE; before 6.12 the fair scheduler preempts for a heavier
+ * waking task sooner).  The thread uses microseconds a tick: neither takes
+ * CPU from anyone beyond that.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "pyspyc/proc.h"
+
+#define PROMPT_SLICE_NS 100000u /* the kernel's smallest custom slice */
+#define PROMPT_NICE (-10)
+
+/* struct sched_attr as sched_setattr(2) takes it (its first version, 48
+ * bytes); <linux/sched/types.h> clashes with <sched.h>. */
+struct prompt_attr {
+	uint32_t size;
+	uint32_t sched_policy;
+	uint64_t sched_flags;
+	int32_t sched_nice;
+	uint32_t sched_priority;
+	uint64_t sched_runtime, sched_deadline, sched_period;
+};
+
+static int set_attr(int32_t nice, uint64_t slice)
+{
+	struct prompt_attr a;
+
+	memset(&a, 0, sizeof(a));
+	a.size = sizeof(a);
+	a.sched_policy = SCHED_OTHER;
+	a.sched_nice = nice;
+	a.sched_runtime = slice;
+	return syscall(SYS_sched_setattr, 0, &a, 0) ? -errno : 0;
+}
+
+int proc_sched_prompt(void)
+{
+	const char *env = getenv("PYSPYC_PROMPT");
+	int nice = getpriority(PRIO_PROCESS, 0);
+
+	if (env && !strcmp(env, "0"))
+		return 0;
+	if (nice > PROMPT_NICE && !set_attr(PROMPT_NICE, PROMPT_SLICE_NS))
+		return 1;
+	if (!set_attr(nice, PROMPT_SLICE_NS))
+		return 1;
+	/* No custom slice before 6.12 on some kernels' checks, or no
+	 * sched_setattr: the weight alone. */
+	return nice > PROMPT_NICE && !setpriority(PRIO_PROCESS, 0, PROMPT_NICE);
+}
