@@ -147,7 +147,7 @@ def test_exec_into_python(target, python, tmp_path):
     # read on seamlessly.
     assert "not Python" not in r.stderr, r.stderr
     stacks = stacks_of(out)
-    assert count(stacks, "exec_into") > 0 and count(stacks, "after_exec") > 0, stacks
+    assert count(stacks, "exec_into") > 0 and count(stacks, "after_exec") > 0, (r.stderr, stacks)
     for fr, _ in stacks:
         # Each stack is one program's: none mixes the two.
         assert not ("exec_into" in names(fr) and "after_exec" in names(fr)), fr
