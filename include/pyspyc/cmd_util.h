@@ -56,11 +56,20 @@ struct sample_args {
 	{ 'r', "rate", OPT_DOUBLE, "HZ", "samples per second (default 100)", \
 	  offsetof(T, m.rate), 0, 100000, 1 }
 
-/* --full-filenames and -F. */
-#define SAMPLE_OPTS_NAMES(T, m) \
+/* --full-filenames (record, top and dump), into the int at field f. */
+#define OPT_FULL_FILENAMES(T, f) \
 	{ 0, "full-filenames", OPT_FLAG, NULL, \
 	  "show whole file names instead of package-relative ones", \
-	  offsetof(T, m.full_filenames), 0, 0, 0 }, \
+	  offsetof(T, f), 0, 0, 0 }
+
+/* --nolineno (record and dump; top's starts with them hidden). */
+#define OPT_NOLINENO(T, f) \
+	{ 0, "nolineno", OPT_FLAG, NULL, "do not show line numbers", \
+	  offsetof(T, f), 0, 0, 0 }
+
+/* --full-filenames and -F. */
+#define SAMPLE_OPTS_NAMES(T, m) \
+	OPT_FULL_FILENAMES(T, m.full_filenames), \
 	{ 'F', "function", OPT_FLAG, NULL, \
 	  "aggregate by function: show each function's first line", \
 	  offsetof(T, m.function), 0, 0, 0 }

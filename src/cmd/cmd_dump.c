@@ -55,11 +55,8 @@ static const struct opt dump_opts[] = {
 	  OFF(json), 0, 0, 0 },
 	{ 's', "subprocesses", OPT_FLAG, NULL,
 	  "also dump every Python process under PID", OFF(subprocesses), 0, 0, 0 },
-	{ 0, "full-filenames", OPT_FLAG, NULL,
-	  "show whole file names instead of package-relative ones",
-	  OFF(full_filenames), 0, 0, 0 },
-	{ 0, "nolineno", OPT_FLAG, NULL, "do not show line numbers",
-	  OFF(nolineno), 0, 0, 0 },
+	OPT_FULL_FILENAMES(struct dump_args, full_filenames),
+	OPT_NOLINENO(struct dump_args, nolineno),
 	OPT_MAX_THREADS(struct dump_args, max_threads),
 };
 

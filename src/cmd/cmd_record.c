@@ -61,8 +61,7 @@ static const struct opt record_opts[] = {
 	{ 'd', "duration", OPT_DOUBLE, "SECS",
 	  "stop after SECS seconds (default: until the target exits or Ctrl-C)",
 	  OFF(duration), 0, 31536000, 1 },
-	{ 0, "nolineno", OPT_FLAG, NULL, "do not show line numbers",
-	  OFF(nolineno), 0, 0, 0 },
+	OPT_NOLINENO(struct record_args, nolineno),
 	SAMPLE_OPTS_NAMES(struct record_args, s),
 	{ 's', "subprocesses", OPT_FLAG, NULL,
 	  "also profile every process under the target, including ones started "
