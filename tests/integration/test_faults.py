@@ -147,7 +147,9 @@ def test_exec_into_python(target, python, tmp_path):
     # read on seamlessly.
     assert "not Python" not in r.stderr, r.stderr
     stacks = stacks_of(out)
-    assert count(stacks, "exec_into") > 0 and count(stacks, "after_exec") > 0, (r.stderr, stacks)
+    if not (count(stacks, "exec_into") > 0 and count(stacks, "after_exec") > 0):
+        pytest.fail("both programs wanted: %s\n%s" % (r.stderr, "\n".join(
+            "%d %s" % (c, ";".join(names(fr))) for fr, c in stacks)), pytrace=False)
     for fr, _ in stacks:
         # Each stack is one program's: none mixes the two.
         assert not ("exec_into" in names(fr) and "after_exec" in names(fr)), fr
