@@ -10,6 +10,8 @@ Modes:
   spin SECS              spin in work() for SECS seconds, then exit 0
   exec_sleep SECS        spin SECS, then execv sleep 30 (not Python)
   exec_python SECS       spin SECS, then execv fault_after_exec.py (30 s)
+  exec_python_told SECS  spin until a line comes on stdin (the test's word
+                         that the profiler samples it), then as exec_python
   fork SECS              fork; the child spins in child_work() for SECS, the
                          parent waits for it in parent_wait(); prints
                          "child PID" after "ready"
@@ -80,9 +82,26 @@ def spin(secs):
     work(time.time() + secs)
 
 
-def exec_into(secs, argv):
+def spin_until_told(secs):
+    # In work() until a line comes on stdin, then secs more.
+    told = []
+
+    def reader():
+        sys.stdin.readline()
+        told.append(time.time() + secs)
+    t = threading.Thread(target=reader)
+    t.daemon = True
+    t.start()
+    while not told or time.time() < told[0]:
+        work(time.time() + 0.01)
+
+
+def exec_into(secs, argv, told=False):
     say("ready")
-    work(time.time() + secs)
+    if told:
+        spin_until_told(secs)
+    else:
+        work(time.time() + secs)
     sys.stdout.flush()
     os.execv(argv[0], argv)
 
@@ -186,9 +205,9 @@ def main():
         spin(float(args[0]))
     elif mode == "exec_sleep":
         exec_into(float(args[0]), ["/bin/sleep", "30"])
-    elif mode == "exec_python":
+    elif mode in ("exec_python", "exec_python_told"):
         exec_into(float(args[0]), [sys.executable, os.path.join(HERE, "fault_after_exec.py"),
-                                   REPORT])
+                                   REPORT], told=mode.endswith("_told"))
     elif mode == "fork":
         fork(float(args[0]))
     elif mode == "churn":

@@ -263,8 +263,10 @@ def help_examples(*cmd):
 class Target:
     """A Python app started in the background; waits for its 'ready' line."""
 
-    def __init__(self, python, app, *args):
+    def __init__(self, python, app, *args, **kw):
+        # stdin=True: a pipe to the app's stdin (self.proc.stdin).
         self.proc = subprocess.Popen([python, os.path.join(APPS, app)] + [str(a) for a in args],
+                                     stdin=subprocess.PIPE if kw.get("stdin") else None,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      universal_newlines=True)
         line = self.proc.stdout.readline()
@@ -288,8 +290,8 @@ class Target:
 def target():
     started = []
 
-    def start(python, app, *args):
-        t = Target(python, app, *args)
+    def start(python, app, *args, **kw):
+        t = Target(python, app, *args, **kw)
         started.append(t)
         return t
     yield start

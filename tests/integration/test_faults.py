@@ -130,25 +130,60 @@ def test_exec_into_not_python(target, one_python, tmp_path):
     check_unharmed(report, t.pid)
 
 
+def holds_pidfd(pid, target_pid):
+    """Does process pid hold a pidfd of target_pid (pyspyc opens one when it
+    starts sampling a process)?"""
+    try:
+        fds = os.listdir("/proc/%d/fdinfo" % pid)
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+                if re.search(r"^Pid:\s+%d$" % target_pid, f.read(), re.M):
+                    return True
+        except OSError:
+            pass
+    return False
+
+
 def test_exec_into_python(target, python, tmp_path):
     # The target exec's another Python script: pyspyc follows it, and the
-    # profile has both programs.
+    # profile has both programs.  The target spins until pyspyc samples it
+    # (it holds the target's pidfd), then 1.5 s more before the exec: with a
+    # fixed time from its start, pyspyc, slow to start on a loaded machine,
+    # sometimes attached after the exec (3 runs of make test in 4, once).
     report = tmp_path / "signals"
     out = tmp_path / "x.folded"
-    # 1.5 s before the exec: a sanitizer build of pyspyc, started on a
-    # loaded machine, can take more than half a second to attach.
-    t = target(python, APP, report, "exec_python", 1.5)
-    r = run_pyspyc(["record", "-p", str(t.pid), "-r", "200", "-d", "3.5", "-o", str(out)],
-                   timeout=30)
-    assert r.returncode == 0, r.stderr
+    t = target(python, APP, report, "exec_python_told", 1.5, stdin=True)
+    p = subprocess.Popen([PYSPYC, "record", "-p", str(t.pid), "-r", "200", "-o", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         universal_newlines=True)
+    try:
+        assert wait_for(lambda: holds_pidfd(p.pid, t.pid) or p.poll() is not None, 30)
+        t.proc.stdin.write("go\n")
+        t.proc.stdin.flush()
+
+        def execd():
+            with open("/proc/%d/cmdline" % t.pid) as f:
+                return "fault_after_exec" in f.read()
+        assert wait_for(lambda: execd() or p.poll() is not None, 30), "the exec did not happen"
+        time.sleep(1.5)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, err
     # Where the new interpreter is elsewhere (a PIE python: new
     # addresses at every exec) pyspyc finds it anew and says so; a
     # python built without PIE has it where the old one was, and it is
     # read on seamlessly.
-    assert "not Python" not in r.stderr, r.stderr
+    assert "not Python" not in err, err
     stacks = stacks_of(out)
     if not (count(stacks, "exec_into") > 0 and count(stacks, "after_exec") > 0):
-        pytest.fail("both programs wanted: %s\n%s" % (r.stderr, "\n".join(
+        pytest.fail("both programs wanted: %s\n%s" % (err, "\n".join(
             "%d %s" % (c, ";".join(names(fr))) for fr, c in stacks)), pytrace=False)
     for fr, _ in stacks:
         # Each stack is one program's: none mixes the two.
