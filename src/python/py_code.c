@@ -714,6 +714,14 @@ static struct code_entry *resolve(struct py_symbolizer *s, uint64_t addr,
 				  const uint8_t *w, const struct fingerprint *fp,
 				  struct sym_stats *st);
 
+/* Does fingerprint fp (of a window read at some address) describe a code
+ * object at all? */
+static int fingerprint_ok(const struct py_symbolizer *s, const struct fingerprint *fp)
+{
+	return fp->type && (!s->code_type || fp->type == s->code_type) &&
+	       fp->size <= (64u << 20);
+}
+
 /* For the walker's recheck: the cache entry of the code object at addr,
  * resolved now when there is none (the read check_codes would make for it
  * after the walk, made before).  A cached entry is taken as it is: a code
@@ -730,7 +738,7 @@ static struct code_entry *entry_now(struct py_symbolizer *s, uint64_t addr)
 	if (rmem_read(s->mem, addr, s->rc_win, (size_t)L->code_size))
 		return NULL;
 	fingerprint_of(L, s->rc_win, &fp);
-	if (!fp.type || (s->code_type && fp.type != s->code_type) || fp.size > (64u << 20))
+	if (!fingerprint_ok(s, &fp))
 		return NULL;
 	return resolve(s, addr, s->rc_win, &fp, &s->rc_stats);
 }
@@ -1056,8 +1064,7 @@ static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs
 			continue;
 		fingerprint_of(L, w, &fp);
 		s->uniq_entry[i] = NULL;
-		if (!fp.type || (s->code_type && fp.type != s->code_type) ||
-		    fp.size > (64u << 20)) {
+		if (!fingerprint_ok(s, &fp)) {
 			s->invalid = 1;
 			continue;
 		}

@@ -1738,9 +1738,9 @@ static void walk_objects(struct py_walker *w, struct thread_slot *s,
 		}
 		if (s->nwalked < MAX_SPEC_FRAMES)
 			s->walked[s->nwalked++] = f;
+		/* Its last byte's page too (the same page costs a compare). */
 		frame_page_seen(w, f);
-		if (((f ^ (f + (uint64_t)L->frame_size - 1)) & ~(uint64_t)(SPEC_PAGE - 1)) != 0)
-			frame_page_seen(w, f + (uint64_t)L->frame_size - 1);
+		frame_page_seen(w, f + (uint64_t)L->frame_size - 1);
 		memcpy(&lasti, fr + L->frame_lasti, sizeof(lasti));
 		rs->addrs[rs->nframes] = f;
 		rf = &rs->frames[rs->nframes++];
