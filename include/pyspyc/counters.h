@@ -31,6 +31,8 @@
 	X(idle, COUNTER_SUM, "thread stacks left out as idle") \
 	X(code_misses, COUNTER_SUM, "code objects resolved") \
 	X(reads, COUNTER_SUM, "process_vm_readv calls") \
+	X(pages, COUNTER_SUM, "...the pages their remote ranges span") \
+	X(bytes, COUNTER_SUM, "...the bytes they asked for") \
 	X(fast, COUNTER_SUM, "samples read in a single call") \
 	X(gil_known, COUNTER_SUM, "samples whose GIL holder could be read") \
 	X(gil_held, COUNTER_SUM, "...of which a Python thread held it") \

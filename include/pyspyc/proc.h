@@ -27,6 +27,11 @@ struct rmem {
 	pid_t tgid;       /* the process (what rmem_init was given) */
 	uint64_t reads;   /* syscalls issued, for statistics */
 	uint64_t ranges;  /* remote ranges they read, after merging */
+	/* Pages those ranges span (the kernel pins each range's pages in
+	 * turn, so a page two ranges share counts twice) and bytes asked:
+	 * with the calls, what a read costs (bench.py's floor section). */
+	uint64_t pages;
+	uint64_t bytes;
 	/* NULL (what rmem_init sets): read pid with process_vm_readv.  Set
 	 * by tests after rmem_init to read through fake instead; everything
 	 * above the syscall (merging, all-or-nothing) stays the same. */

@@ -424,6 +424,10 @@ static void summary(const struct session_stats *st, const struct record_args *a,
 	if (st->rereads)
 		fprintf(stderr, "; %llu re-reads of torn stacks",
 			(unsigned long long)st->rereads);
+	if (st->reads)
+		fprintf(stderr, "; %.1f pages and %.1f KB a read",
+			(double)st->pages / (double)st->reads,
+			(double)st->bytes / 1024.0 / (double)st->reads);
 	if (a->s.blocking && st->pauses)
 		fprintf(stderr, "; paused %.1f us per sample (longest %.1f us)",
 			(double)st->pause_ns / 1e3 / (double)st->pauses,

@@ -14,6 +14,8 @@ void rmem_init(struct rmem *m, pid_t pid)
 	m->tgid = pid;
 	m->reads = 0;
 	m->ranges = 0;
+	m->pages = 0;
+	m->bytes = 0;
 	m->fake = NULL;
 	m->fake_ctx = NULL;
 }
@@ -95,6 +97,23 @@ static size_t coalesce(const struct iovec *local, const struct iovec *remote,
 	return nr;
 }
 
+/* Count a call of n remote ranges in m's statistics. */
+static void count_call(struct rmem *m, const struct iovec *r, size_t n)
+{
+	size_t i;
+
+	m->reads++;
+	m->ranges += n;
+	for (i = 0; i < n; i++) {
+		uint64_t a = r_start(&r[i]), len = r[i].iov_len;
+
+		if (!len)
+			continue;
+		m->pages += (a + len - 1) / PAGE - a / PAGE + 1;
+		m->bytes += len;
+	}
+}
+
 /* One syscall for at most RMEM_MAX_IOV pairs. */
 static int readv_batch(struct rmem *m, const struct iovec *local,
 		       const struct iovec *remote, size_t n)
@@ -110,8 +129,7 @@ static int readv_batch(struct rmem *m, const struct iovec *local,
 	} else {
 		nr = n;
 	}
-	m->reads++;
-	m->ranges += nr;
+	count_call(m, r, nr);
 	if (m->fake) {
 		got = m->fake(m->fake_ctx, l, nl, r, nr);
 		if (got < 0)
@@ -190,8 +208,7 @@ int rmem_readv_opt(struct rmem *m, const struct iovec *local,
 	 * remote ranges in order and stops at the first it cannot read. */
 	memcpy(co_local + nl, local + nreq, nopt * sizeof(*local));
 	memcpy(co_remote + nr, remote + nreq, nopt * sizeof(*remote));
-	m->reads++;
-	m->ranges += nr + nopt;
+	count_call(m, co_remote, nr + nopt);
 	if (m->fake)
 		got = m->fake(m->fake_ctx, co_local, nl + nopt, co_remote, nr + nopt);
 	else

@@ -683,6 +683,8 @@ int sampler_tick(struct sampler *s, int64_t now, struct sampler_stats *st)
 	PUB(st->dropped, s->ss.dropped);
 	PUB(st->interps_capped, s->bs.interps_capped);
 	PUB(st->reads, s->mem->reads);
+	PUB(st->pages, s->mem->pages);
+	PUB(st->bytes, s->mem->bytes);
 	return 0;
 }
 
@@ -697,6 +699,8 @@ void sampler_end(struct sampler *s, int gone, struct sampler_stats *st)
 	PUB(st->code_misses, s->ss.code_misses);
 	PUB(st->errors, s->errors + s->ss.errors);
 	PUB(st->reads, s->mem->reads);
+	PUB(st->pages, s->mem->pages);
+	PUB(st->bytes, s->mem->bytes);
 	PUB(st->fast, s->bs.fast);
 	PUB(st->interps_capped, s->bs.interps_capped);
 	/* Detach here, on the tracing thread: nothing is left traced. */
