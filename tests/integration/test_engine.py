@@ -112,10 +112,12 @@ def _end(p):
     p.wait()
 
 
-def _record(args, timeout=120, told_by=None, **kw):
+def _record(args, timeout=120, told_by=None, extra_env=None, **kw):
     """told_by: the asleep test to use, "switches" (the eBPF watch, which
-    must then be in use) or "clocks" (PYSPYC_RUNWATCH=0); None: default."""
+    must then be in use) or "clocks" (PYSPYC_RUNWATCH=0); None: default.
+    extra_env: more variables for pyspyc's environment."""
     env = dict(os.environ)
+    env.update(extra_env or {})
     if told_by == "clocks":
         env["PYSPYC_RUNWATCH"] = "0"
     elif told_by == "switches":
@@ -262,19 +264,69 @@ def test_bursts_seen_from_the_same_cpu(one_python, tmp_path, told_by):
     """The bursts above with pyspyc and the target on one CPU: a tick that
     falls while a burst has the CPU is taken then, not once the burst
     sleeps (the engine's thread asks the scheduler for a short slice and
-    more weight: src/proc/proc_sched.c).  Without that, 5 to 55 of some 60
+    more weight: src/proc/proc_sched.c; by default only up to 100 Hz, so
+    PYSPYC_PROMPT=1 here at 250).  Without that, 5 to 55 of some 60
     samples due were in burst(), most runs under 42."""
     p = _start(one_python, BURSTS, preexec_fn=_one_cpu)
     try:
         out = tmp_path / "b.txt"
         c0 = _cpu_s(p.pid)
         r = _record(["-r", "250", "-d", "2", "-f", "collapsed", "-o", str(out),
-                     "-p", str(p.pid)], told_by=told_by, preexec_fn=_one_cpu)
+                     "-p", str(p.pid)], told_by=told_by, preexec_fn=_one_cpu,
+                    extra_env={"PYSPYC_PROMPT": "1"})
         cpu = _cpu_s(p.pid) - c0
         assert r.returncode == 0, r.stderr
         got = sum(c for st, c in _stacks(out) if any(frame_name(f) == "burst" for f in st))
         assert got >= 0.7 * cpu * 250, "%d samples in burst() for %.3f s of CPU: %s" % (
             got, cpu, r.stderr)
+    finally:
+        _end(p)
+
+
+def _nices(pid):
+    """The nice value of each of pid's threads (/proc/PID/task/*/stat)."""
+    out = []
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                out.append(int(f.read().rsplit(")", 1)[1].split()[16]))
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a nice below 0 takes root")
+@pytest.mark.parametrize("rate,prompt,want", [("100", None, True), ("1000", None, False),
+                                              ("1000", "1", True), ("100", "0", False)])
+def test_prompt_by_rate(one_python, rate, prompt, want):
+    """The sampling thread raises its weight (nice -10 as root) at the
+    default rate, not at 1 kHz, where switching the target out at every
+    tick costs it more than the hint gives (src/proc/proc_sched.c);
+    PYSPYC_PROMPT=1 and 0 override."""
+    p = _start(one_python, "import time\nprint('up', flush=True)\ntime.sleep(60)\n")
+    try:
+        env = dict(os.environ)
+        env.pop("PYSPYC_PROMPT", None)
+        if prompt is not None:
+            env["PYSPYC_PROMPT"] = prompt
+        rec = subprocess.Popen([PYSPYC, "record", "-r", rate, "-d", "30", "-f", "collapsed",
+                                "-o", os.devnull, "-p", str(p.pid)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               universal_newlines=True)
+        try:
+            # The engine's thread takes the hint first thing: once it is
+            # there (a second thread), a moment later its nice is set.
+            end = time.monotonic() + 20
+            while len(_nices(rec.pid)) < 2 and time.monotonic() < end and rec.poll() is None:
+                time.sleep(0.02)
+            time.sleep(0.3)
+            seen = _nices(rec.pid)
+            assert rec.poll() is None, rec.stderr.read()
+            assert len(seen) >= 2, seen
+            assert (-10 in seen) == want, seen
+        finally:
+            rec.terminate()
+            rec.communicate(timeout=30)
     finally:
         _end(p)
 

@@ -1,8 +1,8 @@
 /* test_proc_sched.c - the sampling thread's scheduler hint (proc_sched.c):
  * a 100 us slice where the kernel has custom slices (6.12+: sched_getattr
  * reports a fair task's slice), nice -10 as root, nothing with
- * PYSPYC_PROMPT=0.  Each case runs on a thread of its own: the hint is the
- * calling thread's.
+ * PYSPYC_PROMPT=0, and by default only up to the default rate.  Each case
+ * runs on a thread of its own: the hint is the calling thread's.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,6 +28,7 @@ struct attr {
 };
 
 struct outcome {
+	double rate;  /* the rate to ask at; 0: the default, 100 Hz */
 	int ret;
 	struct attr before, after;
 };
@@ -43,7 +44,7 @@ static void *prompt_thread(void *arg)
 	struct outcome *o = arg;
 
 	get_attr(&o->before);
-	o->ret = proc_sched_prompt();
+	o->ret = proc_sched_prompt(o->rate ? o->rate : 100.0);
 	get_attr(&o->after);
 	return NULL;
 }
@@ -58,7 +59,7 @@ static void run(struct outcome *o)
 
 static void test_prompt(void **state)
 {
-	struct outcome o;
+	struct outcome o = { 0 };
 
 	(void)state;
 	unsetenv("PYSPYC_PROMPT");
@@ -74,7 +75,7 @@ static void test_prompt(void **state)
 
 static void test_prompt_off(void **state)
 {
-	struct outcome o;
+	struct outcome o = { 0 };
 
 	(void)state;
 	setenv("PYSPYC_PROMPT", "0", 1);
@@ -85,11 +86,40 @@ static void test_prompt_off(void **state)
 	assert_int_equal(o.after.runtime, o.before.runtime);
 }
 
+/* Past the default rate the hint costs the sampled processes more than
+ * it gives (proc_sched.c): not taken unless asked for. */
+static void test_prompt_by_rate(void **state)
+{
+	(void)state;
+	assert_true(proc_sched_prompt_wanted(100.0, NULL));
+	assert_true(proc_sched_prompt_wanted(10.0, NULL));
+	assert_false(proc_sched_prompt_wanted(101.0, NULL));
+	assert_false(proc_sched_prompt_wanted(1000.0, NULL));
+	assert_true(proc_sched_prompt_wanted(1000.0, "1"));
+	assert_false(proc_sched_prompt_wanted(100.0, "0"));
+	assert_false(proc_sched_prompt_wanted(1000.0, "")); /* set, empty: the default */
+	assert_true(proc_sched_prompt_wanted(50.0, ""));
+}
+
+static void test_prompt_fast_rate(void **state)
+{
+	struct outcome o = { .rate = 1000.0 };
+
+	(void)state;
+	unsetenv("PYSPYC_PROMPT");
+	run(&o);
+	assert_int_equal(o.ret, 0);
+	assert_int_equal(o.after.nice, o.before.nice);
+	assert_int_equal(o.after.runtime, o.before.runtime);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_prompt),
 		cmocka_unit_test(test_prompt_off),
+		cmocka_unit_test(test_prompt_by_rate),
+		cmocka_unit_test(test_prompt_fast_rate),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
