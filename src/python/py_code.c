@@ -691,6 +691,33 @@ static int at_return(const struct code_entry *e, uint64_t off)
 	return in_offsets(e->rets, e->nrets, off);
 }
 
+/* Where a frame (3.11+) stands in its code, by entry e: */
+enum frame_pos {
+	FRAME_NOT_STARTED,  /* pushed, not started: no line yet (CPython
+			     * leaves it out of tracebacks too) */
+	FRAME_FIRST_LINE,   /* 3.11, 3.12: one code unit before the first
+			     * instruction, where a frame starts: CPython
+			     * reports the first line */
+	FRAME_AT,           /* at *off, a byte offset into the code */
+	FRAME_OUTSIDE,      /* an instruction outside the code's bytes: the
+			     * frame was read while being reused (its code
+			     * and position from two calls), or e describes a
+			     * code object since freed */
+};
+
+static enum frame_pos frame_pos(const struct py_layout *L, const struct code_entry *e,
+				const struct raw_frame *f, uint64_t *off)
+{
+	uint64_t base = f->code + (uint64_t)L->code_adaptive;
+
+	if (f->owner != 1 && f->instr < base + e->firsttraceable)
+		return FRAME_NOT_STARTED;
+	if (f->instr < base)
+		return base - f->instr <= 2 ? FRAME_FIRST_LINE : FRAME_OUTSIDE;
+	*off = f->instr - base;
+	return *off >= e->code_bytes || *off > UINT32_MAX ? FRAME_OUTSIDE : FRAME_AT;
+}
+
 /* 3.11: the innermost frame of th is at a return.  Is its caller waiting
  * in its call to it (the frame has not returned yet)?  A caller that went
  * on is at an instruction instead.  Frames called from C (a callback) are
@@ -762,18 +789,20 @@ int py_sym_stale_return(void *ctx, const struct raw_sample *rs, const struct raw
 	for (i = 0; i < th->depth && i < 2; i++) {
 		const struct raw_frame *f = &rs->frames[th->first + i];
 		const struct code_entry *e = entry_now(s, f->code);
-		uint64_t base = f->code + (uint64_t)L->code_adaptive;
+		uint64_t off = 0;
 
 		if (!e)
 			return 1;
-		/* Not started yet, or one code unit before the first
-		 * instruction (3.11, 3.12): symbolize_frames has no
-		 * instruction to check there. */
-		if (f->instr < base || (f->owner != 1 && f->instr < base + e->firsttraceable))
-			continue;
-		if (f->instr - base >= e->code_bytes)
+		/* What symbolize_frames finds torn, by the same rules. */
+		switch (frame_pos(L, e, f, &off)) {
+		case FRAME_OUTSIDE:
 			return 1;
-		if (!at_return(e, f->instr - base))
+		case FRAME_AT:
+			break;
+		default:
+			continue;
+		}
+		if (!at_return(e, off))
 			continue;
 		if (i > 0)
 			return 1;
@@ -1126,14 +1155,15 @@ static int symbolize_frames(struct py_symbolizer *s, const struct raw_sample *rs
 			    int64_t *oldest)
 {
 	const struct py_layout *L = s->L;
+	struct code_entry *e;
 	uint32_t i;
 
 	for (i = 0; i < end; i++) {
 		const struct raw_frame *f = &rs->frames[th->first + i];
-		struct code_entry *e = entry_for(s, f->code);
-		uint64_t base, off;
+		uint64_t off = 0;
 		int32_t line;
 
+		e = entry_for(s, f->code);
 		fid[i] = NO_FRAME;
 		if (!e)
 			return -EBADF;
@@ -1154,28 +1184,20 @@ static int symbolize_frames(struct py_symbolizer *s, const struct raw_sample *rs
 			if (lasti > INT32_MAX / 2)
 				lasti = INT32_MAX / 2;
 			off = (uint64_t)lasti * (uint64_t)L->lasti_scale;
+			if (off >= e->code_bytes)
+				goto outside;
 		} else {
-			base = f->code + (uint64_t)L->code_adaptive;
-			/* A frame pushed but not yet started has no line yet;
-			 * CPython leaves it out of tracebacks too. */
-			if (f->owner != 1 && f->instr < base + e->firsttraceable)
+			switch (frame_pos(L, e, f, &off)) {
+			case FRAME_NOT_STARTED:
 				continue;
-			/* 3.11-3.12 start a frame one code unit before its
-			 * first instruction; CPython reports the first line. */
-			if (f->instr < base && base - f->instr <= 2) {
+			case FRAME_FIRST_LINE:
 				line = e->firstlineno;
 				goto have_line;
+			case FRAME_OUTSIDE:
+				goto outside;
+			case FRAME_AT:
+				break;
 			}
-			off = f->instr < base ? UINT64_MAX : f->instr - base;
-		}
-		/* An instruction outside the code's bytes: the frame was
-		 * read while it was being reused (its code and its position
-		 * from two different calls), or the entry describes a code
-		 * object since freed.  Either way the stack is not one the
-		 * thread had: torn, and the entry is checked again. */
-		if (off >= e->code_bytes || off > UINT32_MAX) {
-			e->checked_ns = INT64_MIN / 2;
-			return -EBADF;
 		}
 		/* A caller waits in a call, never at a return: one there has
 		 * returned, read after it did (3.12+ keep a returned frame's
@@ -1200,6 +1222,11 @@ have_line:
 			return -ENOSPC;
 	}
 	return 0;
+outside:
+	/* Not a stack the thread had (frame_pos): torn, and the entry is
+	 * checked again. */
+	e->checked_ns = INT64_MIN / 2;
+	return -EBADF;
 }
 
 /* Does th's stack end at a generator's or coroutine's frame?  That is never

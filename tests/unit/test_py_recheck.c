@@ -163,6 +163,26 @@ static void test_past_the_code(void **state)
 	assert_int_equal(recheck(fx, frame(fx, 0, 0), frame(fx, 1, 64)), 1);
 }
 
+/* Before the code: a thread's frame there has not started; a generator's
+ * (owner 1) one code unit before the first instruction is where it starts
+ * (its first line), further is outside, as symbolize_frames has it (one
+ * rule for both: frame_pos). */
+static void test_before_the_code(void **state)
+{
+	struct fixture *fx = *state;
+	struct raw_frame start = frame(fx, 1, 0), before = frame(fx, 1, 0);
+	struct raw_frame pushed = frame(fx, 1, 0);
+
+	start.instr -= 2;
+	before.instr -= 8;
+	pushed.instr -= 8;
+	start.owner = before.owner = 1;
+	assert_int_equal(recheck(fx, frame(fx, 0, 0), pushed), 0);
+	assert_int_equal(recheck(fx, frame(fx, 0, 0), start), 0);
+	assert_int_equal(recheck(fx, frame(fx, 0, 0), before), 1);
+	assert_int_equal(recheck(fx, before, frame(fx, 1, 2)), 1);
+}
+
 /* Code objects the recheck resolved are counted once, with the next sample,
  * which finds them cached: f0 and f1 by the recheck, f2 by the sample. */
 static void test_resolved_once(void **state)
@@ -191,6 +211,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_whole_stack, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_code_object, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_past_the_code, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_before_the_code, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resolved_once, setup, teardown),
 	};
 
