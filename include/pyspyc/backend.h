@@ -11,7 +11,10 @@
  *
  * The symbolizer validates every code address against the target before
  * trusting it, so a backend need not; it reads the code objects through
- * backend_mem(), the backend's handle on the target's memory.
+ * backend_mem(), the backend's handle on the target's memory, which every
+ * backend must give (the symbolizer, thread names and dump's objects read
+ * through it).  A stack the backend could not read whole it flags
+ * RAW_TORN: the sampler counts those and the symbolizer leaves them out.
  *
  * Not thread-safe: one backend per sampler, used from one thread at a time.
  */
@@ -38,7 +41,6 @@ struct backend_opts {
  * symbolizer reads through too. */
 #define BACKEND_COUNTERS(X) \
 	X(fast, "samples read in a single call") \
-	X(torn, "thread stacks dropped as inconsistent (RAW_TORN)") \
 	X(rereads, "torn threads read again at once") \
 	X(interps_capped, "samples that saw more than PY_MAX_INTERPS interpreters")
 
@@ -65,8 +67,8 @@ struct backend {
 
 struct backend_ops {
 	const char *name;
-	/* Attach to target t (found by the caller); *out on success.  0 or
-	 * -errno. */
+	/* Attach to target t (found by the caller); *out on success (its
+	 * ops set by backend_open).  0 or -errno. */
 	int (*open)(struct backend **out, const struct py_target *t,
 		    const struct backend_opts *o);
 	/* Read every thread's stack now (x may be NULL).  *out is the

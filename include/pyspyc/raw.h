@@ -42,7 +42,8 @@ struct raw_sample {
 	uint32_t nthreads;
 	struct raw_frame *frames;
 	uint64_t *addrs;      /* each frame's remote address, parallel to frames
-			       * (for dump's locals; 0 when a backend has none) */
+			       * (for dump's locals); NULL, or 0s, when a backend
+			       * has none */
 	uint32_t nframes;
 	int gil_known;        /* the GIL holder could be read this sample */
 	uint64_t gil_holder;  /* its thread (raw_thread.tstate), 0 when nobody

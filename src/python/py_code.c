@@ -1334,7 +1334,7 @@ int py_sym_describe(struct py_symbolizer *s, const struct raw_sample *rs,
 			    f->instr < f->code + (uint64_t)L->code_adaptive + e->firsttraceable)
 				continue;
 			out[j].code = f->code;
-			out[j].addr = rs->addrs[th->first + r];
+			out[j].addr = rs->addrs ? rs->addrs[th->first + r] : 0;
 			j++;
 		}
 	}

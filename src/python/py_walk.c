@@ -1145,8 +1145,7 @@ static void queue_spec(struct py_walker *w, struct thread_slot *s, uint32_t *nio
 		       uint32_t cap)
 {
 	const struct plan *p = &s->plan;
-	size_t fsize = (size_t)(w->L->frame_model == PY_FRAMES_OBJECTS ?
-				w->L->frame_size : w->L->iframe_size);
+	size_t fsize = (size_t)w->L->iframe_size; /* 3.11+ only (queue_slot) */
 	uint32_t k;
 
 	if (*niov + p->nframes > cap || !iov_room(w, *niov + p->nframes) ||
@@ -2018,6 +2017,22 @@ static int reread_thread(struct py_walker *w, uint32_t idx)
  * moment where all of them were waiting in their calls, the thread is torn
  * (and read again, as any torn thread).  Threads of one frame are left
  * alone, as are stitched ones.  Returns 1 when raw thread t holds. */
+/* Does b, a later copy of frame object i of th, agree with the walk: the
+ * same code, the same instruction (but the innermost frame's, which runs
+ * on), still alive, and the same caller? */
+static int frame_agrees(const struct py_layout *L, const struct raw_sample *rs,
+			const struct raw_thread *th, uint32_t i, const uint8_t *b)
+{
+	const struct raw_frame *f = &rs->frames[th->first + i];
+	int32_t lasti;
+
+	memcpy(&lasti, b + L->frame_lasti, sizeof(lasti));
+	return rd64(b, L->frame_code) == f->code &&
+	       (i == 0 || (uint64_t)(int64_t)lasti == f->instr) &&
+	       (L->frame_refcnt < 0 || rd64(b, L->frame_refcnt) != 0) &&
+	       (i + 1 == th->depth || rd64(b, L->frame_back) == rs->addrs[th->first + i + 1]);
+}
+
 static int objects_verify(struct py_walker *w, uint32_t t)
 {
 	const struct py_layout *L = w->L;
@@ -2029,44 +2044,32 @@ static int objects_verify(struct py_walker *w, uint32_t t)
 	uint8_t *buf;
 	int same;
 
+	/* Read again with the re-read itself: compared where that copy
+	 * has them, when it has them all. */
+	if (w->vslot && w->known[w->vslot - 1] == th->tstate) {
+		const uint8_t *b = NULL;
+
+		w->vslot = 0;
+		same = w->vcur == rs->addrs[th->first];
+		for (i = 0; same && i < th->depth; i++) {
+			b = in_runs(w->buf, w->vruns, w->nvruns, rs->addrs[th->first + i], fs);
+			if (!b)
+				break;
+			same = frame_agrees(L, rs, th, i, b);
+		}
+		if (!same || b)
+			return same;
+	}
 	if (!iov_room(w, th->depth + 1) || !buf_room(w, (size_t)th->depth * fs))
 		return 1; /* no room this sample: as before the check */
 	buf = w->buf + w->buf_used;
-	/* Read again with the re-read itself: the frames from that copy,
-	 * when it has them all. */
-	if (w->vslot && w->known[w->vslot - 1] == th->tstate) {
-		for (i = 0; i < th->depth; i++) {
-			const uint8_t *b = in_runs(w->buf, w->vruns, w->nvruns,
-						   rs->addrs[th->first + i], fs);
-
-			if (!b)
-				break;
-			memcpy(buf + (size_t)i * fs, b, fs);
-		}
-		w->vslot = 0;
-		if (i == th->depth) {
-			cur = w->vcur;
-			same = cur == rs->addrs[th->first];
-			goto compare;
-		}
-	}
 	iov_set(&w->liov[n], &w->riov[n], &cur, th->tstate + (uint64_t)L->tstate_frame, 8);
 	n++;
 	for (i = 0; i < th->depth; i++, n++)
 		iov_set(&w->liov[n], &w->riov[n], buf + (size_t)i * fs, rs->addrs[th->first + i], fs);
 	same = rmem_readv(&w->mem, w->liov, w->riov, n) == 0 && cur == rs->addrs[th->first];
-compare:
-	for (i = 0; same && i < th->depth; i++) {
-		const uint8_t *b = buf + (size_t)i * fs;
-		const struct raw_frame *f = &rs->frames[th->first + i];
-		int32_t lasti;
-
-		memcpy(&lasti, b + L->frame_lasti, sizeof(lasti));
-		same = rd64(b, L->frame_code) == f->code &&
-		       (i == 0 || (uint64_t)(int64_t)lasti == f->instr) &&
-		       (L->frame_refcnt < 0 || rd64(b, L->frame_refcnt) != 0) &&
-		       (i + 1 == th->depth || rd64(b, L->frame_back) == rs->addrs[th->first + i + 1]);
-	}
+	for (i = 0; same && i < th->depth; i++)
+		same = frame_agrees(L, rs, th, i, buf + (size_t)i * fs);
 	return same;
 }
 

@@ -65,7 +65,6 @@ static void mem_stats(const struct backend *b, struct backend_stats *st)
 	const struct backend_mem *m = (const struct backend_mem *)b;
 
 	st->fast = m->ws.fast;
-	st->torn = m->ws.torn;
 	st->rereads = m->ws.rereads;
 	st->interps_capped = m->ws.interps_capped;
 }

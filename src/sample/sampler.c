@@ -62,6 +62,7 @@ struct sampler {
 	struct thread_pick *pick;
 	uint32_t pick_cap;
 	struct backend_stats bs;
+	uint64_t raw_torn;          /* threads the backend flagged RAW_TORN */
 	struct sym_stats ss;
 	/* The asleep test (sampler.h): the process's CPU clock as read before
 	 * the last walk (cpu_ok: it could be read), and whether that walk
@@ -587,6 +588,7 @@ int sampler_tick(struct sampler *s, int64_t now, struct sampler_stats *st)
 	struct raw_sample *rs;
 	struct backend_reads x;
 	uint64_t lost;
+	uint32_t i;
 	int err;
 
 	PUB(st->ticks, ++s->ticks);
@@ -596,7 +598,7 @@ int sampler_tick(struct sampler *s, int64_t now, struct sampler_stats *st)
 		return 0;
 	s->was_active = 0;
 	s->repeat_ok = 0;
-	lost = s->bs.torn + s->ss.torn + s->ss.dropped + s->ss.errors;
+	lost = s->raw_torn + s->ss.torn + s->ss.dropped + s->ss.errors;
 	py_sym_prefetch(s->sym, &x.l, &x.r, &x.n);
 	x.done = 0;
 	if (s->pause && pause_threads(s, s->last)) {
@@ -658,6 +660,10 @@ int sampler_tick(struct sampler *s, int64_t now, struct sampler_stats *st)
 	}
 	s->not_python = 0;
 	PUB(st->samples, ++s->samples);
+	/* The backend's word on each stack: a torn one is counted here, as
+	 * the symbolizer leaves it out, whichever backend tore it. */
+	for (i = 0; i < rs->nthreads; i++)
+		s->raw_torn += !!(rs->threads[i].flags & RAW_TORN);
 	if (rs->threads_left_out > s->left_out)
 		PUB(st->threads_left_out, s->left_out = rs->threads_left_out);
 	if (rs->gil_known) {
@@ -673,15 +679,16 @@ int sampler_tick(struct sampler *s, int64_t now, struct sampler_stats *st)
 	/* Every thread read whole and counted (or left out as the options
 	 * say): a tick at which the process has not run since may count
 	 * the same stacks again. */
-	s->repeat_ok = s->bs.torn + s->ss.torn + s->ss.dropped + s->ss.errors == lost;
+	s->repeat_ok = s->raw_torn + s->ss.torn + s->ss.dropped + s->ss.errors == lost;
 	s->last_threads = GET(st->threads);
 	s->was_active = rs->gil_holder || (!s->o.idle && GET(st->active));
 	PUB(st->idle, s->idle);
 	PUB(st->stacks, s->ss.stacks);
-	PUB(st->torn, s->bs.torn + s->ss.torn);
+	PUB(st->torn, s->raw_torn + s->ss.torn);
 	PUB(st->rereads, s->bs.rereads);
 	PUB(st->dropped, s->ss.dropped);
 	PUB(st->interps_capped, s->bs.interps_capped);
+	PUB(st->fast, s->bs.fast);
 	PUB(st->reads, s->mem->reads);
 	PUB(st->pages, s->mem->pages);
 	PUB(st->bytes, s->mem->bytes);
@@ -693,7 +700,7 @@ void sampler_end(struct sampler *s, int gone, struct sampler_stats *st)
 	if (gone)
 		PUB(st->target_gone, 1);
 	PUB(st->stacks, s->ss.stacks);
-	PUB(st->torn, s->bs.torn + s->ss.torn);
+	PUB(st->torn, s->raw_torn + s->ss.torn);
 	PUB(st->rereads, s->bs.rereads);
 	PUB(st->dropped, s->ss.dropped);
 	PUB(st->code_misses, s->ss.code_misses);

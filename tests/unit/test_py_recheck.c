@@ -17,11 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../fuzz/image.c"
+#include "image311.h"
 #include "pyspyc/py_code.h"
 #include "pyspyc/stacktab.h"
 
-#define HEADER 64 /* the seed's fuzzer parameters, 3 frames of one thread */
 #define NOP 9     /* 3.11 */
 
 struct fixture {
@@ -50,20 +49,11 @@ static int setup(void **state)
 	struct sym_opts so = { .lineno = 1 };
 	uint8_t seed[1 << 16], bc[3][6];
 	size_t n, len;
-	FILE *f;
 	int i;
 
 	assert_non_null(fx);
-	f = fopen("tests/fuzz/corpus/code/30b", "rb");
-	assert_non_null(f);
-	n = fread(seed, 1, sizeof(seed), f);
-	fclose(f);
-	assert_true(n > HEADER);
-	image_target(&fx->t, seed[0]);
-	assert_int_equal(fx->t.version_hex >> 16, 0x030b);
-	for (i = 0; i < 3; i++)
-		memcpy(&fx->code[i], seed + 13 + 17 * i, 8);
-	memcpy(&fx->t.code_type, seed + 3, 8);
+	n = seed311_read(seed, sizeof(seed));
+	seed311_target(seed, &fx->t, fx->code);
 	for (i = 0; i < 3; i++) {
 		uint8_t op = i == 0 ? (uint8_t)fx->t.layout->op_return_value : NOP;
 
@@ -71,18 +61,14 @@ static int setup(void **state)
 		bc[i][1] = bc[i][3] = bc[i][5] = 0;
 	}
 	/* Regions listed first win over the seed's. */
-	memcpy(fx->in, seed, HEADER);
-	len = HEADER;
+	memcpy(fx->in, seed, SEED311_HEADER);
+	len = SEED311_HEADER;
 	for (i = 0; i < 3; i++)
 		len += put_region(fx->in + len, fx->code[i] + (uint64_t)fx->t.layout->code_adaptive,
 				  bc[i], sizeof(bc[i]));
-	memcpy(fx->in + len, seed + HEADER, n - HEADER);
-	len += n - HEADER;
-	image_init(&fx->im, fx->in, len);
-	fx->im.pos = HEADER;
-	image_load(&fx->im);
-	rmem_init(&fx->m, fx->t.pid);
-	image_attach(&fx->im, &fx->m);
+	memcpy(fx->in + len, seed + SEED311_HEADER, n - SEED311_HEADER);
+	len += n - SEED311_HEADER;
+	seed311_attach(&fx->im, fx->in, len, &fx->t, &fx->m);
 	assert_int_equal(stacktab_new(&fx->tab, &lim), 0);
 	assert_int_equal(py_sym_new(&fx->sym, &fx->t, &fx->m, fx->tab, &so), 0);
 	*state = fx;
