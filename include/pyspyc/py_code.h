@@ -54,6 +54,7 @@ void py_sym_prefetch(struct py_symbolizer *s, const struct iovec **l,
  * raw_sample.threads.  The raw sample itself stays as the backend made it. */
 struct thread_pick {
 	uint32_t skip;      /* nonzero: leave this thread out */
+	int32_t tid;        /* its OS id as we know it (thread_map_tids) */
 	/* Frame ids (stacktab) put at the root of the thread's stack,
 	 * outermost first, e.g. "process 12 ..." then "thread 34 ...". */
 	uint32_t nroot;

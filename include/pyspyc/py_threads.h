@@ -47,12 +47,14 @@ int thread_map_new(struct thread_map **out, const struct py_target *t,
 		   struct rmem *mem);
 void thread_map_free(struct thread_map *tm);
 
-/* Fill in native_tid for every thread of rs that lacks one, and turn the
- * target's namespace ids into ours.  A thread whose tid cannot be known
- * keeps 0; one whose OS thread has exited (its thread state left behind by
- * a main thread's pthread_exit()) gets -1.  Call it once per sample (it
- * rewrites native_tid in place). */
-void thread_map_tids(struct thread_map *tm, struct raw_sample *rs);
+/* The OS thread id of every thread of rs, as we know it, into tids[]
+ * (parallel to rs->threads; the sample is the backend's and stays as it
+ * is): the backend's native_tid, found where it had none, and the
+ * target's namespace ids turned into ours.  A thread whose tid cannot be
+ * known gets 0; one whose OS thread has exited (its thread state left
+ * behind by a main thread's pthread_exit()) gets -1.  Call it once per
+ * sample. */
+void thread_map_tids(struct thread_map *tm, const struct raw_sample *rs, int32_t *tids);
 
 /* The id the target knows our thread tid by, when the target is in a PID
  * namespace of its own; else 0 (also when not known). */
@@ -84,13 +86,14 @@ int thread_state_active(int state, int holds_gil);
  * that cannot be read counts as active. */
 int thread_map_holder_active(struct thread_map *tm, int32_t tid);
 
-/* The label of th's root frame (-t): 'thread TID "name"', NUL-terminated,
+/* The label of th's root frame (-t), tid its OS id (thread_map_tids):
+ * 'thread TID "name"', NUL-terminated,
  * valid until the next call, and in *name (may be NULL) the bare name;
  * *from_os (may be NULL) is 1 when the OS thread name stands in for
  * threading's.
  * *version changes whenever the label of that thread does (a name found
  * later), so callers can cache what they make of it. */
-const char *thread_map_name(struct thread_map *tm, const struct raw_thread *th,
+const char *thread_map_name(struct thread_map *tm, const struct raw_thread *th, int32_t tid,
 			    uint64_t *version, const char **name, int *from_os);
 
 /* threading's names for a process's threads, sorted by ident. */

@@ -6,8 +6,9 @@
  * py_code.h) and nothing about what its consumers decide (which threads
  * count, their root frames: the sampler keeps that in an array of its own,
  * parallel to threads[], struct thread_pick in py_code.h).  A backend fills
- * it; the one thing filled in after it is an OS thread id the backend could
- * not tell (native_tid 0: thread_map_tids, py_threads.h, finds it).
+ * it and no consumer writes to it: an OS thread id the backend could not
+ * tell (native_tid 0) is found by thread_map_tids (py_threads.h) into the
+ * consumer's own array.
  */
 #ifndef PYSPYC_RAW_H
 #define PYSPYC_RAW_H

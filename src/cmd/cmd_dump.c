@@ -141,6 +141,7 @@ static int sample_threads(struct proc_view *p)
 
 	for (tries = 0; tries < TRIES; tries++) {
 		struct backend_stats before, after;
+		int32_t *tids;
 		int again = 0;
 
 		backend_stats(p->be, &before);
@@ -156,11 +157,15 @@ static int sample_threads(struct proc_view *p)
 		if (!p->threads || !p->frames)
 			return -ENOMEM;
 		p->nthreads = p->rs->nthreads;
-		thread_map_tids(p->tm, p->rs);
+		tids = calloc(p->rs->nthreads + 1, sizeof(*tids));
+		if (!tids)
+			return -ENOMEM;
+		thread_map_tids(p->tm, p->rs, tids);
 		for (i = 0; i < p->nthreads; i++) {
 			struct thread_view *tv = &p->threads[i];
 
 			tv->th = &p->rs->threads[i];
+			tv->tid = tids[i];
 			tv->frames = p->frames + tv->th->first;
 			if (tv->th->flags & RAW_TORN) {
 				tv->nframes = -EAGAIN;
@@ -172,6 +177,7 @@ static int sample_threads(struct proc_view *p)
 			if (tv->nframes == -EBADF)
 				again = 1;
 		}
+		free(tids);
 		if (!again)
 			break;
 	}
@@ -181,7 +187,6 @@ static int sample_threads(struct proc_view *p)
 	for (i = 0; i < p->nthreads; i++) {
 		struct thread_view *tv = &p->threads[i];
 
-		tv->tid = tv->th->native_tid;
 		tv->ns_tid = thread_map_ns_tid(p->tm, tv->tid);
 		/* The rule record and top count by (thread_state_active). */
 		tv->active = tv->tid != 0 ? thread_map_state(p->tm, tv->tid) : -ENOENT;

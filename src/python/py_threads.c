@@ -325,7 +325,8 @@ static int grow_pt(struct thread_map *tm, uint32_t n)
 }
 
 /* Older versions: each thread's tid from its pthread descriptor. */
-static void descriptor_tids(struct thread_map *tm, struct raw_sample *rs, int64_t now)
+static void descriptor_tids(struct thread_map *tm, const struct raw_sample *rs,
+			    int32_t *tids, int64_t now)
 {
 	struct iovec l[256], r[256];
 	uint32_t i, k;
@@ -373,16 +374,16 @@ static void descriptor_tids(struct thread_map *tm, struct raw_sample *rs, int64_
 		tm->tids_read_ns = now;
 	}
 	for (i = 0; i < rs->nthreads; i++) {
-		struct raw_thread *th = &rs->threads[i];
+		const struct raw_thread *th = &rs->threads[i];
 
 		if (i < tm->npt && tm->pt_ids[i] == th->thread_id && tm->pt_tids[i] > 0)
-			th->native_tid = tm->pt_tids[i];
+			tids[i] = tm->pt_tids[i];
 		/* The kernel zeroes the tid in a thread's descriptor as the
 		 * thread exits: this thread state outlived its thread (a main
 		 * thread that called pthread_exit()). */
 		else if (i < tm->npt && tm->pt_ids[i] == th->thread_id && tm->pt_tids[i] == 0 &&
 			 tm->pt_read[i])
-			th->native_tid = -1;
+			tids[i] = -1;
 	}
 }
 
@@ -396,13 +397,13 @@ static int ns_gone(const struct thread_map *tm, int32_t id)
 	return 0;
 }
 
-/* A thread id of rs the map does not know and no read missed yet. */
-static int new_unknown(const struct thread_map *tm, const struct raw_sample *rs)
+/* A thread id of tids[0..n) the map does not know and no read missed yet. */
+static int new_unknown(const struct thread_map *tm, const int32_t *tids, uint32_t n)
 {
 	uint32_t i;
 
-	for (i = 0; i < rs->nthreads; i++) {
-		int32_t id = rs->threads[i].native_tid;
+	for (i = 0; i < n; i++) {
+		int32_t id = tids[i];
 
 		if (id > 0 && !ns_map_host(&tm->ns, id) && !ns_gone(tm, id))
 			return 1;
@@ -412,17 +413,17 @@ static int new_unknown(const struct thread_map *tm, const struct raw_sample *rs)
 
 /* The target's ids are its namespace's: ours in their place.  An id the map
  * does not know is 0 (unknown), never taken for one of ours. */
-static void host_tids(struct thread_map *tm, struct raw_sample *rs, int64_t now)
+static void host_tids(struct thread_map *tm, uint32_t n, int32_t *tids, int64_t now)
 {
 	uint32_t i;
 
 	if (tm->ns_ngone && now - tm->ns_gone_ns > NS_FORGET_NS)
 		tm->ns_ngone = 0;
-	if ((tm->ns_stale || new_unknown(tm, rs)) && now - tm->ns.read_ns >= NS_GAP_NS &&
+	if ((tm->ns_stale || new_unknown(tm, tids, n)) && now - tm->ns.read_ns >= NS_GAP_NS &&
 	    !ns_map_read(&tm->ns)) {
 		tm->ns_stale = 0;
-		for (i = 0; i < rs->nthreads && tm->ns_ngone < NS_GONE; i++) {
-			int32_t id = rs->threads[i].native_tid;
+		for (i = 0; i < n && tm->ns_ngone < NS_GONE; i++) {
+			int32_t id = tids[i];
 
 			if (id <= 0 || ns_map_host(&tm->ns, id) || ns_gone(tm, id))
 				continue;
@@ -431,18 +432,18 @@ static void host_tids(struct thread_map *tm, struct raw_sample *rs, int64_t now)
 			tm->ns_gone[tm->ns_ngone++] = id;
 		}
 	}
-	for (i = 0; i < rs->nthreads; i++) {
-		struct raw_thread *th = &rs->threads[i];
-
-		if (th->native_tid > 0)
-			th->native_tid = ns_map_host(&tm->ns, th->native_tid);
-	}
+	for (i = 0; i < n; i++)
+		if (tids[i] > 0)
+			tids[i] = ns_map_host(&tm->ns, tids[i]);
 }
 
-void thread_map_tids(struct thread_map *tm, struct raw_sample *rs)
+void thread_map_tids(struct thread_map *tm, const struct raw_sample *rs, int32_t *tids)
 {
 	int64_t now;
+	uint32_t i;
 
+	for (i = 0; i < rs->nthreads; i++)
+		tids[i] = rs->threads[i].native_tid;
 	tm->seen_gen = rs->list_gen;
 	tm->nthreads = rs->nthreads;
 	tm->gen++;
@@ -450,9 +451,9 @@ void thread_map_tids(struct thread_map *tm, struct raw_sample *rs)
 		return;
 	now = mono_ns();
 	if (tm->need_tids)
-		descriptor_tids(tm, rs, now);
+		descriptor_tids(tm, rs, tids, now);
 	if (tm->ns.active)
-		host_tids(tm, rs, now);
+		host_tids(tm, rs->nthreads, tids, now);
 }
 
 int32_t thread_map_ns_tid(const struct thread_map *tm, int32_t tid)
@@ -718,10 +719,10 @@ static void resolve_name(struct thread_map *tm, const struct raw_thread *th,
 			return;
 	}
 	ns->from_os = 1;
-	os_name(tm, th->native_tid, ns->name, sizeof(ns->name));
+	os_name(tm, ns->tid, ns->name, sizeof(ns->name));
 }
 
-const char *thread_map_name(struct thread_map *tm, const struct raw_thread *th,
+const char *thread_map_name(struct thread_map *tm, const struct raw_thread *th, int32_t tid,
 			    uint64_t *version, const char **name, int *from_os)
 {
 	uint32_t h = (uint32_t)((th->thread_id >> 4) * 0x9e3779b97f4a7c15ull >> 40), k;
@@ -753,18 +754,18 @@ const char *thread_map_name(struct thread_map *tm, const struct raw_thread *th,
 	 * imports threading would pay for the search all run long.  Not at
 	 * every change of the walker's list generation, which also moves
 	 * when a sample merely had to be read the slow way. */
-	fresh = ns->thread_id != th->thread_id || ns->tid != th->native_tid;
+	fresh = ns->thread_id != th->thread_id || ns->tid != tid;
 	if (fresh || (ns->from_os && now - ns->tried_ns > ns->retry_ns)) {
 		ns->retry_ns = fresh ? NAME_RETRY_NS
 			     : ns->retry_ns < 16 * NAME_RETRY_NS ? 2 * ns->retry_ns
 								 : ns->retry_ns;
 		ns->thread_id = th->thread_id;
-		ns->tid = th->native_tid;
+		ns->tid = tid;
 		ns->tried_ns = now;
 		resolve_name(tm, th, ns, now);
-		if (th->native_tid > 0)
+		if (tid > 0)
 			snprintf(label, sizeof(label), "thread %d \"%s\"",
-				 (int)th->native_tid, ns->name);
+				 (int)tid, ns->name);
 		else
 			snprintf(label, sizeof(label), "thread 0x%llx \"%s\"",
 				 (unsigned long long)th->thread_id, ns->name);

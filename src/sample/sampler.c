@@ -60,7 +60,9 @@ struct sampler {
 	/* The filter's decision on each thread of the last sample, parallel
 	 * to its threads[] (the sample is the backend's, never written). */
 	struct thread_pick *pick;
+	int32_t *tids;              /* thread_map_tids' answer, parallel */
 	uint32_t pick_cap;
+	uint32_t npick;             /* threads of s->last that pick[] is for */
 	struct backend_stats bs;
 	uint64_t raw_torn;          /* threads the backend flagged RAW_TORN */
 	struct sym_stats ss;
@@ -207,6 +209,7 @@ void sampler_free(struct sampler *s)
 	free(s->traced);
 	free(s->pre);
 	free(s->pick);
+	free(s->tids);
 	py_sym_free(s->sym);
 	backend_close(s->be);
 	free(s);
@@ -217,17 +220,17 @@ void sampler_free(struct sampler *s)
  * seen before threading registered it (under its OS name) and a thread the
  * program renames are each one thread in every output, under the last
  * name (stacktab_frame_relabel). */
-static uint32_t thread_frame(struct sampler *s, const struct raw_thread *th)
+static uint32_t thread_frame(struct sampler *s, const struct raw_thread *th, int32_t os_tid)
 {
-	uint32_t slot = (uint32_t)((th->thread_id >> 4) ^ (uint64_t)th->native_tid) % 64;
+	uint32_t slot = (uint32_t)((th->thread_id >> 4) ^ (uint64_t)os_tid) % 64;
 	uint64_t version;
 	int from_os = 0;
-	const char *name, *label = thread_map_name(s->tmap, th, &version, &name, &from_os);
-	int32_t tid = th->native_tid > 0 ? th->native_tid : 0;
+	const char *name, *label = thread_map_name(s->tmap, th, os_tid, &version, &name, &from_os);
+	int32_t tid = os_tid > 0 ? os_tid : 0;
 	char key[40];
 	uint32_t id, lab, bare;
 	int same = s->tframes[slot].thread_id == th->thread_id &&
-		   s->tframes[slot].tid == th->native_tid && s->tframes[slot].frame;
+		   s->tframes[slot].tid == os_tid && s->tframes[slot].frame;
 
 	if (same && s->tframes[slot].version == version)
 		return s->tframes[slot].frame;
@@ -243,7 +246,7 @@ static uint32_t thread_frame(struct sampler *s, const struct raw_thread *th)
 		return 0;
 	s->tframes[slot].named = (same && s->tframes[slot].named) || !from_os;
 	s->tframes[slot].thread_id = th->thread_id;
-	s->tframes[slot].tid = th->native_tid;
+	s->tframes[slot].tid = os_tid;
 	s->tframes[slot].version = version;
 	s->tframes[slot].frame = id;
 	return id;
@@ -303,9 +306,11 @@ static int pause_threads(struct sampler *s, const struct raw_sample *last)
 
 	proc_pause_poll(s->pause);
 	if (last) {
-		for (i = 0; i < last->nthreads && n < s->o.walk.max_threads; i++)
-			if (last->threads[i].native_tid > 0)
-				s->pre[n++].tid = last->threads[i].native_tid;
+		/* Their tids as the last sample's filter found them (npick:
+		 * 0 when it did not get that far). */
+		for (i = 0; i < s->npick && n < s->o.walk.max_threads; i++)
+			if (s->pick[i].tid > 0)
+				s->pre[n++].tid = s->pick[i].tid;
 		s->npre = n;
 		qsort(s->pre, n, sizeof(*s->pre), cmp_pre_tid);
 		if (!same_threads(s, n)) {
@@ -324,20 +329,24 @@ static int pause_threads(struct sampler *s, const struct raw_sample *last)
 	return s->ntraced && proc_pause_stop(s->pause) == 0;
 }
 
-/* Room in s->pick for n threads; 0 or -ENOMEM. */
+/* Room in s->pick and s->tids for n threads; 0 or -ENOMEM. */
 static int pick_room(struct sampler *s, uint32_t n)
 {
 	uint32_t cap = s->pick_cap ? s->pick_cap : 16;
 	struct thread_pick *p;
+	int32_t *t;
 
 	if (n <= s->pick_cap)
 		return 0;
 	while (cap < n)
 		cap = cap > UINT32_MAX / 2 ? n : 2 * cap;
 	p = realloc(s->pick, (size_t)cap * sizeof(*p));
-	if (!p)
+	if (p)
+		s->pick = p;
+	t = p ? realloc(s->tids, (size_t)cap * sizeof(*t)) : NULL;
+	if (!t)
 		return -ENOMEM;
-	s->pick = p;
+	s->tids = t;
 	s->pick_cap = cap;
 	return 0;
 }
@@ -345,7 +354,7 @@ static int pick_room(struct sampler *s, uint32_t n)
 /* Decide which threads count, and give them their root frames, into
  * s->pick[] (the consumer's array: the raw sample is left as it is).
  * 0 or -ENOMEM. */
-static int filter(struct sampler *s, struct raw_sample *rs, struct sampler_stats *st,
+static int filter(struct sampler *s, const struct raw_sample *rs, struct sampler_stats *st,
 		  uint64_t *idle)
 {
 	uint32_t i, threads = 0, active = 0;
@@ -356,13 +365,14 @@ static int filter(struct sampler *s, struct raw_sample *rs, struct sampler_stats
 	if (pick_room(s, rs->nthreads))
 		return -ENOMEM;
 	if (need_tids)
-		thread_map_tids(s->tmap, rs);
+		thread_map_tids(s->tmap, rs, s->tids);
 	for (i = 0; i < rs->nthreads; i++) {
 		const struct raw_thread *th = &rs->threads[i];
 		struct thread_pick *p = &s->pick[i];
 		int on_cpu = 1, state = 0, gil = !!(th->flags & RAW_GIL);
+		int32_t tid = need_tids ? s->tids[i] : th->native_tid;
 
-		*p = (struct thread_pick){ 0 };
+		*p = (struct thread_pick){ .tid = tid };
 		if (!th->depth)
 			continue;
 		/* The GIL holder is running Python (or blocking every thread
@@ -370,17 +380,17 @@ static int filter(struct sampler *s, struct raw_sample *rs, struct sampler_stats
 		 * only now and then.  A thread whose state cannot be read
 		 * counts too.  One rule: thread_state_active. */
 		if (!s->o.idle || s->main_exited) {
-			if (s->pause && pre_state(s, th->native_tid, &state))
+			if (s->pause && pre_state(s, tid, &state))
 				on_cpu = state == -ESRCH ? -ESRCH
 				       : state < 0 || thread_state_active(state, gil);
 			else if (gil)
-				on_cpu = thread_map_holder_active(s->tmap, th->native_tid);
+				on_cpu = thread_map_holder_active(s->tmap, tid);
 			else
-				on_cpu = thread_map_active(s->tmap, th->native_tid);
+				on_cpu = thread_map_active(s->tmap, tid);
 		}
 		/* The thread state of a thread that has exited (a main thread
 		 * after pthread_exit()) runs nothing: not a thread any more. */
-		if (th->native_tid < 0 || on_cpu == -ESRCH) {
+		if (tid < 0 || on_cpu == -ESRCH) {
 			p->skip = 1;
 			continue;
 		}
@@ -400,12 +410,13 @@ static int filter(struct sampler *s, struct raw_sample *rs, struct sampler_stats
 		if (s->o.process_root)
 			p->root[p->nroot++] = s->process_frame;
 		if (s->o.threads) {
-			uint32_t id = thread_frame(s, th);
+			uint32_t id = thread_frame(s, th, tid);
 
 			if (id)
 				p->root[p->nroot++] = id;
 		}
 	}
+	s->npick = rs->nthreads;
 	PUB(st->threads, threads);
 	PUB(st->active, active);
 	return 0;
@@ -617,6 +628,7 @@ int sampler_tick(struct sampler *s, int64_t now, struct sampler_stats *st)
 	}
 	backend_stats(s->be, &s->bs);
 	s->last = err ? NULL : rs;
+	s->npick = 0;
 	/* A pid is free for reuse only once its process has exited:
 	 * while the handle says it lives, the reads before were of it.
 	 * Asked after the first sample that ends ALIVE_CHECK_NS after

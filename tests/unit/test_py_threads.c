@@ -85,6 +85,7 @@ static void test_descriptor_tids_with_unstarted_thread(void **state)
 	struct rmem mem;
 	struct thread_map *tm;
 	struct raw_thread th[4];
+	int32_t tids[4];
 	struct raw_sample rs;
 
 	(void)state;
@@ -112,10 +113,13 @@ static void test_descriptor_tids_with_unstarted_thread(void **state)
 	rs.threads = th;
 	rs.nthreads = 4;
 	rs.list_gen = 1;
-	thread_map_tids(tm, &rs);
-	assert_int_equal(th[0].native_tid, getpid());
-	assert_int_equal(th[1].native_tid, w[0].tid);
-	assert_int_equal(th[3].native_tid, w[1].tid);
+	thread_map_tids(tm, &rs, tids);
+	assert_int_equal(tids[0], getpid());
+	assert_int_equal(tids[1], w[0].tid);
+	assert_int_equal(tids[3], w[1].tid);
+	/* Into the consumer's array: the backend's sample is left alone. */
+	for (i = 0; i < 4; i++)
+		assert_int_equal(th[i].native_tid, 0);
 	thread_map_free(tm);
 
 	pthread_mutex_lock(&mu);
