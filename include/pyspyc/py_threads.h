@@ -47,6 +47,12 @@ int thread_map_new(struct thread_map **out, const struct py_target *t,
 		   struct rmem *mem);
 void thread_map_free(struct thread_map *tm);
 
+/* Take threads' states from rw (runwatch_thread_state: the scheduler's
+ * events, no system call) where it knows them, from /proc where it does
+ * not; rw watches the target and outlives tm.  NULL: /proc alone. */
+struct runwatch;
+void thread_map_set_runwatch(struct thread_map *tm, const struct runwatch *rw);
+
 /* The OS thread id of every thread of rs, as we know it, into tids[]
  * (parallel to rs->threads; the sample is the backend's and stays as it
  * is): the backend's native_tid, found where it had none, and the

@@ -28,12 +28,18 @@
  * runwatch_open fails and the sampler uses the clock and GIL test.
  * PYSPYC_RUNWATCH=0 in the environment turns it off.
  *
- * Cost on the host: the program runs at every context switch of every
- * process (one hash lookup, tens of nanoseconds), and only while a
+ * Cost on the host: the programs run at every context switch and every
+ * wakeup of every process (a bit test for a process not watched, one hash
+ * lookup for one that may be: tens of nanoseconds), and only while a
  * runwatch is open.
  *
+ * The same events note each watched thread's state (running or runnable,
+ * or how it left its CPU), so that the sampler knows which threads are
+ * idle without reading /proc for each (runwatch_thread_state).
+ *
  * Thread-safety: runwatch_add and runwatch_del may be called from any
- * thread; runwatch_switches and runwatch_on_cpu from any thread, lock-free.
+ * thread; runwatch_switches, runwatch_on_cpu and runwatch_thread_state
+ * from any thread, lock-free.
  */
 #ifndef PYSPYC_RUNWATCH_H
 #define PYSPYC_RUNWATCH_H
@@ -62,5 +68,13 @@ uint64_t runwatch_switches(const struct runwatch *rw, uint32_t slot);
 /* 1 when a thread of the process in slot was the last one switched onto
  * some CPU (it is on that CPU now, or has just left it), else 0. */
 int runwatch_on_cpu(const struct runwatch *rw, uint32_t slot);
+
+/* The state thread tid (of a watched process) is in, as the letter
+ * /proc/PID/task/TID/stat would give ('R' running or runnable, 'S', 'D',
+ * 'T', 't', 'X' exited), from its last scheduler event; -ENOENT when
+ * there is none to go by (no event since its process was watched, or a
+ * thread whose tid shares its place in the table had one since: ask
+ * /proc).  A memory load, no system call.  rw may be NULL (-ENOENT). */
+int runwatch_thread_state(const struct runwatch *rw, pid_t tid);
 
 #endif

@@ -1,4 +1,5 @@
-/* runwatch.bpf.c - which watched processes had a thread put on a CPU.
+/* runwatch.bpf.c - which watched processes had a thread put on a CPU, and
+ * what each of their threads is doing.
  *
  * Runs in the kernel at every context switch of the host (the sched_switch
  * tracepoint, BTF-typed).  For the process whose thread comes onto the CPU,
@@ -9,19 +10,43 @@
  * with no system call (src/proc/runwatch.c).  The non-watched path is a
  * bit test and a load: it runs for every process on the host.
  *
+ * Each thread of a watched process also has its state noted (threads[],
+ * runwatch_abi.h) at each of its scheduler events: switched onto a CPU or
+ * woken (sched_wakeup, sched_wakeup_new), 'R'; switched off, its state as
+ * it left (still 'R' when preempted).  That is what /proc/PID/task/TID/stat
+ * would say, read with a memory load instead of an open and a read.
+ *
  * Built with clang -target bpf; the skeleton (bpftool gen skeleton) embeds
  * the object in pyspyc.  The kernel's own structs are known only by the
  * fields named here (CO-RE relocations against the running kernel's BTF).
  */
 #include <linux/bpf.h>
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
 #include "runwatch_abi.h"
 
 struct task_struct {
+	int pid;
 	int tgid;
+	unsigned int __state;
 } __attribute__((preserve_access_index));
+
+/* Before Linux 5.14 the field was `state`. */
+struct task_struct___old {
+	long state;
+} __attribute__((preserve_access_index));
+
+/* The kernel's task states (include/linux/sched.h), as far as /proc's
+ * letters go. */
+#define K_INTERRUPTIBLE 0x1
+#define K_UNINTERRUPTIBLE 0x2
+#define K_STOPPED 0x4
+#define K_TRACED 0x8
+#define K_EXIT_DEAD 0x10
+#define K_EXIT_ZOMBIE 0x20
+#define K_DEAD 0x80
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -36,35 +61,99 @@ __u32 on_cpu[RW_MAX_CPUS];
  * RW_FILTER_BITS) is set when some watched process has that remainder.
  * Most switches on a host are of processes not watched: they stop here. */
 __u64 filter[RW_FILTER_BITS / 64];
+__u64 threads[RW_MAX_THREADS];
+
+/* The slot of process tgid + 1, or 0 when it is not watched. */
+static __always_inline __u32 watched(__u32 tgid)
+{
+	__u32 bit = tgid % RW_FILTER_BITS;
+	__u32 *slot, v;
+
+	if (!(filter[bit / 64] & (1ULL << (bit % 64))))
+		return 0;
+	slot = bpf_map_lookup_elem(&slots, &tgid);
+	if (!slot)
+		return 0;
+	v = *slot;
+	return v < RW_MAX_SLOTS ? v + 1 : 0;
+}
+
+/* One store: a reader never sees one thread's tid with another's state. */
+static __always_inline void note(__u32 tid, __u64 letter)
+{
+	threads[tid % RW_MAX_THREADS] = (__u64)tid << 32 | letter;
+}
+
+/* /proc's letter for a thread switched off its CPU in state st. */
+static __always_inline __u64 letter_of(unsigned long st)
+{
+	if (!st)
+		return 'R';
+	if (st & (K_DEAD | K_EXIT_DEAD | K_EXIT_ZOMBIE))
+		return 'X';
+	if (st & K_TRACED)
+		return 't';
+	if (st & K_STOPPED)
+		return 'T';
+	if (st & K_UNINTERRUPTIBLE)
+		return 'D';
+	return 'S';
+}
+
+static __always_inline unsigned long state_of(struct task_struct *t)
+{
+	if (bpf_core_field_exists(t->__state))
+		return BPF_CORE_READ(t, __state);
+	return (unsigned long)BPF_CORE_READ((struct task_struct___old *)t, state);
+}
 
 SEC("tp_btf/sched_switch")
 int BPF_PROG(rw_switch, _Bool preempt, struct task_struct *prev, struct task_struct *next)
 {
 	__u32 tgid = (__u32)next->tgid;
 	__u32 cpu = bpf_get_smp_processor_id();
-	__u32 bit = tgid % RW_FILTER_BITS;
-	__u32 *slot, v = 0, was;
+	__u32 v, was;
 
 	if (cpu >= RW_MAX_CPUS)
 		return 0; /* user space does not watch on such a machine */
 	/* prev leaves the CPU: when it is watched, this CPU's mark says so
 	 * (it was set when prev came on), and its process is counted too,
 	 * so that a thread that ran from before the last look until now,
-	 * switched out at last (by pyspyc's own thread, say), moves it. */
+	 * switched out at last (by pyspyc's own thread, say), moves it.  A
+	 * thread preempted is still runnable ('R'), as /proc has it. */
 	was = on_cpu[cpu];
-	if (was && was <= RW_MAX_SLOTS)
+	if (was && was <= RW_MAX_SLOTS) {
 		__sync_fetch_and_add(&switches[was - 1], 1);
-	if (filter[bit / 64] & (1ULL << (bit % 64))) {
-		slot = bpf_map_lookup_elem(&slots, &tgid);
-		if (slot && *slot < RW_MAX_SLOTS) {
-			__sync_fetch_and_add(&switches[*slot], 1);
-			v = *slot + 1;
-		}
+		note((__u32)prev->pid, preempt ? 'R' : letter_of(state_of(prev)));
+	}
+	v = watched(tgid);
+	if (v && v <= RW_MAX_SLOTS) {
+		__sync_fetch_and_add(&switches[v - 1], 1);
+		note((__u32)next->pid, 'R');
+	} else {
+		v = 0;
 	}
 	/* Written only when it changes: the cache line stays clean while
 	 * the host runs processes nobody watches. */
 	if (was != v)
 		on_cpu[cpu] = v;
+	return 0;
+}
+
+/* A thread woken (or new) is runnable: 'R' until it is switched off. */
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(rw_wakeup, struct task_struct *p)
+{
+	if (watched((__u32)p->tgid))
+		note((__u32)p->pid, 'R');
+	return 0;
+}
+
+SEC("tp_btf/sched_wakeup_new")
+int BPF_PROG(rw_wakeup_new, struct task_struct *p)
+{
+	if (watched((__u32)p->tgid))
+		note((__u32)p->pid, 'R');
 	return 0;
 }
 

@@ -5,5 +5,11 @@
 #define RW_MAX_SLOTS 4096 /* processes watched at once */
 #define RW_MAX_CPUS 1024  /* CPUs whose occupant is known; past it: unknown */
 #define RW_FILTER_BITS 65536 /* the tgid filter in front of the lookup */
+/* Threads of watched processes, by tid mod RW_MAX_THREADS: each word is
+ * (tid << 32 | its state letter), the state its last scheduler event left
+ * it in ('R' running or runnable; 'S', 'D', 'T', 't' as /proc says; 'X'
+ * exited).  Two threads with one remainder share a word: the one whose
+ * tid it does not hold is not known there. */
+#define RW_MAX_THREADS 65536
 
 #endif

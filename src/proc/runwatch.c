@@ -21,6 +21,7 @@ struct runwatch {
 	struct runwatch_bpf *skel;
 	const volatile __u64 *switches;
 	const volatile __u32 *on_cpu;
+	const volatile __u64 *threads;
 	volatile __u64 *filter;
 	uint16_t filter_refs[RW_FILTER_BITS]; /* watched pids per filter bit */
 	uint32_t ncpu;
@@ -127,6 +128,7 @@ int runwatch_open(struct runwatch **out)
 	}
 	rw->switches = rw->skel->bss->switches;
 	rw->on_cpu = rw->skel->bss->on_cpu;
+	rw->threads = rw->skel->bss->threads;
 	rw->filter = rw->skel->bss->filter;
 	rw->ncpu = (uint32_t)ncpu;
 	rw->slots_fd = bpf_map__fd(rw->skel->maps.slots);
@@ -204,4 +206,16 @@ int runwatch_on_cpu(const struct runwatch *rw, uint32_t slot)
 		if (rw->on_cpu[c] == slot + 1)
 			return 1;
 	return 0;
+}
+
+int runwatch_thread_state(const struct runwatch *rw, pid_t tid)
+{
+	uint64_t v;
+
+	if (!rw || tid <= 0)
+		return -ENOENT;
+	v = __atomic_load_n(&rw->threads[(uint32_t)tid % RW_MAX_THREADS], __ATOMIC_RELAXED);
+	if ((uint32_t)(v >> 32) != (uint32_t)tid || !(v & 0xff))
+		return -ENOENT;
+	return (int)(v & 0xff);
 }

@@ -14,6 +14,7 @@
 #include "pyspyc/proc_ns.h"
 #include "pyspyc/py_obj.h"
 #include "pyspyc/py_threads.h"
+#include "pyspyc/runwatch.h"
 
 #define FD_SLOTS 1024        /* power of two; stat files kept open, to start */
 #define FD_SPARE 64          /* descriptors never taken for stat files */
@@ -52,6 +53,7 @@ struct name_slot {
 struct thread_map {
 	const struct py_target *t;
 	struct rmem *mem;
+	const struct runwatch *rw; /* threads' states without /proc, or NULL */
 	int need_tids;        /* the version keeps no native tid */
 	int32_t tid_off;      /* -1 not (yet) known */
 	uint32_t tid_tries;   /* searches for it so far */
@@ -149,6 +151,11 @@ int thread_map_new(struct thread_map **out, const struct py_target *t,
 		ns_map_release(&tm->ns);
 	*out = tm;
 	return 0;
+}
+
+void thread_map_set_runwatch(struct thread_map *tm, const struct runwatch *rw)
+{
+	tm->rw = rw;
 }
 
 void thread_map_free(struct thread_map *tm)
@@ -590,6 +597,11 @@ static int task_state(struct thread_map *tm, int32_t tid)
 		return -ESRCH;
 	if (tid == 0)
 		return -ENOENT;
+	/* The scheduler's last word on it, when the watch has one: no
+	 * system call (runwatch.h). */
+	st = runwatch_thread_state(tm->rw, tid);
+	if (st > 0)
+		return gone(st) ? -ESRCH : st;
 	s = fd_slot_for(tm, tid);
 	if (s && s->tid == tid) {
 		st = read_state(s->fd);

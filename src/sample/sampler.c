@@ -169,6 +169,8 @@ int sampler_new(struct sampler **out, const struct py_target *t,
 	err = thread_map_new(&s->tmap, t, s->mem);
 	if (err)
 		goto out_free;
+	if (s->rw)
+		thread_map_set_runwatch(s->tmap, s->rw);
 	if (o->blocking) {
 		s->traced = calloc(o->walk.max_threads, sizeof(*s->traced));
 		s->pre = calloc(o->walk.max_threads, sizeof(*s->pre));

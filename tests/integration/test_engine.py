@@ -283,6 +283,74 @@ def test_bursts_seen_from_the_same_cpu(one_python, tmp_path, told_by):
         _end(p)
 
 
+# Six threads that wake every 5 ms and sleep again (in napping()), and the
+# main thread spinning in spin(); "up" once all run.
+NAPPERS = r'''
+import sys, threading, time
+def napping():
+    while True:
+        time.sleep(0.005)
+def spin():
+    x = 0
+    while True:
+        x += 1
+for _ in range(6):
+    threading.Thread(target=napping, daemon=True).start()
+sys.stdout.write("up\n")
+sys.stdout.flush()
+spin()
+'''
+
+
+def _syscr(pid):
+    """Read system calls (read, pread, ...) pid has made so far."""
+    with open("/proc/%d/io" % pid) as f:
+        for line in f:
+            if line.startswith("syscr:"):
+                return int(line.split()[1])
+    raise AssertionError("no syscr in /proc/%d/io" % pid)
+
+
+@TOLD_BY
+def test_thread_states_without_proc(one_python, tmp_path, told_by):
+    """Which threads are idle is told by the scheduler's events when the
+    kernel's context switches are watched (runwatch_thread_state): no
+    /proc/PID/task/TID/stat read per thread per sample, as the clocks'
+    test still needs.  Either way the idle nappers are left out and the
+    spinning thread is counted."""
+    p = _start(one_python, NAPPERS)
+    try:
+        out = tmp_path / "n.txt"
+        env = dict(os.environ)
+        if told_by == "clocks":
+            env["PYSPYC_RUNWATCH"] = "0"
+        rec = subprocess.Popen([PYSPYC, "record", "-r", "200", "-d", "3", "-f", "collapsed",
+                                "-o", str(out), "-p", str(p.pid)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               universal_newlines=True)
+        time.sleep(1.0)
+        c0, t0 = _syscr(rec.pid), time.monotonic()
+        time.sleep(1.0)
+        reads = (_syscr(rec.pid) - c0) / (time.monotonic() - t0)
+        err = rec.communicate(timeout=60)[1]
+        assert rec.returncode == 0, err
+        stacks = _stacks(out)
+        total = sum(c for _, c in stacks)
+        spin = sum(c for st, c in stacks if any(frame_name(f) == "spin" for f in st))
+        # The nappers are on a CPU now and then (waking, and waiting for
+        # the GIL the spinner holds): 12% of the stacks here, either way.
+        assert total > 0 and spin >= 0.7 * total, (stacks, err)
+        # Six nappers at 200 Hz are some 1200 state reads a second
+        # through /proc; the scheduler's events need none (what is left:
+        # the occasional main-thread and clock checks).
+        if told_by == "switches":
+            assert reads < 200, "%.0f reads a second: %s" % (reads, err)
+        else:
+            assert reads > 600, "%.0f reads a second: %s" % (reads, err)
+    finally:
+        _end(p)
+
+
 def _nices(pid):
     """The nice value of each of pid's threads (/proc/PID/task/*/stat)."""
     out = []

@@ -1,6 +1,6 @@
 /* test_runwatch.c - the sched_switch watch against real processes: a
  * child that sleeps moves nothing, one woken is counted, one spinning is
- * seen on a CPU; the slot bound; turning it off.  Needs root (loading an
+ * seen on a CPU; threads' states; the slot bound; turning it off.  Needs root (loading an
  * eBPF program): skipped without it. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -146,6 +146,56 @@ static void test_sleep_wake_spin(void **state)
 	runwatch_close(rw);
 }
 
+/* Wait (up to 5 s) until runwatch_thread_state(pid) is want. */
+static int state_becomes(const struct runwatch *rw, pid_t pid, int want)
+{
+	int i, st = 0;
+
+	for (i = 0; i < 5000 && (st = runwatch_thread_state(rw, pid)) != want; i++)
+		nap_ms(1);
+	return st;
+}
+
+/* A thread's state from its scheduler events, as /proc has it: none to go
+ * by before its first event since the watch; asleep in a read, 'S';
+ * spinning, 'R' (on a CPU, or preempted: still runnable); stopped, 'T';
+ * exited, 'X'.  A process not watched has none. */
+static void test_thread_states(void **state)
+{
+	struct runwatch *rw = open_or_skip();
+	uint32_t slot;
+	int wfd, wfd2;
+	pid_t pid = child(&wfd), other = child(&wfd2);
+
+	(void)state;
+	wait_asleep(pid);
+	wait_asleep(other);
+	assert_int_equal(runwatch_add(rw, pid, &slot), 0);
+	assert_int_equal(runwatch_thread_state(rw, pid), -ENOENT); /* no event yet */
+	assert_int_equal(write(wfd, "w", 1), 1);
+	assert_int_equal(write(wfd2, "w", 1), 1);
+	assert_int_equal(state_becomes(rw, pid, 'S'), 'S');
+	wait_asleep(other);
+	assert_int_equal(runwatch_thread_state(rw, other), -ENOENT); /* not watched */
+	assert_int_equal(write(wfd, "s", 1), 1);
+	assert_int_equal(state_becomes(rw, pid, 'R'), 'R');
+	nap_ms(20); /* spinning: it stays runnable, on a CPU or not */
+	assert_int_equal(runwatch_thread_state(rw, pid), 'R');
+	assert_int_equal(kill(pid, SIGSTOP), 0);
+	assert_int_equal(state_becomes(rw, pid, 'T'), 'T');
+	assert_int_equal(kill(pid, SIGCONT), 0);
+	assert_int_equal(state_becomes(rw, pid, 'R'), 'R');
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	assert_int_equal(state_becomes(rw, pid, 'X'), 'X');
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	close(wfd);
+	close(wfd2);
+	assert_int_equal(waitpid(other, NULL, 0), other);
+	runwatch_del(rw, pid, slot);
+	assert_int_equal(runwatch_thread_state(NULL, pid), -ENOENT);
+	runwatch_close(rw);
+}
+
 /* RW_MAX_SLOTS - 1 processes at once (one slot is the self check's):
  * the next is refused with -ENOSPC, and a slot given back is taken again. */
 static void test_slot_bound(void **state)
@@ -184,6 +234,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sleep_wake_spin),
+		cmocka_unit_test(test_thread_states),
 		cmocka_unit_test(test_slot_bound),
 		cmocka_unit_test(test_turned_off),
 	};
