@@ -49,9 +49,9 @@ void thread_map_free(struct thread_map *tm);
 
 /* Take threads' states from rw (runwatch_thread_state: the scheduler's
  * events, no system call) where it knows them, from /proc where it does
- * not; rw watches the target and outlives tm.  NULL: /proc alone. */
+ * not; rw watches the target in slot and outlives tm.  NULL: /proc alone. */
 struct runwatch;
-void thread_map_set_runwatch(struct thread_map *tm, const struct runwatch *rw);
+void thread_map_set_runwatch(struct thread_map *tm, const struct runwatch *rw, uint32_t slot);
 
 /* The OS thread id of every thread of rs, as we know it, into tids[]
  * (parallel to rs->threads; the sample is the backend's and stays as it

@@ -69,12 +69,12 @@ uint64_t runwatch_switches(const struct runwatch *rw, uint32_t slot);
  * some CPU (it is on that CPU now, or has just left it), else 0. */
 int runwatch_on_cpu(const struct runwatch *rw, uint32_t slot);
 
-/* The state thread tid (of a watched process) is in, as the letter
- * /proc/PID/task/TID/stat would give ('R' running or runnable, 'S', 'D',
- * 'T', 't', 'X' exited), from its last scheduler event; -ENOENT when
- * there is none to go by (no event since its process was watched, or a
+/* The state thread tid of the process watched in slot is in, as the
+ * letter /proc/PID/task/TID/stat would give ('R' running or runnable, 'S',
+ * 'D', 'T', 't', 'X' exited), from its last scheduler event; -ENOENT when
+ * there is none to go by (no event since its process was added, or a
  * thread whose tid shares its place in the table had one since: ask
- * /proc).  A memory load, no system call.  rw may be NULL (-ENOENT). */
-int runwatch_thread_state(const struct runwatch *rw, pid_t tid);
+ * /proc).  Memory loads, no system call.  rw may be NULL (-ENOENT). */
+int runwatch_thread_state(const struct runwatch *rw, uint32_t slot, pid_t tid);
 
 #endif

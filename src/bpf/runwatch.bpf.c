@@ -62,6 +62,7 @@ __u32 on_cpu[RW_MAX_CPUS];
  * Most switches on a host are of processes not watched: they stop here. */
 __u64 filter[RW_FILTER_BITS / 64];
 __u64 threads[RW_MAX_THREADS];
+__u32 slot_gen[RW_MAX_SLOTS];
 
 /* The slot of process tgid + 1, or 0 when it is not watched. */
 static __always_inline __u32 watched(__u32 tgid)
@@ -78,10 +79,13 @@ static __always_inline __u32 watched(__u32 tgid)
 	return v < RW_MAX_SLOTS ? v + 1 : 0;
 }
 
-/* One store: a reader never sees one thread's tid with another's state. */
-static __always_inline void note(__u32 tid, __u64 letter)
+/* One store: a reader never sees one thread's tid with another's state.
+ * slot: its process's, < RW_MAX_SLOTS. */
+static __always_inline void note(__u32 tid, __u32 slot, __u64 letter)
 {
-	threads[tid % RW_MAX_THREADS] = (__u64)tid << 32 | letter;
+	__u64 gen = slot < RW_MAX_SLOTS ? slot_gen[slot] & RW_GEN_MASK : 0;
+
+	threads[tid % RW_MAX_THREADS] = (__u64)tid << 32 | gen << 8 | letter;
 }
 
 /* /proc's letter for a thread switched off its CPU in state st. */
@@ -124,12 +128,12 @@ int BPF_PROG(rw_switch, _Bool preempt, struct task_struct *prev, struct task_str
 	was = on_cpu[cpu];
 	if (was && was <= RW_MAX_SLOTS) {
 		__sync_fetch_and_add(&switches[was - 1], 1);
-		note((__u32)prev->pid, preempt ? 'R' : letter_of(state_of(prev)));
+		note((__u32)prev->pid, was - 1, preempt ? 'R' : letter_of(state_of(prev)));
 	}
 	v = watched(tgid);
 	if (v && v <= RW_MAX_SLOTS) {
 		__sync_fetch_and_add(&switches[v - 1], 1);
-		note((__u32)next->pid, 'R');
+		note((__u32)next->pid, v - 1, 'R');
 	} else {
 		v = 0;
 	}
@@ -144,16 +148,20 @@ int BPF_PROG(rw_switch, _Bool preempt, struct task_struct *prev, struct task_str
 SEC("tp_btf/sched_wakeup")
 int BPF_PROG(rw_wakeup, struct task_struct *p)
 {
-	if (watched((__u32)p->tgid))
-		note((__u32)p->pid, 'R');
+	__u32 v = watched((__u32)p->tgid);
+
+	if (v)
+		note((__u32)p->pid, v - 1, 'R');
 	return 0;
 }
 
 SEC("tp_btf/sched_wakeup_new")
 int BPF_PROG(rw_wakeup_new, struct task_struct *p)
 {
-	if (watched((__u32)p->tgid))
-		note((__u32)p->pid, 'R');
+	__u32 v = watched((__u32)p->tgid);
+
+	if (v)
+		note((__u32)p->pid, v - 1, 'R');
 	return 0;
 }
 

@@ -6,10 +6,14 @@
 #define RW_MAX_CPUS 1024  /* CPUs whose occupant is known; past it: unknown */
 #define RW_FILTER_BITS 65536 /* the tgid filter in front of the lookup */
 /* Threads of watched processes, by tid mod RW_MAX_THREADS: each word is
- * (tid << 32 | its state letter), the state its last scheduler event left
- * it in ('R' running or runnable; 'S', 'D', 'T', 't' as /proc says; 'X'
- * exited).  Two threads with one remainder share a word: the one whose
+ * (tid << 32 | generation << 8 | state letter): the state its last
+ * scheduler event left it in ('R' running or runnable; 'S', 'D', 'T', 't'
+ * as /proc says; 'X' exited), and the generation of its process's slot
+ * then (slot_gen[], bumped at each runwatch_add: a word from before the
+ * process was watched this time, or from another process in that slot,
+ * is stale).  Two threads with one remainder share a word: the one whose
  * tid it does not hold is not known there. */
 #define RW_MAX_THREADS 65536
+#define RW_GEN_MASK 0xffffffu
 
 #endif

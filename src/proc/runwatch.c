@@ -22,6 +22,7 @@ struct runwatch {
 	const volatile __u64 *switches;
 	const volatile __u32 *on_cpu;
 	const volatile __u64 *threads;
+	volatile __u32 *slot_gen;
 	volatile __u64 *filter;
 	uint16_t filter_refs[RW_FILTER_BITS]; /* watched pids per filter bit */
 	uint32_t ncpu;
@@ -129,6 +130,7 @@ int runwatch_open(struct runwatch **out)
 	rw->switches = rw->skel->bss->switches;
 	rw->on_cpu = rw->skel->bss->on_cpu;
 	rw->threads = rw->skel->bss->threads;
+	rw->slot_gen = rw->skel->bss->slot_gen;
 	rw->filter = rw->skel->bss->filter;
 	rw->ncpu = (uint32_t)ncpu;
 	rw->slots_fd = bpf_map__fd(rw->skel->maps.slots);
@@ -172,6 +174,9 @@ int runwatch_add(struct runwatch *rw, pid_t pid, uint32_t *slot)
 	}
 	*slot = rw->free_slots[--rw->nfree];
 	pthread_mutex_unlock(&rw->lock);
+	/* The threads' words noted under this slot before are another
+	 * watch's: stale from now on (before the program sees the pid). */
+	__atomic_store_n(&rw->slot_gen[*slot], rw->slot_gen[*slot] + 1, __ATOMIC_SEQ_CST);
 	err = map_set(rw, (uint32_t)pid, *slot);
 	if (err) {
 		pthread_mutex_lock(&rw->lock);
@@ -208,14 +213,17 @@ int runwatch_on_cpu(const struct runwatch *rw, uint32_t slot)
 	return 0;
 }
 
-int runwatch_thread_state(const struct runwatch *rw, pid_t tid)
+int runwatch_thread_state(const struct runwatch *rw, uint32_t slot, pid_t tid)
 {
 	uint64_t v;
+	uint32_t gen;
 
-	if (!rw || tid <= 0)
+	if (!rw || tid <= 0 || slot >= RW_MAX_SLOTS)
 		return -ENOENT;
 	v = __atomic_load_n(&rw->threads[(uint32_t)tid % RW_MAX_THREADS], __ATOMIC_RELAXED);
-	if ((uint32_t)(v >> 32) != (uint32_t)tid || !(v & 0xff))
+	gen = __atomic_load_n(&rw->slot_gen[slot], __ATOMIC_RELAXED) & RW_GEN_MASK;
+	if ((uint32_t)(v >> 32) != (uint32_t)tid || ((v >> 8) & RW_GEN_MASK) != gen ||
+	    !(v & 0xff))
 		return -ENOENT;
 	return (int)(v & 0xff);
 }

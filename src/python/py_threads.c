@@ -54,6 +54,7 @@ struct thread_map {
 	const struct py_target *t;
 	struct rmem *mem;
 	const struct runwatch *rw; /* threads' states without /proc, or NULL */
+	uint32_t rw_slot;          /* the target's slot in rw */
 	int need_tids;        /* the version keeps no native tid */
 	int32_t tid_off;      /* -1 not (yet) known */
 	uint32_t tid_tries;   /* searches for it so far */
@@ -153,9 +154,10 @@ int thread_map_new(struct thread_map **out, const struct py_target *t,
 	return 0;
 }
 
-void thread_map_set_runwatch(struct thread_map *tm, const struct runwatch *rw)
+void thread_map_set_runwatch(struct thread_map *tm, const struct runwatch *rw, uint32_t slot)
 {
 	tm->rw = rw;
+	tm->rw_slot = slot;
 }
 
 void thread_map_free(struct thread_map *tm)
@@ -599,7 +601,7 @@ static int task_state(struct thread_map *tm, int32_t tid)
 		return -ENOENT;
 	/* The scheduler's last word on it, when the watch has one: no
 	 * system call (runwatch.h). */
-	st = runwatch_thread_state(tm->rw, tid);
+	st = runwatch_thread_state(tm->rw, tm->rw_slot, tid);
 	if (st > 0)
 		return gone(st) ? -ESRCH : st;
 	s = fd_slot_for(tm, tid);

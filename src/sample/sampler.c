@@ -170,7 +170,7 @@ int sampler_new(struct sampler **out, const struct py_target *t,
 	if (err)
 		goto out_free;
 	if (s->rw)
-		thread_map_set_runwatch(s->tmap, s->rw);
+		thread_map_set_runwatch(s->tmap, s->rw, (uint32_t)s->rw_slot);
 	if (o->blocking) {
 		s->traced = calloc(o->walk.max_threads, sizeof(*s->traced));
 		s->pre = calloc(o->walk.max_threads, sizeof(*s->pre));

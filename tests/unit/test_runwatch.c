@@ -147,11 +147,11 @@ static void test_sleep_wake_spin(void **state)
 }
 
 /* Wait (up to 5 s) until runwatch_thread_state(pid) is want. */
-static int state_becomes(const struct runwatch *rw, pid_t pid, int want)
+static int state_becomes(const struct runwatch *rw, uint32_t slot, pid_t pid, int want)
 {
 	int i, st = 0;
 
-	for (i = 0; i < 5000 && (st = runwatch_thread_state(rw, pid)) != want; i++)
+	for (i = 0; i < 5000 && (st = runwatch_thread_state(rw, slot, pid)) != want; i++)
 		nap_ms(1);
 	return st;
 }
@@ -159,7 +159,8 @@ static int state_becomes(const struct runwatch *rw, pid_t pid, int want)
 /* A thread's state from its scheduler events, as /proc has it: none to go
  * by before its first event since the watch; asleep in a read, 'S';
  * spinning, 'R' (on a CPU, or preempted: still runnable); stopped, 'T';
- * exited, 'X'.  A process not watched has none. */
+ * exited, 'X'.  A process not watched has none, nor one watched anew
+ * until its next event. */
 static void test_thread_states(void **state)
 {
 	struct runwatch *rw = open_or_skip();
@@ -171,28 +172,35 @@ static void test_thread_states(void **state)
 	wait_asleep(pid);
 	wait_asleep(other);
 	assert_int_equal(runwatch_add(rw, pid, &slot), 0);
-	assert_int_equal(runwatch_thread_state(rw, pid), -ENOENT); /* no event yet */
+	assert_int_equal(runwatch_thread_state(rw, slot, pid), -ENOENT); /* no event yet */
 	assert_int_equal(write(wfd, "w", 1), 1);
 	assert_int_equal(write(wfd2, "w", 1), 1);
-	assert_int_equal(state_becomes(rw, pid, 'S'), 'S');
+	assert_int_equal(state_becomes(rw, slot, pid, 'S'), 'S');
+	/* Watched again (after an exec, say): what was noted before is not
+	 * taken for what it does now. */
+	runwatch_del(rw, pid, slot);
+	assert_int_equal(runwatch_add(rw, pid, &slot), 0);
+	assert_int_equal(runwatch_thread_state(rw, slot, pid), -ENOENT);
+	assert_int_equal(write(wfd, "w", 1), 1);
+	assert_int_equal(state_becomes(rw, slot, pid, 'S'), 'S');
 	wait_asleep(other);
-	assert_int_equal(runwatch_thread_state(rw, other), -ENOENT); /* not watched */
+	assert_int_equal(runwatch_thread_state(rw, slot, other), -ENOENT); /* not watched */
 	assert_int_equal(write(wfd, "s", 1), 1);
-	assert_int_equal(state_becomes(rw, pid, 'R'), 'R');
+	assert_int_equal(state_becomes(rw, slot, pid, 'R'), 'R');
 	nap_ms(20); /* spinning: it stays runnable, on a CPU or not */
-	assert_int_equal(runwatch_thread_state(rw, pid), 'R');
+	assert_int_equal(runwatch_thread_state(rw, slot, pid), 'R');
 	assert_int_equal(kill(pid, SIGSTOP), 0);
-	assert_int_equal(state_becomes(rw, pid, 'T'), 'T');
+	assert_int_equal(state_becomes(rw, slot, pid, 'T'), 'T');
 	assert_int_equal(kill(pid, SIGCONT), 0);
-	assert_int_equal(state_becomes(rw, pid, 'R'), 'R');
+	assert_int_equal(state_becomes(rw, slot, pid, 'R'), 'R');
 	assert_int_equal(kill(pid, SIGKILL), 0);
-	assert_int_equal(state_becomes(rw, pid, 'X'), 'X');
+	assert_int_equal(state_becomes(rw, slot, pid, 'X'), 'X');
 	assert_int_equal(waitpid(pid, NULL, 0), pid);
 	close(wfd);
 	close(wfd2);
 	assert_int_equal(waitpid(other, NULL, 0), other);
 	runwatch_del(rw, pid, slot);
-	assert_int_equal(runwatch_thread_state(NULL, pid), -ENOENT);
+	assert_int_equal(runwatch_thread_state(NULL, slot, pid), -ENOENT);
 	runwatch_close(rw);
 }
 
