@@ -61,10 +61,10 @@
 #define TORN_REREADS 4
 /* Thread states that left the list lately (their threads ended), kept with
  * their slots for GHOST_KEEP samples: a thread-per-request server's next
- * thread state is usually allocated where an ended one's was, and its data
- * stack and C stack where that one's were.  The sample reads them too, by
- * their last plans, as optional reads: a new thread found at one of them
- * costs no read more (see rebuild_list). */
+ * thread state is usually allocated where an ended one's was.  The sample
+ * reads them too, as optional reads: a new thread found at one of them
+ * costs no read of its thread state (see rebuild_list).  Not their last
+ * plans: the new thread's data stack is nearly always elsewhere. */
 #define NGHOST 16
 #define MAX_NEW_READS 4      /* thread states read one by one by rebuild_list */
 #define GHOST_KEEP 400
@@ -1259,15 +1259,10 @@ static void runs_arrived(struct py_walker *w, uint32_t first, size_t done_iov)
 		w->nruns = (uint32_t)(done_iov - first);
 }
 
-/* Queue slot i's reads (current frame pointer, chunk copy; or the frame
- * objects of the last walk when ahead is set) at *niov, up to cap. */
-static void queue_slot(struct py_walker *w, struct thread_slot *s, uint64_t tstate,
-		       uint32_t *niov, uint32_t cap, int ahead)
+/* Slot s is about to be read for the thread state at tstate: nothing of
+ * it read yet. */
+static void slot_reset(struct thread_slot *s, uint64_t tstate)
 {
-	const struct py_layout *L = w->L;
-	const struct plan *p = &s->plan;
-	uint32_t k;
-
 	s->tstate = tstate;
 	s->got = 1;
 	s->current_frame = 0;
@@ -1278,17 +1273,29 @@ static void queue_slot(struct py_walker *w, struct thread_slot *s, uint64_t tsta
 	s->ncf_read = 0;
 	s->cfw_read = 0;
 	s->xf_lo = s->xf_hi = s->xc_lo = s->xc_hi = 0;
+}
+
+/* Queue slot s's reads (current frame pointer, chunk copy; ahead of time
+ * also the places and frames of the last walks) at *niov, up to cap. */
+static void queue_slot(struct py_walker *w, struct thread_slot *s, uint64_t tstate,
+		       uint32_t *niov, uint32_t cap, int ahead)
+{
+	const struct py_layout *L = w->L;
+	const struct plan *p = &s->plan;
+	uint32_t k;
+
+	slot_reset(s, tstate);
 	/* Frame objects come with the walker's runs of pages instead. */
 	if (L->frame_model == PY_FRAMES_OBJECTS)
 		return;
-	if (ahead == 1)
+	if (ahead)
 		queue_spec(w, s, niov, cap);
 	/* 3.13+ keeps the frame pointer in the thread state itself: it is
 	 * taken from there when walking, after this call refreshed it. */
 	/* The current frame pointer at the _PyCFrame (3.11, 3.12); ahead of
 	 * time also at the thread's recent places, as one window of its C
 	 * stack when they are close. */
-	if (ahead == 1 && p->cfw_len && *niov < cap && iov_room(w, *niov + 1) &&
+	if (ahead && p->cfw_len && *niov < cap && iov_room(w, *niov + 1) &&
 	    buf_room(w, p->cfw_len)) {
 		s->cfw_off = w->buf_used;
 		s->cfw_read = 1;
@@ -1302,15 +1309,15 @@ static void queue_slot(struct py_walker *w, struct thread_slot *s, uint64_t tsta
 	}
 	for (k = 0; !s->cfw_read && k < p->ncfs && (ahead || k == 0) && *niov < cap &&
 	     iov_room(w, *niov + 1); k++) {
-		if (k == 1 && ahead == 1)
+		if (k == 1 && ahead)
 			s->xc_lo = *niov;
 		s->cf_val[k] = 0;
 		iov_set(&w->liov[*niov], &w->riov[*niov], &s->cf_val[k],
 			p->cfs[k] + L->cframe_current_frame, 8);
 		(*niov)++;
 		s->ncf_read = k + 1;
-		w->extra |= k > 0 && ahead == 1;
-		if (k > 0 && ahead == 1)
+		w->extra |= k > 0 && ahead;
+		if (k > 0 && ahead)
 			s->xc_hi = *niov;
 	}
 	if (!p->chunk || *niov >= cap || !iov_room(w, *niov + 1) || !buf_room(w, p->len))
@@ -1386,7 +1393,7 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 {
 	const struct py_layout *L = w->L;
 	const size_t tsz = (size_t)L->tstate_size;
-	uint32_t i, g, niov = 0, nreq, gend[NGHOST], runs_first;
+	uint32_t i, g, niov = 0, nreq, runs_first;
 	size_t done = 0;
 	int err;
 
@@ -1421,8 +1428,8 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 	niov += nx;
 	/* The rest is optional, read after the above, in this order: the
 	 * ghosts' thread states (heap memory, freed or reused but there),
-	 * then by each thread's plan its frames' places and copies, then the
-	 * ghosts' plans.  A thread that ended since the last sample had its
+	 * then by each thread's plan its frames' places and copies.  A
+	 * thread that ended since the last sample had its
 	 * data stack unmapped: the reads from there on are lost, and the
 	 * threads they were for are read again (read_chunks). */
 	nreq = niov;
@@ -1438,9 +1445,14 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 		queue_thread(w, i, &niov, w->iov_max, 1);
 		slot_of(w, i)->got = niov - nreq;
 	}
+	/* A ghost's thread state only: a new thread found there has its
+	 * data stack and its _PyCFrame elsewhere nearly always (the demo
+	 * app: 40 of some 630 found at a ghost had them where the ghost's
+	 * plan said), and those reads cost more bytes than the list (about
+	 * 2.5 KB a ghost).  Its chunks are read after (read_unheld). */
 	for (g = 0; g < w->nghost; g++) {
-		queue_slot(w, &w->slots[w->gslot[g]], w->ghost[g], &niov, w->iov_max, 2);
-		gend[g] = niov - nreq;
+		slot_reset(&w->slots[w->gslot[g]], w->ghost[g]);
+		slot_got(&w->slots[w->gslot[g]], 0);
 	}
 	runs_first = niov - nreq;
 	if (L->frame_model == PY_FRAMES_OBJECTS) {
@@ -1460,8 +1472,6 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 		slot_got(slot_of(w, i), slot_of(w, i)->got <= done);
 	w->spec_ok = 1;
 	w->ghost_rows = done < w->nghost ? (uint32_t)done : w->nghost;
-	for (g = 0; g < w->nghost; g++)
-		slot_got(&w->slots[w->gslot[g]], gend[g] <= done);
 	if (!list_matches(w))
 		return -EAGAIN;
 	for (i = 0; i < w->nknown; i++)
