@@ -30,8 +30,11 @@
  *
  * Cost on the host: the programs run at every context switch and every
  * wakeup of every process (a bit test for a process not watched, one hash
- * lookup for one that may be: tens of nanoseconds), and only while a
- * runwatch is open.
+ * lookup for one that may be), and only while a runwatch is open.
+ * Measured on a 2-core VM: `taskset -c 1 perf bench sched pipe` (two
+ * switches and two wakeups an operation) took 14.4-18.5 us an operation
+ * without them and 14.6-18.8 us with them, run to run: within the
+ * machine's own spread.
  *
  * The same events note each watched thread's state (running or runnable,
  * or how it left its CPU), so that the sampler knows which threads are
