@@ -25,6 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct raw_thread threads[MAX_THREADS];
+	int32_t tids[MAX_THREADS];
 	struct raw_sample rs = { .threads = threads };
 	struct thread_map *tm;
 	struct py_target t;
@@ -55,12 +56,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		image_set_sample(&im, s);
 		rs.nthreads = n;
 		rs.list_gen = s / 2;
-		thread_map_tids(tm, &rs);
+		thread_map_tids(tm, &rs, tids);
 		for (i = 0; i < n; i++) {
 			const char *label, *name = NULL;
 			uint64_t version;
 
-			label = thread_map_name(tm, &threads[i], &version, &name, NULL);
+			label = thread_map_name(tm, &threads[i], tids[i], &version, &name, NULL);
 			FUZZ_CHECK(label && name && strlen(label) < 96 && strlen(name) < 64);
 		}
 	}
