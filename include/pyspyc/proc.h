@@ -149,16 +149,17 @@ int proc_descendants(pid_t root, struct proc_ident *out, size_t cap);
 /* Ask the scheduler to run the calling thread as soon as it wakes (a short
  * slice, more weight where permitted), so that a tick is taken when it
  * falls even when the sampled process has the thread's CPU.  Taken when
- * proc_sched_prompt_wanted says so for the thread's rate and the
- * environment's PYSPYC_PROMPT.  1 when a hint was taken, 0 when none was
- * wanted or none could be. */
-int proc_sched_prompt(double rate_hz);
+ * proc_sched_prompt_wanted says so for the thread's rate, --blocking and
+ * the environment's PYSPYC_PROMPT.  1 when a hint was taken, 0 when none
+ * was wanted or none could be. */
+int proc_sched_prompt(double rate_hz, int blocking);
 
-/* Is the hint wanted at rate_hz, with PYSPYC_PROMPT set to env (NULL when
- * unset)?  "0": never; "1": at any rate; otherwise up to the default rate
- * (its preemptions cost the sampled processes more the higher the rate:
- * proc_sched.c). */
-int proc_sched_prompt_wanted(double rate_hz, const char *env);
+/* Is the hint wanted at rate_hz, with or without --blocking, with
+ * PYSPYC_PROMPT set to env (NULL when unset)?  "0": never; "1": always;
+ * otherwise with --blocking (the target waits, stopped, while the sampler
+ * runs) or up to the default rate (its preemptions cost the sampled
+ * processes more the higher the rate: proc_sched.c). */
+int proc_sched_prompt_wanted(double rate_hz, int blocking, const char *env);
 
 /* Open path (absolute, as a process whose root directory is root sees it)
  * for reading, confined to root: every symlink on the way, absolute ones

@@ -691,8 +691,9 @@ static void *engine_main(void *arg)
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 	/* And a tick that falls while the target has this CPU is taken then,
 	 * not once the target sleeps, at rates where that costs the target
-	 * little (proc_sched.c). */
-	(void)proc_sched_prompt(s->o.rate_hz);
+	 * little, and with --blocking, whose pauses it keeps short
+	 * (proc_sched.c). */
+	(void)proc_sched_prompt(s->o.rate_hz, s->o.blocking);
 	while (!stopping(s) && !all_gone(s)) {
 		/* No tick at or past the end: the run waits for the end. */
 		int more = !s->end_ns || next < s->end_ns;

@@ -365,11 +365,13 @@ def _nices(pid):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a nice below 0 takes root")
 @pytest.mark.parametrize("rate,prompt,want", [("100", None, True), ("1000", None, False),
-                                              ("1000", "1", True), ("100", "0", False)])
+                                              ("1000", "1", True), ("100", "0", False),
+                                              ("1000 --blocking", None, True)])
 def test_prompt_by_rate(one_python, rate, prompt, want):
     """The sampling thread raises its weight (nice -10 as root) at the
     default rate, not at 1 kHz, where switching the target out at every
-    tick costs it more than the hint gives (src/proc/proc_sched.c);
+    tick costs it more than the hint gives (src/proc/proc_sched.c), but with
+    --blocking at any rate (the target waits, stopped, while it reads);
     PYSPYC_PROMPT=1 and 0 override."""
     p = _start(one_python, "import time\nprint('up', flush=True)\ntime.sleep(60)\n")
     try:
@@ -377,7 +379,7 @@ def test_prompt_by_rate(one_python, rate, prompt, want):
         env.pop("PYSPYC_PROMPT", None)
         if prompt is not None:
             env["PYSPYC_PROMPT"] = prompt
-        rec = subprocess.Popen([PYSPYC, "record", "-r", rate, "-d", "30", "-f", "collapsed",
+        rec = subprocess.Popen([PYSPYC, "record", "-r"] + rate.split() + ["-d", "30", "-f", "collapsed",
                                 "-o", os.devnull, "-p", str(p.pid)], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                universal_newlines=True)

@@ -44,7 +44,7 @@ static void *prompt_thread(void *arg)
 	struct outcome *o = arg;
 
 	get_attr(&o->before);
-	o->ret = proc_sched_prompt(o->rate ? o->rate : 100.0);
+	o->ret = proc_sched_prompt(o->rate ? o->rate : 100.0, 0);
 	get_attr(&o->after);
 	return NULL;
 }
@@ -87,18 +87,21 @@ static void test_prompt_off(void **state)
 }
 
 /* Past the default rate the hint costs the sampled processes more than
- * it gives (proc_sched.c): not taken unless asked for. */
+ * it gives (proc_sched.c): not taken unless asked for, or --blocking. */
 static void test_prompt_by_rate(void **state)
 {
 	(void)state;
-	assert_true(proc_sched_prompt_wanted(100.0, NULL));
-	assert_true(proc_sched_prompt_wanted(10.0, NULL));
-	assert_false(proc_sched_prompt_wanted(101.0, NULL));
-	assert_false(proc_sched_prompt_wanted(1000.0, NULL));
-	assert_true(proc_sched_prompt_wanted(1000.0, "1"));
-	assert_false(proc_sched_prompt_wanted(100.0, "0"));
-	assert_false(proc_sched_prompt_wanted(1000.0, "")); /* set, empty: the default */
-	assert_true(proc_sched_prompt_wanted(50.0, ""));
+	assert_true(proc_sched_prompt_wanted(100.0, 0, NULL));
+	assert_true(proc_sched_prompt_wanted(10.0, 0, NULL));
+	assert_false(proc_sched_prompt_wanted(101.0, 0, NULL));
+	assert_false(proc_sched_prompt_wanted(1000.0, 0, NULL));
+	assert_true(proc_sched_prompt_wanted(1000.0, 0, "1"));
+	assert_false(proc_sched_prompt_wanted(100.0, 0, "0"));
+	assert_false(proc_sched_prompt_wanted(1000.0, 0, "")); /* set, empty: the default */
+	assert_true(proc_sched_prompt_wanted(50.0, 0, ""));
+	/* --blocking holds the target stopped while it reads: at any rate. */
+	assert_true(proc_sched_prompt_wanted(1000.0, 1, NULL));
+	assert_false(proc_sched_prompt_wanted(1000.0, 1, "0"));
 }
 
 static void test_prompt_fast_rate(void **state)
