@@ -64,7 +64,7 @@ struct sampler {
 	uint32_t pick_cap;
 	uint32_t npick;             /* threads of s->last that pick[] is for */
 	struct backend_stats bs;
-	uint64_t raw_torn;          /* threads the backend flagged RAW_TORN */
+	uint64_t raw_torn;          /* threads flagged RAW_TORN that would count */
 	struct sym_stats ss;
 	/* The asleep test (sampler.h): the process's CPU clock as read before
 	 * the last walk (cpu_ok: it could be read), and whether that walk
@@ -375,7 +375,10 @@ static int filter(struct sampler *s, const struct raw_sample *rs, struct sampler
 		int32_t tid = need_tids ? s->tids[i] : th->native_tid;
 
 		*p = (struct thread_pick){ .tid = tid };
-		if (!th->depth)
+		/* A stack the backend could not read whole (RAW_TORN) is
+		 * still a thread: idle, it is left out as any idle one; one
+		 * that would count is counted torn, below. */
+		if (!th->depth && !(th->flags & RAW_TORN))
 			continue;
 		/* The GIL holder is running Python (or blocking every thread
 		 * that would): active unless stopped, which is asked of /proc
@@ -409,6 +412,11 @@ static int filter(struct sampler *s, const struct raw_sample *rs, struct sampler
 		}
 		if (p->skip)
 			continue;
+		if (th->flags & RAW_TORN) {
+			p->skip = 1;
+			s->raw_torn++;
+			continue;
+		}
 		if (s->o.process_root)
 			p->root[p->nroot++] = s->process_frame;
 		if (s->o.threads) {
@@ -601,7 +609,6 @@ int sampler_tick(struct sampler *s, int64_t now, struct sampler_stats *st)
 	struct raw_sample *rs;
 	struct backend_reads x;
 	uint64_t lost;
-	uint32_t i;
 	int err;
 
 	PUB(st->ticks, ++s->ticks);
@@ -674,10 +681,6 @@ int sampler_tick(struct sampler *s, int64_t now, struct sampler_stats *st)
 	}
 	s->not_python = 0;
 	PUB(st->samples, ++s->samples);
-	/* The backend's word on each stack: a torn one is counted here, as
-	 * the symbolizer leaves it out, whichever backend tore it. */
-	for (i = 0; i < rs->nthreads; i++)
-		s->raw_torn += !!(rs->threads[i].flags & RAW_TORN);
 	if (rs->threads_left_out > s->left_out)
 		PUB(st->threads_left_out, s->left_out = rs->threads_left_out);
 	if (rs->gil_known) {

@@ -402,7 +402,12 @@ def test_signal_writes_profile(target, one_python, tmp_path, sig):
     folded, svg = tmp_path / "s.folded", tmp_path / "s.svg"
     t = target(one_python, APP, report, "spin", 60)
     p = record_bg(["-p", str(t.pid), "-r", "200", "-o", str(folded), "-o", str(svg)])
-    time.sleep(1.5)
+    # Once it samples (it holds the target's pidfd; its handlers are in
+    # place by then), a second of it.  A fixed 1.5 s from its start was
+    # sometimes still inside the attach for a sanitizer build under make
+    # test's load, and the signal's default action ended it.
+    assert wait_for(lambda: holds_pidfd(p.pid, t.pid) or p.poll() is not None, 30)
+    time.sleep(1.0)
     p.send_signal(sig)
     _, err = p.communicate(timeout=20)
     assert p.returncode == 0, err
