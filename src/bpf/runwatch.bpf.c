@@ -145,23 +145,25 @@ int BPF_PROG(rw_switch, _Bool preempt, struct task_struct *prev, struct task_str
 }
 
 /* A thread woken (or new) is runnable: 'R' until it is switched off. */
-SEC("tp_btf/sched_wakeup")
-int BPF_PROG(rw_wakeup, struct task_struct *p)
+static __always_inline void woken(struct task_struct *p)
 {
 	__u32 v = watched((__u32)p->tgid);
 
 	if (v)
 		note((__u32)p->pid, v - 1, 'R');
+}
+
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(rw_wakeup, struct task_struct *p)
+{
+	woken(p);
 	return 0;
 }
 
 SEC("tp_btf/sched_wakeup_new")
 int BPF_PROG(rw_wakeup_new, struct task_struct *p)
 {
-	__u32 v = watched((__u32)p->tgid);
-
-	if (v)
-		note((__u32)p->pid, v - 1, 'R');
+	woken(p);
 	return 0;
 }
 

@@ -176,7 +176,7 @@ int runwatch_add(struct runwatch *rw, pid_t pid, uint32_t *slot)
 	pthread_mutex_unlock(&rw->lock);
 	/* The threads' words noted under this slot before are another
 	 * watch's: stale from now on (before the program sees the pid). */
-	__atomic_store_n(&rw->slot_gen[*slot], rw->slot_gen[*slot] + 1, __ATOMIC_SEQ_CST);
+	__atomic_fetch_add(&rw->slot_gen[*slot], 1, __ATOMIC_SEQ_CST);
 	err = map_set(rw, (uint32_t)pid, *slot);
 	if (err) {
 		pthread_mutex_lock(&rw->lock);

@@ -2015,18 +2015,6 @@ static int reread_thread(struct py_walker *w, uint32_t idx)
 	return 0;
 }
 
-/* Before 3.11 the frames of a thread are separate objects read at separate
- * moments (one call copies its pages by address; frames read one by one
- * are read innermost first): a callee read, then its caller read after the
- * callee returned, shows the caller on a later line than its call; a
- * caller read, then a callee it made later, the caller on an earlier one.
- * So, right after a thread is walked, one more call reads its frame
- * pointer and its frame objects again.  Unless the innermost one is still
- * the thread's and alive, and every frame still has the code, the caller
- * and (but the innermost, which runs) the instruction the walk read, at one
- * moment where all of them were waiting in their calls, the thread is torn
- * (and read again, as any torn thread).  Threads of one frame are left
- * alone, as are stitched ones.  Returns 1 when raw thread t holds. */
 /* Does b, a later copy of frame object i of th, agree with the walk: the
  * same code, the same instruction (but the innermost frame's, which runs
  * on), still alive, and the same caller? */
@@ -2043,6 +2031,18 @@ static int frame_agrees(const struct py_layout *L, const struct raw_sample *rs,
 	       (i + 1 == th->depth || rd64(b, L->frame_back) == rs->addrs[th->first + i + 1]);
 }
 
+/* Before 3.11 the frames of a thread are separate objects read at separate
+ * moments (one call copies its pages by address; frames read one by one
+ * are read innermost first): a callee read, then its caller read after the
+ * callee returned, shows the caller on a later line than its call; a
+ * caller read, then a callee it made later, the caller on an earlier one.
+ * So, right after a thread is walked, one more call reads its frame
+ * pointer and its frame objects again.  Unless the innermost one is still
+ * the thread's and alive, and every frame still has the code, the caller
+ * and (but the innermost, which runs) the instruction the walk read, at one
+ * moment where all of them were waiting in their calls, the thread is torn
+ * (and read again, as any torn thread).  Threads of one frame are left
+ * alone, as are stitched ones.  Returns 1 when raw thread t holds. */
 static int objects_verify(struct py_walker *w, uint32_t t)
 {
 	const struct py_layout *L = w->L;

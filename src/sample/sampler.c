@@ -604,6 +604,20 @@ void sampler_late(struct sampler *s, uint64_t missed, struct sampler_stats *st)
 	PUB(st->late, s->late);
 }
 
+/* What each sample read and counted, as of now (sampler_tick, sampler_end). */
+static void publish_reads(const struct sampler *s, struct sampler_stats *st)
+{
+	PUB(st->stacks, s->ss.stacks);
+	PUB(st->torn, s->raw_torn + s->ss.torn);
+	PUB(st->rereads, s->bs.rereads);
+	PUB(st->dropped, s->ss.dropped);
+	PUB(st->interps_capped, s->bs.interps_capped);
+	PUB(st->fast, s->bs.fast);
+	PUB(st->reads, s->mem->reads);
+	PUB(st->pages, s->mem->pages);
+	PUB(st->bytes, s->mem->bytes);
+}
+
 int sampler_tick(struct sampler *s, int64_t now, struct sampler_stats *st)
 {
 	struct raw_sample *rs;
@@ -700,15 +714,7 @@ int sampler_tick(struct sampler *s, int64_t now, struct sampler_stats *st)
 	s->last_threads = GET(st->threads);
 	s->was_active = rs->gil_holder || (!s->o.idle && GET(st->active));
 	PUB(st->idle, s->idle);
-	PUB(st->stacks, s->ss.stacks);
-	PUB(st->torn, s->raw_torn + s->ss.torn);
-	PUB(st->rereads, s->bs.rereads);
-	PUB(st->dropped, s->ss.dropped);
-	PUB(st->interps_capped, s->bs.interps_capped);
-	PUB(st->fast, s->bs.fast);
-	PUB(st->reads, s->mem->reads);
-	PUB(st->pages, s->mem->pages);
-	PUB(st->bytes, s->mem->bytes);
+	publish_reads(s, st);
 	return 0;
 }
 
@@ -716,17 +722,9 @@ void sampler_end(struct sampler *s, int gone, struct sampler_stats *st)
 {
 	if (gone)
 		PUB(st->target_gone, 1);
-	PUB(st->stacks, s->ss.stacks);
-	PUB(st->torn, s->raw_torn + s->ss.torn);
-	PUB(st->rereads, s->bs.rereads);
-	PUB(st->dropped, s->ss.dropped);
+	publish_reads(s, st);
 	PUB(st->code_misses, s->ss.code_misses);
 	PUB(st->errors, s->errors + s->ss.errors);
-	PUB(st->reads, s->mem->reads);
-	PUB(st->pages, s->mem->pages);
-	PUB(st->bytes, s->mem->bytes);
-	PUB(st->fast, s->bs.fast);
-	PUB(st->interps_capped, s->bs.interps_capped);
 	/* Detach here, on the tracing thread: nothing is left traced. */
 	proc_pause_free(s->pause);
 	s->pause = NULL;
