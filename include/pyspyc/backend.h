@@ -94,6 +94,11 @@ struct backend_ops {
 			    int (*fn)(void *ctx, const struct raw_sample *rs,
 				      const struct raw_thread *th),
 			    void *ctx);
+	/* The host's word on threads that have exited (may be NULL in the
+	 * ops): exited(ctx, tid) says 1 for an OS thread seen to exit, which
+	 * a backend then does not read ahead (py_walker_set_exited). */
+	void (*set_exited)(struct backend *b, int (*exited)(void *ctx, int64_t tid),
+			   void *ctx);
 	/* Frees b; b may be NULL. */
 	void (*close)(struct backend *b);
 };
@@ -133,6 +138,13 @@ static inline void backend_set_recheck(struct backend *b,
 {
 	if (b->ops->set_recheck)
 		b->ops->set_recheck(b, fn, ctx);
+}
+
+static inline void backend_set_exited(struct backend *b,
+				      int (*exited)(void *ctx, int64_t tid), void *ctx)
+{
+	if (b->ops->set_exited)
+		b->ops->set_exited(b, exited, ctx);
 }
 
 void backend_close(struct backend *b);

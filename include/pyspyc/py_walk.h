@@ -79,6 +79,16 @@ void py_walker_set_recheck(struct py_walker *w,
 				     const struct raw_thread *th),
 			   void *ctx);
 
+/* The host's word on whether OS thread tid has exited (1) or not or not
+ * known (0): exited(ctx, tid), from the scheduler watch (runwatch.h).  A
+ * thread of the last sample that has exited is not read ahead by its
+ * plan: its data stack was unmapped as it ended, and a read that fails
+ * loses the reads queued after it in the same call (a thread-per-request
+ * server's every other sample).  3.11+, where thread states carry the
+ * OS thread id. */
+void py_walker_set_exited(struct py_walker *w, int (*exited)(void *ctx, int64_t tid),
+			  void *ctx);
+
 /* Read all threads now, of every interpreter (the runtime's list, the main
  * interpreter and its sub-interpreters).  The thread states one OS thread has
  * in several interpreters (it runs a sub-interpreter from another one) make

@@ -279,6 +279,10 @@ struct py_walker {
 	/* py_walker_set_recheck: a stack it calls torn is read again. */
 	int (*recheck)(void *ctx, const struct raw_sample *rs, const struct raw_thread *th);
 	void *recheck_ctx;
+	/* py_walker_set_exited: a thread it says has exited is not read
+	 * ahead. */
+	int (*exited)(void *ctx, int64_t tid);
+	void *exited_ctx;
 };
 
 static void iov_set(struct iovec *l, struct iovec *r, void *local,
@@ -644,6 +648,13 @@ void py_walker_set_recheck(struct py_walker *w,
 {
 	w->recheck = fn;
 	w->recheck_ctx = ctx;
+}
+
+void py_walker_set_exited(struct py_walker *w, int (*exited)(void *ctx, int64_t tid),
+			  void *ctx)
+{
+	w->exited = exited;
+	w->exited_ctx = ctx;
 }
 
 /* known[i]'s thread state as last read, and its slot. */
@@ -1340,6 +1351,19 @@ static void queue_slot(struct py_walker *w, struct thread_slot *s, uint64_t tsta
 	}
 }
 
+/* Has known[i]'s OS thread exited since its thread state was read?  By
+ * the host's word (py_walker_set_exited); 0 when there is none. */
+static int thread_exited(const struct py_walker *w, uint32_t i)
+{
+	const struct py_layout *L = w->L;
+	uint64_t tid;
+
+	if (!w->exited || L->tstate_native_thread_id < 0)
+		return 0;
+	tid = rd64(ts_row(w, i), L->tstate_native_thread_id);
+	return tid > 0 && tid < INT32_MAX && w->exited(w->exited_ctx, (int64_t)tid);
+}
+
 /* Slot i's reads (its current frame pointer, its chunk; ahead of time the
  * places and frames of the last walks too) at *niov, up to cap. */
 static void queue_thread(struct py_walker *w, uint32_t i, uint32_t *niov,
@@ -1442,8 +1466,15 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 	 * that ended takes the reads after its own with it, and young ones
 	 * (a request's) end first. */
 	for (i = w->nknown; i-- > 0;) {
+		struct thread_slot *s = slot_of(w, i);
+
+		if (thread_exited(w, i)) {
+			slot_reset(s, w->known[i]);
+			s->got = UINT32_MAX; /* nothing of it read */
+			continue;
+		}
 		queue_thread(w, i, &niov, w->iov_max, 1);
-		slot_of(w, i)->got = niov - nreq;
+		s->got = niov - nreq;
 	}
 	/* A ghost's thread state only: a new thread found there has its
 	 * data stack and its _PyCFrame elsewhere nearly always (the demo

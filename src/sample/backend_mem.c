@@ -77,6 +77,12 @@ static void mem_set_recheck(struct backend *b,
 	py_walker_set_recheck(mem_of(b)->w, fn, ctx);
 }
 
+static void mem_set_exited(struct backend *b, int (*exited)(void *ctx, int64_t tid),
+			   void *ctx)
+{
+	py_walker_set_exited(mem_of(b)->w, exited, ctx);
+}
+
 static void mem_close(struct backend *b)
 {
 	if (!b)
@@ -93,5 +99,6 @@ const struct backend_ops backend_mem_ops = {
 	.mem = mem_mem,
 	.stats = mem_stats,
 	.set_recheck = mem_set_recheck,
+	.set_exited = mem_set_exited,
 	.close = mem_close,
 };

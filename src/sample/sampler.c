@@ -114,6 +114,15 @@ static int marker_frame(struct stacktab *tab, int kind, const char *label, int i
 	return err;
 }
 
+/* The backend's word from the scheduler watch (backend_set_exited): tid,
+ * of this process, was switched out dead. */
+static int thread_exited(void *ctx, int64_t tid)
+{
+	const struct sampler *s = ctx;
+
+	return runwatch_thread_state(s->rw, (uint32_t)s->rw_slot, (pid_t)tid) == 'X';
+}
+
 int sampler_new(struct sampler **out, const struct py_target *t,
 		struct stacktab *tab, const struct sampler_opts *o)
 {
@@ -169,8 +178,10 @@ int sampler_new(struct sampler **out, const struct py_target *t,
 	err = thread_map_new(&s->tmap, t, s->mem);
 	if (err)
 		goto out_free;
-	if (s->rw)
+	if (s->rw) {
 		thread_map_set_runwatch(s->tmap, s->rw, (uint32_t)s->rw_slot);
+		backend_set_exited(s->be, thread_exited, s);
+	}
 	if (o->blocking) {
 		s->traced = calloc(o->walk.max_threads, sizeof(*s->traced));
 		s->pre = calloc(o->walk.max_threads, sizeof(*s->pre));

@@ -3,7 +3,7 @@
  * one read takes (IOV_MAX) are all read, and the fast path holds; threads
  * past max_threads are counted, not dropped silently, and the list checked
  * against the cut still takes the fast path; a list that loops ends at the
- * repeat.
+ * repeat.  A thread the host says has exited is not read ahead (3.11).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -36,6 +36,16 @@ static void put(struct fake *f, const void *p, size_t n)
 {
 	memcpy(f->in + f->len, p, n);
 	f->len += n;
+}
+
+/* n bytes at addr, in the samples of mask when (image_set_sample; 0: all). */
+static void region_when(struct fake *f, uint64_t addr, const uint8_t *data, uint16_t n,
+			uint8_t when)
+{
+	put(f, &addr, 8);
+	put(f, &n, 2);
+	put(f, &when, 1);
+	put(f, data, n);
 }
 
 static void region(struct fake *f, uint64_t addr, const uint8_t *data, uint16_t n)
@@ -193,12 +203,120 @@ static void test_looping_list_ends_at_repeat(void **state)
 	}
 }
 
+/* ---- a thread that exited (3.11) --------------------------------------- */
+
+#define CHUNKS 0x2000000ull
+#define CHUNK_BYTES 16384u
+#define GONE_TID 1001
+
+/* Threads T0 -> T1 -> T2 (OS ids 1000..1002), each with an empty
+ * data-stack chunk of its own.  In sample 1 (image_set_sample) T1 has
+ * ended: T0 links to T2, and T1's chunk is unmapped, as CPython frees it
+ * (its thread state, heap memory, is still there). */
+static void exited_image(struct fake *f)
+{
+	static const uint8_t when[4] = { 1, 2, 0, 0 }; /* T0 in 0, T0 in 1, T1, T2 */
+	const struct py_layout *L;
+	size_t tsz, ihdr;
+	uint8_t *buf;
+	uint32_t i;
+
+	image_target(&f->t, 6);
+	L = f->t.layout;
+	f->t.interp = INTERP;
+	f->t.runtime = RUNTIME;
+	tsz = (size_t)L->tstate_size;
+	ihdr = (size_t)(L->interp_threads_head > L->interp_next ? L->interp_threads_head
+								  : L->interp_next) + 8;
+	f->in = calloc(1, 2 * 65536 + 4 * (tsz + 16) + 3 * (CHUNK_BYTES + 16));
+	buf = calloc(1, 65535);
+	assert_non_null(f->in);
+	assert_non_null(buf);
+	f->len = 0;
+	memcpy(buf + L->interp_threads_head, &(uint64_t){ TSTATES }, 8);
+	region(f, INTERP, buf, (uint16_t)ihdr);
+	memset(buf, 0, 65535);
+	memcpy(buf + L->runtime_interp_head, &(uint64_t){ INTERP }, 8);
+	region(f, RUNTIME, buf, 65535);
+	for (i = 0; i < 4; i++) {
+		uint64_t t = i ? i - 1 : 0, c = CHUNKS + t * 0x100000;
+		uint64_t next = t == 2 ? 0 : TSTATES + (i == 1 ? 2 : t + 1) * tsz;
+
+		memset(buf, 0, tsz);
+		memcpy(buf + L->tstate_next, &next, 8);
+		memcpy(buf + L->tstate_interp, &f->t.interp, 8);
+		memcpy(buf + L->tstate_thread_id, &(uint64_t){ 0x7f0000000000ull + t * 0x1000 }, 8);
+		memcpy(buf + L->tstate_native_thread_id, &(uint64_t){ 1000 + t }, 8);
+		memcpy(buf + L->tstate_datastack_chunk, &c, 8);
+		memcpy(buf + L->tstate_datastack_top, &(uint64_t){ c + (uint64_t)L->chunk_data }, 8);
+		region_when(f, TSTATES + t * tsz, buf, (uint16_t)tsz, when[i]);
+	}
+	memset(buf, 0, CHUNK_BYTES);
+	memcpy(buf + L->chunk_size, &(uint64_t){ CHUNK_BYTES }, 8);
+	for (i = 0; i < 3; i++)
+		region_when(f, CHUNKS + (uint64_t)i * 0x100000, buf, CHUNK_BYTES, i == 1 ? 1 : 0);
+	free(buf);
+	image_init(&f->im, f->in, f->len);
+	image_load(&f->im);
+}
+
+static int exited_cb(void *ctx, int64_t tid)
+{
+	(void)ctx;
+	return tid == GONE_TID;
+}
+
+/* The sample after T1 ended.  Its plan would read its chunk first (the
+ * oldest threads' reads go first), which fails and loses T0's read behind
+ * it: a second read.  Told T1 exited, the walker leaves its chunk out and
+ * the sample is one read, whole.  Without the word, the same image takes
+ * two (the loss the word saves). */
+static void test_exited_thread_not_read_ahead(void **state)
+{
+	int told;
+
+	(void)state;
+	for (told = 0; told < 2; told++) {
+		struct walk_opts o = { .max_depth = 64, .max_threads = 16 };
+		struct walk_stats st = { 0 };
+		struct py_walker *w;
+		struct raw_sample *rs;
+		struct fake f;
+		uint64_t reads;
+		int x_ok;
+
+		exited_image(&f);
+		assert_int_equal(py_walker_new(&w, &f.t, &o), 0);
+		image_attach(&f.im, py_walker_mem(w));
+		if (told)
+			py_walker_set_exited(w, exited_cb, NULL);
+		image_set_sample(&f.im, 0);
+		assert_int_equal(py_walker_sample(w, NULL, NULL, 0, &x_ok, &rs, &st), 0);
+		assert_int_equal(rs->nthreads, 3);
+		image_set_sample(&f.im, 1);
+		reads = py_walker_mem(w)->reads;
+		assert_int_equal(py_walker_sample(w, NULL, NULL, 0, &x_ok, &rs, &st), 0);
+		assert_int_equal(rs->nthreads, 2);
+		reads = py_walker_mem(w)->reads - reads;
+		if (told) {
+			assert_int_equal(reads, 1);
+			assert_int_equal(st.fast, 1);
+		} else {
+			assert_int_equal(reads, 2);
+			assert_int_equal(st.fast, 0);
+		}
+		py_walker_free(w);
+		free(f.in);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_thread_read),
 		cmocka_unit_test(test_threads_past_the_bound_counted),
 		cmocka_unit_test(test_looping_list_ends_at_repeat),
+		cmocka_unit_test(test_exited_thread_not_read_ahead),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
