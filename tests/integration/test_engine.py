@@ -231,23 +231,29 @@ def test_bursts_after_sleep_are_seen(one_python, tmp_path, told_by, idle):
     or when it leaves the CPU, so a burst under way is seen through the
     GIL, which it holds.  Through the switches: the burst's thread was
     switched in when its sleep ended.  With -i, a tick between bursts
-    counts the sleep again (main() at its sleep), never burst()."""
+    counts the sleep again (main() at its sleep), never burst().
+    At the default rate, 100 Hz, where the engine's thread asks the
+    scheduler to be prompt by default (src/proc/proc_sched.c): above it,
+    on a machine whose CPUs are all busy, a tick waits for a CPU and the
+    one that frees is often the burst's, as it sleeps (CI, sanitizer
+    build, 250 Hz: 26 samples in burst() for 60 due; 105 of the 131
+    walks found the thread asleep)."""
     p = _start(one_python, BURSTS)
     try:
         out = tmp_path / "b.txt"
         c0 = _cpu_s(p.pid)
-        r = _record(["-r", "250", "-d", "2", "-f", "collapsed", "-o", str(out)] +
+        r = _record(["-r", "100", "-d", "4", "-f", "collapsed", "-o", str(out)] +
                     (["-i"] if idle else []) + ["-p", str(p.pid)], told_by=told_by)
         cpu = _cpu_s(p.pid) - c0
         assert r.returncode == 0, r.stderr
         stacks = _stacks(out)
         got = sum(c for st, c in stacks if any(frame_name(f) == "burst" for f in st))
-        want = cpu * 250
+        want = cpu * 100
         assert got >= 0.5 * want, "%d samples in burst() for %.3f s of CPU: %s" % (
             got, cpu, r.stderr)
         # Not more than the CPU it had: a burst is never counted again
         # while the process sleeps (4 ms per 25 ms at most, with slack).
-        assert got <= 250 * 2 * 0.4, "%d samples in burst(): %s" % (got, r.stderr)
+        assert got <= 100 * 4 * 0.4, "%d samples in burst(): %s" % (got, r.stderr)
         if idle:
             total = sum(c for _, c in stacks)
             assert total >= 0.9 * _count(_summary(r.stderr), r"(\d+) samples"), r.stderr
