@@ -437,8 +437,12 @@ def test_stdout_pipe_closed_by_head(target, one_python, tmp_path):
 
 def test_stdout_closed_early(one_python):
     # The reader leaves while the target still runs (launched with `--`).
+    # 4 s: CI's sanitizer pass under -n 2 once began sampling a 1.5 s
+    # target only in its last 0.28 s and took no sample there (a warning,
+    # which this test counts as an error line); the late start of a
+    # launched command under load is open (issue 15 notes).
     p = subprocess.Popen([PYSPYC, "record", "-r", "300", "-o", "-", "--",
-                          one_python, os.path.join(APPS, "threads.py"), "1.5"],
+                          one_python, os.path.join(APPS, "threads.py"), "4"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     p.stdout.readline()  # the target's "ready"
     p.stdout.close()
