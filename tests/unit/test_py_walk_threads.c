@@ -50,12 +50,37 @@ static void region_when(struct fake *f, uint64_t addr, const uint8_t *data, uint
 
 static void region(struct fake *f, uint64_t addr, const uint8_t *data, uint16_t n)
 {
-	uint8_t samples = 0;
+	region_when(f, addr, data, n, 0);
+}
 
-	put(f, &addr, 8);
-	put(f, &n, 2);
-	put(f, &samples, 1);
-	put(f, data, n);
+/* The target sel at INTERP and RUNTIME, and their regions into f->in
+ * (room for nts thread states and extra bytes more): the runtime's list
+ * starts at the only interpreter (its next pointer 0), whose thread list
+ * starts at TSTATES.  The runtime is zeros but that: nobody holds the GIL. */
+static void fake_head(struct fake *f, uint8_t sel, size_t nts, size_t extra)
+{
+	const struct py_layout *L;
+	uint8_t *hdr;
+	size_t ihdr;
+
+	image_target(&f->t, sel);
+	L = f->t.layout;
+	f->t.interp = INTERP;
+	f->t.runtime = RUNTIME;
+	ihdr = (size_t)(L->interp_threads_head > L->interp_next ? L->interp_threads_head
+								  : L->interp_next) + 8;
+	assert_true(ihdr <= 65535 && L->runtime_interp_head + 8 <= 65535);
+	f->in = calloc(1, 2 * 65536 + 64 + nts * ((size_t)L->tstate_size + 16) + extra);
+	hdr = calloc(1, 65535);
+	assert_non_null(f->in);
+	assert_non_null(hdr);
+	f->len = 0;
+	memcpy(hdr + L->interp_threads_head, &(uint64_t){ TSTATES }, 8);
+	region(f, INTERP, hdr, (uint16_t)ihdr);
+	memset(hdr, 0, 65535);
+	memcpy(hdr + L->runtime_interp_head, &(uint64_t){ INTERP }, 8);
+	region(f, RUNTIME, hdr, 65535);
+	free(hdr);
 }
 
 /* n thread states, tstate i linked to i + 1; the last to loop_to (index),
@@ -63,37 +88,17 @@ static void region(struct fake *f, uint64_t addr, const uint8_t *data, uint16_t 
 static void fake_init(struct fake *f, uint8_t sel, uint32_t n, int loop_to)
 {
 	const struct py_layout *L;
-	uint8_t *hdr, *ts;
-	size_t tsz, per, ihdr;
+	uint8_t *ts;
+	size_t tsz, per;
 	uint32_t i, k;
 
-	image_target(&f->t, sel);
+	fake_head(f, sel, n, 0);
 	L = f->t.layout;
-	f->t.interp = INTERP;
-	f->t.runtime = RUNTIME; /* zeros but the interpreter list: nobody holds the GIL */
 	tsz = (size_t)L->tstate_size;
 	per = 65535 / tsz;
 	assert_true(per > 0 && (n + per - 1) / per < IMAGE_MAX_REGIONS - 1);
-	/* The interpreter: its thread-list head, and its next pointer (0:
-	 * the only interpreter, which the runtime's list starts with). */
-	ihdr = (size_t)(L->interp_threads_head > L->interp_next ? L->interp_threads_head
-								  : L->interp_next) + 8;
-	assert_true(ihdr <= 65535 && L->runtime_interp_head + 8 <= 65535);
-	f->in = calloc(1, 2 * 65536 + 64 + (size_t)n * (tsz + 16));
-	hdr = calloc(1, ihdr);
 	ts = calloc(n, tsz);
-	assert_non_null(f->in);
-	assert_non_null(hdr);
 	assert_non_null(ts);
-	f->len = 0;
-	memcpy(hdr + L->interp_threads_head, &(uint64_t){ TSTATES }, 8);
-	region(f, INTERP, hdr, (uint16_t)ihdr);
-	free(hdr);
-	hdr = calloc(1, 65535);
-	assert_non_null(hdr);
-	memcpy(hdr + L->runtime_interp_head, &(uint64_t){ INTERP }, 8);
-	region(f, RUNTIME, hdr, 65535);
-	free(hdr);
 	for (i = 0; i < n; i++) {
 		uint8_t *p = ts + (size_t)i * tsz;
 		uint64_t next = i + 1 < n ? TSTATES + (uint64_t)(i + 1) * tsz :
@@ -217,27 +222,15 @@ static void exited_image(struct fake *f)
 {
 	static const uint8_t when[4] = { 1, 2, 0, 0 }; /* T0 in 0, T0 in 1, T1, T2 */
 	const struct py_layout *L;
-	size_t tsz, ihdr;
+	size_t tsz;
 	uint8_t *buf;
 	uint32_t i;
 
-	image_target(&f->t, 6);
+	fake_head(f, 6, 4, 3 * (CHUNK_BYTES + 16));
 	L = f->t.layout;
-	f->t.interp = INTERP;
-	f->t.runtime = RUNTIME;
 	tsz = (size_t)L->tstate_size;
-	ihdr = (size_t)(L->interp_threads_head > L->interp_next ? L->interp_threads_head
-								  : L->interp_next) + 8;
-	f->in = calloc(1, 2 * 65536 + 4 * (tsz + 16) + 3 * (CHUNK_BYTES + 16));
-	buf = calloc(1, 65535);
-	assert_non_null(f->in);
+	buf = calloc(1, CHUNK_BYTES > tsz ? CHUNK_BYTES : tsz);
 	assert_non_null(buf);
-	f->len = 0;
-	memcpy(buf + L->interp_threads_head, &(uint64_t){ TSTATES }, 8);
-	region(f, INTERP, buf, (uint16_t)ihdr);
-	memset(buf, 0, 65535);
-	memcpy(buf + L->runtime_interp_head, &(uint64_t){ INTERP }, 8);
-	region(f, RUNTIME, buf, 65535);
 	for (i = 0; i < 4; i++) {
 		uint64_t t = i ? i - 1 : 0, c = CHUNKS + t * 0x100000;
 		uint64_t next = t == 2 ? 0 : TSTATES + (i == 1 ? 2 : t + 1) * tsz;
