@@ -656,6 +656,18 @@ int thread_map_active(struct thread_map *tm, int32_t tid)
 	return st < 0 ? st : st == 'R';
 }
 
+int thread_map_exited(const struct thread_map *tm, int32_t tid)
+{
+	int st;
+
+	if (tid > 0 && tm->ns.active)
+		tid = ns_map_host(&tm->ns, tid);
+	if (tid <= 0)
+		return 0;
+	st = runwatch_thread_state(tm->rw, tm->rw_slot, tid);
+	return st > 0 && gone(st);
+}
+
 int thread_state_active(int state, int holds_gil)
 {
 	if (state == 'T' || state == 't')

@@ -114,13 +114,12 @@ static int marker_frame(struct stacktab *tab, int kind, const char *label, int i
 	return err;
 }
 
-/* The backend's word from the scheduler watch (backend_set_exited): tid,
- * of this process, was switched out dead. */
+/* The backend's word from the scheduler watch (backend_set_exited). */
 static int thread_exited(void *ctx, int64_t tid)
 {
 	const struct sampler *s = ctx;
 
-	return runwatch_thread_state(s->rw, (uint32_t)s->rw_slot, (pid_t)tid) == 'X';
+	return thread_map_exited(s->tmap, (int32_t)tid);
 }
 
 int sampler_new(struct sampler **out, const struct py_target *t,
