@@ -23,6 +23,16 @@
 #define MAX_NAME_CHARS 1024      /* longer names are cut, visibly */
 #define MAX_LINETABLE (256 * 1024)
 #define LINE_CACHE 4
+/* New code objects are resolved from one read of everything they name
+ * (stage_code): each name with this many bytes past its header, the
+ * line table with STAGE_LINES, the bytecode whole up to STAGE_CODE.
+ * Longer ones read the rest on their own. */
+#define STAGE_NAME 128
+#define STAGE_FILE 256
+#define STAGE_LINES 1024
+#define STAGE_CODE (16 * 1024)
+#define STAGE_RANGES 256
+#define STAGE_BYTES (512 * 1024)
 #define MEMO_SLOTS 64            /* threads whose last stack is remembered */
 #define MEMO_DEPTH 256           /* deeper stacks are not remembered */
 #define NO_FRAME UINT32_MAX
@@ -163,6 +173,12 @@ struct py_symbolizer {
 	 * there counted (added to the next sample's). */
 	uint8_t *rc_win;
 	struct sym_stats rc_stats;
+	/* Remote ranges read ahead for the code objects being resolved
+	 * (stage_code), each at stage_l[i].iov_base in stage_buf. */
+	struct iovec stage_l[STAGE_RANGES], stage_r[STAGE_RANGES];
+	uint32_t nstage;
+	size_t stage_used;
+	uint8_t *stage_buf;
 };
 
 static uint32_t addr_hash(uint64_t a, uint32_t mask)
@@ -252,7 +268,8 @@ int py_sym_new(struct py_symbolizer **out, const struct py_target *t,
 	s->ranges_cap = 65536;
 	s->ranges = malloc(s->ranges_cap * sizeof(*s->ranges));
 	s->ltab = malloc(MAX_LINETABLE);
-	if (!s->codes || !s->owned || !s->files || !s->memo || !s->pf_windows || !s->rc_win ||
+	s->stage_buf = malloc(STAGE_BYTES);
+	if (!s->stage_buf || !s->codes || !s->owned || !s->files || !s->memo || !s->pf_windows || !s->rc_win ||
 	    !s->stack || !s->fid || !s->text || !s->ranges || !s->ltab || uniq_grow(s)) {
 		err = -ENOMEM;
 		goto out_free;
@@ -312,7 +329,87 @@ void py_sym_free(struct py_symbolizer *s)
 	free(s->text);
 	free(s->ranges);
 	free(s->ltab);
+	free(s->stage_buf);
 	free(s);
+}
+
+/* ---- reads ahead ---------------------------------------------------- */
+
+/* Resolving a code object reads its name, its file name, its line table
+ * and (3.11+) its bytecode, each a header and then its bytes: seven reads
+ * one after the other.  A sample that meets new code objects (a server
+ * warming up goes on meeting them for minutes) instead asks for all of
+ * them at once, with a guess at each one's length (stage_code), in one
+ * call; sym_read then serves the reads resolve makes from those copies
+ * and reads only what lies outside them.  A guess that runs past the end
+ * of a mapping fails the whole call: then nothing is staged and every
+ * read is made alone, as before. */
+
+static void stage_clear(struct py_symbolizer *s)
+{
+	s->nstage = 0;
+	s->stage_used = 0;
+}
+
+/* Stage [addr, addr+len); already staged, or no room: nothing. */
+static void stage_add(struct py_symbolizer *s, uint64_t addr, size_t len)
+{
+	uint32_t i;
+
+	if (!addr || !len)
+		return;
+	for (i = 0; i < s->nstage; i++) {
+		uint64_t a = (uint64_t)(uintptr_t)s->stage_r[i].iov_base;
+
+		if (addr >= a && addr + len <= a + s->stage_r[i].iov_len)
+			return;
+	}
+	if (s->nstage == STAGE_RANGES || STAGE_BYTES - s->stage_used < len)
+		return;
+	s->stage_l[s->nstage].iov_base = s->stage_buf + s->stage_used;
+	s->stage_l[s->nstage].iov_len = len;
+	s->stage_r[s->nstage].iov_base = (void *)(uintptr_t)addr;
+	s->stage_r[s->nstage].iov_len = len;
+	s->nstage++;
+	s->stage_used += len;
+}
+
+/* What resolve will read of the code object at addr (fingerprint fp, its
+ * window w read already). */
+static void stage_code(struct py_symbolizer *s, uint64_t addr, const struct fingerprint *fp)
+{
+	const struct py_layout *L = s->L;
+	size_t str_hdr = L->str_model == PY_STR_BYTES ? (size_t)L->bytes_data
+						       : (size_t)L->unicode_compact_data;
+
+	stage_add(s, fp->qualname ? fp->qualname : fp->name, str_hdr + STAGE_NAME);
+	stage_add(s, fp->filename, str_hdr + STAGE_FILE);
+	stage_add(s, fp->linetable, (size_t)L->bytes_data + STAGE_LINES);
+	if (L->op_return_value >= 0 && L->code_adaptive >= 0 && fp->size * 2 <= STAGE_CODE)
+		stage_add(s, addr + (uint64_t)L->code_adaptive, (size_t)fp->size * 2);
+}
+
+/* Read everything staged, in one call; on failure stage nothing. */
+static void stage_read(struct py_symbolizer *s)
+{
+	if (s->nstage && rmem_readv(s->mem, s->stage_l, s->stage_r, s->nstage))
+		stage_clear(s);
+}
+
+/* rmem_read, from the staged copies when one holds the whole range. */
+static int sym_read(struct py_symbolizer *s, uint64_t addr, void *buf, size_t len)
+{
+	uint32_t i;
+
+	for (i = 0; i < s->nstage; i++) {
+		uint64_t a = (uint64_t)(uintptr_t)s->stage_r[i].iov_base;
+
+		if (addr >= a && addr + len <= a + s->stage_r[i].iov_len) {
+			memcpy(buf, (const uint8_t *)s->stage_l[i].iov_base + (addr - a), len);
+			return 0;
+		}
+	}
+	return rmem_read(s->mem, addr, buf, len);
 }
 
 /* ---- strings -------------------------------------------------------- */
@@ -343,12 +440,12 @@ static int read_bytes_str(struct py_symbolizer *s, uint64_t addr)
 
 	if ((size_t)L->bytes_data > sizeof(hdr))
 		return -EINVAL;
-	err = rmem_read(s->mem, addr, hdr, (size_t)L->bytes_data);
+	err = sym_read(s, addr, hdr, (size_t)L->bytes_data);
 	if (err)
 		return err;
 	length = rd64(hdr, L->bytes_size);
 	n = length > MAX_NAME_CHARS ? MAX_NAME_CHARS : length;
-	if (n && (err = rmem_read(s->mem, addr + (uint64_t)L->bytes_data, raw, n)))
+	if (n && (err = sym_read(s, addr + (uint64_t)L->bytes_data, raw, n)))
 		return err;
 	while (i < n) {
 		uint32_t c = raw[i], need = c < 0x80 ? 0 : c >= 0xf0 && c < 0xf5 ? 3 :
@@ -392,7 +489,7 @@ static int read_str(struct py_symbolizer *s, uint64_t addr)
 		return read_bytes_str(s, addr);
 	if ((size_t)L->unicode_compact_data > sizeof(hdr))
 		return -EINVAL;
-	err = rmem_read(s->mem, addr, hdr, (size_t)L->unicode_ascii_data);
+	err = sym_read(s, addr, hdr, (size_t)L->unicode_ascii_data);
 	if (err)
 		return err;
 	length = rd64(hdr, L->unicode_length);
@@ -403,7 +500,7 @@ static int read_str(struct py_symbolizer *s, uint64_t addr)
 	data = addr + (uint64_t)(((state >> 6) & 1) ? L->unicode_ascii_data
 						    : L->unicode_compact_data);
 	n = length > MAX_NAME_CHARS ? MAX_NAME_CHARS : length;
-	if (n && (err = rmem_read(s->mem, data, raw, n * kind)))
+	if (n && (err = sym_read(s, data, raw, n * kind)))
 		return err;
 	for (i = 0; i < n; i++) {
 		uint32_t c;
@@ -585,7 +682,7 @@ static int read_lines(struct py_symbolizer *s, const struct fingerprint *fp,
 
 	if ((size_t)L->bytes_data > sizeof(hdr))
 		return -EINVAL;
-	err = rmem_read(s->mem, fp->linetable, hdr, (size_t)L->bytes_data);
+	err = sym_read(s, fp->linetable, hdr, (size_t)L->bytes_data);
 	if (err)
 		return err;
 	len = rd64(hdr, L->bytes_size);
@@ -593,7 +690,7 @@ static int read_lines(struct py_symbolizer *s, const struct fingerprint *fp,
 	 * garbage the program put there) costs the frame its line numbers,
 	 * not the whole sample: the code object itself checked out. */
 	if (len <= MAX_LINETABLE) {
-		if (len && (err = rmem_read(s->mem, fp->linetable + L->bytes_data, s->ltab, len)))
+		if (len && (err = sym_read(s, fp->linetable + L->bytes_data, s->ltab, len)))
 			return err;
 		err = py_lines_decode(L->line_format, s->ltab, len, fp->firstlineno,
 				      s->ranges, s->ranges_cap, &n);
@@ -644,7 +741,7 @@ static void read_returns(struct py_symbolizer *s, uint64_t addr, struct code_ent
 	struct line_range *p;
 
 	if (L->op_return_value < 0 || L->code_adaptive < 0 || !len || len > MAX_LINETABLE ||
-	    (len & 1) || rmem_read(s->mem, addr + (uint64_t)L->code_adaptive, s->ltab, len))
+	    (len & 1) || sym_read(s, addr + (uint64_t)L->code_adaptive, s->ltab, len))
 		return;
 	for (k = 0; k < len; k += 2)
 		n += is_return(L, s->ltab[k]) + is_call_end(L, s->ltab, k, len);
@@ -767,7 +864,11 @@ static struct code_entry *entry_now(struct py_symbolizer *s, uint64_t addr)
 	fingerprint_of(L, s->rc_win, &fp);
 	if (!fingerprint_ok(s, &fp))
 		return NULL;
-	return resolve(s, addr, s->rc_win, &fp, &s->rc_stats);
+	stage_code(s, addr, &fp);
+	stage_read(s);
+	e = resolve(s, addr, s->rc_win, &fp, &s->rc_stats);
+	stage_clear(s);
+	return e;
 }
 
 /* The walker's recheck (py_walker_set_recheck): is th's stack one
@@ -1084,31 +1185,50 @@ static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs
 				memset(s->liov[i].iov_base, 0, wsize);
 	}
 	s->invalid = 0;
+	/* Check each against its entry, found again here: removing one moves
+	 * others in the table.  Those left with none (new, or freed and its
+	 * address reused) keep their window, to be resolved after, from one
+	 * read of all they name. */
 	for (i = 0; i < n; i++) {
-		const uint8_t *w = win[i];
-		struct code_entry *e = s->uniq_entry[i];
+		struct code_entry *e;
 		struct fingerprint fp;
 
-		if (!w)
-			continue;
-		fingerprint_of(L, w, &fp);
+		fingerprint_of(L, win[i], &fp);
 		s->uniq_entry[i] = NULL;
 		if (!fingerprint_ok(s, &fp)) {
 			s->invalid = 1;
+			win[i] = NULL;
 			continue;
 		}
+		e = cache_find(s, s->uniq_addr[i]);
 		if (e && !fingerprint_eq(&e->fp, &fp)) {
 			cache_remove(s, e); /* freed and reused: not the same code */
 			e = NULL;
 		}
-		if (!e)
-			e = resolve(s, s->uniq_addr[i], w, &fp, st);
+		if (!e) {
+			stage_code(s, s->uniq_addr[i], &fp);
+			continue;
+		}
+		e->checked_ns = now;
+		s->uniq_entry[i] = e;
+		win[i] = NULL;
+	}
+	stage_read(s);
+	for (i = 0; i < n; i++) {
+		struct code_entry *e;
+		struct fingerprint fp;
+
+		if (!win[i])
+			continue;
+		fingerprint_of(L, win[i], &fp);
+		e = resolve(s, s->uniq_addr[i], win[i], &fp, st);
 		if (e)
 			e->checked_ns = now;
 		else
 			s->invalid = 1;
 		s->uniq_entry[i] = e;
 	}
+	stage_clear(s);
 	/* Removing an entry moves others in the table, and a full table is
 	 * emptied: find the entries again. */
 	if (s->epoch != epoch)

@@ -189,6 +189,34 @@ static void test_resolved_once(void **state)
 	assert_int_equal(st.code_misses, 3);
 }
 
+/* A sample of three code objects not met yet resolves them all from two
+ * reads: their windows, then in one call what they name (names, file,
+ * line tables, bytecode); one by one that was seven reads each.  They
+ * come out with the names the seed gives them. */
+static void test_resolved_in_two_reads(void **state)
+{
+	struct fixture *fx = *state;
+	struct raw_frame frames[3] = { frame(fx, 0, 0), frame(fx, 1, 2), frame(fx, 2, 2) };
+	struct raw_thread th = { .depth = 3, .tstate = 1 };
+	struct raw_sample rs = { .threads = &th, .nthreads = 1, .frames = frames };
+	struct sym_stats st = { 0 };
+	uint64_t reads = fx->m.reads;
+	struct sym_frame d[3];
+	char name[8];
+	int i;
+
+	py_sym_add(fx->sym, &rs, NULL, 0, 1, &st);
+	assert_int_equal(st.code_misses, 3);
+	assert_int_equal(st.errors, 0);
+	assert_int_equal(st.stacks, 1);
+	assert_int_equal(fx->m.reads - reads, 2);
+	assert_int_equal(py_sym_describe(fx->sym, &rs, &th, d, 3), 3);
+	for (i = 0; i < 3; i++) {
+		snprintf(name, sizeof(name), "f%d", i);
+		assert_string_equal(d[i].name, name);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -199,6 +227,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_past_the_code, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_before_the_code, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resolved_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_resolved_in_two_reads, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
