@@ -94,11 +94,11 @@ struct backend_ops {
 			    int (*fn)(void *ctx, const struct raw_sample *rs,
 				      const struct raw_thread *th),
 			    void *ctx);
-	/* The host's word on threads that have exited (may be NULL in the
-	 * ops): exited(ctx, tid) says 1 for an OS thread seen to exit, which
-	 * a backend then does not read ahead (py_walker_set_exited). */
-	void (*set_exited)(struct backend *b, int (*exited)(void *ctx, int64_t tid),
-			   void *ctx);
+	/* The host's word on OS threads before they are read (may be NULL
+	 * in the ops): host(ctx, tid) says an enum host_thread (raw.h): a
+	 * thread that exited is not read ahead, an idle one not at all
+	 * (py_walker_set_host). */
+	void (*set_host)(struct backend *b, int (*host)(void *ctx, int64_t tid), void *ctx);
 	/* Frees b; b may be NULL. */
 	void (*close)(struct backend *b);
 };
@@ -140,11 +140,11 @@ static inline void backend_set_recheck(struct backend *b,
 		b->ops->set_recheck(b, fn, ctx);
 }
 
-static inline void backend_set_exited(struct backend *b,
-				      int (*exited)(void *ctx, int64_t tid), void *ctx)
+static inline void backend_set_host(struct backend *b,
+				    int (*host)(void *ctx, int64_t tid), void *ctx)
 {
-	if (b->ops->set_exited)
-		b->ops->set_exited(b, exited, ctx);
+	if (b->ops->set_host)
+		b->ops->set_host(b, host, ctx);
 }
 
 void backend_close(struct backend *b);

@@ -79,10 +79,11 @@ int thread_map_active(struct thread_map *tm, int32_t tid);
  * zombie, as for thread_map_active). */
 int thread_map_state(struct thread_map *tm, int32_t tid);
 
-/* Has OS thread tid (the target's id, as its thread state has it) exited,
- * by the scheduler watch's word (thread_map_set_runwatch)?  1, or 0 when
- * it has not or the watch does not know: no system call. */
-int thread_map_exited(const struct thread_map *tm, int32_t tid);
+/* OS thread tid's state (the target's id, as its thread state has it) by
+ * the scheduler watch's word alone (thread_map_set_runwatch), no system
+ * call: its letter, 'X' once it has exited, or 0 when the watch does not
+ * know. */
+int thread_map_known_state(const struct thread_map *tm, int32_t tid);
 
 /* Does a thread in OS state `state` (a letter) count as active?  Yes when
  * it runs or may run ('R'), or when it holds the GIL (it runs Python, or

@@ -79,15 +79,22 @@ void py_walker_set_recheck(struct py_walker *w,
 				     const struct raw_thread *th),
 			   void *ctx);
 
-/* The host's word on whether OS thread tid has exited (1) or not or not
- * known (0): exited(ctx, tid), from the scheduler watch (runwatch.h).  A
- * thread of the last sample that has exited is not read ahead by its
- * plan: its data stack was unmapped as it ended, and a read that fails
- * loses the reads queued after it in the same call (a thread-per-request
- * server's every other sample).  3.11+, where thread states carry the
- * OS thread id. */
-void py_walker_set_exited(struct py_walker *w, int (*exited)(void *ctx, int64_t tid),
-			  void *ctx);
+/* The host's word on OS thread tid before it is read: host(ctx, tid)
+ * says an enum host_thread (raw.h), from the scheduler watch (runwatch.h).
+ *  - HOST_EXITED: a thread of the last sample that has exited is not read
+ *    ahead by its plan.  Its data stack was unmapped as it ended, and a
+ *    read that fails loses the reads queued after it in the same call (a
+ *    thread-per-request server's samples, about 2 in 3).
+ *  - HOST_ASLEEP, HOST_STOPPED: an idle thread (the host asks so only
+ *    when idle threads are left out) is not read at all: it comes out
+ *    with RAW_IDLE and no frames.  A pool of workers waiting for work
+ *    costs its thread states, not its stacks (a gthread worker's idle
+ *    thread: 8 KB of C stack and 4 KB of frames a sample).  One asleep
+ *    while holding the GIL (blocked in a call that kept it) is read after
+ *    all, at once when it held it the sample before.
+ * 3.8+, where thread states carry the OS thread id. */
+void py_walker_set_host(struct py_walker *w, int (*host)(void *ctx, int64_t tid),
+			void *ctx);
 
 /* Read all threads now, of every interpreter (the runtime's list, the main
  * interpreter and its sub-interpreters).  The thread states one OS thread has

@@ -25,6 +25,19 @@ struct raw_frame {
 #define RAW_TRUNCATED 0x1 /* depth cap hit: root-side frames are missing */
 #define RAW_TORN 0x2      /* the stack changed under the backend: drop it */
 #define RAW_GIL 0x4       /* this thread held the GIL at the sample */
+/* Not read (depth 0): the host said the thread was idle at the sample,
+ * asleep without the GIL or stopped (enum host_thread).  It is a thread
+ * all the same, left out as idle. */
+#define RAW_IDLE 0x8
+
+/* What the host knows of an OS thread at a sample, before any of its
+ * memory is read (backend_set_host): what a backend may leave unread. */
+enum host_thread {
+	HOST_UNKNOWN = 0,   /* nothing: read it */
+	HOST_EXITED,        /* it has exited: its memory is going or gone */
+	HOST_ASLEEP,        /* idle, unless it holds the GIL (then read it) */
+	HOST_STOPPED,       /* idle whatever it holds */
+};
 
 struct raw_thread {
 	/* The backend's key for the thread, unique among the threads alive

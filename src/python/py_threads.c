@@ -656,7 +656,7 @@ int thread_map_active(struct thread_map *tm, int32_t tid)
 	return st < 0 ? st : st == 'R';
 }
 
-int thread_map_exited(const struct thread_map *tm, int32_t tid)
+int thread_map_known_state(const struct thread_map *tm, int32_t tid)
 {
 	int st;
 
@@ -665,7 +665,9 @@ int thread_map_exited(const struct thread_map *tm, int32_t tid)
 	if (tid <= 0)
 		return 0;
 	st = runwatch_thread_state(tm->rw, tm->rw_slot, tid);
-	return st > 0 && gone(st);
+	if (st <= 0)
+		return 0;
+	return gone(st) ? 'X' : st;
 }
 
 int thread_state_active(int state, int holds_gil)

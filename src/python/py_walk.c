@@ -137,6 +137,10 @@ struct thread_slot {
 	uint32_t nwalked;
 	/* The steady state's read brought all of this slot's reads. */
 	uint32_t got;
+	/* This sample, not read: HOST_ASLEEP or HOST_STOPPED (the host's
+	 * word before the read); 0 when read. */
+	uint8_t idle;
+	uint8_t had_gil;       /* its thread held the GIL at its last walk */
 };
 
 /* One interpreter of the runtime's list, as the last list walk saw it. */
@@ -279,10 +283,10 @@ struct py_walker {
 	/* py_walker_set_recheck: a stack it calls torn is read again. */
 	int (*recheck)(void *ctx, const struct raw_sample *rs, const struct raw_thread *th);
 	void *recheck_ctx;
-	/* py_walker_set_exited: a thread it says has exited is not read
-	 * ahead. */
-	int (*exited)(void *ctx, int64_t tid);
-	void *exited_ctx;
+	/* py_walker_set_host: a thread it says has exited is not read
+	 * ahead, one it says is idle not at all. */
+	int (*host)(void *ctx, int64_t tid);
+	void *host_ctx;
 };
 
 static void iov_set(struct iovec *l, struct iovec *r, void *local,
@@ -650,11 +654,10 @@ void py_walker_set_recheck(struct py_walker *w,
 	w->recheck_ctx = ctx;
 }
 
-void py_walker_set_exited(struct py_walker *w, int (*exited)(void *ctx, int64_t tid),
-			  void *ctx)
+void py_walker_set_host(struct py_walker *w, int (*host)(void *ctx, int64_t tid), void *ctx)
 {
-	w->exited = exited;
-	w->exited_ctx = ctx;
+	w->host = host;
+	w->host_ctx = ctx;
 }
 
 /* known[i]'s thread state as last read, and its slot. */
@@ -1117,6 +1120,11 @@ static int plan_holds(struct py_walker *w, uint32_t i)
 	const struct plan *p = &s->plan;
 	uint64_t chunk, top;
 
+	/* An idle thread not read holds, unless it turns out to hold the
+	 * GIL while asleep (blocked in a call that kept it): then it is
+	 * read after all, and counted as the filter finds it. */
+	if (s->idle)
+		return s->idle == HOST_STOPPED || !gil_holds(w, s->tstate);
 	/* Frame objects are found by address in the pages read. */
 	if (L->frame_model == PY_FRAMES_OBJECTS)
 		return 1;
@@ -1284,6 +1292,7 @@ static void slot_reset(struct thread_slot *s, uint64_t tstate)
 	s->ncf_read = 0;
 	s->cfw_read = 0;
 	s->xf_lo = s->xf_hi = s->xc_lo = s->xc_hi = 0;
+	s->idle = 0;
 }
 
 /* Queue slot s's reads (current frame pointer, chunk copy; ahead of time
@@ -1351,17 +1360,20 @@ static void queue_slot(struct py_walker *w, struct thread_slot *s, uint64_t tsta
 	}
 }
 
-/* Has known[i]'s OS thread exited since its thread state was read?  By
- * the host's word (py_walker_set_exited); 0 when there is none. */
-static int thread_exited(const struct py_walker *w, uint32_t i)
+/* The host's word on known[i]'s OS thread now, by the id its thread state
+ * had when last read (py_walker_set_host): HOST_UNKNOWN when there is
+ * none. */
+static int host_word(const struct py_walker *w, uint32_t i)
 {
 	const struct py_layout *L = w->L;
 	uint64_t tid;
 
-	if (!w->exited || L->tstate_native_thread_id < 0)
-		return 0;
+	if (!w->host || L->tstate_native_thread_id < 0)
+		return HOST_UNKNOWN;
 	tid = rd64(ts_row(w, i), L->tstate_native_thread_id);
-	return tid > 0 && tid < INT32_MAX && w->exited(w->exited_ctx, (int64_t)tid);
+	if (!tid || tid >= INT32_MAX)
+		return HOST_UNKNOWN;
+	return w->host(w->host_ctx, (int64_t)tid);
 }
 
 /* Slot i's reads (its current frame pointer, its chunk; ahead of time the
@@ -1382,6 +1394,7 @@ static void slot_got(struct thread_slot *s, int got)
 	s->got = (uint32_t)got;
 	if (got)
 		return;
+	s->idle = 0;
 	s->ncf_read = 0;
 	s->cfw_read = 0;
 	s->ncopies = 0;
@@ -1467,10 +1480,18 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 	 * (a request's) end first. */
 	for (i = w->nknown; i-- > 0;) {
 		struct thread_slot *s = slot_of(w, i);
+		int h = host_word(w, i);
 
-		if (thread_exited(w, i)) {
+		if (h == HOST_EXITED) {
 			slot_reset(s, w->known[i]);
 			s->got = UINT32_MAX; /* nothing of it read */
+			continue;
+		}
+		/* Idle: nothing of it is needed (see plan_holds). */
+		if (h == HOST_STOPPED || (h == HOST_ASLEEP && !s->had_gil)) {
+			slot_reset(s, w->known[i]);
+			s->idle = (uint8_t)h;
+			s->got = 0;
 			continue;
 		}
 		queue_thread(w, i, &niov, w->iov_max, 1);
@@ -1503,6 +1524,7 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 		slot_got(slot_of(w, i), slot_of(w, i)->got <= done);
 	w->spec_ok = 1;
 	w->ghost_rows = done < w->nghost ? (uint32_t)done : w->nghost;
+	gil_decode(w); /* for the idle threads' plans */
 	if (!list_matches(w))
 		return -EAGAIN;
 	for (i = 0; i < w->nknown; i++)
@@ -1929,8 +1951,12 @@ static void walk_thread(struct py_walker *w, uint32_t idx, struct walk_stats *st
 	th->thread_id = rd64(ts, L->tstate_thread_id);
 	if (L->tstate_native_thread_id >= 0)
 		th->native_tid = (int32_t)rd64(ts, L->tstate_native_thread_id);
-	frames_room(w, w->o.max_depth);
 	th->first = rs->nframes;
+	if (s->idle) {
+		th->flags |= RAW_IDLE;
+		goto out;
+	}
+	frames_room(w, w->o.max_depth);
 	visited_clear(w);
 	s->nwalked = 0; /* frames this walk reads one by one, for the next plan */
 	if (L->frame_model == PY_FRAMES_OBJECTS) {
@@ -1942,7 +1968,8 @@ static void walk_thread(struct py_walker *w, uint32_t idx, struct walk_stats *st
 	    w->recheck(w->recheck_ctx, rs, th))
 		th->flags |= RAW_TORN;
 out:
-	if (gil_holds(w, th->tstate))
+	s->had_gil = (uint8_t)gil_holds(w, th->tstate);
+	if (s->had_gil)
 		th->flags |= RAW_GIL;
 	if (th->flags & RAW_TORN) {
 		rs->nframes = th->first;
@@ -2234,12 +2261,13 @@ static void stitch_merge(struct py_walker *w, uint32_t t0, uint32_t g)
 {
 	struct raw_sample *rs = &w->sample;
 	struct raw_thread *th = &rs->threads[t0];
-	uint32_t m, depth = 0, flags = 0, cut = 0;
+	uint32_t m, depth = 0, flags = 0, cut = 0, idle = 0;
 
 	for (m = 0; m < g; m++) {
 		const struct raw_thread *part = &rs->threads[t0 + m];
 
 		flags |= part->flags & (RAW_TORN | RAW_GIL);
+		idle += (part->flags & RAW_IDLE) != 0;
 		if (!cut) {
 			depth += part->depth;
 			cut = (part->flags & RAW_TRUNCATED) != 0;
@@ -2252,6 +2280,12 @@ static void stitch_merge(struct py_walker *w, uint32_t t0, uint32_t g)
 		if (depth > w->o.max_depth)
 			depth = w->o.max_depth;
 	}
+	/* Idle, the OS thread's parts were left unread alike; but one read
+	 * for holding a GIL beside parts not read is no whole stack. */
+	if (idle == g)
+		flags |= RAW_IDLE;
+	else if (idle)
+		flags |= RAW_TORN;
 	if (flags & RAW_TORN)
 		depth = 0;
 	th->tstate = rs->threads[t0 + g - 1].tstate;
@@ -2281,13 +2315,17 @@ static void walk_all(struct py_walker *w, struct walk_stats *st)
 				st->torn++; /* a stitched stack once */
 		}
 		for (i = 0; i < w->nknown; i++)
-			plan_thread(w, i);
+			if (!slot_of(w, i)->idle)
+				plan_thread(w, i);
 		return;
 	}
+	/* An idle thread's plan stays as it was: its thread has not moved,
+	 * and the plan is of its last walk. */
 	for (i = 0; i < w->nknown; i++) {
 		if (walk_reread(w, i, st))
 			st->torn++;
-		plan_thread(w, i);
+		if (!slot_of(w, i)->idle)
+			plan_thread(w, i);
 	}
 }
 

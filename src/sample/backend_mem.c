@@ -77,10 +77,9 @@ static void mem_set_recheck(struct backend *b,
 	py_walker_set_recheck(mem_of(b)->w, fn, ctx);
 }
 
-static void mem_set_exited(struct backend *b, int (*exited)(void *ctx, int64_t tid),
-			   void *ctx)
+static void mem_set_host(struct backend *b, int (*host)(void *ctx, int64_t tid), void *ctx)
 {
-	py_walker_set_exited(mem_of(b)->w, exited, ctx);
+	py_walker_set_host(mem_of(b)->w, host, ctx);
 }
 
 static void mem_close(struct backend *b)
@@ -99,6 +98,6 @@ const struct backend_ops backend_mem_ops = {
 	.mem = mem_mem,
 	.stats = mem_stats,
 	.set_recheck = mem_set_recheck,
-	.set_exited = mem_set_exited,
+	.set_host = mem_set_host,
 	.close = mem_close,
 };

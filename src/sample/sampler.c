@@ -114,12 +114,21 @@ static int marker_frame(struct stacktab *tab, int kind, const char *label, int i
 	return err;
 }
 
-/* The backend's word from the scheduler watch (backend_set_exited). */
-static int thread_exited(void *ctx, int64_t tid)
+/* The backend's word from the scheduler watch (backend_set_host).  An
+ * idle thread is said so only when idle threads are left out (the
+ * filter's rule, thread_state_active; not with -i, --gil or --blocking,
+ * whose paused threads are all stopped): then the backend need not read
+ * it at all. */
+static int host_thread(void *ctx, int64_t tid)
 {
 	const struct sampler *s = ctx;
+	int st = thread_map_known_state(s->tmap, (int32_t)tid);
 
-	return thread_map_exited(s->tmap, (int32_t)tid);
+	if (st == 'X')
+		return HOST_EXITED;
+	if (!st || st == 'R' || s->o.idle || s->o.gil || s->o.blocking)
+		return HOST_UNKNOWN;
+	return st == 'T' || st == 't' ? HOST_STOPPED : HOST_ASLEEP;
 }
 
 int sampler_new(struct sampler **out, const struct py_target *t,
@@ -179,7 +188,7 @@ int sampler_new(struct sampler **out, const struct py_target *t,
 		goto out_free;
 	if (s->rw) {
 		thread_map_set_runwatch(s->tmap, s->rw, (uint32_t)s->rw_slot);
-		backend_set_exited(s->be, thread_exited, s);
+		backend_set_host(s->be, host_thread, s);
 	}
 	if (o->blocking) {
 		s->traced = calloc(o->walk.max_threads, sizeof(*s->traced));
@@ -392,6 +401,13 @@ static int filter(struct sampler *s, const struct raw_sample *rs, struct sampler
 		int32_t tid = need_tids ? s->tids[i] : th->native_tid;
 
 		*p = (struct thread_pick){ .tid = tid };
+		/* Not read: the host said it was idle (host_thread). */
+		if (th->flags & RAW_IDLE) {
+			threads++;
+			p->skip = 1;
+			(*idle)++;
+			continue;
+		}
 		/* A stack the backend could not read whole (RAW_TORN) is
 		 * still a thread: idle, it is left out as any idle one; one
 		 * that would count is counted torn, below. */

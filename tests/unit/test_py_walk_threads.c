@@ -3,7 +3,8 @@
  * one read takes (IOV_MAX) are all read, and the fast path holds; threads
  * past max_threads are counted, not dropped silently, and the list checked
  * against the cut still takes the fast path; a list that loops ends at the
- * repeat.  A thread the host says has exited is not read ahead (3.11).
+ * repeat.  A thread the host says has exited is not read ahead (3.11); one
+ * it says is idle is not read at all, unless it holds the GIL asleep.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -56,8 +57,11 @@ static void region(struct fake *f, uint64_t addr, const uint8_t *data, uint16_t 
 /* The target sel at INTERP and RUNTIME, and their regions into f->in
  * (room for nts thread states and extra bytes more): the runtime's list
  * starts at the only interpreter (its next pointer 0), whose thread list
- * starts at TSTATES.  The runtime is zeros but that: nobody holds the GIL. */
-static void fake_head(struct fake *f, uint8_t sel, size_t nts, size_t extra)
+ * starts at TSTATES.  The runtime is zeros but that, and (layouts whose
+ * runtime names the GIL holder) the holder: gil[0] in sample 0, gil[1]
+ * after; nobody when gil is NULL. */
+static void fake_head_gil(struct fake *f, uint8_t sel, size_t nts, size_t extra,
+			  const uint64_t *gil)
 {
 	const struct py_layout *L;
 	uint8_t *hdr;
@@ -79,8 +83,22 @@ static void fake_head(struct fake *f, uint8_t sel, size_t nts, size_t extra)
 	region(f, INTERP, hdr, (uint16_t)ihdr);
 	memset(hdr, 0, 65535);
 	memcpy(hdr + L->runtime_interp_head, &(uint64_t){ INTERP }, 8);
-	region(f, RUNTIME, hdr, 65535);
+	if (!gil) {
+		region(f, RUNTIME, hdr, 65535);
+	} else {
+		assert_true(L->runtime_tstate_current >= 0 &&
+			    L->runtime_tstate_current + 8 <= 65535);
+		memcpy(hdr + L->runtime_tstate_current, &gil[0], 8);
+		region_when(f, RUNTIME, hdr, 65535, 1);
+		memcpy(hdr + L->runtime_tstate_current, &gil[1], 8);
+		region_when(f, RUNTIME, hdr, 65535, 0xfe);
+	}
 	free(hdr);
+}
+
+static void fake_head(struct fake *f, uint8_t sel, size_t nts, size_t extra)
+{
+	fake_head_gil(f, sel, nts, extra, NULL);
 }
 
 /* n thread states, tstate i linked to i + 1; the last to loop_to (index),
@@ -215,18 +233,20 @@ static void test_looping_list_ends_at_repeat(void **state)
 #define GONE_TID 1001
 
 /* Threads T0 -> T1 -> T2 (OS ids 1000..1002), each with an empty
- * data-stack chunk of its own.  In sample 1 (image_set_sample) T1 has
- * ended: T0 links to T2, and T1's chunk is unmapped, as CPython frees it
- * (its thread state, heap memory, is still there). */
-static void exited_image(struct fake *f)
+ * data-stack chunk of its own, the GIL's holder as fake_head_gil says.
+ * With t1_ends, in sample 1 (image_set_sample) T1 has ended: T0 links to
+ * T2, and T1's chunk is unmapped, as CPython frees it (its thread state,
+ * heap memory, is still there). */
+static void three_threads(struct fake *f, int t1_ends, const uint64_t *gil)
 {
-	static const uint8_t when[4] = { 1, 2, 0, 0 }; /* T0 in 0, T0 in 1, T1, T2 */
+	/* T0 in 0, T0 in 1, T1, T2; without t1_ends the second T0 is never */
+	const uint8_t when[4] = { t1_ends ? 1 : 0, t1_ends ? 2 : 0x80, 0, 0 };
 	const struct py_layout *L;
 	size_t tsz;
 	uint8_t *buf;
 	uint32_t i;
 
-	fake_head(f, 6, 4, 3 * (CHUNK_BYTES + 16));
+	fake_head_gil(f, 6, 4, 3 * (CHUNK_BYTES + 16), gil);
 	L = f->t.layout;
 	tsz = (size_t)L->tstate_size;
 	buf = calloc(1, CHUNK_BYTES > tsz ? CHUNK_BYTES : tsz);
@@ -247,16 +267,73 @@ static void exited_image(struct fake *f)
 	memset(buf, 0, CHUNK_BYTES);
 	memcpy(buf + L->chunk_size, &(uint64_t){ CHUNK_BYTES }, 8);
 	for (i = 0; i < 3; i++)
-		region_when(f, CHUNKS + (uint64_t)i * 0x100000, buf, CHUNK_BYTES, i == 1 ? 1 : 0);
+		region_when(f, CHUNKS + (uint64_t)i * 0x100000, buf, CHUNK_BYTES,
+			    i == 1 && t1_ends ? 1 : 0);
 	free(buf);
 	image_init(&f->im, f->in, f->len);
 	image_load(&f->im);
 }
 
-static int exited_cb(void *ctx, int64_t tid)
+/* What the host says of T1 (OS id GONE_TID) in host_cb. */
+static int host_of_t1 = HOST_UNKNOWN;
+
+static int host_cb(void *ctx, int64_t tid)
 {
 	(void)ctx;
-	return tid == GONE_TID;
+	return tid == GONE_TID ? host_of_t1 : HOST_UNKNOWN;
+}
+
+static uint64_t tstate_size_of(uint8_t sel)
+{
+	struct py_target t;
+
+	image_target(&t, sel);
+	return (uint64_t)t.layout->tstate_size;
+}
+
+struct run2 {
+	uint64_t reads, bytes;   /* of the second sample */
+	uint32_t flags[3];       /* its threads' RAW_* flags, newest first */
+	uint64_t fast;
+};
+
+/* Two samples of three_threads(t1_ends, gil), the host saying `host` of
+ * T1 (HOST_UNKNOWN: no word at all). */
+static void run2(int t1_ends, int host, const uint64_t *gil, struct run2 *r)
+{
+	struct walk_opts o = { .max_depth = 64, .max_threads = 16 };
+	struct walk_stats st = { 0 };
+	struct py_walker *w;
+	struct raw_sample *rs;
+	struct fake f;
+	uint32_t i, n = t1_ends ? 2 : 3;
+	int x_ok;
+
+	three_threads(&f, t1_ends, gil);
+	assert_int_equal(py_walker_new(&w, &f.t, &o), 0);
+	image_attach(&f.im, py_walker_mem(w));
+	host_of_t1 = host;
+	if (host != HOST_UNKNOWN)
+		py_walker_set_host(w, host_cb, NULL);
+	image_set_sample(&f.im, 0);
+	assert_int_equal(py_walker_sample(w, NULL, NULL, 0, &x_ok, &rs, &st), 0);
+	assert_int_equal(rs->nthreads, 3);
+	image_set_sample(&f.im, 1);
+	r->reads = py_walker_mem(w)->reads;
+	r->bytes = py_walker_mem(w)->bytes;
+	st.fast = 0;
+	assert_int_equal(py_walker_sample(w, NULL, NULL, 0, &x_ok, &rs, &st), 0);
+	assert_int_equal(rs->nthreads, n);
+	r->reads = py_walker_mem(w)->reads - r->reads;
+	r->bytes = py_walker_mem(w)->bytes - r->bytes;
+	r->fast = st.fast;
+	for (i = 0; i < n; i++) {
+		r->flags[i] = rs->threads[i].flags;
+		if (rs->threads[i].flags & RAW_IDLE)
+			assert_int_equal(rs->threads[i].depth, 0);
+	}
+	py_walker_free(w);
+	free(f.in);
 }
 
 /* The sample after T1 ended.  Its plan would read its chunk first (the
@@ -266,41 +343,63 @@ static int exited_cb(void *ctx, int64_t tid)
  * two (the loss the word saves). */
 static void test_exited_thread_not_read_ahead(void **state)
 {
-	int told;
+	struct run2 r;
 
 	(void)state;
-	for (told = 0; told < 2; told++) {
-		struct walk_opts o = { .max_depth = 64, .max_threads = 16 };
-		struct walk_stats st = { 0 };
-		struct py_walker *w;
-		struct raw_sample *rs;
-		struct fake f;
-		uint64_t reads;
-		int x_ok;
+	run2(1, HOST_EXITED, NULL, &r);
+	assert_int_equal(r.reads, 1);
+	assert_int_equal(r.fast, 1);
+	run2(1, HOST_UNKNOWN, NULL, &r);
+	assert_int_equal(r.reads, 2);
+	assert_int_equal(r.fast, 0);
+}
 
-		exited_image(&f);
-		assert_int_equal(py_walker_new(&w, &f.t, &o), 0);
-		image_attach(&f.im, py_walker_mem(w));
-		if (told)
-			py_walker_set_exited(w, exited_cb, NULL);
-		image_set_sample(&f.im, 0);
-		assert_int_equal(py_walker_sample(w, NULL, NULL, 0, &x_ok, &rs, &st), 0);
-		assert_int_equal(rs->nthreads, 3);
-		image_set_sample(&f.im, 1);
-		reads = py_walker_mem(w)->reads;
-		assert_int_equal(py_walker_sample(w, NULL, NULL, 0, &x_ok, &rs, &st), 0);
-		assert_int_equal(rs->nthreads, 2);
-		reads = py_walker_mem(w)->reads - reads;
-		if (told) {
-			assert_int_equal(reads, 1);
-			assert_int_equal(st.fast, 1);
-		} else {
-			assert_int_equal(reads, 2);
-			assert_int_equal(st.fast, 0);
-		}
-		py_walker_free(w);
-		free(f.in);
-	}
+/* ---- idle threads (3.11) ------------------------------------------------ */
+
+/* T1 asleep, the GIL free: T1 comes out idle, unread (the bytes of its
+ * chunk fewer than when the host says nothing), the others as ever; one
+ * read.  Stopped, the same even while it holds the GIL. */
+static void test_idle_thread_not_read(void **state)
+{
+	const uint64_t t1 = TSTATES + tstate_size_of(6);
+	const uint64_t held[2] = { t1, t1 };
+	struct run2 plain, idle;
+
+	(void)state;
+	run2(0, HOST_UNKNOWN, NULL, &plain);
+	run2(0, HOST_ASLEEP, NULL, &idle);
+	assert_int_equal(plain.reads, 1);
+	assert_int_equal(idle.reads, 1);
+	assert_int_equal(idle.fast, 1);
+	assert_int_equal(plain.flags[1] & RAW_IDLE, 0);
+	assert_int_equal(idle.flags[1], RAW_IDLE);
+	assert_int_equal(idle.flags[0] & RAW_IDLE, 0);
+	assert_int_equal(idle.flags[2] & RAW_IDLE, 0);
+	if (plain.bytes < idle.bytes + 512)
+		fail_msg("idle T1: %llu bytes read against %llu read whole",
+			 (unsigned long long)idle.bytes, (unsigned long long)plain.bytes);
+	run2(0, HOST_STOPPED, held, &idle);
+	assert_int_equal(idle.reads, 1);
+	assert_int_equal(idle.flags[1] & RAW_IDLE, RAW_IDLE);
+}
+
+/* T1 asleep but holding the GIL (a call that kept it): it is read after
+ * all, not idle.  Newly holding it, that takes a second read; holding it
+ * at the sample before too, it is read with the others. */
+static void test_asleep_gil_holder_read(void **state)
+{
+	const uint64_t t1 = TSTATES + tstate_size_of(6);
+	const uint64_t newly[2] = { 0, t1 }, still[2] = { t1, t1 };
+	struct run2 r;
+
+	(void)state;
+	run2(0, HOST_ASLEEP, newly, &r);
+	assert_int_equal(r.flags[1] & (RAW_IDLE | RAW_GIL), RAW_GIL);
+	assert_int_equal(r.reads, 2);
+	run2(0, HOST_ASLEEP, still, &r);
+	assert_int_equal(r.flags[1] & (RAW_IDLE | RAW_GIL), RAW_GIL);
+	assert_int_equal(r.reads, 1);
+	assert_int_equal(r.fast, 1);
 }
 
 int main(void)
@@ -310,6 +409,8 @@ int main(void)
 		cmocka_unit_test(test_threads_past_the_bound_counted),
 		cmocka_unit_test(test_looping_list_ends_at_repeat),
 		cmocka_unit_test(test_exited_thread_not_read_ahead),
+		cmocka_unit_test(test_idle_thread_not_read),
+		cmocka_unit_test(test_asleep_gil_holder_read),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
