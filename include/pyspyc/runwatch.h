@@ -69,7 +69,10 @@ void runwatch_del(struct runwatch *rw, pid_t pid, uint32_t slot);
 uint64_t runwatch_switches(const struct runwatch *rw, uint32_t slot);
 
 /* 1 when a thread of the process in slot was the last one switched onto
- * some CPU (it is on that CPU now, or has just left it), else 0. */
+ * some CPU (it is on that CPU now, or has just left it), else 0.  A switch
+ * in that reached no program (runwatch.bpf.c: it happens) leaves no mark
+ * and no count while that thread runs: its runwatch_thread_state, 'R'
+ * since it was woken or preempted, says it may run. */
 int runwatch_on_cpu(const struct runwatch *rw, uint32_t slot);
 
 /* The state thread tid of the process watched in slot is in, as the

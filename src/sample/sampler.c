@@ -82,7 +82,6 @@ struct sampler {
 	 * next made as well. */
 	struct runwatch *rw;
 	int32_t rw_slot;
-	int rw_trusted;
 	uint64_t rw_seen;
 	int64_t rw_check_at;
 	uint64_t last_threads;
@@ -544,13 +543,29 @@ static int ran(struct sampler *s)
 	return backend_gil_held(s->be) != 0;
 }
 
-/* Until the clock test has once found it asleep, a watched process is
- * also put to that test every RW_CHECK_NS: a thread on a CPU since before
- * the watch began, never switched since, shows there and nowhere else
- * (runwatch.h).  Once its clock stood still between two reads, no thread
- * was on a CPU then, so every thread that runs after is switched in and
- * counted: the watch alone is exact from there on. */
+/* A watched process found asleep is also put to the clock test every
+ * RW_CHECK_NS: a thread on a CPU since before the watch began, never
+ * switched since, shows there and nowhere else (runwatch.h); and a switch
+ * in that the watch did not see (runwatch.bpf.c) leaves no mark while the
+ * thread runs, but the thread's word from before, 'R' (runnable_thread).
+ * Four clock reads a second: at most a quarter second misjudged if both
+ * ever fail at once. */
 #define RW_CHECK_NS 250000000LL
+
+/* Does the watch have a thread of the last sample runnable: on a CPU, or
+ * waiting for one, or on one whose switch in it did not see?  By the ids
+ * the last filter had (ours, or the backend's when it asked for none:
+ * another thread's word then at worst, a read for nothing). */
+static int runnable_thread(const struct sampler *s)
+{
+	uint32_t i;
+
+	for (i = 0; i < s->npick; i++)
+		if (s->pick[i].tid > 0 &&
+		    runwatch_thread_state(s->rw, (uint32_t)s->rw_slot, s->pick[i].tid) == 'R')
+			return 1;
+	return 0;
+}
 
 /* Has the process slept since its last walk (1), or may it have run (0)?
  * Also keeps what the next tick compares with. */
@@ -561,17 +576,14 @@ static int slept(struct sampler *s, int64_t now)
 		int moved = n != s->rw_seen || runwatch_on_cpu(s->rw, (uint32_t)s->rw_slot);
 
 		s->rw_seen = n;
-		if (s->was_active || moved) {
+		if (s->was_active || moved || runnable_thread(s)) {
 			s->cpu_ok = 0;
 			return 0;
 		}
-		if (s->rw_trusted || now < s->rw_check_at)
+		if (now < s->rw_check_at)
 			return 1;
 		s->rw_check_at = now + RW_CHECK_NS;
-		if (ran(s))
-			return 0;
-		s->rw_trusted = 1;
-		return 1;
+		return !ran(s);
 	}
 	if (s->was_active) {
 		s->cpu_ok = 0; /* no clock read before this walk to compare with */
