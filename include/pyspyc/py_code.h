@@ -70,6 +70,15 @@ void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
 		const struct thread_pick *pick, int prefetched_ok, int64_t t_ns,
 		struct sym_stats *st);
 
+/* Count the stacks of the last py_sym_add that wait for the check of a
+ * code object (py_code.c: check_codes puts off the read of a cached code
+ * object with no window read with the sample, to the next sample's read):
+ * check those now, in one read, and count them, or drop them as torn (1)
+ * when one is no longer the code object cached.  0 when counted or none
+ * waited.  Call it before the last sample's counted stacks are used
+ * (py_sym_counted) without another py_sym_add, and at the end. */
+int py_sym_flush(struct py_symbolizer *s, int64_t now, struct sym_stats *st);
+
 /* For py_walker_set_recheck (ctx: the symbolizer): 1 when th's frames,
  * by the code objects cached, are torn at a return (see py_code.c). */
 int py_sym_stale_return(void *ctx, const struct raw_sample *rs, const struct raw_thread *th);

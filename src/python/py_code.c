@@ -33,9 +33,13 @@
 #define STAGE_CODE (16 * 1024)
 #define STAGE_RANGES 256
 #define STAGE_BYTES (512 * 1024)
+/* Cached code objects a sample's stacks may use before their check: see
+ * check_codes. */
+#define MAX_OWED 256
 #define MEMO_SLOTS 64            /* threads whose last stack is remembered */
 #define MEMO_DEPTH 256           /* deeper stacks are not remembered */
 #define NO_FRAME UINT32_MAX
+#define NO_STACK UINT32_MAX      /* a memo's stack not counted yet (settle) */
 /* How long a memo's frames go without their code objects being checked
  * (see memo_keep). */
 #define MEMO_TRUST_NS (50 * 1000000LL)
@@ -86,6 +90,7 @@ struct code_entry {
 	uint32_t firsttraceable;      /* bytes */
 	uint64_t code_bytes;
 	int64_t checked_ns;           /* when the fingerprint last matched */
+	uint64_t owed_sample;         /* s->nsample whose stacks used it unchecked */
 	uint64_t pf_sample;           /* s->nsample whose prefetch list has it, */
 	uint32_t pf_slot;             /* at this index */
 	struct line_range *lines;
@@ -179,6 +184,18 @@ struct py_symbolizer {
 	uint32_t nstage;
 	size_t stage_used;
 	uint8_t *stage_buf;
+	/* Checks put off (check_codes): the cached code objects the last
+	 * sample used with no window read with it, and its stacks that used
+	 * them, kept (frame ids, root first, in pend_ids) to be counted once
+	 * those are checked, with the next sample or by py_sym_flush. */
+	uint64_t owed[MAX_OWED];
+	uint32_t nowed;
+	struct pending { int64_t t_ns; size_t off; uint32_t depth; } *pend;
+	uint32_t npend, pend_cap;
+	uint32_t *pend_ids;
+	size_t pend_used, pend_ids_cap;
+	uint8_t *owed_win;            /* MAX_OWED windows, read when not prefetched */
+	struct iovec owed_l[MAX_OWED], owed_r[MAX_OWED];
 };
 
 static uint32_t addr_hash(uint64_t a, uint32_t mask)
@@ -269,8 +286,10 @@ int py_sym_new(struct py_symbolizer **out, const struct py_target *t,
 	s->ranges = malloc(s->ranges_cap * sizeof(*s->ranges));
 	s->ltab = malloc(MAX_LINETABLE);
 	s->stage_buf = malloc(STAGE_BYTES);
-	if (!s->stage_buf || !s->codes || !s->owned || !s->files || !s->memo || !s->pf_windows || !s->rc_win ||
-	    !s->stack || !s->fid || !s->text || !s->ranges || !s->ltab || uniq_grow(s)) {
+	s->owed_win = malloc((size_t)MAX_OWED * (size_t)s->L->code_size);
+	if (!s->codes || !s->owned || !s->files || !s->memo || !s->pf_windows || !s->rc_win ||
+	    !s->stack || !s->fid || !s->text || !s->ranges || !s->ltab || !s->stage_buf ||
+	    !s->owed_win || uniq_grow(s)) {
 		err = -ENOMEM;
 		goto out_free;
 	}
@@ -330,6 +349,9 @@ void py_sym_free(struct py_symbolizer *s)
 	free(s->ranges);
 	free(s->ltab);
 	free(s->stage_buf);
+	free(s->owed_win);
+	free(s->pend);
+	free(s->pend_ids);
 	free(s);
 }
 
@@ -344,6 +366,15 @@ void py_sym_free(struct py_symbolizer *s)
  * and reads only what lies outside them.  A guess that runs past the end
  * of a mapping fails the whole call: then nothing is staged and every
  * read is made alone, as before. */
+
+static void iov_pair(struct iovec *l, struct iovec *r, void *local, uint64_t remote,
+		     size_t len)
+{
+	l->iov_base = local;
+	l->iov_len = len;
+	r->iov_base = (void *)(uintptr_t)remote;
+	r->iov_len = len;
+}
 
 static void stage_clear(struct py_symbolizer *s)
 {
@@ -366,10 +397,8 @@ static void stage_add(struct py_symbolizer *s, uint64_t addr, size_t len)
 	}
 	if (s->nstage == STAGE_RANGES || STAGE_BYTES - s->stage_used < len)
 		return;
-	s->stage_l[s->nstage].iov_base = s->stage_buf + s->stage_used;
-	s->stage_l[s->nstage].iov_len = len;
-	s->stage_r[s->nstage].iov_base = (void *)(uintptr_t)addr;
-	s->stage_r[s->nstage].iov_len = len;
+	iov_pair(&s->stage_l[s->nstage], &s->stage_r[s->nstage], s->stage_buf + s->stage_used,
+		 addr, len);
 	s->nstage++;
 	s->stage_used += len;
 }
@@ -1124,7 +1153,16 @@ static void prefetch_next(struct py_symbolizer *s, const struct raw_sample *rs,
  * every one of them is checked against its fingerprint: from its window
  * read with the sample when the last sample had it too (prefetched), else
  * with one more read.  New and changed objects are resolved.  Fills
- * s->uniq_entry (NULL: invalid). */
+ * s->uniq_entry (NULL: invalid).
+ *
+ * With pf_ok (the sample came with its prefetched windows, so the next
+ * one likely will too; py_sym_add only), a cached object with no window
+ * here is not read now: it is owed (s->owed), its stacks are kept aside
+ * by add_thread, and both are settled with the next sample, whose read
+ * brings its window (prefetch_next lists it).  A stack is counted only once every code
+ * object in it has matched its entry after the stack was read, as
+ * before; a thread-pool server's threads keep entering code the last
+ * sample had no frame of, and that read was a third of its reads. */
 static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs,
 			    const struct thread_pick *pick, const uint32_t *keep,
 			    int pf_ok, int64_t now,
@@ -1170,12 +1208,15 @@ static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs
 		win[i] = pf_ok ? prefetched(s, e) : NULL;
 		if (win[i])
 			continue; /* read with the sample */
+		if (pf_ok && e && s->nowed < MAX_OWED) {
+			e->owed_sample = s->nsample;
+			s->owed[s->nowed++] = e->addr;
+			continue; /* owed: win[i] NULL */
+		}
 		win[i] = s->windows + i * wsize;
 		recent_push(s->missed, &s->nmissed, MISSED_CODES, s->uniq_addr[i]);
-		s->liov[nread].iov_base = s->windows + i * wsize;
-		s->liov[nread].iov_len = wsize;
-		s->riov[nread].iov_base = (void *)(uintptr_t)s->uniq_addr[i];
-		s->riov[nread].iov_len = wsize;
+		iov_pair(&s->liov[nread], &s->riov[nread], s->windows + i * wsize,
+			 s->uniq_addr[i], wsize);
 		nread++;
 	}
 	if (rmem_readv(s->mem, s->liov, s->riov, nread)) {
@@ -1193,6 +1234,10 @@ static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs
 		struct code_entry *e;
 		struct fingerprint fp;
 
+		if (!win[i]) { /* owed */
+			s->uniq_entry[i] = cache_find(s, s->uniq_addr[i]);
+			continue;
+		}
 		fingerprint_of(L, win[i], &fp);
 		s->uniq_entry[i] = NULL;
 		if (!fingerprint_ok(s, &fp)) {
@@ -1509,6 +1554,120 @@ static int memo_same_shape(const struct stack_memo *m, const struct raw_thread *
 	       m->root[1] == p->root[1];
 }
 
+/* Does th's stack use, in its first `inner` frames, a code object whose
+ * check this sample owes (check_codes)? */
+static int uses_owed(struct py_symbolizer *s, const struct raw_sample *rs,
+		     const struct raw_thread *th, uint32_t inner)
+{
+	uint32_t i;
+
+	for (i = 0; i < inner; i++) {
+		const struct code_entry *e = entry_for(s, rs->frames[th->first + i].code);
+
+		if (e && e->owed_sample == s->nsample)
+			return 1;
+	}
+	return 0;
+}
+
+/* Keep the stack ids[0..depth) of time t_ns aside until settle().  0 or
+ * -ENOMEM. */
+static int pend_add(struct py_symbolizer *s, const uint32_t *ids, uint32_t depth, int64_t t_ns)
+{
+	if (s->npend == s->pend_cap) {
+		uint32_t cap = s->pend_cap ? 2 * s->pend_cap : 16;
+
+		if (realloc_n((void **)&s->pend, cap, sizeof(*s->pend)))
+			return -ENOMEM;
+		s->pend_cap = cap;
+	}
+	if (s->pend_ids_cap - s->pend_used < depth) {
+		size_t cap = s->pend_ids_cap ? 2 * s->pend_ids_cap : 4096;
+
+		while (cap - s->pend_used < depth)
+			cap *= 2;
+		if (realloc_n((void **)&s->pend_ids, cap, sizeof(*s->pend_ids)))
+			return -ENOMEM;
+		s->pend_ids_cap = cap;
+	}
+	memcpy(s->pend_ids + s->pend_used, ids, depth * sizeof(*ids));
+	s->pend[s->npend++] = (struct pending){ .t_ns = t_ns, .off = s->pend_used, .depth = depth };
+	s->pend_used += depth;
+	return 0;
+}
+
+/* The checks the last sample put off (check_codes): each owed code object
+ * against its window, read with this sample (prefetched: pf_ok, and
+ * py_sym_add has counted this sample in s->nsample) or else now, all in
+ * one call; then the stacks kept aside are counted at their own times, or,
+ * when one of those objects turned out to be another (or could not be
+ * read), dropped as torn.  Returns 1 when they were dropped. */
+static int settle(struct py_symbolizer *s, int pf_ok, int64_t now, struct sym_stats *st)
+{
+	const struct py_layout *L = s->L;
+	size_t wsize = (size_t)L->code_size;
+	const uint8_t *w[MAX_OWED];
+	uint32_t i, nread = 0;
+	int ok = 1;
+
+	if (!s->npend) {
+		s->nowed = 0;
+		return 0;
+	}
+	for (i = 0; i < s->nowed && ok; i++) {
+		struct code_entry *e = cache_find(s, s->owed[i]);
+
+		w[i] = e && pf_ok ? prefetched(s, e) : NULL;
+		if (!e)
+			ok = 0; /* dropped from the cache since: nothing to vouch */
+		else if (!w[i]) {
+			w[i] = s->owed_win + (size_t)i * wsize;
+			iov_pair(&s->owed_l[nread], &s->owed_r[nread], s->owed_win + (size_t)i * wsize,
+				 s->owed[i], wsize);
+			nread++;
+		}
+	}
+	if (ok && nread && rmem_readv(s->mem, s->owed_l, s->owed_r, nread))
+		ok = 0;
+	for (i = 0; i < s->nowed && ok; i++) {
+		struct code_entry *e = cache_find(s, s->owed[i]);
+		struct fingerprint fp;
+
+		fingerprint_of(L, w[i], &fp);
+		if (e && fingerprint_eq(&e->fp, &fp)) {
+			e->checked_ns = now;
+			continue;
+		}
+		ok = 0;
+		if (e)
+			cache_remove(s, e); /* freed and reused: not the same code */
+	}
+	for (i = 0; i < s->npend; i++) {
+		const struct pending *p = &s->pend[i];
+		uint32_t id;
+
+		if (!ok)
+			st->torn++;
+		else if (stacktab_add_at(s->tab, s->pend_ids + p->off, p->depth, p->t_ns, &id))
+			st->dropped++;
+		else {
+			s->counted[s->ncounted++] = id;
+			st->stacks++;
+		}
+	}
+	s->npend = 0;
+	s->pend_used = 0;
+	s->nowed = 0;
+	if (!ok)
+		s->epoch++; /* memos of those stacks trusted their objects */
+	return !ok;
+}
+
+int py_sym_flush(struct py_symbolizer *s, int64_t now, struct sym_stats *st)
+{
+	return settle(s, 0, now, st);
+}
+
 /* Count one thread's stack.  Frames its memo covers keep their frame ids;
  * the rest (at least the innermost) are symbolized; a stack whose ids all
  * came out as before is counted under the memo's stack id without hashing
@@ -1520,7 +1679,7 @@ static void add_thread(struct py_symbolizer *s, const struct raw_sample *rs,
 	struct stack_memo *m = memo_for(s, th->tstate);
 	uint32_t inner = th->depth - keep, depth, id;
 	int64_t oldest = keep ? m->checked_ns : INT64_MAX;
-	int same, err;
+	int same, pend, err;
 
 	if (th->depth > s->stack_cap)
 		err = -ENOSPC;
@@ -1540,7 +1699,12 @@ static void add_thread(struct py_symbolizer *s, const struct raw_sample *rs,
 	/* Raw frame i of this stack is frame i - depth + m->depth of the
 	 * memo's, counted from the root. */
 	memcpy(s->fid + inner, m->fid + (inner + m->depth - th->depth), keep * sizeof(*s->fid));
-	same = keep && memo_same_shape(m, th, p) &&
+	/* A code object in it is checked with the next sample: it is counted
+	 * then (settle), and remembered now with no stack id.  The memo is
+	 * used next only after that check (settle comes first; a failed one
+	 * turns every memo down). */
+	pend = s->nowed && uses_owed(s, rs, th, inner);
+	same = !pend && keep && m->id != NO_STACK && memo_same_shape(m, th, p) &&
 	       !memcmp(s->fid, m->fid, inner * sizeof(*s->fid));
 	/* The memo's stack id is of the window it was counted in: after a
 	 * rotation (-ESTALE) the stack is added by its frames. */
@@ -1550,7 +1714,10 @@ static void add_thread(struct py_symbolizer *s, const struct raw_sample *rs,
 		depth = assemble(s, th, p, s->fid);
 		if (!depth)
 			return;
-		if (stacktab_add_at(s->tab, s->stack + s->stack_cap - depth, depth, t_ns, &id)) {
+		id = NO_STACK;
+		if (pend ? pend_add(s, s->stack + s->stack_cap - depth, depth, t_ns)
+			 : stacktab_add_at(s->tab, s->stack + s->stack_cap - depth, depth, t_ns,
+					   &id)) {
 			st->dropped++;
 			return;
 		}
@@ -1572,6 +1739,8 @@ static void add_thread(struct py_symbolizer *s, const struct raw_sample *rs,
 		memcpy(m->frames, &rs->frames[th->first], (th->depth - keep) * sizeof(*m->frames));
 		memcpy(m->fid, s->fid, (th->depth - keep) * sizeof(*m->fid));
 	}
+	if (pend)
+		return;
 	s->counted[s->ncounted++] = id;
 	st->stacks++;
 }
@@ -1589,7 +1758,6 @@ void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
 	uint64_t epoch = s->epoch;
 	uint32_t n, t;
 
-	s->ncounted = 0;
 	st->code_misses += s->rc_stats.code_misses;
 	st->errors += s->rc_stats.errors;
 	s->rc_stats = (struct sym_stats){ 0 };
@@ -1609,6 +1777,10 @@ void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
 		s->keep_cap = cap;
 	}
 	s->nsample++;
+	/* The last sample's stacks that wait for checks first (their ids
+	 * join its counted[], which this sample's then replace). */
+	settle(s, prefetched_ok, t_ns, st);
+	s->ncounted = 0;
 	for (t = 0; t < rs->nthreads; t++) {
 		const struct raw_thread *th = &rs->threads[t];
 		struct stack_memo *m = memo_for(s, th->tstate);
@@ -1617,11 +1789,13 @@ void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
 		if (s->keep[t])
 			m->pinned = s->nsample; /* no other thread may take it now */
 	}
+	s->nowed = 0;
 	n = check_codes(s, rs, pick, s->keep, prefetched_ok, t_ns, st);
 	if (s->epoch != epoch) {
 		/* A cached code object turned out to be another one: trust no
 		 * memo, check every frame. */
 		memset(s->keep, 0, rs->nthreads * sizeof(*s->keep));
+		s->nowed = 0;
 		n = check_codes(s, rs, pick, s->keep, prefetched_ok, t_ns, st);
 	}
 	for (t = 0; t < rs->nthreads; t++) {

@@ -595,8 +595,18 @@ static int slept(struct sampler *s, int64_t now)
 /* A tick at which the process had not run: count what sampler.h says.
  * Returns 1, counting nothing, when the stacks to count again are of a
  * window the stack table has closed since: the process is read instead. */
+static void publish_reads(const struct sampler *s, struct sampler_stats *st);
+
 static int tick_asleep(struct sampler *s, int64_t now, struct sampler_stats *st)
 {
+	/* The last read's stacks that wait for a code object's check are
+	 * counted first (py_sym_flush): when they are dropped instead, the
+	 * process is read. */
+	int dropped = py_sym_flush(s->sym, now, &s->ss);
+
+	publish_reads(s, st);
+	if (dropped)
+		return 1;
 	if (s->o.idle && !s->o.gil) {
 		const uint32_t *ids;
 		uint32_t i, n;
@@ -767,6 +777,7 @@ void sampler_end(struct sampler *s, int gone, struct sampler_stats *st)
 {
 	if (gone)
 		PUB(st->target_gone, 1);
+	py_sym_flush(s->sym, mono_ns(), &s->ss);
 	publish_reads(s, st);
 	PUB(st->code_misses, s->ss.code_misses);
 	PUB(st->errors, s->errors + s->ss.errors);

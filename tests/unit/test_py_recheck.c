@@ -33,16 +33,25 @@ struct fixture {
 	uint64_t code[3];
 };
 
-static size_t put_region(uint8_t *p, uint64_t addr, const uint8_t *bytes, uint16_t len)
+/* A region of the image, in the samples of mask (image_set_sample; 0: all). */
+static size_t put_region_when(uint8_t *p, uint64_t addr, const uint8_t *bytes, uint16_t len,
+			      uint8_t mask)
 {
 	memcpy(p, &addr, 8);
 	memcpy(p + 8, &len, 2);
-	p[10] = 0;
+	p[10] = mask;
 	memcpy(p + 11, bytes, len);
 	return 11 + (size_t)len;
 }
 
-static int setup(void **state)
+static size_t put_region(uint8_t *p, uint64_t addr, const uint8_t *bytes, uint16_t len)
+{
+	return put_region_when(p, addr, bytes, len, 0);
+}
+
+/* The fixture; with reuse, in sample 1 (image_set_sample) f1's address holds
+ * another code object: f1's window with another first line. */
+static int setup_image(void **state, int reuse)
 {
 	static const struct stacktab_limits lim = { 1024, 4096, 4096 };
 	struct fixture *fx = calloc(1, sizeof(*fx));
@@ -63,6 +72,21 @@ static int setup(void **state)
 	/* Regions listed first win over the seed's. */
 	memcpy(fx->in, seed, SEED311_HEADER);
 	len = SEED311_HEADER;
+	if (reuse) {
+		const struct py_layout *L = fx->t.layout;
+		uint8_t win[1024];
+		struct image im;
+		struct rmem m;
+		int32_t line;
+
+		assert_true((size_t)L->code_size <= sizeof(win));
+		seed311_attach(&im, seed, n, &fx->t, &m);
+		assert_int_equal(rmem_read(&m, fx->code[1], win, (size_t)L->code_size), 0);
+		memcpy(&line, win + L->code_firstlineno, 4);
+		line++;
+		memcpy(win + L->code_firstlineno, &line, 4);
+		len += put_region_when(fx->in + len, fx->code[1], win, (uint16_t)L->code_size, 2);
+	}
 	for (i = 0; i < 3; i++)
 		len += put_region(fx->in + len, fx->code[i] + (uint64_t)fx->t.layout->code_adaptive,
 				  bc[i], sizeof(bc[i]));
@@ -73,6 +97,16 @@ static int setup(void **state)
 	assert_int_equal(py_sym_new(&fx->sym, &fx->t, &fx->m, fx->tab, &so), 0);
 	*state = fx;
 	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_image(state, 0);
+}
+
+static int setup_reuse(void **state)
+{
+	return setup_image(state, 1);
 }
 
 static int teardown(void **state)
@@ -217,6 +251,73 @@ static void test_resolved_in_two_reads(void **state)
 	}
 }
 
+/* Bring the symbolizer to a sample whose stack [f1, f2] uses cached code
+ * objects whose windows were not read with it: f0..f2 resolved by a first
+ * sample; then a sample of 16 frames at unmapped addresses (a torn
+ * thread) fills the list of objects read on their own, so the next
+ * prefetch list has f0 alone (the last innermost frame counted).  That
+ * third sample comes with its prefetched windows.  Returns the reads it
+ * made. */
+static uint64_t owed_sample(struct fixture *fx, struct sym_stats *st)
+{
+	struct raw_frame frames[16] = { frame(fx, 0, 0), frame(fx, 1, 2), frame(fx, 2, 2) };
+	struct raw_thread th = { .depth = 3, .tstate = 1 };
+	struct raw_sample rs = { .threads = &th, .nthreads = 1, .frames = frames };
+	const struct iovec *l, *r;
+	uint64_t reads;
+	uint32_t i, nx;
+
+	py_sym_add(fx->sym, &rs, NULL, 0, 1, st);
+	assert_int_equal(st->stacks, 1);
+	for (i = 0; i < 16; i++)
+		frames[i] = (struct raw_frame){ .code = 0x7000000000ull + i * 0x1000, .instr = 1 };
+	th = (struct raw_thread){ .depth = 16, .tstate = 2 };
+	py_sym_add(fx->sym, &rs, NULL, 0, 2, st);
+	assert_int_equal(st->torn, 1);
+	py_sym_prefetch(fx->sym, &l, &r, &nx);
+	assert_int_equal(nx, 1);
+	assert_int_equal(rmem_readv(&fx->m, l, r, nx), 0);
+	frames[0] = frame(fx, 1, 2);
+	frames[1] = frame(fx, 2, 2);
+	th = (struct raw_thread){ .depth = 2, .tstate = 3 };
+	reads = fx->m.reads;
+	py_sym_add(fx->sym, &rs, NULL, 1, 3, st);
+	return fx->m.reads - reads;
+}
+
+/* The owed sample makes no read: its stack waits, and is counted (at its
+ * own time) by the flush, which checks f1 and f2 in one read. */
+static void test_check_put_off(void **state)
+{
+	struct fixture *fx = *state;
+	struct sym_stats st = { 0 };
+	uint64_t reads;
+
+	assert_int_equal(owed_sample(fx, &st), 0);
+	assert_int_equal(st.stacks, 1);
+	reads = fx->m.reads;
+	assert_int_equal(py_sym_flush(fx->sym, 4, &st), 0);
+	assert_int_equal(fx->m.reads - reads, 1);
+	assert_int_equal(st.stacks, 2);
+	assert_int_equal(st.torn, 1);
+	assert_int_equal(py_sym_flush(fx->sym, 5, &st), 0); /* nothing left */
+	assert_int_equal(fx->m.reads - reads, 1);
+}
+
+/* f1's address holds another code object by the time of the check: the
+ * stack that waited is dropped as torn, never counted under f1's name. */
+static void test_put_off_check_fails(void **state)
+{
+	struct fixture *fx = *state;
+	struct sym_stats st = { 0 };
+
+	assert_int_equal(owed_sample(fx, &st), 0);
+	image_set_sample(&fx->im, 1);
+	assert_int_equal(py_sym_flush(fx->sym, 4, &st), 1);
+	assert_int_equal(st.stacks, 1);
+	assert_int_equal(st.torn, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -228,6 +329,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_before_the_code, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resolved_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resolved_in_two_reads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_put_off, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_put_off_check_fails, setup_reuse, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
