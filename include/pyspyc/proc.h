@@ -59,6 +59,16 @@ int rmem_read(struct rmem *m, uint64_t addr, void *buf, size_t len);
 int rmem_readv(struct rmem *m, const struct iovec *local,
 	       const struct iovec *remote, size_t n);
 
+/* One pair for rmem_readv: len bytes at remote address addr into buf. */
+static inline void rmem_iov(struct iovec *local, struct iovec *remote, void *buf,
+			    uint64_t addr, size_t len)
+{
+	local->iov_base = buf;
+	local->iov_len = len;
+	remote->iov_base = (void *)(uintptr_t)addr;
+	remote->iov_len = len;
+}
+
 /* As rmem_readv for the first n - nopt pairs; the last nopt are optional
  * (memory that may be gone): read after the others, in their order, never
  * merged, in the same syscall.  *done gets how many of them arrived whole

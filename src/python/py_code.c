@@ -367,44 +367,41 @@ void py_sym_free(struct py_symbolizer *s)
  * of a mapping fails the whole call: then nothing is staged and every
  * read is made alone, as before. */
 
-static void iov_pair(struct iovec *l, struct iovec *r, void *local, uint64_t remote,
-		     size_t len)
-{
-	l->iov_base = local;
-	l->iov_len = len;
-	r->iov_base = (void *)(uintptr_t)remote;
-	r->iov_len = len;
-}
-
 static void stage_clear(struct py_symbolizer *s)
 {
 	s->nstage = 0;
 	s->stage_used = 0;
 }
 
-/* Stage [addr, addr+len); already staged, or no room: nothing. */
-static void stage_add(struct py_symbolizer *s, uint64_t addr, size_t len)
+/* The staged copy of [addr, addr+len), or NULL when no staged range
+ * holds all of it. */
+static const uint8_t *staged(const struct py_symbolizer *s, uint64_t addr, size_t len)
 {
 	uint32_t i;
 
-	if (!addr || !len)
-		return;
 	for (i = 0; i < s->nstage; i++) {
 		uint64_t a = (uint64_t)(uintptr_t)s->stage_r[i].iov_base;
 
 		if (addr >= a && addr + len <= a + s->stage_r[i].iov_len)
-			return;
+			return (const uint8_t *)s->stage_l[i].iov_base + (addr - a);
 	}
+	return NULL;
+}
+
+/* Stage [addr, addr+len); already staged, or no room: nothing. */
+static void stage_add(struct py_symbolizer *s, uint64_t addr, size_t len)
+{
+	if (!addr || !len || staged(s, addr, len))
+		return;
 	if (s->nstage == STAGE_RANGES || STAGE_BYTES - s->stage_used < len)
 		return;
-	iov_pair(&s->stage_l[s->nstage], &s->stage_r[s->nstage], s->stage_buf + s->stage_used,
+	rmem_iov(&s->stage_l[s->nstage], &s->stage_r[s->nstage], s->stage_buf + s->stage_used,
 		 addr, len);
 	s->nstage++;
 	s->stage_used += len;
 }
 
-/* What resolve will read of the code object at addr (fingerprint fp, its
- * window w read already). */
+/* What resolve will read of the code object at addr, of fingerprint fp. */
 static void stage_code(struct py_symbolizer *s, uint64_t addr, const struct fingerprint *fp)
 {
 	const struct py_layout *L = s->L;
@@ -428,17 +425,12 @@ static void stage_read(struct py_symbolizer *s)
 /* rmem_read, from the staged copies when one holds the whole range. */
 static int sym_read(struct py_symbolizer *s, uint64_t addr, void *buf, size_t len)
 {
-	uint32_t i;
+	const uint8_t *p = staged(s, addr, len);
 
-	for (i = 0; i < s->nstage; i++) {
-		uint64_t a = (uint64_t)(uintptr_t)s->stage_r[i].iov_base;
-
-		if (addr >= a && addr + len <= a + s->stage_r[i].iov_len) {
-			memcpy(buf, (const uint8_t *)s->stage_l[i].iov_base + (addr - a), len);
-			return 0;
-		}
-	}
-	return rmem_read(s->mem, addr, buf, len);
+	if (!p)
+		return rmem_read(s->mem, addr, buf, len);
+	memcpy(buf, p, len);
+	return 0;
 }
 
 /* ---- strings -------------------------------------------------------- */
@@ -1085,10 +1077,7 @@ static void prefetch_add(struct py_symbolizer *s, struct code_entry *e)
 	e->pf_sample = s->nsample;
 	e->pf_slot = k;
 	s->pf_addr[k] = e->addr;
-	s->pf_liov[k].iov_base = s->pf_windows + k * wsize;
-	s->pf_liov[k].iov_len = wsize;
-	s->pf_riov[k].iov_base = (void *)(uintptr_t)e->addr;
-	s->pf_riov[k].iov_len = wsize;
+	rmem_iov(&s->pf_liov[k], &s->pf_riov[k], s->pf_windows + k * wsize, e->addr, wsize);
 	s->pf_n = k + 1;
 }
 
@@ -1159,10 +1148,10 @@ static void prefetch_next(struct py_symbolizer *s, const struct raw_sample *rs,
  * one likely will too; py_sym_add only), a cached object with no window
  * here is not read now: it is owed (s->owed), its stacks are kept aside
  * by add_thread, and both are settled with the next sample, whose read
- * brings its window (prefetch_next lists it).  A stack is counted only once every code
- * object in it has matched its entry after the stack was read, as
- * before; a thread-pool server's threads keep entering code the last
- * sample had no frame of, and that read was a third of its reads. */
+ * brings its window (prefetch_next lists it).  A stack is counted only
+ * once every code object in it has matched its entry after the stack was
+ * read, as before; a thread-pool server's threads keep entering code the
+ * last sample had no frame of, and that read was a third of its reads. */
 static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs,
 			    const struct thread_pick *pick, const uint32_t *keep,
 			    int pf_ok, int64_t now,
@@ -1215,7 +1204,7 @@ static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs
 		}
 		win[i] = s->windows + i * wsize;
 		recent_push(s->missed, &s->nmissed, MISSED_CODES, s->uniq_addr[i]);
-		iov_pair(&s->liov[nread], &s->riov[nread], s->windows + i * wsize,
+		rmem_iov(&s->liov[nread], &s->riov[nread], s->windows + i * wsize,
 			 s->uniq_addr[i], wsize);
 		nread++;
 	}
@@ -1621,9 +1610,10 @@ static int settle(struct py_symbolizer *s, int pf_ok, int64_t now, struct sym_st
 		if (!e)
 			ok = 0; /* dropped from the cache since: nothing to vouch */
 		else if (!w[i]) {
-			w[i] = s->owed_win + (size_t)i * wsize;
-			iov_pair(&s->owed_l[nread], &s->owed_r[nread], s->owed_win + (size_t)i * wsize,
-				 s->owed[i], wsize);
+			uint8_t *buf = s->owed_win + (size_t)i * wsize;
+
+			rmem_iov(&s->owed_l[nread], &s->owed_r[nread], buf, s->owed[i], wsize);
+			w[i] = buf;
 			nread++;
 		}
 	}
@@ -1779,7 +1769,7 @@ void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
 	s->nsample++;
 	/* The last sample's stacks that wait for checks first (their ids
 	 * join its counted[], which this sample's then replace). */
-	settle(s, prefetched_ok, t_ns, st);
+	settle(s, prefetched_ok, t_ns, st); /* and nothing owed after */
 	s->ncounted = 0;
 	for (t = 0; t < rs->nthreads; t++) {
 		const struct raw_thread *th = &rs->threads[t];
@@ -1789,7 +1779,6 @@ void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
 		if (s->keep[t])
 			m->pinned = s->nsample; /* no other thread may take it now */
 	}
-	s->nowed = 0;
 	n = check_codes(s, rs, pick, s->keep, prefetched_ok, t_ns, st);
 	if (s->epoch != epoch) {
 		/* A cached code object turned out to be another one: trust no

@@ -363,11 +363,8 @@ static void descriptor_tids(struct thread_map *tm, const struct raw_sample *rs,
 				tm->pt_ids[i + k] = rs->threads[i + k].thread_id;
 				tm->pt_tids[i + k] = 0;
 				tm->pt_read[i + k] = 1;
-				l[k].iov_base = &tm->pt_tids[i + k];
-				l[k].iov_len = 4;
-				r[k].iov_base = (void *)(uintptr_t)(rs->threads[i + k].thread_id +
-								   (uint64_t)tm->tid_off);
-				r[k].iov_len = 4;
+				rmem_iov(&l[k], &r[k], &tm->pt_tids[i + k],
+					 rs->threads[i + k].thread_id + (uint64_t)tm->tid_off, 4);
 			}
 			if (rmem_readv(tm->mem, l, r, k))
 				for (; k > 0; k--) /* one went away: read them one by one */

@@ -289,15 +289,6 @@ struct py_walker {
 	void *host_ctx;
 };
 
-static void iov_set(struct iovec *l, struct iovec *r, void *local,
-		    uint64_t remote, size_t len)
-{
-	l->iov_base = local;
-	l->iov_len = len;
-	r->iov_base = (void *)(uintptr_t)remote;
-	r->iov_len = len;
-}
-
 static void gil_init(struct py_walker *w, const struct py_target *t)
 {
 	const struct py_layout *L = w->L;
@@ -349,7 +340,7 @@ static void gil_queue_subs(struct py_walker *w, uint32_t *niov)
 		memset(is->gilbuf, 0, sizeof(is->gilbuf));
 		if (!is->gil_addr || is->gil_addr == w->gil_addr)
 			continue;
-		iov_set(&w->liov[*niov], &w->riov[*niov], is->gilbuf, is->gil_addr, w->gil_len);
+		rmem_iov(&w->liov[*niov], &w->riov[*niov], is->gilbuf, is->gil_addr, w->gil_len);
 		(*niov)++;
 	}
 }
@@ -368,10 +359,7 @@ static void gil_queue(struct py_walker *w, uint32_t *niov)
 	if (!w->gil_addr)
 		return;
 	memset(w->gilbuf, 0, sizeof(w->gilbuf));
-	w->liov[*niov].iov_base = w->gilbuf;
-	w->liov[*niov].iov_len = w->gil_len;
-	w->riov[*niov].iov_base = (void *)(uintptr_t)w->gil_addr;
-	w->riov[*niov].iov_len = w->gil_len;
+	rmem_iov(&w->liov[*niov], &w->riov[*niov], w->gilbuf, w->gil_addr, w->gil_len);
 	(*niov)++;
 	w->sample.gil_known = 1;
 	gil_queue_subs(w, niov);
@@ -1172,7 +1160,7 @@ static void queue_spec(struct py_walker *w, struct thread_slot *s, uint32_t *nio
 		return;
 	s->spec_off = w->buf_used;
 	for (k = 0; k < p->nframes; k++) {
-		iov_set(&w->liov[*niov], &w->riov[*niov], w->buf + w->buf_used,
+		rmem_iov(&w->liov[*niov], &w->riov[*niov], w->buf + w->buf_used,
 			p->frames[k], fsize);
 		(*niov)++;
 		w->buf_used += fsize;
@@ -1248,7 +1236,7 @@ static void queue_runs(struct py_walker *w, uint32_t *niov, uint32_t cap, uint64
 				break;
 			w->runs[w->nruns++] = (struct copy){ .remote = page, .len = SPEC_PAGE,
 							     .off = w->buf_used };
-			iov_set(&w->liov[*niov], &w->riov[*niov], w->buf + w->buf_used, page,
+			rmem_iov(&w->liov[*niov], &w->riov[*niov], w->buf + w->buf_used, page,
 				SPEC_PAGE);
 			(*niov)++;
 		}
@@ -1320,7 +1308,7 @@ static void queue_slot(struct py_walker *w, struct thread_slot *s, uint64_t tsta
 		s->cfw_off = w->buf_used;
 		s->cfw_read = 1;
 		s->xc_lo = *niov;
-		iov_set(&w->liov[*niov], &w->riov[*niov], w->buf + w->buf_used, p->cfw_lo,
+		rmem_iov(&w->liov[*niov], &w->riov[*niov], w->buf + w->buf_used, p->cfw_lo,
 			p->cfw_len);
 		(*niov)++;
 		s->xc_hi = *niov;
@@ -1332,7 +1320,7 @@ static void queue_slot(struct py_walker *w, struct thread_slot *s, uint64_t tsta
 		if (k == 1 && ahead)
 			s->xc_lo = *niov;
 		s->cf_val[k] = 0;
-		iov_set(&w->liov[*niov], &w->riov[*niov], &s->cf_val[k],
+		rmem_iov(&w->liov[*niov], &w->riov[*niov], &s->cf_val[k],
 			p->cfs[k] + L->cframe_current_frame, 8);
 		(*niov)++;
 		s->ncf_read = k + 1;
@@ -1344,7 +1332,7 @@ static void queue_slot(struct py_walker *w, struct thread_slot *s, uint64_t tsta
 		return;
 	s->copies[0] = (struct copy){ .remote = p->chunk, .len = p->len, .off = w->buf_used };
 	s->ncopies = 1;
-	iov_set(&w->liov[*niov], &w->riov[*niov], w->buf + w->buf_used, p->chunk, p->len);
+	rmem_iov(&w->liov[*niov], &w->riov[*niov], w->buf + w->buf_used, p->chunk, p->len);
 	(*niov)++;
 	w->buf_used += p->len;
 	for (k = 0; ahead && k < p->nolder; k++) {
@@ -1354,7 +1342,7 @@ static void queue_slot(struct py_walker *w, struct thread_slot *s, uint64_t tsta
 			break;
 		s->pre[s->npre++] = (struct copy){ .remote = o->remote, .len = o->len,
 						   .off = w->buf_used };
-		iov_set(&w->liov[*niov], &w->riov[*niov], w->buf + w->buf_used, o->remote, o->len);
+		rmem_iov(&w->liov[*niov], &w->riov[*niov], w->buf + w->buf_used, o->remote, o->len);
 		(*niov)++;
 		w->buf_used += o->len;
 	}
@@ -1442,21 +1430,21 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 	w->buf_used = 0;
 	w->vslot = 0;
 	w->extra = 0;
-	iov_set(&w->liov[niov], &w->riov[niov], &w->ihead_rd,
+	rmem_iov(&w->liov[niov], &w->riov[niov], &w->ihead_rd,
 		w->runtime + (uint64_t)L->runtime_interp_head, 8);
 	niov++;
 	for (i = 0; i < w->ninterps; i++) {
 		struct interp_slot *is = &w->interps[i];
 
-		iov_set(&w->liov[niov], &w->riov[niov], &is->next_rd,
+		rmem_iov(&w->liov[niov], &w->riov[niov], &is->next_rd,
 			is->addr + (uint64_t)L->interp_next, 8);
 		niov++;
-		iov_set(&w->liov[niov], &w->riov[niov], &is->head_rd,
+		rmem_iov(&w->liov[niov], &w->riov[niov], &is->head_rd,
 			is->addr + (uint64_t)L->interp_threads_head, 8);
 		niov++;
 	}
 	for (i = 0; i < w->nknown; i++, niov++)
-		iov_set(&w->liov[niov], &w->riov[niov], ts_row(w, i), w->known[i], tsz);
+		rmem_iov(&w->liov[niov], &w->riov[niov], ts_row(w, i), w->known[i], tsz);
 	gil_queue(w, &niov);
 	if (nx) { /* xl and xr may be NULL when there is nothing to add */
 		memcpy(&w->liov[niov], xl, nx * sizeof(*xl));
@@ -1473,7 +1461,7 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 	while (w->nghost && w->nsample - w->gsince[w->nghost - 1] > GHOST_KEEP)
 		w->nghost--;
 	for (g = 0; g < w->nghost; g++, niov++)
-		iov_set(&w->liov[niov], &w->riov[niov], w->tsbuf + (size_t)w->gslot[g] * tsz,
+		rmem_iov(&w->liov[niov], &w->riov[niov], w->tsbuf + (size_t)w->gslot[g] * tsz,
 			w->ghost[g], tsz);
 	/* Oldest thread first (each list starts at its newest): a thread
 	 * that ended takes the reads after its own with it, and young ones
@@ -2012,7 +2000,7 @@ static int reread_thread(struct py_walker *w, uint32_t idx)
 	if (!iov_room(w, RMEM_MAX_IOV))
 		return -ENOMEM;
 	plan_thread(w, idx);
-	iov_set(&w->liov[0], &w->riov[0], ts, w->known[idx], (size_t)L->tstate_size);
+	rmem_iov(&w->liov[0], &w->riov[0], ts, w->known[idx], (size_t)L->tstate_size);
 	queue_thread(w, idx, &niov, RMEM_MAX_IOV, 1);
 	if (L->frame_model == PY_FRAMES_OBJECTS) {
 		uint64_t pages[MAX_SPEC_FRAMES];
@@ -2033,13 +2021,13 @@ static int reread_thread(struct py_walker *w, uint32_t idx)
 		    buf_room(w, w->buf_used - w->runs[0].off)) {
 			uint32_t r;
 
-			iov_set(&w->liov[niov], &w->riov[niov], &w->vcur,
+			rmem_iov(&w->liov[niov], &w->riov[niov], &w->vcur,
 				w->known[idx] + (uint64_t)L->tstate_frame, 8);
 			niov++;
 			for (r = 0; r < w->nruns; r++) {
 				w->vruns[r] = w->runs[r];
 				w->vruns[r].off = w->buf_used;
-				iov_set(&w->liov[niov], &w->riov[niov], w->buf + w->buf_used,
+				rmem_iov(&w->liov[niov], &w->riov[niov], w->buf + w->buf_used,
 					w->runs[r].remote, w->runs[r].len);
 				niov++;
 				w->buf_used += w->runs[r].len;
@@ -2131,10 +2119,10 @@ static int objects_verify(struct py_walker *w, uint32_t t)
 	if (!iov_room(w, th->depth + 1) || !buf_room(w, (size_t)th->depth * fs))
 		return 1; /* no room this sample: as before the check */
 	buf = w->buf + w->buf_used;
-	iov_set(&w->liov[n], &w->riov[n], &cur, th->tstate + (uint64_t)L->tstate_frame, 8);
+	rmem_iov(&w->liov[n], &w->riov[n], &cur, th->tstate + (uint64_t)L->tstate_frame, 8);
 	n++;
 	for (i = 0; i < th->depth; i++, n++)
-		iov_set(&w->liov[n], &w->riov[n], buf + (size_t)i * fs, rs->addrs[th->first + i], fs);
+		rmem_iov(&w->liov[n], &w->riov[n], buf + (size_t)i * fs, rs->addrs[th->first + i], fs);
 	same = rmem_readv(&w->mem, w->liov, w->riov, n) == 0 && cur == rs->addrs[th->first];
 	for (i = 0; same && i < th->depth; i++)
 		same = frame_agrees(L, rs, th, i, buf + (size_t)i * fs);

@@ -594,18 +594,13 @@ static int slept(struct sampler *s, int64_t now)
 
 /* A tick at which the process had not run: count what sampler.h says.
  * Returns 1, counting nothing, when the stacks to count again are of a
- * window the stack table has closed since: the process is read instead. */
-static void publish_reads(const struct sampler *s, struct sampler_stats *st);
-
+ * window the stack table has closed since, or when the last read's stacks
+ * that waited for a code object's check (py_sym_flush, counted first)
+ * were dropped: the process is read instead.  What the flush counted is
+ * published with the next read or at the end. */
 static int tick_asleep(struct sampler *s, int64_t now, struct sampler_stats *st)
 {
-	/* The last read's stacks that wait for a code object's check are
-	 * counted first (py_sym_flush): when they are dropped instead, the
-	 * process is read. */
-	int dropped = py_sym_flush(s->sym, now, &s->ss);
-
-	publish_reads(s, st);
-	if (dropped)
+	if (py_sym_flush(s->sym, now, &s->ss))
 		return 1;
 	if (s->o.idle && !s->o.gil) {
 		const uint32_t *ids;
