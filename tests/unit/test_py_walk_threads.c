@@ -4,7 +4,8 @@
  * past max_threads are counted, not dropped silently, and the list checked
  * against the cut still takes the fast path; a list that loops ends at the
  * repeat.  A thread the host says has exited is not read ahead (3.11); one
- * it says is idle is not read at all, unless it holds the GIL asleep.
+ * it says is idle is not read at all, unless it holds the GIL asleep, nor
+ * is a new thread found idle.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -232,15 +233,23 @@ static void test_looping_list_ends_at_repeat(void **state)
 #define CHUNK_BYTES 16384u
 #define GONE_TID 1001
 
+/* What becomes of T1 between sample 0 and sample 1 (three_threads). */
+enum t1_fate { T1_STAYS, T1_ENDS, T1_BEGINS };
+
 /* Threads T0 -> T1 -> T2 (OS ids 1000..1002), each with an empty
  * data-stack chunk of its own, the GIL's holder as fake_head_gil says.
- * With t1_ends, in sample 1 (image_set_sample) T1 has ended: T0 links to
- * T2, and T1's chunk is unmapped, as CPython frees it (its thread state,
- * heap memory, is still there). */
-static void three_threads(struct fake *f, int t1_ends, const uint64_t *gil)
+ * T1_ENDS: in sample 1 (image_set_sample) T1 has ended: T0 links to T2,
+ * and T1's chunk is unmapped, as CPython frees it (its thread state, heap
+ * memory, is still there).  T1_BEGINS: the other way round, T1 is new in
+ * sample 1, at a thread state the walker has never seen. */
+static void three_threads(struct fake *f, enum t1_fate fate, const uint64_t *gil)
 {
-	/* T0 in 0, T0 in 1, T1, T2; without t1_ends the second T0 is never */
-	const uint8_t when[4] = { t1_ends ? 1 : 0, t1_ends ? 2 : 0x80, 0, 0 };
+	/* Which samples (bit k: sample k; 0: all) see T0 linking to T1, T0
+	 * linking to T2, T1 and its chunk, and T2. */
+	const uint8_t to_t1 = fate == T1_ENDS ? 1 : fate == T1_BEGINS ? 0xfe : 0;
+	const uint8_t to_t2 = fate == T1_ENDS ? 0xfe : fate == T1_BEGINS ? 1 : 0x80;
+	const uint8_t t1 = fate == T1_ENDS ? 1 : fate == T1_BEGINS ? 0xfe : 0;
+	const uint8_t when[4] = { to_t1, to_t2, fate == T1_BEGINS ? t1 : 0, 0 };
 	const struct py_layout *L;
 	size_t tsz;
 	uint8_t *buf;
@@ -268,7 +277,7 @@ static void three_threads(struct fake *f, int t1_ends, const uint64_t *gil)
 	memcpy(buf + L->chunk_size, &(uint64_t){ CHUNK_BYTES }, 8);
 	for (i = 0; i < 3; i++)
 		region_when(f, CHUNKS + (uint64_t)i * 0x100000, buf, CHUNK_BYTES,
-			    i == 1 && t1_ends ? 1 : 0);
+			    i == 1 ? t1 : 0);
 	free(buf);
 	image_init(&f->im, f->in, f->len);
 	image_load(&f->im);
@@ -297,19 +306,19 @@ struct run2 {
 	uint64_t fast;
 };
 
-/* Two samples of three_threads(t1_ends, gil), the host saying `host` of
- * T1 (HOST_UNKNOWN: no word at all). */
-static void run2(int t1_ends, int host, const uint64_t *gil, struct run2 *r)
+/* Two samples of three_threads(fate, gil), the host saying `host` of T1
+ * (HOST_UNKNOWN: no word at all). */
+static void run2(enum t1_fate fate, int host, const uint64_t *gil, struct run2 *r)
 {
 	struct walk_opts o = { .max_depth = 64, .max_threads = 16 };
 	struct walk_stats st = { 0 };
 	struct py_walker *w;
 	struct raw_sample *rs;
 	struct fake f;
-	uint32_t i, n = t1_ends ? 2 : 3;
+	uint32_t i, n = fate == T1_ENDS ? 2 : 3;
 	int x_ok;
 
-	three_threads(&f, t1_ends, gil);
+	three_threads(&f, fate, gil);
 	assert_int_equal(py_walker_new(&w, &f.t, &o), 0);
 	image_attach(&f.im, py_walker_mem(w));
 	host_of_t1 = host;
@@ -317,7 +326,7 @@ static void run2(int t1_ends, int host, const uint64_t *gil, struct run2 *r)
 		py_walker_set_host(w, host_cb, NULL);
 	image_set_sample(&f.im, 0);
 	assert_int_equal(py_walker_sample(w, NULL, NULL, 0, &x_ok, &rs, &st), 0);
-	assert_int_equal(rs->nthreads, 3);
+	assert_int_equal(rs->nthreads, fate == T1_BEGINS ? 2 : 3);
 	image_set_sample(&f.im, 1);
 	r->reads = py_walker_mem(w)->reads;
 	r->bytes = py_walker_mem(w)->bytes;
@@ -346,10 +355,10 @@ static void test_exited_thread_not_read_ahead(void **state)
 	struct run2 r;
 
 	(void)state;
-	run2(1, HOST_EXITED, NULL, &r);
+	run2(T1_ENDS, HOST_EXITED, NULL, &r);
 	assert_int_equal(r.reads, 1);
 	assert_int_equal(r.fast, 1);
-	run2(1, HOST_UNKNOWN, NULL, &r);
+	run2(T1_ENDS, HOST_UNKNOWN, NULL, &r);
 	assert_int_equal(r.reads, 2);
 	assert_int_equal(r.fast, 0);
 }
@@ -366,8 +375,8 @@ static void test_idle_thread_not_read(void **state)
 	struct run2 plain, idle;
 
 	(void)state;
-	run2(0, HOST_UNKNOWN, NULL, &plain);
-	run2(0, HOST_ASLEEP, NULL, &idle);
+	run2(T1_STAYS, HOST_UNKNOWN, NULL, &plain);
+	run2(T1_STAYS, HOST_ASLEEP, NULL, &idle);
 	assert_int_equal(plain.reads, 1);
 	assert_int_equal(idle.reads, 1);
 	assert_int_equal(idle.fast, 1);
@@ -378,7 +387,7 @@ static void test_idle_thread_not_read(void **state)
 	if (plain.bytes < idle.bytes + 512)
 		fail_msg("idle T1: %llu bytes read against %llu read whole",
 			 (unsigned long long)idle.bytes, (unsigned long long)plain.bytes);
-	run2(0, HOST_STOPPED, held, &idle);
+	run2(T1_STAYS, HOST_STOPPED, held, &idle);
 	assert_int_equal(idle.reads, 1);
 	assert_int_equal(idle.flags[1] & RAW_IDLE, RAW_IDLE);
 }
@@ -393,13 +402,30 @@ static void test_asleep_gil_holder_read(void **state)
 	struct run2 r;
 
 	(void)state;
-	run2(0, HOST_ASLEEP, newly, &r);
+	run2(T1_STAYS, HOST_ASLEEP, newly, &r);
 	assert_int_equal(r.flags[1] & (RAW_IDLE | RAW_GIL), RAW_GIL);
 	assert_int_equal(r.reads, 2);
-	run2(0, HOST_ASLEEP, still, &r);
+	run2(T1_STAYS, HOST_ASLEEP, still, &r);
 	assert_int_equal(r.flags[1] & (RAW_IDLE | RAW_GIL), RAW_GIL);
 	assert_int_equal(r.reads, 1);
 	assert_int_equal(r.fast, 1);
+}
+
+/* T1 new in sample 1 and asleep without the GIL (a request's thread
+ * waiting for it): once the list is read again, with T1's thread state
+ * alone (T1 is at no ghost), nothing more of T1 is read, and it comes out
+ * idle.  Running, the same sample reads T1's frames too: a third read. */
+static void test_new_idle_thread_not_read(void **state)
+{
+	struct run2 idle, plain;
+
+	(void)state;
+	run2(T1_BEGINS, HOST_ASLEEP, NULL, &idle);
+	run2(T1_BEGINS, HOST_UNKNOWN, NULL, &plain);
+	assert_int_equal(idle.flags[1], RAW_IDLE);
+	assert_int_equal(plain.flags[1] & RAW_IDLE, 0);
+	assert_int_equal(idle.reads, 2);
+	assert_int_equal(plain.reads, 3);
 }
 
 int main(void)
@@ -411,6 +437,7 @@ int main(void)
 		cmocka_unit_test(test_exited_thread_not_read_ahead),
 		cmocka_unit_test(test_idle_thread_not_read),
 		cmocka_unit_test(test_asleep_gil_holder_read),
+		cmocka_unit_test(test_new_idle_thread_not_read),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
