@@ -17,9 +17,7 @@
 #define FIRST_UNIQUE 1024        /* code objects checked per sample, to start */
 #define MAX_UNIQUE (1u << 22)    /* ... at most (a sample's frames are fewer) */
 #define MAX_PREFETCH 256         /* code windows read with the next sample */
-#define PREFETCH_OUTER 2         /* unmoved frames next to moved ones, too */
-#define RECENT_CODES 8           /* code objects of innermost frames lately */
-#define MISSED_CODES 16          /* code objects checked by a read of their own lately */
+#define MOVED_CODES 16           /* addresses lately found holding another code object */
 #define MAX_NAME_CHARS 1024      /* longer names are cut, visibly */
 #define MAX_LINETABLE (256 * 1024)
 #define LINE_CACHE 4
@@ -160,14 +158,10 @@ struct py_symbolizer {
 	 * in the same call as the next sample. */
 	uint64_t pf_addr[MAX_PREFETCH];
 	uint8_t *pf_windows;
-	uint64_t recent[RECENT_CODES]; /* most recent first */
-	/* Code objects that were not read with the sample when checked (a
-	 * thread entered code no frame of the last sample ran: a request's
-	 * next stage, a new thread's), most recent first: read with the next
-	 * samples, as threads of a server go through the same code again. */
-	uint64_t missed[MISSED_CODES];
-	uint32_t nmissed;
-	uint32_t nrecent;
+	/* Addresses whose code object was found replaced by another (freed
+	 * and the address reused), most recent first. */
+	uint64_t moved[MOVED_CODES];
+	uint32_t nmoved;
 	struct iovec pf_liov[MAX_PREFETCH], pf_riov[MAX_PREFETCH];
 	uint32_t pf_n;
 	char *text;                   /* string decoding scratch */
@@ -1025,6 +1019,14 @@ static void cache_remove(struct py_symbolizer *s, struct code_entry *e)
 	}
 }
 
+/* Entry e's address holds another code object now: out of the cache,
+ * and its address read with the next samples (prefetch_next). */
+static void code_moved(struct py_symbolizer *s, struct code_entry *e)
+{
+	recent_push(s->moved, &s->nmoved, MOVED_CODES, e->addr);
+	cache_remove(s, e);
+}
+
 void py_sym_prefetch(struct py_symbolizer *s, const struct iovec **l,
 		     const struct iovec **r, uint32_t *n)
 {
@@ -1096,41 +1098,26 @@ static int left_out(const struct raw_sample *rs, const struct thread_pick *pick,
 	return rs->threads[t].flags & RAW_TORN || (pick && pick[t].skip);
 }
 
-/* Next sample, read along with it the code objects it will likely check:
- * those of the frames that moved in this one, of the PREFETCH_OUTER frames
- * around them that did not (frames move in runs from the innermost out),
- * of the RECENT_CODES last seen in innermost frames (a loop that calls
- * a few functions in turn), and of the MISSED_CODES last checked by a read
- * of their own.  Their checks then ride on the sample's own
- * read. */
-static void prefetch_next(struct py_symbolizer *s, const struct raw_sample *rs,
-			  const struct thread_pick *pick, uint32_t n)
+/* Next sample, read along with it the windows of the code objects this
+ * one checked (n of them, owed ones too: their stacks wait for them), and
+ * of the addresses lately found holding another code object than cached
+ * (code compiled, run and dropped in a loop): a window read with the
+ * sample that shows another object resolves it, where a check put off
+ * can only drop the stack.  A code object the next sample checks and does
+ * not find there is owed, at no read (check_codes), so windows read in
+ * case beyond these (the innermost frames' code of late, objects read
+ * alone lately, the frames next to those that moved) cost more pages than
+ * they saved: on the demo app 88% of them went unused, a fifth of the
+ * pages of a read. */
+static void prefetch_next(struct py_symbolizer *s, uint32_t n)
 {
-	uint32_t i, t;
+	uint32_t i;
 
 	s->pf_n = 0;
 	for (i = 0; i < n; i++)
 		prefetch_add(s, s->uniq_entry[i]);
-	for (i = 0; i < s->nrecent; i++)
-		prefetch_add(s, cache_find(s, s->recent[i]));
-	for (i = 0; i < s->nmissed; i++)
-		prefetch_add(s, cache_find(s, s->missed[i]));
-	for (t = 0; t < rs->nthreads; t++) {
-		const struct raw_thread *th = &rs->threads[t];
-		uint32_t inner = th->depth - s->keep[t];
-
-		if (left_out(rs, pick, t) || !th->depth)
-			continue;
-		if (cache_find(s, rs->frames[th->first].code))
-			recent_push(s->recent, &s->nrecent, RECENT_CODES,
-				    rs->frames[th->first].code);
-		for (i = inner; i < th->depth && i < inner + PREFETCH_OUTER; i++) {
-			uint64_t a = rs->frames[th->first + i].code;
-
-			if (a && !(a & 7))
-				prefetch_add(s, cache_find(s, a));
-		}
-	}
+	for (i = 0; i < s->nmoved; i++)
+		prefetch_add(s, cache_find(s, s->moved[i]));
 }
 
 /* Find the distinct code objects of the frames to symbolize (those of each
@@ -1203,7 +1190,6 @@ static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs
 			continue; /* owed: win[i] NULL */
 		}
 		win[i] = s->windows + i * wsize;
-		recent_push(s->missed, &s->nmissed, MISSED_CODES, s->uniq_addr[i]);
 		rmem_iov(&s->liov[nread], &s->riov[nread], s->windows + i * wsize,
 			 s->uniq_addr[i], wsize);
 		nread++;
@@ -1236,7 +1222,7 @@ static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs
 		}
 		e = cache_find(s, s->uniq_addr[i]);
 		if (e && !fingerprint_eq(&e->fp, &fp)) {
-			cache_remove(s, e); /* freed and reused: not the same code */
+			code_moved(s, e); /* freed and reused: not the same code */
 			e = NULL;
 		}
 		if (!e) {
@@ -1630,7 +1616,7 @@ static int settle(struct py_symbolizer *s, int pf_ok, int64_t now, struct sym_st
 		}
 		ok = 0;
 		if (e)
-			cache_remove(s, e); /* freed and reused: not the same code */
+			code_moved(s, e); /* freed and reused: not the same code */
 	}
 	for (i = 0; i < s->npend; i++) {
 		const struct pending *p = &s->pend[i];
@@ -1794,5 +1780,5 @@ void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
 			continue;
 		add_thread(s, rs, th, pick_of(pick, t), s->keep[t], !s->invalid, t_ns, st);
 	}
-	prefetch_next(s, rs, pick, n);
+	prefetch_next(s, n);
 }
