@@ -2060,9 +2060,10 @@ static int reread_thread(struct py_walker *w, uint32_t idx)
 		return err;
 	if (!err && rd64(ts, L->tstate_interp) == interp && plan_holds(w, idx))
 		return 0;
+	/* The plan did not hold: the places by the thread state just read
+	 * (read again alone when that call failed), in one more call. */
 	niov = 0;
-	err = rmem_read(&w->mem, w->known[idx], ts, (size_t)L->tstate_size);
-	if (err)
+	if (err && (err = rmem_read(&w->mem, w->known[idx], ts, (size_t)L->tstate_size)))
 		return err;
 	if (rd64(ts, L->tstate_interp) != interp)
 		return -ESRCH; /* torn down meanwhile */
