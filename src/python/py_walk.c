@@ -1283,6 +1283,18 @@ static void slot_reset(struct thread_slot *s, uint64_t tstate)
 	s->idle = 0;
 }
 
+/* Slot s, of thread state tstate, idle this sample by the host's word h
+ * (stopped, or asleep while it does not hold the GIL: holds): nothing of
+ * it is read, and it comes out idle.  Returns 1 when so. */
+static int slot_idle(struct thread_slot *s, uint64_t tstate, int h, int holds)
+{
+	if (h != HOST_STOPPED && (h != HOST_ASLEEP || holds))
+		return 0;
+	slot_reset(s, tstate);
+	s->idle = (uint8_t)h;
+	return 1;
+}
+
 /* Queue slot s's reads (current frame pointer, chunk copy; ahead of time
  * also the places and frames of the last walks) at *niov, up to cap. */
 static void queue_slot(struct py_walker *w, struct thread_slot *s, uint64_t tstate,
@@ -1475,10 +1487,9 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 			s->got = UINT32_MAX; /* nothing of it read */
 			continue;
 		}
-		/* Idle: nothing of it is needed (see plan_holds). */
-		if (h == HOST_STOPPED || (h == HOST_ASLEEP && !s->had_gil)) {
-			slot_reset(s, w->known[i]);
-			s->idle = (uint8_t)h;
+		/* Idle: nothing of it is needed (see plan_holds); the GIL is
+		 * not read yet, so by its holder at the last walk. */
+		if (slot_idle(s, w->known[i], h, s->had_gil)) {
 			s->got = 0;
 			continue;
 		}
@@ -1563,7 +1574,6 @@ static int read_unheld(struct py_walker *w)
 
 	for (i = 0; i < w->nknown; i++) {
 		struct thread_slot *s = slot_of(w, i);
-		int h;
 
 		if (plan_holds(w, i))
 			continue;
@@ -1573,12 +1583,8 @@ static int read_unheld(struct py_walker *w)
 		 * is most often this, waiting for the GIL it has not had yet
 		 * (the demo app: 763 of 1334).  Its plan is of its fresh
 		 * thread state, for the next sample. */
-		h = host_word(w, i);
-		if (h == HOST_STOPPED || (h == HOST_ASLEEP && !gil_holds(w, w->known[i]))) {
-			slot_reset(s, w->known[i]);
-			s->idle = (uint8_t)h;
+		if (slot_idle(s, w->known[i], host_word(w, i), gil_holds(w, w->known[i])))
 			continue;
-		}
 		k = niov;
 		queue_thread(w, i, &niov, w->iov_max, 0);
 		s->got = niov > k ? 2 : 1; /* 2: read here */

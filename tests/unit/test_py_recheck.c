@@ -327,10 +327,10 @@ static void test_put_off_check_fails(void **state)
 
 /* f1's address found holding another code object (its window, read with
  * the sample, shows it): it is resolved anew, the stack counted (once the
- * new entry is checked, with the next sample), and the address is read with the next samples even when they do not run it, so
- * that code compiled and dropped in a loop is checked at the sample and
- * not put off (a check put off that finds another object can only drop
- * the stack). */
+ * new entry is checked, with the next sample), and the address is read
+ * with the next samples even when they do not run it, so that code
+ * compiled and dropped in a loop is checked at the sample and not put off
+ * (a check put off that finds another object can only drop the stack). */
 static void test_moved_address_read_ahead(void **state)
 {
 	struct fixture *fx = *state;
