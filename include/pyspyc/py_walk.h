@@ -79,6 +79,11 @@ void py_walker_set_recheck(struct py_walker *w,
 				     const struct raw_thread *th),
 			   void *ctx);
 
+/* The clock the walker times its frame object checks by (objects_verify):
+ * CLOCK_MONOTONIC in nanoseconds unless set (tests set a clock of their
+ * own). */
+void py_walker_set_clock(struct py_walker *w, int64_t (*clock)(void));
+
 /* The host's word on OS thread tid before it is read: host(ctx, tid)
  * says an enum host_thread (raw.h), from the scheduler watch (runwatch.h).
  *  - HOST_EXITED: a thread of the last sample that has exited is not read

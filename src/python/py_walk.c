@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "pyspyc/bytes.h"
+#include "pyspyc/clock.h"
 #include "pyspyc/py_walk.h"
 #include "pyspyc/recent.h"
 
@@ -59,6 +60,13 @@
  * recheck resolving code objects, 2 lost about 1.5% of the stacks and 4
  * about 0.2%, for some 15% more re-reads. */
 #define TORN_REREADS 4
+/* Before 3.11 a walk is checked by reading its frames again (see
+ * objects_verify); the check means something only if it comes soon after
+ * the copies walked.  Walk and check normally take 20-150 us from the
+ * sample's read (3.10, the churn test app, the sanitizer build too); more
+ * than this and pyspyc was most likely preempted in between, long enough
+ * for the thread to leave its frames and come back to the same ones. */
+#define VERIFY_SPAN_NS (300 * 1000)
 /* Thread states that left the list lately (their threads ended), kept with
  * their slots for GHOST_KEEP samples: a thread-per-request server's next
  * thread state is usually allocated where an ended one's was.  The sample
@@ -287,6 +295,12 @@ struct py_walker {
 	 * ahead, one it says is idle not at all. */
 	int (*host)(void *ctx, int64_t tid);
 	void *host_ctx;
+	/* py_walker_set_clock.  copied_ns: when the read the walk's copies
+	 * came from began (the sample's, or the re-read's); vread_ns: when
+	 * the re-read's call, its copies checked by the second copy in it
+	 * (vslot), ended. */
+	int64_t (*clock)(void);
+	int64_t copied_ns, vread_ns;
 };
 
 static void gil_init(struct py_walker *w, const struct py_target *t)
@@ -569,6 +583,7 @@ int py_walker_new(struct py_walker **out, const struct py_target *t,
 	w->interp = t->interp;
 	w->runtime = t->runtime;
 	w->o = *o;
+	w->clock = mono_ns;
 	/* Room for a walk's frames, and for the frames read ahead when the
 	 * next plan is made (plan_spec_frames). */
 	while (vcap < 2 * o->max_depth || vcap < 2 * MAX_SPEC_FRAMES)
@@ -640,6 +655,11 @@ void py_walker_set_recheck(struct py_walker *w,
 {
 	w->recheck = fn;
 	w->recheck_ctx = ctx;
+}
+
+void py_walker_set_clock(struct py_walker *w, int64_t (*clock)(void))
+{
+	w->clock = clock ? clock : mono_ns;
 }
 
 void py_walker_set_host(struct py_walker *w, int (*host)(void *ctx, int64_t tid), void *ctx)
@@ -2055,7 +2075,9 @@ static int reread_thread(struct py_walker *w, uint32_t idx)
 			w->nvruns = w->nruns;
 			w->vslot = idx + 1;
 		}
+		w->copied_ns = w->clock();
 		err = rmem_readv_opt(&w->mem, w->liov, w->riov, niov, niov - first, &done);
+		w->vread_ns = w->clock();
 		if (err || done < niov - first)
 			w->vslot = 0;
 		runs_arrived(w, 0, err ? 0 : done);
@@ -2069,6 +2091,8 @@ static int reread_thread(struct py_walker *w, uint32_t idx)
 	/* The plan did not hold: the places by the thread state just read
 	 * (read again alone when that call failed), in one more call. */
 	niov = 0;
+	w->vslot = 0;
+	w->copied_ns = w->clock();
 	if (err && (err = rmem_read(&w->mem, w->known[idx], ts, (size_t)L->tstate_size)))
 		return err;
 	if (rd64(ts, L->tstate_interp) != interp)
@@ -2109,7 +2133,15 @@ static int frame_agrees(const struct py_layout *L, const struct raw_sample *rs,
  * and (but the innermost, which runs) the instruction the walk read, at one
  * moment where all of them were waiting in their calls, the thread is torn
  * (and read again, as any torn thread).  Threads of one frame are left
- * alone, as are stitched ones.  Returns 1 when raw thread t holds. */
+ * alone, as are stitched ones.  Returns 1 when raw thread t holds.
+ *
+ * Frame objects are reused (each code object keeps its last one, and the
+ * free list gives back the frame freed last), so a thread that returned
+ * and came back to the same calls between the two reads has the same
+ * frames at the same addresses: the check holds only if both reads came
+ * within VERIFY_SPAN_NS of the walk's copies, too short for that on any
+ * but the shortest calls.  A check with no room to read in fails: the
+ * stack is dropped, not reported unchecked. */
 static int objects_verify(struct py_walker *w, uint32_t t)
 {
 	const struct py_layout *L = w->L;
@@ -2135,16 +2167,17 @@ static int objects_verify(struct py_walker *w, uint32_t t)
 			same = frame_agrees(L, rs, th, i, b);
 		}
 		if (!same || b)
-			return same;
+			return same && w->vread_ns - w->copied_ns <= VERIFY_SPAN_NS;
 	}
 	if (!iov_room(w, th->depth + 1) || !buf_room(w, (size_t)th->depth * fs))
-		return 1; /* no room this sample: as before the check */
+		return 0; /* no room this sample: the next one has more */
 	buf = w->buf + w->buf_used;
 	rmem_iov(&w->liov[n], &w->riov[n], &cur, th->tstate + (uint64_t)L->tstate_frame, 8);
 	n++;
 	for (i = 0; i < th->depth; i++, n++)
 		rmem_iov(&w->liov[n], &w->riov[n], buf + (size_t)i * fs, rs->addrs[th->first + i], fs);
-	same = rmem_readv(&w->mem, w->liov, w->riov, n) == 0 && cur == rs->addrs[th->first];
+	same = rmem_readv(&w->mem, w->liov, w->riov, n) == 0 && cur == rs->addrs[th->first] &&
+	       w->clock() - w->copied_ns <= VERIFY_SPAN_NS;
 	for (i = 0; same && i < th->depth; i++)
 		same = frame_agrees(L, rs, th, i, buf + (size_t)i * fs);
 	return same;
@@ -2421,6 +2454,7 @@ int py_walker_sample(struct py_walker *w, const struct iovec *xl,
 
 	w->sample.nthreads = 0;
 	w->sample.nframes = 0;
+	w->copied_ns = w->clock();
 	grow_buf(w);
 	*out = &w->sample;
 	*x_ok = 0;

@@ -7,7 +7,8 @@
  * the depth limit.  A chain that does not reach the thread's bottom (a
  * generator's frame read while suspended, no shim frame at the end from
  * 3.12) or that starts at a stale shim frame is torn too, after being read
- * again TORN_REREADS times.
+ * again TORN_REREADS times, as is a chain before 3.11 whose check came too
+ * late after its read.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +25,16 @@
 
 static const char *const versions[] = { "207", "309", "30a", "30b", "30c", "30d" };
 static uint64_t last_rereads, last_torn;
+/* The walker's clock in walk_seed (NULL: its own), and how far it moves
+ * each time it is read. */
+static int64_t (*seed_clock)(void);
+static int64_t clock_now, clock_step;
+
+static int64_t stepping_clock(void)
+{
+	clock_now += clock_step;
+	return clock_now;
+}
 
 /* Walk the seed file prefix+version twice (the second sample may take the
  * fast path); the thread's depth and flags after each must agree. */
@@ -58,6 +69,7 @@ static void walk_seed(const char *prefix, const char *version, uint32_t max_dept
 	(void)image_u64(&im);              /* no extra read */
 	image_load(&im);
 	assert_int_equal(py_walker_new(&w, &t, &o), 0);
+	py_walker_set_clock(w, seed_clock);
 	image_attach(&im, py_walker_mem(w));
 	for (pass = 0; pass < 2; pass++) {
 		assert_int_equal(py_walker_sample(w, NULL, NULL, 0, &x_ok, &rs, &st), 0);
@@ -155,6 +167,32 @@ static void test_whole_chain_no_rereads(void **state)
 		assert_int_equal(last_rereads, 0);
 		assert_int_equal(last_torn, 0);
 	}
+}
+
+/* Before 3.11 (frame objects: 2.7, 3.9, 3.10) a walk's frames are read
+ * again to check them; a check that came too late after the copies walked
+ * (pyspyc preempted in between: the thread may have left its frames and
+ * come back to the same ones) proves nothing, and the thread is read again
+ * and, late every time, dropped as torn.  The seeds' chain with a clock
+ * that moves 1 ms at each reading of it, and 1 us: whole. */
+static void test_late_check_is_torn(void **state)
+{
+	static const char *const objects[] = { "207", "309", "30a" };
+	uint32_t depth, flags;
+	size_t i;
+
+	(void)state;
+	seed_clock = stepping_clock;
+	for (i = 0; i < sizeof(objects) / sizeof(objects[0]); i++) {
+		clock_step = 1000 * 1000;
+		expect_torn("", objects[i]);
+		clock_step = 1000;
+		walk_seed("", objects[i], 64, &depth, &flags);
+		assert_int_equal(depth, 3);
+		assert_int_equal(flags & (RAW_TORN | RAW_TRUNCATED), 0);
+		assert_int_equal(last_rereads, 0);
+	}
+	seed_clock = NULL;
 }
 
 static void test_generator_bottom_is_torn(void **state)
@@ -310,6 +348,7 @@ int main(void)
 		cmocka_unit_test(test_own_caller_is_torn),
 		cmocka_unit_test(test_subinterpreter_stitched),
 		cmocka_unit_test(test_whole_chain_no_rereads),
+		cmocka_unit_test(test_late_check_is_torn),
 		cmocka_unit_test(test_generator_bottom_is_torn),
 		cmocka_unit_test(test_chain_not_ending_at_shim_is_torn),
 		cmocka_unit_test(test_stale_trampoline_is_torn),
