@@ -63,10 +63,13 @@
 /* Before 3.11 a walk is checked by reading its frames again (see
  * objects_verify); the check means something only if it comes soon after
  * the copies walked.  Walk and check normally take 20-150 us from the
- * sample's read (3.10, the churn test app, the sanitizer build too); more
- * than this and pyspyc was most likely preempted in between, long enough
- * for the thread to leave its frames and come back to the same ones. */
+ * sample's read for a few frames (3.10, the churn test app, the sanitizer
+ * build too), and up to 1.8 us more a frame (500 frames, most read one by
+ * one: 500-900 us); more than VERIFY_SPAN_NS and VERIFY_FRAME_NS a frame,
+ * and pyspyc was most likely preempted in between, long enough for the
+ * thread to leave its frames and come back to the same ones. */
 #define VERIFY_SPAN_NS (300 * 1000)
+#define VERIFY_FRAME_NS (5 * 1000)
 /* Thread states that left the list lately (their threads ended), kept with
  * their slots for GHOST_KEEP samples: a thread-per-request server's next
  * thread state is usually allocated where an ended one's was.  The sample
@@ -293,7 +296,7 @@ struct py_walker {
 	void *recheck_ctx;
 	/* py_walker_set_host: a thread it says has exited is not read
 	 * ahead, one it says is idle not at all. */
-	int (*host)(void *ctx, int64_t tid);
+	int (*host)(void *ctx, int64_t tid, uint64_t thread_id);
 	void *host_ctx;
 	/* py_walker_set_clock.  copied_ns: when the read the walk's copies
 	 * came from began (the sample's, or the re-read's); vread_ns: when
@@ -662,7 +665,7 @@ void py_walker_set_clock(struct py_walker *w, int64_t (*clock)(void))
 	w->clock = clock ? clock : mono_ns;
 }
 
-void py_walker_set_host(struct py_walker *w, int (*host)(void *ctx, int64_t tid), void *ctx)
+void py_walker_set_host(struct py_walker *w, int (*host)(void *ctx, int64_t tid, uint64_t thread_id), void *ctx)
 {
 	w->host = host;
 	w->host_ctx = ctx;
@@ -1380,20 +1383,25 @@ static void queue_slot(struct py_walker *w, struct thread_slot *s, uint64_t tsta
 	}
 }
 
-/* The host's word on known[i]'s OS thread now, by the id its thread state
+/* The host's word on known[i]'s OS thread now, by the ids its thread state
  * had when last read (py_walker_set_host): HOST_UNKNOWN when there is
  * none. */
 static int host_word(const struct py_walker *w, uint32_t i)
 {
 	const struct py_layout *L = w->L;
-	uint64_t tid;
+	const uint8_t *ts = ts_row(w, i);
+	uint64_t tid = 0, id;
 
-	if (!w->host || L->tstate_native_thread_id < 0)
+	if (!w->host)
 		return HOST_UNKNOWN;
-	tid = rd64(ts_row(w, i), L->tstate_native_thread_id);
-	if (!tid || tid >= INT32_MAX)
+	if (L->tstate_native_thread_id >= 0)
+		tid = rd64(ts, L->tstate_native_thread_id);
+	if (tid >= INT32_MAX)
+		tid = 0;
+	id = rd64(ts, L->tstate_thread_id);
+	if (!tid && !id)
 		return HOST_UNKNOWN;
-	return w->host(w->host_ctx, (int64_t)tid);
+	return w->host(w->host_ctx, (int64_t)tid, id);
 }
 
 /* Slot i's reads (its current frame pointer, its chunk; ahead of time the
@@ -2122,6 +2130,12 @@ static int frame_agrees(const struct py_layout *L, const struct raw_sample *rs,
 	       (i + 1 == th->depth || rd64(b, L->frame_back) == rs->addrs[th->first + i + 1]);
 }
 
+/* How long after the copies of th were read its check may come. */
+static int64_t verify_span(const struct raw_thread *th)
+{
+	return VERIFY_SPAN_NS + (int64_t)th->depth * VERIFY_FRAME_NS;
+}
+
 /* Before 3.11 the frames of a thread are separate objects read at separate
  * moments (one call copies its pages by address; frames read one by one
  * are read innermost first): a callee read, then its caller read after the
@@ -2139,8 +2153,8 @@ static int frame_agrees(const struct py_layout *L, const struct raw_sample *rs,
  * free list gives back the frame freed last), so a thread that returned
  * and came back to the same calls between the two reads has the same
  * frames at the same addresses: the check holds only if both reads came
- * within VERIFY_SPAN_NS of the walk's copies, too short for that on any
- * but the shortest calls.  A check with no room to read in fails: the
+ * within verify_span of the walk's copies, too short for that on any but
+ * the shortest calls.  A check with no room to read in fails: the
  * stack is dropped, not reported unchecked. */
 static int objects_verify(struct py_walker *w, uint32_t t)
 {
@@ -2167,7 +2181,7 @@ static int objects_verify(struct py_walker *w, uint32_t t)
 			same = frame_agrees(L, rs, th, i, b);
 		}
 		if (!same || b)
-			return same && w->vread_ns - w->copied_ns <= VERIFY_SPAN_NS;
+			return same && w->vread_ns - w->copied_ns <= verify_span(th);
 	}
 	if (!iov_room(w, th->depth + 1) || !buf_room(w, (size_t)th->depth * fs))
 		return 0; /* no room this sample: the next one has more */
@@ -2177,7 +2191,7 @@ static int objects_verify(struct py_walker *w, uint32_t t)
 	for (i = 0; i < th->depth; i++, n++)
 		rmem_iov(&w->liov[n], &w->riov[n], buf + (size_t)i * fs, rs->addrs[th->first + i], fs);
 	same = rmem_readv(&w->mem, w->liov, w->riov, n) == 0 && cur == rs->addrs[th->first] &&
-	       w->clock() - w->copied_ns <= VERIFY_SPAN_NS;
+	       w->clock() - w->copied_ns <= verify_span(th);
 	for (i = 0; same && i < th->depth; i++)
 		same = frame_agrees(L, rs, th, i, buf + (size_t)i * fs);
 	return same;
