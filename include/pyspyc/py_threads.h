@@ -49,9 +49,10 @@ void thread_map_free(struct thread_map *tm);
 
 /* Take threads' states from rw (runwatch_thread_state: the scheduler's
  * events, no system call) where it knows them, from /proc where it does
- * not; rw watches the target in slot and outlives tm.  NULL: /proc alone. */
+ * not, and note what /proc said in rw (runwatch_seed) for the next time;
+ * rw watches the target in slot and outlives tm.  NULL: /proc alone. */
 struct runwatch;
-void thread_map_set_runwatch(struct thread_map *tm, const struct runwatch *rw, uint32_t slot);
+void thread_map_set_runwatch(struct thread_map *tm, struct runwatch *rw, uint32_t slot);
 
 /* The OS thread id of every thread of rs, as we know it, into tids[]
  * (parallel to rs->threads; the sample is the backend's and stays as it
@@ -84,6 +85,13 @@ int thread_map_state(struct thread_map *tm, int32_t tid);
  * call: its letter, 'X' once it has exited, or 0 when the watch does not
  * know. */
 int thread_map_known_state(const struct thread_map *tm, int32_t tid);
+
+/* Before 3.11: the OS thread id (the target's) of the thread whose thread
+ * state holds thread_id (its pthread_t), as its thread descriptor said at
+ * the last sample (thread_map_tids); 0 when not known.  Two thread states
+ * with one id (a new one holds its creator's until its thread runs) give
+ * the first one's. */
+int32_t thread_map_descriptor_tid(const struct thread_map *tm, uint64_t thread_id);
 
 /* Does a thread in OS state `state` (a letter) count as active?  Yes when
  * it runs or may run ('R'), or when it holds the GIL (it runs Python, or

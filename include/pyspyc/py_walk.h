@@ -84,8 +84,11 @@ void py_walker_set_recheck(struct py_walker *w,
  * own). */
 void py_walker_set_clock(struct py_walker *w, int64_t (*clock)(void));
 
-/* The host's word on OS thread tid before it is read: host(ctx, tid)
- * says an enum host_thread (raw.h), from the scheduler watch (runwatch.h).
+/* The host's word on an OS thread before it is read: host(ctx, tid,
+ * thread_id) says an enum host_thread (raw.h), from the scheduler watch
+ * (runwatch.h).  tid is the OS thread id the thread state holds (3.11+),
+ * else 0; thread_id its thread_id (the pthread_t), which the host can
+ * know the OS thread of from the last sample (thread_map_descriptor_tid).
  *  - HOST_EXITED: a thread of the last sample that has exited is not read
  *    ahead by its plan.  Its data stack was unmapped as it ended, and a
  *    read that fails loses the reads queued after it in the same call (a
@@ -96,9 +99,8 @@ void py_walker_set_clock(struct py_walker *w, int64_t (*clock)(void));
  *    costs its thread states, not its stacks (a gthread worker's idle
  *    thread: 8 KB of C stack and 4 KB of frames a sample).  One asleep
  *    while holding the GIL (blocked in a call that kept it) is read after
- *    all, at once when it held it the sample before.
- * 3.8+, where thread states carry the OS thread id. */
-void py_walker_set_host(struct py_walker *w, int (*host)(void *ctx, int64_t tid),
+ *    all, at once when it held it the sample before. */
+void py_walker_set_host(struct py_walker *w, int (*host)(void *ctx, int64_t tid, uint64_t thread_id),
 			void *ctx);
 
 /* Read all threads now, of every interpreter (the runtime's list, the main

@@ -83,4 +83,13 @@ int runwatch_on_cpu(const struct runwatch *rw, uint32_t slot);
  * /proc).  Memory loads, no system call.  rw may be NULL (-ENOENT). */
 int runwatch_thread_state(const struct runwatch *rw, uint32_t slot, pid_t tid);
 
+/* Note letter, read from /proc, as thread tid's state, after
+ * runwatch_thread_state had none for it: a thread asleep since before its
+ * process was watched has no scheduler event to be noted by, and would be
+ * asked of /proc (and read) at every sample.  Its next event overwrites
+ * it, as any word.  Nothing is written when the program noted the thread
+ * meanwhile (its word is newer) or when the place holds another thread's
+ * word.  Only 'R', 'S', 'D', 'T' and 't' are noted.  rw may be NULL. */
+void runwatch_seed(struct runwatch *rw, uint32_t slot, pid_t tid, int letter);
+
 #endif

@@ -21,7 +21,7 @@ struct runwatch {
 	struct runwatch_bpf *skel;
 	const volatile __u64 *switches;
 	const volatile __u32 *on_cpu;
-	const volatile __u64 *threads;
+	volatile __u64 *threads;
 	volatile __u32 *slot_gen;
 	volatile __u64 *filter;
 	uint16_t filter_refs[RW_FILTER_BITS]; /* watched pids per filter bit */
@@ -226,4 +226,26 @@ int runwatch_thread_state(const struct runwatch *rw, uint32_t slot, pid_t tid)
 	    !(v & 0xff))
 		return -ENOENT;
 	return (int)(v & 0xff);
+}
+
+void runwatch_seed(struct runwatch *rw, uint32_t slot, pid_t tid, int letter)
+{
+	uint64_t v, want;
+	uint32_t gen;
+
+	if (!rw || tid <= 0 || slot >= RW_MAX_SLOTS || !strchr("RSDTt", letter) || !letter)
+		return;
+	v = __atomic_load_n(&rw->threads[(uint32_t)tid % RW_MAX_THREADS], __ATOMIC_RELAXED);
+	gen = __atomic_load_n(&rw->slot_gen[slot], __ATOMIC_RELAXED) & RW_GEN_MASK;
+	/* Another thread's word (tids that share the place), or this one's
+	 * noted by the program since it was asked: left as it is. */
+	if (v && (uint32_t)(v >> 32) != (uint32_t)tid)
+		return;
+	if (v && ((v >> 8) & RW_GEN_MASK) == gen && (v & 0xff))
+		return;
+	want = (uint64_t)(uint32_t)tid << 32 | (uint64_t)gen << 8 | (uint8_t)letter;
+	/* The program's store between the load and here wins: its word is
+	 * newer than what /proc said. */
+	__atomic_compare_exchange_n(&rw->threads[(uint32_t)tid % RW_MAX_THREADS], &v, want, 0,
+				    __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
 }

@@ -53,7 +53,7 @@ struct name_slot {
 struct thread_map {
 	const struct py_target *t;
 	struct rmem *mem;
-	const struct runwatch *rw; /* threads' states without /proc, or NULL */
+	struct runwatch *rw;       /* threads' states without /proc, or NULL */
 	uint32_t rw_slot;          /* the target's slot in rw */
 	int need_tids;        /* the version keeps no native tid */
 	int32_t tid_off;      /* -1 not (yet) known */
@@ -62,11 +62,14 @@ struct thread_map {
 	int64_t tried_ns;     /* and when it was */
 	uint64_t list_gen;
 	int64_t tids_read_ns;
-	/* pthread id -> tid, for the threads of the last sample */
+	/* pthread id -> tid, for the threads of the last sample, and an
+	 * open-addressing index of pt_ids (pt_mask + 1 slots, a power of two
+	 * at least twice npt; an index into pt_ids + 1, 0: empty) */
 	uint64_t *pt_ids;
 	int32_t *pt_tids;
 	uint8_t *pt_read;     /* 1: the tid was read (0 there: thread exited) */
 	uint32_t npt, pt_cap;
+	uint32_t *pt_index, pt_mask;
 	/* Open stat files by tid: fd_mask + 1 slots (a power of two), at
 	 * most half of them used, nfds of them; at most fd_limit open (what
 	 * RLIMIT_NOFILE leaves, FD_SPARE kept free), the others opened per
@@ -154,7 +157,7 @@ int thread_map_new(struct thread_map **out, const struct py_target *t,
 	return 0;
 }
 
-void thread_map_set_runwatch(struct thread_map *tm, const struct runwatch *rw, uint32_t slot)
+void thread_map_set_runwatch(struct thread_map *tm, struct runwatch *rw, uint32_t slot)
 {
 	tm->rw = rw;
 	tm->rw_slot = slot;
@@ -172,6 +175,7 @@ void thread_map_free(struct thread_map *tm)
 	free(tm->fds);
 	free(tm->pt_ids);
 	free(tm->pt_tids);
+	free(tm->pt_index);
 	free(tm->pt_read);
 	py_thread_names_release(&tm->tnames);
 	ns_map_release(&tm->ns);
@@ -333,6 +337,58 @@ static int grow_pt(struct thread_map *tm, uint32_t n)
 	return 0;
 }
 
+static uint32_t pt_home(uint64_t id, uint32_t mask)
+{
+	return (uint32_t)((id >> 3) * 0x9e3779b97f4a7c15ULL >> 32) & mask;
+}
+
+/* Index pt_ids[0..npt) by id (the first of two with one id). */
+static void index_pt(struct thread_map *tm)
+{
+	uint32_t size = 16, i, h;
+
+	while (size < 2 * tm->npt)
+		size <<= 1;
+	if (size > tm->pt_mask + 1 || !tm->pt_index) {
+		uint32_t *p = realloc(tm->pt_index, size * sizeof(*p));
+
+		if (!p) {
+			tm->pt_mask = 0;
+			free(tm->pt_index);
+			tm->pt_index = NULL;
+			return;
+		}
+		tm->pt_index = p;
+		tm->pt_mask = size - 1;
+	}
+	memset(tm->pt_index, 0, (tm->pt_mask + 1) * sizeof(*tm->pt_index));
+	for (i = 0; i < tm->npt; i++) {
+		if (!tm->pt_ids[i])
+			continue;
+		for (h = pt_home(tm->pt_ids[i], tm->pt_mask); tm->pt_index[h];
+		     h = (h + 1) & tm->pt_mask)
+			if (tm->pt_ids[tm->pt_index[h] - 1] == tm->pt_ids[i])
+				break;
+		if (!tm->pt_index[h])
+			tm->pt_index[h] = i + 1;
+	}
+}
+
+int32_t thread_map_descriptor_tid(const struct thread_map *tm, uint64_t thread_id)
+{
+	uint32_t h;
+
+	if (!tm->pt_index || !thread_id)
+		return 0;
+	for (h = pt_home(thread_id, tm->pt_mask); tm->pt_index[h]; h = (h + 1) & tm->pt_mask) {
+		uint32_t i = tm->pt_index[h] - 1;
+
+		if (tm->pt_ids[i] == thread_id)
+			return tm->pt_tids[i] > 0 ? tm->pt_tids[i] : 0;
+	}
+	return 0;
+}
+
 /* Older versions: each thread's tid from its pthread descriptor. */
 static void descriptor_tids(struct thread_map *tm, const struct raw_sample *rs,
 			    int32_t *tids, int64_t now)
@@ -378,6 +434,7 @@ static void descriptor_tids(struct thread_map *tm, const struct raw_sample *rs,
 		tm->npt = rs->nthreads;
 		tm->list_gen = rs->list_gen;
 		tm->tids_read_ns = now;
+		index_pt(tm);
 	}
 	for (i = 0; i < rs->nthreads; i++) {
 		const struct raw_thread *th = &rs->threads[i];
@@ -584,29 +641,19 @@ static int gone(int st)
 	return st == 'Z' || st == 'X';
 }
 
-/* The OS state letter of thread tid, or -errno (-ESRCH: gone, or a
- * zombie as a main thread after pthread_exit()). */
-static int task_state(struct thread_map *tm, int32_t tid)
+/* Thread tid's state letter as /proc has it (a file kept open for it
+ * when there is room), or -errno. */
+static int task_proc_state(struct thread_map *tm, int32_t tid)
 {
-	struct fd_slot *s;
+	struct fd_slot *s = fd_slot_for(tm, tid);
 	char path[64];
 	int st;
 
-	if (tid < 0)
-		return -ESRCH;
-	if (tid == 0)
-		return -ENOENT;
-	/* The scheduler's last word on it, when the watch has one: no
-	 * system call (runwatch.h). */
-	st = runwatch_thread_state(tm->rw, tm->rw_slot, tid);
-	if (st > 0)
-		return gone(st) ? -ESRCH : st;
-	s = fd_slot_for(tm, tid);
 	if (s && s->tid == tid) {
 		st = read_state(s->fd);
 		if (st >= 0) {
 			s->used = tm->gen;
-			return gone(st) ? -ESRCH : st;
+			return st;
 		}
 		fd_slot_drop(tm, s); /* the thread is gone, or its tid reused */
 	}
@@ -619,7 +666,7 @@ static int task_state(struct thread_map *tm, int32_t tid)
 			return -errno;
 		st = read_state(fd);
 		close(fd);
-		return st < 0 ? st : gone(st) ? -ESRCH : st;
+		return st;
 	}
 	s->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (s->fd < 0)
@@ -628,10 +675,32 @@ static int task_state(struct thread_map *tm, int32_t tid)
 	s->used = tm->gen;
 	tm->nfds++;
 	st = read_state(s->fd);
-	if (st < 0) {
+	if (st < 0)
 		fd_slot_drop(tm, s);
+	return st;
+}
+
+/* The OS state letter of thread tid, or -errno (-ESRCH: gone, or a
+ * zombie as a main thread after pthread_exit()). */
+static int task_state(struct thread_map *tm, int32_t tid)
+{
+	int st;
+
+	if (tid < 0)
+		return -ESRCH;
+	if (tid == 0)
+		return -ENOENT;
+	/* The scheduler's last word on it, when the watch has one: no
+	 * system call (runwatch.h).  Where it has none (asleep since before
+	 * the watch), what /proc says is noted there, for the host's word
+	 * before the next sample's read (thread_map_known_state). */
+	st = runwatch_thread_state(tm->rw, tm->rw_slot, tid);
+	if (st > 0)
+		return gone(st) ? -ESRCH : st;
+	st = task_proc_state(tm, tid);
+	if (st < 0)
 		return st;
-	}
+	runwatch_seed(tm->rw, tm->rw_slot, tid, st);
 	return gone(st) ? -ESRCH : st;
 }
 

@@ -118,10 +118,16 @@ static int marker_frame(struct stacktab *tab, int kind, const char *label, int i
  * filter's rule, thread_state_active; not with -i, --gil or --blocking,
  * whose paused threads are all stopped): then the backend need not read
  * it at all. */
-static int host_thread(void *ctx, int64_t tid)
+static int host_thread(void *ctx, int64_t tid, uint64_t thread_id)
 {
 	const struct sampler *s = ctx;
-	int st = thread_map_known_state(s->tmap, (int32_t)tid);
+	int st;
+
+	/* Before 3.11 a thread state holds no OS id: the last sample's
+	 * thread descriptors said which. */
+	if (tid <= 0)
+		tid = thread_map_descriptor_tid(s->tmap, thread_id);
+	st = thread_map_known_state(s->tmap, (int32_t)tid);
 
 	if (st == 'X')
 		return HOST_EXITED;

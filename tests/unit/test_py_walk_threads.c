@@ -286,9 +286,10 @@ static void three_threads(struct fake *f, enum t1_fate fate, const uint64_t *gil
 /* What the host says of T1 (OS id GONE_TID) in host_cb. */
 static int host_of_t1 = HOST_UNKNOWN;
 
-static int host_cb(void *ctx, int64_t tid)
+static int host_cb(void *ctx, int64_t tid, uint64_t thread_id)
 {
 	(void)ctx;
+	(void)thread_id;
 	return tid == GONE_TID ? host_of_t1 : HOST_UNKNOWN;
 }
 

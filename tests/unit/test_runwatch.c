@@ -1,6 +1,7 @@
 /* test_runwatch.c - the sched_switch watch against real processes: a
  * child that sleeps moves nothing, one woken is counted, one spinning is
- * seen on a CPU; threads' states; the slot bound; turning it off.  Needs root (loading an
+ * seen on a CPU; threads' states, and those noted from /proc; the slot
+ * bound; turning it off.  Needs root (loading an
  * eBPF program): skipped without it. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -254,6 +255,51 @@ static void test_thread_states(void **state)
 	runwatch_close(rw);
 }
 
+/* A thread asleep since before its process was watched has no event to go
+ * by: what /proc said of it is noted (runwatch_seed), as a state /proc
+ * has, and its next event overwrites it.  A word the program wrote is not
+ * overwritten, nor another thread's that shares the place. */
+static void test_seeded_state(void **state)
+{
+	struct runwatch *rw = open_or_skip();
+	uint32_t slot;
+	int wfd;
+	pid_t pid = child(&wfd);
+
+	(void)state;
+	wait_asleep(pid);
+	assert_int_equal(runwatch_add(rw, pid, &slot), 0);
+	assert_int_equal(runwatch_thread_state(rw, slot, pid), -ENOENT);
+	runwatch_seed(rw, slot, pid, 'X'); /* exits are the program's to see */
+	runwatch_seed(rw, slot, pid, 'Z');
+	assert_int_equal(runwatch_thread_state(rw, slot, pid), -ENOENT);
+	runwatch_seed(rw, slot, pid, 'S');
+	assert_int_equal(runwatch_thread_state(rw, slot, pid), 'S');
+	/* Another thread with the same place: this one's word stays. */
+	runwatch_seed(rw, slot, pid + RW_MAX_THREADS, 'R');
+	assert_int_equal(runwatch_thread_state(rw, slot, pid), 'S');
+	assert_int_equal(runwatch_thread_state(rw, slot, pid + RW_MAX_THREADS), -ENOENT);
+	/* Its next events overwrite the seed, and a seed does not overwrite
+	 * them. */
+	assert_int_equal(write(wfd, "s", 1), 1);
+	assert_int_equal(state_becomes(rw, slot, pid, 'R'), 'R');
+	runwatch_seed(rw, slot, pid, 'S');
+	assert_int_equal(runwatch_thread_state(rw, slot, pid), 'R');
+	/* Watched anew: what was noted before, seeded or not, is not taken
+	 * for what it does now; a new seed is. */
+	runwatch_del(rw, pid, slot);
+	assert_int_equal(runwatch_add(rw, pid, &slot), 0);
+	assert_int_equal(runwatch_thread_state(rw, slot, pid), -ENOENT);
+	runwatch_seed(rw, slot, pid, 'T');
+	assert_int_equal(runwatch_thread_state(rw, slot, pid), 'T');
+	runwatch_seed(NULL, slot, pid, 'S'); /* no watch: nothing */
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	close(wfd);
+	runwatch_del(rw, pid, slot);
+	runwatch_close(rw);
+}
+
 /* RW_MAX_SLOTS - 1 processes at once (one slot is the self check's):
  * the next is refused with -ENOSPC, and a slot given back is taken again. */
 static void test_slot_bound(void **state)
@@ -293,6 +339,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_sleep_wake_spin, end_kids),
 		cmocka_unit_test_teardown(test_thread_states, end_kids),
+		cmocka_unit_test_teardown(test_seeded_state, end_kids),
 		cmocka_unit_test(test_slot_bound),
 		cmocka_unit_test(test_turned_off),
 	};
