@@ -230,7 +230,7 @@ int runwatch_thread_state(const struct runwatch *rw, uint32_t slot, pid_t tid)
 
 void runwatch_seed(struct runwatch *rw, uint32_t slot, pid_t tid, int letter)
 {
-	uint64_t v, want;
+	__u64 v, want; /* the table's own type, for the compare-and-swap */
 	uint32_t gen;
 
 	if (!rw || tid <= 0 || slot >= RW_MAX_SLOTS || !strchr("RSDTt", letter) || !letter)
