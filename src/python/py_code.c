@@ -376,7 +376,9 @@ static const uint8_t *staged(const struct py_symbolizer *s, uint64_t addr, size_
 	for (i = 0; i < s->nstage; i++) {
 		uint64_t a = (uint64_t)(uintptr_t)s->stage_r[i].iov_base;
 
-		if (addr >= a && addr + len <= a + s->stage_r[i].iov_len)
+		/* No sums: a bogus address near the top would wrap. */
+		if (addr >= a && len <= s->stage_r[i].iov_len &&
+		    addr - a <= s->stage_r[i].iov_len - len)
 			return (const uint8_t *)s->stage_l[i].iov_base + (addr - a);
 	}
 	return NULL;
