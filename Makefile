@@ -92,9 +92,12 @@ endif
 
 all: $(PROG)
 
+# Its mode whatever the umask: test_install's make (umask 077) relinks it
+# when it is out of date, while other tests run it as nobody.
 $(PROG): $(CMD_OBJS) $(LIB)
 	$(E) "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(CMD_OBJS) $(LIB) $(CMD_LIBS) $(LDLIBS)
+	$(Q)chmod 0755 $@
 
 $(LIB): $(LIB_OBJS)
 	$(E) "  AR      $@"
