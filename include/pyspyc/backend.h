@@ -98,7 +98,7 @@ struct backend_ops {
 	 * in the ops): host(ctx, tid, thread_id) says an enum host_thread
 	 * (raw.h): a thread that exited is not read ahead, an idle one not at
 	 * all (py_walker_set_host). */
-	void (*set_host)(struct backend *b, int (*host)(void *ctx, int64_t tid, uint64_t thread_id), void *ctx);
+	void (*set_host)(struct backend *b, host_word_fn host, void *ctx);
 	/* Frees b; b may be NULL. */
 	void (*close)(struct backend *b);
 };
@@ -141,7 +141,7 @@ static inline void backend_set_recheck(struct backend *b,
 }
 
 static inline void backend_set_host(struct backend *b,
-				    int (*host)(void *ctx, int64_t tid, uint64_t thread_id), void *ctx)
+				    host_word_fn host, void *ctx)
 {
 	if (b->ops->set_host)
 		b->ops->set_host(b, host, ctx);

@@ -100,7 +100,7 @@ void py_walker_set_clock(struct py_walker *w, int64_t (*clock)(void));
  *    thread: 8 KB of C stack and 4 KB of frames a sample).  One asleep
  *    while holding the GIL (blocked in a call that kept it) is read after
  *    all, at once when it held it the sample before. */
-void py_walker_set_host(struct py_walker *w, int (*host)(void *ctx, int64_t tid, uint64_t thread_id),
+void py_walker_set_host(struct py_walker *w, host_word_fn host,
 			void *ctx);
 
 /* Read all threads now, of every interpreter (the runtime's list, the main

@@ -39,6 +39,11 @@ enum host_thread {
 	HOST_STOPPED,       /* idle whatever it holds */
 };
 
+/* The host's word on a thread (an enum host_thread) by its OS id tid (0
+ * when the backend has none) and the backend's thread_id (the remote
+ * memory backend: the thread state's pthread_t). */
+typedef int (*host_word_fn)(void *ctx, int64_t tid, uint64_t thread_id);
+
 struct raw_thread {
 	/* The backend's key for the thread, unique among the threads alive
 	 * at one sample and stable over its life (the remote-memory backend:

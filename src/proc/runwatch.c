@@ -213,19 +213,35 @@ int runwatch_on_cpu(const struct runwatch *rw, uint32_t slot)
 	return 0;
 }
 
+/* Thread tid's word in the table. */
+static volatile __u64 *thread_word(const struct runwatch *rw, pid_t tid)
+{
+	return &rw->threads[(uint32_t)tid % RW_MAX_THREADS];
+}
+
+/* The letter word v holds for thread tid of the slot of generation gen,
+ * or 0 when it holds none for it (another thread's, or older). */
+static int word_letter(uint64_t v, pid_t tid, uint32_t gen)
+{
+	if ((uint32_t)(v >> 32) != (uint32_t)tid || ((v >> 8) & RW_GEN_MASK) != gen)
+		return 0;
+	return (int)(v & 0xff);
+}
+
+static uint32_t slot_gen_now(const struct runwatch *rw, uint32_t slot)
+{
+	return __atomic_load_n(&rw->slot_gen[slot], __ATOMIC_RELAXED) & RW_GEN_MASK;
+}
+
 int runwatch_thread_state(const struct runwatch *rw, uint32_t slot, pid_t tid)
 {
-	uint64_t v;
-	uint32_t gen;
+	int letter;
 
 	if (!rw || tid <= 0 || slot >= RW_MAX_SLOTS)
 		return -ENOENT;
-	v = __atomic_load_n(&rw->threads[(uint32_t)tid % RW_MAX_THREADS], __ATOMIC_RELAXED);
-	gen = __atomic_load_n(&rw->slot_gen[slot], __ATOMIC_RELAXED) & RW_GEN_MASK;
-	if ((uint32_t)(v >> 32) != (uint32_t)tid || ((v >> 8) & RW_GEN_MASK) != gen ||
-	    !(v & 0xff))
-		return -ENOENT;
-	return (int)(v & 0xff);
+	letter = word_letter(__atomic_load_n(thread_word(rw, tid), __ATOMIC_RELAXED), tid,
+			     slot_gen_now(rw, slot));
+	return letter ? letter : -ENOENT;
 }
 
 void runwatch_seed(struct runwatch *rw, uint32_t slot, pid_t tid, int letter)
@@ -233,19 +249,17 @@ void runwatch_seed(struct runwatch *rw, uint32_t slot, pid_t tid, int letter)
 	__u64 v, want; /* the table's own type, for the compare-and-swap */
 	uint32_t gen;
 
-	if (!rw || tid <= 0 || slot >= RW_MAX_SLOTS || !strchr("RSDTt", letter) || !letter)
+	if (!rw || tid <= 0 || slot >= RW_MAX_SLOTS || !letter || !strchr("RSDTt", letter))
 		return;
-	v = __atomic_load_n(&rw->threads[(uint32_t)tid % RW_MAX_THREADS], __ATOMIC_RELAXED);
-	gen = __atomic_load_n(&rw->slot_gen[slot], __ATOMIC_RELAXED) & RW_GEN_MASK;
+	v = __atomic_load_n(thread_word(rw, tid), __ATOMIC_RELAXED);
+	gen = slot_gen_now(rw, slot);
 	/* Another thread's word (tids that share the place), or this one's
 	 * noted by the program since it was asked: left as it is. */
-	if (v && (uint32_t)(v >> 32) != (uint32_t)tid)
-		return;
-	if (v && ((v >> 8) & RW_GEN_MASK) == gen && (v & 0xff))
+	if (v && ((uint32_t)(v >> 32) != (uint32_t)tid || word_letter(v, tid, gen)))
 		return;
 	want = (uint64_t)(uint32_t)tid << 32 | (uint64_t)gen << 8 | (uint8_t)letter;
 	/* The program's store between the load and here wins: its word is
 	 * newer than what /proc said. */
-	__atomic_compare_exchange_n(&rw->threads[(uint32_t)tid % RW_MAX_THREADS], &v, want, 0,
-				    __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
+	__atomic_compare_exchange_n(thread_word(rw, tid), &v, want, 0, __ATOMIC_SEQ_CST,
+				    __ATOMIC_RELAXED);
 }

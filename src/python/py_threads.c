@@ -337,9 +337,10 @@ static int grow_pt(struct thread_map *tm, uint32_t n)
 	return 0;
 }
 
-static uint32_t pt_home(uint64_t id, uint32_t mask)
+/* A thread_id's (a pthread_t's) home in a table of mask + 1 slots. */
+static uint32_t id_home(uint64_t id, uint32_t mask)
 {
-	return (uint32_t)((id >> 3) * 0x9e3779b97f4a7c15ULL >> 32) & mask;
+	return (uint32_t)((id >> 4) * 0x9e3779b97f4a7c15ull >> 40) & mask;
 }
 
 /* Index pt_ids[0..npt) by id (the first of two with one id). */
@@ -365,7 +366,7 @@ static void index_pt(struct thread_map *tm)
 	for (i = 0; i < tm->npt; i++) {
 		if (!tm->pt_ids[i])
 			continue;
-		for (h = pt_home(tm->pt_ids[i], tm->pt_mask); tm->pt_index[h];
+		for (h = id_home(tm->pt_ids[i], tm->pt_mask); tm->pt_index[h];
 		     h = (h + 1) & tm->pt_mask)
 			if (tm->pt_ids[tm->pt_index[h] - 1] == tm->pt_ids[i])
 				break;
@@ -380,7 +381,7 @@ int32_t thread_map_descriptor_tid(const struct thread_map *tm, uint64_t thread_i
 
 	if (!tm->pt_index || !thread_id)
 		return 0;
-	for (h = pt_home(thread_id, tm->pt_mask); tm->pt_index[h]; h = (h + 1) & tm->pt_mask) {
+	for (h = id_home(thread_id, tm->pt_mask); tm->pt_index[h]; h = (h + 1) & tm->pt_mask) {
 		uint32_t i = tm->pt_index[h] - 1;
 
 		if (tm->pt_ids[i] == thread_id)
@@ -819,7 +820,7 @@ static void resolve_name(struct thread_map *tm, const struct raw_thread *th,
 const char *thread_map_name(struct thread_map *tm, const struct raw_thread *th, int32_t tid,
 			    uint64_t *version, const char **name, int *from_os)
 {
-	uint32_t h = (uint32_t)((th->thread_id >> 4) * 0x9e3779b97f4a7c15ull >> 40), k;
+	uint32_t h = id_home(th->thread_id, NAME_SLOTS - 1), k;
 	struct name_slot *ns = NULL;
 	int64_t now = mono_ns();
 	char label[sizeof(ns->label)];

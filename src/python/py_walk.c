@@ -314,7 +314,7 @@ struct py_walker {
 	void *recheck_ctx;
 	/* py_walker_set_host: a thread it says has exited is not read
 	 * ahead, one it says is idle not at all. */
-	int (*host)(void *ctx, int64_t tid, uint64_t thread_id);
+	host_word_fn host;
 	void *host_ctx;
 	/* py_walker_set_clock.  copied_ns: when the read the walk's copies
 	 * came from began (the sample's, or the re-read's); vread_ns: when
@@ -696,7 +696,7 @@ static void copies_read(struct py_walker *w)
 	w->copied_reads = w->mem.reads;
 }
 
-void py_walker_set_host(struct py_walker *w, int (*host)(void *ctx, int64_t tid, uint64_t thread_id), void *ctx)
+void py_walker_set_host(struct py_walker *w, host_word_fn host, void *ctx)
 {
 	w->host = host;
 	w->host_ctx = ctx;
@@ -1830,8 +1830,6 @@ static const uint8_t *object_at(struct py_walker *w, uint64_t f, uint8_t *tmp,
 {
 	size_t fsize = (size_t)w->L->frame_size;
 	const uint8_t *b = in_runs(w->buf, w->runs, w->nruns, f, fsize);
-	uint64_t page = f & ~(uint64_t)(SPEC_PAGE - 1);
-	uint32_t k;
 
 	if (b)
 		return b;
@@ -1839,10 +1837,10 @@ static const uint8_t *object_at(struct py_walker *w, uint64_t f, uint8_t *tmp,
 		return b;
 	st->slow_reads++;
 	if (w->pbuf && f <= UINT64_MAX - fsize) {
-		struct copy *c;
+		uint64_t page = f & ~(uint64_t)(SPEC_PAGE - 1);
+		uint32_t k = w->pnext++ % WALK_PAGES;
+		struct copy *c = &w->pcopies[k];
 
-		k = w->pnext++ % WALK_PAGES;
-		c = &w->pcopies[k];
 		c->remote = page;
 		c->len = ((f + fsize - 1) & ~(uint64_t)(SPEC_PAGE - 1)) + SPEC_PAGE - page;
 		c->off = (size_t)k * 2 * SPEC_PAGE;

@@ -77,8 +77,7 @@ static void mem_set_recheck(struct backend *b,
 	py_walker_set_recheck(mem_of(b)->w, fn, ctx);
 }
 
-static void mem_set_host(struct backend *b, int (*host)(void *ctx, int64_t tid, uint64_t thread_id),
-			 void *ctx)
+static void mem_set_host(struct backend *b, host_word_fn host, void *ctx)
 {
 	py_walker_set_host(mem_of(b)->w, host, ctx);
 }
