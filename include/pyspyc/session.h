@@ -28,6 +28,7 @@
 #ifndef PYSPYC_SESSION_H
 #define PYSPYC_SESSION_H
 
+#include <signal.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -88,6 +89,13 @@ int session_start(struct session *s, pid_t root, const struct py_target *t);
  * followed process have exited (with subprocesses, the root's exit alone
  * does not end it while workers live). */
 int session_done(struct session *s);
+
+/* Block until the session is done, or until until_ns (mono_ns(); 0: no
+ * limit but the session's), or a signal arrives: mask is the signal mask
+ * while waiting, as ppoll's (the caller blocks the signals it acts on
+ * before it looks at its flags, and unblocks them here, so that none is
+ * lost in between).  Returns at once when done; no polling. */
+void session_wait(struct session *s, int64_t until_ns, const sigset_t *mask);
 
 /* Live counters; safe from any thread while the session runs. */
 void session_stats(struct session *s, struct session_stats *st);

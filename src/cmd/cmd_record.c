@@ -624,37 +624,61 @@ static int period_due(const struct recording *r, int64_t now)
 
 /* Sample until the session ends or we are told to stop, closing windows
  * and answering SIGUSR1 on the way; with show, keep the progress line up
- * to date (4 times a second) and erase it at the end. */
+ * to date (4 times a second) and erase it at the end.  Between those this
+ * thread sleeps until one is due, the session ends or a signal comes: the
+ * signals it acts on are blocked while it looks at their flags and
+ * unblocked only inside the wait (session_wait), so that one that comes
+ * in between is not slept through. */
 static void run_session(struct recording *r)
 {
 	int64_t next_draw = 0;
+	sigset_t acted, old, waiting;
 
-	while (!cmd_stop_flag && !session_done(r->sess)) {
-		int64_t now = mono_ns(), wait = 20 * 1000 * 1000, due;
-		struct timespec ts;
+	sigemptyset(&acted);
+	sigaddset(&acted, SIGINT);
+	sigaddset(&acted, SIGTERM);
+	sigaddset(&acted, SIGHUP);
+	sigaddset(&acted, SIGUSR1);
+	for (;;) {
+		int64_t now = mono_ns(), until = 0;
 
+		pthread_sigmask(SIG_BLOCK, &acted, &old);
+		if (cmd_stop_flag || session_done(r->sess)) {
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
+			break;
+		}
 		if (usr1_flag || period_due(r, now)) {
+			pthread_sigmask(SIG_SETMASK, &old, NULL);
 			if (r->show)
 				fputs("\r\033[K", stderr);
 			next_draw = 0;
-		}
-		if (usr1_flag) {
-			usr1_flag = 0;
-			write_so_far(r);
-		}
-		if (period_due(r, now)) {
-			close_window(r);
+			if (usr1_flag) {
+				usr1_flag = 0;
+				write_so_far(r);
+			}
+			if (period_due(r, now))
+				close_window(r);
 			continue;
 		}
 		if (r->show && now >= next_draw) {
 			progress(r->sess);
 			next_draw = now + 250 * 1000 * 1000;
 		}
-		due = window_start(r, r->window + 1);
-		if (r->a->period > 0 && due > now && due - now < wait)
-			wait = due - now;
-		ts = (struct timespec){ wait / 1000000000, wait % 1000000000 };
-		nanosleep(&ts, NULL);
+		if (r->show)
+			until = next_draw;
+		if (r->a->period > 0) {
+			int64_t due = window_start(r, r->window + 1);
+
+			if (due > now && (!until || due < until))
+				until = due;
+		}
+		waiting = old;
+		sigdelset(&waiting, SIGINT);
+		sigdelset(&waiting, SIGTERM);
+		sigdelset(&waiting, SIGHUP);
+		sigdelset(&waiting, SIGUSR1);
+		session_wait(r->sess, until, &waiting);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	}
 	session_stop(r->sess);
 	if (r->show)

@@ -7,7 +7,9 @@
 #include <string.h>
 #include <time.h>
 
+#include <poll.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -25,6 +27,7 @@
 #define WALK_NS 1000000000LL  /* ...with them, once a second, in case some
 			       * were lost */
 #define WAIT_MAX_NS 100000000LL /* the engine sees a stop this quickly */
+#define WAIT_POLL_NS 20000000LL /* session_wait with no eventfd looks this often */
 /* Looks at a process that is not Python yet: after 2, 4 and 8 ms, then
  * every 16 ms for a second (an interpreter starting up), then five times a
  * second for 6 s more (a program that starts Python later). */
@@ -59,6 +62,7 @@ struct session {
 	int64_t start_ns, end_ns, stop_ns;
 	int stop;                 /* atomic: session_stop asks the engine to end */
 	int finished;             /* atomic: the engine has ended */
+	int done_fd;              /* eventfd the engine signals as it ends, or -1 */
 
 	/* The engine thread is the only one that changes these; it does so
 	 * with the lock held, and session_stats reads them with it held. */
@@ -117,6 +121,7 @@ int session_new(struct session **out, const struct session_opts *o,
 	s->tab = tab;
 	s->ev_fd = -1;
 	s->epfd = -1;
+	s->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (py_find_cache_new(&s->elf_cache)) {
 		free(s);
 		return -ENOMEM;
@@ -743,6 +748,13 @@ static void *engine_main(void *arg)
 	while (s->nlive)
 		finish_proc(s, s->nlive - 1, 0);
 	__atomic_store_n(&s->finished, 1, __ATOMIC_RELEASE);
+	if (s->done_fd >= 0) {
+		uint64_t one = 1;
+		/* Fails only when the counter is full: signalled already. */
+		ssize_t n = write(s->done_fd, &one, sizeof(one));
+
+		(void)n;
+	}
 	return NULL;
 }
 
@@ -814,6 +826,27 @@ int session_done(struct session *s)
 	return __atomic_load_n(&s->finished, __ATOMIC_ACQUIRE);
 }
 
+void session_wait(struct session *s, int64_t until_ns, const sigset_t *mask)
+{
+	struct pollfd pfd = { .fd = s->done_fd, .events = POLLIN };
+	struct timespec ts, *tp = NULL;
+	int64_t now = mono_ns();
+
+	if (session_done(s))
+		return;
+	if (s->end_ns && (!until_ns || s->end_ns < until_ns))
+		until_ns = s->end_ns;
+	if (s->done_fd < 0 && (!until_ns || until_ns > now + WAIT_POLL_NS))
+		until_ns = now + WAIT_POLL_NS;
+	if (until_ns) {
+		int64_t d = until_ns > now ? until_ns - now : 0;
+
+		ts = (struct timespec){ d / 1000000000, d % 1000000000 };
+		tp = &ts;
+	}
+	(void)ppoll(&pfd, s->done_fd >= 0 ? 1 : 0, tp, mask);
+}
+
 void session_stats(struct session *s, struct session_stats *out)
 {
 	struct sampler_stats sum;
@@ -874,6 +907,8 @@ void session_free(struct session *s)
 	proc_events_close(s->ev_fd);
 	if (s->epfd >= 0)
 		close(s->epfd);
+	if (s->done_fd >= 0)
+		close(s->done_fd);
 	py_find_cache_free(s->elf_cache);
 	free(s->live);
 	free(s->skips);
