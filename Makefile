@@ -113,7 +113,7 @@ $(BUILD)/src/%.o: src/%.c
 BPF_CLANG  ?= clang
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
               -I/usr/include/$(shell $(CC) -dumpmachine 2>/dev/null) -Isrc/bpf
-BPF_SKELS  := $(BUILD)/bpf/runwatch.skel.h
+BPF_SKELS  := $(BUILD)/bpf/runwatch.skel.h $(BUILD)/bpf/runwatch.lskel.h
 
 $(BUILD)/bpf/%.bpf.o: src/bpf/%.bpf.c src/bpf/runwatch_abi.h
 	@mkdir -p $(dir $@)
@@ -124,6 +124,11 @@ $(BUILD)/bpf/%.bpf.o: src/bpf/%.bpf.c src/bpf/runwatch_abi.h
 $(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	$(E) "  SKEL    $@"
 	$(Q)bpftool gen skeleton $< name $*_bpf > $@
+
+# The light skeleton (-L) of the same object, tried first (runwatch.c).
+$(BUILD)/bpf/%.lskel.h: $(BUILD)/bpf/%.bpf.o
+	$(E) "  LSKEL   $@"
+	$(Q)bpftool gen skeleton -L $< name $*_lskel > $@
 
 $(BUILD)/src/proc/runwatch.o $(FUZZ_OBJ)/src/proc/runwatch.o: $(BPF_SKELS)
 $(BUILD)/src/proc/runwatch.o $(FUZZ_OBJ)/src/proc/runwatch.o: CPPFLAGS += -I$(BUILD)/bpf -Isrc/bpf

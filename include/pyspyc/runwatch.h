@@ -26,7 +26,9 @@
  * initial PID namespace (the program sees those pids; runwatch_open checks
  * that the two agree by watching its own process).  Without them
  * runwatch_open fails and the sampler uses the clock and GIL test.
- * PYSPYC_RUNWATCH=0 in the environment turns it off.
+ * PYSPYC_RUNWATCH=0 in the environment turns it off; PYSPYC_RUNWATCH=libbpf
+ * loads it through libbpf's skeleton only (otherwise the light skeleton,
+ * relocated in the kernel, is tried first: see runwatch.c).
  *
  * Cost on the host: the programs run at every context switch and every
  * wakeup of every process (a bit test for a process not watched, one hash
@@ -57,6 +59,9 @@ struct runwatch;
  * quietly), another -errno from the kernel. */
 int runwatch_open(struct runwatch **out);
 void runwatch_close(struct runwatch *rw);
+
+/* How the program was loaded: "light" (the light skeleton) or "libbpf". */
+const char *runwatch_loader(const struct runwatch *rw);
 
 /* Watch process pid (a pid as pyspyc sees it).  *slot is its handle; the
  * count starts where it is (read it with runwatch_switches).  -ENOSPC when

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -334,6 +335,34 @@ static void test_turned_off(void **state)
 	runwatch_close(NULL);
 }
 
+/* The light skeleton is what loads by default on a kernel that takes it
+ * (5.17 and later: it relocates in the kernel), not libbpf's quietly in its
+ * place; PYSPYC_RUNWATCH=libbpf loads libbpf's. */
+static void test_loader(void **state)
+{
+	struct runwatch *rw = NULL;
+	unsigned major = 0, minor = 0;
+	struct utsname u;
+	int err;
+
+	(void)state;
+	assert_int_equal(uname(&u), 0);
+	assert_int_equal(sscanf(u.release, "%u.%u", &major, &minor), 2);
+	unsetenv("PYSPYC_RUNWATCH");
+	err = runwatch_open(&rw);
+	if (err == -ENOTSUP)
+		skip(); /* not root, or no BPF here */
+	assert_int_equal(err, 0);
+	if (major > 5 || (major == 5 && minor >= 17))
+		assert_string_equal(runwatch_loader(rw), "light");
+	runwatch_close(rw);
+	setenv("PYSPYC_RUNWATCH", "libbpf", 1);
+	assert_int_equal(runwatch_open(&rw), 0);
+	assert_string_equal(runwatch_loader(rw), "libbpf");
+	runwatch_close(rw);
+	unsetenv("PYSPYC_RUNWATCH");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -341,8 +370,19 @@ int main(void)
 		cmocka_unit_test_teardown(test_thread_states, end_kids),
 		cmocka_unit_test_teardown(test_seeded_state, end_kids),
 		cmocka_unit_test(test_slot_bound),
-		cmocka_unit_test(test_turned_off),
 	};
+	const struct CMUnitTest once[] = {
+		cmocka_unit_test(test_turned_off),
+		cmocka_unit_test(test_loader),
+	};
+	int fails;
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	/* The watch's tests under each loader. */
+	unsetenv("PYSPYC_RUNWATCH");
+	fails = cmocka_run_group_tests_name("default loader", tests, NULL, NULL);
+	setenv("PYSPYC_RUNWATCH", "libbpf", 1);
+	fails += cmocka_run_group_tests_name("libbpf's skeleton", tests, NULL, NULL);
+	unsetenv("PYSPYC_RUNWATCH");
+	fails += cmocka_run_group_tests(once, NULL, NULL);
+	return fails;
 }
