@@ -42,6 +42,7 @@ struct backend_opts {
 #define BACKEND_COUNTERS(X) \
 	X(fast, "samples read in a single call") \
 	X(rereads, "torn threads read again at once") \
+	X(returned, "stacks read as their innermost frame returned: that frame left out") \
 	X(interps_capped, "samples that saw more than PY_MAX_INTERPS interpreters")
 
 struct backend_stats {
@@ -85,15 +86,12 @@ struct backend_ops {
 	struct rmem *(*mem)(struct backend *b);
 	void (*stats)(const struct backend *b, struct backend_stats *st);
 	/* The consumer's own test of a stack read whole (may be NULL in the
-	 * ops: the backend has no use for it): fn(ctx, sample, thread) says
-	 * 1 when it finds the stack torn (the symbolizer knows where code
-	 * objects return: py_sym_stale_return), and a backend that can read
-	 * a thread again at once does so, as for any torn stack, instead of
-	 * leaving it to be dropped later. */
-	void (*set_recheck)(struct backend *b,
-			    int (*fn)(void *ctx, const struct raw_sample *rs,
-				      const struct raw_thread *th),
-			    void *ctx);
+	 * ops: the backend has no use for it): fn says an enum recheck (the
+	 * symbolizer knows where code objects return: py_sym_stale_return).
+	 * A backend that can read a thread again at once does so for a torn
+	 * one, as for any torn stack, instead of leaving it to be dropped
+	 * later; one whose innermost frame had returned loses that frame. */
+	void (*set_recheck)(struct backend *b, recheck_fn fn, void *ctx);
 	/* The host's word on OS threads before they are read (may be NULL
 	 * in the ops): host(ctx, tid, thread_id) says an enum host_thread
 	 * (raw.h): a thread that exited is not read ahead, an idle one not at
@@ -131,10 +129,7 @@ static inline void backend_stats(const struct backend *b, struct backend_stats *
 	b->ops->stats(b, st);
 }
 
-static inline void backend_set_recheck(struct backend *b,
-				       int (*fn)(void *ctx, const struct raw_sample *rs,
-						 const struct raw_thread *th),
-				       void *ctx)
+static inline void backend_set_recheck(struct backend *b, recheck_fn fn, void *ctx)
 {
 	if (b->ops->set_recheck)
 		b->ops->set_recheck(b, fn, ctx);

@@ -26,6 +26,8 @@
 	X(errors, COUNTER_SUM, "ticks or code objects that failed to read") \
 	X(torn, COUNTER_SUM, "stacks dropped as inconsistent") \
 	X(rereads, COUNTER_SUM, "torn threads read again at once") \
+	X(returned, COUNTER_SUM, "stacks read as their innermost frame returned: " \
+	  "that frame left out") \
 	X(late, COUNTER_SUM, "ticks skipped because the sampler fell behind") \
 	X(dropped, COUNTER_SUM, "stacks lost to a full table") \
 	X(idle, COUNTER_SUM, "thread stacks left out as idle") \

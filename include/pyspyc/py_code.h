@@ -79,8 +79,8 @@ void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
  * (py_sym_counted) without another py_sym_add, and at the end. */
 int py_sym_flush(struct py_symbolizer *s, int64_t now, struct sym_stats *st);
 
-/* For py_walker_set_recheck (ctx: the symbolizer): 1 when th's frames,
- * by the code objects cached, are torn at a return (see py_code.c). */
+/* For py_walker_set_recheck (ctx: the symbolizer): an enum recheck for th's
+ * frames, by the code objects cached (see py_code.c). */
 int py_sym_stale_return(void *ctx, const struct raw_sample *rs, const struct raw_thread *th);
 
 /* The stack ids the last py_sym_add counted, one per thread stack counted,

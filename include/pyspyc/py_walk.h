@@ -55,6 +55,8 @@ struct walk_stats {
 	uint64_t fast;         /* samples read in a single call */
 	uint64_t torn;         /* thread stacks dropped as inconsistent */
 	uint64_t rereads;      /* torn threads read again at once, alone */
+	uint64_t returned;     /* stacks whose innermost frame had returned as
+				* they were read: left out (RECHECK_RETURNED) */
 	uint64_t slow_reads;   /* frames read one by one */
 	uint64_t interps_capped; /* samples that saw more than PY_MAX_INTERPS
 				  * interpreters: the rest left out */
@@ -70,14 +72,12 @@ void py_walker_free(struct py_walker *w);
 struct rmem *py_walker_mem(struct py_walker *w);
 
 /* A check of each stack walked whole (3.11+), before the sample is
- * returned: when fn(ctx, sample, thread) says 1 the stack is torn, and the
- * thread is read again at once like any torn one (up to TORN_REREADS
- * times), instead of being dropped by the symbolizer later (the symbolizer
- * knows the code objects' returns: py_sym_stale_return). */
-void py_walker_set_recheck(struct py_walker *w,
-			   int (*fn)(void *ctx, const struct raw_sample *rs,
-				     const struct raw_thread *th),
-			   void *ctx);
+ * returned (the symbolizer knows the code objects' returns:
+ * py_sym_stale_return).  RECHECK_TORN: the thread is read again at once
+ * like any torn one (up to TORN_REREADS times), instead of being dropped
+ * by the symbolizer later.  RECHECK_RETURNED: its innermost frame is left
+ * out (walk_stats.returned), and the rest checked again. */
+void py_walker_set_recheck(struct py_walker *w, recheck_fn fn, void *ctx);
 
 /* The clock the walker times its frame object checks by (objects_verify):
  * CLOCK_MONOTONIC in nanoseconds unless set (tests set a clock of their

@@ -75,4 +75,17 @@ struct raw_sample {
 	uint32_t threads_left_out;
 };
 
+/* A consumer's verdict on a stack read whole (backend_set_recheck). */
+enum recheck {
+	RECHECK_WHOLE = 0,  /* as read */
+	RECHECK_TORN,       /* changed while read: read again, or dropped */
+	/* Its innermost frame had returned before its caller's was read
+	 * (the caller went on from its call): the callers are the stack as
+	 * it was then, without that frame. */
+	RECHECK_RETURNED,
+};
+
+/* The check: fn(ctx, sample, thread) says an enum recheck. */
+typedef int (*recheck_fn)(void *ctx, const struct raw_sample *rs, const struct raw_thread *th);
+
 #endif

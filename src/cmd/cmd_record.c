@@ -424,6 +424,9 @@ static void summary(const struct session_stats *st, const struct record_args *a,
 	if (st->rereads)
 		fprintf(stderr, "; %llu re-reads of torn stacks",
 			(unsigned long long)st->rereads);
+	if (st->returned)
+		fprintf(stderr, "; %llu stacks read just after their innermost call "
+			"returned (counted without it)", (unsigned long long)st->returned);
 	if (st->reads)
 		fprintf(stderr, "; %.1f pages and %.1f KB a read",
 			(double)st->pages / (double)st->reads,

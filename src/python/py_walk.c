@@ -310,7 +310,7 @@ struct py_walker {
 	uint64_t trampoline;
 
 	/* py_walker_set_recheck: a stack it calls torn is read again. */
-	int (*recheck)(void *ctx, const struct raw_sample *rs, const struct raw_thread *th);
+	recheck_fn recheck;
 	void *recheck_ctx;
 	/* py_walker_set_host: a thread it says has exited is not read
 	 * ahead, one it says is idle not at all. */
@@ -673,10 +673,7 @@ struct rmem *py_walker_mem(struct py_walker *w)
 	return &w->mem;
 }
 
-void py_walker_set_recheck(struct py_walker *w,
-			   int (*fn)(void *ctx, const struct raw_sample *rs,
-				     const struct raw_thread *th),
-			   void *ctx)
+void py_walker_set_recheck(struct py_walker *w, recheck_fn fn, void *ctx)
 {
 	w->recheck = fn;
 	w->recheck_ctx = ctx;
@@ -2021,6 +2018,17 @@ static void walk_frames(struct py_walker *w, struct thread_slot *s,
 	th->flags |= flags;
 }
 
+/* Leave out th's innermost frame (RECHECK_RETURNED). */
+static void drop_innermost(struct raw_sample *rs, struct raw_thread *th)
+{
+	uint32_t n = th->depth - 1;
+
+	memmove(&rs->frames[th->first], &rs->frames[th->first + 1], n * sizeof(*rs->frames));
+	memmove(&rs->addrs[th->first], &rs->addrs[th->first + 1], n * sizeof(*rs->addrs));
+	th->depth = n;
+	rs->nframes--;
+}
+
 static void walk_thread(struct py_walker *w, uint32_t idx, struct walk_stats *st)
 {
 	const struct py_layout *L = w->L;
@@ -2053,9 +2061,18 @@ static void walk_thread(struct py_walker *w, uint32_t idx, struct walk_stats *st
 		goto out;
 	}
 	walk_frames(w, s, th, f, st);
-	if (w->recheck && !(th->flags & RAW_TORN) && th->depth &&
-	    w->recheck(w->recheck_ctx, rs, th))
-		th->flags |= RAW_TORN;
+	if (w->recheck && !(th->flags & RAW_TORN) && th->depth) {
+		int r = w->recheck(w->recheck_ctx, rs, th);
+
+		if (r == RECHECK_RETURNED && th->depth > 1) {
+			drop_innermost(rs, th);
+			st->returned++;
+			/* Once: a caller that had returned too is torn. */
+			r = w->recheck(w->recheck_ctx, rs, th) ? RECHECK_TORN : RECHECK_WHOLE;
+		}
+		if (r)
+			th->flags |= RAW_TORN;
+	}
 out:
 	s->had_gil = (uint8_t)gil_holds(w, th->tstate);
 	if (s->had_gil)

@@ -66,13 +66,11 @@ static void mem_stats(const struct backend *b, struct backend_stats *st)
 
 	st->fast = m->ws.fast;
 	st->rereads = m->ws.rereads;
+	st->returned = m->ws.returned;
 	st->interps_capped = m->ws.interps_capped;
 }
 
-static void mem_set_recheck(struct backend *b,
-			    int (*fn)(void *ctx, const struct raw_sample *rs,
-				      const struct raw_thread *th),
-			    void *ctx)
+static void mem_set_recheck(struct backend *b, recheck_fn fn, void *ctx)
 {
 	py_walker_set_recheck(mem_of(b)->w, fn, ctx);
 }

@@ -666,6 +666,7 @@ static void publish_reads(const struct sampler *s, struct sampler_stats *st)
 	PUB(st->stacks, s->ss.stacks);
 	PUB(st->torn, s->raw_torn + s->ss.torn);
 	PUB(st->rereads, s->bs.rereads);
+	PUB(st->returned, s->bs.returned);
 	PUB(st->dropped, s->ss.dropped);
 	PUB(st->interps_capped, s->bs.interps_capped);
 	PUB(st->fast, s->bs.fast);

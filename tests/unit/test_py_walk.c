@@ -24,7 +24,11 @@
 #include "pyspyc/py_walk.h"
 
 static const char *const versions[] = { "207", "309", "30a", "30b", "30c", "30d" };
-static uint64_t last_rereads, last_torn, last_slow_reads;
+static uint64_t last_rereads, last_torn, last_slow_reads, last_returned;
+/* The last sample's thread's code objects, innermost first. */
+static uint64_t last_codes[4];
+/* The walker's recheck in walk_seed (NULL: none). */
+static recheck_fn seed_recheck;
 /* The walker's clock in walk_seed (NULL: its own), and how far it moves
  * each time it is read. */
 static int64_t (*seed_clock)(void);
@@ -70,6 +74,8 @@ static void walk_seed(const char *prefix, const char *version, uint32_t max_dept
 	image_load(&im);
 	assert_int_equal(py_walker_new(&w, &t, &o), 0);
 	py_walker_set_clock(w, seed_clock);
+	if (seed_recheck)
+		py_walker_set_recheck(w, seed_recheck, NULL);
 	image_attach(&im, py_walker_mem(w));
 	for (pass = 0; pass < 2; pass++) {
 		assert_int_equal(py_walker_sample(w, NULL, NULL, 0, &x_ok, &rs, &st), 0);
@@ -78,10 +84,13 @@ static void walk_seed(const char *prefix, const char *version, uint32_t max_dept
 			fail_msg("%s%s: the second sample differs", prefix, version);
 		*depth = rs->threads[0].depth;
 		*flags = rs->threads[0].flags;
+		for (n = 0; n < *depth && n < 4; n++)
+			last_codes[n] = rs->frames[rs->threads[0].first + n].code;
 	}
 	last_rereads = st.rereads;
 	last_torn = st.torn;
 	last_slow_reads = st.slow_reads;
+	last_returned = st.returned;
 	py_walker_free(w);
 }
 
@@ -254,6 +263,51 @@ static void test_caller_gone_on_is_torn(void **state)
 		expect_torn("gone-", gone[i]);
 }
 
+/* Rechecks: one that says the innermost frame had returned each time the
+ * thread is walked, then (its callers checked again) that they are whole;
+ * and one that says so at every check. */
+static int checks;
+static int returned_once(void *ctx, const struct raw_sample *rs, const struct raw_thread *th)
+{
+	(void)ctx;
+	(void)rs;
+	(void)th;
+	return checks++ % 2 == 0 ? RECHECK_RETURNED : RECHECK_WHOLE;
+}
+
+static int returned_always(void *ctx, const struct raw_sample *rs, const struct raw_thread *th)
+{
+	(void)ctx;
+	(void)rs;
+	(void)th;
+	return RECHECK_RETURNED;
+}
+
+/* 3.11: a stack whose innermost frame had returned as it was read (the
+ * symbolizer's recheck says so: py_sym_stale_return) loses that frame and
+ * is counted with its callers, not read again; one whose caller had
+ * returned too is torn. */
+static void test_returned_frame_left_out(void **state)
+{
+	uint32_t depth, flags, whole_depth;
+	uint64_t codes[4];
+
+	(void)state;
+	walk_seed("", "30b", 64, &whole_depth, &flags);
+	memcpy(codes, last_codes, sizeof(codes));
+	seed_recheck = returned_once;
+	checks = 0;
+	walk_seed("", "30b", 64, &depth, &flags);
+	assert_int_equal(depth, whole_depth - 1);
+	assert_int_equal(flags & RAW_TORN, 0);
+	assert_int_equal(last_returned, 2); /* once a sample */
+	assert_int_equal(last_rereads, 0);
+	assert_memory_equal(last_codes, codes + 1, (whole_depth - 1) * sizeof(*codes));
+	seed_recheck = returned_always;
+	expect_torn("", "30b");
+	seed_recheck = NULL;
+}
+
 /* Before 3.11 a thread's next frames come from the free list, where its
  * last frames (or an ended thread's) went: the seed's thread (3.10: f0 <-
  * f1 <- f2 on one page) at sample 0, then at sample 1 a new chain of the
@@ -377,6 +431,7 @@ int main(void)
 		cmocka_unit_test(test_chain_not_ending_at_shim_is_torn),
 		cmocka_unit_test(test_stale_trampoline_is_torn),
 		cmocka_unit_test(test_caller_gone_on_is_torn),
+		cmocka_unit_test(test_returned_frame_left_out),
 		cmocka_unit_test(test_new_frames_on_known_pages),
 	};
 
