@@ -898,10 +898,10 @@ static struct code_entry *entry_now(struct py_symbolizer *s, uint64_t addr)
  * once its callee has returned, so its frame was copied after the call
  * returned, and its callers', which do not change while it runs, are as
  * they were then: the stack at that moment, but for the frame that had
- * returned, which is left out (the demo app: 113 of 185 torn stacks were
+ * returned, which is left out (the demo app: 113 of 175 torn walks were
  * this one, each read again before).  A caller that had returned too is
- * torn (the walker checks the rest again).  A code object first met here is resolved here (once;
- * check_codes then finds it cached). */
+ * torn (the walker checks the rest again).  A code object first met here
+ * is resolved here (once; check_codes then finds it cached). */
 int py_sym_stale_return(void *ctx, const struct raw_sample *rs, const struct raw_thread *th)
 {
 	struct py_symbolizer *s = ctx;
