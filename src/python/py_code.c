@@ -62,6 +62,7 @@ struct stack_memo {
 	uint64_t epoch;              /* s->epoch when stored */
 	int64_t checked_ns;          /* oldest check of the code entries used */
 	uint64_t pinned;             /* s->nsample while this sample relies on it */
+	const struct raw_thread *pin_th; /* ...for that thread's stack */
 	uint32_t depth, flags, id;
 	uint32_t nroot, root[2];
 	struct raw_frame frames[MEMO_DEPTH];
@@ -1707,7 +1708,7 @@ static void add_thread(struct py_symbolizer *s, const struct raw_sample *rs,
 		}
 	}
 	if (memo_ok && th->depth <= MEMO_DEPTH &&
-	    (m->tstate == th->tstate || m->pinned != s->nsample)) {
+	    (m->pinned != s->nsample || m->pin_th == th)) {
 		/* The root-side frames it kept are already there. */
 		if (m->depth != th->depth)
 			keep = 0;
@@ -1769,9 +1770,14 @@ void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
 		const struct raw_thread *th = &rs->threads[t];
 		struct stack_memo *m = memo_for(s, th->tstate);
 
-		s->keep[t] = left_out(rs, pick, t) ? 0 : memo_keep(s, m, rs, th, t_ns);
-		if (s->keep[t])
+		/* One thread a sample relies on a memo: another of the same
+		 * thread state (or hash) would rewrite it under it. */
+		s->keep[t] = left_out(rs, pick, t) || m->pinned == s->nsample ? 0 :
+			     memo_keep(s, m, rs, th, t_ns);
+		if (s->keep[t]) {
 			m->pinned = s->nsample; /* no other thread may take it now */
+			m->pin_th = th;
+		}
 	}
 	n = check_codes(s, rs, pick, s->keep, prefetched_ok, t_ns, st);
 	if (s->epoch != epoch) {

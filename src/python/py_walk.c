@@ -2044,7 +2044,11 @@ static void walk_thread(struct py_walker *w, uint32_t idx, struct walk_stats *st
 		s->current_frame = rd64(ts, L->tstate_current_frame);
 	f = s->current_frame;
 	memset(th, 0, sizeof(*th));
-	th->tstate = s->tstate;
+	/* The list's address, not the slot's: a thread state read alone by
+	 * rebuild_list into a free slot (frame objects: nothing else of it
+	 * queued) left the slot's as its last occupant had it, or 0; two
+	 * threads of one sample with tstate 0 shared the symbolizer's memo. */
+	th->tstate = w->known[idx];
 	th->thread_id = rd64(ts, L->tstate_thread_id);
 	if (L->tstate_native_thread_id >= 0)
 		th->native_tid = (int32_t)rd64(ts, L->tstate_native_thread_id);
@@ -2503,6 +2507,7 @@ static int rebuild_list(struct py_walker *w)
 				if (o || slot == w->cap || ++nread > MAX_NEW_READS ||
 				    rmem_read(&w->mem, t, w->tsbuf + (size_t)slot * tsz, tsz))
 					return -EAGAIN;
+				slot_reset(&w->slots[slot], t);
 				slot_got(&w->slots[slot], 0);
 			}
 			ts = w->tsbuf + (size_t)slot * tsz;
