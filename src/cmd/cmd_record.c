@@ -634,18 +634,23 @@ static int period_due(const struct recording *r, int64_t now)
  * in between is not slept through. */
 static void run_session(struct recording *r)
 {
+	static const int acts_on[] = { SIGINT, SIGTERM, SIGHUP, SIGUSR1 };
 	int64_t next_draw = 0;
 	sigset_t acted, old, waiting;
+	size_t k;
 
+	/* This thread's mask as it is, and in the wait: it without those. */
+	pthread_sigmask(SIG_SETMASK, NULL, &old);
 	sigemptyset(&acted);
-	sigaddset(&acted, SIGINT);
-	sigaddset(&acted, SIGTERM);
-	sigaddset(&acted, SIGHUP);
-	sigaddset(&acted, SIGUSR1);
+	waiting = old;
+	for (k = 0; k < sizeof(acts_on) / sizeof(acts_on[0]); k++) {
+		sigaddset(&acted, acts_on[k]);
+		sigdelset(&waiting, acts_on[k]);
+	}
 	for (;;) {
 		int64_t now = mono_ns(), until = 0;
 
-		pthread_sigmask(SIG_BLOCK, &acted, &old);
+		pthread_sigmask(SIG_BLOCK, &acted, NULL);
 		if (cmd_stop_flag || session_done(r->sess)) {
 			pthread_sigmask(SIG_SETMASK, &old, NULL);
 			break;
@@ -675,11 +680,6 @@ static void run_session(struct recording *r)
 			if (due > now && (!until || due < until))
 				until = due;
 		}
-		waiting = old;
-		sigdelset(&waiting, SIGINT);
-		sigdelset(&waiting, SIGTERM);
-		sigdelset(&waiting, SIGHUP);
-		sigdelset(&waiting, SIGUSR1);
 		session_wait(r->sess, until, &waiting);
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	}
