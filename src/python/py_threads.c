@@ -395,7 +395,7 @@ static void descriptor_tids(struct thread_map *tm, const struct raw_sample *rs,
 			    int32_t *tids, int64_t now)
 {
 	struct iovec l[256], r[256];
-	uint32_t i, k;
+	uint32_t i, j, k;
 
 	/* A thread being torn down can spoil a search: try again when the
 	 * list changes, a few times. */
@@ -424,13 +424,11 @@ static void descriptor_tids(struct thread_map *tm, const struct raw_sample *rs,
 					 rs->threads[i + k].thread_id + (uint64_t)tm->tid_off, 4);
 			}
 			if (rmem_readv(tm->mem, l, r, k))
-				for (; k > 0; k--) /* one went away: read them one by one */
-					if (rmem_readv(tm->mem, &l[k - 1], &r[k - 1], 1)) {
-						tm->pt_tids[i + k - 1] = 0;
-						tm->pt_read[i + k - 1] = 0;
+				for (j = 0; j < k; j++) /* one went away: one by one */
+					if (rmem_readv(tm->mem, &l[j], &r[j], 1)) {
+						tm->pt_tids[i + j] = 0;
+						tm->pt_read[i + j] = 0;
 					}
-			if (!k)
-				k = 1;
 		}
 		tm->npt = rs->nthreads;
 		tm->list_gen = rs->list_gen;
