@@ -5,7 +5,8 @@
  * against the cut still takes the fast path; a list that loops ends at the
  * repeat.  A thread the host says has exited is not read ahead (3.11); one
  * it says is idle is not read at all, unless it holds the GIL asleep, nor
- * is a new thread found idle.
+ * is a new thread found idle.  Threads new at a sample keep their own
+ * thread states (2.7, 3.10).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -429,6 +430,101 @@ static void test_new_idle_thread_not_read(void **state)
 	assert_int_equal(plain.reads, 3);
 }
 
+/* ---- threads new at a sample (before 3.11) ------------------------------ */
+
+/* n thread states at TSTATES + (NEW_AT_HEAD + i) * size, linked in order;
+ * in sample 0 the list starts at the first of them, and from sample 1 on
+ * at NEW_AT_HEAD more, in front (CPython links a new thread state at the
+ * head), themselves linked in order.  Each has its own pthread id. */
+#define NEW_AT_HEAD 2
+
+static void grown_list(struct fake *f, uint8_t sel, uint32_t n)
+{
+	const struct py_layout *L;
+	uint32_t total = n + NEW_AT_HEAD, i;
+	size_t tsz, ihdr;
+	uint8_t *ts, *hdr;
+
+	image_target(&f->t, sel);
+	L = f->t.layout;
+	f->t.interp = INTERP;
+	f->t.runtime = RUNTIME;
+	tsz = (size_t)L->tstate_size;
+	ihdr = (size_t)(L->interp_threads_head > L->interp_next ? L->interp_threads_head
+								  : L->interp_next) + 8;
+	assert_true(total * tsz <= 65535 && L->runtime_interp_head + 8 <= 65535);
+	f->in = calloc(1, 3 * 65536 + 64 + total * tsz);
+	hdr = calloc(1, 65535);
+	ts = calloc(total, tsz);
+	assert_non_null(f->in);
+	assert_non_null(hdr);
+	assert_non_null(ts);
+	f->len = 0;
+	memcpy(hdr + L->interp_threads_head, &(uint64_t){ TSTATES + NEW_AT_HEAD * tsz }, 8);
+	region_when(f, INTERP, hdr, (uint16_t)ihdr, 1);
+	memcpy(hdr + L->interp_threads_head, &(uint64_t){ TSTATES }, 8);
+	region_when(f, INTERP, hdr, (uint16_t)ihdr, 0xfe);
+	memset(hdr, 0, 65535);
+	memcpy(hdr + L->runtime_interp_head, &(uint64_t){ INTERP }, 8);
+	region(f, RUNTIME, hdr, 65535);
+	for (i = 0; i < total; i++) {
+		uint8_t *p = ts + (size_t)i * tsz;
+		uint64_t next = i + 1 < total ? TSTATES + (uint64_t)(i + 1) * tsz : 0;
+
+		memcpy(p + L->tstate_next, &next, 8);
+		memcpy(p + L->tstate_interp, &f->t.interp, 8);
+		memcpy(p + L->tstate_thread_id, &(uint64_t){ 0x7f0000000000ull + i * 0x1000 }, 8);
+	}
+	region(f, TSTATES, ts, (uint16_t)(total * tsz));
+	free(ts);
+	free(hdr);
+	image_init(&f->im, f->in, f->len);
+	image_load(&f->im);
+}
+
+/* Threads that appear between two samples are read with the list, each
+ * alone, into a place of the walker's that no thread had held: each must
+ * come out under its own thread state, as every other (raw_thread.tstate:
+ * a consumer's key for the thread).  Before e96f807 the new ones came out
+ * under the place's old one, 0, shared: two such threads then shared the
+ * symbolizer's memo, which crashed pyspyc (record -t -i, 2.7, CI). */
+static void test_new_threads_keep_their_state(void **state)
+{
+	static const uint8_t old_sels[] = { 0, 5 }; /* 2.7, 3.10 */
+	struct walk_opts o = { .max_depth = 64, .max_threads = 16 };
+	size_t k;
+
+	(void)state;
+	for (k = 0; k < sizeof(old_sels); k++) {
+		struct walk_stats st = { 0 };
+		struct py_walker *w;
+		struct raw_sample *rs;
+		struct fake f;
+		uint64_t tsz;
+		uint32_t i, n = 3;
+		int x_ok;
+
+		grown_list(&f, old_sels[k], n);
+		tsz = (uint64_t)f.t.layout->tstate_size;
+		assert_int_equal(py_walker_new(&w, &f.t, &o), 0);
+		image_attach(&f.im, py_walker_mem(w));
+		image_set_sample(&f.im, 0);
+		assert_int_equal(py_walker_sample(w, NULL, NULL, 0, &x_ok, &rs, &st), 0);
+		assert_int_equal(rs->nthreads, n);
+		for (i = 0; i < n; i++)
+			assert_int_equal(rs->threads[i].tstate, TSTATES + (NEW_AT_HEAD + i) * tsz);
+		image_set_sample(&f.im, 1);
+		assert_int_equal(py_walker_sample(w, NULL, NULL, 0, &x_ok, &rs, &st), 0);
+		assert_int_equal(rs->nthreads, n + NEW_AT_HEAD);
+		for (i = 0; i < n + NEW_AT_HEAD; i++) {
+			assert_int_equal(rs->threads[i].tstate, TSTATES + i * tsz);
+			assert_int_equal(rs->threads[i].thread_id, 0x7f0000000000ull + i * 0x1000);
+		}
+		py_walker_free(w);
+		free(f.in);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -439,6 +535,7 @@ int main(void)
 		cmocka_unit_test(test_idle_thread_not_read),
 		cmocka_unit_test(test_asleep_gil_holder_read),
 		cmocka_unit_test(test_new_idle_thread_not_read),
+		cmocka_unit_test(test_new_threads_keep_their_state),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
