@@ -3,6 +3,7 @@ found on the machine, and helpers to run targets and read profiles."""
 import glob
 import os
 import re
+import signal
 import socket
 import subprocess
 import time
@@ -327,6 +328,42 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def catches_usr1(pid):
+    """Has pid a handler for SIGUSR1 (its SigCgt mask)?"""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            cgt = [l.split()[1] for l in f if l.startswith("SigCgt:")][0]
+    except (OSError, IndexError):
+        return False
+    return bool(int(cgt, 16) & (1 << (signal.SIGUSR1 - 1)))
+
+
+def recorded_yet(p, out, name, timeout=20.0):
+    """Has `pyspyc record` p (writing collapsed stacks to out) counted a
+    frame of function name yet?  Asks it for the profile so far (SIGUSR1) until
+    one holds it, or timeout seconds pass."""
+    def has():
+        try:
+            st = os.stat(str(out))
+            before = (st.st_ino, st.st_mtime_ns)
+        except OSError:
+            before = None
+        p.send_signal(signal.SIGUSR1)
+        end = time.time() + 2
+        while time.time() < end:
+            try:
+                st = os.stat(str(out))
+            except OSError:
+                st = None
+            if st is not None and (st.st_ino, st.st_mtime_ns) != before:
+                return any(frame_name(f) == name
+                           for fr, _ in parse_collapsed(out.read_text()) for f in fr)
+            time.sleep(0.02)
+        return False
+
+    return wait_for(lambda: catches_usr1(p.pid)) and wait_for(has, timeout)
 
 
 def wait_for(pred, timeout=10.0):

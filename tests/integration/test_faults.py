@@ -15,7 +15,7 @@ import time
 import pytest
 
 from conftest import (APPS, PYSPYC, children_of, frame_name, parse_collapsed, proc_stat,
-                      run_pyspyc, run_pyspyc_traced, wait_for)
+                      recorded_yet, run_pyspyc, run_pyspyc_traced, wait_for)
 from test_record import check_svg
 
 APP = "fault_app.py"
@@ -351,7 +351,7 @@ def test_pid_reused(one_python, tmp_path, how, kind):
         old = int(root.cmd("fork")[1])
         args = ["-s", "-p", str(root.pid)] if how == "-s" else ["-p", str(old)]
         p = record_bg(args + ["-r", "200", "-o", str(out)])
-        time.sleep(1.5)
+        assert recorded_yet(p, out, "first_child"), "the child was never sampled"
         p.send_signal(signal.SIGSTOP)
         assert wait_for(lambda: proc_stat(p.pid)[0] in "tT")
         root.cmd("kill %d" % old)
@@ -363,7 +363,10 @@ def test_pid_reused(one_python, tmp_path, how, kind):
             # The child is gone: the run ends by itself.
             _, err = p.communicate(timeout=30)
         else:
-            time.sleep(1.5)
+            if kind == "python":
+                recorded_yet(p, out, "after_exec")  # asserted below
+            else:
+                time.sleep(1.5)  # what it must not sample: nothing to wait for
             p.send_signal(signal.SIGINT)
             _, err = p.communicate(timeout=30)
         assert p.returncode == 0, err

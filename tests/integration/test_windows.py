@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import APPS, PYSPYC, parse_collapsed, run_pyspyc, wait_for
+from conftest import APPS, PYSPYC, catches_usr1, parse_collapsed, run_pyspyc, wait_for
 
 SUMMARY = re.compile(r"pyspyc: (\d+) samples, (\d+) errors, (\d+) torn stacks")
 STAMP = re.compile(r"(\d{8}T\d{6}Z)")
@@ -33,16 +33,6 @@ def counted(stderr):
 
 def total(path):
     return sum(c for _, c in parse_collapsed(path.read_text()))
-
-
-def catches_usr1(pid):
-    """Has pid a handler for SIGUSR1 (its SigCgt mask)?"""
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            cgt = [l.split()[1] for l in f if l.startswith("SigCgt:")][0]
-    except (OSError, IndexError):
-        return False
-    return bool(int(cgt, 16) & (1 << (signal.SIGUSR1 - 1)))
 
 
 @pytest.mark.parametrize("mode", ["launch", "pid"])
