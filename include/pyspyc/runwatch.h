@@ -43,8 +43,8 @@
  * idle without reading /proc for each (runwatch_thread_state).
  *
  * Thread-safety: runwatch_add and runwatch_del may be called from any
- * thread; runwatch_switches, runwatch_on_cpu and runwatch_thread_state
- * from any thread, lock-free.
+ * thread; runwatch_switches, runwatch_stir, runwatch_on_cpu and
+ * runwatch_thread_state from any thread, lock-free.
  */
 #ifndef PYSPYC_RUNWATCH_H
 #define PYSPYC_RUNWATCH_H
@@ -72,6 +72,12 @@ void runwatch_del(struct runwatch *rw, pid_t pid, uint32_t slot);
 
 /* Times a thread of the process in slot was switched onto or off a CPU. */
 uint64_t runwatch_switches(const struct runwatch *rw, uint32_t slot);
+
+/* A word that moves at every event the watch notes, for any process, after
+ * the event's count, CPU mark and thread word are written: read before
+ * those, and found where it was at the last look, it says that none of
+ * them changed since.  A memory load. */
+uint64_t runwatch_stir(const struct runwatch *rw);
 
 /* 1 when a thread of the process in slot was the last one switched onto
  * some CPU (it is on that CPU now, or has just left it), else 0.  A switch

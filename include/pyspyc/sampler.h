@@ -101,6 +101,20 @@ int sampler_begin(struct sampler *s, int64_t now, struct sampler_stats *st);
  * interpreter in place of the one sampled (target_reinit: likewise). */
 int sampler_tick(struct sampler *s, int64_t now, struct sampler_stats *st);
 
+/* 1 when the last tick found the process asleep (not run since the tick
+ * before) and its next ticks would find the same, with nothing to do,
+ * until the session's runwatch stirs (runwatch_stir) or *until
+ * (CLOCK_MONOTONIC), whichever is first: the caller may skip them and
+ * tell sampler_skipped how many it skipped, before the next sampler_tick
+ * or sampler_end.  0 without a runwatch slot, with -i (idle: each tick
+ * counts the last stacks again at its own time), or when the process ran. */
+int sampler_quiet(const struct sampler *s, int64_t *until);
+
+/* n ticks were skipped while sampler_quiet held, the last at deadline
+ * last: count them as ticks at which the process was asleep, as
+ * sampler_tick would have. */
+void sampler_skipped(struct sampler *s, uint64_t n, int64_t last, struct sampler_stats *st);
+
 /* missed deadlines were skipped because the sampling thread fell behind. */
 void sampler_late(struct sampler *s, uint64_t missed, struct sampler_stats *st);
 

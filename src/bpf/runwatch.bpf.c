@@ -71,6 +71,12 @@ __u32 on_cpu[RW_MAX_CPUS];
 __u64 filter[RW_FILTER_BITS / 64];
 __u64 threads[RW_MAX_THREADS];
 __u32 slot_gen[RW_MAX_SLOTS];
+/* Moves at every event of any watched process, after what the event
+ * changed: user space that reads it first and finds it where it was at its
+ * last look knows that no process's count, CPU mark or thread word changed
+ * since, without looking at each.  A plain add, not an atomic one: two
+ * CPUs adding at once may count one, but it still moves. */
+__u64 stir;
 
 /* The slot of process tgid + 1, or 0 when it is not watched. */
 static __always_inline __u32 watched(__u32 tgid)
@@ -125,6 +131,7 @@ int BPF_PROG(rw_switch, _Bool preempt, struct task_struct *prev, struct task_str
 	__u32 tgid = (__u32)next->tgid;
 	__u32 cpu = bpf_get_smp_processor_id();
 	__u32 v, was;
+	int stirred = 0;
 
 	if (cpu >= RW_MAX_CPUS)
 		return 0; /* user space does not watch on such a machine */
@@ -135,11 +142,13 @@ int BPF_PROG(rw_switch, _Bool preempt, struct task_struct *prev, struct task_str
 	was = on_cpu[cpu];
 	v = watched((__u32)prev->tgid);
 	if (v && v <= RW_MAX_SLOTS) {
+		stirred = 1;
 		__sync_fetch_and_add(&switches[v - 1], 1);
 		note((__u32)prev->pid, v - 1, preempt ? 'R' : letter_of(state_of(prev)));
 	}
 	v = watched(tgid);
 	if (v && v <= RW_MAX_SLOTS) {
+		stirred = 1;
 		__sync_fetch_and_add(&switches[v - 1], 1);
 		note((__u32)next->pid, v - 1, 'R');
 	} else {
@@ -149,6 +158,8 @@ int BPF_PROG(rw_switch, _Bool preempt, struct task_struct *prev, struct task_str
 	 * the host runs processes nobody watches. */
 	if (was != v)
 		on_cpu[cpu] = v;
+	if (stirred || was != v)
+		stir++;
 	return 0;
 }
 
@@ -157,8 +168,10 @@ static __always_inline void woken(struct task_struct *p)
 {
 	__u32 v = watched((__u32)p->tgid);
 
-	if (v)
+	if (v) {
 		note((__u32)p->pid, v - 1, 'R');
+		stir++;
+	}
 }
 
 SEC("tp_btf/sched_wakeup")

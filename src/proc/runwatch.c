@@ -24,6 +24,7 @@ struct runwatch {
 	struct runwatch_bpf *skel;
 	const volatile __u64 *switches;
 	const volatile __u32 *on_cpu;
+	const volatile __u64 *stir;
 	volatile __u64 *threads;
 	volatile __u32 *slot_gen;
 	volatile __u64 *filter;
@@ -107,6 +108,7 @@ static int check_self(struct runwatch *rw)
 #define TAKE_BSS(rw, bss) do {				\
 		(rw)->switches = (bss)->switches;	\
 		(rw)->on_cpu = (bss)->on_cpu;		\
+		(rw)->stir = &(bss)->stir;		\
 		(rw)->threads = (bss)->threads;		\
 		(rw)->slot_gen = (bss)->slot_gen;	\
 		(rw)->filter = (bss)->filter;		\
@@ -265,6 +267,11 @@ void runwatch_del(struct runwatch *rw, pid_t pid, uint32_t slot)
 uint64_t runwatch_switches(const struct runwatch *rw, uint32_t slot)
 {
 	return __atomic_load_n(&rw->switches[slot], __ATOMIC_RELAXED);
+}
+
+uint64_t runwatch_stir(const struct runwatch *rw)
+{
+	return __atomic_load_n(rw->stir, __ATOMIC_ACQUIRE);
 }
 
 int runwatch_on_cpu(const struct runwatch *rw, uint32_t slot)

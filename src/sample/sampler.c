@@ -76,6 +76,9 @@ struct sampler {
 	 * process is likely running still, and is walked without the test
 	 * (a busy process pays no syscall for it). */
 	int was_active;
+	/* The last tick found the process asleep and counted it so: the same
+	 * verdict holds until the watch stirs or rw_check_at (sampler_quiet). */
+	int quiet;
 	int64_t cpu_ns;
 	/* With a runwatch (runwatch.h): the process's slot (-1: none), its
 	 * switch count as read at the last tick, and when the clock test is
@@ -84,6 +87,12 @@ struct sampler {
 	int32_t rw_slot;
 	uint64_t rw_seen;
 	int64_t rw_check_at;
+	int rw_still;             /* its clock stood still between two tests */
+	/* After a failed walk: when to walk again though the process sleeps
+	 * (its next exec or re-init probe; INT64_MAX after a good walk).  A
+	 * process that exec'd into a program that sleeps moves no more, and
+	 * would be left failing once, unprobed, for good. */
+	int64_t retry_at;
 	uint64_t last_threads;
 };
 
@@ -165,6 +174,7 @@ int sampler_new(struct sampler **out, const struct py_target *t,
 	s->has_clock = clock_getcpuclockid(t->pid, &s->cpu_clock) == 0;
 	/* The first tick walks: there is no walk to compare with yet. */
 	s->was_active = 1;
+	s->retry_at = INT64_MAX;
 	s->rw_slot = -1;
 	if (o->rw) {
 		uint32_t slot;
@@ -551,12 +561,45 @@ static int ran(struct sampler *s)
 
 /* A watched process found asleep is also put to the clock test every
  * RW_CHECK_NS: a thread on a CPU since before the watch began, never
- * switched since, shows there and nowhere else (runwatch.h); and a switch
- * in that the watch did not see (runwatch.bpf.c) leaves no mark while the
- * thread runs, but the thread's word from before, 'R' (runnable_thread).
- * Four clock reads a second: at most a quarter second misjudged if both
- * ever fail at once. */
+ * switched since, shows there and nowhere else (runwatch.h).  Once its
+ * clock has stood still between two tests (rw_still), no thread of it was
+ * on a CPU, and every one that runs after is switched in and counted; but
+ * a switch in that the watch did not see (runwatch.bpf.c: rare) leaves no
+ * mark while the thread runs, only the thread's word from before, 'R'
+ * (runnable_thread, for the threads of the last sample): the test goes on
+ * every RW_RECHECK_NS for those.  A thread missed is found within two
+ * tests (ran_unseen). */
 #define RW_CHECK_NS 250000000LL
+#define RW_RECHECK_NS 1000000000LL
+
+/* With the watch, at its clock test: did a thread that it cannot see run
+ * since the last test?  The clock is compared only across a stretch in
+ * which the watch saw no move (a move sets cpu_ok to 0, and the first test
+ * after one only reads the clock): so a change is a thread the watch
+ * missed, and a process whose threads it saw wake pays no walk for them.
+ * No GIL read: a test is RW_CHECK_NS from the last, many scheduler ticks,
+ * and a thread on a CPU all that time has moved the clock. */
+static int ran_unseen(struct sampler *s)
+{
+	struct timespec ts;
+	int64_t v;
+	int was_ok = s->cpu_ok;
+
+	if (!s->has_clock)
+		return 1;
+	if (clock_gettime(s->cpu_clock, &ts)) {
+		s->cpu_ok = 0;
+		return 1;
+	}
+	v = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	s->cpu_ok = 1;
+	if (was_ok && v == s->cpu_ns) {
+		s->rw_still = 1;
+		return 0;
+	}
+	s->cpu_ns = v;
+	return was_ok;
+}
 
 /* Does the watch have a thread of the last sample runnable: on a CPU, or
  * waiting for one, or on one whose switch in it did not see?  By the ids
@@ -577,9 +620,12 @@ static int runnable_thread(const struct sampler *s)
  * Also keeps what the next tick compares with. */
 static int slept(struct sampler *s, int64_t now)
 {
+	if (now >= s->retry_at)
+		return 0;
 	if (s->rw_slot >= 0) {
 		uint64_t n = runwatch_switches(s->rw, (uint32_t)s->rw_slot);
 		int moved = n != s->rw_seen || runwatch_on_cpu(s->rw, (uint32_t)s->rw_slot);
+		int64_t every;
 
 		s->rw_seen = n;
 		if (s->was_active || moved || runnable_thread(s)) {
@@ -588,8 +634,10 @@ static int slept(struct sampler *s, int64_t now)
 		}
 		if (now < s->rw_check_at)
 			return 1;
-		s->rw_check_at = now + RW_CHECK_NS;
-		return !ran(s);
+		/* On one grid for every process: the ticks between stay quiet. */
+		every = s->rw_still ? RW_RECHECK_NS : RW_CHECK_NS;
+		s->rw_check_at = (now / every + 1) * every;
+		return !ran_unseen(s);
 	}
 	if (s->was_active) {
 		s->cpu_ok = 0; /* no clock read before this walk to compare with */
@@ -654,6 +702,25 @@ int sampler_begin(struct sampler *s, int64_t now, struct sampler_stats *st)
 	return 0;
 }
 
+int sampler_quiet(const struct sampler *s, int64_t *until)
+{
+	if (!s->quiet)
+		return 0;
+	*until = s->rw_check_at < s->retry_at ? s->rw_check_at : s->retry_at;
+	return 1;
+}
+
+void sampler_skipped(struct sampler *s, uint64_t n, int64_t last, struct sampler_stats *st)
+{
+	PUB(st->ticks, s->ticks += n);
+	PUB(st->elapsed_ns, (uint64_t)(last - s->start));
+	if (!s->o.gil)
+		PUB(st->idle, s->idle += n * s->last_threads);
+	PUB(st->asleep, s->asleep += n);
+	PUB(st->samples, s->samples += n);
+	PUB(st->gil_known, s->gil_known += n);
+}
+
 void sampler_late(struct sampler *s, uint64_t missed, struct sampler_stats *st)
 {
 	s->late += missed;
@@ -684,9 +751,14 @@ int sampler_tick(struct sampler *s, int64_t now, struct sampler_stats *st)
 
 	PUB(st->ticks, ++s->ticks);
 	PUB(st->elapsed_ns, (uint64_t)(now - s->start));
+	s->quiet = 0;
 	if (slept(s, now) && (s->repeat_ok || !s->o.idle || s->o.gil) &&
-	    !tick_asleep(s, now, st))
+	    !tick_asleep(s, now, st)) {
+		/* -i counts the last stacks again at each tick's own time:
+		 * those ticks are taken one by one. */
+		s->quiet = s->rw_slot >= 0 && !(s->o.idle && !s->o.gil);
 		return 0;
+	}
 	s->was_active = 0;
 	s->repeat_ok = 0;
 	lost = s->raw_torn + s->ss.torn + s->ss.dropped + s->ss.errors;
@@ -744,8 +816,10 @@ int sampler_tick(struct sampler *s, int64_t now, struct sampler_stats *st)
 			PUB(st->target_reinit, 1);
 			return 1;
 		}
+		s->retry_at = s->next_probe_ns;
 		return 0;
 	}
+	s->retry_at = INT64_MAX;
 	if (!rs->nthreads && reinitialized(s, now)) {
 		PUB(st->target_reinit, 1);
 		return 1;

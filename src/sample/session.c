@@ -24,8 +24,10 @@
 #define TREE_MAX (1u << 22)   /* above any pid_max: never a real bound */
 #define SCAN_NS 100000000LL   /* without process events, the tree is walked
 			       * ten times a second... */
-#define WALK_NS 1000000000LL  /* ...with them, once a second, in case some
-			       * were lost */
+#define WALK_NS 10000000000LL /* ...with them, every 10 s: events lost to a
+			       * full socket are told (ENOBUFS: walked at
+			       * once), and this finds those the kernel
+			       * could not send (no memory) */
 #define WAIT_MAX_NS 100000000LL /* the engine sees a stop this quickly */
 #define WAIT_POLL_NS 20000000LL /* session_wait with no eventfd looks this often */
 /* Looks at a process that is not Python yet: after 2, 4 and 8 ms, then
@@ -45,6 +47,7 @@ struct proc_run {
 	struct sampler *smp;
 	struct sampler_stats st;  /* published live by the sampler */
 	int begun;                /* sampler_begin ran (on the engine) */
+	uint64_t skipped;         /* the session's skipped ticks told it */
 };
 
 /* A descendant that is not (yet) Python: looked at again a few times (a
@@ -76,6 +79,7 @@ struct session {
 	uint32_t reinits;         /* interpreters finalized and started anew */
 	uint32_t procs_left_out;  /* Python processes past max_processes */
 	int root_gone;
+	int root_exiting;         /* its exit event came: walk often */
 	struct runwatch *rw;      /* the asleep test's watch, or NULL */
 
 	/* The engine's own (before it starts, session_start's). */
@@ -102,6 +106,14 @@ struct session {
 	struct proc_ev *events;
 	struct py_find_cache *elf_cache; /* each binary read once */
 	int64_t next_walk, walk_every, next_due;
+	/* Quiet ticks (tick_all): at the last one taken, every process was
+	 * asleep and said until when that holds (quiet_until) unless the
+	 * watch stirs from stir_seen.  skipped: ticks skipped so (last at
+	 * skip_ns); live_gen moves when a process is added or finished. */
+	int quiet;
+	int64_t quiet_until, skip_ns;
+	uint64_t stir_seen, skipped;
+	uint32_t live_gen;
 };
 
 int session_new(struct session **out, const struct session_opts *o,
@@ -216,8 +228,10 @@ static int start_proc(struct session *s, const struct py_target *t, uint64_t sta
 		err = -errno;
 		goto out_sampler;
 	}
+	pr->skipped = s->skipped;
 	pthread_mutex_lock(&s->lock);
 	s->live[s->nlive++] = pr;
+	s->live_gen++;
 	s->seen++;
 	pthread_mutex_unlock(&s->lock);
 	return 0;
@@ -272,15 +286,26 @@ static void follow_exec(struct session *s, const struct proc_ident *id, int rein
 
 /* live[i] is done (gone: its handle said it exited): fold its counters in,
  * drop it, and follow it when it exec'd.  live[i] is then another one. */
+/* Count the ticks skipped since pr was last ticked (tick_all). */
+static void tell_skips(struct session *s, struct proc_run *pr)
+{
+	if (pr->skipped != s->skipped) {
+		sampler_skipped(pr->smp, s->skipped - pr->skipped, s->skip_ns, &pr->st);
+		pr->skipped = s->skipped;
+	}
+}
+
 static void finish_proc(struct session *s, uint32_t i, int gone)
 {
 	struct proc_run *pr = s->live[i];
 	struct sampler_stats st;
 	int fd = sampler_handle(pr->smp), follow, reinit;
 
-	if (pr->begun)
+	s->live_gen++;
+	if (pr->begun) {
+		tell_skips(s, pr);
 		sampler_end(pr->smp, gone, &pr->st);
-	else if (gone)
+	} else if (gone)
 		__atomic_store_n(&pr->st.target_gone, 1, __ATOMIC_RELAXED);
 	if (fd >= 0)
 		epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL);
@@ -499,7 +524,9 @@ static void walk(struct session *s)
 
 /* Take the process events: a fork in the tree adds the child to it and
  * makes it a candidate; an exec in it makes the process one again.
- * Returns 1 when events were lost (the tree must be walked again). */
+ * Returns 1 when the tree must be walked again: events were lost, or the
+ * root exited (walked then every SCAN_NS until it is gone: its exit is
+ * told before it is a zombie). */
 static int take_events(struct session *s)
 {
 	size_t n = 0, i;
@@ -517,6 +544,8 @@ static int take_events(struct session *s)
 			if (ev->kind == PROC_EV_EXIT) {
 				if (ev->pid != s->root.pid)
 					member_del(s, ev->pid);
+				else
+					lost = s->root_exiting = 1;
 				continue;
 			}
 			if (ev->kind == PROC_EV_FORK ? !is_member(s, ev->ppid) :
@@ -594,16 +623,33 @@ static void watch(struct session *s, int64_t deadline)
 {
 	if (mono_ns() >= s->next_walk) {
 		walk(s);
-		s->next_walk = mono_ns() + s->walk_every;
+		s->next_walk = mono_ns() + (s->root_exiting ? SCAN_NS : s->walk_every);
 	}
 	s->next_due = try_candidates(s, deadline);
 }
 
-/* Sample every live process at deadline now. */
+/* Sample every live process at deadline now.  With the runwatch, a tick at
+ * which every process is known to be asleep still, with nothing due, is
+ * skipped whole: the watch has not stirred since the last tick, which
+ * found each asleep (sampler_quiet).  Each sampler counts the ticks it
+ * missed so at its next tick or its end (tell_skips), as it would have
+ * counted them one by one.  A host of sleeping workers costs a memory
+ * load a tick then, whatever their number. */
 static void tick_all(struct session *s, int64_t now)
 {
-	uint32_t i = 0;
+	uint64_t stir = 0;
+	uint32_t i = 0, gen = s->live_gen;
+	int64_t until = INT64_MAX;
+	int quiet = s->rw != NULL && s->nlive > 0;
 
+	if (quiet) {
+		stir = runwatch_stir(s->rw); /* before any process is looked at */
+		if (s->quiet && stir == s->stir_seen && now < s->quiet_until) {
+			s->skipped++;
+			s->skip_ns = now;
+			return;
+		}
+	}
 	while (i < s->nlive) {
 		struct proc_run *pr = s->live[i];
 
@@ -614,12 +660,24 @@ static void tick_all(struct session *s, int64_t now)
 			}
 			pr->begun = 1;
 		}
+		tell_skips(s, pr);
 		if (sampler_tick(pr->smp, now, &pr->st)) {
 			finish_proc(s, i, 0);
 			continue; /* live[i] is another one now */
 		}
+		if (quiet) {
+			int64_t u;
+
+			if (!sampler_quiet(pr->smp, &u))
+				quiet = 0;
+			else if (u < until)
+				until = u;
+		}
 		i++;
 	}
+	s->quiet = quiet && gen == s->live_gen;
+	s->quiet_until = until;
+	s->stir_seen = stir;
 }
 
 /* Put the events socket back in the wait: it wakes the engine at once if
