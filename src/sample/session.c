@@ -40,6 +40,7 @@
 #define MAX_EVENTS 256        /* process events taken per read */
 #define EPOLL_BATCH 64
 #define EV_GAP_NS 5000000LL   /* process events wake the engine this seldom */
+#define TELL_NS 100000000LL   /* skipped ticks are counted at least this often */
 
 struct proc_run {
 	struct proc_ident id;
@@ -111,7 +112,7 @@ struct session {
 	 * watch stirs from stir_seen.  skipped: ticks skipped so (last at
 	 * skip_ns); live_gen moves when a process is added or finished. */
 	int quiet;
-	int64_t quiet_until, skip_ns;
+	int64_t quiet_until, skip_ns, tell_at;
 	uint64_t stir_seen, skipped;
 	uint32_t live_gen;
 };
@@ -633,8 +634,10 @@ static void watch(struct session *s, int64_t deadline)
  * skipped whole: the watch has not stirred since the last tick, which
  * found each asleep (sampler_quiet).  Each sampler counts the ticks it
  * missed so at its next tick or its end (tell_skips), as it would have
- * counted them one by one.  A host of sleeping workers costs a memory
- * load a tick then, whatever their number. */
+ * counted them one by one, and every TELL_NS meanwhile, so that what
+ * session_stats says (top's shares, record's progress) is never further
+ * behind.  A host of sleeping workers costs a memory load a tick then,
+ * whatever their number. */
 static void tick_all(struct session *s, int64_t now)
 {
 	uint64_t stir = 0;
@@ -647,6 +650,11 @@ static void tick_all(struct session *s, int64_t now)
 		if (s->quiet && stir == s->stir_seen && now < s->quiet_until) {
 			s->skipped++;
 			s->skip_ns = now;
+			if (now >= s->tell_at) {
+				for (i = 0; i < s->nlive; i++)
+					tell_skips(s, s->live[i]);
+				s->tell_at = now + TELL_NS;
+			}
 			return;
 		}
 	}
