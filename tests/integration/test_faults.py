@@ -84,7 +84,11 @@ def test_target_sigkilled_midrun(target, one_python, tmp_path, how):
                               "spin", "60"])
         assert wait_for(lambda: children_of(p.pid))
         pid = children_of(p.pid)[0]
-    time.sleep(1.5)
+    # Killed a second after pyspyc samples it (it holds its pidfd), not
+    # at a fixed time from the start, which a slow start (a sanitizer
+    # build on a loaded machine) may eat.
+    assert wait_for(lambda: holds_pidfd(p.pid, pid) or p.poll() is not None, 30)
+    time.sleep(1.0)
     os.kill(pid, signal.SIGKILL)
     _, err = p.communicate(timeout=30)
     if how == "pid":
@@ -506,7 +510,10 @@ def test_output_directory_removed(target, one_python, tmp_path):
     t = target(one_python, APP, report, "spin", 60)
     p = record_bg(["-p", str(t.pid), "-r", "200", "-d", "2", "-o", str(bad),
                    "-o", str(good_folded), "-o", str(good_svg)])
-    time.sleep(0.5)
+    # Gone once pyspyc samples (it checked its outputs before it attached),
+    # not after a fixed time: the sanitizer build on a loaded machine took
+    # longer than 0.5 s to start and refused the output at the start.
+    assert wait_for(lambda: holds_pidfd(p.pid, t.pid) or p.poll() is not None, 30)
     os.rmdir(str(gone))
     out, err = p.communicate(timeout=30)
     r = subprocess.CompletedProcess(p.args, p.returncode, out, err)
