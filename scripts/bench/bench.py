@@ -1009,24 +1009,30 @@ def section_cost(env, rep, pythons, s):
     section_floor(env, rep, s)
 
 
-def measure_floor(env, s):
-    """The CPU any sampler that sleeps between samples pays here, whatever
-    its own work (scripts/bench/floor.c): per wake-up at s.cost_rate, and per
-    process_vm_readv of 1 and 5 ranges on separate pages."""
+def run_floor(env, rate, seconds, ranges):
+    """scripts/bench/floor.c at rate for seconds: {"wake": us per wake-up,
+    "readN": us per process_vm_readv of N ranges, for each N of ranges}."""
     if not env.floor or not os.access(env.floor, os.X_OK):
         raise Failed("%s is not built (make bench builds it)" % env.floor)
-    out = subprocess.run([env.floor, str(s.cost_rate), str(s.floor_seconds), "1", "5"],
+    out = subprocess.run([env.floor, str(rate), str(seconds)] + [str(n) for n in ranges],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         universal_newlines=True, timeout=120 + 2 * s.floor_seconds)
+                         universal_newlines=True, timeout=120 + 2 * seconds)
     if out.returncode != 0:
         raise Failed("floor exited with %d: %s" % (out.returncode, out.stderr.strip()))
     vals = {}
     for line in out.stdout.splitlines():
         k, _, v = line.partition(" ")
         vals[k] = float(v)
-    if not {"wake", "read1", "read5"} <= set(vals):
+    if not {"wake"} | {"read%d" % n for n in ranges} <= set(vals):
         raise Failed("floor printed %r" % out.stdout)
     return vals
+
+
+def measure_floor(env, s):
+    """The CPU any sampler that sleeps between samples pays here, whatever
+    its own work (scripts/bench/floor.c): per wake-up at s.cost_rate, and per
+    process_vm_readv of 1 and 5 ranges on separate pages."""
+    return run_floor(env, s.cost_rate, s.floor_seconds, (1, 5))
 
 
 def section_floor(env, rep, s):
@@ -1514,6 +1520,23 @@ def section_scaling(env, rep, s):
                       count(r["late"]), judged(target, res)))
     rep.table(("workers", "rate", "processes", "pyspyc CPU, whole run", "steady",
                "steady per process", "samples", "not read", "late ticks", "target"), table)
+    # What waking alone costs at each rate, measured after the rows: the
+    # steady figures stand on it.
+    floors = []
+    for r in s.scaling_rates:
+        try:
+            f = run_floor(env, r, s.floor_seconds, (1,))
+        except Failed as e:
+            rep.failed("scaling", "floor at %s" % hz(r), e)
+            continue
+        floors.append("at %s, %.2f us a wake-up, %.2f%% of a core" % (
+            hz(r), f["wake"], f["wake"] * r / 1e4))
+    if floors:
+        rep.md.append(
+            "The floor under the steady figures, measured right after them by "
+            "`scripts/bench/floor.c` (no pyspyc code): a thread that only sleeps to "
+            "absolute deadlines, as the sampling thread does, costs %s.\n\n"
+            % "; ".join(floors))
 
 
 def hz(rate):
