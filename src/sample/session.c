@@ -230,6 +230,7 @@ static int start_proc(struct session *s, const struct py_target *t, uint64_t sta
 		goto out_sampler;
 	}
 	pr->skipped = s->skipped;
+	s->quiet = 0; /* its first tick is taken, not skipped */
 	pthread_mutex_lock(&s->lock);
 	s->live[s->nlive++] = pr;
 	s->live_gen++;
@@ -285,17 +286,19 @@ static void follow_exec(struct session *s, const struct proc_ident *id, int rein
 	}
 }
 
-/* live[i] is done (gone: its handle said it exited): fold its counters in,
- * drop it, and follow it when it exec'd.  live[i] is then another one. */
 /* Count the ticks skipped since pr was last ticked (tick_all). */
 static void tell_skips(struct session *s, struct proc_run *pr)
 {
+	if (!pr->begun)
+		pr->skipped = s->skipped; /* none were its: it starts later */
 	if (pr->skipped != s->skipped) {
 		sampler_skipped(pr->smp, s->skipped - pr->skipped, s->skip_ns, &pr->st);
 		pr->skipped = s->skipped;
 	}
 }
 
+/* live[i] is done (gone: its handle said it exited): fold its counters in,
+ * drop it, and follow it when it exec'd.  live[i] is then another one. */
 static void finish_proc(struct session *s, uint32_t i, int gone)
 {
 	struct proc_run *pr = s->live[i];
