@@ -646,6 +646,18 @@ static int slept(struct sampler *s, int64_t now)
 	return !ran(s);
 }
 
+/* n ticks at which the process had not run, as samples (the GIL known,
+ * free); and, unless idle (their stacks were counted) or -g, its threads
+ * as idle ones left out. */
+static void count_asleep(struct sampler *s, uint64_t n, int idle, struct sampler_stats *st)
+{
+	if (!idle && !s->o.gil)
+		PUB(st->idle, s->idle += n * s->last_threads);
+	PUB(st->asleep, s->asleep += n);
+	PUB(st->samples, s->samples += n);
+	PUB(st->gil_known, s->gil_known += n);
+}
+
 /* A tick at which the process had not run: count what sampler.h says.
  * Returns 1, counting nothing, when the stacks to count again are of a
  * window the stack table has closed since, or when the last read's stacks
@@ -673,13 +685,11 @@ static int tick_asleep(struct sampler *s, int64_t now, struct sampler_stats *st)
 		PUB(st->dropped, s->ss.dropped);
 		PUB(st->active, s->last_threads);
 	} else {
-		if (!s->o.gil)
-			PUB(st->idle, s->idle += s->last_threads);
+		count_asleep(s, 1, 0, st);
 		PUB(st->active, 0);
+		return 0;
 	}
-	PUB(st->asleep, ++s->asleep);
-	PUB(st->samples, ++s->samples);
-	PUB(st->gil_known, ++s->gil_known); /* free */
+	count_asleep(s, 1, 1, st);
 	return 0;
 }
 
@@ -714,11 +724,7 @@ void sampler_skipped(struct sampler *s, uint64_t n, int64_t last, struct sampler
 {
 	PUB(st->ticks, s->ticks += n);
 	PUB(st->elapsed_ns, (uint64_t)(last - s->start));
-	if (!s->o.gil)
-		PUB(st->idle, s->idle += n * s->last_threads);
-	PUB(st->asleep, s->asleep += n);
-	PUB(st->samples, s->samples += n);
-	PUB(st->gil_known, s->gil_known += n);
+	count_asleep(s, n, 0, st); /* quiet: never with -i */
 }
 
 void sampler_late(struct sampler *s, uint64_t missed, struct sampler_stats *st)

@@ -110,11 +110,10 @@ struct session {
 	/* Quiet ticks (tick_all): at the last one taken, every process was
 	 * asleep and said until when that holds (quiet_until) unless the
 	 * watch stirs from stir_seen.  skipped: ticks skipped so (last at
-	 * skip_ns); live_gen moves when a process is added or finished. */
+	 * skip_ns).  A process added clears quiet (add_live). */
 	int quiet;
 	int64_t quiet_until, skip_ns, tell_at;
 	uint64_t stir_seen, skipped;
-	uint32_t live_gen;
 };
 
 int session_new(struct session **out, const struct session_opts *o,
@@ -233,7 +232,6 @@ static int start_proc(struct session *s, const struct py_target *t, uint64_t sta
 	s->quiet = 0; /* its first tick is taken, not skipped */
 	pthread_mutex_lock(&s->lock);
 	s->live[s->nlive++] = pr;
-	s->live_gen++;
 	s->seen++;
 	pthread_mutex_unlock(&s->lock);
 	return 0;
@@ -305,7 +303,6 @@ static void finish_proc(struct session *s, uint32_t i, int gone)
 	struct sampler_stats st;
 	int fd = sampler_handle(pr->smp), follow, reinit;
 
-	s->live_gen++;
 	if (pr->begun) {
 		tell_skips(s, pr);
 		sampler_end(pr->smp, gone, &pr->st);
@@ -644,7 +641,7 @@ static void watch(struct session *s, int64_t deadline)
 static void tick_all(struct session *s, int64_t now)
 {
 	uint64_t stir = 0;
-	uint32_t i = 0, gen = s->live_gen;
+	uint32_t i = 0;
 	int64_t until = INT64_MAX;
 	int quiet = s->rw != NULL && s->nlive > 0;
 
@@ -661,6 +658,7 @@ static void tick_all(struct session *s, int64_t now)
 			return;
 		}
 	}
+	s->quiet = 1; /* until a process is added (add_live) */
 	while (i < s->nlive) {
 		struct proc_run *pr = s->live[i];
 
@@ -686,7 +684,7 @@ static void tick_all(struct session *s, int64_t now)
 		}
 		i++;
 	}
-	s->quiet = quiet && gen == s->live_gen;
+	s->quiet = s->quiet && quiet;
 	s->quiet_until = until;
 	s->stir_seen = stir;
 }
