@@ -10,7 +10,9 @@ beside its target, how it was measured, and the machine it ran on.
   fidelity  samples collected / expected: one busy thread at 100 Hz, 1 kHz and
             10 kHz; 8 busy threads at 1 kHz
   overhead  requests per second lost by a gunicorn + Flask app under wrk while
-            pyspyc samples it (100 Hz, 1 kHz; default and --blocking)
+            pyspyc samples it (100 Hz, 1 kHz; default and --blocking), and
+            beside a null sampler at the same rates (floor.c --tick: wake-ups
+            and reads alone)
   memory    peak RSS of pyspyc after 1,000,000 samples of ~10,000 unique stacks
   output    time to write SVG, collapsed stacks and pprof for 50,000 stacks
   accuracy  error of the measured split on tests/apps/split.py (60/40), 100 Hz
@@ -467,13 +469,22 @@ def measure_fidelity(env, python, rate, seconds, threads=0):
 
 # ---- 3. target overhead -------------------------------------------------
 
+# (name, rate, mode): mode "" is pyspyc in its default mode, "blocking"
+# with --blocking, "floor" not pyspyc but floor.c's null sampler.
 OVERHEAD_CONFIGS = (
-    ("none", None, False),
-    ("100 Hz", 100, False),
-    ("1 kHz", 1000, False),
-    ("100 Hz --blocking", 100, True),
-    ("1 kHz --blocking", 1000, True),
+    ("none", None, ""),
+    ("100 Hz", 100, ""),
+    ("1 kHz", 1000, ""),
+    ("100 Hz floor (no pyspyc)", 100, "floor"),
+    ("1 kHz floor (no pyspyc)", 1000, "floor"),
+    ("100 Hz --blocking", 100, "blocking"),
+    ("1 kHz --blocking", 1000, "blocking"),
 )
+# The null sampler's read: ranges of 1 KB, each on its own page, about what
+# pyspyc reads a sample of a gunicorn worker (its summary gives pages and
+# bytes a read; the overhead section reports them).
+FLOOR_PAGES = 11
+READ_SIZE_RE = re.compile(r"; ([\d.]+) pages and ([\d.]+) KB a read")
 
 
 def free_port():
@@ -590,27 +601,35 @@ def pyspyc_during(env, argv, load, timeout):
         err.seek(0)
         text = err.read().decode("utf-8", "replace")
     if status != 0:
-        raise Failed("pyspyc exited %d: %s" % (status, text[-300:]))
+        raise Failed("%s exited %d: %s" % (os.path.basename(argv[0]), status, text[-300:]))
     return result, cpu, text
+
+
+def wrk_after(env, master, port, seconds):
+    """The load of an overhead run, for pyspyc_during: loaded_wrk half a
+    second after the sampler started, if it still runs."""
+    def load(p):
+        time.sleep(0.5)
+        if p.poll() is not None:
+            raise Failed("the sampler ended before the load started")
+        return loaded_wrk(env, master, port, seconds)
+    return load
 
 
 def overhead_run(env, master, port, config, seconds):
     """One wrk run under one configuration: pyspyc (if any) attaches to the
     gunicorn master with -s half a second before the load starts and stops
     about half a second after it ends."""
-    _, rate, blocking = config
+    _, rate, mode = config
     if rate is None:
         return loaded_wrk(env, master, port, seconds)
+    if mode == "floor":
+        return floor_run(env, master, port, rate, seconds)
     folded = env.path("overhead.folded")
     argv = [env.pyspyc, "record", "-p", str(master), "-s", "-r", str(rate),
-            "-d", str(seconds + 1.0), "-o", folded] + (["--blocking"] if blocking else [])
-
-    def load(p):
-        time.sleep(0.5)
-        if p.poll() is not None:
-            raise Failed("pyspyc ended before the load started")
-        return loaded_wrk(env, master, port, seconds)
-    w, cpu, text = pyspyc_during(env, argv, load, seconds + 60)
+            "-d", str(seconds + 1.0), "-o", folded] + (["--blocking"] if mode else [])
+    w, cpu, text = pyspyc_during(env, argv, wrk_after(env, master, port, seconds),
+                                 seconds + 60)
     summ = parse_summary(text)
     with open(folded) as f:
         stacks = parse_collapsed(f.read())
@@ -620,6 +639,27 @@ def overhead_run(env, master, port, config, seconds):
         if m and int(m.group(1)) != master:
             w["worker_samples"] += c
     w["cpu_s"], w["elapsed"] = cpu, summ["elapsed"]
+    size = READ_SIZE_RE.search(text)
+    if size:
+        w["read_pages"], w["read_kb"] = float(size.group(1)), float(size.group(2))
+    return w
+
+
+def floor_run(env, master, port, rate, seconds):
+    """One wrk run beside floor.c's null sampler instead of pyspyc: it wakes
+    at rate and reads each worker's heap once a tick (FLOOR_PAGES ranges of
+    1 KB on separate pages), from half a second before the load to about
+    half a second after, and does nothing else."""
+    if not env.floor or not os.access(env.floor, os.X_OK):
+        raise Failed("%s is not built (make bench builds it)" % env.floor)
+    workers = children_of(master)
+    if not workers:
+        raise Failed("gunicorn has no workers")
+    argv = [env.floor, "--tick", str(rate), str(seconds + 1.0), str(FLOOR_PAGES)] + [
+        str(p) for p in workers]
+    w, cpu, text = pyspyc_during(env, argv, wrk_after(env, master, port, seconds),
+                                 seconds + 60)
+    w["cpu_s"], w["elapsed"] = cpu, seconds + 1.0
     return w
 
 
@@ -642,11 +682,11 @@ def measure_overhead(env, s):
         env.stop(g)
     base = statistics.median(r["rps"] for r in runs["none"])
     out = {"base": base, "configs": [], "load": (load0[0], os.getloadavg()[0])}
-    for name, rate, blocking in OVERHEAD_CONFIGS:
+    for name, rate, mode in OVERHEAD_CONFIGS:
         rs = runs[name]
         rps = [r["rps"] for r in rs]
         med = statistics.median(rps)
-        row = {"name": name, "rate": rate, "blocking": blocking, "median": med,
+        row = {"name": name, "rate": rate, "mode": mode, "median": med,
                "min": min(rps), "max": max(rps), "loss_pct": 100.0 * (1 - med / base),
                "errors": sum(r["errors"] for r in rs), "runs": len(rs)}
         per_request = [r["worker_us"] for r in rs if r["worker_us"] is not None]
@@ -656,7 +696,12 @@ def measure_overhead(env, s):
                 r["rps"] * r["worker_us"] / 1e6 for r in rs if r["worker_us"] is not None)
         if rate:
             row["cpu_pct"] = statistics.median(100.0 * r["cpu_s"] / r["elapsed"] for r in rs)
-            row["worker_samples"] = min(r["worker_samples"] for r in rs)
+            if mode != "floor":
+                row["worker_samples"] = min(r["worker_samples"] for r in rs)
+            sizes = [(r["read_pages"], r["read_kb"]) for r in rs if "read_pages" in r]
+            if sizes:
+                row["read_pages"] = statistics.median(p for p, _ in sizes)
+                row["read_kb"] = statistics.median(kb for _, kb in sizes)
         out["configs"].append(row)
     return out
 
@@ -1105,7 +1150,8 @@ def section_overhead(env, rep, s):
         "profiler, `pyspyc record -p MASTER -s -r RATE -o x.folded` (following the workers) "
         "attaches half a second before the load starts and stops about half a second "
         "after it ends. Lost = 1 - median req/s / median req/s with no profiler; min - max "
-        "shows the noise. pyspyc CPU is its user+sys time over its run, in %% of one core; "
+        "shows the noise. Sampler CPU is pyspyc's (or the floor's, below) user+sys time over "
+        "its run, in %% of one core; "
         "worker CPU / request is the user+sys time gunicorn's workers spent during the wrk "
         "run (/proc/PID/stat) divided by the requests served, which depends less than "
         "req/s on what else the machine runs; workers' cores is req/s x that, the CPU the "
@@ -1129,7 +1175,7 @@ def section_overhead(env, rep, s):
     worst = 0.0
     for c in o["configs"]:
         noise = max(spread(c), spread(base))
-        want = None if c["blocking"] else OVERHEAD_TARGET_PCT.get(c["rate"])
+        want = None if c["mode"] else OVERHEAD_TARGET_PCT.get(c["rate"])
         target = "<= %.0f%%" % want if want is not None else ""
         if c["rate"] is None:
             res, measured = "", "%.0f req/s" % c["median"]
@@ -1158,10 +1204,38 @@ def section_overhead(env, rep, s):
                       count(c["worker_samples"]) if "worker_samples" in c else "-",
                       c["errors"], judged(target, res)))
     rep.table(("configuration", "median req/s", "min - max", "lost", "worker CPU / request",
-               "workers' cores", "pyspyc CPU", "worker samples (fewest)", "errors", "target"),
+               "workers' cores", "sampler CPU", "worker samples (fewest)", "errors", "target"),
               table)
     rep.md.append("Load average (1 min) %.2f when the rounds began, %.2f when they ended.\n\n"
                   % o["load"])
+    floors = [c for c in o["configs"] if c["mode"] == "floor"]
+    if floors:
+        sized = [c for c in o["configs"] if not c["mode"] and "read_pages" in c]
+        size = "; ".join("%.1f pages and %.1f KB a read at %s" % (
+            c["read_pages"], c["read_kb"], hz(c["rate"])) for c in sized)
+        said = []
+        for f in floors:
+            want = OVERHEAD_TARGET_PCT[f["rate"]]
+            if f["loss_pct"] >= want:
+                left = ("at or over the %.0f%% the target allows: a sampler that wakes and "
+                        "reads that often cannot be told to meet it here, whatever its own "
+                        "work costs" % want)
+            elif f["loss_pct"] > 0:
+                left = ("which leaves about %.1f%% of the %.0f%% the target allows for "
+                        "pyspyc's own work" % (want - f["loss_pct"], want))
+            else:
+                left = "a loss smaller than this run's noise"
+            said.append("at %s it lost %.1f%% of the requests using %.1f%% of a core, %s"
+                        % (hz(f["rate"]), f["loss_pct"], f.get("cpu_pct", 0.0), left))
+        said = "; ".join(said)
+        rep.md.append(
+            "The floor rows are not pyspyc: `scripts/bench/floor.c --tick` wakes at the "
+            "rate, as pyspyc's sampler does, and reads each worker's heap once a tick, %d "
+            "ranges of 1 KB on separate pages%s, and does nothing else (no frames found, "
+            "named or counted): what any sampler that wakes and reads that often pays on "
+            "this machine, with the noise of its min - max. %s.\n\n"
+            % (FLOOR_PAGES, " (pyspyc's runs read %s, by their summaries)" % size
+               if size else "", said[:1].upper() + said[1:]))
     if unclear:
         rep.md.append(
             "The runs of a configuration or of the unprofiled one were up to %.1f%% apart "

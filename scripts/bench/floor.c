@@ -6,11 +6,20 @@
  *   readN   CPU per process_vm_readv call of N ranges of 64 bytes, each on
  *           its own page, from a child process
  *
- * Usage: floor HZ SECONDS RANGES...   prints "wake US" and "readN US" lines.
+ *   tick    a null sampler of running processes: at HZ for SECONDS, one
+ *           process_vm_readv per process a tick, of PAGES ranges of 1 KB,
+ *           each on its own page of the process's heap, and nothing else
+ *           (what a sampler that reads as much pays with no work of its own)
+ *
+ * Usage: floor HZ SECONDS RANGES...   prints "wake US" and "readN US" lines;
+ *        floor --tick HZ SECONDS PAGES PID...   prints "tick US" (CPU per tick)
+ *        and "reads N" (reads that succeeded).
  * CPU is the process's user+sys time (getrusage), over all iterations. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -31,22 +40,30 @@ static double cpu_us(void)
 	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
+/* Ticks to absolute deadlines, period ns apart, as pyspyc's sampler: the
+ * first call (*next 0) sets the timer slack and starts from now. */
+static void tick_sleep(long long *next, long long period)
+{
+	struct timespec ts;
+
+	if (!*next) {
+		prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		*next = ts.tv_sec * 1000000000LL + ts.tv_nsec;
+	}
+	*next += period;
+	ts.tv_sec = *next / 1000000000LL;
+	ts.tv_nsec = *next % 1000000000LL;
+	clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+}
+
 static double wake_us(double hz, double secs)
 {
-	long long period = (long long)(1e9 / hz), next, n = (long long)(hz * secs), i;
-	struct timespec ts;
-	double t0;
+	long long period = (long long)(1e9 / hz), next = 0, n = (long long)(hz * secs), i;
+	double t0 = cpu_us();
 
-	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	next = ts.tv_sec * 1000000000LL + ts.tv_nsec;
-	t0 = cpu_us();
-	for (i = 0; i < n; i++) {
-		next += period;
-		ts.tv_sec = next / 1000000000LL;
-		ts.tv_nsec = next % 1000000000LL;
-		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
-	}
+	for (i = 0; i < n; i++)
+		tick_sleep(&next, period);
 	return (cpu_us() - t0) / (double)n;
 }
 
@@ -72,6 +89,85 @@ static double read_us(pid_t child, const char *mem, int n, long iters)
 	return (cpu_us() - t0) / (double)iters;
 }
 
+/* The start of pid's heap (its [heap] mapping, else its first private
+ * anonymous writable one) when it spans pages pages; 0 if none does. */
+static unsigned long heap_of(int pid, int pages)
+{
+	char path[64], line[512];
+	unsigned long lo, hi, found = 0, anon = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		char perms[8] = "";
+		int name = 0;
+
+		if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &lo, &hi, perms, &name) < 3 ||
+		    hi - lo < (unsigned long)pages * PAGE || strncmp(perms, "rw", 2))
+			continue;
+		if (strstr(line, "[heap]")) {
+			found = lo;
+			break;
+		}
+		if (!anon && name > 0 && (line[name] == '\n' || line[name] == '\0'))
+			anon = lo;
+	}
+	fclose(f);
+	return found ? found : anon;
+}
+
+/* --tick HZ SECONDS PAGES PID...: see the head of the file. */
+static int tick_main(int argc, char **argv)
+{
+	static char buf[MAX_RANGES][1024];
+	struct iovec l[MAX_RANGES], r[64][MAX_RANGES];
+	double hz = argc > 5 ? atof(argv[2]) : 0, secs = argc > 5 ? atof(argv[3]) : 0, t0;
+	int pages = argc > 5 ? atoi(argv[4]) : 0, npid = argc - 5, pid[64], i, k;
+	long long period, next = 0, n, t;
+	unsigned long reads = 0;
+
+	if (hz <= 0 || secs <= 0 || pages < 1 || pages > MAX_RANGES || npid < 1 || npid > 64) {
+		fprintf(stderr, "usage: floor --tick HZ SECONDS PAGES PID... (PAGES 1 to %d, "
+			"1 to 64 pids)\n", MAX_RANGES);
+		return 2;
+	}
+	for (k = 0; k < pages; k++)
+		l[k] = (struct iovec){ buf[k], sizeof(buf[k]) };
+	for (i = 0; i < npid; i++) {
+		unsigned long heap;
+
+		pid[i] = atoi(argv[5 + i]);
+		heap = heap_of(pid[i], pages);
+		if (!heap) {
+			fprintf(stderr, "floor: pid %d has no heap of %d pages\n", pid[i], pages);
+			return 1;
+		}
+		for (k = 0; k < pages; k++)
+			r[i][k] = (struct iovec){ (void *)(heap + (unsigned long)k * PAGE + 1024),
+						  sizeof(buf[k]) };
+	}
+	period = (long long)(1e9 / hz);
+	n = (long long)(hz * secs);
+	t0 = cpu_us();
+	for (t = 0; t < n; t++) {
+		tick_sleep(&next, period);
+		for (i = 0; i < npid; i++) {
+			if (process_vm_readv(pid[i], l, (unsigned long)pages, r[i],
+					     (unsigned long)pages, 0) > 0)
+				reads++;
+			else if (errno != ESRCH && errno != EFAULT)
+				perror("process_vm_readv");
+		}
+	}
+	printf("tick %.2f\nreads %lu\n", (cpu_us() - t0) / (double)n, reads);
+	if (!reads)
+		fprintf(stderr, "floor: no read succeeded\n");
+	return reads ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	double hz = argc > 1 ? atof(argv[1]) : 2000, secs = argc > 2 ? atof(argv[2]) : 5;
@@ -79,6 +175,8 @@ int main(int argc, char **argv)
 	pid_t child;
 	int i;
 
+	if (argc > 1 && !strcmp(argv[1], "--tick"))
+		return tick_main(argc, argv);
 	if (hz <= 0 || secs <= 0) {
 		fprintf(stderr, "usage: floor HZ SECONDS RANGES...\n");
 		return 2;
