@@ -44,7 +44,8 @@
  *
  * Thread-safety: runwatch_add and runwatch_del may be called from any
  * thread; runwatch_switches, runwatch_stir, runwatch_on_cpu and
- * runwatch_thread_state from any thread, lock-free.
+ * runwatch_thread_state from any thread, lock-free; runwatch_take_moved
+ * from one thread per slot (the one that decides for that process).
  */
 #ifndef PYSPYC_RUNWATCH_H
 #define PYSPYC_RUNWATCH_H
@@ -78,6 +79,17 @@ uint64_t runwatch_switches(const struct runwatch *rw, uint32_t slot);
  * those, and found where it was at the last look, it says that none of
  * them changed since.  A memory load. */
 uint64_t runwatch_stir(const struct runwatch *rw);
+
+/* Did the watch note an event of the process in slot (a thread switched
+ * onto or off a CPU, or woken; or a thread of another process put on the
+ * CPU its mark was on) since the last call for this slot?  1 or 0, and the
+ * mark is taken back either way: the next call answers for what happens
+ * after this one.  Marked before stir moves, so a caller that read
+ * runwatch_stir first and takes this after misses no event the stir
+ * counted.  A slot just added may answer 1 for its last owner's events (a
+ * look for nothing, never one missed).  One load, and an atomic exchange
+ * when marked. */
+int runwatch_take_moved(struct runwatch *rw, uint32_t slot);
 
 /* 1 when a thread of the process in slot was the last one switched onto
  * some CPU (it is on that CPU now, or has just left it), else 0.  A switch

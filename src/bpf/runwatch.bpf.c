@@ -77,6 +77,12 @@ __u32 slot_gen[RW_MAX_SLOTS];
  * since, without looking at each.  A plain add, not an atomic one: two
  * CPUs adding at once may count one, but it still moves. */
 __u64 stir;
+/* The same per process: set to 1 at every event of the process in the
+ * slot, before stir moves; user space takes it back to 0 when it looks
+ * (runwatch_take_moved).  A byte each, stored whole: two CPUs marking
+ * two processes at once cannot undo each other's mark, as they could
+ * with bits of one word. */
+__u8 moved[RW_MAX_SLOTS];
 
 /* The slot of process tgid + 1, or 0 when it is not watched. */
 static __always_inline __u32 watched(__u32 tgid)
@@ -145,19 +151,26 @@ int BPF_PROG(rw_switch, _Bool preempt, struct task_struct *prev, struct task_str
 		stirred = 1;
 		__sync_fetch_and_add(&switches[v - 1], 1);
 		note((__u32)prev->pid, v - 1, preempt ? 'R' : letter_of(state_of(prev)));
+		moved[v - 1] = 1;
 	}
 	v = watched(tgid);
 	if (v && v <= RW_MAX_SLOTS) {
 		stirred = 1;
 		__sync_fetch_and_add(&switches[v - 1], 1);
 		note((__u32)next->pid, v - 1, 'R');
+		moved[v - 1] = 1;
 	} else {
 		v = 0;
 	}
 	/* Written only when it changes: the cache line stays clean while
 	 * the host runs processes nobody watches. */
-	if (was != v)
+	if (was != v) {
 		on_cpu[cpu] = v;
+		/* The process marked on this CPU until now left it (when prev
+		 * was not its thread: a switch the program did not see). */
+		if (was && was <= RW_MAX_SLOTS)
+			moved[was - 1] = 1;
+	}
 	if (stirred || was != v)
 		stir++;
 	return 0;
@@ -168,8 +181,9 @@ static __always_inline void woken(struct task_struct *p)
 {
 	__u32 v = watched((__u32)p->tgid);
 
-	if (v) {
+	if (v && v <= RW_MAX_SLOTS) {
 		note((__u32)p->pid, v - 1, 'R');
+		moved[v - 1] = 1;
 		stir++;
 	}
 }

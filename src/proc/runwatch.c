@@ -25,6 +25,7 @@ struct runwatch {
 	const volatile __u64 *switches;
 	const volatile __u32 *on_cpu;
 	const volatile __u64 *stir;
+	volatile __u8 *moved;
 	volatile __u64 *threads;
 	volatile __u32 *slot_gen;
 	volatile __u64 *filter;
@@ -109,6 +110,7 @@ static int check_self(struct runwatch *rw)
 		(rw)->switches = (bss)->switches;	\
 		(rw)->on_cpu = (bss)->on_cpu;		\
 		(rw)->stir = &(bss)->stir;		\
+		(rw)->moved = (bss)->moved;		\
 		(rw)->threads = (bss)->threads;		\
 		(rw)->slot_gen = (bss)->slot_gen;	\
 		(rw)->filter = (bss)->filter;		\
@@ -272,6 +274,17 @@ uint64_t runwatch_switches(const struct runwatch *rw, uint32_t slot)
 uint64_t runwatch_stir(const struct runwatch *rw)
 {
 	return __atomic_load_n(rw->stir, __ATOMIC_ACQUIRE);
+}
+
+int runwatch_take_moved(struct runwatch *rw, uint32_t slot)
+{
+	if (slot >= RW_MAX_SLOTS)
+		return 1;
+	/* Most looks find it clear: a load, no locked instruction. */
+	if (!__atomic_load_n(&rw->moved[slot], __ATOMIC_ACQUIRE))
+		return 0;
+	__atomic_exchange_n(&rw->moved[slot], 0, __ATOMIC_ACQ_REL);
+	return 1;
 }
 
 int runwatch_on_cpu(const struct runwatch *rw, uint32_t slot)

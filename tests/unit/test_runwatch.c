@@ -198,6 +198,49 @@ static void test_sleep_wake_spin(void **state)
 	runwatch_close(rw);
 }
 
+/* The per-process mark: set by the events of its process only, taken back
+ * by the look that finds it. */
+static void test_moved_mark(void **state)
+{
+	struct runwatch *rw = open_or_skip();
+	uint32_t sa, sb;
+	int wa, wb, i, m = 0;
+	pid_t a = child(&wa), b = child(&wb);
+
+	(void)state;
+	wait_asleep(a);
+	wait_asleep(b);
+	assert_int_equal(runwatch_add(rw, a, &sa), 0);
+	assert_int_equal(runwatch_add(rw, b, &sb), 0);
+	(void)runwatch_take_moved(rw, sa); /* a slot's last owner's, if any */
+	(void)runwatch_take_moved(rw, sb);
+	nap_ms(50);
+	assert_int_equal(runwatch_take_moved(rw, sa), 0);
+	assert_int_equal(runwatch_take_moved(rw, sb), 0);
+	/* a woken: its mark is set (waits of up to 5 s for it to run). */
+	assert_int_equal(write(wa, "w", 1), 1);
+	for (i = 0; i < 5000 && !(m = runwatch_take_moved(rw, sa)); i++)
+		nap_ms(1);
+	assert_int_equal(m, 1);
+	/* Asleep again, and its mark taken once more (the switch off may
+	 * have come after the look above): then nothing, until it wakes. */
+	wait_asleep(a);
+	nap_ms(20);
+	(void)runwatch_take_moved(rw, sa);
+	nap_ms(50);
+	assert_int_equal(runwatch_take_moved(rw, sa), 0);
+	/* b slept through all of it. */
+	assert_int_equal(runwatch_take_moved(rw, sb), 0);
+	assert_int_equal(runwatch_take_moved(rw, RW_MAX_SLOTS), 1); /* no such slot */
+	close(wa);
+	close(wb);
+	assert_int_equal(waitpid(a, NULL, 0), a);
+	assert_int_equal(waitpid(b, NULL, 0), b);
+	runwatch_del(rw, a, sa);
+	runwatch_del(rw, b, sb);
+	runwatch_close(rw);
+}
+
 /* Wait (up to 5 s) until runwatch_thread_state(pid) is want. */
 static int state_becomes(const struct runwatch *rw, uint32_t slot, pid_t pid, int want)
 {
@@ -369,6 +412,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_sleep_wake_spin, end_kids),
 		cmocka_unit_test_teardown(test_thread_states, end_kids),
 		cmocka_unit_test_teardown(test_seeded_state, end_kids),
+		cmocka_unit_test_teardown(test_moved_mark, end_kids),
 		cmocka_unit_test(test_slot_bound),
 	};
 	const struct CMUnitTest once[] = {
