@@ -103,12 +103,13 @@ int sampler_tick(struct sampler *s, int64_t now, struct sampler_stats *st);
 
 /* 1 when the last tick found the process asleep (not run since the tick
  * before) and its next ticks would find the same, with nothing to do,
- * until the session's runwatch stirs (runwatch_stir) or *until
- * (CLOCK_MONOTONIC), whichever is first: the caller may skip them and
- * tell sampler_skipped how many it skipped, before the next sampler_tick
- * or sampler_end.  0 without a runwatch slot, with -i (idle: each tick
- * counts the last stacks again at its own time), or when the process ran. */
-int sampler_quiet(const struct sampler *s, int64_t *until);
+ * until the watch notes an event of it (runwatch_take_moved on *slot; the
+ * session's runwatch_stir moves then too) or *until (CLOCK_MONOTONIC),
+ * whichever is first: the caller may skip them and tell sampler_skipped
+ * how many it skipped, before the next sampler_tick or sampler_end.  0
+ * without a runwatch slot, with -i (idle: each tick counts the last stacks
+ * again at its own time), or when the process ran. */
+int sampler_quiet(const struct sampler *s, int64_t *until, uint32_t *slot);
 
 /* n ticks were skipped while sampler_quiet held, the last at deadline
  * last: count them as ticks at which the process was asleep, as

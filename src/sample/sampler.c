@@ -712,11 +712,12 @@ int sampler_begin(struct sampler *s, int64_t now, struct sampler_stats *st)
 	return 0;
 }
 
-int sampler_quiet(const struct sampler *s, int64_t *until)
+int sampler_quiet(const struct sampler *s, int64_t *until, uint32_t *slot)
 {
-	if (!s->quiet)
+	if (!s->quiet || s->rw_slot < 0)
 		return 0;
 	*until = s->rw_check_at < s->retry_at ? s->rw_check_at : s->retry_at;
+	*slot = (uint32_t)s->rw_slot;
 	return 1;
 }
 

@@ -42,6 +42,14 @@
 #define EV_GAP_NS 5000000LL   /* process events wake the engine this seldom */
 #define TELL_NS 100000000LL   /* skipped ticks are counted at least this often */
 
+/* live[i]'s quiet verdict as of its last tick (sampler_quiet): until is
+ * INT64_MIN when it may not be skipped; owed counts the ticks skipped for
+ * it alone since it was last told (tell_skips), the last at owed_ns. */
+struct live_quiet {
+	int64_t until, owed_ns;
+	uint32_t slot, owed;
+};
+
 struct proc_run {
 	struct proc_ident id;
 	struct py_target t;
@@ -73,6 +81,11 @@ struct session {
 	pthread_mutex_t lock;
 	struct proc_run **live;
 	uint32_t nlive, live_cap;
+	/* Beside live[i], the engine's own (no lock): whether and until when
+	 * the process may be skipped at a tick (tick_all).  Kept apart so a
+	 * tick at which most processes sleep reads this array, not their
+	 * samplers. */
+	struct live_quiet *lq;
 	struct sampler_stats done; /* summed over finished samplers */
 	uint32_t seen;
 	uint32_t execs;           /* processes that exec'd another program */
@@ -195,7 +208,11 @@ static int start_proc(struct session *s, const struct py_target *t, uint64_t sta
 	if (s->nlive == s->live_cap) {
 		uint32_t cap = s->live_cap ? 2 * s->live_cap : 16;
 		struct proc_run **grown;
+		struct live_quiet *lq = realloc(s->lq, cap * sizeof(*lq));
 
+		if (!lq)
+			return -ENOMEM;
+		s->lq = lq;
 		pthread_mutex_lock(&s->lock);
 		grown = realloc(s->live, cap * sizeof(*grown));
 		if (grown) {
@@ -230,6 +247,7 @@ static int start_proc(struct session *s, const struct py_target *t, uint64_t sta
 	}
 	pr->skipped = s->skipped;
 	s->quiet = 0; /* its first tick is taken, not skipped */
+	s->lq[s->nlive] = (struct live_quiet){ .until = INT64_MIN };
 	pthread_mutex_lock(&s->lock);
 	s->live[s->nlive++] = pr;
 	s->seen++;
@@ -284,14 +302,22 @@ static void follow_exec(struct session *s, const struct proc_ident *id, int rein
 	}
 }
 
-/* Count the ticks skipped since pr was last ticked (tick_all). */
-static void tell_skips(struct session *s, struct proc_run *pr)
+/* Count the ticks skipped for live[i] since it was last ticked or told
+ * (tick_all): those skipped whole, and those skipped for it alone. */
+static void tell_skips(struct session *s, uint32_t i)
 {
+	struct proc_run *pr = s->live[i];
+	struct live_quiet *q = &s->lq[i];
+	uint64_t n;
+
 	if (!pr->begun)
 		pr->skipped = s->skipped; /* none were its: it starts later */
-	if (pr->skipped != s->skipped) {
-		sampler_skipped(pr->smp, s->skipped - pr->skipped, s->skip_ns, &pr->st);
+	n = s->skipped - pr->skipped + q->owed;
+	if (n) {
+		sampler_skipped(pr->smp, n, s->skip_ns > q->owed_ns ? s->skip_ns : q->owed_ns,
+				&pr->st);
 		pr->skipped = s->skipped;
+		q->owed = 0;
 	}
 }
 
@@ -304,7 +330,7 @@ static void finish_proc(struct session *s, uint32_t i, int gone)
 	int fd = sampler_handle(pr->smp), follow, reinit;
 
 	if (pr->begun) {
-		tell_skips(s, pr);
+		tell_skips(s, i);
 		sampler_end(pr->smp, gone, &pr->st);
 	} else if (gone)
 		__atomic_store_n(&pr->st.target_gone, 1, __ATOMIC_RELAXED);
@@ -316,6 +342,7 @@ static void finish_proc(struct session *s, uint32_t i, int gone)
 	pthread_mutex_lock(&s->lock);
 	add_stats(&s->done, &st, 0);
 	s->live[i] = s->live[--s->nlive];
+	s->lq[i] = s->lq[s->nlive];
 	if (!follow && pr->id.pid == s->root.pid && pr->id.start == s->root.start)
 		s->root_gone = 1;
 	pthread_mutex_unlock(&s->lock);
@@ -629,39 +656,54 @@ static void watch(struct session *s, int64_t deadline)
 	s->next_due = try_candidates(s, deadline);
 }
 
-/* Sample every live process at deadline now.  With the runwatch, a tick at
- * which every process is known to be asleep still, with nothing due, is
- * skipped whole: the watch has not stirred since the last tick, which
- * found each asleep (sampler_quiet).  Each sampler counts the ticks it
- * missed so at its next tick or its end (tell_skips), as it would have
- * counted them one by one, and every TELL_NS meanwhile, so that what
- * session_stats says (top's shares, record's progress) is never further
- * behind.  A host of sleeping workers costs a memory load a tick then,
- * whatever their number. */
+/* Sample every live process at deadline now.  With the runwatch, a
+ * process that the last tick found asleep (sampler_quiet) and that has had
+ * no event since (runwatch_take_moved), with nothing due, is skipped at
+ * this tick; and a tick at which that holds for every process is skipped
+ * whole, on one load (the watch has not stirred since the last tick).
+ * Each sampler counts the ticks it missed so at its next tick or its end
+ * (tell_skips), as it would have counted them one by one, and every
+ * TELL_NS meanwhile, so that what session_stats says (top's shares,
+ * record's progress) is never further behind.  A host of sleeping workers
+ * costs a memory load a tick then, whatever their number; one where a few
+ * of many workers run, a byte and this array's entry for each sleeper. */
 static void tick_all(struct session *s, int64_t now)
 {
 	uint64_t stir = 0;
 	uint32_t i = 0;
 	int64_t until = INT64_MAX;
-	int quiet = s->rw != NULL && s->nlive > 0;
+	int quiet = s->rw != NULL && s->nlive > 0, tell = now >= s->tell_at;
 
+	if (tell)
+		s->tell_at = now + TELL_NS;
 	if (quiet) {
 		stir = runwatch_stir(s->rw); /* before any process is looked at */
 		if (s->quiet && stir == s->stir_seen && now < s->quiet_until) {
 			s->skipped++;
 			s->skip_ns = now;
-			if (now >= s->tell_at) {
-				for (i = 0; i < s->nlive; i++)
-					tell_skips(s, s->live[i]);
-				s->tell_at = now + TELL_NS;
-			}
+			for (i = 0; tell && i < s->nlive; i++)
+				tell_skips(s, i);
 			return;
 		}
 	}
 	s->quiet = 1; /* until a process is added (add_live) */
 	while (i < s->nlive) {
 		struct proc_run *pr = s->live[i];
+		struct live_quiet *q = &s->lq[i];
 
+		/* Asleep at its last tick, due for nothing, and no event of it
+		 * since (the mark is taken after the stir was read: an event
+		 * after that is seen at the next tick). */
+		if (now < q->until && !runwatch_take_moved(s->rw, q->slot)) {
+			q->owed++;
+			q->owed_ns = now;
+			if (tell)
+				tell_skips(s, i);
+			if (q->until < until)
+				until = q->until;
+			i++;
+			continue;
+		}
 		if (!pr->begun) {
 			if (sampler_begin(pr->smp, now, &pr->st)) {
 				finish_proc(s, i, 0);
@@ -669,18 +711,16 @@ static void tick_all(struct session *s, int64_t now)
 			}
 			pr->begun = 1;
 		}
-		tell_skips(s, pr);
+		tell_skips(s, i);
 		if (sampler_tick(pr->smp, now, &pr->st)) {
 			finish_proc(s, i, 0);
 			continue; /* live[i] is another one now */
 		}
-		if (quiet) {
-			int64_t u;
-
-			if (!sampler_quiet(pr->smp, &u))
-				quiet = 0;
-			else if (u < until)
-				until = u;
+		if (!s->rw || !sampler_quiet(pr->smp, &q->until, &q->slot)) {
+			q->until = INT64_MIN;
+			quiet = 0;
+		} else if (q->until < until) {
+			until = q->until;
 		}
 		i++;
 	}
@@ -978,6 +1018,7 @@ void session_free(struct session *s)
 		close(s->done_fd);
 	py_find_cache_free(s->elf_cache);
 	free(s->live);
+	free(s->lq);
 	free(s->skips);
 	free(s->members);
 	free(s->events);

@@ -446,6 +446,42 @@ def test_two_hundred_children(one_python, tmp_path):
     assert _count(s, r"; (\d+) samples of processes that had not run") > 0, s
 
 
+def test_sleepers_beside_a_busy_one_are_counted(one_python, tmp_path):
+    """-s on a parent of 8 sleeping children and a busy one, at 100 Hz
+    without -i: the busy one runs at every tick, so the ticks are not
+    skipped whole, and each sleeper is left unread at most of them (the
+    watch saw no event of it).  Every process still counts a sample at
+    every tick: the summary's samples are the ticks times the processes,
+    the sleepers' nearly all "had not run"; and the busy one's stacks are
+    most of the profile."""
+    parent = _start(one_python, TREE, CHILDREN, 8, 1)
+    out = tmp_path / "b.txt"
+    try:
+        r = _record(["-s", "-r", "100", "-d", "3", "-f", "collapsed", "-o", str(out),
+                     "-p", str(parent.pid)])
+    finally:
+        _end(parent)
+    assert r.returncode == 0, r.stderr
+    s = _summary(r.stderr)
+    procs = _count(s, r"; (\d+) processes")
+    assert procs == 10, s
+    samples = _count(s, r"(\d+) samples")
+    late = _count(s, r"(\d+) late ticks") or 0
+    # 300 ticks each; a process attached after the first tick has fewer
+    # (attaching ten takes a few ticks, more on a loaded machine), and a
+    # late tick is counted as such, not as a sample.
+    assert samples >= 0.8 * procs * 300 - procs * late, s
+    assert samples <= procs * 300 + procs, s
+    asleep = _count(s, r"; (\d+) samples of processes that had not run")
+    assert asleep is not None and asleep >= 0.8 * 9 * 300 - procs * late, s
+    stacks = _stacks(out)
+    assert _names(stacks, "busy_") == {8}, s
+    # A sleeper wakes every 0.2 s for a moment: a tick may find it running
+    # (or waiting for a CPU), and count it, but seldom.
+    busy = sum(c for st, c in stacks if any(frame_name(f) == "busy_8" for f in st))
+    assert busy >= 0.8 * sum(c for _, c in stacks), stacks
+
+
 def test_process_bound_is_named(one_python, tmp_path):
     """--max-processes 3 on a tree of 7 Python processes: 3 are sampled and
     the summary says how many were left out, and which option raises it."""
