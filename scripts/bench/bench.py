@@ -115,6 +115,7 @@ class Settings:
         # scaling: idle and busy worker counts, rates, seconds per run
         self.scaling_idle = (1, 8, 32) if quick else (1, 8, 32, 128)
         self.scaling_busy = (2,) if quick else (2, 8)
+        self.scaling_mixed = (32,)
         self.scaling_rates = (100, 1000)
         self.scaling_seconds = 3.0 if quick else 6.0
 
@@ -729,9 +730,9 @@ def run_ns(pid):
     return t
 
 
-def scaling_run(env, master, port, rate, seconds, busy):
-    """pyspyc record -s -p MASTER -r RATE for `seconds` (under wrk when
-    busy): its CPU in % of one core over its whole run (user+sys over its
+def scaling_run(env, master, port, rate, seconds, conns):
+    """pyspyc record -s -p MASTER -r RATE for `seconds` (under wrk with
+    conns connections, if any): its CPU in % of one core over its whole run (user+sys over its
     elapsed time, from outside: attaching and writing included), and in
     its steady state (from 1.5 s after it started to 0.3 s before its end:
     every process attached, sampling alone), and what its summary says."""
@@ -759,9 +760,9 @@ def scaling_run(env, master, port, rate, seconds, busy):
         m = threading.Thread(target=measure, args=(p,))
         m.start()
         try:
-            if busy:
+            if conns:
                 time.sleep(0.3)
-                wrk(env, port, max(1.0, seconds - 0.6), connections=2 * busy)
+                wrk(env, port, max(1.0, seconds - 0.6), connections=conns)
         finally:
             m.join()
     _, cpu, text = pyspyc_during(env, argv, load, seconds + 120)
@@ -790,24 +791,34 @@ def settle(master, quiet_s=0.01, longest_s=60):
         time.sleep(1.0)
 
 
+def scaling_label(workers, conns):
+    if not conns:
+        return "%d idle" % workers
+    if conns == 2 * workers:
+        return "%d busy" % workers
+    return "%d, %d requests at a time" % (workers, conns)
+
+
 def measure_scaling(env, s):
     """For each worker count: one gunicorn, then a run per rate."""
     rows = []
-    for workers, busy in [(n, False) for n in s.scaling_idle] + \
-                         [(n, True) for n in s.scaling_busy]:
+    # (workers, wrk's connections): idle, every worker busy (two requests
+    # each in flight), and a few busy among many (two requests in flight).
+    for workers, conns in [(n, 0) for n in s.scaling_idle] + \
+                          [(n, 2 * n) for n in s.scaling_busy] + \
+                          [(n, 2) for n in s.scaling_mixed]:
         port = free_port()
         g = start_gunicorn(env, port, workers, wait_s=30 + workers)
         try:
             settle(g.pid)
-            if busy:
+            if conns:
                 wrk(env, port, 1)  # warm-up
             for rate in s.scaling_rates:
-                r = scaling_run(env, g.pid, port, rate, s.scaling_seconds,
-                                workers if busy else 0)
-                env.log("scaling: %d %s workers at %s: pyspyc %.2f%% of a core, %s steady" % (
-                    workers, "busy" if busy else "idle", hz(rate), r["cpu_pct"],
+                r = scaling_run(env, g.pid, port, rate, s.scaling_seconds, conns)
+                env.log("scaling: %s at %s: pyspyc %.2f%% of a core, %s steady" % (
+                    scaling_label(workers, conns), hz(rate), r["cpu_pct"],
                     "%.2f%%" % r["steady_pct"] if r["steady_pct"] is not None else "-"))
-                r.update(workers=workers, busy=busy, rate=rate)
+                r.update(workers=workers, busy=conns > 0, conns=conns, rate=rate)
                 rows.append(r)
         finally:
             env.stop(g)
@@ -1549,15 +1560,19 @@ def section_scaling(env, rep, s):
     rep.section(
         "8. Scaling with processes",
         "pyspyc's CPU <= %.0f%% of one core for %d idle workers at %s; reported for "
-        "%s idle workers and %s busy ones, at %s." % (
+        "%s idle workers, %s busy ones and %s serving two requests at a time, at %s." % (
             want, n, hz(rate), ", ".join(str(x) for x in s.scaling_idle),
             " and ".join(str(x) for x in s.scaling_busy),
+            " and ".join(str(x) for x in s.scaling_mixed),
             " and ".join(hz(r) for r in s.scaling_rates)),
         "Debian's gunicorn (`-w N -k sync`) serves `tests/apps/flask_app.py`, as in the "
         "overhead section; `pyspyc record -s -p MASTER -r RATE -d %g` samples the master "
         "and its workers, once they have booted (a second in which they used no CPU). "
         "Idle: no requests (every worker asleep in its accept loop). "
-        "Busy: `wrk -t 1 -c 2N` loads `/light` through the run. Whole run: pyspyc's "
+        "Busy: `wrk -t 1 -c 2N` loads `/light` through the run. Two requests at a "
+        "time: `wrk -t 1 -c 2`, two requests in flight among many workers; gunicorn's "
+        "sync workers all wait on the one listening socket, so a new connection may wake "
+        "many of them (the not-read share says how many slept through a tick). Whole run: pyspyc's "
         "user+sys time over its run, in %% of one core, measured from outside "
         "(finding the interpreter, attaching to every process and writing the profile "
         "included: with one idle worker that is all of it). Steady: the CPU time of "
@@ -1585,7 +1600,7 @@ def section_scaling(env, rep, s):
             res = verdict(steady <= want)
             rep.row("scaling", "%d idle workers, %s" % (n, hz(rate)),
                     "%.2f%% of a core" % steady, target, res)
-        table.append(("%d %s" % (r["workers"], "busy" if r["busy"] else "idle"), hz(r["rate"]),
+        table.append((scaling_label(r["workers"], r["conns"]), hz(r["rate"]),
                       procs, "%.2f%%" % r["cpu_pct"],
                       "%.2f%%" % steady if steady is not None else "-",
                       "%.3f%%" % (steady / procs) if steady is not None else "-",
