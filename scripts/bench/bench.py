@@ -116,6 +116,7 @@ class Settings:
         self.scaling_idle = (1, 8, 32) if quick else (1, 8, 32, 128)
         self.scaling_busy = (2,) if quick else (2, 8)
         self.scaling_mixed = (32,)
+        self.scaling_tree = (32, 1)
         self.scaling_rates = (100, 1000)
         self.scaling_seconds = 3.0 if quick else 6.0
 
@@ -709,6 +710,8 @@ def measure_overhead(env, s):
 
 # ---- scaling: pyspyc's CPU against the number of processes ---------------
 
+# The Python of the scaling section's process tree: gunicorn's.
+SCALING_PYTHON = "/usr/bin/python3"
 ASLEEP_RE = re.compile(r"; (\d+) samples of processes that had not run")
 PROCESSES_RE = re.compile(r"; (\d+) processes")
 
@@ -818,10 +821,24 @@ def measure_scaling(env, s):
                 env.log("scaling: %s at %s: pyspyc %.2f%% of a core, %s steady" % (
                     scaling_label(workers, conns), hz(rate), r["cpu_pct"],
                     "%.2f%%" % r["steady_pct"] if r["steady_pct"] is not None else "-"))
-                r.update(workers=workers, busy=conns > 0, conns=conns, rate=rate)
+                r.update(label=scaling_label(workers, conns), workers=workers,
+                         busy=conns > 0, rate=rate)
                 rows.append(r)
         finally:
             env.stop(g)
+    # Not gunicorn: sleepers that no request wakes, beside one busy process.
+    n, b = s.scaling_tree
+    tree = env.target(SCALING_PYTHON, "children.py", "mixed", n, b)
+    try:
+        for rate in s.scaling_rates:
+            r = scaling_run(env, tree.pid, None, rate, s.scaling_seconds, 0)
+            r.update(label="%d sleeping, %d busy (children.py)" % (n, b), workers=n + b,
+                     busy=True, rate=rate)
+            env.log("scaling: %s at %s: pyspyc %.2f%% of a core" % (
+                r["label"], hz(rate), r["cpu_pct"]))
+            rows.append(r)
+    finally:
+        env.stop(tree)
     return rows
 
 
@@ -1572,7 +1589,10 @@ def section_scaling(env, rep, s):
         "Busy: `wrk -t 1 -c 2N` loads `/light` through the run. Two requests at a "
         "time: `wrk -t 1 -c 2`, two requests in flight among many workers; gunicorn's "
         "sync workers all wait on the one listening socket, so a new connection may wake "
-        "many of them (the not-read share says how many slept through a tick). Whole run: pyspyc's "
+        "many of them (the not-read share says how many slept through a tick). Last, "
+        "not gunicorn: `tests/apps/children.py mixed 32 1` under Debian's python3, 32 "
+        "children that sleep (waking every 0.2 s) and one that spins, all sampled with "
+        "`-s` on their parent: no request wakes the sleepers. Whole run: pyspyc's "
         "user+sys time over its run, in %% of one core, measured from outside "
         "(finding the interpreter, attaching to every process and writing the profile "
         "included: with one idle worker that is all of it). Steady: the CPU time of "
@@ -1600,14 +1620,14 @@ def section_scaling(env, rep, s):
             res = verdict(steady <= want)
             rep.row("scaling", "%d idle workers, %s" % (n, hz(rate)),
                     "%.2f%% of a core" % steady, target, res)
-        table.append((scaling_label(r["workers"], r["conns"]), hz(r["rate"]),
+        table.append((r["label"], hz(r["rate"]),
                       procs, "%.2f%%" % r["cpu_pct"],
                       "%.2f%%" % steady if steady is not None else "-",
                       "%.3f%%" % (steady / procs) if steady is not None else "-",
                       count(r["samples"]),
                       "%.0f%%" % (100.0 * r["asleep"] / r["samples"]) if r["samples"] else "-",
                       count(r["late"]), judged(target, res)))
-    rep.table(("workers", "rate", "processes", "pyspyc CPU, whole run", "steady",
+    rep.table(("sampled", "rate", "processes", "pyspyc CPU, whole run", "steady",
                "steady per process", "samples", "not read", "late ticks", "target"), table)
     # What waking alone costs at each rate, measured after the rows: the
     # steady figures stand on it.

@@ -9,6 +9,8 @@
                                 all of them run Python; the parent sleeps.
   children.py busy N            as sleep, but the children spin in busy_<i>
                                 (an overloaded machine).
+  children.py mixed N B         as sleep, and B more children (numbered on
+                                from N) spin in busy_<i>.
   children.py child I MS        one child (what the modes above start):
                                 MS > 0 spins, MS = 0 sleeps, MS < 0 spins
                                 until the parent goes.
@@ -80,8 +82,9 @@ def short(n, ms, conc):
         p.wait()
 
 
-def sleep(n, ms=0):
-    kids = [spawn(i, ms, stdout=subprocess.PIPE) for i in range(n)]
+def sleep(n, ms=0, busy=0):
+    kids = [spawn(i, ms, stdout=subprocess.PIPE) for i in range(n)] + \
+        [spawn(n + i, -1, stdout=subprocess.PIPE) for i in range(busy)]
     for p in kids:
         p.stdout.readline()
     sys.stdout.write("ready\n")
@@ -102,6 +105,8 @@ def main():
         sleep(int(sys.argv[2]))
     elif mode == "busy":
         sleep(int(sys.argv[2]), -1)
+    elif mode == "mixed":
+        sleep(int(sys.argv[2]), 0, int(sys.argv[3]))
     else:
         child(int(sys.argv[2]), int(sys.argv[3]))
 
