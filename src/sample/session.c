@@ -43,11 +43,13 @@
 #define TELL_NS 100000000LL   /* skipped ticks are counted at least this often */
 
 /* live[i]'s quiet verdict as of its last tick (sampler_quiet): until is
- * INT64_MIN when it may not be skipped; owed counts the ticks skipped for
- * it alone since it was last told (tell_skips), the last at owed_ns. */
+ * INT64_MIN when it may not be skipped.  told: the session's ticks (by
+ * their number, s->ticks) that it has counted, by taking them or by being
+ * told of those skipped (tell_skips). */
 struct live_quiet {
-	int64_t until, owed_ns;
-	uint32_t slot, owed;
+	int64_t until;
+	uint64_t told;
+	uint32_t slot;
 };
 
 struct proc_run {
@@ -56,7 +58,6 @@ struct proc_run {
 	struct sampler *smp;
 	struct sampler_stats st;  /* published live by the sampler */
 	int begun;                /* sampler_begin ran (on the engine) */
-	uint64_t skipped;         /* the session's skipped ticks told it */
 };
 
 /* A descendant that is not (yet) Python: looked at again a few times (a
@@ -122,11 +123,12 @@ struct session {
 	int64_t next_walk, walk_every, next_due;
 	/* Quiet ticks (tick_all): at the last one taken, every process was
 	 * asleep and said until when that holds (quiet_until) unless the
-	 * watch stirs from stir_seen.  skipped: ticks skipped so (last at
-	 * skip_ns).  A process added clears quiet (add_live). */
+	 * watch stirs from stir_seen.  A process added clears quiet
+	 * (add_live).  ticks: tick_all's calls so far, taken or skipped, the
+	 * last at tick_ns. */
 	int quiet;
-	int64_t quiet_until, skip_ns, tell_at;
-	uint64_t stir_seen, skipped;
+	int64_t quiet_until, tick_ns, tell_at;
+	uint64_t stir_seen, ticks;
 };
 
 int session_new(struct session **out, const struct session_opts *o,
@@ -245,9 +247,9 @@ static int start_proc(struct session *s, const struct py_target *t, uint64_t sta
 		err = -errno;
 		goto out_sampler;
 	}
-	pr->skipped = s->skipped;
 	s->quiet = 0; /* its first tick is taken, not skipped */
-	s->lq[s->nlive] = (struct live_quiet){ .until = INT64_MIN };
+	/* The ticks so far were not its: it starts at the next. */
+	s->lq[s->nlive] = (struct live_quiet){ .until = INT64_MIN, .told = s->ticks };
 	pthread_mutex_lock(&s->lock);
 	s->live[s->nlive++] = pr;
 	s->seen++;
@@ -302,22 +304,15 @@ static void follow_exec(struct session *s, const struct proc_ident *id, int rein
 	}
 }
 
-/* Count the ticks skipped for live[i] since it was last ticked or told
- * (tick_all): those skipped whole, and those skipped for it alone. */
-static void tell_skips(struct session *s, uint32_t i)
+/* Tell live[i] of the ticks skipped for it (tick_all), whole or for it
+ * alone, up to tick number upto, the last of them at deadline last. */
+static void tell_skips(struct session *s, uint32_t i, uint64_t upto, int64_t last)
 {
-	struct proc_run *pr = s->live[i];
 	struct live_quiet *q = &s->lq[i];
-	uint64_t n;
 
-	if (!pr->begun)
-		pr->skipped = s->skipped; /* none were its: it starts later */
-	n = s->skipped - pr->skipped + q->owed;
-	if (n) {
-		sampler_skipped(pr->smp, n, s->skip_ns > q->owed_ns ? s->skip_ns : q->owed_ns,
-				&pr->st);
-		pr->skipped = s->skipped;
-		q->owed = 0;
+	if (upto > q->told) {
+		sampler_skipped(s->live[i]->smp, upto - q->told, last, &s->live[i]->st);
+		q->told = upto;
 	}
 }
 
@@ -330,7 +325,7 @@ static void finish_proc(struct session *s, uint32_t i, int gone)
 	int fd = sampler_handle(pr->smp), follow, reinit;
 
 	if (pr->begun) {
-		tell_skips(s, i);
+		tell_skips(s, i, s->ticks, s->tick_ns);
 		sampler_end(pr->smp, gone, &pr->st);
 	} else if (gone)
 		__atomic_store_n(&pr->st.target_gone, 1, __ATOMIC_RELAXED);
@@ -669,20 +664,19 @@ static void watch(struct session *s, int64_t deadline)
  * of many workers run, a byte and this array's entry for each sleeper. */
 static void tick_all(struct session *s, int64_t now)
 {
-	uint64_t stir = 0;
+	uint64_t stir = 0, t = ++s->ticks;
 	uint32_t i = 0;
-	int64_t until = INT64_MAX;
+	int64_t until = INT64_MAX, before = s->tick_ns;
 	int quiet = s->rw != NULL && s->nlive > 0, tell = now >= s->tell_at;
 
+	s->tick_ns = now;
 	if (tell)
 		s->tell_at = now + TELL_NS;
 	if (quiet) {
 		stir = runwatch_stir(s->rw); /* before any process is looked at */
 		if (s->quiet && stir == s->stir_seen && now < s->quiet_until) {
-			s->skipped++;
-			s->skip_ns = now;
 			for (i = 0; tell && i < s->nlive; i++)
-				tell_skips(s, i);
+				tell_skips(s, i, t, now);
 			return;
 		}
 	}
@@ -695,10 +689,8 @@ static void tick_all(struct session *s, int64_t now)
 		 * since (the mark is taken after the stir was read: an event
 		 * after that is seen at the next tick). */
 		if (now < q->until && !runwatch_take_moved(s->rw, q->slot)) {
-			q->owed++;
-			q->owed_ns = now;
 			if (tell)
-				tell_skips(s, i);
+				tell_skips(s, i, t, now);
 			if (q->until < until)
 				until = q->until;
 			i++;
@@ -711,7 +703,8 @@ static void tick_all(struct session *s, int64_t now)
 			}
 			pr->begun = 1;
 		}
-		tell_skips(s, i);
+		tell_skips(s, i, t - 1, before);
+		q->told = t; /* this one it takes */
 		if (sampler_tick(pr->smp, now, &pr->st)) {
 			finish_proc(s, i, 0);
 			continue; /* live[i] is another one now */
