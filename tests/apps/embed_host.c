@@ -15,7 +15,9 @@
  * the round, from 0), so a profiler sees the runtime go and come back.
  * EMBED_GAP_MS (environment) keeps it gone that long between rounds, after
  * printing "finalized"; with EMBED_GAP_HOLD too, it then takes up the
- * memory freed, so the next interpreter is put somewhere else.
+ * memory freed, so the next interpreter is put somewhere else; with
+ * EMBED_GAP_WAIT, the first gap begins only once a line is read on stdin
+ * (a test starts its profiler after "finalized", and says when it runs).
  *
  * Build: cc -o embed_host embed_host.c -ldl
  * Exit status: 0 on success, 1 if the script raised, 2 on a setup error.
@@ -196,11 +198,14 @@ int main(int argc, char **argv)
 		if (round + 1 < rounds && getenv("EMBED_GAP_MS")) {
 			struct timespec gap = { 0, 0 };
 			long ms = atol(getenv("EMBED_GAP_MS"));
+			char go[16];
 
 			gap.tv_sec = ms / 1000;
 			gap.tv_nsec = ms % 1000 * 1000000L;
 			printf("finalized\n");
 			fflush(stdout);
+			if (round == 0 && getenv("EMBED_GAP_WAIT") && !fgets(go, sizeof(go), stdin))
+				rc = 2;
 			nanosleep(&gap, NULL);
 			/* Take the freed memory, so the next interpreter lands
 			 * elsewhere (blocks of every size up to 1 MiB, kept). */

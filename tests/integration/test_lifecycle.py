@@ -265,28 +265,51 @@ def test_embedded_interpreter_restarts(embed_host, libpython, tmp_path):
     with 0.3 s without any between them, and in that gap takes the memory
     the last one freed, so the next one is put elsewhere.  pyspyc attaches
     in the first gap: it waits for the next interpreter, and follows the
-    one after it too."""
+    one after it too.  The first gap begins only once pyspyc has looked and
+    waits (EMBED_GAP_WAIT; it sleeps between looks for up to a second): a
+    start slower than the gap and round_1 together (a sanitizer build on a
+    loaded machine) would otherwise find round_2 first."""
     env = embed_env(libpython, 0)
-    env.update(EMBED_ROUND_SECONDS="0.5", EMBED_GAP_MS="300", EMBED_GAP_HOLD="1")
+    env.update(EMBED_ROUND_SECONDS="0.5", EMBED_GAP_MS="300", EMBED_GAP_HOLD="1",
+               EMBED_GAP_WAIT="1")
     proc = subprocess.Popen([embed_host, libpython, ROUNDS_SCRIPT, "3"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            universal_newlines=True, env=env)
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, universal_newlines=True, env=env)
+    rec = None
     try:
         line = proc.stdout.readline()
         while line and line.strip() != "finalized":
             line = proc.stdout.readline()
         assert line, proc.stderr.read()
         out = tmp_path / "e.folded"
-        r = run_pyspyc(["record", "-p", str(proc.pid), "-r", "200", "-o", str(out)],
-                       timeout=60)
-        assert r.returncode == 0, r.stderr
+        rec = subprocess.Popen([PYSPYC, "record", "-p", str(proc.pid), "-r", "200",
+                                "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               universal_newlines=True)
+        assert wait_for(lambda: rec.poll() is not None or
+                        read_text("/proc/%d/wchan" % rec.pid) == "hrtimer_nanosleep", 60)
+        proc.stdin.write("go\n")
+        proc.stdin.close()
+        _, err = rec.communicate(timeout=60)
+        assert rec.returncode == 0, err
         got = names_in(out)
         assert got.get("round_1", 0) > 0 and got.get("round_2", 0) > 0, got
         assert got.get("round_0", 0) == 0, got
     finally:
+        if rec and rec.poll() is None:
+            rec.kill()
+            rec.wait()
         proc.stdout.read()
         stop(proc)
     assert proc.returncode == 0, proc.stderr.read()
+
+
+def read_text(path):
+    """The text of a file, or "" when it cannot be read."""
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
 
 
 # --- how a launched command ended --------------------------------------------
