@@ -144,13 +144,22 @@ int BPF_PROG(rw_switch, _Bool preempt, struct task_struct *prev, struct task_str
 	/* prev leaves the CPU: its process is counted too, so that a thread
 	 * that ran from before the last look until now, switched out at last
 	 * (by pyspyc's own thread, say), moves it.  A thread preempted is
-	 * still runnable ('R'), as /proc has it. */
+	 * still runnable ('R'), as /proc has it -- unless it was on its way
+	 * into a stop (SIGSTOP, a ptrace trap: the state is set before the
+	 * switch it asks for): /proc says T or t then, and the thread runs
+	 * again only to finish entering the stop, switched in (noted 'R')
+	 * and out again as it says.  Any other state of a preempted thread
+	 * is left 'R': a switch in that the program misses (above) must not
+	 * leave a running thread asleep in its word. */
 	was = on_cpu[cpu];
 	v = watched((__u32)prev->tgid);
 	if (v && v <= RW_MAX_SLOTS) {
+		unsigned long st = state_of(prev);
+
 		stirred = 1;
 		__sync_fetch_and_add(&switches[v - 1], 1);
-		note((__u32)prev->pid, v - 1, preempt ? 'R' : letter_of(state_of(prev)));
+		note((__u32)prev->pid, v - 1,
+		     !preempt || (st & (K_STOPPED | K_TRACED)) ? letter_of(st) : 'R');
 		moved[v - 1] = 1;
 	}
 	v = watched(tgid);
