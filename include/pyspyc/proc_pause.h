@@ -130,4 +130,11 @@ void proc_pause_poll(struct proc_pause *p);
 /* Threads in the set (not counting ones waiting to be detached). */
 size_t proc_pause_count(const struct proc_pause *p);
 
+/* Is thread tid of the set in a group-stop (SIGSTOP and the like), as its
+ * last report said: let go with PTRACE_LISTEN, or held in the stop now?
+ * The tracer's own word, which no scheduler event can make stale: such a
+ * thread runs nothing until SIGCONT, whose report the next poll takes.
+ * 0 for a thread not in the set. */
+int proc_pause_group_stopped(const struct proc_pause *p, pid_t tid);
+
 #endif

@@ -539,6 +539,13 @@ void proc_pause_poll(struct proc_pause *p)
 	compact(p);
 }
 
+int proc_pause_group_stopped(const struct proc_pause *p, pid_t tid)
+{
+	const struct th *t = p ? find_th(p->th, p->n, tid) : NULL;
+
+	return t && !t->drop && (t->state == TH_LISTENING || (t->state == TH_HELD && t->group));
+}
+
 size_t proc_pause_count(const struct proc_pause *p)
 {
 	size_t i, k = 0;

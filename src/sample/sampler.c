@@ -433,7 +433,13 @@ static int filter(struct sampler *s, const struct raw_sample *rs, struct sampler
 		 * only now and then.  A thread whose state cannot be read
 		 * counts too.  One rule: thread_state_active. */
 		if (!s->o.idle || s->main_exited) {
-			if (s->pause && pre_state(s, tid, &state))
+			/* Traced: a thread the tracer has in a group-stop is
+			 * stopped, whatever the scheduler's word (a stopped
+			 * thread seized is woken to report, and runs again
+			 * only to go back into the stop). */
+			if (s->pause && proc_pause_group_stopped(s->pause, tid))
+				on_cpu = 0;
+			else if (s->pause && pre_state(s, tid, &state))
 				on_cpu = state == -ESRCH ? -ESRCH
 				       : state < 0 || thread_state_active(state, gil);
 			else if (gil)

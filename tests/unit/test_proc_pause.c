@@ -597,6 +597,18 @@ static void test_stolen_report(void **state)
 	assert_true(poll_until(fx, running_states));
 }
 
+/* How many of the child's threads the set says are group-stopped. */
+static int group_stopped(struct fx *fx)
+{
+	pid_t tids[MAX_TIDS];
+	size_t i, n = child_tids(fx->child, tids, MAX_TIDS);
+	int k = 0;
+
+	for (i = 0; i < n; i++)
+		k += proc_pause_group_stopped(fx->p, tids[i]);
+	return k;
+}
+
 /* Sampling a group-stopped target holds it and leaves it stopped. */
 static void sample_stopped(struct fx *fx)
 {
@@ -607,6 +619,8 @@ static void sample_stopped(struct fx *fx)
 		assert_true(stopped_states(fx));
 		assert_int_equal(proc_pause_resume(fx->p), 0);
 		proc_pause_poll(fx->p);
+		/* The tracer's word: every thread of it in the group-stop. */
+		assert_int_equal(group_stopped(fx), 3);
 	}
 	assert_true(frozen(fx));
 	assert_true(stopped_states(fx));
@@ -639,8 +653,11 @@ static void test_group_stop(void **state)
 	assert_int_equal(kill(fx->child, SIGCONT), 0);
 	assert_true(runs(fx, 1));
 	assert_true(poll_until(fx, running_states));
+	assert_int_equal(group_stopped(fx), 0);
 	assert_int_equal(proc_pause_stop(fx->p), 0);
 	assert_true(states_in(fx, "t"));
+	/* Held by our interrupt, not in a group-stop. */
+	assert_int_equal(group_stopped(fx), 0);
 	assert_int_equal(proc_pause_resume(fx->p), 0);
 	assert_true(runs(fx, 1));
 	assert_int_equal(usr1_count(fx), 0);
