@@ -95,7 +95,8 @@ int runwatch_take_moved(struct runwatch *rw, uint32_t slot);
  * some CPU (it is on that CPU now, or has just left it), else 0.  A switch
  * in that reached no program (runwatch.bpf.c: it happens) leaves no mark
  * and no count while that thread runs: its runwatch_thread_state, 'R'
- * since it was woken or preempted, says it may run. */
+ * since it was woken or preempted, says it may run (preempted on its way
+ * into a stop, 'T' or 't': it runs then only to finish entering it). */
 int runwatch_on_cpu(const struct runwatch *rw, uint32_t slot);
 
 /* The state thread tid of the process watched in slot is in, as the
