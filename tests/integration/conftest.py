@@ -13,6 +13,9 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 APPS = os.path.join(ROOT, "tests", "apps")
 PYSPYC = os.environ.get("PYSPYC", os.path.join(ROOT, "pyspyc"))
+# The sanitizer pass (make test SAN=1 sets BUILD=build-san): its pyspyc runs
+# several times slower, which tests of how fast something is seen allow for.
+SANITIZED = os.environ.get("BUILD", "").endswith("-san")
 
 # Minor versions this build of pyspyc profiles.
 SUPPORTED = {(2, 7), (3, 6), (3, 7), (3, 8), (3, 9), (3, 10), (3, 11), (3, 12), (3, 13)}

@@ -287,11 +287,10 @@ def test_large_profile(tmp_path):
     # Shown with pytest -rP.
     print("50k stacks: written in %.3f s (%.3f s CPU), to a file in %.3f s, %d bytes"
           % (wall, cpu, to_file, size))
-    # The goal is under a second on an idle machine (it takes a fraction
-    # of that); the bounds leave room for a loaded 2-core box and the
-    # sanitizer build.
-    assert cpu < 1.5, "writing 50k stacks took %.3f s of CPU" % cpu
-    assert wall < 5.0 and to_file < 5.0, (wall, to_file)
+    # The goal, under a second, is measured by make bench (its output
+    # section); this bound only catches a blow-up in complexity (the unit
+    # test's own bound is the same), not a slow or loaded machine.
+    assert cpu < 30.0, "writing 50k stacks took %.3f s of CPU" % cpu
 
     svg, folded = tmp_path / "large.svg", tmp_path / "large.folded"
     assert svg.stat().st_size == size

@@ -1065,10 +1065,11 @@ static void test_large(void **state)
 	t1 = now();
 	print_message("  50k stacks: %.3f s (%.3f s CPU), %zu bytes\n",
 		      t1 - t0, c1 - c0, d.len);
-	/* The goal is under a second; the bound is loose for a loaded
-	 * machine and sanitizer builds, CPU time tighter than wall time. */
-	assert_true(c1 - c0 < 2.0);
-	assert_true(t1 - t0 < 5.0);
+	/* The goal, under a second, is measured by make bench (its output
+	 * section; 0.31 s at 81863c6).  This bound only catches a blow-up in
+	 * complexity (a quadratic merge would take minutes): a sanitizer
+	 * build on a slow shared machine took 3.0 s of CPU here. */
+	assert_true(c1 - c0 < 30.0);
 	d.xml = parse_strict(d.buf, d.len);
 	assert_non_null(d.xml);
 
