@@ -900,8 +900,10 @@ static struct code_entry *entry_now(struct py_symbolizer *s, uint64_t addr)
  * returned, and its callers', which do not change while it runs, are as
  * they were then: the stack at that moment, but for the frame that had
  * returned, which is left out (the demo app: 113 of 175 torn walks were
- * this one, each read again before).  A caller that had returned too is
- * torn (the walker checks the rest again).  A code object first met here
+ * this one, each read again before).  The walker leaves it out and asks
+ * again: a caller that had returned too goes the same way (a recursion of
+ * small calls returns several in the time of one read), up to the
+ * walker's bound (RETURNED_MAX).  A code object first met here
  * is resolved here (once; check_codes then finds it cached). */
 int py_sym_stale_return(void *ctx, const struct raw_sample *rs, const struct raw_thread *th)
 {

@@ -68,6 +68,10 @@
  * recheck resolving code objects, 2 lost about 1.5% of the stacks and 4
  * about 0.2%, for some 15% more re-reads. */
 #define TORN_REREADS 4
+/* Frames left out of a stack read as they returned (RECHECK_RETURNED): a
+ * recursion of small calls returns several in the time of one read (the
+ * demo app's fib). */
+#define RETURNED_MAX 3
 /* Before 3.11 a walk is checked by reading its frames again (see
  * objects_verify); the check means something only if it comes soon after
  * the copies walked.  Walk and check normally take 20-150 us from the
@@ -2067,13 +2071,16 @@ static void walk_thread(struct py_walker *w, uint32_t idx, struct walk_stats *st
 	walk_frames(w, s, th, f, st);
 	if (w->recheck && !(th->flags & RAW_TORN) && th->depth) {
 		int r = w->recheck(w->recheck_ctx, rs, th);
+		uint32_t k;
 
-		if (r == RECHECK_RETURNED && th->depth > 1) {
+		/* Callers that had returned too are left out the same way,
+		 * up to RETURNED_MAX frames in all; past that it is torn. */
+		for (k = 0; r == RECHECK_RETURNED && th->depth > 1 && k < RETURNED_MAX; k++) {
 			drop_innermost(rs, th);
-			st->returned++;
-			/* Once: a caller that had returned too is torn. */
-			r = w->recheck(w->recheck_ctx, rs, th) ? RECHECK_TORN : RECHECK_WHOLE;
+			r = w->recheck(w->recheck_ctx, rs, th);
 		}
+		if (k)
+			st->returned++;
 		if (r)
 			th->flags |= RAW_TORN;
 	}

@@ -275,6 +275,14 @@ static int returned_once(void *ctx, const struct raw_sample *rs, const struct ra
 	return checks++ % 2 == 0 ? RECHECK_RETURNED : RECHECK_WHOLE;
 }
 
+static int returned_twice(void *ctx, const struct raw_sample *rs, const struct raw_thread *th)
+{
+	(void)ctx;
+	(void)rs;
+	(void)th;
+	return checks++ % 3 < 2 ? RECHECK_RETURNED : RECHECK_WHOLE;
+}
+
 static int returned_always(void *ctx, const struct raw_sample *rs, const struct raw_thread *th)
 {
 	(void)ctx;
@@ -286,7 +294,8 @@ static int returned_always(void *ctx, const struct raw_sample *rs, const struct 
 /* 3.11: a stack whose innermost frame had returned as it was read (the
  * symbolizer's recheck says so: py_sym_stale_return) loses that frame and
  * is counted with its callers, not read again; one whose caller had
- * returned too is torn. */
+ * returned too loses both (RETURNED_MAX frames at most); one that is said
+ * to have returned down to its last frame is torn. */
 static void test_returned_frame_left_out(void **state)
 {
 	uint32_t depth, flags, whole_depth;
@@ -303,6 +312,14 @@ static void test_returned_frame_left_out(void **state)
 	assert_int_equal(last_returned, 2); /* once a sample */
 	assert_int_equal(last_rereads, 0);
 	assert_memory_equal(last_codes, codes + 1, (whole_depth - 1) * sizeof(*codes));
+	seed_recheck = returned_twice;
+	checks = 0;
+	walk_seed("", "30b", 64, &depth, &flags);
+	assert_int_equal(depth, whole_depth - 2);
+	assert_int_equal(flags & RAW_TORN, 0);
+	assert_int_equal(last_returned, 2);
+	assert_int_equal(last_rereads, 0);
+	assert_int_equal(last_codes[0], codes[2]);
 	seed_recheck = returned_always;
 	expect_torn("", "30b");
 	seed_recheck = NULL;
