@@ -95,6 +95,31 @@
 #define NGHOST 16
 #define MAX_NEW_READS 4      /* thread states read one by one by rebuild_list */
 #define GHOST_KEEP 400
+/* A new thread's places, guessed (3.11+).  A thread-per-request server
+ * starts its threads on a few C stacks (glibc keeps ended threads' stacks
+ * and hands out the one freed last) and data-stack chunks (a chunk is
+ * unmapped when its thread ends, and the kernel maps the next one at the
+ * highest hole that fits, most often a freed chunk's), and a thread's
+ * _PyCFrame sits at one of a few depths under the top of its C stack,
+ * whose address is its pthread_t (the thread state's thread_id).  The demo
+ * app, 957 new threads first found running: 6 stacks, 5 chunks; 7 depths
+ * from 2.4 to 5.3 KB, 67% at one of them.  So where a new thread's state
+ * may be read (a ghost's, with the sample; one never seen, alone, by
+ * rebuild_list), guesses are read in the same call: the window of the
+ * depths seen on the free stacks (NT_GUESS_SPEC of them with every sample,
+ * NT_GUESS with a thread state read alone), and the first bytes of as
+ * many free chunks, as deep as threads went lately.  A new thread whose
+ * places were among them needs no read of its own (nt_adopt).  The guesses
+ * are made of the stacks, chunks and depths of the threads planned lately
+ * (NT_STACKS, NT_CHUNKS, NT_SEEN); a depth over NT_OFF_MAX is not a
+ * thread's own stack (the main thread's pthread_t is not at its top). */
+#define NT_STACKS 8
+#define NT_CHUNKS 8
+#define NT_SEEN 64
+#define NT_OFF_MAX (64 * 1024)
+#define NT_GUESS 3           /* stacks and chunks read, each */
+#define NT_GUESS_SPEC 1      /* the same in every sample's read */
+#define NT_KNOWN_MAX 64      /* threads past which no guess is made */
 
 struct copy {
 	uint64_t remote;  /* remote address of buf[off] */
@@ -168,6 +193,45 @@ struct thread_slot {
 	 * word before the read); 0 when read. */
 	uint8_t idle;
 	uint8_t had_gil;       /* its thread held the GIL at its last walk */
+	/* rebuild_list: a new thread's slot, its thread state read with
+	 * guesses of its places (NT_SPEC: the sample's read; NT_FRESH: its
+	 * own), or alone (NT_ALONE); NT_NONE for the others. */
+	uint8_t nt_src;
+};
+
+enum { NT_NONE, NT_SPEC, NT_FRESH, NT_ALONE };
+
+/* One piece of a guess of a new thread's places: len bytes at remote
+ * address at, read at buf + off by iovec iov of its call; ok once it
+ * arrived. */
+struct nt_piece {
+	uint64_t at;
+	uint32_t len, iov;
+	size_t off;
+	int ok;
+};
+
+/* One read of the guesses: windows of the free C stacks where a _PyCFrame
+ * would be, and the first bytes of the free chunks. */
+struct nt_read {
+	struct nt_piece cfw[NT_GUESS], chunk[NT_GUESS];
+	uint32_t ncfw, nchunk;
+};
+
+/* What guesses are made of (see NT_STACKS): the stacks' tops and the
+ * chunks that threads had lately, with the sample each was last met at,
+ * and the depths of the NT_SEEN threads planned last. */
+struct nt_guess {
+	uint64_t stack[NT_STACKS], stack_seen[NT_STACKS];
+	uint64_t chunk[NT_CHUNKS], chunk_seen[NT_CHUNKS];
+	uint32_t nstack, nchunk;
+	uint32_t off[NT_SEEN], top[NT_SEEN];
+	uint32_t nseen, next;
+	struct nt_read spec, fresh;
+	/* The stacks of the threads the host said had exited, at the last
+	 * guess: freed just now. */
+	uint64_t exited[NT_KNOWN_MAX];
+	uint32_t nexited;
 };
 
 /* One interpreter of the runtime's list, as the last list walk saw it. */
@@ -327,6 +391,7 @@ struct py_walker {
 	int64_t (*clock)(void);
 	int64_t copied_ns, vread_ns;
 	uint64_t copied_reads; /* mem.reads then */
+	struct nt_guess nt;
 };
 
 static void gil_init(struct py_walker *w, const struct py_target *t)
@@ -851,6 +916,8 @@ static uint32_t take_slot(struct py_walker *w, uint64_t t)
 /* After a new list is made: the thread states of the old one not in it
  * are ghosts now, before the older ghosts, NGHOST in all, in slots left
  * free by the new list. */
+static void nt_freed(struct py_walker *w, const struct thread_slot *s);
+
 static void ghosts_update(struct py_walker *w)
 {
 	uint64_t ghost[NGHOST], since[NGHOST];
@@ -862,6 +929,7 @@ static void ghosts_update(struct py_walker *w)
 		if (o->ghost || w->sused[o->slot] != 1)
 			continue;
 		w->sused[o->slot] = 2;
+		nt_freed(w, &w->slots[o->slot]);
 		ghost[n] = o->addr;
 		slot[n] = o->slot;
 		since[n++] = w->nsample;
@@ -1099,6 +1167,212 @@ static void plan_spec_frames(struct py_walker *w, struct thread_slot *s)
 	}
 }
 
+/* 3.11 and 3.12: the current frame pointer is in a _PyCFrame. */
+static int nt_cframes(const struct py_layout *L)
+{
+	return L->tstate_cframe >= 0 && L->tstate_current_frame < 0;
+}
+
+/* Note in v[0..*n) (cap at most), with the sample each was last met at,
+ * that x was met now: the one met longest ago makes room. */
+static void nt_met(uint64_t *v, uint64_t *seen, uint32_t *n, uint32_t cap, uint64_t x,
+		   uint64_t now)
+{
+	uint32_t k, j;
+
+	for (k = 0; k < *n && v[k] != x; k++)
+		;
+	if (k == *n && *n < cap) {
+		(*n)++;
+	} else if (k == *n) {
+		for (k = 0, j = 1; j < cap; j++)
+			if (seen[j] < seen[k])
+				k = j;
+	}
+	v[k] = x;
+	seen[k] = now;
+}
+
+/* The thread of slot s has left the list: its stacks were freed now. */
+static void nt_freed(struct py_walker *w, const struct thread_slot *s)
+{
+	struct nt_guess *g = &w->nt;
+	uint32_t k;
+
+	for (k = 0; k < g->nstack; k++)
+		if (g->stack[k] == s->thread_id)
+			g->stack_seen[k] = w->nsample;
+	for (k = 0; k < g->nchunk; k++)
+		if (g->chunk[k] == s->plan.chunk)
+			g->chunk_seen[k] = w->nsample;
+}
+
+/* Learn from a thread's fresh thread state ts where its stacks are. */
+static void nt_learn(struct py_walker *w, const uint8_t *ts)
+{
+	const struct py_layout *L = w->L;
+	struct nt_guess *g = &w->nt;
+	uint64_t chunk = rd64(ts, L->tstate_datastack_chunk);
+	uint64_t top = rd64(ts, L->tstate_datastack_top);
+	uint64_t off = 0;
+
+	if (!chunk || top <= chunk || top - chunk > CHUNK_MIN_SIZE)
+		return;
+	if (nt_cframes(L)) {
+		uint64_t tid = rd64(ts, L->tstate_thread_id);
+		uint64_t cf = rd64(ts, L->tstate_cframe);
+
+		if (!cf || cf >= tid || tid - cf > NT_OFF_MAX)
+			return;
+		off = tid - cf;
+		nt_met(g->stack, g->stack_seen, &g->nstack, NT_STACKS, tid, w->nsample);
+	}
+	nt_met(g->chunk, g->chunk_seen, &g->nchunk, NT_CHUNKS, chunk, w->nsample);
+	g->off[g->next] = (uint32_t)off;
+	g->top[g->next] = (uint32_t)(top - chunk);
+	g->next = (g->next + 1) % NT_SEEN;
+	if (g->nseen < NT_SEEN)
+		g->nseen++;
+}
+
+static int host_word(const struct py_walker *w, uint32_t i);
+
+/* Of v[0..n), up to NT_GUESS values none of used[0..nused) is (stacks or
+ * chunks free now), into out, the most likely first: the highest when
+ * by_addr (the kernel maps a new chunk at the highest hole that fits),
+ * else the one met last (glibc hands out the stack freed last; a thread
+ * the host says has exited freed its stacks just now).  Returns how
+ * many. */
+static uint32_t nt_free(const struct py_walker *w, const uint64_t *v, const uint64_t *seen,
+			uint32_t n, const uint64_t *used, uint32_t nused, int by_addr,
+			uint64_t *out)
+{
+	const struct nt_guess *g = &w->nt;
+	uint64_t key[NT_GUESS], kk;
+	uint32_t k, i, m = 0, j;
+
+	for (k = 0; k < n; k++) {
+		for (i = 0; i < nused && used[i] != v[k]; i++)
+			;
+		if (i < nused)
+			continue;
+		kk = by_addr ? v[k] : seen[k] + 1;
+		for (i = 0; !by_addr && i < g->nexited; i++)
+			if (g->exited[i] == v[k])
+				kk = w->nsample + 1;
+		for (j = m; j > 0 && key[j - 1] < kk; j--)
+			if (j < NT_GUESS) {
+				key[j] = key[j - 1];
+				out[j] = out[j - 1];
+			}
+		if (j < NT_GUESS) {
+			key[j] = kk;
+			out[j] = v[k];
+			m += m < NT_GUESS;
+		}
+	}
+	return m;
+}
+
+static void nt_piece(struct py_walker *w, struct nt_piece *pc, uint64_t at, uint32_t len,
+		     uint32_t *niov)
+{
+	pc->at = at;
+	pc->len = len;
+	pc->off = w->buf_used;
+	pc->iov = *niov;
+	pc->ok = 0;
+	rmem_iov(&w->liov[*niov], &w->riov[*niov], w->buf + w->buf_used, at, len);
+	(*niov)++;
+	w->buf_used += len;
+}
+
+/* Make r the guesses of a new thread's places, up to max stacks and as
+ * many chunks, and queue their reads at *niov (optional ones: the kernel
+ * stops at the first it cannot read, so the stacks, which stay mapped, go
+ * first, then the chunks, the likeliest first).  Nothing when there is no
+ * guess to make, or no room. */
+static void nt_queue(struct py_walker *w, struct nt_read *r, uint32_t *niov, uint32_t max)
+{
+	const struct py_layout *L = w->L;
+	struct nt_guess *g = &w->nt;
+	uint64_t lo = UINT64_MAX, hi = 0, deep = 0, end;
+	uint64_t stacks[NT_GUESS], chunks[NT_GUESS];
+	uint64_t used_st[NT_KNOWN_MAX], used_ch[NT_KNOWN_MAX];
+	uint32_t k, nst = 0, nch, clen, wlen = 0, nused = 0;
+
+	r->ncfw = r->nchunk = 0;
+	if (!g->nseen || L->frame_model == PY_FRAMES_OBJECTS)
+		return;
+	for (k = 0; k < g->nseen; k++) {
+		lo = g->off[k] < lo ? g->off[k] : lo;
+		hi = g->off[k] > hi ? g->off[k] : hi;
+		deep = g->top[k] > deep ? g->top[k] : deep;
+	}
+	/* The stacks and chunks of the threads alive, by the host's word. */
+	if (w->nknown > NT_KNOWN_MAX)
+		return;
+	g->nexited = 0;
+	for (k = 0; k < w->nknown; k++) {
+		const uint8_t *ts = ts_row(w, k);
+
+		if (host_word(w, k) == HOST_EXITED) {
+			g->exited[g->nexited++] = rd64(ts, L->tstate_thread_id);
+			continue;
+		}
+		used_st[nused] = rd64(ts, L->tstate_thread_id);
+		used_ch[nused++] = rd64(ts, L->tstate_datastack_chunk);
+	}
+	nch = nt_free(w, g->chunk, g->chunk_seen, g->nchunk, used_ch, nused, 1, chunks);
+	clen = (uint32_t)(deep + CHUNK_SLACK < CHUNK_MIN_SIZE ? deep + CHUNK_SLACK : CHUNK_MIN_SIZE);
+	if (nt_cframes(L)) {
+		/* From the deepest place seen to past the shallowest one's
+		 * pointer. */
+		end = hi - lo + (uint64_t)L->cframe_current_frame + 8;
+		if (end > CF_WINDOW)
+			return;
+		wlen = (uint32_t)end;
+		nst = nt_free(w, g->stack, g->stack_seen, g->nstack, used_st, nused, 0, stacks);
+		if (!nst)
+			return;
+	}
+	nst = nst < max ? nst : max;
+	nch = nch < max ? nch : max;
+	if (!nch || !iov_room(w, *niov + nst + nch) || !buf_room(w, nst * wlen + nch * clen))
+		return;
+	for (k = 0; k < nst; k++)
+		if (stacks[k] > hi && !((stacks[k] - hi) & 7))
+			nt_piece(w, &r->cfw[r->ncfw++], stacks[k] - hi, wlen, niov);
+	for (k = 0; k < nch; k++)
+		nt_piece(w, &r->chunk[r->nchunk++], chunks[k], clen, niov);
+}
+
+/* Which of r's reads arrived: the call's optional reads began at iovec
+ * first, and done of them arrived.  A window that did not is of a stack
+ * unmapped (glibc keeps only so many): it is forgotten, so as not to stop
+ * the reads after it again.  A chunk that did not was freed, and is where
+ * the next new thread's will most likely be: it stays. */
+static void nt_arrived(struct py_walker *w, struct nt_read *r, uint32_t first, size_t done)
+{
+	struct nt_guess *g = &w->nt;
+	uint32_t k, j;
+
+	for (k = 0; k < r->nchunk; k++)
+		r->chunk[k].ok = r->chunk[k].iov - first < done;
+	for (k = 0; k < r->ncfw; k++) {
+		r->cfw[k].ok = r->cfw[k].iov - first < done;
+		if (r->cfw[k].iov - first != done)
+			continue;
+		for (j = 0; j < g->nstack; j++)
+			if (g->stack[j] > r->cfw[k].at && g->stack[j] - r->cfw[k].at <= NT_OFF_MAX) {
+				g->stack[j] = g->stack[g->nstack - 1];
+				g->stack_seen[j] = g->stack_seen[g->nstack - 1];
+				g->nstack--;
+				break;
+			}
+	}
+}
+
 /* Work out slot i's plan from its thread state in tsbuf. */
 static void plan_thread(struct py_walker *w, uint32_t i)
 {
@@ -1129,6 +1403,7 @@ static void plan_thread(struct py_walker *w, uint32_t i)
 	 * thread read again the pages of its last walk (s->walked). */
 	if (L->frame_model == PY_FRAMES_OBJECTS)
 		return;
+	nt_learn(w, ts);
 	plan_spec_frames(w, s);
 	/* The older chunks hold the callers' frames, which stay put while the
 	 * newest chunk is in use: read them ahead too, a little past what was
@@ -1159,6 +1434,18 @@ static void plan_thread(struct py_walker *w, uint32_t i)
 	p->chunk = chunk;
 }
 
+/* Is thread state i's _PyCFrame its root one, inside the thread state
+ * (the thread is not in the interpreter loop: it has not begun, or it
+ * runs C code only), so that its current frame pointer came with it? */
+static int cf_in_row(const struct py_walker *w, uint32_t i)
+{
+	const struct py_layout *L = w->L;
+	uint64_t cf = rd64(ts_row(w, i), L->tstate_cframe), t = w->known[i];
+
+	return cf >= t && !(cf & 7) &&
+	       cf - t + (uint64_t)L->cframe_current_frame + 8 <= (uint64_t)L->tstate_size;
+}
+
 /* Does the fresh thread state i still agree with the plan it was read by? */
 static int plan_holds(struct py_walker *w, uint32_t i)
 {
@@ -1186,7 +1473,10 @@ static int plan_holds(struct py_walker *w, uint32_t i)
 
 		if (cf != p->cframe)
 			s->cf_hot = CF_HOT;
-		if (cf && s->cfw_read && cf >= p->cfw_lo && !(cf & 7) &&
+		if (cf_in_row(w, i)) {
+			s->current_frame = rd64(ts, cf - w->known[i] +
+						     (uint64_t)L->cframe_current_frame);
+		} else if (cf && s->cfw_read && cf >= p->cfw_lo && !(cf & 7) &&
 		    cf - p->cfw_lo + (uint64_t)L->cframe_current_frame + 8 <= p->cfw_len) {
 			s->current_frame = rd64(w->buf + s->cfw_off,
 						cf - p->cfw_lo + (uint64_t)L->cframe_current_frame);
@@ -1490,6 +1780,74 @@ static void blame_extra(struct py_walker *w, uint32_t f)
 	}
 }
 
+/* The piece of pcs[0..n) that arrived with [at, at + len) in it, or NULL. */
+static const struct nt_piece *nt_holding(const struct nt_piece *pcs, uint32_t n, uint64_t at,
+					 uint64_t len)
+{
+	uint32_t k;
+
+	for (k = 0; k < n; k++)
+		if (pcs[k].ok && at >= pcs[k].at && at - pcs[k].at + len <= pcs[k].len)
+			return &pcs[k];
+	return NULL;
+}
+
+/* New thread i, planned: with no data stack yet, and its current frame
+ * pointer, if any, in its thread state (the root _PyCFrame, 3.11 and
+ * 3.12), it has not begun and was read whole already.  Returns 1 when so
+ * (its plan holds). */
+static int nt_not_begun(struct py_walker *w, uint32_t i)
+{
+	const struct py_layout *L = w->L;
+
+	if (rd64(ts_row(w, i), L->tstate_datastack_chunk) || (nt_cframes(L) && !cf_in_row(w, i)))
+		return 0;
+	slot_reset(slot_of(w, i), w->known[i]);
+	return plan_holds(w, i);
+}
+
+/* New thread i, planned, its thread state read in the same call as the
+ * guesses r: when its _PyCFrame is in a window read and its chunk was
+ * read, deep enough, take them as the reads of its plan.  Returns 1 when
+ * its plan then holds (nothing more to read for it). */
+static int nt_adopt(struct py_walker *w, uint32_t i, const struct nt_read *r)
+{
+	const struct py_layout *L = w->L;
+	const uint8_t *ts = ts_row(w, i);
+	struct thread_slot *s = slot_of(w, i);
+	struct plan *p = &s->plan;
+	uint64_t chunk = rd64(ts, L->tstate_datastack_chunk);
+	uint64_t top = rd64(ts, L->tstate_datastack_top);
+	const struct nt_piece *c, *cw = NULL;
+
+	if (!chunk || top <= chunk || top - chunk > CHUNK_MIN_SIZE ||
+	    !(c = nt_holding(r->chunk, r->nchunk, chunk, top - chunk)) || c->at != chunk)
+		return 0;
+	if (nt_cframes(L)) {
+		uint64_t cf = rd64(ts, L->tstate_cframe);
+
+		if ((cf & 7) ||
+		    !(cw = nt_holding(r->cfw, r->ncfw, cf, (uint64_t)L->cframe_current_frame + 8)))
+			return 0;
+	}
+	slot_reset(s, w->known[i]);
+	if (cw) {
+		p->cfw_lo = cw->at;
+		p->cfw_len = cw->len;
+		s->cfw_off = cw->off;
+		s->cfw_read = 1;
+	}
+	p->chunk = chunk;
+	p->len = c->len;
+	s->copies[0] = (struct copy){ .remote = chunk, .len = c->len, .off = c->off };
+	s->ncopies = 1;
+	if (!plan_holds(w, i)) {
+		slot_got(s, 0);
+		return 0;
+	}
+	return 1;
+}
+
 static int read_speculative(struct py_walker *w, const struct iovec *xl,
 			    const struct iovec *xr, uint32_t nx)
 {
@@ -1561,6 +1919,12 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 		queue_thread(w, i, &niov, w->iov_max, 1);
 		s->got = niov - nreq;
 	}
+	/* A new thread's places, when a new thread may be found at a ghost
+	 * (threads ended lately): a window of a C stack and a chunk's first
+	 * bytes, about 3 KB and (when mapped) 3.5 KB on the demo app. */
+	w->nt.spec.ncfw = w->nt.spec.nchunk = 0;
+	if (w->nghost)
+		nt_queue(w, &w->nt.spec, &niov, NT_GUESS_SPEC);
 	/* A ghost's thread state only: a new thread found there has its
 	 * data stack and its _PyCFrame elsewhere nearly always (the demo
 	 * app: 40 of some 630 found at a ghost had them where the ghost's
@@ -1578,6 +1942,7 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 	}
 	err = rmem_readv_opt(&w->mem, w->liov, w->riov, niov, niov - nreq, &done);
 	runs_arrived(w, runs_first, err ? 0 : done);
+	nt_arrived(w, &w->nt.spec, nreq, err ? 0 : done);
 	if (err)
 		return err == -ESRCH ? err : -EAGAIN;
 	if (done < niov - nreq)
@@ -2467,6 +2832,25 @@ static void walk_all(struct py_walker *w, struct walk_stats *st)
 	}
 }
 
+/* rebuild_list: the thread state at t, not read with the sample, into
+ * slot's row; with a guess of a new thread's places when guess is set
+ * (w->nt.fresh).  0 or -errno. */
+static int read_new_state(struct py_walker *w, uint64_t t, uint32_t slot, int guess)
+{
+	const size_t tsz = (size_t)w->L->tstate_size;
+	uint32_t niov = 1;
+	size_t done = 0;
+	int err;
+
+	rmem_iov(&w->liov[0], &w->riov[0], w->tsbuf + (size_t)slot * tsz, t, tsz);
+	if (!guess)
+		return rmem_readv(&w->mem, w->liov, w->riov, 1);
+	nt_queue(w, &w->nt.fresh, &niov, NT_GUESS);
+	err = rmem_readv_opt(&w->mem, w->liov, w->riov, niov, niov - 1, &done);
+	nt_arrived(w, &w->nt.fresh, 1, err ? 0 : done);
+	return err;
+}
+
 /* After the steady state's read, when the thread list moved: make the new
  * list out of what that read brought, if it can.  The interpreters are
  * the same; each list is followed from its fresh head through thread
@@ -2505,6 +2889,7 @@ static int rebuild_list(struct py_walker *w)
 				return -EAGAIN;
 			if (o && (!o->ghost || o->ghost <= w->ghost_rows) && w->sused[o->slot] == 1) {
 				slot = o->slot;
+				w->slots[slot].nt_src = o->ghost ? NT_SPEC : NT_NONE;
 			} else {
 				/* A thread state not read with the sample (a
 				 * new thread's, elsewhere): read it now, into a
@@ -2512,10 +2897,11 @@ static int rebuild_list(struct py_walker *w)
 				for (slot = 0; slot < w->cap && w->sused[slot]; slot++)
 					;
 				if (o || slot == w->cap || ++nread > MAX_NEW_READS ||
-				    rmem_read(&w->mem, t, w->tsbuf + (size_t)slot * tsz, tsz))
+				    read_new_state(w, t, slot, nread == 1))
 					return -EAGAIN;
 				slot_reset(&w->slots[slot], t);
 				slot_got(&w->slots[slot], 0);
+				w->slots[slot].nt_src = nread == 1 ? NT_FRESH : NT_ALONE;
 			}
 			ts = w->tsbuf + (size_t)slot * tsz;
 			if (rd64(ts, L->tstate_interp) != w->interps[k].addr)
@@ -2537,6 +2923,23 @@ static int rebuild_list(struct py_walker *w)
 	w->left_out = 0;
 	ghosts_update(w);
 	w->sample.list_gen++;
+	/* The new threads: idle ones (read_unheld's rule), ones that have not
+	 * begun, and ones found where the guesses read with them were, need
+	 * nothing more read. */
+	for (i = 0; i < w->nknown; i++) {
+		struct thread_slot *s = slot_of(w, i);
+		int src = s->nt_src;
+
+		s->nt_src = NT_NONE;
+		if (src == NT_NONE)
+			continue;
+		plan_thread(w, i);
+		if (slot_idle(s, w->known[i], host_word(w, i), gil_holds(w, w->known[i])) ||
+		    nt_not_begun(w, i))
+			continue;
+		if (src == NT_SPEC || src == NT_FRESH)
+			(void)nt_adopt(w, i, src == NT_SPEC ? &w->nt.spec : &w->nt.fresh);
+	}
 	for (i = 0; i < w->nknown; i++)
 		if (!plan_holds(w, i))
 			return 1;

@@ -430,6 +430,179 @@ static void test_new_idle_thread_not_read(void **state)
 	assert_int_equal(plain.reads, 3);
 }
 
+/* ---- a new thread where an ended one was (3.11) ------------------------- */
+
+/* T1 (OS id 1001, its pthread_t STACK1: the top of its C stack) runs two
+ * frames in chunk CHUNK1, its _PyCFrame at NT_DEPTH under the top; T0
+ * (1000) two frames of its own in its own stack and chunk.  T1 ends and a
+ * new thread T3 (1003) takes its C stack and its chunk, as glibc and the
+ * kernel hand them out, and runs two other frames there: its thread state
+ * is at a place never seen (NT_FRESH; the sample after T1 ended), or where
+ * T1's was (NT_GHOST; T1 gone in sample 1, T3 there in sample 2).  With
+ * on_stack1 0, T3 has a C stack and a chunk of its own instead, never
+ * seen: nothing to guess; with -1, it has not begun (no chunk, its
+ * current frame pointer in its thread state). */
+#define STACK0 0x7f0000100000ull
+#define STACK1 0x7f0000200000ull
+#define STACK9 0x7f0000900000ull
+#define CHUNK9 (CHUNKS + 0x900000ull)
+#define NT_DEPTH 0xe90u
+#define STACK_BYTES 0x2000u
+#define CODE(n) (0x5000000ull + (n) * 0x1000)
+
+enum nt_mode { NT_FRESH, NT_GHOST };
+
+static unsigned int nt_sample;
+static int nt_host(void *ctx, int64_t tid, uint64_t thread_id)
+{
+	(void)ctx;
+	(void)thread_id;
+	return tid == GONE_TID && nt_sample >= 1 ? HOST_EXITED : HOST_UNKNOWN;
+}
+
+/* Thread state of OS id 1000 + id at ts for the samples of when: next
+ * thread state next, its stack's top tid with its _PyCFrame at NT_DEPTH
+ * under it holding frame cur; its chunk and stack as given; the chunk
+ * holding the frames of codes a (outer) and b, b's frame cur. */
+static void nt_thread(struct fake *f, uint64_t ts, uint8_t when, uint32_t id, uint64_t next,
+		      uint64_t tid, uint64_t chunk, uint64_t a, uint64_t b, uint8_t mem_when)
+{
+	const struct py_layout *L = f->t.layout;
+	const size_t tsz = (size_t)L->tstate_size;
+	const uint64_t f0 = chunk + (uint64_t)L->chunk_data + 8, f1 = f0 + 0x100;
+	const uint64_t cf = tid - NT_DEPTH;
+	uint8_t *buf = calloc(1, CHUNK_BYTES > tsz ? CHUNK_BYTES : tsz);
+
+	assert_non_null(buf);
+	memcpy(buf + L->tstate_next, &next, 8);
+	memcpy(buf + L->tstate_interp, &f->t.interp, 8);
+	memcpy(buf + L->tstate_thread_id, &tid, 8);
+	memcpy(buf + L->tstate_native_thread_id, &(uint64_t){ 1000 + id }, 8);
+	if (chunk) {
+		memcpy(buf + L->tstate_cframe, &cf, 8);
+		memcpy(buf + L->tstate_datastack_chunk, &chunk, 8);
+		memcpy(buf + L->tstate_datastack_top, &(uint64_t){ f1 + 0x100 }, 8);
+	} else {
+		/* Not begun: its root _PyCFrame (current frame 0) in the
+		 * thread state itself, past the fields set here. */
+		memcpy(buf + L->tstate_cframe, &(uint64_t){ ts + tsz - 64 }, 8);
+	}
+	region_when(f, ts, buf, (uint16_t)tsz, when);
+	if (!chunk) {
+		free(buf);
+		return;
+	}
+	memset(buf, 0, CHUNK_BYTES);
+	memcpy(buf + L->chunk_size, &(uint64_t){ CHUNK_BYTES }, 8);
+	memcpy(buf + (f0 - chunk) + L->iframe_code, &a, 8);
+	memcpy(buf + (f1 - chunk) + L->iframe_code, &b, 8);
+	memcpy(buf + (f1 - chunk) + L->iframe_previous, &f0, 8);
+	region_when(f, chunk, buf, CHUNK_BYTES, mem_when);
+	memset(buf, 0, STACK_BYTES);
+	memcpy(buf + STACK_BYTES - NT_DEPTH + L->cframe_current_frame, &f1, 8);
+	region_when(f, tid - STACK_BYTES, buf, STACK_BYTES, mem_when);
+	free(buf);
+}
+
+static void nt_image(struct fake *f, enum nt_mode mode, int on_stack1)
+{
+	const struct py_layout *L;
+	const uint64_t t0 = TSTATES, t1 = TSTATES + 0x1000;
+	const uint64_t t3 = mode == NT_GHOST ? t1 : TSTATES + 0x3000;
+	/* The samples T1 is in the list, T3 is, and (its thread state)
+	 * T1's is there. */
+	const uint8_t in1 = 0x1, in3 = mode == NT_GHOST ? 0xfc : 0xfe;
+	const uint8_t t1_there = mode == NT_GHOST ? 0x3 : 0xff;
+	size_t ihdr;
+	uint8_t *hdr;
+
+	image_target(&f->t, 6);
+	L = f->t.layout;
+	f->t.interp = INTERP;
+	f->t.runtime = RUNTIME;
+	assert_true((size_t)L->tstate_size <= 0x1000);
+	ihdr = (size_t)(L->interp_threads_head > L->interp_next ? L->interp_threads_head
+								  : L->interp_next) + 8;
+	f->in = calloc(1, 2 * 65536 + 16 * (CHUNK_BYTES + 0x1000 + 64));
+	hdr = calloc(1, 65535);
+	assert_non_null(f->in);
+	assert_non_null(hdr);
+	f->len = 0;
+	memcpy(hdr + L->runtime_interp_head, &(uint64_t){ INTERP }, 8);
+	region(f, RUNTIME, hdr, 65535);
+	memset(hdr, 0, 65535);
+	memcpy(hdr + L->interp_threads_head, &t1, 8);
+	region_when(f, INTERP, hdr, (uint16_t)ihdr, in1);
+	memcpy(hdr + L->interp_threads_head, &t3, 8);
+	region_when(f, INTERP, hdr, (uint16_t)ihdr, in3);
+	if (mode == NT_GHOST) {
+		memcpy(hdr + L->interp_threads_head, &t0, 8);
+		region_when(f, INTERP, hdr, (uint16_t)ihdr, 0x2);
+	}
+	free(hdr);
+	nt_thread(f, t0, 0, 0, 0, STACK0, CHUNKS, CODE(0), CODE(1), 0);
+	nt_thread(f, t1, t1_there, 1, t0, STACK1, CHUNKS + 0x100000, CODE(2), CODE(3), in1);
+	nt_thread(f, t3, in3, 3, t0, on_stack1 ? STACK1 : STACK9,
+		  on_stack1 < 0 ? 0 : on_stack1 ? CHUNKS + 0x100000 : CHUNK9, CODE(4), CODE(5),
+		  in3);
+	image_init(&f->im, f->in, f->len);
+	image_load(&f->im);
+}
+
+/* Reads of T3's first sample, which must give T3's two frames, whole (no
+ * frame when on_stack1 is -1: T3 has not begun, no chunk yet). */
+static uint64_t nt_reads(enum nt_mode mode, int on_stack1)
+{
+	struct walk_opts o = { .max_depth = 64, .max_threads = 16 };
+	struct walk_stats st = { 0 };
+	struct py_walker *w;
+	struct raw_sample *rs;
+	struct fake f;
+	const unsigned int last = mode == NT_GHOST ? 2 : 1;
+	uint64_t reads = 0;
+	int x_ok;
+
+	nt_image(&f, mode, on_stack1);
+	assert_int_equal(py_walker_new(&w, &f.t, &o), 0);
+	image_attach(&f.im, py_walker_mem(w));
+	py_walker_set_host(w, nt_host, NULL);
+	for (nt_sample = 0; nt_sample <= last; nt_sample++) {
+		image_set_sample(&f.im, nt_sample);
+		reads = py_walker_mem(w)->reads;
+		assert_int_equal(py_walker_sample(w, NULL, NULL, 0, &x_ok, &rs, &st), 0);
+		reads = py_walker_mem(w)->reads - reads;
+		assert_int_equal(rs->nthreads, nt_sample == 1 && mode == NT_GHOST ? 1 : 2);
+	}
+	assert_int_equal(rs->threads[0].flags & RAW_TORN, 0);
+	assert_int_equal(rs->threads[0].depth, on_stack1 < 0 ? 0 : 2);
+	if (on_stack1 >= 0) {
+		assert_int_equal(rs->frames[rs->threads[0].first].code, CODE(5));
+		assert_int_equal(rs->frames[rs->threads[0].first + 1].code, CODE(4));
+	}
+	assert_int_equal(rs->threads[1].depth, 2);
+	assert_int_equal(rs->frames[rs->threads[1].first].code, CODE(1));
+	py_walker_free(w);
+	free(f.in);
+	return reads;
+}
+
+/* A new thread on the C stack and the chunk an ended one left is found
+ * there with its thread state: read alone (at a place never seen), its
+ * places come with it, two reads in all; at an ended one's thread state,
+ * the sample's read brings them, one.  On a stack and a chunk never seen,
+ * each takes one read more, and the stack is the same.  A new thread that
+ * has not begun was read whole with its thread state. */
+static void test_new_thread_in_ended_ones_place(void **state)
+{
+	(void)state;
+	assert_int_equal(nt_reads(NT_FRESH, 1), 2);
+	assert_int_equal(nt_reads(NT_FRESH, 0), 3);
+	assert_int_equal(nt_reads(NT_GHOST, 1), 1);
+	assert_int_equal(nt_reads(NT_GHOST, 0), 2);
+	assert_int_equal(nt_reads(NT_FRESH, -1), 2);
+	assert_int_equal(nt_reads(NT_GHOST, -1), 1);
+}
+
 /* ---- threads new at a sample (before 3.11) ------------------------------ */
 
 /* n thread states at TSTATES + (NEW_AT_HEAD + i) * size, linked in order;
@@ -535,6 +708,7 @@ int main(void)
 		cmocka_unit_test(test_idle_thread_not_read),
 		cmocka_unit_test(test_asleep_gil_holder_read),
 		cmocka_unit_test(test_new_idle_thread_not_read),
+		cmocka_unit_test(test_new_thread_in_ended_ones_place),
 		cmocka_unit_test(test_new_threads_keep_their_state),
 	};
 
