@@ -2923,15 +2923,16 @@ static int rebuild_list(struct py_walker *w)
 	w->left_out = 0;
 	ghosts_update(w);
 	w->sample.list_gen++;
-	/* The new threads: idle ones (read_unheld's rule), ones that have not
-	 * begun, and ones found where the guesses read with them were, need
-	 * nothing more read. */
+	/* The new threads (3.11+: before, their frames come with the pages
+	 * read): idle ones (read_unheld's rule), ones that have not begun,
+	 * and ones found where the guesses read with them were, need nothing
+	 * more read. */
 	for (i = 0; i < w->nknown; i++) {
 		struct thread_slot *s = slot_of(w, i);
 		int src = s->nt_src;
 
 		s->nt_src = NT_NONE;
-		if (src == NT_NONE)
+		if (src == NT_NONE || L->frame_model == PY_FRAMES_OBJECTS)
 			continue;
 		plan_thread(w, i);
 		if (slot_idle(s, w->known[i], host_word(w, i), gil_holds(w, w->known[i])) ||
