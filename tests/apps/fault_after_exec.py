@@ -1,6 +1,9 @@
 """What fault_app.py exec_python turns into: fault_after_exec.py REPORT.
 
-Reports signals like fault_app.py and spins in after_exec() for 30 s.
+Reports signals like fault_app.py and spins in after_exec() for 30 s,
+having made the file REPORT.after_exec (empty) as it begins: a test waits
+for it rather than for a time, as start-up and imports may take seconds on
+a loaded machine.
 """
 import os
 import sys
@@ -18,4 +21,5 @@ def after_exec(end):
 
 
 if __name__ == "__main__":
+    open(sys.argv[1] + ".after_exec", "w").close()
     after_exec(time.time() + 30)
