@@ -35,6 +35,9 @@ struct sym_stats {
 	uint64_t torn;         /* stacks whose code objects did not validate */
 	uint64_t code_misses;  /* code objects resolved */
 	uint64_t errors;       /* code objects that could not be resolved */
+	/* code objects met first in a window read too long after their
+	 * sample (py_code.c, CODE_SPAN_NS): its stacks that ran them are torn */
+	uint64_t late_codes;
 };
 
 struct py_symbolizer;

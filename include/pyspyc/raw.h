@@ -68,6 +68,11 @@ struct raw_sample {
 	uint64_t gil_holder;  /* its thread (raw_thread.tstate), 0 when nobody
 			       * held it */
 	uint64_t list_gen;    /* changes whenever the thread list changed */
+	/* mono_ns() when the backend began to read this sample (0: it cannot
+	 * tell).  Every frame was read after it; the symbolizer bounds by it
+	 * how late a code object first met may be read and still vouch for
+	 * the frames that run it (py_code.c, CODE_SPAN_NS). */
+	int64_t read_ns;
 	/* Threads past backend_opts.max_threads, not read: the oldest ones
 	 * (the list starts at the newest).  Counted when the list was last
 	 * walked one thread at a time (it changed, or a sample was read

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "pyspyc/bytes.h"
+#include "pyspyc/clock.h"
 #include "pyspyc/proc.h"
 #include "pyspyc/py_code.h"
 #include "pyspyc/py_lines.h"
@@ -41,6 +42,10 @@
 /* How long a memo's frames go without their code objects being checked
  * (see memo_keep). */
 #define MEMO_TRUST_NS (50 * 1000000LL)
+/* A code object met for the first time vouches for the frames of a sample
+ * by itself only when its window was read at most this long after the
+ * sample's reads began (raw_sample.read_ns): see confirm_late. */
+#define CODE_SPAN_NS (1000 * 1000LL)
 /* co_flags of generators, coroutines (3.5+: 0x80, 0x100) and async
  * generators (3.6+: 0x200); 2.7 uses none of the last three bits. */
 #define CO_GENERATOR_ANY (0x20 | 0x80 | 0x100 | 0x200)
@@ -89,6 +94,9 @@ struct code_entry {
 	uint32_t firsttraceable;      /* bytes */
 	uint64_t code_bytes;
 	int64_t checked_ns;           /* when the fingerprint last matched */
+	/* mono_ns() just after the window it was resolved from was read; 0
+	 * when that window was read with a sample, before its frames */
+	int64_t seen_ns;
 	uint64_t owed_sample;         /* s->nsample whose stacks used it unchecked */
 	uint64_t pf_sample;           /* s->nsample whose prefetch list has it, */
 	uint32_t pf_slot;             /* at this index */
@@ -139,6 +147,7 @@ struct py_symbolizer {
 	uint32_t uniq_cap;
 	uint64_t *uniq_addr;
 	struct code_entry **uniq_entry;
+	uint8_t *uniq_late;           /* confirm_late's verdicts */
 	struct uniq_slot *uniq_set;   /* 2 * uniq_cap slots */
 	uint32_t uniq_gen;
 	uint8_t *windows;             /* uniq_cap * code_size */
@@ -191,6 +200,12 @@ struct py_symbolizer {
 	size_t pend_used, pend_ids_cap;
 	uint8_t *owed_win;            /* MAX_OWED windows, read when not prefetched */
 	struct iovec owed_l[MAX_OWED], owed_r[MAX_OWED];
+	/* confirm_late: frames' code pointers read again, and whose, room
+	 * for cf_cap */
+	struct iovec *cf_l, *cf_r;
+	uint64_t *cf_val;
+	uint32_t *cf_uniq;
+	uint32_t cf_cap;
 };
 
 static uint32_t addr_hash(uint64_t a, uint32_t mask)
@@ -224,6 +239,7 @@ static int uniq_grow_to(struct py_symbolizer *s, uint32_t n)
 		return -ENOMEM;
 	if (realloc_n((void **)&s->uniq_addr, cap, sizeof(*s->uniq_addr)) ||
 	    realloc_n((void **)&s->uniq_entry, cap, sizeof(*s->uniq_entry)) ||
+	    realloc_n((void **)&s->uniq_late, cap, sizeof(*s->uniq_late)) ||
 	    realloc_n((void **)&s->windows, cap, wsize) ||
 	    realloc_n((void **)&s->win, cap, sizeof(*s->win)) ||
 	    realloc_n((void **)&s->liov, cap, sizeof(*s->liov)) ||
@@ -331,6 +347,11 @@ void py_sym_free(struct py_symbolizer *s)
 	free(s->rc_win);
 	free(s->uniq_addr);
 	free(s->uniq_entry);
+	free(s->uniq_late);
+	free(s->cf_l);
+	free(s->cf_r);
+	free(s->cf_val);
+	free(s->cf_uniq);
 	free(s->uniq_set);
 	free(s->win);
 	free(s->liov);
@@ -854,7 +875,7 @@ static int caller_waits(struct py_symbolizer *s, const struct raw_sample *rs,
 
 static struct code_entry *resolve(struct py_symbolizer *s, uint64_t addr,
 				  const uint8_t *w, const struct fingerprint *fp,
-				  struct sym_stats *st);
+				  int64_t seen_ns, struct sym_stats *st);
 
 /* Does fingerprint fp (of a window read at some address) describe a code
  * object at all? */
@@ -874,17 +895,19 @@ static struct code_entry *entry_now(struct py_symbolizer *s, uint64_t addr)
 	const struct py_layout *L = s->L;
 	struct code_entry *e = cache_find(s, addr);
 	struct fingerprint fp;
+	int64_t seen_ns;
 
 	if (e || !addr || (addr & 7))
 		return e;
 	if (rmem_read(s->mem, addr, s->rc_win, (size_t)L->code_size))
 		return NULL;
+	seen_ns = mono_ns();
 	fingerprint_of(L, s->rc_win, &fp);
 	if (!fingerprint_ok(s, &fp))
 		return NULL;
 	stage_code(s, addr, &fp);
 	stage_read(s);
-	e = resolve(s, addr, s->rc_win, &fp, &s->rc_stats);
+	e = resolve(s, addr, s->rc_win, &fp, seen_ns, &s->rc_stats);
 	stage_clear(s);
 	return e;
 }
@@ -945,10 +968,10 @@ int py_sym_stale_return(void *ctx, const struct raw_sample *rs, const struct raw
 /* Resolve the code object at addr whose window is w into a new entry. */
 static struct code_entry *resolve(struct py_symbolizer *s, uint64_t addr,
 				  const uint8_t *w, const struct fingerprint *fp,
-				  struct sym_stats *st)
+				  int64_t seen_ns, struct sym_stats *st)
 {
 	const struct py_layout *L = s->L;
-	struct code_entry *e, tmp = { .addr = addr, .fp = *fp };
+	struct code_entry *e, tmp = { .addr = addr, .fp = *fp, .seen_ns = seen_ns };
 	uint32_t i;
 	int len, err;
 
@@ -1131,6 +1154,98 @@ static void prefetch_next(struct py_symbolizer *s, uint32_t n)
 		prefetch_add(s, cache_find(s, s->moved[i]));
 }
 
+/* How many of thread t's frames, innermost first, check_codes checks: all
+ * when keep is NULL; else none of a thread left out, and not the root-side
+ * frames its memo keeps. */
+static uint32_t frames_checked(const struct raw_sample *rs, const struct thread_pick *pick,
+			       const uint32_t *keep, uint32_t t)
+{
+	if (!keep)
+		return rs->threads[t].depth;
+	return left_out(rs, pick, t) ? 0 : rs->threads[t].depth - keep[t];
+}
+
+/* A code object met for the first time, from a window read after the
+ * frames, has nothing before them to vouch that it is the object they ran:
+ * a frame may have returned, its code object been freed and the address
+ * taken by another since.  (An embedding host's start-up: site.py's module
+ * code is freed after its import and the script's functions are compiled
+ * into its place; a sampler on a loaded machine, put off for milliseconds
+ * between its walk and its check, named a frame of site.py after one of
+ * them.)  Read within CODE_SPAN_NS of the sample, it vouches by itself: too
+ * soon for that.  Read later, each frame that runs it has its code pointer
+ * read again, all in one call (a batch per RMEM_MAX_IOV): a frame that
+ * still runs it at that address
+ * held it, alive, from its read to now, the window's moment between them.
+ * Where one no longer does (it returned) or cannot be read, the object
+ * vouches for none of this sample's frames: their stacks are torn, counted
+ * in late_codes, and the entry is kept, for the next samples to check
+ * (entries met before are vouched for by their earlier check and this one,
+ * on either side of the frames). */
+static void confirm_late(struct py_symbolizer *s, const struct raw_sample *rs,
+			 const struct thread_pick *pick, const uint32_t *keep, uint32_t n,
+			 struct sym_stats *st)
+{
+	const struct py_layout *L = s->L;
+	const uint64_t off = (uint64_t)(L->frame_model == PY_FRAMES_OBJECTS ? L->frame_code
+									: L->iframe_code);
+	uint32_t i, t, k = 0, nlate = 0;
+
+	if (!rs->read_ns)
+		return; /* the backend cannot tell when it read */
+	/* Room for every frame; with no memory, each array keeps at least
+	 * the old cap, and frames past it are not confirmed. */
+	if (s->cf_cap < rs->nframes &&
+	    !realloc_n((void **)&s->cf_l, rs->nframes, sizeof(*s->cf_l)) &&
+	    !realloc_n((void **)&s->cf_r, rs->nframes, sizeof(*s->cf_r)) &&
+	    !realloc_n((void **)&s->cf_val, rs->nframes, sizeof(*s->cf_val)) &&
+	    !realloc_n((void **)&s->cf_uniq, rs->nframes, sizeof(*s->cf_uniq)))
+		s->cf_cap = rs->nframes;
+	for (i = 0; i < n; i++) {
+		const struct code_entry *e = s->uniq_entry[i];
+
+		s->uniq_late[i] = e && !e->table_full && e->seen_ns > rs->read_ns &&
+				  e->seen_ns - rs->read_ns > CODE_SPAN_NS;
+		nlate += s->uniq_late[i];
+	}
+	if (!nlate)
+		return;
+	for (t = 0; t < rs->nthreads; t++) {
+		const struct raw_thread *th = &rs->threads[t];
+		uint32_t end = frames_checked(rs, pick, keep, t), f;
+
+		for (f = 0; f < end; f++) {
+			uint64_t a = rs->frames[th->first + f].code;
+			uint64_t at = rs->addrs ? rs->addrs[th->first + f] : 0;
+			uint32_t j = a && !(a & 7) ? uniq_find(s, a) : UINT32_MAX;
+
+			if (j == UINT32_MAX || !s->uniq_late[j])
+				continue;
+			if (!at || at > UINT64_MAX - off - 8 || k == s->cf_cap) {
+				s->uniq_late[j] = 2; /* no way to confirm */
+				continue;
+			}
+			s->cf_uniq[k] = j;
+			rmem_iov(&s->cf_l[k], &s->cf_r[k], &s->cf_val[k], at + off, 8);
+			k++;
+		}
+	}
+	if (k && rmem_readv(s->mem, s->cf_l, s->cf_r, k)) {
+		for (i = 0; i < k; i++)
+			s->uniq_late[s->cf_uniq[i]] = 2;
+	} else {
+		for (i = 0; i < k; i++)
+			if (s->cf_val[i] != s->uniq_addr[s->cf_uniq[i]])
+				s->uniq_late[s->cf_uniq[i]] = 2;
+	}
+	for (i = 0; i < n; i++)
+		if (s->uniq_late[i] == 2) {
+			s->uniq_entry[i] = NULL;
+			s->invalid = 1;
+			st->late_codes++;
+		}
+}
+
 /* Find the distinct code objects of the frames to symbolize (those of each
  * thread pick[] counts but its keep[] root-side frames; every frame when
  * keep is NULL) and make sure each has a cache entry that still describes
@@ -1160,6 +1275,7 @@ static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs
 	const uint8_t **win;
 	uint32_t i, t, n = 0, nread = 0;
 	uint64_t epoch = s->epoch;
+	int64_t seen_ns = 0;
 
 	if (++s->uniq_gen == 0) { /* wrapped: old stamps would count again */
 		memset(s->uniq_set, 0, 2 * (size_t)s->uniq_cap * sizeof(*s->uniq_set));
@@ -1167,13 +1283,8 @@ static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs
 	}
 	for (t = 0; t < rs->nthreads; t++) {
 		const struct raw_thread *th = &rs->threads[t];
-		uint32_t end = th->depth;
+		uint32_t end = frames_checked(rs, pick, keep, t);
 
-		if (keep) {
-			if (left_out(rs, pick, t))
-				continue;
-			end -= keep[t];
-		}
 		for (i = 0; i < end; i++) {
 			uint64_t a = rs->frames[th->first + i].code;
 
@@ -1211,6 +1322,8 @@ static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs
 			if (rmem_readv(s->mem, &s->liov[i], &s->riov[i], 1))
 				memset(s->liov[i].iov_base, 0, wsize);
 	}
+	if (nread)
+		seen_ns = mono_ns();
 	s->invalid = 0;
 	/* Check each against its entry, found again here: removing one moves
 	 * others in the table.  Those left with none (new, or freed and its
@@ -1252,7 +1365,9 @@ static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs
 		if (!win[i])
 			continue;
 		fingerprint_of(L, win[i], &fp);
-		e = resolve(s, s->uniq_addr[i], win[i], &fp, st);
+		/* A window read with the sample came before its frames. */
+		e = resolve(s, s->uniq_addr[i], win[i], &fp,
+			    win[i] == s->windows + i * wsize ? seen_ns : 0, st);
 		if (e)
 			e->checked_ns = now;
 		else
@@ -1266,6 +1381,7 @@ static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs
 		for (i = 0; i < n; i++)
 			if (s->uniq_entry[i])
 				s->uniq_entry[i] = cache_find(s, s->uniq_addr[i]);
+	confirm_late(s, rs, pick, keep, n, st);
 	return n;
 }
 
@@ -1781,6 +1897,12 @@ void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
 			m->pin_th = th;
 		}
 	}
+	/* Windows read ahead came before the frames, in the same call: they
+	 * vouch for them (with the check before) only when the frames were
+	 * read soon after; a sample read or handled slowly (this thread put
+	 * off) reads them again, after. */
+	if (prefetched_ok && rs->read_ns && mono_ns() - rs->read_ns > CODE_SPAN_NS)
+		prefetched_ok = 0;
 	n = check_codes(s, rs, pick, s->keep, prefetched_ok, t_ns, st);
 	if (s->epoch != epoch) {
 		/* A cached code object turned out to be another one: trust no

@@ -2955,6 +2955,7 @@ int py_walker_sample(struct py_walker *w, const struct iovec *xl,
 
 	w->sample.nthreads = 0;
 	w->sample.nframes = 0;
+	w->sample.read_ns = mono_ns();
 	copies_read(w);
 	grow_buf(w);
 	*out = &w->sample;

@@ -293,7 +293,9 @@ def test_embedded_interpreter_restarts(embed_host, libpython, tmp_path):
         assert rec.returncode == 0, err
         got = names_in(out)
         assert got.get("round_1", 0) > 0 and got.get("round_2", 0) > 0, got
-        assert got.get("round_0", 0) == 0, got
+        # round_0 ran before pyspyc attached; any stack naming it is wrong.
+        assert got.get("round_0", 0) == 0, \
+            [ln for ln in out.read_text().splitlines() if "round_0" in ln]
     finally:
         if rec and rec.poll() is None:
             rec.kill()

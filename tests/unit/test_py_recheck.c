@@ -16,12 +16,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "image311.h"
+#include "pyspyc/clock.h"
 #include "pyspyc/py_code.h"
 #include "pyspyc/stacktab.h"
 
 #define NOP 9     /* 3.11 */
+/* Where the frames of setup_frames are, 256 bytes apart. */
+#define FRAMES 0x7e0000001000ull
 
 struct fixture {
 	uint8_t in[1 << 16];
@@ -50,8 +54,10 @@ static size_t put_region(uint8_t *p, uint64_t addr, const uint8_t *bytes, uint16
 }
 
 /* The fixture; with reuse, in sample 1 (image_set_sample) f1's address holds
- * another code object: f1's window with another first line. */
-static int setup_image(void **state, int reuse)
+ * another code object: f1's window with another first line.  With frames,
+ * three interpreter frames at FRAMES run f0, f1, f2; in sample 1 the second
+ * runs f0 instead (it returned, its place taken by another call). */
+static int setup_image(void **state, int reuse, int frames)
 {
 	static const struct stacktab_limits lim = { 1024, 4096, 4096 };
 	struct fixture *fx = calloc(1, sizeof(*fx));
@@ -90,6 +96,15 @@ static int setup_image(void **state, int reuse)
 	for (i = 0; i < 3; i++)
 		len += put_region(fx->in + len, fx->code[i] + (uint64_t)fx->t.layout->code_adaptive,
 				  bc[i], sizeof(bc[i]));
+	if (frames) {
+		uint64_t code_at = (uint64_t)fx->t.layout->iframe_code;
+
+		len += put_region_when(fx->in + len, FRAMES + 0x100 + code_at,
+				       (const uint8_t *)&fx->code[0], 8, 2);
+		for (i = 0; i < 3; i++)
+			len += put_region(fx->in + len, FRAMES + 0x100 * (uint64_t)i + code_at,
+					  (const uint8_t *)&fx->code[i], 8);
+	}
 	memcpy(fx->in + len, seed + SEED311_HEADER, n - SEED311_HEADER);
 	len += n - SEED311_HEADER;
 	seed311_attach(&fx->im, fx->in, len, &fx->t, &fx->m);
@@ -101,12 +116,17 @@ static int setup_image(void **state, int reuse)
 
 static int setup(void **state)
 {
-	return setup_image(state, 0);
+	return setup_image(state, 0, 0);
 }
 
 static int setup_reuse(void **state)
 {
-	return setup_image(state, 1);
+	return setup_image(state, 1, 0);
+}
+
+static int setup_frames(void **state)
+{
+	return setup_image(state, 0, 1);
 }
 
 static int teardown(void **state)
@@ -305,6 +325,7 @@ static void test_check_put_off(void **state)
 	assert_int_equal(st.stacks, 2);
 	reads = fx->m.reads;
 	assert_int_equal(py_sym_flush(fx->sym, 4, &st), 0);
+	fprintf(stderr, "reads %d stacks %d torn %d late %d\n", (int)(fx->m.reads - reads), (int)st.stacks, (int)st.torn, (int)st.late_codes);
 	assert_int_equal(fx->m.reads - reads, 1);
 	assert_int_equal(st.stacks, 3);
 	assert_int_equal(st.torn, 0);
@@ -362,6 +383,128 @@ static void test_moved_address_read_ahead(void **state)
 	assert_int_equal(f1, 1);
 }
 
+/* A code object met for the first time vouches by itself for the frames
+ * that run it only when its window was read soon after the sample: read
+ * 10 ms after, the frame may have returned and its code object's address
+ * been given to another (an embedding host's site.py module frame was once
+ * named after a function compiled later).  With no frame addresses to
+ * confirm them by, the stack is torn.  The entries are kept: the next
+ * sample, read just before its check, is counted with them. */
+static void test_first_met_too_late(void **state)
+{
+	struct fixture *fx = *state;
+	struct raw_frame frames[3] = { frame(fx, 0, 0), frame(fx, 1, 2), frame(fx, 2, 2) };
+	struct raw_thread th = { .depth = 3, .tstate = 1 };
+	struct raw_sample rs = { .threads = &th, .nthreads = 1, .frames = frames };
+	struct sym_stats st = { 0 };
+
+	rs.read_ns = mono_ns() - 10 * 1000 * 1000;
+	py_sym_add(fx->sym, &rs, NULL, 0, 1, &st);
+	assert_int_equal(st.code_misses, 3);
+	assert_int_equal(st.late_codes, 3);
+	assert_int_equal(st.torn, 1);
+	assert_int_equal(st.stacks, 0);
+	rs.read_ns = mono_ns();
+	py_sym_add(fx->sym, &rs, NULL, 0, 2, &st);
+	assert_int_equal(st.code_misses, 3); /* cached */
+	assert_int_equal(st.late_codes, 3);
+	assert_int_equal(st.stacks, 1);
+}
+
+/* A sample of f0, f1, f2 in the frames at FRAMES (setup_frames), read
+ * 10 ms before it is added. */
+static void add_late_sample(struct fixture *fx, struct sym_stats *st)
+{
+	struct raw_frame frames[3] = { frame(fx, 0, 0), frame(fx, 1, 2), frame(fx, 2, 2) };
+	uint64_t addrs[3] = { FRAMES, FRAMES + 0x100, FRAMES + 0x200 };
+	struct raw_thread th = { .depth = 3, .tstate = 1 };
+	struct raw_sample rs = { .threads = &th, .nthreads = 1, .frames = frames,
+				 .nframes = 3, .addrs = addrs };
+
+	rs.read_ns = mono_ns() - 10 * 1000 * 1000;
+	py_sym_add(fx->sym, &rs, NULL, 0, 1, st);
+}
+
+/* Read late, the code objects met first are confirmed by their frames'
+ * code pointers, read again in one more call: the frames still run them,
+ * so they ran them all along, and the stack counts. */
+static void test_first_met_late_confirmed(void **state)
+{
+	struct fixture *fx = *state;
+	struct sym_stats st = { 0 };
+	uint64_t reads = fx->m.reads;
+
+	add_late_sample(fx, &st);
+	assert_int_equal(fx->m.reads - reads, 3); /* windows, what they name, frames */
+	assert_int_equal(st.late_codes, 0);
+	assert_int_equal(st.torn, 0);
+	assert_int_equal(st.stacks, 1);
+}
+
+/* ... but the second frame runs another code object now: f1, met first and
+ * late, vouches for nothing, and the stack is torn; f0 and f2 were
+ * confirmed. */
+static void test_first_met_late_frame_moved(void **state)
+{
+	struct fixture *fx = *state;
+	struct sym_stats st = { 0 };
+
+	image_set_sample(&fx->im, 1);
+	add_late_sample(fx, &st);
+	assert_int_equal(st.late_codes, 1);
+	assert_int_equal(st.torn, 1);
+	assert_int_equal(st.stacks, 0);
+}
+
+/* Read soon after the sample, the same first meeting counts the stack. */
+static void test_first_met_in_time(void **state)
+{
+	struct fixture *fx = *state;
+	struct raw_frame frames[3] = { frame(fx, 0, 0), frame(fx, 1, 2), frame(fx, 2, 2) };
+	struct raw_thread th = { .depth = 3, .tstate = 1 };
+	struct raw_sample rs = { .threads = &th, .nthreads = 1, .frames = frames };
+	struct sym_stats st = { 0 };
+
+	rs.read_ns = mono_ns();
+	py_sym_add(fx->sym, &rs, NULL, 0, 1, &st);
+	assert_int_equal(st.late_codes, 0);
+	assert_int_equal(st.torn, 0);
+	assert_int_equal(st.stacks, 1);
+}
+
+/* Windows read ahead with a sample came before its frames: for a sample
+ * handled long after it was read they vouch for nothing, and its cached
+ * code objects are read again (one call) rather than trusted or put off. */
+static void test_late_sample_reads_again(void **state)
+{
+	struct fixture *fx = *state;
+	struct raw_frame frames[3] = { frame(fx, 0, 0), frame(fx, 1, 2), frame(fx, 2, 2) };
+	struct raw_thread th = { .depth = 3, .tstate = 1 };
+	struct raw_sample rs = { .threads = &th, .nthreads = 1, .frames = frames };
+	struct timespec wait = { 0, 3 * 1000 * 1000 };
+	struct sym_stats st = { 0 };
+	uint64_t reads;
+
+	py_sym_add(fx->sym, &rs, NULL, 0, 1, &st);
+	read_prefetch(fx, 3);
+	th.tstate = 2;
+	rs.read_ns = mono_ns();
+	reads = fx->m.reads;
+	py_sym_add(fx->sym, &rs, NULL, 1, 2, &st);
+	assert_int_equal(fx->m.reads, reads); /* the windows read ahead */
+	read_prefetch(fx, 3);
+	/* Read now, handled 3 ms later (the span is 1 ms). */
+	th.tstate = 3;
+	rs.read_ns = mono_ns();
+	nanosleep(&wait, NULL);
+	reads = fx->m.reads;
+	py_sym_add(fx->sym, &rs, NULL, 1, 3, &st);
+	assert_int_equal(fx->m.reads - reads, 1);
+	assert_int_equal(st.stacks, 3);
+	assert_int_equal(st.torn, 0);
+	assert_int_equal(st.late_codes, 0); /* met before: the two checks vouch */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -376,6 +519,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_check_put_off, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_off_check_fails, setup_reuse, teardown),
 		cmocka_unit_test_setup_teardown(test_moved_address_read_ahead, setup_reuse, teardown),
+		cmocka_unit_test_setup_teardown(test_first_met_too_late, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_first_met_in_time, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_first_met_late_confirmed, setup_frames, teardown),
+		cmocka_unit_test_setup_teardown(test_first_met_late_frame_moved, setup_frames,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_late_sample_reads_again, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
