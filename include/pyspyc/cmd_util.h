@@ -202,14 +202,16 @@ void cmd_child_end_words(const struct child_end *end, char *buf, size_t size);
  * pyspyc leaves EXIT_OK. */
 int cmd_child_exit_status(int rc, const struct child_end *end);
 
-/* py_target_find(), waiting a bounded while (CMD_STARTUP_WAIT_NS) for an
- * interpreter that is starting up: a runtime with no interpreter yet
- * (-EAGAIN: Python is initialising, or an embedding host is between
- * finalizing and initialising again), and a process that is not Python
- * (yet) but started less than that long ago (a shell that has forked and
- * not exec'd yet, libpython not mapped yet).  Returns as
- * py_target_find(). */
+/* py_target_find(), waiting a bounded while for an interpreter that is
+ * starting up: a runtime with no interpreter yet (-EAGAIN: Python is
+ * initialising, or an embedding host is between finalizing and
+ * initialising again), up to CMD_INTERP_WAIT_NS from the first look, as
+ * long as a launched command has to start Python; and a process that is
+ * not Python (yet) but started less than CMD_STARTUP_WAIT_NS ago (a shell
+ * that has forked and not exec'd yet, libpython not mapped yet).  Returns
+ * as py_target_find(). */
 #define CMD_STARTUP_WAIT_NS 1000000000LL
+#define CMD_INTERP_WAIT_NS 5000000000LL
 int cmd_find_target(struct py_target *t, pid_t pid, unsigned int flags);
 
 /* Paths and commands in messages: whole up to CMD_NAME_MAX bytes, a longer

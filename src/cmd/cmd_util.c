@@ -324,11 +324,15 @@ int cmd_child_exit_status(int rc, const struct child_end *end)
 int cmd_find_target(struct py_target *t, pid_t pid, unsigned int flags)
 {
 	struct timespec ts = { 0, 5 * 1000 * 1000 };
-	int64_t end = mono_ns() + CMD_STARTUP_WAIT_NS, age;
+	int64_t end = 0, age;
 	int err;
 
 	for (;;) {
 		err = py_target_find(t, pid, flags);
+		/* From the first look, not from pyspyc's own start: the
+		 * first look reads the binaries' symbols. */
+		if (!end)
+			end = mono_ns() + CMD_INTERP_WAIT_NS;
 		if (!err || cmd_stop_flag || mono_ns() >= end)
 			return err;
 		if (err == -ESRCH || err == -EPERM || err == -EACCES || err == -ENOMEM ||

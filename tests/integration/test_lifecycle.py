@@ -259,20 +259,15 @@ def test_old_process_not_python_is_refused(tmp_path):
         stop(proc)
 
 
-@pytest.mark.parametrize("libpython", LIBPYTHONS)
-def test_embedded_interpreter_restarts(embed_host, libpython, tmp_path):
-    """The host runs three rounds, each its own interpreter (round_0, ...),
-    with 0.3 s without any between them, and in that gap takes the memory
-    the last one freed, so the next one is put elsewhere.  pyspyc attaches
-    in the first gap: it waits for the next interpreter, and follows the
-    one after it too.  The first gap begins only once pyspyc has looked and
-    waits (EMBED_GAP_WAIT; it sleeps between looks for up to a second): a
-    start slower than the gap and round_1 together (a sanitizer build on a
-    loaded machine) would otherwise find round_2 first."""
+def record_from_gap(embed_host, libpython, rounds, out, **host_env):
+    """Start embed_host with `rounds` rounds of ROUNDS_SCRIPT, attach
+    `record` in the first gap between interpreters (EMBED_GAP_WAIT: the gap
+    begins once pyspyc sleeps between its looks) and record to out until the
+    host ends.  Returns pyspyc's exit status and standard error; the host
+    must end well."""
     env = embed_env(libpython, 0)
-    env.update(EMBED_ROUND_SECONDS="0.5", EMBED_GAP_MS="300", EMBED_GAP_HOLD="1",
-               EMBED_GAP_WAIT="1")
-    proc = subprocess.Popen([embed_host, libpython, ROUNDS_SCRIPT, "3"],
+    env.update(EMBED_ROUND_SECONDS="0.5", EMBED_GAP_WAIT="1", **host_env)
+    proc = subprocess.Popen([embed_host, libpython, ROUNDS_SCRIPT, str(rounds)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, universal_newlines=True, env=env)
     rec = None
@@ -281,7 +276,6 @@ def test_embedded_interpreter_restarts(embed_host, libpython, tmp_path):
         while line and line.strip() != "finalized":
             line = proc.stdout.readline()
         assert line, proc.stderr.read()
-        out = tmp_path / "e.folded"
         rec = subprocess.Popen([PYSPYC, "record", "-p", str(proc.pid), "-r", "200",
                                 "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                universal_newlines=True)
@@ -290,12 +284,6 @@ def test_embedded_interpreter_restarts(embed_host, libpython, tmp_path):
         proc.stdin.write("go\n")
         proc.stdin.close()
         _, err = rec.communicate(timeout=60)
-        assert rec.returncode == 0, err
-        got = names_in(out)
-        assert got.get("round_1", 0) > 0 and got.get("round_2", 0) > 0, got
-        # round_0 ran before pyspyc attached; any stack naming it is wrong.
-        assert got.get("round_0", 0) == 0, \
-            [ln for ln in out.read_text().splitlines() if "round_0" in ln]
     finally:
         if rec and rec.poll() is None:
             rec.kill()
@@ -303,6 +291,42 @@ def test_embedded_interpreter_restarts(embed_host, libpython, tmp_path):
         proc.stdout.read()
         stop(proc)
     assert proc.returncode == 0, proc.stderr.read()
+    return rec.returncode, err
+
+
+def test_attach_waits_through_a_long_gap(embed_host, tmp_path):
+    """Attached in an embedding host's gap of 2 s between two interpreters,
+    pyspyc waits (up to five seconds after its first look) and records the
+    second one, where it once gave up after a second."""
+    found = [p.values[0] for p in LIBPYTHONS if p.values[0]]
+    if not found:
+        pytest.skip("no libpython found")
+    out = tmp_path / "g.folded"
+    rc, err = record_from_gap(embed_host, found[-1], 2, out, EMBED_GAP_MS="2000")
+    assert rc == 0, err
+    assert names_in(out).get("round_1", 0) > 0, out.read_text()
+
+
+@pytest.mark.parametrize("libpython", LIBPYTHONS)
+def test_embedded_interpreter_restarts(embed_host, libpython, tmp_path):
+    """The host runs three rounds, each its own interpreter (round_0, ...),
+    with 0.3 s without any between them, and in that gap takes the memory
+    the last one freed, so the next one is put elsewhere.  pyspyc attaches
+    in the first gap: it waits for the next interpreter, and follows the
+    one after it too.  The first gap begins only once pyspyc has looked and
+    waits (it sleeps between looks, for up to five seconds after its first,
+    so a loaded machine's slow gap and start fit): a start slower than the
+    gap and round_1 together (a sanitizer build on a loaded machine) would
+    otherwise find round_2 first."""
+    out = tmp_path / "e.folded"
+    rc, err = record_from_gap(embed_host, libpython, 3, out, EMBED_GAP_MS="300",
+                              EMBED_GAP_HOLD="1")
+    assert rc == 0, err
+    got = names_in(out)
+    assert got.get("round_1", 0) > 0 and got.get("round_2", 0) > 0, got
+    # round_0 ran before pyspyc attached; any stack naming it is wrong.
+    assert got.get("round_0", 0) == 0, \
+        [ln for ln in out.read_text().splitlines() if "round_0" in ln]
 
 
 def read_text(path):
