@@ -1193,14 +1193,6 @@ static void confirm_late(struct py_symbolizer *s, const struct raw_sample *rs,
 
 	if (!rs->read_ns)
 		return; /* the backend cannot tell when it read */
-	/* Room for every frame; with no memory, each array keeps at least
-	 * the old cap, and frames past it are not confirmed. */
-	if (s->cf_cap < rs->nframes &&
-	    !realloc_n((void **)&s->cf_l, rs->nframes, sizeof(*s->cf_l)) &&
-	    !realloc_n((void **)&s->cf_r, rs->nframes, sizeof(*s->cf_r)) &&
-	    !realloc_n((void **)&s->cf_val, rs->nframes, sizeof(*s->cf_val)) &&
-	    !realloc_n((void **)&s->cf_uniq, rs->nframes, sizeof(*s->cf_uniq)))
-		s->cf_cap = rs->nframes;
 	for (i = 0; i < n; i++) {
 		const struct code_entry *e = s->uniq_entry[i];
 
@@ -1210,6 +1202,14 @@ static void confirm_late(struct py_symbolizer *s, const struct raw_sample *rs,
 	}
 	if (!nlate)
 		return;
+	/* Room for every frame; with no memory, each array keeps at least
+	 * the old cap, and frames past it are not confirmed. */
+	if (s->cf_cap < rs->nframes &&
+	    !realloc_n((void **)&s->cf_l, rs->nframes, sizeof(*s->cf_l)) &&
+	    !realloc_n((void **)&s->cf_r, rs->nframes, sizeof(*s->cf_r)) &&
+	    !realloc_n((void **)&s->cf_val, rs->nframes, sizeof(*s->cf_val)) &&
+	    !realloc_n((void **)&s->cf_uniq, rs->nframes, sizeof(*s->cf_uniq)))
+		s->cf_cap = rs->nframes;
 	for (t = 0; t < rs->nthreads; t++) {
 		const struct raw_thread *th = &rs->threads[t];
 		uint32_t end = frames_checked(rs, pick, keep, t), f;
