@@ -228,10 +228,6 @@ struct nt_guess {
 	uint32_t off[NT_SEEN], top[NT_SEEN];
 	uint32_t nseen, next;
 	struct nt_read spec, fresh;
-	/* The stacks of the threads the host said had exited, at the last
-	 * guess: freed just now. */
-	uint64_t exited[NT_KNOWN_MAX];
-	uint32_t nexited;
 };
 
 /* One interpreter of the runtime's list, as the last list walk saw it. */
@@ -1240,14 +1236,13 @@ static int host_word(const struct py_walker *w, uint32_t i);
 /* Of v[0..n), up to NT_GUESS values none of used[0..nused) is (stacks or
  * chunks free now), into out, the most likely first: the highest when
  * by_addr (the kernel maps a new chunk at the highest hole that fits),
- * else the one met last (glibc hands out the stack freed last; a thread
- * the host says has exited freed its stacks just now).  Returns how
- * many. */
+ * else the one met last (glibc hands out the stack freed last; one of
+ * exited[0..nexited), a thread the host says has exited, freed its
+ * stack just now).  Returns how many. */
 static uint32_t nt_free(const struct py_walker *w, const uint64_t *v, const uint64_t *seen,
-			uint32_t n, const uint64_t *used, uint32_t nused, int by_addr,
-			uint64_t *out)
+			uint32_t n, const uint64_t *used, uint32_t nused, const uint64_t *exited,
+			uint32_t nexited, int by_addr, uint64_t *out)
 {
-	const struct nt_guess *g = &w->nt;
 	uint64_t key[NT_GUESS], kk;
 	uint32_t k, i, m = 0, j;
 
@@ -1257,8 +1252,8 @@ static uint32_t nt_free(const struct py_walker *w, const uint64_t *v, const uint
 		if (i < nused)
 			continue;
 		kk = by_addr ? v[k] : seen[k] + 1;
-		for (i = 0; !by_addr && i < g->nexited; i++)
-			if (g->exited[i] == v[k])
+		for (i = 0; !by_addr && i < nexited; i++)
+			if (exited[i] == v[k])
 				kk = w->nsample + 1;
 		for (j = m; j > 0 && key[j - 1] < kk; j--)
 			if (j < NT_GUESS) {
@@ -1298,8 +1293,8 @@ static void nt_queue(struct py_walker *w, struct nt_read *r, uint32_t *niov, uin
 	struct nt_guess *g = &w->nt;
 	uint64_t lo = UINT64_MAX, hi = 0, deep = 0, end;
 	uint64_t stacks[NT_GUESS], chunks[NT_GUESS];
-	uint64_t used_st[NT_KNOWN_MAX], used_ch[NT_KNOWN_MAX];
-	uint32_t k, nst = 0, nch, clen, wlen = 0, nused = 0;
+	uint64_t used_st[NT_KNOWN_MAX], used_ch[NT_KNOWN_MAX], exited[NT_KNOWN_MAX];
+	uint32_t k, nst = 0, nch, clen, wlen = 0, nused = 0, nexited = 0;
 
 	r->ncfw = r->nchunk = 0;
 	if (!g->nseen || L->frame_model == PY_FRAMES_OBJECTS)
@@ -1312,18 +1307,17 @@ static void nt_queue(struct py_walker *w, struct nt_read *r, uint32_t *niov, uin
 	/* The stacks and chunks of the threads alive, by the host's word. */
 	if (w->nknown > NT_KNOWN_MAX)
 		return;
-	g->nexited = 0;
 	for (k = 0; k < w->nknown; k++) {
 		const uint8_t *ts = ts_row(w, k);
 
 		if (host_word(w, k) == HOST_EXITED) {
-			g->exited[g->nexited++] = rd64(ts, L->tstate_thread_id);
+			exited[nexited++] = rd64(ts, L->tstate_thread_id);
 			continue;
 		}
 		used_st[nused] = rd64(ts, L->tstate_thread_id);
 		used_ch[nused++] = rd64(ts, L->tstate_datastack_chunk);
 	}
-	nch = nt_free(w, g->chunk, g->chunk_seen, g->nchunk, used_ch, nused, 1, chunks);
+	nch = nt_free(w, g->chunk, g->chunk_seen, g->nchunk, used_ch, nused, NULL, 0, 1, chunks);
 	clen = (uint32_t)(deep + CHUNK_SLACK < CHUNK_MIN_SIZE ? deep + CHUNK_SLACK : CHUNK_MIN_SIZE);
 	if (nt_cframes(L)) {
 		/* From the deepest place seen to past the shallowest one's
@@ -1332,7 +1326,8 @@ static void nt_queue(struct py_walker *w, struct nt_read *r, uint32_t *niov, uin
 		if (end > CF_WINDOW)
 			return;
 		wlen = (uint32_t)end;
-		nst = nt_free(w, g->stack, g->stack_seen, g->nstack, used_st, nused, 0, stacks);
+		nst = nt_free(w, g->stack, g->stack_seen, g->nstack, used_st, nused, exited, nexited,
+			      0, stacks);
 		if (!nst)
 			return;
 	}
