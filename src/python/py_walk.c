@@ -95,6 +95,22 @@
 #define NGHOST 16
 #define MAX_NEW_READS 4      /* thread states read one by one by rebuild_list */
 #define GHOST_KEEP 400
+/* The heap zone.  A new thread state not at a ghost is most often a little
+ * below the highest of the heap's known ones (malloc's free chunks and its
+ * top): the demo app, 317 such in 8 s, had 269 in the ZONE_LEN bytes below
+ * the highest one's end and 21 more in the ZONE_TAIL bytes after it.  While
+ * threads begin at places not known (ZONE_KEEP samples since one did), the
+ * sample reads that window too, an optional read after the ghosts' rows:
+ * a new thread state found in it costs no read of its own.  The window
+ * stays between the lowest and highest end of the thread states near the
+ * median's (ZONE_NEAR), memory that is mapped when they are one heap's,
+ * but for the tail.  A read of the window that fails drops the tail; one
+ * that fails without it, the window (the thread states are not one
+ * heap's). */
+#define ZONE_LEN (48 * 1024)
+#define ZONE_TAIL 4096
+#define ZONE_NEAR (1024 * 1024)
+#define ZONE_KEEP 256
 /* A new thread's places, guessed (3.11+).  A thread-per-request server
  * starts its threads on a few C stacks (glibc keeps ended threads' stacks
  * and hands out the one freed last) and data-stack chunks (a chunk is
@@ -106,9 +122,10 @@
  * from 2.4 to 5.3 KB, 67% at one of them.  So where a new thread's state
  * may be read (a ghost's, with the sample; one never seen, alone, by
  * rebuild_list), guesses are read in the same call: the window of the
- * depths seen on the free stacks (NT_GUESS_SPEC of them with every sample,
- * NT_GUESS with a thread state read alone), and the first bytes of as
- * many free chunks, as deep as threads went lately.  A new thread whose
+ * depths seen on NT_GUESS of the free stacks, and the first bytes of as
+ * many free chunks, as deep as threads went lately (the demo app, 4 and
+ * 4: 1.35 reads a sample, against 1.46-1.52 with 3 and 3, 1.6-1.7 with 1
+ * and 1, in a sample's call).  A new thread whose
  * places were among them needs no read of its own (nt_adopt).  The guesses
  * are made of the stacks, chunks and depths of the threads planned lately
  * (NT_STACKS, NT_CHUNKS, NT_SEEN); a depth over NT_OFF_MAX is not a
@@ -117,8 +134,7 @@
 #define NT_CHUNKS 8
 #define NT_SEEN 64
 #define NT_OFF_MAX (64 * 1024)
-#define NT_GUESS 3           /* stacks and chunks read, each */
-#define NT_GUESS_SPEC 1      /* the same in every sample's read */
+#define NT_GUESS 4           /* stacks and chunks read, each */
 #define NT_KNOWN_MAX 64      /* threads past which no guess is made */
 
 struct copy {
@@ -193,13 +209,17 @@ struct thread_slot {
 	 * word before the read); 0 when read. */
 	uint8_t idle;
 	uint8_t had_gil;       /* its thread held the GIL at its last walk */
-	/* rebuild_list: a new thread's slot, its thread state read with
-	 * guesses of its places (NT_SPEC: the sample's read; NT_FRESH: its
-	 * own), or alone (NT_ALONE); NT_NONE for the others. */
+	/* A new thread's slot, its thread state read with guesses of its
+	 * places (NT_SPEC: the sample's read; NT_FRESH: its own), or alone
+	 * (NT_ALONE); NT_NONE for the others.  NT_GONE, during the sample's
+	 * read: its thread had exited by the host's word. */
 	uint8_t nt_src;
+	/* NT_GONE: the exited thread's ids (a new thread may have both the
+	 * thread state and the C stack, so the pthread_t, it left). */
+	uint64_t gone_id, gone_native;
 };
 
-enum { NT_NONE, NT_SPEC, NT_FRESH, NT_ALONE };
+enum { NT_NONE, NT_SPEC, NT_FRESH, NT_ALONE, NT_GONE };
 
 /* One piece of a guess of a new thread's places: len bytes at remote
  * address at, read at buf + off by iovec iov of its call; ok once it
@@ -316,6 +336,13 @@ struct py_walker {
 	uint32_t gslot[NGHOST];
 	uint64_t gsince[NGHOST];
 	uint32_t nghost, ghost_rows;
+	/* The heap zone (ZONE_LEN): read with the sample up to zone_until,
+	 * [zone_at, zone_at + zone_len) at buf + zone_off by iovec zone_iov;
+	 * zone_len 0 when not read, or it did not arrive.  zone_fails: 0,
+	 * read with its tail; 1, without; 2, not read any more. */
+	uint64_t zone_at, zone_until;
+	uint32_t zone_len, zone_iov, zone_fails;
+	size_t zone_off;
 	/* Scratch, cap entries: which slots are taken while a new list is
 	 * made (0 free, 1 the old list's, 2 the new one's), and the old list
 	 * (thread state -> slot) sorted by address. */
@@ -1516,6 +1543,57 @@ static void queue_spec(struct py_walker *w, struct thread_slot *s, uint32_t *nio
 	w->extra |= p->nframes > s->nwalked;
 }
 
+static int cmp_u64(const void *a, const void *b);
+
+/* Queue the heap zone's read at *niov, while it is wanted (see ZONE_LEN):
+ * the window below the highest end of the thread states (known and
+ * ghosts) near their median. */
+static void zone_queue(struct py_walker *w, uint32_t *niov)
+{
+	const uint64_t tsz = (uint64_t)w->L->tstate_size;
+	uint64_t *v = w->nk, med, lo = UINT64_MAX, hi = 0, end, at;
+	uint32_t i, n = 0;
+
+	w->zone_len = 0;
+	if (w->nsample >= w->zone_until || w->zone_fails > 1)
+		return;
+	for (i = 0; i < w->nknown && n < w->cap; i++)
+		v[n++] = w->known[i];
+	for (i = 0; i < w->nghost && n < w->cap; i++)
+		v[n++] = w->ghost[i];
+	if (!n)
+		return;
+	qsort(v, n, sizeof(*v), cmp_u64);
+	med = v[n / 2];
+	for (i = 0; i < n; i++) {
+		if (v[i] > med ? v[i] - med > ZONE_NEAR : med - v[i] > ZONE_NEAR)
+			continue;
+		lo = v[i] < lo ? v[i] : lo;
+		hi = v[i] > hi ? v[i] : hi;
+	}
+	end = hi + tsz + (w->zone_fails ? 0 : ZONE_TAIL);
+	at = end - lo > ZONE_LEN ? end - ZONE_LEN : lo;
+	if (!iov_room(w, *niov + 1) || !buf_room(w, end - at))
+		return;
+	w->zone_at = at;
+	w->zone_len = (uint32_t)(end - at);
+	w->zone_off = w->buf_used;
+	w->zone_iov = *niov;
+	rmem_iov(&w->liov[*niov], &w->riov[*niov], w->buf + w->buf_used, at, w->zone_len);
+	(*niov)++;
+	w->buf_used += w->zone_len;
+}
+
+/* The heap zone's copy of the thread state at t, or NULL. */
+static const uint8_t *zone_row(const struct py_walker *w, uint64_t t)
+{
+	uint64_t tsz = (uint64_t)w->L->tstate_size;
+
+	if (!w->zone_len || t < w->zone_at || t - w->zone_at + tsz > w->zone_len)
+		return NULL;
+	return w->buf + w->zone_off + (t - w->zone_at);
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -1843,12 +1921,31 @@ static int nt_adopt(struct py_walker *w, uint32_t i, const struct nt_read *r)
 	return 1;
 }
 
+/* Slot i's thread is new (s->nt_src says how it was read): idle ones
+ * (read_unheld's rule), ones that have not begun, and ones found where the
+ * guesses read with them were, need nothing more read. */
+static void nt_try(struct py_walker *w, uint32_t i)
+{
+	struct thread_slot *s = slot_of(w, i);
+	int src = s->nt_src;
+
+	s->nt_src = NT_NONE;
+	if (src == NT_NONE || w->L->frame_model == PY_FRAMES_OBJECTS)
+		return;
+	plan_thread(w, i);
+	if (slot_idle(s, w->known[i], host_word(w, i), gil_holds(w, w->known[i])) ||
+	    nt_not_begun(w, i))
+		return;
+	if (src == NT_SPEC || src == NT_FRESH)
+		(void)nt_adopt(w, i, src == NT_SPEC ? &w->nt.spec : &w->nt.fresh);
+}
+
 static int read_speculative(struct py_walker *w, const struct iovec *xl,
 			    const struct iovec *xr, uint32_t nx)
 {
 	const struct py_layout *L = w->L;
 	const size_t tsz = (size_t)L->tstate_size;
-	uint32_t i, g, niov = 0, nreq, runs_first;
+	uint32_t i, g, niov = 0, nreq, runs_first, ngone = 0;
 	size_t done = 0;
 	int err;
 
@@ -1893,6 +1990,7 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 	for (g = 0; g < w->nghost; g++, niov++)
 		rmem_iov(&w->liov[niov], &w->riov[niov], w->tsbuf + (size_t)w->gslot[g] * tsz,
 			w->ghost[g], tsz);
+	zone_queue(w, &niov);
 	/* Oldest thread first (each list starts at its newest): a thread
 	 * that ended takes the reads after its own with it, and young ones
 	 * (a request's) end first. */
@@ -1900,9 +1998,15 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 		struct thread_slot *s = slot_of(w, i);
 		int h = host_word(w, i);
 
+		s->nt_src = NT_NONE;
 		if (h == HOST_EXITED) {
 			slot_reset(s, w->known[i]);
 			s->got = UINT32_MAX; /* nothing of it read */
+			s->nt_src = NT_GONE;
+			s->gone_id = rd64(ts_row(w, i), L->tstate_thread_id);
+			s->gone_native = L->tstate_native_thread_id < 0 ? 0 :
+					 rd64(ts_row(w, i), L->tstate_native_thread_id);
+			ngone++;
 			continue;
 		}
 		/* Idle: nothing of it is needed (see plan_holds); the GIL is
@@ -1915,11 +2019,13 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 		s->got = niov - nreq;
 	}
 	/* A new thread's places, when a new thread may be found at a ghost
-	 * (threads ended lately): a window of a C stack and a chunk's first
-	 * bytes, about 3 KB and (when mapped) 3.5 KB on the demo app. */
+	 * (threads ended lately), where a thread that has exited was (malloc
+	 * hands its thread state out again, often before it leaves the
+	 * list) or in the heap zone: windows of C stacks and chunks' first
+	 * bytes, about 3 KB and (when mapped) 3.5 KB each on the demo app. */
 	w->nt.spec.ncfw = w->nt.spec.nchunk = 0;
-	if (w->nghost)
-		nt_queue(w, &w->nt.spec, &niov, NT_GUESS_SPEC);
+	if (w->nghost || ngone || w->zone_len)
+		nt_queue(w, &w->nt.spec, &niov, NT_GUESS);
 	/* A ghost's thread state only: a new thread found there has its
 	 * data stack and its _PyCFrame elsewhere nearly always (the demo
 	 * app: 40 of some 630 found at a ghost had them where the ghost's
@@ -1938,19 +2044,36 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 	err = rmem_readv_opt(&w->mem, w->liov, w->riov, niov, niov - nreq, &done);
 	runs_arrived(w, runs_first, err ? 0 : done);
 	nt_arrived(w, &w->nt.spec, nreq, err ? 0 : done);
+	if (w->zone_len && (err || w->zone_iov - nreq >= done)) {
+		if (!err && w->zone_iov - nreq == done)
+			w->zone_fails++; /* it failed: past the heap's end */
+		w->zone_len = 0;
+	}
 	if (err)
 		return err == -ESRCH ? err : -EAGAIN;
 	if (done < niov - nreq)
 		blame_extra(w, nreq + (uint32_t)done);
 	/* got: the thread's reads all arrived (its end index, before); a
 	 * slot whose reads did not has no copies. */
-	for (i = 0; i < w->nknown; i++)
-		slot_got(slot_of(w, i), slot_of(w, i)->got <= done);
+	for (i = 0; i < w->nknown; i++) {
+		struct thread_slot *s = slot_of(w, i);
+
+		slot_got(s, s->got <= done);
+		/* Another thread's state where an exited one's was: new. */
+		if (s->nt_src == NT_GONE)
+			s->nt_src = s->gone_id != rd64(ts_row(w, i), L->tstate_thread_id) ||
+						    (L->tstate_native_thread_id >= 0 &&
+						     s->gone_native != rd64(ts_row(w, i),
+									    L->tstate_native_thread_id)) ?
+					    NT_SPEC : NT_NONE;
+	}
 	w->spec_ok = 1;
 	w->ghost_rows = done < w->nghost ? (uint32_t)done : w->nghost;
 	gil_decode(w); /* for the idle threads' plans */
 	if (!list_matches(w))
 		return -EAGAIN;
+	for (i = 0; i < w->nknown; i++)
+		nt_try(w, i);
 	for (i = 0; i < w->nknown; i++)
 		if (!plan_holds(w, i))
 			return 1; /* the thread states are good, the chunks are not */
@@ -2884,19 +3007,29 @@ static int rebuild_list(struct py_walker *w)
 				return -EAGAIN;
 			if (o && (!o->ghost || o->ghost <= w->ghost_rows) && w->sused[o->slot] == 1) {
 				slot = o->slot;
-				w->slots[slot].nt_src = o->ghost ? NT_SPEC : NT_NONE;
+				if (o->ghost) /* else as the sample's read left it */
+					w->slots[slot].nt_src = NT_SPEC;
 			} else {
 				/* A thread state not read with the sample (a
-				 * new thread's, elsewhere): read it now, into a
-				 * free slot; its frames are read after. */
+				 * new thread's, elsewhere): from the heap zone
+				 * read with it, else read now, into a free
+				 * slot; its frames are read after. */
+				const uint8_t *z = zone_row(w, t);
+
 				for (slot = 0; slot < w->cap && w->sused[slot]; slot++)
 					;
-				if (o || slot == w->cap || ++nread > MAX_NEW_READS ||
-				    read_new_state(w, t, slot, nread == 1))
+				if (o || slot == w->cap)
 					return -EAGAIN;
+				w->zone_until = w->nsample + ZONE_KEEP;
+				if (z) {
+					memcpy(w->tsbuf + (size_t)slot * tsz, z, tsz);
+				} else if (++nread > MAX_NEW_READS ||
+					   read_new_state(w, t, slot, nread == 1)) {
+					return -EAGAIN;
+				}
 				slot_reset(&w->slots[slot], t);
 				slot_got(&w->slots[slot], 0);
-				w->slots[slot].nt_src = nread == 1 ? NT_FRESH : NT_ALONE;
+				w->slots[slot].nt_src = z ? NT_SPEC : nread == 1 ? NT_FRESH : NT_ALONE;
 			}
 			ts = w->tsbuf + (size_t)slot * tsz;
 			if (rd64(ts, L->tstate_interp) != w->interps[k].addr)
@@ -2919,23 +3052,9 @@ static int rebuild_list(struct py_walker *w)
 	ghosts_update(w);
 	w->sample.list_gen++;
 	/* The new threads (3.11+: before, their frames come with the pages
-	 * read): idle ones (read_unheld's rule), ones that have not begun,
-	 * and ones found where the guesses read with them were, need nothing
-	 * more read. */
-	for (i = 0; i < w->nknown; i++) {
-		struct thread_slot *s = slot_of(w, i);
-		int src = s->nt_src;
-
-		s->nt_src = NT_NONE;
-		if (src == NT_NONE || L->frame_model == PY_FRAMES_OBJECTS)
-			continue;
-		plan_thread(w, i);
-		if (slot_idle(s, w->known[i], host_word(w, i), gil_holds(w, w->known[i])) ||
-		    nt_not_begun(w, i))
-			continue;
-		if (src == NT_SPEC || src == NT_FRESH)
-			(void)nt_adopt(w, i, src == NT_SPEC ? &w->nt.spec : &w->nt.fresh);
-	}
+	 * read). */
+	for (i = 0; i < w->nknown; i++)
+		nt_try(w, i);
 	for (i = 0; i < w->nknown; i++)
 		if (!plan_holds(w, i))
 			return 1;

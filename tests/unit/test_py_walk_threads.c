@@ -436,23 +436,34 @@ static void test_new_idle_thread_not_read(void **state)
  * frames in chunk CHUNK1, its _PyCFrame at NT_DEPTH under the top; T0
  * (1000) two frames of its own in its own stack and chunk.  T1 ends and a
  * new thread T3 (1003) takes its C stack and its chunk, as glibc and the
- * kernel hand them out, and runs two other frames there: its thread state
- * is at a place never seen (NT_FRESH; the sample after T1 ended), or where
- * T1's was (NT_GHOST; T1 gone in sample 1, T3 there in sample 2).  With
- * on_stack1 0, T3 has a C stack and a chunk of its own instead, never
- * seen: nothing to guess; with -1, it has not begun (no chunk, its
- * current frame pointer in its thread state). */
+ * kernel hand them out, and runs two other frames there.  Its thread state
+ * is:
+ * - NT_FRESH: at a place never seen, the sample after T1 ended;
+ * - NT_GHOST: where T1's was, T1 gone in sample 1, T3 there in sample 2;
+ * - NT_REUSED: where T1's was, in sample 1, T1 never seen leaving the list
+ *   (it has the same pthread_t, its C stack's, and another OS id);
+ * - NT_ZONE: at a place never seen, but in the heap zone: in sample 1 a
+ *   thread T2 (1002) began at a place never seen (on a stack and chunk of
+ *   its own, STACK8 and CHUNK8), which has the walker read the zone, and
+ *   in sample 2 T3 begins a little past it.
+ * With on_stack1 0, T3 has a C stack and a chunk of its own instead, never
+ * seen: nothing to guess; with -1, it has not begun (no chunk, its current
+ * frame pointer in its thread state). */
 #define STACK0 0x7f0000100000ull
 #define STACK1 0x7f0000200000ull
+#define STACK8 0x7f0000800000ull
 #define STACK9 0x7f0000900000ull
+#define CHUNK8 (CHUNKS + 0x800000ull)
 #define CHUNK9 (CHUNKS + 0x900000ull)
 #define NT_DEPTH 0xe90u
 #define STACK_BYTES 0x2000u
 #define CODE(n) (0x5000000ull + (n) * 0x1000)
 
-enum nt_mode { NT_FRESH, NT_GHOST };
+enum nt_mode { NT_FRESH, NT_GHOST, NT_REUSED, NT_ZONE };
 
 static unsigned int nt_sample;
+static int nt_heap_gaps; /* the heap between thread states not mapped */
+static unsigned int nt_more; /* samples after T3's first (nt_reads) */
 static int nt_host(void *ctx, int64_t tid, uint64_t thread_id)
 {
 	(void)ctx;
@@ -504,23 +515,57 @@ static void nt_thread(struct fake *f, uint64_t ts, uint8_t when, uint32_t id, ui
 	free(buf);
 }
 
+/* The samples (bit k: sample k) in which each is so, by mode. */
+struct nt_plan {
+	uint64_t t3;                  /* T3's thread state */
+	uint8_t in1, in2, in3;        /* T1, T2, T3 in the list */
+	uint8_t t1_there;             /* T1's thread state there */
+	uint8_t head0;                /* the list starts at T0 */
+	unsigned int last;            /* T3's first sample */
+};
+
+static struct nt_plan nt_plan_of(enum nt_mode mode)
+{
+	const uint64_t t1 = TSTATES + 0x1000;
+
+	switch (mode) {
+	case NT_GHOST:
+		return (struct nt_plan){ .t3 = t1, .in1 = 0x1, .in3 = 0xfc, .t1_there = 0x3,
+					 .head0 = 0x2, .last = 2 };
+	case NT_REUSED:
+		return (struct nt_plan){ .t3 = t1, .in1 = 0x1, .in3 = 0xfe, .t1_there = 0x1,
+					 .last = 1 };
+	case NT_ZONE:
+		return (struct nt_plan){ .t3 = TSTATES + 0x6000, .in1 = 0x1, .in2 = 0xfe,
+					 .in3 = 0xfc, .t1_there = 0xff, .last = 2 };
+	case NT_FRESH:
+	default:
+		return (struct nt_plan){ .t3 = TSTATES + 0x3000, .in1 = 0x1, .in3 = 0xfe,
+					 .t1_there = 0xff, .last = 1 };
+	}
+}
+
 static void nt_image(struct fake *f, enum nt_mode mode, int on_stack1)
 {
+	const struct nt_plan pl = nt_plan_of(mode);
 	const struct py_layout *L;
-	const uint64_t t0 = TSTATES, t1 = TSTATES + 0x1000;
-	const uint64_t t3 = mode == NT_GHOST ? t1 : TSTATES + 0x3000;
-	/* The samples T1 is in the list, T3 is, and (its thread state)
-	 * T1's is there. */
-	const uint8_t in1 = 0x1, in3 = mode == NT_GHOST ? 0xfc : 0xfe;
-	const uint8_t t1_there = mode == NT_GHOST ? 0x3 : 0xff;
+	const uint64_t t0 = TSTATES, t1 = TSTATES + 0x1000, t2 = TSTATES + 0x5000;
+	/* The list's head: T3 when it is in it, else T2, T1 or T0. */
+	const uint8_t at3 = pl.in3, at2 = pl.in2 & (uint8_t)~at3;
+	const uint8_t at1 = pl.in1 & (uint8_t)~(at3 | at2);
+	const struct { uint64_t t; uint8_t when; } heads[] = {
+		{ t1, at1 }, { t2, at2 }, { pl.t3, at3 }, { t0, pl.head0 },
+	};
+	uint8_t zero[8] = { 0 };
 	size_t ihdr;
 	uint8_t *hdr;
+	uint32_t k;
 
 	image_target(&f->t, 6);
 	L = f->t.layout;
 	f->t.interp = INTERP;
 	f->t.runtime = RUNTIME;
-	assert_true((size_t)L->tstate_size <= 0x1000);
+	assert_true((size_t)L->tstate_size <= 0x1000 - 8);
 	ihdr = (size_t)(L->interp_threads_head > L->interp_next ? L->interp_threads_head
 								  : L->interp_next) + 8;
 	f->in = calloc(1, 2 * 65536 + 16 * (CHUNK_BYTES + 0x1000 + 64));
@@ -531,56 +576,68 @@ static void nt_image(struct fake *f, enum nt_mode mode, int on_stack1)
 	memcpy(hdr + L->runtime_interp_head, &(uint64_t){ INTERP }, 8);
 	region(f, RUNTIME, hdr, 65535);
 	memset(hdr, 0, 65535);
-	memcpy(hdr + L->interp_threads_head, &t1, 8);
-	region_when(f, INTERP, hdr, (uint16_t)ihdr, in1);
-	memcpy(hdr + L->interp_threads_head, &t3, 8);
-	region_when(f, INTERP, hdr, (uint16_t)ihdr, in3);
-	if (mode == NT_GHOST) {
-		memcpy(hdr + L->interp_threads_head, &t0, 8);
-		region_when(f, INTERP, hdr, (uint16_t)ihdr, 0x2);
+	for (k = 0; k < 4; k++) { /* when 0: in no sample (not in all) */
+		if (!heads[k].when)
+			continue;
+		memcpy(hdr + L->interp_threads_head, &heads[k].t, 8);
+		region_when(f, INTERP, hdr, (uint16_t)ihdr, heads[k].when);
 	}
 	free(hdr);
+	/* The heap between the thread states is mapped (the pages' last
+	 * bytes, which no thread state reaches). */
+	for (k = 0; k < 8 && !nt_heap_gaps; k++)
+		region(f, TSTATES + k * 0x1000ull + 0x1000 - 8, zero, 8);
 	nt_thread(f, t0, 0, 0, 0, STACK0, CHUNKS, CODE(0), CODE(1), 0);
-	nt_thread(f, t1, t1_there, 1, t0, STACK1, CHUNKS + 0x100000, CODE(2), CODE(3), in1);
-	nt_thread(f, t3, in3, 3, t0, on_stack1 ? STACK1 : STACK9,
+	/* T1's C stack stays mapped when it ends (glibc keeps it), as its
+	 * chunk does here, until T3 takes them. */
+	nt_thread(f, t1, pl.t1_there, 1, t0, STACK1, CHUNKS + 0x100000, CODE(2), CODE(3),
+		  pl.t1_there & (uint8_t)~pl.in3);
+	if (pl.in2)
+		nt_thread(f, t2, pl.in2, 2, t0, STACK8, CHUNK8, CODE(6), CODE(7), pl.in2);
+	nt_thread(f, pl.t3, pl.in3, 3, pl.in2 ? t2 : t0, on_stack1 ? STACK1 : STACK9,
 		  on_stack1 < 0 ? 0 : on_stack1 ? CHUNKS + 0x100000 : CHUNK9, CODE(4), CODE(5),
-		  in3);
+		  pl.in3);
 	image_init(&f->im, f->in, f->len);
 	image_load(&f->im);
 }
 
-/* Reads of T3's first sample, which must give T3's two frames, whole (no
- * frame when on_stack1 is -1: T3 has not begun, no chunk yet). */
+/* Reads of T3's first sample (or of nt_more samples after, the same), which
+ * must give T3's two frames, whole (no frame when on_stack1 is -1: T3 has
+ * not begun, no chunk yet), and T0's. */
 static uint64_t nt_reads(enum nt_mode mode, int on_stack1)
 {
+	const struct nt_plan pl = nt_plan_of(mode);
 	struct walk_opts o = { .max_depth = 64, .max_threads = 16 };
 	struct walk_stats st = { 0 };
 	struct py_walker *w;
 	struct raw_sample *rs;
 	struct fake f;
-	const unsigned int last = mode == NT_GHOST ? 2 : 1;
 	uint64_t reads = 0;
+	uint32_t n;
 	int x_ok;
 
 	nt_image(&f, mode, on_stack1);
 	assert_int_equal(py_walker_new(&w, &f.t, &o), 0);
 	image_attach(&f.im, py_walker_mem(w));
 	py_walker_set_host(w, nt_host, NULL);
-	for (nt_sample = 0; nt_sample <= last; nt_sample++) {
-		image_set_sample(&f.im, nt_sample);
+	for (nt_sample = 0; nt_sample <= pl.last + nt_more; nt_sample++) {
+		image_set_sample(&f.im, nt_sample < 7 ? nt_sample : 7);
 		reads = py_walker_mem(w)->reads;
 		assert_int_equal(py_walker_sample(w, NULL, NULL, 0, &x_ok, &rs, &st), 0);
 		reads = py_walker_mem(w)->reads - reads;
-		assert_int_equal(rs->nthreads, nt_sample == 1 && mode == NT_GHOST ? 1 : 2);
+		n = 1 + !!(pl.in1 >> f.im.sample & 1) + !!(pl.in2 >> f.im.sample & 1) +
+		    !!(pl.in3 >> f.im.sample & 1);
+		assert_int_equal(rs->nthreads, n);
 	}
 	assert_int_equal(rs->threads[0].flags & RAW_TORN, 0);
+	assert_int_equal(rs->threads[0].tstate, pl.t3);
 	assert_int_equal(rs->threads[0].depth, on_stack1 < 0 ? 0 : 2);
 	if (on_stack1 >= 0) {
 		assert_int_equal(rs->frames[rs->threads[0].first].code, CODE(5));
 		assert_int_equal(rs->frames[rs->threads[0].first + 1].code, CODE(4));
 	}
-	assert_int_equal(rs->threads[1].depth, 2);
-	assert_int_equal(rs->frames[rs->threads[1].first].code, CODE(1));
+	assert_int_equal(rs->threads[n - 1].depth, 2);
+	assert_int_equal(rs->frames[rs->threads[n - 1].first].code, CODE(1));
 	py_walker_free(w);
 	free(f.in);
 	return reads;
@@ -589,18 +646,43 @@ static uint64_t nt_reads(enum nt_mode mode, int on_stack1)
 /* A new thread on the C stack and the chunk an ended one left is found
  * there with its thread state: read alone (at a place never seen), its
  * places come with it, two reads in all; at an ended one's thread state,
- * the sample's read brings them, one.  On a stack and a chunk never seen,
- * each takes one read more, and the stack is the same.  A new thread that
- * has not begun was read whole with its thread state. */
+ * whether the list showed that one leave or not, or in the heap zone, the
+ * sample's read brings them, one.  On a stack and a chunk never seen, each
+ * takes one read more, and the stack is the same.  A new thread that has
+ * not begun was read whole with its thread state. */
 static void test_new_thread_in_ended_ones_place(void **state)
 {
+	static const enum nt_mode in_one[] = { NT_GHOST, NT_REUSED, NT_ZONE };
+	size_t k;
+
 	(void)state;
 	assert_int_equal(nt_reads(NT_FRESH, 1), 2);
 	assert_int_equal(nt_reads(NT_FRESH, 0), 3);
-	assert_int_equal(nt_reads(NT_GHOST, 1), 1);
-	assert_int_equal(nt_reads(NT_GHOST, 0), 2);
 	assert_int_equal(nt_reads(NT_FRESH, -1), 2);
-	assert_int_equal(nt_reads(NT_GHOST, -1), 1);
+	for (k = 0; k < sizeof(in_one) / sizeof(in_one[0]); k++) {
+		assert_int_equal(nt_reads(in_one[k], 1), 1);
+		assert_int_equal(nt_reads(in_one[k], 0), 2);
+		assert_int_equal(nt_reads(in_one[k], -1), 1);
+	}
+}
+
+/* The heap zone over memory not mapped (thread states not of one heap):
+ * its read fails, which loses the reads after it, and the sample is whole
+ * all the same (T3 read alone, 2 reads, and the threads' chunks, 1).  The
+ * next sample tries it without its tail, which fails again; from then on
+ * it is not read, and the samples are back to one read. */
+static void test_heap_zone_over_a_gap(void **state)
+{
+	(void)state;
+	nt_heap_gaps = 1;
+	assert_int_equal(nt_reads(NT_ZONE, 1), 3);
+	nt_more = 1;
+	assert_int_equal(nt_reads(NT_ZONE, 1), 2);
+	nt_more = 3;
+	assert_int_equal(nt_reads(NT_ZONE, 1), 1);
+	nt_more = 0;
+	nt_heap_gaps = 0;
+	assert_int_equal(nt_reads(NT_ZONE, 1), 1);
 }
 
 /* ---- threads new at a sample (before 3.11) ------------------------------ */
@@ -709,6 +791,7 @@ int main(void)
 		cmocka_unit_test(test_asleep_gil_holder_read),
 		cmocka_unit_test(test_new_idle_thread_not_read),
 		cmocka_unit_test(test_new_thread_in_ended_ones_place),
+		cmocka_unit_test(test_heap_zone_over_a_gap),
 		cmocka_unit_test(test_new_threads_keep_their_state),
 	};
 
