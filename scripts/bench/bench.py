@@ -1504,7 +1504,7 @@ def churn_side_by_side(env, server_pid, busy_pid, seconds):
 
 def section_churn(env, rep, s):
     rep.section(
-        "7. Thread churn: servers that start and end threads all the time",
+        "8. Thread churn: servers that start and end threads all the time",
         "<= %g reads per sample, CPU per sample <= %gx that of one busy thread at the same "
         "rate (same run), <= %g%% of thread stacks torn; on the demo app under its load and "
         "on gunicorn `-k gthread --threads 8`." % (CHURN_READS, CHURN_CPU_RATIO, CHURN_TORN_PCT),
@@ -1575,7 +1575,7 @@ def section_churn(env, rep, s):
 def section_scaling(env, rep, s):
     n, rate, want = SCALING_TARGET
     rep.section(
-        "8. Scaling with processes",
+        "9. Scaling with processes",
         "pyspyc's CPU <= %.0f%% of one core for %d idle workers at %s; reported for "
         "%s idle workers, %s busy ones and %s serving two requests at a time, at %s." % (
             want, n, hz(rate), ", ".join(str(x) for x in s.scaling_idle),
