@@ -83,6 +83,10 @@ void py_walker_set_recheck(struct py_walker *w, recheck_fn fn, void *ctx);
  * CLOCK_MONOTONIC in nanoseconds unless set (tests set a clock of their
  * own). */
 void py_walker_set_clock(struct py_walker *w, int64_t (*clock)(void));
+/* The CPU time of the calling thread, in ns, by which a check that came
+ * late but after as much of pyspyc's own work is not taken as preempted
+ * (NULL: CLOCK_THREAD_CPUTIME_ID). */
+void py_walker_set_cpu_clock(struct py_walker *w, int64_t (*clock)(void));
 
 /* The host's word on an OS thread before it is read: host(ctx, tid,
  * thread_id) says an enum host_thread (raw.h), from the scheduler watch

@@ -86,6 +86,11 @@
 #define VERIFY_SPAN_NS (300 * 1000)
 #define VERIFY_READ_NS (20 * 1000)
 #define VERIFY_FRAME_NS 1000
+/* And a walk that took long because pyspyc itself was slow (its own CPU
+ * time since the copies: a sanitizer build reads a frame in about 23 us,
+ * a 20,000-frame walk about 50 ms) is given VERIFY_CPU_TIMES that time
+ * instead, when that is more: time on the CPU is not time preempted. */
+#define VERIFY_CPU_TIMES 4
 /* Thread states that left the list lately (their threads ended), kept with
  * their slots for GHOST_KEEP samples: a thread-per-request server's next
  * thread state is usually allocated where an ended one's was.  The sample
@@ -413,6 +418,10 @@ struct py_walker {
 	 * (vslot), ended. */
 	int64_t (*clock)(void);
 	int64_t copied_ns, vread_ns;
+	/* py_walker_set_cpu_clock (pyspyc's own thread's CPU time), read with
+	 * copied_ns and vread_ns when walks are checked (before 3.11). */
+	int64_t (*cpu_clock)(void);
+	int64_t copied_cpu, vread_cpu;
 	uint64_t copied_reads; /* mem.reads then */
 	struct nt_guess nt;
 };
@@ -679,6 +688,15 @@ static void frames_room(struct py_walker *w, uint32_t n)
 	w->frames_cap = cap;
 }
 
+static int64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts))
+		return 0;
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 int py_walker_new(struct py_walker **out, const struct py_target *t,
 		  const struct walk_opts *o)
 {
@@ -698,6 +716,7 @@ int py_walker_new(struct py_walker **out, const struct py_target *t,
 	w->runtime = t->runtime;
 	w->o = *o;
 	w->clock = mono_ns;
+	w->cpu_clock = thread_cpu_ns;
 	/* Room for a walk's frames, and for the frames read ahead when the
 	 * next plan is made (plan_spec_frames). */
 	while (vcap < 2 * o->max_depth || vcap < 2 * MAX_SPEC_FRAMES)
@@ -776,12 +795,24 @@ void py_walker_set_clock(struct py_walker *w, int64_t (*clock)(void))
 	w->clock = clock ? clock : mono_ns;
 }
 
+void py_walker_set_cpu_clock(struct py_walker *w, int64_t (*clock)(void))
+{
+	w->cpu_clock = clock ? clock : thread_cpu_ns;
+}
+
+/* The CPU clock, where walks are checked by it (frame objects). */
+static int64_t walk_cpu(const struct py_walker *w)
+{
+	return w->L->frame_model == PY_FRAMES_OBJECTS ? w->cpu_clock() : 0;
+}
+
 /* When the copies a walk is made from are read: the pages walks read
  * before are not among them. */
 static void copies_read(struct py_walker *w)
 {
 	w->npcopies = 0;
 	w->copied_ns = w->clock();
+	w->copied_cpu = walk_cpu(w);
 	w->copied_reads = w->mem.reads;
 }
 
@@ -2650,6 +2681,7 @@ static int reread_thread(struct py_walker *w, uint32_t idx)
 		copies_read(w);
 		err = rmem_readv_opt(&w->mem, w->liov, w->riov, niov, niov - first, &done);
 		w->vread_ns = w->clock();
+		w->vread_cpu = walk_cpu(w);
 		if (err || done < niov - first)
 			w->vslot = 0;
 		runs_arrived(w, 0, err ? 0 : done);
@@ -2695,9 +2727,13 @@ static int frame_agrees(const struct py_layout *L, const struct raw_sample *rs,
 }
 
 /* How long after the copies of th were read its check may come. */
-static int64_t verify_span(const struct py_walker *w, const struct raw_thread *th)
+static int64_t verify_span(const struct py_walker *w, const struct raw_thread *th,
+			   int64_t cpu_now)
 {
-	return VERIFY_SPAN_NS + (int64_t)(w->mem.reads - w->copied_reads) * VERIFY_READ_NS +
+	int64_t by_reads = (int64_t)(w->mem.reads - w->copied_reads) * VERIFY_READ_NS;
+	int64_t by_cpu = (cpu_now - w->copied_cpu) * VERIFY_CPU_TIMES;
+
+	return VERIFY_SPAN_NS + (by_cpu > by_reads ? by_cpu : by_reads) +
 	       (int64_t)th->depth * VERIFY_FRAME_NS;
 }
 
@@ -2746,7 +2782,8 @@ static int objects_verify(struct py_walker *w, uint32_t t)
 			same = frame_agrees(L, rs, th, i, b);
 		}
 		if (!same || b)
-			return same && w->vread_ns - w->copied_ns <= verify_span(w, th);
+			return same &&
+			       w->vread_ns - w->copied_ns <= verify_span(w, th, w->vread_cpu);
 	}
 	if (!iov_room(w, th->depth + 1) || !buf_room(w, (size_t)th->depth * fs))
 		return 0; /* no room this sample: the next one has more */
@@ -2756,7 +2793,7 @@ static int objects_verify(struct py_walker *w, uint32_t t)
 	for (i = 0; i < th->depth; i++, n++)
 		rmem_iov(&w->liov[n], &w->riov[n], buf + (size_t)i * fs, rs->addrs[th->first + i], fs);
 	same = rmem_readv(&w->mem, w->liov, w->riov, n) == 0 && cur == rs->addrs[th->first] &&
-	       w->clock() - w->copied_ns <= verify_span(w, th);
+	       w->clock() - w->copied_ns <= verify_span(w, th, walk_cpu(w));
 	for (i = 0; same && i < th->depth; i++)
 		same = frame_agrees(L, rs, th, i, buf + (size_t)i * fs);
 	return same;

@@ -40,6 +40,17 @@ static int64_t stepping_clock(void)
 	return clock_now;
 }
 
+/* The walker's CPU clock in walk_seed (NULL: its own), and how far it
+ * moves each time it is read: a frozen one is a sampler preempted. */
+static int64_t (*seed_cpu_clock)(void);
+static int64_t cpu_now, cpu_step;
+
+static int64_t stepping_cpu_clock(void)
+{
+	cpu_now += cpu_step;
+	return cpu_now;
+}
+
 /* Walk the seed file prefix+version twice (the second sample may take the
  * fast path); the thread's depth and flags after each must agree. */
 static void walk_seed(const char *prefix, const char *version, uint32_t max_depth,
@@ -74,6 +85,7 @@ static void walk_seed(const char *prefix, const char *version, uint32_t max_dept
 	image_load(&im);
 	assert_int_equal(py_walker_new(&w, &t, &o), 0);
 	py_walker_set_clock(w, seed_clock);
+	py_walker_set_cpu_clock(w, seed_cpu_clock);
 	if (seed_recheck)
 		py_walker_set_recheck(w, seed_recheck, NULL);
 	image_attach(&im, py_walker_mem(w));
@@ -193,13 +205,16 @@ static void test_whole_chain_no_rereads(void **state)
  * (pyspyc preempted in between: the thread may have left its frames and
  * come back to the same ones) proves nothing, and the thread is read again
  * and, late every time, dropped as torn.  The seeds' chain with a clock
- * that moves 1 ms at each reading of it, and 1 us: whole. */
+ * that moves 1 ms at each reading of it while pyspyc's CPU clock does not
+ * move; and 1 us: whole. */
 static void test_late_check_is_torn(void **state)
 {
 	size_t i;
 
 	(void)state;
 	seed_clock = stepping_clock;
+	seed_cpu_clock = stepping_cpu_clock;
+	cpu_step = 0;
 	for (i = 0; i < sizeof(objects) / sizeof(objects[0]); i++) {
 		clock_step = 1000 * 1000;
 		expect_torn("", objects[i]);
@@ -208,6 +223,27 @@ static void test_late_check_is_torn(void **state)
 		assert_int_equal(last_rereads, 0);
 	}
 	seed_clock = NULL;
+	seed_cpu_clock = NULL;
+}
+
+/* The same late check, when pyspyc spent that time on the CPU (a slow
+ * build, a deep stack: its CPU clock moves 1 ms as the wall clock does),
+ * was not preempted: the walk is whole (a sanitizer build under load, a
+ * thread 20,000 frames deep, 3.10: every sample was dropped). */
+static void test_late_check_of_own_work_is_whole(void **state)
+{
+	size_t i;
+
+	(void)state;
+	seed_clock = stepping_clock;
+	seed_cpu_clock = stepping_cpu_clock;
+	clock_step = cpu_step = 1000 * 1000;
+	for (i = 0; i < sizeof(objects) / sizeof(objects[0]); i++) {
+		expect_whole(objects[i]);
+		assert_int_equal(last_rereads, 0);
+	}
+	seed_clock = NULL;
+	seed_cpu_clock = NULL;
 }
 
 /* Before 3.11 a frame not in the pages read with the sample is read with
@@ -443,6 +479,7 @@ int main(void)
 		cmocka_unit_test(test_subinterpreter_stitched),
 		cmocka_unit_test(test_whole_chain_no_rereads),
 		cmocka_unit_test(test_late_check_is_torn),
+		cmocka_unit_test(test_late_check_of_own_work_is_whole),
 		cmocka_unit_test(test_chain_on_one_page_one_read),
 		cmocka_unit_test(test_generator_bottom_is_torn),
 		cmocka_unit_test(test_chain_not_ending_at_shim_is_torn),
