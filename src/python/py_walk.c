@@ -823,6 +823,13 @@ void py_walker_set_host(struct py_walker *w, host_word_fn host, void *ctx)
 }
 
 /* known[i]'s thread state as last read, and its slot. */
+/* The OS thread id in thread state ts (3.11+), 0 where the layout has
+ * none. */
+static uint64_t ts_native(const struct py_layout *L, const uint8_t *ts)
+{
+	return L->tstate_native_thread_id < 0 ? 0 : rd64(ts, L->tstate_native_thread_id);
+}
+
 static uint8_t *ts_row(const struct py_walker *w, uint32_t i)
 {
 	return w->tsbuf + (size_t)w->sidx[i] * (size_t)w->L->tstate_size;
@@ -1821,12 +1828,11 @@ static int host_word(const struct py_walker *w, uint32_t i)
 {
 	const struct py_layout *L = w->L;
 	const uint8_t *ts = ts_row(w, i);
-	uint64_t tid = 0, id;
+	uint64_t tid, id;
 
 	if (!w->host)
 		return HOST_UNKNOWN;
-	if (L->tstate_native_thread_id >= 0)
-		tid = rd64(ts, L->tstate_native_thread_id);
+	tid = ts_native(L, ts);
 	if (tid >= INT32_MAX)
 		tid = 0;
 	id = rd64(ts, L->tstate_thread_id);
@@ -2035,8 +2041,7 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 			s->got = UINT32_MAX; /* nothing of it read */
 			s->nt_src = NT_GONE;
 			s->gone_id = rd64(ts_row(w, i), L->tstate_thread_id);
-			s->gone_native = L->tstate_native_thread_id < 0 ? 0 :
-					 rd64(ts_row(w, i), L->tstate_native_thread_id);
+			s->gone_native = ts_native(L, ts_row(w, i));
 			ngone++;
 			continue;
 		}
@@ -2093,9 +2098,7 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 		/* Another thread's state where an exited one's was: new. */
 		if (s->nt_src == NT_GONE)
 			s->nt_src = s->gone_id != rd64(ts_row(w, i), L->tstate_thread_id) ||
-						    (L->tstate_native_thread_id >= 0 &&
-						     s->gone_native != rd64(ts_row(w, i),
-									    L->tstate_native_thread_id)) ?
+						    s->gone_native != ts_native(L, ts_row(w, i)) ?
 					    NT_SPEC : NT_NONE;
 	}
 	w->spec_ok = 1;
@@ -2568,8 +2571,7 @@ static void walk_thread(struct py_walker *w, uint32_t idx, struct walk_stats *st
 	 * threads of one sample with tstate 0 shared the symbolizer's memo. */
 	th->tstate = w->known[idx];
 	th->thread_id = rd64(ts, L->tstate_thread_id);
-	if (L->tstate_native_thread_id >= 0)
-		th->native_tid = (int32_t)rd64(ts, L->tstate_native_thread_id);
+	th->native_tid = (int32_t)ts_native(L, ts);
 	th->first = rs->nframes;
 	if (s->idle) {
 		th->flags |= RAW_IDLE;
