@@ -59,7 +59,7 @@ static const struct opt record_opts[] = {
 	  OFF(format), 0, 0, 0 },
 	SAMPLE_OPT_RATE(struct record_args, s),
 	{ 'd', "duration", OPT_DOUBLE, "SECS",
-	  "stop after SECS seconds (default: until the target exits or Ctrl-C)",
+	  "stop after SECS seconds of sampling (default: until the target exits or Ctrl-C)",
 	  OFF(duration), 0, 31536000, 1 },
 	OPT_NOLINENO(struct record_args, nolineno),
 	SAMPLE_OPTS_NAMES(struct record_args, s),

@@ -30,6 +30,7 @@
 			       * could not send (no memory) */
 #define WAIT_MAX_NS 100000000LL /* the engine sees a stop this quickly */
 #define WAIT_POLL_NS 20000000LL /* session_wait with no eventfd looks this often */
+#define WAIT_CLOCK_NS 1000000LL /* ...and this often until the engine has started */
 /* Looks at a process that is not Python yet: after 2, 4 and 8 ms, then
  * every 16 ms for a second (an interpreter starting up), then five times a
  * second for 6 s more (a program that starts Python later). */
@@ -72,7 +73,12 @@ struct session {
 	struct session_opts o;
 	struct stacktab *tab;
 	struct proc_ident root;
+	/* The run's clock starts at the engine's first tick, not before the
+	 * target was set up (-d is time sampled): the engine sets start_ns
+	 * and end_ns, then clocked (atomic), before which the other threads
+	 * read neither. */
 	int64_t start_ns, end_ns, stop_ns;
+	int clocked;
 	int stop;                 /* atomic: session_stop asks the engine to end */
 	int finished;             /* atomic: the engine has ended */
 	int done_fd;              /* eventfd the engine signals as it ends, or -1 */
@@ -788,7 +794,7 @@ static void *engine_main(void *arg)
 {
 	struct session *s = arg;
 	int64_t period = (int64_t)(1e9 / s->o.rate_hz + 0.5);
-	int64_t next = s->start_ns, now;
+	int64_t next, now;
 
 	if (period < 1)
 		period = 1;
@@ -799,6 +805,12 @@ static void *engine_main(void *arg)
 	 * little, and with --blocking, whose pauses it keeps short
 	 * (proc_sched.c). */
 	(void)proc_sched_prompt(s->o.rate_hz, s->o.blocking);
+	/* The run starts now: a slow set-up (a large binary read under a
+	 * sanitizer) or a thread scheduled late takes none of -d. */
+	next = s->start_ns = mono_ns();
+	if (s->o.duration_s > 0)
+		s->end_ns = s->start_ns + (int64_t)(s->o.duration_s * 1e9);
+	__atomic_store_n(&s->clocked, 1, __ATOMIC_RELEASE);
 	while (!stopping(s) && !all_gone(s)) {
 		/* No tick at or past the end: the run waits for the end. */
 		int more = !s->end_ns || next < s->end_ns;
@@ -875,9 +887,6 @@ int session_start(struct session *s, pid_t root, const struct py_target *t)
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (s->epfd < 0)
 		return -errno;
-	s->start_ns = mono_ns();
-	if (s->o.duration_s > 0)
-		s->end_ns = s->start_ns + (int64_t)(s->o.duration_s * 1e9);
 	if (s->o.subprocesses) {
 		s->tree_cap = TREE_FIRST;
 		s->tree = malloc(s->tree_cap * sizeof(*s->tree));
@@ -921,7 +930,8 @@ int session_done(struct session *s)
 {
 	if (!s->started || s->stopped)
 		return 1;
-	if (s->end_ns && mono_ns() >= s->end_ns)
+	if (__atomic_load_n(&s->clocked, __ATOMIC_ACQUIRE) && s->end_ns &&
+	    mono_ns() >= s->end_ns)
 		return 1;
 	return __atomic_load_n(&s->finished, __ATOMIC_ACQUIRE);
 }
@@ -934,8 +944,13 @@ void session_wait(struct session *s, int64_t until_ns, const sigset_t *mask)
 
 	if (session_done(s))
 		return;
-	if (s->end_ns && (!until_ns || s->end_ns < until_ns))
+	if (!__atomic_load_n(&s->clocked, __ATOMIC_ACQUIRE)) {
+		/* Not started yet: its end is not known. */
+		if (!until_ns || until_ns > now + WAIT_CLOCK_NS)
+			until_ns = now + WAIT_CLOCK_NS;
+	} else if (s->end_ns && (!until_ns || s->end_ns < until_ns)) {
 		until_ns = s->end_ns;
+	}
 	if (s->done_fd < 0 && (!until_ns || until_ns > now + WAIT_POLL_NS))
 		until_ns = now + WAIT_POLL_NS;
 	if (until_ns) {
@@ -972,12 +987,13 @@ void session_stats(struct session *s, struct session_stats *out)
 #define COPY_ONE(name, merge, desc) out->name = sum.name;
 	SAMPLER_COUNTERS(COPY_ONE)
 #undef COPY_ONE
-	if (s->started) {
+	if (s->started && __atomic_load_n(&s->clocked, __ATOMIC_ACQUIRE)) {
 		int64_t end = s->stop_ns ? s->stop_ns : mono_ns();
 
 		if (s->end_ns && end > s->end_ns)
 			end = s->end_ns;
-		out->elapsed_s = (double)(end - s->start_ns) / 1e9;
+		/* Stopped as it started: the stop may be the earlier. */
+		out->elapsed_s = end > s->start_ns ? (double)(end - s->start_ns) / 1e9 : 0;
 	}
 }
 
