@@ -833,6 +833,9 @@ int cmd_record(int argc, char **argv)
 	if (child) {
 		cmd_end_child(child, &end);
 		cmd_child_end_words(&end, ended, sizeof(ended));
+	} else if (st.root_gone) {
+		/* An attached process ending the run says so, as a command does. */
+		snprintf(ended, sizeof(ended), "pid %d exited", (int)pid);
 	}
 	child = 0;
 	memset(written, 0, sizeof(written));

@@ -983,6 +983,7 @@ void session_stats(struct session *s, struct session_stats *out)
 	out->reinits = s->reinits;
 	out->processes_left_out = s->procs_left_out;
 	out->runwatch = s->rw != NULL;
+	out->root_gone = s->root_gone;
 	pthread_mutex_unlock(&s->lock);
 #define COPY_ONE(name, merge, desc) out->name = sum.name;
 	SAMPLER_COUNTERS(COPY_ONE)

@@ -94,6 +94,17 @@ def test_target_exits_first(one_python, tmp_path):
     assert sum(c for _, c in stacks) > 150
 
 
+def test_attached_target_exits_first(one_python, target, tmp_path):
+    """-p without -d: the run ends when the process does, keeps what it
+    sampled, and says why it ended, as it does for a launched command."""
+    t = target(one_python, "split.py", 1.5)
+    out = tmp_path / "x.folded"
+    r = run_pyspyc(["record", "-p", str(t.pid), "-r", "200", "-o", str(out)], timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip().endswith("; pid %d exited" % t.pid), r.stderr
+    assert sum(c for _, c in parse_collapsed(out.read_text())) > 100, r.stderr
+
+
 @pytest.mark.serial
 def test_rate_fidelity(one_python, target, tmp_path):
     # The benchmark holds the 99% figure; here a loaded CI machine must
