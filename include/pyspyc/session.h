@@ -69,7 +69,7 @@ struct session_stats {
 				  * started anew, each followed */
 	uint32_t processes_left_out; /* Python processes not sampled: more than
 				      * max_processes at once */
-	int root_gone;           /* the process (or tree root) given has exited */
+	int root_exited;         /* the process (or tree root) given has exited */
 	double elapsed_s;        /* since the engine's first tick */
 	int runwatch;            /* the asleep test reads the kernel's context
 				  * switches (runwatch.h), not clocks */

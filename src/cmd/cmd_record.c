@@ -833,7 +833,7 @@ int cmd_record(int argc, char **argv)
 	if (child) {
 		cmd_end_child(child, &end);
 		cmd_child_end_words(&end, ended, sizeof(ended));
-	} else if (st.root_gone) {
+	} else if (st.root_exited) {
 		/* An attached process ending the run says so, as a command does. */
 		snprintf(ended, sizeof(ended), "pid %d exited", (int)pid);
 	}

@@ -99,7 +99,8 @@ struct session {
 	uint32_t execs_lost;      /* ...that was not Python: left unsampled */
 	uint32_t reinits;         /* interpreters finalized and started anew */
 	uint32_t procs_left_out;  /* Python processes past max_processes */
-	int root_gone;
+	int root_gone;            /* the root is not sampled any more */
+	int root_exited;          /* ...because it exited */
 	int root_exiting;         /* its exit event came: walk often */
 	struct runwatch *rw;      /* the asleep test's watch, or NULL */
 
@@ -344,8 +345,10 @@ static void finish_proc(struct session *s, uint32_t i, int gone)
 	add_stats(&s->done, &st, 0);
 	s->live[i] = s->live[--s->nlive];
 	s->lq[i] = s->lq[s->nlive];
-	if (!follow && pr->id.pid == s->root.pid && pr->id.start == s->root.start)
-		s->root_gone = 1;
+	if (!follow && pr->id.pid == s->root.pid && pr->id.start == s->root.start) {
+		s->root_gone = 1; /* no more to sample of it */
+		s->root_exited |= gone || st.target_gone;
+	}
 	pthread_mutex_unlock(&s->lock);
 	if (follow)
 		follow_exec(s, &pr->id, reinit);
@@ -521,6 +524,7 @@ static void walk(struct session *s)
 	    ((state == 'Z' || state == 'X') && proc_live_task(s->root.pid) < 0)) {
 		pthread_mutex_lock(&s->lock);
 		s->root_gone = 1;
+		s->root_exited = 1;
 		pthread_mutex_unlock(&s->lock);
 	}
 	/* The root is a candidate too: a launched command becomes Python
@@ -983,7 +987,7 @@ void session_stats(struct session *s, struct session_stats *out)
 	out->reinits = s->reinits;
 	out->processes_left_out = s->procs_left_out;
 	out->runwatch = s->rw != NULL;
-	out->root_gone = s->root_gone;
+	out->root_exited = s->root_exited;
 	pthread_mutex_unlock(&s->lock);
 #define COPY_ONE(name, merge, desc) out->name = sum.name;
 	SAMPLER_COUNTERS(COPY_ONE)

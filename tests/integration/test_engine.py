@@ -375,6 +375,7 @@ def test_duration_counts_from_the_first_tick(one_python, tmp_path):
         ticks = _count(summary, r"(\d+) samples") + _count(summary, r"(\d+) late ticks")
         assert 98 <= ticks <= 100, summary
         assert " in 0.50 s " in summary, summary
+        assert "exited" not in summary, summary  # it runs on
     finally:
         _end(p)
 
