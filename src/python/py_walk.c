@@ -290,6 +290,14 @@ struct py_walker {
 	uint32_t nfpages, fpage_last;
 	struct copy runs[MAX_SPEC_RUNS];
 	uint32_t nruns;
+	/* The sample's runs once a torn thread's re-read has taken runs
+	 * (reread_thread): the threads walked after it still find their
+	 * frames there (sruns_set: kept this sample); the re-read thread
+	 * itself, walked again (fresh_only), takes none of these older
+	 * copies. */
+	struct copy sruns[MAX_SPEC_RUNS];
+	uint32_t nsruns;
+	uint8_t sruns_set, fresh_only;
 	/* A re-read thread's frame pointer and its pages read again at the
 	 * end of the same call, to check its walk by (objects_verify);
 	 * vslot: that thread's slot + 1, 0 when none. */
@@ -2351,6 +2359,8 @@ static const uint8_t *object_at(struct py_walker *w, uint64_t f, uint8_t *tmp,
 
 	if (b)
 		return b;
+	if (!w->fresh_only && (b = in_runs(w->buf, w->sruns, w->nsruns, f, fsize)))
+		return b;
 	if (w->pbuf && (b = in_runs(w->pbuf, w->pcopies, w->npcopies, f, fsize)))
 		return b;
 	st->slow_reads++;
@@ -2657,6 +2667,11 @@ static int reread_thread(struct py_walker *w, uint32_t idx)
 		 * freed last), its callers on their pages of that walk. */
 		for (k = 0; k < s->nwalked; k++)
 			pages[k] = s->walked[k] & ~(uint64_t)(SPEC_PAGE - 1);
+		if (!w->sruns_set) {
+			memcpy(w->sruns, w->runs, w->nruns * sizeof(*w->runs));
+			w->nsruns = w->nruns;
+			w->sruns_set = 1;
+		}
 		queue_runs(w, &niov, RMEM_MAX_IOV,
 			   rd64(ts, L->tstate_frame) & ~(uint64_t)(SPEC_PAGE - 1), pages, k);
 		/* Then the frame pointer and the same pages again: the walk
@@ -2831,7 +2846,9 @@ static int walk_reread(struct py_walker *w, uint32_t idx, struct walk_stats *st)
 		if (reread_thread(w, idx))
 			break;
 		w->sample.nthreads--;
+		w->fresh_only = 1;
 		walk_checked(w, idx, st);
+		w->fresh_only = 0;
 	}
 	return (w->sample.threads[t].flags & RAW_TORN) != 0;
 }
@@ -3109,6 +3126,8 @@ int py_walker_sample(struct py_walker *w, const struct iovec *xl,
 	w->sample.nthreads = 0;
 	w->sample.nframes = 0;
 	w->sample.read_ns = mono_ns();
+	w->nsruns = 0;
+	w->sruns_set = 0;
 	copies_read(w);
 	grow_buf(w);
 	*out = &w->sample;
