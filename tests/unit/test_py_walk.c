@@ -29,21 +29,19 @@ static uint64_t last_rereads, last_torn, last_slow_reads, last_returned;
 static uint64_t last_codes[4];
 /* The walker's recheck in walk_seed (NULL: none). */
 static recheck_fn seed_recheck;
-/* The walker's clock in walk_seed (NULL: its own), and how far it moves
- * each time it is read. */
-static int64_t (*seed_clock)(void);
-static int64_t clock_now, clock_step;
+/* The walker's clocks here, and how far each moves each time it is read:
+ * by default neither moves, so that no check of a walk (before 3.11) is
+ * late however slow the machine (a sanitizer build under load once took a
+ * whole chain's check past its span on the real clocks, and read it again).
+ * The late-check tests move them: a frozen CPU clock beside a moving one is
+ * a sampler preempted. */
+static int64_t clock_now, clock_step, cpu_now, cpu_step;
 
 static int64_t stepping_clock(void)
 {
 	clock_now += clock_step;
 	return clock_now;
 }
-
-/* The walker's CPU clock in walk_seed (NULL: its own), and how far it
- * moves each time it is read: a frozen one is a sampler preempted. */
-static int64_t (*seed_cpu_clock)(void);
-static int64_t cpu_now, cpu_step;
 
 static int64_t stepping_cpu_clock(void)
 {
@@ -84,8 +82,8 @@ static void walk_seed(const char *prefix, const char *version, uint32_t max_dept
 	(void)image_u64(&im);              /* no extra read */
 	image_load(&im);
 	assert_int_equal(py_walker_new(&w, &t, &o), 0);
-	py_walker_set_clock(w, seed_clock);
-	py_walker_set_cpu_clock(w, seed_cpu_clock);
+	py_walker_set_clock(w, stepping_clock);
+	py_walker_set_cpu_clock(w, stepping_cpu_clock);
 	if (seed_recheck)
 		py_walker_set_recheck(w, seed_recheck, NULL);
 	image_attach(&im, py_walker_mem(w));
@@ -212,8 +210,6 @@ static void test_late_check_is_torn(void **state)
 	size_t i;
 
 	(void)state;
-	seed_clock = stepping_clock;
-	seed_cpu_clock = stepping_cpu_clock;
 	cpu_step = 0;
 	for (i = 0; i < sizeof(objects) / sizeof(objects[0]); i++) {
 		clock_step = 1000 * 1000;
@@ -222,8 +218,7 @@ static void test_late_check_is_torn(void **state)
 		expect_whole(objects[i]);
 		assert_int_equal(last_rereads, 0);
 	}
-	seed_clock = NULL;
-	seed_cpu_clock = NULL;
+	clock_step = cpu_step = 0;
 }
 
 /* The same late check, when pyspyc spent that time on the CPU (a slow
@@ -235,15 +230,12 @@ static void test_late_check_of_own_work_is_whole(void **state)
 	size_t i;
 
 	(void)state;
-	seed_clock = stepping_clock;
-	seed_cpu_clock = stepping_cpu_clock;
 	clock_step = cpu_step = 1000 * 1000;
 	for (i = 0; i < sizeof(objects) / sizeof(objects[0]); i++) {
 		expect_whole(objects[i]);
 		assert_int_equal(last_rereads, 0);
 	}
-	seed_clock = NULL;
-	seed_cpu_clock = NULL;
+	clock_step = cpu_step = 0;
 }
 
 /* Before 3.11 a frame not in the pages read with the sample is read with
@@ -448,6 +440,8 @@ static void test_new_frames_on_known_pages(void **state)
 	(void)image_u64(&im);
 	image_load(&im);
 	assert_int_equal(py_walker_new(&w, &t, &o), 0);
+	py_walker_set_clock(w, stepping_clock);
+	py_walker_set_cpu_clock(w, stepping_cpu_clock);
 	image_attach(&im, py_walker_mem(w));
 	for (pass = 0; pass < 2; pass++) {
 		struct walk_stats st = { 0 };
