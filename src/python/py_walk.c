@@ -141,6 +141,13 @@
 #define NT_OFF_MAX (64 * 1024)
 #define NT_GUESS 4           /* stacks and chunks read, each */
 #define NT_KNOWN_MAX 64      /* threads past which no guess is made */
+/* 3.12: a frame on a thread's own C stack (the shim frame each entry into
+ * the interpreter loop pushes) is at one of a few depths under the top of
+ * the stack, like the _PyCFrames: the demo app's request threads have one
+ * for the thread's start and one for each call through C (a class's
+ * __init__).  The depths met lately (NT_SHIMS) are read with a new
+ * thread's guessed C stack, and with its first read of its own. */
+#define NT_SHIMS 4
 
 struct copy {
 	uint64_t remote;  /* remote address of buf[off] */
@@ -252,6 +259,8 @@ struct nt_guess {
 	uint32_t nstack, nchunk;
 	uint32_t off[NT_SEEN], top[NT_SEEN];
 	uint32_t nseen, next;
+	uint64_t shim[NT_SHIMS], shim_seen[NT_SHIMS]; /* depths (see NT_SHIMS) */
+	uint32_t nshim;
 	struct nt_read spec, fresh;
 };
 
@@ -1393,9 +1402,25 @@ static void nt_queue(struct py_walker *w, struct nt_read *r, uint32_t *niov, uin
 	nch = nt_free(w, g->chunk, g->chunk_seen, g->nchunk, used_ch, nused, NULL, 0, 1, chunks);
 	clen = (uint32_t)(deep + CHUNK_SLACK < CHUNK_MIN_SIZE ? deep + CHUNK_SLACK : CHUNK_MIN_SIZE);
 	if (nt_cframes(L)) {
+		uint64_t fend = (uint64_t)L->cframe_current_frame + 8, sh = lo;
+
 		/* From the deepest place seen to past the shallowest one's
-		 * pointer. */
-		end = hi - lo + (uint64_t)L->cframe_current_frame + 8;
+		 * pointer; and the shim frames' depths when that still fits. */
+		for (k = 0; k < g->nshim; k++) {
+			uint64_t d = g->shim[k];
+			uint64_t nlo = d < sh ? d : sh, nhi = d > hi ? d : hi;
+
+			if (nhi - nlo + (uint64_t)L->iframe_size <= CF_WINDOW) {
+				sh = nlo;
+				hi = nhi;
+			}
+		}
+		if (sh < lo) {
+			lo = sh;
+			if ((uint64_t)L->iframe_size > fend)
+				fend = (uint64_t)L->iframe_size;
+		}
+		end = hi - lo + fend;
 		if (end > CF_WINDOW)
 			return;
 		wlen = (uint32_t)end;
@@ -2151,6 +2176,26 @@ static int readv_each(struct py_walker *w, uint32_t niov)
 	return 0;
 }
 
+/* A thread walked for the first time (3.12): its shim frames' places
+ * guessed by the depths other threads had them at (NT_SHIMS), read in the
+ * call that reads its chunk.  One not met at the walk is not kept. */
+static void nt_shims(struct py_walker *w, struct thread_slot *s, uint32_t *niov)
+{
+	struct plan *p = &s->plan;
+	uint32_t k;
+
+	if (s->nwalked || p->nframes || !nt_cframes(w->L) || !s->thread_id)
+		return;
+	for (k = 0; k < w->nt.nshim && p->nframes < MAX_SPEC_FRAMES; k++) {
+		if (w->nt.shim[k] >= s->thread_id || (w->nt.shim[k] & 7))
+			continue;
+		p->frames[p->nframes] = s->thread_id - w->nt.shim[k];
+		p->frame_seen[p->nframes++] = w->nsample - SPEC_KEEP - 1;
+	}
+	if (p->nframes)
+		queue_spec(w, s, niov, w->iov_max);
+}
+
 /* After the steady state's read (and rebuild_list) left the thread states
  * current but some threads' plans not holding (a chunk pushed, a new
  * thread, reads lost behind an ended thread's): those threads' current
@@ -2177,6 +2222,7 @@ static int read_unheld(struct py_walker *w)
 			continue;
 		k = niov;
 		queue_thread(w, i, &niov, w->iov_max, 0);
+		nt_shims(w, s, &niov);
 		s->got = niov > k ? 2 : 1; /* 2: read here */
 	}
 	if (!niov)
@@ -2191,6 +2237,10 @@ static int read_unheld(struct py_walker *w)
 			continue;
 		if (s->ncopies && rd64(w->buf + s->copies[0].off, w->L->chunk_size) == 0)
 			s->ncopies = 0; /* the zeroed copy of a failed read */
+		for (k = 0; k < s->nspec; k++)
+			if (!rd64(w->buf + s->spec_off + (size_t)k * (size_t)w->L->iframe_size,
+				  w->L->iframe_code))
+				s->nspec = 0; /* the same (no frame has no code) */
 		if (s->ncf_read)
 			s->current_frame = s->cf_val[0];
 	}
@@ -2315,10 +2365,15 @@ static const uint8_t *frame_at(struct py_walker *w, struct thread_slot *s,
 			break;
 	}
 	/* A generator's frame lives in the generator object on the heap, a
-	 * shim frame on the C stack (3.12), next to the _PyCFrame whose window
-	 * may have been read with the sample; otherwise read with the sample
-	 * when the last walk met it, else now. */
+	 * shim frame on the C stack (3.12), in the window of it that may have
+	 * been read with the sample; otherwise read with the sample when the
+	 * last walk met it, else now. */
 	*where = -1;
+	if (s->thread_id > f && s->thread_id - f <= NT_OFF_MAX && nt_cframes(w->L))
+		nt_met(w->nt.shim, w->nt.shim_seen, &w->nt.nshim, NT_SHIMS, s->thread_id - f,
+		       w->nsample);
+	if (s->cfw_read && f >= s->plan.cfw_lo && f - s->plan.cfw_lo + need <= s->plan.cfw_len)
+		return w->buf + s->cfw_off + (f - s->plan.cfw_lo);
 	for (i = 0; i < s->nspec; i++)
 		if (s->plan.frames[i] == f) {
 			s->plan.frame_seen[i] = w->nsample;

@@ -5,8 +5,9 @@
  * against the cut still takes the fast path; a list that loops ends at the
  * repeat.  A thread the host says has exited is not read ahead (3.11); one
  * it says is idle is not read at all, unless it holds the GIL asleep, nor
- * is a new thread found idle.  Threads new at a sample keep their own
- * thread states (2.7, 3.10).
+ * is a new thread found idle.  A new thread where an ended one's places
+ * were is found with the sample's read (3.11), and under 3.12 its shim frame
+ * too.  Threads new at a sample keep their own thread states (2.7, 3.10).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -456,11 +457,16 @@ static void test_new_idle_thread_not_read(void **state)
 #define CHUNK8 (CHUNKS + 0x800000ull)
 #define CHUNK9 (CHUNKS + 0x900000ull)
 #define NT_DEPTH 0xe90u
+/* 3.12: each thread's bottom frame, the shim frame its start pushed on its
+ * C stack, this far under the top (beside its _PyCFrame, as in CPython: both
+ * are locals of the interpreter loop's outermost call). */
+#define NT_SHIM_DEPTH 0x1100u
 #define STACK_BYTES 0x2000u
 #define CODE(n) (0x5000000ull + (n) * 0x1000)
 
 enum nt_mode { NT_FRESH, NT_GHOST, NT_REUSED, NT_ZONE };
 
+static uint8_t nt_sel = 6; /* image_target: 3.11, or 3.12 (7) */
 static unsigned int nt_sample;
 static int nt_heap_gaps; /* the heap between thread states not mapped */
 static unsigned int nt_more; /* samples after T3's first (nt_reads) */
@@ -508,9 +514,15 @@ static void nt_thread(struct fake *f, uint64_t ts, uint8_t when, uint32_t id, ui
 	memcpy(buf + (f0 - chunk) + L->iframe_code, &a, 8);
 	memcpy(buf + (f1 - chunk) + L->iframe_code, &b, 8);
 	memcpy(buf + (f1 - chunk) + L->iframe_previous, &f0, 8);
+	if (L->iframe_owned_by_cstack >= 0) /* 3.12: f0 called from the shim */
+		memcpy(buf + (f0 - chunk) + L->iframe_previous, &(uint64_t){ tid - NT_SHIM_DEPTH }, 8);
 	region_when(f, chunk, buf, CHUNK_BYTES, mem_when);
 	memset(buf, 0, STACK_BYTES);
 	memcpy(buf + STACK_BYTES - NT_DEPTH + L->cframe_current_frame, &f1, 8);
+	if (L->iframe_owned_by_cstack >= 0) { /* its code: the trampoline's */
+		buf[STACK_BYTES - NT_SHIM_DEPTH + L->iframe_owner] = (uint8_t)L->iframe_owned_by_cstack;
+		memcpy(buf + STACK_BYTES - NT_SHIM_DEPTH + L->iframe_code, &(uint64_t){ CODE(9) }, 8);
+	}
 	region_when(f, tid - STACK_BYTES, buf, STACK_BYTES, mem_when);
 	free(buf);
 }
@@ -561,13 +573,17 @@ static void nt_image(struct fake *f, enum nt_mode mode, int on_stack1)
 	uint8_t *hdr;
 	uint32_t k;
 
-	image_target(&f->t, 6);
+	image_target(&f->t, nt_sel);
 	L = f->t.layout;
 	f->t.interp = INTERP;
 	f->t.runtime = RUNTIME;
 	assert_true((size_t)L->tstate_size <= 0x1000 - 8);
+	assert_true(L->tstate_cframe >= 0 && NT_SHIM_DEPTH <= STACK_BYTES);
 	ihdr = (size_t)(L->interp_threads_head > L->interp_next ? L->interp_threads_head
 								  : L->interp_next) + 8;
+	/* 3.12: the interpreter's GIL (unlocked) in the runtime's zeros. */
+	if (L->interp_ceval_gil >= 0 && (size_t)L->interp_ceval_gil + 8 > ihdr)
+		ihdr = (size_t)L->interp_ceval_gil + 8;
 	f->in = calloc(1, 2 * 65536 + 16 * (CHUNK_BYTES + 0x1000 + 64));
 	hdr = calloc(1, 65535);
 	assert_non_null(f->in);
@@ -580,6 +596,8 @@ static void nt_image(struct fake *f, enum nt_mode mode, int on_stack1)
 		if (!heads[k].when)
 			continue;
 		memcpy(hdr + L->interp_threads_head, &heads[k].t, 8);
+		if (L->interp_ceval_gil >= 0)
+			memcpy(hdr + L->interp_ceval_gil, &(uint64_t){ RUNTIME + 0x8000 }, 8);
 		region_when(f, INTERP, hdr, (uint16_t)ihdr, heads[k].when);
 	}
 	free(hdr);
@@ -643,6 +661,24 @@ static uint64_t nt_reads(enum nt_mode mode, int on_stack1)
 	return reads;
 }
 
+/* The reads of T3's first sample, for layout sel, by where T3 is. */
+static void expect_nt_reads(uint8_t sel)
+{
+	static const enum nt_mode in_one[] = { NT_GHOST, NT_REUSED, NT_ZONE };
+	size_t k;
+
+	nt_sel = sel;
+	assert_int_equal(nt_reads(NT_FRESH, 1), 2);
+	assert_int_equal(nt_reads(NT_FRESH, 0), 3);
+	assert_int_equal(nt_reads(NT_FRESH, -1), 2);
+	for (k = 0; k < sizeof(in_one) / sizeof(in_one[0]); k++) {
+		assert_int_equal(nt_reads(in_one[k], 1), 1);
+		assert_int_equal(nt_reads(in_one[k], 0), 2);
+		assert_int_equal(nt_reads(in_one[k], -1), 1);
+	}
+	nt_sel = 6;
+}
+
 /* A new thread on the C stack and the chunk an ended one left is found
  * there with its thread state: read alone (at a place never seen), its
  * places come with it, two reads in all; at an ended one's thread state,
@@ -652,18 +688,19 @@ static uint64_t nt_reads(enum nt_mode mode, int on_stack1)
  * not begun was read whole with its thread state. */
 static void test_new_thread_in_ended_ones_place(void **state)
 {
-	static const enum nt_mode in_one[] = { NT_GHOST, NT_REUSED, NT_ZONE };
-	size_t k;
-
 	(void)state;
-	assert_int_equal(nt_reads(NT_FRESH, 1), 2);
-	assert_int_equal(nt_reads(NT_FRESH, 0), 3);
-	assert_int_equal(nt_reads(NT_FRESH, -1), 2);
-	for (k = 0; k < sizeof(in_one) / sizeof(in_one[0]); k++) {
-		assert_int_equal(nt_reads(in_one[k], 1), 1);
-		assert_int_equal(nt_reads(in_one[k], 0), 2);
-		assert_int_equal(nt_reads(in_one[k], -1), 1);
-	}
+	expect_nt_reads(6);
+}
+
+/* 3.12: each thread's chain ends at the shim frame on its C stack, a
+ * little under its _PyCFrame.  Its depth under the top, learned from the
+ * threads walked before, has a new thread's shim frame read with its other
+ * places: the reads of 3.11 above, none more (before, the shim frame of a
+ * new thread was read alone: one read more in each case). */
+static void test_new_thread_shim_frame_with_its_places(void **state)
+{
+	(void)state;
+	expect_nt_reads(7);
 }
 
 /* The heap zone over memory not mapped (thread states not of one heap):
@@ -674,6 +711,7 @@ static void test_new_thread_in_ended_ones_place(void **state)
 static void test_heap_zone_over_a_gap(void **state)
 {
 	(void)state;
+	nt_sel = 6;
 	nt_heap_gaps = 1;
 	assert_int_equal(nt_reads(NT_ZONE, 1), 3);
 	nt_more = 1;
@@ -791,6 +829,7 @@ int main(void)
 		cmocka_unit_test(test_asleep_gil_holder_read),
 		cmocka_unit_test(test_new_idle_thread_not_read),
 		cmocka_unit_test(test_new_thread_in_ended_ones_place),
+		cmocka_unit_test(test_new_thread_shim_frame_with_its_places),
 		cmocka_unit_test(test_heap_zone_over_a_gap),
 		cmocka_unit_test(test_new_threads_keep_their_state),
 	};
