@@ -839,7 +839,6 @@ void py_walker_set_host(struct py_walker *w, host_word_fn host, void *ctx)
 	w->host_ctx = ctx;
 }
 
-/* known[i]'s thread state as last read, and its slot. */
 /* The OS thread id in thread state ts (3.11+), 0 where the layout has
  * none. */
 static uint64_t ts_native(const struct py_layout *L, const uint8_t *ts)
@@ -847,6 +846,7 @@ static uint64_t ts_native(const struct py_layout *L, const uint8_t *ts)
 	return L->tstate_native_thread_id < 0 ? 0 : rd64(ts, L->tstate_native_thread_id);
 }
 
+/* known[i]'s thread state as last read, and its slot. */
 static uint8_t *ts_row(const struct py_walker *w, uint32_t i)
 {
 	return w->tsbuf + (size_t)w->sidx[i] * (size_t)w->L->tstate_size;

@@ -187,6 +187,12 @@ static int stopping(const struct session *s)
 	return __atomic_load_n(&s->stop, __ATOMIC_ACQUIRE);
 }
 
+/* Has the engine set the run's start and end (start_ns, end_ns)? */
+static int clocked(const struct session *s)
+{
+	return __atomic_load_n(&s->clocked, __ATOMIC_ACQUIRE);
+}
+
 /* Start sampling a found target: it is ticked from the engine's next
  * deadline on.  -EDQUOT: max_processes are sampled already (counted). */
 static int start_proc(struct session *s, const struct py_target *t, uint64_t start)
@@ -934,7 +940,7 @@ int session_done(struct session *s)
 {
 	if (!s->started || s->stopped)
 		return 1;
-	if (__atomic_load_n(&s->clocked, __ATOMIC_ACQUIRE) && s->end_ns &&
+	if (clocked(s) && s->end_ns &&
 	    mono_ns() >= s->end_ns)
 		return 1;
 	return __atomic_load_n(&s->finished, __ATOMIC_ACQUIRE);
@@ -948,7 +954,7 @@ void session_wait(struct session *s, int64_t until_ns, const sigset_t *mask)
 
 	if (session_done(s))
 		return;
-	if (!__atomic_load_n(&s->clocked, __ATOMIC_ACQUIRE)) {
+	if (!clocked(s)) {
 		/* Not started yet: its end is not known. */
 		if (!until_ns || until_ns > now + WAIT_CLOCK_NS)
 			until_ns = now + WAIT_CLOCK_NS;
@@ -992,7 +998,7 @@ void session_stats(struct session *s, struct session_stats *out)
 #define COPY_ONE(name, merge, desc) out->name = sum.name;
 	SAMPLER_COUNTERS(COPY_ONE)
 #undef COPY_ONE
-	if (s->started && __atomic_load_n(&s->clocked, __ATOMIC_ACQUIRE)) {
+	if (s->started && clocked(s)) {
 		int64_t end = s->stop_ns ? s->stop_ns : mono_ns();
 
 		if (s->end_ns && end > s->end_ns)

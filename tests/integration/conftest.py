@@ -174,13 +174,19 @@ def run_pyspyc(args, timeout=60, **kw):
                           universal_newlines=True, timeout=timeout, **kw)
 
 
+def traced(cmd, log, syscalls, env):
+    """cmd under `strace -f`, tracing syscalls into the file log.  A
+    sanitizer build's leak checker cannot run traced: it is turned off in
+    env (changed here)."""
+    env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
+    return ["strace", "-f", "-qq", "-s", "512", "-o", str(log),
+            "-e", "trace=" + ",".join(syscalls)] + cmd
+
+
 def run_pyspyc_traced(args, log, syscalls, timeout=120):
-    """pyspyc args under `strace -f`, tracing syscalls into the file log.  A
-    sanitizer build's leak checker cannot run traced: it is turned off."""
-    env = dict(os.environ, ASAN_OPTIONS=(os.environ.get("ASAN_OPTIONS", "") +
-                                         ":detect_leaks=0").lstrip(":"))
-    return subprocess.run(["strace", "-f", "-qq", "-s", "512", "-o", str(log),
-                           "-e", "trace=" + ",".join(syscalls), PYSPYC] + args,
+    """pyspyc args under strace (traced)."""
+    env = dict(os.environ)
+    return subprocess.run(traced([PYSPYC] + args, log, syscalls, env),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, timeout=timeout, env=env)
 

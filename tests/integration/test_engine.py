@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import APPS, PYSPYC, parse_collapsed, frame_name
+from conftest import APPS, PYSPYC, parse_collapsed, frame_name, traced
 
 CHILDREN = os.path.join(APPS, "children.py")
 
@@ -121,10 +121,7 @@ def _record(args, timeout=120, told_by=None, extra_env=None, trace=None, **kw):
     env.update(extra_env or {})
     cmd = [PYSPYC, "record"] + args
     if trace:
-        # Under strace -f (as run_pyspyc_traced): no leak checker then.
-        env["ASAN_OPTIONS"] = (env.get("ASAN_OPTIONS", "") + ":detect_leaks=0").lstrip(":")
-        cmd = ["strace", "-f", "-qq", "-s", "32", "-o", str(trace[0]),
-               "-e", "trace=" + ",".join(trace[1])] + cmd
+        cmd = traced(cmd, trace[0], trace[1], env)
     if told_by == "clocks":
         env["PYSPYC_RUNWATCH"] = "0"
     elif told_by == "switches":
