@@ -169,6 +169,13 @@ def share(stacks, name):
     return hit / float(total) if total else 0.0
 
 
+def why(*parts):
+    """An assertion's message, one part a line.  A string, because pytest
+    cuts any other message at 240 characters: a tuple ending in pyspyc's
+    summary lost the summary, the one part that said why."""
+    return "\n".join(p if isinstance(p, str) else repr(p) for p in parts)
+
+
 def run_pyspyc(args, timeout=60, **kw):
     return subprocess.run([PYSPYC] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           universal_newlines=True, timeout=timeout, **kw)

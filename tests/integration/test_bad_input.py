@@ -25,7 +25,7 @@ import tempfile
 
 import pytest
 
-from conftest import APPS, PYSPYC, PYTHONS, proc_stat, run_pyspyc, wait_for
+from conftest import APPS, PYSPYC, PYTHONS, proc_stat, run_pyspyc, wait_for, why
 
 USAGE, NO_PROCESS, PERMISSION, NOT_PYTHON, OUTPUT = 2, 3, 4, 5, 6
 CANNOT_EXEC, NO_COMMAND = 126, 127
@@ -223,7 +223,7 @@ def test_bad_input(words, args, status, says, places, tmp_path):
     args = [a.format(**names) for a in args]
     r = run_pyspyc(args, cwd=str(cwd), stdin=subprocess.DEVNULL)
     lines = r.stderr.splitlines()
-    assert r.returncode == status, (r.returncode, r.stderr)
+    assert r.returncode == status, why(r.returncode, r.stderr)
     assert len(lines) == 1 and lines[0].startswith("pyspyc"), r.stderr
     assert says in lines[0], lines[0]
     assert r.stdout == ""

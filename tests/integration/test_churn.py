@@ -20,7 +20,7 @@ from urllib.request import urlopen
 import pytest
 
 from conftest import (APPS, app_line, children_of, frame_line, frame_name, free_port,
-                      parse_collapsed, run_pyspyc, version_of, wait_for)
+                      parse_collapsed, run_pyspyc, version_of, wait_for, why)
 
 APP = "thread_churn.py"
 SUMMARY = re.compile(r"(\d+) samples, \d+ errors, (\d+) torn stacks, .*?"
@@ -66,10 +66,10 @@ def test_churn_callers_at_their_calls(model_python, target):
     # The main thread is at every tick too, mostly waiting in
     # Thread.start for the next one; how many requests run beside it
     # varies with the load, but 800 ticks see many.
-    assert chain >= 40, (chain, total, err)
+    assert chain >= 40, why(chain, total, err)
     # What was dropped as torn stays small even on a loaded machine (the
     # threads are re-read at once; the rest are counted, not shown).
-    assert torn <= 0.15 * (total + torn), (torn, total, err)
+    assert torn <= 0.15 * (total + torn), why(torn, total, err)
     # 3.11+: a thread list that changed is rebuilt from the sample's own
     # read (an ended thread's predecessor links past it; a new thread's
     # state is often where an ended one's was), and costs one read more,
@@ -83,8 +83,8 @@ def test_pool_callers_at_their_calls(model_python, target):
     """The same chain in long-lived threads (a thread pool)."""
     stacks, torn, _, err = record(target, model_python, "pool")
     total = sum(c for _, c in stacks)
-    assert check_chains(stacks) > 0.5 * total, (total, err)
-    assert torn <= 0.15 * (total + torn), (torn, total, err)
+    assert check_chains(stacks) > 0.5 * total, why(total, err)
+    assert torn <= 0.15 * (total + torn), why(torn, total, err)
 
 
 # The servers of the benchmark (scripts/bench/bench.py, section churn),
@@ -138,7 +138,7 @@ def test_demo_app_torn(model_python):
         stop(procs)
     assert stacks >= 200, err
     bound = DEMO_TORN if version_of(model_python) >= (3, 11) else DEMO_TORN_OBJECTS
-    assert torn <= bound * (stacks + torn), (torn, stacks, err)
+    assert torn <= bound * (stacks + torn), why(torn, stacks, err)
 
 
 @pytest.mark.skipif(not (os.access(GUNICORN, os.X_OK) and shutil.which("wrk")),
@@ -167,4 +167,4 @@ def test_gthread_torn():
     finally:
         stop(procs)
     assert stacks >= 200, err
-    assert torn <= GTHREAD_TORN * (stacks + torn), (torn, stacks, err)
+    assert torn <= GTHREAD_TORN * (stacks + torn), why(torn, stacks, err)

@@ -21,7 +21,7 @@ import urllib.request
 import pytest
 
 from conftest import (APPS, SUPPORTED, _pyenv_root, app_line, frame_line, frame_name,
-                      parse_collapsed, run_pyspyc, share, wait_for)
+                      parse_collapsed, run_pyspyc, share, wait_for, why)
 
 # ---------------------------------------------------------------- helpers
 
@@ -246,7 +246,7 @@ def test_uwsgi_worker(uwsgi, mode, tmp_path):
     assert share(stacks, "spin_request") > 0.8, share(stacks, "spin_request")
     # 600 ticks; a worker under this load is in a request most of the time,
     # and with two threads, mostly in two requests at once.
-    assert spin >= (150 if mode == "processes" else 750), (spin, r.stderr)
+    assert spin >= (150 if mode == "processes" else 750), why(spin, r.stderr)
 
 
 # ---------------------------------------------------------------- dlopen host

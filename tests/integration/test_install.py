@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import PYSPYC, ROOT, help_commands, help_formats, help_option_names
+from conftest import PYSPYC, ROOT, help_commands, help_formats, help_option_names, why
 
 COMPLETION = os.path.join(ROOT, "scripts", "pyspyc.bash-completion")
 INSTALLED_COMPLETION = "usr/share/bash-completion/completions/pyspyc"
@@ -121,7 +121,7 @@ complete -p pyspyc
     r = subprocess.run(["bash", "--norc", "--noprofile", "-c", driver, "bash", BASH_COMPLETION,
                         datadir], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        universal_newlines=True, timeout=60)
-    assert r.returncode == 0, (r.returncode, r.stderr)
+    assert r.returncode == 0, why(r.returncode, r.stderr)
     return r.stdout.strip()
 
 
@@ -155,7 +155,7 @@ def complete(*words, script=COMPLETION, cwd=None, bash_completion=False):
                         BASH_COMPLETION if bash_completion else "", script]
                        + list(words), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        universal_newlines=True, timeout=60, cwd=cwd)
-    assert r.returncode == 0 and not r.stderr, (r.returncode, r.stderr)
+    assert r.returncode == 0 and not r.stderr, why(r.returncode, r.stderr)
     lines = r.stdout.split("\n")
     n = int(lines[0])
     assert len(lines) == n + 2 and lines[-1] == "", r.stdout

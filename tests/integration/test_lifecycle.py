@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import APPS, PYSPYC, frame_name, parse_collapsed, proc_stat, run_pyspyc, wait_for
+from conftest import APPS, PYSPYC, frame_name, parse_collapsed, proc_stat, run_pyspyc, wait_for, why
 from test_embedded import LIBPYTHONS, embed_env, embed_host  # noqa: F401 (fixture)
 from test_top import EXIT_WAIT, exited, top_line, tmux, wait_rows  # noqa: F401 (fixture)
 
@@ -73,11 +73,11 @@ def test_interpreter_gone_from_disk(python, tmp_path):
             out = tmp_path / ("%s.folded" % fate)
             r = run_pyspyc(["record", "-p", str(proc.pid), "-d", "0.5", "-r", "200",
                             "-o", str(out)], timeout=30)
-            assert r.returncode == 0, (fate, r.stderr)
+            assert r.returncode == 0, why(fate, r.stderr)
             got = names_in(out)
             assert got.get("inner", 0) > 0 and got.get("outer", 0) > 0, (fate, got)
             r = run_pyspyc(["dump", "-p", str(proc.pid)], timeout=30)
-            assert r.returncode == 0, (fate, r.stderr)
+            assert r.returncode == 0, why(fate, r.stderr)
             assert "outer (" in r.stdout and "life_app.py" in r.stdout, (fate, r.stdout)
     finally:
         stop(proc)

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import MODEL_PYTHONS, PYSPYC, Target, frame_name, parse_collapsed, run_pyspyc, share
+from conftest import MODEL_PYTHONS, PYSPYC, Target, frame_name, parse_collapsed, run_pyspyc, share, why
 
 SLEEPERS = 560          # more than 512, the old fixed number of slots
 MANY = 1100             # more than 1024, IOV_MAX: reads split in batches
@@ -76,7 +76,7 @@ def busy_samples(stacks):
 def check_busy_counted(t):
     stacks, err = record(t)
     # By default only threads on a CPU count: the busy thread, alone.
-    assert share(stacks, "busy_spin") > 0.9, (stacks[:5], err)
+    assert share(stacks, "busy_spin") > 0.9, why(stacks[:5], err)
     assert busy_samples(stacks) >= samples_of(err) // 2, err
     assert "--max-threads" not in err, err
 
@@ -89,8 +89,8 @@ def test_gil_holder_is_seen(crowd):
     stacks, err = record(crowd, "-g")
     # The busy thread is the only Python thread that runs: it holds the
     # GIL nearly always; allow for the moments the others take it.
-    assert busy_samples(stacks) >= samples_of(err) // 2, (stacks[:5], err)
-    assert share(stacks, "busy_spin") > 0.8, (stacks[:5], err)
+    assert busy_samples(stacks) >= samples_of(err) // 2, why(stacks[:5], err)
+    assert share(stacks, "busy_spin") > 0.8, why(stacks[:5], err)
 
 
 def check_dump_lists_all(t, n):

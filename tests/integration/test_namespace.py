@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import APPS, children_of, parse_collapsed, run_pyspyc
+from conftest import APPS, children_of, parse_collapsed, run_pyspyc, why
 
 UNSHARE = ["unshare", "--pid", "--mount", "--fork", "--mount-proc"]
 BUSY = ("busy-1", "busy-2")
@@ -191,7 +191,7 @@ def thread_samples(path, ids=None, labels=None):
 def check_busy_only(per, stderr):
     """Default counting: the busy threads, not the waiting ones."""
     busy = sum(per.get(n, 0) for n in BUSY)
-    assert busy > 50, (per, stderr)
+    assert busy > 50, why(per, stderr)
     for name in WAITING:
         assert per.get(name, 0) <= 0.02 * busy, (name, per)
     assert "idle thread stacks left out" in stderr, stderr

@@ -10,7 +10,7 @@ import os
 import subprocess
 import time
 
-from conftest import APPS, PYSPYC, frame_name, parse_collapsed, run_pyspyc
+from conftest import APPS, PYSPYC, frame_name, parse_collapsed, run_pyspyc, why
 
 BUSY = "busy_in_subinterp"
 CALLER = "run_subinterp"
@@ -53,18 +53,18 @@ def test_record_attached_before_subinterpreter(model_python, target, tmp_path):
     res = {}
     for name, (out, p) in runs.items():
         _, err = p.communicate(timeout=120)
-        assert p.returncode == 0, (name, err)
+        assert p.returncode == 0, why(name, err)
         res[name] = (parse_collapsed(out.read_text()), err)
     for name in ("plain", "gil"):
         stacks, err = res[name]
-        assert count(stacks, BUSY) >= 30, (name, stacks, err)
+        assert count(stacks, BUSY) >= 30, why(name, stacks, err)
     stacks, err = res["idle"]
     check_stitched(stacks, err)
     # -t: the stitched stack is under the thread that runs it, once.
     roots = set(fr[0] for fr, _ in stacks if BUSY in names(fr))
     assert len(roots) == 1 and '"subinterp"' in roots.pop(), stacks
     # The main thread (sleeping, -i) is still there.
-    assert count(stacks, "main") >= 100, (stacks, err)
+    assert count(stacks, "main") >= 100, why(stacks, err)
 
 
 def test_launch_samples_subinterpreter(model_python, tmp_path):

@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from conftest import APPS, PYSPYC, app_line, run_pyspyc
+from conftest import APPS, PYSPYC, app_line, run_pyspyc, why
 
 ROWS_WAIT = 20.0
 EXIT_WAIT = 20.0
@@ -361,7 +361,7 @@ def test_top_usage_errors(one_python, target):
     for args, code, text in cases:
         r = run_pyspyc(["top"] + args, stdin=subprocess.DEVNULL)
         assert r.returncode == code, (args, r)
-        assert len(r.stderr.splitlines()) == 1 and text in r.stderr, (args, r.stderr)
+        assert len(r.stderr.splitlines()) == 1 and text in r.stderr, why(args, r.stderr)
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
         r = run_pyspyc(["top", "--pid", str(sleeper.pid)], stdin=subprocess.DEVNULL)

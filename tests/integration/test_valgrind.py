@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import APPS, PYSPYC
+from conftest import APPS, PYSPYC, why
 
 pytestmark = pytest.mark.skipif(shutil.which("valgrind") is None, reason="no valgrind")
 
@@ -42,7 +42,7 @@ def test_record_launched_every_format(one_python, tmp_path):
                   env=dict(os.environ, PYSPYC_RUNWATCH="0"))
     assert r.returncode == 0, r.stderr
     sizes = {o: os.path.getsize(str(tmp_path / o)) for o in outs}
-    assert all(sizes.values()), (sizes, r.stderr)
+    assert all(sizes.values()), why(sizes, r.stderr)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the eBPF watch needs root")

@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import APPS, PYSPYC, catches_usr1, parse_collapsed, run_pyspyc, wait_for
+from conftest import APPS, PYSPYC, catches_usr1, parse_collapsed, run_pyspyc, wait_for, why
 
 SUMMARY = re.compile(r"pyspyc: (\d+) samples, (\d+) errors, (\d+) torn stacks")
 STAMP = re.compile(r"(\d{8}T\d{6}Z)")
@@ -95,7 +95,7 @@ def test_period_writes_one_set_per_period(one_python, target, tmp_path):
     assert [b - a for a, b in zip(starts, starts[1:])] == [1, 1, 1, 1], starts
     assert abs(starts[0] - time.time()) < 120
     counts = [total(f) for f in folded]
-    assert sum(counts) == counted(r.stderr), (counts, r.stderr)
+    assert sum(counts) == counted(r.stderr), why(counts, r.stderr)
     # Each period's own samples: about 100 each on an idle machine.
     assert all(c > 10 for c in counts), counts
     for f in folded:
