@@ -141,12 +141,15 @@
 #define NT_OFF_MAX (64 * 1024)
 #define NT_GUESS 4           /* stacks and chunks read, each */
 #define NT_KNOWN_MAX 64      /* threads past which no guess is made */
-/* 3.12: a frame on a thread's own C stack (the shim frame each entry into
+/* 3.12+: a frame on a thread's own C stack (the shim frame each entry into
  * the interpreter loop pushes) is at one of a few depths under the top of
  * the stack, like the _PyCFrames: the demo app's request threads have one
  * for the thread's start and one for each call through C (a class's
  * __init__).  The depths met lately (NT_SHIMS) are read with a new
- * thread's guessed C stack, and with its first read of its own. */
+ * thread's guessed C stack (3.13+, which has no _PyCFrame: a window of
+ * those depths alone), with its first read of its own, and, for a thread
+ * first found asleep, with the read that finds it running.  The demo app
+ * under 3.13: 2.8 reads a sample before, 2.0-2.2 after. */
 #define NT_SHIMS 4
 
 struct copy {
@@ -221,6 +224,7 @@ struct thread_slot {
 	 * word before the read); 0 when read. */
 	uint8_t idle;
 	uint8_t had_gil;       /* its thread held the GIL at its last walk */
+	uint8_t walked_once;   /* its thread was walked (not idle) in this slot */
 	/* A new thread's slot, its thread state read with guesses of its
 	 * places (NT_SPEC: the sample's read; NT_FRESH: its own), or alone
 	 * (NT_ALONE); NT_NONE for the others.  NT_GONE, during the sample's
@@ -248,6 +252,10 @@ struct nt_piece {
 struct nt_read {
 	struct nt_piece cfw[NT_GUESS], chunk[NT_GUESS];
 	uint32_t ncfw, nchunk;
+	/* 3.13+: the windows cfw[] are of the shim frames' depths, the
+	 * deepest shim_hi, shim_len bytes long (0: none read). */
+	uint64_t shim_hi;
+	uint32_t shim_len;
 };
 
 /* What guesses are made of (see NT_STACKS): the stacks' tops and the
@@ -1251,6 +1259,13 @@ static int nt_cframes(const struct py_layout *L)
 	return L->tstate_cframe >= 0 && L->tstate_current_frame < 0;
 }
 
+/* 3.12+: each entry into the interpreter loop pushes a shim frame on the
+ * thread's own C stack (see NT_SHIMS). */
+static int nt_shim_frames(const struct py_layout *L)
+{
+	return L->iframe_owned_by_cstack >= 0 && L->frame_model != PY_FRAMES_OBJECTS;
+}
+
 /* Note in v[0..*n) (cap at most), with the sample each was last met at,
  * that x was met now: the one met longest ago makes room. */
 static void nt_met(uint64_t *v, uint64_t *seen, uint32_t *n, uint32_t cap, uint64_t x,
@@ -1304,6 +1319,12 @@ static void nt_learn(struct py_walker *w, const uint8_t *ts)
 			return;
 		off = tid - cf;
 		nt_met(g->stack, g->stack_seen, &g->nstack, NT_STACKS, tid, w->nsample);
+	} else if (nt_shim_frames(L)) {
+		uint64_t tid = rd64(ts, L->tstate_thread_id);
+
+		/* 3.13+: no _PyCFrame; the stack for its shim frames. */
+		if (tid && !(tid & 7))
+			nt_met(g->stack, g->stack_seen, &g->nstack, NT_STACKS, tid, w->nsample);
 	}
 	nt_met(g->chunk, g->chunk_seen, &g->nchunk, NT_CHUNKS, chunk, w->nsample);
 	g->off[g->next] = (uint32_t)off;
@@ -1364,6 +1385,24 @@ static void nt_piece(struct py_walker *w, struct nt_piece *pc, uint64_t at, uint
 	w->buf_used += len;
 }
 
+/* Widen the depths [*lo, *hi] under a stack's top by those of the shim
+ * frames met lately (NT_SHIMS), each while a window over them all, frame
+ * bytes past the shallowest, still fits in CF_WINDOW. */
+static void shim_span(const struct nt_guess *g, uint64_t frame, uint64_t *lo, uint64_t *hi)
+{
+	uint32_t k;
+
+	for (k = 0; k < g->nshim; k++) {
+		uint64_t d = g->shim[k];
+		uint64_t nlo = d < *lo ? d : *lo, nhi = d > *hi ? d : *hi;
+
+		if (nhi - nlo + frame <= CF_WINDOW) {
+			*lo = nlo;
+			*hi = nhi;
+		}
+	}
+}
+
 /* Make r the guesses of a new thread's places, up to max stacks and as
  * many chunks, and queue their reads at *niov (optional ones: the kernel
  * stops at the first it cannot read, so the stacks, which stay mapped, go
@@ -1379,6 +1418,7 @@ static void nt_queue(struct py_walker *w, struct nt_read *r, uint32_t *niov, uin
 	uint32_t k, nst = 0, nch, clen, wlen = 0, nused = 0, nexited = 0;
 
 	r->ncfw = r->nchunk = 0;
+	r->shim_len = 0;
 	if (!g->nseen || L->frame_model == PY_FRAMES_OBJECTS)
 		return;
 	for (k = 0; k < g->nseen; k++) {
@@ -1406,15 +1446,7 @@ static void nt_queue(struct py_walker *w, struct nt_read *r, uint32_t *niov, uin
 
 		/* From the deepest place seen to past the shallowest one's
 		 * pointer; and the shim frames' depths when that still fits. */
-		for (k = 0; k < g->nshim; k++) {
-			uint64_t d = g->shim[k];
-			uint64_t nlo = d < sh ? d : sh, nhi = d > hi ? d : hi;
-
-			if (nhi - nlo + (uint64_t)L->iframe_size <= CF_WINDOW) {
-				sh = nlo;
-				hi = nhi;
-			}
-		}
+		shim_span(g, (uint64_t)L->iframe_size, &sh, &hi);
 		if (sh < lo) {
 			lo = sh;
 			if ((uint64_t)L->iframe_size > fend)
@@ -1428,6 +1460,23 @@ static void nt_queue(struct py_walker *w, struct nt_read *r, uint32_t *niov, uin
 			      0, stacks);
 		if (!nst)
 			return;
+	} else if (nt_shim_frames(L) && g->nshim) {
+		/* 3.13+: the current frame pointer comes with the thread
+		 * state; the window is of the shim frames' depths only, and
+		 * the chunks are worth reading without it. */
+		uint64_t slo = g->shim[0], shi = g->shim[0];
+
+		shim_span(g, (uint64_t)L->iframe_size, &slo, &shi);
+		hi = shi;
+		wlen = (uint32_t)(shi - slo + (uint64_t)L->iframe_size);
+		nst = nt_free(w, g->stack, g->stack_seen, g->nstack, used_st, nused, exited, nexited,
+			      0, stacks);
+		if (nst && wlen <= CF_WINDOW) {
+			r->shim_hi = shi;
+			r->shim_len = wlen;
+		} else {
+			nst = 0;
+		}
 	}
 	nst = nst < max ? nst : max;
 	nch = nch < max ? nch : max;
@@ -1466,6 +1515,26 @@ static void nt_arrived(struct py_walker *w, struct nt_read *r, uint32_t first, s
 	}
 }
 
+/* A thread with no frames to read ahead and none read one by one yet
+ * (3.12+): its shim frames' places guessed by the depths other threads had
+ * them at (NT_SHIMS), as frames to read ahead, kept only if the walk meets
+ * them.  Returns 1 when some were guessed. */
+static int nt_shim_guess(struct py_walker *w, struct thread_slot *s)
+{
+	struct plan *p = &s->plan;
+	uint32_t k;
+
+	if (s->nwalked || p->nframes || !nt_shim_frames(w->L) || !s->thread_id)
+		return 0;
+	for (k = 0; k < w->nt.nshim && p->nframes < MAX_SPEC_FRAMES; k++) {
+		if (w->nt.shim[k] >= s->thread_id || (w->nt.shim[k] & 7))
+			continue;
+		p->frames[p->nframes] = s->thread_id - w->nt.shim[k];
+		p->frame_seen[p->nframes++] = w->nsample - SPEC_KEEP - 1;
+	}
+	return p->nframes != 0;
+}
+
 /* Work out slot i's plan from its thread state in tsbuf. */
 static void plan_thread(struct py_walker *w, uint32_t i)
 {
@@ -1485,6 +1554,7 @@ static void plan_thread(struct py_walker *w, uint32_t i)
 		s->cf_hot = 0;
 		s->nwalked = 0;
 		s->top_hw = 0;
+		s->walked_once = 0;
 		p->nframes = 0;
 	}
 	p->cframe = L->tstate_cframe >= 0 ? rd64(ts, L->tstate_cframe) : 0;
@@ -1498,6 +1568,10 @@ static void plan_thread(struct py_walker *w, uint32_t i)
 		return;
 	nt_learn(w, ts);
 	plan_spec_frames(w, s);
+	/* Not walked yet (a new thread, idle when first read): its shim
+	 * frames come with the read that finds it running. */
+	if (!s->walked_once)
+		(void)nt_shim_guess(w, s);
 	/* The older chunks hold the callers' frames, which stay put while the
 	 * newest chunk is in use: read them ahead too, a little past what was
 	 * in use, within the chunk. */
@@ -1972,6 +2046,13 @@ static int nt_adopt(struct py_walker *w, uint32_t i, const struct nt_read *r)
 		if ((cf & 7) ||
 		    !(cw = nt_holding(r->cfw, r->ncfw, cf, (uint64_t)L->cframe_current_frame + 8)))
 			return 0;
+	} else if (r->shim_len) {
+		uint64_t tid = rd64(ts, L->tstate_thread_id);
+
+		/* 3.13+: the window of its stack, when one was read, for its
+		 * shim frames; the chunk is taken without it. */
+		if (tid > r->shim_hi)
+			cw = nt_holding(r->cfw, r->ncfw, tid - r->shim_hi, r->shim_len);
 	}
 	slot_reset(s, w->known[i]);
 	if (cw) {
@@ -2176,23 +2257,16 @@ static int readv_each(struct py_walker *w, uint32_t niov)
 	return 0;
 }
 
-/* A thread walked for the first time (3.12): its shim frames' places
- * guessed by the depths other threads had them at (NT_SHIMS), read in the
- * call that reads its chunk.  One not met at the walk is not kept. */
-static void nt_shims(struct py_walker *w, struct thread_slot *s, uint32_t *niov)
+/* A thread read again alone (3.12+): the frames its last walk read one by
+ * one, its shim frames among them (a thread not walked yet: their guessed
+ * places, nt_shim_guess), read in the call that reads its chunk, as the
+ * steady state reads them. */
+static void unheld_frames(struct py_walker *w, struct thread_slot *s, uint32_t *niov)
 {
-	struct plan *p = &s->plan;
-	uint32_t k;
-
-	if (s->nwalked || p->nframes || !nt_cframes(w->L) || !s->thread_id)
+	if (!nt_shim_frames(w->L))
 		return;
-	for (k = 0; k < w->nt.nshim && p->nframes < MAX_SPEC_FRAMES; k++) {
-		if (w->nt.shim[k] >= s->thread_id || (w->nt.shim[k] & 7))
-			continue;
-		p->frames[p->nframes] = s->thread_id - w->nt.shim[k];
-		p->frame_seen[p->nframes++] = w->nsample - SPEC_KEEP - 1;
-	}
-	if (p->nframes)
+	(void)nt_shim_guess(w, s);
+	if (s->plan.nframes)
 		queue_spec(w, s, niov, w->iov_max);
 }
 
@@ -2222,7 +2296,7 @@ static int read_unheld(struct py_walker *w)
 			continue;
 		k = niov;
 		queue_thread(w, i, &niov, w->iov_max, 0);
-		nt_shims(w, s, &niov);
+		unheld_frames(w, s, &niov);
 		s->got = niov > k ? 2 : 1; /* 2: read here */
 	}
 	if (!niov)
@@ -2365,15 +2439,21 @@ static const uint8_t *frame_at(struct py_walker *w, struct thread_slot *s,
 			break;
 	}
 	/* A generator's frame lives in the generator object on the heap, a
-	 * shim frame on the C stack (3.12), in the window of it that may have
+	 * shim frame on the C stack (3.12+), in the window of it that may have
 	 * been read with the sample; otherwise read with the sample when the
 	 * last walk met it, else now. */
 	*where = -1;
-	if (s->thread_id > f && s->thread_id - f <= NT_OFF_MAX && nt_cframes(w->L))
+	if (s->thread_id > f && s->thread_id - f <= NT_OFF_MAX && nt_shim_frames(w->L))
 		nt_met(w->nt.shim, w->nt.shim_seen, &w->nt.nshim, NT_SHIMS, s->thread_id - f,
 		       w->nsample);
-	if (s->cfw_read && f >= s->plan.cfw_lo && f - s->plan.cfw_lo + need <= s->plan.cfw_len)
+	if (s->cfw_read && f >= s->plan.cfw_lo && f - s->plan.cfw_lo + need <= s->plan.cfw_len) {
+		/* Read ahead by address from then on: the window may not be
+		 * (a new thread's guessed one, read once; 3.12 reads one
+		 * again only while the thread's _PyCFrame moves). */
+		if (s->nwalked < MAX_SPEC_FRAMES)
+			s->walked[s->nwalked++] = f;
 		return w->buf + s->cfw_off + (f - s->plan.cfw_lo);
+	}
 	for (i = 0; i < s->nspec; i++)
 		if (s->plan.frames[i] == f) {
 			s->plan.frame_seen[i] = w->nsample;
@@ -2642,6 +2722,7 @@ static void walk_thread(struct py_walker *w, uint32_t idx, struct walk_stats *st
 		th->flags |= RAW_IDLE;
 		goto out;
 	}
+	s->walked_once = 1;
 	frames_room(w, w->o.max_depth);
 	visited_clear(w);
 	s->nwalked = 0; /* frames this walk reads one by one, for the next plan */

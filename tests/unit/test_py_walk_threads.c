@@ -6,8 +6,10 @@
  * repeat.  A thread the host says has exited is not read ahead (3.11); one
  * it says is idle is not read at all, unless it holds the GIL asleep, nor
  * is a new thread found idle.  A new thread where an ended one's places
- * were is found with the sample's read (3.11), and under 3.12 its shim frame
- * too.  Threads new at a sample keep their own thread states (2.7, 3.10).
+ * were is found with the sample's read (3.11), and under 3.12 and 3.13 its
+ * shim frame too; one found asleep comes whole with the read that finds it
+ * running.  Threads new at a sample keep their own thread states (2.7,
+ * 3.10).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -470,10 +472,25 @@ static uint8_t nt_sel = 6; /* image_target: 3.11, or 3.12 (7) */
 static unsigned int nt_sample;
 static int nt_heap_gaps; /* the heap between thread states not mapped */
 static unsigned int nt_more; /* samples after T3's first (nt_reads) */
+static unsigned int nt_asleep_until; /* T3 asleep in the samples before */
+/* Each test of these starts from the defaults, whatever the last one left
+ * (a failed assertion leaves its test at once). */
+static int nt_defaults(void **state)
+{
+	(void)state;
+	nt_sel = 6;
+	nt_heap_gaps = 0;
+	nt_more = 0;
+	nt_asleep_until = 0;
+	return 0;
+}
+
 static int nt_host(void *ctx, int64_t tid, uint64_t thread_id)
 {
 	(void)ctx;
 	(void)thread_id;
+	if (tid == 1003 && nt_sample < nt_asleep_until)
+		return HOST_ASLEEP;
 	return tid == GONE_TID && nt_sample >= 1 ? HOST_EXITED : HOST_UNKNOWN;
 }
 
@@ -495,17 +512,24 @@ static void nt_thread(struct fake *f, uint64_t ts, uint8_t when, uint32_t id, ui
 	memcpy(buf + L->tstate_interp, &f->t.interp, 8);
 	memcpy(buf + L->tstate_thread_id, &tid, 8);
 	memcpy(buf + L->tstate_native_thread_id, &(uint64_t){ 1000 + id }, 8);
-	if (chunk) {
+	if (chunk && L->tstate_current_frame >= 0) {
+		/* 3.13: the current frame pointer in the thread state. */
+		memcpy(buf + L->tstate_current_frame, &f1, 8);
+		memcpy(buf + L->tstate_datastack_chunk, &chunk, 8);
+		memcpy(buf + L->tstate_datastack_top, &(uint64_t){ f1 + 0x100 }, 8);
+	} else if (chunk) {
 		memcpy(buf + L->tstate_cframe, &cf, 8);
 		memcpy(buf + L->tstate_datastack_chunk, &chunk, 8);
 		memcpy(buf + L->tstate_datastack_top, &(uint64_t){ f1 + 0x100 }, 8);
-	} else {
+	} else if (L->tstate_cframe >= 0) {
 		/* Not begun: its root _PyCFrame (current frame 0) in the
 		 * thread state itself, past the fields set here. */
 		memcpy(buf + L->tstate_cframe, &(uint64_t){ ts + tsz - 64 }, 8);
 	}
 	region_when(f, ts, buf, (uint16_t)tsz, when);
-	if (!chunk) {
+	if (!chunk) { /* its C stack is there all the same */
+		memset(buf, 0, STACK_BYTES);
+		region_when(f, tid - STACK_BYTES, buf, STACK_BYTES, mem_when);
 		free(buf);
 		return;
 	}
@@ -518,7 +542,8 @@ static void nt_thread(struct fake *f, uint64_t ts, uint8_t when, uint32_t id, ui
 		memcpy(buf + (f0 - chunk) + L->iframe_previous, &(uint64_t){ tid - NT_SHIM_DEPTH }, 8);
 	region_when(f, chunk, buf, CHUNK_BYTES, mem_when);
 	memset(buf, 0, STACK_BYTES);
-	memcpy(buf + STACK_BYTES - NT_DEPTH + L->cframe_current_frame, &f1, 8);
+	if (L->tstate_cframe >= 0)
+		memcpy(buf + STACK_BYTES - NT_DEPTH + L->cframe_current_frame, &f1, 8);
 	if (L->iframe_owned_by_cstack >= 0) { /* its code: the trampoline's */
 		buf[STACK_BYTES - NT_SHIM_DEPTH + L->iframe_owner] = (uint8_t)L->iframe_owned_by_cstack;
 		memcpy(buf + STACK_BYTES - NT_SHIM_DEPTH + L->iframe_code, &(uint64_t){ CODE(9) }, 8);
@@ -578,7 +603,8 @@ static void nt_image(struct fake *f, enum nt_mode mode, int on_stack1)
 	f->t.interp = INTERP;
 	f->t.runtime = RUNTIME;
 	assert_true((size_t)L->tstate_size <= 0x1000 - 8);
-	assert_true(L->tstate_cframe >= 0 && NT_SHIM_DEPTH <= STACK_BYTES);
+	assert_true((L->tstate_cframe >= 0 || L->tstate_current_frame >= 0) &&
+		    NT_SHIM_DEPTH <= STACK_BYTES);
 	ihdr = (size_t)(L->interp_threads_head > L->interp_next ? L->interp_threads_head
 								  : L->interp_next) + 8;
 	/* 3.12: the interpreter's GIL (unlocked) in the runtime's zeros. */
@@ -692,15 +718,69 @@ static void test_new_thread_in_ended_ones_place(void **state)
 	expect_nt_reads(6);
 }
 
-/* 3.12: each thread's chain ends at the shim frame on its C stack, a
- * little under its _PyCFrame.  Its depth under the top, learned from the
- * threads walked before, has a new thread's shim frame read with its other
- * places: the reads of 3.11 above, none more (before, the shim frame of a
- * new thread was read alone: one read more in each case). */
+/* 3.12+: each thread's chain ends at the shim frame on its C stack (in
+ * 3.12 a little under its _PyCFrame; 3.13 has none, its current frame
+ * pointer is in the thread state).  Its depth under the top, learned from
+ * the threads walked before, has a new thread's shim frame read with its
+ * other places: the reads of 3.11 above, none more (before, the shim frame
+ * of a new thread was read alone: one read more in each case; 3.13 until
+ * this test, which its fake now covers). */
 static void test_new_thread_shim_frame_with_its_places(void **state)
 {
 	(void)state;
 	expect_nt_reads(7);
+	expect_nt_reads(8);
+}
+
+/* A new thread found asleep is not read (test_new_idle_thread_not_read);
+ * when it runs, at the next sample, that sample is one read, as a steady
+ * one: its chunk by its plan, and (3.12+) its shim frame at the depth
+ * guessed when it was planned (before, read alone: two reads, but where
+ * the ended thread's slot it took had planned the same place). */
+static void test_new_thread_found_asleep_then_running(void **state)
+{
+	static const enum nt_mode modes[] = { NT_FRESH, NT_GHOST, NT_REUSED, NT_ZONE };
+	static const uint8_t chunked[] = { 6, 7, 8 }; /* 3.11, 3.12, 3.13 */
+	size_t j, k;
+	int on;
+
+	(void)state;
+	nt_more = 1;
+	for (j = 0; j < sizeof(chunked); j++) {
+		nt_sel = chunked[j];
+		for (k = 0; k < sizeof(modes) / sizeof(modes[0]); k++)
+			for (on = 1; on >= 0; on--) {
+				nt_asleep_until = nt_plan_of(modes[k]).last + 1;
+				assert_int_equal(nt_reads(modes[k], on), 1);
+			}
+	}
+	nt_asleep_until = 0;
+	nt_more = 0;
+	nt_sel = 6;
+}
+
+/* The sample after a new thread's first is one read, as any steady one:
+ * what was read of it first (alone, with the sample's read, or as a
+ * guess) is read ahead from then on, its shim frame too when a guessed
+ * window of its C stack brought it the first time (before: read alone,
+ * 3.12 when the thread was read alone, 3.13 always). */
+static void test_new_thread_then_one_read(void **state)
+{
+	static const enum nt_mode modes[] = { NT_FRESH, NT_GHOST, NT_REUSED, NT_ZONE };
+	static const uint8_t chunked[] = { 6, 7, 8 }; /* 3.11, 3.12, 3.13 */
+	size_t j, k;
+	int on;
+
+	(void)state;
+	nt_more = 1;
+	for (j = 0; j < sizeof(chunked); j++) {
+		nt_sel = chunked[j];
+		for (k = 0; k < sizeof(modes) / sizeof(modes[0]); k++)
+			for (on = 1; on >= -1; on--)
+				assert_int_equal(nt_reads(modes[k], on), 1);
+	}
+	nt_more = 0;
+	nt_sel = 6;
 }
 
 /* The heap zone over memory not mapped (thread states not of one heap):
@@ -828,9 +908,11 @@ int main(void)
 		cmocka_unit_test(test_idle_thread_not_read),
 		cmocka_unit_test(test_asleep_gil_holder_read),
 		cmocka_unit_test(test_new_idle_thread_not_read),
-		cmocka_unit_test(test_new_thread_in_ended_ones_place),
-		cmocka_unit_test(test_new_thread_shim_frame_with_its_places),
-		cmocka_unit_test(test_heap_zone_over_a_gap),
+		cmocka_unit_test_setup(test_new_thread_in_ended_ones_place, nt_defaults),
+		cmocka_unit_test_setup(test_new_thread_shim_frame_with_its_places, nt_defaults),
+		cmocka_unit_test_setup(test_new_thread_found_asleep_then_running, nt_defaults),
+		cmocka_unit_test_setup(test_new_thread_then_one_read, nt_defaults),
+		cmocka_unit_test_setup(test_heap_zone_over_a_gap, nt_defaults),
 		cmocka_unit_test(test_new_threads_keep_their_state),
 	};
 
