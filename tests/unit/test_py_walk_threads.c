@@ -732,6 +732,27 @@ static void test_new_thread_shim_frame_with_its_places(void **state)
 	expect_nt_reads(8);
 }
 
+/* For 3.11, 3.12 and 3.13 and each place T3 may be found at (and with
+ * on_stack1 from 1 down to on_lo): the sample after T3's first is one
+ * read.  With asleep, T3 was asleep in its first sample. */
+static void expect_one_read_after(int asleep, int on_lo)
+{
+	static const enum nt_mode modes[] = { NT_FRESH, NT_GHOST, NT_REUSED, NT_ZONE };
+	static const uint8_t chunked[] = { 6, 7, 8 };
+	size_t j, k;
+	int on;
+
+	nt_more = 1;
+	for (j = 0; j < sizeof(chunked); j++) {
+		nt_sel = chunked[j];
+		for (k = 0; k < sizeof(modes) / sizeof(modes[0]); k++)
+			for (on = 1; on >= on_lo; on--) {
+				nt_asleep_until = asleep ? nt_plan_of(modes[k]).last + 1 : 0;
+				assert_int_equal(nt_reads(modes[k], on), 1);
+			}
+	}
+}
+
 /* A new thread found asleep is not read (test_new_idle_thread_not_read);
  * when it runs, at the next sample, that sample is one read, as a steady
  * one: its chunk by its plan, and (3.12+) its shim frame at the depth
@@ -739,24 +760,8 @@ static void test_new_thread_shim_frame_with_its_places(void **state)
  * the ended thread's slot it took had planned the same place). */
 static void test_new_thread_found_asleep_then_running(void **state)
 {
-	static const enum nt_mode modes[] = { NT_FRESH, NT_GHOST, NT_REUSED, NT_ZONE };
-	static const uint8_t chunked[] = { 6, 7, 8 }; /* 3.11, 3.12, 3.13 */
-	size_t j, k;
-	int on;
-
 	(void)state;
-	nt_more = 1;
-	for (j = 0; j < sizeof(chunked); j++) {
-		nt_sel = chunked[j];
-		for (k = 0; k < sizeof(modes) / sizeof(modes[0]); k++)
-			for (on = 1; on >= 0; on--) {
-				nt_asleep_until = nt_plan_of(modes[k]).last + 1;
-				assert_int_equal(nt_reads(modes[k], on), 1);
-			}
-	}
-	nt_asleep_until = 0;
-	nt_more = 0;
-	nt_sel = 6;
+	expect_one_read_after(1, 0);
 }
 
 /* The sample after a new thread's first is one read, as any steady one:
@@ -766,21 +771,8 @@ static void test_new_thread_found_asleep_then_running(void **state)
  * 3.12 when the thread was read alone, 3.13 always). */
 static void test_new_thread_then_one_read(void **state)
 {
-	static const enum nt_mode modes[] = { NT_FRESH, NT_GHOST, NT_REUSED, NT_ZONE };
-	static const uint8_t chunked[] = { 6, 7, 8 }; /* 3.11, 3.12, 3.13 */
-	size_t j, k;
-	int on;
-
 	(void)state;
-	nt_more = 1;
-	for (j = 0; j < sizeof(chunked); j++) {
-		nt_sel = chunked[j];
-		for (k = 0; k < sizeof(modes) / sizeof(modes[0]); k++)
-			for (on = 1; on >= -1; on--)
-				assert_int_equal(nt_reads(modes[k], on), 1);
-	}
-	nt_more = 0;
-	nt_sel = 6;
+	expect_one_read_after(0, -1);
 }
 
 /* The heap zone over memory not mapped (thread states not of one heap):
