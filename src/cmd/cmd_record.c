@@ -27,6 +27,14 @@
 
 #define MAX_OUTPUTS OPT_LIST_MAX
 #define WHO "pyspyc"
+/* The summary suggests --blocking when at least TORN_HINT_PCT percent of
+ * the stacks, and TORN_HINT_MIN of them, came out torn: before Python 3.11
+ * a thread deep in fast recursion frees and reuses its frame objects
+ * within the microseconds a read of their pages takes (a pure-Python fib
+ * loop under 2.7, 3.6, 3.8 and 3.10 on a virtual machine: 98-99.8% of
+ * its stacks torn without --blocking, under 1% with it). */
+#define TORN_HINT_PCT 20
+#define TORN_HINT_MIN 20
 
 struct record_args {
 	long long pid;
@@ -424,6 +432,11 @@ static void summary(const struct session_stats *st, const struct record_args *a,
 	if (st->rereads)
 		fprintf(stderr, "; %llu re-reads of torn stacks",
 			(unsigned long long)st->rereads);
+	if (!a->s.blocking && st->torn >= TORN_HINT_MIN &&
+	    st->torn * 100 >= (st->torn + st->stacks) * TORN_HINT_PCT)
+		fprintf(stderr, "; %.0f%% of the stacks changed while being read: --blocking "
+			"reads them from paused threads",
+			100.0 * (double)st->torn / (double)(st->torn + st->stacks));
 	if (st->returned)
 		fprintf(stderr, "; %llu stacks read just after their innermost call "
 			"returned (counted without it)", (unsigned long long)st->returned);
