@@ -113,6 +113,20 @@ pid_t proc_live_task(pid_t pid);
  * process becomes a zombie its parent can reap).  0 while it runs. */
 int proc_exiting(pid_t pid);
 
+/* A handle on /proc/PID/task, for proc_tasks_read().  The fd or -errno
+ * (-ESRCH: no such process). */
+int proc_tasks_open(pid_t pid);
+
+/* The ids of the threads listed in dirfd (proc_tasks_open), read again from
+ * the start each call, so that one fd serves every read: no open, one or
+ * two getdents64 calls.  Sorted, into tids[0..cap): a process with more
+ * threads gives cap of them.  Returns the count or -errno (0 once the
+ * process has exited). */
+int proc_tasks_read(int dirfd, int32_t *tids, size_t cap);
+
+/* The same for pid, through a handle of its own. */
+int proc_tasks(pid_t pid, int32_t *tids, size_t cap);
+
 /* 1 when tid is a thread of process pid now, 0 when not. */
 int proc_task_of(pid_t pid, pid_t tid);
 

@@ -1,5 +1,4 @@
 /* py_threads.c - OS thread ids, activity and names of Python threads. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -182,37 +181,6 @@ void thread_map_free(struct thread_map *tm)
 	free(tm);
 }
 
-/* The process's task ids, sorted.  Returns the count or -errno. */
-static int list_tasks(pid_t pid, int32_t *tids, int cap)
-{
-	char path[64];
-	struct dirent *d;
-	DIR *dir;
-	int n = 0, i, j;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	dir = opendir(path);
-	if (!dir)
-		return -errno;
-	while ((d = readdir(dir)) && n < cap) {
-		char *end;
-		long v = strtol(d->d_name, &end, 10);
-
-		if (*end || v <= 0 || v > INT32_MAX)
-			continue;
-		tids[n++] = (int32_t)v;
-	}
-	closedir(dir);
-	for (i = 1; i < n; i++) /* insertion sort: task lists are short */
-		for (j = i; j > 0 && tids[j - 1] > tids[j]; j--) {
-			int32_t x = tids[j];
-
-			tids[j] = tids[j - 1];
-			tids[j - 1] = x;
-		}
-	return n;
-}
-
 /* The process's task ids as it knows them itself (in its PID namespace),
  * sorted.  Returns the count or -errno. */
 static int list_inner_tasks(struct thread_map *tm, int32_t *tids, int cap)
@@ -265,7 +233,7 @@ static void find_tid_offset(struct thread_map *tm, const struct raw_sample *rs)
 	descs = calloc(rs->nthreads, DESC_SCAN);
 	ntasks = !tasks ? -ENOMEM
 		 : tm->ns.active ? list_inner_tasks(tm, tasks, MAX_TASKS)
-				 : list_tasks(tm->t->pid, tasks, MAX_TASKS);
+				 : proc_tasks(tm->t->pid, tasks, MAX_TASKS);
 	if (ntasks <= 0 || !descs)
 		goto out;
 	for (i = 0; i < rs->nthreads; i++) {

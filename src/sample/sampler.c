@@ -49,6 +49,12 @@ struct sampler {
 	uint32_t ntraced;
 	struct pre_state { int32_t tid; int state; } *pre; /* state letter, or -errno */
 	uint32_t npre;
+	/* The process's threads as /proc/PID/task listed them at the last
+	 * pause (sorted), and room for the next listing: a thread listed now
+	 * and not then is new, and traced with the rest. */
+	int task_fd;
+	int32_t *tasks, *tasks_now;
+	uint32_t ntasks;
 	/* Thread label -> frame id, for -t: the last few threads seen. */
 	struct { uint64_t thread_id, version; int32_t tid; uint32_t frame; int named; } tframes[64];
 
@@ -163,6 +169,7 @@ int sampler_new(struct sampler **out, const struct py_target *t,
 	s->head_off = t->layout->runtime_interp_head;
 	s->version_hex = t->version_hex;
 	s->find_flags = t->flags;
+	s->task_fd = -1;
 	s->handle = proc_handle_open(t->pid);
 	if (s->handle == -ENOSYS) {
 		s->handle = -1;
@@ -208,10 +215,14 @@ int sampler_new(struct sampler **out, const struct py_target *t,
 	if (o->blocking) {
 		s->traced = calloc(o->walk.max_threads, sizeof(*s->traced));
 		s->pre = calloc(o->walk.max_threads, sizeof(*s->pre));
-		if (!s->traced || !s->pre) {
+		s->tasks = calloc(o->walk.max_threads, sizeof(*s->tasks));
+		s->tasks_now = calloc(o->walk.max_threads, sizeof(*s->tasks_now));
+		if (!s->traced || !s->pre || !s->tasks || !s->tasks_now) {
 			err = -ENOMEM;
 			goto out_free;
 		}
+		/* Without it, only the threads of the last sample are paused. */
+		s->task_fd = proc_tasks_open(t->pid);
 	}
 	if (o->process_root) {
 		char cmd[512], label[600];
@@ -244,6 +255,10 @@ void sampler_free(struct sampler *s)
 	free(s->probe);
 	free(s->traced);
 	free(s->pre);
+	free(s->tasks);
+	free(s->tasks_now);
+	if (s->task_fd >= 0)
+		close(s->task_fd);
 	free(s->pick);
 	free(s->tids);
 	py_sym_free(s->sym);
@@ -333,9 +348,49 @@ static int same_threads(const struct sampler *s, uint32_t n)
 	return 1;
 }
 
-/* --blocking, before a sample: trace exactly the Python threads the last
- * sample saw, read their OS states while they still run, and stop them.
- * Returns 1 when the threads are held (the caller resumes them). */
+/* --blocking: append to pre[0..n) (sorted) the threads started since the
+ * last listing of the process's threads, and list them anew.  A thread
+ * started since the last sample is one the walk may find running Python
+ * (a server that starts a thread per request has one at nearly every
+ * tick): traced only from the next sample on, it would be read running,
+ * and before 3.11 such a stack is often torn.  A listing costs a seek and
+ * a getdents64 or two.  Threads in neither list (non-Python ones, or ones
+ * that started Python after the listing) are left as they are.  Returns
+ * the new count. */
+static uint32_t add_new_threads(struct sampler *s, uint32_t n)
+{
+	uint32_t i, j = 0, base = n, max = s->o.walk.max_threads;
+	int32_t *t;
+	int m;
+
+	if (s->task_fd < 0)
+		return n;
+	m = proc_tasks_read(s->task_fd, s->tasks_now, max);
+	if (m < 0)
+		return n;
+	for (i = 0; i < (uint32_t)m && n < max; i++) {
+		int32_t tid = s->tasks_now[i];
+
+		while (j < s->ntasks && s->tasks[j] < tid)
+			j++;
+		if ((j < s->ntasks && s->tasks[j] == tid) ||
+		    bsearch(&tid, s->pre, base, sizeof(*s->pre), cmp_pre_tid))
+			continue;
+		s->pre[n++].tid = tid;
+	}
+	t = s->tasks;
+	s->tasks = s->tasks_now;
+	s->tasks_now = t;
+	s->ntasks = (uint32_t)m;
+	if (n > base)
+		qsort(s->pre, n, sizeof(*s->pre), cmp_pre_tid);
+	return n;
+}
+
+/* --blocking, before a sample: trace the Python threads the last sample
+ * saw and the threads started since, read their OS states while they
+ * still run, and stop them.  Returns 1 when the threads are held (the
+ * caller resumes them). */
 static int pause_threads(struct sampler *s, const struct raw_sample *last)
 {
 	uint32_t i, n = 0;
@@ -347,8 +402,9 @@ static int pause_threads(struct sampler *s, const struct raw_sample *last)
 		for (i = 0; i < s->npick && n < s->o.walk.max_threads; i++)
 			if (s->pick[i].tid > 0)
 				s->pre[n++].tid = s->pick[i].tid;
-		s->npre = n;
 		qsort(s->pre, n, sizeof(*s->pre), cmp_pre_tid);
+		n = add_new_threads(s, n);
+		s->npre = n;
 	}
 	/* The states before any thread is newly traced: a thread seized in
 	 * a stop (SIGSTOP'd) is woken to report the stop to us, and the

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import PYSPYC, parse_collapsed, run_pyspyc
+from conftest import PYSPYC, frame_name, parse_collapsed, run_pyspyc, why
 from test_record import check_split
 
 
@@ -46,6 +46,26 @@ def test_blocking_with_idle_pauses(python, target, tmp_path):
                     "-o", str(out)], timeout=60)
     assert r.returncode == 0, r.stderr
     assert re.search(r"paused [\d.]+ us per sample", r.stderr), r.stderr
+    assert status_field(t.pid, "TracerPid") == "0"
+
+
+def test_blocking_pauses_new_threads(model_python, target, tmp_path):
+    """A thread started since the last sample is paused with the others:
+    recursion.py runs each fib(18) in a thread of its own, so the thread
+    running Python is new at nearly every sample.  Read running, before
+    3.11 most of its stacks come out torn (test_torn_share_names_blocking);
+    paused, they are read whole."""
+    t = target(model_python, "recursion.py", 30, "threads")
+    out = tmp_path / "n.folded"
+    r = run_pyspyc(["record", "--blocking", "-p", str(t.pid), "-r", "200", "-d", "2",
+                    "-o", str(out)], timeout=60)
+    assert r.returncode == 0, r.stderr
+    torn = int(re.search(r"(\d+) torn stacks", r.stderr).group(1))
+    fib = sum(c for fr, c in parse_collapsed(out.read_text())
+              if frame_name(fr[-1]) == "fib")
+    assert fib >= 60 and torn <= 0.05 * (fib + torn), why(
+        "%d fib stacks, %d torn" % (fib, torn), r.stderr)
+    assert t.proc.poll() is None
     assert status_field(t.pid, "TracerPid") == "0"
 
 
