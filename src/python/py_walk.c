@@ -1663,29 +1663,46 @@ static int plan_holds(struct py_walker *w, uint32_t i)
 	return top > chunk && top - chunk <= p->len;
 }
 
+/* Does the C-stack window of plan p hold a whole frame at f? */
+static int in_cfw(const struct py_walker *w, const struct plan *p, uint64_t f)
+{
+	return p->cfw_len && f >= p->cfw_lo &&
+	       f - p->cfw_lo + (uint64_t)w->L->iframe_size <= p->cfw_len;
+}
+
 /* Queue the frames the last walk of s read one by one, to be read with the
- * sample (they are matched by address as the walk meets them). */
+ * sample (they are matched by address as the walk meets them).  win: the
+ * plan's C-stack window is read in the same call (queue_slot), and the
+ * frames in it are not read again: 3.12 shim frames, while the thread's
+ * _PyCFrame moves (frame_at takes them from the window first).  Their
+ * places in the buffer stay, unread. */
 static void queue_spec(struct py_walker *w, struct thread_slot *s, uint32_t *niov,
-		       uint32_t cap)
+		       uint32_t cap, int win)
 {
 	const struct plan *p = &s->plan;
 	size_t fsize = (size_t)w->L->iframe_size; /* 3.11+ only (queue_slot) */
-	uint32_t k;
+	uint32_t k, n = 0, plain = 0, walked = s->nwalked < p->nframes ? s->nwalked : p->nframes;
 
-	if (*niov + p->nframes > cap || !iov_room(w, *niov + p->nframes) ||
-	    !buf_room(w, p->nframes * fsize))
+	for (k = 0; k < p->nframes; k++)
+		if (!win || !in_cfw(w, p, p->frames[k])) {
+			n++;
+			plain += k < walked;
+		}
+	if (*niov + n > cap || !iov_room(w, *niov + n) || !buf_room(w, p->nframes * fsize))
 		return;
 	s->spec_off = w->buf_used;
 	for (k = 0; k < p->nframes; k++) {
-		rmem_iov(&w->liov[*niov], &w->riov[*niov], w->buf + w->buf_used,
-			p->frames[k], fsize);
-		(*niov)++;
+		if (!win || !in_cfw(w, p, p->frames[k])) {
+			rmem_iov(&w->liov[*niov], &w->riov[*niov], w->buf + w->buf_used,
+				p->frames[k], fsize);
+			(*niov)++;
+		}
 		w->buf_used += fsize;
 	}
 	s->nspec = p->nframes;
-	s->xf_lo = *niov - p->nframes + (s->nwalked < p->nframes ? s->nwalked : p->nframes);
+	s->xf_lo = *niov - n + plain;
 	s->xf_hi = *niov;
-	w->extra |= p->nframes > s->nwalked;
+	w->extra |= n > plain;
 }
 
 static int cmp_u64(const void *a, const void *b);
@@ -1871,20 +1888,24 @@ static void queue_slot(struct py_walker *w, struct thread_slot *s, uint64_t tsta
 	const struct py_layout *L = w->L;
 	const struct plan *p = &s->plan;
 	uint32_t k;
+	int win;
 
 	slot_reset(s, tstate);
 	/* Frame objects come with the walker's runs of pages instead. */
 	if (L->frame_model == PY_FRAMES_OBJECTS)
 		return;
-	if (ahead)
-		queue_spec(w, s, niov, cap);
 	/* 3.13+ keeps the frame pointer in the thread state itself: it is
 	 * taken from there when walking, after this call refreshed it. */
 	/* The current frame pointer at the _PyCFrame (3.11, 3.12); ahead of
 	 * time also at the thread's recent places, as one window of its C
-	 * stack when they are close. */
-	if (ahead && p->cfw_len && *niov < cap && iov_room(w, *niov + 1) &&
-	    buf_room(w, p->cfw_len)) {
+	 * stack when they are close, with room made for it before the frames
+	 * read ahead, which leave out those it holds. */
+	win = ahead && p->cfw_len && *niov + p->nframes < cap &&
+	      iov_room(w, *niov + p->nframes + 1) &&
+	      buf_room(w, (uint64_t)p->nframes * (uint64_t)L->iframe_size + p->cfw_len);
+	if (ahead)
+		queue_spec(w, s, niov, cap, win);
+	if (win) {
 		s->cfw_off = w->buf_used;
 		s->cfw_read = 1;
 		s->xc_lo = *niov;
@@ -2267,7 +2288,7 @@ static void unheld_frames(struct py_walker *w, struct thread_slot *s, uint32_t *
 		return;
 	(void)nt_shim_guess(w, s);
 	if (s->plan.nframes)
-		queue_spec(w, s, niov, w->iov_max);
+		queue_spec(w, s, niov, w->iov_max, 0);
 }
 
 /* After the steady state's read (and rebuild_list) left the thread states
@@ -2446,7 +2467,7 @@ static const uint8_t *frame_at(struct py_walker *w, struct thread_slot *s,
 	if (s->thread_id > f && s->thread_id - f <= NT_OFF_MAX && nt_shim_frames(w->L))
 		nt_met(w->nt.shim, w->nt.shim_seen, &w->nt.nshim, NT_SHIMS, s->thread_id - f,
 		       w->nsample);
-	if (s->cfw_read && f >= s->plan.cfw_lo && f - s->plan.cfw_lo + need <= s->plan.cfw_len) {
+	if (s->cfw_read && in_cfw(w, &s->plan, f)) {
 		/* Read ahead by address from then on: the window may not be
 		 * (a new thread's guessed one, read once; 3.12 reads one
 		 * again only while the thread's _PyCFrame moves). */

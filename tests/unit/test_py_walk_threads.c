@@ -8,8 +8,9 @@
  * is a new thread found idle.  A new thread where an ended one's places
  * were is found with the sample's read (3.11), and under 3.12 and 3.13 its
  * shim frame too; one found asleep comes whole with the read that finds it
- * running.  Threads new at a sample keep their own thread states (2.7,
- * 3.10).
+ * running.  A 3.12 thread's shim frame in the window of its C stack read
+ * for its moving _PyCFrame is not read again alone.  Threads new at a
+ * sample keep their own thread states (2.7, 3.10).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -775,6 +776,111 @@ static void test_new_thread_then_one_read(void **state)
 	expect_one_read_after(0, -1);
 }
 
+/* 3.12: one thread whose _PyCFrame moves at every sample (calls through C
+ * put it at another depth), so the places it was at are read as one window
+ * of its C stack, which holds its shim frame (the frame its entry into the
+ * interpreter pushed, NT_SHIM_DEPTH under the top).  The shim frame is
+ * taken from that window, not read again on its own: one range less in
+ * the call, and a page lookup less (before: read twice, in the window and
+ * alone, in every such sample). */
+#define CFW_MOVE 0x80u
+static rmem_readv_fn cfw_image;
+static uint64_t cfw_shim, cfw_alone, cfw_windows;
+static size_t cfw_fsize;
+
+static ssize_t cfw_readv(void *ctx, const struct iovec *local, unsigned long nl,
+			 const struct iovec *remote, unsigned long nr)
+{
+	unsigned long k;
+
+	for (k = 0; k < nr; k++) {
+		uint64_t a = (uint64_t)(uintptr_t)remote[k].iov_base;
+
+		if (a == cfw_shim)
+			cfw_alone++;
+		else if (a < cfw_shim && a + remote[k].iov_len >= cfw_shim + cfw_fsize)
+			cfw_windows++;
+	}
+	return cfw_image(ctx, local, nl, remote, nr);
+}
+
+static void test_shim_frame_in_window_read_once(void **state)
+{
+	struct walk_opts o = { .max_depth = 64, .max_threads = 16 };
+	struct walk_stats st = { 0 };
+	const struct py_layout *L;
+	const uint64_t tid = STACK0, chunk = CHUNKS;
+	uint64_t f0, f1, cf[2] = { tid - NT_DEPTH, tid - NT_DEPTH - CFW_MOVE };
+	struct py_walker *w;
+	struct raw_sample *rs;
+	struct fake f;
+	uint8_t *buf;
+	size_t tsz;
+	unsigned int n;
+	int k, x_ok;
+
+	(void)state;
+	fake_head(&f, 7, 2, CHUNK_BYTES + STACK_BYTES + 64);
+	L = f.t.layout;
+	tsz = (size_t)L->tstate_size;
+	cfw_fsize = (size_t)L->iframe_size;
+	cfw_shim = tid - NT_SHIM_DEPTH;
+	f0 = chunk + (uint64_t)L->chunk_data + 8;
+	f1 = f0 + 0x100;
+	buf = calloc(1, CHUNK_BYTES);
+	assert_non_null(buf);
+	/* Its thread state, its _PyCFrame at one depth in the even samples
+	 * and at another in the odd ones. */
+	for (k = 0; k < 2; k++) {
+		memset(buf, 0, tsz);
+		memcpy(buf + L->tstate_interp, &f.t.interp, 8);
+		memcpy(buf + L->tstate_thread_id, &tid, 8);
+		memcpy(buf + L->tstate_native_thread_id, &(uint64_t){ 1000 }, 8);
+		memcpy(buf + L->tstate_cframe, &cf[k], 8);
+		memcpy(buf + L->tstate_datastack_chunk, &chunk, 8);
+		memcpy(buf + L->tstate_datastack_top, &(uint64_t){ f1 + 0x100 }, 8);
+		region_when(&f, TSTATES, buf, (uint16_t)tsz, k ? 0xaa : 0x55);
+	}
+	/* Its chunk: f0 called from the shim frame, f1 from f0. */
+	memset(buf, 0, CHUNK_BYTES);
+	memcpy(buf + L->chunk_size, &(uint64_t){ CHUNK_BYTES }, 8);
+	memcpy(buf + (f0 - chunk) + L->iframe_code, &(uint64_t){ CODE(0) }, 8);
+	memcpy(buf + (f0 - chunk) + L->iframe_previous, &cfw_shim, 8);
+	memcpy(buf + (f1 - chunk) + L->iframe_code, &(uint64_t){ CODE(1) }, 8);
+	memcpy(buf + (f1 - chunk) + L->iframe_previous, &f0, 8);
+	region(&f, chunk, buf, CHUNK_BYTES);
+	/* Its C stack: both _PyCFrames point at f1; the shim frame. */
+	memset(buf, 0, STACK_BYTES);
+	for (k = 0; k < 2; k++)
+		memcpy(buf + STACK_BYTES - (tid - cf[k]) + L->cframe_current_frame, &f1, 8);
+	buf[STACK_BYTES - NT_SHIM_DEPTH + L->iframe_owner] = (uint8_t)L->iframe_owned_by_cstack;
+	memcpy(buf + STACK_BYTES - NT_SHIM_DEPTH + L->iframe_code, &(uint64_t){ CODE(9) }, 8);
+	region(&f, tid - STACK_BYTES, buf, STACK_BYTES);
+	free(buf);
+	image_init(&f.im, f.in, f.len);
+	image_load(&f.im);
+
+	assert_int_equal(py_walker_new(&w, &f.t, &o), 0);
+	image_attach(&f.im, py_walker_mem(w));
+	cfw_image = py_walker_mem(w)->fake;
+	py_walker_mem(w)->fake = cfw_readv;
+	for (n = 0; n < 8; n++) {
+		if (n == 3) /* the window is planned from the places seen */
+			cfw_alone = cfw_windows = 0;
+		image_set_sample(&f.im, n);
+		assert_int_equal(py_walker_sample(w, NULL, NULL, 0, &x_ok, &rs, &st), 0);
+		assert_int_equal(rs->nthreads, 1);
+		assert_int_equal(rs->threads[0].flags & RAW_TORN, 0);
+		assert_int_equal(rs->threads[0].depth, 2);
+		assert_int_equal(rs->frames[rs->threads[0].first].code, CODE(1));
+		assert_int_equal(rs->frames[rs->threads[0].first + 1].code, CODE(0));
+	}
+	assert_true(cfw_windows >= 5);
+	assert_int_equal(cfw_alone, 0);
+	py_walker_free(w);
+	free(f.in);
+}
+
 /* The heap zone over memory not mapped (thread states not of one heap):
  * its read fails, which loses the reads after it, and the sample is whole
  * all the same (T3 read alone, 2 reads, and the threads' chunks, 1).  The
@@ -904,6 +1010,7 @@ int main(void)
 		cmocka_unit_test_setup(test_new_thread_shim_frame_with_its_places, nt_defaults),
 		cmocka_unit_test_setup(test_new_thread_found_asleep_then_running, nt_defaults),
 		cmocka_unit_test_setup(test_new_thread_then_one_read, nt_defaults),
+		cmocka_unit_test(test_shim_frame_in_window_read_once),
 		cmocka_unit_test_setup(test_heap_zone_over_a_gap, nt_defaults),
 		cmocka_unit_test(test_new_threads_keep_their_state),
 	};
