@@ -2332,10 +2332,6 @@ static int read_unheld(struct py_walker *w)
 			continue;
 		if (s->ncopies && rd64(w->buf + s->copies[0].off, w->L->chunk_size) == 0)
 			s->ncopies = 0; /* the zeroed copy of a failed read */
-		for (k = 0; k < s->nspec; k++)
-			if (!rd64(w->buf + s->spec_off + (size_t)k * (size_t)w->L->iframe_size,
-				  w->L->iframe_code))
-				s->nspec = 0; /* the same (no frame has no code) */
 		if (s->ncf_read)
 			s->current_frame = s->cf_val[0];
 	}
@@ -2475,8 +2471,12 @@ static const uint8_t *frame_at(struct py_walker *w, struct thread_slot *s,
 			s->walked[s->nwalked++] = f;
 		return w->buf + s->cfw_off + (f - s->plan.cfw_lo);
 	}
+	/* A frame read ahead that has no code is no frame: a guessed place
+	 * that held none then, or the zeroed copy of a read that failed
+	 * (readv_each).  Read now: only that one; the others stand. */
 	for (i = 0; i < s->nspec; i++)
-		if (s->plan.frames[i] == f) {
+		if (s->plan.frames[i] == f &&
+		    rd64(w->buf + s->spec_off + (size_t)i * need, w->L->iframe_code)) {
 			s->plan.frame_seen[i] = w->nsample;
 			if (s->nwalked < MAX_SPEC_FRAMES)
 				s->walked[s->nwalked++] = f;

@@ -474,6 +474,11 @@ static unsigned int nt_sample;
 static int nt_heap_gaps; /* the heap between thread states not mapped */
 static unsigned int nt_more; /* samples after T3's first (nt_reads) */
 static unsigned int nt_asleep_until; /* T3 asleep in the samples before */
+/* 3.12+: T0 calls through C (f1 from a second shim frame, NT_SHIM2_DEPTH
+ * under the top, which f0 called), so two shim depths are learned, one of
+ * which holds no frame on T3's stack. */
+static int nt_two_shims;
+#define NT_SHIM2_DEPTH 0x1800u
 /* Each test of these starts from the defaults, whatever the last one left
  * (a failed assertion leaves its test at once). */
 static int nt_defaults(void **state)
@@ -483,6 +488,7 @@ static int nt_defaults(void **state)
 	nt_heap_gaps = 0;
 	nt_more = 0;
 	nt_asleep_until = 0;
+	nt_two_shims = 0;
 	return 0;
 }
 
@@ -541,6 +547,8 @@ static void nt_thread(struct fake *f, uint64_t ts, uint8_t when, uint32_t id, ui
 	memcpy(buf + (f1 - chunk) + L->iframe_previous, &f0, 8);
 	if (L->iframe_owned_by_cstack >= 0) /* 3.12: f0 called from the shim */
 		memcpy(buf + (f0 - chunk) + L->iframe_previous, &(uint64_t){ tid - NT_SHIM_DEPTH }, 8);
+	if (L->iframe_owned_by_cstack >= 0 && nt_two_shims && id == 0)
+		memcpy(buf + (f1 - chunk) + L->iframe_previous, &(uint64_t){ tid - NT_SHIM2_DEPTH }, 8);
 	region_when(f, chunk, buf, CHUNK_BYTES, mem_when);
 	memset(buf, 0, STACK_BYTES);
 	if (L->tstate_cframe >= 0)
@@ -548,6 +556,13 @@ static void nt_thread(struct fake *f, uint64_t ts, uint8_t when, uint32_t id, ui
 	if (L->iframe_owned_by_cstack >= 0) { /* its code: the trampoline's */
 		buf[STACK_BYTES - NT_SHIM_DEPTH + L->iframe_owner] = (uint8_t)L->iframe_owned_by_cstack;
 		memcpy(buf + STACK_BYTES - NT_SHIM_DEPTH + L->iframe_code, &(uint64_t){ CODE(9) }, 8);
+	}
+	if (L->iframe_owned_by_cstack >= 0 && nt_two_shims && id == 0) {
+		uint8_t *g = buf + STACK_BYTES - NT_SHIM2_DEPTH;
+
+		g[L->iframe_owner] = (uint8_t)L->iframe_owned_by_cstack;
+		memcpy(g + L->iframe_code, &(uint64_t){ CODE(9) }, 8);
+		memcpy(g + L->iframe_previous, &f0, 8);
 	}
 	region_when(f, tid - STACK_BYTES, buf, STACK_BYTES, mem_when);
 	free(buf);
@@ -729,6 +744,20 @@ static void test_new_thread_in_ended_ones_place(void **state)
 static void test_new_thread_shim_frame_with_its_places(void **state)
 {
 	(void)state;
+	expect_nt_reads(7);
+	expect_nt_reads(8);
+}
+
+/* 3.12+: where other threads entered the interpreter at more than one
+ * depth, a new thread's shim frame is guessed at each, and the guesses at
+ * depths where it has none read no frame: the one that holds it is still
+ * taken, the reads as with one depth (before: a thread read again alone
+ * dropped all its guesses for the empty one, and read its shim frame by
+ * itself, a read more). */
+static void test_new_thread_shim_guess_among_empty(void **state)
+{
+	(void)state;
+	nt_two_shims = 1;
 	expect_nt_reads(7);
 	expect_nt_reads(8);
 }
@@ -1008,6 +1037,7 @@ int main(void)
 		cmocka_unit_test(test_new_idle_thread_not_read),
 		cmocka_unit_test_setup(test_new_thread_in_ended_ones_place, nt_defaults),
 		cmocka_unit_test_setup(test_new_thread_shim_frame_with_its_places, nt_defaults),
+		cmocka_unit_test_setup(test_new_thread_shim_guess_among_empty, nt_defaults),
 		cmocka_unit_test_setup(test_new_thread_found_asleep_then_running, nt_defaults),
 		cmocka_unit_test_setup(test_new_thread_then_one_read, nt_defaults),
 		cmocka_unit_test(test_shim_frame_in_window_read_once),
