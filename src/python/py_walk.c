@@ -224,7 +224,8 @@ struct thread_slot {
 	 * word before the read); 0 when read. */
 	uint8_t idle;
 	uint8_t had_gil;       /* its thread held the GIL at its last walk */
-	uint8_t walked_once;   /* its thread was walked (not idle) in this slot */
+	uint8_t walked_whole;  /* its thread was walked whole (not idle, not
+				* torn) in this slot */
 	/* A new thread's slot, its thread state read with guesses of its
 	 * places (NT_SPEC: the sample's read; NT_FRESH: its own), or alone
 	 * (NT_ALONE); NT_NONE for the others.  NT_GONE, during the sample's
@@ -1554,7 +1555,7 @@ static void plan_thread(struct py_walker *w, uint32_t i)
 		s->cf_hot = 0;
 		s->nwalked = 0;
 		s->top_hw = 0;
-		s->walked_once = 0;
+		s->walked_whole = 0;
 		p->nframes = 0;
 	}
 	p->cframe = L->tstate_cframe >= 0 ? rd64(ts, L->tstate_cframe) : 0;
@@ -1568,9 +1569,10 @@ static void plan_thread(struct py_walker *w, uint32_t i)
 		return;
 	nt_learn(w, ts);
 	plan_spec_frames(w, s);
-	/* Not walked yet (a new thread, idle when first read): its shim
-	 * frames come with the read that finds it running. */
-	if (!s->walked_once)
+	/* Not walked whole yet (a new thread, idle when first read, or whose
+	 * walks came out torn, read again at once): its shim frames come with
+	 * the read that finds it running, or reads it again. */
+	if (!s->walked_whole)
 		(void)nt_shim_guess(w, s);
 	/* The older chunks hold the callers' frames, which stay put while the
 	 * newest chunk is in use: read them ahead too, a little past what was
@@ -2352,6 +2354,7 @@ static int read_chunks(struct py_walker *w)
 	for (i = 0; i < w->nknown; i++) {
 		plan_thread(w, i);
 		queue_thread(w, i, &niov, w->iov_max, 0);
+		unheld_frames(w, slot_of(w, i), &niov);
 	}
 	w->planned = 1;
 	w->nruns = 0;
@@ -2743,7 +2746,6 @@ static void walk_thread(struct py_walker *w, uint32_t idx, struct walk_stats *st
 		th->flags |= RAW_IDLE;
 		goto out;
 	}
-	s->walked_once = 1;
 	frames_room(w, w->o.max_depth);
 	visited_clear(w);
 	s->nwalked = 0; /* frames this walk reads one by one, for the next plan */
@@ -2768,6 +2770,8 @@ static void walk_thread(struct py_walker *w, uint32_t idx, struct walk_stats *st
 			th->flags |= RAW_TORN;
 	}
 out:
+	if (!s->idle && !(th->flags & RAW_TORN))
+		s->walked_whole = 1;
 	s->had_gil = (uint8_t)gil_holds(w, th->tstate);
 	if (s->had_gil)
 		th->flags |= RAW_GIL;
@@ -2877,6 +2881,7 @@ static int reread_thread(struct py_walker *w, uint32_t idx)
 		return -ESRCH; /* torn down meanwhile */
 	plan_thread(w, idx);
 	queue_thread(w, idx, &niov, RMEM_MAX_IOV, 0);
+	unheld_frames(w, s, &niov);
 	if (niov && (err = rmem_readv(&w->mem, w->liov, w->riov, niov)))
 		return err;
 	if (s->ncf_read)
