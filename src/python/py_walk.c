@@ -224,8 +224,8 @@ struct thread_slot {
 	 * word before the read); 0 when read. */
 	uint8_t idle;
 	uint8_t had_gil;       /* its thread held the GIL at its last walk */
-	uint8_t walked_whole;  /* its thread was walked whole (not idle, not
-				* torn) in this slot */
+	uint8_t walked_whole;  /* its thread was walked whole in this slot:
+				* not idle, not torn, some frames */
 	/* A new thread's slot, its thread state read with guesses of its
 	 * places (NT_SPEC: the sample's read; NT_FRESH: its own), or alone
 	 * (NT_ALONE); NT_NONE for the others.  NT_GONE, during the sample's
@@ -1569,9 +1569,10 @@ static void plan_thread(struct py_walker *w, uint32_t i)
 		return;
 	nt_learn(w, ts);
 	plan_spec_frames(w, s);
-	/* Not walked whole yet (a new thread, idle when first read, or whose
-	 * walks came out torn, read again at once): its shim frames come with
-	 * the read that finds it running, or reads it again. */
+	/* Not walked whole yet (a new thread, idle or not begun when first
+	 * read, or whose walks came out torn, read again at once): its shim
+	 * frames come with the read that finds it running, or reads it
+	 * again.  The one place they are guessed. */
 	if (!s->walked_whole)
 		(void)nt_shim_guess(w, s);
 	/* The older chunks hold the callers' frames, which stay put while the
@@ -2280,15 +2281,14 @@ static int readv_each(struct py_walker *w, uint32_t niov)
 	return 0;
 }
 
-/* A thread read again alone (3.12+): the frames its last walk read one by
- * one, its shim frames among them (a thread not walked yet: their guessed
- * places, nt_shim_guess), read in the call that reads its chunk, as the
- * steady state reads them. */
+/* A thread read again alone (3.12+), just planned (plan_thread): the
+ * frames its last walk read one by one, its shim frames among them (a
+ * thread not walked whole yet: their guessed places, nt_shim_guess), read
+ * in the call that reads its chunk, as the steady state reads them. */
 static void unheld_frames(struct py_walker *w, struct thread_slot *s, uint32_t *niov)
 {
 	if (!nt_shim_frames(w->L))
 		return;
-	(void)nt_shim_guess(w, s);
 	if (s->plan.nframes)
 		queue_spec(w, s, niov, w->iov_max, 0);
 }
@@ -2770,7 +2770,7 @@ static void walk_thread(struct py_walker *w, uint32_t idx, struct walk_stats *st
 			th->flags |= RAW_TORN;
 	}
 out:
-	if (!s->idle && !(th->flags & RAW_TORN))
+	if (!s->idle && !(th->flags & RAW_TORN) && th->depth)
 		s->walked_whole = 1;
 	s->had_gil = (uint8_t)gil_holds(w, th->tstate);
 	if (s->had_gil)
