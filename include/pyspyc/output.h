@@ -15,9 +15,16 @@
 #include <sys/types.h>
 #include "pyspyc/profile.h"
 
+#define OUT_LABELS_MAX 32
+
 struct out_opts {
 	int inverted;   /* icicle graph instead of flame graph (SVG) */
 	const char *title; /* NULL: a title made from the profile */
+	/* String labels every sample carries (pprof): labels[2i] = labels[2i
+	 * + 1] for i < nlabels (at most OUT_LABELS_MAX): the agent's
+	 * service_name, hostname and a service's own labels. */
+	const char *const *labels;
+	size_t nlabels;
 };
 
 /* What a format needs from the run (struct out_format.needs). */

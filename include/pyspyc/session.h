@@ -49,6 +49,15 @@ struct session_opts {
 	unsigned int find_flags; /* PY_FIND_* for processes found later */
 	uint32_t max_processes;  /* sampled at once (--max-processes); 0: no
 				  * bound */
+	/* The processes to sample are given by the caller (session_give),
+	 * not found under a root: the agent's services.  The session runs
+	 * until it is stopped, with or without processes; a process that
+	 * exec's is looked at again as with subprocesses; a process left out
+	 * of the next set given stops being sampled. */
+	int given;
+	int process_root;        /* a root frame per process without
+				  * subprocesses (given: the agent's pid
+				  * label) */
 	const struct backend_ops *backend; /* NULL: the default (backend.h) */
 	struct backend_opts walk;
 	struct sym_opts sym;
@@ -73,6 +82,8 @@ struct session_stats {
 	double elapsed_s;        /* since the engine's first tick */
 	int runwatch;            /* the asleep test reads the kernel's context
 				  * switches (runwatch.h), not clocks */
+	uint64_t engine_ticks;   /* deadlines the sampling thread has reached
+				  * (the agent's watchdog: it goes on) */
 };
 
 struct session;
@@ -80,11 +91,19 @@ struct session;
 int session_new(struct session **out, const struct session_opts *o,
 		struct stacktab *tab);
 
-/* Start sampling root, whose interpreter t was found by the caller.  With
+/* Start sampling root, whose interpreter t was found by the caller (given
+ * mode: root 0 and t NULL; the processes come from session_give).  With
  * subprocesses, t may be NULL (a root that is not Python, e.g. a shell
  * script or a non-Python supervisor): only its descendants are sampled.
  * Returns 0 or -errno (the sampling thread could not be started). */
 int session_start(struct session *s, pid_t root, const struct py_target *t);
+
+/* Given mode: sample the processes ids[0..n) from now on (those not
+ * Python are looked at a few times, as a tree's new processes are, then
+ * left alone), and no others.  Safe from any thread while the session
+ * runs; the engine takes the set within WAIT_MAX_NS or a tick.  0 or
+ * -ENOMEM (the last set stays). */
+int session_give(struct session *s, const struct proc_ident *ids, size_t n);
 
 /* 1 when sampling is over: the duration elapsed, or the root and every
  * followed process have exited (with subprocesses, the root's exit alone

@@ -18,7 +18,8 @@
  *                count * period].  The root markers are not locations: they
  *                become labels pid (num), tid (num) and thread_name (str);
  *                an id of 0 means unknown and is left out, and so is an empty
- *                thread name.  Stacks with nothing but markers are skipped.
+ *                thread name.  The caller's labels (out_opts: the agent's
+ *                service_name, hostname, ...) go on every sample.  Stacks with nothing but markers are skipped.
  *                Other FRAME_SPECIAL frames ("[truncated]") stay locations.
  *   location     one per profile frame used, one line {function, line}.
  *   function     one per (name, file); start_line 0 (frames carry the
@@ -247,6 +248,9 @@ struct pprof {
 	int64_t period;
 	uint32_t s_samples, s_count, s_cpu, s_ns, s_pid, s_tid, s_thread_name;
 	uint32_t s_command;
+	const struct out_opts *o;
+	uint32_t lab[2 * OUT_LABELS_MAX]; /* the caller's labels' string ids */
+	size_t nlab;
 };
 
 /* s, or a copy in w->clean with U+FFFD for each byte that is not part of
@@ -414,6 +418,8 @@ static int put_sample(struct pprof *w, const struct profile_stack *s)
 		label(b, w->s_tid, 0, tid);
 	if (name)
 		label(b, w->s_thread_name, name, 0);
+	for (j = 0; j < w->nlab; j++)
+		label(b, w->lab[2 * j], w->lab[2 * j + 1], 0);
 	pb_close(b, m);
 	return err;
 }
@@ -456,7 +462,7 @@ static int put_function(struct pprof *w, uint32_t fid)
 static int tables_new(struct pprof *w, const struct profile *p)
 {
 	static const size_t fixed = 256; /* "", "samples", ... and their padding */
-	uint64_t nkeys = 2ull * p->nframes + 16;
+	uint64_t nkeys = 2ull * p->nframes + 16 + 2 * OUT_LABELS_MAX;
 	size_t arena = fixed, i;
 	int err;
 
@@ -470,6 +476,8 @@ static int tables_new(struct pprof *w, const struct profile *p)
 	}
 	if (p->command)
 		arena += 3 * strlen(p->command) + 8;
+	for (i = 0; w->o && i < 2 * w->o->nlabels && i < 2 * OUT_LABELS_MAX; i++)
+		arena += 3 * strlen(w->o->labels[i]) + 8;
 	err = strtab_new(&w->strs, (uint32_t)nkeys, arena);
 	if (!err)
 		err = strtab_new(&w->funcs, p->nframes + 1u, 16 * ((size_t)p->nframes + 1));
@@ -518,6 +526,10 @@ static int intern_fixed(struct pprof *w, const struct profile *p)
 	for (i = 0; !err && i < sizeof(fixed) / sizeof(fixed[0]); i++)
 		if (fixed[i].s)
 			err = intern(w, fixed[i].s, fixed[i].id);
+	w->nlab = w->o && w->o->nlabels < OUT_LABELS_MAX ? w->o->nlabels :
+		  w->o ? OUT_LABELS_MAX : 0;
+	for (i = 0; !err && i < 2 * w->nlab; i++)
+		err = intern(w, w->o->labels[i], &w->lab[i]);
 	return err;
 }
 
@@ -567,11 +579,10 @@ static int put_body(struct pprof *w, struct gz *g)
 
 int out_pprof_write(const struct profile *p, const struct out_opts *o, FILE *f)
 {
-	struct pprof w = { .p = p };
+	struct pprof w = { .p = p, .o = o };
 	struct gz *g;
 	int err;
 
-	(void)o;
 	g = calloc(1, sizeof(*g));
 	if (!g)
 		return -ENOMEM;

@@ -112,6 +112,12 @@ struct session {
 	uint32_t nskips, skips_cap;
 	struct proc_ident *tree;  /* scratch of a walk of the tree */
 	size_t tree_cap;
+	/* Given mode: the set session_give set last (under give_lock), its
+	 * generation, and the one the engine took. */
+	pthread_mutex_t give_lock;
+	struct proc_ident *given;
+	size_t ngiven;
+	uint64_t given_gen, given_taken;
 	/* The process events socket (-1: none, the tree is walked SCAN_NS
 	 * apart), and the pids of the tree as last walked plus those forked
 	 * in it since (0: free, -1: removed), open addressed. */
@@ -161,6 +167,7 @@ int session_new(struct session **out, const struct session_opts *o,
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->give_lock, NULL);
 	/* Without it (not root, an older kernel, another PID namespace)
 	 * the asleep test reads clocks: nothing else changes. */
 	if (runwatch_open(&s->rw))
@@ -202,7 +209,7 @@ static int start_proc(struct session *s, const struct py_target *t, uint64_t sta
 		.gil = s->o.gil,
 		.threads = s->o.threads,
 		.blocking = s->o.blocking,
-		.process_root = s->o.subprocesses,
+		.process_root = s->o.subprocesses || s->o.process_root,
 		.backend = s->o.backend,
 		.walk = s->o.walk,
 		.sym = s->o.sym,
@@ -308,7 +315,7 @@ static void follow_exec(struct session *s, const struct proc_ident *id, int rein
 	pthread_mutex_unlock(&s->lock);
 	if (ok || reinit)
 		return; /* reinit and not found: gone again already */
-	if (s->o.subprocesses && (sk = skip_for(s, id))) {
+	if ((s->o.subprocesses || s->o.given) && (sk = skip_for(s, id))) {
 		*sk = (struct skip){ .id = *id };
 	} else {
 		pthread_mutex_lock(&s->lock);
@@ -657,9 +664,59 @@ static int64_t try_candidates(struct session *s, int64_t deadline)
 	return next;
 }
 
+/* Given mode: take the set session_give set last, when it is new: a
+ * process in it not sampled yet is a candidate at once, a sampled one not
+ * in it is finished, and candidates not in it are forgotten. */
+static void take_given(struct session *s)
+{
+	uint64_t gen = __atomic_load_n(&s->given_gen, __ATOMIC_ACQUIRE);
+	size_t n, k;
+	uint32_t i;
+
+	if (gen == s->given_taken)
+		return;
+	pthread_mutex_lock(&s->give_lock);
+	gen = s->given_gen;
+	n = s->ngiven;
+	if (n > s->tree_cap) {
+		struct proc_ident *grown = realloc(s->tree, n * sizeof(*grown));
+
+		if (!grown) {
+			pthread_mutex_unlock(&s->give_lock);
+			return; /* taken at the next look */
+		}
+		s->tree = grown;
+		s->tree_cap = n;
+	}
+	if (n)
+		memcpy(s->tree, s->given, n * sizeof(*s->tree));
+	pthread_mutex_unlock(&s->give_lock);
+	s->given_taken = gen;
+	for (i = 0; i < s->nlive;) {
+		for (k = 0; k < n; k++)
+			if (s->tree[k].pid == s->live[i]->id.pid &&
+			    s->tree[k].start == s->live[i]->id.start)
+				break;
+		if (k == n)
+			finish_proc(s, i, 0); /* live[i] is another one now */
+		else
+			i++;
+	}
+	for (k = 0; k < n; k++)
+		if (!is_live(s, &s->tree[k]))
+			skip_for(s, &s->tree[k]); /* a new entry is due now */
+	prune_skips(s, s->tree, n);
+	s->next_due = 0;
+}
+
 /* The tree's work that is due, until deadline (the next tick). */
 static void watch(struct session *s, int64_t deadline)
 {
+	if (s->o.given) {
+		take_given(s);
+		s->next_due = try_candidates(s, deadline);
+		return;
+	}
 	if (mono_ns() >= s->next_walk) {
 		walk(s);
 		s->next_walk = mono_ns() + (s->root_exiting ? SCAN_NS : s->walk_every);
@@ -680,11 +737,12 @@ static void watch(struct session *s, int64_t deadline)
  * of many workers run, a byte and this array's entry for each sleeper. */
 static void tick_all(struct session *s, int64_t now)
 {
-	uint64_t stir = 0, t = ++s->ticks;
+	uint64_t stir = 0, t = s->ticks + 1;
 	uint32_t i = 0;
 	int64_t until = INT64_MAX, before = s->tick_ns;
 	int quiet = s->rw != NULL && s->nlive > 0, tell = now >= s->tell_at;
 
+	__atomic_store_n(&s->ticks, t, __ATOMIC_RELAXED); /* session_stats reads it */
 	s->tick_ns = now;
 	if (tell)
 		s->tell_at = now + TELL_NS;
@@ -797,7 +855,7 @@ static void wait_events(struct session *s, int64_t until)
 
 static int all_gone(struct session *s)
 {
-	return s->nlive == 0 && (!s->o.subprocesses || s->root_gone);
+	return !s->o.given && s->nlive == 0 && (!s->o.subprocesses || s->root_gone);
 }
 
 static void *engine_main(void *arg)
@@ -845,9 +903,14 @@ static void *engine_main(void *arg)
 				next += missed * period;
 			}
 		}
-		if (s->o.subprocesses && (now >= s->next_walk || now >= s->next_due))
+		if (s->o.given && (now >= s->next_due ||
+				   __atomic_load_n(&s->given_gen, __ATOMIC_ACQUIRE) != s->given_taken))
+			watch(s, next);
+		else if (s->o.subprocesses && (now >= s->next_walk || now >= s->next_due))
 			watch(s, next);
 		until = more ? next : s->end_ns;
+		if (s->o.given && s->next_due < until)
+			until = s->next_due;
 		if (s->o.subprocesses) {
 			if (s->next_due < until)
 				until = s->next_due;
@@ -888,6 +951,15 @@ int session_start(struct session *s, pid_t root, const struct py_target *t)
 
 	if (s->started)
 		return -EALREADY;
+	if (s->o.given) {
+		if (root || t)
+			return -EINVAL;
+		s->epfd = epoll_create1(EPOLL_CLOEXEC);
+		if (s->epfd < 0)
+			return -errno;
+		s->next_due = INT64_MAX;
+		goto spawn;
+	}
 	if (!t && !s->o.subprocesses)
 		return -EINVAL;
 	s->root.pid = root;
@@ -924,6 +996,7 @@ int session_start(struct session *s, pid_t root, const struct py_target *t)
 		if (sk)
 			sk->tries = RETRY_MAX;
 	}
+spawn:
 	s->started = 1;
 	err = spawn(&s->engine, engine_main, s);
 	if (err) {
@@ -933,6 +1006,25 @@ int session_start(struct session *s, pid_t root, const struct py_target *t)
 		return err;
 	}
 	s->running = 1;
+	return 0;
+}
+
+int session_give(struct session *s, const struct proc_ident *ids, size_t n)
+{
+	struct proc_ident *copy = NULL;
+
+	if (n) {
+		copy = malloc(n * sizeof(*copy));
+		if (!copy)
+			return -ENOMEM;
+		memcpy(copy, ids, n * sizeof(*copy));
+	}
+	pthread_mutex_lock(&s->give_lock);
+	free(s->given);
+	s->given = copy;
+	s->ngiven = n;
+	__atomic_store_n(&s->given_gen, s->given_gen + 1, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&s->give_lock);
 	return 0;
 }
 
@@ -995,6 +1087,7 @@ void session_stats(struct session *s, struct session_stats *out)
 	out->runwatch = s->rw != NULL;
 	out->root_exited = s->root_exited;
 	pthread_mutex_unlock(&s->lock);
+	out->engine_ticks = __atomic_load_n(&s->ticks, __ATOMIC_RELAXED);
 #define COPY_ONE(name, merge, desc) out->name = sum.name;
 	SAMPLER_COUNTERS(COPY_ONE)
 #undef COPY_ONE
@@ -1030,6 +1123,8 @@ void session_free(struct session *s)
 	while (s->nlive) /* started but never run */
 		finish_proc(s, s->nlive - 1, 0);
 	pthread_mutex_destroy(&s->lock);
+	pthread_mutex_destroy(&s->give_lock);
+	free(s->given);
 	runwatch_close(s->rw);
 	proc_events_close(s->ev_fd);
 	if (s->epfd >= 0)

@@ -321,13 +321,16 @@ static void d_free(struct d_profile *d)
 
 /* ---- writing and reading back ------------------------------------------ */
 
+static const struct out_opts *write_opts; /* the next roundtrip's, then NULL */
+
 static int write_pprof(const struct profile *p, char **buf, size_t *len)
 {
 	FILE *f = open_memstream(buf, len);
 	int err;
 
 	assert_non_null(f);
-	err = out_pprof_write(p, NULL, f);
+	err = out_pprof_write(p, write_opts, f);
+	write_opts = NULL;
 	assert_int_equal(fclose(f), 0);
 	return err;
 }
@@ -622,6 +625,46 @@ static void test_period_rounds(void **state)
 	}
 }
 
+/* The caller's labels (the agent's) go on every sample, as strings, after
+ * the markers' labels; one of bytes that are not UTF-8 is made valid. */
+static void test_caller_labels(void **state)
+{
+	static const struct profile_frame fr[] = {
+		{ "thread 101 \"w\"", "w", 101, FRAME_THREAD },
+		{ "run", "r.py", 5, FRAME_APP },
+	};
+	static const uint32_t s0[] = { 0, 1 }, s1[] = { 1 };
+	static const struct profile_stack st[] = { { s0, 2, 5, 0 }, { s1, 1, 2, 0 } };
+	static const char *const labels[] = { "service_name", "web", "hostname", "h1",
+					      "team", "caf\xc3\xa9\xff" };
+	const struct out_opts o = { .labels = labels, .nlabels = 3 };
+	struct profile p = mkprofile(fr, 2, st, 2);
+	struct d_profile *d;
+	uint32_t i;
+
+	(void)state;
+	write_opts = &o;
+	d = roundtrip(&p);
+	assert_int_equal(d->nsample, 2);
+	for (i = 0; i < 2; i++) {
+		const struct d_label *svc = label_of(d, &d->sample[i], "service_name"),
+				     *host = label_of(d, &d->sample[i], "hostname"),
+				     *team = label_of(d, &d->sample[i], "team");
+
+		assert_non_null(svc);
+		assert_non_null(host);
+		assert_non_null(team);
+		assert_string_equal(str(d, svc->str), "web");
+		assert_string_equal(str(d, host->str), "h1");
+		assert_string_equal(str(d, team->str), "caf\xc3\xa9\xef\xbf\xbd");
+		assert_int_equal(svc->num, 0);
+	}
+	/* The profile's pid, the thread's tid and name, then ours. */
+	assert_int_equal(d->sample[0].nlabel, 6);
+	assert_int_equal(d->sample[1].nlabel, 4);
+	d_free(d);
+}
+
 /* Root markers become labels; stacks that differ only by them stay apart;
  * what is left of a stack without them must not be empty. */
 static void test_markers_as_labels(void **state)
@@ -911,6 +954,7 @@ int main(void)
 		cmocka_unit_test(test_tables_and_leaf_first),
 		cmocka_unit_test(test_period_rounds),
 		cmocka_unit_test(test_markers_as_labels),
+		cmocka_unit_test(test_caller_labels),
 		cmocka_unit_test(test_hostile_strings),
 		cmocka_unit_test(test_deep_stack),
 		cmocka_unit_test(test_values_saturate),
