@@ -23,8 +23,9 @@ CC      ?= cc
 BUILD   ?= build
 VERSION := 0.1.0
 
-# The library needs libelf, zlib and libbpf; only the commands (top) need ncurses.
-LIB_PKGS := libelf zlib libbpf
+# The library needs libelf, zlib, libbpf and libinih (the agent's config); only
+# the commands (top) need ncurses.
+LIB_PKGS := libelf zlib libbpf inih
 CMD_PKGS := ncursesw
 TEST_PKGS := libxml-2.0
 PKG_CFLAGS := $(shell pkg-config --cflags $(LIB_PKGS) $(CMD_PKGS) 2>/dev/null)
