@@ -15,6 +15,7 @@ static const struct {
 	{ "record", cmd_record, "sample a Python process and write a profile" },
 	{ "top", cmd_top, "show a live view of the functions a Python process runs" },
 	{ "dump", cmd_dump, "print the stack of every thread of a Python process once" },
+	{ "agent", cmd_agent, "sample a host's Python services all the time (a daemon)" },
 };
 
 static void usage(FILE *f)
@@ -32,7 +33,8 @@ static void usage(FILE *f)
 		   "  sudo pyspyc record --pid 12345 -o profile.svg -o profile.folded\n"
 		   "  pyspyc record -o profile.svg -- python3 app.py arg\n"
 		   "  sudo pyspyc top --pid 12345\n"
-		   "  sudo pyspyc dump --pid 12345\n");
+		   "  sudo pyspyc dump --pid 12345\n"
+		   "  sudo pyspyc agent --config /etc/pyspyc/agent.conf\n");
 }
 
 int main(int argc, char **argv)

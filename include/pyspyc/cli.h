@@ -22,6 +22,7 @@ enum {
 	EXIT_OUTPUT = 6,        /* an output path cannot be written */
 	EXIT_STALE = 7,         /* the target's program file was replaced on disk and the
 				 * one it runs cannot be opened */
+	EXIT_CONFIG = 8,        /* the agent's configuration is wrong (nothing started) */
 	EXIT_CANNOT_EXEC = 126, /* the command exists but cannot be run (as env(1)) */
 	EXIT_NO_COMMAND = 127,  /* the command is not found (as env(1)) */
 };

@@ -7,6 +7,7 @@
 #define PYSPYC_CMD_UTIL_H
 
 #include <signal.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -137,6 +138,10 @@ extern volatile sig_atomic_t cmd_stop_flag;
  * sleeps wake up), and ignore SIGPIPE (a closed stdout is an error return,
  * not a death).  Idempotent. */
 void cmd_install_signals(void);
+
+/* Format a message into line as one line: control characters as '?'. */
+void cmd_vline(char *line, size_t size, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
 
 /* "WHO: message" on stderr; returns code. */
 int cmd_die(const char *who, int code, const char *fmt, ...)

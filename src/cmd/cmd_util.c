@@ -42,20 +42,26 @@ void cmd_install_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-int cmd_die(const char *who, int code, const char *fmt, ...)
+void cmd_vline(char *line, size_t size, const char *fmt, va_list ap)
 {
-	char line[1024];
-	va_list ap;
 	size_t i;
 
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
+	vsnprintf(line, size, fmt, ap);
 	/* One line, whatever the user typed or the target is called: control
 	 * characters (a newline in a path, an escape sequence) show as '?'. */
 	for (i = 0; line[i]; i++)
 		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
 			line[i] = '?';
+}
+
+int cmd_die(const char *who, int code, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	cmd_vline(line, sizeof(line), fmt, ap);
+	va_end(ap);
 	fprintf(stderr, "%s: %s\n", who, line);
 	return code;
 }

@@ -173,7 +173,7 @@ def test_completes_subcommands():
 
 
 @pytest.mark.parametrize("bc", [False, True], ids=["plain", "bash-completion"])
-@pytest.mark.parametrize("cmd", ["record", "top", "dump"])
+@pytest.mark.parametrize("cmd", ["record", "top", "dump", "agent"])
 def test_completes_every_option(cmd, bc):
     if cmd not in help_commands():
         pytest.skip("no %s command in this build" % cmd)

@@ -1,0 +1,715 @@
+/* cmd_agent.c - pyspyc agent: sample a host's Python services all the
+ * time and keep their profiles on disk, window by window.
+ *
+ * The configuration (agent_conf.h) names services; every `rediscover`
+ * seconds the processes each one selects are found again (agent_find.h)
+ * and handed to its session, which samples them (session.h, given mode);
+ * every `window` seconds a service's window is closed and written under
+ * the state directory as pprof (and collapsed stacks when asked), then
+ * retention runs (agent_store.h).  SIGTERM and SIGINT write every open
+ * window and exit 0; SIGUSR1 writes them now and sampling goes on; SIGHUP
+ * reads the configuration again (a bad one is logged and the old one
+ * kept).  Under systemd's Type=notify it tells READY=1, STATUS=,
+ * WATCHDOG=1 (while every session's sampling thread goes on ticking),
+ * RELOADING=1 and STOPPING=1 (agent_notify.h).
+ *
+ * One session, and so one sampling thread, per service for now: a host's
+ * few services cost a wake-up each per tick.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pyspyc/agent_conf.h"
+#include "pyspyc/agent_find.h"
+#include "pyspyc/agent_notify.h"
+#include "pyspyc/agent_store.h"
+#include "pyspyc/clock.h"
+#include "pyspyc/cmd.h"
+#include "pyspyc/cmd_util.h"
+#include "pyspyc/output.h"
+#include "pyspyc/profile.h"
+#include "pyspyc/session.h"
+#include "pyspyc/stacktab.h"
+
+#define WHO "pyspyc agent"
+#define FIND_CAP 4096            /* processes one service samples */
+#define MAX_STACKS (1u << 20)    /* a window's unique stacks */
+#define MAX_FRAMES (1u << 20)
+
+struct agent_args {
+	const char *config;
+	int check;
+	const char *state_dir, *keep_bytes, *keep_age, *min_free;
+	const char *rediscover, *rate, *window, *labels;
+	struct opt_list pids;
+	const char *pidfile, *match, *unit, *cgroup;
+	int folded, idle, gil, threads, pid_label, thread_label;
+};
+
+#define A(m) offsetof(struct agent_args, m)
+static const struct opt agent_opts[] = {
+	{ 'c', "config", OPT_STRING, "FILE", "the configuration file (its drop-ins: FILE.d/*.conf)",
+	  A(config), 0, 0, 0 },
+	{ 0, "check", OPT_FLAG, NULL, "check the configuration, list the processes each service "
+	  "would sample, and exit", A(check), 0, 0, 0 },
+	{ 0, "state-dir", OPT_STRING, "DIR", "where windows are written (default /var/lib/pyspyc)",
+	  A(state_dir), 0, 0, 0 },
+	{ 0, "keep-bytes", OPT_STRING, "SIZE", "every service's windows together at most SIZE "
+	  "(default 1G)", A(keep_bytes), 0, 0, 0 },
+	{ 0, "keep-age", OPT_STRING, "DURATION", "windows kept this long (default 7d)",
+	  A(keep_age), 0, 0, 0 },
+	{ 0, "min-free", OPT_STRING, "SIZE|PCT%", "leave this much of the file system free "
+	  "(default 5%)", A(min_free), 0, 0, 0 },
+	{ 0, "rediscover", OPT_STRING, "DURATION", "find the services' processes again this often "
+	  "(default 5s)", A(rediscover), 0, 0, 0 },
+	{ 'r', "rate", OPT_STRING, "HZ", "samples per second (default 100)", A(rate), 0, 0, 0 },
+	{ 0, "window", OPT_STRING, "DURATION", "one profile per service this long (default 60s)",
+	  A(window), 0, 0, 0 },
+	{ 0, "labels", OPT_STRING, "K=V,...", "labels on every profile", A(labels), 0, 0, 0 },
+	{ 'p', "pid", OPT_LIST, "PID", "sample this process and its descendants (repeatable)",
+	  A(pids), 0, 0, 0 },
+	{ 0, "pidfile", OPT_STRING, "FILE", "the process in this pid file and its descendants",
+	  A(pidfile), 0, 0, 0 },
+	{ 0, "match", OPT_STRING, "REGEX", "processes whose command line matches", A(match), 0, 0,
+	  0 },
+	{ 0, "unit", OPT_STRING, "UNIT", "the processes of a systemd unit", A(unit), 0, 0, 0 },
+	{ 0, "cgroup", OPT_STRING, "PATH", "the processes of a control group", A(cgroup), 0, 0, 0 },
+	{ 0, "folded", OPT_FLAG, NULL, "write collapsed stacks beside each window", A(folded), 0,
+	  0, 0 },
+	{ 'i', "idle", OPT_FLAG, NULL, "count threads that are not on a CPU", A(idle), 0, 0, 0 },
+	{ 'g', "gil", OPT_FLAG, NULL, "count only the thread holding the GIL", A(gil), 0, 0, 0 },
+	{ 't', "threads", OPT_FLAG, NULL, "a root frame per thread (folded)", A(threads), 0, 0, 0 },
+	{ 0, "pid-label", OPT_FLAG, NULL, "label samples with their process id", A(pid_label), 0,
+	  0, 0 },
+	{ 0, "thread-label", OPT_FLAG, NULL, "label samples with their thread", A(thread_label), 0,
+	  0, 0 },
+};
+#undef A
+
+static const struct cmd_usage agent_usage = {
+	.name = "agent",
+	.synopsis = "[OPTIONS]",
+	.about = "Sample a host's Python services all the time; write a profile per service and "
+		 "window under the state directory.",
+	.opts = agent_opts,
+	.nopts = sizeof(agent_opts) / sizeof(agent_opts[0]),
+	.examples = "  sudo pyspyc agent --config /etc/pyspyc/agent.conf\n"
+		    "  sudo pyspyc agent --match 'gunicorn: worker' --state-dir /var/lib/pyspyc\n"
+		    "  pyspyc agent --config /etc/pyspyc/agent.conf --check\n",
+};
+
+/* ---- logging: one line per event ----------------------------------------- */
+
+static int to_journal;
+
+/* stderr is the journal when $JOURNAL_STREAM names its device and inode. */
+static void log_setup(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	to_journal = js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && !fstat(2, &st) &&
+		     (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
+enum { LOG_ERR = 3, LOG_WARN = 4, LOG_INFO = 6 };
+
+static void say(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void say(int prio, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	cmd_vline(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (to_journal)
+		fprintf(stderr, "<%d>%s\n", prio, line);
+	else
+		fprintf(stderr, "%s: %s%s\n", WHO,
+			prio == LOG_ERR ? "error: " : prio == LOG_WARN ? "warning: " : "", line);
+}
+
+/* ---- the configuration ----------------------------------------------------- */
+
+/* The file (if any), then the command line over it. */
+static int load_conf(const struct agent_args *a, struct agent_conf *c)
+{
+	const struct {
+		const char *opt, *key, *val;
+	} agent_keys[] = {
+		{ "--state-dir", "state_dir", a->state_dir },
+		{ "--keep-bytes", "keep_bytes", a->keep_bytes },
+		{ "--keep-age", "keep_age", a->keep_age }, { "--min-free", "min_free", a->min_free },
+		{ "--rediscover", "rediscover", a->rediscover }, { "--rate", "rate", a->rate },
+		{ "--window", "window", a->window }, { "--labels", "labels", a->labels },
+		{ "--folded", "folded", a->folded ? "yes" : NULL },
+		{ "--idle", "idle", a->idle ? "yes" : NULL }, { "--gil", "gil", a->gil ? "yes" : NULL },
+		{ "--threads", "threads", a->threads ? "yes" : NULL },
+		{ "--pid-label", "pid_label", a->pid_label ? "yes" : NULL },
+		{ "--thread-label", "thread_label", a->thread_label ? "yes" : NULL },
+	}, svc_keys[] = {
+		{ "--pidfile", "pidfile", a->pidfile }, { "--match", "match", a->match },
+		{ "--unit", "unit", a->unit }, { "--cgroup", "cgroup", a->cgroup },
+	};
+	size_t i;
+	int k;
+
+	if (agent_conf_init(c))
+		return -ENOMEM;
+	if (a->config && agent_conf_load(c, a->config))
+		return -EINVAL;
+	for (i = 0; i < sizeof(agent_keys) / sizeof(agent_keys[0]); i++)
+		if (agent_keys[i].val &&
+		    agent_conf_set(c, agent_keys[i].opt, "agent", agent_keys[i].key, agent_keys[i].val))
+			return -EINVAL;
+	for (i = 0; i < sizeof(svc_keys) / sizeof(svc_keys[0]); i++)
+		if (svc_keys[i].val && agent_conf_set(c, svc_keys[i].opt, AGENT_CLI_SERVICE,
+						      svc_keys[i].key, svc_keys[i].val))
+			return -EINVAL;
+	for (k = 0; k < a->pids.n; k++)
+		if (agent_conf_set(c, "--pid", AGENT_CLI_SERVICE, "pid", a->pids.v[k]))
+			return -EINVAL;
+	return agent_conf_finish(c);
+}
+
+/* ---- --check ---------------------------------------------------------------- */
+
+static int check(const struct agent_conf *c)
+{
+	struct proc_ident *found = malloc(FIND_CAP * sizeof(*found));
+	struct py_target *t = malloc(sizeof(*t));
+	struct agent_scan sc = { 0 };
+	size_t i, k, n, left;
+	int err, rc = EXIT_OK;
+
+	if (!found || !t) {
+		rc = cmd_die(WHO, EXIT_FAILURE_RUN, "out of memory");
+		goto out;
+	}
+	err = agent_scan_take(&sc);
+	if (err) {
+		rc = cmd_die(WHO, EXIT_FAILURE_RUN, "cannot list processes: %s", strerror(-err));
+		goto out;
+	}
+	printf("configuration ok: %zu service%s, windows under %s\n", c->nservices,
+	       c->nservices == 1 ? "" : "s", c->state_dir);
+	if (c->defaults.set & (1u << AK_LISTEN))
+		printf("listen %s: this version serves no HTTP yet; the windows are on disk\n",
+		       c->listen_text);
+	for (i = 0; i < c->nservices; i++) {
+		const struct agent_service *s = &c->services[i];
+		struct agent_find_notes notes;
+
+		err = agent_find(&sc, s, AGENT_CGROUP_ROOT, found, FIND_CAP, &n, &left, &notes);
+		if (err) {
+			rc = cmd_die(WHO, EXIT_FAILURE_RUN, "out of memory");
+			goto out;
+		}
+		printf("service %s: %g Hz, %g s windows%s, %zu process%s now%s%s\n", s->name,
+		       s->rate_hz, s->window_s, s->enabled ? "" : ", disabled", n,
+		       n == 1 ? "" : "es", notes.text[0] ? "; " : "", notes.text);
+		for (k = 0; k < n; k++) {
+			char cmd[256];
+
+			if (proc_cmdline(found[k].pid, cmd, sizeof(cmd)))
+				cmd[0] = '\0';
+			err = py_target_find(t, found[k].pid, 0);
+			if (!err)
+				printf("  %d  Python %u.%u  %s\n", (int)found[k].pid,
+				       (unsigned)(t->version_hex >> 24), (unsigned)(t->version_hex >> 16 & 0xff),
+				       cmd);
+			else
+				printf("  %d  not sampled (%s)  %s\n", (int)found[k].pid,
+				       err == -ENOEXEC || err == -ENOENT ? "not Python" :
+				       strerror(-err), cmd);
+		}
+		if (left)
+			printf("  and %zu more, past %d\n", left, FIND_CAP);
+	}
+out:
+	agent_scan_release(&sc);
+	free(found);
+	free(t);
+	return rc;
+}
+
+/* ---- running ---------------------------------------------------------------- */
+
+struct svc_run {
+	char *name;
+	const struct agent_service *conf; /* in the agent's current configuration */
+	struct stacktab *tab;
+	struct session *sess;
+	int64_t win_mono, win_wall;       /* the open window's start */
+	size_t nprocs;
+	uint64_t last_ticks;
+	int gone;                          /* left out of a reload: to be closed */
+};
+
+struct agent {
+	struct agent_conf conf;
+	struct svc_run *svcs;
+	size_t nsvcs;
+	struct agent_scan scan;
+	struct proc_ident *found;
+	struct agent_notify notify;
+	char host[256];
+	int disk_short;                    /* the last write found no room */
+	uint64_t windows_written, write_errors;
+};
+
+static int svc_start(struct agent *ag, struct svc_run *r, const struct agent_service *s)
+{
+	struct stacktab_limits lim = { .max_stacks = MAX_STACKS, .max_frames = MAX_FRAMES,
+				       .max_strings = MAX_FRAMES };
+	struct session_opts so = {
+		.rate_hz = s->rate_hz,
+		.idle = s->idle,
+		.gil = s->gil,
+		.threads = s->threads || s->thread_label,
+		.given = 1,
+		.process_root = s->pid_label,
+		.max_processes = FIND_CAP,
+		.walk = { .max_depth = 4096, .max_threads = MAX_THREADS_DEFAULT },
+		.sym = { .lineno = 1 },
+	};
+	int err;
+
+	(void)ag;
+	memset(r, 0, sizeof(*r));
+	r->name = strdup(s->name);
+	if (!r->name)
+		return -ENOMEM;
+	r->conf = s;
+	err = stacktab_new(&r->tab, &lim);
+	if (!err)
+		err = session_new(&r->sess, &so, r->tab);
+	if (!err)
+		err = session_start(r->sess, 0, NULL);
+	if (err) {
+		/* Inert: no session; its name stays for the log. */
+		session_free(r->sess);
+		stacktab_free(r->tab);
+		r->sess = NULL;
+		r->tab = NULL;
+	}
+	r->win_mono = mono_ns();
+	r->win_wall = wall_ns();
+	return err;
+}
+
+static void svc_free(struct svc_run *r)
+{
+	session_free(r->sess);
+	stacktab_free(r->tab);
+	free(r->name);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Delete what retention says, over the services of the configuration. */
+static void retain(struct agent *ag)
+{
+	const struct agent_conf *c = &ag->conf;
+	const char **names = calloc(c->nservices + 1, sizeof(*names));
+	uint64_t *bytes = calloc(c->nservices + 1, sizeof(*bytes));
+	double *ages = calloc(c->nservices + 1, sizeof(*ages));
+	struct agent_window_file *v = NULL;
+	size_t i, n = 0;
+
+	if (!names || !bytes || !ages)
+		goto out;
+	for (i = 0; i < c->nservices; i++) {
+		names[i] = c->services[i].name;
+		bytes[i] = c->services[i].keep_bytes;
+		ages[i] = c->services[i].keep_age_s;
+	}
+	if (!agent_store_list(c->state_dir, names, c->nservices, &v, &n)) {
+		struct agent_retention r = { .keep_bytes = c->keep_bytes, .svc_keep_bytes = bytes,
+					     .svc_keep_age_s = ages, .now_ns = wall_ns() };
+
+		if (agent_retention_plan(v, n, &r))
+			agent_store_delete(c->state_dir, names, v, n);
+	}
+out:
+	free(v);
+	free(names);
+	free(bytes);
+	free(ages);
+}
+
+/* Write one closed window of r: pprof, and collapsed stacks when asked. */
+static void write_window(struct agent *ag, struct svc_run *r, const struct profile *prof)
+{
+	const struct agent_service *s = r->conf;
+	const char *labels[2 * OUT_LABELS_MAX];
+	char stem[PATH_MAX], path[PATH_MAX + 16], dir[PATH_MAX], why[256];
+	struct profile plain = { 0 };
+	struct out_opts oo = { .labels = labels };
+	size_t i;
+	int err;
+
+	labels[0] = "service_name";
+	labels[1] = s->name;
+	labels[2] = "hostname";
+	labels[3] = ag->host;
+	oo.nlabels = 2;
+	for (i = 0; i < s->nlabels && oo.nlabels < OUT_LABELS_MAX; i++, oo.nlabels++) {
+		labels[2 * oo.nlabels] = s->labels[i].key;
+		labels[2 * oo.nlabels + 1] = s->labels[i].value;
+	}
+	err = agent_store_room(ag->conf.state_dir, 0, ag->conf.min_free_bytes,
+			       ag->conf.min_free_pct, why, sizeof(why));
+	if (err == -ENOSPC) {
+		if (!ag->disk_short)
+			say(LOG_WARN, "not writing windows until there is room: %s", why);
+		ag->disk_short = 1;
+		return;
+	}
+	if (ag->disk_short)
+		say(LOG_INFO, "writing windows again: there is room under %s", ag->conf.state_dir);
+	ag->disk_short = 0;
+	err = agent_store_service_dir(ag->conf.state_dir, s->name);
+	if (!err)
+		err = agent_store_path(ag->conf.state_dir, s->name, prof->start_wall_ns, stem,
+				       sizeof(stem));
+	/* pprof carries threads as labels, and only when asked. */
+	if (!err)
+		err = profile_strip(prof, s->thread_label ? 0 : PROFILE_KIND(FRAME_THREAD), &plain);
+	if (!err) {
+		snprintf(path, sizeof(path), "%s.pb.gz", stem);
+		err = out_write_file(path, out_format_by_name("pprof"), &plain, &oo);
+		profile_release(&plain);
+	}
+	if (!err && s->folded) {
+		err = profile_strip(prof, s->threads ? 0 : PROFILE_KIND(FRAME_THREAD), &plain);
+		if (!err) {
+			snprintf(path, sizeof(path), "%s.folded", stem);
+			err = out_write_file(path, out_format_by_name("collapsed"), &plain, &oo);
+			profile_release(&plain);
+		}
+	}
+	if (!err) {
+		snprintf(dir, sizeof(dir), "%s/%s", ag->conf.state_dir, s->name);
+		err = agent_store_sync_dir(dir);
+	}
+	if (err) {
+		ag->write_errors++;
+		say(LOG_ERR, "service %s: cannot write its window under %s: %s", s->name,
+		    ag->conf.state_dir, strerror(-err));
+		return;
+	}
+	ag->windows_written++;
+	retain(ag);
+}
+
+/* Close r's open window at now, write it if it has samples, open the next. */
+static void close_window(struct agent *ag, struct svc_run *r, int64_t now)
+{
+	struct profile prof = { 0 };
+	int err = stacktab_rotate(r->tab, &prof);
+
+	if (err) {
+		say(LOG_ERR, "service %s: cannot build its window: %s", r->name, strerror(-err));
+	} else {
+		prof.command = r->name;
+		prof.pid = 0;
+		prof.rate_hz = r->conf->rate_hz;
+		prof.start_ns = r->win_mono;
+		prof.start_wall_ns = r->win_wall;
+		prof.duration_s = (double)(now - r->win_mono) / 1e9;
+		if (prof.total)
+			write_window(ag, r, &prof);
+	}
+	profile_release(&prof);
+	r->win_wall += now - r->win_mono;
+	r->win_mono = now;
+}
+
+/* Find every service's processes again and give them to its session. */
+static void discover(struct agent *ag)
+{
+	size_t i, n, left;
+	int err = agent_scan_take(&ag->scan);
+
+	if (err) {
+		say(LOG_ERR, "cannot list processes: %s", strerror(-err));
+		return;
+	}
+	for (i = 0; i < ag->nsvcs; i++) {
+		struct svc_run *r = &ag->svcs[i];
+
+		n = 0;
+		if (!r->sess)
+			continue;
+		if (r->conf->enabled &&
+		    agent_find(&ag->scan, r->conf, AGENT_CGROUP_ROOT, ag->found, FIND_CAP, &n, &left,
+			       NULL))
+			continue;
+		if (!session_give(r->sess, ag->found, n))
+			r->nprocs = n;
+	}
+}
+
+static void tell_status(struct agent *ag)
+{
+	char msg[256];
+	size_t i, procs = 0;
+
+	for (i = 0; i < ag->nsvcs; i++)
+		procs += ag->svcs[i].nprocs;
+	snprintf(msg, sizeof(msg), "STATUS=%zu service%s, %zu process%s selected%s", ag->nsvcs,
+		 ag->nsvcs == 1 ? "" : "s", procs, procs == 1 ? "" : "es",
+		 ag->disk_short ? "; not writing: disk short" : "");
+	agent_notify_send(&ag->notify, msg);
+}
+
+/* Services of the new configuration c: the same name, rate and sampling
+ * options keep their session and open window; others start anew; the
+ * ones gone are closed (written) first. */
+static int apply_conf(struct agent *ag, struct agent_conf *c, int64_t now)
+{
+	struct svc_run *next = calloc(c->nservices ? c->nservices : 1, sizeof(*next));
+	size_t i, j;
+	int err = 0;
+
+	if (!next)
+		return -ENOMEM;
+	for (j = 0; j < ag->nsvcs; j++)
+		ag->svcs[j].gone = 1;
+	for (i = 0; i < c->nservices; i++) {
+		const struct agent_service *s = &c->services[i];
+
+		for (j = 0; j < ag->nsvcs; j++) {
+			const struct agent_service *o = ag->svcs[j].conf;
+
+			if (ag->svcs[j].gone && !strcmp(o->name, s->name) && o->rate_hz == s->rate_hz &&
+			    o->idle == s->idle && o->gil == s->gil && o->threads == s->threads &&
+			    o->pid_label == s->pid_label && o->thread_label == s->thread_label)
+				break;
+		}
+		if (j < ag->nsvcs) {
+			next[i] = ag->svcs[j];
+			next[i].conf = s;
+			ag->svcs[j].gone = 0;
+			ag->svcs[j].sess = NULL;
+			ag->svcs[j].tab = NULL;
+			ag->svcs[j].name = NULL;
+			continue;
+		}
+		err = svc_start(ag, &next[i], s);
+		if (err) {
+			say(LOG_ERR, "service %s: cannot start sampling: %s", s->name, strerror(-err));
+			err = 0; /* the others go on */
+		}
+	}
+	/* The old configuration is still ag->conf: gone services are written
+	 * under their old settings. */
+	for (j = 0; j < ag->nsvcs; j++) {
+		if (ag->svcs[j].gone && ag->svcs[j].sess) {
+			session_stop(ag->svcs[j].sess);
+			close_window(ag, &ag->svcs[j], now);
+		}
+		svc_free(&ag->svcs[j]);
+	}
+	free(ag->svcs);
+	ag->svcs = next;
+	ag->nsvcs = c->nservices;
+	agent_conf_release(&ag->conf);
+	ag->conf = *c; /* the services' conf pointers move with the array */
+	for (i = 0; i < ag->nsvcs; i++)
+		ag->svcs[i].conf = &ag->conf.services[i];
+	return err;
+}
+
+/* Is every session's thread still ticking? */
+static int all_ticking(struct agent *ag)
+{
+	int ok = 1;
+	size_t i;
+
+	for (i = 0; i < ag->nsvcs; i++) {
+		struct session_stats st;
+
+		if (!ag->svcs[i].sess)
+			continue;
+		session_stats(ag->svcs[i].sess, &st);
+		if (st.engine_ticks == ag->svcs[i].last_ticks)
+			ok = 0;
+		ag->svcs[i].last_ticks = st.engine_ticks;
+	}
+	return ok;
+}
+
+static int run(const struct agent_args *a, struct agent_conf *first)
+{
+	struct agent ag = { 0 };
+	int64_t watchdog_ns, next_discover, next_watchdog, now;
+	sigset_t sigs;
+	size_t i;
+	int rc = EXIT_OK, err, ready = 0;
+
+	log_setup();
+	if (mkdir(first->state_dir, 0755) && errno != EEXIST) {
+		rc = cmd_die(WHO, EXIT_OUTPUT, "cannot make the state directory %s: %s",
+			     first->state_dir, strerror(errno));
+		agent_conf_release(first);
+		return rc;
+	}
+	if (access(first->state_dir, W_OK | X_OK)) {
+		rc = cmd_die(WHO, EXIT_OUTPUT, "cannot write in the state directory %s: %s",
+			     first->state_dir, strerror(errno));
+		agent_conf_release(first);
+		return rc;
+	}
+	if (gethostname(ag.host, sizeof(ag.host) - 1))
+		strcpy(ag.host, "unknown");
+	err = agent_notify_open(&ag.notify, getenv("NOTIFY_SOCKET"));
+	if (err)
+		say(LOG_WARN, "NOTIFY_SOCKET is not a socket name: not telling systemd");
+	watchdog_ns = agent_notify_watchdog_ns(getenv("WATCHDOG_USEC"), getenv("WATCHDOG_PID"),
+					       getpid());
+	ag.found = malloc(FIND_CAP * sizeof(*ag.found));
+	if (!ag.found) {
+		agent_conf_release(first);
+		return cmd_die(WHO, EXIT_FAILURE_RUN, "out of memory");
+	}
+	/* The signals are taken here, synchronously; sessions' threads block
+	 * them all. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	now = mono_ns();
+	apply_conf(&ag, first, now);
+	say(LOG_INFO, "sampling %zu service%s; windows under %s", ag.nsvcs,
+	    ag.nsvcs == 1 ? "" : "s", ag.conf.state_dir);
+	if (ag.conf.defaults.set & (1u << AK_LISTEN))
+		say(LOG_WARN, "listen %s: this version serves no HTTP yet; the windows are on disk",
+		    ag.conf.listen_text);
+	next_discover = now;
+	next_watchdog = now;
+	for (;;) {
+		int64_t until;
+		struct timespec ts;
+		siginfo_t info;
+		int sig;
+
+		now = mono_ns();
+		if (now >= next_discover) {
+			discover(&ag);
+			next_discover = now + (int64_t)(ag.conf.rediscover_s * 1e9);
+			if (!ready) {
+				agent_notify_send(&ag.notify, "READY=1");
+				ready = 1;
+			}
+			tell_status(&ag);
+		}
+		for (i = 0; i < ag.nsvcs; i++) {
+			struct svc_run *r = &ag.svcs[i];
+
+			if (r->sess && now - r->win_mono >= (int64_t)(r->conf->window_s * 1e9))
+				close_window(&ag, r, now);
+		}
+		if (watchdog_ns && now >= next_watchdog) {
+			if (all_ticking(&ag))
+				agent_notify_send(&ag.notify, "WATCHDOG=1");
+			next_watchdog = now + watchdog_ns;
+		}
+		until = next_discover;
+		for (i = 0; i < ag.nsvcs; i++) {
+			int64_t end = ag.svcs[i].win_mono + (int64_t)(ag.svcs[i].conf->window_s * 1e9);
+
+			if (ag.svcs[i].sess && end < until)
+				until = end;
+		}
+		if (watchdog_ns && next_watchdog < until)
+			until = next_watchdog;
+		now = mono_ns();
+		if (until < now)
+			until = now;
+		ts.tv_sec = (until - now) / 1000000000;
+		ts.tv_nsec = (until - now) % 1000000000;
+		sig = sigtimedwait(&sigs, &info, &ts);
+		if (sig == SIGTERM || sig == SIGINT) {
+			agent_notify_send(&ag.notify, "STOPPING=1");
+			say(LOG_INFO, "stopping: writing the open windows");
+			break;
+		}
+		if (sig == SIGUSR1) {
+			now = mono_ns();
+			for (i = 0; i < ag.nsvcs; i++)
+				if (ag.svcs[i].sess)
+					close_window(&ag, &ag.svcs[i], now);
+		}
+		if (sig == SIGHUP) {
+			struct agent_conf c;
+
+			agent_notify_send(&ag.notify, "RELOADING=1");
+			if (load_conf(a, &c)) {
+				say(LOG_ERR, "reload: %s; keeping the configuration in use",
+				    c.err[0] ? c.err : "out of memory");
+				agent_conf_release(&c);
+			} else {
+				apply_conf(&ag, &c, mono_ns());
+				say(LOG_INFO, "reloaded: sampling %zu service%s", ag.nsvcs,
+				    ag.nsvcs == 1 ? "" : "s");
+				next_discover = mono_ns();
+			}
+			agent_notify_send(&ag.notify, "READY=1");
+		}
+	}
+	now = mono_ns();
+	for (i = 0; i < ag.nsvcs; i++) {
+		if (!ag.svcs[i].sess)
+			continue;
+		session_stop(ag.svcs[i].sess);
+		close_window(&ag, &ag.svcs[i], now);
+	}
+	for (i = 0; i < ag.nsvcs; i++)
+		svc_free(&ag.svcs[i]);
+	free(ag.svcs);
+	if (ag.write_errors)
+		rc = EXIT_OUTPUT;
+	agent_conf_release(&ag.conf);
+	agent_scan_release(&ag.scan);
+	agent_notify_close(&ag.notify);
+	free(ag.found);
+	return rc;
+}
+
+int cmd_agent(int argc, char **argv)
+{
+	struct agent_args a = { 0 };
+	struct agent_conf c;
+	int rc, cmd_i;
+
+	rc = cmd_parse(WHO, &agent_usage, argc, argv, &a, &cmd_i, NULL);
+	if (rc >= 0)
+		return rc;
+	if (load_conf(&a, &c)) {
+		rc = cmd_die(WHO, EXIT_CONFIG, "%s", c.err[0] ? c.err : "out of memory");
+		agent_conf_release(&c);
+		return rc;
+	}
+	if (a.check) {
+		rc = check(&c);
+		agent_conf_release(&c);
+		return rc;
+	}
+	return run(&a, &c);
+}
