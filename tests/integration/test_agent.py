@@ -129,10 +129,10 @@ match = split\\.py 61$
 
 
 def test_check_lists_processes(one_python, target, tmp_path):
-    t = target(one_python, "split.py", 30)
+    t = target(one_python, "dump_target.py", 30)
     conf = write(tmp_path / "agent.conf", """
 [service app]
-match = split\\.py 30$
+match = dump_target\\.py 30$
 [service nothing]
 pidfile = %s/none.pid
 """ % tmp_path)
@@ -148,7 +148,8 @@ pidfile = %s/none.pid
 
 
 def test_signals_and_reload(one_python, target, tmp_path):
-    t = target(one_python, "split.py", 60)
+    # A target that sleeps, sampled with idle: samples without load.
+    t = target(one_python, "dump_target.py", 60)
     state = tmp_path / "state"
     base = """
 [agent]
@@ -156,6 +157,7 @@ state_dir = %s
 window = 1h
 rediscover = 200ms
 folded = yes
+idle = yes
 [service one]
 pid = %d
 """ % (state, t.pid)
@@ -172,11 +174,11 @@ pid = %d
         # A bad reload is logged and changes nothing.
         write(conf, base + "rate = fast\n")
         a.proc.send_signal(signal.SIGHUP)
-        assert wait_for(lambda: "reload: %s:9: rate: 'fast' is not a rate" % conf in a.text(),
+        assert wait_for(lambda: "reload: %s:10: rate: 'fast' is not a rate" % conf in a.text(),
                         10), a.text()
         assert a.proc.poll() is None
         # A good one adds a service.
-        write(conf, base + "[service two]\nmatch = split\\.py 60$\n")
+        write(conf, base + "[service two]\nmatch = dump_target\\.py 60$\n")
         a.proc.send_signal(signal.SIGHUP)
         assert wait_for(lambda: "reloaded: sampling 2 services" in a.text(), 10), a.text()
         time.sleep(1.5)
@@ -191,7 +193,7 @@ pid = %d
 
 
 def test_retention_and_free_space(one_python, target, tmp_path):
-    t = target(one_python, "split.py", 60)
+    t = target(one_python, "dump_target.py", 60)
     state = tmp_path / "state"
     (state / "one").mkdir(parents=True)
     # Old windows of the service, and one file that is not a window.
@@ -203,6 +205,7 @@ def test_retention_and_free_space(one_python, target, tmp_path):
 state_dir = %s
 window = 1s
 rediscover = 200ms
+idle = yes
 [service one]
 pid = %d
 keep_bytes = 1
@@ -229,7 +232,7 @@ keep_age = 30d
 
     # min_free no disk has: nothing written, said once.
     state2 = tmp_path / "state2"
-    a = Agent(["--pid", str(t.pid), "--state-dir", str(state2), "--window", "1s",
+    a = Agent(["--pid", str(t.pid), "--state-dir", str(state2), "--window", "1s", "--idle",
                "--min-free", "99.999%"], tmp_path)
     try:
         assert wait_for(lambda: "not writing windows until there is room" in a.text(), 15), \
@@ -242,7 +245,7 @@ keep_age = 30d
 
 
 def test_notify_socket(one_python, target, tmp_path):
-    t = target(one_python, "split.py", 60)
+    t = target(one_python, "dump_target.py", 60)
     path = str(tmp_path / "notify.sock")
     s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     s.bind(path)
