@@ -29,7 +29,6 @@
 
 #define CONF_FILE_MAX (1024 * 1024) /* bytes of one file */
 #define DROPINS_MAX 256
-#define VALUE_MAX 4096              /* a value with its continuation lines */
 #define TOKEN_MIN 16
 
 enum where { IN_AGENT = 1, IN_SERVICE = 2, IN_BOTH = 3 };
@@ -37,35 +36,52 @@ enum where { IN_AGENT = 1, IN_SERVICE = 2, IN_BOTH = 3 };
 enum vtype { V_LISTEN, V_PATH, V_TOKEN, V_SIZE, V_DURATION, V_SIZE_PCT, V_RATE, V_LABELS,
 	     V_BOOL, V_PIDS, V_REGEX, V_UNIT, V_CGROUP };
 
+/* A service's own field for the key (a bool: int; a rate or duration:
+ * double), set by set_value and copied from [agent]'s by inherit. */
+#define F(f) .field = 1, .off = offsetof(struct agent_service, f)
+
 static const struct key_row {
 	const char *name;
 	enum where where;
 	enum vtype type;
-	int list; /* takes continuation lines */
+	int list;   /* takes continuation lines */
+	int field;  /* off is a field of struct agent_service */
+	size_t off;
 } keys[AK_COUNT] = {
-	[AK_LISTEN] = { "listen", IN_AGENT, V_LISTEN, 0 },
-	[AK_STATE_DIR] = { "state_dir", IN_AGENT, V_PATH, 0 },
-	[AK_TOKEN] = { "token", IN_AGENT, V_TOKEN, 0 },
-	[AK_KEEP_BYTES] = { "keep_bytes", IN_BOTH, V_SIZE, 0 },
-	[AK_KEEP_AGE] = { "keep_age", IN_BOTH, V_DURATION, 0 },
-	[AK_MIN_FREE] = { "min_free", IN_AGENT, V_SIZE_PCT, 0 },
-	[AK_REDISCOVER] = { "rediscover", IN_AGENT, V_DURATION, 0 },
-	[AK_RATE] = { "rate", IN_BOTH, V_RATE, 0 },
-	[AK_WINDOW] = { "window", IN_BOTH, V_DURATION, 0 },
-	[AK_LABELS] = { "labels", IN_BOTH, V_LABELS, 1 },
-	[AK_ENABLED] = { "enabled", IN_SERVICE, V_BOOL, 0 },
-	[AK_IDLE] = { "idle", IN_BOTH, V_BOOL, 0 },
-	[AK_GIL] = { "gil", IN_BOTH, V_BOOL, 0 },
-	[AK_THREADS] = { "threads", IN_BOTH, V_BOOL, 0 },
-	[AK_FOLDED] = { "folded", IN_BOTH, V_BOOL, 0 },
-	[AK_PID_LABEL] = { "pid_label", IN_BOTH, V_BOOL, 0 },
-	[AK_THREAD_LABEL] = { "thread_label", IN_BOTH, V_BOOL, 0 },
-	[AK_PID] = { "pid", IN_SERVICE, V_PIDS, 1 },
-	[AK_PIDFILE] = { "pidfile", IN_SERVICE, V_PATH, 0 },
-	[AK_MATCH] = { "match", IN_SERVICE, V_REGEX, 0 },
-	[AK_UNIT] = { "unit", IN_SERVICE, V_UNIT, 0 },
-	[AK_CGROUP] = { "cgroup", IN_SERVICE, V_CGROUP, 0 },
+	[AK_LISTEN] = { "listen", IN_AGENT, V_LISTEN, 0, 0, 0 },
+	[AK_STATE_DIR] = { "state_dir", IN_AGENT, V_PATH, 0, 0, 0 },
+	[AK_TOKEN] = { "token", IN_AGENT, V_TOKEN, 0, 0, 0 },
+	[AK_KEEP_BYTES] = { "keep_bytes", IN_BOTH, V_SIZE, 0, 0, 0 },
+	[AK_KEEP_AGE] = { "keep_age", IN_BOTH, V_DURATION, 0, F(keep_age_s) },
+	[AK_MIN_FREE] = { "min_free", IN_AGENT, V_SIZE_PCT, 0, 0, 0 },
+	[AK_REDISCOVER] = { "rediscover", IN_AGENT, V_DURATION, 0, 0, 0 },
+	[AK_RATE] = { "rate", IN_BOTH, V_RATE, 0, F(rate_hz) },
+	[AK_WINDOW] = { "window", IN_BOTH, V_DURATION, 0, F(window_s) },
+	[AK_LABELS] = { "labels", IN_BOTH, V_LABELS, 1, 0, 0 },
+	[AK_ENABLED] = { "enabled", IN_SERVICE, V_BOOL, 0, F(enabled) },
+	[AK_IDLE] = { "idle", IN_BOTH, V_BOOL, 0, F(idle) },
+	[AK_GIL] = { "gil", IN_BOTH, V_BOOL, 0, F(gil) },
+	[AK_THREADS] = { "threads", IN_BOTH, V_BOOL, 0, F(threads) },
+	[AK_FOLDED] = { "folded", IN_BOTH, V_BOOL, 0, F(folded) },
+	[AK_PID_LABEL] = { "pid_label", IN_BOTH, V_BOOL, 0, F(pid_label) },
+	[AK_THREAD_LABEL] = { "thread_label", IN_BOTH, V_BOOL, 0, F(thread_label) },
+	[AK_PID] = { "pid", IN_SERVICE, V_PIDS, 1, 0, 0 },
+	[AK_PIDFILE] = { "pidfile", IN_SERVICE, V_PATH, 0, 0, 0 },
+	[AK_MATCH] = { "match", IN_SERVICE, V_REGEX, 0, 0, 0 },
+	[AK_UNIT] = { "unit", IN_SERVICE, V_UNIT, 0, 0, 0 },
+	[AK_CGROUP] = { "cgroup", IN_SERVICE, V_CGROUP, 0, 0, 0 },
 };
+#undef F
+
+static int *bool_field(struct agent_service *s, enum agent_key k)
+{
+	return (int *)((char *)s + keys[k].off);
+}
+
+static double *double_field(struct agent_service *s, enum agent_key k)
+{
+	return (double *)((char *)s + keys[k].off);
+}
 
 /* Bounds of the numbers, with why. */
 #define RATE_MAX 10000.0       /* as record's; a daemon wants far less */
@@ -78,6 +94,17 @@ static const struct key_row {
 const char *agent_key_name(enum agent_key k)
 {
 	return (unsigned)k < AK_COUNT ? keys[k].name : "?";
+}
+
+/* The key called name, or AK_COUNT. */
+static enum agent_key key_of(const char *name)
+{
+	enum agent_key k;
+
+	for (k = 0; k < AK_COUNT; k++)
+		if (!strcmp(name, keys[k].name))
+			break;
+	return k;
 }
 
 static int fail(struct agent_conf *c, const char *fmt, ...)
@@ -684,33 +711,23 @@ bad_pct:
 			return fail(c, "rediscover: must be from 100ms to 1h");
 		if (k == AK_KEEP_AGE && d > KEEP_AGE_MAX)
 			return fail(c, "keep_age: must be at most 3650d (0: no bound by age)");
-		if (k == AK_WINDOW)
-			s->window_s = d;
-		else if (k == AK_REDISCOVER)
-			c->rediscover_s = d;
+		if (keys[k].field)
+			*double_field(s, k) = d;
 		else
-			s->keep_age_s = d;
+			c->rediscover_s = d;
 		return 0;
 	case V_RATE:
 		if (cli_parse_double(v, &d) || !(d > 0) || d > RATE_MAX)
 			return fail(c, "rate: '%s' is not a rate in Hz (above 0, at most %g)",
 				    shown(v, show, sizeof(show)), RATE_MAX);
-		s->rate_hz = d;
+		*double_field(s, k) = d;
 		return 0;
 	case V_LABELS:
 		return add_labels(c, s, v);
 	case V_BOOL:
 		if (agent_parse_bool(v, &b))
 			return fail(c, "%s: '%s' is not yes or no", name, shown(v, show, sizeof(show)));
-		switch (k) {
-		case AK_ENABLED: s->enabled = b; break;
-		case AK_IDLE: s->idle = b; break;
-		case AK_GIL: s->gil = b; break;
-		case AK_THREADS: s->threads = b; break;
-		case AK_FOLDED: s->folded = b; break;
-		case AK_PID_LABEL: s->pid_label = b; break;
-		default: s->thread_label = b; break;
-		}
+		*bool_field(s, k) = b;
 		return 0;
 	case V_PIDS:
 		return add_pids(c, s, v);
@@ -836,9 +853,7 @@ static int take(struct agent_conf *c, const char *key, const char *value, int co
 
 	if (!c->in_section)
 		return fail(c, "'%s' comes before any section", key);
-	for (k = 0; k < AK_COUNT; k++)
-		if (!strcmp(key, keys[k].name))
-			break;
+	k = key_of(key);
 	if (k == AK_COUNT) {
 		char show[80];
 
@@ -1133,11 +1148,8 @@ int agent_conf_set(struct agent_conf *conf, const char *where, const char *secti
 	/* The command line may give a list option more than once: each adds. */
 	{
 		struct agent_service *t = conf->cur ? conf->cur : &conf->defaults;
-		enum agent_key k;
+		enum agent_key k = key_of(key);
 
-		for (k = 0; k < AK_COUNT; k++)
-			if (!strcmp(key, keys[k].name))
-				break;
 		if (k < AK_COUNT && keys[k].list && (t->set_here & (1u << k)))
 			cont = 1;
 		else if (k < AK_COUNT)
@@ -1153,17 +1165,12 @@ static int inherit(struct agent_service *s, const struct agent_service *d, enum 
 {
 	size_t i;
 
-	switch (k) {
-	case AK_RATE: s->rate_hz = d->rate_hz; break;
-	case AK_WINDOW: s->window_s = d->window_s; break;
-	case AK_KEEP_AGE: s->keep_age_s = d->keep_age_s; break;
-	case AK_IDLE: s->idle = d->idle; break;
-	case AK_GIL: s->gil = d->gil; break;
-	case AK_THREADS: s->threads = d->threads; break;
-	case AK_FOLDED: s->folded = d->folded; break;
-	case AK_PID_LABEL: s->pid_label = d->pid_label; break;
-	case AK_THREAD_LABEL: s->thread_label = d->thread_label; break;
-	case AK_LABELS:
+	if (keys[k].field) {
+		memcpy((char *)s + keys[k].off, (const char *)d + keys[k].off,
+		       keys[k].type == V_BOOL ? sizeof(int) : sizeof(double));
+		return 0;
+	}
+	if (k == AK_LABELS) {
 		/* [agent]'s labels under the service's own (which win). */
 		for (i = 0; i < d->nlabels; i++) {
 			size_t j;
@@ -1184,17 +1191,12 @@ static int inherit(struct agent_service *s, const struct agent_service *d, enum 
 			}
 			s->nlabels++;
 		}
-		break;
-	default:
-		break;
 	}
 	return 0;
 }
 
 int agent_conf_finish(struct agent_conf *conf)
 {
-	static const enum agent_key inherited[] = { AK_RATE, AK_WINDOW, AK_KEEP_AGE, AK_IDLE,
-		AK_GIL, AK_THREADS, AK_FOLDED, AK_PID_LABEL, AK_THREAD_LABEL, AK_LABELS };
 	const uint32_t selectors = 1u << AK_PID | 1u << AK_PIDFILE | 1u << AK_MATCH |
 				   1u << AK_UNIT | 1u << AK_CGROUP;
 	size_t i, j;
@@ -1206,10 +1208,14 @@ int agent_conf_finish(struct agent_conf *conf)
 
 		conf->cur_file = s->file;
 		conf->cur_line = s->line;
-		for (j = 0; j < sizeof(inherited) / sizeof(inherited[0]); j++) {
-			enum agent_key k = inherited[j];
+		/* Every key of both sections is a default from [agent], but
+		 * keep_bytes, which bounds all services together there. */
+		for (j = 0; j < AK_COUNT; j++) {
+			enum agent_key k = (enum agent_key)j;
 			int err;
 
+			if (keys[k].where != IN_BOTH || k == AK_KEEP_BYTES)
+				continue;
 			if ((s->set & (1u << k)) && k != AK_LABELS)
 				continue;
 			if (!(conf->defaults.set & (1u << k)))

@@ -189,17 +189,23 @@ int agent_window_parse(const char *name, int64_t *start_ns, uint32_t *seq, const
 	return -EINVAL;
 }
 
+static int by_window(const void *a, const void *b)
+{
+	return cmp_age(a, b);
+}
+
 int agent_store_list(const char *state_dir, const char *const *services, size_t nservices,
 		     struct agent_window_file **out, size_t *n)
 {
 	struct agent_window_file *v = NULL;
-	size_t cap = 0, used = 0, s;
+	size_t cap = 0, used = 0, s, i, k;
 	int err = 0;
 
+	/* A file each, then a window's files (.pb.gz, .folded) merged: one
+	 * sort, not a search of the list per file. */
 	for (s = 0; s < nservices && !err; s++) {
 		char dir[PATH_MAX];
 		struct dirent *e;
-		size_t first = used;
 		DIR *d;
 		int dfd;
 
@@ -217,19 +223,10 @@ int agent_store_list(const char *state_dir, const char *const *services, size_t 
 			struct agent_window_file w = { .service = (uint32_t)s };
 			const char *ext;
 			struct stat st;
-			size_t i;
 
 			if (agent_window_parse(e->d_name, &w.start_ns, &w.seq, &ext) ||
 			    fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
 				continue;
-			/* The window's other file already listed? */
-			for (i = first; i < used; i++)
-				if (v[i].start_ns == w.start_ns && v[i].seq == w.seq)
-					break;
-			if (i < used) {
-				v[i].bytes += (uint64_t)st.st_size;
-				continue;
-			}
 			if (used == cap) {
 				size_t ncap = cap ? cap * 2 : 64;
 				struct agent_window_file *nv;
@@ -255,8 +252,16 @@ int agent_store_list(const char *state_dir, const char *const *services, size_t 
 		free(v);
 		return err;
 	}
+	if (used)
+		qsort(v, used, sizeof(*v), by_window);
+	for (i = k = 0; i < used; i++) {
+		if (k && !cmp_age(&v[k - 1], &v[i]))
+			v[k - 1].bytes += v[i].bytes;
+		else
+			v[k++] = v[i];
+	}
 	*out = v;
-	*n = used;
+	*n = k;
 	return 0;
 }
 

@@ -269,7 +269,7 @@ struct agent {
 	uint64_t windows_written, write_errors;
 };
 
-static int svc_start(struct agent *ag, struct svc_run *r, const struct agent_service *s)
+static int svc_start(struct svc_run *r, const struct agent_service *s)
 {
 	struct stacktab_limits lim = { .max_stacks = MAX_STACKS, .max_frames = MAX_FRAMES,
 				       .max_strings = MAX_FRAMES };
@@ -286,7 +286,6 @@ static int svc_start(struct agent *ag, struct svc_run *r, const struct agent_ser
 	};
 	int err;
 
-	(void)ag;
 	memset(r, 0, sizeof(*r));
 	r->name = strdup(s->name);
 	if (!r->name)
@@ -307,6 +306,12 @@ static int svc_start(struct agent *ag, struct svc_run *r, const struct agent_ser
 	r->win_mono = mono_ns();
 	r->win_wall = wall_ns();
 	return err;
+}
+
+/* When r's open window ends. */
+static int64_t window_end(const struct svc_run *r)
+{
+	return r->win_mono + (int64_t)(r->conf->window_s * 1e9);
 }
 
 static void svc_free(struct svc_run *r)
@@ -507,7 +512,7 @@ static int apply_conf(struct agent *ag, struct agent_conf *c, int64_t now)
 			ag->svcs[j].name = NULL;
 			continue;
 		}
-		err = svc_start(ag, &next[i], s);
+		err = svc_start(&next[i], s);
 		if (err) {
 			say(LOG_ERR, "service %s: cannot start sampling: %s", s->name, strerror(-err));
 			err = 0; /* the others go on */
@@ -622,7 +627,7 @@ static int run(const struct agent_args *a, struct agent_conf *first)
 		for (i = 0; i < ag.nsvcs; i++) {
 			struct svc_run *r = &ag.svcs[i];
 
-			if (r->sess && now - r->win_mono >= (int64_t)(r->conf->window_s * 1e9))
+			if (r->sess && now >= window_end(r))
 				close_window(&ag, r, now);
 		}
 		if (watchdog_ns && now >= next_watchdog) {
@@ -632,10 +637,8 @@ static int run(const struct agent_args *a, struct agent_conf *first)
 		}
 		until = next_discover;
 		for (i = 0; i < ag.nsvcs; i++) {
-			int64_t end = ag.svcs[i].win_mono + (int64_t)(ag.svcs[i].conf->window_s * 1e9);
-
-			if (ag.svcs[i].sess && end < until)
-				until = end;
+			if (ag.svcs[i].sess && window_end(&ag.svcs[i]) < until)
+				until = window_end(&ag.svcs[i]);
 		}
 		if (watchdog_ns && next_watchdog < until)
 			until = next_watchdog;

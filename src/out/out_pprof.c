@@ -18,8 +18,9 @@
  *                count * period].  The root markers are not locations: they
  *                become labels pid (num), tid (num) and thread_name (str);
  *                an id of 0 means unknown and is left out, and so is an empty
- *                thread name.  The caller's labels (out_opts: the agent's
- *                service_name, hostname, ...) go on every sample.  Stacks with nothing but markers are skipped.
+ *                thread name.  Stacks with nothing but markers are skipped.
+ *                The caller's labels (out_opts: the agent's service_name,
+ *                hostname, ...) go on every sample.
  *                Other FRAME_SPECIAL frames ("[truncated]") stay locations.
  *   location     one per profile frame used, one line {function, line}.
  *   function     one per (name, file); start_line 0 (frames carry the
@@ -250,7 +251,7 @@ struct pprof {
 	uint32_t s_command;
 	const struct out_opts *o;
 	uint32_t lab[2 * OUT_LABELS_MAX]; /* the caller's labels' string ids */
-	size_t nlab;
+	size_t nlab;          /* how many of o's labels go out */
 };
 
 /* s, or a copy in w->clean with U+FFFD for each byte that is not part of
@@ -476,7 +477,7 @@ static int tables_new(struct pprof *w, const struct profile *p)
 	}
 	if (p->command)
 		arena += 3 * strlen(p->command) + 8;
-	for (i = 0; w->o && i < 2 * w->o->nlabels && i < 2 * OUT_LABELS_MAX; i++)
+	for (i = 0; i < 2 * w->nlab; i++)
 		arena += 3 * strlen(w->o->labels[i]) + 8;
 	err = strtab_new(&w->strs, (uint32_t)nkeys, arena);
 	if (!err)
@@ -526,8 +527,6 @@ static int intern_fixed(struct pprof *w, const struct profile *p)
 	for (i = 0; !err && i < sizeof(fixed) / sizeof(fixed[0]); i++)
 		if (fixed[i].s)
 			err = intern(w, fixed[i].s, fixed[i].id);
-	w->nlab = w->o && w->o->nlabels < OUT_LABELS_MAX ? w->o->nlabels :
-		  w->o ? OUT_LABELS_MAX : 0;
 	for (i = 0; !err && i < 2 * w->nlab; i++)
 		err = intern(w, w->o->labels[i], &w->lab[i]);
 	return err;
@@ -583,6 +582,8 @@ int out_pprof_write(const struct profile *p, const struct out_opts *o, FILE *f)
 	struct gz *g;
 	int err;
 
+	if (o)
+		w.nlab = o->nlabels < OUT_LABELS_MAX ? o->nlabels : OUT_LABELS_MAX;
 	g = calloc(1, sizeof(*g));
 	if (!g)
 		return -ENOMEM;
