@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import APPS, PYSPYC, parse_collapsed, frame_name, traced
+from conftest import APPS, PYSPYC, parse_collapsed, frame_name, proc_stat, traced, wait_for
 
 CHILDREN = os.path.join(APPS, "children.py")
 
@@ -197,6 +197,12 @@ def test_idle_exact_and_asleep(one_python, tmp_path, told_by):
     counts nothing."""
     p = _start(one_python, SLEEPER)
     try:
+        # "up" comes before the sleep: right after reading it, the process
+        # still ran in 136 and 143 of 200 tries here (with and without
+        # PYTHONUNBUFFERED), and on a loaded machine pyspyc's first sample
+        # can come that early (CI: one at line 4, the write).  The sleep is
+        # the only place the process is in state S.
+        assert wait_for(lambda: (proc_stat(p.pid) or ("?",))[0] == "S"), proc_stat(p.pid)
         out = tmp_path / "i.txt"
         r = _record(["-i", "-r", "200", "-d", "1", "-f", "collapsed", "-o", str(out),
                      "-p", str(p.pid)], told_by=told_by)
