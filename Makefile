@@ -5,8 +5,11 @@
 #   make demo       install missing deps, build, profile the bundled web app
 #   make bench      install missing deps, build, run the benchmarks -> BENCHMARKS.md
 #                   (BENCH_ARGS=--quick for a short run; see scripts/bench/bench.py --help)
-#   make install    PREFIX=/usr/local DESTDIR=  (binary, man page, bash completion)
-#   make uninstall  the same variables: removes what install put there
+#   make install    PREFIX=/usr/local DESTDIR=  (binary, man page, bash completion,
+#                   the agent's systemd unit, and its sample configuration
+#                   when there is none yet)
+#   make uninstall  the same variables: removes what install put there but the
+#                   agent's configuration, which may have been edited
 #   make SAN=1      AddressSanitizer + UndefinedBehaviorSanitizer build
 #   make fuzz       build the libFuzzer targets (clang) and run each for
 #                   FUZZ_SECONDS (300); crash inputs stay in build-fuzz/
@@ -17,6 +20,9 @@ BINDIR  ?= $(PREFIX)/bin
 MANDIR  ?= $(PREFIX)/share/man
 # Where bash-completion looks for a command's completion when first needed.
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+# systemd reads units from /usr/local/lib/systemd/system too.
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 DESTDIR ?=
 
 CC      ?= cc
@@ -201,16 +207,33 @@ bench: deps
 		--out-cost $(abspath $(OUT_COST)) --rusage-run $(abspath $(RUSAGE_RUN)) \
 		--floor $(abspath $(FLOOR)) --window-soak $(abspath $(WINDOW_SOAK)) $(BENCH_ARGS)
 
+# The unit is made again on every install: it names BINDIR and SYSCONFDIR,
+# which each install may set otherwise.  The configuration is installed
+# only where there is none: an admin's edits are never overwritten.
+AGENT_CONF = $(DESTDIR)$(SYSCONFDIR)/pyspyc/agent.conf
+
 install: $(PROG)
-	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR)
+	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR) \
+		$(DESTDIR)$(UNITDIR) $(AGENT_CONF).d
 	install -m 0755 $(PROG) $(DESTDIR)$(BINDIR)/pyspyc
 	install -m 0644 man/pyspyc.1 $(DESTDIR)$(MANDIR)/man1/pyspyc.1
 	install -m 0644 scripts/pyspyc.bash-completion $(DESTDIR)$(BASHCOMPDIR)/pyspyc
+	@mkdir -p $(BUILD)
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		dist/pyspyc-agent.service.in > $(BUILD)/pyspyc-agent.service
+	install -m 0644 $(BUILD)/pyspyc-agent.service $(DESTDIR)$(UNITDIR)/pyspyc-agent.service
+	@if [ -e $(AGENT_CONF) ] || [ -L $(AGENT_CONF) ]; then \
+		echo "$(AGENT_CONF) exists: kept"; \
+	else \
+		echo "install -m 0644 dist/agent.conf $(AGENT_CONF)"; \
+		install -m 0644 dist/agent.conf $(AGENT_CONF); \
+	fi
 
-# Directories are left: they are shared with other packages.
+# Directories are left: they are shared with other packages.  The agent's
+# configuration (and agent.conf.d) is left too: it may have been edited.
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/pyspyc $(DESTDIR)$(MANDIR)/man1/pyspyc.1 \
-		$(DESTDIR)$(BASHCOMPDIR)/pyspyc
+		$(DESTDIR)$(BASHCOMPDIR)/pyspyc $(DESTDIR)$(UNITDIR)/pyspyc-agent.service
 
 clean:
 	rm -rf build build-san build-fuzz pyspyc

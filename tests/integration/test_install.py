@@ -1,5 +1,6 @@
-"""make install / make uninstall, and the bash completion script they install,
-run in a real bash against the binary's own --help."""
+"""make install / make uninstall (with the agent's systemd unit and
+configuration), and the bash completion script they install, run in a real
+bash against the binary's own --help."""
 import os
 import re
 import shutil
@@ -13,15 +14,19 @@ from conftest import PYSPYC, ROOT, help_commands, help_formats, help_option_name
 
 COMPLETION = os.path.join(ROOT, "scripts", "pyspyc.bash-completion")
 INSTALLED_COMPLETION = "usr/share/bash-completion/completions/pyspyc"
+UNIT_IN = os.path.join(ROOT, "dist", "pyspyc-agent.service.in")
+INSTALLED_UNIT = "usr/lib/systemd/system/pyspyc-agent.service"
+INSTALLED_CONF = "etc/pyspyc/agent.conf"
 # Installed path (under DESTDIR) -> the file it comes from and its mode.
 INSTALLED = {
     "usr/bin/pyspyc": (os.path.join(ROOT, "pyspyc"), 0o755),
     "usr/share/man/man1/pyspyc.1": (os.path.join(ROOT, "man", "pyspyc.1"), 0o644),
     INSTALLED_COMPLETION: (COMPLETION, 0o644),
+    INSTALLED_CONF: (os.path.join(ROOT, "dist", "agent.conf"), 0o644),
 }
 
 
-def make(target, destdir):
+def make(target, destdir, prefix="/usr"):
     # A make of its own: under `make test SAN=1` the outer make's variables
     # (in MAKEFLAGS, SAN, and BUILD=build-san that tests/run.sh is given)
     # would install the sanitizer build, or link its objects without it.
@@ -29,7 +34,7 @@ def make(target, destdir):
            if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "SAN", "BUILD")}
     # A strict umask: the modes must come from the Makefile, not from it.
     return subprocess.run(["make", "--no-print-directory", "-C", ROOT, target,
-                           "DESTDIR=" + str(destdir), "PREFIX=/usr", "SAN="],
+                           "DESTDIR=" + str(destdir), "PREFIX=" + str(prefix), "SAN="],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           universal_newlines=True, timeout=600, env=env,
                           preexec_fn=lambda: os.umask(0o077))
@@ -64,12 +69,18 @@ def render_man(path):
     return [(n, re.sub(".\b", "", t)) for n, t in out]
 
 
+def unit_lines(path):
+    """The unit's settings, comments and blank lines left out."""
+    with open(path) as f:
+        return [l.strip() for l in f if l.strip() and not l.startswith(("#", ";"))]
+
+
 def test_install_and_uninstall(tmp_path):
     dest = tmp_path / "dest"
     r = make("install", dest)
     assert r.returncode == 0, r.stdout
     files = {p: s for p, s in tree(str(dest)).items() if not stat.S_ISDIR(s.st_mode)}
-    assert sorted(files) == sorted(INSTALLED), r.stdout
+    assert sorted(files) == sorted(list(INSTALLED) + [INSTALLED_UNIT]), r.stdout
     for rel, (src, mode) in INSTALLED.items():
         st = files[rel]
         assert stat.S_ISREG(st.st_mode), rel
@@ -80,6 +91,19 @@ def test_install_and_uninstall(tmp_path):
         if stat.S_ISDIR(st.st_mode):
             assert stat.S_IMODE(st.st_mode) == 0o755, "%s: mode %o" % (
                 rel, stat.S_IMODE(st.st_mode))
+    assert stat.S_ISDIR(os.stat(str(dest / (INSTALLED_CONF + ".d"))).st_mode)
+
+    # The unit: the template with the installed paths in it, nothing left
+    # to substitute, and its ExecStart runs the installed binary on the
+    # installed configuration.
+    unit = str(dest / INSTALLED_UNIT)
+    assert stat.S_IMODE(files[INSTALLED_UNIT].st_mode) == 0o644
+    with open(UNIT_IN) as a, open(unit) as b:
+        want = a.read().replace("@BINDIR@", "/usr/bin").replace("@SYSCONFDIR@", "/etc")
+        assert b.read() == want
+    assert not re.search(r"@[A-Z]+@", want), "a placeholder is left in the unit"
+    assert [l for l in unit_lines(unit) if l.startswith("ExecStart=")] == [
+        "ExecStart=/usr/bin/pyspyc agent --config /etc/pyspyc/agent.conf"]
 
     binary = str(dest / "usr/bin/pyspyc")
     v = subprocess.run([binary, "--version"], stdout=subprocess.PIPE, universal_newlines=True,
@@ -98,10 +122,57 @@ def test_install_and_uninstall(tmp_path):
     assert complete(binary, "", script=str(dest / INSTALLED_COMPLETION)) == help_commands()
     assert loaded_by_bash_completion(str(dest / "usr/share")) == "complete -F _pyspyc pyspyc"
 
+    # Everything goes but the configuration, which an admin may have edited.
     r = make("uninstall", dest)
     assert r.returncode == 0, r.stdout
     left = [p for p, s in tree(str(dest)).items() if not stat.S_ISDIR(s.st_mode)]
-    assert not left, left
+    assert left == [INSTALLED_CONF], left
+
+
+def test_install_keeps_an_edited_configuration(tmp_path):
+    dest = tmp_path / "dest"
+    conf = dest / INSTALLED_CONF
+    assert make("install", dest).returncode == 0
+    edited = conf.read_text() + "\n[service web]\nmatch = gunicorn\n"
+    conf.write_text(edited)
+    os.chmod(str(conf), 0o600)
+    # Installed again, and again after an uninstall: the edits stay, and so
+    # does their mode; the unit is there each time.
+    for target in ("install", "uninstall", "install"):
+        r = make(target, dest)
+        assert r.returncode == 0, r.stdout
+        assert conf.read_text() == edited, "make %s changed the configuration" % target
+        assert stat.S_IMODE(os.stat(str(conf)).st_mode) == 0o600, target
+        assert (dest / INSTALLED_UNIT).exists() == (target == "install"), target
+    assert "agent.conf exists: kept" in r.stdout, r.stdout
+
+
+def test_installed_unit_verifies(tmp_path):
+    """The unit as installed, checked by systemd: `systemd-analyze verify`
+    needs its ExecStart binary at the path the unit names, so the install
+    is into a prefix (no DESTDIR): the unit names tmp_path's binary and
+    configuration, and is checked exactly as installed, Documentation= too
+    (man finds the installed page)."""
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("systemd-analyze is not installed")
+    prefix = tmp_path / "prefix"
+    r = make("install", "", prefix=prefix)
+    assert r.returncode == 0, r.stdout
+    unit = str(prefix / "lib/systemd/system/pyspyc-agent.service")
+    conf = str(prefix / "etc/pyspyc/agent.conf")
+    assert [l for l in unit_lines(unit) if l.startswith("ExecStart=")] == [
+        "ExecStart=%s agent --config %s" % (prefix / "bin/pyspyc", conf)]
+    v = subprocess.run(["systemd-analyze", "verify", unit], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, universal_newlines=True, timeout=120,
+                       env=dict(os.environ, MANPATH=str(prefix / "share/man")))
+    # It exits 0 on some warnings: any output is a failure.
+    assert v.returncode == 0 and v.stdout == "", v.stdout
+    # The sample configuration as installed is one the agent takes.
+    c = subprocess.run([str(prefix / "bin/pyspyc"), "agent", "--config", conf, "--check",
+                        "--match", "no process has this command line"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       universal_newlines=True, timeout=60)
+    assert c.returncode == 0, c.stdout
 
 BASH_COMPLETION = "/usr/share/bash-completion/bash_completion"
 
