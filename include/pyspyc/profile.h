@@ -28,12 +28,17 @@ enum frame_kind {
 	 * thread marker. */
 	FRAME_PROCESS = 4,
 	FRAME_THREAD = 5,
+	/* The agent's root marker in a profile of several services: name and
+	 * file are the service's name, line 0.  It comes before the
+	 * process marker; pprof carries it as the label service_name. */
+	FRAME_SERVICE = 6,
 };
 
 /* pyspyc's own frames are shown by name alone. */
 static inline int frame_is_marker(int kind)
 {
-	return kind == FRAME_SPECIAL || kind == FRAME_PROCESS || kind == FRAME_THREAD;
+	return kind == FRAME_SPECIAL || kind == FRAME_PROCESS || kind == FRAME_THREAD ||
+	       kind == FRAME_SERVICE;
 }
 
 struct profile_frame {
@@ -104,7 +109,8 @@ int profile_strip(const struct profile *in, unsigned int mask, struct profile *o
 /* The pid and OS thread id a stack belongs to, from its root markers:
  * *pid is the process marker's pid or p->pid, *tid the thread marker's id
  * or 0; *thread (may be NULL) the thread marker's frame index or
- * UINT32_MAX.  Returns how many root frames are markers of either kind. */
+ * UINT32_MAX.  Returns how many root frames are markers (a service
+ * marker first, if any, then a process and a thread marker). */
 uint32_t profile_stack_owner(const struct profile *p, const struct profile_stack *s,
 			     int *pid, int *tid, uint32_t *thread);
 

@@ -75,6 +75,8 @@ uint32_t profile_stack_owner(const struct profile *p, const struct profile_stack
 	*tid = 0;
 	if (thread)
 		*thread = UINT32_MAX;
+	if (i < s->depth && p->frames[s->frames[i]].kind == FRAME_SERVICE)
+		i++;
 	if (i < s->depth && p->frames[s->frames[i]].kind == FRAME_PROCESS)
 		*pid = p->frames[s->frames[i++]].line;
 	if (i < s->depth && p->frames[s->frames[i]].kind == FRAME_THREAD) {

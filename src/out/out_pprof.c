@@ -16,7 +16,8 @@
  *   sample       one per profile stack, location ids leaf first (pprof's
  *                order; profile stacks are root first), values [count,
  *                count * period].  The root markers are not locations: they
- *                become labels pid (num), tid (num) and thread_name (str);
+ *                become labels pid (num), tid (num) and thread_name (str),
+ *                and the agent's service marker service_name (str);
  *                an id of 0 means unknown and is left out, and so is an empty
  *                thread name.  Stacks with nothing but markers are skipped.
  *                The caller's labels (out_opts: the agent's service_name,
@@ -249,6 +250,7 @@ struct pprof {
 	int64_t period;
 	uint32_t s_samples, s_count, s_cpu, s_ns, s_pid, s_tid, s_thread_name;
 	uint32_t s_command;
+	uint32_t s_service;    /* "service_name"; 0 with no service marker */
 	const struct out_opts *o;
 	uint32_t lab[2 * OUT_LABELS_MAX]; /* the caller's labels' string ids */
 	size_t nlab;          /* how many of o's labels go out */
@@ -391,7 +393,7 @@ static int put_sample(struct pprof *w, const struct profile_stack *s)
 {
 	const struct profile *p = w->p;
 	struct pb *b = &w->msg;
-	uint32_t thread, name = 0, j, nmark;
+	uint32_t thread, name = 0, service = 0, j, nmark;
 	size_t m, mlist;
 	int pid, tid, err = 0;
 
@@ -400,6 +402,8 @@ static int put_sample(struct pprof *w, const struct profile_stack *s)
 		return 0;
 	if (thread != UINT32_MAX && p->frames[thread].file[0])
 		err = intern(w, p->frames[thread].file, &name);
+	if (!err && p->frames[s->frames[0]].kind == FRAME_SERVICE && w->s_service)
+		err = intern(w, p->frames[s->frames[0]].file, &service);
 	m = pb_open(b, PROFILE_SAMPLE);
 	mlist = pb_open(b, SAMPLE_LOCATION_ID);
 	for (j = s->depth; !err && j-- > nmark;) {
@@ -419,6 +423,8 @@ static int put_sample(struct pprof *w, const struct profile_stack *s)
 		label(b, w->s_tid, 0, tid);
 	if (name)
 		label(b, w->s_thread_name, name, 0);
+	if (service)
+		label(b, w->s_service, service, 0);
 	for (j = 0; j < w->nlab; j++)
 		label(b, w->lab[2 * j], w->lab[2 * j + 1], 0);
 	pb_close(b, m);
@@ -506,7 +512,13 @@ static void tables_release(struct pprof *w)
 /* The fixed strings, "" first so that it is index 0. */
 static int intern_fixed(struct pprof *w, const struct profile *p)
 {
-	uint32_t empty;
+	uint32_t empty, i;
+	int services = 0;
+
+	/* "service_name" only in the agent's profiles of several services. */
+	for (i = 0; i < p->nframes && !services; i++)
+		services = p->frames[i].kind == FRAME_SERVICE;
+
 	const struct {
 		const char *s;
 		uint32_t *id;
@@ -520,15 +532,16 @@ static int intern_fixed(struct pprof *w, const struct profile *p)
 		{ "tid", &w->s_tid },
 		{ "thread_name", &w->s_thread_name },
 		{ p->command && p->command[0] ? p->command : NULL, &w->s_command },
+		{ services ? "service_name" : NULL, &w->s_service },
 	};
-	size_t i;
+	size_t k;
 	int err = 0;
 
-	for (i = 0; !err && i < sizeof(fixed) / sizeof(fixed[0]); i++)
-		if (fixed[i].s)
-			err = intern(w, fixed[i].s, fixed[i].id);
-	for (i = 0; !err && i < 2 * w->nlab; i++)
-		err = intern(w, w->o->labels[i], &w->lab[i]);
+	for (k = 0; !err && k < sizeof(fixed) / sizeof(fixed[0]); k++)
+		if (fixed[k].s)
+			err = intern(w, fixed[k].s, fixed[k].id);
+	for (k = 0; !err && k < 2 * w->nlab; k++)
+		err = intern(w, w->o->labels[k], &w->lab[k]);
 	return err;
 }
 

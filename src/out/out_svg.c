@@ -316,6 +316,7 @@ static struct rgb frame_colour(int kind, const char *name)
 	case FRAME_SPECIAL:	/* lavender-grey */
 	case FRAME_PROCESS:
 	case FRAME_THREAD:
+	case FRAME_SERVICE:
 		col.r = 170 + a * 35 / 255;
 		col.g = 150 + a * 30 / 255;
 		col.b = 205 + b * 40 / 255;
