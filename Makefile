@@ -30,9 +30,9 @@ BUILD   ?= build
 VERSION := 0.1.0
 
 # The library needs libelf, zlib, libbpf and libinih (the agent's config); only
-# the commands (top) need ncurses.
+# the commands need ncurses (top) and libmicrohttpd (the agent's HTTP).
 LIB_PKGS := libelf zlib libbpf inih
-CMD_PKGS := ncursesw
+CMD_PKGS := ncursesw libmicrohttpd
 TEST_PKGS := libxml-2.0
 PKG_CFLAGS := $(shell pkg-config --cflags $(LIB_PKGS) $(CMD_PKGS) 2>/dev/null)
 LIB_LIBS   := $(shell pkg-config --libs $(LIB_PKGS) 2>/dev/null) -lpthread -lm

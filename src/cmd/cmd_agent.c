@@ -1,5 +1,6 @@
 /* cmd_agent.c - pyspyc agent: sample a host's Python services all the
- * time and keep their profiles on disk, window by window.
+ * time, keep their profiles on disk, window by window, and serve live
+ * windows over HTTP (agent_http.c).
  *
  * The configuration (agent_conf.h) names services; every `rediscover`
  * seconds the processes each one selects are found again (agent_find.h)
@@ -39,6 +40,8 @@
 #include "pyspyc/session.h"
 #include "pyspyc/stacktab.h"
 
+#include "agent_run.h"
+
 #define WHO "pyspyc agent"
 #define FIND_CAP 4096            /* processes one service samples */
 #define MAX_STACKS (1u << 20)    /* a window's unique stacks */
@@ -47,7 +50,7 @@
 struct agent_args {
 	const char *config;
 	int check;
-	const char *state_dir, *keep_bytes, *keep_age, *min_free;
+	const char *listen, *token, *state_dir, *keep_bytes, *keep_age, *min_free;
 	const char *rediscover, *rate, *window, *labels;
 	struct opt_list pids;
 	const char *pidfile, *match, *unit, *cgroup;
@@ -60,6 +63,10 @@ static const struct opt agent_opts[] = {
 	  A(config), 0, 0, 0 },
 	{ 0, "check", OPT_FLAG, NULL, "check the configuration, list the processes each service "
 	  "would sample, and exit", A(check), 0, 0, 0 },
+	{ 0, "listen", OPT_STRING, "ADDR:PORT", "serve profiles over HTTP here (default "
+	  "127.0.0.1:6060; 'none': no HTTP)", A(listen), 0, 0, 0 },
+	{ 0, "token", OPT_STRING, "TOKEN", "requests need 'Authorization: Bearer TOKEN' "
+	  "(required off loopback)", A(token), 0, 0, 0 },
 	{ 0, "state-dir", OPT_STRING, "DIR", "where windows are written (default /var/lib/pyspyc)",
 	  A(state_dir), 0, 0, 0 },
 	{ 0, "keep-bytes", OPT_STRING, "SIZE", "every service's windows together at most SIZE "
@@ -98,11 +105,12 @@ static const struct cmd_usage agent_usage = {
 	.name = "agent",
 	.synopsis = "[OPTIONS]",
 	.about = "Sample a host's Python services all the time; write a profile per service and "
-		 "window under the state directory.",
+		 "window under the state directory, and serve live profiles over HTTP.",
 	.opts = agent_opts,
 	.nopts = sizeof(agent_opts) / sizeof(agent_opts[0]),
 	.examples = "  sudo pyspyc agent --config /etc/pyspyc/agent.conf\n"
-		    "  sudo pyspyc agent --match 'gunicorn: worker' --state-dir /var/lib/pyspyc\n"
+		    "  sudo pyspyc agent --match 'gunicorn: worker' --listen 127.0.0.1:6060\n"
+		    "  go tool pprof -top http://127.0.0.1:6060/debug/pprof/profile?seconds=30\n"
 		    "  pyspyc agent --config /etc/pyspyc/agent.conf --check\n",
 };
 
@@ -148,6 +156,7 @@ static int load_conf(const struct agent_args *a, struct agent_conf *c)
 	const struct {
 		const char *opt, *key, *val;
 	} agent_keys[] = {
+		{ "--listen", "listen", a->listen }, { "--token", "token", a->token },
 		{ "--state-dir", "state_dir", a->state_dir },
 		{ "--keep-bytes", "keep_bytes", a->keep_bytes },
 		{ "--keep-age", "keep_age", a->keep_age }, { "--min-free", "min_free", a->min_free },
@@ -204,9 +213,8 @@ static int check(const struct agent_conf *c)
 	}
 	printf("configuration ok: %zu service%s, windows under %s\n", c->nservices,
 	       c->nservices == 1 ? "" : "s", c->state_dir);
-	if (c->defaults.set & (1u << AK_LISTEN))
-		printf("listen %s: this version serves no HTTP yet; the windows are on disk\n",
-		       c->listen_text);
+	if (c->listen.ss_family != AF_UNSPEC)
+		printf("listen on %s%s\n", c->listen_text, c->token ? ", with a token" : "");
 	for (i = 0; i < c->nservices; i++) {
 		const struct agent_service *s = &c->services[i];
 		struct agent_find_notes notes;
@@ -245,29 +253,6 @@ out:
 }
 
 /* ---- running ---------------------------------------------------------------- */
-
-struct svc_run {
-	char *name;
-	const struct agent_service *conf; /* in the agent's current configuration */
-	struct stacktab *tab;
-	struct session *sess;
-	int64_t win_mono, win_wall;       /* the open window's start */
-	size_t nprocs;
-	uint64_t last_ticks;
-	int gone;                          /* left out of a reload: to be closed */
-};
-
-struct agent {
-	struct agent_conf conf;
-	struct svc_run *svcs;
-	size_t nsvcs;
-	struct agent_scan scan;
-	struct proc_ident *found;
-	struct agent_notify notify;
-	char host[256];
-	int disk_short;                    /* the last write found no room */
-	uint64_t windows_written, write_errors;
-};
 
 static int svc_start(struct svc_run *r, const struct agent_service *s)
 {
@@ -316,6 +301,7 @@ static int64_t window_end(const struct svc_run *r)
 
 static void svc_free(struct svc_run *r)
 {
+	free(r->found);
 	session_free(r->sess);
 	stacktab_free(r->tab);
 	free(r->name);
@@ -343,8 +329,15 @@ static void retain(struct agent *ag)
 		struct agent_retention r = { .keep_bytes = c->keep_bytes, .svc_keep_bytes = bytes,
 					     .svc_keep_age_s = ages, .now_ns = wall_ns() };
 
+		uint64_t kept = 0;
+
 		if (agent_retention_plan(v, n, &r))
 			agent_store_delete(c->state_dir, names, v, n);
+		for (i = 0; i < n; i++)
+			kept += v[i].doomed ? 0 : v[i].bytes;
+		pthread_mutex_lock(&ag->lock);
+		ag->disk_bytes = kept;
+		pthread_mutex_unlock(&ag->lock);
 	}
 out:
 	free(v);
@@ -418,30 +411,50 @@ static void write_window(struct agent *ag, struct svc_run *r, const struct profi
 	retain(ag);
 }
 
+/* Under the lock: close r's open window at now into *prof (the open
+ * requests take it in) and open the next. */
+static int rotate_window(struct agent *ag, struct svc_run *r, int64_t now, struct profile *prof)
+{
+	int err = stacktab_rotate(r->tab, prof);
+
+	if (!err) {
+		agent_http_rotated(ag, r->tab, prof);
+		prof->command = r->name;
+		prof->pid = 0;
+		prof->rate_hz = r->conf->rate_hz;
+		prof->start_ns = r->win_mono;
+		prof->start_wall_ns = r->win_wall;
+		prof->duration_s = (double)(now - r->win_mono) / 1e9;
+	}
+	r->win_wall += now - r->win_mono;
+	r->win_mono = now;
+	return err;
+}
+
+/* Write a closed window if it has samples, and let it go. */
+static void finish_window(struct agent *ag, struct svc_run *r, int err, struct profile *prof)
+{
+	if (err)
+		say(LOG_ERR, "service %s: cannot build its window: %s", r->name, strerror(-err));
+	else if (prof->total)
+		write_window(ag, r, prof);
+	profile_release(prof);
+}
+
 /* Close r's open window at now, write it if it has samples, open the next. */
 static void close_window(struct agent *ag, struct svc_run *r, int64_t now)
 {
 	struct profile prof = { 0 };
-	int err = stacktab_rotate(r->tab, &prof);
+	int err;
 
-	if (err) {
-		say(LOG_ERR, "service %s: cannot build its window: %s", r->name, strerror(-err));
-	} else {
-		prof.command = r->name;
-		prof.pid = 0;
-		prof.rate_hz = r->conf->rate_hz;
-		prof.start_ns = r->win_mono;
-		prof.start_wall_ns = r->win_wall;
-		prof.duration_s = (double)(now - r->win_mono) / 1e9;
-		if (prof.total)
-			write_window(ag, r, &prof);
-	}
-	profile_release(&prof);
-	r->win_wall += now - r->win_mono;
-	r->win_mono = now;
+	pthread_mutex_lock(&ag->lock);
+	err = rotate_window(ag, r, now, &prof);
+	pthread_mutex_unlock(&ag->lock);
+	finish_window(ag, r, err, &prof);
 }
 
-/* Find every service's processes again and give them to its session. */
+/* Find every service's processes again and give them to its session
+ * (a paused one keeps them for its resume). */
 static void discover(struct agent *ag)
 {
 	size_t i, n, left;
@@ -453,6 +466,7 @@ static void discover(struct agent *ag)
 	}
 	for (i = 0; i < ag->nsvcs; i++) {
 		struct svc_run *r = &ag->svcs[i];
+		struct proc_ident *keep;
 
 		n = 0;
 		if (!r->sess)
@@ -461,8 +475,17 @@ static void discover(struct agent *ag)
 		    agent_find(&ag->scan, r->conf, AGENT_CGROUP_ROOT, ag->found, FIND_CAP, &n, &left,
 			       NULL))
 			continue;
-		if (!session_give(r->sess, ag->found, n))
-			r->nprocs = n;
+		keep = malloc((n ? n : 1) * sizeof(*keep));
+		if (!keep)
+			continue;
+		memcpy(keep, ag->found, n * sizeof(*keep));
+		pthread_mutex_lock(&ag->lock);
+		free(r->found);
+		r->found = keep;
+		r->nfound = n;
+		if (!r->paused)
+			session_give(r->sess, keep, n);
+		pthread_mutex_unlock(&ag->lock);
 	}
 }
 
@@ -471,8 +494,10 @@ static void tell_status(struct agent *ag)
 	char msg[256];
 	size_t i, procs = 0;
 
+	pthread_mutex_lock(&ag->lock);
 	for (i = 0; i < ag->nsvcs; i++)
-		procs += ag->svcs[i].nprocs;
+		procs += ag->svcs[i].paused ? 0 : ag->svcs[i].nfound;
+	pthread_mutex_unlock(&ag->lock);
 	snprintf(msg, sizeof(msg), "STATUS=%zu service%s, %zu process%s selected%s", ag->nsvcs,
 		 ag->nsvcs == 1 ? "" : "s", procs, procs == 1 ? "" : "es",
 		 ag->disk_short ? "; not writing: disk short" : "");
@@ -480,16 +505,24 @@ static void tell_status(struct agent *ag)
 }
 
 /* Services of the new configuration c: the same name, rate and sampling
- * options keep their session and open window; others start anew; the
- * ones gone are closed (written) first. */
+ * options keep their session, open window and pause; others start anew;
+ * the ones gone are closed (written, under their old settings) first.
+ * The HTTP threads see the old services or the new, never a mix, and
+ * never a gone service's table. */
 static int apply_conf(struct agent *ag, struct agent_conf *c, int64_t now)
 {
 	struct svc_run *next = calloc(c->nservices ? c->nservices : 1, sizeof(*next));
+	struct profile *closed = calloc(ag->nsvcs ? ag->nsvcs : 1, sizeof(*closed));
+	int *cerr = calloc(ag->nsvcs ? ag->nsvcs : 1, sizeof(*cerr));
 	size_t i, j;
-	int err = 0;
 
-	if (!next)
+	if (!next || !closed || !cerr) {
+		free(next);
+		free(closed);
+		free(cerr);
 		return -ENOMEM;
+	}
+	pthread_mutex_lock(&ag->lock);
 	for (j = 0; j < ag->nsvcs; j++)
 		ag->svcs[j].gone = 1;
 	for (i = 0; i < c->nservices; i++) {
@@ -506,27 +539,32 @@ static int apply_conf(struct agent *ag, struct agent_conf *c, int64_t now)
 		if (j < ag->nsvcs) {
 			next[i] = ag->svcs[j];
 			next[i].conf = s;
-			ag->svcs[j].gone = 0;
-			ag->svcs[j].sess = NULL;
-			ag->svcs[j].tab = NULL;
-			ag->svcs[j].name = NULL;
+			next[i].gone = 0;
+			memset(&ag->svcs[j], 0, sizeof(ag->svcs[j]));
 			continue;
 		}
-		err = svc_start(&next[i], s);
-		if (err) {
+		int err = svc_start(&next[i], s);
+
+		if (err)
 			say(LOG_ERR, "service %s: cannot start sampling: %s", s->name, strerror(-err));
-			err = 0; /* the others go on */
-		}
 	}
-	/* The old configuration is still ag->conf: gone services are written
-	 * under their old settings. */
 	for (j = 0; j < ag->nsvcs; j++) {
-		if (ag->svcs[j].gone && ag->svcs[j].sess) {
-			session_stop(ag->svcs[j].sess);
-			close_window(ag, &ag->svcs[j], now);
-		}
-		svc_free(&ag->svcs[j]);
+		struct svc_run *r = &ag->svcs[j];
+
+		if (!r->gone || !r->sess)
+			continue;
+		session_stop(r->sess);
+		cerr[j] = rotate_window(ag, r, now, &closed[j]);
+		agent_http_forget(ag, r->tab);
 	}
+	pthread_mutex_unlock(&ag->lock);
+	/* ag->conf is still the old configuration. */
+	for (j = 0; j < ag->nsvcs; j++)
+		if (ag->svcs[j].gone && ag->svcs[j].sess)
+			finish_window(ag, &ag->svcs[j], cerr[j], &closed[j]);
+	pthread_mutex_lock(&ag->lock);
+	for (j = 0; j < ag->nsvcs; j++)
+		svc_free(&ag->svcs[j]);
 	free(ag->svcs);
 	ag->svcs = next;
 	ag->nsvcs = c->nservices;
@@ -534,7 +572,10 @@ static int apply_conf(struct agent *ag, struct agent_conf *c, int64_t now)
 	ag->conf = *c; /* the services' conf pointers move with the array */
 	for (i = 0; i < ag->nsvcs; i++)
 		ag->svcs[i].conf = &ag->conf.services[i];
-	return err;
+	pthread_mutex_unlock(&ag->lock);
+	free(closed);
+	free(cerr);
+	return 0;
 }
 
 /* Is every session's thread still ticking? */
@@ -558,8 +599,9 @@ static int all_ticking(struct agent *ag)
 
 static int run(const struct agent_args *a, struct agent_conf *first)
 {
-	struct agent ag = { 0 };
+	struct agent ag = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER };
 	int64_t watchdog_ns, next_discover, next_watchdog, now;
+	char why[512];
 	sigset_t sigs;
 	size_t i;
 	int rc = EXIT_OK, err, ready = 0;
@@ -599,13 +641,18 @@ static int run(const struct agent_args *a, struct agent_conf *first)
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* The address first: a port taken is an error with nothing started. */
+	if (agent_http_start(&ag, first, why, sizeof(why))) {
+		agent_conf_release(first);
+		free(ag.found);
+		return cmd_die(WHO, EXIT_FAILURE_RUN, "%s", why);
+	}
 	now = mono_ns();
 	apply_conf(&ag, first, now);
 	say(LOG_INFO, "sampling %zu service%s; windows under %s", ag.nsvcs,
 	    ag.nsvcs == 1 ? "" : "s", ag.conf.state_dir);
-	if (ag.conf.defaults.set & (1u << AK_LISTEN))
-		say(LOG_WARN, "listen %s: this version serves no HTTP yet; the windows are on disk",
-		    ag.conf.listen_text);
+	if (ag.httpd)
+		say(LOG_INFO, "serving profiles on http://%s/debug/pprof/", ag.addr);
 	next_discover = now;
 	next_watchdog = now;
 	for (;;) {
@@ -668,6 +715,10 @@ static int run(const struct agent_args *a, struct agent_conf *first)
 				    c.err[0] ? c.err : "out of memory");
 				agent_conf_release(&c);
 			} else {
+				if (strcmp(c.listen_text, ag.conf.listen_text))
+					say(LOG_WARN, "reload: listen %s: a new address needs a "
+					    "restart; still on %s", c.listen_text,
+					    ag.conf.listen_text);
 				apply_conf(&ag, &c, mono_ns());
 				say(LOG_INFO, "reloaded: sampling %zu service%s", ag.nsvcs,
 				    ag.nsvcs == 1 ? "" : "s");
@@ -676,6 +727,7 @@ static int run(const struct agent_args *a, struct agent_conf *first)
 			agent_notify_send(&ag.notify, "READY=1");
 		}
 	}
+	agent_http_stop(&ag);
 	now = mono_ns();
 	for (i = 0; i < ag.nsvcs; i++) {
 		if (!ag.svcs[i].sess)
@@ -683,11 +735,11 @@ static int run(const struct agent_args *a, struct agent_conf *first)
 		session_stop(ag.svcs[i].sess);
 		close_window(&ag, &ag.svcs[i], now);
 	}
+	if (ag.write_errors)
+		rc = EXIT_OUTPUT;
 	for (i = 0; i < ag.nsvcs; i++)
 		svc_free(&ag.svcs[i]);
 	free(ag.svcs);
-	if (ag.write_errors)
-		rc = EXIT_OUTPUT;
 	agent_conf_release(&ag.conf);
 	agent_scan_release(&ag.scan);
 	agent_notify_close(&ag.notify);

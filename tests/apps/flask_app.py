@@ -5,21 +5,11 @@
 
 Serve it with: gunicorn -w 2 -b 127.0.0.1:PORT --chdir tests/apps flask_app:app
 """
-import time
-
 from flask import Flask
 
+from wsgi_split import spin  # CPU time, not wall time
+
 app = Flask(__name__)
-
-
-def spin(seconds):
-    # CPU time, not wall time: a worker that loses the CPU for a while
-    # still spends exactly this much computing.
-    end = time.thread_time() + seconds
-    x = 0
-    while time.thread_time() < end:
-        x += 1
-    return x
 
 
 @app.route("/heavy")

@@ -31,7 +31,10 @@ def write(path, text):
 class Agent:
     """pyspyc agent started in the background, its stderr to a file."""
 
-    def __init__(self, args, tmp_path, env=None):
+    def __init__(self, args, tmp_path, env=None, listen="127.0.0.1:0"):
+        # Its HTTP on a port of its own (the default, 6060, may be taken).
+        if listen and "--listen" not in args:
+            args = args + ["--listen", listen]
         self.log = tmp_path / "agent.log"
         self.err = open(str(self.log), "w")
         self.proc = subprocess.Popen([PYSPYC, "agent"] + args, stdout=subprocess.DEVNULL,
@@ -39,6 +42,18 @@ class Agent:
 
     def text(self):
         return self.log.read_text()
+
+    def url(self, timeout=20):
+        """http://ADDR:PORT it serves on, from its log."""
+        found = []
+
+        def served():
+            m = re.search(r"serving profiles on (http://[^/\s]+)/", self.text())
+            if m:
+                found.append(m.group(1))
+            return bool(found) or self.proc.poll() is not None
+        assert wait_for(served, timeout) and found, self.text()
+        return found[0]
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
         if self.proc.poll() is None:
