@@ -105,6 +105,10 @@ struct agent_conf {
 	int have_last;
 };
 
+/* 1 when name may name a service (and its directory under state_dir):
+ * 1 to 40 letters, digits, '_', '.' or '-', not starting with '.' or
+ * '-'. */
+int agent_service_name_ok(const char *name);
 /* Set up conf with the built-in defaults.  0 or -ENOMEM. */
 int agent_conf_init(struct agent_conf *conf);
 void agent_conf_release(struct agent_conf *conf);

@@ -772,7 +772,7 @@ bad_pct:
 
 /* ---- sections ---------------------------------------------------------- */
 
-static int name_ok(const char *n)
+int agent_service_name_ok(const char *n)
 {
 	size_t i, len = strlen(n);
 
@@ -811,7 +811,7 @@ static int enter(struct agent_conf *c, const char *sec)
 			    shown(sec, show, sizeof(show)));
 	for (n = sec + 7; isspace((unsigned char)*n); n++)
 		;
-	if (!name_ok(n))
+	if (!agent_service_name_ok(n))
 		return fail(c, "[service %s]: a service name is 1 to 40 letters, digits, '_', "
 			       "'.' or '-', not starting with '.' or '-'", shown(n, show, sizeof(show)));
 	s = find_service(c, n);

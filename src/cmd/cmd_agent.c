@@ -17,6 +17,7 @@
  * One session, and so one sampling thread, per service for now: a host's
  * few services cost a wake-up each per tick.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -46,6 +47,7 @@
 #define FIND_CAP 4096            /* processes one service samples */
 #define MAX_STACKS (1u << 20)    /* a window's unique stacks */
 #define MAX_FRAMES (1u << 20)
+#define FORMER_MAX 256           /* removed services' directories retention sees */
 
 struct agent_args {
 	const char *config;
@@ -308,27 +310,64 @@ static void svc_free(struct svc_run *r)
 	memset(r, 0, sizeof(*r));
 }
 
-/* Delete what retention says, over the services of the configuration. */
+/* The directories under the state directory that may be services' but
+ * are not the configuration's: a service removed from it.  Appended to
+ * names[n..cap); returns the new count. */
+static size_t former_services(const struct agent_conf *c, const char **names, char **own,
+			      size_t n, size_t cap)
+{
+	DIR *d = opendir(c->state_dir);
+	struct dirent *e;
+	size_t i, first = n;
+
+	while (d && n < cap && (e = readdir(d))) {
+		char path[PATH_MAX];
+		struct stat st;
+
+		if (!agent_service_name_ok(e->d_name))
+			continue;
+		for (i = 0; i < first && strcmp(names[i], e->d_name); i++)
+			;
+		if (i < first)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", c->state_dir, e->d_name);
+		if (lstat(path, &st) || !S_ISDIR(st.st_mode) || !(own[n - first] = strdup(e->d_name)))
+			continue;
+		names[n] = own[n - first];
+		n++;
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* Delete what retention says, over the services of the configuration and
+ * the directories of services it no longer has ([agent]'s keep_age for
+ * them; keep_bytes bounds them all together). */
 static void retain(struct agent *ag)
 {
 	const struct agent_conf *c = &ag->conf;
-	const char **names = calloc(c->nservices + 1, sizeof(*names));
-	uint64_t *bytes = calloc(c->nservices + 1, sizeof(*bytes));
-	double *ages = calloc(c->nservices + 1, sizeof(*ages));
+	size_t cap = c->nservices + FORMER_MAX;
+	const char **names = calloc(cap, sizeof(*names));
+	char **own = calloc(FORMER_MAX, sizeof(*own));
+	uint64_t *bytes = calloc(cap, sizeof(*bytes));
+	double *ages = calloc(cap, sizeof(*ages));
 	struct agent_window_file *v = NULL;
-	size_t i, n = 0;
+	size_t i, n = 0, nnames;
 
-	if (!names || !bytes || !ages)
+	if (!names || !own || !bytes || !ages)
 		goto out;
 	for (i = 0; i < c->nservices; i++) {
 		names[i] = c->services[i].name;
 		bytes[i] = c->services[i].keep_bytes;
 		ages[i] = c->services[i].keep_age_s;
 	}
-	if (!agent_store_list(c->state_dir, names, c->nservices, &v, &n)) {
+	nnames = former_services(c, names, own, c->nservices, cap);
+	for (i = c->nservices; i < nnames; i++)
+		ages[i] = c->defaults.keep_age_s;
+	if (!agent_store_list(c->state_dir, names, nnames, &v, &n)) {
 		struct agent_retention r = { .keep_bytes = c->keep_bytes, .svc_keep_bytes = bytes,
 					     .svc_keep_age_s = ages, .now_ns = wall_ns() };
-
 		uint64_t kept = 0;
 
 		if (agent_retention_plan(v, n, &r))
@@ -340,6 +379,9 @@ static void retain(struct agent *ag)
 		pthread_mutex_unlock(&ag->lock);
 	}
 out:
+	for (i = 0; own && i < FORMER_MAX; i++)
+		free(own[i]);
+	free(own);
 	free(v);
 	free(names);
 	free(bytes);
@@ -601,6 +643,7 @@ static int run(const struct agent_args *a, struct agent_conf *first)
 {
 	struct agent ag = { .lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER };
 	int64_t watchdog_ns, next_discover, next_watchdog, now;
+	uint64_t errors;
 	char why[512];
 	sigset_t sigs;
 	size_t i;
@@ -728,6 +771,9 @@ static int run(const struct agent_args *a, struct agent_conf *first)
 		}
 	}
 	agent_http_stop(&ag);
+	/* The status says whether these last windows were written: earlier
+	 * failures were logged as they came. */
+	errors = ag.write_errors;
 	now = mono_ns();
 	for (i = 0; i < ag.nsvcs; i++) {
 		if (!ag.svcs[i].sess)
@@ -735,7 +781,7 @@ static int run(const struct agent_args *a, struct agent_conf *first)
 		session_stop(ag.svcs[i].sess);
 		close_window(&ag, &ag.svcs[i], now);
 	}
-	if (ag.write_errors)
+	if (ag.write_errors > errors)
 		rc = EXIT_OUTPUT;
 	for (i = 0; i < ag.nsvcs; i++)
 		svc_free(&ag.svcs[i]);

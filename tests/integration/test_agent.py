@@ -215,6 +215,10 @@ def test_retention_and_free_space(one_python, target, tmp_path):
     for stem in ("20200101T000000Z", "20200101T000100Z"):
         (state / "one" / (stem + ".pb.gz")).write_bytes(b"x" * 5000)
     (state / "one" / "keep.txt").write_text("mine")
+    # A service the configuration no longer has: [agent]'s keep_age (7d).
+    (state / "former").mkdir()
+    (state / "former" / "20200101T000000Z.pb.gz").write_bytes(b"x" * 5000)
+    (state / "former" / "notes.txt").write_text("mine")
     conf = write(tmp_path / "agent.conf", """
 [agent]
 state_dir = %s
@@ -242,6 +246,7 @@ keep_age = 30d
 
         assert wait_for(replaced, 10), os.listdir(str(state / "one"))
         assert (state / "one" / "keep.txt").exists()
+        assert os.listdir(str(state / "former")) == ["notes.txt"]
     finally:
         assert a.stop() == 0, a.text()
 
@@ -257,6 +262,47 @@ keep_age = 30d
         assert a.stop() == 0, a.text()
     assert a.text().count("not writing windows until there is room") == 1, a.text()
     assert not os.path.exists(str(state2 / "default")) or not os.listdir(str(state2 / "default"))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_min_free_on_small_tmpfs(one_python, target, tmp_path):
+    """A 1 MiB file system: windows are written while 256 KiB stay free,
+    stop (said once) when a file takes the room, and start again when it
+    is gone."""
+    t = target(one_python, "dump_target.py", 60)
+    small = tmp_path / "small"
+    small.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)],
+                       stderr=subprocess.PIPE, universal_newlines=True)
+    if r.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here: %s" % r.stderr.strip())
+    try:
+        state = small / "state"
+        a = Agent(["--pid", str(t.pid), "--state-dir", str(state), "--window", "1s",
+                   "--idle", "--min-free", "256K"], tmp_path)
+        try:
+            assert wait_for(lambda: len(windows(state / "default", ".pb.gz")) >= 2, 15), \
+                a.text()
+            st = os.statvfs(str(small))
+            free = st.f_bavail * st.f_frsize
+            # Leave 200 KiB free: under min_free.
+            with open(str(small / "filler"), "wb") as f:
+                f.write(b"\0" * (free - 200 * 1024))
+            assert wait_for(lambda: "not writing windows until there is room" in a.text(),
+                            15), a.text()
+            n = len(windows(state / "default", ".pb.gz"))
+            time.sleep(2.5)
+            assert len(windows(state / "default", ".pb.gz")) == n
+            os.unlink(str(small / "filler"))
+            assert wait_for(lambda: len(windows(state / "default", ".pb.gz")) > n, 15), \
+                a.text()
+        finally:
+            assert a.stop() == 0, a.text()
+        log = a.text()
+        assert log.count("not writing windows until there is room") == 1, log
+        assert "writing windows again" in log, log
+    finally:
+        subprocess.run(["umount", "-l", str(small)])
 
 
 def test_notify_socket(one_python, target, tmp_path):
