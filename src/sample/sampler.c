@@ -82,6 +82,7 @@ struct sampler {
 	 * process is likely running still, and is walked without the test
 	 * (a busy process pays no syscall for it). */
 	int was_active;
+	int holder_in_python;      /* the last sample's GIL holder had Python frames */
 	/* The last tick found the process asleep and counted it so: the same
 	 * verdict holds until the watch stirs or rw_check_at (sampler_quiet). */
 	int quiet;
@@ -461,6 +462,7 @@ static int filter(struct sampler *s, const struct raw_sample *rs, struct sampler
 	 * trace with --blocking. */
 	int need_tids = !s->o.idle || s->o.threads || s->o.blocking || s->main_exited;
 
+	s->holder_in_python = 0;
 	if (pick_room(s, rs->nthreads))
 		return -ENOMEM;
 	if (need_tids)
@@ -484,6 +486,7 @@ static int filter(struct sampler *s, const struct raw_sample *rs, struct sampler
 		 * that would count is counted torn, below. */
 		if (!th->depth && !(th->flags & RAW_TORN))
 			continue;
+		s->holder_in_python |= gil;
 		/* The GIL holder is running Python (or blocking every thread
 		 * that would): active unless stopped, which is asked of /proc
 		 * only now and then.  A thread whose state cannot be read
@@ -912,7 +915,14 @@ int sampler_tick(struct sampler *s, int64_t now, struct sampler_stats *st)
 	 * the same stacks again. */
 	s->repeat_ok = s->raw_torn + s->ss.torn + s->ss.dropped + s->ss.errors == lost;
 	s->last_threads = GET(st->threads);
-	s->was_active = rs->gil_holder || (!s->o.idle && GET(st->active));
+	/* A GIL holder with Python frames runs Python (or blocks every
+	 * thread that would) whatever its OS state: read it again.  One with
+	 * none holds the GIL in C code (an embedding host's loop that never
+	 * lets it go, as uWSGI without --enable-threads): asleep there, it
+	 * must be switched onto a CPU to run Python, and the asleep test sees
+	 * that. */
+	s->was_active = (rs->gil_holder && s->holder_in_python) ||
+			(!s->o.idle && GET(st->active));
 	PUB(st->idle, s->idle);
 	publish_reads(s, st);
 	return 0;

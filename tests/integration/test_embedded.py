@@ -249,6 +249,26 @@ def test_uwsgi_worker(uwsgi, mode, tmp_path):
     assert spin >= (150 if mode == "processes" else 750), why(spin, r.stderr)
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="the context switch watch needs root")
+def test_uwsgi_idle_workers_not_read(uwsgi, tmp_path):
+    """uWSGI without --enable-threads never lets its workers' GIL go, even
+    asleep between requests in C: the GIL holder has no Python frames,
+    and the workers are left unread while they sleep, as any others."""
+    master, port, log = uwsgi("processes")
+    assert wait_for(lambda: len(children(master.pid)) >= 2, timeout=5), log.read_text()
+    time.sleep(0.5)
+    r = run_pyspyc(["record", "--pid", str(master.pid), "-s", "-d", "3", "-r", "100",
+                    "-o", str(tmp_path / "x.folded")], timeout=30)
+    assert r.returncode == 0, r.stderr
+    total = re.search(r"pyspyc: (\d+) samples,", r.stderr)
+    assert total, r.stderr
+    samples = int(total.group(1))
+    m = re.search(r"; (\d+) samples of processes that had not run", r.stderr)
+    asleep = int(m.group(1)) if m else 0
+    # 3 processes for 3 s at 100 Hz; the master wakes once a second.
+    assert samples >= 700 and asleep >= 0.9 * samples, r.stderr
+
+
 # ---------------------------------------------------------------- dlopen host
 
 EMBED_SCRIPT = os.path.join(APPS, "embed_spin.py")
