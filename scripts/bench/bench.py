@@ -49,7 +49,7 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 APPS = os.path.join(ROOT, "tests", "apps")
 SECTIONS = ("cost", "fidelity", "overhead", "memory", "output", "accuracy", "windows",
-            "churn", "scaling")
+            "churn", "scaling", "agent")
 
 # Minor versions pyspyc profiles (as tests/integration/conftest.py).
 SUPPORTED = {(2, 7), (3, 6), (3, 7), (3, 8), (3, 9), (3, 10), (3, 11), (3, 12), (3, 13)}
@@ -120,6 +120,13 @@ class Settings:
         self.scaling_tree = (32, 1)
         self.scaling_rates = (100, 1000)
         self.scaling_seconds = 3.0 if quick else 6.0
+        # agent: idle seconds, loaded seconds and rounds, the soak and its
+        # bound on disk
+        self.agent_idle_s = 10.0 if quick else 60.0
+        self.agent_load_s = 3.0 if quick else 10.0
+        self.agent_rounds = 2 if quick else 4
+        self.agent_soak_s = 60.0 if quick else 1800.0
+        self.agent_soak_keep = "1M" if quick else "4M"
 
 
 # ---- processes ----------------------------------------------------------
@@ -512,6 +519,21 @@ def children_of(pid):
     return out
 
 
+def serving(p, port, workers, wait_s):
+    """Does server p answer /light on port with its `workers` workers up,
+    within wait_s?"""
+    end = time.monotonic() + wait_s
+    while time.monotonic() < end and p.poll() is None:
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/light" % port, timeout=2) as r:
+                if r.status == 200 and len(children_of(p.pid)) >= workers:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.1)
+    return False
+
+
 def start_gunicorn(env, port, workers=2, wait_s=30):
     """Debian's gunicorn (its script run by /usr/bin/python3, as its #! line
     does) serving tests/apps/flask_app.py on 127.0.0.1:port with `workers`
@@ -523,17 +545,8 @@ def start_gunicorn(env, port, workers=2, wait_s=30):
                       stdout=log, stderr=subprocess.STDOUT)
     finally:
         log.close()
-    end = time.monotonic() + wait_s
-    while time.monotonic() < end:
-        if p.poll() is not None:
-            break
-        try:
-            with urllib.request.urlopen("http://127.0.0.1:%d/light" % port, timeout=2) as r:
-                if r.status == 200 and len(children_of(p.pid)) >= workers:
-                    return p
-        except OSError:
-            pass
-        time.sleep(0.1)
+    if serving(p, port, workers, wait_s):
+        return p
     with open(env.path("gunicorn.log"), "rb") as f:
         tail = f.read()[-400:].decode("utf-8", "replace")
     env.stop(p)
@@ -1678,6 +1691,368 @@ def section_scaling(env, rep, s):
             % "; ".join(floors))
 
 
+# ---- 10. the agent ----------------------------------------------------------
+
+# The agent's cost targets: % of a core idle, % of requests per second lost.
+AGENT_IDLE_TARGET_PCT = 1.0
+AGENT_LOSS_TARGET_PCT = 1.0
+AGENT_WORKERS = 8
+AGENT_RSS_GROWTH_MIB = 2.0
+# (service, gunicorn worker class or "uwsgi")
+AGENT_SERVICES = (("sync", "sync"), ("gthread", "gthread"), ("uwsgi", "uwsgi"))
+METRIC_RE = re.compile(r'^([a-z_]+)(?:\{service="([^"]*)"\})? ([0-9.e+-]+)$', re.M)
+
+
+def start_server(env, kind, port, workers):
+    """Debian's gunicorn (sync or gthread, 4 threads a worker) or uWSGI
+    (processes, no --enable-threads) serving tests/apps/wsgi_split.py with
+    `workers` workers on 127.0.0.1:port; returns once /light answers and
+    every worker is up."""
+    log = open(env.path("%s.log" % kind), "w+b")
+    try:
+        if kind == "uwsgi":
+            argv = ["uwsgi", "--plugin", "python3", "--http-socket", "127.0.0.1:%d" % port,
+                    "--master", "--processes", str(workers), "--wsgi-file",
+                    os.path.join(APPS, "wsgi_split.py"), "--need-app", "--die-on-term",
+                    "--disable-logging", "--listen", "64"]
+        else:
+            argv = ["/usr/bin/python3", "/usr/bin/gunicorn", "-w", str(workers), "-k", kind,
+                    "-b", "127.0.0.1:%d" % port, "--chdir", APPS, "wsgi_split"]
+            if kind == "gthread":
+                argv[6:6] = ["--threads", "4"]
+        p = env.start(argv, stdout=log, stderr=subprocess.STDOUT, cwd=env.tmp)
+    finally:
+        log.close()
+    if serving(p, port, workers, 60):
+        return p
+    env.stop(p)
+    raise Failed("%s did not come up on port %d" % (kind, port))
+
+
+class AgentRun:
+    """pyspyc agent on a configuration file, its log in the scratch
+    directory; url() once it serves."""
+
+    def __init__(self, env, conf):
+        self.env = env
+        self.log_path = env.path("agent.log")
+        self.err = open(self.log_path, "w")
+        self.p = env.start([env.pyspyc, "agent", "-c", conf], stdout=subprocess.DEVNULL,
+                           stderr=self.err)
+        self.url = None
+        end = time.monotonic() + 20
+        while time.monotonic() < end and self.p.poll() is None:
+            m = re.search(r"serving profiles on (http://[^/\s]+)/", self.log())
+            if m and "sampling" in self.log():
+                self.url = m.group(1)
+                break
+            time.sleep(0.05)
+        if not self.url:
+            self.stop()
+            raise Failed("the agent did not start: %s" % self.log()[-300:])
+
+    def log(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def get(self, path, method="GET"):
+        req = urllib.request.Request(self.url + path, method=method,
+                                     data=b"" if method == "POST" else None)
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.read().decode()
+
+    def metrics(self):
+        """{(name, service or ""): value}"""
+        return {(m.group(1), m.group(2) or ""): float(m.group(3))
+                for m in METRIC_RE.finditer(self.get("/metrics"))}
+
+    def cpu_s(self):
+        return cpu_seconds([self.p.pid])
+
+    def rss_mib(self):
+        with open("/proc/%d/status" % self.p.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+        return 0.0
+
+    def stop(self):
+        """SIGTERM (the open windows are written); its exit status."""
+        status = None
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                status = self.p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                pass
+        else:
+            status = self.p.returncode
+        self.env.stop(self.p)
+        self.err.close()
+        return status
+
+
+def agent_conf(env, servers, state, window, keep_bytes, one_service=False):
+    """A configuration for the servers {name: (Popen, port)}: a service
+    each (or one for all), chosen by pid file, 100 Hz, collapsed stacks
+    beside the windows."""
+    lines = ["[agent]", "state_dir = %s" % state, "listen = 127.0.0.1:0", "rate = 100",
+             "window = %s" % window, "keep_bytes = %s" % keep_bytes, "folded = yes",
+             "rediscover = 5s", "min_free = 1%"]
+    pids = []
+    for name, (p, port) in sorted(servers.items()):
+        pidfile = env.path("%s.pid" % name)
+        with open(pidfile, "w") as f:
+            f.write("%d\n" % p.pid)
+        if one_service:
+            pids.append(str(p.pid))
+        else:
+            lines += ["[service %s]" % name, "pidfile = %s" % pidfile]
+    if one_service:
+        lines += ["[service all]", "pid = %s" % ", ".join(pids)]
+    path = env.path("agent-%d.conf" % len(env.procs))
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return path
+
+
+def agent_idle(env, servers, s, one_service):
+    """The agent's CPU, % of a core, over s.agent_idle_s with the servers idle."""
+    conf = agent_conf(env, servers, env.path("idle-state"), "60s", "100M", one_service)
+    a = AgentRun(env, conf)
+    try:
+        time.sleep(3.0)  # the first discovery, the first ticks
+        procs = sum(v for (k, _), v in a.metrics().items() if k == "pyspyc_agent_processes")
+        c0, t0 = a.cpu_s(), time.monotonic()
+        time.sleep(s.agent_idle_s)
+        used, wall = a.cpu_s() - c0, time.monotonic() - t0
+    finally:
+        status = a.stop()
+    if status != 0:
+        raise Failed("the agent exited %s: %s" % (status, a.log()[-300:]))
+    return 100.0 * used / wall, int(procs)
+
+
+def wrk_all(env, servers, seconds):
+    """wrk against every server at once (1 thread, 4 connections each, on
+    /light): the requests per second summed."""
+    runs = []
+    for name, (p, port) in sorted(servers.items()):
+        out = open(env.path("wrk-%s.out" % name), "wb")
+        runs.append((name, out, env.start(["wrk", "-t", "1", "-c", "4", "-d",
+                                           "%ds" % round(seconds),
+                                           "http://127.0.0.1:%d/light" % port], stdout=out)))
+    total = 0.0
+    for name, out, p in runs:
+        p.wait(timeout=seconds + 60)
+        out.close()
+        env.stop(p)
+        with open(env.path("wrk-%s.out" % name)) as f:
+            m = WRK_RPS_RE.search(f.read())
+        if not m:
+            raise Failed("wrk against %s printed no rate" % name)
+        total += float(m.group(1))
+    return total
+
+
+def agent_loaded(env, servers, s):
+    """Interleaved rounds of wrk without and with the agent (started before
+    the load, stopped after it): median requests per second of each."""
+    conf = agent_conf(env, servers, env.path("load-state"), "60s", "100M")
+    wrk_all(env, servers, 2)  # warm-up
+    without, with_agent, cpu = [], [], []
+    for rnd in range(s.agent_rounds):
+        for on in ((False, True) if rnd % 2 == 0 else (True, False)):
+            if not on:
+                without.append(wrk_all(env, servers, s.agent_load_s))
+                continue
+            a = AgentRun(env, conf)
+            try:
+                time.sleep(1.0)
+                c0, t0 = a.cpu_s(), time.monotonic()
+                with_agent.append(wrk_all(env, servers, s.agent_load_s))
+                cpu.append(100.0 * (a.cpu_s() - c0) / (time.monotonic() - t0))
+            finally:
+                status = a.stop()
+            if status != 0:
+                raise Failed("the agent exited %s: %s" % (status, a.log()[-300:]))
+            env.log("agent round %d: %.0f req/s with, %s without" %
+                    (rnd + 1, with_agent[-1], " ".join("%.0f" % x for x in without)))
+    return without, with_agent, cpu
+
+
+def folded_sum(path):
+    n = 0
+    with open(path) as f:
+        for line in f:
+            head, _, c = line.rstrip("\n").rpartition(" ")
+            if head and c.isdigit():
+                n += int(c)
+    return n
+
+
+def agent_soak(env, servers, s):
+    """The agent under load for s.agent_soak_s with 10 s windows and a
+    bound on disk retention must act on: each window's collapsed stacks
+    read as soon as it appears; RSS and the state directory's size every
+    poll.  At the end sampling is paused, the counted stacks read from
+    /metrics, and the agent stopped (its open windows written): the
+    windows must add up to them."""
+    state = env.path("soak-state")
+    keep = s.agent_soak_keep
+    conf = agent_conf(env, servers, state, "10s", keep)
+    loads = []
+    for name, (p, port) in sorted(servers.items()):
+        loads.append(env.start(["wrk", "-t", "1", "-c", "2", "-d",
+                                "%ds" % round(s.agent_soak_s + 30),
+                                "http://127.0.0.1:%d/light" % port],
+                               stdout=subprocess.DEVNULL))
+    a = AgentRun(env, conf)
+    seen, sums, rss, sizes = set(), {}, [], []
+    starts = {}
+
+    def poll():
+        total = 0
+        for name in servers:
+            d = os.path.join(state, name)
+            try:
+                names = os.listdir(d)
+            except OSError:
+                continue
+            for n in names:
+                path = os.path.join(d, n)
+                try:
+                    total += os.path.getsize(path)
+                except OSError:
+                    continue
+                if n.endswith(".folded") and path not in seen:
+                    try:
+                        sums[name] = sums.get(name, 0) + folded_sum(path)
+                    except OSError:
+                        continue  # deleted before it was read: the check will fail
+                    seen.add(path)
+                    starts.setdefault(name, []).append(n[:-len(".folded")])
+        sizes.append(total)
+
+    try:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < s.agent_soak_s:
+            time.sleep(2.0)
+            poll()
+            rss.append((time.monotonic() - t0, a.rss_mib()))
+        a.get("/pause", "POST")
+        end = time.monotonic() + 10
+        while time.monotonic() < end and any(
+                v for (k, _), v in a.metrics().items() if k == "pyspyc_agent_processes"):
+            time.sleep(0.1)
+        m = a.metrics()
+        counted = {name: int(m.get(("pyspyc_agent_stacks_total", name), -1))
+                   for name in servers}
+        dropped = sum(v for (k, _), v in m.items() if k == "pyspyc_agent_dropped_total")
+        written = int(m.get(("pyspyc_agent_windows_written_total", ""), 0))
+    finally:
+        status = a.stop()
+        for p in loads:
+            env.stop(p)
+    poll()
+    if status != 0:
+        raise Failed("the agent exited %s: %s" % (status, a.log()[-300:]))
+    return {"rss": rss, "sizes": sizes, "sums": sums, "counted": counted, "keep": keep,
+            "dropped": dropped, "windows": len(seen), "written": written, "starts": starts}
+
+
+def parse_size(text):
+    units = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
+    return int(float(text[:-1]) * units[text[-1]]) if text[-1] in units else int(text)
+
+
+def section_agent(env, rep, s):
+    rep.section(
+        "10. The agent: a host's services",
+        "3 services of %d workers each (gunicorn sync, gunicorn gthread, uWSGI): the agent at "
+        "100 Hz at most %.0f%% of a core while they are idle, and at most %.0f%% of requests "
+        "per second lost under wrk; over a soak with 10 s windows, RSS flat (at most %.0f MiB "
+        "more at the end than after the first tenth), the state directory within keep_bytes "
+        "(and each service's newest window), and the windows adding up to the stacks counted."
+        % (AGENT_WORKERS, AGENT_IDLE_TARGET_PCT, AGENT_LOSS_TARGET_PCT, AGENT_RSS_GROWTH_MIB),
+        "Debian's gunicorn (`-k sync`; `-k gthread --threads 4`) and uWSGI (`--processes`, "
+        "no `--enable-threads`) serve `tests/apps/wsgi_split.py`, %d workers each. "
+        "`pyspyc agent` runs from a configuration with a service per server (by its "
+        "master's pid file) at 100 Hz. Idle: its CPU (/proc/PID/stat) over %.0f s, beside "
+        "the same processes as one service. Loaded: one `wrk -t 1 -c 4` per server on "
+        "/light at once for %.0f s, the requests per second summed; %d rounds without and "
+        "with the agent (started before the load, stopped after), alternating; medians. "
+        "Soak: `wrk -t 1 -c 2` on each server and the agent with 10 s windows, "
+        "`keep_bytes = %s` and collapsed stacks beside each window, for %.0f s; every 2 s "
+        "each new window is read and the directory's size and the agent's RSS noted; at the "
+        "end `POST /pause`, the stacks counted read from /metrics, SIGTERM."
+        % (AGENT_WORKERS, s.agent_idle_s, s.agent_load_s, s.agent_rounds,
+           s.agent_soak_keep, s.agent_soak_s))
+    servers = {}
+    try:
+        for name, kind in AGENT_SERVICES:
+            port = free_port()
+            env.log("agent: starting %s on %d" % (name, port))
+            servers[name] = (start_server(env, kind, port, AGENT_WORKERS), port)
+        time.sleep(2.0)
+        env.log("agent: idle")
+        idle3, procs = agent_idle(env, servers, s, False)
+        idle1, _ = agent_idle(env, servers, s, True)
+        ok = idle3 <= AGENT_IDLE_TARGET_PCT
+        rep.row("agent", "idle, 3 services, %d processes, 100 Hz" % procs,
+                "%.2f%% of a core" % idle3, "<= %.0f%%" % AGENT_IDLE_TARGET_PCT, verdict(ok))
+        rep.row("agent", "idle, the same processes as 1 service", "%.2f%% of a core" % idle1)
+        rep.md.append("Idle: %d processes (masters and workers), %.2f%% of a core as 3 "
+                      "services, %.2f%% as one service (one sampling thread instead of "
+                      "three).\n\n" % (procs, idle3, idle1))
+        env.log("agent: loaded")
+        without, with_agent, cpu = agent_loaded(env, servers, s)
+        base, med = statistics.median(without), statistics.median(with_agent)
+        loss = 100.0 * (1 - med / base)
+        noise = 100.0 * (max(without) - min(without)) / base
+        rep.row("agent", "requests/s lost under wrk", "%.1f%% (noise %.1f%%)" % (loss, noise),
+                "<= %.0f%%" % AGENT_LOSS_TARGET_PCT, verdict(loss <= AGENT_LOSS_TARGET_PCT))
+        rep.table(("", "median req/s", "runs", "agent CPU"),
+                  [("without the agent", "%.0f" % base,
+                    " ".join("%.0f" % x for x in without), ""),
+                   ("with the agent", "%.0f" % med, " ".join("%.0f" % x for x in with_agent),
+                    "%.2f%% of a core" % statistics.median(cpu))])
+        env.log("agent: soak of %.0f s" % s.agent_soak_s)
+        soak = agent_soak(env, servers, s)
+    except Failed as e:
+        rep.failed("agent", "agent", e)
+        return
+    finally:
+        for p, _ in servers.values():
+            env.stop(p)
+    rss = soak["rss"]
+    tenth = rss[max(1, len(rss) // 10)][1]
+    growth = rss[-1][1] - tenth
+    rep.row("agent", "soak: RSS growth", "%+.1f MiB (%.1f MiB at the end)" % (growth, rss[-1][1]),
+            "<= %.0f MiB" % AGENT_RSS_GROWTH_MIB, verdict(growth <= AGENT_RSS_GROWTH_MIB))
+    keep = parse_size(soak["keep"])
+    biggest = max(soak["sizes"]) if soak["sizes"] else 0
+    # The newest window of each service is never deleted to make room.
+    slack = 3 * 256 * 1024
+    rep.row("agent", "soak: state directory at most", "%.0f KiB" % (biggest / 1024.0),
+            "<= %s + newest" % soak["keep"], verdict(biggest <= keep + slack))
+    lost = {k: soak["counted"][k] - soak["sums"].get(k, 0) for k in soak["counted"]}
+    ok = all(v == 0 for v in lost.values())
+    rep.row("agent", "soak: stacks counted - stacks in windows",
+            ", ".join("%s %+d" % (k, -v) for k, v in sorted(lost.items())), "0 each",
+            verdict(ok))
+    rep.md.append("Soak: %s windows read (%s written), %s; stacks counted %s, in the windows "
+                  "%s; %d dropped to a full table.\n\n"
+                  % (count(soak["windows"]), count(soak["written"]),
+                     ", ".join("%s %d windows" % (k, len(v))
+                               for k, v in sorted(soak["starts"].items())),
+                     ", ".join("%s %s" % (k, count(v)) for k, v in sorted(soak["counted"].items())),
+                     ", ".join("%s %s" % (k, count(v)) for k, v in sorted(soak["sums"].items())),
+                     soak["dropped"]))
+    step = max(1, len(rss) // 10)
+    rep.table(("seconds", "RSS"), [("%.0f" % t, "%.1f MiB" % m) for t, m in rss[::step]])
+
+
 def hz(rate):
     return "%g kHz" % (rate / 1000.0) if rate >= 1000 else "%d Hz" % rate
 
@@ -1808,6 +2183,8 @@ def main(argv=None):
                 section_churn(env, rep, s)
             if "scaling" in only:
                 section_scaling(env, rep, s)
+            if "agent" in only:
+                section_agent(env, rep, s)
     except KeyboardInterrupt:
         log("interrupted: nothing written")
         return 130

@@ -7,6 +7,7 @@ ending open requests; and real servers (gunicorn, uWSGI) from a
 configuration, their handler split seen in the windows on disk and by
 `go tool pprof` against the endpoint."""
 import contextlib
+import glob
 import json
 import os
 import re
@@ -21,7 +22,7 @@ import urllib.request
 import pytest
 
 from conftest import APPS, PYSPYC, children_of, free_port, wait_for
-from test_agent import Agent, windows, write
+from test_agent import Agent, folded_total, windows, write
 from test_pprof import GO, go_pprof, parse_tags, parse_top
 
 needs_go = pytest.mark.skipif(GO is None, reason="go (for go tool pprof) is not installed")
@@ -203,6 +204,67 @@ def test_reload_during_requests(one_python, target, tmp_path):
     assert set(tags["service_name"]) == {"web"}, tags
     st, h, body = got[paths[2]]
     assert st == 503 and b"went away" in body, (st, body)
+
+
+def test_short_soak_windows_add_up(one_python, target, tmp_path):
+    """The soak of make bench, short: 1 s windows for 15 s under a
+    keep_bytes that retention must act on.  Every window is read as it
+    appears; at the end (sampling paused, the counts read, SIGTERM) the
+    windows hold exactly the stacks the agent counted, none lost between
+    windows, and the directory stayed within its bound."""
+    busy = target(one_python, "split.py", 60)
+    asleep = sleeper(target, one_python, 69)
+    state = tmp_path / "st"
+    keep = 12 * 1024
+    conf = write(tmp_path / "agent.conf", """
+[agent]
+state_dir = %s
+window = 1s
+keep_bytes = %d
+folded = yes
+rate = 200
+[service busy]
+pid = %d
+[service asleep]
+pid = %d
+idle = yes
+""" % (state, keep, busy.pid, asleep.pid))
+    a = Agent(["-c", conf], tmp_path)
+    seen, sums, biggest = set(), {"busy": 0, "asleep": 0}, 0
+
+    def poll():
+        size = 0
+        for svc in sums:
+            for path in glob.glob(str(state / svc / "*")):
+                try:
+                    size += os.path.getsize(path)
+                    if path.endswith(".folded") and path not in seen:
+                        sums[svc] += folded_total(path)
+                        seen.add(path)
+                except OSError:
+                    pass  # deleted meanwhile: the sums will not match
+        return size
+    try:
+        url = a.url()
+        end = time.time() + 15
+        while time.time() < end:
+            biggest = max(biggest, poll())
+            time.sleep(0.2)
+        assert http(url + "/pause", method="POST")[0] == 200
+        assert wait_for(lambda: b"pyspyc_agent_processes{service=\"busy\"} 0" in
+                        http(url + "/metrics")[2], 5)
+        m = parse_metrics(http(url + "/metrics")[2].decode())
+    finally:
+        assert a.stop() == 0, a.text()
+    poll()
+    for svc in sums:
+        assert sums[svc] == m[("pyspyc_agent_stacks_total", '{service="%s"}' % svc)], \
+            (svc, sums, m)
+    assert sums["busy"] > 1000 and sums["asleep"] > 1000, sums
+    assert m[("pyspyc_agent_windows_written_total", "")] >= 20
+    # Retention acted, and the newest window of each is all it may keep past keep_bytes.
+    assert len(seen) > len(glob.glob(str(state / "*" / "*.folded")))
+    assert biggest <= keep + 2 * 16 * 1024, biggest
 
 
 def parse_metrics(text):
