@@ -105,6 +105,25 @@ int session_start(struct session *s, pid_t root, const struct py_target *t);
  * -ENOMEM (the last set stays). */
 int session_give(struct session *s, const struct proc_ident *ids, size_t n);
 
+/* Given mode, with a table per process: tabs[k] (NULL: the session's
+ * own) is the stacktab ids[k]'s samples count into, so that one engine
+ * samples several services, each into its own table.  A process given
+ * again with another table is sampled anew into it.  The caller keeps
+ * every table alive until a set without its processes has been taken
+ * (session_sync).  0 or -ENOMEM. */
+int session_give_tables(struct session *s, const struct proc_ident *ids,
+			struct stacktab *const *tabs, size_t n);
+/* Wait until the engine has taken the set given last: from then on no
+ * process left out of it counts into any table (its last counts are in).
+ * 0, or -ETIMEDOUT after timeout_ns. */
+int session_sync(struct session *s, int64_t timeout_ns);
+/* session_stats over the processes that count into tab (live, and
+ * finished since: their counters are kept by table until
+ * session_forget_table).  processes is those sampled now; the fields of
+ * the session as a whole (seen, execs, ...) are 0. */
+void session_stats_table(struct session *s, const struct stacktab *tab,
+			 struct session_stats *out);
+void session_forget_table(struct session *s, const struct stacktab *tab);
 /* 1 when sampling is over: the duration elapsed, or the root and every
  * followed process have exited (with subprocesses, the root's exit alone
  * does not end it while workers live). */

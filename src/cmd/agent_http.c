@@ -152,7 +152,7 @@ static void req_free(struct agent_req *q)
 
 static int live(const struct svc_run *r)
 {
-	return r->name && r->tab && !r->gone;
+	return r->name && r->tab && r->eng && !r->gone;
 }
 
 /* The service sampling into tab now (a reload moves services in memory,
@@ -566,7 +566,7 @@ static enum MHD_Result metrics(struct agent *ag, struct MHD_Connection *c)
 	}
 	for (i = 0; i < n; i++)
 		if (live(&ag->svcs[i]))
-			session_stats(ag->svcs[i].sess, &st[i]);
+			session_stats_table(ag->svcs[i].sess, ag->svcs[i].tab, &st[i]);
 	for (k = 0; k < sizeof(per_svc) / sizeof(per_svc[0]); k++) {
 		metric_head(f, per_svc[k].name, "counter", per_svc[k].help);
 		for (i = 0; i < n; i++)
@@ -638,9 +638,10 @@ static enum MHD_Result pause_resume(struct agent *ag, struct MHD_Connection *c, 
 		if (!live(r) || (name && strcmp(r->name, name)))
 			continue;
 		r->paused = pause;
-		session_give(r->sess, r->found, pause ? 0 : r->nfound);
 		n++;
 	}
+	for (i = 0; i < ag->nengines; i++)
+		agent_engine_give(ag, ag->engines[i]);
 	pthread_mutex_unlock(&ag->lock);
 	return text(c, MHD_HTTP_OK, "%s %zu service%s\n", pause ? "paused" : "resumed", n,
 		    n == 1 ? "" : "s");

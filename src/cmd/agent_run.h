@@ -21,17 +21,31 @@
 #include "pyspyc/session.h"
 #include "pyspyc/stacktab.h"
 
+/* One sampling engine (a session, one thread) for every service with
+ * the same rate and sampling options: each process is given with its
+ * service's table (session_give_tables). */
+struct agent_engine {
+	struct session *sess;
+	struct stacktab *spare;           /* the session's own table; unused */
+	double rate_hz;
+	int idle, gil, threads, process_root;
+	unsigned int users;               /* services on it */
+	uint64_t last_ticks;
+};
+
 struct svc_run {
 	char *name;
 	const struct agent_service *conf; /* in the agent's current configuration */
 	struct stacktab *tab;
-	struct session *sess;
+	struct agent_engine *eng;         /* NULL: inert (could not start) */
+	struct session *sess;             /* eng's */
 	int64_t win_mono, win_wall;       /* the open window's start */
 	struct proc_ident *found;         /* the processes found last */
 	size_t nfound;
 	uint64_t last_ticks;
 	int paused;                       /* POST /pause: nothing given to sample */
 	int gone;                         /* left out of a reload: to be closed */
+	int closing;                      /* ...and its last window taken */
 };
 
 struct agent_req;                         /* an open profile request (agent_http.c) */
@@ -41,6 +55,8 @@ struct agent {
 	struct agent_conf conf;
 	struct svc_run *svcs;
 	size_t nsvcs;
+	struct agent_engine *engines[AGENT_SERVICES_MAX];
+	size_t nengines;
 	struct agent_scan scan;
 	struct proc_ident *found;
 	struct agent_notify notify;
@@ -62,6 +78,9 @@ struct agent {
 	int need_token;                    /* bound to an address that is not loopback */
 };
 
+/* Under the lock: give engine e the processes of its services that are
+ * not paused (a process two of them choose counts for the first). */
+void agent_engine_give(struct agent *ag, struct agent_engine *e);
 /* Serve HTTP on c's listen address, if any (ag->port: the port bound).
  * 0, or -errno with why (a line) set. */
 int agent_http_start(struct agent *ag, const struct agent_conf *c, char *why, size_t len);

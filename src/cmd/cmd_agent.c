@@ -14,8 +14,9 @@
  * WATCHDOG=1 (while every session's sampling thread goes on ticking),
  * RELOADING=1 and STOPPING=1 (agent_notify.h).
  *
- * One session, and so one sampling thread, per service for now: a host's
- * few services cost a wake-up each per tick.
+ * One engine (a session, a sampling thread) samples every service with
+ * the same rate and sampling options, each process into its service's
+ * table: a host's services cost one wake-up a tick.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -47,6 +48,7 @@
 #define FIND_CAP 4096            /* processes one service samples */
 #define MAX_STACKS (1u << 20)    /* a window's unique stacks */
 #define MAX_FRAMES (1u << 20)
+#define SYNC_NS 2000000000LL     /* for an engine to take a new set */
 #define FORMER_MAX 256           /* removed services' directories retention sees */
 
 struct agent_args {
@@ -256,10 +258,11 @@ out:
 
 /* ---- running ---------------------------------------------------------------- */
 
-static int svc_start(struct svc_run *r, const struct agent_service *s)
+/* The engine for s's rate and options: one already running, or a new one. */
+static int engine_get(struct agent *ag, const struct agent_service *s, struct agent_engine **out)
 {
-	struct stacktab_limits lim = { .max_stacks = MAX_STACKS, .max_frames = MAX_FRAMES,
-				       .max_strings = MAX_FRAMES };
+	struct stacktab_limits spare_lim = { .max_stacks = 16, .max_frames = 16,
+					     .max_strings = 16 };
 	struct session_opts so = {
 		.rate_hz = s->rate_hz,
 		.idle = s->idle,
@@ -271,6 +274,96 @@ static int svc_start(struct svc_run *r, const struct agent_service *s)
 		.walk = { .max_depth = 4096, .max_threads = MAX_THREADS_DEFAULT },
 		.sym = { .lineno = 1 },
 	};
+	struct agent_engine *e;
+	size_t i;
+	int err;
+
+	for (i = 0; i < ag->nengines; i++) {
+		e = ag->engines[i];
+		if (e->rate_hz == so.rate_hz && e->idle == so.idle && e->gil == so.gil &&
+		    e->threads == so.threads && e->process_root == so.process_root) {
+			e->users++;
+			*out = e;
+			return 0;
+		}
+	}
+	if (ag->nengines == AGENT_SERVICES_MAX || !(e = calloc(1, sizeof(*e))))
+		return -ENOMEM;
+	e->rate_hz = so.rate_hz;
+	e->idle = so.idle;
+	e->gil = so.gil;
+	e->threads = so.threads;
+	e->process_root = so.process_root;
+	err = stacktab_new(&e->spare, &spare_lim);
+	if (!err)
+		err = session_new(&e->sess, &so, e->spare);
+	if (!err)
+		err = session_start(e->sess, 0, NULL);
+	if (err) {
+		session_free(e->sess);
+		stacktab_free(e->spare);
+		free(e);
+		return err;
+	}
+	e->users = 1;
+	ag->engines[ag->nengines++] = e;
+	*out = e;
+	return 0;
+}
+
+/* A service leaves e; the last one stops it. */
+static void engine_put(struct agent *ag, struct agent_engine *e)
+{
+	size_t i;
+
+	if (!e || --e->users)
+		return;
+	for (i = 0; i < ag->nengines; i++)
+		if (ag->engines[i] == e)
+			ag->engines[i] = ag->engines[--ag->nengines];
+	session_free(e->sess);
+	stacktab_free(e->spare);
+	free(e);
+}
+
+void agent_engine_give(struct agent *ag, struct agent_engine *e)
+{
+	struct proc_ident *ids;
+	struct stacktab **tabs;
+	size_t i, k, n = 0, cap = 0;
+
+	for (i = 0; i < ag->nsvcs; i++)
+		if (ag->svcs[i].eng == e && !ag->svcs[i].gone && !ag->svcs[i].paused)
+			cap += ag->svcs[i].nfound;
+	ids = malloc((cap ? cap : 1) * sizeof(*ids));
+	tabs = malloc((cap ? cap : 1) * sizeof(*tabs));
+	if (ids && tabs) {
+		for (i = 0; i < ag->nsvcs; i++) {
+			const struct svc_run *r = &ag->svcs[i];
+
+			if (r->eng != e || r->gone || r->paused)
+				continue;
+			for (k = 0; k < r->nfound; k++) {
+				size_t j;
+
+				for (j = 0; j < n && ids[j].pid != r->found[k].pid; j++)
+					;
+				if (j < n)
+					continue; /* another service has it */
+				ids[n] = r->found[k];
+				tabs[n++] = r->tab;
+			}
+		}
+		session_give_tables(e->sess, ids, tabs, n);
+	}
+	free(ids);
+	free(tabs);
+}
+
+static int svc_start(struct agent *ag, struct svc_run *r, const struct agent_service *s)
+{
+	struct stacktab_limits lim = { .max_stacks = MAX_STACKS, .max_frames = MAX_FRAMES,
+				       .max_strings = MAX_FRAMES };
 	int err;
 
 	memset(r, 0, sizeof(*r));
@@ -280,16 +373,14 @@ static int svc_start(struct svc_run *r, const struct agent_service *s)
 	r->conf = s;
 	err = stacktab_new(&r->tab, &lim);
 	if (!err)
-		err = session_new(&r->sess, &so, r->tab);
-	if (!err)
-		err = session_start(r->sess, 0, NULL);
+		err = engine_get(ag, s, &r->eng);
 	if (err) {
-		/* Inert: no session; its name stays for the log. */
-		session_free(r->sess);
+		/* Inert: nothing samples it; its name stays for the log. */
 		stacktab_free(r->tab);
-		r->sess = NULL;
 		r->tab = NULL;
+		r->eng = NULL;
 	}
+	r->sess = r->eng ? r->eng->sess : NULL;
 	r->win_mono = mono_ns();
 	r->win_wall = wall_ns();
 	return err;
@@ -301,10 +392,11 @@ static int64_t window_end(const struct svc_run *r)
 	return r->win_mono + (int64_t)(r->conf->window_s * 1e9);
 }
 
+/* Free what is left of r once its engine no longer samples into its
+ * table. */
 static void svc_free(struct svc_run *r)
 {
 	free(r->found);
-	session_free(r->sess);
 	stacktab_free(r->tab);
 	free(r->name);
 	memset(r, 0, sizeof(*r));
@@ -495,8 +587,8 @@ static void close_window(struct agent *ag, struct svc_run *r, int64_t now)
 	finish_window(ag, r, err, &prof);
 }
 
-/* Find every service's processes again and give them to its session
- * (a paused one keeps them for its resume). */
+/* Find every service's processes again and give them to its engine (a
+ * paused service keeps them for its resume). */
 static void discover(struct agent *ag)
 {
 	size_t i, n, left;
@@ -511,7 +603,7 @@ static void discover(struct agent *ag)
 		struct proc_ident *keep;
 
 		n = 0;
-		if (!r->sess)
+		if (!r->eng)
 			continue;
 		if (r->conf->enabled &&
 		    agent_find(&ag->scan, r->conf, AGENT_CGROUP_ROOT, ag->found, FIND_CAP, &n, &left,
@@ -525,10 +617,12 @@ static void discover(struct agent *ag)
 		free(r->found);
 		r->found = keep;
 		r->nfound = n;
-		if (!r->paused)
-			session_give(r->sess, keep, n);
 		pthread_mutex_unlock(&ag->lock);
 	}
+	pthread_mutex_lock(&ag->lock);
+	for (i = 0; i < ag->nengines; i++)
+		agent_engine_give(ag, ag->engines[i]);
+	pthread_mutex_unlock(&ag->lock);
 }
 
 static void tell_status(struct agent *ag)
@@ -547,16 +641,18 @@ static void tell_status(struct agent *ag)
 }
 
 /* Services of the new configuration c: the same name, rate and sampling
- * options keep their session, open window and pause; others start anew;
- * the ones gone are closed (written, under their old settings) first.
- * The HTTP threads see the old services or the new, never a mix, and
- * never a gone service's table. */
+ * options keep their table, engine, open window and pause; others start
+ * anew (on the engine of their rate and options); the ones gone leave
+ * their engine, and their last window is written under their old
+ * settings.  The HTTP threads see the old services or the new, never a
+ * mix, and never a gone service's table. */
 static int apply_conf(struct agent *ag, struct agent_conf *c, int64_t now)
 {
 	struct svc_run *next = calloc(c->nservices ? c->nservices : 1, sizeof(*next));
-	struct profile *closed = calloc(ag->nsvcs ? ag->nsvcs : 1, sizeof(*closed));
-	int *cerr = calloc(ag->nsvcs ? ag->nsvcs : 1, sizeof(*cerr));
-	size_t i, j;
+	struct svc_run *old = ag->svcs;
+	size_t nold = ag->nsvcs, i, j;
+	struct profile *closed = calloc(nold ? nold : 1, sizeof(*closed));
+	int *cerr = calloc(nold ? nold : 1, sizeof(*cerr));
 
 	if (!next || !closed || !cerr) {
 		free(next);
@@ -565,51 +661,65 @@ static int apply_conf(struct agent *ag, struct agent_conf *c, int64_t now)
 		return -ENOMEM;
 	}
 	pthread_mutex_lock(&ag->lock);
-	for (j = 0; j < ag->nsvcs; j++)
-		ag->svcs[j].gone = 1;
+	for (j = 0; j < nold; j++)
+		old[j].gone = 1;
 	for (i = 0; i < c->nservices; i++) {
 		const struct agent_service *s = &c->services[i];
+		int err;
 
-		for (j = 0; j < ag->nsvcs; j++) {
-			const struct agent_service *o = ag->svcs[j].conf;
+		for (j = 0; j < nold; j++) {
+			const struct agent_service *o = old[j].conf;
 
-			if (ag->svcs[j].gone && !strcmp(o->name, s->name) && o->rate_hz == s->rate_hz &&
+			if (old[j].gone && !strcmp(o->name, s->name) && o->rate_hz == s->rate_hz &&
 			    o->idle == s->idle && o->gil == s->gil && o->threads == s->threads &&
 			    o->pid_label == s->pid_label && o->thread_label == s->thread_label)
 				break;
 		}
-		if (j < ag->nsvcs) {
-			next[i] = ag->svcs[j];
+		if (j < nold) {
+			next[i] = old[j];
 			next[i].conf = s;
 			next[i].gone = 0;
-			memset(&ag->svcs[j], 0, sizeof(ag->svcs[j]));
+			memset(&old[j], 0, sizeof(old[j]));
 			continue;
 		}
-		int err = svc_start(&next[i], s);
-
+		err = svc_start(ag, &next[i], s);
 		if (err)
 			say(LOG_ERR, "service %s: cannot start sampling: %s", s->name, strerror(-err));
 	}
-	for (j = 0; j < ag->nsvcs; j++) {
-		struct svc_run *r = &ag->svcs[j];
-
-		if (!r->gone || !r->sess)
-			continue;
-		session_stop(r->sess);
-		cerr[j] = rotate_window(ag, r, now, &closed[j]);
-		agent_http_forget(ag, r->tab);
-	}
-	pthread_mutex_unlock(&ag->lock);
-	/* ag->conf is still the old configuration. */
-	for (j = 0; j < ag->nsvcs; j++)
-		if (ag->svcs[j].gone && ag->svcs[j].sess)
-			finish_window(ag, &ag->svcs[j], cerr[j], &closed[j]);
-	pthread_mutex_lock(&ag->lock);
-	for (j = 0; j < ag->nsvcs; j++)
-		svc_free(&ag->svcs[j]);
-	free(ag->svcs);
 	ag->svcs = next;
 	ag->nsvcs = c->nservices;
+	/* The gone ones' processes out of their engines, and taken out: then
+	 * their tables are whole and no longer written. */
+	for (j = 0; j < nold; j++)
+		if (old[j].eng)
+			agent_engine_give(ag, old[j].eng);
+	for (j = 0; j < nold; j++)
+		if (old[j].eng && session_sync(old[j].sess, SYNC_NS))
+			say(LOG_WARN, "service %s: its engine did not let it go in time",
+			    old[j].name);
+	for (j = 0; j < nold; j++) {
+		struct svc_run *r = &old[j];
+
+		if (!r->eng)
+			continue;
+		cerr[j] = rotate_window(ag, r, now, &closed[j]);
+		agent_http_forget(ag, r->tab);
+		session_forget_table(r->sess, r->tab);
+		engine_put(ag, r->eng);
+		r->eng = NULL;
+		r->sess = NULL;
+		r->closing = 1;
+	}
+	pthread_mutex_unlock(&ag->lock);
+	/* ag->conf is still the old configuration: the gone ones' last
+	 * windows are written under it. */
+	for (j = 0; j < nold; j++)
+		if (old[j].closing)
+			finish_window(ag, &old[j], cerr[j], &closed[j]);
+	pthread_mutex_lock(&ag->lock);
+	for (j = 0; j < nold; j++)
+		svc_free(&old[j]);
+	free(old);
 	agent_conf_release(&ag->conf);
 	ag->conf = *c; /* the services' conf pointers move with the array */
 	for (i = 0; i < ag->nsvcs; i++)
@@ -620,21 +730,20 @@ static int apply_conf(struct agent *ag, struct agent_conf *c, int64_t now)
 	return 0;
 }
 
-/* Is every session's thread still ticking? */
+/* Is every engine's thread still ticking? */
 static int all_ticking(struct agent *ag)
 {
 	int ok = 1;
 	size_t i;
 
-	for (i = 0; i < ag->nsvcs; i++) {
+	for (i = 0; i < ag->nengines; i++) {
+		struct agent_engine *e = ag->engines[i];
 		struct session_stats st;
 
-		if (!ag->svcs[i].sess)
-			continue;
-		session_stats(ag->svcs[i].sess, &st);
-		if (st.engine_ticks == ag->svcs[i].last_ticks)
+		session_stats(e->sess, &st);
+		if (st.engine_ticks == e->last_ticks)
 			ok = 0;
-		ag->svcs[i].last_ticks = st.engine_ticks;
+		e->last_ticks = st.engine_ticks;
 	}
 	return ok;
 }
@@ -717,7 +826,7 @@ static int run(const struct agent_args *a, struct agent_conf *first)
 		for (i = 0; i < ag.nsvcs; i++) {
 			struct svc_run *r = &ag.svcs[i];
 
-			if (r->sess && now >= window_end(r))
+			if (r->eng && now >= window_end(r))
 				close_window(&ag, r, now);
 		}
 		if (watchdog_ns && now >= next_watchdog) {
@@ -727,7 +836,7 @@ static int run(const struct agent_args *a, struct agent_conf *first)
 		}
 		until = next_discover;
 		for (i = 0; i < ag.nsvcs; i++) {
-			if (ag.svcs[i].sess && window_end(&ag.svcs[i]) < until)
+			if (ag.svcs[i].eng && window_end(&ag.svcs[i]) < until)
 				until = window_end(&ag.svcs[i]);
 		}
 		if (watchdog_ns && next_watchdog < until)
@@ -746,7 +855,7 @@ static int run(const struct agent_args *a, struct agent_conf *first)
 		if (sig == SIGUSR1) {
 			now = mono_ns();
 			for (i = 0; i < ag.nsvcs; i++)
-				if (ag.svcs[i].sess)
+				if (ag.svcs[i].eng)
 					close_window(&ag, &ag.svcs[i], now);
 		}
 		if (sig == SIGHUP) {
@@ -774,12 +883,15 @@ static int run(const struct agent_args *a, struct agent_conf *first)
 	/* The status says whether these last windows were written: earlier
 	 * failures were logged as they came. */
 	errors = ag.write_errors;
+	for (i = 0; i < ag.nengines; i++)
+		session_stop(ag.engines[i]->sess); /* every count in its table */
 	now = mono_ns();
-	for (i = 0; i < ag.nsvcs; i++) {
-		if (!ag.svcs[i].sess)
-			continue;
-		session_stop(ag.svcs[i].sess);
-		close_window(&ag, &ag.svcs[i], now);
+	for (i = 0; i < ag.nsvcs; i++)
+		if (ag.svcs[i].eng)
+			close_window(&ag, &ag.svcs[i], now);
+	while (ag.nengines) {
+		ag.engines[0]->users = 1;
+		engine_put(&ag, ag.engines[0]);
 	}
 	if (ag.write_errors > errors)
 		rc = EXIT_OUTPUT;

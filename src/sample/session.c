@@ -55,6 +55,7 @@ struct live_quiet {
 
 struct proc_run {
 	struct proc_ident id;
+	struct stacktab *tab;     /* its samples' table (given mode: per process) */
 	struct py_target t;
 	struct sampler *smp;
 	struct sampler_stats st;  /* published live by the sampler */
@@ -67,6 +68,12 @@ struct skip {
 	struct proc_ident id;
 	int tries;
 	int64_t next_ns;
+};
+
+struct tab_done {
+	struct stacktab *tab;
+	struct sampler_stats done;
+	uint32_t seen;
 };
 
 struct session {
@@ -116,8 +123,16 @@ struct session {
 	 * generation, and the one the engine took. */
 	pthread_mutex_t give_lock;
 	struct proc_ident *given;
+	struct stacktab **given_tabs; /* beside given; NULL: every one s->tab */
 	size_t ngiven;
 	uint64_t given_gen, given_taken;
+	/* The set taken last (the engine's): its ids are in tree[0..ntaken),
+	 * their tables in taken_tabs. */
+	struct stacktab **taken_tabs;
+	size_t ntaken;
+	/* Counters of finished processes by table (session_stats_table). */
+	struct tab_done *tab_done;
+	uint32_t ntab_done, tab_done_cap;
 	/* The process events socket (-1: none, the tree is walked SCAN_NS
 	 * apart), and the pids of the tree as last walked plus those forked
 	 * in it since (0: free, -1: removed), open addressed. */
@@ -200,6 +215,20 @@ static int clocked(const struct session *s)
 	return __atomic_load_n(&s->clocked, __ATOMIC_ACQUIRE);
 }
 
+static struct tab_done *done_of(struct session *s, struct stacktab *tab);
+
+/* The table the process (pid, start) counts into: its own in the set
+ * given last, else the session's. */
+static struct stacktab *table_of(const struct session *s, pid_t pid, uint64_t start)
+{
+	size_t k;
+
+	for (k = 0; s->taken_tabs && k < s->ntaken; k++)
+		if (s->tree[k].pid == pid && s->tree[k].start == start)
+			return s->taken_tabs[k] ? s->taken_tabs[k] : s->tab;
+	return s->tab;
+}
+
 /* Start sampling a found target: it is ticked from the engine's next
  * deadline on.  -EDQUOT: max_processes are sampled already (counted). */
 static int start_proc(struct session *s, const struct py_target *t, uint64_t start)
@@ -252,7 +281,8 @@ static int start_proc(struct session *s, const struct py_target *t, uint64_t sta
 	pr->t.layout = &pr->t.layout_buf; /* it pointed into the caller's copy */
 	pr->id.pid = t->pid;
 	pr->id.start = start;
-	err = sampler_new(&pr->smp, &pr->t, s->tab, &so);
+	pr->tab = table_of(s, t->pid, start);
+	err = sampler_new(&pr->smp, &pr->t, pr->tab, &so);
 	if (err)
 		goto out_free;
 	/* The sampler holds the process now: make sure it holds the one that
@@ -273,6 +303,7 @@ static int start_proc(struct session *s, const struct py_target *t, uint64_t sta
 	pthread_mutex_lock(&s->lock);
 	s->live[s->nlive++] = pr;
 	s->seen++;
+	done_of(s, pr->tab); /* its entry made now: finish_proc may not fail */
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 
@@ -289,6 +320,28 @@ static void add_stats(struct sampler_stats *sum, const struct sampler_stats *x, 
 #define FOLD_ONE(name, merge, desc) merge##_FOLD(sum->name, x->name, live);
 	SAMPLER_COUNTERS(FOLD_ONE)
 #undef FOLD_ONE
+}
+
+/* The finished processes' counters of table tab (lock held); NULL without
+ * memory for a new entry (only s->tab's then: it has the session's). */
+static struct tab_done *done_of(struct session *s, struct stacktab *tab)
+{
+	uint32_t i;
+
+	for (i = 0; i < s->ntab_done; i++)
+		if (s->tab_done[i].tab == tab)
+			return &s->tab_done[i];
+	if (s->ntab_done == s->tab_done_cap) {
+		uint32_t cap = s->tab_done_cap ? 2 * s->tab_done_cap : 4;
+		struct tab_done *grown = realloc(s->tab_done, cap * sizeof(*grown));
+
+		if (!grown)
+			return NULL;
+		s->tab_done = grown;
+		s->tab_done_cap = cap;
+	}
+	s->tab_done[s->ntab_done] = (struct tab_done){ .tab = tab };
+	return &s->tab_done[s->ntab_done++];
 }
 
 static struct skip *skip_for(struct session *s, const struct proc_ident *id);
@@ -342,6 +395,7 @@ static void finish_proc(struct session *s, uint32_t i, int gone)
 {
 	struct proc_run *pr = s->live[i];
 	struct sampler_stats st;
+	struct tab_done *td;
 	int fd = sampler_handle(pr->smp), follow, reinit;
 
 	if (pr->begun) {
@@ -356,6 +410,8 @@ static void finish_proc(struct session *s, uint32_t i, int gone)
 	reinit = !st.target_exec;
 	pthread_mutex_lock(&s->lock);
 	add_stats(&s->done, &st, 0);
+	if ((td = done_of(s, pr->tab)))
+		add_stats(&td->done, &st, 0);
 	s->live[i] = s->live[--s->nlive];
 	s->lq[i] = s->lq[s->nlive];
 	if (!follow && pr->id.pid == s->root.pid && pr->id.start == s->root.start) {
@@ -680,22 +736,35 @@ static void take_given(struct session *s)
 	n = s->ngiven;
 	if (n > s->tree_cap) {
 		struct proc_ident *grown = realloc(s->tree, n * sizeof(*grown));
+		struct stacktab **tabs;
 
-		if (!grown) {
+		if (grown)
+			s->tree = grown;
+		tabs = grown ? realloc(s->taken_tabs, n * sizeof(*tabs)) : NULL;
+		if (!tabs) {
 			pthread_mutex_unlock(&s->give_lock);
 			return; /* taken at the next look */
 		}
-		s->tree = grown;
+		s->taken_tabs = tabs;
 		s->tree_cap = n;
+	} else if (!s->taken_tabs && !(s->taken_tabs = malloc((s->tree_cap ? s->tree_cap : 1) *
+							     sizeof(*s->taken_tabs)))) {
+		pthread_mutex_unlock(&s->give_lock);
+		return;
 	}
 	if (n)
 		memcpy(s->tree, s->given, n * sizeof(*s->tree));
+	for (k = 0; k < n; k++)
+		s->taken_tabs[k] = s->given_tabs && s->given_tabs[k] ? s->given_tabs[k] : s->tab;
+	s->ntaken = n;
 	pthread_mutex_unlock(&s->give_lock);
-	s->given_taken = gen;
+	/* A process left out, or given with another table, is finished (its
+	 * counts flushed into its table); one given anew starts. */
 	for (i = 0; i < s->nlive;) {
 		for (k = 0; k < n; k++)
 			if (s->tree[k].pid == s->live[i]->id.pid &&
-			    s->tree[k].start == s->live[i]->id.start)
+			    s->tree[k].start == s->live[i]->id.start &&
+			    s->taken_tabs[k] == s->live[i]->tab)
 				break;
 		if (k == n)
 			finish_proc(s, i, 0); /* live[i] is another one now */
@@ -707,6 +776,8 @@ static void take_given(struct session *s)
 			skip_for(s, &s->tree[k]); /* a new entry is due now */
 	prune_skips(s, s->tree, n);
 	s->next_due = 0;
+	/* session_sync: no process of a table left out writes to it now. */
+	__atomic_store_n(&s->given_taken, gen, __ATOMIC_RELEASE);
 }
 
 /* The tree's work that is due, until deadline (the next tick). */
@@ -1009,22 +1080,55 @@ spawn:
 	return 0;
 }
 
-int session_give(struct session *s, const struct proc_ident *ids, size_t n)
+int session_give_tables(struct session *s, const struct proc_ident *ids,
+			struct stacktab *const *tabs, size_t n)
 {
 	struct proc_ident *copy = NULL;
+	struct stacktab **tcopy = NULL;
 
 	if (n) {
 		copy = malloc(n * sizeof(*copy));
-		if (!copy)
+		tcopy = tabs ? malloc(n * sizeof(*tcopy)) : NULL;
+		if (!copy || (tabs && !tcopy)) {
+			free(copy);
+			free(tcopy);
 			return -ENOMEM;
+		}
 		memcpy(copy, ids, n * sizeof(*copy));
+		if (tabs)
+			memcpy(tcopy, tabs, n * sizeof(*tcopy));
 	}
 	pthread_mutex_lock(&s->give_lock);
 	free(s->given);
+	free(s->given_tabs);
 	s->given = copy;
+	s->given_tabs = tcopy;
 	s->ngiven = n;
 	__atomic_store_n(&s->given_gen, s->given_gen + 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&s->give_lock);
+	return 0;
+}
+
+int session_give(struct session *s, const struct proc_ident *ids, size_t n)
+{
+	return session_give_tables(s, ids, NULL, n);
+}
+
+int session_sync(struct session *s, int64_t timeout_ns)
+{
+	int64_t end = mono_ns() + timeout_ns;
+	uint64_t gen;
+
+	pthread_mutex_lock(&s->give_lock);
+	gen = s->given_gen;
+	pthread_mutex_unlock(&s->give_lock);
+	while (__atomic_load_n(&s->given_taken, __ATOMIC_ACQUIRE) < gen) {
+		if (!s->running || __atomic_load_n(&s->finished, __ATOMIC_ACQUIRE))
+			return 0; /* no engine: nothing writes */
+		if (mono_ns() >= end)
+			return -ETIMEDOUT;
+		usleep(1000);
+	}
 	return 0;
 }
 
@@ -1101,6 +1205,48 @@ void session_stats(struct session *s, struct session_stats *out)
 	}
 }
 
+void session_stats_table(struct session *s, const struct stacktab *tab,
+			 struct session_stats *out)
+{
+	struct sampler_stats sum;
+	uint32_t i;
+
+	memset(out, 0, sizeof(*out));
+	memset(&sum, 0, sizeof(sum));
+	pthread_mutex_lock(&s->lock);
+	for (i = 0; i < s->ntab_done; i++)
+		if (s->tab_done[i].tab == tab)
+			sum = s->tab_done[i].done;
+	for (i = 0; i < s->nlive; i++) {
+		struct sampler_stats st;
+
+		if (s->live[i]->tab != tab)
+			continue;
+		sampler_stats_read(&s->live[i]->st, &st);
+		add_stats(&sum, &st, 1);
+		out->processes++;
+	}
+	out->runwatch = s->rw != NULL;
+	pthread_mutex_unlock(&s->lock);
+	out->engine_ticks = __atomic_load_n(&s->ticks, __ATOMIC_RELAXED);
+#define COPY_ONE(name, merge, desc) out->name = sum.name;
+	SAMPLER_COUNTERS(COPY_ONE)
+#undef COPY_ONE
+}
+
+void session_forget_table(struct session *s, const struct stacktab *tab)
+{
+	uint32_t i;
+
+	pthread_mutex_lock(&s->lock);
+	for (i = 0; i < s->ntab_done; i++)
+		if (s->tab_done[i].tab == tab) {
+			s->tab_done[i] = s->tab_done[--s->ntab_done];
+			break;
+		}
+	pthread_mutex_unlock(&s->lock);
+}
+
 void session_stop(struct session *s)
 {
 	if (!s || s->stopped)
@@ -1138,5 +1284,8 @@ void session_free(struct session *s)
 	free(s->members);
 	free(s->events);
 	free(s->tree);
+	free(s->given_tabs);
+	free(s->taken_tabs);
+	free(s->tab_done);
 	free(s);
 }

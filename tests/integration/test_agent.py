@@ -165,6 +165,7 @@ pidfile = %s/none.pid
 def test_signals_and_reload(one_python, target, tmp_path):
     # A target that sleeps, sampled with idle: samples without load.
     t = target(one_python, "dump_target.py", 60)
+    target(one_python, "dump_target.py", 61)
     state = tmp_path / "state"
     base = """
 [agent]
@@ -193,7 +194,7 @@ pid = %d
                         10), a.text()
         assert a.proc.poll() is None
         # A good one adds a service.
-        write(conf, base + "[service two]\nmatch = dump_target\\.py 60$\n")
+        write(conf, base + "[service two]\nmatch = dump_target\\.py 61$\n")
         a.proc.send_signal(signal.SIGHUP)
         assert wait_for(lambda: "reloaded: sampling 2 services" in a.text(), 10), a.text()
         time.sleep(1.5)
