@@ -152,7 +152,7 @@ static void req_free(struct agent_req *q)
 
 static int live(const struct svc_run *r)
 {
-	return r->name && r->tab && r->eng && !r->gone;
+	return r->eng && !r->gone; /* an inert service has no engine */
 }
 
 /* The service sampling into tab now (a reload moves services in memory,
@@ -340,18 +340,7 @@ static unsigned int take_window(struct agent *ag, const struct window_ask *a, ch
 	prof.start_ns = start_mono;
 	prof.start_wall_ns = start_wall;
 	prof.duration_s = (double)(mono_ns() - start_mono) / 1e9;
-	labels[0] = "hostname";
-	labels[1] = ag->host;
-	oo.nlabels = 1;
-	if (svc) {
-		labels[2] = "service_name";
-		labels[3] = svc->name;
-		oo.nlabels = 2;
-		for (i = 0; i < svc->conf->nlabels && oo.nlabels < OUT_LABELS_MAX; i++, oo.nlabels++) {
-			labels[2 * oo.nlabels] = svc->conf->labels[i].key;
-			labels[2 * oo.nlabels + 1] = svc->conf->labels[i].value;
-		}
-	}
+	oo.nlabels = agent_labels(ag, svc ? svc->conf : NULL, labels);
 	if (profile_strip(&prof, thread_labels && n ? 0 : PROFILE_KIND(FRAME_THREAD), &plain))
 		goto nomem;
 	f = open_memstream(body, len);
@@ -566,7 +555,7 @@ static enum MHD_Result metrics(struct agent *ag, struct MHD_Connection *c)
 	}
 	for (i = 0; i < n; i++)
 		if (live(&ag->svcs[i]))
-			session_stats_table(ag->svcs[i].sess, ag->svcs[i].tab, &st[i]);
+			session_stats_table(ag->svcs[i].eng->sess, ag->svcs[i].tab, &st[i]);
 	for (k = 0; k < sizeof(per_svc) / sizeof(per_svc[0]); k++) {
 		metric_head(f, per_svc[k].name, "counter", per_svc[k].help);
 		for (i = 0; i < n; i++)

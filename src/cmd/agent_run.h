@@ -38,7 +38,6 @@ struct svc_run {
 	const struct agent_service *conf; /* in the agent's current configuration */
 	struct stacktab *tab;
 	struct agent_engine *eng;         /* NULL: inert (could not start) */
-	struct session *sess;             /* eng's */
 	int64_t win_mono, win_wall;       /* the open window's start */
 	struct proc_ident *found;         /* the processes found last */
 	size_t nfound;
@@ -81,6 +80,10 @@ struct agent {
 /* Under the lock: give engine e the processes of its services that are
  * not paused (a process two of them choose counts for the first). */
 void agent_engine_give(struct agent *ag, struct agent_engine *e);
+/* The labels on every sample of a profile of service s (NULL: of every
+ * service, which carry service_name each): labels[2i] = labels[2i + 1],
+ * at most OUT_LABELS_MAX; returns how many. */
+size_t agent_labels(const struct agent *ag, const struct agent_service *s, const char **labels);
 /* Serve HTTP on c's listen address, if any (ag->port: the port bound).
  * 0, or -errno with why (a line) set. */
 int agent_http_start(struct agent *ag, const struct agent_conf *c, char *why, size_t len);

@@ -380,7 +380,6 @@ static int svc_start(struct agent *ag, struct svc_run *r, const struct agent_ser
 		r->tab = NULL;
 		r->eng = NULL;
 	}
-	r->sess = r->eng ? r->eng->sess : NULL;
 	r->win_mono = mono_ns();
 	r->win_wall = wall_ns();
 	return err;
@@ -480,6 +479,23 @@ out:
 	free(ages);
 }
 
+size_t agent_labels(const struct agent *ag, const struct agent_service *s, const char **labels)
+{
+	size_t i, n = 0;
+
+	if (s) {
+		labels[2 * n] = "service_name";
+		labels[2 * n++ + 1] = s->name;
+	}
+	labels[2 * n] = "hostname";
+	labels[2 * n++ + 1] = ag->host;
+	for (i = 0; s && i < s->nlabels && n < OUT_LABELS_MAX; i++, n++) {
+		labels[2 * n] = s->labels[i].key;
+		labels[2 * n + 1] = s->labels[i].value;
+	}
+	return n;
+}
+
 /* Write one closed window of r: pprof, and collapsed stacks when asked. */
 static void write_window(struct agent *ag, struct svc_run *r, const struct profile *prof)
 {
@@ -487,19 +503,9 @@ static void write_window(struct agent *ag, struct svc_run *r, const struct profi
 	const char *labels[2 * OUT_LABELS_MAX];
 	char stem[PATH_MAX], path[PATH_MAX + 16], dir[PATH_MAX], why[256];
 	struct profile plain = { 0 };
-	struct out_opts oo = { .labels = labels };
-	size_t i;
+	struct out_opts oo = { .labels = labels, .nlabels = agent_labels(ag, s, labels) };
 	int err;
 
-	labels[0] = "service_name";
-	labels[1] = s->name;
-	labels[2] = "hostname";
-	labels[3] = ag->host;
-	oo.nlabels = 2;
-	for (i = 0; i < s->nlabels && oo.nlabels < OUT_LABELS_MAX; i++, oo.nlabels++) {
-		labels[2 * oo.nlabels] = s->labels[i].key;
-		labels[2 * oo.nlabels + 1] = s->labels[i].value;
-	}
 	err = agent_store_room(ag->conf.state_dir, 0, ag->conf.min_free_bytes,
 			       ag->conf.min_free_pct, why, sizeof(why));
 	if (err == -ENOSPC) {
@@ -694,7 +700,7 @@ static int apply_conf(struct agent *ag, struct agent_conf *c, int64_t now)
 		if (old[j].eng)
 			agent_engine_give(ag, old[j].eng);
 	for (j = 0; j < nold; j++)
-		if (old[j].eng && session_sync(old[j].sess, SYNC_NS))
+		if (old[j].eng && session_sync(old[j].eng->sess, SYNC_NS))
 			say(LOG_WARN, "service %s: its engine did not let it go in time",
 			    old[j].name);
 	for (j = 0; j < nold; j++) {
@@ -704,10 +710,9 @@ static int apply_conf(struct agent *ag, struct agent_conf *c, int64_t now)
 			continue;
 		cerr[j] = rotate_window(ag, r, now, &closed[j]);
 		agent_http_forget(ag, r->tab);
-		session_forget_table(r->sess, r->tab);
+		session_forget_table(r->eng->sess, r->tab);
 		engine_put(ag, r->eng);
 		r->eng = NULL;
-		r->sess = NULL;
 		r->closing = 1;
 	}
 	pthread_mutex_unlock(&ag->lock);
@@ -889,10 +894,8 @@ static int run(const struct agent_args *a, struct agent_conf *first)
 	for (i = 0; i < ag.nsvcs; i++)
 		if (ag.svcs[i].eng)
 			close_window(&ag, &ag.svcs[i], now);
-	while (ag.nengines) {
-		ag.engines[0]->users = 1;
-		engine_put(&ag, ag.engines[0]);
-	}
+	for (i = 0; i < ag.nsvcs; i++)
+		engine_put(&ag, ag.svcs[i].eng); /* the last one stops it */
 	if (ag.write_errors > errors)
 		rc = EXIT_OUTPUT;
 	for (i = 0; i < ag.nsvcs; i++)

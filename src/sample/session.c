@@ -73,7 +73,6 @@ struct skip {
 struct tab_done {
 	struct stacktab *tab;
 	struct sampler_stats done;
-	uint32_t seen;
 };
 
 struct session {
@@ -129,7 +128,7 @@ struct session {
 	/* The set taken last (the engine's): its ids are in tree[0..ntaken),
 	 * their tables in taken_tabs. */
 	struct stacktab **taken_tabs;
-	size_t ntaken;
+	size_t ntaken, taken_cap;
 	/* Counters of finished processes by table (session_stats_table). */
 	struct tab_done *tab_done;
 	uint32_t ntab_done, tab_done_cap;
@@ -225,7 +224,7 @@ static struct stacktab *table_of(const struct session *s, pid_t pid, uint64_t st
 
 	for (k = 0; s->taken_tabs && k < s->ntaken; k++)
 		if (s->tree[k].pid == pid && s->tree[k].start == start)
-			return s->taken_tabs[k] ? s->taken_tabs[k] : s->tab;
+			return s->taken_tabs[k];
 	return s->tab;
 }
 
@@ -736,21 +735,23 @@ static void take_given(struct session *s)
 	n = s->ngiven;
 	if (n > s->tree_cap) {
 		struct proc_ident *grown = realloc(s->tree, n * sizeof(*grown));
-		struct stacktab **tabs;
 
-		if (grown)
-			s->tree = grown;
-		tabs = grown ? realloc(s->taken_tabs, n * sizeof(*tabs)) : NULL;
-		if (!tabs) {
+		if (!grown) {
 			pthread_mutex_unlock(&s->give_lock);
 			return; /* taken at the next look */
 		}
-		s->taken_tabs = tabs;
+		s->tree = grown;
 		s->tree_cap = n;
-	} else if (!s->taken_tabs && !(s->taken_tabs = malloc((s->tree_cap ? s->tree_cap : 1) *
-							     sizeof(*s->taken_tabs)))) {
-		pthread_mutex_unlock(&s->give_lock);
-		return;
+	}
+	if (n > s->taken_cap || !s->taken_tabs) {
+		struct stacktab **tabs = realloc(s->taken_tabs, (n ? n : 1) * sizeof(*tabs));
+
+		if (!tabs) {
+			pthread_mutex_unlock(&s->give_lock);
+			return;
+		}
+		s->taken_tabs = tabs;
+		s->taken_cap = n;
 	}
 	if (n)
 		memcpy(s->tree, s->given, n * sizeof(*s->tree));
@@ -1168,21 +1169,41 @@ void session_wait(struct session *s, int64_t until_ns, const sigset_t *mask)
 	(void)ppoll(&pfd, s->done_fd >= 0 ? 1 : 0, tp, mask);
 }
 
-void session_stats(struct session *s, struct session_stats *out)
+/* With the lock held: done, with the counters of every live process
+ * (that counts into tab; NULL: all) folded in, into *sum; out->processes
+ * counts them. */
+static void sum_live(struct session *s, const struct stacktab *tab,
+		     const struct sampler_stats *done, struct sampler_stats *sum,
+		     struct session_stats *out)
 {
-	struct sampler_stats sum;
 	uint32_t i;
 
-	memset(out, 0, sizeof(*out));
-	pthread_mutex_lock(&s->lock);
-	sum = s->done;
+	*sum = *done;
 	for (i = 0; i < s->nlive; i++) {
 		struct sampler_stats st;
 
+		if (tab && s->live[i]->tab != tab)
+			continue;
 		sampler_stats_read(&s->live[i]->st, &st);
-		add_stats(&sum, &st, 1);
+		add_stats(sum, &st, 1);
 		out->processes++;
 	}
+}
+
+static void copy_counters(struct session_stats *out, const struct sampler_stats *sum)
+{
+#define COPY_ONE(name, merge, desc) out->name = sum->name;
+	SAMPLER_COUNTERS(COPY_ONE)
+#undef COPY_ONE
+}
+
+void session_stats(struct session *s, struct session_stats *out)
+{
+	struct sampler_stats sum;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&s->lock);
+	sum_live(s, NULL, &s->done, &sum, out);
 	out->processes_seen = s->seen;
 	out->execs = s->execs;
 	out->execs_lost = s->execs_lost;
@@ -1192,9 +1213,7 @@ void session_stats(struct session *s, struct session_stats *out)
 	out->root_exited = s->root_exited;
 	pthread_mutex_unlock(&s->lock);
 	out->engine_ticks = __atomic_load_n(&s->ticks, __ATOMIC_RELAXED);
-#define COPY_ONE(name, merge, desc) out->name = sum.name;
-	SAMPLER_COUNTERS(COPY_ONE)
-#undef COPY_ONE
+	copy_counters(out, &sum);
 	if (s->started && clocked(s)) {
 		int64_t end = s->stop_ns ? s->stop_ns : mono_ns();
 
@@ -1208,30 +1227,21 @@ void session_stats(struct session *s, struct session_stats *out)
 void session_stats_table(struct session *s, const struct stacktab *tab,
 			 struct session_stats *out)
 {
+	static const struct sampler_stats none;
+	const struct sampler_stats *done = &none;
 	struct sampler_stats sum;
 	uint32_t i;
 
 	memset(out, 0, sizeof(*out));
-	memset(&sum, 0, sizeof(sum));
 	pthread_mutex_lock(&s->lock);
 	for (i = 0; i < s->ntab_done; i++)
 		if (s->tab_done[i].tab == tab)
-			sum = s->tab_done[i].done;
-	for (i = 0; i < s->nlive; i++) {
-		struct sampler_stats st;
-
-		if (s->live[i]->tab != tab)
-			continue;
-		sampler_stats_read(&s->live[i]->st, &st);
-		add_stats(&sum, &st, 1);
-		out->processes++;
-	}
+			done = &s->tab_done[i].done;
+	sum_live(s, tab, done, &sum, out);
 	out->runwatch = s->rw != NULL;
 	pthread_mutex_unlock(&s->lock);
 	out->engine_ticks = __atomic_load_n(&s->ticks, __ATOMIC_RELAXED);
-#define COPY_ONE(name, merge, desc) out->name = sum.name;
-	SAMPLER_COUNTERS(COPY_ONE)
-#undef COPY_ONE
+	copy_counters(out, &sum);
 }
 
 void session_forget_table(struct session *s, const struct stacktab *tab)
