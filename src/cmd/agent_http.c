@@ -614,7 +614,7 @@ static enum MHD_Result metrics(struct agent *ag, struct MHD_Connection *c)
 static enum MHD_Result pause_resume(struct agent *ag, struct MHD_Connection *c, int pause)
 {
 	const char *name = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "service");
-	size_t i, n = 0;
+	size_t i, n = 0, late = 0;
 
 	pthread_mutex_lock(&ag->lock);
 	if (name && !find_svc(ag, name, strlen(name))) {
@@ -631,7 +631,15 @@ static enum MHD_Result pause_resume(struct agent *ag, struct MHD_Connection *c, 
 	}
 	for (i = 0; i < ag->nengines; i++)
 		agent_engine_give(ag, ag->engines[i]);
+	/* The reply means it is done: after a 200 to /pause no sample of a
+	 * paused service is counted any more (the engines took the new set). */
+	for (i = 0; i < ag->nengines; i++)
+		if (session_sync(ag->engines[i]->sess, AGENT_SYNC_NS))
+			late++;
 	pthread_mutex_unlock(&ag->lock);
+	if (late)
+		return text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "%zu engine%s did not take it in time\n",
+			    late, late == 1 ? "" : "s");
 	return text(c, MHD_HTTP_OK, "%s %zu service%s\n", pause ? "paused" : "resumed", n,
 		    n == 1 ? "" : "s");
 }

@@ -21,6 +21,10 @@
 #include "pyspyc/session.h"
 #include "pyspyc/stacktab.h"
 
+/* How long an engine may take to take a new set of processes (a reload,
+ * a pause) before it is reported late. */
+#define AGENT_SYNC_NS 2000000000LL
+
 /* One sampling engine (a session, one thread) for every service with
  * the same rate and sampling options: each process is given with its
  * service's table (session_give_tables). */

@@ -48,7 +48,6 @@
 #define FIND_CAP 4096            /* processes one service samples */
 #define MAX_STACKS (1u << 20)    /* a window's unique stacks */
 #define MAX_FRAMES (1u << 20)
-#define SYNC_NS 2000000000LL     /* for an engine to take a new set */
 #define FORMER_MAX 256           /* removed services' directories retention sees */
 
 struct agent_args {
@@ -700,7 +699,7 @@ static int apply_conf(struct agent *ag, struct agent_conf *c, int64_t now)
 		if (old[j].eng)
 			agent_engine_give(ag, old[j].eng);
 	for (j = 0; j < nold; j++)
-		if (old[j].eng && session_sync(old[j].eng->sess, SYNC_NS))
+		if (old[j].eng && session_sync(old[j].eng->sess, AGENT_SYNC_NS))
 			say(LOG_WARN, "service %s: its engine did not let it go in time",
 			    old[j].name);
 	for (j = 0; j < nold; j++) {

@@ -250,10 +250,16 @@ idle = yes
         while time.time() < end:
             biggest = max(biggest, poll())
             time.sleep(0.2)
+        # The reply to /pause comes once both engines (busy's and the
+        # idle=yes one's) took the change: the counts read at once are
+        # final, and stay so.
         assert http(url + "/pause", method="POST")[0] == 200
-        assert wait_for(lambda: b"pyspyc_agent_processes{service=\"busy\"} 0" in
-                        http(url + "/metrics")[2], 5)
         m = parse_metrics(http(url + "/metrics")[2].decode())
+        time.sleep(0.3)
+        again = parse_metrics(http(url + "/metrics")[2].decode())
+        for svc in sums:
+            k = ("pyspyc_agent_stacks_total", '{service="%s"}' % svc)
+            assert m[k] == again[k], (svc, m[k], again[k])
     finally:
         assert a.stop() == 0, a.text()
     poll()
