@@ -115,14 +115,14 @@ $(BUILD)/src/%.o: src/%.c
 	$(E) "  CC      $<"
 	$(Q)$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c -o $@ $<
 
-# eBPF programs: src/bpf/NAME.bpf.c -> an object for the kernel -> a skeleton
+# eBPF programs: bpf/NAME.bpf.c -> an object for the kernel -> a skeleton
 # header (bpftool) that embeds it, included by the C file that loads it.
 BPF_CLANG  ?= clang
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
-              -I/usr/include/$(shell $(CC) -dumpmachine 2>/dev/null) -Isrc/bpf
+              -I/usr/include/$(shell $(CC) -dumpmachine 2>/dev/null) -Ibpf
 BPF_SKELS  := $(BUILD)/bpf/runwatch.skel.h $(BUILD)/bpf/runwatch.lskel.h
 
-$(BUILD)/bpf/%.bpf.o: src/bpf/%.bpf.c src/bpf/runwatch_abi.h
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c bpf/runwatch_abi.h
 	@mkdir -p $(dir $@)
 	$(E) "  BPF     $<"
 	$(Q)$(BPF_CLANG) $(BPF_CFLAGS) -c -o $@ $<
@@ -138,12 +138,12 @@ $(BUILD)/bpf/%.lskel.h: $(BUILD)/bpf/%.bpf.o
 	$(Q)bpftool gen skeleton -L $< name $*_lskel > $@
 
 $(BUILD)/src/proc/runwatch.o $(FUZZ_OBJ)/src/proc/runwatch.o: $(BPF_SKELS)
-$(BUILD)/src/proc/runwatch.o $(FUZZ_OBJ)/src/proc/runwatch.o: CPPFLAGS += -I$(BUILD)/bpf -Isrc/bpf
+$(BUILD)/src/proc/runwatch.o $(FUZZ_OBJ)/src/proc/runwatch.o: CPPFLAGS += -I$(BUILD)/bpf -Ibpf
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(E) "  TEST-CC $<"
-	$(Q)$(CC) $(CPPFLAGS) -Itests/unit -Isrc/bpf $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null) -lcmocka
+	$(Q)$(CC) $(CPPFLAGS) -Itests/unit -Ibpf $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null) -lcmocka
 
 unit: $(TEST_BINS)
 

@@ -9,7 +9,7 @@
  * most of what a profiler that records nothing spends.
  *
  * A runwatch is one eBPF program on the sched_switch tracepoint
- * (src/bpf/runwatch.bpf.c).  At every context switch on the host it looks
+ * (bpf/runwatch.bpf.c).  At every context switch on the host it looks
  * up the process of the thread that comes onto the CPU; for a watched one
  * it adds one to the process's switch count, and it notes, per CPU, which
  * watched process is on it now; a thread of a watched process that leaves
