@@ -41,7 +41,7 @@ CMD_LIBS   := $(shell pkg-config --libs $(CMD_PKGS) 2>/dev/null)
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wimplicit-fallthrough -Wformat=2 -Wvla -Wmissing-prototypes
 CFLAGS  ?= -O2 -g
-CPPFLAGS += -Iinclude -D_GNU_SOURCE -DPYSPYC_VERSION='"$(VERSION)"'
+CPPFLAGS += -Iinclude -Ibpf -D_GNU_SOURCE -DPYSPYC_VERSION='"$(VERSION)"'
 ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP
 LDLIBS  += $(LIB_LIBS)
 
@@ -122,7 +122,7 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
               -I/usr/include/$(shell $(CC) -dumpmachine 2>/dev/null) -Ibpf
 BPF_SKELS  := $(BUILD)/bpf/runwatch.skel.h $(BUILD)/bpf/runwatch.lskel.h
 
-$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c bpf/runwatch_abi.h
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*_abi.h)
 	@mkdir -p $(dir $@)
 	$(E) "  BPF     $<"
 	$(Q)$(BPF_CLANG) $(BPF_CFLAGS) -c -o $@ $<
@@ -138,6 +138,8 @@ $(BUILD)/bpf/%.lskel.h: $(BUILD)/bpf/%.bpf.o
 	$(Q)bpftool gen skeleton -L $< name $*_lskel > $@
 
 $(BUILD)/src/proc/runwatch.o $(FUZZ_OBJ)/src/proc/runwatch.o: $(BPF_SKELS)
+$(BUILD)/src/sample/backend_bpf.o $(FUZZ_OBJ)/src/sample/backend_bpf.o: $(BUILD)/bpf/pyspyc.skel.h
+$(BUILD)/src/sample/backend_bpf.o $(FUZZ_OBJ)/src/sample/backend_bpf.o: CPPFLAGS += -I$(BUILD)/bpf
 $(BUILD)/src/proc/runwatch.o $(FUZZ_OBJ)/src/proc/runwatch.o: CPPFLAGS += -I$(BUILD)/bpf -Ibpf
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB)

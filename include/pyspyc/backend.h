@@ -28,11 +28,16 @@
 #include "pyspyc/py_runtime.h"
 #include "pyspyc/raw.h"
 
+struct bpf_hub;
+
 struct backend_opts {
 	uint32_t max_depth;    /* frames per thread before RAW_TRUNCATED */
 	/* Threads read per process, 1..PY_WALK_MAX_THREADS (--max-threads);
 	 * the rest are counted in raw_sample.threads_left_out. */
 	uint32_t max_threads;
+	/* The eBPF backend's hub (backend_bpf.h), which it needs; NULL for
+	 * the others. */
+	struct bpf_hub *hub;
 };
 
 /* A backend's counters, since backend_open, as X(name, description): one
@@ -43,7 +48,9 @@ struct backend_opts {
 	X(fast, "samples read in a single call") \
 	X(rereads, "torn threads read again at once") \
 	X(returned, "stacks read as their innermost frame returned: that frame left out") \
-	X(interps_capped, "samples that saw more than PY_MAX_INTERPS interpreters")
+	X(interps_capped, "samples that saw more than PY_MAX_INTERPS interpreters") \
+	X(bpf_unknown, "eBPF records of a thread not yet known: no stack") \
+	X(bpf_dropped, "eBPF records dropped: more were waiting than a process may queue")
 
 struct backend_stats {
 #define BACKEND_FIELD(name, desc) uint64_t name;
@@ -99,6 +106,23 @@ struct backend_ops {
 	void (*set_host)(struct backend *b, host_word_fn host, void *ctx);
 	/* Frees b; b may be NULL. */
 	void (*close)(struct backend *b);
+	/* A backend whose samples come when the kernel takes them (the eBPF
+	 * backend), not when asked: sample hands them out one at a time, one
+	 * thread each at its own time (raw_sample.at_ns), and -EAGAIN when
+	 * none is left; gil_held and the reads x are not used.  Such a
+	 * backend needs the OS thread id of every thread state: list_due
+	 * says when (1: now), list walks the thread list (a raw sample of
+	 * every thread, as the remote-memory backend reads it) and set_tids
+	 * gives it the OS ids found for that sample's threads
+	 * (thread_map_tids). */
+	int push;
+	int (*list_due)(struct backend *b, int64_t now);
+	int (*list)(struct backend *b, struct raw_sample **out);
+	void (*set_tids)(struct backend *b, const struct raw_sample *rs, const int32_t *tids,
+			 int64_t now);
+	/* 1 once the kernel saw the process exec (its samples stopped): it
+	 * is to be found anew, whatever the new program is. */
+	int (*execd)(struct backend *b);
 };
 
 /* The remote-memory walker (py_walk.h). */

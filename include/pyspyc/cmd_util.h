@@ -41,6 +41,7 @@ struct sample_args {
 	long long max_frames;
 	long long max_threads;
 	long long max_processes;
+	const char *backend;         /* --backend: "auto", "bpf", "user" (NULL: the default) */
 };
 
 /* --max-threads when not given (record, top and dump). */
@@ -88,7 +89,12 @@ struct sample_args {
 	  offsetof(T, m.blocking), 0, 0, 0 }, \
 	{ 0, "nonblocking", OPT_FLAG, NULL, \
 	  "never pause the target (the default; for py-spy compatibility)", \
-	  offsetof(T, m.nonblocking), 0, 0, 0 }
+	  offsetof(T, m.nonblocking), 0, 0, 0 }, \
+	{ 0, "backend", OPT_STRING, "NAME", \
+	  "bpf (stacks walked in the kernel at a timer interrupt), user (read " \
+	  "from user space at each tick; the default) or auto (bpf when it " \
+	  "loads and the options allow it)", \
+	  offsetof(T, m.backend), 0, 0, 0 }
 
 /* --max-threads (record, top and dump): what a process's threads beyond it
  * are, and its range. */
@@ -125,6 +131,33 @@ int cmd_sample_check(const char *who, const struct sample_args *s);
  * left zero for the caller. */
 void cmd_sample_setup(const struct sample_args *s, struct session_opts *so,
 		      struct stacktab_limits *lim);
+
+/* The backend a run samples with (--backend), chosen before anything is
+ * attached or launched.  name: "bpf" or "user"; why: for auto, why not
+ * bpf ("" when it is bpf). */
+struct bpf_hub;
+struct backend_choice {
+	const char *name;
+	struct bpf_hub *hub;
+	char why[256];
+};
+
+/* Choose and open the backend s asks for at its rate.  -1 to go on, or
+ * the exit status after one line on stderr: EXIT_USAGE for an unknown
+ * name or --backend bpf with --idle, --gil or --blocking; EXIT_PERMISSION
+ * when bpf is not allowed; EXIT_FAILURE_RUN when it cannot load. */
+int cmd_backend_open(const char *who, const struct sample_args *s, struct backend_choice *bc);
+
+/* The session options for it (after cmd_sample_setup). */
+void cmd_backend_setup(const struct backend_choice *bc, struct session_opts *so);
+
+/* After the session is freed. */
+void cmd_backend_close(struct backend_choice *bc);
+
+/* "; backend bpf (N us in the kernel per sample)" or "; backend user
+ * (auto: WHY)" on stderr, for the summary line. */
+struct session_stats;
+void cmd_backend_words(const struct backend_choice *bc, const struct session_stats *st);
 
 /* Raise the soft RLIMIT_NOFILE to the hard one: a sampler keeps a stat file
  * open per thread of the target (py_threads.h).  A command started by

@@ -54,7 +54,11 @@
 	X(threads_left_out, COUNTER_SUM, "most threads of one sample left out by " \
 	  "--max-threads (summed over processes)") \
 	X(asleep, COUNTER_SUM, "samples at which the process had not run since " \
-	  "the last one: nothing read (sampler.h); also counted in samples")
+	  "the last one: nothing read (sampler.h); also counted in samples") \
+	X(bpf_unknown, COUNTER_SUM, "eBPF samples of a thread not yet known (started " \
+	  "since the thread list was read): no stack, the list read again") \
+	X(bpf_dropped, COUNTER_SUM, "eBPF samples dropped: more were waiting for one " \
+	  "process than it may queue")
 
 /* One uint64_t field per counter, in a struct. */
 #define COUNTER_FIELD(name, merge, desc) uint64_t name;

@@ -78,6 +78,13 @@ struct raw_sample {
 	 * walked one thread at a time (it changed, or a sample was read
 	 * slowly). */
 	uint32_t threads_left_out;
+	/* A push backend's sample (backend.h): when the kernel took it
+	 * (CLOCK_MONOTONIC; 0: now), and each frame's code object
+	 * fingerprint read with it (pb_fp, bpf/pyspyc_abi.h), parallel to
+	 * frames, which the symbolizer checks its cache against instead of
+	 * reading the object again.  NULL for a backend that has none. */
+	int64_t at_ns;
+	const uint32_t *fps;
 };
 
 /* A consumer's verdict on a stack read whole (backend_set_recheck). */

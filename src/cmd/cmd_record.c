@@ -390,7 +390,7 @@ static int write_outputs(struct output *outs, int nout, const struct record_args
 static void summary(const struct session_stats *st, const struct record_args *a,
 		    const struct output *outs, int nout, const int *written,
 		    const struct stacktab *tab, uint64_t timeline_lost, uint64_t periods,
-		    const char *ended)
+		    const char *ended, const struct backend_choice *bc)
 {
 	const char *full = stacktab_full(tab);
 	struct rusage ru;
@@ -407,6 +407,7 @@ static void summary(const struct session_stats *st, const struct record_args *a,
 		(unsigned long long)st->torn, (unsigned long long)st->late, st->elapsed_s,
 		st->samples ? cpu_us / (double)st->samples : 0.0,
 		st->samples ? (double)st->reads / (double)st->samples : 0.0);
+	cmd_backend_words(bc, st);
 	if (a->subprocesses)
 		fprintf(stderr, "; %u processes", st->processes_seen);
 	if (st->processes_left_out)
@@ -730,6 +731,7 @@ int cmd_record(int argc, char **argv)
 	struct py_target *t;
 	struct child_end end = { CHILD_UNKNOWN, 0 };
 	char defname[512], command[1024], ended[128] = "";
+	struct backend_choice bc = { 0 };
 	int cmd_i, nout = 0, rc, e, exited = 0, found = 1;
 	pid_t pid, child = 0;
 
@@ -743,6 +745,8 @@ int cmd_record(int argc, char **argv)
 	if (!a.pid && cmd_i >= argc)
 		return cmd_die(WHO, EXIT_USAGE,
 			   "nothing to profile: give --pid PID or a command after '--'");
+	if ((rc = cmd_backend_open(WHO, &a.s, &bc)) >= 0)
+		return rc;
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return cmd_die(WHO, EXIT_FAILURE_RUN, "out of memory");
@@ -799,6 +803,7 @@ int cmd_record(int argc, char **argv)
 
 		needs = outputs_need(outs, nout);
 		cmd_sample_setup(&a.s, &so, &lim);
+		cmd_backend_setup(&bc, &so);
 		so.duration_s = a.duration;
 		so.subprocesses = a.subprocesses;
 		so.threads = a.threads || (needs & OUT_PER_THREAD);
@@ -854,7 +859,7 @@ int cmd_record(int argc, char **argv)
 	memset(written, 0, sizeof(written));
 	write_profile(&r, &prof, written, 0);
 	rc = r.failed;
-	summary(&st, &a, outs, nout, written, tab, r.timeline_lost, r.window + 1, ended);
+	summary(&st, &a, outs, nout, written, tab, r.timeline_lost, r.window + 1, ended, &bc);
 	/* A launched command's failure is the run's: a CI step that runs
 	 * its tests under pyspyc fails when they do.  pyspyc's own errors
 	 * (the line it printed) come first. */
@@ -865,6 +870,7 @@ out:
 	release_outputs(outs, nout);
 	profile_release(&prof);
 	session_free(sess);
+	cmd_backend_close(&bc);
 	stacktab_free(tab);
 	free(t);
 	return rc;

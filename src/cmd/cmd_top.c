@@ -525,6 +525,7 @@ static int check_terminal(void)
 int cmd_top(int argc, char **argv)
 {
 	struct top_args a = { .s = SAMPLE_ARGS_DEFAULT };
+	struct backend_choice bc = { 0 };
 	struct top_ui ui;
 	struct py_target *t = NULL;
 	struct stacktab *tab = NULL;
@@ -546,9 +547,13 @@ int cmd_top(int argc, char **argv)
 			   "nothing to watch: give --pid PID or a command after '--'");
 	if ((rc = cmd_sample_check(WHO, &a.s)))
 		return rc;
+	if ((rc = cmd_backend_open(WHO, &a.s, &bc)) >= 0)
+		return rc;
 	t = calloc(1, sizeof(*t));
-	if (!t)
+	if (!t) {
+		cmd_backend_close(&bc);
 		return cmd_die(WHO, EXIT_FAILURE_RUN, "out of memory");
+	}
 
 	cmd_install_signals();
 	if (a.pid) {
@@ -601,6 +606,7 @@ int cmd_top(int argc, char **argv)
 		struct session_opts so;
 
 		cmd_sample_setup(&a.s, &so, &lim);
+		cmd_backend_setup(&bc, &so);
 		so.subprocesses = a.subprocesses;
 		so.find_flags = find_flags;
 		/* Line numbers are always recorded, so L can show them. */
@@ -662,6 +668,7 @@ out:
 	if (child)
 		cmd_end_child(child, NULL);
 	session_free(sess);
+	cmd_backend_close(&bc);
 	top_model_free(model);
 	stacktab_free(tab);
 	free(t);

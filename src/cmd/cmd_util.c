@@ -13,6 +13,12 @@
 #include "pyspyc/cli.h"
 #include "pyspyc/clock.h"
 #include "pyspyc/cmd_util.h"
+#include "pyspyc/backend_bpf.h"
+#include "pyspyc_abi.h"
+
+#define PB_MAX_FRAMES_TEXT "4096"
+/* Until the eBPF backend passes every test the user one does. */
+#define BACKEND_DEFAULT "user"
 #include "pyspyc/proc.h"
 
 #define ATTACH_WAIT_S 5.0   /* a launched command has this long to start Python */
@@ -387,6 +393,83 @@ int cmd_sample_check(const char *who, const struct sample_args *s)
 	if (s->blocking && s->nonblocking)
 		return cmd_die(who, EXIT_USAGE, "give --blocking or --nonblocking, not both");
 	return 0;
+}
+
+int cmd_backend_open(const char *who, const struct sample_args *s, struct backend_choice *bc)
+{
+	const char *env = getenv("PYSPYC_BACKEND");
+	const char *name = s->backend ? s->backend : env && *env ? env : BACKEND_DEFAULT;
+	const char *opt = s->idle ? "--idle" : s->gil ? "--gil" : s->blocking ? "--blocking"
+			  : s->max_depth > PB_MAX_FRAMES ? "--max-depth above " PB_MAX_FRAMES_TEXT
+			  : NULL;
+	char why[200];
+	int e;
+
+	memset(bc, 0, sizeof(*bc));
+	bc->name = "user";
+	if (!strcmp(name, "user"))
+		return -1;
+	if (strcmp(name, "bpf") && strcmp(name, "auto"))
+		return cmd_die(who, EXIT_USAGE, "--backend: '%.32s' is not a backend (bpf, user "
+			       "or auto)", name);
+	/* The eBPF backend samples the threads on a CPU at its interrupt:
+	 * it cannot count waiting threads, the GIL holder alone, or pause. */
+	if (opt && !strcmp(name, "bpf"))
+		return cmd_die(who, EXIT_USAGE, "--backend bpf samples the threads on a CPU: "
+			       "%s needs --backend user", opt);
+	_Static_assert(PB_MAX_FRAMES == 4096, "PB_MAX_FRAMES_TEXT");
+	if (opt) {
+		snprintf(bc->why, sizeof(bc->why), "%s needs it", opt);
+		return -1;
+	}
+	e = bpf_hub_open(&bc->hub, s->rate, why, sizeof(why));
+	if (!e) {
+		bc->name = "bpf";
+		return -1;
+	}
+	if (!strcmp(name, "bpf"))
+		return cmd_die(who, e == -EPERM || e == -EACCES ? EXIT_PERMISSION
+			       : EXIT_FAILURE_RUN, "--backend bpf: %s", why);
+	snprintf(bc->why, sizeof(bc->why), "bpf: %s", why);
+	return -1;
+}
+
+void cmd_backend_setup(const struct backend_choice *bc, struct session_opts *so)
+{
+	if (bc->hub) {
+		so->backend = &backend_bpf_ops;
+		so->walk.hub = bc->hub;
+	}
+}
+
+void cmd_backend_words(const struct backend_choice *bc, const struct session_stats *st)
+{
+	struct bpf_hub_counts c;
+
+	if (!bc->hub) {
+		fprintf(stderr, "; backend user%s%s%s", bc->why[0] ? " (not bpf: " : "", bc->why,
+			bc->why[0] ? ")" : "");
+		return;
+	}
+	bpf_hub_counts(bc->hub, &c);
+	fprintf(stderr, "; backend bpf");
+	/* The program's whole run time, the interrupts that landed in other
+	 * processes included, over the samples it took. */
+	if (c.run_cnt && c.hits)
+		fprintf(stderr, " (%.2f us of kernel time per sample)",
+			(double)c.run_ns / 1e3 / (double)c.hits);
+	if (st->bpf_unknown)
+		fprintf(stderr, "; %llu samples of threads not known yet (no stack)",
+			(unsigned long long)st->bpf_unknown);
+	if (st->bpf_dropped || c.lost)
+		fprintf(stderr, "; %llu eBPF samples lost (a full queue or ring)",
+			(unsigned long long)(st->bpf_dropped + c.lost));
+}
+
+void cmd_backend_close(struct backend_choice *bc)
+{
+	bpf_hub_close(bc->hub);
+	bc->hub = NULL;
 }
 
 void cmd_sample_setup(const struct sample_args *s, struct session_opts *so,

@@ -12,6 +12,7 @@
 #include "pyspyc/py_lines.h"
 #include "pyspyc/recent.h"
 #include "pyspyc/utf8.h"
+#include "pyspyc_abi.h"
 
 #define CODE_CACHE_CAP 8192      /* power of two */
 #define FILE_CACHE_CAP 4096      /* power of two */
@@ -148,6 +149,7 @@ struct py_symbolizer {
 	uint64_t *uniq_addr;
 	struct code_entry **uniq_entry;
 	uint8_t *uniq_late;           /* confirm_late's verdicts */
+	uint32_t *uniq_fp;            /* the sample's fingerprint of each (raw_sample.fps) */
 	struct uniq_slot *uniq_set;   /* 2 * uniq_cap slots */
 	uint32_t uniq_gen;
 	uint8_t *windows;             /* uniq_cap * code_size */
@@ -240,6 +242,7 @@ static int uniq_grow_to(struct py_symbolizer *s, uint32_t n)
 	if (realloc_n((void **)&s->uniq_addr, cap, sizeof(*s->uniq_addr)) ||
 	    realloc_n((void **)&s->uniq_entry, cap, sizeof(*s->uniq_entry)) ||
 	    realloc_n((void **)&s->uniq_late, cap, sizeof(*s->uniq_late)) ||
+	    realloc_n((void **)&s->uniq_fp, cap, sizeof(*s->uniq_fp)) ||
 	    realloc_n((void **)&s->windows, cap, wsize) ||
 	    realloc_n((void **)&s->win, cap, sizeof(*s->win)) ||
 	    realloc_n((void **)&s->liov, cap, sizeof(*s->liov)) ||
@@ -348,6 +351,7 @@ void py_sym_free(struct py_symbolizer *s)
 	free(s->uniq_addr);
 	free(s->uniq_entry);
 	free(s->uniq_late);
+	free(s->uniq_fp);
 	free(s->cf_l);
 	free(s->cf_r);
 	free(s->cf_val);
@@ -686,6 +690,13 @@ static void fingerprint_of(const struct py_layout *L, const uint8_t *w,
 	fp->qualname = L->code_qualname >= 0 ? rd64(w, L->code_qualname) : 0;
 	fp->linetable = rd64(w, L->code_linetable);
 	fp->firstlineno = rd32(w, L->code_firstlineno);
+}
+
+/* The fingerprint as the eBPF program folds it (bpf/pyspyc_abi.h). */
+static uint32_t fp_hash(const struct fingerprint *fp)
+{
+	return pb_fp(fp->type, fp->size, fp->filename, fp->name, fp->qualname, fp->linetable,
+		     (uint32_t)fp->firstlineno);
 }
 
 static int fingerprint_eq(const struct fingerprint *a, const struct fingerprint *b)
@@ -1295,6 +1306,8 @@ static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs
 			if (n == s->uniq_cap && uniq_grow_to(s, n))
 				break; /* no memory: its frames are torn */
 			uniq_insert(s, a, n);
+			if (rs->fps)
+				s->uniq_fp[n] = rs->fps[th->first + i];
 			s->uniq_addr[n++] = a;
 		}
 	}
@@ -1310,6 +1323,13 @@ static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs
 			e->owed_sample = s->nsample;
 			s->owed[s->nowed++] = e->addr;
 			continue; /* owed: win[i] NULL */
+		}
+		/* The sample came with each code object's fingerprint, read
+		 * with its frames: one that matches the entry's is the object
+		 * the entry describes, with no read. */
+		if (rs->fps && e && fp_hash(&e->fp) == s->uniq_fp[i]) {
+			e->checked_ns = now;
+			continue; /* win[i] NULL: taken as checked */
 		}
 		win[i] = s->windows + i * wsize;
 		rmem_iov(&s->liov[nread], &s->riov[nread], s->windows + i * wsize,
@@ -1339,7 +1359,9 @@ static uint32_t check_codes(struct py_symbolizer *s, const struct raw_sample *rs
 		}
 		fingerprint_of(L, win[i], &fp);
 		s->uniq_entry[i] = NULL;
-		if (!fingerprint_ok(s, &fp)) {
+		/* Read now, it must be the object the sample's frames ran:
+		 * another since (freed, its address reused) tears them. */
+		if (!fingerprint_ok(s, &fp) || (rs->fps && fp_hash(&fp) != s->uniq_fp[i])) {
 			s->invalid = 1;
 			win[i] = NULL;
 			continue;

@@ -101,6 +101,8 @@ struct sampler {
 	 * would be left failing once, unprobed, for good. */
 	int64_t retry_at;
 	uint64_t last_threads;
+	int push;                 /* the backend's samples come by themselves */
+	int list_failed;          /* ...and its last walk of the thread list failed */
 };
 
 #define PUB(dst, v) __atomic_store_n(&(dst), (v), __ATOMIC_RELAXED)
@@ -184,7 +186,8 @@ int sampler_new(struct sampler **out, const struct py_target *t,
 	s->was_active = 1;
 	s->retry_at = INT64_MAX;
 	s->rw_slot = -1;
-	if (o->rw) {
+	s->push = o->backend && o->backend->push;
+	if (o->rw && !s->push) {
 		uint32_t slot;
 
 		if (!runwatch_add(o->rw, t->pid, &slot)) {
@@ -814,6 +817,84 @@ static void publish_reads(const struct sampler *s, struct sampler_stats *st)
 	PUB(st->bytes, s->mem->bytes);
 }
 
+/* A push backend's turn (backend.h): its thread list walked when due, so
+ * that it knows every thread's OS id, then every sample it took since the
+ * last turn counted, each at its own time.  Its samples are of threads on
+ * a CPU: none is left out as idle. */
+static int tick_push(struct sampler *s, int64_t now, struct sampler_stats *st)
+{
+	struct raw_sample *rs;
+	int err = 0;
+
+	/* After a failed walk, again at every turn (an exec is probed for
+	 * at its own pace, execd). */
+	if (s->list_failed || s->be->ops->list_due(s->be, now)) {
+		err = s->be->ops->list(s->be, &rs);
+		s->list_failed = err != 0;
+		if (!err && pick_room(s, rs->nthreads))
+			err = -ENOMEM;
+		if (!err) {
+			thread_map_tids(s->tmap, rs, s->tids);
+			s->be->ops->set_tids(s->be, rs, s->tids, now);
+			PUB(st->threads, rs->nthreads);
+		}
+	}
+	if (s->handle >= 0 && now - s->alive_at > ALIVE_CHECK_NS) {
+		s->alive_at = now;
+		if (proc_handle_exited(s->handle))
+			err = -ESRCH;
+	}
+	if (err == -ESRCH) {
+		PUB(st->target_gone, 1);
+		return 1;
+	}
+	if (s->be->ops->execd(s->be)) {
+		PUB(st->target_exec, 1);
+		return 1;
+	}
+	if (err) {
+		PUB(st->errors, ++s->errors);
+		if (execd(s, now)) {
+			PUB(st->target_exec, 1);
+			return 1;
+		}
+		if (reinitialized(s, now)) {
+			PUB(st->target_reinit, 1);
+			return 1;
+		}
+	}
+	if (pick_room(s, 1))
+		return 0; /* no memory: the samples wait for the next turn */
+	while (!backend_sample(s->be, NULL, &rs)) {
+		const struct raw_thread *th = &rs->threads[0];
+		struct thread_pick *p = &s->pick[0];
+
+		PUB(st->samples, ++s->samples);
+		if (th->flags & RAW_TORN) {
+			s->raw_torn++;
+			continue;
+		}
+		if (!th->depth)
+			continue; /* on a CPU with no Python frame */
+		*p = (struct thread_pick){ .tid = th->native_tid };
+		if (s->o.process_root)
+			p->root[p->nroot++] = s->process_frame;
+		if (s->o.threads) {
+			uint32_t id = thread_frame(s, th, th->native_tid);
+
+			if (id)
+				p->root[p->nroot++] = id;
+		}
+		s->npick = 1;
+		py_sym_add(s->sym, rs, s->pick, 0, rs->at_ns ? rs->at_ns : now, &s->ss);
+	}
+	backend_stats(s->be, &s->bs);
+	PUB(st->bpf_unknown, s->bs.bpf_unknown);
+	PUB(st->bpf_dropped, s->bs.bpf_dropped);
+	publish_reads(s, st);
+	return 0;
+}
+
 int sampler_tick(struct sampler *s, int64_t now, struct sampler_stats *st)
 {
 	struct raw_sample *rs;
@@ -824,6 +905,8 @@ int sampler_tick(struct sampler *s, int64_t now, struct sampler_stats *st)
 	PUB(st->ticks, ++s->ticks);
 	PUB(st->elapsed_ns, (uint64_t)(now - s->start));
 	s->quiet = 0;
+	if (s->push)
+		return tick_push(s, now, st);
 	if (slept(s, now) && (s->repeat_ok || !s->o.idle || s->o.gil) &&
 	    !tick_asleep(s, now, st)) {
 		/* -i counts the last stacks again at each tick's own time:

@@ -19,6 +19,7 @@
 #include "pyspyc/sampler.h"
 #include "pyspyc/runwatch.h"
 #include "pyspyc/session.h"
+#include "pyspyc/backend_bpf.h"
 
 #define TREE_FIRST 256        /* descendants room at first; grows */
 #define TREE_MAX (1u << 22)   /* above any pid_max: never a real bound */
@@ -42,6 +43,9 @@
 #define EPOLL_BATCH 64
 #define EV_GAP_NS 5000000LL   /* process events wake the engine this seldom */
 #define TELL_NS 100000000LL   /* skipped ticks are counted at least this often */
+/* With a push backend (the eBPF one) the engine wakes this often, not at
+ * the rate: the kernel took the samples, the engine drains them. */
+#define DRAIN_NS 20000000LL
 
 /* live[i]'s quiet verdict as of its last tick (sampler_quiet): until is
  * INT64_MIN when it may not be skipped.  told: the session's ticks (by
@@ -816,6 +820,8 @@ static void tick_all(struct session *s, int64_t now)
 
 	__atomic_store_n(&s->ticks, t, __ATOMIC_RELAXED); /* session_stats reads it */
 	s->tick_ns = now;
+	if (s->o.walk.hub)
+		bpf_hub_drain(s->o.walk.hub);
 	if (tell)
 		s->tell_at = now + TELL_NS;
 	if (quiet) {
@@ -938,6 +944,8 @@ static void *engine_main(void *arg)
 
 	if (period < 1)
 		period = 1;
+	if (s->o.walk.hub && period < DRAIN_NS)
+		period = DRAIN_NS;
 	/* The default 50 us timer slack would smear every deadline. */
 	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 	/* And a tick that falls while the target has this CPU is taken then,
@@ -1001,6 +1009,9 @@ static void *engine_main(void *arg)
 			until = mono_ns() + WAIT_MAX_NS;
 		wait_events(s, until);
 	}
+	/* What the kernel took since the last drain counts too. */
+	if (s->o.walk.hub)
+		tick_all(s, mono_ns());
 	/* Detach here, on the thread that traced (--blocking). */
 	while (s->nlive)
 		finish_proc(s, s->nlive - 1, 0);

@@ -1,0 +1,278 @@
+/* pyspyc.bpf.c - walk the Python stack of the thread a cpu-clock
+ * interrupt stopped, in the kernel, and hand it to user space.
+ *
+ * Attached to one cpu-clock perf event per CPU (src/sample/backend_bpf.c).
+ * At each interrupt it runs in the context of the thread that was on the
+ * CPU: the thread is stopped where it was, so its frames are read as one
+ * consistent chain, with no other thread changing them (a thread's frames
+ * are its own).  A process not sampled costs a map lookup.  For one that
+ * is, the thread state comes from `threads` (filled by user space from its
+ * own walk of the thread list), then the frames: one read of each frame,
+ * one of each code object's header for its fingerprint (skipped for a
+ * frame running the same code as its callee: recursion).  Shim frames
+ * (3.12+: C calling into the interpreter) are sent as they are, with
+ * their owner; user space leaves them out.  The record goes
+ * to the ring buffer without waking anyone: user space drains it on its
+ * own timer.
+ *
+ * Nothing here trusts what it reads: every offset comes from `layouts`
+ * and is bounded by the buffer it indexes, every loop is bounded.  A read
+ * that fails (a page not present: bpf_probe_read_user cannot fault) ends
+ * the walk and flags the record; user space drops it and counts it.
+ */
+#include <linux/bpf.h>
+#include <linux/bpf_perf_event.h>
+#include <bpf/bpf_helpers.h>
+
+#include "pyspyc_abi.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PB_MAX_PROCS);
+	__type(key, __u32);
+	__type(value, struct pb_proc);
+} procs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PB_MAX_THREADS);
+	__type(key, __u32);   /* tid, initial namespace */
+	__type(value, __u64); /* its PyThreadState */
+} threads SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PB_MAX_LAYOUTS);
+	__type(key, __u32);
+	__type(value, struct pb_layout);
+} layouts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, PB_RING_BYTES);
+} ring SEC(".maps");
+
+struct scratch {
+	struct pb_head head;
+	struct pb_frame frames[PB_MAX_FRAMES];
+	__u8 frame[PB_FRAME_READ] __attribute__((aligned(8)));
+	__u8 code[PB_CODE_READ] __attribute__((aligned(8)));
+};
+
+/* One per CPU, by CPU number (user space sets max_entries to the CPUs):
+ * a per-CPU array's values cannot be this large.  A program on a perf
+ * event is not run again on its CPU before it returns. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch SEC(".maps");
+
+__u64 counts[PB_MAX_CPUS][PB_NCOUNTS];
+__u32 exec_ring[PB_EXEC_RING];
+__u64 exec_count;
+
+/* Fields of a buffer of n bytes (a power of 2) at an offset from user
+ * space: 0 when it does not fit. */
+static __always_inline __u64 ld64(const __u8 *b, __s32 off, __u32 n)
+{
+	if (off < 0 || (__u32)off > n - 8)
+		return 0;
+	return *(const __u64 *)(b + ((__u32)off & (n - 1)));
+}
+
+static __always_inline __u32 ld32(const __u8 *b, __s32 off, __u32 n)
+{
+	if (off < 0 || (__u32)off > n - 4)
+		return 0;
+	return *(const __u32 *)(b + ((__u32)off & (n - 1)));
+}
+
+static __always_inline __u8 ld8(const __u8 *b, __s32 off, __u32 n)
+{
+	if (off < 0 || (__u32)off > n - 1)
+		return 0;
+	return b[(__u32)off & (n - 1)];
+}
+
+/* A pointer-sized field of user memory; 0 when it cannot be read. */
+static __always_inline int rd_ptr(__u64 at, __s32 off, __u64 *v)
+{
+	*v = 0;
+	if (off < 0)
+		return -1;
+	return bpf_probe_read_user(v, sizeof(*v), (const void *)(at + (__u64)off));
+}
+
+/* The thread's innermost frame, by the version's way; -1: a read failed. */
+static __always_inline int first_frame(const struct pb_layout *L, __u64 ts, __u64 *f)
+{
+	__u64 cf;
+
+	if (L->tstate_current_frame >= 0)
+		return rd_ptr(ts, L->tstate_current_frame, f);
+	if (L->tstate_cframe >= 0) {
+		if (rd_ptr(ts, L->tstate_cframe, &cf))
+			return -1;
+		if (!cf) {
+			*f = 0;
+			return 0;
+		}
+		return rd_ptr(cf, L->cframe_current_frame, f);
+	}
+	return rd_ptr(ts, L->tstate_frame, f);
+}
+
+/* The walk's state, on the program's stack, for walk_one. */
+struct walk {
+	struct scratch *sc;
+	const struct pb_layout *L;
+	__u64 f, last_code;
+	__u32 last_fp, flags, n, max, fread, cread;
+};
+
+/* Frame i of the walk: read it, and its code object's fingerprint unless
+ * its callee ran the same code.  Shim frames are sent too, with their
+ * owner (user space leaves them out).  1 ends the loop. */
+static long walk_one(__u32 i, void *ctx)
+{
+	struct walk *w = ctx;
+	struct scratch *sc = w->sc;
+	const struct pb_layout *L = w->L;
+	struct pb_frame *pf;
+	__u64 f = w->f, code;
+
+	if (!f || i >= w->max)
+		return 1;
+	pf = &sc->frames[i & (PB_MAX_FRAMES - 1)];
+	if (f & 7 || bpf_probe_read_user(sc->frame, w->fread & (PB_FRAME_READ - 1), (const void *)f)) {
+		w->flags |= PB_READ_FAILED;
+		return 1;
+	}
+	code = ld64(sc->frame, L->frame_code, PB_FRAME_READ);
+	if (L->model == PB_MODEL_OBJECTS) {
+		pf->instr = (__u64)(__s64)(__s32)ld32(sc->frame, L->frame_instr, PB_FRAME_READ);
+		pf->owner = ld64(sc->frame, L->frame_gen, PB_FRAME_READ) != 0;
+	} else {
+		pf->instr = ld64(sc->frame, L->frame_instr, PB_FRAME_READ);
+		pf->owner = ld8(sc->frame, L->frame_owner, PB_FRAME_READ);
+	}
+	w->f = ld64(sc->frame, L->frame_back, PB_FRAME_READ);
+	if (code != w->last_code) {
+		if (!code || code & 7 ||
+		    bpf_probe_read_user(sc->code, w->cread & (PB_CODE_READ - 1), (const void *)code)) {
+			w->flags |= PB_READ_FAILED;
+			return 1;
+		}
+		w->last_fp = pb_fp(ld64(sc->code, L->code_type, PB_CODE_READ),
+				   ld64(sc->code, L->code_size, PB_CODE_READ),
+				   ld64(sc->code, L->code_filename, PB_CODE_READ),
+				   ld64(sc->code, L->code_name, PB_CODE_READ),
+				   ld64(sc->code, L->code_qualname, PB_CODE_READ),
+				   ld64(sc->code, L->code_linetable, PB_CODE_READ),
+				   ld32(sc->code, L->code_firstlineno, PB_CODE_READ));
+		w->last_code = code;
+	}
+	pf->code = code;
+	pf->fp = w->last_fp;
+	w->n = i + 1;
+	return 0;
+}
+
+SEC("perf_event")
+int pb_sample(struct bpf_perf_event_data *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = (__u32)(pid_tgid >> 32), tid = (__u32)pid_tgid, i;
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct walk w = { 0 };
+	struct pb_proc *p;
+	struct scratch *sc;
+	__u64 *ts, size, *cnt;
+
+	(void)ctx;
+	/* CPUs past PB_MAX_CPUS share rows (the sums stay right, roughly). */
+	cnt = counts[cpu & (PB_MAX_CPUS - 1)];
+	cnt[PB_C_TICKS]++;
+	p = bpf_map_lookup_elem(&procs, &tgid);
+	if (!p)
+		return 0;
+	cnt[PB_C_HITS]++;
+	sc = bpf_map_lookup_elem(&scratch, &cpu);
+	if (!sc)
+		return 0;
+	sc->head.tgid = tgid;
+	sc->head.tid = tid;
+	sc->head.time_ns = bpf_ktime_get_ns();
+	sc->head.tstate = 0;
+	sc->head.gen = p->gen;
+	i = p->layout;
+	w.L = bpf_map_lookup_elem(&layouts, &i);
+	w.max = p->max_frames;
+	ts = bpf_map_lookup_elem(&threads, &tid);
+	if (!w.L) {
+		w.flags = PB_BAD_LAYOUT;
+		goto out;
+	}
+	if (!ts) {
+		cnt[PB_C_UNKNOWN]++;
+		w.flags = PB_UNKNOWN_THREAD;
+		goto out;
+	}
+	sc->head.tstate = *ts;
+	if (first_frame(w.L, *ts, &w.f)) {
+		w.flags = PB_READ_FAILED;
+		goto out;
+	}
+	w.sc = sc;
+	w.fread = w.L->frame_read & (PB_FRAME_READ - 1);
+	w.cread = w.L->code_read & (PB_CODE_READ - 1);
+	bpf_loop(PB_MAX_FRAMES, walk_one, &w, 0);
+	if (w.f && !(w.flags & PB_READ_FAILED))
+		w.flags |= PB_TRUNCATED;
+out:
+	sc->head.flags = (__u16)w.flags;
+	sc->head.nframes = (__u16)w.n;
+	size = sizeof(struct pb_head) + (__u64)(w.n & (2 * PB_MAX_FRAMES - 1)) * sizeof(struct pb_frame);
+	if (size > sizeof(struct pb_head) + sizeof(sc->frames))
+		size = sizeof(struct pb_head) + sizeof(sc->frames);
+	if (bpf_ringbuf_output(&ring, sc, size, BPF_RB_NO_WAKEUP))
+		cnt[PB_C_LOST]++;
+	return 0;
+}
+
+/* A sampled process that exec's another program is taken out at once: its
+ * memory is not the interpreter's any more, and the program would walk
+ * whatever the new one keeps at the old addresses.  User space finds the
+ * exec (its thread list no longer reads) and adds the process anew if the
+ * new program is Python. */
+SEC("tp_btf/sched_process_exec")
+int pb_exec(__u64 *ctx)
+{
+	__u32 tgid = (__u32)(bpf_get_current_pid_tgid() >> 32);
+
+	(void)ctx;
+	if (!bpf_map_delete_elem(&procs, &tgid)) {
+		__u64 n = __sync_fetch_and_add(&exec_count, 1);
+
+		exec_ring[n & (PB_EXEC_RING - 1)] = tgid;
+		counts[bpf_get_smp_processor_id() & (PB_MAX_CPUS - 1)][PB_C_EXECS]++;
+	}
+	return 0;
+}
+
+/* A thread that exits leaves the threads map: a later thread given its id
+ * (in the same process) is unknown until user space reads the list again,
+ * never walked from the exited one's thread state. */
+SEC("tp_btf/sched_process_exit")
+int pb_exit(__u64 *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+
+	(void)ctx;
+	bpf_map_delete_elem(&threads, &tid);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";

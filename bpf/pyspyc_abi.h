@@ -1,0 +1,124 @@
+/* pyspyc_abi.h - what pyspyc.bpf.c and its user-space side
+ * (src/sample/backend_bpf.c) share: fixed-width records and the layout
+ * of the maps, nothing else.
+ *
+ * The program runs at a cpu-clock interrupt in the context of the thread
+ * it interrupted.  For a thread of a process user space put in `procs`,
+ * whose thread state user space put in `threads`, it walks the Python
+ * frames (the version's offsets come from `layouts`, filled from the same
+ * per-version tables the user-space walker reads) and emits one record to
+ * the ring buffer: a pb_head, then nframes pb_frames, innermost first.
+ *
+ * Records are hostile input to user space like any remote memory: every
+ * field is checked before it is used (pb_record_check).
+ */
+#ifndef PYSPYC_PB_ABI_H
+#define PYSPYC_PB_ABI_H
+
+#include <linux/types.h>
+
+#define PB_MAX_FRAMES 4096      /* frames per record (power of 2); deeper: PB_TRUNCATED */
+#define PB_MAX_PROCS 8192       /* processes sampled at once */
+#define PB_MAX_THREADS 65536    /* their threads */
+#define PB_MAX_LAYOUTS 16       /* Python versions at once */
+#define PB_MAX_CPUS 1024        /* per-CPU counters (power of 2); past it, rows are shared */
+#define PB_FRAME_READ 256       /* bytes read of a frame, at most (power of 2) */
+#define PB_CODE_READ 256        /* bytes read of a code object, at most (power of 2) */
+#define PB_RING_BYTES (4u << 20) /* the ring buffer */
+
+/* pb_layout.model */
+#define PB_MODEL_OBJECTS 1      /* PyFrameObject through f_back (<= 3.10) */
+#define PB_MODEL_INTERP 2       /* _PyInterpreterFrame through previous (3.11+) */
+
+/* An offset of -1: the version has no such field. */
+struct pb_layout {
+	__u32 model;
+	__u32 frame_read;           /* bytes read of each frame, <= PB_FRAME_READ */
+	__u32 code_read;            /* bytes read of each code object, <= PB_CODE_READ */
+	__s32 owner_shim;           /* owner value of shim frames (3.12+), or -1 */
+	/* PyThreadState: where the current frame is */
+	__s32 tstate_frame;         /* PyFrameObject * (<= 3.10) */
+	__s32 tstate_cframe;        /* _PyCFrame * (3.11, 3.12) ... */
+	__s32 cframe_current_frame; /* ... and its current_frame */
+	__s32 tstate_current_frame; /* _PyInterpreterFrame * (3.13+) */
+	/* a frame */
+	__s32 frame_back;           /* f_back or previous */
+	__s32 frame_code;           /* f_code or f_code / f_executable */
+	__s32 frame_instr;          /* int f_lasti (objects) or a pointer (interp) */
+	__s32 frame_owner;          /* char owner (interp), or -1 */
+	__s32 frame_gen;            /* f_gen (objects, 3.6-3.10), or -1 */
+	/* the code object's fingerprint (pb_fp) */
+	__s32 code_type, code_size, code_filename, code_name, code_qualname, code_linetable;
+	__s32 code_firstlineno;
+};
+
+/* procs: tgid (initial namespace) -> this */
+struct pb_proc {
+	__u32 layout;               /* index into layouts */
+	__u32 gen;                  /* user space's generation of the process */
+	__u32 max_frames;           /* frames walked, at most PB_MAX_FRAMES */
+	__u32 pad;
+};
+
+/* pb_head.flags */
+#define PB_TRUNCATED 0x1        /* more frames than PB_MAX_FRAMES: the outer ones are missing */
+#define PB_READ_FAILED 0x2      /* a read failed (a page not in memory): not whole */
+#define PB_UNKNOWN_THREAD 0x4   /* no thread state for this tid: no frames */
+#define PB_BAD_LAYOUT 0x8       /* the process's layout could not be found */
+
+struct pb_head {
+	__u32 tgid, tid;            /* the initial PID namespace's */
+	__u64 time_ns;              /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u64 tstate;               /* the thread state walked (0: none) */
+	__u16 nframes, flags;
+	__u32 gen;                  /* pb_proc.gen when it was taken */
+};
+
+struct pb_frame {
+	__u64 code;                 /* the code object's address */
+	__u64 instr;                /* f_lasti (objects) or the instruction pointer */
+	__u32 fp;                   /* pb_fp of the code object, read with the frame */
+	__u32 owner;                /* the frame's owner (interp); objects: 1 for a
+				     * generator's frame (f_gen set), else 0 */
+};
+
+/* The last PB_EXEC_RING processes taken out at their exec, in the
+ * program's .bss: exec_ring[n % PB_EXEC_RING] for n below exec_count. */
+#define PB_EXEC_RING 256
+
+/* Per-CPU counters, in the program's .bss: counts[cpu][PB_C_*]. */
+#define PB_C_TICKS 0            /* interrupts, in any process */
+#define PB_C_HITS 1             /* ...in a process sampled */
+#define PB_C_LOST 2             /* records the ring had no room for */
+#define PB_C_UNKNOWN 3          /* records of a thread without a thread state */
+#define PB_C_EXECS 4            /* sampled processes that exec'd: taken out */
+#define PB_NCOUNTS 5
+
+/* One fold step of the fingerprint: a 64-bit multiply and shift. */
+static inline __attribute__((always_inline)) __u64 pb_fp_mix(__u64 h, __u64 v)
+{
+	h ^= v;
+	h *= 0x9e3779b97f4a7c15ULL;
+	return h ^ (h >> 31);
+}
+
+/* The fingerprint of a code object, from the fields the user-space
+ * symbolizer compares (py_code.c: struct fingerprint), folded to 32 bits:
+ * a code object freed and its address taken by another since the sample
+ * differs here in all but 1 in 2^32 cases. */
+static inline __attribute__((always_inline)) __u32 pb_fp(__u64 type, __u64 size, __u64 filename, __u64 name, __u64 qualname,
+			  __u64 linetable, __u32 firstlineno)
+{
+	__u64 h = 0x243f6a8885a308d3ULL;
+
+	h = pb_fp_mix(h, type);
+	h = pb_fp_mix(h, size);
+	h = pb_fp_mix(h, filename);
+	h = pb_fp_mix(h, name);
+	h = pb_fp_mix(h, qualname);
+	h = pb_fp_mix(h, linetable);
+	h = pb_fp_mix(h, firstlineno);
+	return (__u32)(h ^ (h >> 32));
+}
+
+#endif

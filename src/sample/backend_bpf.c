@@ -1,0 +1,815 @@
+/* backend_bpf.c - the eBPF backend (backend_bpf.h): the hub (perf events,
+ * program, ring buffer) and one struct backend per target process. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <linux/perf_event.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "pyspyc/backend_bpf.h"
+#include "pyspyc/py_layout.h"
+#include "pyspyc/py_walk.h"
+#include "pyspyc_abi.h"
+#include "pyspyc.skel.h"
+
+#define PROC_SLOTS 16384        /* pid -> backend, open addressed (power of 2) */
+#define LIST_EVERY_NS 1000000000LL  /* the thread list walked again at least */
+#define LIST_SOON_NS 10000000LL     /* ...and this soon after an unknown thread */
+#define QUEUE_MAX (8u << 20)    /* bytes of records one process may have waiting */
+#define PROC_PID_INIT_INO 0xEFFFFFFCu /* the initial PID namespace's inode */
+
+struct backend_bpf;
+
+struct bpf_hub {
+	struct pyspyc_bpf *skel;
+	struct ring_buffer *rb;
+	int *pfd;                  /* perf event per CPU, -1: none */
+	struct bpf_link **links;
+	int ncpu;
+	int stats_fd;              /* BPF_ENABLE_STATS, -1: off */
+	int procs_fd, threads_fd, layouts_fd;
+	struct pb_layout layouts[PB_MAX_LAYOUTS];
+	uint32_t nlayouts;
+	uint32_t gen;
+	struct { pid_t pid; struct backend_bpf *b; } slots[PROC_SLOTS];
+	uint64_t bad;
+	uint64_t execs_seen;       /* exec_count as last taken */
+};
+
+/* One process's records, as they came, back to back. */
+struct queue {
+	uint8_t *buf;
+	size_t len, cap, off;
+};
+
+struct backend_bpf {
+	struct backend b;          /* first */
+	struct bpf_hub *hub;
+	struct py_walker *w;       /* the thread list, and the memory */
+	struct walk_stats ws;
+	pid_t pid;
+	uint32_t gen;
+	int32_t shim;              /* owner value of shim frames, or -1 */
+	int32_t gen_owner;         /* ...of generators' frames (3.11+) */
+	int objects;               /* frame objects (<= 3.10) */
+	struct queue q;
+	int64_t list_at;           /* when the thread list is due */
+	int64_t listed_at;         /* when it was walked last */
+	/* In the threads map now, by tid, with each one's pthread id. */
+	struct known { uint32_t tid; uint64_t thread_id; } *tids;
+	uint32_t ntids;
+	uint64_t unknown, dropped;
+	int execd;                 /* the kernel saw it exec: taken out */
+	/* The record handed out last. */
+	struct raw_sample rs;
+	struct raw_thread th;
+	struct raw_frame frames[PB_MAX_FRAMES];
+	uint32_t fps[PB_MAX_FRAMES];
+};
+
+/* libbpf prints to stderr by default; a library never does.  What it
+ * says of a refused program is kept: the verifier's last line (before the
+ * log's end marker) goes to the user, else libbpf's last message. */
+static char last_msg[256], verifier_msg[256];
+
+static void last_line(const char *text, const char *end, char *out, size_t size)
+{
+	const char *a;
+	size_t n;
+
+	while (end > text && (end[-1] == '\n' || end[-1] == ' '))
+		end--;
+	for (a = end; a > text && a[-1] != '\n'; a--)
+		;
+	n = (size_t)(end - a);
+	if (!n)
+		return;
+	if (n >= size)
+		n = size - 1;
+	memcpy(out, a, n);
+	out[n] = 0;
+}
+
+static int keep_last(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	static char text[16384];
+	const char *mark;
+
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	vsnprintf(text, sizeof(text), fmt, ap);
+	mark = strstr(text, "-- END PROG LOAD LOG --");
+	if (mark) {
+		/* The verifier ends with its statistics: the reason is the
+		 * line before them. */
+		const char *stats = strstr(text, "\nprocessed ");
+
+		last_line(text, stats && stats < mark ? stats : mark, verifier_msg,
+			  sizeof(verifier_msg));
+	}
+	last_line(text, text + strlen(text), last_msg, sizeof(last_msg));
+	return 0;
+}
+
+static int in_init_pidns(void)
+{
+	struct stat st;
+
+	return !stat("/proc/self/ns/pid", &st) && st.st_ino == PROC_PID_INIT_INO;
+}
+
+static uint32_t slot_hash(pid_t pid)
+{
+	return ((uint32_t)pid * 2654435761u) & (PROC_SLOTS - 1);
+}
+
+static struct backend_bpf *hub_find(const struct bpf_hub *h, pid_t pid)
+{
+	uint32_t i, k = slot_hash(pid);
+
+	for (i = 0; i < PROC_SLOTS; i++, k = (k + 1) & (PROC_SLOTS - 1)) {
+		if (h->slots[k].pid == pid)
+			return h->slots[k].b;
+		if (!h->slots[k].pid)
+			return NULL;
+	}
+	return NULL;
+}
+
+static int hub_put(struct bpf_hub *h, pid_t pid, struct backend_bpf *b)
+{
+	uint32_t i, k = slot_hash(pid), at = PROC_SLOTS;
+
+	/* Its own slot if it has one (taken over), else the first free or
+	 * removed one on its way. */
+	for (i = 0; i < PROC_SLOTS; i++, k = (k + 1) & (PROC_SLOTS - 1)) {
+		if (h->slots[k].pid == pid) {
+			at = k;
+			break;
+		}
+		if (h->slots[k].pid == -1 && at == PROC_SLOTS)
+			at = k;
+		if (!h->slots[k].pid) {
+			if (at == PROC_SLOTS)
+				at = k;
+			break;
+		}
+	}
+	if (at == PROC_SLOTS)
+		return -ENOSPC;
+	h->slots[at].pid = pid;
+	h->slots[at].b = b;
+	return 0;
+}
+
+/* Removed: a tombstone, so that the probes past it still find theirs. */
+static void hub_remove(struct bpf_hub *h, pid_t pid)
+{
+	uint32_t i, k = slot_hash(pid);
+
+	for (i = 0; i < PROC_SLOTS; i++, k = (k + 1) & (PROC_SLOTS - 1)) {
+		if (h->slots[k].pid == pid) {
+			h->slots[k].pid = -1;
+			h->slots[k].b = NULL;
+			return;
+		}
+		if (!h->slots[k].pid)
+			return;
+	}
+}
+
+int pb_record_check(const void *rec, size_t len)
+{
+	struct pb_head hd;
+
+	if (len < sizeof(hd))
+		return -EBADMSG;
+	memcpy(&hd, rec, sizeof(hd));
+	if (hd.nframes > PB_MAX_FRAMES ||
+	    len != sizeof(hd) + (size_t)hd.nframes * sizeof(struct pb_frame))
+		return -EBADMSG;
+	return 0;
+}
+
+static int take_record(void *ctx, void *data, size_t len)
+{
+	struct bpf_hub *h = ctx;
+	struct backend_bpf *b;
+	struct pb_head hd;
+	struct queue *q;
+	uint32_t n32 = (uint32_t)len;
+
+	if (pb_record_check(data, len)) {
+		h->bad++;
+		return 0;
+	}
+	memcpy(&hd, data, sizeof(hd));
+	b = hub_find(h, (pid_t)hd.tgid);
+	if (!b || hd.gen != b->gen)
+		return 0; /* a process no longer sampled, or sampled anew since */
+	q = &b->q;
+	if (q->len + sizeof(n32) + len > q->cap) {
+		size_t cap = q->cap ? 2 * q->cap : 64 * 1024;
+		uint8_t *nb;
+
+		while (cap < q->len + sizeof(n32) + len)
+			cap *= 2;
+		if (cap > QUEUE_MAX || !(nb = realloc(q->buf, cap))) {
+			b->dropped++;
+			return 0;
+		}
+		q->buf = nb;
+		q->cap = cap;
+	}
+	memcpy(q->buf + q->len, &n32, sizeof(n32));
+	memcpy(q->buf + q->len + sizeof(n32), data, len);
+	q->len += sizeof(n32) + len;
+	return 0;
+}
+
+static int open_events(struct bpf_hub *h, double rate_hz, char *why, size_t whylen)
+{
+	struct perf_event_attr a;
+	int cpu, opened = 0, err = 0;
+
+	memset(&a, 0, sizeof(a));
+	a.size = sizeof(a);
+	a.type = PERF_TYPE_SOFTWARE;
+	a.config = PERF_COUNT_SW_CPU_CLOCK;
+	a.freq = 1;
+	a.sample_freq = rate_hz < 1 ? 1 : (uint64_t)(rate_hz + 0.5);
+	for (cpu = 0; cpu < h->ncpu; cpu++) {
+		int fd = (int)syscall(SYS_perf_event_open, &a, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+
+		h->pfd[cpu] = -1;
+		if (fd < 0) {
+			if (errno == ENODEV || errno == ENOENT)
+				continue; /* an offline CPU */
+			err = -errno;
+			snprintf(why, whylen, "perf_event_open (cpu-clock, CPU %d): %s", cpu,
+				 strerror(errno));
+			return err;
+		}
+		h->pfd[cpu] = fd;
+		h->links[cpu] = bpf_program__attach_perf_event(h->skel->progs.pb_sample, fd);
+		if (!h->links[cpu]) {
+			err = -errno;
+			snprintf(why, whylen, "attaching the program to CPU %d's event: %s", cpu,
+				 strerror(-err));
+			return err ? err : -EINVAL;
+		}
+		opened++;
+	}
+	if (!opened) {
+		snprintf(why, whylen, "no CPU took a cpu-clock event");
+		return -ENODEV;
+	}
+	return 0;
+}
+
+int bpf_hub_open(struct bpf_hub **out, double rate_hz, char *why, size_t whylen)
+{
+	struct bpf_hub *h;
+	int err, cpu;
+
+	*out = NULL;
+	snprintf(why, whylen, "?");
+	if (!in_init_pidns()) {
+		snprintf(why, whylen, "pyspyc runs in a PID namespace of its own (the "
+			 "kernel's ids would not be its own)");
+		return -ENOTSUP;
+	}
+	h = calloc(1, sizeof(*h));
+	if (!h)
+		return -ENOMEM;
+	h->stats_fd = -1;
+	h->ncpu = libbpf_num_possible_cpus();
+	if (h->ncpu <= 0) {
+		free(h);
+		snprintf(why, whylen, "cannot tell the number of CPUs");
+		return -ENODEV;
+	}
+	h->pfd = calloc((size_t)h->ncpu, sizeof(*h->pfd));
+	h->links = calloc((size_t)h->ncpu, sizeof(*h->links));
+	if (!h->pfd || !h->links) {
+		bpf_hub_close(h);
+		return -ENOMEM;
+	}
+	for (cpu = 0; cpu < h->ncpu; cpu++)
+		h->pfd[cpu] = -1;
+	libbpf_set_print(keep_last);
+	last_msg[0] = verifier_msg[0] = 0;
+	h->skel = pyspyc_bpf__open();
+	if (!h->skel) {
+		err = -errno;
+		snprintf(why, whylen, "opening the program: %s", strerror(-err));
+		bpf_hub_close(h);
+		return err ? err : -EINVAL;
+	}
+	/* A walk's room per CPU, by CPU number. */
+	bpf_map__set_max_entries(h->skel->maps.scratch, (uint32_t)h->ncpu);
+	err = pyspyc_bpf__load(h->skel);
+	if (err) {
+		/* The verifier refuses with EACCES too: its log tells. */
+		if ((err == -EPERM || err == -EACCES) && !verifier_msg[0])
+			snprintf(why, whylen, "loading the program: %s (it takes root, or "
+				 "CAP_BPF and CAP_PERFMON)", strerror(-err));
+		else if (verifier_msg[0])
+			err = -ENOEXEC;
+		if (err == -ENOEXEC || (err != -EPERM && err != -EACCES))
+			snprintf(why, whylen, "the kernel refused the program: %s",
+				 verifier_msg[0] ? verifier_msg
+				 : last_msg[0] ? last_msg : strerror(-err));
+		bpf_hub_close(h);
+		return err;
+	}
+	if (!h->skel->bss) {
+		snprintf(why, whylen, "the program's counters cannot be mapped");
+		bpf_hub_close(h);
+		return -ENOTSUP;
+	}
+	/* The exec and exit tracepoints (the perf event ones come below). */
+	err = pyspyc_bpf__attach(h->skel);
+	if (err) {
+		snprintf(why, whylen, "attaching to the exec and exit tracepoints: %s",
+			 strerror(-err));
+		bpf_hub_close(h);
+		return err;
+	}
+	h->procs_fd = bpf_map__fd(h->skel->maps.procs);
+	h->threads_fd = bpf_map__fd(h->skel->maps.threads);
+	h->layouts_fd = bpf_map__fd(h->skel->maps.layouts);
+	h->rb = ring_buffer__new(bpf_map__fd(h->skel->maps.ring), take_record, h, NULL);
+	if (!h->rb) {
+		err = -errno;
+		snprintf(why, whylen, "the ring buffer: %s", strerror(-err));
+		bpf_hub_close(h);
+		return err ? err : -EINVAL;
+	}
+	err = open_events(h, rate_hz, why, whylen);
+	if (err) {
+		if (err == -EACCES || err == -EPERM) {
+			size_t n = strlen(why);
+
+			snprintf(why + n, whylen - n, " (it takes root, or CAP_PERFMON)");
+		}
+		bpf_hub_close(h);
+		return err;
+	}
+	/* The program's run time, for the summary and make bench; off again
+	 * when the fd closes.  Not having it costs nothing but the figure. */
+	h->stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+	*out = h;
+	return 0;
+}
+
+void bpf_hub_close(struct bpf_hub *h)
+{
+	int cpu;
+
+	if (!h)
+		return;
+	for (cpu = 0; h->links && cpu < h->ncpu; cpu++)
+		bpf_link__destroy(h->links[cpu]);
+	for (cpu = 0; h->pfd && cpu < h->ncpu; cpu++)
+		if (h->pfd[cpu] >= 0)
+			close(h->pfd[cpu]);
+	ring_buffer__free(h->rb);
+	pyspyc_bpf__destroy(h->skel);
+	if (h->stats_fd >= 0)
+		close(h->stats_fd);
+	free(h->links);
+	free(h->pfd);
+	free(h);
+}
+
+/* The processes the program took out at their exec since the last look.
+ * More than the ring holds: every process is asked of the map. */
+static void take_execs(struct bpf_hub *h)
+{
+	uint64_t n = __atomic_load_n(&h->skel->bss->exec_count, __ATOMIC_ACQUIRE), i;
+	uint32_t k;
+
+	if (n == h->execs_seen)
+		return;
+	if (n - h->execs_seen > PB_EXEC_RING) {
+		for (k = 0; k < PROC_SLOTS; k++) {
+			struct pb_proc pp;
+			uint32_t key = (uint32_t)h->slots[k].pid;
+
+			if (h->slots[k].pid > 0 &&
+			    bpf_map_lookup_elem(h->procs_fd, &key, &pp) && errno == ENOENT)
+				h->slots[k].b->execd = 1;
+		}
+	} else {
+		for (i = h->execs_seen; i < n; i++) {
+			struct backend_bpf *b =
+				hub_find(h, (pid_t)h->skel->bss->exec_ring[i % PB_EXEC_RING]);
+
+			if (b)
+				b->execd = 1;
+		}
+	}
+	h->execs_seen = n;
+}
+
+uint64_t bpf_hub_drain(struct bpf_hub *h)
+{
+	int n = ring_buffer__consume(h->rb);
+
+	take_execs(h);
+	return n > 0 ? (uint64_t)n : 0;
+}
+
+void bpf_hub_counts(const struct bpf_hub *h, struct bpf_hub_counts *c)
+{
+	struct bpf_prog_info info;
+	uint32_t len = sizeof(info);
+	int cpu;
+
+	memset(c, 0, sizeof(*c));
+	for (cpu = 0; cpu < h->ncpu && cpu < PB_MAX_CPUS; cpu++) {
+		const volatile __u64 *k = h->skel->bss->counts[cpu];
+
+		c->ticks += k[PB_C_TICKS];
+		c->hits += k[PB_C_HITS];
+		c->lost += k[PB_C_LOST];
+		c->unknown += k[PB_C_UNKNOWN];
+	}
+	c->bad = h->bad;
+	memset(&info, 0, sizeof(info));
+	if (!bpf_obj_get_info_by_fd(bpf_program__fd(h->skel->progs.pb_sample), &info, &len)) {
+		c->run_ns = info.run_time_ns;
+		c->run_cnt = info.run_cnt;
+	}
+}
+
+/* ---- one process ----------------------------------------------------- */
+
+static struct backend_bpf *bpf_of(struct backend *b)
+{
+	return (struct backend_bpf *)b;
+}
+
+/* *end raised to cover a field of width bytes at off (none: off < 0),
+ * rounded up to 8. */
+static void reach(int32_t *end, int32_t off, int32_t width)
+{
+	int32_t e = (off + width + 7) & ~7;
+
+	if (off >= 0 && e > *end)
+		*end = e;
+}
+
+/* The program's view of layout L.  0, or -ENOTSUP when a frame or code
+ * object's fields lie past what the program reads. */
+static int pb_layout_of(const struct py_layout *L, struct pb_layout *p)
+{
+	int32_t fr = 0, cr = 0;
+
+	memset(p, 0, sizeof(*p));
+	p->owner_shim = -1;
+	p->tstate_frame = p->tstate_cframe = p->cframe_current_frame = -1;
+	p->tstate_current_frame = p->frame_owner = p->frame_gen = -1;
+	if (L->frame_model == PY_FRAMES_OBJECTS) {
+		p->model = PB_MODEL_OBJECTS;
+		p->tstate_frame = L->tstate_frame;
+		p->frame_back = L->frame_back;
+		p->frame_code = L->frame_code;
+		p->frame_instr = L->frame_lasti;
+		p->frame_gen = L->frame_gen;
+		reach(&fr, L->frame_back, 8);
+		reach(&fr, L->frame_gen, 8);
+		reach(&fr, L->frame_code, 8);
+		reach(&fr, L->frame_lasti, 4);
+	} else {
+		p->model = PB_MODEL_INTERP;
+		if (L->tstate_current_frame >= 0) {
+			p->tstate_current_frame = L->tstate_current_frame;
+		} else {
+			p->tstate_cframe = L->tstate_cframe;
+			p->cframe_current_frame = L->cframe_current_frame;
+		}
+		p->frame_back = L->iframe_previous;
+		p->frame_code = L->iframe_code;
+		p->frame_instr = L->iframe_instr;
+		p->frame_owner = L->iframe_owner;
+		p->owner_shim = L->iframe_owned_by_cstack;
+		reach(&fr, L->iframe_previous, 8);
+		reach(&fr, L->iframe_code, 8);
+		reach(&fr, L->iframe_instr, 8);
+		reach(&fr, L->iframe_owner, 1);
+	}
+	p->code_type = L->code_ob_type;
+	p->code_size = L->code_ob_size;
+	p->code_filename = L->code_filename;
+	p->code_name = L->code_name;
+	p->code_qualname = L->code_qualname;
+	p->code_linetable = L->code_linetable;
+	p->code_firstlineno = L->code_firstlineno;
+	reach(&cr, L->code_ob_type, 8);
+	reach(&cr, L->code_ob_size, 8);
+	reach(&cr, L->code_filename, 8);
+	reach(&cr, L->code_name, 8);
+	reach(&cr, L->code_qualname, 8);
+	reach(&cr, L->code_linetable, 8);
+	reach(&cr, L->code_firstlineno, 4);
+	if (fr <= 0 || fr >= PB_FRAME_READ || cr <= 0 || cr >= PB_CODE_READ ||
+	    p->frame_back < 0 || p->frame_code < 0 || p->frame_instr < 0)
+		return -ENOTSUP;
+	p->frame_read = (uint32_t)fr;
+	p->code_read = (uint32_t)cr;
+	return 0;
+}
+
+static int hub_layout(struct bpf_hub *h, const struct py_layout *L, uint32_t *idx)
+{
+	struct pb_layout p;
+	uint32_t i;
+	int err = pb_layout_of(L, &p);
+
+	if (err)
+		return err;
+	for (i = 0; i < h->nlayouts; i++)
+		if (!memcmp(&h->layouts[i], &p, sizeof(p))) {
+			*idx = i;
+			return 0;
+		}
+	if (h->nlayouts == PB_MAX_LAYOUTS)
+		return -ENOSPC;
+	if (bpf_map_update_elem(h->layouts_fd, &h->nlayouts, &p, BPF_ANY))
+		return -errno;
+	h->layouts[h->nlayouts] = p;
+	*idx = h->nlayouts++;
+	return 0;
+}
+
+static int bpf_open(struct backend **out, const struct py_target *t,
+		    const struct backend_opts *o)
+{
+	struct walk_opts wo = { .max_depth = o->max_depth, .max_threads = o->max_threads };
+	struct bpf_hub *h = o->hub;
+	struct backend_bpf *b;
+	struct pb_proc pp;
+	uint32_t key = (uint32_t)t->pid;
+	int err;
+
+	*out = NULL;
+	if (!h)
+		return -EINVAL;
+	/* A process already here (it exec'd, and is sampled anew before its
+	 * last sampler ends) is taken over: that one's records stop counting
+	 * (the generation) and its end leaves the maps to this one. */
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->b.ops = &backend_bpf_ops;
+	b->hub = h;
+	b->pid = t->pid;
+	b->gen = ++h->gen;
+	b->objects = t->layout->frame_model == PY_FRAMES_OBJECTS;
+	b->shim = b->objects ? -1 : t->layout->iframe_owned_by_cstack;
+	b->gen_owner = b->objects ? -1 : t->layout->iframe_owned_by_generator;
+	b->list_at = INT64_MIN;
+	b->rs.threads = &b->th;
+	b->rs.frames = b->frames;
+	b->rs.fps = b->fps;
+	err = py_walker_new(&b->w, t, &wo);
+	if (!err)
+		err = hub_layout(h, t->layout, &pp.layout);
+	if (!err)
+		err = hub_put(h, t->pid, b);
+	if (err) {
+		py_walker_free(b->w);
+		free(b);
+		return err;
+	}
+	pp.gen = b->gen;
+	pp.max_frames = o->max_depth < PB_MAX_FRAMES ? o->max_depth : PB_MAX_FRAMES;
+	pp.pad = 0;
+	if (bpf_map_update_elem(h->procs_fd, &key, &pp, BPF_ANY)) {
+		err = -errno;
+		hub_remove(h, t->pid);
+		py_walker_free(b->w);
+		free(b);
+		return err;
+	}
+	*out = &b->b;
+	return 0;
+}
+
+static int cmp_known(const void *a, const void *b)
+{
+	uint32_t x = ((const struct known *)a)->tid, y = ((const struct known *)b)->tid;
+
+	return x < y ? -1 : x > y;
+}
+
+static uint64_t thread_id_of(const struct backend_bpf *b, uint32_t tid)
+{
+	struct known k = { .tid = tid }, *f;
+
+	f = b->tids ? bsearch(&k, b->tids, b->ntids, sizeof(k), cmp_known) : NULL;
+	return f ? f->thread_id : 0;
+}
+
+/* The next record of the queue as a one-thread raw sample. */
+static int bpf_sample(struct backend *bk, struct backend_reads *x, struct raw_sample **out)
+{
+	struct backend_bpf *b = bpf_of(bk);
+	struct queue *q = &b->q;
+	struct pb_head hd;
+	uint32_t len, i, n;
+
+	if (x)
+		x->done = 0;
+	for (;;) {
+		const uint8_t *rec;
+
+		if (q->off >= q->len) {
+			q->off = q->len = 0;
+			return -EAGAIN;
+		}
+		memcpy(&len, q->buf + q->off, sizeof(len));
+		rec = q->buf + q->off + sizeof(len);
+		q->off += sizeof(len) + len;
+		memcpy(&hd, rec, sizeof(hd));
+		if (hd.flags & PB_UNKNOWN_THREAD) {
+			b->unknown++;
+			/* A thread started since the last walk: walk the list
+			 * again at the next turn, LIST_SOON_NS after the last
+			 * at the soonest. */
+			if (b->list_at > b->listed_at + LIST_SOON_NS)
+				b->list_at = b->listed_at + LIST_SOON_NS;
+			continue;
+		}
+		b->th = (struct raw_thread){
+			.tstate = hd.tstate ? hd.tstate : hd.tid,
+			.thread_id = thread_id_of(b, hd.tid),
+			.native_tid = (int32_t)hd.tid,
+		};
+		if (hd.flags & (PB_READ_FAILED | PB_BAD_LAYOUT))
+			b->th.flags |= RAW_TORN;
+		if (hd.flags & PB_TRUNCATED)
+			b->th.flags |= RAW_TRUNCATED;
+		/* A whole chain ends at the thread's bottom: from 3.12 a shim
+		 * frame, in 3.11 a function's frame, before 3.11 a frame that
+		 * is not a generator's.  One that ends at a generator's frame
+		 * was read as the generator was being resumed or suspended,
+		 * its link to its caller not set yet or cleared already: the
+		 * callers are missing.  (py_walk.c: walk_frames.) */
+		if (hd.nframes && !(hd.flags & (PB_TRUNCATED | PB_READ_FAILED))) {
+			struct pb_frame last;
+
+			memcpy(&last, rec + sizeof(hd) + (size_t)(hd.nframes - 1) * sizeof(last),
+			       sizeof(last));
+			if (b->objects ? last.owner != 0
+			    : b->shim >= 0 ? last.owner != (uint32_t)b->shim
+			    : last.owner == (uint32_t)b->gen_owner)
+				b->th.flags |= RAW_TORN;
+		}
+		for (i = 0, n = 0; i < hd.nframes; i++) {
+			struct pb_frame pf;
+
+			memcpy(&pf, rec + sizeof(hd) + (size_t)i * sizeof(pf), sizeof(pf));
+			if (b->shim >= 0 && pf.owner == (uint32_t)b->shim)
+				continue; /* C calling into the interpreter */
+			b->frames[n] = (struct raw_frame){ .code = pf.code, .instr = pf.instr,
+							   .owner = b->objects ? 0 : pf.owner };
+			b->fps[n++] = pf.fp;
+		}
+		b->th.depth = b->th.flags & RAW_TORN ? 0 : n;
+		b->rs.nthreads = 1;
+		b->rs.nframes = b->th.depth;
+		b->rs.at_ns = (int64_t)hd.time_ns;
+		b->rs.list_gen = 0;
+		*out = &b->rs;
+		return 0;
+	}
+}
+
+static int bpf_gil_held(struct backend *b)
+{
+	(void)b;
+	return -ENOTSUP;
+}
+
+static struct rmem *bpf_mem(struct backend *b)
+{
+	return py_walker_mem(bpf_of(b)->w);
+}
+
+static void bpf_stats(const struct backend *bk, struct backend_stats *st)
+{
+	const struct backend_bpf *b = (const struct backend_bpf *)bk;
+
+	memset(st, 0, sizeof(*st));
+	st->interps_capped = b->ws.interps_capped;
+	st->bpf_unknown = b->unknown;
+	st->bpf_dropped = b->dropped;
+}
+
+static int bpf_execd(struct backend *b)
+{
+	return bpf_of(b)->execd;
+}
+
+static int bpf_list_due(struct backend *b, int64_t now)
+{
+	return now >= bpf_of(b)->list_at;
+}
+
+static int bpf_list(struct backend *bk, struct raw_sample **out)
+{
+	struct backend_bpf *b = bpf_of(bk);
+	int done = 0;
+
+	return py_walker_sample(b->w, NULL, NULL, 0, &done, out, &b->ws);
+}
+
+/* The threads map made to hold exactly rs's threads with an OS id: each
+ * added or changed, those gone deleted. */
+static void bpf_set_tids(struct backend *bk, const struct raw_sample *rs, const int32_t *tids,
+			 int64_t now)
+{
+	struct backend_bpf *b = bpf_of(bk);
+	struct bpf_hub *h = b->hub;
+	struct known *keep;
+	uint32_t nkeep = 0, i, j;
+
+	b->listed_at = now;
+	b->list_at = now + LIST_EVERY_NS;
+	keep = malloc(((size_t)rs->nthreads + 1) * sizeof(*keep));
+	if (!keep)
+		return; /* the map stays as it was; walked again in a second */
+	for (i = 0; i < rs->nthreads; i++) {
+		uint64_t ts = rs->threads[i].tstate, old = 0;
+		uint32_t tid;
+
+		if (tids[i] <= 0 || !ts)
+			continue;
+		tid = (uint32_t)tids[i];
+		/* An update costs a syscall each: the map is only written
+		 * where it changes. */
+		if (bpf_map_lookup_elem(h->threads_fd, &tid, &old) || old != ts)
+			bpf_map_update_elem(h->threads_fd, &tid, &ts, BPF_ANY);
+		keep[nkeep].tid = tid;
+		keep[nkeep++].thread_id = rs->threads[i].thread_id;
+	}
+	qsort(keep, nkeep, sizeof(*keep), cmp_known);
+	for (i = 0, j = 0; i < b->ntids; i++) {
+		while (j < nkeep && keep[j].tid < b->tids[i].tid)
+			j++;
+		if (j < nkeep && keep[j].tid == b->tids[i].tid)
+			continue;
+		bpf_map_delete_elem(h->threads_fd, &b->tids[i].tid);
+	}
+	free(b->tids);
+	b->tids = keep;
+	b->ntids = nkeep;
+}
+
+static void bpf_close(struct backend *bk)
+{
+	struct backend_bpf *b;
+	uint32_t key, i;
+
+	if (!bk)
+		return;
+	b = bpf_of(bk);
+	key = (uint32_t)b->pid;
+	if (hub_find(b->hub, b->pid) == b) { /* not taken over */
+		bpf_map_delete_elem(b->hub->procs_fd, &key);
+		for (i = 0; i < b->ntids; i++)
+			bpf_map_delete_elem(b->hub->threads_fd, &b->tids[i].tid);
+		hub_remove(b->hub, b->pid);
+	}
+	py_walker_free(b->w);
+	free(b->tids);
+	free(b->q.buf);
+	free(b);
+}
+
+const struct backend_ops backend_bpf_ops = {
+	.name = "bpf",
+	.open = bpf_open,
+	.sample = bpf_sample,
+	.gil_held = bpf_gil_held,
+	.mem = bpf_mem,
+	.stats = bpf_stats,
+	.close = bpf_close,
+	.push = 1,
+	.list_due = bpf_list_due,
+	.execd = bpf_execd,
+	.list = bpf_list,
+	.set_tids = bpf_set_tids,
+};
