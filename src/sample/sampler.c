@@ -575,6 +575,24 @@ static int execd(struct sampler *s, int64_t now)
 	return s->not_python >= PROBES_NOT_PYTHON;
 }
 
+/* The backend saw the process exec (the kernel told it): is the new
+ * program ready to be found?  1 once it is Python with its interpreter
+ * up (the same program at the same addresses included), or after
+ * PROBES_NOT_PYTHON looks found no Python; looked at as execd does. */
+static int exec_seen(struct sampler *s, int64_t now)
+{
+	int err;
+
+	if (now < s->next_probe_ns)
+		return 0;
+	s->next_probe_ns = now + PROBE_NS;
+	err = py_target_find(s->probe, s->pid, s->find_flags);
+	if (!err)
+		return 1;
+	s->not_python = err == -ENOEXEC ? s->not_python + 1 : 0;
+	return s->not_python >= PROBES_NOT_PYTHON;
+}
+
 /* After a failed or empty sample: did an embedding host finalize the
  * interpreter and start a new one (Py_FinalizeEx, then Py_Initialize)?  The
  * runtime then points at an interpreter other than the one sampled (one
@@ -817,6 +835,29 @@ static void publish_reads(const struct sampler *s, struct sampler_stats *st)
 	PUB(st->bytes, s->mem->bytes);
 }
 
+/* After a read that failed with err (0: none failed): 1 when the process
+ * is done (gone, exec'd or re-initialized: counted in st), else 0, the
+ * error counted. */
+static int read_failed(struct sampler *s, int err, int64_t now, struct sampler_stats *st)
+{
+	if (err == -ESRCH) {
+		PUB(st->target_gone, 1);
+		return 1;
+	}
+	if (!err)
+		return 0;
+	PUB(st->errors, ++s->errors);
+	if (execd(s, now)) {
+		PUB(st->target_exec, 1);
+		return 1;
+	}
+	if (reinitialized(s, now)) {
+		PUB(st->target_reinit, 1);
+		return 1;
+	}
+	return 0;
+}
+
 /* A push backend's turn (backend.h): its thread list walked when due, so
  * that it knows every thread's OS id, then every sample it took since the
  * last turn counted, each at its own time.  Its samples are of threads on
@@ -844,25 +885,15 @@ static int tick_push(struct sampler *s, int64_t now, struct sampler_stats *st)
 		if (proc_handle_exited(s->handle))
 			err = -ESRCH;
 	}
-	if (err == -ESRCH) {
-		PUB(st->target_gone, 1);
-		return 1;
-	}
-	if (s->be->ops->execd(s->be)) {
-		PUB(st->target_exec, 1);
-		return 1;
-	}
-	if (err) {
-		PUB(st->errors, ++s->errors);
-		if (execd(s, now)) {
+	if (err != -ESRCH && s->be->ops->execd(s->be)) {
+		if (exec_seen(s, now)) {
 			PUB(st->target_exec, 1);
 			return 1;
 		}
-		if (reinitialized(s, now)) {
-			PUB(st->target_reinit, 1);
-			return 1;
-		}
+		return 0;
 	}
+	if (read_failed(s, err, now, st))
+		return 1;
 	if (pick_room(s, 1))
 		return 0; /* no memory: the samples wait for the next turn */
 	while (!backend_sample(s->be, NULL, &rs)) {
@@ -957,20 +988,9 @@ int sampler_tick(struct sampler *s, int64_t now, struct sampler_stats *st)
 		s->main_check_ns = now + MAIN_CHECK_NS;
 		s->main_exited = live > 0 && live != s->pid;
 	}
-	if (err == -ESRCH) {
-		PUB(st->target_gone, 1);
+	if (read_failed(s, err, now, st))
 		return 1;
-	}
 	if (err) {
-		PUB(st->errors, ++s->errors);
-		if (execd(s, now)) {
-			PUB(st->target_exec, 1);
-			return 1;
-		}
-		if (reinitialized(s, now)) {
-			PUB(st->target_reinit, 1);
-			return 1;
-		}
 		s->retry_at = s->next_probe_ns;
 		return 0;
 	}
