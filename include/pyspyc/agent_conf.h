@@ -45,7 +45,7 @@ enum agent_key {
 	AK_LISTEN, AK_STATE_DIR, AK_TOKEN, AK_KEEP_BYTES, AK_KEEP_AGE, AK_MIN_FREE,
 	AK_REDISCOVER, AK_RATE, AK_WINDOW, AK_LABELS, AK_ENABLED, AK_IDLE, AK_GIL,
 	AK_THREADS, AK_FOLDED, AK_PID_LABEL, AK_THREAD_LABEL, AK_PID, AK_PIDFILE,
-	AK_MATCH, AK_UNIT, AK_CGROUP, AK_COUNT
+	AK_MATCH, AK_UNIT, AK_CGROUP, AK_BACKEND, AK_COUNT
 };
 
 struct agent_service {
@@ -89,6 +89,7 @@ struct agent_conf {
 	uint64_t min_free_bytes;
 	double min_free_pct; /* of the file system; used when min_free_bytes 0 */
 	double rediscover_s;
+	char *backend;       /* "auto", "bpf" or "user"; NULL: the default */
 	struct agent_service defaults; /* [agent]'s service keys */
 	struct agent_service *services;
 	size_t nservices, cap;

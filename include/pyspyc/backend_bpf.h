@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "pyspyc/backend.h"
+#include "pyspyc/raw.h"
 
 struct bpf_hub;
 
@@ -61,6 +62,37 @@ void bpf_hub_counts(const struct bpf_hub *h, struct bpf_hub_counts *c);
 /* Check one record of len bytes from the ring: 0, or -EBADMSG (its
  * frame count and its length disagree, or it is too short). */
 int pb_record_check(const void *rec, size_t len);
+
+/* How records of one process are read (pb_decode_opts_of: from its
+ * layout, and --max-depth). */
+struct pb_decode_opts {
+	int objects;           /* frame objects (<= 3.10) */
+	int32_t shim;          /* owner value of shim frames (3.12+), or -1 */
+	int32_t gen_owner;     /* ...of generators' frames (3.11+), or -1 */
+	uint32_t max_depth;
+};
+
+struct py_layout;
+void pb_decode_opts_of(const struct py_layout *L, uint32_t max_depth, struct pb_decode_opts *o);
+
+/* One record as one thread's raw stack (raw.h), innermost first, shim
+ * frames left out, each frame's code fingerprint beside it.  RAW_TORN
+ * (depth 0) for a record the program could not read whole, one of a
+ * thread it did not know (unknown set), or one whose chain ends where no
+ * whole one does (at a generator's frame); RAW_TRUNCATED past the
+ * program's cap or max_depth.  0, or -EBADMSG (pb_record_check). */
+#define PB_DECODED_FRAMES 4096
+struct pb_decoded {
+	struct raw_thread th;  /* thread_id 0: the caller knows it */
+	uint32_t tid;          /* the initial namespace's */
+	int unknown;
+	int64_t at_ns;
+	struct raw_frame frames[PB_DECODED_FRAMES];
+	uint32_t fps[PB_DECODED_FRAMES];
+};
+
+int pb_record_decode(const void *rec, size_t len, const struct pb_decode_opts *o,
+		     struct pb_decoded *d);
 
 extern const struct backend_ops backend_bpf_ops;
 

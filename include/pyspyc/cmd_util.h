@@ -148,6 +148,13 @@ struct backend_choice {
  * when bpf is not allowed; EXIT_FAILURE_RUN when it cannot load. */
 int cmd_backend_open(const char *who, const struct sample_args *s, struct backend_choice *bc);
 
+/* The same without a word: name NULL for the default (PYSPYC_BACKEND,
+ * else user); opt the option that rules bpf out, or NULL.  0 with bc
+ * set (bc->why says why not bpf, for auto); -EINVAL for an unknown name
+ * or bpf with opt; the hub's -errno for bpf that cannot load (bc->why:
+ * "bpf: WHAT"). */
+int cmd_backend_pick(const char *name, const char *opt, double rate, struct backend_choice *bc);
+
 /* The session options for it (after cmd_sample_setup). */
 void cmd_backend_setup(const struct backend_choice *bc, struct session_opts *so);
 

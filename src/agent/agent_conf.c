@@ -34,7 +34,7 @@
 enum where { IN_AGENT = 1, IN_SERVICE = 2, IN_BOTH = 3 };
 
 enum vtype { V_LISTEN, V_PATH, V_TOKEN, V_SIZE, V_DURATION, V_SIZE_PCT, V_RATE, V_LABELS,
-	     V_BOOL, V_PIDS, V_REGEX, V_UNIT, V_CGROUP };
+	     V_BOOL, V_PIDS, V_REGEX, V_UNIT, V_CGROUP, V_BACKEND };
 
 /* A service's own field for the key (a bool: int; a rate or duration:
  * double), set by set_value and copied from [agent]'s by inherit. */
@@ -70,6 +70,7 @@ static const struct key_row {
 	[AK_MATCH] = { "match", IN_SERVICE, V_REGEX, 0, 0, 0 },
 	[AK_UNIT] = { "unit", IN_SERVICE, V_UNIT, 0, 0, 0 },
 	[AK_CGROUP] = { "cgroup", IN_SERVICE, V_CGROUP, 0, 0, 0 },
+	[AK_BACKEND] = { "backend", IN_AGENT, V_BACKEND, 0, 0, 0 },
 };
 #undef F
 
@@ -205,6 +206,7 @@ void agent_conf_release(struct agent_conf *conf)
 	free(conf->listen_text);
 	free(conf->origin);
 	free(conf->state_dir);
+	free(conf->backend);
 	free(conf->token);
 	memset(conf, 0, sizeof(*conf));
 }
@@ -716,6 +718,11 @@ bad_pct:
 		else
 			c->rediscover_s = d;
 		return 0;
+	case V_BACKEND:
+		if (strcmp(v, "auto") && strcmp(v, "bpf") && strcmp(v, "user"))
+			return fail(c, "backend: '%s' is not auto, bpf or user",
+				    shown(v, show, sizeof(show)));
+		return set_string(c, &c->backend, v);
 	case V_RATE:
 		if (cli_parse_double(v, &d) || !(d > 0) || d > RATE_MAX)
 			return fail(c, "rate: '%s' is not a rate in Hz (above 0, at most %g)",

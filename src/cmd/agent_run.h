@@ -17,6 +17,7 @@
 #include "pyspyc/agent_conf.h"
 #include "pyspyc/agent_find.h"
 #include "pyspyc/agent_notify.h"
+#include "pyspyc/cmd_util.h"
 #include "pyspyc/profile.h"
 #include "pyspyc/session.h"
 #include "pyspyc/stacktab.h"
@@ -34,6 +35,7 @@ struct agent_engine {
 	double rate_hz;
 	int idle, gil, threads, process_root;
 	unsigned int users;               /* services on it */
+	struct backend_choice bc;         /* its backend (and eBPF hub) */
 	uint64_t last_ticks;
 };
 

@@ -54,7 +54,7 @@ struct agent_args {
 	const char *config;
 	int check;
 	const char *listen, *token, *state_dir, *keep_bytes, *keep_age, *min_free;
-	const char *rediscover, *rate, *window, *labels;
+	const char *rediscover, *rate, *window, *labels, *backend;
 	struct opt_list pids;
 	const char *pidfile, *match, *unit, *cgroup;
 	int folded, idle, gil, threads, pid_label, thread_label;
@@ -81,6 +81,8 @@ static const struct opt agent_opts[] = {
 	{ 0, "rediscover", OPT_STRING, "DURATION", "find the services' processes again this often "
 	  "(default 5s)", A(rediscover), 0, 0, 0 },
 	{ 'r', "rate", OPT_STRING, "HZ", "samples per second (default 100)", A(rate), 0, 0, 0 },
+	{ 0, "backend", OPT_STRING, "NAME", "bpf, user or auto, as record's", A(backend), 0, 0,
+	  0 },
 	{ 0, "window", OPT_STRING, "DURATION", "one profile per service this long (default 60s)",
 	  A(window), 0, 0, 0 },
 	{ 0, "labels", OPT_STRING, "K=V,...", "labels on every profile", A(labels), 0, 0, 0 },
@@ -164,6 +166,7 @@ static int load_conf(const struct agent_args *a, struct agent_conf *c)
 		{ "--keep-bytes", "keep_bytes", a->keep_bytes },
 		{ "--keep-age", "keep_age", a->keep_age }, { "--min-free", "min_free", a->min_free },
 		{ "--rediscover", "rediscover", a->rediscover }, { "--rate", "rate", a->rate },
+		{ "--backend", "backend", a->backend },
 		{ "--window", "window", a->window }, { "--labels", "labels", a->labels },
 		{ "--folded", "folded", a->folded ? "yes" : NULL },
 		{ "--idle", "idle", a->idle ? "yes" : NULL }, { "--gil", "gil", a->gil ? "yes" : NULL },
@@ -293,6 +296,21 @@ static int engine_get(struct agent *ag, const struct agent_service *s, struct ag
 	e->gil = so.gil;
 	e->threads = so.threads;
 	e->process_root = so.process_root;
+	/* The backend as record chooses it, from backend = (or
+	 * PYSPYC_BACKEND); bpf that cannot serve falls back, said once. */
+	err = cmd_backend_pick(ag->conf.backend, so.idle ? "idle = yes" : so.gil ? "gil = yes"
+			       : NULL, so.rate_hz, &e->bc);
+	if (err) {
+		say(LOG_ERR, "backend bpf at %g Hz: %s; sampling with the user backend",
+		    so.rate_hz, e->bc.why);
+		cmd_backend_pick("user", NULL, so.rate_hz, &e->bc);
+	} else if (e->bc.hub) {
+		say(LOG_INFO, "sampling at %g Hz with the bpf backend", so.rate_hz);
+	} else if (e->bc.why[0]) {
+		say(LOG_INFO, "sampling at %g Hz with the user backend (not bpf: %s)", so.rate_hz,
+		    e->bc.why);
+	}
+	cmd_backend_setup(&e->bc, &so);
 	err = stacktab_new(&e->spare, &spare_lim);
 	if (!err)
 		err = session_new(&e->sess, &so, e->spare);
@@ -300,6 +318,7 @@ static int engine_get(struct agent *ag, const struct agent_service *s, struct ag
 		err = session_start(e->sess, 0, NULL);
 	if (err) {
 		session_free(e->sess);
+		cmd_backend_close(&e->bc);
 		stacktab_free(e->spare);
 		free(e);
 		return err;
@@ -321,6 +340,7 @@ static void engine_put(struct agent *ag, struct agent_engine *e)
 		if (ag->engines[i] == e)
 			ag->engines[i] = ag->engines[--ag->nengines];
 	session_free(e->sess);
+	cmd_backend_close(&e->bc);
 	stacktab_free(e->spare);
 	free(e);
 }

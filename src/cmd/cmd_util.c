@@ -395,43 +395,55 @@ int cmd_sample_check(const char *who, const struct sample_args *s)
 	return 0;
 }
 
-int cmd_backend_open(const char *who, const struct sample_args *s, struct backend_choice *bc)
+int cmd_backend_pick(const char *name, const char *opt, double rate, struct backend_choice *bc)
 {
 	const char *env = getenv("PYSPYC_BACKEND");
-	const char *name = s->backend ? s->backend : env && *env ? env : BACKEND_DEFAULT;
-	const char *opt = s->idle ? "--idle" : s->gil ? "--gil" : s->blocking ? "--blocking"
-			  : s->max_depth > PB_MAX_FRAMES ? "--max-depth above " PB_MAX_FRAMES_TEXT
-			  : NULL;
 	char why[200];
 	int e;
 
+	if (!name)
+		name = env && *env ? env : BACKEND_DEFAULT;
 	memset(bc, 0, sizeof(*bc));
 	bc->name = "user";
 	if (!strcmp(name, "user"))
-		return -1;
-	if (strcmp(name, "bpf") && strcmp(name, "auto"))
-		return cmd_die(who, EXIT_USAGE, "--backend: '%.32s' is not a backend (bpf, user "
-			       "or auto)", name);
+		return 0;
+	if (strcmp(name, "bpf") && strcmp(name, "auto")) {
+		snprintf(bc->why, sizeof(bc->why), "'%.32s' is not a backend (bpf, user or auto)",
+			 name);
+		return -EINVAL;
+	}
 	/* The eBPF backend samples the threads on a CPU at its interrupt:
 	 * it cannot count waiting threads, the GIL holder alone, or pause. */
-	if (opt && !strcmp(name, "bpf"))
-		return cmd_die(who, EXIT_USAGE, "--backend bpf samples the threads on a CPU: "
-			       "%s needs --backend user", opt);
-	_Static_assert(PB_MAX_FRAMES == 4096, "PB_MAX_FRAMES_TEXT");
 	if (opt) {
 		snprintf(bc->why, sizeof(bc->why), "%s needs it", opt);
-		return -1;
+		return strcmp(name, "bpf") ? 0 : -EINVAL;
 	}
-	e = bpf_hub_open(&bc->hub, s->rate, why, sizeof(why));
+	e = bpf_hub_open(&bc->hub, rate, why, sizeof(why));
 	if (!e) {
 		bc->name = "bpf";
-		return -1;
+		return 0;
 	}
-	if (!strcmp(name, "bpf"))
-		return cmd_die(who, e == -EPERM || e == -EACCES ? EXIT_PERMISSION
-			       : EXIT_FAILURE_RUN, "--backend bpf: %s", why);
 	snprintf(bc->why, sizeof(bc->why), "bpf: %s", why);
-	return -1;
+	return strcmp(name, "bpf") ? 0 : e;
+}
+
+int cmd_backend_open(const char *who, const struct sample_args *s, struct backend_choice *bc)
+{
+	const char *opt = s->idle ? "--idle" : s->gil ? "--gil" : s->blocking ? "--blocking"
+			  : s->max_depth > PB_MAX_FRAMES ? "--max-depth above " PB_MAX_FRAMES_TEXT
+			  : NULL;
+	int e = cmd_backend_pick(s->backend, opt, s->rate, bc);
+
+	_Static_assert(PB_MAX_FRAMES == 4096, "PB_MAX_FRAMES_TEXT");
+	if (!e)
+		return -1;
+	if (e == -EINVAL && opt)
+		return cmd_die(who, EXIT_USAGE, "--backend bpf samples the threads on a CPU: "
+			       "%s needs --backend user", opt);
+	if (e == -EINVAL)
+		return cmd_die(who, EXIT_USAGE, "--backend: %s", bc->why);
+	return cmd_die(who, e == -EPERM || e == -EACCES ? EXIT_PERMISSION : EXIT_FAILURE_RUN,
+		       "--backend %s", bc->why);
 }
 
 void cmd_backend_setup(const struct backend_choice *bc, struct session_opts *so)

@@ -21,6 +21,8 @@
 #include "pyspyc_abi.h"
 #include "pyspyc.skel.h"
 
+_Static_assert(PB_DECODED_FRAMES == PB_MAX_FRAMES, "a record's frames fit");
+
 #define PROC_SLOTS 16384        /* pid -> backend, open addressed (power of 2) */
 #define LIST_EVERY_NS 1000000000LL  /* the thread list walked again at least */
 #define LIST_SOON_NS 10000000LL     /* ...and this soon after an unknown thread */
@@ -58,9 +60,7 @@ struct backend_bpf {
 	struct walk_stats ws;
 	pid_t pid;
 	uint32_t gen;
-	int32_t shim;              /* owner value of shim frames, or -1 */
-	int32_t gen_owner;         /* ...of generators' frames (3.11+) */
-	int objects;               /* frame objects (<= 3.10) */
+	struct pb_decode_opts dec;
 	struct queue q;
 	int64_t list_at;           /* when the thread list is due */
 	int64_t listed_at;         /* when it was walked last */
@@ -71,9 +71,7 @@ struct backend_bpf {
 	int execd;                 /* the kernel saw it exec: taken out */
 	/* The record handed out last. */
 	struct raw_sample rs;
-	struct raw_thread th;
-	struct raw_frame frames[PB_MAX_FRAMES];
-	uint32_t fps[PB_MAX_FRAMES];
+	struct pb_decoded d;
 };
 
 /* libbpf prints to stderr by default; a library never does.  What it
@@ -106,7 +104,11 @@ static int keep_last(enum libbpf_print_level level, const char *fmt, va_list ap)
 
 	if (level == LIBBPF_DEBUG)
 		return 0;
+	/* libbpf's own format, not one anybody else controls. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
 	vsnprintf(text, sizeof(text), fmt, ap);
+#pragma GCC diagnostic pop
 	mark = strstr(text, "-- END PROG LOAD LOG --");
 	if (mark) {
 		/* The verifier ends with its statistics: the reason is the
@@ -576,13 +578,11 @@ static int bpf_open(struct backend **out, const struct py_target *t,
 	b->hub = h;
 	b->pid = t->pid;
 	b->gen = ++h->gen;
-	b->objects = t->layout->frame_model == PY_FRAMES_OBJECTS;
-	b->shim = b->objects ? -1 : t->layout->iframe_owned_by_cstack;
-	b->gen_owner = b->objects ? -1 : t->layout->iframe_owned_by_generator;
+	pb_decode_opts_of(t->layout, o->max_depth, &b->dec);
 	b->list_at = INT64_MIN;
-	b->rs.threads = &b->th;
-	b->rs.frames = b->frames;
-	b->rs.fps = b->fps;
+	b->rs.threads = &b->d.th;
+	b->rs.frames = b->d.frames;
+	b->rs.fps = b->d.fps;
 	err = py_walker_new(&b->w, t, &wo);
 	if (!err)
 		err = hub_layout(h, t->layout, &pp.layout);
@@ -623,12 +623,79 @@ static uint64_t thread_id_of(const struct backend_bpf *b, uint32_t tid)
 }
 
 /* The next record of the queue as a one-thread raw sample. */
+void pb_decode_opts_of(const struct py_layout *L, uint32_t max_depth, struct pb_decode_opts *o)
+{
+	o->objects = L->frame_model == PY_FRAMES_OBJECTS;
+	o->shim = o->objects ? -1 : L->iframe_owned_by_cstack;
+	o->gen_owner = o->objects ? -1 : L->iframe_owned_by_generator;
+	o->max_depth = max_depth;
+}
+
+int pb_record_decode(const void *rec, size_t len, const struct pb_decode_opts *o,
+		     struct pb_decoded *d)
+{
+	const uint8_t *r = rec;
+	struct pb_head hd;
+	uint32_t i, n, keep;
+
+	if (pb_record_check(rec, len))
+		return -EBADMSG;
+	memcpy(&hd, r, sizeof(hd));
+	memset(&d->th, 0, sizeof(d->th));
+	d->tid = hd.tid;
+	d->at_ns = (int64_t)hd.time_ns;
+	d->unknown = !!(hd.flags & PB_UNKNOWN_THREAD);
+	d->th.tstate = hd.tstate ? hd.tstate : hd.tid;
+	d->th.native_tid = (int32_t)hd.tid;
+	if (d->unknown || hd.flags & (PB_READ_FAILED | PB_BAD_LAYOUT))
+		d->th.flags |= RAW_TORN;
+	if (hd.flags & PB_TRUNCATED)
+		d->th.flags |= RAW_TRUNCATED;
+	/* A whole chain ends at the thread's bottom: from 3.12 a shim frame,
+	 * in 3.11 a function's frame, before 3.11 a frame that is not a
+	 * generator's.  One that ends at a generator's frame was read as the
+	 * generator was being resumed or suspended, its link to its caller
+	 * not set yet or cleared already: the callers are missing.  (The
+	 * remote-memory walker's rule: py_walk.c, walk_frames.) */
+	if (hd.nframes && !(d->th.flags & (RAW_TORN | RAW_TRUNCATED))) {
+		struct pb_frame last;
+
+		memcpy(&last, r + sizeof(hd) + (size_t)(hd.nframes - 1) * sizeof(last),
+		       sizeof(last));
+		if (o->objects ? last.owner != 0
+		    : o->shim >= 0 ? last.owner != (uint32_t)o->shim
+		    : last.owner == (uint32_t)o->gen_owner)
+			d->th.flags |= RAW_TORN;
+	}
+	if (d->th.flags & RAW_TORN)
+		return 0;
+	/* Shim frames left out; past max_depth (innermost first), the rest
+	 * is truncated as the walker truncates. */
+	keep = o->max_depth < PB_MAX_FRAMES ? o->max_depth : PB_MAX_FRAMES;
+	for (i = 0, n = 0; i < hd.nframes; i++) {
+		struct pb_frame pf;
+
+		memcpy(&pf, r + sizeof(hd) + (size_t)i * sizeof(pf), sizeof(pf));
+		if (o->shim >= 0 && pf.owner == (uint32_t)o->shim)
+			continue; /* C calling into the interpreter */
+		if (n == keep) {
+			d->th.flags |= RAW_TRUNCATED;
+			break;
+		}
+		d->frames[n] = (struct raw_frame){ .code = pf.code, .instr = pf.instr,
+						   .owner = o->objects ? 0 : pf.owner };
+		d->fps[n++] = pf.fp;
+	}
+	d->th.depth = n;
+	return 0;
+}
+
+/* The next record of the queue as a one-thread raw sample. */
 static int bpf_sample(struct backend *bk, struct backend_reads *x, struct raw_sample **out)
 {
 	struct backend_bpf *b = bpf_of(bk);
 	struct queue *q = &b->q;
-	struct pb_head hd;
-	uint32_t len, i, n;
+	uint32_t len;
 
 	if (x)
 		x->done = 0;
@@ -642,8 +709,9 @@ static int bpf_sample(struct backend *bk, struct backend_reads *x, struct raw_sa
 		memcpy(&len, q->buf + q->off, sizeof(len));
 		rec = q->buf + q->off + sizeof(len);
 		q->off += sizeof(len) + len;
-		memcpy(&hd, rec, sizeof(hd));
-		if (hd.flags & PB_UNKNOWN_THREAD) {
+		if (pb_record_decode(rec, len, &b->dec, &b->d))
+			continue; /* checked as it came: not here */
+		if (b->d.unknown) {
 			b->unknown++;
 			/* A thread started since the last walk: walk the list
 			 * again at the next turn, LIST_SOON_NS after the last
@@ -652,46 +720,10 @@ static int bpf_sample(struct backend *bk, struct backend_reads *x, struct raw_sa
 				b->list_at = b->listed_at + LIST_SOON_NS;
 			continue;
 		}
-		b->th = (struct raw_thread){
-			.tstate = hd.tstate ? hd.tstate : hd.tid,
-			.thread_id = thread_id_of(b, hd.tid),
-			.native_tid = (int32_t)hd.tid,
-		};
-		if (hd.flags & (PB_READ_FAILED | PB_BAD_LAYOUT))
-			b->th.flags |= RAW_TORN;
-		if (hd.flags & PB_TRUNCATED)
-			b->th.flags |= RAW_TRUNCATED;
-		/* A whole chain ends at the thread's bottom: from 3.12 a shim
-		 * frame, in 3.11 a function's frame, before 3.11 a frame that
-		 * is not a generator's.  One that ends at a generator's frame
-		 * was read as the generator was being resumed or suspended,
-		 * its link to its caller not set yet or cleared already: the
-		 * callers are missing.  (py_walk.c: walk_frames.) */
-		if (hd.nframes && !(hd.flags & (PB_TRUNCATED | PB_READ_FAILED))) {
-			struct pb_frame last;
-
-			memcpy(&last, rec + sizeof(hd) + (size_t)(hd.nframes - 1) * sizeof(last),
-			       sizeof(last));
-			if (b->objects ? last.owner != 0
-			    : b->shim >= 0 ? last.owner != (uint32_t)b->shim
-			    : last.owner == (uint32_t)b->gen_owner)
-				b->th.flags |= RAW_TORN;
-		}
-		for (i = 0, n = 0; i < hd.nframes; i++) {
-			struct pb_frame pf;
-
-			memcpy(&pf, rec + sizeof(hd) + (size_t)i * sizeof(pf), sizeof(pf));
-			if (b->shim >= 0 && pf.owner == (uint32_t)b->shim)
-				continue; /* C calling into the interpreter */
-			b->frames[n] = (struct raw_frame){ .code = pf.code, .instr = pf.instr,
-							   .owner = b->objects ? 0 : pf.owner };
-			b->fps[n++] = pf.fp;
-		}
-		b->th.depth = b->th.flags & RAW_TORN ? 0 : n;
+		b->d.th.thread_id = thread_id_of(b, b->d.tid);
 		b->rs.nthreads = 1;
-		b->rs.nframes = b->th.depth;
-		b->rs.at_ns = (int64_t)hd.time_ns;
-		b->rs.list_gen = 0;
+		b->rs.nframes = b->d.th.depth;
+		b->rs.at_ns = b->d.at_ns;
 		*out = &b->rs;
 		return 0;
 	}

@@ -169,6 +169,8 @@ static const struct {
 	{ "[agent]\ntoken = short\n", "t.conf:2: token: must be 16 to 256 characters" },
 	{ "[agent]\nidle = maybe\n", "t.conf:2: idle: 'maybe' is not yes or no" },
 	{ "[agent]\nrediscover = 0\n", "t.conf:2: rediscover: must be from 100ms to 1h" },
+	{ "[agent]\nbackend = ebpf\n", "t.conf:2: backend: 'ebpf' is not auto, bpf or user" },
+	{ "[service s]\npid = 1\nbackend = bpf\n", "t.conf:3: 'backend' belongs in [agent]" },
 	{ "[agent]\njust words\n", "t.conf:2: not a section header, a 'key = value' line" },
 	{ "[agent\nrate = 1\n", "t.conf:1: no ']' closes the section header" },
 };
