@@ -22,6 +22,7 @@
  */
 #include <linux/bpf.h>
 #include <linux/bpf_perf_event.h>
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
 
 #include "pyspyc_abi.h"
@@ -68,6 +69,16 @@ struct {
 	__type(key, __u32);
 	__type(value, struct scratch);
 } scratch SEC(".maps");
+
+/* The kernel's own, by the fields named here (CO-RE relocations against
+ * the running kernel's BTF). */
+struct thread_struct {
+	unsigned long fsbase;
+} __attribute__((preserve_access_index));
+
+struct task_struct {
+	struct thread_struct thread;
+} __attribute__((preserve_access_index));
 
 __u64 counts[PB_MAX_CPUS][PB_NCOUNTS];
 __u32 exec_ring[PB_EXEC_RING];
@@ -180,6 +191,35 @@ static long walk_one(__u32 i, void *ctx)
 	return 0;
 }
 
+/* The thread state of the current thread, looked for in the main
+ * interpreter's list by its pthread id (glibc and musl: the thread's
+ * fsbase), and noted in `threads` for the next samples; 0 when not found
+ * (a thread of a sub-interpreter, or one not registered yet).  A thread
+ * started since user space last read the list (a server's thread per
+ * request) is sampled from its first interrupt on. */
+static __always_inline __u64 find_tstate(const struct pb_proc *p, const struct pb_layout *L,
+					 __u32 tid, __u64 *cnt)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+	__u64 fs = BPF_CORE_READ(task, thread.fsbase), t = 0, id;
+	__u32 i;
+
+	if (!p->threads_head || !fs || rd_ptr(p->threads_head, 0, &t))
+		return 0;
+	for (i = 0; i < PB_SCAN_THREADS && t; i++) {
+		if (t & 7 || rd_ptr(t, L->tstate_thread_id, &id))
+			return 0;
+		if (id == fs) {
+			bpf_map_update_elem(&threads, &tid, &t, BPF_NOEXIST);
+			cnt[PB_C_FOUND]++;
+			return t;
+		}
+		if (rd_ptr(t, L->tstate_next, &t))
+			return 0;
+	}
+	return 0;
+}
+
 SEC("perf_event")
 int pb_sample(struct bpf_perf_event_data *ctx)
 {
@@ -189,7 +229,7 @@ int pb_sample(struct bpf_perf_event_data *ctx)
 	struct walk w = { 0 };
 	struct pb_proc *p;
 	struct scratch *sc;
-	__u64 *ts, size, *cnt;
+	__u64 *ts, size, *cnt, t0, tstate;
 
 	(void)ctx;
 	/* CPUs past PB_MAX_CPUS share rows (the sums stay right, roughly). */
@@ -199,9 +239,10 @@ int pb_sample(struct bpf_perf_event_data *ctx)
 	if (!p)
 		return 0;
 	cnt[PB_C_HITS]++;
+	t0 = bpf_ktime_get_ns();
 	sc = bpf_map_lookup_elem(&scratch, &cpu);
 	if (!sc)
-		return 0;
+		return 0; /* never: the map has a value for every CPU */
 	sc->head.tgid = tgid;
 	sc->head.tid = tid;
 	sc->head.time_ns = bpf_ktime_get_ns();
@@ -215,13 +256,14 @@ int pb_sample(struct bpf_perf_event_data *ctx)
 		w.flags = PB_BAD_LAYOUT;
 		goto out;
 	}
-	if (!ts) {
+	tstate = ts ? *ts : find_tstate(p, w.L, tid, cnt);
+	if (!tstate) {
 		cnt[PB_C_UNKNOWN]++;
 		w.flags = PB_UNKNOWN_THREAD;
 		goto out;
 	}
-	sc->head.tstate = *ts;
-	if (first_frame(w.L, *ts, &w.f)) {
+	sc->head.tstate = tstate;
+	if (first_frame(w.L, tstate, &w.f)) {
 		w.flags = PB_READ_FAILED;
 		goto out;
 	}
@@ -239,6 +281,7 @@ out:
 		size = sizeof(struct pb_head) + sizeof(sc->frames);
 	if (bpf_ringbuf_output(&ring, sc, size, BPF_RB_NO_WAKEUP))
 		cnt[PB_C_LOST]++;
+	cnt[PB_C_HIT_NS] += bpf_ktime_get_ns() - t0;
 	return 0;
 }
 

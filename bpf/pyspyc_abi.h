@@ -47,6 +47,8 @@ struct pb_layout {
 	__s32 frame_instr;          /* int f_lasti (objects) or a pointer (interp) */
 	__s32 frame_owner;          /* char owner (interp), or -1 */
 	__s32 frame_gen;            /* f_gen (objects, 3.6-3.10), or -1 */
+	/* PyThreadState's list link and pthread id */
+	__s32 tstate_next, tstate_thread_id;
 	/* the code object's fingerprint (pb_fp) */
 	__s32 code_type, code_size, code_filename, code_name, code_qualname, code_linetable;
 	__s32 code_firstlineno;
@@ -58,7 +60,13 @@ struct pb_proc {
 	__u32 gen;                  /* user space's generation of the process */
 	__u32 max_frames;           /* frames walked, at most PB_MAX_FRAMES */
 	__u32 pad;
+	/* Where the main interpreter keeps its first thread state: a thread
+	 * not in `threads` is looked for there (its thread_id is its
+	 * pthread_self(), the thread's fsbase on x86-64), 0: not. */
+	__u64 threads_head;
 };
+
+#define PB_SCAN_THREADS 512     /* thread states looked at for an unknown thread */
 
 /* pb_head.flags */
 #define PB_TRUNCATED 0x1        /* more frames than PB_MAX_FRAMES: the outer ones are missing */
@@ -92,7 +100,9 @@ struct pb_frame {
 #define PB_C_LOST 2             /* records the ring had no room for */
 #define PB_C_UNKNOWN 3          /* records of a thread without a thread state */
 #define PB_C_EXECS 4            /* sampled processes that exec'd: taken out */
-#define PB_NCOUNTS 5
+#define PB_C_HIT_NS 5           /* time spent past the process lookup, in samples */
+#define PB_C_FOUND 6            /* threads found by the program in the thread list */
+#define PB_NCOUNTS 7
 
 /* One fold step of the fingerprint: a 64-bit multiply and shift. */
 static inline __attribute__((always_inline)) __u64 pb_fp_mix(__u64 h, __u64 v)

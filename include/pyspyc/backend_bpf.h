@@ -52,7 +52,15 @@ struct bpf_hub_counts {
 	uint64_t bad;          /* records that failed user space's checks */
 	uint64_t run_ns;       /* the program's run time (BPF stats), 0 when off */
 	uint64_t run_cnt;      /* ...over this many runs */
+	uint64_t hit_ns;       /* the part of it past the process lookup, in samples */
+	uint64_t execs;        /* processes taken out at their exec */
+	uint64_t found;        /* threads the program found in a thread list */
 };
+
+/* From c: the program's time per interrupt that is not a sample (the
+ * lookup every interrupt pays), and per sample (that, plus the walk), in
+ * ns; 0 when the kernel's statistics are off. */
+void bpf_hub_costs(const struct bpf_hub_counts *c, double *per_tick_ns, double *per_sample_ns);
 
 /* Summed over the CPUs, since the hub opened.  run_ns and run_cnt need
  * the kernel's BPF statistics on (bpf_hub_open turns them on while the

@@ -745,8 +745,6 @@ int cmd_record(int argc, char **argv)
 	if (!a.pid && cmd_i >= argc)
 		return cmd_die(WHO, EXIT_USAGE,
 			   "nothing to profile: give --pid PID or a command after '--'");
-	if ((rc = cmd_backend_open(WHO, &a.s, &bc)) >= 0)
-		return rc;
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return cmd_die(WHO, EXIT_FAILURE_RUN, "out of memory");
@@ -756,8 +754,12 @@ int cmd_record(int argc, char **argv)
 	if (a.pid) {
 		pid = (pid_t)a.pid;
 		rc = plan_outputs(&a, "pyspyc", (int)pid, outs, &nout, defname, sizeof(defname));
-		if (rc || (rc = check_outputs(outs, nout)) || (rc = cmd_check_pid(WHO, pid)))
+		/* The backend after the outputs' checks: its descriptors must
+		 * not take a closed standard one's number first. */
+		if (rc || (rc = check_outputs(outs, nout)) || (rc = cmd_check_pid(WHO, pid)) ||
+		    (rc = cmd_backend_open(WHO, &a.s, &bc)) >= 0)
 			goto out;
+		rc = 0;
 		e = cmd_find_target(t, pid, find_flags);
 		/* With -s the root may be a supervisor that is not Python. */
 		if (e && a.subprocesses && (e == -ENOEXEC || e == -EAGAIN))
@@ -774,8 +776,10 @@ int cmd_record(int argc, char **argv)
 
 		rc = plan_outputs(&a, base ? base + 1 : argv[cmd_i], (int)getpid(), outs,
 				  &nout, defname, sizeof(defname));
-		if (rc || (rc = check_outputs(outs, nout)))
+		if (rc || (rc = check_outputs(outs, nout)) ||
+		    (rc = cmd_backend_open(WHO, &a.s, &bc)) >= 0)
 			goto out;
+		rc = 0;
 		cmd_join_command(argv + cmd_i, command, sizeof(command));
 		cmd_install_signals();
 		e = cmd_launch(argv + cmd_i, 0, &child);

@@ -457,6 +457,7 @@ void cmd_backend_setup(const struct backend_choice *bc, struct session_opts *so)
 void cmd_backend_words(const struct backend_choice *bc, const struct session_stats *st)
 {
 	struct bpf_hub_counts c;
+	double tick_ns, sample_ns;
 
 	if (!bc->hub) {
 		fprintf(stderr, "; backend user%s%s%s", bc->why[0] ? " (not bpf: " : "", bc->why,
@@ -465,11 +466,11 @@ void cmd_backend_words(const struct backend_choice *bc, const struct session_sta
 	}
 	bpf_hub_counts(bc->hub, &c);
 	fprintf(stderr, "; backend bpf");
-	/* The program's whole run time, the interrupts that landed in other
-	 * processes included, over the samples it took. */
-	if (c.run_cnt && c.hits)
-		fprintf(stderr, " (%.2f us of kernel time per sample)",
-			(double)c.run_ns / 1e3 / (double)c.hits);
+	bpf_hub_costs(&c, &tick_ns, &sample_ns);
+	if (sample_ns > 0)
+		fprintf(stderr, " (kernel: %.2f us per sample, %.2f us per interrupt elsewhere, "
+			"%llu interrupts)", sample_ns / 1e3, tick_ns / 1e3,
+			(unsigned long long)c.ticks);
 	if (st->bpf_unknown)
 		fprintf(stderr, "; %llu samples of threads not known yet (no stack)",
 			(unsigned long long)st->bpf_unknown);

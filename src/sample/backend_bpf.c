@@ -65,7 +65,7 @@ struct backend_bpf {
 	int64_t list_at;           /* when the thread list is due */
 	int64_t listed_at;         /* when it was walked last */
 	/* In the threads map now, by tid, with each one's pthread id. */
-	struct known { uint32_t tid; uint64_t thread_id; } *tids;
+	struct known { uint32_t tid; int with_frames; uint64_t thread_id; } *tids;
 	uint32_t ntids;
 	uint64_t unknown, dropped;
 	int execd;                 /* the kernel saw it exec: taken out */
@@ -446,6 +446,9 @@ void bpf_hub_counts(const struct bpf_hub *h, struct bpf_hub_counts *c)
 		c->hits += k[PB_C_HITS];
 		c->lost += k[PB_C_LOST];
 		c->unknown += k[PB_C_UNKNOWN];
+		c->hit_ns += k[PB_C_HIT_NS];
+		c->execs += k[PB_C_EXECS];
+		c->found += k[PB_C_FOUND];
 	}
 	c->bad = h->bad;
 	memset(&info, 0, sizeof(info));
@@ -453,6 +456,16 @@ void bpf_hub_counts(const struct bpf_hub *h, struct bpf_hub_counts *c)
 		c->run_ns = info.run_time_ns;
 		c->run_cnt = info.run_cnt;
 	}
+}
+
+void bpf_hub_costs(const struct bpf_hub_counts *c, double *per_tick_ns, double *per_sample_ns)
+{
+	*per_tick_ns = *per_sample_ns = 0;
+	if (!c->run_cnt || c->run_ns < c->hit_ns)
+		return;
+	*per_tick_ns = (double)(c->run_ns - c->hit_ns) / (double)c->run_cnt;
+	if (c->hits)
+		*per_sample_ns = *per_tick_ns + (double)c->hit_ns / (double)c->hits;
 }
 
 /* ---- one process ----------------------------------------------------- */
@@ -511,6 +524,8 @@ static int pb_layout_of(const struct py_layout *L, struct pb_layout *p)
 		reach(&fr, L->iframe_instr, 8);
 		reach(&fr, L->iframe_owner, 1);
 	}
+	p->tstate_next = L->tstate_next;
+	p->tstate_thread_id = L->tstate_thread_id;
 	p->code_type = L->code_ob_type;
 	p->code_size = L->code_ob_size;
 	p->code_filename = L->code_filename;
@@ -596,6 +611,9 @@ static int bpf_open(struct backend **out, const struct py_target *t,
 	pp.gen = b->gen;
 	pp.max_frames = o->max_depth < PB_MAX_FRAMES ? o->max_depth : PB_MAX_FRAMES;
 	pp.pad = 0;
+	pp.threads_head = t->interp && t->layout->interp_threads_head >= 0 &&
+			  t->layout->tstate_thread_id >= 0
+			  ? t->interp + (uint64_t)t->layout->interp_threads_head : 0;
 	if (bpf_map_update_elem(h->procs_fd, &key, &pp, BPF_ANY)) {
 		err = -errno;
 		hub_remove(h, t->pid);
@@ -768,6 +786,18 @@ static int bpf_list(struct backend *bk, struct raw_sample **out)
 	return py_walker_sample(b->w, NULL, NULL, 0, &done, out, &b->ws);
 }
 
+/* Is tid in keep[0..n) already?  A later thread state of the same tid
+ * replaces one without frames when it has some (with_frames). */
+static int taken(struct known *keep, uint32_t n, uint32_t tid, int with_frames)
+{
+	uint32_t i;
+
+	for (i = 0; i < n; i++)
+		if (keep[i].tid == tid)
+			return !with_frames || keep[i].with_frames ? 1 : (keep[i].tid = 0, 0);
+	return 0;
+}
+
 /* The threads map made to hold exactly rs's threads with an OS id: each
  * added or changed, those gone deleted. */
 static void bpf_set_tids(struct backend *bk, const struct raw_sample *rs, const int32_t *tids,
@@ -790,13 +820,24 @@ static void bpf_set_tids(struct backend *bk, const struct raw_sample *rs, const 
 		if (tids[i] <= 0 || !ts)
 			continue;
 		tid = (uint32_t)tids[i];
+		/* A thread in a sub-interpreter has a thread state in each
+		 * interpreter it entered, newest interpreter first: the first
+		 * with Python frames is where it runs now. */
+		if (taken(keep, nkeep, tid, rs->threads[i].depth != 0))
+			continue;
 		/* An update costs a syscall each: the map is only written
 		 * where it changes. */
 		if (bpf_map_lookup_elem(h->threads_fd, &tid, &old) || old != ts)
 			bpf_map_update_elem(h->threads_fd, &tid, &ts, BPF_ANY);
 		keep[nkeep].tid = tid;
+		keep[nkeep].with_frames = rs->threads[i].depth != 0;
 		keep[nkeep++].thread_id = rs->threads[i].thread_id;
 	}
+	/* Those replaced (tid 0) out. */
+	for (i = 0, j = 0; i < nkeep; i++)
+		if (keep[i].tid)
+			keep[j++] = keep[i];
+	nkeep = j;
 	qsort(keep, nkeep, sizeof(*keep), cmp_known);
 	for (i = 0, j = 0; i < b->ntids; i++) {
 		while (j < nkeep && keep[j].tid < b->tids[i].tid)

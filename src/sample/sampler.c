@@ -865,6 +865,8 @@ static int read_failed(struct sampler *s, int err, int64_t now, struct sampler_s
 static int tick_push(struct sampler *s, int64_t now, struct sampler_stats *st)
 {
 	struct raw_sample *rs;
+	int32_t active[256];
+	uint32_t nactive;
 	int err = 0;
 
 	/* After a failed walk, again at every turn (an exec is probed for
@@ -896,9 +898,11 @@ static int tick_push(struct sampler *s, int64_t now, struct sampler_stats *st)
 		return 1;
 	if (pick_room(s, 1))
 		return 0; /* no memory: the samples wait for the next turn */
+	nactive = 0;
 	while (!backend_sample(s->be, NULL, &rs)) {
 		const struct raw_thread *th = &rs->threads[0];
 		struct thread_pick *p = &s->pick[0];
+		uint32_t k;
 
 		PUB(st->samples, ++s->samples);
 		if (th->flags & RAW_TORN) {
@@ -907,6 +911,11 @@ static int tick_push(struct sampler *s, int64_t now, struct sampler_stats *st)
 		}
 		if (!th->depth)
 			continue; /* on a CPU with no Python frame */
+		/* The threads seen on a CPU since the last turn: "active". */
+		for (k = 0; k < nactive && active[k] != th->native_tid; k++)
+			;
+		if (k == nactive && nactive < sizeof(active) / sizeof(active[0]))
+			active[nactive++] = th->native_tid;
 		*p = (struct thread_pick){ .tid = th->native_tid };
 		if (s->o.process_root)
 			p->root[p->nroot++] = s->process_frame;
@@ -919,6 +928,7 @@ static int tick_push(struct sampler *s, int64_t now, struct sampler_stats *st)
 		s->npick = 1;
 		py_sym_add(s->sym, rs, s->pick, 0, rs->at_ns ? rs->at_ns : now, &s->ss);
 	}
+	PUB(st->active, nactive);
 	backend_stats(s->be, &s->bs);
 	PUB(st->bpf_unknown, s->bs.bpf_unknown);
 	PUB(st->bpf_dropped, s->bs.bpf_dropped);
