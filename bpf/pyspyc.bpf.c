@@ -78,6 +78,8 @@ struct thread_struct {
 
 struct task_struct {
 	struct thread_struct thread;
+	struct task_struct *group_leader;
+	__u64 start_boottime;
 } __attribute__((preserve_access_index));
 
 __u64 counts[PB_MAX_CPUS][PB_NCOUNTS];
@@ -229,7 +231,8 @@ int pb_sample(struct bpf_perf_event_data *ctx)
 	struct walk w = { 0 };
 	struct pb_proc *p;
 	struct scratch *sc;
-	__u64 *ts, size, *cnt, t0, tstate;
+	__u64 *ts, size, *cnt, t0, tstate, start;
+	struct task_struct *task;
 
 	(void)ctx;
 	/* CPUs past PB_MAX_CPUS share rows (the sums stay right, roughly). */
@@ -238,6 +241,15 @@ int pb_sample(struct bpf_perf_event_data *ctx)
 	p = bpf_map_lookup_elem(&procs, &tgid);
 	if (!p)
 		return 0;
+	/* The process given, not a later one with its pid. */
+	task = (struct task_struct *)bpf_get_current_task_btf();
+	start = BPF_CORE_READ(task, group_leader, start_boottime);
+	if (!p->start)
+		p->start = start;
+	else if (p->start != start) {
+		cnt[PB_C_OTHER]++;
+		return 0;
+	}
 	cnt[PB_C_HITS]++;
 	t0 = bpf_ktime_get_ns();
 	sc = bpf_map_lookup_elem(&scratch, &cpu);

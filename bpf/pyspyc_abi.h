@@ -64,6 +64,11 @@ struct pb_proc {
 	 * not in `threads` is looked for there (its thread_id is its
 	 * pthread_self(), the thread's fsbase on x86-64), 0: not. */
 	__u64 threads_head;
+	/* The process's start (its group leader's start_boottime), noted by
+	 * the program at its first sample: a later process given the pid
+	 * (the sampled one exited, user space has not taken it out yet)
+	 * starts at another time and is not walked. */
+	__u64 start;
 };
 
 #define PB_SCAN_THREADS 512     /* thread states looked at for an unknown thread */
@@ -73,6 +78,7 @@ struct pb_proc {
 #define PB_READ_FAILED 0x2      /* a read failed (a page not in memory): not whole */
 #define PB_UNKNOWN_THREAD 0x4   /* no thread state for this tid: no frames */
 #define PB_BAD_LAYOUT 0x8       /* the process's layout could not be found */
+#define PB_OTHER_PROCESS 0x10   /* another process than the one sampled has its pid */
 
 struct pb_head {
 	__u32 tgid, tid;            /* the initial PID namespace's */
@@ -102,7 +108,8 @@ struct pb_frame {
 #define PB_C_EXECS 4            /* sampled processes that exec'd: taken out */
 #define PB_C_HIT_NS 5           /* time spent past the process lookup, in samples */
 #define PB_C_FOUND 6            /* threads found by the program in the thread list */
-#define PB_NCOUNTS 7
+#define PB_C_OTHER 7            /* interrupts in a process that took a sampled one's pid */
+#define PB_NCOUNTS 8
 
 /* One fold step of the fingerprint: a 64-bit multiply and shift. */
 static inline __attribute__((always_inline)) __u64 pb_fp_mix(__u64 h, __u64 v)

@@ -611,6 +611,7 @@ static int bpf_open(struct backend **out, const struct py_target *t,
 	pp.gen = b->gen;
 	pp.max_frames = o->max_depth < PB_MAX_FRAMES ? o->max_depth : PB_MAX_FRAMES;
 	pp.pad = 0;
+	pp.start = 0; /* the program notes it */
 	pp.threads_head = t->interp && t->layout->interp_threads_head >= 0 &&
 			  t->layout->tstate_thread_id >= 0
 			  ? t->interp + (uint64_t)t->layout->interp_threads_head : 0;

@@ -303,6 +303,34 @@ class Target:
         self.stop()
 
 
+_BPF_WHY = []
+
+
+def bpf_unavailable():
+    """None when pyspyc's eBPF backend loads on this machine, else the line
+    it said (asked once, on a target of a tenth of a second)."""
+    if not _BPF_WHY:
+        r = subprocess.run([PYSPYC, "record", "--backend", "bpf", "-d", "0.1", "-f",
+                            "collapsed", "-o", "/dev/null", "--", "/usr/bin/python3", "-c",
+                            "import time; time.sleep(0.3)"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           universal_newlines=True, timeout=60)
+        _BPF_WHY.append(None if r.returncode == 0 else
+                        (r.stderr.strip().splitlines() or ["exit %d" % r.returncode])[0])
+    return _BPF_WHY[0]
+
+
+@pytest.fixture(params=["user", "bpf"])
+def backend(request):
+    """Each backend in turn; bpf skipped, with pyspyc's reason, where the
+    kernel does not take it."""
+    if request.param == "bpf":
+        why = bpf_unavailable()
+        if why:
+            pytest.skip("eBPF backend: %s" % why)
+    return request.param
+
+
 @pytest.fixture
 def target():
     started = []

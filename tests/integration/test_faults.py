@@ -151,7 +151,7 @@ def holds_pidfd(pid, target_pid):
     return False
 
 
-def test_exec_into_python(target, python, tmp_path):
+def test_exec_into_python(target, python, backend, tmp_path):
     # The target exec's another Python script: pyspyc follows it, and the
     # profile has both programs.  The target spins until pyspyc samples it
     # (it holds the target's pidfd), then 1.5 s more before the exec: with a
@@ -164,7 +164,8 @@ def test_exec_into_python(target, python, tmp_path):
     report = tmp_path / "signals"
     out = tmp_path / "x.folded"
     t = target(python, APP, report, "exec_python_told", 1.5, stdin=True)
-    p = subprocess.Popen([PYSPYC, "record", "-p", str(t.pid), "-r", "200", "-o", str(out)],
+    p = subprocess.Popen([PYSPYC, "record", "--backend", backend, "-p", str(t.pid), "-r", "200",
+                          "-o", str(out)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          universal_newlines=True)
     try:
@@ -345,7 +346,7 @@ class Reuser:
 
 @pytest.mark.parametrize("how,kind", [("-s", "python"), ("-s", "sleep"), ("pid", "python"),
                                       ("pid", "sleep")])
-def test_pid_reused(one_python, tmp_path, how, kind):
+def test_pid_reused(one_python, backend, tmp_path, how, kind):
     # A sampled child dies while pyspyc is held still (SIGSTOP, as a busy
     # machine may), and a new process takes its pid (ns_last_pid) before
     # pyspyc runs again.  Its stacks must never be counted as the dead
@@ -360,7 +361,7 @@ def test_pid_reused(one_python, tmp_path, how, kind):
     try:
         old = int(root.cmd("fork")[1])
         args = ["-s", "-p", str(root.pid)] if how == "-s" else ["-p", str(old)]
-        p = record_bg(args + ["-r", "200", "-o", str(out)])
+        p = record_bg(["--backend", backend] + args + ["-r", "200", "-o", str(out)])
         assert recorded_yet(p, out, "first_child"), "the child was never sampled"
         p.send_signal(signal.SIGSTOP)
         assert wait_for(lambda: proc_stat(p.pid)[0] in "tT")

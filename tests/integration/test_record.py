@@ -42,10 +42,10 @@ def check_svg(path, *texts):
     return tree
 
 
-def test_launch_split(python, tmp_path):
+def test_launch_split(python, backend, tmp_path):
     folded, svg = tmp_path / "p.folded", tmp_path / "p.svg"
-    r = run_pyspyc(["record", "-r", "500", "-d", "3", "-o", str(folded), "-o", str(svg),
-                    "--", python, os.path.join(APPS, "split.py"), "5"])
+    r = run_pyspyc(["record", "--backend", backend, "-r", "500", "-d", "3", "-o", str(folded),
+                    "-o", str(svg), "--", python, os.path.join(APPS, "split.py"), "5"])
     assert r.returncode == 0, r.stderr
     assert "ready" in r.stdout  # the target's output passes through
     assert "samples" in r.stderr and "late ticks" in r.stderr
@@ -57,20 +57,21 @@ def test_launch_split(python, tmp_path):
     assert re.search(r" pid [1-9]\d*$", texts["subtitle"]), texts["subtitle"]
 
 
-def test_pid_split(python, target, tmp_path):
+def test_pid_split(python, backend, target, tmp_path):
     t = target(python, "split.py", 10)
     folded = tmp_path / "p.collapsed"
-    r = run_pyspyc(["record", "--pid", str(t.pid), "--rate", "500", "--duration", "3",
-                    "--output", str(folded)])
+    r = run_pyspyc(["record", "--backend", backend, "--pid", str(t.pid), "--rate", "500",
+                    "--duration", "3", "--output", str(folded)])
     assert r.returncode == 0, r.stderr
     check_split(parse_collapsed(folded.read_text()))
     assert t.proc.poll() is None, "the target must keep running"
 
 
-def test_threads_and_qualnames(python, target, tmp_path):
+def test_threads_and_qualnames(python, backend, target, tmp_path):
     t = target(python, "threads.py", 10)
     out = tmp_path / "t.txt"
-    r = run_pyspyc(["record", "-p", str(t.pid), "-r", "200", "-d", "2", "-o", str(out)])
+    r = run_pyspyc(["record", "--backend", backend, "-p", str(t.pid), "-r", "200", "-d", "2",
+                    "-o", str(out)])
     assert r.returncode == 0, r.stderr
     stacks = parse_collapsed(out.read_text())
     names = {frame_name(f) for fr, _ in stacks for f in fr}
@@ -153,10 +154,11 @@ def test_torn_share_names_blocking(model_python, target, tmp_path):
             assert int(hint.group(1)) == round(100.0 * torn / (torn + stacks)), r.stderr
 
 
-def test_deep_recursion_whole(python, target, tmp_path):
+def test_deep_recursion_whole(python, backend, target, tmp_path):
     t = target(python, "deep.py", 500, 20)
     out = tmp_path / "d.folded"
-    r = run_pyspyc(["record", "-p", str(t.pid), "-r", "100", "-d", "1.5", "-o", str(out)])
+    r = run_pyspyc(["record", "--backend", backend, "-p", str(t.pid), "-r", "100", "-d", "1.5",
+                    "-o", str(out)])
     assert r.returncode == 0, r.stderr
     stacks = parse_collapsed(out.read_text())
     deepest = max(len(fr) for fr, _ in stacks)
@@ -165,10 +167,10 @@ def test_deep_recursion_whole(python, target, tmp_path):
     assert frame_name(full[0][0]) == "<module>" and frame_name(full[0][-1]) == "leaf"
 
 
-def test_depth_cap_marks_truncation(one_python, target, tmp_path):
+def test_depth_cap_marks_truncation(one_python, backend, target, tmp_path):
     t = target(one_python, "deep.py", 300, 20)
     out = tmp_path / "d.folded"
-    r = run_pyspyc(["record", "-p", str(t.pid), "-r", "100", "-d", "1",
+    r = run_pyspyc(["record", "--backend", backend, "-p", str(t.pid), "-r", "100", "-d", "1",
                     "--max-depth", "50", "-o", str(out)])
     assert r.returncode == 0, r.stderr
     stacks = parse_collapsed(out.read_text())

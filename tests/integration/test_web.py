@@ -100,13 +100,13 @@ def by_process(stacks):
     return out
 
 
-def test_gunicorn_workers(server, tmp_path):
+def test_gunicorn_workers(server, backend, tmp_path):
     out = tmp_path / "web.folded"
     workers = children(server.proc.pid)
     load = Load(server.port)
     try:
-        p = subprocess.Popen([PYSPYC, "record", "-s", "-p", str(server.proc.pid), "-r", "200",
-                              "-d", "10", "-o", str(out)],
+        p = subprocess.Popen([PYSPYC, "record", "--backend", backend, "-s", "-p",
+                              str(server.proc.pid), "-r", "200", "-d", "10", "-o", str(out)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              universal_newlines=True)
         time.sleep(4)

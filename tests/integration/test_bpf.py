@@ -1,0 +1,124 @@
+"""What only the eBPF backend does (--backend bpf): threads that live for a
+request get their stacks from their first interrupt on, samples follow the
+threads' CPU time, its refusals are one line with the documented status,
+and auto says why it did not take it.  (The tests both backends pass are
+parametrized by the `backend` fixture where they live.)"""
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+from conftest import (APPS, PYSPYC, bpf_unavailable, frame_name, parse_collapsed,
+                      run_pyspyc, share)
+
+
+@pytest.fixture
+def bpf():
+    why = bpf_unavailable()
+    if why:
+        pytest.skip("eBPF backend: %s" % why)
+
+
+def summary(stderr):
+    lines = [l for l in stderr.splitlines() if l.startswith("pyspyc: ") and " samples, " in l]
+    assert lines, stderr
+    return lines[-1]
+
+
+def test_thread_per_request_threads_have_stacks(bpf, model_python, target, tmp_path):
+    """Four threads at a time, each living for one request of about 3 ms:
+    nearly every sample of them has its whole chain (handle under request
+    under the thread's bootstrap), whichever thread it was; the samples of
+    threads the program could not find are counted in the summary."""
+    t = target(model_python, "thread_churn.py", 30)
+    out = tmp_path / "c.folded"
+    r = run_pyspyc(["record", "--backend", "bpf", "-p", str(t.pid), "-r", "500", "-d", "3",
+                    "-t", "-o", str(out)])
+    assert r.returncode == 0, r.stderr
+    line = summary(r.stderr)
+    assert "backend bpf" in line, line
+    stacks = parse_collapsed(out.read_text())
+    threads, whole, total = set(), 0, 0
+    for fr, c in stacks:
+        m = re.match(r"thread (\d+) ", fr[0])
+        assert m, fr[0]
+        names = [frame_name(f) for f in fr[1:]]
+        if "request" not in names:
+            continue
+        threads.add(int(m.group(1)))
+        total += c
+        whole += c if names[0].endswith("_bootstrap") and "handle" in names else 0
+    # Threads come and go by the hundred a second: many distinct ones.
+    assert len(threads) >= 50, (len(threads), line)
+    assert whole >= 0.95 * total, (whole, total)
+    unknown = re.search(r"(\d+) samples of threads not known yet", line)
+    samples = int(re.match(r"pyspyc: (\d+) samples", line).group(1))
+    n_unknown = int(unknown.group(1)) if unknown else 0
+    assert n_unknown <= 0.05 * samples, line
+
+
+def test_samples_follow_cpu_time(bpf, one_python, target, tmp_path):
+    """A thread on a CPU is sampled at the rate, no more: the samples of a
+    spinning target over 3 s are its CPU time x the rate, within the
+    interrupts' own jitter."""
+    t = target(one_python, "split.py", 20)
+    out = tmp_path / "s.folded"
+    with open("/proc/%d/stat" % t.pid) as f:
+        before = sum(int(x) for x in f.read().rsplit(")", 1)[1].split()[11:13])
+    r = run_pyspyc(["record", "--backend", "bpf", "-p", str(t.pid), "-r", "200", "-d", "3",
+                    "-o", str(out)])
+    with open("/proc/%d/stat" % t.pid) as f:
+        after = sum(int(x) for x in f.read().rsplit(")", 1)[1].split()[11:13])
+    assert r.returncode == 0, r.stderr
+    got = sum(c for _, c in parse_collapsed(out.read_text()))
+    cpu_s = (after - before) / float(os.sysconf("SC_CLK_TCK"))
+    # The CPU time read around the run (attach and exit included) is a
+    # little more than the time sampled.
+    assert 0.8 * cpu_s * 200 <= got <= 1.05 * cpu_s * 200, (got, cpu_s, r.stderr)
+    stacks = parse_collapsed(out.read_text())
+    assert abs(share(stacks, "spin_a") - 0.6) < 0.06, stacks
+
+
+@pytest.mark.parametrize("opt", ["--idle", "--gil", "--blocking", "--max-depth=5000"])
+def test_bpf_refuses_what_it_cannot_serve(one_python, opt, tmp_path):
+    r = run_pyspyc(["record", "--backend", "bpf", opt, "-d", "1", "-o",
+                    str(tmp_path / "x.folded"), "--", one_python, "-c", "pass"])
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and "needs --backend user" in r.stderr, r.stderr
+    assert not os.path.exists(str(tmp_path / "x.folded"))
+
+
+def test_auto_says_why_not_bpf(one_python, target, tmp_path):
+    t = target(one_python, "split.py", 10)
+    r = run_pyspyc(["record", "--backend", "auto", "-i", "-p", str(t.pid), "-d", "0.5", "-o",
+                    str(tmp_path / "x.folded")])
+    assert r.returncode == 0, r.stderr
+    assert "backend user (not bpf: --idle needs it)" in summary(r.stderr), r.stderr
+
+
+def test_unknown_backend(one_python, tmp_path):
+    r = run_pyspyc(["record", "--backend", "ebpf", "-d", "1", "--", one_python, "-c", "pass"])
+    assert r.returncode == 2 and "'ebpf' is not a backend" in r.stderr, r.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop to nobody")
+def test_bpf_without_privileges(one_python, tmp_path):
+    """As nobody: exit 4 and what it takes, in one line; nothing launched."""
+    d = tempfile.mkdtemp(prefix="pyspyc-bpf-")  # where nobody may write
+    try:
+        os.chmod(d, 0o777)
+        marker = os.path.join(d, "ran")
+        r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                            PYSPYC, "record", "--backend", "bpf", "-d", "1", "-o",
+                            os.path.join(d, "x.folded"), "--", one_python, "-c",
+                            "open(%r, 'w')" % marker],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           universal_newlines=True, timeout=60, cwd=d)
+        assert r.returncode == 4, r.stderr
+        assert r.stderr.count("\n") == 1 and "CAP_BPF" in r.stderr, r.stderr
+        assert sorted(os.listdir(d)) == [], os.listdir(d)
+    finally:
+        shutil.rmtree(d)
