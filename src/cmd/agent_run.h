@@ -36,6 +36,7 @@ struct agent_engine {
 	int idle, gil, threads, process_root;
 	unsigned int users;               /* services on it */
 	struct backend_choice bc;         /* its backend (and eBPF hub) */
+	char backend[8];                  /* as the configuration named it ("": none) */
 	uint64_t last_ticks;
 };
 

@@ -261,7 +261,8 @@ out:
 /* ---- running ---------------------------------------------------------------- */
 
 /* The engine for s's rate and options: one already running, or a new one. */
-static int engine_get(struct agent *ag, const struct agent_service *s, struct agent_engine **out)
+static int engine_get(struct agent *ag, const struct agent_service *s, const char *backend,
+		      struct agent_engine **out)
 {
 	struct stacktab_limits spare_lim = { .max_stacks = 16, .max_frames = 16,
 					     .max_strings = 16 };
@@ -283,7 +284,8 @@ static int engine_get(struct agent *ag, const struct agent_service *s, struct ag
 	for (i = 0; i < ag->nengines; i++) {
 		e = ag->engines[i];
 		if (e->rate_hz == so.rate_hz && e->idle == so.idle && e->gil == so.gil &&
-		    e->threads == so.threads && e->process_root == so.process_root) {
+		    e->threads == so.threads && e->process_root == so.process_root &&
+		    !strcmp(e->backend, backend ? backend : "")) {
 			e->users++;
 			*out = e;
 			return 0;
@@ -296,9 +298,10 @@ static int engine_get(struct agent *ag, const struct agent_service *s, struct ag
 	e->gil = so.gil;
 	e->threads = so.threads;
 	e->process_root = so.process_root;
+	snprintf(e->backend, sizeof(e->backend), "%s", backend ? backend : "");
 	/* The backend as record chooses it, from backend = (or
 	 * PYSPYC_BACKEND); bpf that cannot serve falls back, said once. */
-	err = cmd_backend_pick(ag->conf.backend, so.idle ? "idle = yes" : so.gil ? "gil = yes"
+	err = cmd_backend_pick(backend, so.idle ? "idle = yes" : so.gil ? "gil = yes"
 			       : NULL, so.rate_hz, &e->bc);
 	if (err) {
 		say(LOG_ERR, "backend bpf at %g Hz: %s; sampling with the user backend",
@@ -379,7 +382,8 @@ void agent_engine_give(struct agent *ag, struct agent_engine *e)
 	free(tabs);
 }
 
-static int svc_start(struct agent *ag, struct svc_run *r, const struct agent_service *s)
+static int svc_start(struct agent *ag, struct svc_run *r, const struct agent_service *s,
+		     const char *backend)
 {
 	struct stacktab_limits lim = { .max_stacks = MAX_STACKS, .max_frames = MAX_FRAMES,
 				       .max_strings = MAX_FRAMES };
@@ -392,7 +396,7 @@ static int svc_start(struct agent *ag, struct svc_run *r, const struct agent_ser
 	r->conf = s;
 	err = stacktab_new(&r->tab, &lim);
 	if (!err)
-		err = engine_get(ag, s, &r->eng);
+		err = engine_get(ag, s, backend, &r->eng);
 	if (err) {
 		/* Inert: nothing samples it; its name stays for the log. */
 		stacktab_free(r->tab);
@@ -707,7 +711,7 @@ static int apply_conf(struct agent *ag, struct agent_conf *c, int64_t now)
 			memset(&old[j], 0, sizeof(old[j]));
 			continue;
 		}
-		err = svc_start(ag, &next[i], s);
+		err = svc_start(ag, &next[i], s, c->backend);
 		if (err)
 			say(LOG_ERR, "service %s: cannot start sampling: %s", s->name, strerror(-err));
 	}

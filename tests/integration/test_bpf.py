@@ -6,8 +6,10 @@ parametrized by the `backend` fixture where they live.)"""
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -122,3 +124,27 @@ def test_bpf_without_privileges(one_python, tmp_path):
         assert sorted(os.listdir(d)) == [], os.listdir(d)
     finally:
         shutil.rmtree(d)
+
+
+def test_agent_samples_with_bpf(bpf, one_python, target, tmp_path):
+    """The agent's engine takes the bpf backend (backend = bpf): it says
+    so, and its windows hold the target's split."""
+    t = target(one_python, "split.py", 30)
+    state = tmp_path / "st"
+    p = subprocess.Popen([PYSPYC, "agent", "--backend", "bpf", "--pid", str(t.pid),
+                          "--listen", "none", "--state-dir", str(state), "--window", "1s",
+                          "--folded", "--rate", "200"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         universal_newlines=True)
+    try:
+        time.sleep(4)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    assert "sampling at 200 Hz with the bpf backend" in err, err
+    stacks = []
+    for path in state.glob("*/*.folded"):
+        stacks += parse_collapsed(path.read_text())
+    assert sum(c for _, c in stacks) >= 400, err
+    assert abs(share(stacks, "spin_a") - 0.6) < 0.06, stacks
