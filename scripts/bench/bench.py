@@ -2176,13 +2176,16 @@ def section_agent(env, rep, s):
                          "%.2f%% of a core" % statistics.median(cpu[b])))
         rep.table(("", "median req/s", "runs", "lost", "agent CPU"), rows)
         env.log("agent: soak of %.0f s" % s.agent_soak_s)
-        soak = agent_soak(env, servers, s)
+        soak = agent_soak(env, servers, s) if s.agent_soak_s > 0 else None
     except Failed as e:
         rep.failed("agent", "agent", e)
         return
     finally:
         for p, _ in servers.values():
             env.stop(p)
+    if soak is None:
+        rep.md.append("No soak in this run (`--agent-soak 0`).\n\n")
+        return
     rss = soak["rss"]
     tenth = rss[max(1, len(rss) // 10)][1]
     growth = rss[-1][1] - tenth
@@ -2263,6 +2266,8 @@ def main(argv=None):
         description="Run pyspyc's benchmarks, print a table and write BENCHMARKS.md.")
     ap.add_argument("--quick", action="store_true",
                     help="short runs for development (BENCHMARKS.md says so)")
+    ap.add_argument("--agent-soak", type=float, default=None, metavar="SECONDS",
+                    help="the agent's soak this long (0: none) instead of the setting's")
     ap.add_argument("--only", default=",".join(SECTIONS),
                     help="sections to run, comma-separated: " + ", ".join(SECTIONS))
     ap.add_argument("--pythons", help="interpreters to use, comma-separated paths "
@@ -2287,6 +2292,8 @@ def main(argv=None):
     if not os.access(args.pyspyc, os.X_OK):
         ap.error("%s is not built (make)" % args.pyspyc)
     s = Settings(args.quick)
+    if args.agent_soak is not None:
+        s.agent_soak_s = args.agent_soak
 
     # SIGTERM and SIGHUP end the run like Ctrl-C: through the finally
     # blocks that kill what was started.

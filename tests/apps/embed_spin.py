@@ -36,11 +36,25 @@ def embed_other(seconds):
 
 def main():
     stop = time.time() + float(os.environ.get("EMBED_SPIN_SECONDS", "5"))
+    # SPLIT_TRUTH=FILE: wall seconds so far in embed_spin and embed_other,
+    # rewritten after every pair of slices (as split.py: a sampler that
+    # counts threads waiting for a CPU follows the wall split).
+    truth = os.environ.get("SPLIT_TRUTH")
+    out = open(truth, "w") if truth else None
+    wall_a = wall_b = 0.0
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     while time.time() < stop:
+        t0 = time.time()
         embed_spin(SLICE * SPLIT)
+        t1 = time.time()
         embed_other(SLICE * (1 - SPLIT))
+        if out:
+            wall_a += t1 - t0
+            wall_b += time.time() - t1
+            out.seek(0)
+            out.write("%020.6f %020.6f\n" % (wall_a, wall_b))
+            out.flush()
 
 
 main()

@@ -169,6 +169,25 @@ def share(stacks, name):
     return hit / float(total) if total else 0.0
 
 
+def split_truth(path):
+    """(wall seconds in spin_a, in spin_b) so far, as split.py with
+    SPLIT_TRUTH=path says; (0, 0) before its first pair of slices."""
+    try:
+        with open(str(path)) as f:
+            a, b = f.read().split()[:2]
+        return float(a), float(b)
+    except (OSError, ValueError):
+        return 0.0, 0.0
+
+
+def wall_share(before, after):
+    """spin_a's share of the wall time split.py spent in the two between two
+    split_truth readings."""
+    a, b = after[0] - before[0], after[1] - before[1]
+    assert a + b > 0.5, (before, after)
+    return a / (a + b)
+
+
 def why(*parts):
     """An assertion's message, one part a line.  A string, because pytest
     cuts any other message at 240 characters: a tuple ending in pyspyc's
@@ -282,10 +301,12 @@ class Target:
 
     def __init__(self, python, app, *args, **kw):
         # stdin=True: a pipe to the app's stdin (self.proc.stdin).
+        # env: added to the app's environment.
+        env = dict(os.environ, **kw["env"]) if kw.get("env") else None
         self.proc = subprocess.Popen([python, os.path.join(APPS, app)] + [str(a) for a in args],
                                      stdin=subprocess.PIPE if kw.get("stdin") else None,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     universal_newlines=True)
+                                     universal_newlines=True, env=env)
         line = self.proc.stdout.readline()
         assert line.strip() == "ready", "target did not start: %r %r" % (
             line, self.proc.stderr.read() if self.proc.poll() is not None else "")

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from conftest import PYSPYC, frame_name, parse_collapsed, run_pyspyc, why
+from conftest import (PYSPYC, frame_name, parse_collapsed, run_pyspyc, split_truth, wall_share,
+                      why)
 from test_record import check_split
 
 
@@ -22,12 +23,15 @@ def status_field(pid, field):
 
 @pytest.mark.serial
 def test_blocking_same_shares(python, target, tmp_path):
-    t = target(python, "split.py", 20)
+    truth = tmp_path / "truth"
+    t = target(python, "split.py", 20, env={"SPLIT_TRUTH": str(truth)})
     out = tmp_path / "b.folded"
+    before = split_truth(truth)
     r = run_pyspyc(["record", "--blocking", "-p", str(t.pid), "-r", "500", "-d", "3",
                     "-o", str(out)], timeout=60)
+    after = split_truth(truth)
     assert r.returncode == 0, r.stderr
-    check_split(parse_collapsed(out.read_text()))
+    check_split(parse_collapsed(out.read_text()), wall_share(before, after))
     m = re.search(r"paused ([\d.]+) us per sample \(longest ([\d.]+) us\)", r.stderr)
     assert m, r.stderr
     assert float(m.group(1)) > 0

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import (APPS, PYSPYC, bpf_unavailable, frame_name, parse_collapsed,
+from conftest import (PYSPYC, bpf_unavailable, frame_name, parse_collapsed,
                       run_pyspyc, share)
 
 

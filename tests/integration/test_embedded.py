@@ -21,7 +21,8 @@ import urllib.request
 import pytest
 
 from conftest import (APPS, SUPPORTED, _pyenv_root, app_line, frame_line, frame_name,
-                      parse_collapsed, run_pyspyc, share, wait_for, why)
+                      parse_collapsed, run_pyspyc, share, split_truth, wait_for, wall_share,
+                      why)
 
 # ---------------------------------------------------------------- helpers
 
@@ -336,37 +337,43 @@ def embed_env(libpython, seconds):
     return env
 
 
-def check_embed(stacks):
+def check_embed(stacks, want=EMBED_SPLIT):
     # <module> calls main() calls the spinners: the walk reaches the script's
-    # module frame, run by PyEval_EvalCode from C.
+    # module frame, run by PyEval_EvalCode from C.  want: embed_spin's
+    # wall share (split_truth), which a sampler counting waiting threads
+    # follows.
     parents = ["<module>", "main"]
     check_spinner(stacks, "embed_spin.py", "embed_spin", ["# embed loop", "# embed body"],
                   parents)
     total = sum(c for _, c in stacks)
     a = share(stacks, "embed_spin")
-    assert abs(a - EMBED_SPLIT) < TOLERANCE, "embed_spin share %.3f of %d" % (a, total)
+    assert abs(a - want) < TOLERANCE, "embed_spin share %.3f of %d, want %.3f" % (a, total, want)
     b = share(stacks, "embed_other")
-    assert abs(b - (1 - EMBED_SPLIT)) < TOLERANCE, "embed_other share %.3f of %d" % (b, total)
+    assert abs(b - (1 - want)) < TOLERANCE, "embed_other share %.3f of %d" % (b, total)
 
 
 @pytest.mark.parametrize("libpython", LIBPYTHONS)
 def test_dlopen_host_pid(embed_host, libpython, tmp_path):
+    truth = tmp_path / "truth"
+    env = embed_env(libpython, 20)
+    env["SPLIT_TRUTH"] = str(truth)
     proc = subprocess.Popen([embed_host, libpython, EMBED_SCRIPT],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            universal_newlines=True, env=embed_env(libpython, 20),
-                            start_new_session=True)
+                            universal_newlines=True, env=env, start_new_session=True)
     try:
         line = proc.stdout.readline()
         assert line.strip() == "ready", (line, proc.poll(),
                                          proc.stderr.read() if proc.poll() is not None else "")
         out = tmp_path / "x.folded"
+        before = split_truth(truth)
         r = run_pyspyc(["record", "--pid", str(proc.pid), "-d", "2", "-r", "500",
                         "-o", str(out)], timeout=30)
+        after = split_truth(truth)
         assert r.returncode == 0, r.stderr
         assert proc.poll() is None, "the host must keep running"
     finally:
         kill_group(proc)
-    check_embed(parse_collapsed(out.read_text()))
+    check_embed(parse_collapsed(out.read_text()), wall_share(before, after))
 
 
 @pytest.mark.parametrize("libpython", LIBPYTHONS)

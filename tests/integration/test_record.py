@@ -6,17 +6,20 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from conftest import (APPS, app_line, frame_line, frame_name, parse_collapsed,
-                      qualname, run_pyspyc, share, version_of)
+                      qualname, run_pyspyc, share, split_truth, version_of, wall_share)
 
 # Shares are statistical: at 500 Hz for 3 s (1500 samples) the standard
 # error of a 60% share is 1.3 points; 6 points holds on a loaded machine.
 TOLERANCE = 0.06
 
 
-def check_split(stacks):
+def check_split(stacks, want_a=0.6):
+    """spin_a has want_a of the samples (its CPU share, 0.6, for a sampler
+    of threads on a CPU; its wall share, split_truth, for one that counts
+    threads waiting for a CPU too), spin_b the rest."""
     a, b = share(stacks, "spin_a"), share(stacks, "spin_b")
-    assert abs(a - 0.6) < TOLERANCE, "spin_a share %.3f, want 0.60" % a
-    assert abs(b - 0.4) < TOLERANCE, "spin_b share %.3f, want 0.40" % b
+    assert abs(a - want_a) < TOLERANCE, "spin_a share %.3f, want %.3f" % (a, want_a)
+    assert abs(b - (1 - want_a)) < TOLERANCE, "spin_b share %.3f, want %.3f" % (b, 1 - want_a)
     # Nearly all of a spinner's samples are on its loop's two lines, and
     # none is outside the function (the rest are its entry and return).
     for fn, tag in (("spin_a", "A"), ("spin_b", "B")):
@@ -44,12 +47,17 @@ def check_svg(path, *texts):
 
 def test_launch_split(python, backend, tmp_path):
     folded, svg = tmp_path / "p.folded", tmp_path / "p.svg"
+    truth = tmp_path / "truth"
     r = run_pyspyc(["record", "--backend", backend, "-r", "500", "-d", "3", "-o", str(folded),
-                    "-o", str(svg), "--", python, os.path.join(APPS, "split.py"), "5"])
+                    "-o", str(svg), "--", python, os.path.join(APPS, "split.py"), "5"],
+                   env=dict(os.environ, SPLIT_TRUTH=str(truth)))
     assert r.returncode == 0, r.stderr
     assert "ready" in r.stdout  # the target's output passes through
     assert "samples" in r.stderr and "late ticks" in r.stderr
-    check_split(parse_collapsed(folded.read_text()))
+    # The target ran alone before sampling began and for a moment after it
+    # ended: its whole life is the truth, near enough.
+    check_split(parse_collapsed(folded.read_text()),
+                0.6 if backend == "bpf" else wall_share((0.0, 0.0), split_truth(truth)))
     tree = check_svg(str(svg), "spin_a", "spin_b", " 500 Hz ")
     # The title and subtitle say what was profiled.
     texts = {e.get("id"): "".join(e.itertext()) for e in tree.iter("{http://www.w3.org/2000/svg}text")}
@@ -58,12 +66,16 @@ def test_launch_split(python, backend, tmp_path):
 
 
 def test_pid_split(python, backend, target, tmp_path):
-    t = target(python, "split.py", 10)
+    truth = tmp_path / "truth"
+    t = target(python, "split.py", 10, env={"SPLIT_TRUTH": str(truth)})
     folded = tmp_path / "p.collapsed"
+    before = split_truth(truth)
     r = run_pyspyc(["record", "--backend", backend, "--pid", str(t.pid), "--rate", "500",
                     "--duration", "3", "--output", str(folded)])
+    after = split_truth(truth)
     assert r.returncode == 0, r.stderr
-    check_split(parse_collapsed(folded.read_text()))
+    check_split(parse_collapsed(folded.read_text()),
+                0.6 if backend == "bpf" else wall_share(before, after))
     assert t.proc.poll() is None, "the target must keep running"
 
 
