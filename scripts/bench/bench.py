@@ -1238,7 +1238,7 @@ def section_overhead(env, rep, s):
         noise = max(spread(c), spread(base))
         want = (BPF_OVERHEAD_TARGET_PCT.get(c["rate"]) if c["mode"] == "bpf" else
                 None if c["mode"] else OVERHEAD_TARGET_PCT.get(c["rate"]))
-        target = "<= %.0f%%" % want if want is not None else ""
+        target = "<= %g%%" % want if want is not None else ""
         if c["rate"] is None:
             res, measured = "", "%.0f req/s" % c["median"]
         else:
