@@ -134,58 +134,57 @@ static uint32_t slot_hash(pid_t pid)
 	return ((uint32_t)pid * 2654435761u) & (PROC_SLOTS - 1);
 }
 
-static struct backend_bpf *hub_find(const struct bpf_hub *h, pid_t pid)
-{
-	uint32_t i, k = slot_hash(pid);
-
-	for (i = 0; i < PROC_SLOTS; i++, k = (k + 1) & (PROC_SLOTS - 1)) {
-		if (h->slots[k].pid == pid)
-			return h->slots[k].b;
-		if (!h->slots[k].pid)
-			return NULL;
-	}
-	return NULL;
-}
-
-static int hub_put(struct bpf_hub *h, pid_t pid, struct backend_bpf *b)
+/* The slot holding pid, or PROC_SLOTS; *room (when not NULL): the first
+ * free or removed slot on pid's way, PROC_SLOTS when none. */
+static uint32_t hub_slot(const struct bpf_hub *h, pid_t pid, uint32_t *room)
 {
 	uint32_t i, k = slot_hash(pid), at = PROC_SLOTS;
 
-	/* Its own slot if it has one (taken over), else the first free or
-	 * removed one on its way. */
 	for (i = 0; i < PROC_SLOTS; i++, k = (k + 1) & (PROC_SLOTS - 1)) {
-		if (h->slots[k].pid == pid) {
-			at = k;
+		if (h->slots[k].pid == pid)
 			break;
-		}
-		if (h->slots[k].pid == -1 && at == PROC_SLOTS)
+		if (at == PROC_SLOTS && h->slots[k].pid <= 0)
 			at = k;
 		if (!h->slots[k].pid) {
-			if (at == PROC_SLOTS)
-				at = k;
+			k = PROC_SLOTS;
 			break;
 		}
 	}
-	if (at == PROC_SLOTS)
+	if (room)
+		*room = at;
+	return i == PROC_SLOTS ? PROC_SLOTS : k;
+}
+
+static struct backend_bpf *hub_find(const struct bpf_hub *h, pid_t pid)
+{
+	uint32_t k = hub_slot(h, pid, NULL);
+
+	return k == PROC_SLOTS ? NULL : h->slots[k].b;
+}
+
+/* Its own slot if it has one (taken over), else the first free or removed
+ * one on its way. */
+static int hub_put(struct bpf_hub *h, pid_t pid, struct backend_bpf *b)
+{
+	uint32_t room, k = hub_slot(h, pid, &room);
+
+	if (k == PROC_SLOTS)
+		k = room;
+	if (k == PROC_SLOTS)
 		return -ENOSPC;
-	h->slots[at].pid = pid;
-	h->slots[at].b = b;
+	h->slots[k].pid = pid;
+	h->slots[k].b = b;
 	return 0;
 }
 
 /* Removed: a tombstone, so that the probes past it still find theirs. */
 static void hub_remove(struct bpf_hub *h, pid_t pid)
 {
-	uint32_t i, k = slot_hash(pid);
+	uint32_t k = hub_slot(h, pid, NULL);
 
-	for (i = 0; i < PROC_SLOTS; i++, k = (k + 1) & (PROC_SLOTS - 1)) {
-		if (h->slots[k].pid == pid) {
-			h->slots[k].pid = -1;
-			h->slots[k].b = NULL;
-			return;
-		}
-		if (!h->slots[k].pid)
-			return;
+	if (k != PROC_SLOTS) {
+		h->slots[k].pid = -1;
+		h->slots[k].b = NULL;
 	}
 }
 

@@ -554,11 +554,13 @@ static int filter(struct sampler *s, const struct raw_sample *rs, struct sampler
  * five times a second at most, as finding the interpreter reads the maps
  * and the binary; no Python three times in a row (0.4 s: long enough for a
  * new program's libraries to be mapped) means the new program is not
- * Python.  1 when it exec'd, 0 when not (or not known yet). */
+ * Python.  1 when it exec'd, 0 when not (or not known yet).  known: the
+ * backend saw the exec (the kernel told it), so any interpreter found up
+ * is the new program's, the same one at the same addresses included. */
 #define PROBE_NS 200000000LL
 #define PROBES_NOT_PYTHON 3
 
-static int execd(struct sampler *s, int64_t now)
+static int execd(struct sampler *s, int64_t now, int known)
 {
 	int err;
 
@@ -568,27 +570,9 @@ static int execd(struct sampler *s, int64_t now)
 	err = py_target_find(s->probe, s->pid, s->find_flags);
 	if (!err) {
 		s->not_python = 0;
-		return s->probe->runtime != s->runtime ||
+		return known || s->probe->runtime != s->runtime ||
 		       s->probe->version_hex != s->version_hex;
 	}
-	s->not_python = err == -ENOEXEC ? s->not_python + 1 : 0;
-	return s->not_python >= PROBES_NOT_PYTHON;
-}
-
-/* The backend saw the process exec (the kernel told it): is the new
- * program ready to be found?  1 once it is Python with its interpreter
- * up (the same program at the same addresses included), or after
- * PROBES_NOT_PYTHON looks found no Python; looked at as execd does. */
-static int exec_seen(struct sampler *s, int64_t now)
-{
-	int err;
-
-	if (now < s->next_probe_ns)
-		return 0;
-	s->next_probe_ns = now + PROBE_NS;
-	err = py_target_find(s->probe, s->pid, s->find_flags);
-	if (!err)
-		return 1;
 	s->not_python = err == -ENOEXEC ? s->not_python + 1 : 0;
 	return s->not_python >= PROBES_NOT_PYTHON;
 }
@@ -835,6 +819,23 @@ static void publish_reads(const struct sampler *s, struct sampler_stats *st)
 	PUB(st->bytes, s->mem->bytes);
 }
 
+/* Has the process exited, by its handle?  A pid is free for reuse only
+ * once its process has exited: while the handle says it lives, the reads
+ * before were of it.  Asked after the first sample that ends
+ * ALIVE_CHECK_NS after the last answer (a syscall every sample would cost
+ * 5% at high rates; at 100 Hz it is every sample), so also at once when
+ * pyspyc itself was stopped: what a process that took over the pid (its
+ * predecessor exited, reaped and the pid handed out again, all within
+ * that time) can add is at most ALIVE_CHECK_NS of samples.  (The session
+ * also watches the handle, so an exit is seen at once between ticks.) */
+static int exited(struct sampler *s, int64_t now)
+{
+	if (s->handle < 0 || now - s->alive_at <= ALIVE_CHECK_NS)
+		return 0;
+	s->alive_at = now;
+	return proc_handle_exited(s->handle);
+}
+
 /* After a read that failed with err (0: none failed): 1 when the process
  * is done (gone, exec'd or re-initialized: counted in st), else 0, the
  * error counted. */
@@ -847,7 +848,7 @@ static int read_failed(struct sampler *s, int err, int64_t now, struct sampler_s
 	if (!err)
 		return 0;
 	PUB(st->errors, ++s->errors);
-	if (execd(s, now)) {
+	if (execd(s, now, 0)) {
 		PUB(st->target_exec, 1);
 		return 1;
 	}
@@ -882,13 +883,10 @@ static int tick_push(struct sampler *s, int64_t now, struct sampler_stats *st)
 			PUB(st->threads, rs->nthreads);
 		}
 	}
-	if (s->handle >= 0 && now - s->alive_at > ALIVE_CHECK_NS) {
-		s->alive_at = now;
-		if (proc_handle_exited(s->handle))
-			err = -ESRCH;
-	}
+	if (exited(s, now))
+		err = -ESRCH;
 	if (err != -ESRCH && s->be->ops->execd(s->be)) {
-		if (exec_seen(s, now)) {
+		if (execd(s, now, 1)) {
 			PUB(st->target_exec, 1);
 			return 1;
 		}
@@ -977,21 +975,10 @@ int sampler_tick(struct sampler *s, int64_t now, struct sampler_stats *st)
 	backend_stats(s->be, &s->bs);
 	s->last = err ? NULL : rs;
 	s->npick = 0;
-	/* A pid is free for reuse only once its process has exited:
-	 * while the handle says it lives, the reads before were of it.
-	 * Asked after the first sample that ends ALIVE_CHECK_NS after
-	 * the last answer (a syscall every sample would cost 5% at high
-	 * rates; at 100 Hz it is every sample), so also at once when
-	 * pyspyc itself was stopped: what a process that took over the
-	 * pid (its predecessor exited, reaped and the pid handed out
-	 * again, all within that time) can add is at most
-	 * ALIVE_CHECK_NS of samples.  (The session also watches the
-	 * handle, so an exit is seen at once between ticks.) */
-	if (s->handle >= 0 && (now = mono_ns()) - s->alive_at > ALIVE_CHECK_NS) {
-		s->alive_at = now;
-		if (proc_handle_exited(s->handle))
-			err = -ESRCH;
-	}
+	if (s->handle >= 0)
+		now = mono_ns();
+	if (exited(s, now))
+		err = -ESRCH;
 	if (now >= s->main_check_ns) {
 		pid_t live = proc_live_task(s->pid);
 
