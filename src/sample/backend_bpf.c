@@ -65,7 +65,11 @@ struct backend_bpf {
 	int64_t list_at;           /* when the thread list is due */
 	int64_t listed_at;         /* when it was walked last */
 	/* In the threads map now, by tid, with each one's pthread id. */
-	struct known { uint32_t tid; int with_frames; uint64_t thread_id; } *tids;
+	struct known {
+		uint32_t tid, pos;
+		int with_frames;
+		uint64_t tstate, thread_id;
+	} *tids;
 	uint32_t ntids;
 	uint64_t unknown, dropped;
 	int execd;                 /* the kernel saw it exec: taken out */
@@ -786,66 +790,60 @@ static int bpf_list(struct backend *bk, struct raw_sample **out)
 	return py_walker_sample(b->w, NULL, NULL, 0, &done, out, &b->ws);
 }
 
-/* Is tid in keep[0..n) already?  A later thread state of the same tid
- * replaces one without frames when it has some (with_frames). */
-static int taken(struct known *keep, uint32_t n, uint32_t tid, int with_frames)
+/* By tid, then by place in the walk. */
+static int cmp_tid_pos(const void *a, const void *b)
 {
-	uint32_t i;
+	const struct known *x = a, *y = b;
 
-	for (i = 0; i < n; i++)
-		if (keep[i].tid == tid)
-			return !with_frames || keep[i].with_frames ? 1 : (keep[i].tid = 0, 0);
-	return 0;
+	if (x->tid != y->tid)
+		return x->tid < y->tid ? -1 : 1;
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
 /* The threads map made to hold exactly rs's threads with an OS id: each
- * added or changed, those gone deleted. */
+ * added or changed, those gone deleted, by a merge with the set written
+ * last (a syscall only where the map changes). */
 static void bpf_set_tids(struct backend *bk, const struct raw_sample *rs, const int32_t *tids,
 			 int64_t now)
 {
 	struct backend_bpf *b = bpf_of(bk);
 	struct bpf_hub *h = b->hub;
 	struct known *keep;
-	uint32_t nkeep = 0, i, j;
+	uint32_t n = 0, nkeep = 0, i, j;
 
 	b->listed_at = now;
 	b->list_at = now + LIST_EVERY_NS;
 	keep = malloc(((size_t)rs->nthreads + 1) * sizeof(*keep));
 	if (!keep)
 		return; /* the map stays as it was; walked again in a second */
-	for (i = 0; i < rs->nthreads; i++) {
-		uint64_t ts = rs->threads[i].tstate, old = 0;
-		uint32_t tid;
+	for (i = 0; i < rs->nthreads; i++)
+		if (tids[i] > 0 && rs->threads[i].tstate)
+			keep[n++] = (struct known){ .tid = (uint32_t)tids[i], .pos = i,
+						    .with_frames = rs->threads[i].depth != 0,
+						    .tstate = rs->threads[i].tstate,
+						    .thread_id = rs->threads[i].thread_id };
+	qsort(keep, n, sizeof(*keep), cmp_tid_pos);
+	/* A thread in a sub-interpreter has a thread state in each
+	 * interpreter it entered, newest interpreter first: of a tid's, the
+	 * first with Python frames is where it runs now, else the first. */
+	for (i = 0; i < n; i = j) {
+		uint32_t pick = i;
 
-		if (tids[i] <= 0 || !ts)
-			continue;
-		tid = (uint32_t)tids[i];
-		/* A thread in a sub-interpreter has a thread state in each
-		 * interpreter it entered, newest interpreter first: the first
-		 * with Python frames is where it runs now. */
-		if (taken(keep, nkeep, tid, rs->threads[i].depth != 0))
-			continue;
-		/* An update costs a syscall each: the map is only written
-		 * where it changes. */
-		if (bpf_map_lookup_elem(h->threads_fd, &tid, &old) || old != ts)
-			bpf_map_update_elem(h->threads_fd, &tid, &ts, BPF_ANY);
-		keep[nkeep].tid = tid;
-		keep[nkeep].with_frames = rs->threads[i].depth != 0;
-		keep[nkeep++].thread_id = rs->threads[i].thread_id;
+		for (j = i; j < n && keep[j].tid == keep[i].tid; j++)
+			if (keep[j].with_frames && !keep[pick].with_frames)
+				pick = j;
+		keep[nkeep++] = keep[pick];
 	}
-	/* Those replaced (tid 0) out. */
-	for (i = 0, j = 0; i < nkeep; i++)
-		if (keep[i].tid)
-			keep[j++] = keep[i];
-	nkeep = j;
-	qsort(keep, nkeep, sizeof(*keep), cmp_known);
-	for (i = 0, j = 0; i < b->ntids; i++) {
-		while (j < nkeep && keep[j].tid < b->tids[i].tid)
-			j++;
-		if (j < nkeep && keep[j].tid == b->tids[i].tid)
+	for (i = 0, j = 0; i < nkeep; i++) {
+		while (j < b->ntids && b->tids[j].tid < keep[i].tid)
+			bpf_map_delete_elem(h->threads_fd, &b->tids[j++].tid);
+		if (j < b->ntids && b->tids[j].tid == keep[i].tid &&
+		    b->tids[j++].tstate == keep[i].tstate)
 			continue;
-		bpf_map_delete_elem(h->threads_fd, &b->tids[i].tid);
+		bpf_map_update_elem(h->threads_fd, &keep[i].tid, &keep[i].tstate, BPF_ANY);
 	}
+	while (j < b->ntids)
+		bpf_map_delete_elem(h->threads_fd, &b->tids[j++].tid);
 	free(b->tids);
 	b->tids = keep;
 	b->ntids = nkeep;
