@@ -68,6 +68,9 @@
  * recheck resolving code objects, 2 lost about 1.5% of the stacks and 4
  * about 0.2%, for some 15% more re-reads. */
 #define TORN_REREADS 4
+/* Pages read after the others (queue_runs): the innermost frames' of this
+ * many threads at most. */
+#define MAX_LAST_PAGES 16
 /* Frames left out of a stack read as they returned (RECHECK_RETURNED): a
  * recursion of small calls returns several in the time of one read (the
  * demo app's fib). */
@@ -316,6 +319,9 @@ struct py_walker {
 	struct copy sruns[MAX_SPEC_RUNS];
 	uint32_t nsruns;
 	uint8_t sruns_set, fresh_only;
+	/* Before 3.11: the innermost frame of the walk just made had returned
+	 * when it was read (walk_objects); walk_checked settles it. */
+	uint8_t inner_dead, caller_moved;
 	/* A re-read thread's frame pointer and its pages read again at the
 	 * end of the same call, to check its walk by (objects_verify);
 	 * vslot: that thread's slot + 1, 0 when none. */
@@ -1795,42 +1801,64 @@ static void frame_page_seen(struct py_walker *w, uint64_t f)
 
 /* Before 3.11: queue the pages of frames, as runs of adjacent pages, into
  * w->runs (frames elsewhere are read one by one as the walk meets them):
- * the page hot first (0: none), right after the thread state read with
- * them, then pages[0..n) (sorted here) but hot.  Heap pages may be gone (an
- * arena freed): these reads come last, and are optional. */
-static void queue_runs(struct py_walker *w, uint32_t *niov, uint32_t cap, uint64_t hot,
-		       uint64_t *pages, uint32_t n)
+ * pages[0..n) (sorted here), those of last[0..nlast) (a thread's innermost
+ * frame's, as far as is known) after the others.  One call copies them in
+ * that order: a thread's callers are copied before its innermost frame,
+ * while they still wait in their calls; the innermost one runs on
+ * (walk_checked).  Heap pages may be gone (an arena freed): these reads
+ * come last, and are optional. */
+static void queue_runs(struct py_walker *w, uint32_t *niov, uint32_t cap, uint64_t *pages,
+		       uint32_t n, const uint64_t *last, uint32_t nlast)
 {
-	uint64_t bytes = 0, last = 0;
-	uint32_t k;
+	uint64_t bytes = 0, prev = 0;
+	uint32_t k, j, pass;
 
 	w->nruns = 0;
 	qsort(pages, n, sizeof(*pages), cmp_u64);
-	for (k = 0; k <= n && bytes < SPEC_PAGE_BYTES; k++) {
-		uint64_t page = k == 0 ? hot : pages[k - 1];
-		struct copy *r = w->nruns ? &w->runs[w->nruns - 1] : NULL;
+	for (pass = 0; pass < 2; pass++)
+		for (k = 0; k < n && bytes < SPEC_PAGE_BYTES; k++) {
+			uint64_t page = pages[k];
+			struct copy *r = w->nruns ? &w->runs[w->nruns - 1] : NULL;
+			uint32_t is_last = 0;
 
-		if (!page || (k > 0 && (page == hot || page == last)))
-			continue;
-		last = page;
-		if (!buf_room(w, SPEC_PAGE))
-			break;
-		if (r && k > 1 && r->remote != hot && page == r->remote + r->len) {
-			r->len += SPEC_PAGE;
-			w->liov[*niov - 1].iov_len += SPEC_PAGE;
-			w->riov[*niov - 1].iov_len += SPEC_PAGE;
-		} else {
-			if (w->nruns == MAX_SPEC_RUNS || *niov >= cap || !iov_room(w, *niov + 1))
-				break;
-			w->runs[w->nruns++] = (struct copy){ .remote = page, .len = SPEC_PAGE,
-							     .off = w->buf_used };
-			rmem_iov(&w->liov[*niov], &w->riov[*niov], w->buf + w->buf_used, page,
-				SPEC_PAGE);
-			(*niov)++;
+			for (j = 0; j < nlast && !is_last; j++)
+				is_last = last[j] == page;
+			if (!page || page == prev || is_last != pass)
+				continue;
+			prev = page;
+			if (!buf_room(w, SPEC_PAGE))
+				return;
+			if (r && page == r->remote + r->len) {
+				r->len += SPEC_PAGE;
+				w->liov[*niov - 1].iov_len += SPEC_PAGE;
+				w->riov[*niov - 1].iov_len += SPEC_PAGE;
+			} else {
+				if (w->nruns == MAX_SPEC_RUNS || *niov >= cap || !iov_room(w, *niov + 1))
+					return;
+				w->runs[w->nruns++] = (struct copy){ .remote = page, .len = SPEC_PAGE,
+								     .off = w->buf_used };
+				rmem_iov(&w->liov[*niov], &w->riov[*niov], w->buf + w->buf_used, page,
+					SPEC_PAGE);
+				(*niov)++;
+			}
+			w->buf_used += SPEC_PAGE;
+			bytes += SPEC_PAGE;
 		}
-		w->buf_used += SPEC_PAGE;
-		bytes += SPEC_PAGE;
+}
+
+/* The pages the innermost frames of the known threads' last walks were
+ * on, into last[] (up to MAX_LAST_PAGES). */
+static uint32_t inner_pages(struct py_walker *w, uint64_t *last)
+{
+	uint32_t i, n = 0;
+
+	for (i = 0; i < w->nknown && n < MAX_LAST_PAGES; i++) {
+		const struct thread_slot *s = slot_of(w, i);
+
+		if (s->nwalked && !s->idle)
+			last[n++] = s->walked[0] & ~(uint64_t)(SPEC_PAGE - 1);
 	}
+	return n;
 }
 
 /* The pages frames of any thread were met on lately, into pages[]. */
@@ -2211,9 +2239,10 @@ static int read_speculative(struct py_walker *w, const struct iovec *xl,
 	}
 	runs_first = niov - nreq;
 	if (L->frame_model == PY_FRAMES_OBJECTS) {
-		uint64_t pages[MAX_FRAME_PAGES];
+		uint64_t pages[MAX_FRAME_PAGES], last[MAX_LAST_PAGES];
 
-		queue_runs(w, &niov, w->iov_max, 0, pages, recent_pages(w, pages));
+		queue_runs(w, &niov, w->iov_max, pages, recent_pages(w, pages), last,
+			   inner_pages(w, last));
 	}
 	err = rmem_readv_opt(&w->mem, w->liov, w->riov, niov, niov - nreq, &done);
 	runs_arrived(w, runs_first, err ? 0 : done);
@@ -2359,11 +2388,12 @@ static int read_chunks(struct py_walker *w)
 	w->planned = 1;
 	w->nruns = 0;
 	if (w->L->frame_model == PY_FRAMES_OBJECTS) {
-		uint64_t pages[MAX_FRAME_PAGES];
+		uint64_t pages[MAX_FRAME_PAGES], last[MAX_LAST_PAGES];
 		uint32_t first = niov;
 		size_t done = 0;
 
-		queue_runs(w, &niov, w->iov_max, 0, pages, recent_pages(w, pages));
+		queue_runs(w, &niov, w->iov_max, pages, recent_pages(w, pages), last,
+			   inner_pages(w, last));
 		err = rmem_readv_opt(&w->mem, w->liov, w->riov, niov, niov - first, &done);
 		runs_arrived(w, 0, err ? 0 : done);
 		if (err == -EFAULT)
@@ -2551,6 +2581,7 @@ static void walk_objects(struct py_walker *w, struct thread_slot *s,
 	uint8_t tmp[MAX_FRAME_BYTES];
 	uint64_t f = s->current_frame, gen = 0;
 
+	w->inner_dead = 0;
 	if ((size_t)L->frame_size > sizeof(tmp)) {
 		th->flags |= RAW_TORN;
 		return;
@@ -2569,10 +2600,21 @@ static void walk_objects(struct py_walker *w, struct thread_slot *s,
 		 * was named (by the thread state or its callee's f_back): it
 		 * is some code object's zombie frame now, or on a free list,
 		 * its fields as they were when it returned. */
-		if (!fr || visited_test_set(w, f) ||
-		    (L->frame_refcnt >= 0 && rd64(fr, L->frame_refcnt) == 0)) {
+		if (!fr || visited_test_set(w, f)) {
 			th->flags |= RAW_TORN;
 			break;
+		}
+		/* But the innermost one: a thread calling a small function in
+		 * a loop is read with it just returned nearly as often as
+		 * not.  Its copy is as it was then, its caller named in it,
+		 * which walk_checked settles (not for stitched threads,
+		 * which are not checked). */
+		if (L->frame_refcnt >= 0 && rd64(fr, L->frame_refcnt) == 0) {
+			if (th->depth || w->ninterps > 1) {
+				th->flags |= RAW_TORN;
+				break;
+			}
+			w->inner_dead = 1;
 		}
 		if (s->nwalked < MAX_SPEC_FRAMES)
 			s->walked[s->nwalked++] = f;
@@ -2733,6 +2775,7 @@ static void walk_thread(struct py_walker *w, uint32_t idx, struct walk_stats *st
 	else if (L->tstate_current_frame >= 0)
 		s->current_frame = rd64(ts, L->tstate_current_frame);
 	f = s->current_frame;
+	w->inner_dead = 0;
 	memset(th, 0, sizeof(*th));
 	/* The list's address, not the slot's: a thread state read alone by
 	 * rebuild_list into a free slot (frame objects: nothing else of it
@@ -2819,22 +2862,24 @@ static int reread_thread(struct py_walker *w, uint32_t idx)
 	rmem_iov(&w->liov[0], &w->riov[0], ts, w->known[idx], (size_t)L->tstate_size);
 	queue_thread(w, idx, &niov, RMEM_MAX_IOV, 1);
 	if (L->frame_model == PY_FRAMES_OBJECTS) {
-		uint64_t pages[MAX_SPEC_FRAMES];
+		uint64_t pages[MAX_SPEC_FRAMES + 1];
+		/* The innermost frame is most likely on the page of the one
+		 * the torn walk began at (the free list gives back the frame
+		 * freed last), read last, its callers on their pages of that
+		 * walk. */
+		uint64_t hot = rd64(ts, L->tstate_frame) & ~(uint64_t)(SPEC_PAGE - 1);
 		uint32_t first = niov, k;
 		size_t done = 0;
 
-		/* The innermost frame is most likely on the page of the one
-		 * the torn walk began at (the free list gives back the frame
-		 * freed last), its callers on their pages of that walk. */
 		for (k = 0; k < s->nwalked; k++)
 			pages[k] = s->walked[k] & ~(uint64_t)(SPEC_PAGE - 1);
+		pages[k++] = hot;
 		if (!w->sruns_set) {
 			memcpy(w->sruns, w->runs, w->nruns * sizeof(*w->runs));
 			w->nsruns = w->nruns;
 			w->sruns_set = 1;
 		}
-		queue_runs(w, &niov, RMEM_MAX_IOV,
-			   rd64(ts, L->tstate_frame) & ~(uint64_t)(SPEC_PAGE - 1), pages, k);
+		queue_runs(w, &niov, RMEM_MAX_IOV, pages, k, &hot, 1);
 		/* Then the frame pointer and the same pages again: the walk
 		 * is checked by them, a moment later in the same call. */
 		w->vslot = 0;
@@ -2890,18 +2935,23 @@ static int reread_thread(struct py_walker *w, uint32_t idx)
 }
 
 /* Does b, a later copy of frame object i of th, agree with the walk: the
- * same code, the same instruction (but the innermost frame's, which runs
- * on), still alive, and the same caller? */
-static int frame_agrees(const struct py_layout *L, const struct raw_sample *rs,
-			const struct raw_thread *th, uint32_t i, const uint8_t *b)
+ * same code, the same instruction (but the innermost frame's and its
+ * caller's, which walk_checked settles), still alive, and the same caller?
+ * The caller's instruction moved: w->caller_moved. */
+static int frame_agrees(struct py_walker *w, const struct raw_thread *th, uint32_t i,
+			uint32_t from, const uint8_t *b)
 {
+	const struct py_layout *L = w->L;
+	const struct raw_sample *rs = &w->sample;
 	const struct raw_frame *f = &rs->frames[th->first + i];
 	int32_t lasti;
 
 	memcpy(&lasti, b + L->frame_lasti, sizeof(lasti));
+	if (i == 1)
+		w->caller_moved = (uint64_t)(int64_t)lasti != f->instr;
 	return rd64(b, L->frame_code) == f->code &&
-	       (i == 0 || (uint64_t)(int64_t)lasti == f->instr) &&
-	       (L->frame_refcnt < 0 || rd64(b, L->frame_refcnt) != 0) &&
+	       (i <= 1 || (uint64_t)(int64_t)lasti == f->instr) &&
+	       (i == from || L->frame_refcnt < 0 || rd64(b, L->frame_refcnt) != 0) &&
 	       (i + 1 == th->depth || rd64(b, L->frame_back) == rs->addrs[th->first + i + 1]);
 }
 
@@ -2916,18 +2966,72 @@ static int64_t verify_span(const struct py_walker *w, const struct raw_thread *t
 	       (int64_t)th->depth * VERIFY_FRAME_NS;
 }
 
+/* Where the check (objects_verify) found the thread, by its frame pointer
+ * read again (found_at). */
+enum found {
+	FOUND_NOT = -1,    /* elsewhere: the walk does not hold */
+	FOUND_SAME,        /* in the walk's innermost frame */
+	FOUND_CALLER,      /* in its caller: the innermost one had returned */
+	FOUND_CALLEE,      /* in a frame the innermost one called since */
+};
+
+/* Where cur, the thread's frame pointer read again, is: callee is the
+ * check's copy of frame cur when it is neither the walk's innermost frame
+ * nor its caller (NULL when none could be had). */
+static enum found found_at(const struct py_layout *L, const struct raw_sample *rs,
+			   const struct raw_thread *th, uint64_t cur, const uint8_t *callee)
+{
+	const uint64_t inner = rs->addrs[th->first];
+
+	if (cur == inner)
+		return FOUND_SAME;
+	if (th->depth >= 2 && cur == rs->addrs[th->first + 1])
+		return FOUND_CALLER;
+	if (callee && (L->frame_refcnt < 0 || rd64(callee, L->frame_refcnt) != 0) &&
+	    rd64(callee, L->frame_back) == inner)
+		return FOUND_CALLEE;
+	return FOUND_NOT;
+}
+
+/* The check's copy of frame object cur when found_at needs one: among the
+ * pages the check read (vr[0..nvr)), else read now into tmp, after the
+ * frame pointer was.  NULL when it cannot be had. */
+static const uint8_t *callee_copy(struct py_walker *w, const struct raw_thread *th,
+				  uint64_t cur, const struct copy *vr, uint32_t nvr, uint8_t *tmp)
+{
+	const struct raw_sample *rs = &w->sample;
+	const size_t fs = (size_t)w->L->frame_size;
+	const uint8_t *b;
+
+	if (!cur || (cur & 7) || cur == rs->addrs[th->first] ||
+	    (th->depth >= 2 && cur == rs->addrs[th->first + 1]))
+		return NULL;
+	if (vr && (b = in_runs(w->buf, vr, nvr, cur, fs)))
+		return b;
+	return rmem_read(&w->mem, cur, tmp, fs) ? NULL : tmp;
+}
+
 /* Before 3.11 the frames of a thread are separate objects read at separate
  * moments (one call copies its pages by address; frames read one by one
  * are read innermost first): a callee read, then its caller read after the
  * callee returned, shows the caller on a later line than its call; a
  * caller read, then a callee it made later, the caller on an earlier one.
  * So, right after a thread is walked, one more call reads its frame
- * pointer and its frame objects again.  Unless the innermost one is still
- * the thread's and alive, and every frame still has the code, the caller
- * and (but the innermost, which runs) the instruction the walk read, at one
- * moment where all of them were waiting in their calls, the thread is torn
- * (and read again, as any torn thread).  Threads of one frame are left
- * alone, as are stitched ones.  Returns 1 when raw thread t holds.
+ * pointer and its frame objects again.  Every frame must still have the
+ * code, the caller and (but the innermost, which runs) the instruction
+ * the walk read, and be alive: all of them waited in their calls from one
+ * read to the other.  And the thread must be found (found_at) where the
+ * walk's stack can still be its own: in its innermost frame, in a call
+ * that frame made since, or back in its caller, which is then the
+ * innermost one, free to have run on (the frame that returned is not
+ * compared).  Else the thread is torn (and read again, as any torn
+ * thread).  Wanting the thread in the very frame the walk began at
+ * dropped a third of the stacks of a thread calling a small function in a
+ * loop (the split test app, 3.6), which returns, and is called again, in
+ * less time than a read takes; and dropped those of one place more than of
+ * another, which moved the shares by up to 8 points.  walk_checked settles
+ * the two new cases.  Threads of one frame are left alone, as are
+ * stitched ones.  Returns where the thread was found.
  *
  * Frame objects are reused (each code object keeps its last one, and the
  * free list gives back the frame freed last), so a thread that returned
@@ -2936,59 +3040,121 @@ static int64_t verify_span(const struct py_walker *w, const struct raw_thread *t
  * within verify_span of the walk's copies, too short for that on any but
  * the shortest calls.  A check with no room to read in fails: the
  * stack is dropped, not reported unchecked. */
-static int objects_verify(struct py_walker *w, uint32_t t)
+static enum found objects_verify(struct py_walker *w, uint32_t t)
 {
 	const struct py_layout *L = w->L;
 	const size_t fs = (size_t)L->frame_size;
 	struct raw_sample *rs = &w->sample;
 	const struct raw_thread *th = &rs->threads[t];
-	uint32_t n = 0, i;
+	uint8_t tmp[MAX_FRAME_BYTES];
+	const uint8_t *cb;
+	uint32_t n = 0, i, from;
 	uint64_t cur = 0;
 	uint8_t *buf;
+	enum found at;
 	int same;
 
+	w->caller_moved = 0;
+	if (fs > sizeof(tmp))
+		return FOUND_NOT;
 	/* Read again with the re-read itself: compared where that copy
 	 * has them, when it has them all. */
 	if (w->vslot && w->known[w->vslot - 1] == th->tstate) {
 		const uint8_t *b = NULL;
 
 		w->vslot = 0;
-		same = w->vcur == rs->addrs[th->first];
-		for (i = 0; same && i < th->depth; i++) {
+		cur = w->vcur;
+		cb = callee_copy(w, th, cur, w->vruns, w->nvruns, tmp);
+		at = found_at(L, rs, th, cur, cb);
+		from = at == FOUND_CALLER;
+		same = at != FOUND_NOT;
+		for (i = from; same && i < th->depth; i++) {
 			b = in_runs(w->buf, w->vruns, w->nvruns, rs->addrs[th->first + i], fs);
 			if (!b)
 				break;
-			same = frame_agrees(L, rs, th, i, b);
+			same = frame_agrees(w, th, i, from, b);
 		}
-		if (!same || b)
-			return same &&
-			       w->vread_ns - w->copied_ns <= verify_span(w, th, w->vread_cpu);
+		if (!same || b) {
+			if (!same || w->vread_ns - w->copied_ns > verify_span(w, th, w->vread_cpu))
+				return FOUND_NOT;
+			return at;
+		}
 	}
 	if (!iov_room(w, th->depth + 1) || !buf_room(w, (size_t)th->depth * fs))
-		return 0; /* no room this sample: the next one has more */
+		return FOUND_NOT; /* no room this sample: the next one has more */
 	buf = w->buf + w->buf_used;
 	rmem_iov(&w->liov[n], &w->riov[n], &cur, th->tstate + (uint64_t)L->tstate_frame, 8);
 	n++;
 	for (i = 0; i < th->depth; i++, n++)
 		rmem_iov(&w->liov[n], &w->riov[n], buf + (size_t)i * fs, rs->addrs[th->first + i], fs);
-	same = rmem_readv(&w->mem, w->liov, w->riov, n) == 0 && cur == rs->addrs[th->first] &&
-	       w->clock() - w->copied_ns <= verify_span(w, th, walk_cpu(w));
-	for (i = 0; same && i < th->depth; i++)
-		same = frame_agrees(L, rs, th, i, buf + (size_t)i * fs);
-	return same;
+	if (rmem_readv(&w->mem, w->liov, w->riov, n) ||
+	    w->clock() - w->copied_ns > verify_span(w, th, walk_cpu(w)))
+		return FOUND_NOT;
+	cb = callee_copy(w, th, cur, NULL, 0, tmp);
+	at = found_at(L, rs, th, cur, cb);
+	from = at == FOUND_CALLER;
+	same = at != FOUND_NOT;
+	for (i = from; same && i < th->depth; i++)
+		same = frame_agrees(w, th, i, from, buf + (size_t)i * fs);
+	return same ? at : FOUND_NOT;
 }
 
-/* Walk thread idx, then before 3.11 check it (objects_verify). */
+/* The walker's recheck (py_sym_stale_return) of th's frame k: before
+ * 3.11, whether it stands at an instruction that calls (RECHECK_WHOLE),
+ * at another (RECHECK_RETURNED), or cannot be told (RECHECK_TORN). */
+static int frame_at_call(struct py_walker *w, const struct raw_thread *th, uint32_t k)
+{
+	struct raw_thread v = *th;
+
+	if (!w->recheck || k >= th->depth)
+		return RECHECK_TORN;
+	v.first += k;
+	v.depth -= k;
+	return w->recheck(w->recheck_ctx, &w->sample, &v);
+}
+
+/* Walk thread idx, then before 3.11 check it (objects_verify), and settle
+ * what the walk or the check found changed:
+ *  - The thread back in the caller of the walk's innermost frame, or that
+ *    frame read after it returned (walk_objects): the walk read the caller
+ *    after it had read its callee, maybe after the callee returned.  At
+ *    an instruction that calls, the caller was waiting in that call: the
+ *    stack holds whole, the innermost frame where it was when read (one
+ *    read after it returned, at its return: it returned within a read of
+ *    the moment the thread state named it).  At another instruction, the
+ *    caller had run on: back in the caller, the stack is the caller's as
+ *    read, the innermost frame left out (walk_stats.returned); with the
+ *    caller still where the check found it too, waiting in a call of
+ *    another kind, the stack holds; else it is torn.
+ *  - The thread in a frame the innermost one called since: the walk's
+ *    stack as read, that frame where the thread state named it.
+ * Which instructions call, the symbolizer knows (the walker's recheck);
+ * when it cannot tell, the thread is torn. */
 static void walk_checked(struct py_walker *w, uint32_t idx, struct walk_stats *st)
 {
 	struct raw_sample *rs = &w->sample;
 	uint32_t t = rs->nthreads;
 	struct raw_thread *th;
+	enum found at;
+	int r = RECHECK_WHOLE;
 
 	walk_thread(w, idx, st);
 	th = &rs->threads[t];
 	if (w->L->frame_model != PY_FRAMES_OBJECTS || w->ninterps > 1 ||
-	    th->flags & RAW_TORN || th->depth < 2 || !th->tstate || objects_verify(w, t))
+	    th->flags & RAW_TORN || !th->tstate || (th->depth < 2 && !w->inner_dead))
+		return;
+	at = th->depth < 2 ? FOUND_NOT : objects_verify(w, t);
+	if (at != FOUND_NOT && (at == FOUND_CALLER || w->inner_dead || w->caller_moved)) {
+		r = frame_at_call(w, th, 1);
+		if (r == RECHECK_RETURNED && (at == FOUND_CALLER || w->caller_moved)) {
+			drop_innermost(rs, th);
+			st->returned++;
+			return;
+		}
+		if (r == RECHECK_RETURNED)
+			r = RECHECK_WHOLE;
+	}
+	if (at != FOUND_NOT && r == RECHECK_WHOLE)
 		return;
 	th->flags |= RAW_TORN;
 	rs->nframes = th->first;

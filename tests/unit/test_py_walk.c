@@ -280,7 +280,8 @@ static void test_stale_trampoline_is_torn(void **state)
 
 /* The innermost frame read before it returned, its caller after it went
  * on: from 3.12 the caller's stacktop is -1 (it runs); before 3.11 the
- * frame object was freed (reference count 0). */
+ * frame object was freed (reference count 0), and with no recheck to say
+ * whether its caller waits in a call, the stack cannot be told whole. */
 static void test_caller_gone_on_is_torn(void **state)
 {
 	static const char *const gone[] = { "207", "309", "30a", "30c", "30d" };
@@ -464,6 +465,198 @@ static void test_new_frames_on_known_pages(void **state)
 	py_walker_free(w);
 }
 
+/* Before 3.11, a thread that moved on between the walk's copies and its
+ * check's (objects_verify, walk_checked): the seed's chain f0 <- f1 <- f2
+ * (2.7, 3.9, 3.10) read through an image that changes to a second state
+ * once a read has copied f0.  The second state's thread is:
+ *  - back in f1, f0 freed: the stack is whole when f1 stands at an
+ *    instruction that calls (the recheck says so), else f0 is left out;
+ *  - in a new frame f0 called: whole;
+ *  - in f2: the check fails, and the thread read again is in f2;
+ * and a walk that found f0 freed (the first state) while the check finds
+ * it called again is whole when f1 stands at a call. */
+struct moving {
+	struct image im;
+	uint64_t watch;
+};
+
+static ssize_t moving_readv(void *ctx, const struct iovec *local, unsigned long nl,
+			    const struct iovec *remote, unsigned long nr)
+{
+	struct moving *mv = ctx;
+	ssize_t r = image_readv(&mv->im, local, nl, remote, nr);
+	unsigned long i;
+
+	for (i = 0; i < nr; i++) {
+		uint64_t a = (uint64_t)(uintptr_t)remote[i].iov_base;
+
+		if (mv->watch >= a && mv->watch - a < remote[i].iov_len)
+			image_set_sample(&mv->im, 1);
+	}
+	return r;
+}
+
+static int at_call(void *ctx, const struct raw_sample *rs, const struct raw_thread *th)
+{
+	(void)ctx;
+	(void)rs;
+	(void)th;
+	return RECHECK_WHOLE;
+}
+
+static int not_at_call(void *ctx, const struct raw_sample *rs, const struct raw_thread *th)
+{
+	(void)ctx;
+	(void)rs;
+	(void)th;
+	return RECHECK_RETURNED;
+}
+
+enum move { BACK_IN_CALLER, INTO_CALLEE, TWO_UP, DEAD_THEN_CALLED };
+
+/* One sample of version's seed, the thread moving as mv says; the
+ * thread's depth, its code objects into codes[], and the sample's stats. */
+static uint32_t walk_moving(const char *version, enum move mv, recheck_fn recheck,
+			    uint64_t *codes, struct walk_stats *st)
+{
+	static uint8_t seed[1 << 16], in[1 << 16];
+	const size_t header = 35;
+	struct walk_opts o = { .max_depth = 64, .max_threads = 4 };
+	struct py_target t;
+	struct moving m;
+	struct rmem probe;
+	struct py_walker *w;
+	struct raw_sample *rs;
+	const struct py_layout *L;
+	uint64_t interp, ts, f[3], zero = 0, one = 1, cur;
+	uint8_t fr[512], tsb[4096];
+	char path[256];
+	size_t n, len;
+	uint32_t depth, i;
+	FILE *fp;
+	int x_ok;
+
+	snprintf(path, sizeof(path), "tests/fuzz/corpus/walk/%s", version);
+	fp = fopen(path, "rb");
+	assert_non_null(fp);
+	n = fread(seed, 1, sizeof(seed), fp);
+	fclose(fp);
+	image_init(&m.im, seed, n);
+	image_target(&t, image_u8(&m.im));
+	L = t.layout;
+	assert_int_equal(L->frame_model, PY_FRAMES_OBJECTS);
+	(void)image_u8(&m.im);
+	(void)image_u8(&m.im);
+	interp = image_u64(&m.im);
+	m.im.pos = header;
+	image_load(&m.im);
+	rmem_init(&probe, t.pid);
+	image_attach(&m.im, &probe);
+	assert_int_equal(rmem_read(&probe, interp + (uint64_t)L->interp_threads_head, &ts, 8), 0);
+	assert_int_equal(rmem_read(&probe, ts + (uint64_t)L->tstate_frame, &f[0], 8), 0);
+	for (i = 0; i < 2; i++) {
+		assert_int_equal(rmem_read(&probe, f[i], fr, (size_t)L->frame_size), 0);
+		memcpy(&f[i + 1], fr + L->frame_back, 8);
+	}
+	assert_int_equal(rmem_read(&probe, ts, tsb, (size_t)L->tstate_size), 0);
+	memcpy(in, seed, header);
+	len = header;
+#define REGION(addr, bytes, size, mask) do { \
+		uint64_t a_ = (addr); uint16_t l_ = (uint16_t)(size); \
+		memcpy(in + len, &a_, 8); memcpy(in + len + 8, &l_, 2); in[len + 10] = (mask); \
+		memcpy(in + len + 11, (bytes), l_); len += 11 + (size_t)l_; } while (0)
+	/* f0 freed: in the second state (back in f1), or the first. */
+	assert_int_equal(rmem_read(&probe, f[0], fr, (size_t)L->frame_size), 0);
+	memcpy(fr + L->frame_refcnt, &zero, 8);
+	if (mv == BACK_IN_CALLER)
+		REGION(f[0], fr, L->frame_size, 2);
+	if (mv == DEAD_THEN_CALLED)
+		REGION(f[0], fr, L->frame_size, 1);
+	/* The thread state of the second state. */
+	cur = mv == BACK_IN_CALLER ? f[1] : mv == TWO_UP ? f[2] : mv == INTO_CALLEE ? f[0] + 0x600 : f[0];
+	memcpy(tsb + L->tstate_frame, &cur, 8);
+	REGION(ts, tsb, L->tstate_size, 2);
+	if (mv == INTO_CALLEE) {
+		/* A new frame, alive, called by f0 (the code is f2's). */
+		assert_int_equal(rmem_read(&probe, f[2], fr, (size_t)L->frame_size), 0);
+		memcpy(fr + L->frame_back, &f[0], 8);
+		memcpy(fr + L->frame_refcnt, &one, 8);
+		assert_true((cur + (uint64_t)L->frame_size - 1) / 4096 == f[0] / 4096);
+		REGION(cur, fr, L->frame_size, 2);
+	}
+#undef REGION
+	memcpy(in + len, seed + header, n - header);
+	len += n - header;
+	image_init(&m.im, in, len);
+	image_target(&t, image_u8(&m.im));
+	(void)image_u8(&m.im);
+	m.im.fail_after = image_u8(&m.im);
+	t.interp = image_u64(&m.im);
+	t.runtime = image_u64(&m.im);
+	t.tstate_current = image_u64(&m.im);
+	(void)image_u64(&m.im);
+	image_load(&m.im);
+	m.watch = f[0];
+	assert_int_equal(py_walker_new(&w, &t, &o), 0);
+	py_walker_set_clock(w, stepping_clock);
+	py_walker_set_cpu_clock(w, stepping_cpu_clock);
+	if (recheck)
+		py_walker_set_recheck(w, recheck, NULL);
+	py_walker_mem(w)->fake = moving_readv;
+	py_walker_mem(w)->fake_ctx = &m;
+	memset(st, 0, sizeof(*st));
+	assert_int_equal(py_walker_sample(w, NULL, NULL, 0, &x_ok, &rs, st), 0);
+	assert_int_equal(rs->nthreads, 1);
+	depth = rs->threads[0].depth;
+	assert_int_equal(depth == 0, (rs->threads[0].flags & RAW_TORN) != 0);
+	for (i = 0; i < depth && i < 3; i++)
+		codes[i] = rs->frames[rs->threads[0].first + i].code;
+	py_walker_free(w);
+	return depth;
+}
+
+static void test_objects_thread_moved_on(void **state)
+{
+	size_t v;
+
+	(void)state;
+	for (v = 0; v < sizeof(objects) / sizeof(objects[0]); v++) {
+		const char *ver = objects[v];
+		uint64_t whole[3], codes[3];
+		struct walk_stats st;
+		uint32_t d;
+
+		expect_whole(ver);
+		memcpy(whole, last_codes, sizeof(whole));
+		d = walk_moving(ver, BACK_IN_CALLER, at_call, codes, &st);
+		if (d != 3 || memcmp(codes, whole, sizeof(whole)) || st.rereads || st.returned)
+			fail_msg("%s back in caller at a call: depth %u, %llu re-reads", ver, d,
+				 (unsigned long long)st.rereads);
+		d = walk_moving(ver, BACK_IN_CALLER, not_at_call, codes, &st);
+		if (d != 2 || memcmp(codes, whole + 1, 2 * sizeof(*whole)) || st.returned != 1 ||
+		    st.rereads)
+			fail_msg("%s back in caller gone on: depth %u, %llu returned", ver, d,
+				 (unsigned long long)st.returned);
+		/* Which instructions call, not known: torn, read again. */
+		d = walk_moving(ver, BACK_IN_CALLER, NULL, codes, &st);
+		if (d != 2 || st.rereads != 1 || codes[0] != whole[1])
+			fail_msg("%s back in caller, unknown: depth %u, %llu re-reads", ver, d,
+				 (unsigned long long)st.rereads);
+		d = walk_moving(ver, INTO_CALLEE, NULL, codes, &st);
+		if (d != 3 || memcmp(codes, whole, sizeof(whole)) || st.rereads)
+			fail_msg("%s into a callee: depth %u, %llu re-reads", ver, d,
+				 (unsigned long long)st.rereads);
+		d = walk_moving(ver, TWO_UP, at_call, codes, &st);
+		if (d != 1 || codes[0] != whole[2] || st.rereads != 1)
+			fail_msg("%s two frames up: depth %u, %llu re-reads", ver, d,
+				 (unsigned long long)st.rereads);
+		d = walk_moving(ver, DEAD_THEN_CALLED, at_call, codes, &st);
+		if (d != 3 || memcmp(codes, whole, sizeof(whole)) || st.rereads)
+			fail_msg("%s freed, then called again: depth %u, %llu re-reads", ver, d,
+				 (unsigned long long)st.rereads);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -481,6 +674,7 @@ int main(void)
 		cmocka_unit_test(test_caller_gone_on_is_torn),
 		cmocka_unit_test(test_returned_frame_left_out),
 		cmocka_unit_test(test_new_frames_on_known_pages),
+		cmocka_unit_test(test_objects_thread_moved_on),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
