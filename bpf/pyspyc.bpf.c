@@ -38,7 +38,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, PB_MAX_THREADS);
 	__type(key, __u32);   /* tid, initial namespace */
-	__type(value, __u64); /* its PyThreadState */
+	__type(value, struct pb_thread); /* its PyThreadStates */
 } threads SEC(".maps");
 
 struct {
@@ -142,12 +142,36 @@ struct walk {
 	struct scratch *sc;
 	const struct pb_layout *L;
 	__u64 f, last_code;
+	struct pb_thread parts;     /* the thread's thread states */
+	__u32 part;                 /* the one walked now */
 	__u32 last_fp, flags, n, max, fread, cread;
 };
 
-/* Frame i of the walk: read it, and its code object's fingerprint unless
- * its callee ran the same code.  Shim frames are sent too, with their
- * owner (user space leaves them out).  1 ends the loop. */
+/* The walk at the end of one thread state's frames: on to the next thread
+ * state's (an older interpreter's, whose frames called the newer one's).
+ * 1 when there is none left, or its frame pointer could not be read. */
+static __always_inline long next_part(struct walk *w)
+{
+	__u64 ts;
+
+	if (w->part >= PB_MAX_PARTS - 1)
+		return 1;
+	w->part++;
+	ts = w->parts.tstate[w->part & (PB_MAX_PARTS - 1)];
+	if (!ts)
+		return 1;
+	if (first_frame(w->L, ts, &w->f)) {
+		w->flags |= PB_READ_FAILED;
+		return 1;
+	}
+	return 0;
+}
+
+/* A step of the walk: the next frame, read with its code object's
+ * fingerprint unless its callee ran the same code, or, at the end of a
+ * thread state's frames, on to the next one's (next_part).  Shim frames are
+ * sent too, with their owner (user space leaves them out).  1 ends the
+ * loop. */
 static long walk_one(__u32 i, void *ctx)
 {
 	struct walk *w = ctx;
@@ -155,10 +179,14 @@ static long walk_one(__u32 i, void *ctx)
 	const struct pb_layout *L = w->L;
 	struct pb_frame *pf;
 	__u64 f = w->f, code;
+	__u32 n = w->n;
 
-	if (!f || i >= w->max)
+	(void)i; /* frames are counted in w->n: part changes take steps too */
+	if (!f)
+		return next_part(w);
+	if (n >= w->max)
 		return 1;
-	pf = &sc->frames[i & (PB_MAX_FRAMES - 1)];
+	pf = &sc->frames[n & (PB_MAX_FRAMES - 1)];
 	if (f & 7 || bpf_probe_read_user(sc->frame, w->fread & (PB_FRAME_READ - 1), (const void *)f)) {
 		w->flags |= PB_READ_FAILED;
 		return 1;
@@ -189,7 +217,7 @@ static long walk_one(__u32 i, void *ctx)
 	}
 	pf->code = code;
 	pf->fp = w->last_fp;
-	w->n = i + 1;
+	w->n = n + 1;
 	return 0;
 }
 
@@ -212,7 +240,9 @@ static __always_inline __u64 find_tstate(const struct pb_proc *p, const struct p
 		if (t & 7 || rd_ptr(t, L->tstate_thread_id, &id))
 			return 0;
 		if (id == fs) {
-			bpf_map_update_elem(&threads, &tid, &t, BPF_NOEXIST);
+			struct pb_thread th = { .tstate = { t } };
+
+			bpf_map_update_elem(&threads, &tid, &th, BPF_NOEXIST);
 			cnt[PB_C_FOUND]++;
 			return t;
 		}
@@ -231,7 +261,8 @@ int pb_sample(struct bpf_perf_event_data *ctx)
 	struct walk w = { 0 };
 	struct pb_proc *p;
 	struct scratch *sc;
-	__u64 *ts, size, *cnt, t0, tstate, start;
+	struct pb_thread *ts;
+	__u64 size, *cnt, t0, tstate = 0, start;
 	struct task_struct *task;
 
 	(void)ctx;
@@ -268,21 +299,31 @@ int pb_sample(struct bpf_perf_event_data *ctx)
 		w.flags = PB_BAD_LAYOUT;
 		goto out;
 	}
-	tstate = ts ? *ts : find_tstate(p, w.L, tid, cnt);
+	if (ts) {
+		w.parts = *ts;
+		/* The record names the thread by its own (the oldest
+		 * interpreter's) thread state, as the user-space walker does. */
+		for (i = 0; i < PB_MAX_PARTS; i++)
+			if (w.parts.tstate[i])
+				tstate = w.parts.tstate[i];
+	} else {
+		tstate = w.parts.tstate[0] = find_tstate(p, w.L, tid, cnt);
+	}
 	if (!tstate) {
 		cnt[PB_C_UNKNOWN]++;
 		w.flags = PB_UNKNOWN_THREAD;
 		goto out;
 	}
 	sc->head.tstate = tstate;
-	if (first_frame(w.L, tstate, &w.f)) {
+	if (first_frame(w.L, w.parts.tstate[0], &w.f)) {
 		w.flags = PB_READ_FAILED;
 		goto out;
 	}
 	w.sc = sc;
 	w.fread = w.L->frame_read & (PB_FRAME_READ - 1);
 	w.cread = w.L->code_read & (PB_CODE_READ - 1);
-	bpf_loop(PB_MAX_FRAMES, walk_one, &w, 0);
+	/* A step per frame, and one per thread state after the first. */
+	bpf_loop(PB_MAX_FRAMES + PB_MAX_PARTS, walk_one, &w, 0);
 	if (w.f && !(w.flags & PB_READ_FAILED))
 		w.flags |= PB_TRUNCATED;
 out:

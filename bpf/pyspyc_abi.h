@@ -73,6 +73,16 @@ struct pb_proc {
 
 #define PB_SCAN_THREADS 512     /* thread states looked at for an unknown thread */
 
+/* threads: tid (initial namespace) -> this.  A thread that runs a
+ * sub-interpreter (run_string, mod_wsgi's requests) has a thread state in
+ * each interpreter it entered, its frames in the newest one's on top of
+ * those that called it: they are walked one after another, newest
+ * interpreter first, as one stack.  Unused places are 0. */
+#define PB_MAX_PARTS 4
+struct pb_thread {
+	__u64 tstate[PB_MAX_PARTS];
+};
+
 /* pb_head.flags */
 #define PB_TRUNCATED 0x1        /* more frames than PB_MAX_FRAMES: the outer ones are missing */
 #define PB_READ_FAILED 0x2      /* a read failed (a page not in memory): not whole */

@@ -49,6 +49,10 @@ struct walk_opts {
 	 * The walker's storage grows with the threads it meets, up to this;
 	 * threads past it are counted in raw_sample.threads_left_out. */
 	uint32_t max_threads;
+	/* With sub-interpreters, the thread states of one OS thread are
+	 * walked one after another (newest interpreter first) but left
+	 * separate, not made one stack (the eBPF backend's thread list). */
+	int unstitched;
 };
 
 struct walk_stats {

@@ -3314,7 +3314,7 @@ static void walk_all(struct py_walker *w, struct walk_stats *st)
 
 			for (m = 0; m < w->group[j]; m++)
 				torn += walk_reread(w, w->order[j + m], st);
-			if (w->group[j] > 1)
+			if (w->group[j] > 1 && !w->o.unstitched)
 				stitch_merge(w, t0, w->group[j]);
 			if (torn)
 				st->torn++; /* a stitched stack once */

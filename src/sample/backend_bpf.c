@@ -26,6 +26,10 @@ _Static_assert(PB_DECODED_FRAMES == PB_MAX_FRAMES, "a record's frames fit");
 #define PROC_SLOTS 16384        /* pid -> backend, open addressed (power of 2) */
 #define LIST_EVERY_NS 1000000000LL  /* the thread list walked again at least */
 #define LIST_SOON_NS 10000000LL     /* ...and this soon after an unknown thread */
+/* ...and this often in a process with sub-interpreters, whose threads enter
+ * and leave them (a thread state made in one is not looked for by the
+ * program, which only knows the main interpreter's list). */
+#define LIST_MULTI_NS 100000000LL
 #define QUEUE_MAX (8u << 20)    /* bytes of records one process may have waiting */
 #define PROC_PID_INIT_INO 0xEFFFFFFCu /* the initial PID namespace's inode */
 
@@ -64,11 +68,18 @@ struct backend_bpf {
 	struct queue q;
 	int64_t list_at;           /* when the thread list is due */
 	int64_t listed_at;         /* when it was walked last */
+	/* The head of the interpreter list (its address, and its value as
+	 * read with the last list): a new interpreter, made by a thread whose
+	 * stacks then miss it, has the list walked at the next turn of a
+	 * process that had samples.  multi: a thread runs in several. */
+	uint64_t head_addr, head_seen;
+	uint64_t recs;             /* records handed out since the head was read */
+	int multi;
 	/* In the threads map now, by tid, with each one's pthread id. */
 	struct known {
 		uint32_t tid, pos;
-		int with_frames;
-		uint64_t tstate, thread_id;
+		uint64_t thread_id;
+		struct pb_thread parts; /* as written to the threads map */
 	} *tids;
 	uint32_t ntids;
 	uint64_t unknown, dropped;
@@ -576,7 +587,8 @@ static int hub_layout(struct bpf_hub *h, const struct py_layout *L, uint32_t *id
 static int bpf_open(struct backend **out, const struct py_target *t,
 		    const struct backend_opts *o)
 {
-	struct walk_opts wo = { .max_depth = o->max_depth, .max_threads = o->max_threads };
+	struct walk_opts wo = { .max_depth = o->max_depth, .max_threads = o->max_threads,
+				.unstitched = 1 };
 	struct bpf_hub *h = o->hub;
 	struct backend_bpf *b;
 	struct pb_proc pp;
@@ -598,6 +610,8 @@ static int bpf_open(struct backend **out, const struct py_target *t,
 	b->gen = ++h->gen;
 	pb_decode_opts_of(t->layout, o->max_depth, &b->dec);
 	b->list_at = INT64_MIN;
+	b->head_addr = t->runtime && t->layout->runtime_interp_head >= 0
+		       ? t->runtime + (uint64_t)t->layout->runtime_interp_head : 0;
 	b->rs.threads = &b->d.th;
 	b->rs.frames = b->d.frames;
 	b->rs.fps = b->d.fps;
@@ -743,6 +757,7 @@ static int bpf_sample(struct backend *bk, struct backend_reads *x, struct raw_sa
 			continue;
 		}
 		b->d.th.thread_id = thread_id_of(b, b->d.tid);
+		b->recs++;
 		b->rs.nthreads = 1;
 		b->rs.nframes = b->d.th.depth;
 		b->rs.at_ns = b->d.at_ns;
@@ -777,9 +792,17 @@ static int bpf_execd(struct backend *b)
 	return bpf_of(b)->execd;
 }
 
-static int bpf_list_due(struct backend *b, int64_t now)
+static int bpf_list_due(struct backend *bk, int64_t now)
 {
-	return now >= bpf_of(b)->list_at;
+	struct backend_bpf *b = bpf_of(bk);
+	uint64_t head;
+
+	if (now >= b->list_at)
+		return 1;
+	if (!b->recs || !b->head_addr)
+		return 0;
+	b->recs = 0;
+	return !rmem_read_ptr(py_walker_mem(b->w), b->head_addr, &head) && head != b->head_seen;
 }
 
 static int bpf_list(struct backend *bk, struct raw_sample **out)
@@ -787,6 +810,9 @@ static int bpf_list(struct backend *bk, struct raw_sample **out)
 	struct backend_bpf *b = bpf_of(bk);
 	int done = 0;
 
+	b->recs = 0;
+	if (b->head_addr && rmem_read_ptr(py_walker_mem(b->w), b->head_addr, &b->head_seen))
+		b->head_seen = 0;
 	return py_walker_sample(b->w, NULL, NULL, 0, &done, out, &b->ws);
 }
 
@@ -802,14 +828,18 @@ static int cmp_tid_pos(const void *a, const void *b)
 
 /* The threads map made to hold exactly rs's threads with an OS id: each
  * added or changed, those gone deleted, by a merge with the set written
- * last (a syscall only where the map changes). */
+ * last (a syscall only where the map changes).  The list is walked
+ * unstitched: a thread in a sub-interpreter has a thread state in each
+ * interpreter it entered, listed one after another, newest interpreter
+ * first, which the program walks in that order as one stack (up to
+ * PB_MAX_PARTS of them: deeper nesting loses the oldest ones' frames). */
 static void bpf_set_tids(struct backend *bk, const struct raw_sample *rs, const int32_t *tids,
 			 int64_t now)
 {
 	struct backend_bpf *b = bpf_of(bk);
 	struct bpf_hub *h = b->hub;
 	struct known *keep;
-	uint32_t n = 0, nkeep = 0, i, j;
+	uint32_t n = 0, nkeep = 0, i, j, k;
 
 	b->listed_at = now;
 	b->list_at = now + LIST_EVERY_NS;
@@ -819,28 +849,27 @@ static void bpf_set_tids(struct backend *bk, const struct raw_sample *rs, const 
 	for (i = 0; i < rs->nthreads; i++)
 		if (tids[i] > 0 && rs->threads[i].tstate)
 			keep[n++] = (struct known){ .tid = (uint32_t)tids[i], .pos = i,
-						    .with_frames = rs->threads[i].depth != 0,
-						    .tstate = rs->threads[i].tstate,
-						    .thread_id = rs->threads[i].thread_id };
+						    .thread_id = rs->threads[i].thread_id,
+						    .parts.tstate[0] = rs->threads[i].tstate };
 	qsort(keep, n, sizeof(*keep), cmp_tid_pos);
-	/* A thread in a sub-interpreter has a thread state in each
-	 * interpreter it entered, newest interpreter first: of a tid's, the
-	 * first with Python frames is where it runs now, else the first. */
+	b->multi = 0;
 	for (i = 0; i < n; i = j) {
-		uint32_t pick = i;
+		struct known *t = &keep[nkeep++];
 
-		for (j = i; j < n && keep[j].tid == keep[i].tid; j++)
-			if (keep[j].with_frames && !keep[pick].with_frames)
-				pick = j;
-		keep[nkeep++] = keep[pick];
+		*t = keep[i];
+		for (j = i + 1, k = 1; j < n && keep[j].tid == keep[i].tid; j++)
+			if (k < PB_MAX_PARTS)
+				t->parts.tstate[k++] = keep[j].parts.tstate[0];
+		b->multi |= k > 1;
 	}
+	b->list_at = now + (b->multi ? LIST_MULTI_NS : LIST_EVERY_NS);
 	for (i = 0, j = 0; i < nkeep; i++) {
 		while (j < b->ntids && b->tids[j].tid < keep[i].tid)
 			bpf_map_delete_elem(h->threads_fd, &b->tids[j++].tid);
 		if (j < b->ntids && b->tids[j].tid == keep[i].tid &&
-		    b->tids[j++].tstate == keep[i].tstate)
+		    !memcmp(&b->tids[j++].parts, &keep[i].parts, sizeof(keep[i].parts)))
 			continue;
-		bpf_map_update_elem(h->threads_fd, &keep[i].tid, &keep[i].tstate, BPF_ANY);
+		bpf_map_update_elem(h->threads_fd, &keep[i].tid, &keep[i].parts, BPF_ANY);
 	}
 	while (j < b->ntids)
 		bpf_map_delete_elem(h->threads_fd, &b->tids[j++].tid);

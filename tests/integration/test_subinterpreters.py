@@ -10,7 +10,9 @@ import os
 import subprocess
 import time
 
-from conftest import APPS, PYSPYC, frame_name, parse_collapsed, run_pyspyc, why
+import pytest
+
+from conftest import APPS, PYSPYC, bpf_unavailable, frame_name, parse_collapsed, run_pyspyc, why
 
 BUSY = "busy_in_subinterp"
 CALLER = "run_subinterp"
@@ -91,3 +93,19 @@ def test_dump_shows_both_interpreters(python, target):
     assert lines.index(BUSY) < lines.index(CALLER), r.stdout
     assert any(l.strip().startswith("main (") for b in blocks if b is not sub[0]
                for l in b.splitlines()), r.stdout
+
+
+def test_bpf_walks_both_interpreters(model_python, target, tmp_path):
+    """The eBPF backend walks the thread states of a thread in a
+    sub-interpreter one after another, the newest interpreter's first: the
+    same stitched stacks, from the kernel."""
+    reason = bpf_unavailable()
+    if reason:
+        pytest.skip("eBPF backend: %s" % reason)
+    t = target(model_python, "subinterp.py", 0.3, 2.0)
+    out = tmp_path / "bpf.folded"
+    r = run_pyspyc(["record", "--backend", "bpf", "-r", "100", "-d", "2.5", "-o", str(out),
+                    "-p", str(t.pid)], timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "backend bpf" in r.stderr, r.stderr
+    check_stitched(parse_collapsed(out.read_text()), r.stderr)
