@@ -812,6 +812,7 @@ static void publish_reads(const struct sampler *s, struct sampler_stats *st)
 	PUB(st->rereads, s->bs.rereads);
 	PUB(st->returned, s->bs.returned);
 	PUB(st->dropped, s->ss.dropped);
+	PUB(st->code_misses, s->ss.code_misses);
 	PUB(st->interps_capped, s->bs.interps_capped);
 	PUB(st->fast, s->bs.fast);
 	PUB(st->reads, s->mem->reads);
@@ -1034,7 +1035,6 @@ void sampler_end(struct sampler *s, int gone, struct sampler_stats *st)
 		PUB(st->target_gone, 1);
 	py_sym_flush(s->sym, mono_ns(), &s->ss);
 	publish_reads(s, st);
-	PUB(st->code_misses, s->ss.code_misses);
 	PUB(st->errors, s->errors + s->ss.errors);
 	/* Detach here, on the tracing thread: nothing is left traced. */
 	proc_pause_free(s->pause);

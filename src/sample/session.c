@@ -46,6 +46,14 @@
 /* With a push backend (the eBPF one) the engine wakes this often, not at
  * the rate: the kernel took the samples, the engine drains them. */
 #define DRAIN_NS 20000000LL
+/* ...and this often while, within CHURN_HOLD_NS, stacks were lost as torn
+ * and new code objects were named (not always at one turn: a stack can be
+ * checked a turn later): code made, run and dropped within a period
+ * (compiled templates, exec'd code) is freed before the turn that would
+ * name it, and its stacks were lost.  Named within a few ms, nearly all of
+ * them are. */
+#define CHURN_DRAIN_NS 2000000LL
+#define CHURN_HOLD_NS 1000000000LL
 
 /* live[i]'s quiet verdict as of its last tick (sampler_quiet): until is
  * INT64_MIN when it may not be skipped.  told: the session's ticks (by
@@ -147,6 +155,10 @@ struct session {
 	 * engine for each. */
 	int ev_armed;
 	int64_t ev_rearm_at;
+	/* The last turns at which a process lost stacks as torn, and had new
+	 * code objects named: drains every CHURN_DRAIN_NS while both are
+	 * within CHURN_HOLD_NS. */
+	int64_t torn_at, named_at;
 	pid_t *members;
 	uint32_t member_slots, members_used;
 	struct proc_ev *events;
@@ -813,7 +825,7 @@ static void watch(struct session *s, int64_t deadline)
  * of many workers run, a byte and this array's entry for each sleeper. */
 static void tick_all(struct session *s, int64_t now)
 {
-	uint64_t stir = 0, t = s->ticks + 1;
+	uint64_t stir = 0, t = s->ticks + 1, torn, named;
 	uint32_t i = 0;
 	int64_t until = INT64_MAX, before = s->tick_ns;
 	int quiet = s->rw != NULL && s->nlive > 0, tell = now >= s->tell_at;
@@ -857,10 +869,16 @@ static void tick_all(struct session *s, int64_t now)
 		}
 		tell_skips(s, i, t - 1, before);
 		q->told = t; /* this one it takes */
+		torn = pr->st.torn;
+		named = pr->st.code_misses;
 		if (sampler_tick(pr->smp, now, &pr->st)) {
 			finish_proc(s, i, 0);
 			continue; /* live[i] is another one now */
 		}
+		if (pr->st.torn != torn)
+			s->torn_at = now;
+		if (pr->st.code_misses != named)
+			s->named_at = now;
 		if (!s->rw || !sampler_quiet(pr->smp, &q->until, &q->slot)) {
 			q->until = INT64_MIN;
 			quiet = 0;
@@ -969,7 +987,8 @@ static void *engine_main(void *arg)
 			break;
 		if (more && now >= next) {
 			tick_all(s, now);
-			next += period;
+			next += s->o.walk.hub && now - s->torn_at < CHURN_HOLD_NS &&
+				now - s->named_at < CHURN_HOLD_NS ? CHURN_DRAIN_NS : period;
 			now = mono_ns();
 			if (now - next >= period) {
 				/* Fell behind by whole ticks: skip them, do not
