@@ -494,12 +494,15 @@ def measure_fidelity(env, python, rate, seconds, threads=0):
 
 # ---- 3. target overhead -------------------------------------------------
 
-# (name, rate, mode): mode "" is pyspyc in its default mode, "blocking"
+# (name, rate, mode): mode "" is pyspyc in its default mode (--backend
+# auto: bpf where it loads), "user" and "bpf" with that backend, "blocking"
 # with --blocking, "floor" not pyspyc but floor.c's null sampler.
 OVERHEAD_CONFIGS = (
     ("none", None, ""),
     ("100 Hz", 100, ""),
     ("1 kHz", 1000, ""),
+    ("100 Hz --backend user", 100, "user"),
+    ("1 kHz --backend user", 1000, "user"),
     ("100 Hz floor (no pyspyc)", 100, "floor"),
     ("1 kHz floor (no pyspyc)", 1000, "floor"),
     ("100 Hz --blocking", 100, "blocking"),
@@ -661,11 +664,13 @@ def overhead_run(env, master, port, config, seconds):
     folded = env.path("overhead.folded")
     argv = [env.pyspyc, "record", "-p", str(master), "-s", "-r", str(rate),
             "-d", str(seconds + 1.0), "-o", folded] + {
-                "blocking": ["--blocking"], "bpf": ["--backend", "bpf"]}.get(
-                    mode, ["--backend", "user"])
+                "blocking": ["--blocking"], "bpf": ["--backend", "bpf"],
+                "user": ["--backend", "user"]}.get(mode, [])
     w, cpu, text = pyspyc_during(env, argv, wrk_after(env, master, port, seconds),
                                  seconds + 60)
     summ = parse_summary(text)
+    used = re.search(r"; backend (\w+)", text)
+    w["backend"] = used.group(1) if used else "?"
     with open(folded) as f:
         stacks = parse_collapsed(f.read())
     w["worker_samples"] = 0
@@ -721,7 +726,9 @@ def measure_overhead(env, s):
         rs = runs[name]
         rps = [r["rps"] for r in rs]
         med = statistics.median(rps)
-        row = {"name": name, "rate": rate, "mode": mode, "median": med,
+        took = sorted(set(r["backend"] for r in rs if "backend" in r))
+        row = {"name": name + (" (auto: %s)" % ", ".join(took) if not mode and took else ""),
+               "rate": rate, "mode": mode, "median": med,
                "min": min(rps), "max": max(rps), "loss_pct": 100.0 * (1 - med / base),
                "errors": sum(r["errors"] for r in rs), "runs": len(rs)}
         per_request = [r["worker_us"] for r in rs if r["worker_us"] is not None]

@@ -18,7 +18,7 @@
 
 #define PB_MAX_FRAMES_TEXT "4096"
 /* Until the eBPF backend passes every test the user one does. */
-#define BACKEND_DEFAULT "user"
+#define BACKEND_DEFAULT "auto"
 #include "pyspyc/proc.h"
 
 #define ATTACH_WAIT_S 5.0   /* a launched command has this long to start Python */

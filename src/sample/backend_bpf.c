@@ -30,6 +30,7 @@ _Static_assert(PB_DECODED_FRAMES == PB_MAX_FRAMES, "a record's frames fit");
  * and leave them (a thread state made in one is not looked for by the
  * program, which only knows the main interpreter's list). */
 #define LIST_MULTI_NS 100000000LL
+#define FOUND_SLOTS 64
 #define QUEUE_MAX (8u << 20)    /* bytes of records one process may have waiting */
 #define PROC_PID_INIT_INO 0xEFFFFFFCu /* the initial PID namespace's inode */
 
@@ -75,6 +76,10 @@ struct backend_bpf {
 	uint64_t head_addr, head_seen;
 	uint64_t recs;             /* records handed out since the head was read */
 	int multi;
+	/* pthread ids of threads the program found before the list did, read
+	 * from their thread states: direct-mapped by tid */
+	struct { uint32_t tid; uint64_t tstate, thread_id; } found[FOUND_SLOTS];
+	const struct py_layout *L;
 	/* In the threads map now, by tid, with each one's pthread id. */
 	struct known {
 		uint32_t tid, pos;
@@ -610,6 +615,7 @@ static int bpf_open(struct backend **out, const struct py_target *t,
 	b->gen = ++h->gen;
 	pb_decode_opts_of(t->layout, o->max_depth, &b->dec);
 	b->list_at = INT64_MIN;
+	b->L = t->layout;
 	b->head_addr = t->runtime && t->layout->runtime_interp_head >= 0
 		       ? t->runtime + (uint64_t)t->layout->runtime_interp_head : 0;
 	b->rs.threads = &b->d.th;
@@ -658,7 +664,30 @@ static uint64_t thread_id_of(const struct backend_bpf *b, uint32_t tid)
 	return f ? f->thread_id : 0;
 }
 
-/* The next record of the queue as a one-thread raw sample. */
+/* The pthread id of the thread of record b->d, which the program found in
+ * the thread list before user space's last walk of it (a thread started
+ * since): read from its thread state once, and the list walked again soon,
+ * so that its samples carry its name (the thread table's key) from the
+ * first.  0 when it cannot be read. */
+static uint64_t found_thread_id(struct backend_bpf *b)
+{
+	uint32_t k = b->d.tid % FOUND_SLOTS;
+	uint64_t id;
+
+	if (b->found[k].tid == b->d.tid && b->found[k].tstate == b->d.th.tstate)
+		return b->found[k].thread_id;
+	if (b->list_at > b->listed_at + LIST_SOON_NS)
+		b->list_at = b->listed_at + LIST_SOON_NS;
+	if (b->L->tstate_thread_id < 0 || !b->d.th.tstate || b->d.th.tstate == b->d.tid ||
+	    rmem_read_ptr(py_walker_mem(b->w), b->d.th.tstate + (uint64_t)b->L->tstate_thread_id,
+			  &id))
+		return 0;
+	b->found[k].tid = b->d.tid;
+	b->found[k].tstate = b->d.th.tstate;
+	b->found[k].thread_id = id;
+	return id;
+}
+
 void pb_decode_opts_of(const struct py_layout *L, uint32_t max_depth, struct pb_decode_opts *o)
 {
 	o->objects = L->frame_model == PY_FRAMES_OBJECTS;
@@ -757,6 +786,8 @@ static int bpf_sample(struct backend *bk, struct backend_reads *x, struct raw_sa
 			continue;
 		}
 		b->d.th.thread_id = thread_id_of(b, b->d.tid);
+		if (!b->d.th.thread_id)
+			b->d.th.thread_id = found_thread_id(b);
 		b->recs++;
 		b->rs.nthreads = 1;
 		b->rs.nframes = b->d.th.depth;

@@ -119,7 +119,9 @@ def _record(args, timeout=120, told_by=None, extra_env=None, trace=None, **kw):
     syscalls) to run it under strace, writing those calls to log."""
     env = dict(os.environ)
     env.update(extra_env or {})
-    cmd = [PYSPYC, "record"] + args
+    # The engine's asleep and idle counting is the user-space backend's
+    # (the eBPF backend has no ticks of its own: test_bpf.py).
+    cmd = [PYSPYC, "record"] + ([] if "--backend" in args else ["--backend", "user"]) + args
     if trace:
         cmd = traced(cmd, trace[0], trace[1], env)
     if told_by == "clocks":

@@ -32,7 +32,10 @@ def record_total(pid, tmp_path, *extra):
     out = tmp_path / "s.folded"
     if out.exists():
         out.unlink()
-    r = run_pyspyc(["record", "-p", str(pid), "-r", "200", "-d", "1", "-f", "collapsed",
+    # A stopped process is the user-space backend's to count idle (the eBPF
+    # backend samples threads on a CPU: a stopped one has no samples).
+    r = run_pyspyc(["record", "--backend", "user", "-p", str(pid), "-r", "200", "-d", "1",
+                    "-f", "collapsed",
                     "-o", str(out)] + list(extra), timeout=60)
     assert r.returncode == 0, r.stderr
     text = out.read_text() if out.exists() else ""
@@ -96,7 +99,7 @@ def test_top_counts_stopped_target_idle(one_python, target):
     stop(t.pid)
     tm = Tmux()
     try:
-        tm.run(top_line(["-p", t.pid, "-r", "100"]))
+        tm.run(top_line(["--backend", "user", "-p", t.pid, "-r", "100"]))
         s, ok = tm.wait_screen(lambda s: re.search(r"Samples [1-9][\d.]*/s", s), 20)
         assert ok, s
         # Some refreshes later, still nothing active.

@@ -61,7 +61,10 @@ def test_threads_named_and_idle_left_out(python, tmp_path):
     for name in ("wait-1", "wait-2", "wait-4"):
         assert samples(threads, name) <= 0.02 * max(busy), (name, threads.get(name))
     assert samples(threads, "wait-3") <= 0.25 * max(busy), threads.get("wait-3")
-    assert "idle thread stacks left out" in err
+    # Read and left out by the user-space backend; never met by the eBPF
+    # one (they are not on a CPU).
+    if "backend bpf" not in err:
+        assert "idle thread stacks left out" in err
 
 
 def test_idle_counts_waiting_threads(python, tmp_path):

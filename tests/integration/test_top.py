@@ -380,7 +380,8 @@ def test_top_usage_errors(one_python, target):
 def test_top_names_max_threads(one_python, target, tmux):
     """Threads past --max-threads (the oldest) are named on the status line."""
     t = target(one_python, "many_threads.py", 120, 60)
-    cmd = top_line(["-p", t.pid, "--max-threads", "50"])
+    # The bound on threads read a sample is the user-space backend's.
+    cmd = top_line(["--backend", "user", "-p", t.pid, "--max-threads", "50"])
     tmux.run(cmd)
     want = "up to 72 threads left out of a sample (the oldest): raise --max-threads (50)"
     s, ok = tmux.wait_screen(lambda s: want in s, ROWS_WAIT)
