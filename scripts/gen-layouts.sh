@@ -16,10 +16,10 @@ VERSIONS="2.7 3.6 3.7 3.8 3.9 3.10 3.11 3.12 3.13"
 # Headers each version keeps its structures in.
 includes() {
 	case $1 in
-	2.7|3.6) echo "frameobject.h opcode.h" ;;
-	3.7) echo "frameobject.h internal/pystate.h internal/gil.h opcode.h" ;;
-	3.8) echo "frameobject.h internal/pycore_pystate.h internal/pycore_gil.h opcode.h" ;;
-	3.9|3.10) echo "frameobject.h internal/pycore_runtime.h internal/pycore_interp.h internal/pycore_gil.h opcode.h" ;;
+	2.7|3.6) echo "frameobject.h" ;;
+	3.7) echo "frameobject.h internal/pystate.h internal/gil.h" ;;
+	3.8) echo "frameobject.h internal/pycore_pystate.h internal/pycore_gil.h" ;;
+	3.9|3.10) echo "frameobject.h internal/pycore_runtime.h internal/pycore_interp.h internal/pycore_gil.h" ;;
 	*) echo "internal/pycore_runtime.h internal/pycore_interp.h internal/pycore_frame.h internal/pycore_gil.h opcode.h" ;;
 	esac
 	# py_obj: ints, dict keys, code-object locals, managed dicts, modules.
@@ -97,13 +97,6 @@ fields() {
 		echo 'F("iframe_owner", -1); F("iframe_is_entry", -1); F("iframe_owned_by_cstack", -1);'
 		echo 'F("code_ob_size", -1); F("code_qualname", -1); F("code_firsttraceable", -1); F("code_adaptive", -1);'
 		echo 'F("code_size", sizeof(PyCodeObject));'
-		echo 'F("code_code", offsetof(PyCodeObject, co_code));'
-		echo 'F("op_call_objects[0]", CALL_FUNCTION); F("op_call_objects[1]", CALL_FUNCTION_KW);'
-		case $v in
-		2.7) echo 'F("op_call_objects[2]", CALL_FUNCTION_VAR); F("op_call_objects[3]", CALL_FUNCTION_VAR_KW);' ;;
-		3.6) echo 'F("op_call_objects[2]", CALL_FUNCTION_EX);' ;;
-		*) echo 'F("op_call_objects[2]", CALL_FUNCTION_EX); F("op_call_objects[3]", CALL_METHOD);' ;;
-		esac
 		case $v in
 		3.10)
 			echo 'F("code_linetable", offsetof(PyCodeObject, co_linetable));'
@@ -143,7 +136,7 @@ fields() {
 		3.12) echo 'F("interp_trampoline", offsetof(PyInterpreterState, interpreter_trampoline));' ;;
 		*) echo 'F("interp_trampoline", -1);' ;;
 		esac
-		echo 'F("code_ob_size", offsetof(PyVarObject, ob_size)); F("code_code", -1);'
+		echo 'F("code_ob_size", offsetof(PyVarObject, ob_size));'
 		echo 'F("code_qualname", offsetof(PyCodeObject, co_qualname));'
 		echo 'F("code_linetable", offsetof(PyCodeObject, co_linetable));'
 		echo 'F("code_firsttraceable", offsetof(PyCodeObject, _co_firsttraceable));'

@@ -83,10 +83,7 @@ void py_sym_add(struct py_symbolizer *s, const struct raw_sample *rs,
 int py_sym_flush(struct py_symbolizer *s, int64_t now, struct sym_stats *st);
 
 /* For py_walker_set_recheck (ctx: the symbolizer): an enum recheck for th's
- * frames, by the code objects cached (see py_code.c).  Before 3.11: whether
- * th's innermost frame stands at an instruction that calls (RECHECK_WHOLE)
- * or at another one (RECHECK_RETURNED); RECHECK_TORN when that cannot be
- * told. */
+ * frames, by the code objects cached (see py_code.c). */
 int py_sym_stale_return(void *ctx, const struct raw_sample *rs, const struct raw_thread *th);
 
 /* The stack ids the last py_sym_add counted, one per thread stack counted,

@@ -123,10 +123,6 @@ struct py_layout {
 	 * one keeps its prev_instr at the instruction's last cache entry,
 	 * four code units on. */
 	int32_t op_call_inline[7];
-	/* Before 3.11: the opcodes of the instructions that call (CALL_FUNCTION
-	 * and its kinds; 0 where there are fewer): a caller waiting in one
-	 * keeps its f_lasti at it */
-	int32_t op_call_objects[4];
 	/* PyInterpreterState.interpreter_trampoline (3.12): the code object
 	 * of every shim frame */
 	int32_t interp_trampoline;
@@ -142,7 +138,6 @@ struct py_layout {
 	int32_t code_firstlineno;
 	int32_t code_firsttraceable;
 	int32_t code_adaptive;         /* offset of co_code_adaptive */
-	int32_t code_code;             /* co_code, a bytes object (<= 3.10), else -1 */
 
 	/* PyUnicodeObject (compact) */
 	int32_t unicode_length;

@@ -111,10 +111,6 @@ struct code_entry {
 	 * loop (the last cache entry of a CALL or BINARY_SUBSCR), after rets */
 	const uint32_t *calls;
 	uint32_t ncalls;
-	/* Before 3.11: co_code, a bytes object, and whether calls (then the
-	 * offsets of its instructions that call: read_calls) were read */
-	uint64_t co_code;
-	uint8_t calls_read;
 	int32_t lc_line[LINE_CACHE];  /* line -> frame id, direct-mapped */
 	uint32_t lc_frame[LINE_CACHE];
 };
@@ -927,9 +923,6 @@ static struct code_entry *entry_now(struct py_symbolizer *s, uint64_t addr)
 	return e;
 }
 
-static int objects_at_call(struct py_symbolizer *s, const struct raw_sample *rs,
-			   const struct raw_thread *th);
-
 /* The walker's recheck (py_walker_set_recheck): is th's stack one
  * symbolize_frames will find torn by its two innermost frames (a code
  * object that does not validate, an instruction outside its code, or the
@@ -953,7 +946,7 @@ int py_sym_stale_return(void *ctx, const struct raw_sample *rs, const struct raw
 	uint32_t i;
 
 	if (L->frame_model == PY_FRAMES_OBJECTS)
-		return objects_at_call(s, rs, th);
+		return RECHECK_WHOLE;
 	for (i = 0; i < th->depth && i < 2; i++) {
 		const struct raw_frame *f = &rs->frames[th->first + i];
 		const struct code_entry *e = entry_now(s, f->code);
@@ -983,90 +976,6 @@ int py_sym_stale_return(void *ctx, const struct raw_sample *rs, const struct raw
 	return 0;
 }
 
-/* Is op one of the instructions that call, before 3.11? */
-static int is_call_objects(const struct py_layout *L, uint8_t op)
-{
-	uint32_t j;
-
-	for (j = 0; j < sizeof(L->op_call_objects) / sizeof(L->op_call_objects[0]); j++)
-		if (L->op_call_objects[j] > 0 && op == L->op_call_objects[j])
-			return 1;
-	return 0;
-}
-
-/* Before 3.11: the offsets (bytes, ascending) of e's instructions that
- * call, read from its co_code the first time they are asked for, into
- * e->calls after the line ranges.  2.7's instructions are one byte, three
- * with an argument (opcode 90 up); later ones two bytes each.  Code too
- * long or that cannot be read lists none. */
-static void read_calls(struct py_symbolizer *s, struct code_entry *e)
-{
-	const struct py_layout *L = s->L;
-	uint8_t hdr[PY_LAYOUT_MAX_BYTES_HDR];
-	uint64_t len, k, step;
-	uint32_t n = 0, *calls, j;
-	struct line_range *p;
-
-	e->calls_read = 1;
-	if (!e->co_code || (size_t)L->bytes_data > sizeof(hdr) ||
-	    sym_read(s, e->co_code, hdr, (size_t)L->bytes_data))
-		return;
-	len = rd64(hdr, L->bytes_size);
-	if (!len || len > MAX_LINETABLE ||
-	    sym_read(s, e->co_code + (uint64_t)L->bytes_data, s->ltab, len))
-		return;
-	for (k = 0; k < len; k += step) {
-		step = L->version < 0x0306 ? (s->ltab[k] >= 90 ? 3 : 1) : 2;
-		n += is_call_objects(L, s->ltab[k]);
-	}
-	if (!n)
-		return;
-	p = realloc(e->lines, e->nlines * sizeof(*e->lines) + n * sizeof(*calls));
-	if (!p)
-		return;
-	for (j = 0; j < s->nowned; j++)
-		if (s->owned[j] == e->lines) {
-			s->owned[j] = p;
-			break;
-		}
-	e->lines = p;
-	calls = (uint32_t *)(p + e->nlines);
-	for (k = 0, n = 0; k < len; k += step) {
-		step = L->version < 0x0306 ? (s->ltab[k] >= 90 ? 3 : 1) : 2;
-		if (is_call_objects(L, s->ltab[k]))
-			calls[n++] = (uint32_t)k;
-	}
-	e->rets = calls;
-	e->nrets = 0;
-	e->calls = calls;
-	e->ncalls = n;
-}
-
-/* Before 3.11, the walker's question (py_sym_stale_return): is th's
- * innermost frame at an instruction that calls, by its f_lasti?  Then it
- * may be waiting in a call (RECHECK_WHOLE); at any other, it ran on after
- * its callee returned, or waits in a call some other instruction made
- * (RECHECK_RETURNED); its code unknown, or its instructions unread,
- * RECHECK_TORN. */
-static int objects_at_call(struct py_symbolizer *s, const struct raw_sample *rs,
-			   const struct raw_thread *th)
-{
-	const struct raw_frame *f = &rs->frames[th->first];
-	struct code_entry *e = th->depth ? entry_now(s, f->code) : NULL;
-	int64_t lasti = (int64_t)f->instr;
-
-	if (!e)
-		return RECHECK_TORN;
-	if (!e->calls_read)
-		read_calls(s, e);
-	if (!e->ncalls)
-		return RECHECK_TORN;
-	if (lasti < 0 || lasti > INT32_MAX / 2)
-		return RECHECK_RETURNED;
-	return in_offsets(e->calls, e->ncalls, (uint64_t)lasti * (uint64_t)s->L->lasti_scale) ?
-		       RECHECK_WHOLE : RECHECK_RETURNED;
-}
-
 /* Resolve the code object at addr whose window is w into a new entry. */
 static struct code_entry *resolve(struct py_symbolizer *s, uint64_t addr,
 				  const uint8_t *w, const struct fingerprint *fp,
@@ -1085,8 +994,6 @@ static struct code_entry *resolve(struct py_symbolizer *s, uint64_t addr,
 		tmp.firsttraceable = (uint32_t)rd32(w, L->code_firsttraceable) * 2;
 	if (L->code_flags >= 0 && L->code_flags <= L->code_size - 4)
 		tmp.co_flags = (uint32_t)rd32(w, L->code_flags);
-	if (L->code_code > 0 && L->code_code <= L->code_size - 8)
-		tmp.co_code = rd64(w, L->code_code);
 	len = read_str(s, fp->qualname ? fp->qualname : fp->name);
 	if (len < 0)
 		goto fail;

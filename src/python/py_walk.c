@@ -3099,44 +3099,26 @@ static enum found objects_verify(struct py_walker *w, uint32_t t)
 	return same ? at : FOUND_NOT;
 }
 
-/* The walker's recheck (py_sym_stale_return) of th's frame k: before
- * 3.11, whether it stands at an instruction that calls (RECHECK_WHOLE),
- * at another (RECHECK_RETURNED), or cannot be told (RECHECK_TORN). */
-static int frame_at_call(struct py_walker *w, const struct raw_thread *th, uint32_t k)
-{
-	struct raw_thread v = *th;
-
-	if (!w->recheck || k >= th->depth)
-		return RECHECK_TORN;
-	v.first += k;
-	v.depth -= k;
-	return w->recheck(w->recheck_ctx, &w->sample, &v);
-}
-
 /* Walk thread idx, then before 3.11 check it (objects_verify), and settle
- * what the walk or the check found changed:
- *  - The thread back in the caller of the walk's innermost frame, or that
- *    frame read after it returned (walk_objects): the walk read the caller
- *    after it had read its callee, maybe after the callee returned.  At
- *    an instruction that calls, the caller was waiting in that call: the
- *    stack holds whole, the innermost frame where it was when read (one
- *    read after it returned, at its return: it returned within a read of
- *    the moment the thread state named it).  At another instruction, the
- *    caller had run on: back in the caller, the stack is the caller's as
- *    read, the innermost frame left out (walk_stats.returned); with the
- *    caller still where the check found it too, waiting in a call of
- *    another kind, the stack holds; else it is torn.
- *  - The thread in a frame the innermost one called since: the walk's
- *    stack as read, that frame where the thread state named it.
- * Which instructions call, the symbolizer knows (the walker's recheck);
- * when it cannot tell, the thread is torn. */
+ * what the walk or the check found changed.  The innermost frame had
+ * returned when the walk read it (walk_objects), or when the check did
+ * (the thread back in its caller), or its caller's instruction moved
+ * between the two reads: the walk read the caller at a moment that may be
+ * after the callee returned, where the caller may stand at any place,
+ * another call among them, so the callee is left out and the stack is the
+ * caller's as the walk read it (walk_stats.returned): the caller stood
+ * there, with the callers below it waiting in their calls from one read
+ * to the other.  (Keeping the callee when the caller stood at an
+ * instruction that calls put it under the wrong call: a caller that had
+ * gone on to its next call, the thread churn test app under the sanitizer
+ * build.)  The thread in a frame the innermost one called since: the
+ * walk's stack as read, its caller having waited. */
 static void walk_checked(struct py_walker *w, uint32_t idx, struct walk_stats *st)
 {
 	struct raw_sample *rs = &w->sample;
 	uint32_t t = rs->nthreads;
 	struct raw_thread *th;
 	enum found at;
-	int r = RECHECK_WHOLE;
 
 	walk_thread(w, idx, st);
 	th = &rs->threads[t];
@@ -3144,17 +3126,14 @@ static void walk_checked(struct py_walker *w, uint32_t idx, struct walk_stats *s
 	    th->flags & RAW_TORN || !th->tstate || (th->depth < 2 && !w->inner_dead))
 		return;
 	at = th->depth < 2 ? FOUND_NOT : objects_verify(w, t);
-	if (at != FOUND_NOT && (at == FOUND_CALLER || w->inner_dead || w->caller_moved)) {
-		r = frame_at_call(w, th, 1);
-		if (r == RECHECK_RETURNED && (at == FOUND_CALLER || w->caller_moved)) {
-			drop_innermost(rs, th);
-			st->returned++;
-			return;
-		}
-		if (r == RECHECK_RETURNED)
-			r = RECHECK_WHOLE;
+	if (at == FOUND_CALLEE && !w->caller_moved && !w->inner_dead)
+		return;
+	if (at == FOUND_CALLER || (at == FOUND_SAME && (w->inner_dead || w->caller_moved))) {
+		drop_innermost(rs, th);
+		st->returned++;
+		return;
 	}
-	if (at != FOUND_NOT && r == RECHECK_WHOLE)
+	if (at == FOUND_SAME)
 		return;
 	th->flags |= RAW_TORN;
 	rs->nframes = th->first;

@@ -279,17 +279,24 @@ static void test_stale_trampoline_is_torn(void **state)
 }
 
 /* The innermost frame read before it returned, its caller after it went
- * on: from 3.12 the caller's stacktop is -1 (it runs); before 3.11 the
- * frame object was freed (reference count 0), and with no recheck to say
- * whether its caller waits in a call, the stack cannot be told whole. */
+ * on: from 3.12 the caller's stacktop is -1 (it runs), and the stack is
+ * torn.  Before 3.11 the frame object was freed (reference count 0): it is
+ * left out, and the stack is its caller's as read (walk_checked). */
 static void test_caller_gone_on_is_torn(void **state)
 {
-	static const char *const gone[] = { "207", "309", "30a", "30c", "30d" };
+	static const char *const gone[] = { "30c", "30d" };
+	uint32_t depth, flags;
 	size_t i;
 
 	(void)state;
 	for (i = 0; i < sizeof(gone) / sizeof(gone[0]); i++)
 		expect_torn("gone-", gone[i]);
+	for (i = 0; i < sizeof(objects) / sizeof(objects[0]); i++) {
+		walk_seed("gone-", objects[i], 64, &depth, &flags);
+		if (depth != 2 || flags & RAW_TORN || last_returned != 2 || last_rereads)
+			fail_msg("gone-%s: depth %u flags %#x, %llu returned", objects[i], depth,
+				 flags, (unsigned long long)last_returned);
+	}
 }
 
 /* Rechecks: one that says the innermost frame had returned each time the
@@ -469,12 +476,12 @@ static void test_new_frames_on_known_pages(void **state)
  * check's (objects_verify, walk_checked): the seed's chain f0 <- f1 <- f2
  * (2.7, 3.9, 3.10) read through an image that changes to a second state
  * once a read has copied f0.  The second state's thread is:
- *  - back in f1, f0 freed: the stack is whole when f1 stands at an
- *    instruction that calls (the recheck says so), else f0 is left out;
- *  - in a new frame f0 called: whole;
+ *  - back in f1, f0 freed: f0 is left out, the stack f1's as read (f1 may
+ *    have gone on to another call by then);
+ *  - in a new frame f0 called: the stack whole;
  *  - in f2: the check fails, and the thread read again is in f2;
- * and a walk that found f0 freed (the first state) while the check finds
- * it called again is whole when f1 stands at a call. */
+ * and a walk that found f0 freed (the first state), the check finding it
+ * called again, leaves f0 out too (it had returned when it was read). */
 struct moving {
 	struct image im;
 	uint64_t watch;
@@ -496,28 +503,12 @@ static ssize_t moving_readv(void *ctx, const struct iovec *local, unsigned long 
 	return r;
 }
 
-static int at_call(void *ctx, const struct raw_sample *rs, const struct raw_thread *th)
-{
-	(void)ctx;
-	(void)rs;
-	(void)th;
-	return RECHECK_WHOLE;
-}
-
-static int not_at_call(void *ctx, const struct raw_sample *rs, const struct raw_thread *th)
-{
-	(void)ctx;
-	(void)rs;
-	(void)th;
-	return RECHECK_RETURNED;
-}
-
 enum move { BACK_IN_CALLER, INTO_CALLEE, TWO_UP, DEAD_THEN_CALLED };
 
 /* One sample of version's seed, the thread moving as mv says; the
  * thread's depth, its code objects into codes[], and the sample's stats. */
-static uint32_t walk_moving(const char *version, enum move mv, recheck_fn recheck,
-			    uint64_t *codes, struct walk_stats *st)
+static uint32_t walk_moving(const char *version, enum move mv, uint64_t *codes,
+			    struct walk_stats *st)
 {
 	static uint8_t seed[1 << 16], in[1 << 16];
 	const size_t header = 35;
@@ -600,8 +591,6 @@ static uint32_t walk_moving(const char *version, enum move mv, recheck_fn rechec
 	assert_int_equal(py_walker_new(&w, &t, &o), 0);
 	py_walker_set_clock(w, stepping_clock);
 	py_walker_set_cpu_clock(w, stepping_cpu_clock);
-	if (recheck)
-		py_walker_set_recheck(w, recheck, NULL);
 	py_walker_mem(w)->fake = moving_readv;
 	py_walker_mem(w)->fake_ctx = &m;
 	memset(st, 0, sizeof(*st));
@@ -628,30 +617,22 @@ static void test_objects_thread_moved_on(void **state)
 
 		expect_whole(ver);
 		memcpy(whole, last_codes, sizeof(whole));
-		d = walk_moving(ver, BACK_IN_CALLER, at_call, codes, &st);
-		if (d != 3 || memcmp(codes, whole, sizeof(whole)) || st.rereads || st.returned)
-			fail_msg("%s back in caller at a call: depth %u, %llu re-reads", ver, d,
-				 (unsigned long long)st.rereads);
-		d = walk_moving(ver, BACK_IN_CALLER, not_at_call, codes, &st);
+		d = walk_moving(ver, BACK_IN_CALLER, codes, &st);
 		if (d != 2 || memcmp(codes, whole + 1, 2 * sizeof(*whole)) || st.returned != 1 ||
 		    st.rereads)
-			fail_msg("%s back in caller gone on: depth %u, %llu returned", ver, d,
-				 (unsigned long long)st.returned);
-		/* Which instructions call, not known: torn, read again. */
-		d = walk_moving(ver, BACK_IN_CALLER, NULL, codes, &st);
-		if (d != 2 || st.rereads != 1 || codes[0] != whole[1])
-			fail_msg("%s back in caller, unknown: depth %u, %llu re-reads", ver, d,
-				 (unsigned long long)st.rereads);
-		d = walk_moving(ver, INTO_CALLEE, NULL, codes, &st);
-		if (d != 3 || memcmp(codes, whole, sizeof(whole)) || st.rereads)
+			fail_msg("%s back in caller: depth %u, %llu returned, %llu re-reads", ver, d,
+				 (unsigned long long)st.returned, (unsigned long long)st.rereads);
+		d = walk_moving(ver, INTO_CALLEE, codes, &st);
+		if (d != 3 || memcmp(codes, whole, sizeof(whole)) || st.rereads || st.returned)
 			fail_msg("%s into a callee: depth %u, %llu re-reads", ver, d,
 				 (unsigned long long)st.rereads);
-		d = walk_moving(ver, TWO_UP, at_call, codes, &st);
+		d = walk_moving(ver, TWO_UP, codes, &st);
 		if (d != 1 || codes[0] != whole[2] || st.rereads != 1)
 			fail_msg("%s two frames up: depth %u, %llu re-reads", ver, d,
 				 (unsigned long long)st.rereads);
-		d = walk_moving(ver, DEAD_THEN_CALLED, at_call, codes, &st);
-		if (d != 3 || memcmp(codes, whole, sizeof(whole)) || st.rereads)
+		d = walk_moving(ver, DEAD_THEN_CALLED, codes, &st);
+		if (d != 2 || memcmp(codes, whole + 1, 2 * sizeof(*whole)) || st.returned != 1 ||
+		    st.rereads)
 			fail_msg("%s freed, then called again: depth %u, %llu re-reads", ver, d,
 				 (unsigned long long)st.rereads);
 	}
