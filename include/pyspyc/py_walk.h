@@ -80,10 +80,7 @@ struct rmem *py_walker_mem(struct py_walker *w);
  * py_sym_stale_return).  RECHECK_TORN: the thread is read again at once
  * like any torn one (up to TORN_REREADS times), instead of being dropped
  * by the symbolizer later.  RECHECK_RETURNED: its innermost frame is left
- * out (walk_stats.returned), and the rest checked again.  Before 3.11 it
- * is asked of one frame at a time, the caller of a frame that may have
- * returned while the thread was read: is it at an instruction that calls
- * (RECHECK_WHOLE), or not (RECHECK_RETURNED)? */
+ * out (walk_stats.returned), and the rest checked again. */
 void py_walker_set_recheck(struct py_walker *w, recheck_fn fn, void *ctx);
 
 /* The clock the walker times its frame object checks by (objects_verify):

@@ -17,7 +17,7 @@
 #include "pyspyc_abi.h"
 
 #define PB_MAX_FRAMES_TEXT "4096"
-/* Until the eBPF backend passes every test the user one does. */
+/* bpf where it loads and the options allow it, else user. */
 #define BACKEND_DEFAULT "auto"
 #include "pyspyc/proc.h"
 

@@ -319,8 +319,10 @@ struct py_walker {
 	struct copy sruns[MAX_SPEC_RUNS];
 	uint32_t nsruns;
 	uint8_t sruns_set, fresh_only;
-	/* Before 3.11: the innermost frame of the walk just made had returned
-	 * when it was read (walk_objects); walk_checked settles it. */
+	/* Before 3.11, of the thread walked last: its innermost frame had
+	 * returned when the walk read it (walk_objects, reset by walk_thread);
+	 * the check found that frame's caller at another instruction than the
+	 * walk did (frame_agrees).  walk_checked settles both. */
 	uint8_t inner_dead, caller_moved;
 	/* A re-read thread's frame pointer and its pages read again at the
 	 * end of the same call, to check its walk by (objects_verify);
@@ -2581,7 +2583,6 @@ static void walk_objects(struct py_walker *w, struct thread_slot *s,
 	uint8_t tmp[MAX_FRAME_BYTES];
 	uint64_t f = s->current_frame, gen = 0;
 
-	w->inner_dead = 0;
 	if ((size_t)L->frame_size > sizeof(tmp)) {
 		th->flags |= RAW_TORN;
 		return;
@@ -2947,7 +2948,7 @@ static int frame_agrees(struct py_walker *w, const struct raw_thread *th, uint32
 	int32_t lasti;
 
 	memcpy(&lasti, b + L->frame_lasti, sizeof(lasti));
-	if (i == 1)
+	if (i == 1 && from == 0)
 		w->caller_moved = (uint64_t)(int64_t)lasti != f->instr;
 	return rd64(b, L->frame_code) == f->code &&
 	       (i <= 1 || (uint64_t)(int64_t)lasti == f->instr) &&
@@ -2975,40 +2976,31 @@ enum found {
 	FOUND_CALLEE,      /* in a frame the innermost one called since */
 };
 
-/* Where cur, the thread's frame pointer read again, is: callee is the
- * check's copy of frame cur when it is neither the walk's innermost frame
- * nor its caller (NULL when none could be had). */
-static enum found found_at(const struct py_layout *L, const struct raw_sample *rs,
-			   const struct raw_thread *th, uint64_t cur, const uint8_t *callee)
+/* Where cur, the thread's frame pointer read again, is.  A frame cur that
+ * is neither the walk's innermost frame nor its caller is looked for among
+ * the pages the check read (vr[0..nvr)), else read now into tmp (after the
+ * frame pointer was): a callee, alive and naming the innermost frame its
+ * caller, or elsewhere. */
+static enum found found_at(struct py_walker *w, const struct raw_thread *th, uint64_t cur,
+			   const struct copy *vr, uint32_t nvr, uint8_t *tmp)
 {
+	const struct py_layout *L = w->L;
+	const struct raw_sample *rs = &w->sample;
+	const size_t fs = (size_t)L->frame_size;
 	const uint64_t inner = rs->addrs[th->first];
+	const uint8_t *b;
 
 	if (cur == inner)
 		return FOUND_SAME;
 	if (th->depth >= 2 && cur == rs->addrs[th->first + 1])
 		return FOUND_CALLER;
-	if (callee && (L->frame_refcnt < 0 || rd64(callee, L->frame_refcnt) != 0) &&
-	    rd64(callee, L->frame_back) == inner)
-		return FOUND_CALLEE;
-	return FOUND_NOT;
-}
-
-/* The check's copy of frame object cur when found_at needs one: among the
- * pages the check read (vr[0..nvr)), else read now into tmp, after the
- * frame pointer was.  NULL when it cannot be had. */
-static const uint8_t *callee_copy(struct py_walker *w, const struct raw_thread *th,
-				  uint64_t cur, const struct copy *vr, uint32_t nvr, uint8_t *tmp)
-{
-	const struct raw_sample *rs = &w->sample;
-	const size_t fs = (size_t)w->L->frame_size;
-	const uint8_t *b;
-
-	if (!cur || (cur & 7) || cur == rs->addrs[th->first] ||
-	    (th->depth >= 2 && cur == rs->addrs[th->first + 1]))
-		return NULL;
-	if (vr && (b = in_runs(w->buf, vr, nvr, cur, fs)))
-		return b;
-	return rmem_read(&w->mem, cur, tmp, fs) ? NULL : tmp;
+	if (!cur || (cur & 7))
+		return FOUND_NOT;
+	b = vr ? in_runs(w->buf, vr, nvr, cur, fs) : NULL;
+	if (!b && !rmem_read(&w->mem, cur, tmp, fs))
+		b = tmp;
+	return b && (L->frame_refcnt < 0 || rd64(b, L->frame_refcnt) != 0) &&
+		       rd64(b, L->frame_back) == inner ? FOUND_CALLEE : FOUND_NOT;
 }
 
 /* Before 3.11 the frames of a thread are separate objects read at separate
@@ -3047,7 +3039,6 @@ static enum found objects_verify(struct py_walker *w, uint32_t t)
 	struct raw_sample *rs = &w->sample;
 	const struct raw_thread *th = &rs->threads[t];
 	uint8_t tmp[MAX_FRAME_BYTES];
-	const uint8_t *cb;
 	uint32_t n = 0, i, from;
 	uint64_t cur = 0;
 	uint8_t *buf;
@@ -3063,9 +3054,7 @@ static enum found objects_verify(struct py_walker *w, uint32_t t)
 		const uint8_t *b = NULL;
 
 		w->vslot = 0;
-		cur = w->vcur;
-		cb = callee_copy(w, th, cur, w->vruns, w->nvruns, tmp);
-		at = found_at(L, rs, th, cur, cb);
+		at = found_at(w, th, w->vcur, w->vruns, w->nvruns, tmp);
 		from = at == FOUND_CALLER;
 		same = at != FOUND_NOT;
 		for (i = from; same && i < th->depth; i++) {
@@ -3090,8 +3079,7 @@ static enum found objects_verify(struct py_walker *w, uint32_t t)
 	if (rmem_readv(&w->mem, w->liov, w->riov, n) ||
 	    w->clock() - w->copied_ns > verify_span(w, th, walk_cpu(w)))
 		return FOUND_NOT;
-	cb = callee_copy(w, th, cur, NULL, 0, tmp);
-	at = found_at(L, rs, th, cur, cb);
+	at = found_at(w, th, cur, NULL, 0, tmp);
 	from = at == FOUND_CALLER;
 	same = at != FOUND_NOT;
 	for (i = from; same && i < th->depth; i++)
