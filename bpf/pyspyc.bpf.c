@@ -288,7 +288,7 @@ int pb_sample(struct bpf_perf_event_data *ctx)
 		return 0; /* never: the map has a value for every CPU */
 	sc->head.tgid = tgid;
 	sc->head.tid = tid;
-	sc->head.time_ns = bpf_ktime_get_ns();
+	sc->head.time_ns = t0;
 	sc->head.tstate = 0;
 	sc->head.gen = p->gen;
 	i = p->layout;

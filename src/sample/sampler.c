@@ -860,44 +860,18 @@ static int read_failed(struct sampler *s, int err, int64_t now, struct sampler_s
 	return 0;
 }
 
-/* A push backend's turn (backend.h): its thread list walked when due, so
- * that it knows every thread's OS id, then every sample it took since the
- * last turn counted, each at its own time.  Its samples are of threads on
- * a CPU: none is left out as idle. */
-static int tick_push(struct sampler *s, int64_t now, struct sampler_stats *st)
+/* Every sample a push backend took since the last turn, counted, each at
+ * its own time.  Its samples are of threads on a CPU: none is left out as
+ * idle.  Also when the process is done (gone or exec'd): what it ran
+ * before counts too. */
+static void take_pushed(struct sampler *s, int64_t now, struct sampler_stats *st)
 {
 	struct raw_sample *rs;
 	int32_t active[256];
-	uint32_t nactive;
-	int err = 0;
+	uint32_t nactive = 0;
 
-	/* After a failed walk, again at every turn (an exec is probed for
-	 * at its own pace, execd). */
-	if (s->list_failed || s->be->ops->list_due(s->be, now)) {
-		err = s->be->ops->list(s->be, &rs);
-		s->list_failed = err != 0;
-		if (!err && pick_room(s, rs->nthreads))
-			err = -ENOMEM;
-		if (!err) {
-			thread_map_tids(s->tmap, rs, s->tids);
-			s->be->ops->set_tids(s->be, rs, s->tids, now);
-			PUB(st->threads, rs->nthreads);
-		}
-	}
-	if (exited(s, now))
-		err = -ESRCH;
-	if (err != -ESRCH && s->be->ops->execd(s->be)) {
-		if (execd(s, now, 1)) {
-			PUB(st->target_exec, 1);
-			return 1;
-		}
-		return 0;
-	}
-	if (read_failed(s, err, now, st))
-		return 1;
 	if (pick_room(s, 1))
-		return 0; /* no memory: the samples wait for the next turn */
-	nactive = 0;
+		return; /* no memory: the samples wait for the next turn */
 	while (!backend_sample(s->be, NULL, &rs)) {
 		const struct raw_thread *th = &rs->threads[0];
 		struct thread_pick *p = &s->pick[0];
@@ -931,6 +905,40 @@ static int tick_push(struct sampler *s, int64_t now, struct sampler_stats *st)
 	backend_stats(s->be, &s->bs);
 	PUB(st->bpf_unknown, s->bs.bpf_unknown);
 	PUB(st->bpf_dropped, s->bs.bpf_dropped);
+}
+
+/* A push backend's turn (backend.h): its thread list walked when due, so
+ * that it knows every thread's OS id, then its samples (take_pushed). */
+static int tick_push(struct sampler *s, int64_t now, struct sampler_stats *st)
+{
+	struct raw_sample *rs;
+	int err = 0;
+
+	/* After a failed walk, again at every turn (an exec is probed for
+	 * at its own pace, execd). */
+	if (s->list_failed || s->be->ops->list_due(s->be, now)) {
+		err = s->be->ops->list(s->be, &rs);
+		s->list_failed = err != 0;
+		if (!err && pick_room(s, rs->nthreads))
+			err = -ENOMEM;
+		if (!err) {
+			thread_map_tids(s->tmap, rs, s->tids);
+			s->be->ops->set_tids(s->be, rs, s->tids, now);
+			PUB(st->threads, rs->nthreads);
+		}
+	}
+	if (exited(s, now))
+		err = -ESRCH;
+	if (err != -ESRCH && s->be->ops->execd(s->be)) {
+		if (execd(s, now, 1)) {
+			PUB(st->target_exec, 1);
+			return 1; /* its samples: sampler_end */
+		}
+		return 0;
+	}
+	if (read_failed(s, err, now, st))
+		return 1;
+	take_pushed(s, now, st);
 	publish_reads(s, st);
 	return 0;
 }
@@ -1033,6 +1041,11 @@ void sampler_end(struct sampler *s, int gone, struct sampler_stats *st)
 {
 	if (gone)
 		PUB(st->target_gone, 1);
+	/* The samples the kernel took up to the end (the caller drained its
+	 * ring first), gone or not: a run that ends, or a process that exits,
+	 * loses none of its last turn. */
+	if (s->push)
+		take_pushed(s, mono_ns(), st);
 	py_sym_flush(s->sym, mono_ns(), &s->ss);
 	publish_reads(s, st);
 	PUB(st->errors, s->errors + s->ss.errors);

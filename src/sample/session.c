@@ -415,6 +415,10 @@ static void finish_proc(struct session *s, uint32_t i, int gone)
 
 	if (pr->begun) {
 		tell_skips(s, i, s->ticks, s->tick_ns);
+		/* Its last samples, in the ring still, to its queue first:
+		 * sampler_end counts them. */
+		if (s->o.walk.hub)
+			bpf_hub_drain(s->o.walk.hub);
 		sampler_end(pr->smp, gone, &pr->st);
 	} else if (gone)
 		__atomic_store_n(&pr->st.target_gone, 1, __ATOMIC_RELAXED);
