@@ -11,18 +11,30 @@
  *           each on its own page of the process's heap, and nothing else
  *           (what a sampler that reads as much pays with no work of its own)
  *
+ *   interrupt  a null in-kernel sampler: for SECONDS, a cpu-clock perf
+ *           event on every CPU at HZ, as the eBPF backend opens, each with a
+ *           BPF program that returns at once (what any sampler that
+ *           interrupts the running thread that often pays here, before it
+ *           reads a byte)
+ *
  * Usage: floor HZ SECONDS RANGES...   prints "wake US" and "readN US" lines;
  *        floor --tick HZ SECONDS PAGES PID...   prints "tick US" (CPU per tick)
  *        and "reads N" (reads that succeeded).
+ *        floor --interrupt HZ SECONDS   prints "cpus N" (events opened) and
+ *        "runs N" (times the program ran, by the kernel's BPF statistics).
  * CPU is the process's user+sys time (getrusage), over all iterations. */
 #include <errno.h>
+#include <linux/bpf.h>
+#include <linux/perf_event.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -168,6 +180,73 @@ static int tick_main(int argc, char **argv)
 	return reads ? 0 : 1;
 }
 
+/* --interrupt HZ SECONDS: see the head of the file. */
+static int interrupt_main(int argc, char **argv)
+{
+	/* r0 = 0; exit */
+	struct bpf_insn prog[2] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	double hz = argc == 4 ? atof(argv[2]) : 0, secs = argc == 4 ? atof(argv[3]) : 0;
+	long ncpu = sysconf(_SC_NPROCESSORS_CONF), cpu;
+	int pfd, sfd, opened = 0;
+	union bpf_attr a;
+	struct bpf_prog_info info;
+
+	if (hz < 1 || secs <= 0) {
+		fprintf(stderr, "usage: floor --interrupt HZ SECONDS\n");
+		return 2;
+	}
+	memset(&a, 0, sizeof(a));
+	a.prog_type = BPF_PROG_TYPE_PERF_EVENT;
+	a.insns = (unsigned long)prog;
+	a.insn_cnt = 2;
+	a.license = (unsigned long)"GPL";
+	pfd = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &a, sizeof(a));
+	if (pfd < 0) {
+		perror("floor: loading the program");
+		return 1;
+	}
+	/* The kernel counts the program's runs while this is open. */
+	memset(&a, 0, sizeof(a));
+	a.enable_stats.type = BPF_STATS_RUN_TIME;
+	sfd = (int)syscall(SYS_bpf, BPF_ENABLE_STATS, &a, sizeof(a));
+	for (cpu = 0; cpu < ncpu; cpu++) {
+		struct perf_event_attr e;
+		int fd;
+
+		memset(&e, 0, sizeof(e));
+		e.size = sizeof(e);
+		e.type = PERF_TYPE_SOFTWARE;
+		e.config = PERF_COUNT_SW_CPU_CLOCK;
+		e.freq = 1;
+		e.sample_freq = (unsigned long long)(hz + 0.5);
+		fd = (int)syscall(SYS_perf_event_open, &e, -1, (int)cpu, -1, PERF_FLAG_FD_CLOEXEC);
+		if (fd < 0)
+			continue; /* an offline CPU */
+		if (ioctl(fd, PERF_EVENT_IOC_SET_BPF, pfd) || ioctl(fd, PERF_EVENT_IOC_ENABLE, 0)) {
+			perror("floor: attaching the program");
+			return 1;
+		}
+		opened++;
+	}
+	if (!opened) {
+		fprintf(stderr, "floor: no CPU took a cpu-clock event\n");
+		return 1;
+	}
+	usleep((useconds_t)(secs * 1e6));
+	memset(&info, 0, sizeof(info));
+	memset(&a, 0, sizeof(a));
+	a.info.bpf_fd = (unsigned)pfd;
+	a.info.info_len = sizeof(info);
+	a.info.info = (unsigned long)&info;
+	printf("cpus %d\n", opened);
+	if (sfd >= 0 && !syscall(SYS_bpf, BPF_OBJ_GET_INFO_BY_FD, &a, sizeof(a)))
+		printf("runs %llu\n", (unsigned long long)info.run_cnt);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	double hz = argc > 1 ? atof(argv[1]) : 2000, secs = argc > 2 ? atof(argv[2]) : 5;
@@ -177,6 +256,8 @@ int main(int argc, char **argv)
 
 	if (argc > 1 && !strcmp(argv[1], "--tick"))
 		return tick_main(argc, argv);
+	if (argc > 1 && !strcmp(argv[1], "--interrupt"))
+		return interrupt_main(argc, argv);
 	if (hz <= 0 || secs <= 0) {
 		fprintf(stderr, "usage: floor HZ SECONDS RANGES...\n");
 		return 2;
