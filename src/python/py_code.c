@@ -987,6 +987,19 @@ static struct code_entry *resolve(struct py_symbolizer *s, uint64_t addr,
 	int len, err;
 
 	st->code_misses++;
+	/* A code object freed since its frame was sampled (the eBPF
+	 * backend names it a turn later; a module's code is freed once its
+	 * import ends) may keep its header, so the fingerprint matches, while
+	 * its names and line table are freed and reused: the allocator's free
+	 * list link in its reference count says so (pymalloc writes it there;
+	 * 0 at a list's end).  A live object's count is at least 1 and at
+	 * most 32 bits (3.12's immortal ones: 2^32 - 1). */
+	if (L->code_ob_type >= 8) {
+		uint64_t refs = rd64(w, L->code_ob_type - 8);
+
+		if (refs == 0 || refs > UINT32_MAX)
+			return NULL; /* its stacks are torn */
+	}
 	tmp.firstlineno = fp->firstlineno;
 	/* Before 3.11 the bytecode is a separate object: no bound here. */
 	tmp.code_bytes = L->code_ob_size >= 0 ? fp->size * 2 : UINT64_MAX;

@@ -156,6 +156,7 @@ static void build(const struct py_layout *L)
 		str_obj(L, STRS + 0x100u * (uint64_t)(i + 1), name);
 		table_obj(L, TABLES + 0x100u * (uint64_t)i);
 		p = region(code, (uint32_t)L->code_size);
+		put(p, L->code_ob_type - 8, 1, 8); /* a live object's count */
 		put(p, L->code_ob_type, CODE_TYPE, 8);
 		put(p, L->code_ob_size, 3, 8);
 		put(p, L->code_filename, STRS, 8);
