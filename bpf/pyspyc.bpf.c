@@ -77,10 +77,13 @@ struct thread_struct {
 } __attribute__((preserve_access_index));
 
 struct task_struct {
+	unsigned int flags;
 	struct thread_struct thread;
 	struct task_struct *group_leader;
 	__u64 start_boottime;
 } __attribute__((preserve_access_index));
+
+#define PF_EXITING 0x00000004 /* include/linux/sched.h */
 
 __u64 counts[PB_MAX_CPUS][PB_NCOUNTS];
 __u32 exec_ring[PB_EXEC_RING];
@@ -264,6 +267,7 @@ int pb_sample(struct bpf_perf_event_data *ctx)
 	struct pb_thread *ts;
 	__u64 size, *cnt, t0, tstate = 0, start;
 	struct task_struct *task;
+	__u32 exiting;
 
 	(void)ctx;
 	/* CPUs past PB_MAX_CPUS share rows (the sums stay right, roughly). */
@@ -283,6 +287,10 @@ int pb_sample(struct bpf_perf_event_data *ctx)
 	}
 	cnt[PB_C_HITS]++;
 	t0 = bpf_ktime_get_ns();
+	/* A thread on its way out (in exit(), past its thread state's end)
+	 * has no Python stack left: a record with none, not a thread to look
+	 * for. */
+	exiting = BPF_CORE_READ(task, flags) & PF_EXITING;
 	sc = bpf_map_lookup_elem(&scratch, &cpu);
 	if (!sc)
 		return 0; /* never: the map has a value for every CPU */
@@ -299,6 +307,8 @@ int pb_sample(struct bpf_perf_event_data *ctx)
 		w.flags = PB_BAD_LAYOUT;
 		goto out;
 	}
+	if (exiting)
+		goto out;
 	if (ts) {
 		w.parts = *ts;
 		/* The record names the thread by its own (the oldest

@@ -38,6 +38,9 @@ struct backend_opts {
 	/* The eBPF backend's hub (backend_bpf.h), which it needs; NULL for
 	 * the others. */
 	struct bpf_hub *hub;
+	/* The consumer names threads (-t): a backend that learns of a thread
+	 * before it knows its pthread id reads it then. */
+	int thread_ids;
 };
 
 /* A backend's counters, since backend_open, as X(name, description): one

@@ -89,6 +89,7 @@ struct backend_bpf {
 	uint32_t ntids;
 	uint64_t unknown, dropped;
 	int execd;                 /* the kernel saw it exec: taken out */
+	int thread_ids;            /* backend_opts.thread_ids */
 	/* The record handed out last. */
 	struct raw_sample rs;
 	struct pb_decoded d;
@@ -613,6 +614,7 @@ static int bpf_open(struct backend **out, const struct py_target *t,
 	b->hub = h;
 	b->pid = t->pid;
 	b->gen = ++h->gen;
+	b->thread_ids = o->thread_ids;
 	pb_decode_opts_of(t->layout, o->max_depth, &b->dec);
 	b->list_at = INT64_MIN;
 	b->L = t->layout;
@@ -786,7 +788,9 @@ static int bpf_sample(struct backend *bk, struct backend_reads *x, struct raw_sa
 			continue;
 		}
 		b->d.th.thread_id = thread_id_of(b, b->d.tid);
-		if (!b->d.th.thread_id)
+		/* Only -t needs it (a thread's frame): a server that starts a
+		 * thread a request is not read for each otherwise. */
+		if (!b->d.th.thread_id && b->thread_ids)
 			b->d.th.thread_id = found_thread_id(b);
 		b->recs++;
 		b->rs.nthreads = 1;

@@ -157,6 +157,7 @@ static int host_thread(void *ctx, int64_t tid, uint64_t thread_id)
 int sampler_new(struct sampler **out, const struct py_target *t,
 		struct stacktab *tab, const struct sampler_opts *o)
 {
+	struct backend_opts bo;
 	struct sampler *s;
 	int err;
 
@@ -201,7 +202,9 @@ int sampler_new(struct sampler **out, const struct py_target *t,
 		err = -ENOMEM;
 		goto out_free;
 	}
-	err = backend_open(&s->be, o->backend, t, &o->walk);
+	bo = o->walk;
+	bo.thread_ids = o->threads;
+	err = backend_open(&s->be, o->backend, t, &bo);
 	if (err)
 		goto out_free;
 	s->mem = backend_mem(s->be);
