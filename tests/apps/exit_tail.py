@@ -1,7 +1,9 @@
 """A run whose last moments are known: after WAIT seconds asleep (argv[2],
-default 1), phase_a spins for half a second of CPU time, then phase_z for
-TAIL seconds (argv[1], default 0.012), and the process exits at once.  A sampler that
-loses what it took just before an exit shows phase_z short.
+default 1), phase_z spins for a tenth of a second of CPU time (so that a
+sampler has named its code), phase_a for half a second, then phase_z again
+for TAIL seconds (argv[1], default 0.012), and the process exits at once.
+A sampler that loses what it took just before an exit shows the last call
+of phase_z short.
 Works on Python 2.7 and every 3.x.
 """
 import sys
@@ -29,5 +31,6 @@ def phase_z(seconds):
 print("ready")
 sys.stdout.flush()
 time.sleep(float(sys.argv[2]) if len(sys.argv) > 2 else 1.0)
+phase_z(0.1)  # first call
 phase_a()
-phase_z(float(sys.argv[1]) if len(sys.argv) > 1 else 0.012)
+phase_z(float(sys.argv[1]) if len(sys.argv) > 1 else 0.012)  # last call
