@@ -90,6 +90,7 @@ struct backend_bpf {
 	uint64_t unknown, dropped;
 	int execd;                 /* the kernel saw it exec: taken out */
 	int thread_ids;            /* backend_opts.thread_ids */
+	int kernel_finds;          /* the program looks threads up (pb_proc.threads_head) */
 	/* The record handed out last. */
 	struct raw_sample rs;
 	struct pb_decoded d;
@@ -640,6 +641,7 @@ static int bpf_open(struct backend **out, const struct py_target *t,
 	pp.threads_head = t->interp && t->layout->interp_threads_head >= 0 &&
 			  t->layout->tstate_thread_id >= 0
 			  ? t->interp + (uint64_t)t->layout->interp_threads_head : 0;
+	b->kernel_finds = pp.threads_head != 0;
 	if (bpf_map_update_elem(h->procs_fd, &key, &pp, BPF_ANY)) {
 		err = -errno;
 		hub_remove(h, t->pid);
@@ -782,8 +784,15 @@ static int bpf_sample(struct backend *bk, struct backend_reads *x, struct raw_sa
 			b->unknown++;
 			/* A thread started since the last walk: walk the list
 			 * again at the next turn, LIST_SOON_NS after the last
-			 * at the soonest. */
-			if (b->list_at > b->listed_at + LIST_SOON_NS)
+			 * at the soonest, unless the program looks for new
+			 * threads itself (the main interpreter's, up to
+			 * PB_SCAN_THREADS of them): one it did not find there
+			 * has not set its pthread id yet (a thread starting,
+			 * interrupted before it ran Python), and a server that
+			 * starts a thread a request would have its list walked
+			 * every LIST_SOON_NS for nothing. */
+			if ((!b->kernel_finds || b->multi || b->ntids >= PB_SCAN_THREADS) &&
+			    b->list_at > b->listed_at + LIST_SOON_NS)
 				b->list_at = b->listed_at + LIST_SOON_NS;
 			continue;
 		}
