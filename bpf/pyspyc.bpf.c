@@ -267,7 +267,6 @@ int pb_sample(struct bpf_perf_event_data *ctx)
 	struct pb_thread *ts;
 	__u64 size, *cnt, t0, tstate = 0, start;
 	struct task_struct *task;
-	__u32 exiting;
 
 	(void)ctx;
 	/* CPUs past PB_MAX_CPUS share rows (the sums stay right, roughly). */
@@ -287,10 +286,6 @@ int pb_sample(struct bpf_perf_event_data *ctx)
 	}
 	cnt[PB_C_HITS]++;
 	t0 = bpf_ktime_get_ns();
-	/* A thread on its way out (in exit(), past its thread state's end)
-	 * has no Python stack left: a record with none, not a thread to look
-	 * for. */
-	exiting = BPF_CORE_READ(task, flags) & PF_EXITING;
 	sc = bpf_map_lookup_elem(&scratch, &cpu);
 	if (!sc)
 		return 0; /* never: the map has a value for every CPU */
@@ -307,7 +302,10 @@ int pb_sample(struct bpf_perf_event_data *ctx)
 		w.flags = PB_BAD_LAYOUT;
 		goto out;
 	}
-	if (exiting)
+	/* A thread on its way out (in exit(), past its thread state's end)
+	 * has no Python stack left: a record with none, not a thread to look
+	 * for. */
+	if (BPF_CORE_READ(task, flags) & PF_EXITING)
 		goto out;
 	if (ts) {
 		w.parts = *ts;

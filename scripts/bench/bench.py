@@ -1243,6 +1243,7 @@ def floor_said(floors, who, targets=None, whose="the target"):
                     % (hz(f["rate"]), f["loss_pct"], f.get("cpu_pct", 0.0), left))
     return "; ".join(said)
 
+
 def section_overhead(env, rep, s):
     rep.section(
         "3. Target overhead",
