@@ -265,8 +265,9 @@ int pb_sample(struct bpf_perf_event_data *ctx)
 	struct pb_proc *p;
 	struct scratch *sc;
 	struct pb_thread *ts;
-	__u64 size, *cnt, t0, tstate = 0, start;
+	__u64 size, *cnt, t0, tstate = 0, start, head;
 	struct task_struct *task;
+	__u16 moved = 0;
 
 	(void)ctx;
 	/* CPUs past PB_MAX_CPUS share rows (the sums stay right, roughly). */
@@ -286,6 +287,15 @@ int pb_sample(struct bpf_perf_event_data *ctx)
 	}
 	cnt[PB_C_HITS]++;
 	t0 = bpf_ktime_get_ns();
+	/* An interpreter made or ended since the last look?  (Racy between
+	 * CPUs, harmlessly: both flag it, or one looks a turn early.) */
+	if (p->interp_head && t0 - p->head_at >= PB_HEAD_EVERY_NS) {
+		p->head_at = t0;
+		if (!rd_ptr(p->interp_head, 0, &head) && head != p->head_seen) {
+			p->head_seen = head;
+			moved = PB_INTERP_MOVED;
+		}
+	}
 	sc = bpf_map_lookup_elem(&scratch, &cpu);
 	if (!sc)
 		return 0; /* never: the map has a value for every CPU */
@@ -335,12 +345,16 @@ int pb_sample(struct bpf_perf_event_data *ctx)
 	if (w.f && !(w.flags & PB_READ_FAILED))
 		w.flags |= PB_TRUNCATED;
 out:
-	sc->head.flags = (__u16)w.flags;
+	sc->head.flags = (__u16)w.flags | moved;
 	sc->head.nframes = (__u16)w.n;
 	size = sizeof(struct pb_head) + (__u64)(w.n & (2 * PB_MAX_FRAMES - 1)) * sizeof(struct pb_frame);
 	if (size > sizeof(struct pb_head) + sizeof(sc->frames))
 		size = sizeof(struct pb_head) + sizeof(sc->frames);
-	if (bpf_ringbuf_output(&ring, sc, size, BPF_RB_NO_WAKEUP))
+	/* User space drains on its timer; sooner when the ring fills up (a
+	 * host of many CPUs at a high rate). */
+	if (bpf_ringbuf_output(&ring, sc, size,
+			       bpf_ringbuf_query(&ring, BPF_RB_AVAIL_DATA) >= PB_RING_WAKE_BYTES
+			       ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP))
 		cnt[PB_C_LOST]++;
 	cnt[PB_C_HIT_NS] += bpf_ktime_get_ns() - t0;
 	return 0;

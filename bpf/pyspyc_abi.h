@@ -25,6 +25,7 @@
 #define PB_FRAME_READ 256       /* bytes read of a frame, at most (power of 2) */
 #define PB_CODE_READ 256        /* bytes read of a code object, at most (power of 2) */
 #define PB_RING_BYTES (4u << 20) /* the ring buffer */
+#define PB_RING_WAKE_BYTES (PB_RING_BYTES / 4) /* ...past this, user space is woken */
 
 /* pb_layout.model */
 #define PB_MODEL_OBJECTS 1      /* PyFrameObject through f_back (<= 3.10) */
@@ -69,7 +70,18 @@ struct pb_proc {
 	 * (the sampled one exited, user space has not taken it out yet)
 	 * starts at another time and is not walked. */
 	__u64 start;
+	/* Where the interpreters' list starts (_PyRuntime.interpreters.head;
+	 * 0: not looked at), the head last seen there (user space sets it, the
+	 * program keeps it) and when the program last looked, at most every
+	 * PB_HEAD_EVERY_NS while the process runs: a new or ended interpreter
+	 * (a sub-interpreter) flags the record PB_INTERP_MOVED, and user space
+	 * walks the list again then; no read of its own at each drain. */
+	__u64 interp_head;
+	__u64 head_seen;
+	__u64 head_at;
 };
+
+#define PB_HEAD_EVERY_NS 20000000ull
 
 #define PB_SCAN_THREADS 512     /* thread states looked at for an unknown thread */
 
@@ -89,6 +101,7 @@ struct pb_thread {
 #define PB_UNKNOWN_THREAD 0x4   /* no thread state for this tid: no frames */
 #define PB_BAD_LAYOUT 0x8       /* the process's layout could not be found */
 #define PB_OTHER_PROCESS 0x10   /* another process than the one sampled has its pid */
+#define PB_INTERP_MOVED 0x20    /* the interpreters' list's head changed (pb_proc.interp_head) */
 
 struct pb_head {
 	__u32 tgid, tid;            /* the initial PID namespace's */

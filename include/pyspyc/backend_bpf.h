@@ -44,6 +44,11 @@ void bpf_hub_close(struct bpf_hub *h);
  * the records taken. */
 uint64_t bpf_hub_drain(struct bpf_hub *h);
 
+/* The ring's fd: readable, edge-triggered, when the program finds it a
+ * quarter full (PB_RING_WAKE_BYTES) and wants it drained before the
+ * drain due. */
+int bpf_hub_ring_fd(const struct bpf_hub *h);
+
 struct bpf_hub_counts {
 	uint64_t ticks;        /* interrupts taken, on every CPU */
 	uint64_t hits;         /* ...in a process sampled */

@@ -73,8 +73,8 @@ struct backend_bpf {
 	 * read with the last list): a new interpreter, made by a thread whose
 	 * stacks then miss it, has the list walked at the next turn of a
 	 * process that had samples.  multi: a thread runs in several. */
-	uint64_t head_addr, head_seen;
-	uint64_t recs;             /* records handed out since the head was read */
+	uint64_t head_addr;        /* _PyRuntime.interpreters.head (0: none) */
+	int head_moved;            /* a record said it changed: walk the list */
 	int multi;
 	/* pthread ids of threads the program found before the list did, read
 	 * from their thread states: direct-mapped by tid */
@@ -239,6 +239,8 @@ static int take_record(void *ctx, void *data, size_t len)
 	b = hub_find(h, (pid_t)hd.tgid);
 	if (!b || hd.gen != b->gen)
 		return 0; /* a process no longer sampled, or sampled anew since */
+	if (hd.flags & PB_INTERP_MOVED)
+		b->head_moved = 1;
 	q = &b->q;
 	if (q->len + sizeof(n32) + len > q->cap) {
 		size_t cap = q->cap ? 2 * q->cap : 64 * 1024;
@@ -453,6 +455,11 @@ uint64_t bpf_hub_drain(struct bpf_hub *h)
 	return n > 0 ? (uint64_t)n : 0;
 }
 
+int bpf_hub_ring_fd(const struct bpf_hub *h)
+{
+	return bpf_map__fd(h->skel->maps.ring);
+}
+
 void bpf_hub_counts(const struct bpf_hub *h, struct bpf_hub_counts *c)
 {
 	struct bpf_prog_info info;
@@ -600,6 +607,7 @@ static int bpf_open(struct backend **out, const struct py_target *t,
 	struct backend_bpf *b;
 	struct pb_proc pp;
 	uint32_t key = (uint32_t)t->pid;
+	uint64_t head;
 	int err;
 
 	*out = NULL;
@@ -638,6 +646,11 @@ static int bpf_open(struct backend **out, const struct py_target *t,
 	pp.max_frames = o->max_depth < PB_MAX_FRAMES ? o->max_depth : PB_MAX_FRAMES;
 	pp.pad = 0;
 	pp.start = 0; /* the program notes it */
+	pp.interp_head = b->head_addr;
+	pp.head_at = 0;
+	if (!b->head_addr || rmem_read_ptr(py_walker_mem(b->w), b->head_addr, &head))
+		head = 0; /* a walk of the list at its first look */
+	pp.head_seen = head;
 	pp.threads_head = t->interp && t->layout->interp_threads_head >= 0 &&
 			  t->layout->tstate_thread_id >= 0
 			  ? t->interp + (uint64_t)t->layout->interp_threads_head : 0;
@@ -801,7 +814,6 @@ static int bpf_sample(struct backend *bk, struct backend_reads *x, struct raw_sa
 		 * thread a request is not read for each otherwise. */
 		if (!b->d.th.thread_id && b->thread_ids)
 			b->d.th.thread_id = found_thread_id(b);
-		b->recs++;
 		b->rs.nthreads = 1;
 		b->rs.nframes = b->d.th.depth;
 		b->rs.at_ns = b->d.at_ns;
@@ -839,14 +851,8 @@ static int bpf_execd(struct backend *b)
 static int bpf_list_due(struct backend *bk, int64_t now)
 {
 	struct backend_bpf *b = bpf_of(bk);
-	uint64_t head;
 
-	if (now >= b->list_at)
-		return 1;
-	if (!b->recs || !b->head_addr)
-		return 0;
-	b->recs = 0;
-	return !rmem_read_ptr(py_walker_mem(b->w), b->head_addr, &head) && head != b->head_seen;
+	return now >= b->list_at || b->head_moved;
 }
 
 static int bpf_list(struct backend *bk, struct raw_sample **out)
@@ -854,9 +860,7 @@ static int bpf_list(struct backend *bk, struct raw_sample **out)
 	struct backend_bpf *b = bpf_of(bk);
 	int done = 0;
 
-	b->recs = 0;
-	if (b->head_addr && rmem_read_ptr(py_walker_mem(b->w), b->head_addr, &b->head_seen))
-		b->head_seen = 0;
+	b->head_moved = 0;
 	return py_walker_sample(b->w, NULL, NULL, 0, &done, out, &b->ws);
 }
 

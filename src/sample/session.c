@@ -54,6 +54,20 @@
  * them are. */
 #define CHURN_DRAIN_NS 2000000LL
 #define CHURN_HOLD_NS 1000000000LL
+/* ...and this seldom once, for QUIET_AFTER_NS, no stack was torn and no
+ * process begun: a server in its steady state, or a host of sleepers,
+ * costs the engine 10 wake-ups a second, not 50.  A code object seen for
+ * the first time is then named at most this late.  A server's code lives
+ * as long as the server, and its rarely run functions keep turning up for
+ * the first time for minutes: naming one late loses nothing.  Code made
+ * and freed within the wait (exec'd, compiled per request) is found freed
+ * at its naming, its stack torn, and the drains are quick again at once
+ * (and CHURN_DRAIN_NS while that goes on).  A thread
+ * the program could not look up itself (backend_bpf.c, LIST_SOON_NS) is
+ * found by a walk of the list at most this late; the program wakes the
+ * engine at once when the ring is a quarter full (PB_RING_WAKE_BYTES). */
+#define QUIET_DRAIN_NS 100000000LL
+#define QUIET_AFTER_NS 1000000000LL
 
 /* live[i]'s quiet verdict as of its last tick (sampler_quiet): until is
  * INT64_MIN when it may not be skipped.  told: the session's ticks (by
@@ -159,6 +173,12 @@ struct session {
 	 * code objects named: drains every CHURN_DRAIN_NS while both are
 	 * within CHURN_HOLD_NS. */
 	int64_t torn_at, named_at;
+	/* The last turn at which a drain had more to do than count known
+	 * stacks (QUIET_DRAIN_NS); ring_woke: the ring said it fills up (its
+	 * fd in the epoll set, edge-triggered, at &ring_tag). */
+	int64_t stirred_at;
+	int ring_woke;
+	char ring_tag;
 	pid_t *members;
 	uint32_t member_slots, members_used;
 	struct proc_ev *events;
@@ -870,6 +890,7 @@ static void tick_all(struct session *s, int64_t now)
 				continue;
 			}
 			pr->begun = 1;
+			s->stirred_at = now;
 		}
 		tell_skips(s, i, t - 1, before);
 		q->told = t; /* this one it takes */
@@ -883,6 +904,8 @@ static void tick_all(struct session *s, int64_t now)
 			s->torn_at = now;
 		if (pr->st.code_misses != named)
 			s->named_at = now;
+		if (pr->st.torn != torn)
+			s->stirred_at = now;
 		if (!s->rw || !sampler_quiet(pr->smp, &q->until, &q->slot)) {
 			q->until = INT64_MIN;
 			quiet = 0;
@@ -937,6 +960,10 @@ static void wait_events(struct session *s, int64_t until)
 		struct proc_run *pr = evs[k].data.ptr;
 		uint32_t i;
 
+		if ((void *)pr == &s->ring_tag) {
+			s->ring_woke = 1;
+			continue;
+		}
 		if (!pr) {
 			if (take_events(s))
 				s->next_walk = 0;
@@ -956,6 +983,19 @@ static void wait_events(struct session *s, int64_t until)
 static int all_gone(struct session *s)
 {
 	return !s->o.given && s->nlive == 0 && (!s->o.subprocesses || s->root_gone);
+}
+
+/* The time to the next turn: the rate's period, or with a push backend
+ * (period is DRAIN_NS at least) that, CHURN_DRAIN_NS or QUIET_DRAIN_NS. */
+static int64_t drain_gap(const struct session *s, int64_t now, int64_t period)
+{
+	if (!s->o.walk.hub)
+		return period;
+	if (now - s->torn_at < CHURN_HOLD_NS && now - s->named_at < CHURN_HOLD_NS)
+		return CHURN_DRAIN_NS;
+	if (now - s->stirred_at < QUIET_AFTER_NS || period >= QUIET_DRAIN_NS)
+		return period;
+	return QUIET_DRAIN_NS;
 }
 
 static void *engine_main(void *arg)
@@ -989,10 +1029,15 @@ static void *engine_main(void *arg)
 		now = mono_ns();
 		if (!more && now >= s->end_ns)
 			break;
-		if (more && now >= next) {
+		if (more && s->ring_woke && now < next) {
+			/* The ring fills up before the drain due: now. */
+			s->ring_woke = 0;
 			tick_all(s, now);
-			next += s->o.walk.hub && now - s->torn_at < CHURN_HOLD_NS &&
-				now - s->named_at < CHURN_HOLD_NS ? CHURN_DRAIN_NS : period;
+			next = now + drain_gap(s, now, period);
+		} else if (more && now >= next) {
+			s->ring_woke = 0;
+			tick_all(s, now);
+			next += drain_gap(s, now, period);
 			now = mono_ns();
 			if (now - next >= period) {
 				/* Fell behind by whole ticks: skip them, do not
@@ -1103,6 +1148,13 @@ int session_start(struct session *s, pid_t root, const struct py_target *t)
 			sk->tries = RETRY_MAX;
 	}
 spawn:
+	if (s->o.walk.hub) {
+		struct epoll_event rev = { .events = EPOLLIN | EPOLLET,
+					   .data.ptr = &s->ring_tag };
+
+		/* Without it the drains come on their timer alone. */
+		(void)epoll_ctl(s->epfd, EPOLL_CTL_ADD, bpf_hub_ring_fd(s->o.walk.hub), &rev);
+	}
 	s->started = 1;
 	err = spawn(&s->engine, engine_main, s);
 	if (err) {
