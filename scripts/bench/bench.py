@@ -1553,17 +1553,41 @@ def start_gthread(env, port, threads=8):
     raise Failed("gunicorn -k gthread did not come up on port %d" % port)
 
 
+KERNEL_RE = re.compile(r"kernel: ([\d.]+) us per sample")
+
+
+def mean_depth(stacks):
+    """Frames per counted stack, on average."""
+    n = total(stacks)
+    return sum(len(fr) * c for fr, c in stacks) / float(n) if n else 0.0
+
+
 def churn_side_by_side(env, server_pid, busy_pid, seconds):
     """Two pyspyc records at CHURN_RATE for `seconds`, at once: the server
-    and one busy thread.  {side: (reads, cpu us per sample, torn %,
-    samples)}; CPU from wait4 (rusage_run), per sample of its own."""
-    runs = {}
+    and one busy thread.  {side: dict of reads, cpu (us per sample: the
+    steady CPU of pyspyc's threads, schedstat from 1.5 s after the start to
+    0.3 s before the end, over the samples of that span, plus the eBPF
+    program's time per sample), torn (%), samples, depth, steady_ms (per
+    second), whole (us per sample over the whole run, set-up included,
+    wait4)}."""
+    runs, steady = {}, {}
+    t0 = time.monotonic()
     for side, pid in (("server", server_pid), ("busy", busy_pid)):
         out = env.path("churn-%s.folded" % side)
         err = open(env.path("churn-%s.err" % side), "w+b")
         runs[side] = (env.spawn([env.pyspyc, "record", "-p", str(pid), "-r", str(CHURN_RATE),
                                  "-d", "%g" % seconds, "-o", out], subprocess.DEVNULL, err),
                       out, err)
+    time.sleep(max(0.0, t0 + 1.5 - time.monotonic()))
+    pids = {}
+    for side, (spawned, _, _) in runs.items():
+        kids = children_of(spawned[0].pid) if env.rusage_run else [spawned[0].pid]
+        if kids:
+            pids[side] = kids[0]
+            steady[side] = [run_ns(kids[0]), time.monotonic()]
+    time.sleep(max(0.0, t0 + seconds - 0.3 - time.monotonic()))
+    for side, pid in pids.items():
+        steady[side] += [run_ns(pid), time.monotonic()]
     res = {}
     for side, (spawned, out, err) in runs.items():
         status, cpu, _ = env.finish(spawned, seconds + 60)
@@ -1574,10 +1598,24 @@ def churn_side_by_side(env, server_pid, busy_pid, seconds):
             raise Failed("pyspyc exited %d: %s" % (status, text.strip()[-300:]))
         summ = parse_summary(text)
         with open(out) as f:
-            stacks = total(parse_collapsed(f.read()))
+            stacks = parse_collapsed(f.read())
         ticks = summ["ticks"] or 1
-        res[side] = (parse_reads(text), 1e6 * cpu / ticks,
-                     100.0 * summ["torn"] / max(1, stacks + summ["torn"]), summ["ticks"])
+        st = steady.get(side, [])
+        if len(st) != 4 or st[0] is None or st[2] is None or st[2] < st[0] or \
+                st[3] <= st[1] or not summ["elapsed"]:
+            raise Failed("no steady CPU of pyspyc on the %s" % side)
+        a, ta, b, tb = st
+        kernel = KERNEL_RE.search(text)
+        # The samples of the span: the run's, pro rata (the load is even).
+        span = ticks * (tb - ta) / summ["elapsed"]
+        res[side] = {"reads": parse_reads(text),
+                     "cpu": (b - a) / 1e3 / max(1.0, span) +
+                     (float(kernel.group(1)) if kernel else 0.0),
+                     "kernel": float(kernel.group(1)) if kernel else 0.0,
+                     "steady_ms": (b - a) / 1e6 / (tb - ta),
+                     "whole": 1e6 * cpu / ticks,
+                     "torn": 100.0 * summ["torn"] / max(1, total(stacks) + summ["torn"]),
+                     "samples": summ["ticks"], "depth": mean_depth(stacks)}
     return res
 
 
@@ -1590,15 +1628,23 @@ def section_churn(env, rep, s):
         "demo: `tests/apps/webapp.py` (http.server's ThreadingHTTPServer, a thread per "
         "request) under /usr/bin/python3.11, loaded by `tests/apps/load.py PORT SECS 4` "
         "(4 clients, as `make demo`); gthread: Debian's gunicorn `-w 1 -k gthread --threads "
-        "8` serving `tests/apps/flask_app.py`, loaded by `wrk -t 1 -c 8` on /light. Beside "
-        "each, `tests/apps/split.py` (one busy thread) under the same Python. Two `pyspyc "
-        "record -r %d -d %g` run at once, one on the server (the worker for gunicorn), one "
-        "on the busy thread. Reads per sample from pyspyc's summary; CPU per sample = "
-        "user+system CPU (wait4, through rusage_run) / samples; torn = torn stacks / (torn + "
-        "stacks counted). %s; the verdicts are on the medians of the rounds, each "
-        "round's servers started afresh." % (CHURN_RATE, s.churn_seconds,
-                                            "%d rounds per workload" % s.churn_rounds
-                                            if s.churn_rounds > 1 else "One round per workload"))
+        "8` serving `tests/apps/flask_app.py`, loaded by `wrk -t 1 -c 8` on /light. The "
+        "busy thread: `tests/apps/deep_busy.py DEPTH`, one thread spinning under a stack "
+        "of DEPTH frames of distinct functions, under the same Python, DEPTH the server's "
+        "mean depth in a 1 s record of it made first: each frame costs its share (the eBPF "
+        "program reads it, user space names it), so a reference shallower than the server "
+        "would compare depths, not threads. Two `pyspyc record -r %d -d %g` run at once, "
+        "one on the server (the worker for gunicorn), one on the busy thread. Reads per "
+        "sample from pyspyc's summary. CPU per sample: pyspyc's steady CPU (schedstat of "
+        "its threads, from 1.5 s after its start to 0.3 s before its end) over the samples "
+        "of that span (the run's, pro rata), plus the eBPF program's time per sample (the "
+        "summary's `kernel:`, spent on the target's CPU); set-up (loading the eBPF program: "
+        "tens of ms) is left out, as it is paid once a run, not a sample: the whole-run "
+        "figure (wait4, set-up included) is shown beside it. Torn = torn stacks / (torn + "
+        "stacks counted). %s; the verdicts are on the medians of the rounds, each round's "
+        "servers started afresh." % (CHURN_RATE, s.churn_seconds,
+                                     "%d rounds per workload" % s.churn_rounds
+                                     if s.churn_rounds > 1 else "One round per workload"))
     table = []
     py = "/usr/bin/python3.11" if os.access("/usr/bin/python3.11", os.X_OK) else "/usr/bin/python3"
     for name in ("demo", "gthread"):
@@ -1613,17 +1659,19 @@ def section_churn(env, rep, s):
         if len(rounds) < s.churn_rounds:
             continue
         for k, r in enumerate(rounds):
-            reads, cpu, torn, ticks = r["server"]
-            breads, bcpu, btorn, bticks = r["busy"]
-            table.append((name, k + 1, count(ticks), "%.2f" % reads, "%.1f" % cpu,
-                          "%.2f%%" % torn, count(bticks), "%.2f" % breads, "%.1f" % bcpu,
-                          "%.2f%%" % btorn, "%.2fx" % churn_ratio(r)))
+            sv, bz = r["server"], r["busy"]
+            table.append((name, k + 1, count(sv["samples"]), "%.1f" % sv["depth"],
+                          "%.2f" % sv["reads"], "%.1f (%.1f)" % (sv["cpu"], sv["kernel"]),
+                          "%.2f" % sv["steady_ms"], "%.0f" % sv["whole"], "%.2f%%" % sv["torn"],
+                          count(bz["samples"]), "%.1f" % bz["depth"], "%.2f" % bz["reads"],
+                          "%.1f (%.1f)" % (bz["cpu"], bz["kernel"]), "%.2f" % bz["steady_ms"],
+                          "%.0f" % bz["whole"], "%.2fx" % churn_ratio(r)))
         # The verdicts on the medians of the rounds: one side-by-side run
         # of 8 s swung from 1.1x to 2.4x on one machine within minutes.
-        reads = statistics.median(r["server"][0] for r in rounds)
-        cpu = statistics.median(r["server"][1] for r in rounds)
-        bcpu = statistics.median(r["busy"][1] for r in rounds)
-        torn = statistics.median(r["server"][2] for r in rounds)
+        reads = statistics.median(r["server"]["reads"] for r in rounds)
+        cpu = statistics.median(r["server"]["cpu"] for r in rounds)
+        bcpu = statistics.median(r["busy"]["cpu"] for r in rounds)
+        torn = statistics.median(r["server"]["torn"] for r in rounds)
         ratio = statistics.median(churn_ratio(r) for r in rounds)
         every = ", ".join("%.2fx" % churn_ratio(r) for r in rounds)
         checks = (("%s reads per sample" % name, "%.2f" % reads, "<= %g" % CHURN_READS,
@@ -1636,15 +1684,16 @@ def section_churn(env, rep, s):
                    torn <= CHURN_TORN_PCT))
         for what, measured, target, ok in checks:
             rep.row("churn", what, measured, target, verdict(ok))
-    rep.table(("workload", "round", "samples", "reads / sample", "us CPU / sample", "torn",
-               "busy: samples", "busy: reads", "busy: us CPU", "busy: torn", "CPU ratio"),
-              table)
+    rep.table(("workload", "round", "samples", "depth", "reads / sample",
+               "us CPU / sample (eBPF)", "steady ms/s", "whole run us / sample", "torn",
+               "busy: samples", "busy: depth", "busy: reads", "busy: us CPU (eBPF)",
+               "busy: steady ms/s", "busy: whole run", "CPU ratio"), table)
 
 
 def churn_ratio(r):
     """A side-by-side run's CPU per sample on the server over the busy
     thread's."""
-    return r["server"][1] / r["busy"][1] if r["busy"][1] else float("inf")
+    return r["server"]["cpu"] / r["busy"]["cpu"] if r["busy"]["cpu"] else float("inf")
 
 
 def churn_round(env, s, py, name):
@@ -1652,8 +1701,6 @@ def churn_round(env, s, py, name):
     server, load and busy thread started for it and stopped after."""
     started = []
     try:
-        busy = env.target(py, "split.py", s.churn_seconds + 30)
-        started.append(busy)
         port = free_port()
         if name == "demo":
             app = env.start([py, os.path.join(APPS, "webapp.py"), str(port)],
@@ -1664,16 +1711,21 @@ def churn_round(env, s, py, name):
                 raise Failed("webapp.py did not start")
             server = app.pid
             started.append(env.start([py, os.path.join(APPS, "load.py"), str(port),
-                                      str(s.churn_seconds + 3), "4"],
+                                      str(s.churn_seconds + 6), "4"],
                                      stdout=subprocess.DEVNULL))
         else:
             master, server = start_gthread(env, port)
             started.append(master)
             started.append(env.start(["wrk", "-t", "1", "-c", "8", "-d",
-                                      "%ds" % round(s.churn_seconds + 3),
+                                      "%ds" % round(s.churn_seconds + 6),
                                       "http://127.0.0.1:%d/light" % port],
                                      stdout=subprocess.DEVNULL))
         time.sleep(1.0)
+        _, _, text = env.record(server, ["-r", str(CHURN_RATE), "-d", "1"], duration=1)
+        depth = int(round(mean_depth(parse_collapsed(text or ""))))
+        busy = env.target(py, "deep_busy.py", max(3, depth), s.churn_seconds + 30)
+        started.append(busy)
+        time.sleep(0.5)
         return churn_side_by_side(env, server, busy.pid, s.churn_seconds)
     finally:
         for p in reversed(started):
