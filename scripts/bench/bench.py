@@ -1629,7 +1629,7 @@ def section_churn(env, rep, s):
         "request) under /usr/bin/python3.11, loaded by `tests/apps/load.py PORT SECS 4` "
         "(4 clients, as `make demo`); gthread: Debian's gunicorn `-w 1 -k gthread --threads "
         "8` serving `tests/apps/flask_app.py`, loaded by `wrk -t 1 -c 8` on /light. The "
-        "busy thread: `tests/apps/deep_busy.py DEPTH`, one thread spinning under a stack "
+        "busy thread: `tests/apps/bench_deep.py DEPTH`, one thread spinning under a stack "
         "of DEPTH frames of distinct functions, under the same Python, DEPTH the server's "
         "mean depth in a 1 s record of it made first: each frame costs its share (the eBPF "
         "program reads it, user space names it), so a reference shallower than the server "
@@ -1723,7 +1723,7 @@ def churn_round(env, s, py, name):
         time.sleep(1.0)
         _, _, text = env.record(server, ["-r", str(CHURN_RATE), "-d", "1"], duration=1)
         depth = int(round(mean_depth(parse_collapsed(text or ""))))
-        busy = env.target(py, "deep_busy.py", max(3, depth), s.churn_seconds + 30)
+        busy = env.target(py, "bench_deep.py", max(3, depth), s.churn_seconds + 30)
         started.append(busy)
         time.sleep(0.5)
         return churn_side_by_side(env, server, busy.pid, s.churn_seconds)
