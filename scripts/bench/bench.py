@@ -1553,9 +1553,6 @@ def start_gthread(env, port, threads=8):
     raise Failed("gunicorn -k gthread did not come up on port %d" % port)
 
 
-KERNEL_RE = re.compile(r"kernel: ([\d.]+) us per sample")
-
-
 def mean_depth(stacks):
     """Frames per counted stack, on average."""
     n = total(stacks)
