@@ -7,9 +7,10 @@
  * consistent chain, with no other thread changing them (a thread's frames
  * are its own).  A process not sampled costs a map lookup.  For one that
  * is, the thread state comes from `threads` (filled by user space from its
- * own walk of the thread list), then the frames: one read of each frame,
- * one of each code object's header for its fingerprint (skipped for a
- * frame running the same code as its callee: recursion).  Shim frames
+ * own walk of the thread list), then the frames: one read of each frame
+ * (3.11+: of each page of the data stack they are in, frame_window), one
+ * of each code object's header for its fingerprint (skipped for a frame
+ * running the same code as its callee: recursion).  Shim frames
  * (3.12+: C calling into the interpreter) are sent as they are, with
  * their owner; user space leaves them out.  The record goes
  * to the ring buffer without waking anyone: user space drains it on its
@@ -56,7 +57,7 @@ struct {
 struct scratch {
 	struct pb_head head;
 	struct pb_frame frames[PB_MAX_FRAMES];
-	__u8 frame[PB_FRAME_READ] __attribute__((aligned(8)));
+	__u8 win[PB_WIN_BUF] __attribute__((aligned(8)));
 	__u8 code[PB_CODE_READ] __attribute__((aligned(8)));
 };
 
@@ -140,15 +141,39 @@ static __always_inline int first_frame(const struct pb_layout *L, __u64 ts, __u6
 	return rd_ptr(ts, L->tstate_frame, f);
 }
 
-/* The walk's state, on the program's stack, for walk_one. */
+/* The walk's state, on the program's stack, for walk_one.  sc->win holds
+ * user memory [win_lo, win_lo + win_len); stacked: the low bits of an address
+ * cleared for the start of its page (3.11+'s data stack), else 0. */
 struct walk {
 	struct scratch *sc;
 	const struct pb_layout *L;
-	__u64 f, last_code;
+	__u64 f, last_code, win_lo, win_len, stacked;
 	struct pb_thread parts;     /* the thread's thread states */
 	__u32 part;                 /* the one walked now */
 	__u32 last_fp, flags, n, max, fread, cread;
 };
+
+/* Frame f's bytes into sc->win, unless the last read has them: 0, or -1
+ * when they cannot be read.  With a data stack (stacked: 3.11+) a frame is
+ * read with the rest of its page below it, where the frames that called it
+ * are: a walk of 25 frames reads a page or two, not 25 frames (a
+ * generator's frame, in its object on the heap, has its page read for
+ * nothing).  The page's start is as far down as a read goes: the page
+ * below may not be mapped (a chunk's first).  Frame objects (before 3.11)
+ * are read alone. */
+static __always_inline int frame_window(struct walk *w, __u64 f)
+{
+	__u64 lo = f & ~(__u64)w->stacked, len = (f - lo + w->fread) & (PB_WIN_BUF - 1);
+	__u64 d = f - w->win_lo; /* below win_lo: past any length */
+
+	if (d < PB_WIN_BUF && d + w->fread <= w->win_len)
+		return 0;
+	if (bpf_probe_read_user(w->sc->win, len, (const void *)lo))
+		return -1;
+	w->win_lo = lo;
+	w->win_len = len;
+	return 0;
+}
 
 /* The walk at the end of one thread state's frames: on to the next thread
  * state's (an older interpreter's, whose frames called the newer one's).
@@ -182,7 +207,7 @@ static long walk_one(__u32 i, void *ctx)
 	const struct pb_layout *L = w->L;
 	struct pb_frame *pf;
 	__u64 f = w->f, code;
-	__u32 n = w->n;
+	__u32 n = w->n, fo;
 
 	(void)i; /* frames are counted in w->n: part changes take steps too */
 	if (!f)
@@ -190,19 +215,23 @@ static long walk_one(__u32 i, void *ctx)
 	if (n >= w->max)
 		return 1;
 	pf = &sc->frames[n & (PB_MAX_FRAMES - 1)];
-	if (f & 7 || bpf_probe_read_user(sc->frame, w->fread & (PB_FRAME_READ - 1), (const void *)f)) {
+	if (f & 7 || frame_window(w, f)) {
 		w->flags |= PB_READ_FAILED;
 		return 1;
 	}
-	code = ld64(sc->frame, L->frame_code, PB_FRAME_READ);
+	/* Read alone (objects), a frame is at 0, where a field the version
+	 * lacks (-1) reads as 0; a data stack's version has them all. */
+	fo = (__u32)(f - w->win_lo) & (PB_WIN_BYTES - 1);
+	code = ld64(sc->win, (__s32)fo + L->frame_code, PB_WIN_BUF);
 	if (L->model == PB_MODEL_OBJECTS) {
-		pf->instr = (__u64)(__s64)(__s32)ld32(sc->frame, L->frame_instr, PB_FRAME_READ);
-		pf->owner = ld64(sc->frame, L->frame_gen, PB_FRAME_READ) != 0;
+		pf->instr = (__u64)(__s64)(__s32)ld32(sc->win, (__s32)fo + L->frame_instr,
+						     PB_WIN_BUF);
+		pf->owner = ld64(sc->win, (__s32)fo + L->frame_gen, PB_WIN_BUF) != 0;
 	} else {
-		pf->instr = ld64(sc->frame, L->frame_instr, PB_FRAME_READ);
-		pf->owner = ld8(sc->frame, L->frame_owner, PB_FRAME_READ);
+		pf->instr = ld64(sc->win, (__s32)fo + L->frame_instr, PB_WIN_BUF);
+		pf->owner = ld8(sc->win, (__s32)fo + L->frame_owner, PB_WIN_BUF);
 	}
-	w->f = ld64(sc->frame, L->frame_back, PB_FRAME_READ);
+	w->f = ld64(sc->win, (__s32)fo + L->frame_back, PB_WIN_BUF);
 	if (code != w->last_code) {
 		if (!code || code & 7 ||
 		    bpf_probe_read_user(sc->code, w->cread & (PB_CODE_READ - 1), (const void *)code)) {
@@ -339,6 +368,7 @@ int pb_sample(struct bpf_perf_event_data *ctx)
 	}
 	w.sc = sc;
 	w.fread = w.L->frame_read & (PB_FRAME_READ - 1);
+	w.stacked = w.L->model == PB_MODEL_INTERP ? PB_WIN_BYTES - 1 : 0;
 	w.cread = w.L->code_read & (PB_CODE_READ - 1);
 	/* A step per frame, and one per thread state after the first. */
 	bpf_loop(PB_MAX_FRAMES + PB_MAX_PARTS, walk_one, &w, 0);

@@ -23,6 +23,12 @@
 #define PB_MAX_LAYOUTS 16       /* Python versions at once */
 #define PB_MAX_CPUS 1024        /* per-CPU counters (power of 2); past it, rows are shared */
 #define PB_FRAME_READ 256       /* bytes read of a frame, at most (power of 2) */
+/* 3.11+ frames sit one above another in the thread's data stack: a frame
+ * not in the last read is read with everything below it in its page
+ * (PB_WIN_BYTES, a page), where its callers are, into a buffer of
+ * PB_WIN_BUF bytes (powers of 2). */
+#define PB_WIN_BYTES 4096
+#define PB_WIN_BUF 8192
 #define PB_CODE_READ 256        /* bytes read of a code object, at most (power of 2) */
 #define PB_RING_BYTES (4u << 20) /* the ring buffer */
 #define PB_RING_WAKE_BYTES (PB_RING_BYTES / 4) /* ...past this, user space is woken */
