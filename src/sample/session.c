@@ -1029,11 +1029,13 @@ static void *engine_main(void *arg)
 		now = mono_ns();
 		if (!more && now >= s->end_ns)
 			break;
-		if (more && s->ring_woke && now < next) {
-			/* The ring fills up before the drain due: now. */
+		if (s->ring_woke && !(more && now >= next)) {
+			/* The ring fills up before the drain due (or, past the
+			 * last turn, before the end): now. */
 			s->ring_woke = 0;
 			tick_all(s, now);
-			next = now + drain_gap(s, now, period);
+			if (more)
+				next = now + drain_gap(s, now, period);
 		} else if (more && now >= next) {
 			s->ring_woke = 0;
 			tick_all(s, now);

@@ -117,6 +117,28 @@ def test_last_samples_before_exit_count(bpf, one_python, target, tmp_path):
         assert a >= 100 and z >= 9, (a, z, line)
 
 
+def test_full_ring_is_drained_before_it_overflows(bpf, one_python, target, tmp_path):
+    """Deep stacks at a high rate fill the ring faster than the quiet drains
+    (every 100 ms once nothing was torn for a second) empty it: 400 frames
+    at 10 kHz are nearly 100 MB a second, and the ring of 4 MiB holds about
+    45 ms of them.  The program wakes pyspyc when the ring is a quarter
+    full, in the run's last tenth of a second too (past its last turn), and
+    no sample is lost."""
+    t = target(one_python, "bench_deep.py", 400, 60)
+    out = tmp_path / "d.folded"
+    r = run_pyspyc(["record", "--backend", "bpf", "-p", str(t.pid), "-r", "10000", "-d", "4",
+                    "-o", str(out)], timeout=120)
+    assert r.returncode == 0, r.stderr
+    line = summary(r.stderr)
+    assert "backend bpf" in line, line
+    assert "lost" not in line, line
+    stacks = parse_collapsed(out.read_text())
+    deep = sum(c for fr, c in stacks if len(fr) == 400)
+    # The target spins through the run: thousands of whole stacks, past
+    # quiet drains' worth of the ring many times over.
+    assert deep >= 5000, (deep, line)
+
+
 @pytest.mark.parametrize("opt", ["--idle", "--gil", "--blocking", "--max-depth=5000"])
 def test_bpf_refuses_what_it_cannot_serve(one_python, opt, tmp_path):
     r = run_pyspyc(["record", "--backend", "bpf", opt, "-d", "1", "-o",
