@@ -121,7 +121,7 @@ class Settings:
         self.scaling_idle = (1, 8, 32) if quick else (1, 8, 32, 128)
         self.scaling_busy = (2,) if quick else (2, 8)
         self.scaling_mixed = (32,)
-        self.scaling_tree = (32, 1)
+        self.scaling_tree = (32, 2)
         self.scaling_rates = (100, 1000)
         self.scaling_seconds = 3.0 if quick else 6.0
         # agent: idle seconds, loaded seconds and rounds, the soak and its
@@ -773,6 +773,7 @@ def measure_overhead(env, s):
 SCALING_PYTHON = "/usr/bin/python3"
 ASLEEP_RE = re.compile(r"; (\d+) samples of processes that had not run")
 PROCESSES_RE = re.compile(r"; (\d+) processes")
+INTERRUPTS_RE = re.compile(r"us per interrupt elsewhere, (\d+) interrupts")
 
 
 def run_ns(pid):
@@ -831,8 +832,16 @@ def scaling_run(env, master, port, rate, seconds, conns):
     summ = parse_summary(text)
     asleep = ASLEEP_RE.search(text)
     procs = PROCESSES_RE.search(text)
+    # The eBPF program's time, on the CPUs it interrupted: its walks plus
+    # what every other interrupt pays.
+    kernel, ints = KERNEL_RE.search(text), INTERRUPTS_RE.search(text)
+    kernel_pct = None
+    if kernel and ints and summ["elapsed"]:
+        others = max(0, int(ints.group(1)) - summ["ticks"])
+        kernel_pct = 100.0 * (float(kernel.group(1)) * summ["ticks"] +
+                              float(kernel.group(2)) * others) / 1e6 / summ["elapsed"]
     return {"cpu_pct": 100.0 * cpu / summ["elapsed"] if summ["elapsed"] else None,
-            "steady_pct": steady.get("pct"),
+            "steady_pct": steady.get("pct"), "kernel_pct": kernel_pct,
             "samples": summ["ticks"], "late": summ["late"],
             "asleep": int(asleep.group(1)) if asleep else 0,
             "processes": int(procs.group(1)) if procs else None}
@@ -1747,8 +1756,8 @@ def section_scaling(env, rep, s):
         "time: `wrk -t 1 -c 2`, two requests in flight among many workers; gunicorn's "
         "sync workers all wait on the one listening socket, so a new connection may wake "
         "many of them (the not-read share says how many slept through a tick). Last, "
-        "not gunicorn: `tests/apps/children.py mixed 32 1` under Debian's python3, 32 "
-        "children that sleep (waking every 0.2 s) and one that spins, all sampled with "
+        "not gunicorn: `tests/apps/children.py mixed %d %d` under Debian's python3, %d "
+        "children that sleep (waking every 0.2 s) and %d that spin, all sampled with "
         "`-s` on their parent: no request wakes the sleepers. Whole run: pyspyc's "
         "user+sys time over its run, in %% of one core, measured from outside "
         "(finding the interpreter, attaching to every process and writing the profile "
@@ -1759,7 +1768,12 @@ def section_scaling(env, rep, s):
         "(the master and the workers). Not read: the share of samples of a process "
         "that had not run since its last one, which cost no read: the kernel's context "
         "switches, counted by pyspyc's eBPF program, said so (without it: its CPU clock "
-        "and GIL, two small reads)." % s.scaling_seconds)
+        "and GIL, two small reads). eBPF program: the sampling program's time in %% of "
+        "one core, spent on the CPUs it interrupted (charged to whatever ran there), "
+        "from the summary: its time per sample x the samples, plus its time per "
+        "interrupt elsewhere x the other interrupts." % (
+            s.scaling_seconds, s.scaling_tree[0], s.scaling_tree[1], s.scaling_tree[0],
+            s.scaling_tree[1]))
     env.log("scaling: gunicorn with %s idle and %s busy workers" % (
         ", ".join(str(x) for x in s.scaling_idle), ", ".join(str(x) for x in s.scaling_busy)))
     try:
@@ -1781,11 +1795,13 @@ def section_scaling(env, rep, s):
                       procs, "%.2f%%" % r["cpu_pct"],
                       "%.2f%%" % steady if steady is not None else "-",
                       "%.3f%%" % (steady / procs) if steady is not None else "-",
+                      "%.2f%%" % r["kernel_pct"] if r["kernel_pct"] is not None else "-",
                       count(r["samples"]),
                       "%.0f%%" % (100.0 * r["asleep"] / r["samples"]) if r["samples"] else "-",
                       count(r["late"]), judged(target, res)))
     rep.table(("sampled", "rate", "processes", "pyspyc CPU, whole run", "steady",
-               "steady per process", "samples", "not read", "late ticks", "target"), table)
+               "steady per process", "eBPF program (kernel)", "samples", "not read",
+               "late ticks", "target"), table)
     # What waking alone costs at each rate, measured after the rows: the
     # steady figures stand on it.
     floors = []

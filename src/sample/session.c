@@ -62,10 +62,10 @@
  * the first time for minutes: naming one late loses nothing.  Code made
  * and freed within the wait (exec'd, compiled per request) is found freed
  * at its naming, its stack torn, and the drains are quick again at once
- * (and CHURN_DRAIN_NS while that goes on).  A thread
- * the program could not look up itself (backend_bpf.c, LIST_SOON_NS) is
- * found by a walk of the list at most this late; the program wakes the
- * engine at once when the ring is a quarter full (PB_RING_WAKE_BYTES). */
+ * (and CHURN_DRAIN_NS while that goes on).  A thread the program could
+ * not look up itself (backend_bpf.c, LIST_SOON_NS) is found by a walk of
+ * the list at most this late; the program wakes the engine at once when
+ * the ring is a quarter full (PB_RING_WAKE_BYTES). */
 #define QUIET_DRAIN_NS 100000000LL
 #define QUIET_AFTER_NS 1000000000LL
 
@@ -173,9 +173,9 @@ struct session {
 	 * code objects named: drains every CHURN_DRAIN_NS while both are
 	 * within CHURN_HOLD_NS. */
 	int64_t torn_at, named_at;
-	/* The last turn at which a drain had more to do than count known
-	 * stacks (QUIET_DRAIN_NS); ring_woke: the ring said it fills up (its
-	 * fd in the epoll set, edge-triggered, at &ring_tag). */
+	/* The last turn at which a stack was torn or a process begun
+	 * (QUIET_DRAIN_NS); ring_woke: the ring said it fills up (its fd in
+	 * the epoll set, edge-triggered, at &ring_tag). */
 	int64_t stirred_at;
 	int ring_woke;
 	char ring_tag;
