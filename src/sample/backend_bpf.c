@@ -69,12 +69,11 @@ struct backend_bpf {
 	struct queue q;
 	int64_t list_at;           /* when the thread list is due */
 	int64_t listed_at;         /* when it was walked last */
-	/* The head of the interpreter list (its address, and its value as
-	 * read with the last list): a new interpreter, made by a thread whose
-	 * stacks then miss it, has the list walked at the next turn of a
-	 * process that had samples.  multi: a thread runs in several. */
-	uint64_t head_addr;        /* _PyRuntime.interpreters.head (0: none) */
-	int head_moved;            /* a record said it changed: walk the list */
+	/* A record said the interpreter list's head moved (PB_INTERP_MOVED:
+	 * the program looks, pb_proc.interp_head): a new interpreter, made by
+	 * a thread whose stacks then miss it, has the list walked at the next
+	 * turn.  multi: a thread runs in several. */
+	int head_moved;
 	int multi;
 	/* pthread ids of threads the program found before the list did, read
 	 * from their thread states: direct-mapped by tid */
@@ -627,8 +626,6 @@ static int bpf_open(struct backend **out, const struct py_target *t,
 	pb_decode_opts_of(t->layout, o->max_depth, &b->dec);
 	b->list_at = INT64_MIN;
 	b->L = t->layout;
-	b->head_addr = t->runtime && t->layout->runtime_interp_head >= 0
-		       ? t->runtime + (uint64_t)t->layout->runtime_interp_head : 0;
 	b->rs.threads = &b->d.th;
 	b->rs.frames = b->d.frames;
 	b->rs.fps = b->d.fps;
@@ -646,9 +643,10 @@ static int bpf_open(struct backend **out, const struct py_target *t,
 	pp.max_frames = o->max_depth < PB_MAX_FRAMES ? o->max_depth : PB_MAX_FRAMES;
 	pp.pad = 0;
 	pp.start = 0; /* the program notes it */
-	pp.interp_head = b->head_addr;
+	pp.interp_head = t->runtime && t->layout->runtime_interp_head >= 0
+			 ? t->runtime + (uint64_t)t->layout->runtime_interp_head : 0;
 	pp.head_at = 0;
-	if (!b->head_addr || rmem_read_ptr(py_walker_mem(b->w), b->head_addr, &head))
+	if (!pp.interp_head || rmem_read_ptr(py_walker_mem(b->w), pp.interp_head, &head))
 		head = 0; /* a walk of the list at its first look */
 	pp.head_seen = head;
 	pp.threads_head = t->interp && t->layout->interp_threads_head >= 0 &&

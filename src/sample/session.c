@@ -173,10 +173,10 @@ struct session {
 	 * code objects named: drains every CHURN_DRAIN_NS while both are
 	 * within CHURN_HOLD_NS. */
 	int64_t torn_at, named_at;
-	/* The last turn at which a stack was torn or a process begun
-	 * (QUIET_DRAIN_NS); ring_woke: the ring said it fills up (its fd in
-	 * the epoll set, edge-triggered, at &ring_tag). */
-	int64_t stirred_at;
+	/* The last turn at which a process was begun (QUIET_DRAIN_NS, with
+	 * torn_at); ring_woke: the ring said it fills up (its fd in the epoll
+	 * set, edge-triggered, at &ring_tag). */
+	int64_t begun_at;
 	int ring_woke;
 	char ring_tag;
 	pid_t *members;
@@ -890,7 +890,7 @@ static void tick_all(struct session *s, int64_t now)
 				continue;
 			}
 			pr->begun = 1;
-			s->stirred_at = now;
+			s->begun_at = now;
 		}
 		tell_skips(s, i, t - 1, before);
 		q->told = t; /* this one it takes */
@@ -904,8 +904,6 @@ static void tick_all(struct session *s, int64_t now)
 			s->torn_at = now;
 		if (pr->st.code_misses != named)
 			s->named_at = now;
-		if (pr->st.torn != torn)
-			s->stirred_at = now;
 		if (!s->rw || !sampler_quiet(pr->smp, &q->until, &q->slot)) {
 			q->until = INT64_MIN;
 			quiet = 0;
@@ -993,7 +991,8 @@ static int64_t drain_gap(const struct session *s, int64_t now, int64_t period)
 		return period;
 	if (now - s->torn_at < CHURN_HOLD_NS && now - s->named_at < CHURN_HOLD_NS)
 		return CHURN_DRAIN_NS;
-	if (now - s->stirred_at < QUIET_AFTER_NS || period >= QUIET_DRAIN_NS)
+	if (now - s->torn_at < QUIET_AFTER_NS || now - s->begun_at < QUIET_AFTER_NS ||
+	    period >= QUIET_DRAIN_NS)
 		return period;
 	return QUIET_DRAIN_NS;
 }
