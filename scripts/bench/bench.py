@@ -793,6 +793,29 @@ def run_ns(pid):
     return t
 
 
+def steady_cpu(env, procs, t0, seconds):
+    """The CPU time of each pyspyc's threads in its steady state, from 1.5 s
+    after t0 (its start) to 0.3 s before its end (-d seconds), when every
+    process is attached and it only samples.  procs: the Popen of each
+    (rusage_run's, when spawned through it).  For each, (ns of CPU, seconds
+    of the span), or None when it could not be read."""
+    time.sleep(max(0.0, t0 + 1.5 - time.monotonic()))
+    pids = []
+    for p in procs:
+        kids = children_of(p.pid) if env.rusage_run else [p.pid]
+        pids.append(kids[0] if kids else None)
+    first = [(run_ns(pid), time.monotonic()) if pid else (None, 0.0) for pid in pids]
+    time.sleep(max(0.0, t0 + seconds - 0.3 - time.monotonic()))
+    spans = []
+    for pid, (a, ta) in zip(pids, first):
+        b, tb = (run_ns(pid), time.monotonic()) if pid else (None, 0.0)
+        # (Threads that end in between take their time with them: a
+        # build with a thread per process shows none then.)
+        ok = a is not None and b is not None and tb > ta and b >= a
+        spans.append((b - a, tb - ta) if ok else None)
+    return spans
+
+
 def scaling_run(env, master, port, rate, seconds, conns):
     """pyspyc record -s -p MASTER -r RATE for `seconds` (under wrk with
     conns connections, if any): its CPU in % of one core over its whole run (user+sys over its
@@ -805,19 +828,9 @@ def scaling_run(env, master, port, rate, seconds, conns):
     steady = {}
 
     def measure(p):
-        t0 = time.monotonic()
-        time.sleep(max(0.0, t0 + 1.5 - time.monotonic()))
-        kids = children_of(p.pid) if env.rusage_run else [p.pid]
-        if not kids:
-            return
-        pid = kids[0]
-        a, ta = run_ns(pid), time.monotonic()
-        time.sleep(max(0.0, t0 + seconds - 0.3 - time.monotonic()))
-        b, tb = run_ns(pid), time.monotonic()
-        # (Threads that end in between take their time with them: a
-        # build with a thread per process shows none then.)
-        if a is not None and b is not None and tb > ta and b >= a:
-            steady["pct"] = 100.0 * (b - a) / 1e9 / (tb - ta)
+        got = steady_cpu(env, [p], time.monotonic(), seconds)[0]
+        if got:
+            steady["pct"] = 100.0 * got[0] / 1e9 / got[1]
 
     def load(p):
         m = threading.Thread(target=measure, args=(p,))
@@ -1576,7 +1589,7 @@ def churn_side_by_side(env, server_pid, busy_pid, seconds):
     program's time per sample), torn (%), samples, depth, steady_ms (per
     second), whole (us per sample over the whole run, set-up included,
     wait4)}."""
-    runs, steady = {}, {}
+    runs = {}
     t0 = time.monotonic()
     for side, pid in (("server", server_pid), ("busy", busy_pid)):
         out = env.path("churn-%s.folded" % side)
@@ -1584,16 +1597,7 @@ def churn_side_by_side(env, server_pid, busy_pid, seconds):
         runs[side] = (env.spawn([env.pyspyc, "record", "-p", str(pid), "-r", str(CHURN_RATE),
                                  "-d", "%g" % seconds, "-o", out], subprocess.DEVNULL, err),
                       out, err)
-    time.sleep(max(0.0, t0 + 1.5 - time.monotonic()))
-    pids = {}
-    for side, (spawned, _, _) in runs.items():
-        kids = children_of(spawned[0].pid) if env.rusage_run else [spawned[0].pid]
-        if kids:
-            pids[side] = kids[0]
-            steady[side] = [run_ns(kids[0]), time.monotonic()]
-    time.sleep(max(0.0, t0 + seconds - 0.3 - time.monotonic()))
-    for side, pid in pids.items():
-        steady[side] += [run_ns(pid), time.monotonic()]
+    steady = dict(zip(runs, steady_cpu(env, [r[0][0] for r in runs.values()], t0, seconds)))
     res = {}
     for side, (spawned, out, err) in runs.items():
         status, cpu, _ = env.finish(spawned, seconds + 60)
@@ -1606,19 +1610,17 @@ def churn_side_by_side(env, server_pid, busy_pid, seconds):
         with open(out) as f:
             stacks = parse_collapsed(f.read())
         ticks = summ["ticks"] or 1
-        st = steady.get(side, [])
-        if len(st) != 4 or st[0] is None or st[2] is None or st[2] < st[0] or \
-                st[3] <= st[1] or not summ["elapsed"]:
+        if not steady[side] or not summ["elapsed"]:
             raise Failed("no steady CPU of pyspyc on the %s" % side)
-        a, ta, b, tb = st
+        ns, span_s = steady[side]
         kernel = KERNEL_RE.search(text)
         # The samples of the span: the run's, pro rata (the load is even).
-        span = ticks * (tb - ta) / summ["elapsed"]
+        span = ticks * span_s / summ["elapsed"]
         res[side] = {"reads": parse_reads(text),
-                     "cpu": (b - a) / 1e3 / max(1.0, span) +
+                     "cpu": ns / 1e3 / max(1.0, span) +
                      (float(kernel.group(1)) if kernel else 0.0),
                      "kernel": float(kernel.group(1)) if kernel else 0.0,
-                     "steady_ms": (b - a) / 1e6 / (tb - ta),
+                     "steady_ms": ns / 1e6 / span_s,
                      "whole": 1e6 * cpu / ticks,
                      "torn": 100.0 * summ["torn"] / max(1, total(stacks) + summ["torn"]),
                      "samples": summ["ticks"], "depth": mean_depth(stacks)}
