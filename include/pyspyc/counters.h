@@ -25,6 +25,8 @@
 	X(stacks, COUNTER_SUM, "thread stacks counted") \
 	X(errors, COUNTER_SUM, "ticks or code objects that failed to read") \
 	X(torn, COUNTER_SUM, "stacks dropped as inconsistent") \
+	X(code_gone, COUNTER_SUM, "...of which one ran a code object freed or " \
+	  "replaced before it was checked") \
 	X(rereads, COUNTER_SUM, "torn threads read again at once") \
 	X(returned, COUNTER_SUM, "stacks read as their innermost frame returned: " \
 	  "that frame left out") \

@@ -32,7 +32,10 @@ struct sym_opts {
 struct sym_stats {
 	uint64_t stacks;       /* thread stacks added */
 	uint64_t dropped;      /* stacks lost to a full table */
-	uint64_t torn;         /* stacks whose code objects did not validate */
+	uint64_t torn;         /* stacks dropped as inconsistent */
+	/* ...of which one ran a code object freed or replaced by the time it
+	 * was checked (named sooner, it would have been) */
+	uint64_t code_gone;
 	uint64_t code_misses;  /* code objects resolved */
 	uint64_t errors;       /* code objects that could not be resolved */
 	/* code objects met first in a window read too long after their

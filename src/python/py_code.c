@@ -1450,8 +1450,10 @@ static int frame_id(struct py_symbolizer *s, struct code_entry *e, int32_t line,
 
 /* Frame ids of th's raw frames [0, end) (innermost first) into fid[],
  * NO_FRAME for a frame left out.  *oldest is lowered to the oldest check of
- * the code entries used.  Returns 0, -EBADF for a frame whose code object
- * did not validate (a torn stack), or -ENOSPC. */
+ * the code entries used.  Returns 0, -ESTALE for a frame whose code object
+ * did not validate (freed or replaced since the frame ran it), -EBADF for
+ * a frame at a place the thread's stack cannot have been (both a torn
+ * stack), or -ENOSPC. */
 static int symbolize_frames(struct py_symbolizer *s, const struct raw_sample *rs,
 			    const struct raw_thread *th, uint32_t end, uint32_t *fid,
 			    int64_t *oldest)
@@ -1468,7 +1470,7 @@ static int symbolize_frames(struct py_symbolizer *s, const struct raw_sample *rs
 		e = entry_for(s, f->code);
 		fid[i] = NO_FRAME;
 		if (!e)
-			return -EBADF;
+			return -ESTALE;
 		if (e->table_full)
 			return -ENOSPC;
 		if (e->checked_ns < *oldest)
@@ -1588,7 +1590,7 @@ static int symbolize(struct py_symbolizer *s, const struct raw_sample *rs,
 		return -ENOSPC;
 	err = symbolize_frames(s, rs, th, th->depth, s->fid, &oldest);
 	if (err)
-		return err;
+		return err == -ESTALE ? -EBADF : err;
 	if (bottom_is_generator(s, rs, th))
 		return -EBADF;
 	depth = assemble(s, th, &no_pick, s->fid);
@@ -1784,9 +1786,10 @@ static int settle(struct py_symbolizer *s, int pf_ok, int64_t now, struct sym_st
 		const struct pending *p = &s->pend[i];
 		uint32_t id;
 
-		if (!ok)
+		if (!ok) {
 			st->torn++;
-		else if (stacktab_add_at(s->tab, s->pend_ids + p->off, p->depth, p->t_ns, &id))
+			st->code_gone++;
+		} else if (stacktab_add_at(s->tab, s->pend_ids + p->off, p->depth, p->t_ns, &id))
 			st->dropped++;
 		else {
 			s->counted[s->ncounted++] = id;
@@ -1826,8 +1829,9 @@ static void add_thread(struct py_symbolizer *s, const struct raw_sample *rs,
 	/* The root-side frames a memo keeps were counted whole before. */
 	if (!err && !keep && bottom_is_generator(s, rs, th))
 		err = -EBADF;
-	if (err == -EBADF) {
+	if (err == -EBADF || err == -ESTALE) {
 		st->torn++;
+		st->code_gone += err == -ESTALE;
 		return;
 	}
 	if (err) {

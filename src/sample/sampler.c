@@ -816,6 +816,7 @@ static void publish_reads(const struct sampler *s, struct sampler_stats *st)
 	PUB(st->returned, s->bs.returned);
 	PUB(st->dropped, s->ss.dropped);
 	PUB(st->code_misses, s->ss.code_misses);
+	PUB(st->code_gone, s->ss.code_gone);
 	PUB(st->interps_capped, s->bs.interps_capped);
 	PUB(st->fast, s->bs.fast);
 	PUB(st->reads, s->mem->reads);

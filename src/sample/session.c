@@ -47,22 +47,25 @@
  * the rate: the kernel took the samples, the engine drains them. */
 #define DRAIN_NS 20000000LL
 /* ...and this often while, within CHURN_HOLD_NS, stacks were lost as torn
- * and new code objects were named (not always at one turn: a stack can be
- * checked a turn later): code made, run and dropped within a period
- * (compiled templates, exec'd code) is freed before the turn that would
- * name it, and its stacks were lost.  Named within a few ms, nearly all of
- * them are. */
+ * because a code object they ran was gone when it was named (code_gone):
+ * code made, run and dropped within a period (compiled templates, exec'd
+ * code) is freed before the turn that would name it.  Named within a few
+ * ms, nearly all of them are.  Other torn stacks (read as a frame was
+ * being pushed or popped: the eBPF program's records flag them, or their
+ * frames say so) are torn however soon they are drained, and do not
+ * quicken the drains: a server that tears one stack in a thousand would
+ * otherwise pay 500 wake-ups a second for a second after each. */
 #define CHURN_DRAIN_NS 2000000LL
 #define CHURN_HOLD_NS 1000000000LL
-/* ...and this seldom once, for QUIET_AFTER_NS, no stack was torn and no
- * process begun: a server in its steady state, or a host of sleepers,
- * costs the engine 10 wake-ups a second, not 50.  A code object seen for
+/* ...and this seldom when no process was begun within QUIET_AFTER_NS and
+ * none is within CHURN_HOLD_NS of a loss: a server in its steady state, or
+ * a host of sleepers, costs the engine 10 wake-ups a second, not 50.  A code object seen for
  * the first time is then named at most this late.  A server's code lives
  * as long as the server, and its rarely run functions keep turning up for
  * the first time for minutes: naming one late loses nothing.  Code made
  * and freed within the wait (exec'd, compiled per request) is found freed
- * at its naming, its stack torn, and the drains are quick again at once
- * (and CHURN_DRAIN_NS while that goes on).  A thread the program could
+ * at its naming, its stack torn, and the drains are CHURN_DRAIN_NS at once,
+ * for CHURN_HOLD_NS after the last such loss.  A thread the program could
  * not look up itself (backend_bpf.c, LIST_SOON_NS) is found by a walk of
  * the list at most this late; the program wakes the engine at once when
  * the ring is a quarter full (PB_RING_WAKE_BYTES). */
@@ -169,12 +172,12 @@ struct session {
 	 * engine for each. */
 	int ev_armed;
 	int64_t ev_rearm_at;
-	/* The last turns at which a process lost stacks as torn, and had new
-	 * code objects named: drains every CHURN_DRAIN_NS while both are
-	 * within CHURN_HOLD_NS. */
-	int64_t torn_at, named_at;
+	/* The last turn at which a process lost a stack to a code object gone
+	 * before it was named (code_gone): drains every CHURN_DRAIN_NS within
+	 * CHURN_HOLD_NS of it. */
+	int64_t gone_at;
 	/* The last turn at which a process was begun (QUIET_DRAIN_NS, with
-	 * torn_at); ring_woke: the ring said it fills up (its fd in the epoll
+	 * gone_at); ring_woke: the ring said it fills up (its fd in the epoll
 	 * set, edge-triggered, at &ring_tag). */
 	int64_t begun_at;
 	int ring_woke;
@@ -849,7 +852,7 @@ static void watch(struct session *s, int64_t deadline)
  * of many workers run, a byte and this array's entry for each sleeper. */
 static void tick_all(struct session *s, int64_t now)
 {
-	uint64_t stir = 0, t = s->ticks + 1, torn, named;
+	uint64_t stir = 0, t = s->ticks + 1, gone;
 	uint32_t i = 0;
 	int64_t until = INT64_MAX, before = s->tick_ns;
 	int quiet = s->rw != NULL && s->nlive > 0, tell = now >= s->tell_at;
@@ -894,16 +897,13 @@ static void tick_all(struct session *s, int64_t now)
 		}
 		tell_skips(s, i, t - 1, before);
 		q->told = t; /* this one it takes */
-		torn = pr->st.torn;
-		named = pr->st.code_misses;
+		gone = pr->st.code_gone;
 		if (sampler_tick(pr->smp, now, &pr->st)) {
 			finish_proc(s, i, 0);
 			continue; /* live[i] is another one now */
 		}
-		if (pr->st.torn != torn)
-			s->torn_at = now;
-		if (pr->st.code_misses != named)
-			s->named_at = now;
+		if (pr->st.code_gone != gone)
+			s->gone_at = now;
 		if (!s->rw || !sampler_quiet(pr->smp, &q->until, &q->slot)) {
 			q->until = INT64_MIN;
 			quiet = 0;
@@ -989,9 +989,9 @@ static int64_t drain_gap(const struct session *s, int64_t now, int64_t period)
 {
 	if (!s->o.walk.hub)
 		return period;
-	if (now - s->torn_at < CHURN_HOLD_NS && now - s->named_at < CHURN_HOLD_NS)
+	if (now - s->gone_at < CHURN_HOLD_NS)
 		return CHURN_DRAIN_NS;
-	if (now - s->torn_at < QUIET_AFTER_NS || now - s->begun_at < QUIET_AFTER_NS ||
+	if (now - s->begun_at < QUIET_AFTER_NS ||
 	    period >= QUIET_DRAIN_NS)
 		return period;
 	return QUIET_DRAIN_NS;
