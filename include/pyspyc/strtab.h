@@ -30,6 +30,12 @@ struct strtab;
  * key data.  Returns 0 or -errno (-EINVAL, -ENOMEM). */
 int strtab_new(struct strtab **out, uint32_t max_keys, size_t arena_bytes);
 
+/* The same, for a table that keeps its keys for the run and is looked up
+ * seldom (names, frames): its resident memory grows with its keys, a few
+ * pages for the first thousands, not a page a key until the index is all
+ * resident; a lookup costs up to a few cache lines more. */
+int strtab_new_lasting(struct strtab **out, uint32_t max_keys, size_t arena_bytes);
+
 /* Free the table and everything in it.  Accepts NULL.  Not thread-safe:
  * every inserting thread must have stopped. */
 void strtab_free(struct strtab *t);
@@ -55,6 +61,11 @@ uint32_t strtab_count(const struct strtab *t);
 
 /* Bytes of arena in use, for statistics. */
 size_t strtab_bytes(const struct strtab *t);
+
+/* Bytes of the slot array's pages touched since creation or the last
+ * reset (4 KiB granules), for statistics: the index's share of resident
+ * memory. */
+size_t strtab_slot_bytes(const struct strtab *t);
 
 /* 64-bit hash used for keys (exposed for the tests). */
 uint64_t strtab_hash(const void *key, size_t len);

@@ -121,11 +121,11 @@ int stacktab_new(struct stacktab **out, const struct stacktab_limits *lim)
 		return -ENOMEM;
 	t->max_stacks = lim->max_stacks;
 	t->counts_bytes = (size_t)lim->max_stacks * sizeof(*t->win[0].counts);
-	err = strtab_new(&t->strings, lim->max_strings,
+	err = strtab_new_lasting(&t->strings, lim->max_strings,
 			 (size_t)lim->max_strings * STRING_ARENA_PER_KEY);
 	if (err)
 		goto out_free;
-	err = strtab_new(&t->frames, lim->max_frames,
+	err = strtab_new_lasting(&t->frames, lim->max_frames,
 			 (size_t)lim->max_frames * FRAME_ARENA_PER_KEY);
 	if (err)
 		goto out_free;

@@ -21,11 +21,14 @@
 
 /* ---- helpers ----------------------------------------------------------- */
 
+/* Set by the _lasting runs: the tests' tables are strtab_new_lasting's. */
+static int lasting;
+
 static struct strtab *new_table(uint32_t max_keys, size_t arena)
 {
 	struct strtab *t = NULL;
 
-	assert_int_equal(strtab_new(&t, max_keys, arena), 0);
+	assert_int_equal((lasting ? strtab_new_lasting : strtab_new)(&t, max_keys, arena), 0);
 	assert_non_null(t);
 	return t;
 }
@@ -130,6 +133,48 @@ static void test_dense_ids(void **state)
 
 		expect_bytes(t, i, key, (size_t)n);
 	}
+	strtab_free(t);
+}
+
+/* A large lasting table's first keys are in a few pages of its index: the
+ * agent's long-lived tables (2^20 keys) once grew by a page a key. */
+static void test_few_keys_few_pages(void **state)
+{
+	struct strtab *t = NULL;
+	char key[32];
+	uint32_t i;
+
+	(void)state;
+	assert_int_equal(strtab_new_lasting(&t, 1u << 20, (size_t)1 << 24), 0);
+	assert_int_equal(strtab_slot_bytes(t), 0);
+	for (i = 0; i < 2000; i++) {
+		int n = snprintf(key, sizeof(key), "frame-%u", i);
+
+		assert_int_equal(intern_ok(t, key, (size_t)n), i);
+	}
+	/* 2000 keys at random in 2^21 slots (4096 pages) touch about 1600
+	 * pages; the small levels hold them in under 100. */
+	assert_true(strtab_slot_bytes(t) <= 400u << 10);
+	for (i = 0; i < 2000; i++) {
+		int n = snprintf(key, sizeof(key), "frame-%u", i);
+
+		assert_int_equal(intern_ok(t, key, (size_t)n), i);
+		expect_bytes(t, i, key, (size_t)n);
+	}
+	/* Past the small levels every key still goes in, once. */
+	for (i = 2000; i < 300000; i++) {
+		int n = snprintf(key, sizeof(key), "frame-%u", i);
+
+		assert_int_equal(intern_ok(t, key, (size_t)n), i);
+	}
+	for (i = 0; i < 300000; i += 7) {
+		int n = snprintf(key, sizeof(key), "frame-%u", i);
+
+		assert_int_equal(intern_ok(t, key, (size_t)n), i);
+	}
+	assert_int_equal(strtab_count(t), 300000);
+	strtab_reset(t);
+	assert_int_equal(strtab_slot_bytes(t), 0);
 	strtab_free(t);
 }
 
@@ -616,12 +661,28 @@ static void test_concurrent_full(void **state)
 	strtab_free(t);
 }
 
+/* The same tests on lasting tables (levels before the main table). */
+#define LASTING(name) \
+	static void name##_lasting(void **state) \
+	{ \
+		lasting = 1; \
+		name(state); \
+		lasting = 0; \
+	}
+LASTING(test_round_trip)
+LASTING(test_dense_ids)
+LASTING(test_enospc_max_keys)
+LASTING(test_concurrent_intern)
+LASTING(test_concurrent_full)
+#undef LASTING
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_new_rejects_bad_bounds),
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_dense_ids),
+		cmocka_unit_test(test_few_keys_few_pages),
 		cmocka_unit_test(test_empty_key),
 		cmocka_unit_test(test_binary_keys),
 		cmocka_unit_test(test_keys_are_aligned),
@@ -632,6 +693,11 @@ int main(void)
 		cmocka_unit_test(test_get_unknown_ids),
 		cmocka_unit_test(test_concurrent_intern),
 		cmocka_unit_test(test_concurrent_full),
+		cmocka_unit_test(test_round_trip_lasting),
+		cmocka_unit_test(test_dense_ids_lasting),
+		cmocka_unit_test(test_enospc_max_keys_lasting),
+		cmocka_unit_test(test_concurrent_intern_lasting),
+		cmocka_unit_test(test_concurrent_full_lasting),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
