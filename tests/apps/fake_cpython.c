@@ -1471,7 +1471,8 @@ static int put_location(uint8_t *p, int len, int line, int col, int ecol, int *p
 		} else if (d == 0 && col < 80 && ecol >= col && ecol - col < 16) {
 			p[n++] = (uint8_t)(0x80 | (col / 8) << 3 | (k - 1));
 			p[n++] = (uint8_t)((col % 8) << 4 | (ecol - col));
-		} else if (d >= 0 && d <= 2 && col < 256 && ecol < 256) {
+		} else if (d >= 0 && d <= 2 && col < 128 && ecol < 128) {
+			/* (column bytes must not look like an entry's start) */
 			p[n++] = (uint8_t)(0x80 | (10 + d) << 3 | (k - 1));
 			p[n++] = (uint8_t)col;
 			p[n++] = (uint8_t)ecol;
