@@ -768,6 +768,9 @@ int cmd_record(int argc, char **argv)
 			rc = cmd_attach_error(WHO, e, pid, t);
 			goto out;
 		}
+		if (found && (rc = cmd_backend_fit(WHO, t, &bc)) >= 0)
+			goto out;
+		rc = 0;
 		if (proc_cmdline(pid, command, sizeof(command)) || !command[0])
 			snprintf(command, sizeof(command), "pid %d", (int)pid);
 		cmd_install_signals();
@@ -799,6 +802,9 @@ int cmd_record(int argc, char **argv)
 				rc = cmd_attach_error(WHO, e, pid, t);
 			goto out;
 		}
+		if (found && !e && (rc = cmd_backend_fit(WHO, t, &bc)) >= 0)
+			goto out;
+		rc = 0;
 	}
 
 	{

@@ -567,6 +567,9 @@ int cmd_top(int argc, char **argv)
 			goto out;
 		}
 		have_t = !e;
+		if (have_t && (rc = cmd_backend_fit(WHO, t, &bc)) >= 0)
+			goto out;
+		rc = 0;
 		if (proc_cmdline(pid, command, sizeof(command)) || !command[0])
 			snprintf(command, sizeof(command), "(no command line)");
 		if ((rc = check_terminal()))
@@ -599,6 +602,9 @@ int cmd_top(int argc, char **argv)
 			goto out;
 		}
 		have_t = !e;
+		if (have_t && (rc = cmd_backend_fit(WHO, t, &bc)) >= 0)
+			goto out;
+		rc = 0;
 	}
 
 	{
