@@ -16,6 +16,7 @@ import sys
 import pytest
 
 from conftest import APPS, bpf_unavailable, parse_collapsed, run_pyspyc, why
+from test_top import exited, tmux, top_line, wait_rows  # noqa: F401 (tmux: a fixture)
 
 BUILDS = [("3.14", "0x030e", 0), ("3.14", "0x030e", 1),
           ("3.15", "0x030f", 0), ("3.15", "0x030f", 1)]
@@ -149,6 +150,20 @@ def test_dump_json(running):
         got.add(";".join(frames))
     want = {s.split(";", 1)[1] for s in fk.expected()}
     assert got == want, why(sorted(got), sorted(want))
+
+
+def test_top(running, tmux):
+    """top's rows: each of the fakes' functions, the two innermost ones
+    holding about a thread each (two threads spin)."""
+    _, fk = running
+    tmux.run(top_line(["--backend", "user", "--pid", fk.pid]))
+    want = {f.rsplit(" (", 1)[0] for s in fk.expected() for f in s.split(";")[1:]}
+    s, rows = wait_rows(tmux, lambda rows, s: {r.name for r in rows} >= want and
+                        all(r.own_s > 1.0 for r in rows if r.name in ("hot_loop", "spin")))
+    assert {r.name for r in rows} == want, s
+    tmux.keys("q")
+    s, ok = tmux.wait_screen(lambda s: exited(s) is not None, 20)
+    assert ok and exited(s) == 0, s
 
 
 def test_free_threaded_refused_by_name(fake_ft, tmp_path):
