@@ -414,6 +414,10 @@ static void summary(const struct session_stats *st, const struct record_args *a,
 		fprintf(stderr, "; %u Python processes not sampled: more than "
 			"--max-processes %lld at once", st->processes_left_out,
 			a->s.max_processes);
+	if (st->processes_unread)
+		fprintf(stderr, "; %u Python processes not sampled: the eBPF backend does not "
+			"read their version (3.14+), --backend user does",
+			st->processes_unread);
 	if (st->asleep)
 		fprintf(stderr, "; %llu samples of processes that had not run (not read; "
 			"told by %s)", (unsigned long long)st->asleep,

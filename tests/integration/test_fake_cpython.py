@@ -136,6 +136,21 @@ def test_record_bpf_refused(running, tmp_path):
     assert not out.exists()
 
 
+def test_subprocess_under_bpf_counted(fake_default, tmp_path):
+    """With -s the eBPF backend is chosen before the fake is found (the
+    root is a shell): the fake is not sampled, and the summary says so."""
+    whynot = bpf_unavailable()
+    if whynot:
+        pytest.skip("eBPF backend: %s" % whynot)
+    r = run_pyspyc(["record", "-s", "--backend", "auto", "-d", "1.5", "-f", "raw", "-o",
+                    str(tmp_path / "s.txt"), "--", "sh", "-c",
+                    "%s 5 >/dev/null; true" % fake_default[2]])
+    assert r.returncode == 0, r.stderr
+    assert "; backend bpf" in r.stderr, r.stderr
+    assert "; 1 Python processes not sampled: the eBPF backend does not read their " \
+        "version (3.14+), --backend user does" in r.stderr, r.stderr
+
+
 def test_dump_json(running):
     version, fk = running
     r = run_pyspyc(["dump", "--json", "-p", str(fk.pid)])
