@@ -317,7 +317,7 @@ C
 	done
 	echo "};"
 	echo
-	echo "const struct py_layout *py_layout_find(uint32_t version)"
+	echo "const struct py_layout *py_layout_find_generated(uint32_t version)"
 	echo "{"
 	echo "	for (size_t i = 0; i < sizeof(layouts) / sizeof(layouts[0]); i++)"
 	echo "		if (layouts[i].version == version)"

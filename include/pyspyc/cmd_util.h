@@ -139,6 +139,7 @@ struct bpf_hub;
 struct backend_choice {
 	const char *name;
 	struct bpf_hub *hub;
+	int asked_bpf;               /* --backend bpf, not auto */
 	char why[256];
 };
 
@@ -154,6 +155,13 @@ int cmd_backend_open(const char *who, const struct sample_args *s, struct backen
  * or bpf with opt; the hub's -errno for bpf that cannot load (bc->why:
  * "bpf: WHAT"). */
 int cmd_backend_pick(const char *name, const char *opt, double rate, struct backend_choice *bc);
+
+/* Once the target t is found: the eBPF program cannot read frames whose
+ * code word is a tagged reference (Python 3.14+).  auto then closes the hub
+ * and samples with user, bc->why saying why; bpf asked by name is refused.
+ * -1 to go on, or the exit status (EXIT_NOT_PYTHON) after one line. */
+struct py_target;
+int cmd_backend_fit(const char *who, const struct py_target *t, struct backend_choice *bc);
 
 /* The session options for it (after cmd_sample_setup). */
 void cmd_backend_setup(const struct backend_choice *bc, struct session_opts *so);

@@ -79,6 +79,9 @@ struct py_layout {
 	int32_t tstate_native_thread_id;
 	int32_t tstate_datastack_chunk;
 	int32_t tstate_datastack_top;
+	/* 3.15+: the pointer to the thread's embedded base frame, where every
+	 * whole chain ends; 0 when the version has none (offset 0 is prev) */
+	int32_t tstate_base_frame;
 
 	/* _PyCFrame */
 	int32_t cframe_current_frame;
@@ -103,6 +106,9 @@ struct py_layout {
 	int32_t iframe_size;           /* up to localsplus */
 	int32_t iframe_code;
 	int32_t iframe_previous;
+	/* 3.14+: f_executable is a _PyStackRef, its low bits a tag (this
+	 * mask); 0 when it is a plain pointer (py_frame_code) */
+	int32_t iframe_code_tags;
 	int32_t iframe_instr;          /* prev_instr / instr_ptr */
 	int32_t iframe_owner;
 	int32_t iframe_is_entry;       /* 3.11 only */
@@ -227,6 +233,26 @@ struct py_layout {
 /* The layout for a major/minor version (0x030b for 3.11), or NULL when this
  * build knows none. */
 const struct py_layout *py_layout_find(uint32_t version);
+
+/* The generated tables alone (py_layout_data.c); py_layout_find also
+ * knows the versions written by hand from their release headers
+ * (py_layout_hand.c: 3.14, 3.15), which _Py_DebugOffsets completes. */
+const struct py_layout *py_layout_find_generated(uint32_t version);
+
+/* The code object a frame's code word (bits, read at iframe_code) names,
+ * or 0 for none.  3.14+ tag it as a _PyStackRef: 1 alone is NULL, low
+ * bits 3 a tagged int (no object); otherwise the pointer is the word with
+ * the tag bits cleared (objects are at least 4-byte aligned). */
+static inline uint64_t py_frame_code(const struct py_layout *L, uint64_t bits)
+{
+	uint64_t tags = (uint64_t)(uint32_t)L->iframe_code_tags;
+
+	if (!tags)
+		return bits;
+	if ((bits & 3) == 3)
+		return 0;
+	return bits & ~tags;
+}
 
 /* What the readers copy of each structure at most: every field they read
  * must lie within it (py_layout_check). */

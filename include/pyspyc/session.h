@@ -78,6 +78,8 @@ struct session_stats {
 				  * started anew, each followed */
 	uint32_t processes_left_out; /* Python processes not sampled: more than
 				      * max_processes at once */
+	uint32_t processes_unread; /* Python processes not sampled: the backend
+				    * cannot read them (bpf and 3.14+) */
 	int root_exited;         /* the process (or tree root) given has exited */
 	double elapsed_s;        /* since the engine's first tick */
 	int runwatch;            /* the asleep test reads the kernel's context

@@ -414,6 +414,10 @@ static void summary(const struct session_stats *st, const struct record_args *a,
 		fprintf(stderr, "; %u Python processes not sampled: more than "
 			"--max-processes %lld at once", st->processes_left_out,
 			a->s.max_processes);
+	if (st->processes_unread)
+		fprintf(stderr, "; %u Python processes not sampled: the eBPF backend does not "
+			"read their version (3.14+), --backend user does",
+			st->processes_unread);
 	if (st->asleep)
 		fprintf(stderr, "; %llu samples of processes that had not run (not read; "
 			"told by %s)", (unsigned long long)st->asleep,
@@ -768,6 +772,9 @@ int cmd_record(int argc, char **argv)
 			rc = cmd_attach_error(WHO, e, pid, t);
 			goto out;
 		}
+		if (found && (rc = cmd_backend_fit(WHO, t, &bc)) >= 0)
+			goto out;
+		rc = 0;
 		if (proc_cmdline(pid, command, sizeof(command)) || !command[0])
 			snprintf(command, sizeof(command), "pid %d", (int)pid);
 		cmd_install_signals();
@@ -799,6 +806,9 @@ int cmd_record(int argc, char **argv)
 				rc = cmd_attach_error(WHO, e, pid, t);
 			goto out;
 		}
+		if (found && !e && (rc = cmd_backend_fit(WHO, t, &bc)) >= 0)
+			goto out;
+		rc = 0;
 	}
 
 	{

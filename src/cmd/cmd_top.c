@@ -229,6 +229,10 @@ static void draw_status(const struct top_ui *ui)
 		snprintf(buf, sizeof(buf), "%u Python processes not sampled: raise "
 			 "--max-processes (%lld)", ui->st.processes_left_out,
 			 ui->a->s.max_processes);
+	} else if (ui->st.processes_unread) {
+		snprintf(buf, sizeof(buf), "%u Python processes not sampled: the eBPF backend "
+			 "does not read their version (3.14+), --backend user does",
+			 ui->st.processes_unread);
 	} else if (ui->st.threads_left_out) {
 		snprintf(buf, sizeof(buf), "up to %llu threads left out of a sample (the "
 			 "oldest): raise --max-threads (%lld)",
@@ -567,6 +571,9 @@ int cmd_top(int argc, char **argv)
 			goto out;
 		}
 		have_t = !e;
+		if (have_t && (rc = cmd_backend_fit(WHO, t, &bc)) >= 0)
+			goto out;
+		rc = 0;
 		if (proc_cmdline(pid, command, sizeof(command)) || !command[0])
 			snprintf(command, sizeof(command), "(no command line)");
 		if ((rc = check_terminal()))
@@ -599,6 +606,9 @@ int cmd_top(int argc, char **argv)
 			goto out;
 		}
 		have_t = !e;
+		if (have_t && (rc = cmd_backend_fit(WHO, t, &bc)) >= 0)
+			goto out;
+		rc = 0;
 	}
 
 	{

@@ -407,6 +407,7 @@ int cmd_backend_pick(const char *name, const char *opt, double rate, struct back
 	bc->name = "user";
 	if (!strcmp(name, "user"))
 		return 0;
+	bc->asked_bpf = !strcmp(name, "bpf");
 	if (strcmp(name, "bpf") && strcmp(name, "auto")) {
 		snprintf(bc->why, sizeof(bc->why), "'%.32s' is not a backend (bpf, user or auto)",
 			 name);
@@ -444,6 +445,24 @@ int cmd_backend_open(const char *who, const struct sample_args *s, struct backen
 		return cmd_die(who, EXIT_USAGE, "--backend: %s", bc->why);
 	return cmd_die(who, e == -EPERM || e == -EACCES ? EXIT_PERMISSION : EXIT_FAILURE_RUN,
 		       "--backend %s", bc->why);
+}
+
+int cmd_backend_fit(const char *who, const struct py_target *t, struct backend_choice *bc)
+{
+	unsigned int major = t->version_hex >> 24, minor = (t->version_hex >> 16) & 0xff;
+
+	if (!bc->hub || !t->layout || !t->layout->iframe_code_tags)
+		return -1;
+	if (bc->asked_bpf)
+		return cmd_die(who, EXIT_NOT_PYTHON, "--backend bpf cannot read pid %d: it runs "
+			       "Python %u.%u, whose frames the eBPF program does not read yet; "
+			       "use --backend user", (int)t->pid, major, minor);
+	bpf_hub_close(bc->hub);
+	bc->hub = NULL;
+	bc->name = "user";
+	snprintf(bc->why, sizeof(bc->why), "bpf: the eBPF program does not read Python "
+		 "%u.%u's frames yet", major, minor);
+	return -1;
 }
 
 void cmd_backend_setup(const struct backend_choice *bc, struct session_opts *so)

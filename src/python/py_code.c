@@ -768,6 +768,16 @@ static int is_return(const struct py_layout *L, uint8_t op)
 	return op == L->op_return_value || op == L->op_return_const;
 }
 
+/* 3.11 (the only version with is_entry; 3.12+ have shim frames): its
+ * frames carry no mark of a call made from the interpreter loop, as
+ * 3.12-3.13's stacktop is, so the innermost frame at a return may have
+ * returned.  3.14+ have no stacktop either, but their callers' rule is
+ * 3.12's (a caller at a return is torn, the innermost is not). */
+static int v311(const struct py_layout *L)
+{
+	return L->iframe_is_entry >= 0;
+}
+
 /* 3.11: is the code unit at k + 8 where a caller waits in a call made by
  * the instruction at k? */
 static int is_call_end(const struct py_layout *L, const uint8_t *code, uint64_t k,
@@ -775,7 +785,7 @@ static int is_call_end(const struct py_layout *L, const uint8_t *code, uint64_t 
 {
 	uint32_t j;
 
-	if (L->iframe_stacktop >= 0 || k + 8 >= len)
+	if (!v311(L) || k + 8 >= len)
 		return 0;
 	for (j = 0; j < sizeof(L->op_call_inline) / sizeof(L->op_call_inline[0]); j++)
 		if (L->op_call_inline[j] > 0 && code[k] == L->op_call_inline[j])
@@ -967,7 +977,7 @@ int py_sym_stale_return(void *ctx, const struct raw_sample *rs, const struct raw
 			continue;
 		if (i > 0)
 			return RECHECK_TORN;
-		if (L->iframe_stacktop >= 0 || th->depth < 2 ||
+		if (!v311(L) || th->depth < 2 ||
 		    !entry_now(s, rs->frames[th->first + 1].code))
 			continue;
 		if (!caller_waits(s, rs, th))
@@ -1259,7 +1269,8 @@ static void confirm_late(struct py_symbolizer *s, const struct raw_sample *rs,
 			s->uniq_late[s->cf_uniq[i]] = 2;
 	} else {
 		for (i = 0; i < k; i++)
-			if (s->cf_val[i] != s->uniq_addr[s->cf_uniq[i]])
+			if ((L->frame_model == PY_FRAMES_OBJECTS ? s->cf_val[i]
+			     : py_frame_code(L, s->cf_val[i])) != s->uniq_addr[s->cf_uniq[i]])
 				s->uniq_late[s->cf_uniq[i]] = 2;
 	}
 	for (i = 0; i < n; i++)
@@ -1510,7 +1521,7 @@ static int symbolize_frames(struct py_symbolizer *s, const struct raw_sample *rs
 		 * that returned too (nothing in the frame says so), its caller
 		 * gone on to other lines in the copy read: unless the caller
 		 * still waits in its call.  Torn either way. */
-		if (e->nrets && (i > 0 || L->iframe_stacktop < 0) && at_return(e, off) &&
+		if (e->nrets && (i > 0 || v311(L)) && at_return(e, off) &&
 		    (i > 0 || !caller_waits(s, rs, th)))
 			return -EBADF;
 		if (s->o.function)

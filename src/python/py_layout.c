@@ -22,7 +22,8 @@ int py_layout_check(const struct py_layout *L)
 	const int32_t tsf[] = { L->tstate_next, L->tstate_interp, L->tstate_frame,
 				L->tstate_cframe, L->tstate_current_frame,
 				L->tstate_thread_id, L->tstate_native_thread_id,
-				L->tstate_datastack_chunk, L->tstate_datastack_top };
+				L->tstate_datastack_chunk, L->tstate_datastack_top,
+				L->tstate_base_frame };
 	const int32_t tsneed[] = { L->tstate_next, L->tstate_interp, L->tstate_thread_id };
 	const int32_t codef[] = { L->code_ob_size, L->code_qualname };
 	const int32_t codeneed[] = { L->code_ob_type, L->code_filename, L->code_name,
@@ -31,7 +32,9 @@ int py_layout_check(const struct py_layout *L)
 	size_t i;
 	int ok;
 
-	ok = ts > 0 && cs > 0 && cs <= PY_LAYOUT_MAX_CODE;
+	/* 0: the version has none; never absent (-1) otherwise */
+	ok = ts > 0 && cs > 0 && cs <= PY_LAYOUT_MAX_CODE && L->tstate_base_frame >= 0 &&
+	     (L->iframe_code_tags == 0 || L->iframe_code_tags == 3);
 	for (i = 0; i < sizeof(tsf) / sizeof(tsf[0]); i++)
 		ok = ok && within(tsf[i], 8, ts);
 	for (i = 0; i < sizeof(tsneed) / sizeof(tsneed[0]); i++)

@@ -1121,7 +1121,7 @@ static const struct py_layout layouts[] = {
 	},
 };
 
-const struct py_layout *py_layout_find(uint32_t version)
+const struct py_layout *py_layout_find_generated(uint32_t version)
 {
 	for (size_t i = 0; i < sizeof(layouts) / sizeof(layouts[0]); i++)
 		if (layouts[i].version == version)

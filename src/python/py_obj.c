@@ -1366,6 +1366,8 @@ int py_obj_frame_locals(const struct py_target *t, struct rmem *m,
 	err = rd_ptr(r, at(frame, objects ? L->frame_code : L->iframe_code), &fcode);
 	if (err)
 		goto out;
+	if (!objects)
+		fcode = py_frame_code(L, fcode);
 	if (fcode != code) {
 		err = -ESTALE;
 		goto out;

@@ -265,16 +265,104 @@ static uint32_t version_from_rodata(struct elf_file *ef)
 	return 0;
 }
 
-/* Only the first 24 bytes (cookie, version, free_threaded) are stable
- * across minor versions; the rest is decoded with the 3.13 layout, used
- * only when the version matches one we know. */
+/* Where the fields pyspyc takes are in one minor version's
+ * _Py_DebugOffsets, by 8-byte word from its start; 0 where the version has
+ * none (word 0 is the cookie).  Only the first 24 bytes (cookie, version,
+ * free_threaded) are stable across minor versions, and the table gives no
+ * size of its own: nwords is the version's sizeof / 8.  From the struct in
+ * Include/internal/pycore_runtime.h (3.13) and pycore_debug_offsets.h
+ * (3.14.10, 3.15.2), whose body has no #ifdef: free-threaded builds have
+ * the same words with other values.  3.14 inserts interpreter_state's
+ * threads_main (word 10), code_object_generation and tlbc_generation, and
+ * appends interpreter_frame's stackpointer and tlbc_index and co_tlbc;
+ * 3.15 also grows thread_state (base_frame at 27), adds err_stackitem,
+ * type_object's basicsize and dictoffset, heap_type_object and unicode's
+ * compactunicodeobject_size. */
+struct dbg_words {
+	uint32_t version;      /* major << 8 | minor */
+	uint32_t nwords;
+	uint8_t interp_head, interp_next, threads_head, imports_modules;
+	uint8_t gil_ptr, gil_state, gil_locked, gil_holder;
+	uint8_t ts_next, ts_interp, ts_current_frame, ts_base_frame, ts_thread_id,
+		ts_native_thread_id, ts_datastack_chunk;
+	uint8_t fr_previous, fr_executable, fr_instr_ptr, fr_localsplus, fr_owner;
+	uint8_t co_filename, co_name, co_qualname, co_linetable, co_firstlineno,
+		co_argcount, co_localsplusnames, co_localspluskinds, co_adaptive;
+	uint8_t ob_type, tp_name, tp_flags, tp_basicsize, tp_dictoffset, ht_cached_keys;
+	uint8_t tuple_items, var_size, dict_keys, dict_values, float_fval, long_tag,
+		long_digits, bytes_size, bytes_data;
+	uint8_t str_state, str_length, str_ascii, str_compact;
+};
+
+static const struct dbg_words dbg_layouts[] = {
+	{ .version = 0x030d, .nwords = 73,
+	  .interp_head = 5, .interp_next = 8, .threads_head = 9, .imports_modules = 11,
+	  .gil_ptr = 14, .gil_state = 15, .gil_locked = 17, .gil_holder = 18,
+	  .ts_next = 21, .ts_interp = 22, .ts_current_frame = 23, .ts_thread_id = 24,
+	  .ts_native_thread_id = 25, .ts_datastack_chunk = 26,
+	  .fr_previous = 29, .fr_executable = 30, .fr_instr_ptr = 31, .fr_localsplus = 32,
+	  .fr_owner = 33,
+	  .co_filename = 35, .co_name = 36, .co_qualname = 37, .co_linetable = 38,
+	  .co_firstlineno = 39, .co_argcount = 40, .co_localsplusnames = 41,
+	  .co_localspluskinds = 42, .co_adaptive = 43,
+	  .ob_type = 45, .tp_name = 47, .tp_flags = 49,
+	  .tuple_items = 51, .var_size = 52, .dict_keys = 57, .dict_values = 58,
+	  .float_fval = 60, .long_tag = 62, .long_digits = 63, .bytes_size = 65,
+	  .bytes_data = 66, .str_state = 68, .str_length = 69, .str_ascii = 70 },
+	{ .version = 0x030e, .nwords = 95,
+	  .interp_head = 5, .interp_next = 8, .threads_head = 9, .imports_modules = 12,
+	  .gil_ptr = 15, .gil_state = 16, .gil_locked = 18, .gil_holder = 19,
+	  .ts_next = 24, .ts_interp = 25, .ts_current_frame = 26, .ts_thread_id = 27,
+	  .ts_native_thread_id = 28, .ts_datastack_chunk = 29,
+	  .fr_previous = 32, .fr_executable = 33, .fr_instr_ptr = 34, .fr_localsplus = 35,
+	  .fr_owner = 36,
+	  .co_filename = 40, .co_name = 41, .co_qualname = 42, .co_linetable = 43,
+	  .co_firstlineno = 44, .co_argcount = 45, .co_localsplusnames = 46,
+	  .co_localspluskinds = 47, .co_adaptive = 48,
+	  .ob_type = 51, .tp_name = 53, .tp_flags = 55,
+	  .tuple_items = 57, .var_size = 58, .dict_keys = 67, .dict_values = 68,
+	  .float_fval = 70, .long_tag = 72, .long_digits = 73, .bytes_size = 75,
+	  .bytes_data = 76, .str_state = 78, .str_length = 79, .str_ascii = 80 },
+	{ .version = 0x030f, .nwords = 111,
+	  .interp_head = 5, .interp_next = 8, .threads_head = 9, .imports_modules = 12,
+	  .gil_ptr = 15, .gil_state = 16, .gil_locked = 18, .gil_holder = 19,
+	  .ts_next = 24, .ts_interp = 25, .ts_current_frame = 26, .ts_base_frame = 27,
+	  .ts_thread_id = 30, .ts_native_thread_id = 31, .ts_datastack_chunk = 32,
+	  .fr_previous = 40, .fr_executable = 41, .fr_instr_ptr = 42, .fr_localsplus = 43,
+	  .fr_owner = 44,
+	  .co_filename = 48, .co_name = 49, .co_qualname = 50, .co_linetable = 51,
+	  .co_firstlineno = 52, .co_argcount = 53, .co_localsplusnames = 54,
+	  .co_localspluskinds = 55, .co_adaptive = 56,
+	  .ob_type = 59, .tp_name = 61, .tp_flags = 63, .tp_basicsize = 64,
+	  .tp_dictoffset = 65, .ht_cached_keys = 67,
+	  .tuple_items = 69, .var_size = 70, .dict_keys = 79, .dict_values = 80,
+	  .float_fval = 82, .long_tag = 84, .long_digits = 85, .bytes_size = 87,
+	  .bytes_data = 88, .str_state = 90, .str_length = 91, .str_ascii = 92,
+	  .str_compact = 93 },
+};
+
+#define DBG_MAX_WORDS 111
+
+/* The layout of version's table, or NULL when pyspyc knows none. */
+static const struct dbg_words *dbg_words_find(uint32_t version)
+{
+	for (size_t i = 0; i < sizeof(dbg_layouts) / sizeof(dbg_layouts[0]); i++)
+		if (dbg_layouts[i].version == version)
+			return &dbg_layouts[i];
+	return NULL;
+}
+
+/* The offsets of t->layout_buf from the table, over the version's own
+ * (generated or hand-written) table: the fields each version's table has. */
 int py_debug_offsets_apply(struct py_target *t, struct rmem *m)
 {
 	struct py_layout *L = &t->layout_buf;
-	uint64_t d[96];
+	const struct dbg_words *W;
+	uint64_t d[DBG_MAX_WORDS];
 	int err;
 
-	err = rmem_read(m, t->runtime, d, sizeof(d));
+	_Static_assert(sizeof(d) >= 24, "the stable head");
+	err = rmem_read(m, t->runtime, d, 24);
 	if (err)
 		return err == -EFAULT ? -ENOEXEC : err;
 	if (memcmp(d, "xdebugpy", 8))
@@ -284,77 +372,80 @@ int py_debug_offsets_apply(struct py_target *t, struct rmem *m)
 	t->free_threaded = d[2] != 0;
 	if (t->free_threaded)
 		return -EPROTONOSUPPORT;
-	if ((t->version_hex >> 16) != 0x030d)
+	W = dbg_words_find(t->version_hex >> 16);
+	if (!W)
 		return 0;
-	/* The 3.13 _Py_DebugOffsets, in 8-byte words after the 24-byte head:
-	 * runtime_state {size, finalizing, interpreters_head} = 3..5,
-	 * interpreter_state {size, id, next, threads_head, ...13} = 6..18,
-	 * thread_state {size, prev, next, interp, current_frame, thread_id,
-	 *   native_thread_id, datastack_chunk, status} = 19..27,
-	 * interpreter_frame {size, previous, executable, instr_ptr, localsplus,
-	 *   owner} = 28..33,
-	 * code_object {size, filename, name, qualname, linetable, firstlineno,
-	 *   argcount, localsplusnames, localspluskinds, co_code_adaptive} = 34..43,
-	 * pyobject {size, ob_type} = 44..45, type_object = 46..49,
-	 * tuple = 50..52, list = 53..55, dict = 56..58, float = 59..60,
-	 * long = 61..63, bytes {size, ob_size, ob_sval} = 64..66,
-	 * unicode {size, state, length, asciiobject_size} = 67..70. */
+	err = rmem_read(m, t->runtime, d, (size_t)W->nwords * 8);
+	if (err)
+		return err == -EFAULT ? -ENOEXEC : err;
+	/* A word too large for an offset reads as absent (-1); a word the
+	 * version does not have (0) leaves the table's value. */
 #define OFF(i) ((int32_t)(d[i] < 1u << 20 ? d[i] : (uint64_t)-1))
-	L->runtime_interp_head = OFF(5);
-	L->interp_next = OFF(8);
-	L->interp_threads_head = OFF(9);
+#define TAKE(field, w) do { if (W->w) L->field = OFF(W->w); } while (0)
+	TAKE(runtime_interp_head, interp_head);
+	TAKE(interp_next, interp_next);
+	TAKE(interp_threads_head, threads_head);
 	/* The GIL fields are given inside the interpreter's own _gil. */
-	L->interp_ceval_gil = OFF(14);
-	if (OFF(15) >= 0 && OFF(17) > OFF(15) && OFF(18) > OFF(15)) {
-		L->gil_locked = OFF(17) - OFF(15);
-		L->gil_last_holder = OFF(18) - OFF(15);
+	TAKE(interp_ceval_gil, gil_ptr);
+	if (OFF(W->gil_state) >= 0 && OFF(W->gil_locked) > OFF(W->gil_state) &&
+	    OFF(W->gil_holder) > OFF(W->gil_state)) {
+		L->gil_locked = OFF(W->gil_locked) - OFF(W->gil_state);
+		L->gil_last_holder = OFF(W->gil_holder) - OFF(W->gil_state);
 	}
-	L->tstate_next = OFF(21);
-	L->tstate_interp = OFF(22);
-	L->tstate_current_frame = OFF(23);
-	L->tstate_thread_id = OFF(24);
-	L->tstate_native_thread_id = OFF(25);
-	L->tstate_datastack_chunk = OFF(26);
-	/* stacktop is not in the table: the generated offset holds while
-	 * the frame is laid out as the generated table says. */
-	if (OFF(29) != L->iframe_previous || OFF(30) != L->iframe_code ||
-	    OFF(31) != L->iframe_instr || OFF(32) != L->iframe_size ||
-	    OFF(33) != L->iframe_owner)
+	TAKE(tstate_next, ts_next);
+	TAKE(tstate_interp, ts_interp);
+	TAKE(tstate_current_frame, ts_current_frame);
+	TAKE(tstate_base_frame, ts_base_frame);
+	TAKE(tstate_thread_id, ts_thread_id);
+	TAKE(tstate_native_thread_id, ts_native_thread_id);
+	TAKE(tstate_datastack_chunk, ts_datastack_chunk);
+	/* stacktop is not in the table: the table's offset holds while the
+	 * frame is laid out as the table says. */
+	if (OFF(W->fr_previous) != L->iframe_previous || OFF(W->fr_executable) != L->iframe_code ||
+	    OFF(W->fr_instr_ptr) != L->iframe_instr || OFF(W->fr_localsplus) != L->iframe_size ||
+	    OFF(W->fr_owner) != L->iframe_owner)
 		L->iframe_stacktop = -1;
-	L->iframe_previous = OFF(29);
-	L->iframe_code = OFF(30);
-	L->iframe_instr = OFF(31);
-	L->iframe_size = OFF(32);
-	L->iframe_owner = OFF(33);
-	L->code_filename = OFF(35);
-	L->code_name = OFF(36);
-	L->code_qualname = OFF(37);
-	L->code_linetable = OFF(38);
-	L->code_firstlineno = OFF(39);
-	L->code_adaptive = OFF(43);
-	L->code_size = OFF(43);
-	L->code_ob_type = OFF(45);
-	L->bytes_size = OFF(65);
-	L->bytes_data = OFF(66);
-	L->unicode_state = OFF(68);
-	L->unicode_length = OFF(69);
-	L->unicode_ascii_data = OFF(70);
-	/* py_obj (objects): modules, locals, types, containers, numbers. */
-	L->interp_modules = OFF(11);
-	L->iframe_localsplus = OFF(32);
-	L->code_argcount = OFF(40);
-	L->code_localsplusnames = OFF(41);
-	L->code_localspluskinds = OFF(42);
-	L->obj_type = OFF(45);
-	L->type_name = OFF(47);
-	L->type_flags = OFF(49);
-	L->tuple_items = OFF(51);
-	L->obj_var_size = OFF(52);
-	L->dict_keys = OFF(57);
-	L->dict_values = OFF(58);
-	L->float_fval = OFF(60);
-	L->long_size = OFF(62);
-	L->long_digits = OFF(63);
+	TAKE(iframe_previous, fr_previous);
+	TAKE(iframe_code, fr_executable);
+	TAKE(iframe_instr, fr_instr_ptr);
+	TAKE(iframe_size, fr_localsplus);
+	TAKE(iframe_owner, fr_owner);
+	TAKE(code_filename, co_filename);
+	TAKE(code_name, co_name);
+	TAKE(code_qualname, co_qualname);
+	TAKE(code_linetable, co_linetable);
+	TAKE(code_firstlineno, co_firstlineno);
+	TAKE(code_adaptive, co_adaptive);
+	TAKE(code_size, co_adaptive);
+	TAKE(code_ob_type, ob_type);
+	TAKE(bytes_size, bytes_size);
+	TAKE(bytes_data, bytes_data);
+	TAKE(unicode_state, str_state);
+	TAKE(unicode_length, str_length);
+	TAKE(unicode_ascii_data, str_ascii);
+	TAKE(unicode_compact_data, str_compact);
+	/* py_obj (objects): modules, locals, types, containers, numbers.
+	 * Tagged localsplus (3.14+) are not read: iframe_localsplus stays. */
+	TAKE(interp_modules, imports_modules);
+	if (!L->iframe_code_tags)
+		TAKE(iframe_localsplus, fr_localsplus);
+	TAKE(code_argcount, co_argcount);
+	TAKE(code_localsplusnames, co_localsplusnames);
+	TAKE(code_localspluskinds, co_localspluskinds);
+	TAKE(obj_type, ob_type);
+	TAKE(type_name, tp_name);
+	TAKE(type_flags, tp_flags);
+	TAKE(type_basicsize, tp_basicsize);
+	TAKE(type_dictoffset, tp_dictoffset);
+	TAKE(heaptype_cached_keys, ht_cached_keys);
+	TAKE(tuple_items, tuple_items);
+	TAKE(obj_var_size, var_size);
+	TAKE(dict_keys, dict_keys);
+	TAKE(dict_values, dict_values);
+	TAKE(float_fval, float_fval);
+	TAKE(long_size, long_tag);
+	TAKE(long_digits, long_digits);
+#undef TAKE
 #undef OFF
 	/* Anything out of range would be read as -1: refuse rather than guess.
 	 * py_layout_check covers the fields read out of copied structures
@@ -401,6 +492,8 @@ static int runs_code(const struct py_target *t, struct rmem *m, uint64_t tstate)
 
 		if (rmem_read_ptr(m, f + code_off, &code))
 			return 0;
+		if (L->frame_model != PY_FRAMES_OBJECTS)
+			code = py_frame_code(L, code);
 		if (code && !rmem_read_ptr(m, code + L->code_ob_type, &type) &&
 		    type == t->code_type)
 			return 1;

@@ -2511,7 +2511,8 @@ static const uint8_t *frame_at(struct py_walker *w, struct thread_slot *s,
 	 * (readv_each).  Read now: only that one; the others stand. */
 	for (i = 0; i < s->nspec; i++)
 		if (s->plan.frames[i] == f &&
-		    rd64(w->buf + s->spec_off + (size_t)i * need, w->L->iframe_code)) {
+		    py_frame_code(w->L, rd64(w->buf + s->spec_off + (size_t)i * need,
+					     w->L->iframe_code))) {
 			s->plan.frame_seen[i] = w->nsample;
 			if (s->nwalked < MAX_SPEC_FRAMES)
 				s->walked[s->nwalked++] = f;
@@ -2641,9 +2642,11 @@ static void walk_objects(struct py_walker *w, struct thread_slot *s,
 
 /* 3.11+: interpreter frames through ->previous, most of them in the copies
  * of the thread's data-stack chunks.  The hot loop of a sample: the layout's
- * offsets and the copy in use are kept in locals. */
+ * offsets and the copy in use are kept in locals.  base: the frame every
+ * whole chain ends at (3.15's base frame), or 0. */
 static void walk_frames(struct py_walker *w, struct thread_slot *s,
-			struct raw_thread *th, uint64_t f, struct walk_stats *st)
+			struct raw_thread *th, uint64_t f, uint64_t base_frame,
+			struct walk_stats *st)
 {
 	const struct py_layout *L = w->L;
 	struct raw_sample *rs = &w->sample;
@@ -2724,7 +2727,7 @@ static void walk_frames(struct py_walker *w, struct thread_slot *s,
 			struct raw_frame *rf = &frames[nf];
 
 			addrs[nf++] = f;
-			rf->code = rd64(fr, o_code);
+			rf->code = py_frame_code(L, rd64(fr, o_code));
 			/* Only shim frames run the trampoline: this one is a
 			 * shim's stale copy, its owner overwritten. */
 			if (trampoline && rf->code == trampoline) {
@@ -2745,6 +2748,11 @@ static void walk_frames(struct py_walker *w, struct thread_slot *s,
 	 * its callers. */
 	if (!f && owner != UINT32_MAX &&
 	    (shim != UINT32_MAX ? owner != shim : owner == gen))
+		flags |= RAW_TORN;
+	/* 3.15: and that shim frame is the thread's own base frame, which
+	 * no walk shows (its owner is a shim's); a chain that ends at
+	 * another one was cut. */
+	if (!f && base_frame && prev_f && prev_f != base_frame)
 		flags |= RAW_TORN;
 	rs->nframes = nf;
 	th->depth = depth;
@@ -2797,7 +2805,7 @@ static void walk_thread(struct py_walker *w, uint32_t idx, struct walk_stats *st
 		walk_objects(w, s, th, st);
 		goto out;
 	}
-	walk_frames(w, s, th, f, st);
+	walk_frames(w, s, th, f, L->tstate_base_frame ? rd64(ts, L->tstate_base_frame) : 0, st);
 	if (w->recheck && !(th->flags & RAW_TORN) && th->depth) {
 		int r = w->recheck(w->recheck_ctx, rs, th);
 		uint32_t k;

@@ -513,10 +513,14 @@ static void reach(int32_t *end, int32_t off, int32_t width)
 }
 
 /* The program's view of layout L.  0, or -ENOTSUP when a frame or code
- * object's fields lie past what the program reads. */
+ * object's fields lie past what the program reads, or the frame's code
+ * word is a tagged reference (3.14+), which the program does not untag. */
 static int pb_layout_of(const struct py_layout *L, struct pb_layout *p)
 {
 	int32_t fr = 0, cr = 0;
+
+	if (L->iframe_code_tags)
+		return -ENOTSUP;
 
 	memset(p, 0, sizeof(*p));
 	p->owner_shim = -1;

@@ -96,6 +96,7 @@ struct proc_run {
 struct skip {
 	struct proc_ident id;
 	int tries;
+	int unread;             /* counted in procs_unread already */
 	int64_t next_ns;
 };
 
@@ -134,6 +135,7 @@ struct session {
 	uint32_t execs_lost;      /* ...that was not Python: left unsampled */
 	uint32_t reinits;         /* interpreters finalized and started anew */
 	uint32_t procs_left_out;  /* Python processes past max_processes */
+	uint32_t procs_unread;    /* Python processes the backend cannot read */
 	int root_gone;            /* the root is not sampled any more */
 	int root_exited;          /* ...because it exited */
 	int root_exiting;         /* its exit event came: walk often */
@@ -268,7 +270,9 @@ static struct stacktab *table_of(const struct session *s, pid_t pid, uint64_t st
 }
 
 /* Start sampling a found target: it is ticked from the engine's next
- * deadline on.  -EDQUOT: max_processes are sampled already (counted). */
+ * deadline on.  -EDQUOT: max_processes are sampled already (counted);
+ * -ENOTSUP: the backend cannot read it (the eBPF program and Python 3.14+'s
+ * tagged frames: the caller counts it, note_unread). */
 static int start_proc(struct session *s, const struct py_target *t, uint64_t start)
 {
 	struct sampler_opts so = {
@@ -384,6 +388,21 @@ static struct tab_done *done_of(struct session *s, struct stacktab *tab)
 
 static struct skip *skip_for(struct session *s, const struct proc_ident *id);
 
+/* start_proc said the backend cannot read the process of sk (NULL: none
+ * kept): counted once, however often its events make it a candidate. */
+static void note_unread(struct session *s, struct skip *sk)
+{
+	if (sk) {
+		sk->tries = RETRY_MAX;
+		if (sk->unread)
+			return;
+		sk->unread = 1;
+	}
+	pthread_mutex_lock(&s->lock);
+	s->procs_unread++;
+	pthread_mutex_unlock(&s->lock);
+}
+
 /* id exec'd another program: sample it if it is Python.  With
  * subprocesses, one that is not Python yet is left to the watcher, which
  * looks at it again a few times. */
@@ -391,10 +410,11 @@ static void follow_exec(struct session *s, const struct proc_ident *id, int rein
 {
 	struct py_target *t = malloc(sizeof(*t));
 	struct skip *sk;
-	int ok;
+	int ok, err = -ENOEXEC;
 
-	ok = t && !py_target_find_cached(t, id->pid, s->o.find_flags, s->elf_cache) &&
-	     !start_proc(s, t, id->start);
+	if (t && !py_target_find_cached(t, id->pid, s->o.find_flags, s->elf_cache))
+		err = start_proc(s, t, id->start);
+	ok = !err;
 	free(t);
 	pthread_mutex_lock(&s->lock);
 	if (reinit)
@@ -408,7 +428,11 @@ static void follow_exec(struct session *s, const struct proc_ident *id, int rein
 		return; /* reinit and not found: gone again already */
 	if ((s->o.subprocesses || s->o.given) && (sk = skip_for(s, id))) {
 		*sk = (struct skip){ .id = *id };
+		if (err == -ENOTSUP)
+			note_unread(s, sk);
 	} else {
+		if (err == -ENOTSUP)
+			note_unread(s, NULL);
 		pthread_mutex_lock(&s->lock);
 		s->execs_lost++;
 		pthread_mutex_unlock(&s->lock);
@@ -743,7 +767,9 @@ static int64_t try_candidates(struct session *s, int64_t deadline)
 		if (!err)
 			err = start_proc(s, t, id.start);
 		sk = &s->skips[i];
-		if (err && err != -EDQUOT) {
+		if (err == -ENOTSUP) {
+			note_unread(s, sk);
+		} else if (err && err != -EDQUOT) {
 			/* Not Python (yet), or not one we support: look again a
 			 * little later, and later, in case it execs Python. */
 			sk->tries = err == -EPROTONOSUPPORT || err == -ESRCH ?
@@ -1296,6 +1322,7 @@ void session_stats(struct session *s, struct session_stats *out)
 	out->execs_lost = s->execs_lost;
 	out->reinits = s->reinits;
 	out->processes_left_out = s->procs_left_out;
+	out->processes_unread = s->procs_unread;
 	out->runwatch = s->rw != NULL;
 	out->root_exited = s->root_exited;
 	pthread_mutex_unlock(&s->lock);

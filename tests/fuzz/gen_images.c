@@ -132,7 +132,9 @@ static void build(const struct py_layout *L)
 
 	nregs = 0;
 	runtime = region(RUNTIME, L->runtime_tstate_current > 0x308 ?
-				  (uint32_t)L->runtime_tstate_current + 8 : 0x310);
+				  (uint32_t)L->runtime_tstate_current + 8 :
+				  L->runtime_interp_head > 0x308 ? /* 3.14+ */
+				  (uint32_t)L->runtime_interp_head + 8 : 0x310);
 	put(runtime, L->runtime_tstate_current, TSTATE, 8); /* holds the GIL */
 	/* The runtime's interpreter list: the one interpreter, its next NULL. */
 	put(runtime, L->runtime_interp_head, INTERP, 8);
@@ -182,7 +184,9 @@ static void build(const struct py_layout *L)
 	for (i = 0; i < 3; i++) {
 		uint8_t *f = p + (frame_addr(L, i) - CHUNK);
 
-		put(f, L->iframe_code, CODES + 0x400u * (uint64_t)i, 8);
+		/* 3.14+: a _PyStackRef, tagged as a deferred reference */
+		put(f, L->iframe_code, CODES + 0x400u * (uint64_t)i + (L->iframe_code_tags ? 1 : 0),
+		    8);
 		put(f, L->iframe_previous, i < 2 ? frame_addr(L, i + 1) : 0, 8);
 		put(f, L->iframe_instr, instr_of(L, i), 8);
 		/* 3.12+: a caller waits in its call with its stack pointer
@@ -199,6 +203,9 @@ static void build(const struct py_layout *L)
 		put(shim, L->iframe_owner, (uint64_t)L->iframe_owned_by_cstack, 1);
 		put(shim, L->iframe_code, L->interp_trampoline >= 0 ? TRAMPOLINE : 0, 8);
 		put(p + (frame_addr(L, 2) - CHUNK), L->iframe_previous, SHIM, 8);
+		/* 3.15: that one is the thread's base frame */
+		if (L->tstate_base_frame > 0)
+			put(ts, L->tstate_base_frame, SHIM, 8);
 	}
 	put(ts, L->tstate_datastack_chunk, CHUNK, 8);
 	put(ts, L->tstate_datastack_top, CHUNK + (uint64_t)(L->chunk_data + 3 * L->iframe_size), 8);
@@ -330,6 +337,17 @@ static void no_shim(const struct py_layout *L)
 	memset(link_of(L, 2), 0, 8);
 }
 
+/* 3.15: the thread's base frame is another than the shim frame the chain
+ * ends at: the chain was cut. */
+static void other_base(const struct py_layout *L)
+{
+	unsigned int k;
+
+	for (k = 0; k < nregs; k++)
+		if (regs[k].addr == TSTATE)
+			put(regs[k].data, L->tstate_base_frame, SHIM + 0x1000, 8);
+}
+
 /* The caller of the innermost frame read after that frame returned: it
  * runs on, its stack pointer taken back (stacktop -1, 3.12+); before 3.11
  * the innermost frame object was freed (no reference left). */
@@ -381,8 +399,9 @@ int main(int argc, char **argv)
 {
 	/* image_target()'s numbering */
 	static const uint32_t versions[] = { 0x0207, 0x0306, 0x0307, 0x0308, 0x0309,
-					     0x030a, 0x030b, 0x030c, 0x030d };
-	static const int pick[] = { 0, 4, 5, 6, 7, 8 };
+					     0x030a, 0x030b, 0x030c, 0x030d, 0x030e,
+					     0x030f };
+	static const int pick[] = { 0, 4, 5, 6, 7, 8, 9, 10 };
 	size_t k;
 	int i;
 
@@ -418,6 +437,11 @@ int main(int argc, char **argv)
 		if (L->iframe_owned_by_cstack >= 0) {
 			no_shim(L);
 			walk_seed(argv[1], "noshim-", L, sel);
+			build(L);
+		}
+		if (L->tstate_base_frame > 0) {
+			other_base(L);
+			walk_seed(argv[1], "nobase-", L, sel);
 			build(L);
 		}
 		if (L->frame_refcnt >= 0 || L->iframe_stacktop >= 0) {

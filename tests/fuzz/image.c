@@ -155,7 +155,8 @@ void image_attach(struct image *im, struct rmem *m)
 void image_target(struct py_target *t, uint8_t sel)
 {
 	static const uint32_t versions[] = { 0x0207, 0x0306, 0x0307, 0x0308, 0x0309,
-					     0x030a, 0x030b, 0x030c, 0x030d };
+					     0x030a, 0x030b, 0x030c, 0x030d, 0x030e,
+					     0x030f };
 	uint32_t v = versions[sel % (sizeof(versions) / sizeof(versions[0]))];
 	const struct py_layout *L = py_layout_find(v);
 

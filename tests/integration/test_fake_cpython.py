@@ -3,29 +3,81 @@ processes that lay out, in their own memory, what those interpreters lay out
 (default and free-threaded builds), for testing where they cannot be
 installed.  Each image is first checked by an independent decoder
 (tests/apps/fake_cpython_check.py) against the stacks the fake says a
-sampler must find; then pyspyc is run on it.  Until pyspyc reads these
-versions it must refuse them by name, never misread them."""
+sampler must find; then pyspyc is run on it.  The default builds are read
+with the user-space backend (record, dump; auto falls back to it, bpf is
+refused: the eBPF program does not untag their frames' code words); the
+free-threaded builds are refused by name, never misread."""
+import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
-from conftest import APPS, PYSPYC
+from conftest import APPS, bpf_unavailable, parse_collapsed, run_pyspyc, why
+from test_top import exited, tmux, top_line, wait_rows  # noqa: F401 (tmux: a fixture)
 
 BUILDS = [("3.14", "0x030e", 0), ("3.14", "0x030e", 1),
           ("3.15", "0x030f", 0), ("3.15", "0x030f", 1)]
 IDS = ["%s%s" % (v, "t" if ft else "") for v, _, ft in BUILDS]
+DEFAULT = [b for b in BUILDS if not b[2]]
+DEFAULT_IDS = [i for i in IDS if not i.endswith("t")]
+FREE_THREADED = [b for b in BUILDS if b[2]]
+FREE_THREADED_IDS = [i for i in IDS if i.endswith("t")]
 
 
-@pytest.fixture(scope="module", params=BUILDS, ids=IDS)
-def fake(request, tmp_path_factory):
-    version, pyv, ft = request.param
+def build(tmp_path_factory, version, pyv, ft):
     exe = tmp_path_factory.mktemp("fake") / ("python%s%s" % (version, "t" if ft else ""))
     subprocess.check_call(["cc", "-O1", "-g", "-rdynamic", "-pthread", "-DPYV=" + pyv,
                            "-DFT=%d" % ft, "-o", str(exe),
                            os.path.join(APPS, "fake_cpython.c")])
     return version, ft, str(exe)
+
+
+@pytest.fixture(scope="module", params=BUILDS, ids=IDS)
+def fake(request, tmp_path_factory):
+    return build(tmp_path_factory, *request.param)
+
+
+@pytest.fixture(scope="module", params=DEFAULT, ids=DEFAULT_IDS)
+def fake_default(request, tmp_path_factory):
+    return build(tmp_path_factory, *request.param)
+
+
+@pytest.fixture(scope="module", params=FREE_THREADED, ids=FREE_THREADED_IDS)
+def fake_ft(request, tmp_path_factory):
+    return build(tmp_path_factory, *request.param)
+
+
+class Running:
+    """A fake started for the test: its pid and the stacks it printed
+    (collapsed, with thread markers, count 1 each)."""
+
+    def __init__(self, exe, seconds=30):
+        self.p = subprocess.Popen([exe, str(seconds)], stdout=subprocess.PIPE,
+                                  universal_newlines=True)
+        line = self.p.stdout.readline()
+        assert line.startswith("ready "), line
+        self.pid = int(line.split()[1])
+        self.stacks = [self.p.stdout.readline().rstrip("\n") for _ in range(2)]
+        for s in self.stacks:
+            assert s.startswith("thread ") and s.endswith(" 1"), s
+
+    def expected(self):
+        """{stack without its count}: what every sample of each thread is."""
+        return {s.rpartition(" ")[0] for s in self.stacks}
+
+    def stop(self):
+        self.p.kill()
+        self.p.wait()
+
+
+@pytest.fixture
+def running(fake_default):
+    r = Running(fake_default[2])
+    yield fake_default[0], r
+    r.stop()
 
 
 def test_image_decodes_to_its_stacks(fake):
@@ -36,18 +88,110 @@ def test_image_decodes_to_its_stacks(fake):
     assert r.returncode == 0 and "all match" in r.stdout, r.stdout[-2000:]
 
 
-def test_refused_by_name(fake, tmp_path):
-    version, _, exe = fake
-    p = subprocess.Popen([exe, "30"], stdout=subprocess.PIPE, universal_newlines=True)
-    try:
-        assert p.stdout.readline().startswith("ready ")
-        r = subprocess.run([PYSPYC, "record", "-p", str(p.pid), "-d", "1",
-                            "-o", str(tmp_path / "x.svg")],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           universal_newlines=True, timeout=60)
-    finally:
-        p.kill()
-        p.wait()
+def record(pid, out, *backend):
+    return run_pyspyc(["record"] + list(backend) + ["-t", "-p", str(pid), "-d", "1.5",
+                                                     "-r", "200", "-f", "raw", "-o", str(out)])
+
+
+def check_recorded(r, out, fk):
+    assert r.returncode == 0, r.stderr
+    stacks = parse_collapsed(out.read_text())
+    got = {";".join(frames) for frames, _ in stacks}
+    # Every sample of each thread on its one stack: the fake's never
+    # change, so there is no other stack to find.
+    assert got == fk.expected(), why(sorted(got), sorted(fk.expected()), r.stderr)
+    # Both threads spin: each is in nearly every sample the run took.
+    m = re.search(r"pyspyc: (\d+) samples", r.stderr)
+    assert m and int(m.group(1)) >= 100, r.stderr
+    for frames, count in stacks:
+        assert count >= 0.9 * int(m.group(1)), why(stacks, r.stderr)
+
+
+@pytest.mark.parametrize("name", ["user", "auto"])
+def test_record(running, tmp_path, name):
+    """user reads them; auto falls back to user and says why."""
+    version, fk = running
+    out = tmp_path / "r.txt"
+    r = record(fk.pid, out, "--backend", name)
+    check_recorded(r, out, fk)
+    assert "; backend user" in r.stderr, r.stderr
+    if name == "auto":
+        assert "; backend user (not bpf: " in r.stderr, r.stderr
+        if not bpf_unavailable():
+            # The program loads here: the version is why it was not used.
+            assert "Python %s's frames" % version in r.stderr, r.stderr
+
+
+def test_record_bpf_refused(running, tmp_path):
+    version, fk = running
+    whynot = bpf_unavailable()
+    if whynot:
+        pytest.skip("eBPF backend: %s" % whynot)
+    out = tmp_path / "b.txt"
+    r = record(fk.pid, out, "--backend", "bpf")
     assert r.returncode == 5, r.stderr
-    assert "runs Python %s, which this pyspyc does not support" % version in r.stderr, r.stderr
+    lines = r.stderr.strip().split("\n")
+    assert len(lines) == 1 and "--backend bpf" in lines[0] and \
+        "Python %s" % version in lines[0] and "--backend user" in lines[0], r.stderr
+    assert not out.exists()
+
+
+def test_subprocess_under_bpf_counted(fake_default, tmp_path):
+    """With -s the eBPF backend is chosen before the fake is found (the
+    root is a shell): the fake is not sampled, and the summary says so."""
+    whynot = bpf_unavailable()
+    if whynot:
+        pytest.skip("eBPF backend: %s" % whynot)
+    r = run_pyspyc(["record", "-s", "--backend", "auto", "-d", "1.5", "-f", "raw", "-o",
+                    str(tmp_path / "s.txt"), "--", "sh", "-c",
+                    "%s 5 >/dev/null; true" % fake_default[2]])
+    assert r.returncode == 0, r.stderr
+    assert "; backend bpf" in r.stderr, r.stderr
+    assert "; 1 Python processes not sampled: the eBPF backend does not read their " \
+        "version (3.14+), --backend user does" in r.stderr, r.stderr
+
+
+def test_dump_json(running):
+    version, fk = running
+    r = run_pyspyc(["dump", "--json", "-p", str(fk.pid)])
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["python"].startswith(version + "."), d["python"]
+    got = set()
+    for th in d["threads"]:
+        assert not th["truncated"], th
+        frames = ["%s (%s:%d)" % (f["name"], f["filename"], f["line"])
+                  for f in reversed(th["frames"])]
+        got.add(";".join(frames))
+    want = {s.split(";", 1)[1] for s in fk.expected()}
+    assert got == want, why(sorted(got), sorted(want))
+
+
+def test_top(running, tmux):
+    """top's rows: each of the fakes' functions, the two innermost ones
+    holding about a thread each (two threads spin)."""
+    _, fk = running
+    tmux.run(top_line(["--backend", "user", "--pid", fk.pid]))
+    want = {f.rsplit(" (", 1)[0] for s in fk.expected() for f in s.split(";")[1:]}
+    s, rows = wait_rows(tmux, lambda rows, s: {r.name for r in rows} >= want and
+                        all(r.own_s > 1.0 for r in rows if r.name in ("hot_loop", "spin")))
+    assert {r.name for r in rows} == want, s
+    tmux.keys("q")
+    s, ok = tmux.wait_screen(lambda s: exited(s) is not None, 20)
+    assert ok and exited(s) == 0, s
+
+
+def test_free_threaded_refused_by_name(fake_ft, tmp_path):
+    version, _, exe = fake_ft
+    fk = Running(exe)
+    try:
+        r = run_pyspyc(["record", "--backend", "user", "-p", str(fk.pid), "-d", "1",
+                        "-o", str(tmp_path / "x.svg")])
+        d = run_pyspyc(["dump", "-p", str(fk.pid)])
+    finally:
+        fk.stop()
+    for res in (r, d):
+        assert res.returncode == 5, res.stderr
+        assert "runs a free-threaded build of Python %s, which this pyspyc does not " \
+            "support" % version in res.stderr, res.stderr
     assert not (tmp_path / "x.svg").exists()

@@ -32,8 +32,10 @@ def test_bad_find_words():
 
 
 @pytest.mark.parametrize("version,free,message", [
-    ("0x030e00f0", 0, "runs Python 3.14, which this pyspyc does not support"),
+    ("0x031000f0", 0, "runs Python 3.16, which this pyspyc does not support"),
     ("0x030d00f0", 1, "runs a free-threaded build of Python 3.13"),
+    ("0x030e00f0", 1, "runs a free-threaded build of Python 3.14"),
+    ("0x030f02f0", 1, "runs a free-threaded build of Python 3.15"),
 ])
 def test_unknown_runtime_refused(tmp_path, version, free, message):
     exe = tmp_path / "python3.x"

@@ -13,7 +13,7 @@
 #include "pyspyc/py_runtime.h"
 
 static const uint32_t versions[] = { 0x0207, 0x0306, 0x0307, 0x0308, 0x0309,
-				     0x030a, 0x030b, 0x030c, 0x030d };
+				     0x030a, 0x030b, 0x030c, 0x030d, 0x030e, 0x030f };
 
 static void test_generated_pass(void **state)
 {
@@ -71,7 +71,7 @@ static void test_thread_state_fields_absent(void **state)
 }
 
 /* A fake target memory: _Py_DebugOffsets at address 4096. */
-static uint64_t offsets[96];
+static uint64_t offsets[112];
 
 static ssize_t fake_readv(void *ctx, const struct iovec *local, unsigned long nl,
 			  const struct iovec *remote, unsigned long nr)
@@ -145,6 +145,88 @@ static void test_debug_offsets(void **state)
 	assert_int_equal(apply_with(65, 1u << 20), -ENOEXEC);
 }
 
+/* 3.14+: f_executable is a _PyStackRef. */
+static void test_frame_code(void **state)
+{
+	const struct py_layout *L13 = py_layout_find(0x030d), *L14 = py_layout_find(0x030e);
+
+	(void)state;
+	assert_int_equal(py_frame_code(L13, 0x7f0000001001), 0x7f0000001001);
+	assert_int_equal(py_frame_code(L14, 0x7f0000001000), 0x7f0000001000);
+	assert_int_equal(py_frame_code(L14, 0x7f0000001001), 0x7f0000001000); /* borrowed */
+	assert_int_equal(py_frame_code(L14, 1), 0);                           /* NULL */
+	assert_int_equal(py_frame_code(L14, 42 << 2 | 3), 0);                 /* an int */
+	assert_int_equal(py_frame_code(py_layout_find(0x030f), 0x7f0000002001), 0x7f0000002000);
+}
+
+/* The 3.15.2 default build's own table (the words pyspyc takes; values
+ * of the compiled release), read into the hand-written 3.15 layout. */
+static int apply_315(int word, uint64_t value, struct py_target *t)
+{
+	static const struct { int word; uint64_t value; } w[] = {
+		{ 5, 936 }, { 8, 7264 }, { 9, 7336 }, { 12, 7592 }, { 15, 16 },
+		{ 16, 7736 }, { 18, 7752 }, { 19, 7744 }, { 24, 8 }, { 25, 16 },
+		{ 26, 72 }, { 27, 80 }, { 30, 176 }, { 31, 184 }, { 32, 256 },
+		{ 40, 8 }, { 41, 0 }, { 42, 56 }, { 43, 80 }, { 44, 74 },
+		{ 48, 112 }, { 49, 120 }, { 50, 128 }, { 51, 136 }, { 52, 68 },
+		{ 53, 52 }, { 54, 96 }, { 55, 104 }, { 56, 208 }, { 59, 8 },
+		{ 61, 24 }, { 63, 168 }, { 64, 32 }, { 65, 288 }, { 67, 888 },
+		{ 69, 32 }, { 70, 16 }, { 79, 32 }, { 80, 40 }, { 82, 16 },
+		{ 84, 16 }, { 85, 24 }, { 87, 16 }, { 88, 32 }, { 90, 32 },
+		{ 91, 16 }, { 92, 40 }, { 93, 56 },
+	};
+	struct rmem m;
+	size_t i;
+
+	memset(t, 0, sizeof(*t));
+	t->layout_buf = *py_layout_find(0x030f);
+	t->layout = &t->layout_buf;
+	t->version_hex = 0x030f02f0;
+	t->runtime = 4096;
+	memset(offsets, 0, sizeof(offsets));
+	memcpy(&offsets[0], "xdebugpy", 8);
+	offsets[1] = 0x030f02f0;
+	for (i = 0; i < sizeof(w) / sizeof(w[0]); i++)
+		offsets[w[i].word] = w[i].value;
+	offsets[word] = value;
+	rmem_init(&m, 1);
+	m.fake = fake_readv;
+	return py_debug_offsets_apply(t, &m);
+}
+
+static void test_debug_offsets_315(void **state)
+{
+	struct py_target t;
+	const struct py_layout *L = &t.layout_buf;
+
+	(void)state;
+	assert_int_equal(apply_315(3, 346568, &t), 0); /* runtime_state.size */
+	assert_int_equal(L->tstate_base_frame, 80);
+	assert_int_equal(L->tstate_thread_id, 176);
+	assert_int_equal(L->tstate_native_thread_id, 184);
+	assert_int_equal(L->tstate_datastack_chunk, 256);
+	assert_int_equal(L->iframe_owner, 74);
+	assert_int_equal(L->iframe_size, 80);
+	assert_int_equal(L->iframe_stacktop, -1);
+	assert_int_equal(L->iframe_localsplus, -1); /* tagged: not read */
+	assert_int_equal(L->code_adaptive, 208);
+	assert_int_equal(L->unicode_compact_data, 56);
+	assert_int_equal(L->gil_locked, 16);
+	assert_int_equal(L->gil_last_holder, 8);
+	assert_int_equal(L->heaptype_cached_keys, 888);
+	assert_int_equal(L->op_return_value, 33);
+	assert_int_equal(L->op_return_const, -1);
+	/* a free-threaded build is refused, and known as one */
+	assert_int_equal(apply_315(2, 1, &t), -EPROTONOSUPPORT);
+	assert_int_equal(t.free_threaded, 1);
+	/* the owner past the frame the table gives; base_frame past the
+	 * thread state, or too large to keep (read as absent: refused, as
+	 * 3.15 has one) */
+	assert_int_equal(apply_315(44, 200, &t), -ENOEXEC);
+	assert_int_equal(apply_315(27, 4000, &t), -ENOEXEC);
+	assert_int_equal(apply_315(27, 1u << 20, &t), -ENOEXEC);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -152,6 +234,8 @@ int main(void)
 		cmocka_unit_test(test_fields_outside),
 		cmocka_unit_test(test_thread_state_fields_absent),
 		cmocka_unit_test(test_debug_offsets),
+		cmocka_unit_test(test_frame_code),
+		cmocka_unit_test(test_debug_offsets_315),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

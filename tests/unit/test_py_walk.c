@@ -1,6 +1,6 @@
 /* test_py_walk.c - the frame walker over fake memory images: the fuzzers'
  * seeds of one thread running f0 <- f1 <- f2 (tests/fuzz/corpus/walk/, made
- * by tests/fuzz/gen_images.c) for 2.7, 3.9, 3.10, 3.11, 3.12 and 3.13, as
+ * by tests/fuzz/gen_images.c) for 2.7 and 3.9 to 3.15, as
  * they are, with the chain made to loop, and with the thread in a
  * sub-interpreter too (sub-: one stack of both).  A loop ends the walk at the
  * repeat, the stack marked torn (dropped, never counted half), whatever
@@ -23,7 +23,8 @@
 #include "../fuzz/image.c"
 #include "pyspyc/py_walk.h"
 
-static const char *const versions[] = { "207", "309", "30a", "30b", "30c", "30d" };
+static const char *const versions[] = { "207", "309", "30a", "30b", "30c", "30d", "30e",
+					"30f" };
 static uint64_t last_rereads, last_torn, last_slow_reads, last_returned;
 /* The last sample's thread's code objects, innermost first. */
 static uint64_t last_codes[4];
@@ -112,6 +113,10 @@ static void expect_whole(const char *version)
 	walk_seed("", version, 64, &depth, &flags);
 	assert_int_equal(depth, 3);
 	assert_int_equal(flags & (RAW_TORN | RAW_TRUNCATED), 0);
+	/* the code objects' own addresses (gen_images' CODES), the tag of
+	 * 3.14+'s code words cleared */
+	assert_int_equal(last_codes[0], 0x40000);
+	assert_int_equal(last_codes[2], 0x40000 + 2 * 0x400);
 }
 
 /* The seeds of the versions with frame objects (2.7, 3.9, 3.10). */
@@ -257,7 +262,8 @@ static void test_chain_on_one_page_one_read(void **state)
 
 static void test_generator_bottom_is_torn(void **state)
 {
-	static const char *const gen_versions[] = { "309", "30a", "30b", "30c", "30d" };
+	static const char *const gen_versions[] = { "309", "30a", "30b", "30c", "30d", "30e",
+						    "30f" };
 	size_t i;
 
 	(void)state;
@@ -270,6 +276,10 @@ static void test_chain_not_ending_at_shim_is_torn(void **state)
 	(void)state;
 	expect_torn("noshim-", "30c");
 	expect_torn("noshim-", "30d");
+	expect_torn("noshim-", "30e");
+	expect_torn("noshim-", "30f");
+	/* 3.15: at a shim frame, but not the thread's base frame */
+	expect_torn("nobase-", "30f");
 }
 
 static void test_stale_trampoline_is_torn(void **state)
