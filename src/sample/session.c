@@ -59,8 +59,8 @@
 #define CHURN_HOLD_NS 1000000000LL
 /* ...and this seldom when no process was begun within QUIET_AFTER_NS and
  * none is within CHURN_HOLD_NS of a loss: a server in its steady state, or
- * a host of sleepers, costs the engine 10 wake-ups a second, not 50.  A code object seen for
- * the first time is then named at most this late.  A server's code lives
+ * a host of sleepers, costs the engine 10 wake-ups a second, not 50.  A
+ * code object seen for the first time is then named at most this late.  A server's code lives
  * as long as the server, and its rarely run functions keep turning up for
  * the first time for minutes: naming one late loses nothing.  Code made
  * and freed within the wait (exec'd, compiled per request) is found freed
