@@ -37,7 +37,12 @@
  * check_codes. */
 #define MAX_OWED 256
 #define MEMO_SLOTS 64            /* threads whose last stack is remembered */
-#define MEMO_DEPTH 256           /* deeper stacks are not remembered */
+/* Deeper stacks are not remembered.  A memo's arrays grow to the deepest
+ * stack its thread had (first 64 frames), so a host of shallow threads
+ * keeps little, and a deep one (a web framework's middleware, recursion)
+ * is still handled in one comparison a sample. */
+#define MEMO_DEPTH 4096
+#define MEMO_DEPTH_MIN 64
 #define NO_FRAME UINT32_MAX
 #define NO_STACK UINT32_MAX      /* a memo's stack not counted yet (settle) */
 /* How long a memo's frames go without their code objects being checked
@@ -71,8 +76,9 @@ struct stack_memo {
 	const struct raw_thread *pin_th; /* ...for that thread's stack */
 	uint32_t depth, flags, id;
 	uint32_t nroot, root[2];
-	struct raw_frame frames[MEMO_DEPTH];
-	uint32_t fid[MEMO_DEPTH];    /* frame id, NO_FRAME when left out */
+	uint32_t cap;                /* room in frames[] and fid[] */
+	struct raw_frame *frames;
+	uint32_t *fid;               /* frame id, NO_FRAME when left out */
 };
 
 /* What must stay the same for a cached entry to still describe the code
@@ -345,6 +351,10 @@ void py_sym_free(struct py_symbolizer *s)
 	free(s->owned);
 	free(s->codes);
 	free(s->files);
+	for (i = 0; s->memo && i < MEMO_SLOTS; i++) {
+		free(s->memo[i].frames);
+		free(s->memo[i].fid);
+	}
 	free(s->memo);
 	free(s->windows);
 	free(s->rc_win);
@@ -1820,6 +1830,22 @@ int py_sym_flush(struct py_symbolizer *s, int64_t now, struct sym_stats *st)
 	return settle(s, 0, now, st);
 }
 
+/* Room in m for depth frames (its frames kept).  0 or -ENOMEM. */
+static int memo_room(struct stack_memo *m, uint32_t depth)
+{
+	uint32_t cap = m->cap ? m->cap : MEMO_DEPTH_MIN;
+
+	if (depth <= m->cap)
+		return 0;
+	while (cap < depth)
+		cap *= 2;
+	if (realloc_n((void **)&m->frames, cap, sizeof(*m->frames)) ||
+	    realloc_n((void **)&m->fid, cap, sizeof(*m->fid)))
+		return -ENOMEM;
+	m->cap = cap;
+	return 0;
+}
+
 /* Count one thread's stack.  Frames its memo covers keep their frame ids;
  * the rest (at least the innermost) are symbolized; a stack whose ids all
  * came out as before is counted under the memo's stack id without hashing
@@ -1851,7 +1877,9 @@ static void add_thread(struct py_symbolizer *s, const struct raw_sample *rs,
 	}
 	/* Raw frame i of this stack is frame i - depth + m->depth of the
 	 * memo's, counted from the root. */
-	memcpy(s->fid + inner, m->fid + (inner + m->depth - th->depth), keep * sizeof(*s->fid));
+	if (keep)
+		memcpy(s->fid + inner, m->fid + (inner + m->depth - th->depth),
+		       keep * sizeof(*s->fid));
 	/* A code object in it is checked with the next sample: it is counted
 	 * then (settle), and remembered now with no stack id.  The memo is
 	 * used next only after that check (settle comes first; a failed one
@@ -1876,7 +1904,7 @@ static void add_thread(struct py_symbolizer *s, const struct raw_sample *rs,
 		}
 	}
 	if (memo_ok && th->depth <= MEMO_DEPTH &&
-	    (m->pinned != s->nsample || m->pin_th == th)) {
+	    (m->pinned != s->nsample || m->pin_th == th) && !memo_room(m, th->depth)) {
 		/* The root-side frames it kept are already there. */
 		if (m->depth != th->depth)
 			keep = 0;

@@ -325,7 +325,6 @@ static void test_check_put_off(void **state)
 	assert_int_equal(st.stacks, 2);
 	reads = fx->m.reads;
 	assert_int_equal(py_sym_flush(fx->sym, 4, &st), 0);
-	fprintf(stderr, "reads %d stacks %d torn %d late %d\n", (int)(fx->m.reads - reads), (int)st.stacks, (int)st.torn, (int)st.late_codes);
 	assert_int_equal(fx->m.reads - reads, 1);
 	assert_int_equal(st.stacks, 3);
 	assert_int_equal(st.torn, 0);
@@ -505,6 +504,54 @@ static void test_late_sample_reads_again(void **state)
 	assert_int_equal(st.late_codes, 0); /* met before: the two checks vouch */
 }
 
+/* One thread's stack of depth frames: f0 innermost, then f1 and f2 by
+ * turns, at sample time t.  Returns the bytes it read; *id is the stack id
+ * it was counted under. */
+static uint64_t deep_sample(struct fixture *fx, struct raw_frame *frames, uint32_t depth,
+			    int64_t t, struct sym_stats *st, uint32_t *id)
+{
+	struct raw_thread th = { .depth = depth, .tstate = 1 };
+	struct raw_sample rs = { .threads = &th, .nthreads = 1, .frames = frames };
+	uint64_t bytes = fx->m.bytes, stacks = st->stacks;
+	const uint32_t *ids;
+	uint32_t i, n;
+
+	frames[0] = frame(fx, 0, 0);
+	for (i = 1; i < depth; i++)
+		frames[i] = frame(fx, 1 + (int)(i & 1), 2);
+	py_sym_add(fx->sym, &rs, NULL, 0, t, st);
+	assert_int_equal(st->stacks, stacks + 1);
+	py_sym_counted(fx->sym, &ids, &n);
+	assert_int_equal(n, 1);
+	*id = ids[0];
+	return fx->m.bytes - bytes;
+}
+
+/* A deep stack (a web framework's middleware, recursion) seen again keeps
+ * its root-side frames from the thread's memo, whose room grows with the
+ * stack: only the innermost frame's code object is checked (its window
+ * read, not the three objects'), and it is counted under the same id.  A memo that only held 256 frames read all three objects at every
+ * sample of 1000 frames, and symbolized each frame again. */
+static void test_deep_stack_kept(void **state)
+{
+	struct fixture *fx = *state;
+	struct raw_frame *frames = calloc(4096, sizeof(*frames));
+	struct sym_stats st = { 0 };
+	uint32_t depth[] = { 10, 1000, 4096 }, id, again;
+	unsigned k;
+
+	assert_non_null(frames);
+	for (k = 0; k < sizeof(depth) / sizeof(*depth); k++) {
+		deep_sample(fx, frames, depth[k], 10 * k + 1, &st, &id);
+		assert_int_equal(deep_sample(fx, frames, depth[k], 10 * k + 2, &st, &again),
+				 fx->t.layout->code_size);
+		assert_int_equal(again, id);
+	}
+	assert_int_equal(st.torn, 0);
+	assert_int_equal(st.dropped, 0);
+	free(frames);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -525,6 +572,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_first_met_late_frame_moved, setup_frames,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_late_sample_reads_again, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_deep_stack_kept, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
