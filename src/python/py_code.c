@@ -76,9 +76,11 @@ struct stack_memo {
 	const struct raw_thread *pin_th; /* ...for that thread's stack */
 	uint32_t depth, flags, id;
 	uint32_t nroot, root[2];
-	uint32_t cap;                /* room in frames[] and fid[] */
+	uint32_t cap;                /* room in frames[], fid[] and fps[] */
+	int has_fps;                 /* fps[] holds the frames' fingerprints */
 	struct raw_frame *frames;
 	uint32_t *fid;               /* frame id, NO_FRAME when left out */
+	uint32_t *fps;               /* raw_sample.fps of the frames */
 };
 
 /* What must stay the same for a cached entry to still describe the code
@@ -354,6 +356,7 @@ void py_sym_free(struct py_symbolizer *s)
 	for (i = 0; s->memo && i < MEMO_SLOTS; i++) {
 		free(s->memo[i].frames);
 		free(s->memo[i].fid);
+		free(s->memo[i].fps);
 	}
 	free(s->memo);
 	free(s->windows);
@@ -1681,27 +1684,39 @@ static struct stack_memo *memo_for(struct py_symbolizer *s, uint64_t tstate)
  * (it is symbolized and its code object checked at every sample: code
  * compiled and dropped in a loop comes back just so), and past
  * MEMO_TRUST_NS the memo is not used, so that its code objects are checked
- * again. */
+ * again.  A sample that came with its code objects' fingerprints (the eBPF
+ * backend reads them with the frames) keeps a frame only when its
+ * fingerprint is the memo's too: a function compiled again at the same
+ * address and called from the same place is told apart at once. */
 static uint32_t memo_keep(const struct py_symbolizer *s, const struct stack_memo *m,
 			  const struct raw_sample *rs, const struct raw_thread *th,
 			  int64_t now)
 {
 	const struct raw_frame *a, *b;
+	const uint32_t *fa = NULL, *fb = NULL;
 	uint32_t k = 0, n;
 
 	if (m->tstate != th->tstate || m->epoch != s->epoch || !m->depth ||
-	    th->depth < 2 || th->depth > MEMO_DEPTH || now - m->checked_ns >= MEMO_TRUST_NS)
+	    th->depth < 2 || th->depth > MEMO_DEPTH || now - m->checked_ns >= MEMO_TRUST_NS ||
+	    (rs->fps && !m->has_fps))
 		return 0;
 	/* Usually only the innermost frame moved (a loop): one memcmp. */
 	if (th->depth == m->depth && th->depth > 1 &&
 	    !memcmp(&rs->frames[th->first + 1], &m->frames[1],
-		    (th->depth - 1) * sizeof(*m->frames)))
+		    (th->depth - 1) * sizeof(*m->frames)) &&
+	    (!rs->fps || !memcmp(&rs->fps[th->first + 1], &m->fps[1],
+				 (th->depth - 1) * sizeof(*m->fps))))
 		return th->depth - 1;
 	n = th->depth - 1 < m->depth ? th->depth - 1 : m->depth;
 	a = &rs->frames[th->first + th->depth - 1];
 	b = &m->frames[m->depth - 1];
+	if (rs->fps) {
+		fa = &rs->fps[th->first + th->depth - 1];
+		fb = &m->fps[m->depth - 1];
+	}
 	while (k < n && a[-(long)k].code == b[-(long)k].code &&
-	       a[-(long)k].instr == b[-(long)k].instr && a[-(long)k].owner == b[-(long)k].owner)
+	       a[-(long)k].instr == b[-(long)k].instr && a[-(long)k].owner == b[-(long)k].owner &&
+	       (!fa || fa[-(long)k] == fb[-(long)k]))
 		k++;
 	return k;
 }
@@ -1840,7 +1855,8 @@ static int memo_room(struct stack_memo *m, uint32_t depth)
 	while (cap < depth)
 		cap *= 2;
 	if (realloc_n((void **)&m->frames, cap, sizeof(*m->frames)) ||
-	    realloc_n((void **)&m->fid, cap, sizeof(*m->fid)))
+	    realloc_n((void **)&m->fid, cap, sizeof(*m->fid)) ||
+	    realloc_n((void **)&m->fps, cap, sizeof(*m->fps)))
 		return -ENOMEM;
 	m->cap = cap;
 	return 0;
@@ -1919,6 +1935,10 @@ static void add_thread(struct py_symbolizer *s, const struct raw_sample *rs,
 		m->id = id;
 		memcpy(m->frames, &rs->frames[th->first], (th->depth - keep) * sizeof(*m->frames));
 		memcpy(m->fid, s->fid, (th->depth - keep) * sizeof(*m->fid));
+		/* The frames kept had the memo's fingerprints (memo_keep). */
+		m->has_fps = rs->fps != NULL;
+		if (rs->fps)
+			memcpy(m->fps, &rs->fps[th->first], (th->depth - keep) * sizeof(*m->fps));
 	}
 	if (pend)
 		return;

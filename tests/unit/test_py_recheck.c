@@ -22,6 +22,7 @@
 #include "pyspyc/clock.h"
 #include "pyspyc/py_code.h"
 #include "pyspyc/stacktab.h"
+#include "pyspyc_abi.h"
 
 #define NOP 9     /* 3.11 */
 /* Where the frames of setup_frames are, 256 bytes apart. */
@@ -552,6 +553,53 @@ static void test_deep_stack_kept(void **state)
 	free(frames);
 }
 
+/* Code object c's fingerprint as the eBPF program folds it, from the image. */
+static uint32_t fp_of(struct fixture *fx, int c)
+{
+	const struct py_layout *L = fx->t.layout;
+	uint64_t v[6] = { 0 };
+	const int32_t at[6] = { L->code_ob_type, L->code_ob_size, L->code_filename,
+				L->code_name, L->code_qualname, L->code_linetable };
+	uint32_t line = 0;
+	int i;
+
+	for (i = 0; i < 6; i++)
+		if (at[i] >= 0)
+			assert_int_equal(rmem_read(&fx->m, fx->code[c] + (uint64_t)at[i], &v[i], 8), 0);
+	assert_int_equal(rmem_read(&fx->m, fx->code[c] + (uint64_t)L->code_firstlineno, &line, 4),
+			 0);
+	return pb_fp(v[0], v[1], v[2], v[3], v[4], v[5], line);
+}
+
+/* A sample that comes with its code objects' fingerprints (the eBPF
+ * backend) keeps no root-side frame from the memo whose fingerprint
+ * changed, though the frame looks unmoved: a function compiled again at
+ * the same address, called from the same place.  That frame is checked:
+ * here the fingerprint matches nothing the address holds, and the stack is
+ * torn, where the memo counted it under the old frames' names before. */
+static void test_memo_checks_fingerprints(void **state)
+{
+	struct fixture *fx = *state;
+	struct raw_frame frames[3] = { frame(fx, 0, 0), frame(fx, 1, 2), frame(fx, 2, 2) };
+	uint32_t fps[3] = { fp_of(fx, 0), fp_of(fx, 1), fp_of(fx, 2) };
+	struct raw_thread th = { .depth = 3, .tstate = 1 };
+	struct raw_sample rs = { .threads = &th, .nthreads = 1, .frames = frames, .fps = fps };
+	struct sym_stats st = { 0 };
+
+	py_sym_add(fx->sym, &rs, NULL, 0, 1, &st);
+	py_sym_add(fx->sym, &rs, NULL, 0, 2, &st);
+	assert_int_equal(st.stacks, 2);
+	assert_int_equal(st.torn, 0);
+	fps[1] ^= 1;
+	py_sym_add(fx->sym, &rs, NULL, 0, 3, &st);
+	assert_int_equal(st.stacks, 2);
+	assert_int_equal(st.torn, 1);
+	fps[1] ^= 1; /* and the same frames as first are counted again */
+	py_sym_add(fx->sym, &rs, NULL, 0, 4, &st);
+	assert_int_equal(st.stacks, 3);
+	assert_int_equal(st.torn, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -573,6 +621,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_late_sample_reads_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deep_stack_kept, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_memo_checks_fingerprints, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
