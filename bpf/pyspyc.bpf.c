@@ -66,6 +66,7 @@ struct scratch {
 	struct pb_head head;
 	struct pb_frame frames[PB_MAX_FRAMES];
 	struct fp_memo memo[PB_MEMO_SLOTS];
+	__u64 ends[PB_MAX_PARTS];   /* each part's last frame in this walk (0: none) */
 	__u8 win[PB_WIN_BUF] __attribute__((aligned(8)));
 	__u8 code[PB_CODE_READ] __attribute__((aligned(8)));
 };
@@ -157,6 +158,7 @@ struct walk {
 	struct scratch *sc;
 	const struct pb_layout *L;
 	__u64 f, last_code, win_lo, win_len, stacked;
+	__u64 prev;                 /* the frame read last (0: none in this part) */
 	__u64 now;                  /* the sample's time */
 	struct pb_thread parts;     /* the thread's thread states */
 	__u32 part;                 /* the one walked now */
@@ -192,6 +194,11 @@ static __always_inline long next_part(struct walk *w)
 {
 	__u64 ts;
 
+	/* In the map value, not the walk's state on the stack: a store at a
+	 * variable place there cost the verifier its pruning (5x the load
+	 * time). */
+	w->sc->ends[w->part & (PB_MAX_PARTS - 1)] = w->prev; /* see base_frames_ok */
+	w->prev = 0;
 	if (w->part >= PB_MAX_PARTS - 1)
 		return 1;
 	w->part++;
@@ -276,6 +283,8 @@ static long walk_one(__u32 i, void *ctx)
 	 * lacks (-1) reads as 0; a data stack's version has them all. */
 	fo = (__u32)(f - w->win_lo) & (PB_WIN_BYTES - 1);
 	code = ld64(sc->win, (__s32)fo + L->frame_code, PB_WIN_BUF);
+	if (L->code_tags) /* a _PyStackRef (3.14+) */
+		code = (code & 3) == 3 ? 0 : code & ~(__u64)L->code_tags;
 	if (L->model == PB_MODEL_OBJECTS) {
 		pf->instr = (__u64)(__s64)(__s32)ld32(sc->win, (__s32)fo + L->frame_instr,
 						     PB_WIN_BUF);
@@ -285,6 +294,7 @@ static long walk_one(__u32 i, void *ctx)
 		pf->owner = ld8(sc->win, (__s32)fo + L->frame_owner, PB_WIN_BUF);
 	}
 	w->f = ld64(sc->win, (__s32)fo + L->frame_back, PB_WIN_BUF);
+	w->prev = f;
 	if (code != w->last_code) {
 		if (frame_fp(w, f, code, pf->instr)) {
 			w->flags |= PB_READ_FAILED;
@@ -327,6 +337,26 @@ static __always_inline __u64 find_tstate(const struct pb_proc *p, const struct p
 			return 0;
 	}
 	return 0;
+}
+
+/* 3.15+: a whole chain of a thread state's frames ends at its own base
+ * frame; one that ends at another frame was cut (read as a frame was
+ * pushed or popped), and the record is torn, as the user-space walker has
+ * it.  (Checked once the walk is done: a read in walk_one's loop made the
+ * program too complex for the verifier.) */
+static __always_inline int base_frames_ok(const struct walk *w)
+{
+	__u64 base;
+	__u32 i;
+
+	if (w->L->tstate_base_frame < 0)
+		return 1;
+	for (i = 0; i < PB_MAX_PARTS; i++)
+		if (w->sc->ends[i] &&
+		    (rd_ptr(w->parts.tstate[i], w->L->tstate_base_frame, &base) ||
+		     base != w->sc->ends[i]))
+			return 0;
+	return 1;
 }
 
 SEC("perf_event")
@@ -412,6 +442,8 @@ int pb_sample(struct bpf_perf_event_data *ctx)
 		goto out;
 	}
 	w.sc = sc;
+	for (i = 0; i < PB_MAX_PARTS; i++)
+		sc->ends[i] = 0;
 	w.now = t0;
 	w.tid = tid;
 	w.fread = w.L->frame_read & (PB_FRAME_READ - 1);
@@ -421,6 +453,8 @@ int pb_sample(struct bpf_perf_event_data *ctx)
 	bpf_loop(PB_MAX_FRAMES + PB_MAX_PARTS, walk_one, &w, 0);
 	if (w.f && !(w.flags & PB_READ_FAILED))
 		w.flags |= PB_TRUNCATED;
+	else if (!w.f && !(w.flags & PB_READ_FAILED) && !base_frames_ok(&w))
+		w.flags |= PB_READ_FAILED;
 out:
 	sc->head.flags = (__u16)w.flags | moved;
 	sc->head.nframes = (__u16)w.n;

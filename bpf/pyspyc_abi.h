@@ -64,6 +64,13 @@ struct pb_layout {
 	/* the code object's fingerprint (pb_fp) */
 	__s32 code_type, code_size, code_filename, code_name, code_qualname, code_linetable;
 	__s32 code_firstlineno;
+	/* 3.14+: the frame's code word is a _PyStackRef: these low bits are
+	 * tags (cleared for the pointer; both set: a tagged int, no code
+	 * object), else 0 */
+	__u32 code_tags;
+	/* 3.15+: where the thread state points to its own base frame, at
+	 * which every whole chain of its frames ends; -1: none */
+	__s32 tstate_base_frame;
 };
 
 /* procs: tgid (initial namespace) -> this */

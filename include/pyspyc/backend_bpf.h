@@ -49,6 +49,11 @@ uint64_t bpf_hub_drain(struct bpf_hub *h);
  * drain due. */
 int bpf_hub_ring_fd(const struct bpf_hub *h);
 
+/* Can the program walk the frames of a process of layout L?  (Every
+ * field it reads must lie within what it reads of a frame or a code
+ * object.) */
+int bpf_layout_ok(const struct py_layout *L);
+
 struct bpf_hub_counts {
 	uint64_t ticks;        /* interrupts taken, on every CPU */
 	uint64_t hits;         /* ...in a process sampled */

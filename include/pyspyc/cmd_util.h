@@ -156,8 +156,8 @@ int cmd_backend_open(const char *who, const struct sample_args *s, struct backen
  * "bpf: WHAT"). */
 int cmd_backend_pick(const char *name, const char *opt, double rate, struct backend_choice *bc);
 
-/* Once the target t is found: the eBPF program cannot read frames whose
- * code word is a tagged reference (Python 3.14+).  auto then closes the hub
+/* Once the target t is found: when the eBPF program cannot read its frames
+ * (bpf_layout_ok), auto closes the hub
  * and samples with user, bc->why saying why; bpf asked by name is refused.
  * -1 to go on, or the exit status (EXIT_NOT_PYTHON) after one line. */
 struct py_target;

@@ -415,8 +415,8 @@ static void summary(const struct session_stats *st, const struct record_args *a,
 			"--max-processes %lld at once", st->processes_left_out,
 			a->s.max_processes);
 	if (st->processes_unread)
-		fprintf(stderr, "; %u Python processes not sampled: the eBPF backend does not "
-			"read their version (3.14+), --backend user does",
+		fprintf(stderr, "; %u Python processes not sampled: the eBPF program cannot "
+			"read their frames, --backend user can",
 			st->processes_unread);
 	if (st->asleep)
 		fprintf(stderr, "; %llu samples of processes that had not run (not read; "

@@ -230,8 +230,8 @@ static void draw_status(const struct top_ui *ui)
 			 "--max-processes (%lld)", ui->st.processes_left_out,
 			 ui->a->s.max_processes);
 	} else if (ui->st.processes_unread) {
-		snprintf(buf, sizeof(buf), "%u Python processes not sampled: the eBPF backend "
-			 "does not read their version (3.14+), --backend user does",
+		snprintf(buf, sizeof(buf), "%u Python processes not sampled: the eBPF program "
+			 "cannot read their frames, --backend user can",
 			 ui->st.processes_unread);
 	} else if (ui->st.threads_left_out) {
 		snprintf(buf, sizeof(buf), "up to %llu threads left out of a sample (the "

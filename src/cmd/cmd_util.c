@@ -451,17 +451,17 @@ int cmd_backend_fit(const char *who, const struct py_target *t, struct backend_c
 {
 	unsigned int major = t->version_hex >> 24, minor = (t->version_hex >> 16) & 0xff;
 
-	if (!bc->hub || !t->layout || !t->layout->iframe_code_tags)
+	if (!bc->hub || !t->layout || bpf_layout_ok(t->layout))
 		return -1;
 	if (bc->asked_bpf)
 		return cmd_die(who, EXIT_NOT_PYTHON, "--backend bpf cannot read pid %d: it runs "
-			       "Python %u.%u, whose frames the eBPF program does not read yet; "
+			       "Python %u.%u, whose frames the eBPF program cannot read; "
 			       "use --backend user", (int)t->pid, major, minor);
 	bpf_hub_close(bc->hub);
 	bc->hub = NULL;
 	bc->name = "user";
-	snprintf(bc->why, sizeof(bc->why), "bpf: the eBPF program does not read Python "
-		 "%u.%u's frames yet", major, minor);
+	snprintf(bc->why, sizeof(bc->why), "bpf: the eBPF program cannot read Python "
+		 "%u.%u's frames", major, minor);
 	return -1;
 }
 

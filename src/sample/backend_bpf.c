@@ -513,17 +513,14 @@ static void reach(int32_t *end, int32_t off, int32_t width)
 }
 
 /* The program's view of layout L.  0, or -ENOTSUP when a frame or code
- * object's fields lie past what the program reads, or the frame's code
- * word is a tagged reference (3.14+), which the program does not untag. */
+ * object's fields lie past what the program reads. */
 static int pb_layout_of(const struct py_layout *L, struct pb_layout *p)
 {
 	int32_t fr = 0, cr = 0;
 
-	if (L->iframe_code_tags)
-		return -ENOTSUP;
-
 	memset(p, 0, sizeof(*p));
 	p->owner_shim = -1;
+	p->tstate_base_frame = -1;
 	p->tstate_frame = p->tstate_cframe = p->cframe_current_frame = -1;
 	p->tstate_current_frame = p->frame_owner = p->frame_gen = -1;
 	if (L->frame_model == PY_FRAMES_OBJECTS) {
@@ -550,6 +547,9 @@ static int pb_layout_of(const struct py_layout *L, struct pb_layout *p)
 		p->frame_instr = L->iframe_instr;
 		p->frame_owner = L->iframe_owner;
 		p->owner_shim = L->iframe_owned_by_cstack;
+		p->code_tags = (uint32_t)L->iframe_code_tags;
+		if (L->tstate_base_frame > 0)
+			p->tstate_base_frame = L->tstate_base_frame;
 		reach(&fr, L->iframe_previous, 8);
 		reach(&fr, L->iframe_code, 8);
 		reach(&fr, L->iframe_instr, 8);
@@ -577,6 +577,13 @@ static int pb_layout_of(const struct py_layout *L, struct pb_layout *p)
 	p->frame_read = (uint32_t)fr;
 	p->code_read = (uint32_t)cr;
 	return 0;
+}
+
+int bpf_layout_ok(const struct py_layout *L)
+{
+	struct pb_layout p;
+
+	return !pb_layout_of(L, &p);
 }
 
 static int hub_layout(struct bpf_hub *h, const struct py_layout *L, uint32_t *idx)

@@ -271,8 +271,9 @@ static struct stacktab *table_of(const struct session *s, pid_t pid, uint64_t st
 
 /* Start sampling a found target: it is ticked from the engine's next
  * deadline on.  -EDQUOT: max_processes are sampled already (counted);
- * -ENOTSUP: the backend cannot read it (the eBPF program and Python 3.14+'s
- * tagged frames: the caller counts it, note_unread). */
+ * -ENOTSUP: the backend cannot read it (a layout whose fields lie past what
+ * the eBPF program reads of a frame or code object: the caller counts it,
+ * note_unread). */
 static int start_proc(struct session *s, const struct py_target *t, uint64_t start)
 {
 	struct sampler_opts so = {

@@ -185,9 +185,12 @@ static void test_max_depth(void **state)
 	assert_int_equal(d->th.depth, 4);
 }
 
+/* Every supported version's layout is one the program walks: 3.14 and
+ * 3.15 too (their frames' code words tagged, 3.15's base frame). */
 static void test_opts_of_layouts(void **state)
 {
-	static const uint16_t versions[] = { 0x0207, 0x030a, 0x030b, 0x030c, 0x030d };
+	static const uint16_t versions[] = { 0x0207, 0x0306, 0x030a, 0x030b, 0x030c, 0x030d,
+					     0x030e, 0x030f };
 	struct pb_decode_opts o;
 	size_t i;
 
@@ -196,6 +199,7 @@ static void test_opts_of_layouts(void **state)
 		const struct py_layout *L = py_layout_find(versions[i]);
 
 		assert_non_null(L);
+		assert_true(bpf_layout_ok(L));
 		pb_decode_opts_of(L, 100, &o);
 		assert_int_equal(o.max_depth, 100);
 		assert_int_equal(o.objects, versions[i] <= 0x030a);
