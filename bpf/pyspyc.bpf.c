@@ -10,8 +10,7 @@
  * own walk of the thread list), then the frames: one read of each frame
  * (3.11+: of each page of the data stack they are in, frame_window), one
  * of each code object's header for its fingerprint (skipped for a frame
- * running the same code as its callee: recursion; and for a frame that has
- * not moved since this CPU last read it, see frame_fp).  Shim frames
+ * running the same code as its callee: recursion).  Shim frames
  * (3.12+: C calling into the interpreter) are sent as they are, with
  * their owner; user space leaves them out.  The record goes
  * to the ring buffer without waking anyone: user space drains it on its
@@ -55,17 +54,9 @@ struct {
 	__uint(max_entries, PB_RING_BYTES);
 } ring SEC(".maps");
 
-/* A frame whose code object's fingerprint was read: where, running what,
- * at which instruction, in which thread, and when. */
-struct fp_memo {
-	__u64 frame, code, instr, at;
-	__u32 tid, fp;
-};
-
 struct scratch {
 	struct pb_head head;
 	struct pb_frame frames[PB_MAX_FRAMES];
-	struct fp_memo memo[PB_MEMO_SLOTS];
 	__u64 ends[PB_MAX_PARTS];   /* each part's last frame in this walk (0: none) */
 	__u8 win[PB_WIN_BUF] __attribute__((aligned(8)));
 	__u8 code[PB_CODE_READ] __attribute__((aligned(8)));
@@ -159,10 +150,9 @@ struct walk {
 	const struct pb_layout *L;
 	__u64 f, last_code, win_lo, win_len, stacked;
 	__u64 prev;                 /* the frame read last (0: none in this part) */
-	__u64 now;                  /* the sample's time */
 	struct pb_thread parts;     /* the thread's thread states */
 	__u32 part;                 /* the one walked now */
-	__u32 last_fp, flags, n, max, fread, cread, tid;
+	__u32 last_fp, flags, n, max, fread, cread;
 };
 
 /* Frame f's bytes into sc->win, unless the last read has them: 0, or -1
@@ -212,49 +202,6 @@ static __always_inline long next_part(struct walk *w)
 	return 0;
 }
 
-/* The fingerprint of the code object that frame f (not the innermost) of
- * the thread runs at instr, into w->last_fp: read from the code object,
- * unless this CPU read it for the same frame, code and instruction of the
- * same thread less than PB_MEMO_TRUST_NS ago.  A frame that has not moved
- * is the same call, so its code object is alive and the one read then: a
- * deep stack costs a read of its innermost code object, not one of each.
- * A frame popped and pushed again at the same place, running code at the
- * same address at the same offset, looks the same; so the innermost frame
- * (code compiled and dropped in a loop) is read at every sample, and past
- * the trust the others are read again (as the user-space symbolizer's
- * memo of a thread's stack, py_code.c).  -1: the code object cannot be
- * read. */
-static __always_inline int frame_fp(struct walk *w, __u64 f, __u64 code, __u64 instr)
-{
-	const struct pb_layout *L = w->L;
-	struct scratch *sc = w->sc;
-	struct fp_memo *m = &sc->memo[((f >> 3) * 0x9e3779b97f4a7c15ULL >> 40) &
-				      (PB_MEMO_SLOTS - 1)];
-
-	if (w->n && m->frame == f && m->code == code && m->instr == instr &&
-	    m->tid == w->tid && w->now - m->at < PB_MEMO_TRUST_NS) {
-		w->last_fp = m->fp;
-		return 0;
-	}
-	if (!code || code & 7 ||
-	    bpf_probe_read_user(sc->code, w->cread & (PB_CODE_READ - 1), (const void *)code))
-		return -1;
-	w->last_fp = pb_fp(ld64(sc->code, L->code_type, PB_CODE_READ),
-			   ld64(sc->code, L->code_size, PB_CODE_READ),
-			   ld64(sc->code, L->code_filename, PB_CODE_READ),
-			   ld64(sc->code, L->code_name, PB_CODE_READ),
-			   ld64(sc->code, L->code_qualname, PB_CODE_READ),
-			   ld64(sc->code, L->code_linetable, PB_CODE_READ),
-			   ld32(sc->code, L->code_firstlineno, PB_CODE_READ));
-	m->frame = f;
-	m->code = code;
-	m->instr = instr;
-	m->at = w->now;
-	m->tid = w->tid;
-	m->fp = w->last_fp;
-	return 0;
-}
-
 /* A step of the walk: the next frame, read with its code object's
  * fingerprint unless its callee ran the same code, or, at the end of a
  * thread state's frames, on to the next one's (next_part).  Shim frames are
@@ -296,10 +243,18 @@ static long walk_one(__u32 i, void *ctx)
 	w->f = ld64(sc->win, (__s32)fo + L->frame_back, PB_WIN_BUF);
 	w->prev = f;
 	if (code != w->last_code) {
-		if (frame_fp(w, f, code, pf->instr)) {
+		if (!code || code & 7 ||
+		    bpf_probe_read_user(sc->code, w->cread & (PB_CODE_READ - 1), (const void *)code)) {
 			w->flags |= PB_READ_FAILED;
 			return 1;
 		}
+		w->last_fp = pb_fp(ld64(sc->code, L->code_type, PB_CODE_READ),
+				   ld64(sc->code, L->code_size, PB_CODE_READ),
+				   ld64(sc->code, L->code_filename, PB_CODE_READ),
+				   ld64(sc->code, L->code_name, PB_CODE_READ),
+				   ld64(sc->code, L->code_qualname, PB_CODE_READ),
+				   ld64(sc->code, L->code_linetable, PB_CODE_READ),
+				   ld32(sc->code, L->code_firstlineno, PB_CODE_READ));
 		w->last_code = code;
 	}
 	pf->code = code;
@@ -444,8 +399,6 @@ int pb_sample(struct bpf_perf_event_data *ctx)
 	w.sc = sc;
 	for (i = 0; i < PB_MAX_PARTS; i++)
 		sc->ends[i] = 0;
-	w.now = t0;
-	w.tid = tid;
 	w.fread = w.L->frame_read & (PB_FRAME_READ - 1);
 	w.stacked = w.L->model == PB_MODEL_INTERP ? PB_WIN_BYTES - 1 : 0;
 	w.cread = w.L->code_read & (PB_CODE_READ - 1);

@@ -30,11 +30,6 @@
 #define PB_WIN_BYTES 4096
 #define PB_WIN_BUF 8192
 #define PB_CODE_READ 256        /* bytes read of a code object, at most (power of 2) */
-/* A code object's fingerprint is read again for a frame that has not
- * moved since the last sample of its thread on this CPU only after this
- * long (and every sample for the innermost frame): see pyspyc.bpf.c. */
-#define PB_MEMO_SLOTS 1024      /* per CPU (power of 2) */
-#define PB_MEMO_TRUST_NS 5000000ull
 #define PB_RING_BYTES (4u << 20) /* the ring buffer */
 #define PB_RING_WAKE_BYTES (PB_RING_BYTES / 4) /* ...past this, user space is woken */
 
