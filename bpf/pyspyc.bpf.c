@@ -230,8 +230,7 @@ static long walk_one(__u32 i, void *ctx)
 	 * lacks (-1) reads as 0; a data stack's version has them all. */
 	fo = (__u32)(f - w->win_lo) & (PB_WIN_BYTES - 1);
 	code = ld64(sc->win, (__s32)fo + L->frame_code, PB_WIN_BUF);
-	if (L->code_tags) /* a _PyStackRef (3.14+) */
-		code = (code & 3) == 3 ? 0 : code & ~(__u64)L->code_tags;
+	code = pb_frame_code(code, L->code_tags);
 	if (L->model == PB_MODEL_OBJECTS) {
 		pf->instr = (__u64)(__s64)(__s32)ld32(sc->win, (__s32)fo + L->frame_instr,
 						     PB_WIN_BUF);

@@ -147,6 +147,19 @@ struct pb_frame {
 #define PB_C_OTHER 7            /* interrupts in a process that took a sampled one's pid */
 #define PB_NCOUNTS 8
 
+/* The code object a frame's code word (bits) names, 0 for none: with tags
+ * (3.14+) the word is a _PyStackRef, 1 alone NULL, both low bits set a
+ * tagged int (no object), else the pointer with the tag bits cleared.
+ * The program and the user-space walker (py_frame_code) both use it. */
+static inline __attribute__((always_inline)) __u64 pb_frame_code(__u64 bits, __u64 tags)
+{
+	if (!tags)
+		return bits;
+	if ((bits & 3) == 3)
+		return 0;
+	return bits & ~tags;
+}
+
 /* One fold step of the fingerprint: a 64-bit multiply and shift. */
 static inline __attribute__((always_inline)) __u64 pb_fp_mix(__u64 h, __u64 v)
 {

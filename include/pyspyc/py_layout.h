@@ -12,6 +12,8 @@
 
 #include <stdint.h>
 
+#include "pyspyc_abi.h"
+
 /* How frames are chained in this version. */
 enum py_frame_model {
 	PY_FRAMES_OBJECTS = 1, /* PyFrameObject via f_back (<= 3.10) */
@@ -240,18 +242,11 @@ const struct py_layout *py_layout_find(uint32_t version);
 const struct py_layout *py_layout_find_generated(uint32_t version);
 
 /* The code object a frame's code word (bits, read at iframe_code) names,
- * or 0 for none.  3.14+ tag it as a _PyStackRef: 1 alone is NULL, low
- * bits 3 a tagged int (no object); otherwise the pointer is the word with
- * the tag bits cleared (objects are at least 4-byte aligned). */
+ * or 0 for none (3.14+ tag it as a _PyStackRef: pb_frame_code, the rule
+ * the eBPF program applies too; objects are at least 4-byte aligned). */
 static inline uint64_t py_frame_code(const struct py_layout *L, uint64_t bits)
 {
-	uint64_t tags = (uint64_t)(uint32_t)L->iframe_code_tags;
-
-	if (!tags)
-		return bits;
-	if ((bits & 3) == 3)
-		return 0;
-	return bits & ~tags;
+	return pb_frame_code(bits, (uint64_t)(uint32_t)L->iframe_code_tags);
 }
 
 /* What the readers copy of each structure at most: every field they read
