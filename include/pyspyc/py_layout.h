@@ -249,6 +249,15 @@ static inline uint64_t py_frame_code(const struct py_layout *L, uint64_t bits)
 	return pb_frame_code(bits, (uint64_t)(uint32_t)L->iframe_code_tags);
 }
 
+/* The object a frame's local (a word of localsplus) holds, or 0 for none:
+ * 3.14+ keep every slot of localsplus as a _PyStackRef, tagged as the
+ * code word is (a tagged int is no object; fast locals never hold one,
+ * only the value stack does). */
+static inline uint64_t py_frame_local(const struct py_layout *L, uint64_t bits)
+{
+	return py_frame_code(L, bits);
+}
+
 /* What the readers copy of each structure at most: every field they read
  * must lie within it (py_layout_check). */
 #define PY_LAYOUT_MAX_FRAME 256      /* frame object / interpreter frame */

@@ -12,15 +12,16 @@
  *
  * Against 3.13: f_executable is a _PyStackRef (iframe_code_tags); the
  * frame has no int stacktop (a stackpointer instead: iframe_stacktop -1)
- * and its localsplus are _PyStackRefs too, which py_obj does not read yet
- * (iframe_localsplus -1: dump --locals says it cannot); owner moved to 74,
+ * and its localsplus are _PyStackRefs too, untagged by the same rule
+ * (py_frame_local) for dump --locals; owner moved to 74,
  * localsplus to 80; RETURN_CONST is gone; the entry frames keep owner 3
  * (FRAME_OWNED_BY_INTERPRETER), and 3.15 ends every thread's chain at the
  * thread state's embedded base frame (owner 3), through tstate_base_frame.
  * The object layouts past the debug offsets' (dict keys objects, type
  * flag bits, cells, modules) are 3.13's and unverified: of what 3.14+
- * runs, only thread names read them (py_threads), and a read that makes no
- * sense leaves the OS name.  RETURN_VALUE is 35 (3.14) and 33 (3.15) in
+ * runs, only thread names (py_threads) and the values dump --locals shows
+ * read them; a read that makes no sense leaves the OS name, or shows the
+ * value as unreadable.  RETURN_VALUE is 35 (3.14) and 33 (3.15) in
  * opcode_ids.h; RETURN_CONST went in 3.14a2 (magic number 3609).
  * FRAME_OWNED_BY_CSTACK (4 in 3.14, gone in 3.15) is set on no frame, so
  * owner 3 alone marks frames to skip. */
@@ -128,7 +129,7 @@
 	.fast_cell = 64, \
 	.fast_free = 128, \
 	.frame_localsplus = -1, \
-	.iframe_localsplus = -1, \
+	.iframe_localsplus = 80, \
 	.tpflags_managed_dict = 16, \
 	.module_dict = 16, \
 	.long_size = 16, \

@@ -1312,7 +1312,7 @@ static int locals_interp(struct reader *r, struct frame_vars *fv, uint64_t frame
 		  (err = rd(r, at(frame, L->iframe_localsplus), fv->values, n * 8))))
 		return err;
 	for (i = 0; i < n; i++) {
-		uint64_t v = fv->values[i];
+		uint64_t v = py_frame_local(L, fv->values[i]);
 
 		if (fv->kinds[i] & L->fast_hidden)
 			continue; /* an inlined comprehension's variable */

@@ -425,10 +425,9 @@ int py_debug_offsets_apply(struct py_target *t, struct rmem *m)
 	TAKE(unicode_ascii_data, str_ascii);
 	TAKE(unicode_compact_data, str_compact);
 	/* py_obj (objects): modules, locals, types, containers, numbers.
-	 * Tagged localsplus (3.14+) are not read: iframe_localsplus stays. */
+	 * 3.14+'s localsplus are tagged as f_executable is (py_frame_local). */
 	TAKE(interp_modules, imports_modules);
-	if (!L->iframe_code_tags)
-		TAKE(iframe_localsplus, fr_localsplus);
+	TAKE(iframe_localsplus, fr_localsplus);
 	TAKE(code_argcount, co_argcount);
 	TAKE(code_localsplusnames, co_localsplusnames);
 	TAKE(code_localspluskinds, co_localspluskinds);

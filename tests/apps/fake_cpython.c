@@ -1762,6 +1762,51 @@ static struct fframe *push_frame(struct fts *ts, int size)
 	return (struct fframe *)res;
 }
 
+/* What each code's frame holds in its locals (localsplus, as
+ * _PyStackRefs): NULL (unbound), None (immortal: tagged), and strings,
+ * bytes and tuples made at run time, some mortal (a plain pointer), some
+ * deferred (tagged, as the interpreter tags an immortal or deferred
+ * object's reference).  dump --locals must show exactly these
+ * (test_fake_cpython.py, LOCALS). */
+static uintptr_t local_values[NCODE][4];
+
+static uintptr_t mortal(struct fobj *o)
+{
+	return (uintptr_t)o;
+}
+
+static uintptr_t tagged(struct fobj *o)
+{
+	return (uintptr_t)o | TAG_REFCNT;
+}
+
+static void make_locals(void)
+{
+	struct fobj *ab[2] = { mkstr("a"), mkstr("b") };
+	uintptr_t none = tagged(&none_struct);
+
+	/* main: w, total, m */
+	local_values[C_MAIN][0] = mortal(mkstr("widget"));
+	local_values[C_MAIN][1] = none;
+	local_values[C_MAIN][2] = STACKREF_NULL;
+	/* Model.compute(self, x): acc, i */
+	local_values[C_COMPUTE][0] = none;
+	local_values[C_COMPUTE][1] = tagged(mkbytes("xy", 2));
+	local_values[C_COMPUTE][2] = mortal(mktuple(ab, 2));
+	local_values[C_COMPUTE][3] = tagged(mkstr("i0"));
+	/* hot_loop(acc, i) */
+	local_values[C_HOT][0] = mortal(mkstr("acc"));
+	local_values[C_HOT][1] = STACKREF_NULL;
+	/* Worker.run(self) */
+	local_values[C_RUN][0] = none;
+	/* Worker.crunch(self): table */
+	local_values[C_CRUNCH][0] = none;
+	local_values[C_CRUNCH][1] = tagged(mktuple(NULL, 0));
+	/* spin(table): n */
+	local_values[C_SPIN][0] = mortal(mktuple(ab, 1));
+	local_values[C_SPIN][1] = tagged(mkbytes("", 0));
+}
+
 /* A Python frame of code k, called from previous, at its instruction. */
 static struct fframe *python_frame(struct fts_impl *ti, int k, struct fframe *previous, int tlbc)
 {
@@ -1784,7 +1829,8 @@ static struct fframe *python_frame(struct fts_impl *ti, int k, struct fframe *pr
 	f->f_funcobj = STACKREF_NULL;
 	f->instr_ptr = (uint16_t *)bytecode + b->unit_of[b->d->at];
 	for (i = 0; i < co->co_nlocalsplus + b->d->stackdepth; i++)
-		f->localsplus[i] = (uintptr_t)&none_struct | TAG_REFCNT;
+		f->localsplus[i] = i < co->co_nlocalsplus ? local_values[k][i]
+							  : (uintptr_t)&none_struct | TAG_REFCNT;
 	f->stackpointer = &f->localsplus[co->co_nlocalsplus + b->d->stackdepth];
 	/* a caller stopped at a CALL returns past it and its caches */
 	if (((uint16_t *)bytecode)[b->unit_of[b->d->at]] % 256 == OP_CALL)
@@ -1973,6 +2019,7 @@ int main(int argc, char **argv)
 
 	for (i = 0; i < NCODE; i++)
 		build_code(&codes[i], &descs[i], 100 + i);
+	make_locals();
 #if FT
 	/* The worker specialized its copies: the frames' instructions there
 	 * are not the ones in co_code_adaptive. */

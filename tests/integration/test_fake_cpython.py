@@ -158,6 +158,41 @@ def test_dump_json(running):
     assert got == want, why(sorted(got), sorted(want))
 
 
+# What the fakes' frames hold (fake_cpython.c, make_locals): per function,
+# its bound locals in order, (name, is an argument, repr).  Unbound ones
+# (a NULL reference) are left out; some references are tagged, some not.
+LOCALS = {
+    "hot_loop": [("acc", True, "'acc'")],
+    "Model.compute": [("self", True, "None"), ("x", True, "b'xy'"),
+                      ("acc", False, "<tuple of 2 items>"), ("i", False, "'i0'")],
+    "main": [("w", False, "'widget'"), ("total", False, "None")],
+    "<module>": [],
+    "spin": [("table", True, "<tuple of 1 item>"), ("n", False, "b''")],
+    "Worker.crunch": [("self", True, "None"), ("table", False, "<tuple of 0 items>")],
+    "Worker.run": [("self", True, "None")],
+}
+
+
+def test_dump_locals(running):
+    """dump --locals reads 3.14/3.15 frames' localsplus, _PyStackRefs
+    untagged as the frame's code word is: every bound local with its
+    value, unbound ones left out, as JSON and as text."""
+    _, fk = running
+    r = run_pyspyc(["dump", "--json", "--locals", "-p", str(fk.pid)])
+    assert r.returncode == 0, r.stderr
+    got = {}
+    for th in json.loads(r.stdout)["threads"]:
+        for f in th["frames"]:
+            assert "locals_error" not in f, f
+            got[f["name"]] = [(v["name"], v["arg"], v["repr"]) for v in f["locals"]]
+            assert all(int(v["addr"], 16) % 8 == 0 for v in f["locals"]), f
+    assert got == LOCALS, why(got, LOCALS)
+    t = run_pyspyc(["dump", "--locals", "-p", str(fk.pid)])
+    assert t.returncode == 0 and "unavailable" not in t.stdout, t.stdout
+    assert "            i: 'i0'\n" in t.stdout and "Locals:\n            n: b''\n" in t.stdout, \
+        t.stdout
+
+
 def test_top(running, tmux):
     """top's rows: each of the fakes' functions, the two innermost ones
     holding about a thread each (two threads spin)."""

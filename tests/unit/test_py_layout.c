@@ -208,7 +208,7 @@ static void test_debug_offsets_315(void **state)
 	assert_int_equal(L->iframe_owner, 74);
 	assert_int_equal(L->iframe_size, 80);
 	assert_int_equal(L->iframe_stacktop, -1);
-	assert_int_equal(L->iframe_localsplus, -1); /* tagged: not read */
+	assert_int_equal(L->iframe_localsplus, 80); /* tagged: py_frame_local */
 	assert_int_equal(L->code_adaptive, 208);
 	assert_int_equal(L->unicode_compact_data, 56);
 	assert_int_equal(L->gil_locked, 16);
