@@ -1,4 +1,4 @@
-/* fuzz_debug_offsets.c - a 3.13 target's _Py_DebugOffsets
+/* fuzz_debug_offsets.c - a 3.13, 3.14 or 3.15 target's _Py_DebugOffsets
  * (py_debug_offsets_apply) and everything that then reads the target
  * through the layout they made.
  *

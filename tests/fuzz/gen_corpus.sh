@@ -12,7 +12,7 @@ for v in 2.7 3.6 3.9 3.10 3.11 3.12 3.13; do
 	"$(pyenv root)/versions/$(ls "$(pyenv root)/versions" | grep "^$v\." | tail -n 1)/bin/python" \
 		tests/fuzz/gen_lines.py $c/lines
 done
-cc -std=gnu11 -Iinclude -o "$tmp/gen_images" tests/fuzz/gen_images.c src/python/py_layout_data.c \
+cc -std=gnu11 -Iinclude -Ibpf -o "$tmp/gen_images" tests/fuzz/gen_images.c src/python/py_layout_data.c \
 	src/python/py_layout_hand.c
 "$tmp/gen_images" $c
 # A small executable and a shared object holding what py_runtime looks up.

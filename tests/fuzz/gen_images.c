@@ -217,11 +217,20 @@ static void build(const struct py_layout *L)
 	}
 }
 
-/* The 3.13 _Py_DebugOffsets that py_debug_offsets_apply reads back into L. */
-static void debug_offsets(const struct py_layout *L)
-{
-	static const struct { int word; size_t off; } map[] = {
+/* Where a version's _Py_DebugOffsets keeps the layout's fields, by 8-byte
+ * word (transcribed from the real tables listed in
+ * tests/apps/fake_cpython.c, real_words[], by their names there), and the
+ * words of the GIL's state, locked and holder fields, interpreters_head,
+ * and the table's size in words. */
+struct dbg_map {
+	uint32_t version;
+	int nwords, head, gil_state, gil_locked, gil_holder;
+	struct { int word; size_t off; } f[48];
+};
+
 #define F(w, field) { w, offsetof(struct py_layout, field) }
+static const struct dbg_map dbg_maps[] = {
+	{ 0x030d, 73, 5, 15, 17, 18, {
 		F(8, interp_next), F(9, interp_threads_head), F(11, interp_modules),
 		F(14, interp_ceval_gil), F(19, tstate_size), F(21, tstate_next),
 		F(22, tstate_interp), F(23, tstate_current_frame), F(24, tstate_thread_id),
@@ -234,27 +243,71 @@ static void debug_offsets(const struct py_layout *L)
 		F(47, type_name), F(49, type_flags), F(51, tuple_items), F(52, obj_var_size),
 		F(57, dict_keys), F(58, dict_values), F(60, float_fval), F(62, long_size),
 		F(63, long_digits), F(65, bytes_size), F(66, bytes_data),
-		F(68, unicode_state), F(69, unicode_length), F(70, unicode_ascii_data),
+		F(68, unicode_state), F(69, unicode_length), F(70, unicode_ascii_data) } },
+	{ 0x030e, 95, 5, 16, 18, 19, {
+		F(8, interp_next), F(9, interp_threads_head), F(12, interp_modules),
+		F(15, interp_ceval_gil), F(22, tstate_size), F(24, tstate_next),
+		F(25, tstate_interp), F(26, tstate_current_frame), F(27, tstate_thread_id),
+		F(28, tstate_native_thread_id), F(29, tstate_datastack_chunk),
+		F(32, iframe_previous), F(33, iframe_code), F(34, iframe_instr),
+		F(35, iframe_size), F(36, iframe_owner), F(40, code_filename),
+		F(41, code_name), F(42, code_qualname), F(43, code_linetable),
+		F(44, code_firstlineno), F(45, code_argcount), F(46, code_localsplusnames),
+		F(47, code_localspluskinds), F(48, code_adaptive), F(51, obj_type),
+		F(53, type_name), F(55, type_flags), F(57, tuple_items), F(58, obj_var_size),
+		F(67, dict_keys), F(68, dict_values), F(70, float_fval), F(72, long_size),
+		F(73, long_digits), F(75, bytes_size), F(76, bytes_data),
+		F(78, unicode_state), F(79, unicode_length), F(80, unicode_ascii_data) } },
+	{ 0x030f, 111, 5, 16, 18, 19, {
+		F(8, interp_next), F(9, interp_threads_head), F(12, interp_modules),
+		F(15, interp_ceval_gil), F(22, tstate_size), F(24, tstate_next),
+		F(25, tstate_interp), F(26, tstate_current_frame), F(27, tstate_base_frame),
+		F(30, tstate_thread_id), F(31, tstate_native_thread_id),
+		F(32, tstate_datastack_chunk), F(40, iframe_previous), F(41, iframe_code),
+		F(42, iframe_instr), F(43, iframe_size), F(44, iframe_owner),
+		F(48, code_filename), F(49, code_name), F(50, code_qualname),
+		F(51, code_linetable), F(52, code_firstlineno), F(53, code_argcount),
+		F(54, code_localsplusnames), F(55, code_localspluskinds), F(56, code_adaptive),
+		F(59, obj_type), F(61, type_name), F(63, type_flags), F(64, type_basicsize),
+		F(65, type_dictoffset), F(67, heaptype_cached_keys), F(69, tuple_items),
+		F(70, obj_var_size), F(79, dict_keys), F(80, dict_values), F(82, float_fval),
+		F(84, long_size), F(85, long_digits), F(87, bytes_size), F(88, bytes_data),
+		F(90, unicode_state), F(91, unicode_length), F(92, unicode_ascii_data),
+		F(93, unicode_compact_data) } },
+};
 #undef F
-	};
-	uint8_t *p = runtime;
-	uint64_t d[96] = { 0 };
-	size_t i;
 
+/* L's version's _Py_DebugOffsets at RUNTIME, as py_debug_offsets_apply
+ * reads it back into L; 0, or -1 when the version has none. */
+static int debug_offsets(const struct py_layout *L)
+{
+	const struct dbg_map *M = NULL;
+	uint64_t d[128] = { 0 };
+	size_t i, at;
+
+	for (i = 0; i < sizeof(dbg_maps) / sizeof(dbg_maps[0]); i++)
+		if (dbg_maps[i].version == L->version)
+			M = &dbg_maps[i];
+	if (!M)
+		return -1;
+	/* The interpreter list's head at 0x300, past the table, or where
+	 * build() put it when the table is longer (3.15). */
+	at = (size_t)M->nwords * 8 <= 0x300 ? 0x300 : (size_t)L->runtime_interp_head;
 	memcpy(&d[0], "xdebugpy", 8);
-	d[1] = 0x030d00f0;
-	d[5] = 0x300;
-	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+	d[1] = (uint64_t)L->version << 16 | 0xf0;
+	d[M->head] = at;
+	for (i = 0; i < sizeof(M->f) / sizeof(M->f[0]) && M->f[i].word; i++) {
 		int32_t v;
 
-		memcpy(&v, (const char *)L + map[i].off, sizeof(v));
-		d[map[i].word] = (uint64_t)(int64_t)v;
+		memcpy(&v, (const char *)L + M->f[i].off, sizeof(v));
+		d[M->f[i].word] = (uint64_t)(int64_t)v;
 	}
-	d[15] = 0x100;
-	d[17] = 0x100 + (uint64_t)L->gil_locked;
-	d[18] = 0x100 + (uint64_t)L->gil_last_holder;
-	memcpy(p, d, sizeof(d));
-	put(p, 0x300, INTERP, 8);
+	d[M->gil_state] = 0x100;
+	d[M->gil_locked] = 0x100 + (uint64_t)L->gil_locked;
+	d[M->gil_holder] = 0x100 + (uint64_t)L->gil_last_holder;
+	memcpy(runtime, d, (size_t)M->nwords * 8);
+	put(runtime, at, INTERP, 8);
+	return 0;
 }
 
 static FILE *seed_named(const char *dir, const char *what, const char *prefix,
@@ -485,10 +538,10 @@ int main(int argc, char **argv)
 		put_u(f, INTERP, 8);
 		regions_out(f);
 
-		if (L->version == 0x030d) {
-			debug_offsets(L);
+		if (debug_offsets(L) == 0) {
+			/* fuzz_debug_offsets' first byte: 3.13, 3.14, 3.12, 3.15 */
 			f = seed(argv[1], "debug_offsets", L);
-			put_u(f, 0, 1);
+			put_u(f, L->version == 0x030d ? 0 : L->version == 0x030e ? 1 : 3, 1);
 			put_u(f, 0, 1);
 			put_u(f, RUNTIME, 8);
 			regions_out(f);
