@@ -17,11 +17,13 @@
  * localsplus to 80; RETURN_CONST is gone; the entry frames keep owner 3
  * (FRAME_OWNED_BY_INTERPRETER), and 3.15 ends every thread's chain at the
  * thread state's embedded base frame (owner 3), through tstate_base_frame.
- * The object layouts past the debug offsets' (dict keys objects, type
- * flag bits, cells, modules) are 3.13's and unverified: of what 3.14+
- * runs, only thread names (py_threads) and the values dump --locals shows
- * read them; a read that makes no sense leaves the OS name, or shows the
- * value as unreadable.  RETURN_VALUE is 35 (3.14) and 33 (3.15) in
+ * The object layouts past the debug offsets' (dict keys objects and
+ * inline values, type flag bits, cells, modules) are 3.13's, as
+ * pycore_dict.h and object.h still have them; the synthetic images of
+ * tests/apps/fake_cpython.c lay out threading._active with them (names
+ * read by dump), and cells are not laid out there.  Only thread names
+ * (py_threads) and the values dump --locals shows read them; a read that
+ * makes no sense leaves the OS name, or shows the value as unreadable.  RETURN_VALUE is 35 (3.14) and 33 (3.15) in
  * opcode_ids.h; RETURN_CONST went in 3.14a2 (magic number 3609).
  * FRAME_OWNED_BY_CSTACK (4 in 3.14, gone in 3.15) is set on no frame, so
  * owner 3 alone marks frames to skip. */

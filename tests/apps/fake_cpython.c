@@ -133,7 +133,24 @@
  *   72/88); llist_node next 0, prev 8; _PyRemoteDebuggerSupport
  *   debugger_pending_call 0, debugger_script_path 4 (512 bytes) [F][H]
  *   -- these last ones are placeholder structures: only their offsets
- *   feed the table, no such object is laid out.
+ *   feed the table, no such object is laid out; but for ints and dicts,
+ *   laid out for threading._active (default builds):
+ *   dict keys          dk_refcnt 0, dk_log2_size 8, dk_log2_index_bytes
+ *                      9, dk_kind 10 (0 general, 1 unicode, 2 split; ft:
+ *                      dk_mutex 11), dk_version 12, dk_usable 16,
+ *                      dk_nentries 24, dk_indices 32, then the entries
+ *                      {hash, key, value} or {key, value}; inline values
+ *                      {capacity, size, embedded, valid, values[]} at the
+ *                      object + tp_basicsize, its managed dict pointer 3
+ *                      words before the object         [C] Include/internal/
+ *                      pycore_dict.h @ 01041a40, Objects/dictobject.c
+ *   module             md_dict 16/32  [C] internal/pycore_moduleobject.h
+ *   int (compact)      lv_tag = digits << 3 | sign (0 positive), 30-bit
+ *                      digits; type flags INLINE_VALUES 1<<2,
+ *                      MANAGED_DICT 1<<4, HEAPTYPE 1<<9, LONG_SUBCLASS
+ *                      1<<24, DICT_SUBCLASS 1<<29: as in 3.12 and 3.13
+ *                      (cpython/longintrepr.h, object.h), whose real
+ *                      interpreters the tests read the same way
  *   (*) 3.15.2 default sizes are those of Debian's compiled binary [F]; the
  *   headers give 8 bytes less (226232, 346560).  The 8 bytes are put at the
  *   end of the interpreter, which is the last member of the runtime in both.
@@ -363,6 +380,24 @@ struct fdict { struct fobj ob_base; int64_t ma_used; uint64_t _ma_watcher_tag; v
 struct ffloat { struct fobj ob_base; double ob_fval; };
 struct flong { struct fobj ob_base; uintptr_t lv_tag; uint32_t ob_digit[1]; };
 struct fllist { struct fllist *next, *prev; };
+/* Laid out (the threading module, for thread names; default builds). */
+struct fmodule { struct fobj ob_base; struct fobj *md_dict; };
+struct fdictkeys {
+	int64_t dk_refcnt;
+	uint8_t dk_log2_size, dk_log2_index_bytes, dk_kind;
+#if FT
+	uint8_t dk_mutex;
+#endif
+	uint32_t dk_version;
+	int64_t dk_usable, dk_nentries;
+	int8_t dk_indices[8]; /* log2_size 3: 8 one-byte indices, then the entries */
+};
+struct fdictvalues { uint8_t capacity, size, embedded, valid; struct fobj *values[1]; };
+CHECK_SIZE(struct fmodule, FT ? 40 : 24);
+CHECK_AT(struct fdictkeys, dk_version, 12);
+CHECK_AT(struct fdictkeys, dk_nentries, 24);
+CHECK_AT(struct fdictkeys, dk_indices, 32);
+CHECK_AT(struct fdictvalues, values, 8);
 struct ferr_stackitem { struct fobj *exc_value; struct ferr_stackitem *previous_item; };
 struct fremote_dbg { int32_t debugger_pending_call; char debugger_script_path[512]; };
 CHECK_SIZE(struct flist, FT ? 56 : 40);
@@ -1307,7 +1342,8 @@ static int check_table(void)
 }
 
 /* ---- objects laid out at run time ------------------------------------ */
-static struct ftype type_type, code_type, str_type, bytes_type, tuple_type, none_type;
+static struct ftype type_type, code_type, str_type, bytes_type, tuple_type, none_type,
+	int_type, dict_type, module_type;
 static struct fobj none_struct;
 
 static void *zalloc(size_t n)
@@ -1807,6 +1843,123 @@ static void make_locals(void)
 	local_values[C_SPIN][1] = tagged(mkbytes("", 0));
 }
 
+/* ---- the threading module, for thread names -------------------------- */
+/* sys.modules = {"threading": <module>}, whose dict holds _active, {ident:
+ * Thread}: what a sampler reads threading's names from.  A Thread keeps
+ * its attributes as inline values (a class with Py_TPFLAGS_INLINE_VALUES
+ * and MANAGED_DICT, its instances' keys shared in ht_cached_keys, no dict
+ * made: the managed dict pointer, 3 words before the object, is NULL).
+ * Each thread's name is its OS name, as 3.14's threading sets the OS name
+ * from the Python one.  Dict indices list the entries in order; no key's
+ * hash is computed (a reader walks the entries).  Default builds only:
+ * free-threaded ones are refused by pyspyc before any object is read. */
+#if !FT
+static struct fobj *mkint(uint64_t v)
+{
+	struct flong *o = zalloc(offsetof(struct flong, ob_digit) + 3 * 4);
+	uint32_t *digit = (uint32_t *)((char *)o + offsetof(struct flong, ob_digit));
+	uintptr_t n = 0;
+
+	heap_header(&o->ob_base, &int_type, 1, 0);
+	do {
+		digit[n++] = (uint32_t)(v & ((1u << 30) - 1));
+		v >>= 30;
+	} while (v);
+	o->lv_tag = n << 3; /* positive: sign bits 0 */
+	return &o->ob_base;
+}
+
+/* A keys object of kind (0 general, 1 unicode, 2 split) holding n <= 5
+ * entries: keys k[], values v[] (none for split keys). */
+static struct fdictkeys *mkkeys(int kind, struct fobj *const *k, struct fobj *const *v, int n)
+{
+	size_t esize = kind ? 16 : 24;
+	struct fdictkeys *dk = zalloc(sizeof(*dk) + 5 * esize);
+	uint64_t *e = (uint64_t *)(dk + 1);
+	int i;
+
+	dk->dk_refcnt = 1;
+	dk->dk_log2_size = 3;
+	dk->dk_log2_index_bytes = 3;
+	dk->dk_kind = (uint8_t)kind;
+	dk->dk_usable = 5 - n;
+	dk->dk_nentries = n;
+	memset(dk->dk_indices, 0xff, sizeof(dk->dk_indices)); /* DKIX_EMPTY */
+	for (i = 0; i < n; i++, e += esize / 8) {
+		dk->dk_indices[i] = (int8_t)i;
+		e[kind ? 0 : 1] = (uint64_t)k[i];
+		e[kind ? 1 : 2] = kind == 2 ? 0 : (uint64_t)v[i];
+	}
+	return dk;
+}
+
+static struct fobj *mkdict(struct fdictkeys *dk)
+{
+	struct fdict *d = gc_alloc(sizeof(*d));
+
+	heap_header(&d->ob_base, &dict_type, 1, 1);
+	d->ma_used = dk->dk_nentries;
+	d->ma_keys = dk;
+	return &d->ob_base;
+}
+
+/* An instance of cls with inline values v[0..n) for its shared keys:
+ * before it the managed weakref and dict pointers (NULL) and PyGC_Head. */
+static struct fobj *mkinstance(struct fheaptype *cls, struct fobj *const *v, int n)
+{
+	char *p = zalloc(16 + 16 + sizeof(struct fobj) + 8 + 8 * (size_t)n + (size_t)n);
+	struct fobj *o = (struct fobj *)(p + 32);
+	struct fdictvalues *dv = (struct fdictvalues *)(o + 1);
+	uint8_t *order = (uint8_t *)&dv->values[n];
+	int i;
+
+	heap_header(o, &cls->ht_type, 1, 1);
+	dv->capacity = (uint8_t)n;
+	dv->size = (uint8_t)n;
+	dv->embedded = 1;
+	dv->valid = 1;
+	for (i = 0; i < n; i++) {
+		dv->values[i] = v[i];
+		order[i] = (uint8_t)i;
+	}
+	return o;
+}
+
+static void make_threading(pthread_t worker)
+{
+	static struct fheaptype thread_cls;
+	struct fobj *attrs[4] = { mkstr("_target"), mkstr("_name"), mkstr("_ident"),
+				  mkstr("_daemonic") };
+	struct fobj *mv[2] = { 0 }, *tv[2], *names[2], *mod_keys[2], *mod_vals[2];
+	struct fmodule *mod = gc_alloc(sizeof(*mod));
+	pthread_t ids[2] = { pthread_self(), worker };
+	int i;
+
+	init_type(&thread_cls.ht_type, "Thread", (int64_t)sizeof(struct fobj), 0,
+		  (1UL << 9) | (1UL << 10) | (1UL << 14) | (1UL << 4) | (1UL << 2));
+	thread_cls.ht_type.tp_flags &= ~(1UL << 8); /* a class: not IMMUTABLETYPE */
+	thread_cls.ht_type.tp_dictoffset = -1;
+	thread_cls.ht_cached_keys = mkkeys(2, attrs, NULL, 4);
+	names[0] = mkstr("fake-main");
+	names[1] = mkstr("fake-worker");
+	for (i = 0; i < 2; i++) {
+		struct fobj *v[4] = { &none_struct, names[i], mkint((uint64_t)ids[i]), &none_struct };
+
+		mv[i] = mkint((uint64_t)ids[i]);
+		tv[i] = mkinstance(&thread_cls, v, 4);
+	}
+	mod_keys[0] = mkstr("__name__");
+	mod_keys[1] = mkstr("_active");
+	mod_vals[0] = mkstr("threading");
+	mod_vals[1] = mkdict(mkkeys(0, mv, tv, 2));
+	heap_header(&mod->ob_base, &module_type, 1, 1);
+	mod->md_dict = mkdict(mkkeys(1, mod_keys, mod_vals, 2));
+	mod_keys[0] = mkstr("threading");
+	mod_vals[0] = &mod->ob_base;
+	INTERP->imports_modules = mkdict(mkkeys(1, mod_keys, mod_vals, 1));
+}
+#endif
+
 /* A Python frame of code k, called from previous, at its instruction. */
 static struct fframe *python_frame(struct fts_impl *ti, int k, struct fframe *previous, int tlbc)
 {
@@ -2015,6 +2168,12 @@ int main(int argc, char **argv)
 	init_type(&tuple_type, "tuple", (int64_t)offsetof(struct ftuple, ob_item), 8,
 		  (1UL << 26) | (1UL << 10) | (1UL << 14) | (1UL << 5)); /* |HAVE_GC|SEQUENCE */
 	init_type(&none_type, "NoneType", (int64_t)sizeof(struct fobj), 0, 0);
+	init_type(&int_type, "int", (int64_t)offsetof(struct flong, ob_digit), 4,
+		  (1UL << 24) | (1UL << 10)); /* LONG_SUBCLASS|BASETYPE */
+	init_type(&dict_type, "dict", (int64_t)sizeof(struct fdict), 0,
+		  (1UL << 29) | (1UL << 10) | (1UL << 14) | (1UL << 6)); /* |HAVE_GC|MAPPING */
+	init_type(&module_type, "module", (int64_t)sizeof(struct fmodule), 0,
+		  (1UL << 10) | (1UL << 14));
 	static_header(&none_struct, &none_type);
 
 	for (i = 0; i < NCODE; i++)
@@ -2075,6 +2234,9 @@ int main(int argc, char **argv)
 		perror("fake_cpython: pthread_create");
 		return 3;
 	}
+#if !FT
+	make_threading(th);
+#endif
 	main_level0(seconds, th);
 	return 0;
 }

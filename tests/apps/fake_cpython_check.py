@@ -9,8 +9,13 @@ the stacks it says a sampler must find, then decodes its memory through
 where _PyRuntime is (the .PyRuntime section of the executable plus its load
 address), the order of the _Py_DebugOffsets words of each version, the tagging
 of _PyStackRef, the _PyStackChunk and _PyCodeArray headers, the unicode state
-bits and the location table format.  On Python 3.11+ each location table is
-also decoded by this Python's own co_lines() (the format is that of 3.11).  Everything else comes from the table.
+bits, the location table format, and for threading's names (default builds)
+the dict keys header (dk_log2_index_bytes at 9, dk_kind at 10, dk_nentries at
+24, indices at 32), the inline values' header (8 bytes), the managed dict
+pointer 3 words before an object, and 3.14's tp_basicsize (32) and
+ht_cached_keys (880), which its table lacks.  On Python 3.11+ each location
+table is also decoded by this Python's own co_lines() (the format is that of
+3.11).  Everything else comes from the table.
 Prints the stacks it decoded and exits 1 if they differ from the fake's.
 Standard library only.
 """
@@ -243,6 +248,55 @@ class Reader:
         n = self.m.i64(obj + self.w("bytes.ob_size"))
         return self.m.read(obj + self.w("bytes.ob_sval"), n)
 
+    def int_(self, obj):
+        assert self.type_name(obj) == "int", "not an int at 0x%x" % obj
+        tag = self.m.u64(obj + self.w("long.lv_tag"))
+        assert tag & 3 == 0, "not a positive int: lv_tag 0x%x" % tag
+        v = 0
+        for i in reversed(range(tag >> 3)):
+            v = v << 30 | self.m.u32(obj + self.w("long.ob_digit") + 4 * i)
+        return v
+
+    def keys_items(self, keys, values=0):
+        """[(key, value)] of a PyDictKeysObject's entries; the values from
+        an inline values block when it is given (split keys)."""
+        lib, kind, n = self.m.u8(keys + 9), self.m.u8(keys + 10), self.m.i64(keys + 24)
+        assert kind <= 2 and 0 <= n <= 64 and 3 <= lib <= 24, (kind, n, lib)
+        esize, entries = (24 if kind == 0 else 16), keys + 32 + (1 << lib)
+        return [(self.m.u64(entries + i * esize + (8 if kind == 0 else 0)),
+                 self.m.u64(values + 8 + 8 * i) if values else
+                 self.m.u64(entries + i * esize + (16 if kind == 0 else 8))) for i in range(n)]
+
+    def dict_get(self, d, key):
+        assert self.type_name(d) == "dict", "not a dict at 0x%x" % d
+        assert not self.m.u64(d + self.w("dict.ma_values")), "split dict"
+        hits = [v for k, v in self.keys_items(self.m.u64(d + self.w("dict.ma_keys")))
+                if self.string(k) == key]
+        return hits[0] if hits else None
+
+    def thread_names(self, interp):
+        """{ident: name} from sys.modules["threading"]._active, or None."""
+        modules = self.m.u64(interp + self.w("interp.imports_modules"))
+        mod = modules and self.dict_get(modules, "threading")
+        if not mod:
+            return None
+        assert self.type_name(mod) == "module"
+        # PyModuleObject: md_dict is the first field after the header.
+        active = self.dict_get(self.m.u64(mod + self.w("pyobject.size")), "_active")
+        names = {}
+        for k, thread in self.keys_items(self.m.u64(active + self.w("dict.ma_keys"))):
+            cls = self.m.u64(thread + self.w("pyobject.ob_type"))
+            flags = self.m.u64(cls + self.w("type.tp_flags"))
+            assert flags & (1 << 2) and flags & (1 << 4), "Thread without inline values"
+            assert not self.m.u64(thread - 24), "a Thread with a dict of its own"
+            basic = self.m.i64(cls + self.o.get("type.tp_basicsize", 32))
+            values = thread + basic
+            assert self.m.u8(values + 3), "inline values not valid"
+            keys = self.m.u64(cls + self.o.get("heap_type.ht_cached_keys", 880))
+            attrs = {self.string(a): v for a, v in self.keys_items(keys, values)}
+            names[self.int_(k)] = self.string(attrs["_name"])
+        return names
+
     def chunks(self, ts):
         out, c = [], self.m.u64(ts + self.w("tstate.datastack_chunk"))
         while c:
@@ -301,6 +355,11 @@ class Reader:
         tid = self.m.u64(ts + o("tstate.native_thread_id"))
         with open("/proc/%d/task/%d/comm" % (self.pid, tid)) as f:
             name = f.read().rstrip("\n")
+        if self.tnames is not None:
+            ident = self.m.u64(ts + o("tstate.thread_id"))
+            assert self.tnames.get(ident) == name, \
+                "threading names thread %d %r, the OS %r" % (tid, self.tnames.get(ident), name)
+            self.named += 1
         chunks = self.chunks(ts)
         self.regions += [(lo - CHUNK_HEADER, hi - lo + CHUNK_HEADER) for lo, hi in chunks]
         frames, f, last, entries = [], self.m.u64(ts + o("tstate.current_frame")), 0, 0
@@ -338,6 +397,7 @@ class Reader:
         holder = self.m.u64(interp + o("interp.gil_runtime_state_holder")) if locked else 0
         enabled = self.m.i32(gil + o("interp.gil_runtime_state_enabled")) if self.ft else 1
         assert self.m.u64(interp + o("interp.ceval_gil")) == gil
+        self.tnames, self.named = (None if self.ft else self.thread_names(interp)), 0
         out, ts, seen = [], self.m.u64(interp + o("interp.threads_head")), 0
         while ts:
             seen += 1
@@ -358,6 +418,8 @@ class Reader:
                               self.tlbc_frames))
         self.notes.append("location tables of %d frame(s) decoded alike by this Python %s" % (
             self.cross_checked, sys.version.split()[0]))
+        self.notes.append("%d thread(s) named alike by threading._active and the OS" %
+                          self.named)
         return [line for _, line in sorted(out)]
 
     def snapshot(self):

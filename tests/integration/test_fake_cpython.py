@@ -6,8 +6,9 @@ installed.  Each image is first checked by an independent decoder
 sampler must find; then pyspyc is run on it.  The default builds are read
 with both backends (record: the eBPF program untags their frames' code
 words and, on 3.15, checks that a chain ends at the thread's base frame;
-dump and top with the user-space one); the free-threaded builds are
-refused by name, never misread."""
+dump and top with the user-space one; dump with the locals and the
+threading module's thread names they lay out); the free-threaded builds
+are refused by name, never misread."""
 import json
 import os
 import re
@@ -156,6 +157,11 @@ def test_dump_json(running):
         got.add(";".join(frames))
     want = {s.split(";", 1)[1] for s in fk.expected()}
     assert got == want, why(sorted(got), sorted(want))
+    # Names from threading._active (dump takes no OS name): each thread's
+    # Thread object's _name, an inline value of a class's shared keys.
+    names = {th["os_thread_id"]: th["name"] for th in d["threads"]}
+    want = {int(s.split()[1]): s.split('"')[1] for s in fk.stacks}
+    assert names == want, why(names, want)
 
 
 # What the fakes' frames hold (fake_cpython.c, make_locals): per function,
