@@ -283,7 +283,7 @@ struct dbg_words {
 	uint32_t nwords;
 	uint8_t interp_head, interp_next, threads_head, imports_modules;
 	uint8_t gil_ptr, gil_state, gil_locked, gil_holder;
-	uint8_t ts_next, ts_interp, ts_current_frame, ts_base_frame, ts_thread_id,
+	uint8_t ts_size, ts_next, ts_interp, ts_current_frame, ts_base_frame, ts_thread_id,
 		ts_native_thread_id, ts_datastack_chunk;
 	uint8_t fr_previous, fr_executable, fr_instr_ptr, fr_localsplus, fr_owner;
 	uint8_t co_filename, co_name, co_qualname, co_linetable, co_firstlineno,
@@ -298,7 +298,7 @@ static const struct dbg_words dbg_layouts[] = {
 	{ .version = 0x030d, .nwords = 73,
 	  .interp_head = 5, .interp_next = 8, .threads_head = 9, .imports_modules = 11,
 	  .gil_ptr = 14, .gil_state = 15, .gil_locked = 17, .gil_holder = 18,
-	  .ts_next = 21, .ts_interp = 22, .ts_current_frame = 23, .ts_thread_id = 24,
+	  .ts_size = 19, .ts_next = 21, .ts_interp = 22, .ts_current_frame = 23, .ts_thread_id = 24,
 	  .ts_native_thread_id = 25, .ts_datastack_chunk = 26,
 	  .fr_previous = 29, .fr_executable = 30, .fr_instr_ptr = 31, .fr_localsplus = 32,
 	  .fr_owner = 33,
@@ -312,7 +312,7 @@ static const struct dbg_words dbg_layouts[] = {
 	{ .version = 0x030e, .nwords = 95,
 	  .interp_head = 5, .interp_next = 8, .threads_head = 9, .imports_modules = 12,
 	  .gil_ptr = 15, .gil_state = 16, .gil_locked = 18, .gil_holder = 19,
-	  .ts_next = 24, .ts_interp = 25, .ts_current_frame = 26, .ts_thread_id = 27,
+	  .ts_size = 22, .ts_next = 24, .ts_interp = 25, .ts_current_frame = 26, .ts_thread_id = 27,
 	  .ts_native_thread_id = 28, .ts_datastack_chunk = 29,
 	  .fr_previous = 32, .fr_executable = 33, .fr_instr_ptr = 34, .fr_localsplus = 35,
 	  .fr_owner = 36,
@@ -326,7 +326,7 @@ static const struct dbg_words dbg_layouts[] = {
 	{ .version = 0x030f, .nwords = 111,
 	  .interp_head = 5, .interp_next = 8, .threads_head = 9, .imports_modules = 12,
 	  .gil_ptr = 15, .gil_state = 16, .gil_locked = 18, .gil_holder = 19,
-	  .ts_next = 24, .ts_interp = 25, .ts_current_frame = 26, .ts_base_frame = 27,
+	  .ts_size = 22, .ts_next = 24, .ts_interp = 25, .ts_current_frame = 26, .ts_base_frame = 27,
 	  .ts_thread_id = 30, .ts_native_thread_id = 31, .ts_datastack_chunk = 32,
 	  .fr_previous = 40, .fr_executable = 41, .fr_instr_ptr = 42, .fr_localsplus = 43,
 	  .fr_owner = 44,
@@ -392,6 +392,18 @@ int py_debug_offsets_apply(struct py_target *t, struct rmem *m)
 		L->gil_locked = OFF(W->gil_locked) - OFF(W->gil_state);
 		L->gil_last_holder = OFF(W->gil_holder) - OFF(W->gil_state);
 	}
+	/* What the table lacks keeps its distance from a neighbour it gives,
+	 * in the same structure, so that a patch release that inserted a
+	 * field before both (as 3.14.5 moved fields other readers took from
+	 * their own tables) is followed: the data-stack top comes right
+	 * after the chunk pointer in PyThreadState (3.11+), and
+	 * _co_firsttraceable a fixed way before co_code_adaptive. */
+	if (W->ts_datastack_chunk && OFF(W->ts_datastack_chunk) >= 0 &&
+	    L->tstate_datastack_chunk >= 0 && L->tstate_datastack_top >= 0)
+		L->tstate_datastack_top += OFF(W->ts_datastack_chunk) - L->tstate_datastack_chunk;
+	if (OFF(W->co_adaptive) >= 0 && L->code_adaptive >= 0 && L->code_firsttraceable >= 0)
+		L->code_firsttraceable += OFF(W->co_adaptive) - L->code_adaptive;
+	TAKE(tstate_size, ts_size);
 	TAKE(tstate_next, ts_next);
 	TAKE(tstate_interp, ts_interp);
 	TAKE(tstate_current_frame, ts_current_frame);

@@ -209,12 +209,25 @@
 #ifndef FT_GIL
 #define FT_GIL 0
 #endif
+/* PATCH n (a multiple of 8): pose as the next patch release (3.14.11,
+ * 3.15.3), one that moved fields as a patch release may: n bytes more in
+ * the thread state before thread_id (moving it, native_thread_id, the
+ * data-stack fields and all after, and growing the thread state, the
+ * interpreter and the runtime), and n bytes more in the code object
+ * before _co_firsttraceable (moving it and co_code_adaptive).  The
+ * _Py_DebugOffsets table says where the fields it has went; a reader
+ * must find the rest (the data-stack top, _co_firsttraceable) by their
+ * place beside them.  The table is then not the real one of any release:
+ * check_table() is skipped. */
+#ifndef PATCH
+#define PATCH 0
+#endif
 #if PYV == 0x030e
 #define V15 0
-#define VERSION_HEX 0x030e0af0UL /* 3.14.10 final */
+#define VERSION_HEX (0x030e0af0UL + (PATCH ? 0x100 : 0)) /* 3.14.10 final */
 #elif PYV == 0x030f
 #define V15 1
-#define VERSION_HEX 0x030f02f0UL /* 3.15.2 final */
+#define VERSION_HEX (0x030f02f0UL + (PATCH ? 0x100 : 0)) /* 3.15.2 final */
 #else
 #error "PYV must be 0x030e or 0x030f"
 #endif
@@ -467,6 +480,9 @@ struct fcode {
 	uintptr_t _co_instrumentation_version;
 	void *_co_monitoring;
 	int64_t _co_unique_id;
+#if PATCH
+	char _co_patch[PATCH];
+#endif
 	int32_t _co_firsttraceable;
 	void *co_extra;
 #if FT
@@ -474,11 +490,11 @@ struct fcode {
 #endif
 	char co_code_adaptive[1];
 };
-CHECK_SIZE(struct fcode, FT ? 240 : 216);
+CHECK_SIZE(struct fcode, (FT ? 240 : 216) + PATCH);
 CHECK_AT(struct fcode, co_firstlineno, FT ? 84 : 68);
 CHECK_AT(struct fcode, co_filename, FT ? 128 : 112);
-CHECK_AT(struct fcode, _co_firsttraceable, FT ? 208 : 192);
-CHECK_AT(struct fcode, co_code_adaptive, FT ? 232 : 208);
+CHECK_AT(struct fcode, _co_firsttraceable, (FT ? 208 : 192) + PATCH);
+CHECK_AT(struct fcode, co_code_adaptive, (FT ? 232 : 208) + PATCH);
 
 struct fchunk {
 	struct fchunk *previous;
@@ -492,23 +508,23 @@ CHECK_AT(struct fchunk, data, 24);
 
 /* ---- thread state ---------------------------------------------------- */
 #if !V15
-#define TS_SIZE 832
-#define TS_THREAD_ID 152
+#define TS_SIZE (832 + PATCH)
+#define TS_THREAD_ID (152 + PATCH)
 #define TS_CUR_EXC 112
 #define TS_EXC_INFO 120
-#define TS_ID 224
-#define TS_CHUNK 232
-#define TS_EXC_STATE 256
-#define TS_RDS 304
+#define TS_ID (224 + PATCH)
+#define TS_CHUNK (232 + PATCH)
+#define TS_EXC_STATE (256 + PATCH)
+#define TS_RDS (304 + PATCH)
 #else
-#define TS_SIZE 888
-#define TS_THREAD_ID 176
+#define TS_SIZE (888 + PATCH)
+#define TS_THREAD_ID (176 + PATCH)
 #define TS_CUR_EXC 136
 #define TS_EXC_INFO 144
-#define TS_ID 248
-#define TS_CHUNK 256
-#define TS_EXC_STATE 288
-#define TS_RDS 344
+#define TS_ID (248 + PATCH)
+#define TS_CHUNK (256 + PATCH)
+#define TS_EXC_STATE (288 + PATCH)
+#define TS_RDS (344 + PATCH)
 #endif
 struct finterp;
 struct fts {
@@ -553,8 +569,8 @@ enum { ST_INITIALIZED = 1, ST_BOUND = 2, ST_BOUND_GILSTATE = 8, ST_ACTIVE = 16 }
 enum { THREAD_DETACHED = 0, THREAD_ATTACHED = 1 };
 enum { WHENCE_INIT = 1, WHENCE_THREADING = 3 };
 
-#define IMPL_SIZE (V15 ? (FT ? 19408 : 1096) : (FT ? 19216 : 936))
-#define IMPL_TLBC_INDEX (V15 ? 19328 : 19128)
+#define IMPL_SIZE ((V15 ? (FT ? 19408 : 1096) : (FT ? 19216 : 936)) + PATCH)
+#define IMPL_TLBC_INDEX ((V15 ? 19328 : 19128) + PATCH)
 struct fts_impl {
 	union {
 		char _raw[IMPL_SIZE];
@@ -614,7 +630,7 @@ CHECK_SIZE(struct fgc, GC_SIZE);
 #define I_REMOTE_DEBUG (FT ? 8108 : 8076)
 #define I_TLBC_GEN 17300
 #define I_INITIAL_THREAD (FT ? 230760 : 224928)
-#define INTERP_SIZE (FT ? 249976 : 225864)
+#define INTERP_SIZE ((FT ? 249976 : 225864) + PATCH)
 #else
 #define I_NEXT 7264
 #define I_GC 7400
@@ -624,7 +640,7 @@ CHECK_SIZE(struct fgc, GC_SIZE);
 #define I_REMOTE_DEBUG (FT ? 8036 : 8028)
 #define I_TLBC_GEN 17252
 #define I_INITIAL_THREAD (FT ? 230920 : 225136)
-#define INTERP_SIZE (FT ? 250328 : 226240)
+#define INTERP_SIZE ((FT ? 250328 : 226240) + PATCH)
 #endif
 struct finterp {
 	union {
@@ -724,12 +740,12 @@ CHECK_SIZE(struct fdebug_offsets, V15 ? 888 : 760);
 #define RT_FINALIZING 784
 #define RT_HEAD 808
 #define RT_MAIN_INTERP (FT ? 115648 : 90752)
-#define RT_SIZE (FT ? 365624 : 316616)
+#define RT_SIZE ((FT ? 365624 : 316616) + PATCH)
 #else
 #define RT_FINALIZING 912
 #define RT_HEAD 936
 #define RT_MAIN_INTERP (FT ? 158968 : 120328)
-#define RT_SIZE (FT ? 409296 : 346568)
+#define RT_SIZE ((FT ? 409296 : 346568) + PATCH)
 #endif
 struct fruntime {
 	union {
@@ -1323,6 +1339,9 @@ static int check_table(void)
 	const uint64_t *w = (const uint64_t *)&_PyRuntime.debug_offsets;
 	size_t i, n = sizeof(real_words) / sizeof(real_words[0]);
 	int bad = 0;
+
+	if (PATCH)
+		return 0; /* a made-up release: no real table to match */
 
 	if (n + 1 != sizeof(struct fdebug_offsets) / 8) {
 		fprintf(stderr, "fake_cpython: %zu real words for a %zu-word table\n", n,

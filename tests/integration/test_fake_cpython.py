@@ -29,10 +29,10 @@ FREE_THREADED = [b for b in BUILDS if b[2]]
 FREE_THREADED_IDS = [i for i in IDS if i.endswith("t")]
 
 
-def build(tmp_path_factory, version, pyv, ft):
+def build(tmp_path_factory, version, pyv, ft, patch=0):
     exe = tmp_path_factory.mktemp("fake") / ("python%s%s" % (version, "t" if ft else ""))
     subprocess.check_call(["cc", "-O1", "-g", "-rdynamic", "-pthread", "-DPYV=" + pyv,
-                           "-DFT=%d" % ft, "-o", str(exe),
+                           "-DFT=%d" % ft, "-DPATCH=%d" % patch, "-o", str(exe),
                            os.path.join(APPS, "fake_cpython.c")])
     return version, ft, str(exe)
 
@@ -45,6 +45,14 @@ def fake(request, tmp_path_factory):
 @pytest.fixture(scope="module", params=DEFAULT, ids=DEFAULT_IDS)
 def fake_default(request, tmp_path_factory):
     return build(tmp_path_factory, *request.param)
+
+
+@pytest.fixture(scope="module", params=DEFAULT, ids=DEFAULT_IDS)
+def fake_patched(request, tmp_path_factory):
+    """The next patch release (3.14.11, 3.15.3), one that moved fields:
+    8 bytes inserted in the thread state before thread_id and in the code
+    object before _co_firsttraceable (fake_cpython.c, PATCH)."""
+    return build(tmp_path_factory, *request.param, patch=8)
 
 
 @pytest.fixture(scope="module", params=FREE_THREADED, ids=FREE_THREADED_IDS)
@@ -211,6 +219,31 @@ def test_top(running, tmux):
     tmux.keys("q")
     s, ok = tmux.wait_screen(lambda s: exited(s) is not None, 20)
     assert ok and exited(s) == 0, s
+
+
+def test_patch_release_that_moved_fields(fake_patched, tmp_path):
+    """Fields the table gives are taken from it; those it lacks (the
+    data-stack top, _co_firsttraceable) follow their neighbours: record
+    and dump find the exact stacks, lines and names of a release whose
+    thread state and code object grew in the middle."""
+    version, _, exe = fake_patched
+    chk = subprocess.run([sys.executable, os.path.join(APPS, "fake_cpython_check.py"), exe],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         universal_newlines=True, timeout=120)
+    assert chk.returncode == 0 and "all match" in chk.stdout, chk.stdout[-2000:]
+    fk = Running(exe)
+    try:
+        out = tmp_path / "r.txt"
+        r = record(fk.pid, out, "--backend", "user")
+        check_recorded(r, out, fk, 0.9)
+        d = run_pyspyc(["dump", "--json", "-p", str(fk.pid)])
+    finally:
+        fk.stop()
+    assert d.returncode == 0, d.stderr
+    doc = json.loads(d.stdout)
+    assert doc["python"] == {"3.14": "3.14.11", "3.15": "3.15.3"}[version], doc["python"]
+    names = {th["os_thread_id"]: th["name"] for th in doc["threads"]}
+    assert names == {int(x.split()[1]): x.split('"')[1] for x in fk.stacks}, names
 
 
 def test_free_threaded_refused_by_name(fake_ft, tmp_path):

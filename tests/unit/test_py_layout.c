@@ -101,6 +101,7 @@ static int apply_with(int word, uint64_t value)
 	offsets[1] = 0x030d00f0;
 	offsets[5] = 632;
 	offsets[9] = 7344;
+	offsets[19] = 304;
 	offsets[21] = 8;
 	offsets[22] = 16;
 	offsets[23] = 72;
@@ -161,11 +162,20 @@ static void test_frame_code(void **state)
 
 /* The 3.15.2 default build's own table (the words pyspyc takes; values
  * of the compiled release), read into the hand-written 3.15 layout. */
+static int apply_315_words(const int *words, const uint64_t *values, size_t n,
+			   struct py_target *t);
+
 static int apply_315(int word, uint64_t value, struct py_target *t)
+{
+	return apply_315_words(&word, &value, 1, t);
+}
+
+static int apply_315_words(const int *words, const uint64_t *values, size_t n,
+			   struct py_target *t)
 {
 	static const struct { int word; uint64_t value; } w[] = {
 		{ 5, 936 }, { 8, 7264 }, { 9, 7336 }, { 12, 7592 }, { 15, 16 },
-		{ 16, 7736 }, { 18, 7752 }, { 19, 7744 }, { 24, 8 }, { 25, 16 },
+		{ 16, 7736 }, { 18, 7752 }, { 19, 7744 }, { 22, 888 }, { 24, 8 }, { 25, 16 },
 		{ 26, 72 }, { 27, 80 }, { 30, 176 }, { 31, 184 }, { 32, 256 },
 		{ 40, 8 }, { 41, 0 }, { 42, 56 }, { 43, 80 }, { 44, 74 },
 		{ 48, 112 }, { 49, 120 }, { 50, 128 }, { 51, 136 }, { 52, 68 },
@@ -188,10 +198,39 @@ static int apply_315(int word, uint64_t value, struct py_target *t)
 	offsets[1] = 0x030f02f0;
 	for (i = 0; i < sizeof(w) / sizeof(w[0]); i++)
 		offsets[w[i].word] = w[i].value;
-	offsets[word] = value;
+	for (i = 0; i < n; i++)
+		offsets[words[i]] = values[i];
 	rmem_init(&m, 1);
 	m.fake = fake_readv;
 	return py_debug_offsets_apply(t, &m);
+}
+
+/* A patch release that inserted 8 bytes in PyThreadState before thread_id
+ * and 8 in the code object before _co_firsttraceable (as
+ * tests/apps/fake_cpython.c -DPATCH=8 lays out): the table's fields move,
+ * and the data-stack top and _co_firsttraceable, which it lacks, move with
+ * their neighbours. */
+static void test_debug_offsets_moved(void **state)
+{
+	static const int words[] = { 22, 30, 31, 32, 56 };
+	static const uint64_t values[] = { 896, 184, 192, 264, 216 };
+	const struct py_layout *H = py_layout_find(0x030f);
+	struct py_target t;
+	const struct py_layout *L = &t.layout_buf;
+
+	(void)state;
+	assert_int_equal(apply_315_words(words, values, 5, &t), 0);
+	assert_int_equal(L->tstate_size, 896);
+	assert_int_equal(L->tstate_thread_id, 184);
+	assert_int_equal(L->tstate_datastack_chunk, 264);
+	assert_int_equal(L->tstate_datastack_top, H->tstate_datastack_top + 8);
+	assert_int_equal(L->code_adaptive, 216);
+	assert_int_equal(L->code_firsttraceable, H->code_firsttraceable + 8);
+	/* unmoved: as written */
+	assert_int_equal(apply_315(2, 0, &t), 0);
+	assert_int_equal(L->tstate_datastack_top, H->tstate_datastack_top);
+	assert_int_equal(L->code_firsttraceable, H->code_firsttraceable);
+	assert_int_equal(L->tstate_size, H->tstate_size);
 }
 
 static void test_debug_offsets_315(void **state)
@@ -236,6 +275,7 @@ int main(void)
 		cmocka_unit_test(test_debug_offsets),
 		cmocka_unit_test(test_frame_code),
 		cmocka_unit_test(test_debug_offsets_315),
+		cmocka_unit_test(test_debug_offsets_moved),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
