@@ -23,8 +23,9 @@
  * tests/apps/fake_cpython.c lay out threading._active with them (names
  * read by dump), and cells are not laid out there.  Only thread names
  * (py_threads) and the values dump --locals shows read them; a read that
- * makes no sense leaves the OS name, or shows the value as unreadable.  RETURN_VALUE is 35 (3.14) and 33 (3.15) in
- * opcode_ids.h; RETURN_CONST went in 3.14a2 (magic number 3609).
+ * makes no sense leaves the OS name, or shows the value as unreadable.
+ * RETURN_VALUE is 35 (3.14) and 33 (3.15) in opcode_ids.h; RETURN_CONST
+ * went in 3.14a2 (magic number 3609).
  * FRAME_OWNED_BY_CSTACK (4 in 3.14, gone in 3.15) is set on no frame, so
  * owner 3 alone marks frames to skip. */
 #include <stddef.h>

@@ -394,7 +394,7 @@ int py_debug_offsets_apply(struct py_target *t, struct rmem *m)
 	}
 	/* What the table lacks keeps its distance from a neighbour it gives,
 	 * in the same structure, so that a patch release that inserted a
-	 * field before both (as 3.14.5 moved fields other readers took from
+	 * field before both (a moved field is what breaks samplers that keep
 	 * their own tables) is followed: the data-stack top comes right
 	 * after the chunk pointer in PyThreadState (3.11+), and
 	 * _co_firsttraceable a fixed way before co_code_adaptive. */
