@@ -77,6 +77,9 @@ int out_chrometrace_write(const struct profile *p, const struct out_opts *o,
 /* pprof's profile.proto, gzip-compressed; threads and processes as sample
  * labels (pid, tid, thread_name).  See out_pprof.c for the mapping. */
 int out_pprof_write(const struct profile *p, const struct out_opts *o, FILE *f);
+/* The Callgrind format: functions by (name, file), self cost per line,
+ * calls with their inclusive samples.  See out_callgrind.c. */
+int out_callgrind_write(const struct profile *p, const struct out_opts *o, FILE *f);
 
 /* Write one output atomically: path "-" means stdout.  Returns 0 or -errno;
  * on failure nothing is left at path (an existing file there is untouched). */

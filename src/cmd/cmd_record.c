@@ -58,12 +58,13 @@ static const struct opt record_opts[] = {
 	{ 'o', "output", OPT_LIST, "FILE",
 	  "write the profile to FILE; repeatable; the format follows the extension: "
 	  ".svg flame graph, .folded/.collapsed/.txt collapsed stacks, "
-	  ".speedscope.json speedscope, .trace.json chrometrace, .pb.gz/.pprof pprof; "
-	  "'-' writes to stdout (collapsed stacks unless --format says otherwise)",
+	  ".speedscope.json speedscope, .trace.json chrometrace, .pb.gz/.pprof pprof, "
+	  ".callgrind/callgrind.out.* callgrind; '-' writes to stdout (collapsed stacks unless --format says otherwise)",
 	  OFF(outputs), 0, 0, 0 },
 	{ 'f', "format", OPT_STRING, "FORMAT",
 	  "format of outputs whose name has no known extension (such as .json or '-'), "
-	  "and of the default output: flamegraph, raw, speedscope, chrometrace or pprof",
+	  "and of the default output: flamegraph, raw, speedscope, chrometrace, pprof "
+	  "or callgrind",
 	  OFF(format), 0, 0, 0 },
 	SAMPLE_OPT_RATE(struct record_args, s),
 	{ 'd', "duration", OPT_DOUBLE, "SECS",

@@ -19,6 +19,8 @@ static const char *const raw_exts[] = { ".folded", ".collapsed", ".txt", NULL };
 static const char *const speedscope_exts[] = { ".speedscope.json", NULL };
 static const char *const chrometrace_exts[] = { ".trace.json", NULL };
 static const char *const pprof_exts[] = { ".pb.gz", ".pprof", NULL };
+/* and any file named callgrind.out.*, as Callgrind names its own */
+static const char *const callgrind_exts[] = { ".callgrind", NULL };
 
 static const struct out_format fmt_svg = {
 	.name = "flamegraph",
@@ -58,8 +60,16 @@ static const struct out_format fmt_pprof = {
 	.needs = OUT_PER_THREAD,
 };
 
+static const struct out_format fmt_callgrind = {
+	.name = "callgrind",
+	.exts = callgrind_exts,
+	.write = out_callgrind_write,
+	.help = "Callgrind format for KCachegrind and callgrind_annotate (callgrind.out.*)",
+};
+
 static const struct out_format *const formats[] = { &fmt_svg, &fmt_raw, &fmt_speedscope,
-						    &fmt_chrometrace, &fmt_pprof, NULL };
+						    &fmt_chrometrace, &fmt_pprof,
+						    &fmt_callgrind, NULL };
 
 static const struct {
 	const char *alias;
@@ -95,12 +105,16 @@ static int ends_with(const char *s, const char *end)
 	return ls > le && !strcasecmp(s + ls - le, end);
 }
 
+static const char *base_of(const char *path);
+
 const struct out_format *out_format_by_path(const char *path)
 {
 	size_t i, j;
 
 	if (!strcmp(path, "-"))
 		return &fmt_raw;
+	if (!strncmp(base_of(path), "callgrind.out.", 14))
+		return &fmt_callgrind;
 	for (i = 0; formats[i]; i++)
 		for (j = 0; formats[i]->exts[j]; j++)
 			if (ends_with(path, formats[i]->exts[j]))

@@ -15,27 +15,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "out_expect.h"
 #include "profile_fixture.h"
 #include "pyspyc/output.h"
 
 /* ---- helpers ----------------------------------------------------------- */
 
-/* Write p and compare with want exactly. */
 static void expect_text(const struct profile *p, const char *want)
 {
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-	struct out_opts o = { 0 };
-
-	assert_non_null(f);
-	assert_int_equal(out_collapsed_write(p, &o, f), 0);
-	assert_int_equal(fclose(f), 0);
-	assert_non_null(buf);
-	/* No NUL may hide inside the output. */
-	assert_int_equal(strlen(buf), len);
-	assert_string_equal(buf, want);
-	free(buf);
+	expect_output(out_collapsed_write, p, want);
 }
 
 /* ---- tests --------------------------------------------------------------- */
