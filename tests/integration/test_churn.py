@@ -131,13 +131,23 @@ def test_demo_app_torn(model_python):
         line = app.stdout.readline().split()
         assert line and line[0] == "ready", line
         procs.append(subprocess.Popen([model_python, os.path.join(APPS, "load.py"), line[1],
-                                       "12", "4"], stdout=subprocess.DEVNULL))
+                                       "30", "4"], stdout=subprocess.DEVNULL))
         time.sleep(1.0)
-        # 8 s: the eBPF backend (the default as root) samples a thread only
-        # while it is on a CPU, and the demo's run a quarter to a third of
-        # the time: 60-75 stacks a second alone, 49 beside a busy test
-        # worker (197 in 4 s, short of the 200 a share needs).
-        stacks, torn, err = torn_share(app.pid, seconds=8)
+        # Runs of 8 s until 200 stacks (what a share needs), at most 3: the
+        # eBPF backend (the default as root) samples a thread only while it
+        # is on a CPU, and how much the demo runs depends on the machine
+        # and on what runs beside it: 60-75 stacks a second alone, 49
+        # beside a busy test worker, 20 under 2.7 on a slower machine
+        # beside one (158 in 8 s).
+        stacks = torn = 0
+        errs = []
+        for _ in range(3):
+            s, t, err = torn_share(app.pid, seconds=8)
+            stacks, torn = stacks + s, torn + t
+            errs.append(err)
+            if stacks >= 200:
+                break
+        err = "".join(errs)
     finally:
         stop(procs)
     assert stacks >= 200, err
