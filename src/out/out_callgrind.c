@@ -60,21 +60,20 @@ struct cg {
 	size_t nc, cap;
 };
 
-static const struct profile *sort_p;
-
-static int cmp_frames(const void *a, const void *b)
+/* Frame indexes by name, then file (frames is the context). */
+static int cmp_frames(const void *a, const void *b, void *frames)
 {
-	const struct profile_frame *x = &sort_p->frames[*(const uint32_t *)a];
-	const struct profile_frame *y = &sort_p->frames[*(const uint32_t *)b];
+	const struct profile_frame *x = (const struct profile_frame *)frames + *(const uint32_t *)a;
+	const struct profile_frame *y = (const struct profile_frame *)frames + *(const uint32_t *)b;
 	int r = strcmp(x->name, y->name);
 
 	return r ? r : strcmp(x->file, y->file);
 }
 
-static int cmp_files(const void *a, const void *b)
+static int cmp_files(const void *a, const void *b, void *frames)
 {
-	const struct profile_frame *x = &sort_p->frames[*(const uint32_t *)a];
-	const struct profile_frame *y = &sort_p->frames[*(const uint32_t *)b];
+	const struct profile_frame *x = (const struct profile_frame *)frames + *(const uint32_t *)a;
+	const struct profile_frame *y = (const struct profile_frame *)frames + *(const uint32_t *)b;
 
 	return strcmp(x->file, y->file);
 }
@@ -93,11 +92,11 @@ static int cmp_costs(const void *a, const void *b)
 	return (x->callee > y->callee) - (x->callee < y->callee);
 }
 
-/* Number the functions (name, file) and their files, in name order.  The
- * comparisons are made under sort_p: a writer runs on one thread. */
+/* Number the functions (name, file) and their files, in name order. */
 static int number(struct cg *g)
 {
 	const struct profile *p = g->p;
+	void *frames = (void *)p->frames;
 	uint32_t *order = malloc(((size_t)p->nframes + 1) * sizeof(*order));
 	uint32_t i, n = 0, nfiles = 0;
 
@@ -112,10 +111,9 @@ static int number(struct cg *g)
 	}
 	for (i = 0; i < p->nframes; i++)
 		order[i] = i;
-	sort_p = p;
-	qsort(order, p->nframes, sizeof(*order), cmp_frames);
+	qsort_r(order, p->nframes, sizeof(*order), cmp_frames, frames);
 	for (i = 0; i < p->nframes; i++) {
-		if (i && cmp_frames(&order[i - 1], &order[i]))
+		if (i && cmp_frames(&order[i - 1], &order[i], frames))
 			n++;
 		g->fn_of[order[i]] = n;
 		g->fn_frame[n] = order[i];
@@ -124,9 +122,9 @@ static int number(struct cg *g)
 	/* Files: the functions' frames in file order. */
 	for (i = 0; i < g->nfn; i++)
 		order[i] = g->fn_frame[i];
-	qsort(order, g->nfn, sizeof(*order), cmp_files);
+	qsort_r(order, g->nfn, sizeof(*order), cmp_files, frames);
 	for (i = 0; i < g->nfn; i++) {
-		if (i && cmp_files(&order[i - 1], &order[i]))
+		if (i && cmp_files(&order[i - 1], &order[i], frames))
 			nfiles++;
 		g->file_of[g->fn_of[order[i]]] = nfiles;
 	}
