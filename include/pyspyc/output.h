@@ -45,6 +45,9 @@ typedef int (*out_write_fn)(const struct profile *p, const struct out_opts *o,
 struct out_format {
 	const char *name;        /* "flamegraph", "raw", ... */
 	const char *const *exts; /* NULL-terminated list of file name endings */
+	/* NULL, or a NULL-terminated list of file name beginnings (of the
+	 * name's last component) that name the format too */
+	const char *const *prefixes;
 	out_write_fn write;
 	const char *help;
 	unsigned needs;          /* OUT_PER_THREAD | OUT_TIMELINE */

@@ -59,7 +59,8 @@ static const struct opt record_opts[] = {
 	  "write the profile to FILE; repeatable; the format follows the extension: "
 	  ".svg flame graph, .folded/.collapsed/.txt collapsed stacks, "
 	  ".speedscope.json speedscope, .trace.json chrometrace, .pb.gz/.pprof pprof, "
-	  ".callgrind/callgrind.out.* callgrind; '-' writes to stdout (collapsed stacks unless --format says otherwise)",
+	  ".callgrind/callgrind.out.* callgrind; "
+	  "'-' writes to stdout (collapsed stacks unless --format says otherwise)",
 	  OFF(outputs), 0, 0, 0 },
 	{ 'f', "format", OPT_STRING, "FORMAT",
 	  "format of outputs whose name has no known extension (such as .json or '-'), "

@@ -19,8 +19,9 @@ static const char *const raw_exts[] = { ".folded", ".collapsed", ".txt", NULL };
 static const char *const speedscope_exts[] = { ".speedscope.json", NULL };
 static const char *const chrometrace_exts[] = { ".trace.json", NULL };
 static const char *const pprof_exts[] = { ".pb.gz", ".pprof", NULL };
-/* and any file named callgrind.out.*, as Callgrind names its own */
 static const char *const callgrind_exts[] = { ".callgrind", NULL };
+/* callgrind.out.*, as Callgrind names its own */
+static const char *const callgrind_prefixes[] = { "callgrind.out.", NULL };
 
 static const struct out_format fmt_svg = {
 	.name = "flamegraph",
@@ -63,6 +64,7 @@ static const struct out_format fmt_pprof = {
 static const struct out_format fmt_callgrind = {
 	.name = "callgrind",
 	.exts = callgrind_exts,
+	.prefixes = callgrind_prefixes,
 	.write = out_callgrind_write,
 	.help = "Callgrind format for KCachegrind and callgrind_annotate (callgrind.out.*)",
 };
@@ -105,7 +107,13 @@ static int ends_with(const char *s, const char *end)
 	return ls > le && !strcasecmp(s + ls - le, end);
 }
 
-static const char *base_of(const char *path);
+/* The file name part of path. */
+static const char *base_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
 
 const struct out_format *out_format_by_path(const char *path)
 {
@@ -113,8 +121,12 @@ const struct out_format *out_format_by_path(const char *path)
 
 	if (!strcmp(path, "-"))
 		return &fmt_raw;
-	if (!strncmp(base_of(path), "callgrind.out.", 14))
-		return &fmt_callgrind;
+	/* A name's beginning first: callgrind.out.x.svg is Callgrind's. */
+	for (i = 0; formats[i]; i++)
+		for (j = 0; formats[i]->prefixes && formats[i]->prefixes[j]; j++)
+			if (!strncmp(base_of(path), formats[i]->prefixes[j],
+				     strlen(formats[i]->prefixes[j])))
+				return formats[i];
 	for (i = 0; formats[i]; i++)
 		for (j = 0; formats[i]->exts[j]; j++)
 			if (ends_with(path, formats[i]->exts[j]))
@@ -140,14 +152,6 @@ static int dir_of(const char *path, char *buf, size_t size)
 	memcpy(buf, path, n);
 	buf[n] = '\0';
 	return 0;
-}
-
-/* The file name part of path. */
-static const char *base_of(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-
-	return slash ? slash + 1 : path;
 }
 
 /* The temporary file path is written through, in path's directory (so the

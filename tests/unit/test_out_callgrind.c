@@ -87,9 +87,25 @@ static void test_empty(void **state)
 	expect_text(&p, HEADER("0"));
 }
 
+/* Named by its ending or, as Callgrind names its files, its beginning,
+ * which comes first; only the name's last component begins it. */
+static void test_names(void **state)
+{
+	const struct out_format *cg = out_format_by_name("callgrind");
+
+	(void)state;
+	assert_non_null(cg);
+	assert_ptr_equal(out_format_by_path("x.callgrind"), cg);
+	assert_ptr_equal(out_format_by_path("run/callgrind.out.4242"), cg);
+	assert_ptr_equal(out_format_by_path("callgrind.out.x.svg"), cg);
+	assert_ptr_equal(out_format_by_path("callgrind.out.1/x.svg"), out_format_by_name("flamegraph"));
+	assert_ptr_equal(out_format_by_path("callgrind.outx"), NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_self_and_calls),
 		cmocka_unit_test(test_markers_and_hostile_names),
 		cmocka_unit_test(test_empty),
