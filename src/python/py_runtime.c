@@ -401,7 +401,8 @@ int py_debug_offsets_apply(struct py_target *t, struct rmem *m)
 	if (W->ts_datastack_chunk && OFF(W->ts_datastack_chunk) >= 0 &&
 	    L->tstate_datastack_chunk >= 0 && L->tstate_datastack_top >= 0)
 		L->tstate_datastack_top += OFF(W->ts_datastack_chunk) - L->tstate_datastack_chunk;
-	if (OFF(W->co_adaptive) >= 0 && L->code_adaptive >= 0 && L->code_firsttraceable >= 0)
+	if (W->co_adaptive && OFF(W->co_adaptive) >= 0 && L->code_adaptive >= 0 &&
+	    L->code_firsttraceable >= 0)
 		L->code_firsttraceable += OFF(W->co_adaptive) - L->code_adaptive;
 	TAKE(tstate_size, ts_size);
 	TAKE(tstate_next, ts_next);
