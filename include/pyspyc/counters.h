@@ -44,7 +44,7 @@
 	X(pause_ns, COUNTER_SUM, "...total time the threads were paused") \
 	X(pause_ns_max, COUNTER_MAX, "...longest pause") \
 	X(threads, COUNTER_LIVE, "Python threads in the latest sample") \
-	X(active, COUNTER_LIVE, "...of which on a CPU") \
+	X(active, COUNTER_LIVE, "...of which on a CPU (eBPF: sampled in the last 0.25 s)") \
 	X(elapsed_ns, COUNTER_OWN, "since the first tick") \
 	X(target_gone, COUNTER_OWN, "1 when the run ended with the target") \
 	X(target_exec, COUNTER_OWN, "1 when it ended because the target exec'd " \

@@ -102,6 +102,10 @@ struct sampler {
 	int64_t retry_at;
 	uint64_t last_threads;
 	int push;                 /* the backend's samples come by themselves */
+	/* A push backend's threads seen on a CPU lately (take_pushed), the
+	 * oldest replaced when full. */
+	struct { int32_t tid; int64_t at; } seen[256];
+	uint32_t nseen;
 	int list_failed;          /* ...and its last walk of the thread list failed */
 };
 
@@ -864,6 +868,45 @@ static int read_failed(struct sampler *s, int err, int64_t now, struct sampler_s
 	return 0;
 }
 
+/* A push backend's "active" threads: those it sampled within the last
+ * SEEN_NS.  Its samples come only from threads on a CPU, at the kernel's
+ * pace and not at the turn's: a thread that runs all the time may have no
+ * sample in one turn (its sample was taken just after the drain, or the
+ * machine kept it waiting for a CPU), and would show as idle half the time
+ * if only the last turn counted. */
+#define SEEN_NS 250000000LL
+
+static void seen_thread(struct sampler *s, int32_t tid, int64_t at)
+{
+	uint32_t k, oldest = 0;
+
+	for (k = 0; k < s->nseen && s->seen[k].tid != tid; k++)
+		if (s->seen[k].at < s->seen[oldest].at)
+			oldest = k;
+	if (k == s->nseen) {
+		if (s->nseen < sizeof(s->seen) / sizeof(s->seen[0]))
+			s->nseen++;
+		else
+			k = oldest;
+		s->seen[k].tid = tid;
+		s->seen[k].at = at;
+	} else if (at > s->seen[k].at) {
+		s->seen[k].at = at;
+	}
+}
+
+/* How many threads were seen since now - SEEN_NS; the rest forgotten. */
+static uint32_t seen_recent(struct sampler *s, int64_t now)
+{
+	uint32_t i, n = 0;
+
+	for (i = 0; i < s->nseen; i++)
+		if (s->seen[i].at >= now - SEEN_NS)
+			s->seen[n++] = s->seen[i];
+	s->nseen = n;
+	return n;
+}
+
 /* Every sample a push backend took since the last turn, counted, each at
  * its own time.  Its samples are of threads on a CPU: none is left out as
  * idle.  Also when the process is done (gone or exec'd): what it ran
@@ -871,15 +914,13 @@ static int read_failed(struct sampler *s, int err, int64_t now, struct sampler_s
 static void take_pushed(struct sampler *s, int64_t now, struct sampler_stats *st)
 {
 	struct raw_sample *rs;
-	int32_t active[256];
-	uint32_t nactive = 0;
 
 	if (pick_room(s, 1))
 		return; /* no memory: the samples wait for the next turn */
 	while (!backend_sample(s->be, NULL, &rs)) {
 		const struct raw_thread *th = &rs->threads[0];
 		struct thread_pick *p = &s->pick[0];
-		uint32_t k;
+		int64_t at = rs->at_ns ? rs->at_ns : now;
 
 		PUB(st->samples, ++s->samples);
 		if (th->flags & RAW_TORN) {
@@ -888,11 +929,7 @@ static void take_pushed(struct sampler *s, int64_t now, struct sampler_stats *st
 		}
 		if (!th->depth)
 			continue; /* on a CPU with no Python frame */
-		/* The threads seen on a CPU since the last turn: "active". */
-		for (k = 0; k < nactive && active[k] != th->native_tid; k++)
-			;
-		if (k == nactive && nactive < sizeof(active) / sizeof(active[0]))
-			active[nactive++] = th->native_tid;
+		seen_thread(s, th->native_tid, at);
 		*p = (struct thread_pick){ .tid = th->native_tid };
 		if (s->o.process_root)
 			p->root[p->nroot++] = s->process_frame;
@@ -903,9 +940,9 @@ static void take_pushed(struct sampler *s, int64_t now, struct sampler_stats *st
 				p->root[p->nroot++] = id;
 		}
 		s->npick = 1;
-		py_sym_add(s->sym, rs, s->pick, 0, rs->at_ns ? rs->at_ns : now, &s->ss);
+		py_sym_add(s->sym, rs, s->pick, 0, at, &s->ss);
 	}
-	PUB(st->active, nactive);
+	PUB(st->active, seen_recent(s, now));
 	backend_stats(s->be, &s->bs);
 	PUB(st->bpf_unknown, s->bs.bpf_unknown);
 	PUB(st->bpf_dropped, s->bs.bpf_dropped);

@@ -36,6 +36,10 @@ struct fixture {
 	struct stacktab *tab;
 	uint64_t code[3];
 	uint32_t torn_every; /* mark every torn_every-th sample torn (0: none) */
+	/* The push backend's samples waiting: each one's OS thread and time,
+	 * handed out in order. */
+	struct { int32_t tid; int64_t at; } queue[8];
+	uint32_t queued, taken;
 	uint32_t opened, closed;
 };
 
@@ -133,6 +137,68 @@ static const struct backend_ops fake_ops = {
 	.stats = fake_stats,
 	.set_recheck = NULL, /* no use for the symbolizer's recheck */
 	.close = fake_close,
+};
+
+/* ---- the same, as a push backend (the eBPF backend's shape) ------------ */
+
+/* The next queued sample, one thread at its own time; -EAGAIN when none. */
+static int push_sample(struct backend *b, struct backend_reads *x, struct raw_sample **out)
+{
+	struct fake *f = (struct fake *)b;
+	struct fixture *fx = f->fx;
+	int err;
+
+	if (fx->taken == fx->queued)
+		return -EAGAIN;
+	err = fake_sample(b, x, out);
+	f->th.native_tid = fx->queue[fx->taken].tid;
+	f->rs.at_ns = fx->queue[fx->taken].at;
+	fx->taken++;
+	return err;
+}
+
+static int push_list_due(struct backend *b, int64_t now)
+{
+	(void)b;
+	(void)now;
+	return 0; /* the threads' OS ids come with the samples */
+}
+
+static int push_list(struct backend *b, struct raw_sample **out)
+{
+	(void)b;
+	*out = NULL;
+	return -ENOSYS; /* never due */
+}
+
+static void push_set_tids(struct backend *b, const struct raw_sample *rs, const int32_t *tids,
+			  int64_t now)
+{
+	(void)b;
+	(void)rs;
+	(void)tids;
+	(void)now;
+}
+
+static int push_execd(struct backend *b)
+{
+	(void)b;
+	return 0;
+}
+
+static const struct backend_ops push_ops = {
+	.name = "fake-push",
+	.open = fake_open,
+	.sample = push_sample,
+	.gil_held = fake_gil_held,
+	.mem = fake_mem,
+	.stats = fake_stats,
+	.close = fake_close,
+	.push = 1,
+	.list_due = push_list_due,
+	.list = push_list,
+	.set_tids = push_set_tids,
+	.execd = push_execd,
 };
 
 static int setup(void **state)
@@ -233,11 +299,72 @@ static void test_torn_left_out(void **state)
 	free(out);
 }
 
+#define MS 1000000LL
+
+/* One turn of the push sampler at now, the samples queued before it. */
+static void push_turn(struct sampler *s, struct sampler_stats *st, int64_t now)
+{
+	assert_int_equal(sampler_tick(s, now, st), 0);
+	assert_int_equal(cur->taken, cur->queued);
+}
+
+static void queue(struct fixture *fx, int32_t tid, int64_t at)
+{
+	fx->queue[fx->queued].tid = tid;
+	fx->queue[fx->queued].at = at;
+	fx->queued++;
+}
+
+/* A push backend samples a thread only when the kernel finds it on a CPU,
+ * at the kernel's pace, and the engine drains at its own: a thread that
+ * runs all the time may have no sample in one turn (taken just after the
+ * drain, or kept waiting for a CPU).  It stays "active" for a while
+ * (SEEN_NS, a quarter second) after its last sample, not only in the turn
+ * that drained one; each thread is counted once however many samples. */
+static void test_push_active_threads(void **state)
+{
+	const struct sampler_opts o = {
+		.backend = &push_ops,
+		.walk = { .max_depth = 128, .max_threads = 16 },
+		.sym = { .lineno = 1 },
+	};
+	struct fixture *fx = *state;
+	struct sampler_stats st = { 0 };
+	struct sampler *s;
+	const int64_t t0 = 1000 * MS;
+
+	assert_int_equal(sampler_new(&s, &fx->t, fx->tab, &o), 0);
+	assert_int_equal(sampler_begin(s, t0, &st), 0);
+	push_turn(s, &st, t0 + 20 * MS); /* nothing yet */
+	assert_int_equal(st.active, 0);
+	queue(fx, 101, t0 + 25 * MS);
+	queue(fx, 101, t0 + 35 * MS);
+	queue(fx, 102, t0 + 38 * MS);
+	push_turn(s, &st, t0 + 40 * MS);
+	assert_int_equal(st.samples, 3);
+	assert_int_equal(st.active, 2);
+	/* A turn with no sample: both ran a moment ago. */
+	push_turn(s, &st, t0 + 60 * MS);
+	assert_int_equal(st.active, 2);
+	queue(fx, 101, t0 + 250 * MS);
+	push_turn(s, &st, t0 + 260 * MS);
+	assert_int_equal(st.active, 2);
+	/* 102's last sample is more than a quarter second old; 101's not. */
+	push_turn(s, &st, t0 + 300 * MS);
+	assert_int_equal(st.active, 1);
+	push_turn(s, &st, t0 + 510 * MS);
+	assert_int_equal(st.active, 0);
+	assert_int_equal(st.samples, 4);
+	sampler_end(s, 0, &st);
+	sampler_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_stacks_flow_through, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_left_out, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_push_active_threads, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
