@@ -989,22 +989,22 @@ static const struct old_entry *find_old(const struct py_walker *w, uint64_t t)
 
 /* A slot for thread state t in the new list: its own (it was in the list,
  * or a ghost), else a free one, else one of the old list's not met yet
- * (its plan is lost).  There is one while fewer than cap are taken. */
-static uint32_t take_slot(struct py_walker *w, uint64_t t)
+ * (its plan is lost).  There is one while fewer than cap are taken (marked
+ * 2): the caller marks it once the thread state was read into it, so
+ * that one that could not be read (the walk stops there, and goes on in
+ * the next interpreter's list) takes none. */
+static uint32_t pick_slot(const struct py_walker *w, uint64_t t)
 {
 	const struct old_entry *o = find_old(w, t);
 	uint32_t k;
 
-	if (o && w->sused[o->slot] == 1) {
-		w->sused[o->slot] = 2;
+	if (o && w->sused[o->slot] == 1)
 		return o->slot;
-	}
 	for (k = 0; k < w->cap && w->sused[k]; k++)
 		;
 	if (k == w->cap)
 		for (k = 0; k < w->cap && w->sused[k] == 2; k++)
 			;
-	w->sused[k] = 2;
 	return k;
 }
 
@@ -1068,13 +1068,14 @@ static int read_interp_threads(struct py_walker *w, struct interp_slot *is, uint
 		}
 		if (tset_test_set(w, t))
 			break; /* a cycle: stop at the repeat */
-		w->sidx[n] = take_slot(w, t);
+		w->sidx[n] = pick_slot(w, t);
 		ts = w->tsbuf + (size_t)w->sidx[n] * L->tstate_size;
 		err = rmem_read(&w->mem, t, ts, (size_t)L->tstate_size);
 		if (err == -ESRCH)
 			return err;
 		if (err || rd64(ts, L->tstate_interp) != is->addr)
 			break; /* a thread state torn down under us: drop the rest */
+		w->sused[w->sidx[n]] = 2;
 		w->known[n++] = t;
 		t = rd64(ts, L->tstate_next);
 	}

@@ -209,6 +209,78 @@ static void test_threads_past_the_bound_counted(void **state)
 	}
 }
 
+/* A thread state that cannot be read as its interpreter's (torn down and
+ * its memory reused under the walk) ends that interpreter's list, and the
+ * walk goes on in the next interpreter's: it takes no slot of the few the
+ * walker has room for.  Here a sub-interpreter, first in the runtime's
+ * list, leads to a thread state of another interpreter, and the main one
+ * has one thread: with room for one thread, that one is read, in the room
+ * the other did not keep (the slot it was read into was once left taken,
+ * and the main interpreter's thread written past the end of the room). */
+#define INTERP2 0x20000ull
+#define TS_BAD 0x2000000ull
+
+static void test_unreadable_thread_takes_no_room(void **state)
+{
+	struct walk_opts o = { .max_depth = 64, .max_threads = 1 };
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(sels); i++) {
+		const struct py_layout *L;
+		struct walk_stats st = { 0 };
+		struct py_walker *w;
+		struct raw_sample *rs;
+		struct fake f;
+		uint8_t *hdr;
+		uint64_t tsz;
+		size_t ihdr;
+		int pass, x_ok;
+
+		fake_head(&f, sels[i], 2, 65536);
+		L = f.t.layout;
+		tsz = (uint64_t)L->tstate_size;
+		ihdr = (size_t)(L->interp_threads_head > L->interp_next ? L->interp_threads_head
+									   : L->interp_next) + 8;
+		/* fake_head's regions: the runtime leading to INTERP, INTERP's
+		 * list to TSTATES.  Read first, these lead to INTERP2 instead. */
+		hdr = calloc(1, 65535);
+		assert_non_null(hdr);
+		f.len = 0;
+		memcpy(hdr + L->runtime_interp_head, &(uint64_t){ INTERP2 }, 8);
+		region(&f, RUNTIME, hdr, 65535);
+		memset(hdr, 0, 65535);
+		memcpy(hdr + L->interp_next, &(uint64_t){ INTERP }, 8);
+		memcpy(hdr + L->interp_threads_head, &(uint64_t){ TS_BAD }, 8);
+		region(&f, INTERP2, hdr, (uint16_t)ihdr);
+		memset(hdr, 0, 65535);
+		memcpy(hdr + L->interp_threads_head, &(uint64_t){ TSTATES }, 8);
+		region(&f, INTERP, hdr, (uint16_t)ihdr);
+		/* Both thread states say INTERP: TS_BAD is not INTERP2's. */
+		memset(hdr, 0, 65535);
+		memcpy(hdr + L->tstate_interp, &(uint64_t){ INTERP }, 8);
+		memcpy(hdr + L->tstate_thread_id, &(uint64_t){ 0x7f0000001000ull }, 8);
+		region(&f, TS_BAD, hdr, (uint16_t)tsz);
+		memcpy(hdr + L->tstate_thread_id, &(uint64_t){ 0x7f0000002000ull }, 8);
+		region(&f, TSTATES, hdr, (uint16_t)tsz);
+		free(hdr);
+		image_init(&f.im, f.in, f.len);
+		image_load(&f.im);
+
+		assert_int_equal(py_walker_new(&w, &f.t, &o), 0);
+		image_attach(&f.im, py_walker_mem(w));
+		for (pass = 0; pass < 3; pass++) {
+			assert_int_equal(py_walker_sample(w, NULL, NULL, 0, &x_ok, &rs, &st), 0);
+			assert_int_equal(rs->nthreads, 1);
+			assert_int_equal(rs->threads[0].tstate, TSTATES);
+			assert_int_equal(rs->threads[0].thread_id, 0x7f0000002000ull);
+			assert_int_equal(rs->threads_left_out, 0);
+		}
+		py_walker_free(w);
+		free(f.in);
+	}
+}
+
 static void test_looping_list_ends_at_repeat(void **state)
 {
 	uint32_t n, left;
@@ -1031,6 +1103,7 @@ int main(void)
 		cmocka_unit_test(test_every_thread_read),
 		cmocka_unit_test(test_threads_past_the_bound_counted),
 		cmocka_unit_test(test_looping_list_ends_at_repeat),
+		cmocka_unit_test(test_unreadable_thread_takes_no_room),
 		cmocka_unit_test(test_exited_thread_not_read_ahead),
 		cmocka_unit_test(test_idle_thread_not_read),
 		cmocka_unit_test(test_asleep_gil_holder_read),
