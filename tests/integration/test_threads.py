@@ -54,8 +54,14 @@ def test_threads_named_and_idle_left_out(python, tmp_path):
     stacks, err = record(python, tmp_path, "-t")
     threads = by_thread(stacks)
     busy = [threads.get(n, (0, {}))[1].get(fn, 0) for n, fn in BUSY.items()]
+    total = sum(c for _, c in stacks)
+    # The two busy threads take turns on the GIL: each holds about half of
+    # the samples.  Shares, not counts: the eBPF backend samples a thread
+    # only while it is on a CPU, and on a loaded machine the target gets a
+    # third of one (205 samples in 3 s at 200 Hz seen in make test).
     for (name, fn), n in zip(BUSY.items(), busy):
-        assert n > 100, "busy thread %s: %r (%s)" % (name, threads.get(name), err)
+        assert n >= 30 and n >= 0.3 * total, \
+            "busy thread %s: %r of %d (%s)" % (name, threads.get(name), total, err)
     # Threads blocked on an event, a lock or a queue never run; the one that
     # wakes every 0.2 s runs a little (and waits for the GIL, runnable).
     for name in ("wait-1", "wait-2", "wait-4"):
