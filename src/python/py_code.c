@@ -1627,12 +1627,18 @@ int py_sym_describe(struct py_symbolizer *s, const struct raw_sample *rs,
 {
 	struct sym_stats st = { 0 };
 	struct raw_thread one = *th;
+	/* The sample as this thread alone (its frames where they are): the
+	 * code objects checked are its own, not every thread's once per
+	 * thread described (dump of 1100 threads: 7 s of reads). */
+	struct raw_sample view = *rs;
 	uint32_t first = 0, k = 0;
 	int depth, i;
 
 	one.flags &= ~(uint32_t)RAW_TRUNCATED;
-	check_codes(s, rs, NULL, NULL, 0, 0, &st);
-	depth = symbolize(s, rs, &one, &first);
+	view.threads = &one;
+	view.nthreads = 1;
+	check_codes(s, &view, NULL, NULL, 0, 0, &st);
+	depth = symbolize(s, &view, &one, &first);
 	if (depth < 0)
 		return depth;
 	/* symbolize() skipped frames that have not started; match the rest
