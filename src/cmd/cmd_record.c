@@ -18,6 +18,7 @@
 #include "pyspyc/cli.h"
 #include "pyspyc/clock.h"
 #include "pyspyc/cmd.h"
+#include "pyspyc/cmd_outputs.h"
 #include "pyspyc/cmd_util.h"
 #include "pyspyc/output.h"
 #include "pyspyc/proc.h"
@@ -57,15 +58,12 @@ static const struct opt record_opts[] = {
 	  OFF(pid), 1, 4194304, 0 },
 	{ 'o', "output", OPT_LIST, "FILE",
 	  "write the profile to FILE; repeatable; the format follows the extension: "
-	  ".svg flame graph, .folded/.collapsed/.txt collapsed stacks, "
-	  ".speedscope.json speedscope, .trace.json chrometrace, .pb.gz/.pprof pprof, "
-	  ".callgrind/callgrind.out.* callgrind; "
+	  OUT_HELP_ENDINGS "; "
 	  "'-' writes to stdout (collapsed stacks unless --format says otherwise)",
 	  OFF(outputs), 0, 0, 0 },
 	{ 'f', "format", OPT_STRING, "FORMAT",
 	  "format of outputs whose name has no known extension (such as .json or '-'), "
-	  "and of the default output: flamegraph, raw, speedscope, chrometrace, pprof "
-	  "or callgrind",
+	  "and of the default output: " OUT_HELP_FORMATS,
 	  OFF(format), 0, 0, 0 },
 	SAMPLE_OPT_RATE(struct record_args, s),
 	{ 'd', "duration", OPT_DOUBLE, "SECS",
@@ -81,9 +79,7 @@ static const struct opt record_opts[] = {
 	  "start each stack at its thread: OS thread id and thread name",
 	  OFF(threads), 0, 0, 0 },
 	SAMPLE_OPTS_MODE(struct record_args, s),
-	{ 0, "inverted", OPT_FLAG, NULL,
-	  "draw the flame graph upside down (icicle graph: roots at the top)",
-	  OFF(inverted), 0, 0, 0 },
+	OPT_INVERTED(struct record_args, inverted),
 	SAMPLE_OPTS_LIMITS(struct record_args, s),
 	{ 0, "max-timeline", OPT_INT, "N",
 	  "thread stacks kept in time order for chrometrace and speedscope "
@@ -116,15 +112,6 @@ static const struct cmd_usage record_usage = {
 };
 
 static unsigned int find_flags; /* PYSPYC_FIND */
-
-struct output {
-	const char *tmpl;     /* as given; %t and %% expanded into name */
-	const char *path;     /* name */
-	const struct out_format *fmt;
-	struct out_dest dest; /* from check_outputs on (set_up) */
-	int set_up;
-	char name[PATH_MAX];
-};
 
 /* What became of an output at the end (write_outputs). */
 enum { OUTPUT_FAILED, OUTPUT_WRITTEN, OUTPUT_CUT_SHORT, OUTPUT_NOT_NOW };
@@ -164,7 +151,7 @@ static void block_usr1(int how)
 /* Expand every output's name for a profile starting at wall_ns; an output
  * whose name changed is looked at again (out_dest_init).  Returns 0 or the
  * exit status of the line it printed. */
-static int name_outputs(struct output *outs, int nout, int64_t wall_ns)
+static int name_outputs(struct cmd_output *outs, int nout, int64_t wall_ns)
 {
 	char name[PATH_MAX];
 	int i, err;
@@ -179,7 +166,7 @@ static int name_outputs(struct output *outs, int nout, int64_t wall_ns)
 			continue;
 		memcpy(outs[i].name, name, strlen(name) + 1);
 		outs[i].path = outs[i].name;
-		if (!outs[i].set_up) /* check_outputs does */
+		if (!outs[i].set_up) /* cmd_outputs_check does */
 			continue;
 		out_dest_release(&outs[i].dest);
 		err = out_dest_init(&outs[i].dest, outs[i].path);
@@ -205,31 +192,17 @@ static void escape_percent(const char *s, char *buf, size_t size)
 	buf[n] = '\0';
 }
 
-/* The names of every format, "a, b or c", for messages. */
-static void format_names(char *buf, size_t size)
-{
-	const struct out_format *const *f = out_formats();
-	size_t n = 0, i, count = 0;
-
-	while (f[count])
-		count++;
-	buf[0] = '\0';
-	for (i = 0; i < count && n < size; i++)
-		n += (size_t)snprintf(buf + n, size - n, "%s%s",
-				      i == 0 ? "" : i + 1 == count ? " or " : ", ", f[i]->name);
-}
-
 /* Work out every output's path and format before sampling starts.  An
  * output whose name ends in a format's extension gets that format; --format
  * gives the others theirs (and the default output's when there is no -o). */
 static int plan_outputs(const struct record_args *a, const char *name, int pid,
-			struct output *outs, int *nout, char *defname, size_t deflen)
+			struct cmd_output *outs, int *nout, char *defname, size_t deflen)
 {
 	const struct out_format *forced = NULL;
 	char names[160];
 	int i;
 
-	format_names(names, sizeof(names));
+	cmd_format_names(names, sizeof(names));
 	if (a->format && !(forced = out_format_by_name(a->format)))
 		return cmd_die(WHO, EXIT_USAGE, "unknown format '%.64s' (%s)", a->format, names);
 	if (a->outputs.n == 0) {
@@ -246,7 +219,7 @@ static int plan_outputs(const struct record_args *a, const char *name, int pid,
 		ext = forced->exts[0];
 		escape_percent(name, cmd, sizeof(cmd));
 		snprintf(defname, deflen, "%s-%d-%s%s", cmd, pid, stamp, ext);
-		outs[0] = (struct output){ .tmpl = defname, .fmt = forced, .dest.fd = -1 };
+		outs[0] = (struct cmd_output){ .tmpl = defname, .fmt = forced, .dest.fd = -1 };
 		*nout = 1;
 		return name_outputs(outs, 1, wall_ns());
 	}
@@ -264,76 +237,14 @@ static int plan_outputs(const struct record_args *a, const char *name, int pid,
 			return cmd_die(WHO, EXIT_USAGE, "--period: '-o %s' has no %%t in its "
 				       "name: each period is written to names of its own "
 				       "(such as -o 'web-%%t.svg')", CMD_NAME(p));
-		outs[i] = (struct output){ .tmpl = p, .fmt = f, .dest.fd = -1 };
+		outs[i] = (struct cmd_output){ .tmpl = p, .fmt = f, .dest.fd = -1 };
 	}
 	*nout = a->outputs.n;
 	return name_outputs(outs, *nout, wall_ns());
 }
 
-/* What each output path is (see enum out_kind), and whether it can be
- * written there; every dest is set up, to be released whatever this
- * returns. */
-static int check_outputs(struct output *outs, int nout)
-{
-	int i, stdout_uses = 0;
-
-	for (i = 0; i < nout; i++)
-		outs[i].dest.fd = -1;
-	for (i = 0; i < nout; i++) {
-		int err = out_dest_init(&outs[i].dest, outs[i].path), j;
-		const char *why = out_kind_refusal(outs[i].dest.kind);
-
-		outs[i].set_up = 1;
-		if (!strcmp(outs[i].path, "-") && ++stdout_uses > 1)
-			return cmd_die(WHO, EXIT_USAGE, "'-o -' given more than once");
-		for (j = 0; j < i; j++)
-			if (strcmp(outs[i].path, "-") && !strcmp(outs[i].path, outs[j].path))
-				return cmd_die(WHO, EXIT_USAGE, "'-o %s' given more than once",
-					       CMD_NAME(outs[i].path));
-		if (err == -EBADF && outs[i].dest.kind == OUT_STREAM)
-			return cmd_die(WHO, EXIT_OUTPUT, "cannot write '%s': descriptor %d is not "
-				       "open for writing", CMD_NAME(outs[i].path),
-				       outs[i].dest.named_fd);
-		if (err)
-			return cmd_die(WHO, EXIT_OUTPUT, "cannot write '%s': %s",
-				       CMD_NAME(outs[i].path), strerror(-err));
-		if (why)
-			return cmd_die(WHO, EXIT_OUTPUT, "cannot write '%s': %s",
-				       CMD_NAME(outs[i].path), why);
-		/* The same file by another name (-o - and -o /dev/stdout). */
-		for (j = 0; j < i; j++)
-			if (out_dest_same(&outs[i].dest, &outs[j].dest))
-				return cmd_die(WHO, EXIT_USAGE, "'-o %s' is the same file as '-o %s'",
-					       CMD_NAME(outs[i].path), CMD_NAME(outs[j].path));
-	}
-	return 0;
-}
-
-static void release_outputs(struct output *outs, int nout)
-{
-	int i;
-
-	for (i = 0; i < nout; i++)
-		out_dest_release(&outs[i].dest);
-}
-
-/* Open a device or FIFO output; a FIFO's reader is waited for, and the
- * wait said after a second.  Ctrl-C gives up (a new one: the one that
- * stopped sampling was taken). */
-static int open_output(struct output *out)
-{
-	int err = out_dest_open(&out->dest, 1000, &cmd_stop_flag);
-
-	if (err == -EAGAIN) {
-		fprintf(stderr, "pyspyc: waiting for a reader of '%s' (Ctrl-C gives up)\n",
-			CMD_NAME(out->path));
-		err = out_dest_open(&out->dest, -1, &cmd_stop_flag);
-	}
-	return err;
-}
-
 /* What the outputs together need from the run (OUT_* bits). */
-static unsigned outputs_need(const struct output *outs, int nout)
+static unsigned outputs_need(const struct cmd_output *outs, int nout)
 {
 	unsigned needs = 0;
 	int i;
@@ -347,7 +258,7 @@ static unsigned outputs_need(const struct output *outs, int nout)
  * is the profile the other formats get (markers only with -t).  live: while
  * sampling goes on, only files are written (a stream, FIFO or device gets
  * one profile, the last). */
-static int write_outputs(struct output *outs, int nout, const struct record_args *a,
+static int write_outputs(struct cmd_output *outs, int nout, const struct record_args *a,
 			 const struct profile *full, const struct profile *plain, int *written,
 			 int live)
 {
@@ -364,7 +275,7 @@ static int write_outputs(struct output *outs, int nout, const struct record_args
 			written[i] = OUTPUT_NOT_NOW;
 			continue;
 		}
-		err = open_output(&outs[i]);
+		err = cmd_output_open(&outs[i]);
 
 		if (!err)
 			err = out_dest_write(&outs[i].dest, outs[i].fmt, p, &oo);
@@ -390,7 +301,7 @@ static int write_outputs(struct output *outs, int nout, const struct record_args
 }
 
 static void summary(const struct session_stats *st, const struct record_args *a,
-		    const struct output *outs, int nout, const int *written,
+		    const struct cmd_output *outs, int nout, const int *written,
 		    const struct stacktab *tab, uint64_t timeline_lost, uint64_t periods,
 		    const char *ended, const struct backend_choice *bc)
 {
@@ -521,7 +432,7 @@ static void progress(struct session *sess)
 /* A run of record: what its writes need besides the profile. */
 struct recording {
 	const struct record_args *a;
-	struct output *outs;
+	struct cmd_output *outs;
 	int nout;
 	struct stacktab *tab;
 	struct session *sess;
@@ -710,7 +621,7 @@ static void run_session(struct recording *r)
 
 /* Show progress when stderr is a terminal of its own: not redirected, and
  * not the terminal the profile itself goes to (-o - on a terminal). */
-static int want_progress(const struct output *outs, int nout)
+static int want_progress(const struct cmd_output *outs, int nout)
 {
 	const char *term = getenv("TERM");
 	int i;
@@ -726,7 +637,7 @@ static int want_progress(const struct output *outs, int nout)
 int cmd_record(int argc, char **argv)
 {
 	struct record_args a = { .s = SAMPLE_ARGS_DEFAULT, .max_timeline = 10000000 };
-	struct output outs[MAX_OUTPUTS];
+	struct cmd_output outs[MAX_OUTPUTS];
 	int written[MAX_OUTPUTS];
 	struct session_stats st = { 0 };
 	struct stacktab *tab = NULL;
@@ -762,7 +673,7 @@ int cmd_record(int argc, char **argv)
 		rc = plan_outputs(&a, "pyspyc", (int)pid, outs, &nout, defname, sizeof(defname));
 		/* The backend after the outputs' checks: its descriptors must
 		 * not take a closed standard one's number first. */
-		if (rc || (rc = check_outputs(outs, nout)) || (rc = cmd_check_pid(WHO, pid)) ||
+		if (rc || (rc = cmd_outputs_check(outs, nout)) || (rc = cmd_check_pid(WHO, pid)) ||
 		    (rc = cmd_backend_open(WHO, &a.s, &bc)) >= 0)
 			goto out;
 		rc = 0;
@@ -785,7 +696,7 @@ int cmd_record(int argc, char **argv)
 
 		rc = plan_outputs(&a, base ? base + 1 : argv[cmd_i], (int)getpid(), outs,
 				  &nout, defname, sizeof(defname));
-		if (rc || (rc = check_outputs(outs, nout)) ||
+		if (rc || (rc = cmd_outputs_check(outs, nout)) ||
 		    (rc = cmd_backend_open(WHO, &a.s, &bc)) >= 0)
 			goto out;
 		rc = 0;
@@ -883,7 +794,7 @@ int cmd_record(int argc, char **argv)
 out:
 	if (child)
 		cmd_end_child(child, NULL);
-	release_outputs(outs, nout);
+	cmd_outputs_release(outs, nout);
 	profile_release(&prof);
 	session_free(sess);
 	cmd_backend_close(&bc);

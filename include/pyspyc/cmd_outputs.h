@@ -1,0 +1,51 @@
+/* cmd_outputs.h - the output files of record and convert: each one's
+ * name, format and destination, checked before any work is done, and
+ * opened for writing at the end.
+ */
+#ifndef PYSPYC_CMD_OUTPUTS_H
+#define PYSPYC_CMD_OUTPUTS_H
+
+#include <limits.h>
+#include <stddef.h>
+
+#include "pyspyc/cli.h"
+#include "pyspyc/output.h"
+
+/* The -o and -f help of record and convert: the endings that pick a format,
+ * and the formats' names (the list completion offers for -f). */
+#define OUT_HELP_ENDINGS \
+	".svg flame graph, .folded/.collapsed/.txt collapsed stacks, " \
+	".speedscope.json speedscope, .trace.json chrometrace, .pb.gz/.pprof pprof, " \
+	".callgrind/callgrind.out.* callgrind"
+#define OUT_HELP_FORMATS "flamegraph, raw, speedscope, chrometrace, pprof or callgrind"
+
+/* --inverted. */
+#define OPT_INVERTED(T, f) \
+	{ 0, "inverted", OPT_FLAG, NULL, \
+	  "draw the flame graph upside down (icicle graph: roots at the top)", \
+	  offsetof(T, f), 0, 0, 0 }
+
+struct cmd_output {
+	const char *tmpl;     /* as given; %t and %% expanded into name (record) */
+	const char *path;     /* name */
+	const struct out_format *fmt;
+	struct out_dest dest; /* from cmd_outputs_check on (set_up) */
+	int set_up;
+	char name[PATH_MAX];
+};
+
+/* The names of every format, "a, b or c", for messages. */
+void cmd_format_names(char *buf, size_t size);
+
+/* What each output path is (see enum out_kind), and whether it can be
+ * written there; every dest is set up, to be released whatever this
+ * returns.  0, or the exit status of the one line it printed. */
+int cmd_outputs_check(struct cmd_output *outs, int nout);
+
+void cmd_outputs_release(struct cmd_output *outs, int nout);
+
+/* Open a device or FIFO output; a FIFO's reader is waited for, and the
+ * wait said after a second.  Ctrl-C gives up.  0 or -errno. */
+int cmd_output_open(struct cmd_output *out);
+
+#endif
