@@ -16,6 +16,7 @@ static const struct {
 	{ "top", cmd_top, "show a live view of the functions a Python process runs" },
 	{ "dump", cmd_dump, "print the stack of every thread of a Python process once" },
 	{ "agent", cmd_agent, "sample a host's Python services all the time (a daemon)" },
+	{ "convert", cmd_convert, "merge profiles and write them in another format" },
 };
 
 static void usage(FILE *f)
@@ -34,7 +35,8 @@ static void usage(FILE *f)
 		   "  pyspyc record -o profile.svg -- python3 app.py arg\n"
 		   "  sudo pyspyc top --pid 12345\n"
 		   "  sudo pyspyc dump --pid 12345\n"
-		   "  sudo pyspyc agent --config /etc/pyspyc/agent.conf\n");
+		   "  sudo pyspyc agent --config /etc/pyspyc/agent.conf\n"
+		   "  pyspyc convert worker-*.folded -o all-workers.svg\n");
 }
 
 int main(int argc, char **argv)

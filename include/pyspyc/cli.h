@@ -23,6 +23,8 @@ enum {
 	EXIT_STALE = 7,         /* the target's program file was replaced on disk and the
 				 * one it runs cannot be opened */
 	EXIT_CONFIG = 8,        /* the agent's configuration is wrong (nothing started) */
+	EXIT_INPUT = 9,         /* convert: an input profile cannot be read or is malformed
+				 * (nothing written) */
 	EXIT_CANNOT_EXEC = 126, /* the command exists but cannot be run (as env(1)) */
 	EXIT_NO_COMMAND = 127,  /* the command is not found (as env(1)) */
 };
@@ -46,6 +48,12 @@ struct opt {
 	int min_exclusive;
 };
 
+/* Operands (cmd_usage.takes_operands). */
+struct cli_operands {
+	const char **v;
+	int n;
+};
+
 /* A repeatable option's values. */
 #define OPT_LIST_MAX 16
 struct opt_list {
@@ -61,6 +69,12 @@ struct cmd_usage {
 	size_t nopts;
 	const char *examples;
 	int takes_command;      /* a trailing command is allowed */
+	/* Words that are not options, wherever they are, and every word after
+	 * "--", are operands (the input files of convert): appended to the
+	 * struct cli_operands at this offset in the caller's struct, whose v
+	 * the caller points at room for argc of them.  0: none taken. */
+	int takes_operands;
+	size_t operands;
 };
 
 /* Parse argv[1..argc) of a subcommand into the struct at out.  On success

@@ -145,6 +145,14 @@ int cli_parse(const struct cmd_usage *u, int argc, char **argv, void *out,
 		const struct opt *o;
 
 		if (!strcmp(a, "--")) {
+			if (u->takes_operands) {
+				struct cli_operands *ops =
+					(struct cli_operands *)((char *)out + u->operands);
+
+				while (++i < argc)
+					ops->v[ops->n++] = argv[i];
+				break;
+			}
 			*cmd_index = i + 1;
 			break;
 		}
@@ -153,6 +161,13 @@ int cli_parse(const struct cmd_usage *u, int argc, char **argv, void *out,
 			return 0;
 		}
 		if (a[0] != '-' || !a[1]) {
+			if (u->takes_operands) {
+				struct cli_operands *ops =
+					(struct cli_operands *)((char *)out + u->operands);
+
+				ops->v[ops->n++] = a;
+				continue;
+			}
 			if (u->takes_command) {
 				*cmd_index = i;
 				break;

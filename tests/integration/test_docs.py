@@ -10,7 +10,8 @@ from conftest import ROOT, help_commands, help_examples, help_formats, run_pyspy
 MAN = os.path.join(ROOT, "man", "pyspyc.1")
 CLI_H = os.path.join(ROOT, "include", "pyspyc", "cli.h")
 # Each command's options are listed in this section of the man page.
-SECTIONS = {"record": "RECORD OPTIONS", "top": "TOP", "dump": "DUMP", "agent": "AGENT"}
+SECTIONS = {"record": "RECORD OPTIONS", "top": "TOP", "dump": "DUMP", "agent": "AGENT",
+            "convert": "CONVERT"}
 
 
 def commands():

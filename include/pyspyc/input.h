@@ -1,0 +1,51 @@
+/* input.h - profiles read back in: the readers `pyspyc convert` merges.
+ *
+ * A reader parses one file's bytes into a stack table (stacktab.h), adding
+ * its stacks to whatever the table already holds: several inputs read into
+ * one table are merged, counts added.  Input is hostile: every reader is
+ * bounded (IN_MAX_DEPTH frames a stack, IN_MAX_COUNT samples in all) and
+ * says what is wrong with a malformed file, where (a line, or a byte
+ * offset), in one line.
+ */
+#ifndef PYSPYC_INPUT_H
+#define PYSPYC_INPUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pyspyc/stacktab.h"
+
+/* Frames of one stack, and samples of all inputs together (a sum past it
+ * could wrap a writer's arithmetic). */
+#define IN_MAX_DEPTH 4096
+#define IN_MAX_COUNT (UINT64_C(1) << 53)
+
+/* Where a file was found malformed, and why. */
+struct in_error {
+	uint64_t line;     /* 1-based line (text formats), 0 when not known */
+	uint64_t offset;   /* byte offset of the problem */
+	char what[160];
+};
+
+/* What the inputs read so far add up to. */
+struct in_totals {
+	uint64_t samples;  /* counts added */
+	uint64_t stacks;   /* lines (collapsed) or samples (others) read */
+};
+
+/* Collapsed stacks: "frame;frame;... count" a line, root first, as ours
+ * and flamegraph.pl's stackcollapse scripts and inferno write them.  A
+ * frame "name (file:line)" or "name (file)" is a Python frame, a bare one
+ * is a name alone (flamegraph.pl's dialect); a root "process PID:\"cmd\""
+ * and a "thread TID \"name\"" after it are pyspyc's markers.  Blank lines
+ * and CRLF endings are taken.  0, -EINVAL (e says where and why) or
+ * -ENOSPC (the table is full: stacktab_full says which bound). */
+int in_collapsed_read(struct stacktab *t, const char *data, size_t len,
+		      struct in_totals *tot, struct in_error *e);
+
+/* The whole of path ("-": standard input) into a new buffer (*data, a
+ * NUL after its *len bytes), at most max bytes.  0, -EFBIG past max, or
+ * another -errno. */
+int in_read_file(const char *path, size_t max, char **data, size_t *len);
+
+#endif
