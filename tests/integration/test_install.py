@@ -244,7 +244,7 @@ def test_completes_subcommands():
 
 
 @pytest.mark.parametrize("bc", [False, True], ids=["plain", "bash-completion"])
-@pytest.mark.parametrize("cmd", ["record", "top", "dump", "agent"])
+@pytest.mark.parametrize("cmd", ["record", "top", "dump", "agent", "convert"])
 def test_completes_every_option(cmd, bc):
     if cmd not in help_commands():
         pytest.skip("no %s command in this build" % cmd)
@@ -257,6 +257,17 @@ def test_completes_every_option(cmd, bc):
     # After an option that takes a number, nothing is offered.
     if "--max-depth" in names:
         assert complete(PYSPYC, cmd, "--max-depth", "", bash_completion=bc) == []
+
+
+@pytest.mark.parametrize("bc", [False, True], ids=["plain", "bash-completion"])
+def test_completes_convert_inputs(bc, tmp_path):
+    """convert's inputs are files, wherever they are among the options."""
+    for name in ("web.folded", "web-2.folded", "other.txt"):
+        (tmp_path / name).write_text("a 1\n")
+    for words in (["we"], ["-r", "100", "we"], ["a.folded", "-o", "x.svg", "we"]):
+        got = complete(PYSPYC, "convert", *words, cwd=str(tmp_path), bash_completion=bc)
+        assert sorted(got) == ["web-2.folded", "web.folded"], (words, got)
+    assert "--rate" in complete(PYSPYC, "convert", "--r", bash_completion=bc)
 
 
 @pytest.mark.parametrize("bc", [False, True], ids=["plain", "bash-completion"])
