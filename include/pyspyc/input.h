@@ -24,6 +24,7 @@
 struct in_error {
 	uint64_t line;     /* 1-based line (text formats), 0 when not known */
 	uint64_t offset;   /* byte offset of the problem */
+	int inflated;      /* ...in the file's data inflated (gzip) */
 	char what[160];
 };
 
@@ -31,6 +32,7 @@ struct in_error {
 struct in_totals {
 	uint64_t samples;  /* counts added */
 	uint64_t stacks;   /* lines (collapsed) or samples (others) read */
+	double rate;       /* Hz the inputs that carry one were sampled at; 0: none did */
 };
 
 /* Collapsed stacks: "frame;frame;... count" a line, root first, as ours
@@ -42,6 +44,20 @@ struct in_totals {
  * -ENOSPC (the table is full: stacktab_full says which bound). */
 int in_collapsed_read(struct stacktab *t, const char *data, size_t len,
 		      struct in_totals *tot, struct in_error *e);
+
+/* pprof's profile.proto, gzip-compressed or plain: ours (pyspyc's labels
+ * become its markers again) and Go's.  Each sample is a stack; its count
+ * the "samples" value, or a time in nanoseconds over the period.  An input
+ * sampled at another rate than tot->rate (the inputs' before it) is
+ * refused: their samples are not the same time.  0, -EINVAL (e says
+ * where: a byte offset, in the inflated data when e->inflated) or
+ * -ENOSPC. */
+int in_pprof_read(struct stacktab *t, const char *data, size_t len,
+		  struct in_totals *tot, struct in_error *e);
+
+/* 1 when data looks like a pprof profile (gzip, or protobuf bytes), 0 when
+ * it is text. */
+int in_is_pprof(const char *data, size_t len);
 
 /* The whole of path ("-": standard input) into a new buffer (*data, a
  * NUL after its *len bytes), at most max bytes.  0, -EFBIG past max, or

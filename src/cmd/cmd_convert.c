@@ -55,7 +55,7 @@ static const struct opt convert_opts[] = {
 	{ 'r', "rate", OPT_DOUBLE, "HZ",
 	  "the rate the inputs were sampled at, which collapsed stacks do not carry: "
 	  "the time formats show (pprof, speedscope, callgrind) are samples / HZ "
-	  "(default 100, record's default)",
+	  "(default: the pprof inputs' rate, else 100, record's default)",
 	  OFF(rate), 0, 1e6, 1 },
 	{ 0, "title", OPT_STRING, "TEXT",
 	  "the flame graph's title (default: the inputs' names)",
@@ -72,15 +72,17 @@ static const struct opt convert_opts[] = {
 static const struct cmd_usage convert_usage = {
 	.name = "convert",
 	.synopsis = "[OPTIONS] INPUT... -o OUTPUT...",
-	.about = "Read profiles (collapsed stacks, ours or flamegraph.pl's), merge them\n"
-		 "(counts add) and write the result in any output format.  An input\n"
-		 "that is not well formed is named with the line where it goes wrong,\n"
-		 "and nothing is written.  '-' reads standard input.",
+	.about = "Read profiles (collapsed stacks, ours or flamegraph.pl's; pprof,\n"
+		 "ours or Go's, gzip-compressed or not), merge them (counts add) and\n"
+		 "write the result in any output format.  An input that is not well\n"
+		 "formed is named with the line or byte where it goes wrong, and\n"
+		 "nothing is written.  '-' reads standard input.",
 	.opts = convert_opts,
 	.nopts = sizeof(convert_opts) / sizeof(convert_opts[0]),
 	.examples =
 		"  pyspyc convert web.folded -o web.svg -o web.pb.gz\n"
 		"  pyspyc convert worker-*.folded -o all-workers.svg\n"
+		"  pyspyc convert /var/lib/pyspyc/web/20261207T10*.pb.gz -o web-10h.svg\n"
 		"  stackcollapse-perf.pl perf.txt | pyspyc convert - -o perf.speedscope.json\n",
 	.takes_operands = 1,
 	.operands = OFF(inputs),
@@ -128,14 +130,18 @@ static int read_one(struct stacktab *tab, const char *path, struct in_totals *to
 	if (err)
 		return cmd_die(WHO, EXIT_INPUT, "cannot read '%s': %s", CMD_NAME(path),
 			       strerror(-err));
-	err = in_collapsed_read(tab, data, len, tot, &e);
+	if (in_is_pprof(data, len))
+		err = in_pprof_read(tab, data, len, tot, &e);
+	else
+		err = in_collapsed_read(tab, data, len, tot, &e);
 	free(data);
 	if (err == -EINVAL && e.line)
 		return cmd_die(WHO, EXIT_INPUT, "'%s' line %llu: %s", CMD_NAME(path),
 			       (unsigned long long)e.line, e.what);
 	if (err == -EINVAL)
-		return cmd_die(WHO, EXIT_INPUT, "'%s' at byte %llu: %s", CMD_NAME(path),
-			       (unsigned long long)e.offset, e.what);
+		return cmd_die(WHO, EXIT_INPUT, "'%s' at byte %llu%s: %s", CMD_NAME(path),
+			       (unsigned long long)e.offset,
+			       e.inflated ? " of its inflated data" : "", e.what);
 	if (err == -ENOSPC)
 		return cmd_die(WHO, EXIT_INPUT, "'%s': more distinct stacks or frames than "
 			       "%s allows", CMD_NAME(path), stacktab_full(tab));
@@ -182,7 +188,7 @@ static int write_all(struct cmd_output *outs, int nout, const struct profile *p,
 
 int cmd_convert(int argc, char **argv)
 {
-	struct convert_args a = { .rate = 100, .max_stacks = 10000000,
+	struct convert_args a = { .max_stacks = 10000000,
 				  .max_frames = 10000000 };
 	struct cmd_output outs[MAX_OUTPUTS];
 	struct stacktab *tab = NULL;
@@ -235,6 +241,16 @@ int cmd_convert(int argc, char **argv)
 		if (rc)
 			goto out;
 	}
+	/* One rate: the inputs' that carry one (pprof), which --rate, given,
+	 * must be; collapsed stacks are taken at it. */
+	if (a.rate > 0 && tot.rate > 0 && (a.rate > tot.rate * 1.000001 ||
+					   a.rate < tot.rate * 0.999999)) {
+		rc = cmd_die(WHO, EXIT_INPUT, "the inputs were sampled at %g Hz, not the "
+			     "%g Hz --rate gives", tot.rate, a.rate);
+		goto out;
+	}
+	if (!(a.rate > 0))
+		a.rate = tot.rate > 0 ? tot.rate : 100;
 	if (stacktab_snapshot(tab, &p)) {
 		rc = cmd_die(WHO, EXIT_FAILURE_RUN, "out of memory");
 		goto out;

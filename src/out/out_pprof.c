@@ -52,22 +52,9 @@
 #include <zlib.h>
 
 #include "pyspyc/output.h"
+#include "pyspyc/pprof_proto.h"
 #include "pyspyc/strtab.h"
 #include "pyspyc/utf8.h"
-
-/* Field numbers of profile.proto, one enum per message. */
-enum { PROFILE_SAMPLE_TYPE = 1, PROFILE_SAMPLE = 2, PROFILE_LOCATION = 4,
-       PROFILE_FUNCTION = 5, PROFILE_STRING_TABLE = 6, PROFILE_TIME_NANOS = 9,
-       PROFILE_DURATION_NANOS = 10, PROFILE_PERIOD_TYPE = 11, PROFILE_PERIOD = 12,
-       PROFILE_COMMENT = 13 };
-enum { VALUE_TYPE_TYPE = 1, VALUE_TYPE_UNIT = 2 };
-enum { SAMPLE_LOCATION_ID = 1, SAMPLE_VALUE = 2, SAMPLE_LABEL = 3 };
-enum { LABEL_KEY = 1, LABEL_STR = 2, LABEL_NUM = 3 };
-enum { LOCATION_ID = 1, LOCATION_LINE = 4 };
-enum { LINE_FUNCTION_ID = 1, LINE_LINE = 2 };
-enum { FUNCTION_ID = 1, FUNCTION_NAME = 2, FUNCTION_FILENAME = 4 };
-
-enum { WIRE_VARINT = 0, WIRE_LEN = 2 };
 
 /* Room kept for the length of a message still being encoded: 5 varint
  * bytes carry lengths below 2^35. */
@@ -219,7 +206,8 @@ static int gz_write(struct gz *g, const void *data, size_t n, int flush)
 			if (fwrite(g->out, 1, have, g->f) != have)
 				return errno ? -errno : -EIO;
 		}
-		p += used;
+		if (used) /* p may be NULL with nothing (the end of the stream) */
+			p += used;
 		n -= used;
 		if (rc == Z_STREAM_END)
 			return 0;

@@ -2,6 +2,7 @@
 merged and written in every format, each read by its consumer; malformed
 inputs named with their line, nothing written."""
 import collections
+import gzip
 import json
 import os
 import re
@@ -199,3 +200,82 @@ def test_hostile_names_survive(one_python, target, tmp_path):
     if ANNOTATE:
         rows, got_total = annotate(cg)
         assert got_total == total, why(rows, total)
+
+
+def test_pprof_round_trip_keeps_threads(recorded, tmp_path):
+    """collapsed -> pprof -> collapsed: the same file, thread markers back
+    from the tid and thread_name labels; gzip or plain; and what
+    `go tool pprof -proto` makes of ours reads back the same."""
+    pb, back = tmp_path / "r.pb.gz", tmp_path / "back.folded"
+    r = convert(recorded, "-r", "200", "-o", pb)
+    assert r.returncode == 0, r.stderr
+    r = convert(pb, "-o", back)
+    assert r.returncode == 0, r.stderr
+    assert back.read_bytes() == recorded.read_bytes()
+    plain = tmp_path / "r.pb"
+    plain.write_bytes(gzip.decompress(pb.read_bytes()))
+    r = convert(plain, "-o", "-")
+    assert r.returncode == 0 and r.stdout == recorded.read_text(), r.stderr
+    if GO:
+        gone = tmp_path / "go.pb.gz"
+        gone.write_bytes(go_pprof_bytes(tmp_path, "-proto", str(pb)))
+        r = convert(gone, "-o", "-")
+        assert r.returncode == 0, r.stderr
+        assert counts(r.stdout) == counts(recorded.read_text())
+
+
+def go_pprof_bytes(tmp, *args):
+    home = os.path.join(str(tmp), "gohome")
+    os.makedirs(home, exist_ok=True)
+    env = dict(os.environ, HOME=home, PPROF_TMPDIR=home, GOTOOLCHAIN="local",
+               GOPROXY="off", GOFLAGS="", GOCACHE=os.path.join(home, "cache"))
+    r = subprocess.run([GO, "tool", "pprof"] + list(args), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_pprof_windows_merge(recorded, tmp_path):
+    """Windows as the agent writes them (pprof): merged, their counts add;
+    the rate comes from them."""
+    pb = tmp_path / "w.pb.gz"
+    assert convert(recorded, "-r", "200", "-o", pb).returncode == 0
+    out, ss = tmp_path / "hour.folded", tmp_path / "hour.speedscope.json"
+    r = convert(pb, pb, pb, recorded, "-o", out, "-o", ss)
+    assert r.returncode == 0, r.stderr
+    one = counts(recorded.read_text())
+    assert counts(out.read_text()) == collections.Counter({k: 4 * v for k, v in one.items()})
+    doc = json.load(open(str(ss)))
+    total_s = sum(sum(p["weights"]) for p in doc["profiles"])
+    assert abs(total_s - 4 * sum(one.values()) / 200.0) < 1e-6, total_s
+
+
+def test_pprof_rates_must_agree(recorded, tmp_path):
+    a, b = tmp_path / "a.pb.gz", tmp_path / "b.pb.gz"
+    assert convert(recorded, "-r", "200", "-o", a).returncode == 0
+    assert convert(recorded, "-r", "100", "-o", b).returncode == 0
+    r = convert(a, b, "-o", tmp_path / "x.svg")
+    assert r.returncode == 9, r.stderr
+    assert "'%s' at byte 0 of its inflated data: sampled at 100 Hz, and the inputs before " \
+        "at 200 Hz" % b in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    r = convert(a, "-r", "100", "-o", tmp_path / "x.svg")
+    assert r.returncode == 9 and "sampled at 200 Hz, not the 100 Hz --rate gives" in r.stderr
+    assert not (tmp_path / "x.svg").exists()
+
+
+def test_broken_pprof_is_named(recorded, tmp_path):
+    pb = tmp_path / "ok.pb.gz"
+    assert convert(recorded, "-o", pb).returncode == 0
+    data = pb.read_bytes()
+    cut = tmp_path / "cut.pb.gz"
+    cut.write_bytes(data[:len(data) // 2])
+    r = convert(cut, "-o", tmp_path / "x.folded")
+    assert r.returncode == 9, r.stderr
+    assert re.match(r"pyspyc convert: '%s' at byte \d+: the gzip stream is corrupt or cut "
+                    r"short" % re.escape(str(cut)), r.stderr), r.stderr
+    raw = gzip.decompress(data)
+    bad = tmp_path / "bad.pb"
+    bad.write_bytes(raw[:40] + b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" + raw[40:])
+    r = convert(bad, "-o", tmp_path / "x.folded")
+    assert r.returncode == 9 and re.search(r"at byte \d+: ", r.stderr), r.stderr
+    assert not (tmp_path / "x.folded").exists()
