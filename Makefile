@@ -31,7 +31,7 @@ VERSION := 0.1.0
 
 # The library needs libelf, zlib, libbpf and libinih (the agent's config); only
 # the commands need ncurses (top) and libmicrohttpd (the agent's HTTP).
-LIB_PKGS := libelf zlib libbpf inih
+LIB_PKGS := libelf zlib libbpf inih jansson
 CMD_PKGS := ncursesw libmicrohttpd
 TEST_PKGS := libxml-2.0
 PKG_CFLAGS := $(shell pkg-config --cflags $(LIB_PKGS) $(CMD_PKGS) 2>/dev/null)

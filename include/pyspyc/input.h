@@ -25,6 +25,7 @@ struct in_error {
 	uint64_t line;     /* 1-based line (text formats), 0 when not known */
 	uint64_t offset;   /* byte offset of the problem */
 	int inflated;      /* ...in the file's data inflated (gzip) */
+	int whole;         /* neither: what the file says is wrong, not where */
 	char what[160];
 };
 
@@ -58,6 +59,26 @@ int in_pprof_read(struct stacktab *t, const char *data, size_t len,
 /* 1 when data looks like a pprof profile (gzip, or protobuf bytes), 0 when
  * it is text. */
 int in_is_pprof(const char *data, size_t len);
+
+/* Speedscope's JSON (file-format-schema.json): sampled profiles (weights
+ * in a unit of time, a sample being 1/rate seconds, or "none": counts)
+ * and evented ones (the time each stack was open, over 1/rate).  A profile
+ * named by pyspyc's markers ("thread TID \"name\"", "process PID:\"cmd\"
+ * thread ...") has its stacks start at those markers again.  0, -EINVAL (e
+ * says the line and column for JSON, or which profile and sample) or
+ * -ENOSPC. */
+int in_speedscope_read(struct stacktab *t, const char *data, size_t len, double rate,
+		       struct in_totals *tot, struct in_error *e);
+
+/* 1 when data is JSON text (starts with '{' after white space). */
+int in_is_json(const char *data, size_t len);
+
+/* Intern f[0..n) as a marker frame when it is one of pyspyc's (a process
+ * marker "process PID:\"cmd\"" at the root, at == 0; a thread marker
+ * "thread TID \"name\"" at the root or after the process's): 1 and *id,
+ * 0 when it is none, or -ENOSPC. */
+int in_marker(struct stacktab *t, const char *f, size_t n, uint32_t at, int after_process,
+	      uint32_t *id);
 
 /* The whole of path ("-": standard input) into a new buffer (*data, a
  * NUL after its *len bytes), at most max bytes.  0, -EFBIG past max, or

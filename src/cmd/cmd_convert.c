@@ -53,9 +53,9 @@ static const struct opt convert_opts[] = {
 	  OUT_HELP_FORMATS,
 	  OFF(format), 0, 0, 0 },
 	{ 'r', "rate", OPT_DOUBLE, "HZ",
-	  "the rate the inputs were sampled at, which collapsed stacks do not carry: "
-	  "the time formats show (pprof, speedscope, callgrind) are samples / HZ "
-	  "(default: the pprof inputs' rate, else 100, record's default)",
+	  "the rate the inputs were sampled at, which collapsed stacks and speedscope's "
+	  "times do not carry: a sample is 1/HZ seconds (default: the pprof inputs' "
+	  "rate, else 100, record's default)",
 	  OFF(rate), 0, 1e6, 1 },
 	{ 0, "title", OPT_STRING, "TEXT",
 	  "the flame graph's title (default: the inputs' names)",
@@ -73,10 +73,11 @@ static const struct cmd_usage convert_usage = {
 	.name = "convert",
 	.synopsis = "[OPTIONS] INPUT... -o OUTPUT...",
 	.about = "Read profiles (collapsed stacks, ours or flamegraph.pl's; pprof,\n"
-		 "ours or Go's, gzip-compressed or not), merge them (counts add) and\n"
-		 "write the result in any output format.  An input that is not well\n"
-		 "formed is named with the line or byte where it goes wrong, and\n"
-		 "nothing is written.  '-' reads standard input.",
+		 "ours or Go's, gzip-compressed or not; speedscope, sampled or\n"
+		 "evented), merge them (counts add) and write the result in any output\n"
+		 "format.  An input that is not well formed is named with the line or\n"
+		 "byte where it goes wrong, and nothing is written.  '-' reads standard\n"
+		 "input.",
 	.opts = convert_opts,
 	.nopts = sizeof(convert_opts) / sizeof(convert_opts[0]),
 	.examples =
@@ -115,14 +116,11 @@ static int plan(const struct convert_args *a, struct cmd_output *outs)
 	return 0;
 }
 
-/* Read and parse one input into tab.  0, or the exit status of the line
+/* Read path whole into *data, *len.  0, or the exit status of the line
  * printed. */
-static int read_one(struct stacktab *tab, const char *path, struct in_totals *tot)
+static int load(const char *path, char **data, size_t *len)
 {
-	struct in_error e = { 0 };
-	char *data;
-	size_t len;
-	int err = in_read_file(path, MAX_INPUT_BYTES, &data, &len);
+	int err = in_read_file(path, MAX_INPUT_BYTES, data, len);
 
 	if (err == -EFBIG)
 		return cmd_die(WHO, EXIT_INPUT, "'%s': larger than %zu MiB", CMD_NAME(path),
@@ -130,14 +128,28 @@ static int read_one(struct stacktab *tab, const char *path, struct in_totals *to
 	if (err)
 		return cmd_die(WHO, EXIT_INPUT, "cannot read '%s': %s", CMD_NAME(path),
 			       strerror(-err));
+	return 0;
+}
+
+/* Parse one input's bytes into tab (speedscope's weights at rate).  0, or
+ * the exit status of the line printed. */
+static int parse(struct stacktab *tab, const char *path, const char *data, size_t len,
+		 double rate, struct in_totals *tot)
+{
+	struct in_error e = { 0 };
+	int err;
+
 	if (in_is_pprof(data, len))
 		err = in_pprof_read(tab, data, len, tot, &e);
+	else if (in_is_json(data, len))
+		err = in_speedscope_read(tab, data, len, rate, tot, &e);
 	else
 		err = in_collapsed_read(tab, data, len, tot, &e);
-	free(data);
 	if (err == -EINVAL && e.line)
 		return cmd_die(WHO, EXIT_INPUT, "'%s' line %llu: %s", CMD_NAME(path),
 			       (unsigned long long)e.line, e.what);
+	if (err == -EINVAL && e.whole)
+		return cmd_die(WHO, EXIT_INPUT, "'%s': %s", CMD_NAME(path), e.what);
 	if (err == -EINVAL)
 		return cmd_die(WHO, EXIT_INPUT, "'%s' at byte %llu%s: %s", CMD_NAME(path),
 			       (unsigned long long)e.offset,
@@ -149,6 +161,54 @@ static int read_one(struct stacktab *tab, const char *path, struct in_totals *to
 		return cmd_die(WHO, EXIT_FAILURE_RUN, "'%s': %s", CMD_NAME(path),
 			       strerror(-err));
 	return 0;
+}
+
+/* Every input into tab: the pprof ones first, which carry their rate, then
+ * the others, collapsed stacks and speedscope, whose weights are times
+ * made samples at that rate (--rate, else the pprof inputs', else 100).
+ * Standard input is read once and kept for the second pass.  0, or the
+ * exit status of the line printed. */
+static int read_inputs(struct convert_args *a, struct stacktab *tab, struct in_totals *tot)
+{
+	char *std = NULL, *data = NULL;
+	size_t stdlen = 0, len;
+	int pass, i, rc = 0;
+
+	for (pass = 0; pass < 2 && !rc; pass++) {
+		if (pass == 1) {
+			if (a->rate > 0 && tot->rate > 0 && (a->rate > tot->rate * 1.000001 ||
+							     a->rate < tot->rate * 0.999999)) {
+				rc = cmd_die(WHO, EXIT_INPUT, "the inputs were sampled at %g Hz, "
+					     "not the %g Hz --rate gives", tot->rate, a->rate);
+				break;
+			}
+			if (!(a->rate > 0))
+				a->rate = tot->rate > 0 ? tot->rate : 100;
+		}
+		for (i = 0; i < a->inputs.n && !rc; i++) {
+			const char *path = a->inputs.v[i];
+			int is_std = !strcmp(path, "-"), pprof;
+
+			if (is_std && pass == 1) {
+				data = std;
+				len = stdlen;
+			} else if ((rc = load(path, &data, &len))) {
+				break;
+			}
+			pprof = in_is_pprof(data, len);
+			if (pprof == (pass == 0))
+				rc = parse(tab, path, data, len, a->rate, tot);
+			if (is_std && pass == 0) {
+				std = data;
+				stdlen = len;
+			} else if (data != std) {
+				free(data);
+			}
+			data = NULL;
+		}
+	}
+	free(std);
+	return rc;
 }
 
 /* The title: the inputs' names, "a.folded + b.folded", or how many. */
@@ -236,21 +296,9 @@ int cmd_convert(int argc, char **argv)
 		rc = cmd_die(WHO, EXIT_FAILURE_RUN, "out of memory");
 		goto out;
 	}
-	for (i = 0; i < a.inputs.n; i++) {
-		rc = read_one(tab, a.inputs.v[i], &tot);
-		if (rc)
-			goto out;
-	}
-	/* One rate: the inputs' that carry one (pprof), which --rate, given,
-	 * must be; collapsed stacks are taken at it. */
-	if (a.rate > 0 && tot.rate > 0 && (a.rate > tot.rate * 1.000001 ||
-					   a.rate < tot.rate * 0.999999)) {
-		rc = cmd_die(WHO, EXIT_INPUT, "the inputs were sampled at %g Hz, not the "
-			     "%g Hz --rate gives", tot.rate, a.rate);
+	rc = read_inputs(&a, tab, &tot);
+	if (rc)
 		goto out;
-	}
-	if (!(a.rate > 0))
-		a.rate = tot.rate > 0 ? tot.rate : 100;
 	if (stacktab_snapshot(tab, &p)) {
 		rc = cmd_die(WHO, EXIT_FAILURE_RUN, "out of memory");
 		goto out;

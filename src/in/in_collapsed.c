@@ -105,23 +105,36 @@ static int marker(const char *f, size_t n, uint32_t at, int after_process,
 	return 0;
 }
 
+int in_marker(struct stacktab *t, const char *f, size_t n, uint32_t at, int after_process,
+	      uint32_t *id)
+{
+	struct frame_key k = { 0 };
+	const char *bare;
+	size_t blen;
+	int err;
+
+	if (!marker(f, n, at, after_process, &k, &bare, &blen))
+		return 0;
+	err = stacktab_string(t, f, n, &k.name);
+	if (!err)
+		err = stacktab_string(t, bare, blen, &k.file);
+	if (!err)
+		err = stacktab_frame(t, &k, id);
+	return err ? err : 1;
+}
+
 /* Intern frame f[0..n), the at-th of its stack. */
 static int frame_of(struct stacktab *t, const char *f, size_t n, uint32_t at,
 		    int after_process, uint32_t *id)
 {
 	struct frame_key k = { 0 };
-	const char *name = f, *file = "", *bare;
-	size_t nlen = n, flen = 0, blen;
+	const char *name = f, *file = "";
+	size_t nlen = n, flen = 0;
 	char path[PATH_MAX];
-	int err;
+	int err = in_marker(t, f, n, at, after_process, id);
 
-	if (marker(f, n, at, after_process, &k, &bare, &blen)) {
-		err = stacktab_string(t, f, n, &k.name);
-		if (!err)
-			err = stacktab_string(t, bare, blen, &k.file);
-		return err ? err : stacktab_frame(t, &k, id);
-	}
-	k = (struct frame_key){ 0 }; /* what a marker that was not left */
+	if (err)
+		return err < 0 ? err : 0;
 	if (n >= 3 && f[n - 1] == ')') {
 		size_t i = n - 1;
 

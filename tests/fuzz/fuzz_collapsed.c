@@ -5,77 +5,23 @@
  * back to the same table: written again it is the same text, byte for
  * byte (write(read(x)) is a fixed point after one round).
  */
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include "image.h"
-#include "pyspyc/input.h"
-#include "pyspyc/output.h"
-#include "pyspyc/stacktab.h"
+#include "in_round.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const struct stacktab_limits lim = { 4096, 16384, 16384 };
-
-/* Read text into a new table and write it out as collapsed stacks into
- * *out (malloc'd).  The reader's return. */
-static int round_trip(const char *text, size_t len, char **out, size_t *olen)
-{
-	struct stacktab *t;
-	struct in_totals tot = { 0 };
-	struct in_error e = { 0 };
-	struct profile p = { 0 };
-	FILE *f;
-	int err;
-
-	*out = NULL;
-	*olen = 0;
-	if (stacktab_new(&t, &lim))
-		return -ENOMEM;
-	err = in_collapsed_read(t, text, len, &tot, &e);
-	if (err == -EINVAL) {
-		size_t lines = 1, i;
-
-		for (i = 0; i < len; i++)
-			lines += text[i] == '\n';
-		FUZZ_CHECK(e.line >= 1 && e.line <= lines);
-		FUZZ_CHECK(e.offset <= len);
-		FUZZ_CHECK(e.what[0] && !strchr(e.what, '\n'));
-	}
-	if (!err) {
-		FUZZ_CHECK(tot.samples <= IN_MAX_COUNT);
-		if (!stacktab_snapshot(t, &p)) {
-			FUZZ_CHECK(p.total == tot.samples);
-			f = open_memstream(out, olen);
-			FUZZ_CHECK(f);
-			FUZZ_CHECK(out_collapsed_write(&p, NULL, f) == 0);
-			FUZZ_CHECK(fclose(f) == 0);
-			profile_release(&p);
-		} else {
-			err = -ENOMEM;
-		}
-	}
-	stacktab_free(t);
-	return err;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *once, *twice, *thrice;
-	size_t n1, n2, n3;
+	struct in_round r;
+	size_t lines = 1, i;
 
-	if (round_trip((const char *)data, size, &once, &n1)) {
-		free(once);
-		return 0;
+	in_rounds(in_collapsed_read, out_collapsed_write, 100, (const char *)data, size, &r);
+	if (r.e.what[0]) {
+		for (i = 0; i < size; i++)
+			lines += data[i] == '\n';
+		FUZZ_CHECK(r.e.line >= 1 && r.e.line <= lines && r.e.offset <= size);
+		FUZZ_CHECK(!strchr(r.e.what, '\n'));
 	}
-	/* Written once, it reads back whole, and writes the same. */
-	FUZZ_CHECK(round_trip(once, n1, &twice, &n2) == 0);
-	FUZZ_CHECK(round_trip(twice, n2, &thrice, &n3) == 0);
-	FUZZ_CHECK(n2 == n3 && !memcmp(twice, thrice, n2));
-	free(once);
-	free(twice);
-	free(thrice);
+	in_round_free(&r);
 	return 0;
 }

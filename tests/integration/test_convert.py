@@ -279,3 +279,77 @@ def test_broken_pprof_is_named(recorded, tmp_path):
     r = convert(bad, "-o", tmp_path / "x.folded")
     assert r.returncode == 9 and re.search(r"at byte \d+: ", r.stderr), r.stderr
     assert not (tmp_path / "x.folded").exists()
+
+
+def test_speedscope_round_trip(recorded, tmp_path):
+    """collapsed -> speedscope -> collapsed: the same file (threads are
+    profiles named by their markers); a recorded speedscope file, its
+    samples in time order and split over runs, converts to the counts the
+    same run's collapsed stacks hold."""
+    ss, back = tmp_path / "r.speedscope.json", tmp_path / "back.folded"
+    assert convert(recorded, "-r", "200", "-o", ss).returncode == 0
+    r = convert(ss, "-r", "200", "-o", back)
+    assert r.returncode == 0, r.stderr
+    assert back.read_bytes() == recorded.read_bytes()
+
+
+def test_recorded_speedscope_reads_back(one_python, target, tmp_path):
+    t = target(one_python, "threads.py", 10)
+    ss, folded = tmp_path / "p.speedscope.json", tmp_path / "p.folded"
+    r = run_pyspyc(["record", "-p", str(t.pid), "-d", "1.5", "-r", "97", "-t", "-i",
+                    "-o", str(ss), "-o", str(folded)])
+    assert r.returncode == 0, r.stderr
+    doc = json.load(open(str(ss)))
+    # The timeline was whole: a thread's samples in time order, one run of
+    # a stack one sample, so one stack has several.
+    assert any(len(p["samples"]) > len({tuple(s) for s in p["samples"]})
+               for p in doc["profiles"]), "no stack came back in several runs"
+    r = convert(ss, "-r", "97", "-o", "-")
+    assert r.returncode == 0, r.stderr
+    assert counts(r.stdout) == counts(folded.read_text())
+
+
+def test_evented_speedscope(tmp_path):
+    """An evented profile (speedscope's other kind, as other tools write
+    it): a stack weighs the time it was the open one, at --rate."""
+    doc = {"$schema": "https://www.speedscope.app/file-format-schema.json",
+           "shared": {"frames": [{"name": "main", "file": "app.py", "line": 3},
+                                 {"name": "work", "file": "app.py", "line": 9},
+                                 {"name": "io"}]},
+           "profiles": [{"type": "evented", "name": "worker", "unit": "milliseconds",
+                         "startValue": 0, "endValue": 100,
+                         "events": [{"type": "O", "at": 0, "frame": 0},
+                                    {"type": "O", "at": 10, "frame": 1},
+                                    {"type": "O", "at": 40, "frame": 2},
+                                    {"type": "C", "at": 60, "frame": 2},
+                                    {"type": "C", "at": 90, "frame": 1},
+                                    {"type": "C", "at": 100, "frame": 0}]}]}
+    src = tmp_path / "ev.json"
+    src.write_text(json.dumps(doc))
+    r = convert(src, "-r", "100", "-o", "-")
+    assert r.returncode == 0, r.stderr
+    assert counts(r.stdout) == {("main (app.py:3)",): 2,
+                                ("main (app.py:3)", "work (app.py:9)"): 6,
+                                ("main (app.py:3)", "work (app.py:9)", "io"): 2}
+    # Closing a frame that is not the innermost open one is an error.
+    doc["profiles"][0]["events"][3]["frame"] = 1
+    src.write_text(json.dumps(doc))
+    r = convert(src, "-o", "-")
+    assert r.returncode == 9, r.stderr
+    assert "'%s': profiles[0]: event 3 closes a frame that is not the innermost one open" \
+        % src in r.stderr, r.stderr
+
+
+def test_broken_speedscope_is_named(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{\n  "shared": {"frames": []},\n  "profiles": [,]\n}\n')
+    r = convert(bad, "-o", tmp_path / "x.svg")
+    assert r.returncode == 9 and r.stderr.startswith(
+        "pyspyc convert: '%s' line 3: not JSON: " % bad), r.stderr
+    bad.write_text('{"shared": {"frames": [{"name": "a"}]}, "profiles": '
+                   '[{"type": "sampled", "unit": "seconds", "samples": [[0], [4]], '
+                   '"weights": [0.01, 0.01]}]}')
+    r = convert(bad, "-o", tmp_path / "x.svg")
+    assert r.returncode == 9 and "'%s': profiles[0]: sample or event 1 names no shared frame" \
+        % bad in r.stderr, r.stderr
+    assert not (tmp_path / "x.svg").exists()
