@@ -9,7 +9,7 @@ PKGS="build-essential pkg-config libelf-dev libunwind-dev libbpf-dev zlib1g-dev 
 libcmocka-dev libxml2-dev python3 python3-pytest python3-pytest-xdist libxml2-utils procps mandoc \
 uwsgi-core uwsgi-plugin-python3 libpython3.11 libncurses-dev tmux gunicorn python3-flask \
 golang-go chromium bash-completion man-db wrk clang llvm bpftool libclang-rt-14-dev valgrind strace \
-libinih-dev libmicrohttpd-dev libjansson-dev"
+libinih-dev libmicrohttpd-dev libjansson-dev pyprof2calltree"
 
 missing=""
 for p in $PKGS; do

@@ -16,8 +16,8 @@
 #define OUT_HELP_ENDINGS \
 	".svg flame graph, .folded/.collapsed/.txt collapsed stacks, " \
 	".speedscope.json speedscope, .trace.json chrometrace, .pb.gz/.pprof pprof, " \
-	".callgrind/callgrind.out.* callgrind"
-#define OUT_HELP_FORMATS "flamegraph, raw, speedscope, chrometrace, pprof or callgrind"
+	".callgrind/callgrind.out.* callgrind, .pstats/.prof pstats"
+#define OUT_HELP_FORMATS "flamegraph, raw, speedscope, chrometrace, pprof, callgrind or pstats"
 
 /* --inverted. */
 #define OPT_INVERTED(T, f) \

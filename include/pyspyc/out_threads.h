@@ -48,6 +48,18 @@ struct out_threads {
  * for a timeline of 2^32 samples or more. */
 int out_threads_init(struct out_threads *t, const struct profile *p);
 
+/* The profile's functions for the writers that show functions, not frames
+ * (callgrind, pstats): a function is a (name, file) pair, numbered in that
+ * order from 0.  *fn_of (profile frame -> function) and *fn_frame
+ * (function -> a frame of it) are malloc'd, for the caller to free; *nfn
+ * gets the count.  0 or -ENOMEM (nothing to free then). */
+int out_functions(const struct profile *p, uint32_t **fn_of, uint32_t **fn_frame,
+		  uint32_t *nfn);
+
+/* Frame indexes by name, then file (frames, the profile's, is the
+ * context): qsort_r's order of out_functions. */
+int out_frame_fn_cmp(const void *a, const void *b, void *frames);
+
 /* The frames of stack s after its root markers, and how many (*depth). */
 const uint32_t *out_stack_body(const struct profile *p, uint32_t s, uint32_t *depth);
 

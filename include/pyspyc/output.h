@@ -83,6 +83,7 @@ int out_pprof_write(const struct profile *p, const struct out_opts *o, FILE *f);
 /* The Callgrind format: functions by (name, file), self cost per line,
  * calls with their inclusive samples.  See out_callgrind.c. */
 int out_callgrind_write(const struct profile *p, const struct out_opts *o, FILE *f);
+int out_pstats_write(const struct profile *p, const struct out_opts *o, FILE *f);
 
 /* Write one output atomically: path "-" means stdout.  Returns 0 or -errno;
  * on failure nothing is left at path (an existing file there is untouched). */

@@ -60,16 +60,6 @@ struct cg {
 	size_t nc, cap;
 };
 
-/* Frame indexes by name, then file (frames is the context). */
-static int cmp_frames(const void *a, const void *b, void *frames)
-{
-	const struct profile_frame *x = (const struct profile_frame *)frames + *(const uint32_t *)a;
-	const struct profile_frame *y = (const struct profile_frame *)frames + *(const uint32_t *)b;
-	int r = strcmp(x->name, y->name);
-
-	return r ? r : strcmp(x->file, y->file);
-}
-
 static int cmp_files(const void *a, const void *b, void *frames)
 {
 	const struct profile_frame *x = (const struct profile_frame *)frames + *(const uint32_t *)a;
@@ -98,27 +88,16 @@ static int number(struct cg *g)
 	const struct profile *p = g->p;
 	void *frames = (void *)p->frames;
 	uint32_t *order = malloc(((size_t)p->nframes + 1) * sizeof(*order));
-	uint32_t i, n = 0, nfiles = 0;
+	uint32_t i, nfiles = 0;
 
-	g->fn_of = malloc(((size_t)p->nframes + 1) * sizeof(*g->fn_of));
-	g->fn_frame = malloc(((size_t)p->nframes + 1) * sizeof(*g->fn_frame));
 	g->file_of = malloc(((size_t)p->nframes + 1) * sizeof(*g->file_of));
 	g->fn_id = calloc((size_t)p->nframes + 1, sizeof(*g->fn_id));
 	g->file_id = calloc((size_t)p->nframes + 1, sizeof(*g->file_id));
-	if (!order || !g->fn_of || !g->fn_frame || !g->file_of || !g->fn_id || !g->file_id) {
+	if (!order || !g->file_of || !g->fn_id || !g->file_id ||
+	    out_functions(p, &g->fn_of, &g->fn_frame, &g->nfn)) {
 		free(order);
 		return -ENOMEM;
 	}
-	for (i = 0; i < p->nframes; i++)
-		order[i] = i;
-	qsort_r(order, p->nframes, sizeof(*order), cmp_frames, frames);
-	for (i = 0; i < p->nframes; i++) {
-		if (i && cmp_frames(&order[i - 1], &order[i], frames))
-			n++;
-		g->fn_of[order[i]] = n;
-		g->fn_frame[n] = order[i];
-	}
-	g->nfn = p->nframes ? n + 1 : 0;
 	/* Files: the functions' frames in file order. */
 	for (i = 0; i < g->nfn; i++)
 		order[i] = g->fn_frame[i];

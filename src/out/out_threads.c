@@ -160,6 +160,46 @@ int out_threads_init(struct out_threads *t, const struct profile *p)
 	return err;
 }
 
+int out_frame_fn_cmp(const void *a, const void *b, void *frames)
+{
+	const struct profile_frame *x = (const struct profile_frame *)frames + *(const uint32_t *)a;
+	const struct profile_frame *y = (const struct profile_frame *)frames + *(const uint32_t *)b;
+	int r = strcmp(x->name, y->name);
+
+	return r ? r : strcmp(x->file, y->file);
+}
+
+int out_functions(const struct profile *p, uint32_t **fn_of, uint32_t **fn_frame,
+		  uint32_t *nfn)
+{
+	void *frames = (void *)p->frames;
+	uint32_t *order = malloc(((size_t)p->nframes + 1) * sizeof(*order));
+	uint32_t *of = malloc(((size_t)p->nframes + 1) * sizeof(*of));
+	uint32_t *fr = malloc(((size_t)p->nframes + 1) * sizeof(*fr));
+	uint32_t i, n = 0;
+
+	if (!order || !of || !fr) {
+		free(order);
+		free(of);
+		free(fr);
+		return -ENOMEM;
+	}
+	for (i = 0; i < p->nframes; i++)
+		order[i] = i;
+	qsort_r(order, p->nframes, sizeof(*order), out_frame_fn_cmp, frames);
+	for (i = 0; i < p->nframes; i++) {
+		if (i && out_frame_fn_cmp(&order[i - 1], &order[i], frames))
+			n++;
+		of[order[i]] = n;
+		fr[n] = order[i];
+	}
+	free(order);
+	*fn_of = of;
+	*fn_frame = fr;
+	*nfn = p->nframes ? n + 1 : 0;
+	return 0;
+}
+
 const uint32_t *out_stack_body(const struct profile *p, uint32_t s, uint32_t *depth)
 {
 	const struct profile_stack *st = &p->stacks[s];

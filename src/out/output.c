@@ -20,6 +20,7 @@ static const char *const speedscope_exts[] = { ".speedscope.json", NULL };
 static const char *const chrometrace_exts[] = { ".trace.json", NULL };
 static const char *const pprof_exts[] = { ".pb.gz", ".pprof", NULL };
 static const char *const callgrind_exts[] = { ".callgrind", NULL };
+static const char *const pstats_exts[] = { ".pstats", ".prof", NULL };
 /* callgrind.out.*, as Callgrind names its own */
 static const char *const callgrind_prefixes[] = { "callgrind.out.", NULL };
 
@@ -69,9 +70,16 @@ static const struct out_format fmt_callgrind = {
 	.help = "Callgrind format for KCachegrind and callgrind_annotate (callgrind.out.*)",
 };
 
+static const struct out_format fmt_pstats = {
+	.name = "pstats",
+	.exts = pstats_exts,
+	.write = out_pstats_write,
+	.help = "Python's pstats (cProfile's dump), for python -m pstats, snakeviz, gprof2dot",
+};
+
 static const struct out_format *const formats[] = { &fmt_svg, &fmt_raw, &fmt_speedscope,
 						    &fmt_chrometrace, &fmt_pprof,
-						    &fmt_callgrind, NULL };
+						    &fmt_callgrind, &fmt_pstats, NULL };
 
 static const struct {
 	const char *alias;

@@ -24,7 +24,8 @@ def test_bare_json_needs_format(tmp_path):
 def test_unknown_format_lists_the_known(tmp_path):
     r = run_pyspyc(["record", "-f", "svgz", "-o", str(tmp_path / "x"), "--", "true"])
     assert r.returncode == 2
-    for name in ("flamegraph", "raw", "speedscope", "chrometrace", "pprof", "callgrind"):
+    for name in ("flamegraph", "raw", "speedscope", "chrometrace", "pprof", "callgrind",
+                 "pstats"):
         assert name in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
 
