@@ -155,3 +155,19 @@ def test_hostile_names_load(one_python, target, tmp_path):
     got = json.loads(r.stdout)
     _, total = expected(folded.read_text())
     assert abs(got["total_tt"] - total / float(RATE)) < 1e-6
+
+
+def test_counts_past_32_bits(tmp_path):
+    """Counts that do not fit marshal's 32-bit int go as its long."""
+    src, ps = tmp_path / "big.folded", tmp_path / "big.pstats"
+    src.write_text("main (a.py:1);f (a.py:2) 3000000000\nmain (a.py:1) 5\n")
+    r = run_pyspyc(["convert", str(src), "-r", "1000", "-o", str(ps)])
+    assert r.returncode == 0, r.stderr
+    py = PY3[-1][1] if PY3 else "/usr/bin/python3"
+    r = subprocess.run([py, "-c", LOAD, str(ps)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)["stats"]
+    assert got["a.py:f"][:4] == [3000000000, 3000000000, 3000000.0, 3000000.0], got
+    assert got["a.py:main"][:4] == [3000000005, 3000000005, 0.005, 3000000.005], got
+    assert got["a.py:f"][4] == ["a.py:main"], got
