@@ -111,13 +111,14 @@ def test_flamegraph_pl_dialect_in_every_format(tmp_path):
     src.write_bytes(FOREIGN.encode())
     outs = {"folded": tmp_path / "o.folded", "svg": tmp_path / "o.svg",
             "pprof": tmp_path / "o.pb.gz", "speedscope": tmp_path / "o.speedscope.json",
-            "trace": tmp_path / "o.trace.json", "callgrind": tmp_path / "callgrind.out.perf"}
+            "trace": tmp_path / "o.trace.json", "callgrind": tmp_path / "callgrind.out.perf",
+            "pstats": tmp_path / "o.pstats"}
     args = [src, "-r", "100"]
     for p in outs.values():
         args += ["-o", p]
     r = convert(*args)
     assert r.returncode == 0, r.stderr
-    assert "wrote 6 outputs" in r.stderr
+    assert "wrote 7 outputs" in r.stderr
     assert counts(outs["folded"].read_text()) == FOREIGN_COUNTS
     # SVG: well-formed, every frame drawn with its samples.
     tree = ET.parse(str(outs["svg"]))
@@ -134,6 +135,16 @@ def test_flamegraph_pl_dialect_in_every_format(tmp_path):
     if ANNOTATE:
         rows, total = annotate(outs["callgrind"])
         assert total == 100, rows
+    # pstats: Python's own reader; own time per function at 100 Hz.
+    r = subprocess.run(["/usr/bin/python3", "-c",
+                        "import pstats, sys; s = pstats.Stats(sys.argv[1]); "
+                        "print(sorted((k[2], round(v[2] * 100)) for k, v in s.stats.items() "
+                        "if v[2]))", str(outs["pstats"])],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(sorted([("cpu_idle_[k]", 40), ("[unknown]", 30),
+                                           ("_PyEval_EvalFrameDefault", 30)])), r.stdout
     if GO:
         top = go_pprof(tmp_path, "-top", "-sample_index=samples", str(outs["pprof"]))
         assert "cpu_idle_[k]" in top, top
