@@ -82,10 +82,13 @@ struct ss_in {
 	uint32_t *ids;         /* a stack being built: markers, then frames */
 	uint32_t nmark;
 	double rate;
-	/* Weights per distinct stack of one profile: summed before they are
-	 * made counts, so that a sample split over neighbours is one. */
-	struct acc { uint32_t *frames; uint32_t depth; double w; } *acc;
+	/* One profile's weighed stacks, in the order met, their frames at
+	 * pool + off: summed per distinct stack before they are made counts,
+	 * so that a sample split over neighbours is one. */
+	struct acc { size_t off; uint32_t depth; double w; } *acc;
 	size_t nacc, capacc;
+	uint32_t *pool;
+	size_t npool, cappool;
 };
 
 static int frame_of(struct ss_in *s, json_t *fr, size_t i)
@@ -146,60 +149,100 @@ static int name_markers(struct ss_in *s, const char *name, size_t n)
 /* Add weight w to the stack s->ids[0..depth). */
 static int accumulate(struct ss_in *s, uint32_t depth, double w)
 {
-	struct acc *a;
-	size_t i;
-
-	for (i = s->nacc; i-- > 0;) /* most often the last one again */
-		if (s->acc[i].depth == depth &&
-		    !memcmp(s->acc[i].frames, s->ids, depth * sizeof(*s->ids))) {
-			s->acc[i].w += w;
-			return 0;
-		}
 	if (s->nacc == s->capacc) {
 		size_t cap = s->capacc ? 2 * s->capacc : 256;
+		struct acc *a = realloc(s->acc, cap * sizeof(*a));
 
-		a = realloc(s->acc, cap * sizeof(*a));
 		if (!a)
 			return -ENOMEM;
 		s->acc = a;
 		s->capacc = cap;
 	}
-	a = &s->acc[s->nacc];
-	a->frames = malloc(depth * sizeof(*a->frames) + 1);
-	if (!a->frames)
-		return -ENOMEM;
-	memcpy(a->frames, s->ids, depth * sizeof(*s->ids));
-	a->depth = depth;
-	a->w = w;
-	s->nacc++;
+	if (s->npool + depth > s->cappool) {
+		size_t cap = s->cappool ? 2 * s->cappool : 4096;
+		uint32_t *p;
+
+		while (cap < s->npool + depth)
+			cap *= 2;
+		p = realloc(s->pool, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		s->pool = p;
+		s->cappool = cap;
+	}
+	memcpy(s->pool + s->npool, s->ids, depth * sizeof(*s->ids));
+	s->acc[s->nacc++] = (struct acc){ .off = s->npool, .depth = depth, .w = w };
+	s->npool += depth;
 	return 0;
 }
 
-/* The profile's stacks, weights made counts, into the table. */
+/* By stack (depth, then frames: pool is the context), then in the order
+ * met. */
+static int cmp_stack(const void *a, const void *b, void *pool)
+{
+	const struct acc *x = a, *y = b;
+	const uint32_t *p = pool;
+	int r;
+
+	if (x->depth != y->depth)
+		return x->depth < y->depth ? -1 : 1;
+	r = memcmp(p + x->off, p + y->off, x->depth * sizeof(*p));
+	if (r)
+		return r;
+	return (x->off > y->off) - (x->off < y->off);
+}
+
+static int cmp_met(const void *a, const void *b)
+{
+	const struct acc *x = a, *y = b;
+
+	return (x->off > y->off) - (x->off < y->off);
+}
+
+/* The profile's stacks, weights summed per stack (in the order met) and
+ * made counts, into the table in the order each stack was first met. */
 static int flush(struct ss_in *s, double per_unit, size_t k, struct in_totals *tot)
 {
-	size_t i;
+	size_t i, n = 0;
 	int err = 0;
 
+	if (s->nacc)
+		qsort_r(s->acc, s->nacc, sizeof(*s->acc), cmp_stack, s->pool);
 	for (i = 0; i < s->nacc; i++) {
-		double c = per_unit > 0 ? s->acc[i].w * per_unit : s->acc[i].w;
+		const struct acc *a = &s->acc[i], *b = n ? &s->acc[n - 1] : NULL;
+
+		if (b && b->depth == a->depth &&
+		    !memcmp(s->pool + b->off, s->pool + a->off, a->depth * sizeof(*s->pool)))
+			s->acc[n - 1].w += a->w;
+		else
+			s->acc[n++] = *a;
+	}
+	if (n)
+		qsort(s->acc, n, sizeof(*s->acc), cmp_met);
+	for (i = 0; i < n && !err; i++) {
+		const struct acc *a = &s->acc[i];
+		double c = per_unit > 0 ? a->w * per_unit : a->w;
 		uint64_t count;
 
-		if (!err && !(c >= 0 && c < (double)IN_MAX_COUNT))
+		if (!(c >= 0 && c < (double)IN_MAX_COUNT)) {
 			err = bad(s->e, "profiles[%zu]: a weight that is no sample count "
 				  "(%g)", k, c);
-		count = err ? 0 : (uint64_t)llround(c);
-		if (!err && count && tot->samples + count > IN_MAX_COUNT)
+			break;
+		}
+		count = (uint64_t)llround(c);
+		if (!count || a->depth <= s->nmark)
+			continue;
+		if (tot->samples + count > IN_MAX_COUNT)
 			err = bad(s->e, "more than 2^53 samples in all");
-		if (!err && count && s->acc[i].depth > s->nmark)
-			err = stacktab_add(s->t, s->acc[i].frames, s->acc[i].depth, count, NULL);
-		if (!err && count && s->acc[i].depth > s->nmark) {
+		else
+			err = stacktab_add(s->t, s->pool + a->off, a->depth, count, NULL);
+		if (!err) {
 			tot->samples += count;
 			tot->stacks++;
 		}
-		free(s->acc[i].frames);
 	}
 	s->nacc = 0;
+	s->npool = 0;
 	return err;
 }
 
@@ -356,9 +399,8 @@ int in_speedscope_read(struct stacktab *t, const char *data, size_t len, double 
 		return -EINVAL;
 	}
 	err = read_doc(&s, doc, tot);
-	for (i = 0; i < s.nacc; i++)
-		free(s.acc[i].frames);
 	free(s.acc);
+	free(s.pool);
 	free(s.fid);
 	free(s.ids);
 	json_decref(doc);
