@@ -131,17 +131,25 @@ static int load(const char *path, char **data, size_t *len)
 	return 0;
 }
 
-/* Parse one input's bytes into tab (speedscope's weights at rate).  0, or
- * the exit status of the line printed. */
+enum input_kind { INPUT_COLLAPSED, INPUT_PPROF, INPUT_SPEEDSCOPE };
+
+static enum input_kind kind_of(const char *data, size_t len)
+{
+	return in_is_pprof(data, len) ? INPUT_PPROF
+	       : in_is_json(data, len) ? INPUT_SPEEDSCOPE : INPUT_COLLAPSED;
+}
+
+/* Parse one input's bytes, of kind, into tab (speedscope's weights at
+ * rate).  0, or the exit status of the line printed. */
 static int parse(struct stacktab *tab, const char *path, const char *data, size_t len,
-		 double rate, struct in_totals *tot)
+		 enum input_kind kind, double rate, struct in_totals *tot)
 {
 	struct in_error e = { 0 };
 	int err;
 
-	if (in_is_pprof(data, len))
+	if (kind == INPUT_PPROF)
 		err = in_pprof_read(tab, data, len, tot, &e);
-	else if (in_is_json(data, len))
+	else if (kind == INPUT_SPEEDSCOPE)
 		err = in_speedscope_read(tab, data, len, rate, tot, &e);
 	else
 		err = in_collapsed_read(tab, data, len, tot, &e);
@@ -163,51 +171,49 @@ static int parse(struct stacktab *tab, const char *path, const char *data, size_
 	return 0;
 }
 
-/* Every input into tab: the pprof ones first, which carry their rate, then
- * the others, collapsed stacks and speedscope, whose weights are times
- * made samples at that rate (--rate, else the pprof inputs', else 100).
- * Standard input is read once and kept for the second pass.  0, or the
- * exit status of the line printed. */
+/* Every input into tab, each read once (standard input or a pipe cannot
+ * be read again): pprof inputs, which carry their rate, and collapsed
+ * stacks, which need none, as they come; speedscope documents, whose
+ * weights are times made samples at the rate (--rate, else the pprof
+ * inputs', else 100), kept until every input was read.  0, or the exit
+ * status of the line printed. */
 static int read_inputs(struct convert_args *a, struct stacktab *tab, struct in_totals *tot)
 {
-	char *std = NULL, *data = NULL;
-	size_t stdlen = 0, len;
-	int pass, i, rc = 0;
+	struct later { char *data; size_t len; int input; } *later;
+	size_t nlater = 0, i;
+	int rc = 0, k;
 
-	for (pass = 0; pass < 2 && !rc; pass++) {
-		if (pass == 1) {
-			if (a->rate > 0 && tot->rate > 0 && (a->rate > tot->rate * 1.000001 ||
-							     a->rate < tot->rate * 0.999999)) {
-				rc = cmd_die(WHO, EXIT_INPUT, "the inputs were sampled at %g Hz, "
-					     "not the %g Hz --rate gives", tot->rate, a->rate);
-				break;
-			}
-			if (!(a->rate > 0))
-				a->rate = tot->rate > 0 ? tot->rate : 100;
-		}
-		for (i = 0; i < a->inputs.n && !rc; i++) {
-			const char *path = a->inputs.v[i];
-			int is_std = !strcmp(path, "-"), pprof;
+	later = calloc((size_t)a->inputs.n + 1, sizeof(*later));
+	if (!later)
+		return cmd_die(WHO, EXIT_FAILURE_RUN, "out of memory");
+	for (k = 0; k < a->inputs.n && !rc; k++) {
+		enum input_kind kind;
+		char *data;
+		size_t len;
 
-			if (is_std && pass == 1) {
-				data = std;
-				len = stdlen;
-			} else if ((rc = load(path, &data, &len))) {
-				break;
-			}
-			pprof = in_is_pprof(data, len);
-			if (pprof == (pass == 0))
-				rc = parse(tab, path, data, len, a->rate, tot);
-			if (is_std && pass == 0) {
-				std = data;
-				stdlen = len;
-			} else if (data != std) {
-				free(data);
-			}
-			data = NULL;
+		rc = load(a->inputs.v[k], &data, &len);
+		if (rc)
+			break;
+		kind = kind_of(data, len);
+		if (kind == INPUT_SPEEDSCOPE) {
+			later[nlater++] = (struct later){ data, len, k };
+			continue;
 		}
+		rc = parse(tab, a->inputs.v[k], data, len, kind, 0, tot);
+		free(data);
 	}
-	free(std);
+	if (!rc && a->rate > 0 && tot->rate > 0 && (a->rate > tot->rate * 1.000001 ||
+						     a->rate < tot->rate * 0.999999))
+		rc = cmd_die(WHO, EXIT_INPUT, "the inputs were sampled at %g Hz, not the "
+			     "%g Hz --rate gives", tot->rate, a->rate);
+	if (!(a->rate > 0))
+		a->rate = tot->rate > 0 ? tot->rate : 100;
+	for (i = 0; i < nlater && !rc; i++)
+		rc = parse(tab, a->inputs.v[later[i].input], later[i].data, later[i].len,
+			   INPUT_SPEEDSCOPE, a->rate, tot);
+	for (i = 0; i < nlater; i++)
+		free(later[i].data);
+	free(later);
 	return rc;
 }
 

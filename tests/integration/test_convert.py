@@ -6,6 +6,7 @@ import gzip
 import json
 import os
 import re
+import shlex
 import subprocess
 import xml.etree.ElementTree as ET
 
@@ -364,3 +365,19 @@ def test_broken_speedscope_is_named(tmp_path):
     assert r.returncode == 9 and "'%s': profiles[0]: sample or event 1 names no shared frame" \
         % bad in r.stderr, r.stderr
     assert not (tmp_path / "x.svg").exists()
+
+
+def test_inputs_from_pipes(recorded, tmp_path):
+    """Each input is read once: a pipe (bash's <(...)) of collapsed stacks,
+    of pprof and of speedscope gives its stacks, not an empty profile."""
+    pb, ss = tmp_path / "p.pb.gz", tmp_path / "p.speedscope.json"
+    assert convert(recorded, "-r", "200", "-o", pb, "-o", ss).returncode == 0
+    out = tmp_path / "all.folded"
+    line = "%s convert <(cat %s) <(cat %s) <(cat %s) -o %s" % tuple(
+        shlex.quote(str(x)) for x in (os.environ.get("PYSPYC", "pyspyc"), recorded, pb, ss,
+                                      out))
+    r = subprocess.run(["bash", "-c", line], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    one = counts(recorded.read_text())
+    assert counts(out.read_text()) == collections.Counter({k: 3 * v for k, v in one.items()})
