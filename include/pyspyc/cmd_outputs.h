@@ -34,8 +34,17 @@ struct cmd_output {
 	char name[PATH_MAX];
 };
 
-/* The names of every format, "a, b or c", for messages. */
-void cmd_format_names(char *buf, size_t size);
+/* The format --format names into *forced (NULL when format is NULL).  0,
+ * or the exit status of the line printed (as who) for a format not
+ * known. */
+int cmd_format_forced(const char *who, const char *format, const struct out_format **forced);
+
+/* Output path's format: the one its name tells, else forced (always for
+ * '-' when forced is given); *out set up for cmd_outputs_check with
+ * path as its name.  0, or the exit status of the line printed (as who)
+ * when neither tells. */
+int cmd_output_plan(const char *who, const char *path, const struct out_format *forced,
+		    struct cmd_output *out);
 
 /* What each output path is (see enum out_kind), and whether it can be
  * written there; every dest is set up, to be released whatever this

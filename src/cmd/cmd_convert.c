@@ -92,28 +92,12 @@ static const struct cmd_usage convert_usage = {
 /* Each output's format, from its name or --format. */
 static int plan(const struct convert_args *a, struct cmd_output *outs)
 {
-	const struct out_format *forced = NULL;
-	char names[160];
-	int i;
+	const struct out_format *forced;
+	int i, rc = cmd_format_forced(WHO, a->format, &forced);
 
-	cmd_format_names(names, sizeof(names));
-	if (a->format && !(forced = out_format_by_name(a->format)))
-		return cmd_die(WHO, EXIT_USAGE, "unknown format '%.64s' (%s)", a->format, names);
-	for (i = 0; i < a->outputs.n; i++) {
-		const char *p = a->outputs.v[i];
-		const struct out_format *f = out_format_by_path(p);
-
-		if (!f || (!strcmp(p, "-") && forced))
-			f = forced;
-		if (!f && !strcmp(p, "-"))
-			f = out_format_by_name("raw");
-		if (!f)
-			return cmd_die(WHO, EXIT_USAGE,
-				       "cannot tell the format of '%s' from its name: "
-				       "give --format (%s)", CMD_NAME(p), names);
-		outs[i] = (struct cmd_output){ .tmpl = p, .path = p, .fmt = f, .dest.fd = -1 };
-	}
-	return 0;
+	for (i = 0; i < a->outputs.n && !rc; i++)
+		rc = cmd_output_plan(WHO, a->outputs.v[i], forced, &outs[i]);
+	return rc;
 }
 
 /* Read path whole into *data, *len.  0, or the exit status of the line

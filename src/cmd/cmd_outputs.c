@@ -10,7 +10,7 @@
 #define WHO "pyspyc"
 
 /* The names of every format, "a, b or c", for messages. */
-void cmd_format_names(char *buf, size_t size)
+static void format_names(char *buf, size_t size)
 {
 	const struct out_format *const *f = out_formats();
 	size_t n = 0, i, count = 0;
@@ -21,6 +21,34 @@ void cmd_format_names(char *buf, size_t size)
 	for (i = 0; i < count && n < size; i++)
 		n += (size_t)snprintf(buf + n, size - n, "%s%s",
 				      i == 0 ? "" : i + 1 == count ? " or " : ", ", f[i]->name);
+}
+
+int cmd_format_forced(const char *who, const char *format, const struct out_format **forced)
+{
+	char names[160];
+
+	*forced = NULL;
+	if (!format || (*forced = out_format_by_name(format)))
+		return 0;
+	format_names(names, sizeof(names));
+	return cmd_die(who, EXIT_USAGE, "unknown format '%.64s' (%s)", format, names);
+}
+
+int cmd_output_plan(const char *who, const char *path, const struct out_format *forced,
+		    struct cmd_output *out)
+{
+	const struct out_format *f = out_format_by_path(path);
+	char names[160];
+
+	if (!f || (!strcmp(path, "-") && forced))
+		f = forced;
+	if (!f) {
+		format_names(names, sizeof(names));
+		return cmd_die(who, EXIT_USAGE, "cannot tell the format of '%s' from its name: "
+			       "give --format (%s)", CMD_NAME(path), names);
+	}
+	*out = (struct cmd_output){ .tmpl = path, .path = path, .fmt = f, .dest.fd = -1 };
+	return 0;
 }
 
 int cmd_outputs_check(struct cmd_output *outs, int nout)

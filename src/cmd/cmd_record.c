@@ -198,13 +198,12 @@ static void escape_percent(const char *s, char *buf, size_t size)
 static int plan_outputs(const struct record_args *a, const char *name, int pid,
 			struct cmd_output *outs, int *nout, char *defname, size_t deflen)
 {
-	const struct out_format *forced = NULL;
-	char names[160];
-	int i;
+	const struct out_format *forced;
+	int i, rc;
 
-	cmd_format_names(names, sizeof(names));
-	if (a->format && !(forced = out_format_by_name(a->format)))
-		return cmd_die(WHO, EXIT_USAGE, "unknown format '%.64s' (%s)", a->format, names);
+	rc = cmd_format_forced(WHO, a->format, &forced);
+	if (rc)
+		return rc;
 	if (a->outputs.n == 0) {
 		char stamp[32], cmd[256];
 		time_t now = time(NULL);
@@ -225,19 +224,15 @@ static int plan_outputs(const struct record_args *a, const char *name, int pid,
 	}
 	for (i = 0; i < a->outputs.n; i++) {
 		const char *p = a->outputs.v[i];
-		const struct out_format *f = out_format_by_path(p);
 
-		if (!f || (!strcmp(p, "-") && forced))
-			f = forced;
-		if (!f)
-			return cmd_die(WHO, EXIT_USAGE,
-				   "cannot tell the format of '%s' from its name: "
-				   "give --format (%s)", CMD_NAME(p), names);
+		rc = cmd_output_plan(WHO, p, forced, &outs[i]);
+		if (rc)
+			return rc;
 		if (a->period > 0 && !out_name_has_time(p))
 			return cmd_die(WHO, EXIT_USAGE, "--period: '-o %s' has no %%t in its "
 				       "name: each period is written to names of its own "
 				       "(such as -o 'web-%%t.svg')", CMD_NAME(p));
-		outs[i] = (struct cmd_output){ .tmpl = p, .fmt = f, .dest.fd = -1 };
+		outs[i].path = NULL; /* name_outputs names it, %t expanded */
 	}
 	*nout = a->outputs.n;
 	return name_outputs(outs, *nout, wall_ns());
