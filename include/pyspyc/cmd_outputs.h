@@ -57,4 +57,10 @@ void cmd_outputs_release(struct cmd_output *outs, int nout);
  * wait said after a second.  Ctrl-C gives up.  0 or -errno. */
 int cmd_output_open(struct cmd_output *out);
 
+/* Open out and write p to it; a failure is said in one line (as who),
+ * except -EPIPE: the reader went away (| head), no failure of ours.  0 or
+ * -errno. */
+int cmd_output_write(const char *who, struct cmd_output *out, const struct profile *p,
+		     const struct out_opts *oo);
+
 #endif

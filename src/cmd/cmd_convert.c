@@ -223,15 +223,10 @@ static int write_all(struct cmd_output *outs, int nout, const struct profile *p,
 	int i, rc = 0;
 
 	for (i = 0; i < nout; i++) {
-		int err = cmd_output_open(&outs[i]);
+		int err = cmd_output_write(WHO, &outs[i], p, oo);
 
-		if (!err)
-			err = out_dest_write(&outs[i].dest, outs[i].fmt, p, oo);
-		if (err == -EPIPE)
-			continue; /* the reader went away (| head) */
-		if (err)
-			rc = cmd_die(WHO, EXIT_OUTPUT, "writing '%s' failed: %s",
-				     CMD_NAME(outs[i].path), strerror(-err));
+		if (err && err != -EPIPE)
+			rc = EXIT_OUTPUT;
 	}
 	return rc;
 }

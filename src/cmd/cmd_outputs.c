@@ -106,3 +106,22 @@ int cmd_output_open(struct cmd_output *out)
 	}
 	return err;
 }
+
+int cmd_output_write(const char *who, struct cmd_output *out, const struct profile *p,
+		     const struct out_opts *oo)
+{
+	int err = cmd_output_open(out);
+
+	if (!err)
+		err = out_dest_write(&out->dest, out->fmt, p, oo);
+	if (err == -EINTR)
+		cmd_die(who, EXIT_OUTPUT, "writing '%s' failed: gave up waiting for a reader "
+			"(interrupted)", CMD_NAME(out->path));
+	else if (err == -ESTALE)
+		cmd_die(who, EXIT_OUTPUT, "writing '%s' failed: it is no longer the file it "
+			"was when pyspyc started", CMD_NAME(out->path));
+	else if (err && err != -EPIPE)
+		cmd_die(who, EXIT_OUTPUT, "writing '%s' failed: %s", CMD_NAME(out->path),
+			strerror(-err));
+	return err;
+}

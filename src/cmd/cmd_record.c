@@ -270,26 +270,14 @@ static int write_outputs(struct cmd_output *outs, int nout, const struct record_
 			written[i] = OUTPUT_NOT_NOW;
 			continue;
 		}
-		err = cmd_output_open(&outs[i]);
-
-		if (!err)
-			err = out_dest_write(&outs[i].dest, outs[i].fmt, p, &oo);
+		err = cmd_output_write("pyspyc", &outs[i], p, &oo);
 		written[i] = err ? OUTPUT_FAILED : OUTPUT_WRITTEN;
 		if (err == -EPIPE) {
-			/* The reader went away (| head): not a failure of ours;
-			 * the summary says the output was cut short. */
+			/* Not a failure of ours: the summary says the output
+			 * was cut short. */
 			written[i] = OUTPUT_CUT_SHORT;
 			continue;
 		}
-		if (err == -EINTR)
-			cmd_die("pyspyc", EXIT_OUTPUT, "writing '%s' failed: gave up waiting "
-				"for a reader (interrupted)", CMD_NAME(outs[i].path));
-		else if (err == -ESTALE)
-			cmd_die("pyspyc", EXIT_OUTPUT, "writing '%s' failed: it is no longer "
-				"the file it was when pyspyc started", CMD_NAME(outs[i].path));
-		else if (err)
-			cmd_die("pyspyc", EXIT_OUTPUT, "writing '%s' failed: %s",
-				CMD_NAME(outs[i].path), strerror(-err));
 		failed |= err != 0;
 	}
 	return failed;
