@@ -135,6 +135,8 @@ static int set_value(const struct opt *o, const char *val, void *out, char *err,
 int cli_parse(const struct cmd_usage *u, int argc, char **argv, void *out,
 	      int *cmd_index, int *help, char *err, size_t errlen)
 {
+	struct cli_operands *ops = u->takes_operands
+				   ? (struct cli_operands *)((char *)out + u->operands) : NULL;
 	int i;
 
 	*help = 0;
@@ -145,10 +147,7 @@ int cli_parse(const struct cmd_usage *u, int argc, char **argv, void *out,
 		const struct opt *o;
 
 		if (!strcmp(a, "--")) {
-			if (u->takes_operands) {
-				struct cli_operands *ops =
-					(struct cli_operands *)((char *)out + u->operands);
-
+			if (ops) {
 				while (++i < argc)
 					ops->v[ops->n++] = argv[i];
 				break;
@@ -161,10 +160,7 @@ int cli_parse(const struct cmd_usage *u, int argc, char **argv, void *out,
 			return 0;
 		}
 		if (a[0] != '-' || !a[1]) {
-			if (u->takes_operands) {
-				struct cli_operands *ops =
-					(struct cli_operands *)((char *)out + u->operands);
-
+			if (ops) {
 				ops->v[ops->n++] = a;
 				continue;
 			}
