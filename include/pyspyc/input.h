@@ -73,6 +73,13 @@ int in_speedscope_read(struct stacktab *t, const char *data, size_t len, double 
 /* 1 when data is JSON text (starts with '{' after white space). */
 int in_is_json(const char *data, size_t len);
 
+/* Intern the frame name[0..nlen) of file[0..flen) at line (0: none), its
+ * kind told by the file's name as the symbolizer tells it (a name longer
+ * than PATH_MAX, or holding a NUL, is no file's: the application's).  0 or
+ * -ENOSPC. */
+int in_frame(struct stacktab *t, const char *name, size_t nlen, const char *file, size_t flen,
+	     int32_t line, uint32_t *id);
+
 /* Intern f[0..n) as a marker frame when it is one of pyspyc's (a process
  * marker "process PID:\"cmd\"" at the root, at == 0; a thread marker
  * "thread TID \"name\"" at the root or after the process's): 1 and *id,

@@ -123,14 +123,31 @@ int in_marker(struct stacktab *t, const char *f, size_t n, uint32_t at, int afte
 	return err ? err : 1;
 }
 
+int in_frame(struct stacktab *t, const char *name, size_t nlen, const char *file, size_t flen,
+	     int32_t line, uint32_t *id)
+{
+	struct frame_key k = { .line = line, .kind = FRAME_APP };
+	char path[PATH_MAX];
+	int err;
+
+	if (flen && flen < sizeof(path) && !memchr(file, '\0', flen)) {
+		memcpy(path, file, flen);
+		path[flen] = '\0';
+		k.kind = (uint32_t)py_file_kind(path, "");
+	}
+	err = stacktab_string(t, name, nlen, &k.name);
+	if (!err)
+		err = stacktab_string(t, file, flen, &k.file);
+	return err ? err : stacktab_frame(t, &k, id);
+}
+
 /* Intern frame f[0..n), the at-th of its stack. */
 static int frame_of(struct stacktab *t, const char *f, size_t n, uint32_t at,
 		    int after_process, uint32_t *id)
 {
-	struct frame_key k = { 0 };
 	const char *name = f, *file = "";
 	size_t nlen = n, flen = 0;
-	char path[PATH_MAX];
+	int32_t lineno = 0;
 	int err = in_marker(t, f, n, at, after_process, id);
 
 	if (err)
@@ -156,21 +173,12 @@ static int frame_of(struct stacktab *t, const char *f, size_t n, uint32_t at,
 
 				if (line > 0) {
 					flen = (size_t)(colon - in);
-					k.line = (int32_t)line;
+					lineno = (int32_t)line;
 				}
 			}
 		}
 	}
-	k.kind = FRAME_APP;
-	if (flen && flen < sizeof(path)) {
-		memcpy(path, file, flen);
-		path[flen] = '\0';
-		k.kind = (uint32_t)py_file_kind(path, "");
-	}
-	err = stacktab_string(t, name, nlen, &k.name);
-	if (!err)
-		err = stacktab_string(t, file, flen, &k.file);
-	return err ? err : stacktab_frame(t, &k, id);
+	return in_frame(t, name, nlen, file, flen, lineno, id);
 }
 
 int in_collapsed_read(struct stacktab *t, const char *data, size_t len,

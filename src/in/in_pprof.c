@@ -27,7 +27,6 @@
 
 #include "pyspyc/input.h"
 #include "pyspyc/pprof_proto.h"
-#include "pyspyc/py_code.h"
 
 /* The largest profile inflated (a gzip bomb stops here). */
 #define MAX_INFLATED ((size_t)1 << 30)
@@ -373,9 +372,6 @@ static int line_frame(struct stacktab *t, struct pr *r, const struct line *ln,
 	const struct fn *fn = r->nfn ? bsearch(&key, r->fns, r->nfn, sizeof(*r->fns), by_fn_id)
 				     : NULL;
 	const struct span *name, *file;
-	struct frame_key k = { 0 };
-	char path[4096];
-	int err;
 
 	if (!fn)
 		return bad(r, at, "function id %" PRIu64 " is not defined", ln->fn);
@@ -383,17 +379,8 @@ static int line_frame(struct stacktab *t, struct pr *r, const struct line *ln,
 	file = string_at(r, fn->file);
 	if (!name || !file)
 		return bad(r, at, "a function's name or file is not in the string table");
-	k.line = ln->line > 0 && ln->line <= INT32_MAX ? (int32_t)ln->line : 0;
-	k.kind = FRAME_APP;
-	if (file->n && file->n < sizeof(path) && !memchr(file->p, '\0', file->n)) {
-		memcpy(path, file->p, file->n);
-		path[file->n] = '\0';
-		k.kind = (uint32_t)py_file_kind(path, "");
-	}
-	err = intern(t, name, &k.name);
-	if (!err)
-		err = intern(t, file, &k.file);
-	return err ? err : stacktab_frame(t, &k, id);
+	return in_frame(t, (const char *)name->p, name->n, (const char *)file->p, file->n,
+			ln->line > 0 && ln->line <= INT32_MAX ? (int32_t)ln->line : 0, id);
 }
 
 /* The labels of a sample that name where it ran. */

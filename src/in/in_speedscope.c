@@ -28,7 +28,6 @@
 #include <jansson.h>
 
 #include "pyspyc/input.h"
-#include "pyspyc/py_code.h"
 
 /* The largest JSON document parsed (its tree takes several times that). */
 #define MAX_JSON ((size_t)256 << 20)
@@ -95,22 +94,17 @@ static int frame_of(struct ss_in *s, json_t *fr, size_t i)
 {
 	json_t *name = json_object_get(fr, "name"), *file = json_object_get(fr, "file");
 	json_t *line = json_object_get(fr, "line");
-	struct frame_key k = { .kind = FRAME_APP };
 	const char *fs = json_is_string(file) ? json_string_value(file) : "";
 	size_t flen = json_is_string(file) ? json_string_length(file) : 0;
-	int err;
+	int32_t lineno = 0;
 
 	if (!json_is_object(fr) || !json_is_string(name))
 		return bad(s->e, "shared.frames[%zu] has no name", i);
 	if (json_is_integer(line) && json_integer_value(line) > 0 &&
 	    json_integer_value(line) <= INT32_MAX)
-		k.line = (int32_t)json_integer_value(line);
-	if (flen && !memchr(fs, '\0', flen))
-		k.kind = (uint32_t)py_file_kind(fs, "");
-	err = stacktab_string(s->t, json_string_value(name), json_string_length(name), &k.name);
-	if (!err)
-		err = stacktab_string(s->t, fs, flen, &k.file);
-	return err ? err : stacktab_frame(s->t, &k, &s->fid[i]);
+		lineno = (int32_t)json_integer_value(line);
+	return in_frame(s->t, json_string_value(name), json_string_length(name), fs, flen, lineno,
+			&s->fid[i]);
 }
 
 /* The markers a profile's name stands for, into s->ids[0..s->nmark). */
