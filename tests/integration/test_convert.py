@@ -230,21 +230,10 @@ def test_pprof_round_trip_keeps_threads(recorded, tmp_path):
     assert r.returncode == 0 and r.stdout == recorded.read_text(), r.stderr
     if GO:
         gone = tmp_path / "go.pb.gz"
-        gone.write_bytes(go_pprof_bytes(tmp_path, "-proto", str(pb)))
+        gone.write_bytes(go_pprof(tmp_path, "-proto", str(pb), text=False))
         r = convert(gone, "-o", "-")
         assert r.returncode == 0, r.stderr
         assert counts(r.stdout) == counts(recorded.read_text())
-
-
-def go_pprof_bytes(tmp, *args):
-    home = os.path.join(str(tmp), "gohome")
-    os.makedirs(home, exist_ok=True)
-    env = dict(os.environ, HOME=home, PPROF_TMPDIR=home, GOTOOLCHAIN="local",
-               GOPROXY="off", GOFLAGS="", GOCACHE=os.path.join(home, "cache"))
-    r = subprocess.run([GO, "tool", "pprof"] + list(args), stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=120, env=env)
-    assert r.returncode == 0, r.stderr
-    return r.stdout
 
 
 def test_pprof_windows_merge(recorded, tmp_path):

@@ -36,8 +36,9 @@ PERIOD_NS = 2000000  # round(1e9 / RATE)
 TOLERANCE = 0.12
 
 
-def go_pprof(tmp, *args):
-    """stdout of `go tool pprof ARGS`: no network, no home directory."""
+def go_pprof(tmp, *args, text=True):
+    """stdout of `go tool pprof ARGS` (bytes unless text): no network, no
+    home directory."""
     home = os.path.join(str(tmp), "gohome")
     if not os.path.isdir(home):
         os.makedirs(home)
@@ -45,7 +46,7 @@ def go_pprof(tmp, *args):
                GOPROXY="off", GOFLAGS="", GOCACHE=os.path.join(home, "cache"))
     env.pop("PPROF_BINARY_PATH", None)
     r = subprocess.run([GO, "tool", "pprof"] + list(args), stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, universal_newlines=True, timeout=120, env=env)
+                       stderr=subprocess.PIPE, universal_newlines=text, timeout=120, env=env)
     assert r.returncode == 0, "go tool pprof %s: %s" % (" ".join(args), r.stderr)
     return r.stdout
 
