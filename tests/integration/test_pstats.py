@@ -35,6 +35,14 @@ print(json.dumps({"total_tt": s.total_tt, "stats": out}))
 """
 
 
+def load(py, path):
+    """What Python py's pstats reads from path (LOAD's document)."""
+    r = subprocess.run([py, "-c", LOAD, str(path)], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
 def key(frame):
     m = re.match(r"^(.*) \((.*?)(?::\d+)?\)$", frame)
     return "%s:%s" % (m.group(2), m.group(1)) if m else ":" + frame
@@ -82,10 +90,7 @@ def test_pstats_loads_everywhere(recorded, py):
     if py is None:
         pytest.skip("no Python 3 found")
     for app, (ps, folded) in recorded.items():
-        r = subprocess.run([py, "-c", LOAD, str(ps)], stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
-        assert r.returncode == 0, r.stderr
-        got = json.loads(r.stdout)
+        got = load(py, ps)
         want, total = expected(folded)
         assert total > 100, folded[:500]
         assert abs(got["total_tt"] - total / float(RATE)) < 1e-6
@@ -149,10 +154,7 @@ def test_hostile_names_load(one_python, target, tmp_path):
                     "-o", str(folded)])
     assert r.returncode == 0, r.stderr
     py = PY3[-1][1] if PY3 else "/usr/bin/python3"
-    r = subprocess.run([py, "-c", LOAD, str(ps)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       universal_newlines=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    got = json.loads(r.stdout)
+    got = load(py, ps)
     _, total = expected(folded.read_text())
     assert abs(got["total_tt"] - total / float(RATE)) < 1e-6
 
@@ -164,10 +166,7 @@ def test_counts_past_32_bits(tmp_path):
     r = run_pyspyc(["convert", str(src), "-r", "1000", "-o", str(ps)])
     assert r.returncode == 0, r.stderr
     py = PY3[-1][1] if PY3 else "/usr/bin/python3"
-    r = subprocess.run([py, "-c", LOAD, str(ps)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       universal_newlines=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    got = json.loads(r.stdout)["stats"]
+    got = load(py, ps)["stats"]
     assert got["a.py:f"][:4] == [3000000000, 3000000000, 3000000.0, 3000000.0], got
     assert got["a.py:main"][:4] == [3000000005, 3000000005, 0.005, 3000000.005], got
     assert got["a.py:f"][4] == ["a.py:main"], got
