@@ -217,6 +217,13 @@ def run_pyspyc_traced(args, log, syscalls, timeout=120):
                           universal_newlines=True, timeout=timeout, env=env)
 
 
+def cpu_seconds(pid):
+    """User and system CPU time of a live pid so far, in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        v = f.read().rsplit(")", 1)[1].split()
+    return (int(v[11]) + int(v[12])) / float(os.sysconf("SC_CLK_TCK"))
+
+
 def proc_stat(pid):
     """(state letter, tracer pid) of a live pid, or None when it is gone."""
     try:

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import (PYSPYC, app_line, bpf_unavailable, frame_name, parse_collapsed,
+from conftest import (PYSPYC, app_line, bpf_unavailable, cpu_seconds, frame_name, parse_collapsed,
                       run_pyspyc, share)
 
 
@@ -68,17 +68,14 @@ def test_samples_follow_cpu_time(bpf, one_python, target, tmp_path):
     interrupts' own jitter."""
     t = target(one_python, "split.py", 20)
     out = tmp_path / "s.folded"
-    with open("/proc/%d/stat" % t.pid) as f:
-        before = sum(int(x) for x in f.read().rsplit(")", 1)[1].split()[11:13])
+    before = cpu_seconds(t.pid)
     t0 = time.monotonic()
     r = run_pyspyc(["record", "--backend", "bpf", "-p", str(t.pid), "-r", "200", "-d", "3",
                     "-o", str(out)])
     wall = time.monotonic() - t0
-    with open("/proc/%d/stat" % t.pid) as f:
-        after = sum(int(x) for x in f.read().rsplit(")", 1)[1].split()[11:13])
+    cpu_s = cpu_seconds(t.pid) - before
     assert r.returncode == 0, r.stderr
     got = sum(c for _, c in parse_collapsed(out.read_text()))
-    cpu_s = (after - before) / float(os.sysconf("SC_CLK_TCK"))
     # The CPU time read around the run includes the target's time while
     # pyspyc attached and exited: at most the wall time outside the 3 s
     # sampled (a sanitizer build on a loaded machine took long to load its
@@ -212,8 +209,7 @@ def test_agent_samples_with_bpf(bpf, one_python, target, tmp_path):
     so, and its windows hold the target's split."""
     t = target(one_python, "split.py", 30)
     state = tmp_path / "st"
-    with open("/proc/%d/stat" % t.pid) as f:
-        before = sum(int(x) for x in f.read().rsplit(")", 1)[1].split()[11:13])
+    before = cpu_seconds(t.pid)
     p = subprocess.Popen([PYSPYC, "agent", "--backend", "bpf", "--pid", str(t.pid),
                           "--listen", "none", "--state-dir", str(state), "--window", "1s",
                           "--folded", "--rate", "200"],
@@ -226,9 +222,7 @@ def test_agent_samples_with_bpf(bpf, one_python, target, tmp_path):
         _, err = p.communicate(timeout=30)
     assert p.returncode == 0, err
     assert "sampling at 200 Hz with the bpf backend" in err, err
-    with open("/proc/%d/stat" % t.pid) as f:
-        after = sum(int(x) for x in f.read().rsplit(")", 1)[1].split()[11:13])
-    cpu_s = (after - before) / float(os.sysconf("SC_CLK_TCK"))
+    cpu_s = cpu_seconds(t.pid) - before
     stacks = []
     for path in state.glob("*/*.folded"):
         stacks += parse_collapsed(path.read_text())

@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from conftest import APPS, PYSPYC, parse_collapsed, frame_name, proc_stat, traced, wait_for
+from conftest import (APPS, PYSPYC, cpu_seconds, frame_name, parse_collapsed, proc_stat, traced,
+                      wait_for)
 
 CHILDREN = os.path.join(APPS, "children.py")
 
@@ -227,12 +228,6 @@ def test_idle_exact_and_asleep(one_python, tmp_path, told_by):
         _end(p)
 
 
-def _cpu_s(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        v = f.read().rsplit(")", 1)[1].split()
-    return (int(v[11]) + int(v[12])) / float(os.sysconf("SC_CLK_TCK"))
-
-
 @TOLD_BY
 @pytest.mark.parametrize("idle", [False, True])
 def test_bursts_after_sleep_are_seen(one_python, tmp_path, told_by, idle):
@@ -253,10 +248,10 @@ def test_bursts_after_sleep_are_seen(one_python, tmp_path, told_by, idle):
     p = _start(one_python, BURSTS)
     try:
         out = tmp_path / "b.txt"
-        c0 = _cpu_s(p.pid)
+        c0 = cpu_seconds(p.pid)
         r = _record(["-r", "100", "-d", "4", "-f", "collapsed", "-o", str(out)] +
                     (["-i"] if idle else []) + ["-p", str(p.pid)], told_by=told_by)
-        cpu = _cpu_s(p.pid) - c0
+        cpu = cpu_seconds(p.pid) - c0
         assert r.returncode == 0, r.stderr
         stacks = _stacks(out)
         got = sum(c for st, c in stacks if any(frame_name(f) == "burst" for f in st))
@@ -288,11 +283,11 @@ def test_bursts_seen_from_the_same_cpu(one_python, tmp_path, told_by):
     p = _start(one_python, BURSTS, preexec_fn=_one_cpu)
     try:
         out = tmp_path / "b.txt"
-        c0 = _cpu_s(p.pid)
+        c0 = cpu_seconds(p.pid)
         r = _record(["-r", "250", "-d", "2", "-f", "collapsed", "-o", str(out),
                      "-p", str(p.pid)], told_by=told_by, preexec_fn=_one_cpu,
                     extra_env={"PYSPYC_PROMPT": "1"})
-        cpu = _cpu_s(p.pid) - c0
+        cpu = cpu_seconds(p.pid) - c0
         assert r.returncode == 0, r.stderr
         got = sum(c for st, c in _stacks(out) if any(frame_name(f) == "burst" for f in st))
         assert got >= 0.7 * cpu * 250, "%d samples in burst() for %.3f s of CPU: %s" % (
